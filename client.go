@@ -1,0 +1,241 @@
+package uxp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Client is one session to a uxp server. Create it with NewClient (on your
+// own PacketConn) or Dial (which opens a socket), then call Start. All
+// methods are safe for concurrent use.
+type Client struct {
+	set     *settings
+	handler ConnHandler
+	server  netip.AddrPort
+	ep      *endpoint
+
+	hs          atomic.Pointer[clientHandshake] // non-nil while Start waits for a response
+	established chan *Conn                      // capacity 1
+	conn        atomic.Pointer[Conn]
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+}
+
+/* Implementation constants */
+const (
+	firstRetransmit = 250 * time.Millisecond
+	maxRetransmit   = time.Second
+)
+
+// NewClient prepares a client that will reach the server at server over pc.
+// cfg must hold the server's public key (Config.ServerPublicKey). handler
+// receives the session's events; nil means NopHandler. The Client owns pc
+// from Start on and closes it in Close.
+func NewClient(pc net.PacketConn, server net.Addr, handler ConnHandler, cfg *Config) (*Client, error) {
+	if pc == nil {
+		return nil, errors.New("uxp: NewClient: nil PacketConn")
+	}
+	set, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if set.serverPublicKey.IsZero() {
+		return nil, &ConfigError{Field: "ServerPublicKey", Reason: "required for a client"}
+	}
+	ap := addrPortOf(server)
+	if !ap.IsValid() || ap.Port() == 0 {
+		return nil, fmt.Errorf("uxp: NewClient: server address %v is not a UDP address", server)
+	}
+	if handler == nil {
+		handler = NopHandler{}
+	}
+	c := &Client{
+		set:         set,
+		handler:     handler,
+		server:      ap,
+		established: make(chan *Conn, 1),
+	}
+	c.ep = newEndpoint(pc, set, 1)
+	c.ep.onResponse = c.handleResponse
+	c.ep.onConnClosed = func(*Conn, error, bool) {
+		// The client has nothing left to do; stop its goroutines. This runs
+		// on the client's only shard, which must not wait for itself.
+		c.ep.stopFromShard()
+	}
+	return c, nil
+}
+
+// Dial opens a UDP socket, connects to the server at addr ("host:port")
+// and returns once the session is ready (OnReady has run) or has failed.
+// cfg must hold the server's public key.
+func Dial(ctx context.Context, addr string, handler ConnHandler, cfg *Config) (*Client, error) {
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("uxp: dial %s: %w", addr, err)
+	}
+	network := "udp4"
+	if raddr.IP.To4() == nil {
+		network = "udp6"
+	}
+	pc, err := net.ListenUDP(network, nil)
+	if err != nil {
+		return nil, fmt.Errorf("uxp: dial %s: %w", addr, err)
+	}
+	c, err := NewClient(pc, raddr, handler, cfg)
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	if err := c.Start(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Start runs the handshake: it sends the initiation, retransmits it with
+// back-off, and returns nil once the session is established and OnReady
+// has returned. It fails with an error matching ErrHandshakeFailed (a
+// *HandshakeTimeoutError) when Config.HandshakeTimeout or ctx's deadline
+// passes first, and with ctx.Err() if ctx is cancelled. After a failure
+// the Client is closed.
+func (c *Client) Start(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrConnClosed
+	}
+	if c.started {
+		c.mu.Unlock()
+		return ErrAlreadyStarted
+	}
+	c.started = true
+	c.mu.Unlock()
+
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		c.Close()
+		return err
+	}
+	hs, err := newClientHandshake(c.set.serverPublicKey, c.set.cipher, binary.LittleEndian.Uint32(b[:]), time.Now(), rand.Reader)
+	if err != nil {
+		c.Close()
+		return fmt.Errorf("uxp: handshake: %w", err)
+	}
+	c.hs.Store(hs)
+	c.ep.start()
+
+	deadline := time.Now().Add(c.set.handshakeTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	retry := firstRetransmit
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	attempts := 0
+	for {
+		select {
+		case conn := <-c.established:
+			select {
+			case <-conn.ready:
+				return nil
+			case <-conn.done:
+				return conn.Err()
+			}
+		case <-ctx.Done():
+			c.hs.Store(nil)
+			c.Close()
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return &HandshakeTimeoutError{Attempts: attempts}
+			}
+			return fmt.Errorf("uxp: handshake: %w", ctx.Err())
+		case <-timer.C:
+			now := time.Now()
+			if !now.Before(deadline) {
+				c.hs.Store(nil)
+				c.Close()
+				return &HandshakeTimeoutError{Attempts: attempts}
+			}
+			if err := c.ep.writeTo(hs.packet[:], c.server); err != nil {
+				c.ep.log.Debug("uxp: sending initiation failed", "err", err)
+			}
+			attempts++
+			timer.Reset(min(retry, deadline.Sub(now)))
+			retry = min(2*retry, maxRetransmit)
+		}
+	}
+}
+
+// handleResponse runs on the read loop.
+func (c *Client) handleResponse(b []byte, from netip.AddrPort) {
+	hs := c.hs.Load()
+	if hs == nil {
+		c.ep.drops.malformed.Add(1) // no handshake in progress
+		return
+	}
+	id, keys, err := hs.consumeResponse(b)
+	if err != nil {
+		if errors.Is(err, errHandshakeAuth) {
+			c.ep.drops.authFailed.Add(1)
+		} else {
+			c.ep.drops.malformed.Add(1)
+		}
+		return
+	}
+	if !c.hs.CompareAndSwap(hs, nil) {
+		keys.zero()
+		return
+	}
+	conn, err := newConn(c.ep, id, &keys, hs.cipher, c.server, true, time.Now())
+	if err != nil {
+		return
+	}
+	conn.SetHandler(c.handler)
+	c.ep.table.set(id, conn)
+	c.conn.Store(conn)
+	conn.shard.post(conn) // runs OnReady and sends the first heartbeat
+	c.established <- conn
+}
+
+// Conn returns the session, or nil before Start has succeeded.
+func (c *Client) Conn() *Conn { return c.conn.Load() }
+
+// Close closes the session (messages already written get up to two
+// seconds to be delivered), stops the client's goroutines and closes its
+// PacketConn. It waits for all of that, so do not call it from a callback;
+// call Conn().Close there. Close is idempotent.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	started := c.started
+	c.mu.Unlock()
+	if conn := c.conn.Load(); conn != nil {
+		conn.Close()
+		t := time.NewTimer(closeLinger + time.Second)
+		select {
+		case <-conn.done:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	if !started {
+		return c.ep.pc.Close()
+	}
+	c.ep.stop()
+	c.ep.wg.Wait()
+	return nil
+}

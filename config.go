@@ -1,0 +1,286 @@
+package uxp
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+
+	ucrypto "github.com/uxp-go/uxp/crypto"
+)
+
+// Cipher selects the AEAD that seals data packets.
+type Cipher = ucrypto.Suite
+
+// The ciphers. Both sides must use the same one; it is bound into the
+// handshake, so a mismatch fails the handshake instead of downgrading.
+const (
+	// ChaCha20Poly1305 is the default (RFC 8439 AEAD, 96-bit nonce built from
+	// the packet counter).
+	ChaCha20Poly1305 = ucrypto.ChaCha20Poly1305
+	// Salsa20Poly1305 seals with Salsa20 and a one-time Poly1305 key that
+	// also authenticates the packet header. See docs/protocol.md.
+	Salsa20Poly1305 = ucrypto.Salsa20Poly1305
+)
+
+// Implementation defaults. Each is documented on its Config field.
+const (
+	defaultHeartbeatInterval = 3 * time.Second
+	defaultIdleTimeout       = 10 * time.Second
+	defaultHandshakeTimeout  = 5 * time.Second
+	defaultMaxMessageSize    = 64 << 10
+	defaultSendQueueBytes    = 1 << 20
+	defaultSocketBuffer      = 4 << 20
+	defaultKCPInterval       = 10 * time.Millisecond
+	defaultFastResend        = 2
+	defaultWindow            = 256
+	defaultMTU               = 1400
+
+	minMTU = 576
+	// maxMTU is bounded by kcp-go's segment buffer pool (1500-byte buffers).
+	maxMTU = 1500
+	// maxFragments is KCP's per-message fragment limit (an 8-bit field).
+	maxFragments = 255
+)
+
+// Config configures a Server or a Client. A nil *Config means
+// DefaultConfig(). The zero value of every field means its default, so a
+// Config literal only needs the fields it changes. uxp never modifies a
+// Config passed to it; it works on a copy taken at NewServer or NewClient.
+type Config struct {
+	// PrivateKey is the server's static X25519 private key. Required by
+	// NewServer; ignored by clients.
+	PrivateKey PrivateKey
+
+	// ServerPublicKey is the server's static public key, pinned by the
+	// client. Required by NewClient and Dial; ignored by servers. A server
+	// that does not hold the matching private key cannot complete the
+	// handshake.
+	ServerPublicKey PublicKey
+
+	// Cipher is the AEAD for data packets. Zero means ChaCha20Poly1305.
+	Cipher Cipher
+
+	// KCP tunes the reliability layer. The zero value is the fast game
+	// profile: no-delay RTO, 10 ms interval, fast resend after 2 duplicate
+	// ACKs, no congestion window.
+	KCP KCPConfig
+
+	// HeartbeatInterval is how often a client sends an authenticated
+	// heartbeat; the server answers each one, which gives an RTT sample.
+	// Zero means 3 s. Negative disables heartbeats (then an idle session is
+	// closed by IdleTimeout unless that is disabled too).
+	HeartbeatInterval time.Duration
+
+	// IdleTimeout closes a session when nothing authenticated arrived from
+	// the peer for this long. Zero means 10 s. Negative means sessions are
+	// never closed for being idle. It must exceed HeartbeatInterval.
+	IdleTimeout time.Duration
+
+	// HandshakeTimeout bounds Client.Start (the client retransmits its
+	// initiation until then) and how long a server keeps a half-open
+	// session waiting for the client's first data packet. Zero means 5 s.
+	// Negative is invalid.
+	HandshakeTimeout time.Duration
+
+	// Workers is the number of update workers (shards) that drive the
+	// sessions of a Server. Zero means runtime.GOMAXPROCS(0). Negative is
+	// invalid. A Client always uses one.
+	Workers int
+
+	// MaxMessageSize is the largest message Conn.Write accepts. Zero means
+	// 64 KiB. Negative is invalid. It must fit in 255 KCP fragments and in
+	// the receive window; Validate reports the bound.
+	MaxMessageSize int
+
+	// SendQueueBytes bounds the bytes a session holds for sending (queued
+	// plus unacknowledged). Conn.Write returns ErrWouldBlock beyond it.
+	// Zero means 1 MiB. Negative is invalid. It must be at least
+	// MaxMessageSize.
+	SendQueueBytes int
+
+	// SocketBufferBytes sets SO_RCVBUF and SO_SNDBUF on sockets that are
+	// *net.UDPConn (the kernel may cap it). Zero means 4 MiB. Negative
+	// leaves the socket's buffers alone.
+	SocketBufferBytes int
+
+	// Logger receives the SDK's log records. Nil means no logging.
+	Logger *slog.Logger
+}
+
+// KCPConfig tunes the KCP reliability layer. The zero value is the fast
+// game profile.
+type KCPConfig struct {
+	// Interval is KCP's internal update interval. Zero means 10 ms. It must
+	// be between 10 ms and 5 s.
+	Interval time.Duration
+
+	// DisableNoDelay turns off KCP's no-delay mode (which uses a 30 ms
+	// minimum RTO and slower RTO back-off). The zero value keeps it on.
+	DisableNoDelay bool
+
+	// FastResend retransmits a segment after this many duplicate ACKs
+	// skipped it. Zero means 2. Negative disables fast retransmit.
+	FastResend int
+
+	// CongestionControl turns on KCP's congestion window. The zero value
+	// keeps it off, which is what latency-critical traffic wants; bulk
+	// transfers over shared links should turn it on.
+	CongestionControl bool
+
+	// SendWindow and RecvWindow are the KCP window sizes in segments. Zero
+	// means 256. Negative is invalid.
+	SendWindow int
+	RecvWindow int
+
+	// MTU is the largest UDP payload uxp sends, headers, tag and KCP header
+	// included. Zero means 1400. It must be between 576 and 1500.
+	MTU int
+}
+
+// DefaultConfig returns a Config with every field at its default. Keys
+// still have to be filled in.
+func DefaultConfig() *Config {
+	return &Config{
+		Cipher:            ChaCha20Poly1305,
+		KCP:               KCPConfig{Interval: defaultKCPInterval, FastResend: defaultFastResend, SendWindow: defaultWindow, RecvWindow: defaultWindow, MTU: defaultMTU},
+		HeartbeatInterval: defaultHeartbeatInterval,
+		IdleTimeout:       defaultIdleTimeout,
+		HandshakeTimeout:  defaultHandshakeTimeout,
+		Workers:           runtime.GOMAXPROCS(0),
+		MaxMessageSize:    defaultMaxMessageSize,
+		SendQueueBytes:    defaultSendQueueBytes,
+		SocketBufferBytes: defaultSocketBuffer,
+	}
+}
+
+// Clone returns a copy of c. A nil c clones DefaultConfig().
+func (c *Config) Clone() *Config {
+	if c == nil {
+		return DefaultConfig()
+	}
+	cp := *c
+	return &cp
+}
+
+// Validate reports the first invalid field as a *ConfigError. Keys are
+// checked by NewServer and NewClient, which know which ones they need.
+func (c *Config) Validate() error {
+	_, err := c.resolve()
+	return err
+}
+
+// settings is a Config with every default applied: the form the rest of the
+// package reads.
+type settings struct {
+	privateKey      PrivateKey
+	serverPublicKey PublicKey
+	cipher          Cipher
+
+	kcpInterval   time.Duration
+	kcpNoDelay    bool
+	kcpFastResend int // 0 = disabled
+	kcpCongestion bool
+	sendWindow    int
+	recvWindow    int
+	mtu           int
+
+	heartbeat        time.Duration // <= 0: disabled
+	idleTimeout      time.Duration // <= 0: disabled
+	handshakeTimeout time.Duration
+	workers          int
+	maxMessage       int
+	sendQueue        int
+	socketBuffer     int
+	logger           *slog.Logger
+}
+
+func pick[T int | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func (c *Config) resolve() (*settings, error) {
+	if c == nil {
+		c = DefaultConfig()
+	}
+	s := &settings{
+		privateKey:       c.PrivateKey,
+		serverPublicKey:  c.ServerPublicKey,
+		cipher:           c.Cipher,
+		kcpInterval:      pick(c.KCP.Interval, defaultKCPInterval),
+		kcpNoDelay:       !c.KCP.DisableNoDelay,
+		kcpFastResend:    pick(c.KCP.FastResend, defaultFastResend),
+		kcpCongestion:    c.KCP.CongestionControl,
+		sendWindow:       pick(c.KCP.SendWindow, defaultWindow),
+		recvWindow:       pick(c.KCP.RecvWindow, defaultWindow),
+		mtu:              pick(c.KCP.MTU, defaultMTU),
+		heartbeat:        pick(c.HeartbeatInterval, defaultHeartbeatInterval),
+		idleTimeout:      pick(c.IdleTimeout, defaultIdleTimeout),
+		handshakeTimeout: pick(c.HandshakeTimeout, defaultHandshakeTimeout),
+		workers:          pick(c.Workers, runtime.GOMAXPROCS(0)),
+		maxMessage:       pick(c.MaxMessageSize, defaultMaxMessageSize),
+		sendQueue:        pick(c.SendQueueBytes, defaultSendQueueBytes),
+		socketBuffer:     pick(c.SocketBufferBytes, defaultSocketBuffer),
+		logger:           c.Logger,
+	}
+	if s.cipher == 0 {
+		s.cipher = ChaCha20Poly1305
+	}
+	if s.kcpFastResend < 0 {
+		s.kcpFastResend = 0
+	}
+	bad := func(field, format string, args ...any) (*settings, error) {
+		return nil, &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case !s.cipher.Valid():
+		return bad("Cipher", "unknown cipher %d", uint8(s.cipher))
+	case s.kcpInterval < 10*time.Millisecond || s.kcpInterval > 5*time.Second:
+		return bad("KCP.Interval", "%v is outside [10ms, 5s]", s.kcpInterval)
+	case s.sendWindow < 0:
+		return bad("KCP.SendWindow", "negative (%d)", s.sendWindow)
+	case s.recvWindow < 0:
+		return bad("KCP.RecvWindow", "negative (%d)", s.recvWindow)
+	case s.sendWindow > 1<<15:
+		return bad("KCP.SendWindow", "%d exceeds 32768", s.sendWindow)
+	case s.recvWindow > 1<<15:
+		return bad("KCP.RecvWindow", "%d exceeds 32768 (KCP advertises it in 16 bits)", s.recvWindow)
+	case s.mtu < minMTU || s.mtu > maxMTU:
+		return bad("KCP.MTU", "%d is outside [%d, %d]", s.mtu, minMTU, maxMTU)
+	case s.handshakeTimeout < 0:
+		return bad("HandshakeTimeout", "negative (%v)", s.handshakeTimeout)
+	case s.workers < 0:
+		return bad("Workers", "negative (%d)", s.workers)
+	case s.workers > 1024:
+		return bad("Workers", "%d exceeds 1024", s.workers)
+	case s.maxMessage < 0:
+		return bad("MaxMessageSize", "negative (%d)", s.maxMessage)
+	case s.sendQueue < 0:
+		return bad("SendQueueBytes", "negative (%d)", s.sendQueue)
+	case s.heartbeat > 0 && s.idleTimeout > 0 && s.idleTimeout <= s.heartbeat:
+		return bad("IdleTimeout", "%v must exceed HeartbeatInterval %v", s.idleTimeout, s.heartbeat)
+	}
+	if limit := s.maxMessageLimit(); s.maxMessage > limit {
+		return bad("MaxMessageSize", "%d exceeds %d, the most that fits in min(255, KCP.RecvWindow-1) segments of %d bytes at this MTU", s.maxMessage, limit, s.mss())
+	}
+	if s.sendQueue < s.maxMessage {
+		return bad("SendQueueBytes", "%d is smaller than MaxMessageSize %d", s.sendQueue, s.maxMessage)
+	}
+	return s, nil
+}
+
+// mss is the KCP payload per segment: the MTU less the transport overhead
+// and KCP's own segment header.
+func (s *settings) mss() int { return s.kcpMTU() - kcpOverhead }
+
+// kcpMTU is the MTU handed to KCP: what remains of a datagram after the
+// transport header, the frame type byte and the AEAD tag.
+func (s *settings) kcpMTU() int { return s.mtu - transportOverhead }
+
+func (s *settings) maxMessageLimit() int {
+	frags := min(maxFragments, s.recvWindow-1)
+	return frags * s.mss()
+}

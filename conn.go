@@ -1,0 +1,247 @@
+package uxp
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	kcp "github.com/xtaci/kcp-go/v5"
+
+	ucrypto "github.com/uxp-go/uxp/crypto"
+	"github.com/uxp-go/uxp/internal/replay"
+)
+
+type connState uint8
+
+const (
+	stateHalfOpen    connState = iota // server: response sent, waiting for the client's first packet
+	stateEstablished                  // carrying messages
+	stateClosing                      // Close called: flushing queued messages, then the close packet
+	stateClosed
+)
+
+// closeLinger bounds how long a closed session keeps retransmitting the
+// messages written before Close before it gives up and sends the close
+// packet. /* Implementation constant */
+const closeLinger = 2 * time.Second
+
+// Conn is one session: a reliable, ordered, encrypted message channel to a
+// peer. Write, Close, ID, RemoteAddr, LocalAddr, Stats and SetHandler are
+// safe to call from any goroutine, callbacks included. Except where noted,
+// every other field is owned by the update worker (shard) the session is
+// assigned to.
+type Conn struct {
+	id       uint32
+	ep       *endpoint
+	shard    *shard
+	isClient bool
+	cipher   Cipher
+	handler  atomic.Pointer[handlerBox]
+	remote   atomic.Pointer[net.UDPAddr] // for RemoteAddr; remoteAP is the shard's copy
+	done     chan struct{}               // closed when the session has ended
+
+	// Posted by other goroutines; guarded by mu.
+	mu        sync.Mutex
+	pend      []byte // queued messages, each as u32 length + bytes
+	pendBytes int
+	closeReq  bool
+	err       error // why the session ended; set once
+	posted    bool  // on the shard's ready list; guarded by shard.mu
+
+	kcpQueued atomic.Int64 // estimate of bytes inside KCP, written by the shard
+	traffic   trafficCounters
+	drops     dropCounters
+	rtt       atomic.Int64
+	rttVar    atomic.Int64
+
+	// Owned by the shard.
+	state       connState
+	added       bool
+	touched     bool
+	heapIndex   int
+	deadline    time.Time
+	remoteAP    netip.AddrPort
+	kcp         *kcp.KCP
+	send, recv  ucrypto.AEAD
+	sendCounter uint64
+	replay      replay.Window
+	hb          heartbeat
+	handshakeBy time.Time // stateHalfOpen: drop the session if not confirmed by then
+	lingerUntil time.Time // stateClosing
+	maxSentSN   uint32    // highest KCP sn sent, to count retransmissions
+	sentData    bool
+	segAvg      int // running average of payload bytes per KCP segment
+	pendSpare   []byte
+	lastPong    time.Time // client: when the last pong arrived
+	lastPongTS  uint64    // client: the server timestamp it carried
+
+	// Server half-open bookkeeping, immutable after creation.
+	ephemeral [noiseKeySize]byte
+	response  [responseSize]byte
+
+	ready chan struct{} // client: closed after OnReady returned
+}
+
+type handlerBox struct{ h ConnHandler }
+
+func newConn(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, remote netip.AddrPort, isClient bool, now time.Time) (*Conn, error) {
+	send, err := ucrypto.NewAEAD(cipher, &keys.send)
+	if err != nil {
+		return nil, err
+	}
+	recv, err := ucrypto.NewAEAD(cipher, &keys.recv)
+	if err != nil {
+		return nil, err
+	}
+	keys.zero()
+	set := ep.set
+	c := &Conn{
+		id:        id,
+		ep:        ep,
+		shard:     ep.shardFor(id),
+		isClient:  isClient,
+		cipher:    cipher,
+		done:      make(chan struct{}),
+		heapIndex: -1,
+		remoteAP:  remote,
+		send:      send,
+		recv:      recv,
+		segAvg:    set.mss(),
+		ready:     make(chan struct{}),
+	}
+	c.remote.Store(net.UDPAddrFromAddrPort(remote))
+	c.handler.Store(&handlerBox{NopHandler{}})
+	c.hb = newHeartbeat(set.heartbeat, set.idleTimeout, isClient, now)
+	if isClient {
+		c.state = stateEstablished
+	} else {
+		c.state = stateHalfOpen
+		c.handshakeBy = now.Add(set.handshakeTimeout)
+	}
+	k := kcp.NewKCP(id, c.output)
+	nodelay := 0
+	if set.kcpNoDelay {
+		nodelay = 1
+	}
+	nc := 1
+	if set.kcpCongestion {
+		nc = 0
+	}
+	k.NoDelay(nodelay, int(set.kcpInterval/time.Millisecond), set.kcpFastResend, nc)
+	k.WndSize(set.sendWindow, set.recvWindow)
+	k.SetMtu(set.kcpMTU())
+	c.kcp = k
+	return c, nil
+}
+
+// ID returns the session ID: random, unique on its server, and the KCP
+// conversation number.
+func (c *Conn) ID() uint32 { return c.id }
+
+// RemoteAddr returns the peer's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.remote.Load() }
+
+// LocalAddr returns the address of the socket the session uses.
+func (c *Conn) LocalAddr() net.Addr { return c.ep.pc.LocalAddr() }
+
+// Cipher returns the AEAD the session's packets are sealed with.
+func (c *Conn) Cipher() Cipher { return c.cipher }
+
+// SetHandler sets the handler that receives this session's events. A
+// server calls it in OnNewConnComing; a nil h restores the NopHandler.
+func (c *Conn) SetHandler(h ConnHandler) {
+	if h == nil {
+		h = NopHandler{}
+	}
+	c.handler.Store(&handlerBox{h})
+}
+
+// Done returns a channel that is closed when the session has ended.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns why the session ended, or nil while it is live.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Write queues msg as one reliable, ordered message and returns len(msg).
+// The peer's OnNewDataComing receives it whole. Write never blocks: when
+// the send queue holds Config.SendQueueBytes it returns ErrWouldBlock, and
+// a message longer than Config.MaxMessageSize gets ErrMessageTooLarge;
+// neither queues anything. Write copies msg, so the caller may reuse it.
+// An empty msg sends nothing. After the session ended Write returns the
+// error that ended it, which unwraps to net.ErrClosed.
+func (c *Conn) Write(msg []byte) (int, error) {
+	if len(msg) > c.ep.set.maxMessage {
+		return 0, ErrMessageTooLarge
+	}
+	c.mu.Lock()
+	switch {
+	case c.err != nil:
+		err := c.err
+		c.mu.Unlock()
+		return 0, err
+	case c.closeReq:
+		c.mu.Unlock()
+		return 0, ErrConnClosed
+	case len(msg) == 0:
+		c.mu.Unlock()
+		return 0, nil
+	}
+	queued := c.pendBytes + int(c.kcpQueued.Load())
+	if queued > 0 && queued+len(msg) > c.ep.set.sendQueue {
+		c.mu.Unlock()
+		return 0, ErrWouldBlock
+	}
+	c.pend = binary.LittleEndian.AppendUint32(c.pend, uint32(len(msg)))
+	c.pend = append(c.pend, msg...)
+	c.pendBytes += len(msg)
+	c.mu.Unlock()
+	c.shard.post(c)
+	return len(msg), nil
+}
+
+// Close ends the session. Messages already written are still delivered
+// for up to two seconds (if the link allows); then an authenticated close
+// packet tells the peer, and OnClosed runs with ErrConnClosed. Close does
+// not wait for any of that, so it is safe inside callbacks; use Done to
+// wait. Close is idempotent.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.closeReq || c.err != nil {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closeReq = true
+	c.mu.Unlock()
+	c.shard.post(c)
+	return nil
+}
+
+// Stats returns a snapshot of the session's counters.
+func (c *Conn) Stats() ConnStats {
+	st := ConnStats{
+		BytesSent:        c.traffic.bytesOut.Load(),
+		BytesReceived:    c.traffic.bytesIn.Load(),
+		PacketsSent:      c.traffic.packetsOut.Load(),
+		PacketsReceived:  c.traffic.packetsIn.Load(),
+		MessagesSent:     c.traffic.msgsOut.Load(),
+		MessagesReceived: c.traffic.msgsIn.Load(),
+		Retransmissions:  c.traffic.retrans.Load(),
+		RTT:              time.Duration(c.rtt.Load()),
+		RTTVar:           time.Duration(c.rttVar.Load()),
+		Drops:            c.drops.snapshot(),
+		Cipher:           c.cipher,
+	}
+	c.mu.Lock()
+	st.SendQueueBytes = c.pendBytes + int(c.kcpQueued.Load())
+	c.mu.Unlock()
+	return st
+}
+
+func (c *Conn) handlerFor() ConnHandler { return c.handler.Load().h }

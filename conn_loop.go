@@ -1,0 +1,443 @@
+package uxp
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"time"
+
+	kcp "github.com/xtaci/kcp-go/v5"
+
+	"github.com/uxp-go/uxp/internal/replay"
+)
+
+// This file is the session's side of the update worker: everything here
+// runs on the goroutine of c.shard and touches shard-owned state only.
+
+// pump moves posted work into the session: queued messages into KCP, a
+// close request into the closing state. Then it flushes KCP and
+// reschedules.
+func (c *Conn) pump(now time.Time) {
+	if c.state == stateClosed {
+		return
+	}
+	s := c.shard
+	if !c.added {
+		c.added = true
+		s.conns[c] = struct{}{}
+		if c.isClient {
+			c.callReady()
+			close(c.ready)
+			if c.state == stateClosed {
+				return
+			}
+			if c.hb.pingDue(now) {
+				c.sendPing(now) // also confirms the keys to the server
+			}
+		}
+	}
+	c.mu.Lock()
+	pend := c.pend
+	c.pend = c.pendSpare[:0]
+	c.pendBytes = 0
+	closeReq := c.closeReq
+	c.mu.Unlock()
+
+	for b := pend; len(b) >= 4; {
+		n := int(binary.LittleEndian.Uint32(b))
+		msg := b[4 : 4+n]
+		b = b[4+n:]
+		if c.kcp.Send(msg) == 0 {
+			c.traffic.msgsOut.Add(1)
+			s.traffic.msgsOut.Add(1)
+			segs := (n + c.ep.set.mss() - 1) / c.ep.set.mss()
+			c.segAvg = (7*c.segAvg + n/segs) / 8
+		}
+	}
+	c.pendSpare = pend[:0]
+	if closeReq && c.state == stateEstablished {
+		c.state = stateClosing
+		c.lingerUntil = now.Add(closeLinger)
+	}
+	if c.state == stateHalfOpen {
+		c.reschedule(now)
+		return
+	}
+	kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
+	c.noteQueued()
+	if c.state == stateClosing && c.kcp.WaitSnd() == 0 {
+		c.terminate(ErrConnClosed, closeNormal, true)
+		return
+	}
+	c.reschedule(now)
+}
+
+// noteQueued publishes the bytes held by KCP for Write's backpressure
+// check. KCP counts segments, so this estimates bytes from the running
+// average segment payload.
+func (c *Conn) noteQueued() {
+	c.kcpQueued.Store(int64(c.kcp.WaitSnd() * max(c.segAvg, 1)))
+}
+
+// receive handles one datagram routed to this session: authenticate,
+// replay-check, then dispatch the frame.
+func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
+	s := c.shard
+	if c.state == stateClosed {
+		c.drop(dropUnknownSession)
+		return
+	}
+	h := transportHeader(b[:transportHeaderSize])
+	ctr := h.counter()
+	// Cheap check first: a replayed packet costs no decryption.
+	if !c.replay.Check(ctr) {
+		c.drop(dropReplay)
+		return
+	}
+	pt, err := c.recv.Open(b[transportHeaderSize:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
+	if err != nil {
+		c.drop(dropAuthFailed)
+		return
+	}
+	// Commit only now that the packet is authentic: a forged packet with a
+	// huge counter cannot move the window.
+	if !c.replay.Accept(ctr) {
+		c.drop(dropReplay)
+		return
+	}
+	c.traffic.packetsIn.Add(1)
+	c.traffic.bytesIn.Add(uint64(len(b)))
+	s.traffic.packetsIn.Add(1)
+	s.traffic.bytesIn.Add(uint64(len(b)))
+	c.hb.received(now)
+	_ = from // routing is by session ID; address changes are handled by migration (docs/security.md)
+
+	if c.state == stateHalfOpen {
+		c.establish(now)
+		if c.state == stateClosed {
+			return
+		}
+	}
+	if len(pt) < frameHeaderSize {
+		c.drop(dropMalformed)
+		return
+	}
+	body := pt[frameHeaderSize:]
+	switch pt[0] {
+	case frameKCP:
+		if c.kcp.Input(body, kcp.IKCP_PACKET_REGULAR, false) < 0 {
+			c.drop(dropMalformed)
+			return
+		}
+		c.deliver()
+	case framePing:
+		if len(body) != pingSize {
+			c.drop(dropMalformed)
+			return
+		}
+		c.answerPing(body, now)
+	case framePong:
+		if len(body) != pongSize {
+			c.drop(dropMalformed)
+			return
+		}
+		c.takePong(body, now)
+	case frameClose:
+		if len(body) != closeBodySize {
+			c.drop(dropMalformed)
+			return
+		}
+		c.terminate(ErrPeerClosed, closeNormal, false)
+	default:
+		c.drop(dropMalformed)
+	}
+}
+
+// deliver hands every complete message to OnNewDataComing.
+func (c *Conn) deliver() {
+	buf := c.shard.recvBuf
+	for c.state != stateClosed {
+		n := c.kcp.PeekSize()
+		if n < 0 {
+			return
+		}
+		if n > len(buf) {
+			c.terminate(&ProtocolError{Reason: "peer sent a message larger than MaxMessageSize"}, closeProtocol, true)
+			return
+		}
+		n = c.kcp.Recv(buf)
+		if n < 0 {
+			return
+		}
+		c.traffic.msgsIn.Add(1)
+		c.shard.traffic.msgsIn.Add(1)
+		// After a local Close the application no longer wants data; keep
+		// draining KCP so its window stays open while we linger.
+		if c.state == stateEstablished {
+			c.callData(buf[:n])
+		}
+	}
+}
+
+// Heartbeat frames. A ping carries the client's clock, plus the server
+// timestamp from the last pong and how long the client held it, which gives
+// the server an RTT sample too:
+//
+//	ping: client time (u64 ns) | last server time (u64 ns) | held for (u64 ns)
+//	pong: client time echoed (u64 ns) | server time (u64 ns)
+const (
+	pingSize = 24
+	pongSize = 16
+)
+
+func (c *Conn) clock(now time.Time) uint64 { return uint64(now.Sub(c.ep.epoch)) }
+
+func (c *Conn) sendPing(now time.Time) {
+	var b [pingSize]byte
+	binary.LittleEndian.PutUint64(b[0:], c.clock(now))
+	if !c.lastPong.IsZero() {
+		binary.LittleEndian.PutUint64(b[8:], c.lastPongTS)
+		binary.LittleEndian.PutUint64(b[16:], uint64(now.Sub(c.lastPong)))
+	}
+	c.sendFrame(framePing, b[:])
+}
+
+func (c *Conn) answerPing(body []byte, now time.Time) {
+	var b [pongSize]byte
+	copy(b[0:8], body[0:8])
+	binary.LittleEndian.PutUint64(b[8:], c.clock(now))
+	c.sendFrame(framePong, b[:])
+	// Server-side RTT: now - when we sent that pong - how long the client
+	// sat on it.
+	if sent := binary.LittleEndian.Uint64(body[8:]); sent != 0 {
+		held := time.Duration(binary.LittleEndian.Uint64(body[16:]))
+		rttStart := c.ep.epoch.Add(time.Duration(sent)).Add(held)
+		if !rttStart.After(now) {
+			c.hb.pong(rttStart, now)
+			c.publishRTT()
+		}
+	}
+}
+
+func (c *Conn) takePong(body []byte, now time.Time) {
+	sent := c.ep.epoch.Add(time.Duration(binary.LittleEndian.Uint64(body[0:8])))
+	if sent.After(now) {
+		c.drop(dropMalformed)
+		return
+	}
+	c.hb.pong(sent, now)
+	c.lastPong = now
+	c.lastPongTS = binary.LittleEndian.Uint64(body[8:])
+	c.publishRTT()
+}
+
+func (c *Conn) publishRTT() {
+	c.rtt.Store(int64(c.hb.srtt))
+	c.rttVar.Store(int64(c.hb.rttvar))
+}
+
+// output is KCP's output callback: it seals one KCP datagram's worth of
+// segments. It runs inside KCP calls made by the shard.
+func (c *Conn) output(buf []byte, size int) {
+	segs := buf[:size]
+	// Count retransmissions: KCP sends new data in increasing sn order, so
+	// a PUSH segment at or below the highest sn sent so far is a resend.
+	for p := segs; len(p) >= kcpOverhead; {
+		n := int(binary.LittleEndian.Uint32(p[20:24]))
+		if p[4] == kcp.IKCP_CMD_PUSH {
+			sn := binary.LittleEndian.Uint32(p[12:16])
+			if c.sentData && int32(sn-c.maxSentSN) <= 0 {
+				c.traffic.retrans.Add(1)
+				c.shard.traffic.retrans.Add(1)
+			} else {
+				c.maxSentSN, c.sentData = sn, true
+			}
+		}
+		if n > len(p)-kcpOverhead {
+			break
+		}
+		p = p[kcpOverhead+n:]
+	}
+	c.sendFrame(frameKCP, segs)
+}
+
+// sendFrame seals one frame into a transport packet and sends it.
+func (c *Conn) sendFrame(kind byte, body []byte) {
+	if c.state == stateClosed {
+		return
+	}
+	if c.sendCounter >= replay.RejectAfter {
+		// Never wrap or reuse a nonce: refuse to send. The session ends at
+		// its next timer.
+		c.mu.Lock()
+		if c.err == nil {
+			c.closeReq = true
+		}
+		c.mu.Unlock()
+		return
+	}
+	s := c.shard
+	ctr := c.sendCounter
+	c.sendCounter++
+	b := s.sendBuf[:transportHeaderSize]
+	putTransportHeader(b, c.id, ctr)
+	b = append(b, kind)
+	b = append(b, body...)
+	pkt := c.send.Seal(b[:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
+	if err := c.ep.writeTo(pkt, c.remoteAP); err != nil {
+		c.ep.log.Debug("uxp: send failed", "session", c.id, "err", err)
+		return
+	}
+	c.traffic.packetsOut.Add(1)
+	c.traffic.bytesOut.Add(uint64(len(pkt)))
+	s.traffic.packetsOut.Add(1)
+	s.traffic.bytesOut.Add(uint64(len(pkt)))
+}
+
+// onTimer runs when the session's deadline has passed.
+func (c *Conn) onTimer(now time.Time) {
+	switch {
+	case c.state == stateHalfOpen && !now.Before(c.handshakeBy):
+		// The client never confirmed: forget it silently.
+		c.terminate(nil, closeNormal, false)
+		return
+	case c.state == stateClosing && !now.Before(c.lingerUntil):
+		c.terminate(ErrConnClosed, closeNormal, true)
+		return
+	case c.sendCounter >= replay.RejectAfter:
+		c.terminate(ErrCounterExhausted, closeProtocol, false)
+		return
+	case c.hb.idleExpired(now):
+		c.terminate(&IdleTimeoutError{}, closeNormal, true)
+		return
+	}
+	if c.state != stateHalfOpen {
+		if c.hb.pingDue(now) {
+			c.sendPing(now)
+		}
+		if c.kcp.WaitSnd() > 0 {
+			c.kcp.Update()
+			c.noteQueued()
+			if c.state == stateClosing && c.kcp.WaitSnd() == 0 {
+				c.terminate(ErrConnClosed, closeNormal, true)
+				return
+			}
+		}
+	}
+	c.reschedule(now)
+}
+
+// reschedule computes the session's next deadline: the earliest of its
+// handshake, linger, heartbeat, idle and KCP deadlines.
+func (c *Conn) reschedule(now time.Time) {
+	d := c.hb.deadline()
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
+	}
+	switch c.state {
+	case stateHalfOpen:
+		earliest(c.handshakeBy)
+	case stateClosing:
+		earliest(c.lingerUntil)
+	}
+	if c.state != stateHalfOpen && c.kcp.WaitSnd() > 0 {
+		wait := time.Duration(int32(c.kcp.Check()-kcpNow())) * time.Millisecond
+		earliest(now.Add(max(wait, time.Millisecond)))
+	}
+	if !d.IsZero() && !d.After(now) {
+		d = now.Add(time.Millisecond) // never spin on a deadline in the past
+	}
+	c.deadline = d
+	c.shard.schedule(c)
+}
+
+// establish promotes a server session once the client proved it holds the
+// keys, and announces it.
+func (c *Conn) establish(now time.Time) {
+	c.state = stateEstablished
+	c.hb.received(now)
+	if c.ep.onEstablished != nil {
+		c.ep.onEstablished(c)
+	}
+	if c.state == stateEstablished {
+		c.callReady()
+	}
+}
+
+// terminate ends the session once: it tells the peer (if notify), unhooks
+// the session from every table, and runs the close callbacks. err nil means
+// a half-open session expired unannounced.
+func (c *Conn) terminate(err error, reason byte, notify bool) {
+	if c.state == stateClosed {
+		return
+	}
+	announced := c.state != stateHalfOpen
+	if notify && announced {
+		c.sendFrame(frameClose, []byte{reason})
+	}
+	c.state = stateClosed
+	c.mu.Lock()
+	if c.closeReq && err != nil {
+		err = ErrConnClosed
+	}
+	if c.err == nil {
+		c.err = err
+	}
+	if c.err == nil {
+		c.err = ErrConnClosed
+	}
+	c.pend = nil
+	c.mu.Unlock()
+
+	s := c.shard
+	if c.heapIndex >= 0 {
+		c.deadline = time.Time{}
+		s.schedule(c)
+	}
+	delete(s.conns, c)
+	c.ep.table.remove(c.id)
+	c.kcpQueued.Store(0)
+	close(c.done)
+	if announced {
+		c.callClosed(err)
+	}
+	if c.ep.onConnClosed != nil {
+		c.ep.onConnClosed(c, err, announced)
+	}
+}
+
+// Callbacks. Each runs with no SDK lock held; a panic closes only this
+// session.
+
+func (c *Conn) callReady() {
+	defer c.recoverCallback("OnReady")
+	c.handlerFor().OnReady(c)
+}
+
+func (c *Conn) callData(b []byte) {
+	defer c.recoverCallback("OnNewDataComing")
+	c.handlerFor().OnNewDataComing(c, b)
+}
+
+func (c *Conn) callClosed(err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.ep.log.Error("uxp: OnClosed callback panicked", "session", c.id, "panic", r)
+		}
+	}()
+	c.handlerFor().OnClosed(c, err)
+}
+
+func (c *Conn) recoverCallback(name string) {
+	if r := recover(); r != nil {
+		c.ep.log.Error("uxp: callback panicked; closing its session", "callback", name, "session", c.id, "panic", r)
+		c.terminate(&CallbackPanicError{Callback: name, Value: r}, closeProtocol, true)
+	}
+}
+
+// drop counts a dropped datagram on the session and its worker.
+func (c *Conn) drop(r dropReason) {
+	c.drops.inc(r)
+	c.shard.drops.inc(r)
+}

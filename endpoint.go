@@ -1,0 +1,295 @@
+package uxp
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// endpoint is the machinery a Server and a Client share: the socket, the
+// read loop, the session table and the update workers (shards).
+//
+// Goroutines: readLoop (one), one loop per shard, plus what the owner adds
+// (the Server's handshake loop). All of them stop when closing is closed;
+// wg joins them.
+type endpoint struct {
+	set   *settings
+	pc    net.PacketConn
+	udp   *net.UDPConn // pc, when it is one: allocation-free reads and writes
+	log   *slog.Logger
+	epoch time.Time // origin of heartbeat echo values
+
+	shards []*shard
+	table  sessionTable
+	drops  dropCounters // drops before a session is known
+
+	// Set by the owner before start. Called on the read loop.
+	onInitiation func(bp *packetBuf, n int, from netip.AddrPort)
+	onResponse   func(b []byte, from netip.AddrPort)
+	// Called on a shard goroutine, no lock held.
+	onEstablished func(c *Conn) // server: announce the session
+	onConnClosed  func(c *Conn, err error, announced bool)
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+	readErr   error // set by readLoop before it exits
+}
+
+func newEndpoint(pc net.PacketConn, set *settings, workers int) *endpoint {
+	ep := &endpoint{
+		set:     set,
+		pc:      pc,
+		log:     set.logger,
+		epoch:   time.Now(),
+		closing: make(chan struct{}),
+	}
+	if ep.log == nil {
+		ep.log = slog.New(slog.DiscardHandler)
+	}
+	ep.table.m = make(map[uint32]*Conn)
+	if u, ok := pc.(*net.UDPConn); ok {
+		ep.udp = u
+		if set.socketBuffer > 0 {
+			// Loopback and LAN bursts overflow the default buffers; the
+			// kernel caps the value at its maximum, which is fine.
+			_ = u.SetReadBuffer(set.socketBuffer)
+			_ = u.SetWriteBuffer(set.socketBuffer)
+		}
+	}
+	ep.shards = make([]*shard, workers)
+	for i := range ep.shards {
+		ep.shards[i] = newShard(ep)
+	}
+	return ep
+}
+
+// start launches the read loop and the shards.
+func (ep *endpoint) start() {
+	for _, s := range ep.shards {
+		ep.wg.Add(1)
+		go func() {
+			defer ep.wg.Done()
+			s.loop()
+		}()
+	}
+	ep.wg.Add(1)
+	go func() {
+		defer ep.wg.Done()
+		ep.readErr = ep.readLoop()
+		// A dead socket ends everything; closing twice is harmless.
+		ep.stop()
+	}()
+}
+
+// stop signals every goroutine to finish and unblocks the read loop. It
+// does not wait; join with ep.wg.
+func (ep *endpoint) stop() {
+	ep.closeOnce.Do(func() {
+		close(ep.closing)
+		// Let the shards send their close packets before the socket goes.
+		for _, s := range ep.shards {
+			<-s.done
+		}
+		ep.pc.Close()
+	})
+}
+
+// stopFromShard is stop for a caller running on the endpoint's only shard,
+// which cannot wait for itself. It has already sent what it had to send.
+func (ep *endpoint) stopFromShard() {
+	ep.closeOnce.Do(func() {
+		close(ep.closing)
+		ep.pc.Close()
+	})
+}
+
+func (ep *endpoint) shardFor(id uint32) *shard {
+	return ep.shards[int(id%uint32(len(ep.shards)))]
+}
+
+// packetBuf is a pooled receive buffer. Ownership passes with the packet:
+// whoever finishes with it calls putPacketBuf.
+type packetBuf [maxDatagram]byte
+
+var packetPool = sync.Pool{New: func() any { return new(packetBuf) }}
+
+func getPacketBuf() *packetBuf { return packetPool.Get().(*packetBuf) }
+
+func putPacketBuf(b *packetBuf) { packetPool.Put(b) }
+
+func (ep *endpoint) read(b []byte) (int, netip.AddrPort, error) {
+	if ep.udp != nil {
+		n, ap, err := ep.udp.ReadFromUDPAddrPort(b)
+		return n, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), err
+	}
+	n, addr, err := ep.pc.ReadFrom(b)
+	if err != nil {
+		return n, netip.AddrPort{}, err
+	}
+	return n, addrPortOf(addr), nil
+}
+
+func (ep *endpoint) writeTo(b []byte, to netip.AddrPort) error {
+	if ep.udp != nil {
+		_, err := ep.udp.WriteToUDPAddrPort(b, to)
+		return err
+	}
+	_, err := ep.pc.WriteTo(b, net.UDPAddrFromAddrPort(to))
+	return err
+}
+
+// addrPortOf converts any UDP-like address; an address it cannot parse
+// becomes the zero AddrPort, which routes nowhere.
+func addrPortOf(a net.Addr) netip.AddrPort {
+	if u, ok := a.(*net.UDPAddr); ok {
+		ap := u.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	if a == nil {
+		return netip.AddrPort{}
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// readLoop reads datagrams and routes them by type and session ID, never
+// by address, without allocating. It returns nil when the endpoint is
+// closing and the socket's error otherwise.
+func (ep *endpoint) readLoop() error {
+	for {
+		bp := getPacketBuf()
+		n, from, err := ep.read(bp[:])
+		if err != nil {
+			putPacketBuf(bp)
+			select {
+			case <-ep.closing:
+				return nil
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue // someone set a read deadline on our socket; keep serving
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// ICMP port unreachable and similar per-datagram errors must
+			// not take the whole endpoint down.
+			ep.log.Debug("uxp: read error", "err", err)
+			select {
+			case <-ep.closing:
+				return nil
+			case <-time.After(time.Millisecond):
+			}
+			continue
+		}
+		ep.dispatch(bp, n, from)
+	}
+}
+
+func (ep *endpoint) dispatch(bp *packetBuf, n int, from netip.AddrPort) {
+	if n < 1 || n > ep.set.mtu && bp[0] == msgTransport {
+		ep.drops.malformed.Add(1)
+		putPacketBuf(bp)
+		return
+	}
+	switch bp[0] {
+	case msgTransport:
+		h, ok := parseTransportHeader(bp[:n])
+		if !ok {
+			ep.drops.malformed.Add(1)
+			break
+		}
+		c := ep.table.get(h.receiver())
+		if c == nil {
+			ep.drops.unknownSession.Add(1)
+			break
+		}
+		select {
+		case c.shard.in <- inbound{buf: bp, n: n, from: from, conn: c}:
+			return
+		default:
+			// The worker is saturated: drop, and let KCP retransmit.
+			c.drop(dropOverload)
+		}
+	case msgInitiation:
+		if ep.onInitiation != nil {
+			ep.onInitiation(bp, n, from)
+			return
+		}
+		ep.drops.malformed.Add(1)
+	case msgResponse:
+		if ep.onResponse != nil {
+			ep.onResponse(bp[:n], from)
+			break
+		}
+		ep.drops.malformed.Add(1)
+	default:
+		ep.drops.malformed.Add(1)
+	}
+	putPacketBuf(bp)
+}
+
+// sessionTable maps session IDs to sessions. The read loop looks up every
+// datagram here; writers are the handshake path and the shards.
+type sessionTable struct {
+	mu sync.RWMutex
+	m  map[uint32]*Conn // a nil value reserves an ID during a handshake
+}
+
+func (t *sessionTable) get(id uint32) *Conn {
+	t.mu.RLock()
+	c := t.m[id]
+	t.mu.RUnlock()
+	return c
+}
+
+// reserve picks a random, unused, non-zero session ID from crypto/rand.
+func (t *sessionTable) reserve() (uint32, error) {
+	var b [4]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, err
+		}
+		id := binary.LittleEndian.Uint32(b[:])
+		if id == 0 {
+			continue
+		}
+		t.mu.Lock()
+		_, used := t.m[id]
+		if !used {
+			t.m[id] = nil
+		}
+		t.mu.Unlock()
+		if !used {
+			return id, nil
+		}
+	}
+}
+
+func (t *sessionTable) set(id uint32, c *Conn) {
+	t.mu.Lock()
+	t.m[id] = c
+	t.mu.Unlock()
+}
+
+func (t *sessionTable) remove(id uint32) {
+	t.mu.Lock()
+	delete(t.m, id)
+	t.mu.Unlock()
+}
+
+func (t *sessionTable) len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.m)
+}

@@ -1,0 +1,110 @@
+package uxp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+)
+
+// Sentinel errors. Match them with errors.Is, never by their text.
+var (
+	// ErrWouldBlock is returned by Conn.Write when the session's send queue
+	// is full. The message was not queued; retry after the peer has
+	// acknowledged some data.
+	ErrWouldBlock = errors.New("uxp: send queue full, would block")
+
+	// ErrMessageTooLarge is returned by Conn.Write for a message longer than
+	// Config.MaxMessageSize. The message was not queued.
+	ErrMessageTooLarge = errors.New("uxp: message too large")
+
+	// ErrHandshakeFailed is returned by Client.Start when no session could
+	// be established: the server did not answer with a valid response before
+	// the handshake timeout (which is what a wrong pinned server key or a
+	// man in the middle looks like), or the response failed to
+	// authenticate. No data has flowed when this is returned.
+	ErrHandshakeFailed = errors.New("uxp: handshake failed")
+
+	// ErrConnClosed is returned by Conn methods after Close was called
+	// locally. It unwraps to net.ErrClosed.
+	ErrConnClosed = fmt.Errorf("uxp: connection closed: %w", net.ErrClosed)
+
+	// ErrPeerClosed ends a session when the peer sent an authenticated
+	// close packet. It unwraps to net.ErrClosed.
+	ErrPeerClosed = fmt.Errorf("uxp: closed by peer: %w", net.ErrClosed)
+
+	// ErrServerClosed ends every session of a Server when Server.Close is
+	// called. It unwraps to net.ErrClosed.
+	ErrServerClosed = fmt.Errorf("uxp: server closed: %w", net.ErrClosed)
+
+	// ErrCounterExhausted ends a session that would otherwise have to reuse
+	// a nonce: its send counter reached the replay window's limit. It
+	// unwraps to net.ErrClosed.
+	ErrCounterExhausted = fmt.Errorf("uxp: packet counter exhausted: %w", net.ErrClosed)
+
+	// ErrAlreadyStarted is returned by a second call to Start.
+	ErrAlreadyStarted = errors.New("uxp: already started")
+
+	// ErrNotStarted is returned by methods that need a started Server or
+	// Client.
+	ErrNotStarted = errors.New("uxp: not started")
+)
+
+// ConfigError reports an invalid Config field.
+type ConfigError struct {
+	Field  string // the Config field, e.g. "KCP.MTU"
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return "uxp: invalid config " + e.Field + ": " + e.Reason }
+
+// IdleTimeoutError ends a session when nothing authenticated arrived from
+// the peer for Config.IdleTimeout. It is a net.Error whose Timeout method
+// reports true, and it unwraps to net.ErrClosed.
+type IdleTimeoutError struct{}
+
+func (*IdleTimeoutError) Error() string   { return "uxp: idle timeout: nothing heard from the peer" }
+func (*IdleTimeoutError) Timeout() bool   { return true }
+func (*IdleTimeoutError) Temporary() bool { return false }
+func (*IdleTimeoutError) Unwrap() error   { return net.ErrClosed }
+
+// HandshakeTimeoutError is returned by Client.Start when the handshake did
+// not complete within Config.HandshakeTimeout or the context's deadline.
+// It is a net.Error whose Timeout method reports true, and errors.Is
+// matches it against ErrHandshakeFailed.
+type HandshakeTimeoutError struct {
+	Attempts int // initiations sent
+}
+
+func (e *HandshakeTimeoutError) Error() string {
+	return fmt.Sprintf("uxp: handshake failed: no valid response after %d initiations (wrong server key, server down, or path blocked)", e.Attempts)
+}
+func (*HandshakeTimeoutError) Timeout() bool        { return true }
+func (*HandshakeTimeoutError) Temporary() bool      { return false }
+func (*HandshakeTimeoutError) Is(target error) bool { return target == ErrHandshakeFailed }
+
+var (
+	_ net.Error = (*HandshakeTimeoutError)(nil)
+	_ net.Error = (*IdleTimeoutError)(nil)
+)
+
+// CallbackPanicError ends a session whose user callback panicked. Only that
+// session is closed. It unwraps to net.ErrClosed.
+type CallbackPanicError struct {
+	Callback string // e.g. "OnNewDataComing"
+	Value    any    // the value passed to panic
+}
+
+func (e *CallbackPanicError) Error() string {
+	return fmt.Sprintf("uxp: %s callback panicked: %v", e.Callback, e.Value)
+}
+func (*CallbackPanicError) Unwrap() error { return net.ErrClosed }
+
+// ProtocolError ends a session whose peer broke the protocol after
+// authenticating (for example a KCP conversation ID mismatch). It unwraps
+// to net.ErrClosed.
+type ProtocolError struct {
+	Reason string
+}
+
+func (e *ProtocolError) Error() string { return "uxp: protocol error: " + e.Reason }
+func (*ProtocolError) Unwrap() error   { return net.ErrClosed }

@@ -1,0 +1,103 @@
+package uxp
+
+import "time"
+
+// heartbeat is a session's liveness state: when to send the next ping, when
+// the session counts as idle, and the RTT estimate from ping/pong pairs.
+// Pure: the owner passes now. A heartbeat is a state with a deadline, not a
+// goroutine or a ticker; the shard's timer heap wakes the session.
+type heartbeat struct {
+	interval time.Duration // <= 0: never ping
+	idle     time.Duration // <= 0: never idle out
+	pinger   bool          // clients ping; servers only answer
+
+	lastRecv time.Time // last authenticated packet from the peer
+	nextPing time.Time // zero when not pinging
+	// confirmed is set by the first pong. Until then the client pings every
+	// confirmInterval, because its first ping is also the key confirmation
+	// the server waits for before it announces the session.
+	confirmed bool
+
+	srtt, rttvar time.Duration
+	samples      uint64
+}
+
+// confirmInterval is how often an unconfirmed client re-sends its first ping.
+/* Implementation constant */
+const confirmInterval = 250 * time.Millisecond
+
+func newHeartbeat(interval, idle time.Duration, pinger bool, now time.Time) heartbeat {
+	h := heartbeat{interval: interval, idle: idle, pinger: pinger, lastRecv: now}
+	if pinger {
+		// Ping at once, even with heartbeats disabled: the first ping
+		// confirms the keys to the server.
+		h.nextPing = now
+	}
+	return h
+}
+
+// received records an authenticated packet from the peer.
+func (h *heartbeat) received(now time.Time) { h.lastRecv = now }
+
+// pingDue reports whether a ping should be sent now, and if so schedules
+// the next one.
+func (h *heartbeat) pingDue(now time.Time) bool {
+	if h.nextPing.IsZero() || now.Before(h.nextPing) {
+		return false
+	}
+	switch {
+	case !h.confirmed && h.interval > 0:
+		h.nextPing = now.Add(min(h.interval, confirmInterval))
+	case !h.confirmed:
+		h.nextPing = now.Add(confirmInterval)
+	case h.interval > 0:
+		h.nextPing = now.Add(h.interval)
+	default:
+		h.nextPing = time.Time{}
+	}
+	return true
+}
+
+// idleExpired reports whether nothing arrived for the idle timeout.
+func (h *heartbeat) idleExpired(now time.Time) bool {
+	return h.idle > 0 && now.Sub(h.lastRecv) >= h.idle
+}
+
+// deadline is the earliest time the heartbeat needs attention.
+func (h *heartbeat) deadline() time.Time {
+	var d time.Time
+	if h.idle > 0 {
+		d = h.lastRecv.Add(h.idle)
+	}
+	if !h.nextPing.IsZero() && (d.IsZero() || h.nextPing.Before(d)) {
+		d = h.nextPing
+	}
+	return d
+}
+
+// pong records the answer to a ping sent at sent, updating the smoothed RTT
+// as RFC 6298 does.
+func (h *heartbeat) pong(sent, now time.Time) {
+	if !h.confirmed && h.pinger {
+		h.confirmed = true
+		h.nextPing = time.Time{}
+		if h.interval > 0 {
+			h.nextPing = sent.Add(h.interval)
+		}
+	}
+	rtt := now.Sub(sent)
+	if rtt < 0 {
+		return
+	}
+	if h.samples == 0 {
+		h.srtt, h.rttvar = rtt, rtt/2
+	} else {
+		d := h.srtt - rtt
+		if d < 0 {
+			d = -d
+		}
+		h.rttvar = (3*h.rttvar + d) / 4
+		h.srtt = (7*h.srtt + rtt) / 8
+	}
+	h.samples++
+}

@@ -1,0 +1,85 @@
+package uxp
+
+// ServerHandler receives a Server's events.
+//
+// All methods except OnClosed are called on the update worker that owns
+// the session concerned, with no SDK lock held. Calls for one session are
+// never concurrent with each other; calls for sessions on different workers
+// may be. A handler must not block for long: the worker it runs on drives
+// every other session of its shard. A panic in a handler closes only the
+// session it was called for, with a *CallbackPanicError.
+type ServerHandler interface {
+	// OnNewConnComing is called once per session, after the handshake has
+	// completed and the client has proved it holds the session keys (its
+	// first authenticated packet arrived). Call c.SetHandler here to
+	// receive the session's events; until then they go to a NopHandler.
+	// OnReady on the session's handler follows immediately.
+	OnNewConnComing(c *Conn)
+
+	// OnConnClosed is called once when a session that OnNewConnComing
+	// announced has ended, after its ConnHandler.OnClosed. err says why;
+	// it unwraps to net.ErrClosed.
+	OnConnClosed(c *Conn, err error)
+
+	// OnClosed is called once when the Server has stopped: on the goroutine
+	// that called Server.Close (err is nil), or on the Server's read loop
+	// when the PacketConn failed (err is that failure). Every
+	// OnConnClosed has been called by then.
+	OnClosed(err error)
+}
+
+// ConnHandler receives one session's events. Its methods are called on the
+// update worker that owns the session, one at a time, with no SDK lock
+// held, so they may call Conn.Write and Conn.Close. They must not block for
+// long. A panic closes the session with a *CallbackPanicError.
+type ConnHandler interface {
+	// OnReady is called once when the session is established and can carry
+	// messages: on a Client before Client.Start returns, on a Server right
+	// after OnNewConnComing.
+	OnReady(c *Conn)
+
+	// OnNewDataComing is called once per message, in the order the peer
+	// wrote them. data is only valid until OnNewDataComing returns: the
+	// SDK reuses the buffer, so copy it to keep it.
+	OnNewDataComing(c *Conn, data []byte)
+
+	// OnClosed is called exactly once when the session ends, whatever the
+	// reason: local Close (err is ErrConnClosed), the peer closing
+	// (ErrPeerClosed), an idle timeout (*IdleTimeoutError), Server.Close
+	// (ErrServerClosed), or a panicking callback (*CallbackPanicError).
+	// err always unwraps to net.ErrClosed.
+	OnClosed(c *Conn, err error)
+}
+
+// NopHandler implements ConnHandler with methods that do nothing. Embed it
+// in a handler to implement only the callbacks you need.
+type NopHandler struct{}
+
+// OnReady does nothing.
+func (NopHandler) OnReady(*Conn) {}
+
+// OnNewDataComing does nothing.
+func (NopHandler) OnNewDataComing(*Conn, []byte) {}
+
+// OnClosed does nothing.
+func (NopHandler) OnClosed(*Conn, error) {}
+
+// NopServerHandler implements ServerHandler with methods that do nothing.
+// Embed it in a handler to implement only the callbacks you need. (It is a
+// separate type from NopHandler because the two interfaces both have an
+// OnClosed method, with different arguments.)
+type NopServerHandler struct{}
+
+// OnNewConnComing does nothing.
+func (NopServerHandler) OnNewConnComing(*Conn) {}
+
+// OnConnClosed does nothing.
+func (NopServerHandler) OnConnClosed(*Conn, error) {}
+
+// OnClosed does nothing.
+func (NopServerHandler) OnClosed(error) {}
+
+var (
+	_ ConnHandler   = NopHandler{}
+	_ ServerHandler = NopServerHandler{}
+)

@@ -1,0 +1,309 @@
+package uxp
+
+import (
+	"crypto/rand"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/flynn/noise"
+)
+
+// Server accepts uxp sessions on a PacketConn. Create it with NewServer,
+// then call Start. All methods are safe for concurrent use.
+type Server struct {
+	set     *settings
+	handler ServerHandler
+	static  noise.DHKey
+	pub     PublicKey
+	mac1    [32]byte
+	ep      *endpoint
+
+	// hsQueue bounds the handshakes waiting for the handshake loop; a full
+	// queue drops initiations (the client retransmits).
+	hsQueue chan handshakeJob
+
+	halfMu   sync.Mutex
+	halfOpen map[[noiseKeySize]byte]*Conn // by client ephemeral key
+
+	accepted  atomic.Uint64
+	completed atomic.Uint64
+	sessions  atomic.Int64
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	stopped chan struct{} // closed once OnClosed has run
+}
+
+type handshakeJob struct {
+	buf  *packetBuf
+	n    int
+	from netip.AddrPort
+}
+
+/* Implementation constants */
+const (
+	handshakeQueueLen = 1024
+	// maxHalfOpen bounds sessions that got a response but have not yet
+	// proved they hold the keys.
+	maxHalfOpen = 1 << 16
+)
+
+// NewServer prepares a Server on pc. cfg must hold the server's
+// PrivateKey; a nil cfg is invalid for that reason. handler receives the
+// Server's events; nil means NopServerHandler. The Server owns pc from
+// Start on and closes it in Close.
+func NewServer(pc net.PacketConn, handler ServerHandler, cfg *Config) (*Server, error) {
+	if pc == nil {
+		return nil, errors.New("uxp: NewServer: nil PacketConn")
+	}
+	set, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if set.privateKey.IsZero() {
+		return nil, &ConfigError{Field: "PrivateKey", Reason: "required for a server"}
+	}
+	pub, err := set.privateKey.PublicKey()
+	if err != nil {
+		return nil, &ConfigError{Field: "PrivateKey", Reason: err.Error()}
+	}
+	if handler == nil {
+		handler = NopServerHandler{}
+	}
+	s := &Server{
+		set:      set,
+		handler:  handler,
+		static:   noise.DHKey{Private: append([]byte(nil), set.privateKey[:]...), Public: append([]byte(nil), pub[:]...)},
+		pub:      pub,
+		mac1:     mac1Key(pub),
+		hsQueue:  make(chan handshakeJob, handshakeQueueLen),
+		halfOpen: make(map[[noiseKeySize]byte]*Conn),
+		stopped:  make(chan struct{}),
+	}
+	ep := newEndpoint(pc, set, set.workers)
+	ep.onInitiation = s.queueInitiation
+	ep.onEstablished = s.announce
+	ep.onConnClosed = s.connClosed
+	s.ep = ep
+	return s, nil
+}
+
+// Start begins serving. It returns at once; events arrive on the handler.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrServerClosed
+	}
+	if s.started {
+		return ErrAlreadyStarted
+	}
+	s.started = true
+	s.ep.start()
+	s.ep.wg.Add(1)
+	go func() {
+		defer s.ep.wg.Done()
+		s.handshakeLoop()
+	}()
+	// Report a socket failure once everything has stopped.
+	go func() {
+		s.ep.wg.Wait()
+		s.finish()
+	}()
+	return nil
+}
+
+// Close ends every session (each gets ErrServerClosed and a close packet),
+// stops every goroutine the Server started, closes the PacketConn, and
+// returns when all of that is done and OnClosed has run. Do not call it
+// from a handler callback: it waits for the workers those callbacks run on.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		<-s.stopped
+		return nil
+	}
+	s.closed = true
+	started := s.started
+	s.mu.Unlock()
+	if !started {
+		s.ep.pc.Close()
+		close(s.stopped)
+		return nil
+	}
+	s.ep.stop()
+	<-s.stopped
+	return nil
+}
+
+func (s *Server) finish() {
+	s.ep.wg.Wait()
+	s.halfMu.Lock()
+	clear(s.halfOpen)
+	s.halfMu.Unlock()
+	for {
+		select {
+		case j := <-s.hsQueue:
+			putPacketBuf(j.buf)
+			continue
+		default:
+		}
+		break
+	}
+	s.mu.Lock()
+	closedByUser := s.closed
+	s.closed = true
+	s.mu.Unlock()
+	var err error
+	if !closedByUser {
+		err = s.ep.readErr
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				s.ep.log.Error("uxp: OnClosed callback panicked", "panic", r)
+			}
+		}()
+		s.handler.OnClosed(err)
+	}()
+	close(s.stopped)
+}
+
+// PublicKey returns the server's static public key, which clients pin.
+func (s *Server) PublicKey() PublicKey { return s.pub }
+
+// Addr returns the local address of the server's socket.
+func (s *Server) Addr() net.Addr { return s.ep.pc.LocalAddr() }
+
+// Stats returns a snapshot of the server's counters, totalled over its
+// workers.
+func (s *Server) Stats() ServerStats {
+	st := ServerStats{
+		Sessions:            int(s.sessions.Load()),
+		SessionsAccepted:    s.accepted.Load(),
+		HandshakesCompleted: s.completed.Load(),
+		Drops:               s.ep.drops.snapshot(),
+	}
+	s.halfMu.Lock()
+	st.HalfOpen = len(s.halfOpen)
+	s.halfMu.Unlock()
+	for _, sh := range s.ep.shards {
+		sh.traffic.addTo(&st)
+		st.Drops.add(sh.drops.snapshot())
+	}
+	return st
+}
+
+// queueInitiation runs on the read loop: it hands the initiation to the
+// handshake loop without doing any cryptography itself.
+func (s *Server) queueInitiation(bp *packetBuf, n int, from netip.AddrPort) {
+	select {
+	case s.hsQueue <- handshakeJob{buf: bp, n: n, from: from}:
+	default:
+		s.ep.drops.overload.Add(1)
+		putPacketBuf(bp)
+	}
+}
+
+func (s *Server) handshakeLoop() {
+	for {
+		select {
+		case j := <-s.hsQueue:
+			s.handleInitiation(j.buf[:j.n], j.from)
+			putPacketBuf(j.buf)
+		case <-s.ep.closing:
+			return
+		}
+	}
+}
+
+// handleInitiation answers one initiation. Order matters: the cheap checks
+// (length, version, mac1) come before any Diffie-Hellman, and no session
+// state exists until the initiation has decrypted.
+func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort) {
+	switch err := checkInitiation(pkt, &s.mac1); {
+	case errors.Is(err, errHandshakeMAC):
+		s.ep.drops.authFailed.Add(1)
+		return
+	case err != nil:
+		s.ep.drops.malformed.Add(1)
+		return
+	}
+	var eph [noiseKeySize]byte
+	copy(eph[:], pkt[8:8+noiseKeySize])
+	s.halfMu.Lock()
+	if c := s.halfOpen[eph]; c != nil {
+		// A retransmitted initiation: answer again with the same response
+		// (never larger than the initiation), without new work or state.
+		resp := c.response
+		s.halfMu.Unlock()
+		_ = s.ep.writeTo(resp[:], from)
+		return
+	}
+	full := len(s.halfOpen) >= maxHalfOpen
+	s.halfMu.Unlock()
+	if full {
+		s.ep.drops.overload.Add(1)
+		return
+	}
+	id, err := s.ep.table.reserve()
+	if err != nil {
+		return
+	}
+	in, resp, keys, err := respond(&s.static, pkt, id, rand.Reader)
+	if err != nil {
+		s.ep.table.remove(id)
+		s.ep.drops.authFailed.Add(1)
+		return
+	}
+	c, err := newConn(s.ep, id, &keys, in.cipher, from, false, time.Now())
+	if err != nil {
+		s.ep.table.remove(id)
+		return
+	}
+	c.ephemeral = eph
+	c.response = resp
+	s.halfMu.Lock()
+	s.halfOpen[eph] = c
+	s.halfMu.Unlock()
+	s.ep.table.set(id, c)
+	c.shard.post(c) // schedules the half-open expiry
+	s.completed.Add(1)
+	_ = s.ep.writeTo(resp[:], from)
+}
+
+// announce runs on the session's shard when the client's first packet
+// authenticated.
+func (s *Server) announce(c *Conn) {
+	s.halfMu.Lock()
+	delete(s.halfOpen, c.ephemeral)
+	s.halfMu.Unlock()
+	s.accepted.Add(1)
+	s.sessions.Add(1)
+	defer c.recoverCallback("OnNewConnComing")
+	s.handler.OnNewConnComing(c)
+}
+
+func (s *Server) connClosed(c *Conn, err error, announced bool) {
+	if !announced {
+		s.halfMu.Lock()
+		if s.halfOpen[c.ephemeral] == c {
+			delete(s.halfOpen, c.ephemeral)
+		}
+		s.halfMu.Unlock()
+		return
+	}
+	s.sessions.Add(-1)
+	defer func() {
+		if r := recover(); r != nil {
+			s.ep.log.Error("uxp: OnConnClosed callback panicked", "session", c.id, "panic", r)
+		}
+	}()
+	s.handler.OnConnClosed(c, err)
+}

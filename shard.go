@@ -1,0 +1,240 @@
+package uxp
+
+import (
+	"container/heap"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// shard is one update worker. It owns the KCP, crypto, replay and heartbeat
+// state of every session assigned to it (by session ID), and keeps their
+// next deadlines in one min-heap served by a single timer. No session has a
+// goroutine or ticker of its own.
+//
+// Other goroutines reach a session through the shard: the read loop sends
+// datagrams on in (arrival order is kept per session), and Write, Close and
+// the handshake path post the session on the ready list and wake the loop.
+type shard struct {
+	ep   *endpoint
+	in   chan inbound
+	wake chan struct{} // capacity 1: a pending wake-up is enough
+
+	mu         sync.Mutex
+	ready      []*Conn // sessions with posted work, guarded by mu
+	readySpare []*Conn
+
+	// Owned by the loop goroutine.
+	conns   map[*Conn]struct{} // every live session of the shard
+	timers  connHeap
+	timer   *time.Timer
+	timerAt time.Time
+	touched []*Conn // sessions that took input in the current batch
+	sendBuf []byte  // one outgoing datagram at a time
+	recvBuf []byte  // one reassembled message at a time
+
+	traffic trafficCounters
+	drops   dropCounters
+	done    chan struct{} // closed when loop returns
+}
+
+// inbound is one datagram routed to a shard.
+type inbound struct {
+	buf  *packetBuf
+	n    int
+	from netip.AddrPort
+	conn *Conn
+}
+
+/* Implementation constants */
+const (
+	shardQueueLen = 4096 // datagrams a worker may lag behind before dropping
+	batchLimit    = 128  // datagrams handled before flushing ACKs
+)
+
+func newShard(ep *endpoint) *shard {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &shard{
+		ep:      ep,
+		in:      make(chan inbound, shardQueueLen),
+		wake:    make(chan struct{}, 1),
+		timer:   t,
+		conns:   make(map[*Conn]struct{}),
+		sendBuf: make([]byte, 0, maxDatagram),
+		recvBuf: make([]byte, ep.set.maxMessage),
+		done:    make(chan struct{}),
+	}
+}
+
+// post queues c for the loop and wakes it. Safe from any goroutine,
+// including callbacks running on the loop itself.
+func (s *shard) post(c *Conn) {
+	s.mu.Lock()
+	if !c.posted {
+		c.posted = true
+		s.ready = append(s.ready, c)
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *shard) loop() {
+	defer close(s.done)
+	for {
+		select {
+		case p := <-s.in:
+			now := time.Now()
+			s.handle(p, now)
+		batch:
+			for range batchLimit {
+				select {
+				case p = <-s.in:
+					s.handle(p, now)
+				default:
+					break batch
+				}
+			}
+			s.flushTouched(now)
+		case <-s.wake:
+			s.drainReady(time.Now())
+		case <-s.timer.C:
+			s.timerAt = time.Time{}
+			s.runTimers(time.Now())
+		case <-s.ep.closing:
+			s.shutdown()
+			return
+		}
+		s.armTimer()
+	}
+}
+
+func (s *shard) handle(p inbound, now time.Time) {
+	c := p.conn
+	c.receive(p.buf[:p.n], p.from, now)
+	putPacketBuf(p.buf)
+	if !c.touched && c.state != stateClosed {
+		c.touched = true
+		s.touched = append(s.touched, c)
+	}
+}
+
+// flushTouched sends the ACKs (and any replies the callbacks wrote) for
+// every session that took input in this batch: one flush per batch rather
+// than one per datagram.
+func (s *shard) flushTouched(now time.Time) {
+	for i, c := range s.touched {
+		c.touched = false
+		c.pump(now)
+		s.touched[i] = nil
+	}
+	s.touched = s.touched[:0]
+}
+
+func (s *shard) drainReady(now time.Time) {
+	s.mu.Lock()
+	ready := s.ready
+	s.ready = s.readySpare[:0]
+	for _, c := range ready {
+		c.posted = false
+	}
+	s.mu.Unlock()
+	for i, c := range ready {
+		c.pump(now)
+		ready[i] = nil
+	}
+	s.readySpare = ready[:0]
+}
+
+func (s *shard) runTimers(now time.Time) {
+	for len(s.timers) > 0 {
+		c := s.timers[0]
+		if c.deadline.After(now) {
+			return
+		}
+		c.onTimer(now)
+	}
+}
+
+// schedule puts c in the timer heap at its current deadline, or removes it
+// if it has none.
+func (s *shard) schedule(c *Conn) {
+	switch {
+	case c.deadline.IsZero():
+		if c.heapIndex >= 0 {
+			heap.Remove(&s.timers, c.heapIndex)
+		}
+	case c.heapIndex >= 0:
+		heap.Fix(&s.timers, c.heapIndex)
+	default:
+		heap.Push(&s.timers, c)
+	}
+}
+
+func (s *shard) armTimer() {
+	if len(s.timers) == 0 {
+		if !s.timerAt.IsZero() {
+			s.timer.Stop()
+			s.timerAt = time.Time{}
+		}
+		return
+	}
+	next := s.timers[0].deadline
+	if next.Equal(s.timerAt) {
+		return
+	}
+	s.timerAt = next
+	s.timer.Reset(time.Until(next))
+}
+
+// shutdown ends every session the shard owns, for Server.Close or a dead
+// socket.
+func (s *shard) shutdown() {
+	s.mu.Lock()
+	ready := s.ready
+	s.ready = nil
+	s.mu.Unlock()
+	// Sessions posted but never pumped are not in conns yet.
+	for _, c := range ready {
+		s.conns[c] = struct{}{}
+	}
+	for c := range s.conns {
+		c.terminate(ErrServerClosed, closeShutdown, true)
+	}
+	for {
+		select {
+		case p := <-s.in:
+			putPacketBuf(p.buf)
+		default:
+			return
+		}
+	}
+}
+
+// connHeap is a min-heap of sessions by deadline.
+type connHeap []*Conn
+
+func (h connHeap) Len() int           { return len(h) }
+func (h connHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h connHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIndex = i
+	h[j].heapIndex = j
+}
+func (h *connHeap) Push(x any) {
+	c := x.(*Conn)
+	c.heapIndex = len(*h)
+	*h = append(*h, c)
+}
+func (h *connHeap) Pop() any {
+	old := *h
+	n := len(old)
+	c := old[n-1]
+	old[n-1] = nil
+	c.heapIndex = -1
+	*h = old[:n-1]
+	return c
+}

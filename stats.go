@@ -1,0 +1,122 @@
+package uxp
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// DropStats counts datagrams that were dropped without a reply, by reason.
+type DropStats struct {
+	// Malformed: too short, unknown type, bad reserved bits, bad frame, or a
+	// handshake message of the wrong size.
+	Malformed uint64
+	// AuthFailed: the AEAD tag or a handshake MAC did not verify.
+	AuthFailed uint64
+	// Replay: a packet counter already seen, or too old for the replay
+	// window.
+	Replay uint64
+	// UnknownSession: a transport packet for a session ID that does not
+	// exist (any more).
+	UnknownSession uint64
+	// Overload: a worker's or the handshake queue was full. KCP retransmits
+	// data that was dropped this way.
+	Overload uint64
+}
+
+func (d *DropStats) add(o DropStats) {
+	d.Malformed += o.Malformed
+	d.AuthFailed += o.AuthFailed
+	d.Replay += o.Replay
+	d.UnknownSession += o.UnknownSession
+	d.Overload += o.Overload
+}
+
+// Total is the sum of all drop reasons.
+func (d DropStats) Total() uint64 {
+	return d.Malformed + d.AuthFailed + d.Replay + d.UnknownSession + d.Overload
+}
+
+// ConnStats is a snapshot of one session's counters.
+type ConnStats struct {
+	BytesSent, BytesReceived       uint64 // UDP payload bytes
+	PacketsSent, PacketsReceived   uint64 // authenticated datagrams
+	MessagesSent, MessagesReceived uint64
+	// Retransmissions counts KCP data segments sent more than once.
+	Retransmissions uint64
+	// RTT and RTTVar are the smoothed heartbeat round-trip time and its
+	// variation (RFC 6298), zero until a heartbeat was answered. Servers
+	// do not send heartbeats, so they report KCP's estimate instead.
+	RTT, RTTVar time.Duration
+	// SendQueueBytes is how much the session holds for sending.
+	SendQueueBytes int
+	Drops          DropStats
+	Cipher         Cipher
+}
+
+// ServerStats is a snapshot of a Server's counters.
+type ServerStats struct {
+	Sessions                       int    // live, established sessions
+	HalfOpen                       int    // handshakes answered, awaiting the client's first packet
+	SessionsAccepted               uint64 // sessions announced through OnNewConnComing
+	HandshakesCompleted            uint64 // responses sent for new initiations
+	BytesSent, BytesReceived       uint64
+	PacketsSent, PacketsReceived   uint64
+	MessagesSent, MessagesReceived uint64
+	Retransmissions                uint64
+	Drops                          DropStats
+}
+
+// dropCounters is the concurrently readable form of DropStats.
+type dropCounters struct {
+	malformed, authFailed, replay, unknownSession, overload atomic.Uint64
+}
+
+func (d *dropCounters) snapshot() DropStats {
+	return DropStats{
+		Malformed:      d.malformed.Load(),
+		AuthFailed:     d.authFailed.Load(),
+		Replay:         d.replay.Load(),
+		UnknownSession: d.unknownSession.Load(),
+		Overload:       d.overload.Load(),
+	}
+}
+
+type dropReason uint8
+
+const (
+	dropMalformed dropReason = iota
+	dropAuthFailed
+	dropReplay
+	dropUnknownSession
+	dropOverload
+)
+
+func (d *dropCounters) inc(r dropReason) {
+	switch r {
+	case dropMalformed:
+		d.malformed.Add(1)
+	case dropAuthFailed:
+		d.authFailed.Add(1)
+	case dropReplay:
+		d.replay.Add(1)
+	case dropUnknownSession:
+		d.unknownSession.Add(1)
+	case dropOverload:
+		d.overload.Add(1)
+	}
+}
+
+// trafficCounters are written by one owner (a shard) and read by Stats.
+type trafficCounters struct {
+	bytesOut, bytesIn, packetsOut, packetsIn, msgsOut, msgsIn, retrans atomic.Uint64
+}
+
+func (t *trafficCounters) addTo(s *ServerStats) {
+	s.BytesSent += t.bytesOut.Load()
+	s.BytesReceived += t.bytesIn.Load()
+	s.PacketsSent += t.packetsOut.Load()
+	s.PacketsReceived += t.packetsIn.Load()
+	s.MessagesSent += t.msgsOut.Load()
+	s.MessagesReceived += t.msgsIn.Load()
+	s.Retransmissions += t.retrans.Load()
+}

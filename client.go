@@ -239,3 +239,15 @@ func (c *Client) Close() error {
 	c.ep.wg.Wait()
 	return nil
 }
+
+// Stats returns the session's counters (zero before Start succeeded), with
+// the datagrams the client dropped before they reached the session (stray
+// or forged handshake responses) added to Drops.
+func (c *Client) Stats() ConnStats {
+	var st ConnStats
+	if conn := c.conn.Load(); conn != nil {
+		st = conn.Stats()
+	}
+	st.Drops.add(c.ep.drops.snapshot())
+	return st
+}

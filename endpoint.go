@@ -35,10 +35,11 @@ type endpoint struct {
 	onEstablished func(c *Conn) // server: announce the session
 	onConnClosed  func(c *Conn, err error, announced bool)
 
-	closing   chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup
-	readErr   error // set by readLoop before it exits
+	closing    chan struct{}
+	closeOnce  sync.Once // closes closing
+	socketOnce sync.Once // closes pc
+	wg         sync.WaitGroup
+	readErr    error // set by readLoop before it exits
 }
 
 func newEndpoint(pc net.PacketConn, set *settings, workers int) *endpoint {
@@ -87,27 +88,27 @@ func (ep *endpoint) start() {
 	}()
 }
 
-// stop signals every goroutine to finish and unblocks the read loop. It
-// does not wait; join with ep.wg.
+// stop signals every goroutine to finish, lets the shards send their close
+// packets, then closes the socket to unblock the read loop. It does not
+// join; use ep.wg for that.
 func (ep *endpoint) stop() {
-	ep.closeOnce.Do(func() {
-		close(ep.closing)
-		// Let the shards send their close packets before the socket goes.
-		for _, s := range ep.shards {
-			<-s.done
-		}
-		ep.pc.Close()
-	})
+	ep.signalClose()
+	for _, s := range ep.shards {
+		<-s.done
+	}
+	ep.closeSocket()
 }
 
 // stopFromShard is stop for a caller running on the endpoint's only shard,
 // which cannot wait for itself. It has already sent what it had to send.
 func (ep *endpoint) stopFromShard() {
-	ep.closeOnce.Do(func() {
-		close(ep.closing)
-		ep.pc.Close()
-	})
+	ep.signalClose()
+	ep.closeSocket()
 }
+
+func (ep *endpoint) signalClose() { ep.closeOnce.Do(func() { close(ep.closing) }) }
+
+func (ep *endpoint) closeSocket() { ep.socketOnce.Do(func() { ep.pc.Close() }) }
 
 func (ep *endpoint) shardFor(id uint32) *shard {
 	return ep.shards[int(id%uint32(len(ep.shards)))]

@@ -118,16 +118,16 @@ func (s *recordServer) handler(i int) *recordConn {
 // inside a synctest bubble so that time is virtual and runs are
 // deterministic.
 type simPair struct {
-	net     *netsim.Network
-	srvPC   *netsim.PacketConn
-	cliPC   *netsim.PacketConn
-	srv     *Server
-	srvH    *recordServer
-	cli     *Client
-	cliH    *recordConn
-	keys    KeyPair
-	srvCfg  *Config
-	cliCfg  *Config
+	net    *netsim.Network
+	srvPC  *netsim.PacketConn
+	cliPC  *netsim.PacketConn
+	srv    *Server
+	srvH   *recordServer
+	cli    *Client
+	cliH   *recordConn
+	keys   KeyPair
+	srvCfg *Config
+	cliCfg *Config
 }
 
 func testKeys(t testing.TB) KeyPair {

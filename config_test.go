@@ -1,0 +1,106 @@
+package uxp
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name  string
+		cfg   Config
+		field string // "" means valid
+	}{
+		{"zero value", Config{}, ""},
+		{"salsa", Config{Cipher: Salsa20Poly1305}, ""},
+		{"unknown cipher", Config{Cipher: 9}, "Cipher"},
+		{"interval too small", Config{KCP: KCPConfig{Interval: time.Millisecond}}, "KCP.Interval"},
+		{"interval too large", Config{KCP: KCPConfig{Interval: time.Minute}}, "KCP.Interval"},
+		{"negative send window", Config{KCP: KCPConfig{SendWindow: -1}}, "KCP.SendWindow"},
+		{"negative recv window", Config{KCP: KCPConfig{RecvWindow: -1}}, "KCP.RecvWindow"},
+		{"mtu too small", Config{KCP: KCPConfig{MTU: 100}}, "KCP.MTU"},
+		{"mtu too large", Config{KCP: KCPConfig{MTU: 9000}}, "KCP.MTU"},
+		{"negative handshake timeout", Config{HandshakeTimeout: -time.Second}, "HandshakeTimeout"},
+		{"negative workers", Config{Workers: -1}, "Workers"},
+		{"negative max message", Config{MaxMessageSize: -1}, "MaxMessageSize"},
+		{"message too large for window", Config{MaxMessageSize: 1 << 20}, "MaxMessageSize"},
+		{"message too large for small window", Config{KCP: KCPConfig{RecvWindow: 8}, MaxMessageSize: 20000}, "MaxMessageSize"},
+		{"negative send queue", Config{SendQueueBytes: -1}, "SendQueueBytes"},
+		{"send queue below max message", Config{SendQueueBytes: 1000, MaxMessageSize: 2000}, "SendQueueBytes"},
+		{"idle below heartbeat", Config{HeartbeatInterval: 5 * time.Second, IdleTimeout: 2 * time.Second}, "IdleTimeout"},
+		{"heartbeats off", Config{HeartbeatInterval: -1, IdleTimeout: time.Second}, ""},
+		{"idle off", Config{IdleTimeout: -1}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := tt.cfg
+			err := tt.cfg.Validate()
+			require.Equal(t, before, tt.cfg, "Validate must not modify the Config")
+			if tt.field == "" {
+				require.NoError(t, err)
+				return
+			}
+			var ce *ConfigError
+			require.True(t, errors.As(err, &ce), "got %v", err)
+			require.Equal(t, tt.field, ce.Field)
+			require.Contains(t, err.Error(), tt.field)
+		})
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	var nilCfg *Config
+	require.NoError(t, nilCfg.Validate())
+	d := DefaultConfig()
+	require.NoError(t, d.Validate())
+	set, err := d.resolve()
+	require.NoError(t, err)
+	zero, err := (&Config{}).resolve()
+	require.NoError(t, err)
+	require.Equal(t, set, zero, "the zero Config means the defaults")
+	require.Equal(t, 3*time.Second, set.heartbeat)
+	require.Equal(t, 10*time.Second, set.idleTimeout)
+	require.Equal(t, ChaCha20Poly1305, set.cipher)
+	require.True(t, set.kcpNoDelay)
+	require.Equal(t, 2, set.kcpFastResend)
+	require.False(t, set.kcpCongestion)
+	require.Equal(t, 10*time.Millisecond, set.kcpInterval)
+	c := d.Clone()
+	c.Workers = 99
+	require.NotEqual(t, c.Workers, d.Workers, "Clone is a copy")
+}
+
+func TestNewServerClientNeedKeys(t *testing.T) {
+	pc := newLoopbackPC(t)
+	_, err := NewServer(pc, nil, nil)
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, "PrivateKey", ce.Field)
+	_, err = NewClient(pc, pc.LocalAddr(), nil, nil)
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, "ServerPublicKey", ce.Field)
+	_, err = NewServer(nil, nil, &Config{PrivateKey: testKeys(t).Private})
+	require.Error(t, err)
+}
+
+func TestKeys(t *testing.T) {
+	kp := testKeys(t)
+	pub, err := ParsePublicKey(kp.Public.String())
+	require.NoError(t, err)
+	require.Equal(t, kp.Public, pub)
+	priv, err := ParsePrivateKey(kp.Private.String())
+	require.NoError(t, err)
+	derived, err := priv.PublicKey()
+	require.NoError(t, err)
+	require.Equal(t, kp.Public, derived)
+	for _, bad := range []string{"", "not base64!", "AAAA", PublicKey{}.String()} {
+		_, err := ParsePublicKey(bad)
+		require.Error(t, err, "%q", bad)
+	}
+	var k PublicKey
+	require.NoError(t, k.UnmarshalText([]byte(kp.Public.String())))
+	require.Equal(t, kp.Public, k)
+}

@@ -24,6 +24,7 @@ type Client struct {
 
 	hs          atomic.Pointer[clientHandshake] // non-nil while Start waits for a response
 	established chan *Conn                      // capacity 1
+	refused     chan error                      // capacity 1: an authenticated refusal
 	conn        atomic.Pointer[Conn]
 
 	mu      sync.Mutex
@@ -64,6 +65,7 @@ func NewClient(pc net.PacketConn, server net.Addr, handler ConnHandler, cfg *Con
 		handler:     handler,
 		server:      ap,
 		established: make(chan *Conn, 1),
+		refused:     make(chan error, 1),
 	}
 	c.ep = newEndpoint(pc, set, 1)
 	c.ep.onResponse = c.handleResponse
@@ -127,7 +129,7 @@ func (c *Client) Start(ctx context.Context) error {
 		c.Close()
 		return err
 	}
-	hs, err := newClientHandshake(c.set.serverPublicKey, c.set.cipher, binary.LittleEndian.Uint32(b[:]), time.Now(), rand.Reader)
+	hs, err := newClientHandshake(c.set.serverPublicKey, c.set.cipher, c.set.fec, binary.LittleEndian.Uint32(b[:]), time.Now(), rand.Reader)
 	if err != nil {
 		c.Close()
 		return fmt.Errorf("uxp: handshake: %w", err)
@@ -152,6 +154,9 @@ func (c *Client) Start(ctx context.Context) error {
 			case <-conn.done:
 				return conn.Err()
 			}
+		case err := <-c.refused:
+			c.Close()
+			return err
 		case <-ctx.Done():
 			c.hs.Store(nil)
 			c.Close()
@@ -183,7 +188,13 @@ func (c *Client) handleResponse(b []byte, from netip.AddrPort) {
 		c.ep.drops.malformed.Add(1) // no handshake in progress
 		return
 	}
-	id, keys, err := hs.consumeResponse(b)
+	id, keys, fp, err := hs.consumeResponse(b)
+	if errors.Is(err, ErrFECRefused) {
+		if c.hs.CompareAndSwap(hs, nil) {
+			c.refused <- err
+		}
+		return
+	}
 	if err != nil {
 		if errors.Is(err, errHandshakeAuth) {
 			c.ep.drops.authFailed.Add(1)
@@ -196,7 +207,7 @@ func (c *Client) handleResponse(b []byte, from netip.AddrPort) {
 		keys.zero()
 		return
 	}
-	conn, err := newConn(c.ep, id, &keys, hs.cipher, c.server, true, time.Now())
+	conn, err := newConn(c.ep, id, &keys, hs.cipher, fp, c.server, true, time.Now())
 	if err != nil {
 		return
 	}

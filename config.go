@@ -7,6 +7,7 @@ import (
 	"time"
 
 	ucrypto "github.com/uxp-go/uxp/crypto"
+	"github.com/uxp-go/uxp/fec"
 )
 
 // Cipher selects the AEAD that seals data packets.
@@ -35,6 +36,8 @@ const (
 	defaultFastResend        = 2
 	defaultWindow            = 256
 	defaultMTU               = 1400
+	defaultFECParity         = 3
+	defaultFECGroupDelay     = 20 * time.Millisecond
 
 	minMTU = 576
 	// maxMTU is bounded by kcp-go's segment buffer pool (1500-byte buffers).
@@ -65,6 +68,12 @@ type Config struct {
 	// profile: no-delay RTO, 10 ms interval, fast resend after 2 duplicate
 	// ACKs, no congestion window.
 	KCP KCPConfig
+
+	// FEC turns on Reed-Solomon forward error correction. The zero value
+	// leaves it off. On a server it is the policy: what clients may ask
+	// for. On a client it is the request; a request the server does not
+	// allow fails Start with ErrFECRefused.
+	FEC FECConfig
 
 	// HeartbeatInterval is how often a client sends an authenticated
 	// heartbeat; the server answers each one, which gives an RTT sample.
@@ -106,6 +115,10 @@ type Config struct {
 
 	// Logger receives the SDK's log records. Nil means no logging.
 	Logger *slog.Logger
+
+	// testDropShard, set only by this package's tests, drops chosen FEC
+	// shards on the way out (after they were counted as sent).
+	testDropShard func(shard []byte) bool
 }
 
 // KCPConfig tunes the KCP reliability layer. The zero value is the fast
@@ -136,6 +149,36 @@ type KCPConfig struct {
 	// MTU is the largest UDP payload uxp sends, headers, tag and KCP header
 	// included. Zero means 1400. It must be between 576 and 1500.
 	MTU int
+}
+
+// FECConfig configures forward error correction. Shards are grouped: every
+// DataShards packets are followed by ParityShards parity packets, and any
+// ParityShards losses in a group are repaired on arrival, without waiting
+// for a retransmission. The usual choice is 10/3.
+type FECConfig struct {
+	// DataShards is the number of data packets per group. Zero disables
+	// FEC. It must be at most 64.
+	DataShards int
+
+	// ParityShards is the number of parity packets per group (the starting
+	// value in adaptive mode). Zero means 3 when DataShards is set. It must
+	// be at most 32.
+	ParityShards int
+
+	// Adaptive lets each sender adjust its parity count to the loss its
+	// peer reports, between 0 and MaxParity: more parity when loss rises,
+	// none on a clean link.
+	Adaptive bool
+
+	// MaxParity bounds the parity count in adaptive mode, and on a server
+	// the most a client may ask for. Zero means ParityShards. It must be at
+	// least ParityShards and at most 32.
+	MaxParity int
+
+	// GroupDelay is how long a partly filled group may wait for more data
+	// before its parity is sent anyway, so that sparse traffic is protected
+	// too. Zero means 20 ms. Negative is invalid.
+	GroupDelay time.Duration
 }
 
 // DefaultConfig returns a Config with every field at its default. Keys
@@ -185,6 +228,8 @@ type settings struct {
 	recvWindow    int
 	mtu           int
 
+	fec fecParams
+
 	heartbeat        time.Duration // <= 0: disabled
 	idleTimeout      time.Duration // <= 0: disabled
 	handshakeTimeout time.Duration
@@ -193,6 +238,8 @@ type settings struct {
 	sendQueue        int
 	socketBuffer     int
 	logger           *slog.Logger
+	fecGroupDelay    time.Duration
+	testDropShard    func(shard []byte) bool
 }
 
 func pick[T int | time.Duration](v, def T) T {
@@ -225,7 +272,20 @@ func (c *Config) resolve() (*settings, error) {
 		sendQueue:        pick(c.SendQueueBytes, defaultSendQueueBytes),
 		socketBuffer:     pick(c.SocketBufferBytes, defaultSocketBuffer),
 		logger:           c.Logger,
+		testDropShard:    c.testDropShard,
 	}
+	s.fec = fecParams{
+		data:      c.FEC.DataShards,
+		parity:    c.FEC.ParityShards,
+		maxParity: c.FEC.MaxParity,
+		adaptive:  c.FEC.Adaptive,
+	}
+	fecDelay := pick(c.FEC.GroupDelay, defaultFECGroupDelay)
+	if s.fec.data > 0 {
+		s.fec.parity = pick(s.fec.parity, defaultFECParity)
+		s.fec.maxParity = pick(s.fec.maxParity, s.fec.parity)
+	}
+	s.fecGroupDelay = fecDelay
 	if s.cipher == 0 {
 		s.cipher = ChaCha20Poly1305
 	}
@@ -260,6 +320,18 @@ func (c *Config) resolve() (*settings, error) {
 		return bad("MaxMessageSize", "negative (%d)", s.maxMessage)
 	case s.sendQueue < 0:
 		return bad("SendQueueBytes", "negative (%d)", s.sendQueue)
+	case s.fec.data < 0 || s.fec.data > fec.MaxDataShards:
+		return bad("FEC.DataShards", "%d is outside [0, %d]", s.fec.data, fec.MaxDataShards)
+	case s.fec.parity < 0 || s.fec.parity > fec.MaxParityShards:
+		return bad("FEC.ParityShards", "%d is outside [0, %d]", s.fec.parity, fec.MaxParityShards)
+	case s.fec.maxParity < 0 || s.fec.maxParity > fec.MaxParityShards:
+		return bad("FEC.MaxParity", "%d is outside [0, %d]", s.fec.maxParity, fec.MaxParityShards)
+	case s.fec.data > 0 && s.fec.maxParity < s.fec.parity:
+		return bad("FEC.MaxParity", "%d is below ParityShards %d", s.fec.maxParity, s.fec.parity)
+	case s.fec.data == 0 && (c.FEC.ParityShards != 0 || c.FEC.MaxParity != 0 || c.FEC.Adaptive):
+		return bad("FEC.DataShards", "must be set when other FEC fields are")
+	case fecDelay < 0:
+		return bad("FEC.GroupDelay", "negative (%v)", fecDelay)
 	case s.heartbeat > 0 && s.idleTimeout > 0 && s.idleTimeout <= s.heartbeat:
 		return bad("IdleTimeout", "%v must exceed HeartbeatInterval %v", s.idleTimeout, s.heartbeat)
 	}
@@ -277,8 +349,18 @@ func (c *Config) resolve() (*settings, error) {
 func (s *settings) mss() int { return s.kcpMTU() - kcpOverhead }
 
 // kcpMTU is the MTU handed to KCP: what remains of a datagram after the
-// transport header, the frame type byte and the AEAD tag.
-func (s *settings) kcpMTU() int { return s.mtu - transportOverhead }
+// transport header, the frame type byte and the AEAD tag, and, when FEC
+// may be on, the shard header and the 2 bytes by which a parity shard
+// exceeds the group's largest packet. The FEC room is reserved whenever
+// this side is configured for FEC, so the MTU holds whatever the server
+// decides.
+func (s *settings) kcpMTU() int {
+	m := s.mtu - transportOverhead
+	if s.fec.data > 0 {
+		m -= fec.HeaderSize + fecParityExtra
+	}
+	return m
+}
 
 func (s *settings) maxMessageLimit() int {
 	frags := min(maxFragments, s.recvWindow-1)

@@ -56,6 +56,9 @@ type Conn struct {
 	drops     dropCounters
 	rtt       atomic.Int64
 	rttVar    atomic.Int64
+	fecParity atomic.Int64
+	lossIn    atomic.Int64 // 1/10000
+	lossOut   atomic.Int64 // 1/10000
 
 	// Owned by the shard.
 	state       connState
@@ -77,6 +80,11 @@ type Conn struct {
 	pendSpare   []byte
 	lastPong    time.Time // client: when the last pong arrived
 	lastPongTS  uint64    // client: the server timestamp it carried
+	fec         fecState
+	// ackPending: KCP holds ACKs not yet flushed. With FEC on they wait for
+	// KCP's interval tick, so parity can repair a loss before the sender
+	// sees later segments acknowledged and retransmits.
+	ackPending bool
 
 	// Server half-open bookkeeping, immutable after creation.
 	ephemeral [noiseKeySize]byte
@@ -87,7 +95,7 @@ type Conn struct {
 
 type handlerBox struct{ h ConnHandler }
 
-func newConn(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, remote netip.AddrPort, isClient bool, now time.Time) (*Conn, error) {
+func newConn(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fecParams, remote netip.AddrPort, isClient bool, now time.Time) (*Conn, error) {
 	send, err := ucrypto.NewAEAD(cipher, &keys.send)
 	if err != nil {
 		return nil, err
@@ -134,6 +142,9 @@ func newConn(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, remote n
 	k.WndSize(set.sendWindow, set.recvWindow)
 	k.SetMtu(set.kcpMTU())
 	c.kcp = k
+	if err := c.initFEC(fp, now); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -237,7 +248,11 @@ func (c *Conn) Stats() ConnStats {
 		RTTVar:           time.Duration(c.rttVar.Load()),
 		Drops:            c.drops.snapshot(),
 		Cipher:           c.cipher,
+		LossIn:           float64(c.lossIn.Load()) / 10000,
+		LossOut:          float64(c.lossOut.Load()) / 10000,
+		FEC:              c.traffic.fecStats(),
 	}
+	st.FEC.Parity = int(c.fecParity.Load())
 	c.mu.Lock()
 	st.SendQueueBytes = c.pendBytes + int(c.kcpQueued.Load())
 	c.mu.Unlock()

@@ -62,7 +62,10 @@ func (c *Conn) pump(now time.Time) {
 		c.reschedule(now)
 		return
 	}
-	kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
+	if c.fec.enc == nil || len(pend) > 0 || closeReq {
+		kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
+		c.ackPending = false
+	}
 	c.noteQueued()
 	if c.state == stateClosing && c.kcp.WaitSnd() == 0 {
 		c.terminate(ErrConnClosed, closeNormal, true)
@@ -128,7 +131,18 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 			c.drop(dropMalformed)
 			return
 		}
+		c.ackPending = true
 		c.deliver()
+	case frameFEC:
+		c.fecInput(body, now)
+		c.ackPending = true
+		c.deliver()
+	case frameLoss:
+		if len(body) != lossBodySize {
+			c.drop(dropMalformed)
+			return
+		}
+		c.takeLossReport(body)
 	case framePing:
 		if len(body) != pingSize {
 			c.drop(dropMalformed)
@@ -257,6 +271,10 @@ func (c *Conn) output(buf []byte, size int) {
 		}
 		p = p[kcpOverhead+n:]
 	}
+	if c.fec.enc != nil {
+		c.fecOutput(segs)
+		return
+	}
 	c.sendFrame(frameKCP, segs)
 }
 
@@ -314,7 +332,9 @@ func (c *Conn) onTimer(now time.Time) {
 		if c.hb.pingDue(now) {
 			c.sendPing(now)
 		}
-		if c.kcp.WaitSnd() > 0 {
+		c.fecTimers(now)
+		if (c.kcp.WaitSnd() > 0 || c.ackPending) && int32(c.kcp.Check()-kcpNow()) <= 0 {
+			c.ackPending = false
 			c.kcp.Update()
 			c.noteQueued()
 			if c.state == stateClosing && c.kcp.WaitSnd() == 0 {
@@ -341,7 +361,10 @@ func (c *Conn) reschedule(now time.Time) {
 	case stateClosing:
 		earliest(c.lingerUntil)
 	}
-	if c.state != stateHalfOpen && c.kcp.WaitSnd() > 0 {
+	if c.state != stateHalfOpen {
+		earliest(c.fecDeadline())
+	}
+	if c.state != stateHalfOpen && (c.kcp.WaitSnd() > 0 || c.ackPending) {
 		wait := time.Duration(int32(c.kcp.Check()-kcpNow())) * time.Millisecond
 		earliest(now.Add(max(wait, time.Millisecond)))
 	}

@@ -30,9 +30,10 @@ import (
 //	| mac1 (16)                                                        | 80..96
 //	| mac2 (16), zero unless answering a cookie                        | 96..112
 //
-// Initiation payload: timestamp u64 (Unix ns) | 16 reserved zero bytes
-// (padding: they keep the initiation at least as large as any answer, so
-// the server never amplifies).
+// Initiation payload: timestamp u64 (Unix ns) | FEC request (4: data,
+// parity, flags, max parity) | 12 reserved zero bytes (padding: they keep
+// the initiation at least as large as any answer, so the server never
+// amplifies).
 //
 // Response (type 2), server -> client, exactly responseSize bytes:
 //
@@ -43,7 +44,7 @@ import (
 //	| Noise msg 2: e (32) | AEAD(response payload, 32) + tag (16)    | 12..92
 //
 // Response payload: status u8 | 3 reserved | session id u32 (must equal
-// the header's) | 24 reserved zero bytes.
+// the header's) | FEC decision (4) | 20 reserved zero bytes.
 
 /* Specification constants */
 const (
@@ -123,7 +124,7 @@ type clientHandshake struct {
 
 // newClientHandshake builds the initiation. rng supplies the ephemeral key
 // (crypto/rand in production).
-func newClientHandshake(server PublicKey, cipher Cipher, index uint32, now time.Time, rng io.Reader) (*clientHandshake, error) {
+func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index uint32, now time.Time, rng io.Reader) (*clientHandshake, error) {
 	c := &clientHandshake{index: index, cipher: cipher}
 	p := c.packet[:]
 	p[0] = msgInitiation
@@ -144,6 +145,7 @@ func newClientHandshake(server PublicKey, cipher Cipher, index uint32, now time.
 	}
 	var payload [initiationPayloadSize]byte
 	binary.LittleEndian.PutUint64(payload[0:8], uint64(now.UnixNano()))
+	req.put(payload[8:12])
 	msg, _, _, err := hs.WriteMessage(p[8:8], payload[:])
 	if err != nil {
 		return nil, err
@@ -161,28 +163,33 @@ func newClientHandshake(server PublicKey, cipher Cipher, index uint32, now time.
 // consumeResponse authenticates the server's response and returns the
 // session ID and keys. Any failure leaves the handshake usable for a later,
 // genuine response.
-func (c *clientHandshake) consumeResponse(pkt []byte) (uint32, sessionKeys, error) {
+// A genuine refusal returns ErrFECRefused.
+func (c *clientHandshake) consumeResponse(pkt []byte) (uint32, sessionKeys, fecParams, error) {
 	var keys sessionKeys
 	if len(pkt) != responseSize || pkt[0] != msgResponse || pkt[1]|pkt[2]|pkt[3] != 0 {
-		return 0, keys, errHandshakeMalformed
+		return 0, keys, fecParams{}, errHandshakeMalformed
 	}
 	id := binary.LittleEndian.Uint32(pkt[4:8])
 	if binary.LittleEndian.Uint32(pkt[8:12]) != c.index {
-		return 0, keys, errHandshakeMalformed
+		return 0, keys, fecParams{}, errHandshakeMalformed
 	}
 	var payload [responsePayloadSize]byte
 	// flynn/noise rolls its symmetric state back when decryption fails, so
 	// a forged response does not poison the handshake.
 	out, send, recv, err := c.hs.ReadMessage(payload[:0], pkt[12:responseSize])
 	if err != nil || send == nil || recv == nil || len(out) != responsePayloadSize {
-		return 0, keys, errHandshakeAuth
+		return 0, keys, fecParams{}, errHandshakeAuth
 	}
-	if out[0] != statusOK || binary.LittleEndian.Uint32(out[4:8]) != id || id == 0 {
-		return 0, keys, errHandshakeAuth
+	if out[0] == statusFECRefused {
+		return 0, keys, fecParams{}, ErrFECRefused
+	}
+	fp, ok := parseFECParams(out[8:12])
+	if out[0] != statusOK || binary.LittleEndian.Uint32(out[4:8]) != id || id == 0 || !ok {
+		return 0, keys, fecParams{}, errHandshakeAuth
 	}
 	keys.send = send.UnsafeKey()
 	keys.recv = recv.UnsafeKey()
-	return id, keys, nil
+	return id, keys, fp, nil
 }
 
 // initiation is what the server learns from a valid initiation.
@@ -191,6 +198,8 @@ type initiation struct {
 	cipher      Cipher
 	ephemeral   [noiseKeySize]byte
 	timestamp   time.Time
+	fec         fecParams // the decision
+	refused     bool      // the response refuses the session
 }
 
 // checkInitiation does the cheap checks on an initiation: exact length,
@@ -212,7 +221,9 @@ func checkInitiation(pkt []byte, key *[32]byte) error {
 // respond processes an initiation that passed checkInitiation and builds
 // the response for sessionID. It costs two X25519 operations. On error
 // nothing was created and nothing must be sent.
-func respond(static *noise.DHKey, pkt []byte, sessionID uint32, rng io.Reader) (initiation, [responseSize]byte, sessionKeys, error) {
+// policy is the server's FEC policy: a request it does not allow gets an
+// authenticated refusal (in.refused) instead of a session.
+func respond(static *noise.DHKey, pkt []byte, sessionID uint32, policy fecParams, rng io.Reader) (initiation, [responseSize]byte, sessionKeys, error) {
 	var (
 		in   initiation
 		resp [responseSize]byte
@@ -238,13 +249,23 @@ func respond(static *noise.DHKey, pkt []byte, sessionID uint32, rng io.Reader) (
 	in.cipher = Cipher(pkt[2])
 	copy(in.ephemeral[:], pkt[8:8+noiseKeySize])
 	in.timestamp = time.Unix(0, int64(binary.LittleEndian.Uint64(out[0:8])))
+	req, ok := parseFECParams(out[8:12])
+	if !ok {
+		return in, resp, keys, errHandshakeMalformed
+	}
+	in.fec, ok = negotiateFEC(policy, req)
+	in.refused = !ok
 
 	resp[0] = msgResponse
 	binary.LittleEndian.PutUint32(resp[4:8], sessionID)
 	binary.LittleEndian.PutUint32(resp[8:12], in.senderIndex)
 	var rp [responsePayloadSize]byte
 	rp[0] = statusOK
+	if in.refused {
+		rp[0] = statusFECRefused
+	}
 	binary.LittleEndian.PutUint32(rp[4:8], sessionID)
+	in.fec.put(rp[8:12])
 	msg, recv, send, err := hs.WriteMessage(resp[12:12], rp[:])
 	if err != nil || recv == nil || send == nil || len(msg) != responseSize-12 {
 		return in, resp, keys, errHandshakeAuth

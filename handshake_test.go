@@ -25,16 +25,16 @@ func serverStatic(kp KeyPair) *noise.DHKey {
 func TestHandshakeRoundTrip(t *testing.T) {
 	for _, cipher := range []Cipher{ChaCha20Poly1305, Salsa20Poly1305} {
 		kp := testKeys(t)
-		c, err := newClientHandshake(kp.Public, cipher, 77, time.Unix(1, 0), rand.Reader)
+		c, err := newClientHandshake(kp.Public, cipher, fecParams{}, 77, time.Unix(1, 0), rand.Reader)
 		require.NoError(t, err)
 		mk := mac1Key(kp.Public)
 		require.NoError(t, checkInitiation(c.packet[:], &mk))
-		in, resp, skeys, err := respond(serverStatic(kp), c.packet[:], 1234, rand.Reader)
+		in, resp, skeys, err := respond(serverStatic(kp), c.packet[:], 1234, fecParams{}, rand.Reader)
 		require.NoError(t, err)
 		require.Equal(t, uint32(77), in.senderIndex)
 		require.Equal(t, cipher, in.cipher)
 		require.LessOrEqual(t, len(resp), len(c.packet), "the server must not amplify")
-		id, ckeys, err := c.consumeResponse(resp[:])
+		id, ckeys, _, err := c.consumeResponse(resp[:])
 		require.NoError(t, err)
 		require.Equal(t, uint32(1234), id)
 		require.Equal(t, skeys.send, ckeys.recv)
@@ -47,21 +47,21 @@ func TestHandshakeRejects(t *testing.T) {
 	kp := testKeys(t)
 	mk := mac1Key(kp.Public)
 	fresh := func() *clientHandshake {
-		c, err := newClientHandshake(kp.Public, ChaCha20Poly1305, 1, time.Now(), rand.Reader)
+		c, err := newClientHandshake(kp.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader)
 		require.NoError(t, err)
 		return c
 	}
 	t.Run("wrong server key fails mac1", func(t *testing.T) {
 		other := testKeys(t)
-		c, err := newClientHandshake(other.Public, ChaCha20Poly1305, 1, time.Now(), rand.Reader)
+		c, err := newClientHandshake(other.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader)
 		require.NoError(t, err)
 		require.ErrorIs(t, checkInitiation(c.packet[:], &mk), errHandshakeMAC)
 	})
 	t.Run("wrong server key with forged mac1 fails decryption", func(t *testing.T) {
 		other := testKeys(t)
-		c, err := newClientHandshake(other.Public, ChaCha20Poly1305, 1, time.Now(), rand.Reader)
+		c, err := newClientHandshake(other.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader)
 		require.NoError(t, err)
-		_, _, _, err = respond(serverStatic(kp), c.packet[:], 1, rand.Reader)
+		_, _, _, err = respond(serverStatic(kp), c.packet[:], 1, fecParams{}, rand.Reader)
 		require.Error(t, err)
 	})
 	t.Run("downgrade of the cipher byte", func(t *testing.T) {
@@ -73,7 +73,7 @@ func TestHandshakeRejects(t *testing.T) {
 		mac := computeMAC1(&mk, pkt[:])
 		copy(pkt[initiationMAC1Offset:], mac[:])
 		require.NoError(t, checkInitiation(pkt[:], &mk))
-		_, _, _, err := respond(serverStatic(kp), pkt[:], 1, rand.Reader)
+		_, _, _, err := respond(serverStatic(kp), pkt[:], 1, fecParams{}, rand.Reader)
 		require.Error(t, err)
 	})
 	t.Run("bad version and lengths", func(t *testing.T) {
@@ -88,27 +88,27 @@ func TestHandshakeRejects(t *testing.T) {
 	})
 	t.Run("forged response leaves the handshake usable", func(t *testing.T) {
 		c := fresh()
-		_, resp, _, err := respond(serverStatic(kp), c.packet[:], 9, rand.Reader)
+		_, resp, _, err := respond(serverStatic(kp), c.packet[:], 9, fecParams{}, rand.Reader)
 		require.NoError(t, err)
 		for i := 12; i < responseSize; i++ {
 			bad := resp
 			bad[i] ^= 0x40
-			_, _, err := c.consumeResponse(bad[:])
+			_, _, _, err := c.consumeResponse(bad[:])
 			require.Error(t, err, "byte %d", i)
 		}
 		for n := range responseSize {
-			_, _, err := c.consumeResponse(resp[:n])
+			_, _, _, err := c.consumeResponse(resp[:n])
 			require.Error(t, err)
 		}
-		_, _, err = c.consumeResponse(resp[:])
+		_, _, _, err = c.consumeResponse(resp[:])
 		require.NoError(t, err, "the genuine response still works after forgeries")
 	})
 	t.Run("response for another index", func(t *testing.T) {
 		c := fresh()
-		_, resp, _, err := respond(serverStatic(kp), c.packet[:], 9, rand.Reader)
+		_, resp, _, err := respond(serverStatic(kp), c.packet[:], 9, fecParams{}, rand.Reader)
 		require.NoError(t, err)
 		resp[8] ^= 1
-		_, _, err = c.consumeResponse(resp[:])
+		_, _, _, err = c.consumeResponse(resp[:])
 		require.ErrorIs(t, err, errHandshakeMalformed)
 	})
 }

@@ -31,6 +31,7 @@ type Server struct {
 
 	accepted  atomic.Uint64
 	completed atomic.Uint64
+	refused   atomic.Uint64
 	sessions  atomic.Int64
 
 	mu      sync.Mutex
@@ -188,6 +189,7 @@ func (s *Server) Stats() ServerStats {
 		Sessions:            int(s.sessions.Load()),
 		SessionsAccepted:    s.accepted.Load(),
 		HandshakesCompleted: s.completed.Load(),
+		HandshakesRefused:   s.refused.Load(),
 		Drops:               s.ep.drops.snapshot(),
 	}
 	s.halfMu.Lock()
@@ -256,13 +258,22 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort) {
 	if err != nil {
 		return
 	}
-	in, resp, keys, err := respond(&s.static, pkt, id, rand.Reader)
+	in, resp, keys, err := respond(&s.static, pkt, id, s.set.fec, rand.Reader)
 	if err != nil {
 		s.ep.table.remove(id)
 		s.ep.drops.authFailed.Add(1)
 		return
 	}
-	c, err := newConn(s.ep, id, &keys, in.cipher, from, false, time.Now())
+	if in.refused {
+		// Authenticated, so the client can trust the refusal and report
+		// it; no session state is kept.
+		keys.zero()
+		s.ep.table.remove(id)
+		s.refused.Add(1)
+		_ = s.ep.writeTo(resp[:], from)
+		return
+	}
+	c, err := newConn(s.ep, id, &keys, in.cipher, in.fec, from, false, time.Now())
 	if err != nil {
 		s.ep.table.remove(id)
 		return

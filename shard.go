@@ -29,9 +29,10 @@ type shard struct {
 	timers  connHeap
 	timer   *time.Timer
 	timerAt time.Time
-	touched []*Conn // sessions that took input in the current batch
-	sendBuf []byte  // one outgoing datagram at a time
-	recvBuf []byte  // one reassembled message at a time
+	touched []*Conn   // sessions that took input in the current batch
+	now     time.Time // when the current event began
+	sendBuf []byte    // one outgoing datagram at a time
+	recvBuf []byte    // one reassembled message at a time
 
 	traffic trafficCounters
 	drops   dropCounters
@@ -88,6 +89,7 @@ func (s *shard) loop() {
 		select {
 		case p := <-s.in:
 			now := time.Now()
+			s.now = now
 			s.handle(p, now)
 		batch:
 			for range batchLimit {
@@ -100,11 +102,14 @@ func (s *shard) loop() {
 			}
 			s.flushTouched(now)
 		case <-s.wake:
-			s.drainReady(time.Now())
+			s.now = time.Now()
+			s.drainReady(s.now)
 		case <-s.timer.C:
 			s.timerAt = time.Time{}
-			s.runTimers(time.Now())
+			s.now = time.Now()
+			s.runTimers(s.now)
 		case <-s.ep.closing:
+			s.now = time.Now()
 			s.shutdown()
 			return
 		}

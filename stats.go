@@ -51,6 +51,12 @@ type ConnStats struct {
 	SendQueueBytes int
 	Drops          DropStats
 	Cipher         Cipher
+	// LossIn is the fraction of the peer's packets that did not arrive,
+	// measured from gaps in their counters over the last interval. LossOut
+	// is the same as the peer measured it for ours (reported only in
+	// adaptive FEC mode).
+	LossIn, LossOut float64
+	FEC             FECStats
 }
 
 // ServerStats is a snapshot of a Server's counters.
@@ -59,11 +65,13 @@ type ServerStats struct {
 	HalfOpen                       int    // handshakes answered, awaiting the client's first packet
 	SessionsAccepted               uint64 // sessions announced through OnNewConnComing
 	HandshakesCompleted            uint64 // responses sent for new initiations
+	HandshakesRefused              uint64 // authenticated refusals (FEC policy)
 	BytesSent, BytesReceived       uint64
 	PacketsSent, PacketsReceived   uint64
 	MessagesSent, MessagesReceived uint64
 	Retransmissions                uint64
 	Drops                          DropStats
+	FEC                            FECStats
 }
 
 // dropCounters is the concurrently readable form of DropStats.
@@ -106,9 +114,47 @@ func (d *dropCounters) inc(r dropReason) {
 	}
 }
 
+type trafficCounter = atomic.Uint64
+
 // trafficCounters are written by one owner (a shard) and read by Stats.
 type trafficCounters struct {
-	bytesOut, bytesIn, packetsOut, packetsIn, msgsOut, msgsIn, retrans atomic.Uint64
+	bytesOut, bytesIn, packetsOut, packetsIn, msgsOut, msgsIn, retrans trafficCounter
+
+	fecDataOut, fecParityOut, fecDataIn, fecParityIn, fecRecovered, fecExpired trafficCounter
+}
+
+func (t *trafficCounters) fecStats() FECStats {
+	return FECStats{
+		DataShardsSent:     t.fecDataOut.Load(),
+		ParityShardsSent:   t.fecParityOut.Load(),
+		DataShardsReceived: t.fecDataIn.Load(),
+		ParityShardsRecv:   t.fecParityIn.Load(),
+		Recovered:          t.fecRecovered.Load(),
+		ExpiredGroups:      t.fecExpired.Load(),
+	}
+}
+
+// FECStats counts forward error correction work.
+type FECStats struct {
+	DataShardsSent, ParityShardsSent     uint64
+	DataShardsReceived, ParityShardsRecv uint64
+	// Recovered counts packets rebuilt from parity instead of waiting for a
+	// retransmission.
+	Recovered uint64
+	// ExpiredGroups counts groups dropped while still missing data (more
+	// losses than parity); KCP retransmits their packets.
+	ExpiredGroups uint64
+	// Parity is the current parity count per group (ConnStats only).
+	Parity int
+}
+
+func (f *FECStats) add(o FECStats) {
+	f.DataShardsSent += o.DataShardsSent
+	f.ParityShardsSent += o.ParityShardsSent
+	f.DataShardsReceived += o.DataShardsReceived
+	f.ParityShardsRecv += o.ParityShardsRecv
+	f.Recovered += o.Recovered
+	f.ExpiredGroups += o.ExpiredGroups
 }
 
 func (t *trafficCounters) addTo(s *ServerStats) {
@@ -119,4 +165,5 @@ func (t *trafficCounters) addTo(s *ServerStats) {
 	s.MessagesSent += t.msgsOut.Load()
 	s.MessagesReceived += t.msgsIn.Load()
 	s.Retransmissions += t.retrans.Load()
+	s.FEC.add(t.fecStats())
 }

@@ -149,3 +149,7 @@ func parseShard(shard []byte, maxPacketSize int) (shardInfo, error) {
 	}
 	return s, nil
 }
+
+// IsParity reports whether shard, as emitted by an Encoder, is a parity
+// shard. It does not validate the shard.
+func IsParity(shard []byte) bool { return len(shard) > offType && shard[offType] == typeParity }

@@ -1,0 +1,121 @@
+// Package uxp provides reliable, ordered, encrypted message sessions over
+// UDP, for game and live-streaming servers.
+//
+// A session starts with a one-round-trip Noise NK handshake
+// (Noise_NK_25519_ChaChaPoly_BLAKE2s) in which the client authenticates the
+// server by its pinned static public key. Every later datagram is sealed with
+// ChaCha20-Poly1305 (the default) or Salsa20-Poly1305 under a per-direction
+// key, with the packet counter as the nonce and a replay window on the
+// receiving side. Reliability and ordering come from KCP (kcp-go's state
+// machine, in message mode), so each Conn.Write arrives as one
+// OnNewDataComing call. docs/protocol.md is the wire specification,
+// docs/architecture.md describes the goroutines and who owns what, and
+// docs/security.md the threat model.
+//
+// # Usage
+//
+// A server needs a static key pair (GenerateKey, or ParsePrivateKey on the
+// output of `uxp keygen`); clients pin its public key. Handlers embed
+// NopServerHandler and NopHandler and override what they need:
+//
+//	type echoServer struct{ uxp.NopServerHandler }
+//
+//	func (echoServer) OnNewConnComing(c *uxp.Conn) { c.SetHandler(echoConn{}) }
+//
+//	type echoConn struct{ uxp.NopHandler }
+//
+//	// data is only valid during the call; Write copies it.
+//	func (echoConn) OnNewDataComing(c *uxp.Conn, data []byte) {
+//		if _, err := c.Write(data); err != nil {
+//			c.Close()
+//		}
+//	}
+//
+//	func serve(ctx context.Context, priv uxp.PrivateKey) error {
+//		pc, err := net.ListenPacket("udp", ":4000")
+//		if err != nil {
+//			return err
+//		}
+//		srv, err := uxp.NewServer(pc, echoServer{}, &uxp.Config{PrivateKey: priv})
+//		if err != nil {
+//			pc.Close() // the Server owns pc only once NewServer succeeded
+//			return err
+//		}
+//		if err := srv.Start(); err != nil {
+//			srv.Close()
+//			return err
+//		}
+//		<-ctx.Done() // e.g. from signal.NotifyContext(ctx, os.Interrupt)
+//		return srv.Close()
+//	}
+//
+// A client dials with the server's public key. Dial returns once the
+// session is established and OnReady has run:
+//
+//	cl, err := uxp.Dial(ctx, "game.example.com:4000", handler, &uxp.Config{ServerPublicKey: pub})
+//	if err != nil {
+//		return err // errors.Is(err, uxp.ErrHandshakeFailed) for a wrong key or no answer
+//	}
+//	defer cl.Close()
+//	if _, err := cl.Conn().Write([]byte("hello")); err != nil {
+//		return err // uxp.ErrWouldBlock: the send queue is full, try again later
+//	}
+//
+// NewClient with Client.Start does the same on a PacketConn the caller
+// provides. A nil *Config means DefaultConfig; the zero value of each field
+// means its default.
+//
+// # Concurrency
+//
+// A Server runs one read loop, one handshake loop and Config.Workers update
+// workers (shards); a Client runs one read loop and one worker. A session has
+// no goroutine of its own: the worker it is assigned to (by session ID) owns
+// its KCP, crypto, replay and heartbeat state and serves all its deadlines
+// from one timer heap.
+//
+// Every method of Server, Client and Conn is safe for concurrent use. Handler
+// callbacks run on the session's worker, one at a time per session, with no
+// uxp lock held. Conn.Write and Conn.Close may be called from inside them:
+// they queue the work and wake the worker, and never wait for it. Server.Close
+// and Client.Close wait for the workers, so they must not be called from a
+// callback. A callback that blocks stalls every session of its worker. A
+// panic in a callback closes only that callback's session, with a
+// *CallbackPanicError.
+//
+// Conn.Write never blocks: beyond Config.SendQueueBytes it returns
+// ErrWouldBlock and queues nothing. Every error that ends a session unwraps
+// to net.ErrClosed.
+//
+// # Limitations
+//
+//   - The server does not authenticate clients: any holder of the server's
+//     public key can open a session. Authenticate users inside the session.
+//   - There are no DoS cookies and no handshake rate limit yet; the mac2
+//     field is reserved for cookie replies. Handshakes are bounded by a
+//     queue of 1024 and at most 65536 half-open sessions.
+//   - Sessions are not rekeyed. A session ends with ErrCounterExhausted
+//     rather than reuse a nonce, after about 2^64 packets.
+//   - There is no connection migration: replies go to the address the
+//     handshake came from, and a client whose address changes must
+//     reconnect. There is no stateless reset either: a peer that lost its
+//     state is noticed only by the idle timeout.
+//   - Forward error correction (package fec) is not yet wired into
+//     sessions.
+//   - Path MTU discovery is not implemented; Config.KCP.MTU (default 1400)
+//     bounds every datagram, and a receiver drops transport datagrams longer
+//     than its own MTU.
+//   - The close packet is sent once and not retransmitted; if it is lost the
+//     peer ends the session at its idle timeout.
+//
+// # Security
+//
+// uxp protects the confidentiality and integrity of every message, the
+// server's identity (a client that pins the wrong key fails the handshake
+// with ErrHandshakeFailed and sends no data), and replay within and across
+// sessions (fresh ephemeral keys per session, counters checked by a
+// 8128-packet window). The cipher choice is bound into the handshake, so an
+// attacker cannot downgrade it. Keys come from crypto/rand and X25519; nothing
+// secret is hard-coded. See docs/security.md for the threat model, what is
+// not protected yet, and the tests that back each claim. Report
+// vulnerabilities privately to the maintainers rather than in a public issue.
+package uxp

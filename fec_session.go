@@ -1,0 +1,320 @@
+package uxp
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"time"
+
+	kcp "github.com/xtaci/kcp-go/v5"
+
+	"github.com/uxp-go/uxp/fec"
+)
+
+// Forward error correction in a session. KCP output → fec.Encoder → each
+// shard sealed as its own transport packet (frame type 5, fresh counter) →
+// UDP; inbound, a shard is opened and replay-checked like any packet before
+// fec.Decoder sees it, so a forged or replayed shard never reaches the
+// Reed-Solomon decoder. Heartbeats, loss reports and close frames bypass
+// FEC. Recovered packets enter KCP through its FEC input path, which keeps
+// them out of the RTT estimate.
+
+/* Specification constants */
+const (
+	frameFEC  byte = 5 // body: one fec shard (fec/doc.go)
+	frameLoss byte = 6 // body: loss u16 (1/10000) | packets expected u32
+
+	lossBodySize = 6
+
+	// fecParityExtra is how much longer a parity shard is than the group's
+	// largest data shard (the coded 2-byte length; fec/doc.go).
+	fecParityExtra = 2
+
+	statusFECRefused byte = 1
+)
+
+/* Implementation constants */
+const (
+	fecMaxGroups = 64
+	// fecMaxAge drops an incomplete group after this long; KCP will have
+	// retransmitted its packets by then.
+	fecMaxAge = 500 * time.Millisecond
+	// lossReportInterval is how often each side measures the loss it sees
+	// and, in adaptive mode, reports it.
+	lossReportInterval = 500 * time.Millisecond
+	// fecTargetFailure is the group failure probability adaptive mode aims
+	// below: more than parity losses among data+parity shards.
+	fecTargetFailure = 0.005
+)
+
+// ErrFECRefused is returned by Client.Start when the server's FEC policy
+// does not allow the FEC settings the client asked for.
+var ErrFECRefused = errors.New("uxp: server refused the requested FEC settings")
+
+// fecParams is the FEC part of the handshake: a client's request, a
+// server's policy, or the decision.
+type fecParams struct {
+	data, parity, maxParity int
+	adaptive                bool
+}
+
+func (p fecParams) on() bool { return p.data > 0 }
+
+// put writes the 4-byte handshake form: data | parity | flags | max parity.
+func (p fecParams) put(b []byte) {
+	b[0], b[1], b[3] = byte(p.data), byte(p.parity), byte(p.maxParity)
+	b[2] = 0
+	if p.adaptive {
+		b[2] = 1
+	}
+}
+
+func parseFECParams(b []byte) (fecParams, bool) {
+	p := fecParams{data: int(b[0]), parity: int(b[1]), maxParity: int(b[3]), adaptive: b[2]&1 != 0}
+	switch {
+	case b[2]&^1 != 0:
+		return p, false
+	case p.data == 0:
+		return fecParams{}, p.parity == 0 && p.maxParity == 0 && !p.adaptive
+	case p.data > fec.MaxDataShards || p.parity > fec.MaxParityShards || p.maxParity > fec.MaxParityShards || p.maxParity < p.parity:
+		return p, false
+	}
+	return p, true
+}
+
+// negotiateFEC applies a server's policy to a client's request. The
+// decision is the request when the policy allows it.
+func negotiateFEC(policy, req fecParams) (fecParams, bool) {
+	switch {
+	case !req.on():
+		return fecParams{}, true
+	case !policy.on(),
+		req.data > policy.data,
+		req.maxParity > policy.maxParity,
+		req.adaptive && !policy.adaptive:
+		return fecParams{}, false
+	}
+	return req, true
+}
+
+// fecState is a session's FEC and loss-measurement state, owned by the
+// shard.
+type fecState struct {
+	params   fecParams
+	enc      *fec.Encoder
+	dec      *fec.Decoder
+	expireAt time.Time
+
+	// Loss measurement of inbound packets, from gaps in the peer's packet
+	// counters.
+	reportAt    time.Time
+	lastMax     uint64
+	lastPackets uint64
+	peerLoss    float64 // smoothed loss the peer reports for our packets
+}
+
+func (c *Conn) initFEC(p fecParams, now time.Time) error {
+	c.fec.reportAt = now.Add(lossReportInterval)
+	if !p.on() {
+		return nil
+	}
+	max := c.ep.set.kcpMTU()
+	enc, err := fec.NewEncoder(p.data, p.parity, max)
+	if err != nil {
+		return err
+	}
+	enc.MaxGroupDelay = c.ep.set.fecGroupDelay
+	dec, err := fec.NewDecoder(fecMaxGroups, fecMaxAge, max)
+	if err != nil {
+		return err
+	}
+	c.fec.params, c.fec.enc, c.fec.dec = p, enc, dec
+	c.fecParity.Store(int64(p.parity))
+	return nil
+}
+
+// fecOutput runs inside KCP's output callback when FEC is on.
+func (c *Conn) fecOutput(pkt []byte) {
+	if err := c.fec.enc.Encode(pkt, c.shard.now, c.emitShard); err != nil {
+		c.ep.log.Debug("uxp: fec encode", "session", c.id, "err", err)
+	}
+}
+
+// emitShard sends one shard; sendFrame copies it, as the encoder requires.
+func (c *Conn) emitShard(shard []byte) {
+	if fec.IsParity(shard) {
+		c.traffic.fecParityOut.Add(1)
+		c.shard.traffic.fecParityOut.Add(1)
+	} else {
+		c.traffic.fecDataOut.Add(1)
+		c.shard.traffic.fecDataOut.Add(1)
+	}
+	if h := c.ep.set.testDropShard; h != nil && h(shard) {
+		return
+	}
+	c.sendFrame(frameFEC, shard)
+}
+
+// fecInput hands one authenticated shard to the decoder; packets it yields
+// go to KCP.
+func (c *Conn) fecInput(shard []byte, now time.Time) {
+	d := c.fec.dec
+	if d == nil {
+		c.drop(dropMalformed) // FEC frames on a session without FEC
+		return
+	}
+	before := d.Stats()
+	if err := d.Decode(shard, now, c.fecDeliver); err != nil {
+		c.drop(dropMalformed)
+	}
+	c.noteFECStats(before, d.Stats())
+	if c.fec.expireAt.IsZero() && d.Groups() > 0 {
+		c.fec.expireAt = now.Add(fecMaxAge / 2)
+	}
+}
+
+func (c *Conn) fecDeliver(pkt []byte, recovered bool) {
+	typ := kcp.IKCP_PACKET_REGULAR
+	if recovered {
+		typ = kcp.IKCP_PACKET_FEC
+	}
+	if c.kcp.Input(pkt, typ, false) < 0 {
+		c.drop(dropMalformed)
+	}
+}
+
+func (c *Conn) noteFECStats(before, after fec.DecoderStats) {
+	t, s := &c.traffic, &c.shard.traffic
+	add := func(a, b *trafficCounter, d uint64) {
+		if d > 0 {
+			a.Add(d)
+			b.Add(d)
+		}
+	}
+	add(&t.fecDataIn, &s.fecDataIn, after.DataShards-before.DataShards)
+	add(&t.fecParityIn, &s.fecParityIn, after.ParityShards-before.ParityShards)
+	add(&t.fecRecovered, &s.fecRecovered, after.Recovered-before.Recovered)
+	add(&t.fecExpired, &s.fecExpired, after.Expired-before.Expired)
+}
+
+// fecTimers flushes a partial group whose delay ran out, expires old
+// incomplete groups, and measures (and in adaptive mode reports) loss.
+func (c *Conn) fecTimers(now time.Time) {
+	f := &c.fec
+	if f.enc != nil {
+		if d := f.enc.Deadline(); !d.IsZero() && !now.Before(d) {
+			f.enc.Flush(now, c.emitShard)
+		}
+	}
+	if f.dec != nil && !f.expireAt.IsZero() && !now.Before(f.expireAt) {
+		before := f.dec.Stats()
+		f.dec.Expire(now)
+		c.noteFECStats(before, f.dec.Stats())
+		f.expireAt = time.Time{}
+		if f.dec.Groups() > 0 {
+			f.expireAt = now.Add(fecMaxAge / 2)
+		}
+	}
+	if !now.Before(f.reportAt) {
+		f.reportAt = now.Add(lossReportInterval)
+		c.measureLoss()
+	}
+}
+
+// fecDeadline is the earliest FEC timer.
+func (c *Conn) fecDeadline() time.Time {
+	d := c.fec.reportAt
+	if c.fec.enc != nil {
+		if e := c.fec.enc.Deadline(); !e.IsZero() && e.Before(d) {
+			d = e
+		}
+	}
+	if e := c.fec.expireAt; !e.IsZero() && e.Before(d) {
+		d = e
+	}
+	return d
+}
+
+// measureLoss computes the inbound loss since the last measurement from the
+// peer's packet counters (which have no gaps on the sending side), and
+// tells the peer in adaptive mode.
+func (c *Conn) measureLoss() {
+	f := &c.fec
+	maxCtr := c.replay.Max()
+	got := c.traffic.packetsIn.Load()
+	expected := maxCtr - f.lastMax
+	received := got - f.lastPackets
+	f.lastMax, f.lastPackets = maxCtr, got
+	if expected == 0 || expected > 1<<31 {
+		return
+	}
+	loss := 0.0
+	if received < expected {
+		loss = float64(expected-received) / float64(expected)
+	}
+	c.lossIn.Store(int64(loss * 10000))
+	if f.params.adaptive {
+		var b [lossBodySize]byte
+		binary.LittleEndian.PutUint16(b[0:], uint16(loss*10000))
+		binary.LittleEndian.PutUint32(b[2:], uint32(expected))
+		c.sendFrame(frameLoss, b[:])
+	}
+}
+
+// takeLossReport adapts the parity count to the loss the peer sees.
+func (c *Conn) takeLossReport(body []byte) {
+	loss := float64(binary.LittleEndian.Uint16(body[0:])) / 10000
+	if loss > 1 {
+		c.drop(dropMalformed)
+		return
+	}
+	c.lossOut.Store(int64(loss * 10000))
+	f := &c.fec
+	if !f.params.adaptive || f.enc == nil {
+		return
+	}
+	// Rise fast, decay slowly: a burst of loss should get parity at once,
+	// and one clean interval should not take it all away.
+	if loss > f.peerLoss {
+		f.peerLoss = loss
+	} else {
+		f.peerLoss = 0.7*f.peerLoss + 0.3*loss
+	}
+	p := parityFor(f.params.data, f.params.maxParity, f.peerLoss)
+	if p != f.enc.Parity() {
+		if err := f.enc.SetParity(p); err == nil {
+			c.fecParity.Store(int64(p))
+		}
+	}
+}
+
+// parityFor returns the smallest parity count, up to max, for which a group
+// of data+parity shards fails to decode (loses more than parity shards)
+// with probability below fecTargetFailure at independent loss rate p.
+// Below 0.1% loss it is zero: a clean link pays no parity.
+func parityFor(data, max int, p float64) int {
+	if p < 0.001 {
+		return 0
+	}
+	for parity := 1; parity <= max; parity++ {
+		if binomialTail(data+parity, parity, p) < fecTargetFailure {
+			return parity
+		}
+	}
+	return max
+}
+
+// binomialTail is P(X > k) for X ~ Binomial(n, p).
+func binomialTail(n, k int, p float64) float64 {
+	cdf := 0.0
+	for i := 0; i <= k; i++ {
+		lg := lgammaInt(n+1) - lgammaInt(i+1) - lgammaInt(n-i+1)
+		cdf += math.Exp(lg + float64(i)*math.Log(p) + float64(n-i)*math.Log1p(-p))
+	}
+	return max(0, 1-cdf)
+}
+
+func lgammaInt(n int) float64 {
+	v, _ := math.Lgamma(float64(n))
+	return v
+}

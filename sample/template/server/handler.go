@@ -1,0 +1,75 @@
+package main
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/uxp-go/uxp"
+)
+
+// serverHandler receives the Server's events. OnNewConnComing and
+// OnConnClosed run on the update worker that owns the session; OnClosed
+// runs on the goroutine that called Server.Close, or on the read loop if
+// the socket failed. None of them may block for long.
+type serverHandler struct {
+	log    *slog.Logger
+	closed chan error // capacity 1: OnClosed's error, if the socket failed
+}
+
+// OnNewConnComing is called once the client has proved it holds the
+// session keys. Set the session's handler here; OnReady follows at once.
+func (h *serverHandler) OnNewConnComing(c *uxp.Conn) {
+	log := h.log.With("conn", c.ID())
+	log.Info("OnNewConnComing", "remote", c.RemoteAddr(), "cipher", c.Cipher())
+	c.SetHandler(&echoHandler{log: log})
+}
+
+// OnConnClosed is called after the session's own OnClosed. err unwraps to
+// net.ErrClosed.
+func (h *serverHandler) OnConnClosed(c *uxp.Conn, err error) {
+	st := c.Stats()
+	h.log.Info("OnConnClosed", "conn", c.ID(), "remote", c.RemoteAddr(), "err", err,
+		"msgs_in", st.MessagesReceived, "msgs_out", st.MessagesSent, "retransmissions", st.Retransmissions)
+}
+
+// OnClosed is called once when the server has stopped: err is nil after
+// Server.Close, or the socket's failure.
+func (h *serverHandler) OnClosed(err error) {
+	h.log.Info("OnClosed", "err", err)
+	if err != nil {
+		h.closed <- err // capacity 1 and called once: never blocks
+	}
+}
+
+// echoHandler handles one session. Its callbacks run one at a time on the
+// session's worker, so it needs no lock for its own state.
+type echoHandler struct {
+	log *slog.Logger
+}
+
+func (e *echoHandler) OnReady(c *uxp.Conn) {
+	e.log.Info("OnReady", "remote", c.RemoteAddr())
+}
+
+// OnNewDataComing echoes data. data is only valid during the call, but
+// Write copies it, so no copy is needed here.
+func (e *echoHandler) OnNewDataComing(c *uxp.Conn, data []byte) {
+	_, err := c.Write(data)
+	switch {
+	case err == nil:
+		e.log.Debug("echoed", "bytes", len(data))
+	case errors.Is(err, uxp.ErrWouldBlock):
+		// Write never blocks: the send queue is full because the client
+		// reads slower than it writes. This template drops the echo; a real
+		// server would keep a bounded backlog, or close a client that
+		// never catches up.
+		e.log.Warn("send queue full, echo dropped", "bytes", len(data))
+	default:
+		// The session is ending; OnClosed follows.
+		e.log.Debug("echo failed", "err", err)
+	}
+}
+
+func (e *echoHandler) OnClosed(c *uxp.Conn, err error) {
+	e.log.Info("OnClosed", "err", err)
+}

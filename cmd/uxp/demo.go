@@ -28,6 +28,7 @@ type demoOptions struct {
 	jitter   time.Duration
 	seed     uint64
 	cipher   string
+	fec      string // "", "off", "D/P" or "adaptive"
 	timeout  time.Duration
 }
 
@@ -61,6 +62,7 @@ func demoFlags(fs *flag.FlagSet, o *demoOptions) {
 	fs.DurationVar(&o.jitter, "jitter", o.jitter, "random extra one-way delay, up to this")
 	fs.Uint64Var(&o.seed, "seed", o.seed, "seed for the impairment and the payloads")
 	fs.StringVar(&o.cipher, "cipher", o.cipher, "data cipher: chacha20 or salsa20")
+	fs.StringVar(&o.fec, "fec", o.fec, "forward error correction: off, DATA/PARITY (e.g. 10/3), or adaptive (10 data, up to 6 parity)")
 	fs.DurationVar(&o.timeout, "timeout", o.timeout, "overall time limit")
 }
 
@@ -92,6 +94,9 @@ func (o *demoOptions) validate() error {
 		return fmt.Errorf("-window %d: want at least 1", o.window)
 	case o.timeout <= 0:
 		return fmt.Errorf("-timeout %v: want a positive duration", o.timeout)
+	}
+	if _, err := parseFEC(o.fec); err != nil {
+		return fmt.Errorf("-fec: %w", err)
 	}
 	if _, err := parseCipher(o.cipher); err != nil {
 		return fmt.Errorf("-cipher: %w", err)
@@ -131,6 +136,7 @@ Flags:
 type demo struct {
 	opts   demoOptions
 	cipher uxp.Cipher
+	fec    uxp.FECConfig
 	start  time.Time
 	stderr io.Writer
 
@@ -150,7 +156,8 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (ok b
 		return false, err
 	}
 	cipher, _ := parseCipher(o.cipher)
-	d := &demo{opts: o, cipher: cipher, stderr: stderr, echo: newEchoServer()}
+	fc, _ := parseFEC(o.fec)
+	d := &demo{opts: o, cipher: cipher, fec: fc, stderr: stderr, echo: newEchoServer()}
 	runCtx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 
@@ -213,7 +220,7 @@ func (d *demo) startServer() error {
 	if err != nil {
 		return fmt.Errorf("server socket: %w", err)
 	}
-	srv, err := uxp.NewServer(pc, d.echo, &uxp.Config{PrivateKey: kp.Private, Cipher: d.cipher})
+	srv, err := uxp.NewServer(pc, d.echo, &uxp.Config{PrivateKey: kp.Private, Cipher: d.cipher, FEC: d.fec})
 	if err != nil {
 		pc.Close()
 		return err
@@ -245,7 +252,7 @@ func (d *demo) connect(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("client socket: %w", err)
 		}
-		cl, err := uxp.NewClient(pc, d.srv.Addr(), dc, &uxp.Config{ServerPublicKey: pub, Cipher: d.cipher})
+		cl, err := uxp.NewClient(pc, d.srv.Addr(), dc, &uxp.Config{ServerPublicKey: pub, Cipher: d.cipher, FEC: d.fec})
 		if err != nil {
 			pc.Close()
 			return err
@@ -342,4 +349,23 @@ func (d *demo) shutdown() {
 		d.srv.Close()
 		d.srvPC.Close()
 	}
+}
+
+// parseFEC reads the -fec flag.
+func parseFEC(s string) (uxp.FECConfig, error) {
+	switch s {
+	case "", "off":
+		return uxp.FECConfig{}, nil
+	case "adaptive":
+		return uxp.FECConfig{DataShards: 10, ParityShards: 3, MaxParity: 6, Adaptive: true}, nil
+	}
+	var d, p int
+	if n, err := fmt.Sscanf(s, "%d/%d", &d, &p); err != nil || n != 2 {
+		return uxp.FECConfig{}, fmt.Errorf("%q is not off, adaptive or DATA/PARITY", s)
+	}
+	fc := uxp.FECConfig{DataShards: d, ParityShards: p, MaxParity: p}
+	if err := (&uxp.Config{FEC: fc}).Validate(); err != nil {
+		return uxp.FECConfig{}, err
+	}
+	return fc, nil
 }

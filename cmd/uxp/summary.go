@@ -13,6 +13,7 @@ import (
 
 // report is what a demo run measured, gathered after shutdown.
 type report struct {
+	fec     fecTotals
 	opts    demoOptions
 	elapsed time.Duration
 	stopped string // why the run ended early: "", "interrupted", "timed out ..."
@@ -50,6 +51,7 @@ func (d *demo) report(elapsed time.Duration, stopped string) *report {
 			hs = append(hs, dc.handshake)
 			st := dc.cl.Conn().Stats()
 			r.clientRetrans += st.Retransmissions
+			r.fec.add(st.FEC)
 			r.clientDrops += st.Drops.Total()
 			addDrops(&r.drops, st.Drops)
 		}
@@ -65,6 +67,7 @@ func (d *demo) report(elapsed time.Duration, stopped string) *report {
 	r.handshake = summarize(hs)
 	r.server = d.srv.Stats()
 	r.serverRetrans = r.server.Retransmissions
+	r.fec.add(r.server.FEC)
 	r.serverDrops = r.server.Drops.Total()
 	addDrops(&r.drops, r.server.Drops)
 	addNetsim(&r.netsim, d.srvPC.Stats())
@@ -116,6 +119,11 @@ func (r *report) print(w io.Writer) {
 	row("rtt", "p50 %v  p99 %v  max %v  (%d samples)", roundDuration(r.rtt.p50), roundDuration(r.rtt.p99), roundDuration(r.rtt.max), r.rtt.n)
 	row("handshake", "p50 %v  max %v", roundDuration(r.handshake.p50), roundDuration(r.handshake.max))
 	row("retransmissions", "%d (clients %d, server %d)", r.clientRetrans+r.serverRetrans, r.clientRetrans, r.serverRetrans)
+	fecMode := o.fec
+	if fecMode == "" {
+		fecMode = "off"
+	}
+	row("fec", "%s: recovered %d packets, %d groups expired unrecovered, shards sent %d data + %d parity", fecMode, r.fec.Recovered, r.fec.ExpiredGroups, r.fec.DataShardsSent, r.fec.ParityShardsSent)
 	row("would-block retries", "clients %d, server echoes %d", r.wouldBlock, r.echoRetries)
 	row("drops", "%d (clients %d, server %d)", r.drops.Total(), r.clientDrops, r.serverDrops)
 	row("  malformed", "%d", r.drops.Malformed)
@@ -146,4 +154,16 @@ func (r *report) print(w io.Writer) {
 			fmt.Fprintf(w, "  %s\n", strings.TrimSpace(f))
 		}
 	}
+}
+
+// fecTotals sums FEC counters over both sides.
+type fecTotals struct {
+	Recovered, ExpiredGroups, DataShardsSent, ParityShardsSent uint64
+}
+
+func (t *fecTotals) add(s uxp.FECStats) {
+	t.Recovered += s.Recovered
+	t.ExpiredGroups += s.ExpiredGroups
+	t.DataShardsSent += s.DataShardsSent
+	t.ParityShardsSent += s.ParityShardsSent
 }

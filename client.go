@@ -150,7 +150,8 @@ func (c *Client) Start(ctx context.Context) error {
 		case conn := <-c.established:
 			select {
 			case <-conn.ready:
-				return nil
+				// OnReady may have panicked, which ends the session.
+				return conn.Err()
 			case <-conn.done:
 				return conn.Err()
 			}
@@ -201,6 +202,12 @@ func (c *Client) handleResponse(b []byte, from netip.AddrPort) {
 		} else {
 			c.ep.drops.malformed.Add(1)
 		}
+		return
+	}
+	if fp.on() && !c.set.fec.on() {
+		// The server must not impose FEC on a client that did not ask.
+		c.ep.drops.authFailed.Add(1)
+		keys.zero()
 		return
 	}
 	if !c.hs.CompareAndSwap(hs, nil) {

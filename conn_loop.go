@@ -112,7 +112,10 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	s.traffic.packetsIn.Add(1)
 	s.traffic.bytesIn.Add(uint64(len(b)))
 	c.hb.received(now)
-	_ = from // routing is by session ID; address changes are handled by migration (docs/security.md)
+	// Routing is by session ID. There is no connection migration yet: a
+	// packet from another address is accepted if it authenticates, but
+	// replies keep going to the address of the handshake.
+	_ = from
 
 	if c.state == stateHalfOpen {
 		c.establish(now)

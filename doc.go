@@ -93,14 +93,15 @@
 //   - There are no DoS cookies and no handshake rate limit yet; the mac2
 //     field is reserved for cookie replies. Handshakes are bounded by a
 //     queue of 1024 and at most 65536 half-open sessions.
-//   - Sessions are not rekeyed. A session ends with ErrCounterExhausted
-//     rather than reuse a nonce, after about 2^64 packets.
+//   - Sessions are not rekeyed. A session ends rather than reuse a nonce,
+//     after about 2^64 packets in one direction.
 //   - There is no connection migration: replies go to the address the
 //     handshake came from, and a client whose address changes must
 //     reconnect. There is no stateless reset either: a peer that lost its
 //     state is noticed only by the idle timeout.
-//   - Forward error correction (package fec) is not yet wired into
-//     sessions.
+//   - Forward error correction (Config.FEC) is new: its wire format and
+//     negotiation are still being finalised (docs/protocol.md section 9),
+//     so both sides should run the same uxp version to use it.
 //   - Path MTU discovery is not implemented; Config.KCP.MTU (default 1400)
 //     bounds every datagram, and a receiver drops transport datagrams longer
 //     than its own MTU.

@@ -44,9 +44,9 @@ var (
 	// ErrAlreadyStarted is returned by a second call to Start.
 	ErrAlreadyStarted = errors.New("uxp: already started")
 
-	// ErrNotStarted is returned by methods that need a started Server or
-	// Client.
-	ErrNotStarted = errors.New("uxp: not started")
+	// ErrFECRefused is returned by Client.Start when the server's FEC
+	// policy does not allow the FEC settings the client asked for.
+	ErrFECRefused = errors.New("uxp: server refused the requested FEC settings")
 )
 
 // ConfigError reports an invalid Config field.
@@ -100,8 +100,8 @@ func (e *CallbackPanicError) Error() string {
 func (*CallbackPanicError) Unwrap() error { return net.ErrClosed }
 
 // ProtocolError ends a session whose peer broke the protocol after
-// authenticating (for example a KCP conversation ID mismatch). It unwraps
-// to net.ErrClosed.
+// authenticating (a message larger than this side's MaxMessageSize). It
+// unwraps to net.ErrClosed.
 type ProtocolError struct {
 	Reason string
 }

@@ -2,7 +2,6 @@ package uxp
 
 import (
 	"encoding/binary"
-	"errors"
 	"math"
 	"time"
 
@@ -46,10 +45,6 @@ const (
 	// below: more than parity losses among data+parity shards.
 	fecTargetFailure = 0.005
 )
-
-// ErrFECRefused is returned by Client.Start when the server's FEC policy
-// does not allow the FEC settings the client asked for.
-var ErrFECRefused = errors.New("uxp: server refused the requested FEC settings")
 
 // fecParams is the FEC part of the handshake: a client's request, a
 // server's policy, or the decision.

@@ -211,6 +211,10 @@ func checkInitiation(pkt []byte, key *[32]byte) error {
 	if !Cipher(pkt[2]).Valid() {
 		return errHandshakeMalformed
 	}
+	// mac2 is reserved for cookie replies and must be zero until then.
+	if !isZeroBytes(pkt[initiationMAC2Offset:initiationSize]) {
+		return errHandshakeMalformed
+	}
 	mac := computeMAC1(key, pkt)
 	if subtle.ConstantTimeCompare(mac[:], pkt[initiationMAC1Offset:initiationMAC2Offset]) != 1 {
 		return errHandshakeMAC
@@ -219,7 +223,8 @@ func checkInitiation(pkt []byte, key *[32]byte) error {
 }
 
 // respond processes an initiation that passed checkInitiation and builds
-// the response for sessionID. It costs two X25519 operations. On error
+// the response for sessionID. It costs two X25519 operations and one key
+// generation. On error
 // nothing was created and nothing must be sent.
 // policy is the server's FEC policy: a request it does not allow gets an
 // authenticated refusal (in.refused) instead of a session.
@@ -274,4 +279,12 @@ func respond(static *noise.DHKey, pkt []byte, sessionID uint32, policy fecParams
 	keys.recv = recv.UnsafeKey()
 	keys.send = send.UnsafeKey()
 	return in, resp, keys, nil
+}
+
+func isZeroBytes(b []byte) bool {
+	var acc byte
+	for _, c := range b {
+		acc |= c
+	}
+	return acc == 0
 }

@@ -21,10 +21,11 @@ type ServerHandler interface {
 	// it unwraps to net.ErrClosed.
 	OnConnClosed(c *Conn, err error)
 
-	// OnClosed is called once when the Server has stopped: on the goroutine
-	// that called Server.Close (err is nil), or on the Server's read loop
-	// when the PacketConn failed (err is that failure). Every
-	// OnConnClosed has been called by then.
+	// OnClosed is called once when a started Server has stopped, on a
+	// goroutine of the Server's own: after Server.Close (err is nil; Close
+	// returns after OnClosed), or when the PacketConn failed (err is that
+	// failure). Every OnConnClosed has been called by then. A Server closed
+	// before Start never calls it.
 	OnClosed(err error)
 }
 

@@ -37,11 +37,11 @@ const (
 
 	// Frame types, the first byte of a transport packet's plaintext.
 	frameKCP   byte = 1 // body: one or more KCP segments
-	framePing  byte = 2 // body: u64 echo value
-	framePong  byte = 3 // body: u64 echo value copied from the ping
+	framePing  byte = 2 // body: pingSize bytes (conn_loop.go)
+	framePong  byte = 3 // body: pongSize bytes (conn_loop.go)
 	frameClose byte = 4 // body: u8 close reason
+	// frameFEC (5) and frameLoss (6) are in fec_session.go.
 
-	pingBodySize  = 8
 	closeBodySize = 1
 
 	// Close reasons carried by frameClose.

@@ -44,8 +44,9 @@ type ConnStats struct {
 	// Retransmissions counts KCP data segments sent more than once.
 	Retransmissions uint64
 	// RTT and RTTVar are the smoothed heartbeat round-trip time and its
-	// variation (RFC 6298), zero until a heartbeat was answered. Servers
-	// do not send heartbeats, so they report KCP's estimate instead.
+	// variation (RFC 6298), zero until a heartbeat was answered. Clients
+	// time their pings; servers time their pongs, from the server time
+	// and hold time the next ping echoes.
 	RTT, RTTVar time.Duration
 	// SendQueueBytes is how much the session holds for sending.
 	SendQueueBytes int

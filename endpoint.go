@@ -288,9 +288,3 @@ func (t *sessionTable) remove(id uint32) {
 	delete(t.m, id)
 	t.mu.Unlock()
 }
-
-func (t *sessionTable) len() int {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return len(t.m)
-}

@@ -212,7 +212,7 @@ func checkInitiation(pkt []byte, key *[32]byte) error {
 		return errHandshakeMalformed
 	}
 	// mac2 is reserved for cookie replies and must be zero until then.
-	if !isZeroBytes(pkt[initiationMAC2Offset:initiationSize]) {
+	if !isZero(pkt[initiationMAC2Offset:initiationSize]) {
 		return errHandshakeMalformed
 	}
 	mac := computeMAC1(key, pkt)
@@ -279,12 +279,4 @@ func respond(static *noise.DHKey, pkt []byte, sessionID uint32, policy fecParams
 	keys.recv = recv.UnsafeKey()
 	keys.send = send.UnsafeKey()
 	return in, resp, keys, nil
-}
-
-func isZeroBytes(b []byte) bool {
-	var acc byte
-	for _, c := range b {
-		acc |= c
-	}
-	return acc == 0
 }

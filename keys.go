@@ -116,6 +116,8 @@ func parseKey(s string, dst []byte) error {
 	return nil
 }
 
+// isZero reports, in constant time for key-sized input, whether b is all
+// zero bytes.
 func isZero(b []byte) bool {
 	var zero [KeySize]byte
 	if len(b) != KeySize {

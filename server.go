@@ -148,14 +148,9 @@ func (s *Server) finish() {
 	s.halfMu.Lock()
 	clear(s.halfOpen)
 	s.halfMu.Unlock()
-	for {
-		select {
-		case j := <-s.hsQueue:
-			putPacketBuf(j.buf)
-			continue
-		default:
-		}
-		break
+	// The handshake loop has stopped; return what it left queued.
+	for len(s.hsQueue) > 0 {
+		putPacketBuf((<-s.hsQueue).buf)
 	}
 	s.mu.Lock()
 	closedByUser := s.closed

@@ -1,0 +1,107 @@
+// Command bench runs uxp, kcp-go, quic-go, TCP and raw UDP through the same
+// scenarios, each case with its client and server in separate processes,
+// and writes results.md and results.json.
+//
+//	cd bench && go run .           # full run (about 10 minutes)
+//	cd bench && go run . -quick    # smoke run (well under a minute)
+//
+// The binary plays three roles. Without -role it is the orchestrator: it
+// re-executes itself as "-role server" and "-role client" children, talks
+// to the server over its stdin/stdout (READY, MARK, STATS, QUIT), and reads
+// each client's JSON result from its stdout. Cases are repeated and
+// interleaved (rep 1 of every system, then rep 2, ...) so that drift in the
+// machine's load spreads over all of them.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command line; children get the fields they need.
+type options struct {
+	role     string // "", "server", "client"
+	quick    bool
+	out      string
+	only     string // comma-separated scenario filter
+	systems  string // comma-separated system filter
+	reps     int
+	sys      string
+	scen     string
+	addr     string
+	key      string
+	fec      string
+	n        int
+	par      int
+	size     int
+	rate     float64
+	dur      time.Duration
+	grace    time.Duration
+	procs    int
+	verbose  bool
+	noNetns  bool
+	scaleNs  string
+	duration time.Duration
+}
+
+func main() {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	fs.StringVar(&o.role, "role", "", "internal: server or client (the orchestrator starts these)")
+	fs.BoolVar(&o.quick, "quick", false, "smoke mode: one short repetition of each case, 1k sessions only")
+	fs.StringVar(&o.out, "out", ".", "directory for results.md and results.json")
+	fs.StringVar(&o.only, "scenarios", "", "comma-separated scenarios to run (bulk,rr,loss,scale,handshake); empty runs all")
+	fs.StringVar(&o.systems, "systems", "", "comma-separated systems to run; empty runs all")
+	fs.IntVar(&o.reps, "reps", 0, "repetitions per case; 0 means 3 (1 with -quick)")
+	fs.StringVar(&o.scaleNs, "sessions", "", "comma-separated session counts for the scale scenario; empty means 1000,10000,50000 (1000 with -quick)")
+	fs.BoolVar(&o.noNetns, "no-netns", false, "skip the loss scenario (needs root, ip and nft)")
+	fs.BoolVar(&o.verbose, "v", false, "log every case as it runs")
+	// Child flags.
+	fs.StringVar(&o.sys, "sys", "", "internal: system under test")
+	fs.StringVar(&o.scen, "scen", "", "internal: client scenario")
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:0", "internal: address to listen on or dial")
+	fs.StringVar(&o.key, "key", "", "internal: server public key (uxp)")
+	fs.StringVar(&o.fec, "fec", "off", "internal: uxp FEC mode off, fixed or adaptive")
+	fs.IntVar(&o.n, "n", 0, "internal: request count or session count")
+	fs.IntVar(&o.par, "par", 1, "internal: parallel handshakers")
+	fs.IntVar(&o.size, "size", 1024, "internal: message size")
+	fs.Float64Var(&o.rate, "rate", 0, "internal: open-loop requests per second")
+	fs.DurationVar(&o.dur, "dur", time.Second, "internal: measured duration")
+	fs.DurationVar(&o.grace, "grace", 2*time.Second, "internal: wait for late replies")
+	fs.IntVar(&o.procs, "procs", 0, "internal: GOMAXPROCS for the child")
+	_ = fs.Parse(os.Args[1:])
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch o.role {
+	case "":
+		err = orchestrate(ctx, &o)
+	case "server":
+		err = serverRole(ctx, &o)
+	case "client":
+		err = clientRole(ctx, &o)
+	default:
+		err = fmt.Errorf("unknown role %q", o.role)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench %s: %v\n", o.role, err)
+		os.Exit(1)
+	}
+}
+
+func splitList(s string) []string {
+	var r []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			r = append(r, f)
+		}
+	}
+	return r
+}

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// plan holds the durations and repetitions of one run.
+type plan struct {
+	reps        int
+	lossReps    int
+	bulk, rr    time.Duration
+	loss        time.Duration
+	scaleWindow time.Duration
+	handshake   time.Duration
+	sessions    []int
+}
+
+func makePlan(o *options) plan {
+	p := plan{reps: 3, lossReps: 2, bulk: 4 * time.Second, rr: 4 * time.Second, loss: 15 * time.Second,
+		scaleWindow: 10 * time.Second, handshake: 5 * time.Second, sessions: []int{1000, 10000, 50000}}
+	if o.quick {
+		p = plan{reps: 1, lossReps: 1, bulk: time.Second, rr: time.Second, loss: 3 * time.Second,
+			scaleWindow: 2 * time.Second, handshake: time.Second, sessions: []int{1000}}
+	}
+	if o.reps > 0 {
+		p.reps, p.lossReps = o.reps, o.reps
+	}
+	if s := splitList(o.scaleNs); len(s) > 0 {
+		p.sessions = nil
+		for _, v := range s {
+			n, err := strconv.Atoi(v)
+			if err == nil && n > 0 {
+				p.sessions = append(p.sessions, n)
+			}
+		}
+	}
+	return p
+}
+
+// Systems per scenario.
+var (
+	baseSystems = []string{sysUXP, sysKCP, sysKCPSalsa, sysQUIC, sysTCP, sysUDP}
+	lossSystems = []string{sysUXP, sysUXPFEC, sysUXPAdaptive, sysKCP, sysKCPSalsa, sysQUIC, sysTCP}
+)
+
+func orchestrate(ctx context.Context, o *options) error {
+	p := makePlan(o)
+	r := &report{
+		Started:   time.Now().UTC(),
+		Quick:     o.quick,
+		GoVersion: runtime.Version(),
+		CPUs:      runtime.NumCPU(),
+		Command:   "cd bench && go run . " + strings.Join(os.Args[1:], " "),
+		Load:      loadAvg(),
+	}
+	want := func(s string) bool { f := splitList(o.only); return len(f) == 0 || slices.Contains(f, s) }
+	pick := func(all []string) []string {
+		f := splitList(o.systems)
+		if len(f) == 0 {
+			return all
+		}
+		var r []string
+		for _, s := range all {
+			if slices.Contains(f, s) {
+				r = append(r, s)
+			}
+		}
+		return r
+	}
+	logf := func(format string, a ...any) {
+		fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
+	}
+	start := time.Now()
+	if want("bulk") {
+		runInterleaved(ctx, r, "bulk", pick(baseSystems), p.reps, logf, func(sys string) (map[string]float64, error) {
+			return bulkCase(ctx, sys, p.bulk)
+		})
+	}
+	if want("rr") {
+		runInterleaved(ctx, r, "rr", pick(baseSystems), p.reps, logf, func(sys string) (map[string]float64, error) {
+			return rrCase(ctx, sys, p.rr)
+		})
+	}
+	if want("loss") {
+		if why := netnsUnavailable(o); why != "" {
+			logf("loss: skipped: %s", why)
+			r.Skipped = append(r.Skipped, "loss: "+why)
+		} else {
+			runInterleaved(ctx, r, "loss", pick(lossSystems), p.lossReps, logf, func(sys string) (map[string]float64, error) {
+				return lossCase(ctx, sys, p.loss)
+			})
+		}
+	}
+	if want("scale") && len(pick([]string{sysUXP})) > 0 {
+		for _, n := range p.sessions {
+			variant := fmt.Sprintf("%d sessions", n)
+			logf("scale: %s", variant)
+			m, err := scaleCase(ctx, n, p.scaleWindow)
+			r.add("scale", sysUXP, variant, m, err)
+			if err != nil {
+				logf("scale %s: %v", variant, err)
+			}
+		}
+	}
+	if want("handshake") && len(pick([]string{sysUXP})) > 0 {
+		for rep := range p.reps {
+			for _, cores := range []int{1, 2} {
+				variant := fmt.Sprintf("%d core", cores)
+				logf("handshake: %s (rep %d)", variant, rep+1)
+				m, err := handshakeCase(ctx, cores, p.handshake)
+				r.add("handshake", sysUXP, variant, m, err)
+				if err != nil {
+					logf("handshake %s: %v", variant, err)
+				}
+			}
+		}
+	}
+	r.Elapsed = time.Since(start).Round(time.Second).String()
+	r.summarize()
+	if err := r.write(o.out); err != nil {
+		return err
+	}
+	fmt.Print(r.markdown())
+	logf("done in %s; wrote %s/results.md and results.json", r.Elapsed, o.out)
+	return nil
+}
+
+// runInterleaved runs rep 1 of every system, then rep 2, and so on.
+func runInterleaved(ctx context.Context, r *report, scen string, systems []string, reps int,
+	logf func(string, ...any), run func(sys string) (map[string]float64, error)) {
+	for rep := range reps {
+		for _, sys := range systems {
+			if ctx.Err() != nil {
+				return
+			}
+			logf("%s: %s (rep %d/%d)", scen, sys, rep+1, reps)
+			m, err := run(sys)
+			if err != nil {
+				logf("%s %s: %v", scen, sys, err)
+			}
+			r.add(scen, sys, "", m, err)
+		}
+	}
+}
+
+func bulkCase(ctx context.Context, sys string, d time.Duration) (map[string]float64, error) {
+	srv, err := startServer(ctx, nil, sys, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.quit()
+	if err := srv.mark(); err != nil {
+		return nil, err
+	}
+	args := []string{"-sys", sys, "-scen", "bulk", "-addr", srv.addr, "-key", srv.key, "-dur", d.String()}
+	res, err := runClient(ctx, nil, d+60*time.Second, args...)
+	if err != nil {
+		return nil, err
+	}
+	st, err := srv.stats()
+	if err != nil {
+		return nil, err
+	}
+	if st.SinkBytes == 0 || st.SinkSpanNs == 0 {
+		return nil, fmt.Errorf("server received nothing")
+	}
+	gb := float64(st.SinkBytes) / 1e9
+	return map[string]float64{
+		"goodput_MBps": float64(st.SinkBytes) / 1e6 / (float64(st.SinkSpanNs) / 1e9),
+		"cpu_s_per_GB": (float64(st.CPUNs) + float64(res.CPUNs)) / 1e9 / gb,
+		"delivered":    float64(st.SinkBytes) / float64(max(res.SentBytes, 1)),
+	}, nil
+}
+
+func rrCase(ctx context.Context, sys string, d time.Duration) (map[string]float64, error) {
+	srv, err := startServer(ctx, nil, sys, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.quit()
+	args := []string{"-sys", sys, "-scen", "rr", "-size", "1024", "-addr", srv.addr, "-key", srv.key, "-dur", d.String()}
+	res, err := runClient(ctx, nil, d+60*time.Second, args...)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.RTTNs) == 0 {
+		return nil, fmt.Errorf("no replies")
+	}
+	s := sortedNs(res.RTTNs)
+	return map[string]float64{
+		"p50_us":   pct(s, 50) / 1e3,
+		"p99_us":   pct(s, 99) / 1e3,
+		"p999_us":  pct(s, 99.9) / 1e3,
+		"requests": float64(len(s)),
+	}, nil
+}
+
+func scaleCase(ctx context.Context, n int, window time.Duration) (map[string]float64, error) {
+	srv, err := startServer(ctx, nil, sysUXP, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.quit()
+	load, err := startChild(ctx, nil, "-role", "client", "-scen", "scale", "-n", fmt.Sprint(n), "-addr", srv.addr, "-key", srv.key)
+	if err != nil {
+		return nil, err
+	}
+	defer load.finish(30 * time.Second)
+	l, err := load.line(time.Duration(n)*2*time.Millisecond + 120*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	var loaded, failed int
+	if _, err := fmt.Sscanf(l, "LOADED %d %d", &loaded, &failed); err != nil {
+		return nil, fmt.Errorf("load generator: %q", l)
+	}
+	time.Sleep(2 * time.Second) // let the handshake burst settle
+	if err := srv.mark(); err != nil {
+		return nil, err
+	}
+	args := []string{"-sys", sysUXP, "-scen", "open", "-rate", "50", "-size", "100", "-addr", srv.addr, "-key", srv.key,
+		"-dur", window.String(), "-grace", "2s"}
+	res, err := runClient(ctx, nil, window+60*time.Second, args...)
+	if err != nil {
+		return nil, err
+	}
+	st, err := srv.stats()
+	if err != nil {
+		return nil, err
+	}
+	sessions := float64(max(st.Sessions, 1))
+	m := map[string]float64{
+		"sessions":                 float64(st.Sessions),
+		"load_failed":              float64(failed),
+		"server_cpu_pct":           100 * float64(st.CPUNs) / float64(st.WallNs),
+		"rss_KB_per_session":       float64(st.RSS-st.BaseRSS) / 1024 / sessions,
+		"heap_KB_per_session":      float64(st.Heap-st.BaseHeap) / 1024 / sessions,
+		"goroutines_per_session":   float64(st.Goroutines-st.BaseGoroutines) / sessions,
+		"server_goroutines":        float64(st.Goroutines),
+		"probe_p99_ms":             0,
+		"probe_lost":               float64(res.Lost),
+		"server_rss_MB":            float64(st.RSS) / 1e6,
+		"server_live_heap_MB":      float64(st.Heap) / 1e6,
+		"probe_p50_ms":             0,
+		"probe_requests_completed": float64(len(res.RTTNs)),
+	}
+	if len(res.RTTNs) > 0 {
+		s := sortedNs(res.RTTNs)
+		m["probe_p99_ms"] = pct(s, 99) / 1e6
+		m["probe_p50_ms"] = pct(s, 50) / 1e6
+	}
+	return m, nil
+}
+
+func handshakeCase(ctx context.Context, cores int, d time.Duration) (map[string]float64, error) {
+	var srvWrap, cliWrap []string
+	if cores == 1 && hasTaskset() {
+		// Server pinned to CPU 0, load generator to CPU 1, so that the
+		// server really has one core of its own.
+		srvWrap, cliWrap = []string{"taskset", "-c", "0"}, []string{"taskset", "-c", "1"}
+	}
+	srv, err := startServer(ctx, srvWrap, sysUXP, cores)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.quit()
+	if err := srv.mark(); err != nil {
+		return nil, err
+	}
+	args := []string{"-scen", "hs", "-par", "16", "-addr", srv.addr, "-key", srv.key, "-dur", d.String()}
+	res, err := runClient(ctx, cliWrap, d+60*time.Second, args...)
+	if err != nil {
+		return nil, err
+	}
+	st, err := srv.stats()
+	if err != nil {
+		return nil, err
+	}
+	secs := float64(res.ElapsedNs) / 1e9
+	return map[string]float64{
+		"handshakes_per_s":  float64(res.Handshakes) / secs,
+		"server_cpu_pct":    100 * float64(st.CPUNs) / float64(st.WallNs),
+		"server_cpu_us_per": float64(st.CPUNs) / 1e3 / float64(max(res.Handshakes, 1)),
+		"failures":          float64(res.Failures),
+	}, nil
+}
+
+func hasTaskset() bool {
+	_, err := exec.LookPath("taskset")
+	return err == nil && runtime.NumCPU() >= 2
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"net"
+	"time"
+
+	"github.com/uxp-go/uxp"
+	"github.com/uxp-go/uxp/internal/uxpbench"
+)
+
+// uxp runs with its defaults (ChaCha20-Poly1305, the fast KCP profile)
+// apart from the FEC a client asks for. The server's policy allows FEC up
+// to 10 data shards and 8 parity, adaptive or not.
+
+type uxpServer struct {
+	srv *uxp.Server
+	h   *uxpbench.Server
+	pub string
+}
+
+func listenUXP(addr string) (*uxpServer, error) {
+	kp, err := uxp.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &uxp.Config{
+		PrivateKey: kp.Private,
+		FEC:        uxp.FECConfig{DataShards: 10, ParityShards: 3, Adaptive: true, MaxParity: 8},
+	}
+	h := uxpbench.NewServer()
+	srv, err := uxp.NewServer(pc, h, cfg)
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	if err := srv.Start(); err != nil {
+		return nil, err
+	}
+	return &uxpServer{srv: srv, h: h, pub: kp.Public.String()}, nil
+}
+
+func (s *uxpServer) Addr() string                 { return s.srv.Addr().String() }
+func (s *uxpServer) Key() string                  { return s.pub }
+func (s *uxpServer) Sessions() int64              { return s.h.Sessions() }
+func (s *uxpServer) Accepted() int64              { return s.h.Accepted() }
+func (s *uxpServer) Sink() (int64, time.Duration) { return s.h.SinkStats() }
+func (s *uxpServer) Close()                       { s.srv.Close() }
+
+// uxpClientConfig is the client side of sys.
+func uxpClientConfig(sys, key string) (*uxp.Config, error) {
+	pub, err := uxp.ParsePublicKey(key)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &uxp.Config{ServerPublicKey: pub}
+	switch sys {
+	case sysUXPFEC:
+		cfg.FEC = uxp.FECConfig{DataShards: 10, ParityShards: 3}
+	case sysUXPAdaptive:
+		cfg.FEC = uxp.FECConfig{DataShards: 10, ParityShards: 3, Adaptive: true, MaxParity: 8}
+	}
+	return cfg, nil
+}
+
+func dialUXP(ctx context.Context, sys, addr, key string, h uxp.ConnHandler) (*uxp.Client, error) {
+	cfg, err := uxpClientConfig(sys, key)
+	if err != nil {
+		return nil, err
+	}
+	return uxp.Dial(ctx, addr, h, cfg)
+}

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	kcp "github.com/xtaci/kcp-go/v5"
+	"github.com/uxp-go/uxp/internal/kcp"
 
 	ucrypto "github.com/uxp-go/uxp/crypto"
 	"github.com/uxp-go/uxp/internal/replay"

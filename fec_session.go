@@ -5,7 +5,7 @@ import (
 	"math"
 	"time"
 
-	kcp "github.com/xtaci/kcp-go/v5"
+	"github.com/uxp-go/uxp/internal/kcp"
 
 	"github.com/uxp-go/uxp/fec"
 )

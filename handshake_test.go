@@ -155,7 +155,8 @@ func TestTransportHeader(t *testing.T) {
 	}
 }
 
-// TestKCPLinkname guards the go:linkname into kcp-go (see kcp_link.go).
+// TestKCPLinkname checks kcpNow, KCP's clock (kcp_link.go), moves in
+// milliseconds.
 func TestKCPLinkname(t *testing.T) {
 	now := kcpNow()
 	time.Sleep(5 * time.Millisecond)

@@ -1,0 +1,5 @@
+//go:build !race
+
+package uxp
+
+const hotPathRace = false

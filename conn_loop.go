@@ -299,14 +299,18 @@ func (c *Conn) sendFrame(kind byte, body []byte) {
 	s := c.shard
 	ctr := c.sendCounter
 	c.sendCounter++
-	b := s.sendBuf[:transportHeaderSize]
+	// Seal in place in the shard's send batch (sendbatch.go); the
+	// datagram leaves when the current event ends.
+	b := s.sendRoom()[:transportHeaderSize]
 	putTransportHeader(b, c.id, ctr)
 	b = append(b, kind)
 	b = append(b, body...)
 	pkt := c.send.Seal(b[:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
-	if err := c.ep.writeTo(pkt, c.remoteAP); err != nil {
-		c.ep.log.Debug("uxp: send failed", "session", c.id, "err", err)
-		return
+	s.commitSend(len(pkt), c.remoteAP, c)
+	if kind == frameClose {
+		// The endpoint may close its socket right after this (a client
+		// whose only session ended): send now.
+		s.flushSends()
 	}
 	c.traffic.packetsOut.Add(1)
 	c.traffic.bytesOut.Add(uint64(len(pkt)))

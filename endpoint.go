@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,7 +40,8 @@ type endpoint struct {
 	closeOnce  sync.Once // closes closing
 	socketOnce sync.Once // closes pc
 	wg         sync.WaitGroup
-	readErr    error // set by readLoop before it exits
+	readErr    error       // set by readLoop before it exits
+	gsoOff     atomic.Bool // set when the socket refused a GSO send
 }
 
 func newEndpoint(pc net.PacketConn, set *settings, workers int) *endpoint {

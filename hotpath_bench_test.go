@@ -208,6 +208,7 @@ func (r *benchRound) deliver(tb testing.TB, c *Conn) {
 	now := time.Now()
 	c.shard.handle(p, now)
 	c.shard.flushTouched(now)
+	c.shard.flushSends()
 }
 
 func (r *benchRound) round(tb testing.TB) {
@@ -215,7 +216,8 @@ func (r *benchRound) round(tb testing.TB) {
 		tb.Fatal(err)
 	}
 	now := time.Now()
-	r.a.shard.drainReady(now) // pump: KCP send, flush, seal, sendto
+	r.a.shard.drainReady(now) // pump: KCP send, flush, seal
+	r.a.shard.flushSends()    // sendto
 	r.deliver(tb, r.b)        // open, KCP input, OnNewDataComing, ACK out
 	r.deliver(tb, r.a)        // the ACK
 	if r.a.kcp.WaitSnd() != 0 {

@@ -29,10 +29,11 @@ type shard struct {
 	timers  connHeap
 	timer   *time.Timer
 	timerAt time.Time
-	touched []*Conn   // sessions that took input in the current batch
-	now     time.Time // when the current event began
-	sendBuf []byte    // one outgoing datagram at a time
-	recvBuf []byte    // one reassembled message at a time
+	touched []*Conn    // sessions that took input in the current batch
+	now     time.Time  // when the current event began
+	out     sendBatch  // datagrams sealed in this event, sent when it ends
+	gso     *gsoSender // nil without UDP GSO
+	recvBuf []byte     // one reassembled message at a time
 
 	traffic trafficCounters
 	drops   dropCounters
@@ -56,13 +57,18 @@ const (
 func newShard(ep *endpoint) *shard {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
+	var gso *gsoSender
+	if ep.udp != nil {
+		gso = newGSO(ep.udp)
+	}
 	return &shard{
+		gso:     gso,
 		ep:      ep,
 		in:      make(chan inbound, shardQueueLen),
 		wake:    make(chan struct{}, 1),
 		timer:   t,
 		conns:   make(map[*Conn]struct{}),
-		sendBuf: make([]byte, 0, maxDatagram),
+		out:     newSendBatch(),
 		recvBuf: make([]byte, ep.set.maxMessage),
 		done:    make(chan struct{}),
 	}
@@ -111,8 +117,10 @@ func (s *shard) loop() {
 		case <-s.ep.closing:
 			s.now = time.Now()
 			s.shutdown()
+			s.flushSends()
 			return
 		}
+		s.flushSends()
 		s.armTimer()
 	}
 }

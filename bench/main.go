@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -26,28 +27,28 @@ import (
 
 // options are the command line; children get the fields they need.
 type options struct {
-	role     string // "", "server", "client"
-	quick    bool
-	out      string
-	only     string // comma-separated scenario filter
-	systems  string // comma-separated system filter
-	reps     int
-	sys      string
-	scen     string
-	addr     string
-	key      string
-	fec      string
-	n        int
-	par      int
-	size     int
-	rate     float64
-	dur      time.Duration
-	grace    time.Duration
-	procs    int
-	verbose  bool
-	noNetns  bool
-	scaleNs  string
-	duration time.Duration
+	role    string // "", "server", "client"
+	quick   bool
+	out     string
+	only    string // comma-separated scenario filter
+	systems string // comma-separated system filter
+	reps    int
+	sys     string
+	scen    string
+	addr    string
+	key     string
+	fec     string
+	n       int
+	par     int
+	size    int
+	rate    float64
+	dur     time.Duration
+	grace   time.Duration
+	procs   int
+	verbose bool
+	noNetns bool
+	scaleNs string
+	profile string
 }
 
 func main() {
@@ -75,7 +76,14 @@ func main() {
 	fs.DurationVar(&o.dur, "dur", time.Second, "internal: measured duration")
 	fs.DurationVar(&o.grace, "grace", 2*time.Second, "internal: wait for late replies")
 	fs.IntVar(&o.procs, "procs", 0, "internal: GOMAXPROCS for the child")
+	fs.StringVar(&o.profile, "cpuprofile", "", "internal: write a CPU profile of this child to `file`")
 	_ = fs.Parse(os.Args[1:])
+	if o.profile != "" {
+		f, err := os.Create(o.profile)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -92,6 +100,7 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench %s: %v\n", o.role, err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

@@ -22,18 +22,19 @@ import (
 
 // serverStats is the server child's answer to STATS.
 type serverStats struct {
-	SinkBytes      int64 `json:"sink_bytes"`
-	SinkSpanNs     int64 `json:"sink_span_ns"`
-	CPUNs          int64 `json:"cpu_ns"`  // user+system since MARK
-	WallNs         int64 `json:"wall_ns"` // since MARK
-	RSS            int64 `json:"rss"`
-	BaseRSS        int64 `json:"base_rss"`
-	Heap           int64 `json:"heap"` // live heap after a GC
-	BaseHeap       int64 `json:"base_heap"`
-	Goroutines     int   `json:"goroutines"`
-	BaseGoroutines int   `json:"base_goroutines"`
-	Sessions       int64 `json:"sessions"`
-	Accepted       int64 `json:"accepted"`
+	SinkBytes      int64  `json:"sink_bytes"`
+	SinkSpanNs     int64  `json:"sink_span_ns"`
+	CPUNs          int64  `json:"cpu_ns"`  // user+system since MARK
+	WallNs         int64  `json:"wall_ns"` // since MARK
+	RSS            int64  `json:"rss"`
+	BaseRSS        int64  `json:"base_rss"`
+	Heap           int64  `json:"heap"` // live heap after a GC
+	BaseHeap       int64  `json:"base_heap"`
+	Goroutines     int    `json:"goroutines"`
+	BaseGoroutines int    `json:"base_goroutines"`
+	Sessions       int64  `json:"sessions"`
+	Accepted       int64  `json:"accepted"`
+	Drops          string `json:"drops,omitempty"` // uxp: datagrams dropped, by reason
 }
 
 // clientResult is a client child's JSON result.
@@ -46,6 +47,8 @@ type clientResult struct {
 	CPUNs      int64   `json:"cpu_ns,omitempty"`
 	Handshakes int64   `json:"handshakes,omitempty"`
 	Failures   int64   `json:"failures,omitempty"`
+	PacketsOut uint64  `json:"packets_out,omitempty"` // uxp only
+	Retrans    uint64  `json:"retrans,omitempty"`     // uxp only
 }
 
 // cpuTime is this process's user+system CPU time.
@@ -100,6 +103,9 @@ func serverRole(ctx context.Context, o *options) error {
 			b, span := srv.Sink()
 			st.SinkBytes, st.SinkSpanNs = b, int64(span)
 			st.Sessions, st.Accepted = srv.Sessions(), srv.Accepted()
+			if d, ok := srv.(interface{ Drops() string }); ok {
+				st.Drops = d.Drops()
+			}
 			st.Goroutines = runtime.NumGoroutine()
 			st.Heap = liveHeap()
 			st.RSS = rss()
@@ -189,6 +195,8 @@ func uxpClientRole(ctx context.Context, o *options) (clientResult, error) {
 		return res, fmt.Errorf("unknown scenario %q", o.scen)
 	}
 	res.CPUNs = int64(cpuTime() - cpu0)
+	st := c.Stats()
+	res.PacketsOut, res.Retrans = st.PacketsSent, st.Retransmissions
 	return res, nil
 }
 

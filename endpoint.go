@@ -42,6 +42,7 @@ type endpoint struct {
 	wg         sync.WaitGroup
 	readErr    error       // set by readLoop before it exits
 	gsoOff     atomic.Bool // set when the socket refused a GSO send
+	gro        *groReader  // nil without UDP GRO (or on another PacketConn)
 }
 
 func newEndpoint(pc net.PacketConn, set *settings, workers int) *endpoint {
@@ -64,6 +65,7 @@ func newEndpoint(pc net.PacketConn, set *settings, workers int) *endpoint {
 			_ = u.SetReadBuffer(set.socketBuffer)
 			_ = u.SetWriteBuffer(set.socketBuffer)
 		}
+		ep.gro = newGRO(u)
 	}
 	ep.shards = make([]*shard, workers)
 	for i := range ep.shards {
@@ -169,34 +171,65 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 // closing and the socket's error otherwise.
 func (ep *endpoint) readLoop() error {
 	for {
-		bp := getPacketBuf()
-		n, from, err := ep.read(bp[:])
-		if err != nil {
-			putPacketBuf(bp)
-			select {
-			case <-ep.closing:
-				return nil
-			default:
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue // someone set a read deadline on our socket; keep serving
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			// ICMP port unreachable and similar per-datagram errors must
-			// not take the whole endpoint down.
-			ep.log.Debug("uxp: read error", "err", err)
-			select {
-			case <-ep.closing:
-				return nil
-			case <-time.After(time.Millisecond):
-			}
-			continue
+		if done, err := ep.readOnce(); done {
+			return err
 		}
-		ep.dispatch(bp, n, from)
 	}
+}
+
+// readOnce reads and dispatches one datagram (or one run of datagrams the
+// kernel merged). done reports that the read loop must end, with err.
+func (ep *endpoint) readOnce() (done bool, err error) {
+	if ep.gro != nil {
+		b, seg, from, err := ep.gro.read()
+		if err != nil {
+			return ep.readFailed(err)
+		}
+		// Split merged datagrams; each gets its own pooled buffer because
+		// ownership passes to the shard per datagram.
+		for len(b) > 0 {
+			n := min(seg, len(b), maxDatagram)
+			bp := getPacketBuf()
+			copy(bp[:], b[:n])
+			ep.dispatch(bp, n, from)
+			b = b[min(seg, len(b)):]
+		}
+		return false, nil
+	}
+	bp := getPacketBuf()
+	n, from, err := ep.read(bp[:])
+	if err != nil {
+		putPacketBuf(bp)
+		return ep.readFailed(err)
+	}
+	ep.dispatch(bp, n, from)
+	return false, nil
+}
+
+// readFailed decides what a read error means: the endpoint is closing (nil),
+// the socket is dead (the error), or a per-datagram error to skip.
+func (ep *endpoint) readFailed(err error) (bool, error) {
+	select {
+	case <-ep.closing:
+		return true, nil
+	default:
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false, nil // someone set a read deadline on our socket; keep serving
+	}
+	if errors.Is(err, net.ErrClosed) {
+		return true, err
+	}
+	// ICMP port unreachable and similar per-datagram errors must not take
+	// the whole endpoint down.
+	ep.log.Debug("uxp: read error", "err", err)
+	select {
+	case <-ep.closing:
+		return true, nil
+	case <-time.After(time.Millisecond):
+	}
+	return false, nil
 }
 
 func (ep *endpoint) dispatch(bp *packetBuf, n int, from netip.AddrPort) {

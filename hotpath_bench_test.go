@@ -194,19 +194,17 @@ func newBenchRound(tb testing.TB, size int) *benchRound {
 	return r
 }
 
-// deliver reads one datagram from c's socket and runs it through c's
-// endpoint and shard, flushing the resulting ACKs.
+// deliver reads one datagram from c's socket (the read loop's step, GRO
+// included) and runs it through c's endpoint and shard, flushing the
+// resulting ACKs.
 func (r *benchRound) deliver(tb testing.TB, c *Conn) {
-	ep := c.ep
-	bp := getPacketBuf()
-	n, from, err := ep.read(bp[:])
-	if err != nil {
+	if done, err := c.ep.readOnce(); done {
 		tb.Fatal(err)
 	}
-	ep.dispatch(bp, n, from)
-	p := <-c.shard.in
 	now := time.Now()
-	c.shard.handle(p, now)
+	for len(c.shard.in) > 0 {
+		c.shard.handle(<-c.shard.in, now)
+	}
 	c.shard.flushTouched(now)
 	c.shard.flushSends()
 }

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestBenchLocal runs every `uxp bench` scenario briefly against the
+// in-process server and checks each reports a measurement.
+func TestBenchLocal(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"bench", "-d", "300ms", "-rate", "100"}, &out, &errb)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+	for _, want := range []string{"bulk:", "MB/s", "rr:", "p99.9", "open:", "answered"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestBenchBadFlags rejects impossible settings as usage errors.
+func TestBenchBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "-size", "3"},
+		{"bench", "-rate", "0"},
+		{"bench", "-addr", "127.0.0.1:1", "-key", "not-a-key"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), args, &out, &errb); code == exitOK {
+			t.Errorf("%v: exit 0, want failure", args)
+		}
+	}
+}

@@ -141,6 +141,9 @@ func newConn(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fecPa
 	k.NoDelay(nodelay, int(set.kcpInterval/time.Millisecond), set.kcpFastResend, nc)
 	k.WndSize(set.sendWindow, set.recvWindow)
 	k.SetMtu(set.kcpMTU())
+	// Every session of a shard flushes on the shard's goroutine, one at a
+	// time: they share one scratch buffer (4.5 KB saved per session).
+	k.UseBuffer(c.shard.kcpBuf)
 	c.kcp = k
 	if err := c.initFEC(fp, now); err != nil {
 		return nil, err

@@ -16,3 +16,20 @@ func (kcp *KCP) Flush(ft FlushType) uint32 { return kcp.flush(ft) }
 // Now is KCP's millisecond clock, the one Check answers in. (uxp fork
 // addition.)
 func Now() uint32 { return currentMs() }
+
+// UseBuffer makes buf KCP's flush scratch space in place of its own
+// 3×(MTU+overhead) buffer, so that sessions flushed by one goroutine can
+// share one. KCP keeps nothing in it between calls. It reports false, and
+// changes nothing, if buf is too short for the current MTU. (uxp fork
+// addition.)
+func (kcp *KCP) UseBuffer(buf []byte) bool {
+	if len(buf) < int(kcp.mtu+IKCP_OVERHEAD)*3 {
+		return false
+	}
+	kcp.buffer = buf
+	return true
+}
+
+// SharedBufferSize is the scratch buffer UseBuffer needs for any MTU up to
+// mtuLimit. (uxp fork addition.)
+const SharedBufferSize = (mtuLimit + IKCP_OVERHEAD) * 3

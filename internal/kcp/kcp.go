@@ -298,9 +298,11 @@ func NewKCP(conv uint32, output output_callback) *KCP {
 	kcp.ssthresh = IKCP_THRESH_INIT
 	kcp.dead_link = IKCP_DEADLINK
 	kcp.output = output
-	kcp.snd_buf = NewRingBuffer[segment](IKCP_WND_SND * 2)
-	kcp.rcv_queue = NewRingBuffer[segment](IKCP_WND_RCV * 2)
-	kcp.snd_queue = NewRingBuffer[segment](IKCP_WND_SND * 2)
+	// uxp fork: the rings start at their minimum and grow on demand; at
+	// 2×window each they cost 14 KB per idle session.
+	kcp.snd_buf = NewRingBuffer[segment](RINGBUFFER_MIN)
+	kcp.rcv_queue = NewRingBuffer[segment](RINGBUFFER_MIN)
+	kcp.snd_queue = NewRingBuffer[segment](RINGBUFFER_MIN)
 	kcp.rcv_buf = newSegmentHeap()
 	return kcp
 }

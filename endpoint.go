@@ -65,7 +65,6 @@ func newEndpoint(pc net.PacketConn, set *settings, workers int) *endpoint {
 			_ = u.SetReadBuffer(set.socketBuffer)
 			_ = u.SetWriteBuffer(set.socketBuffer)
 		}
-		ep.gro = newGRO(u)
 	}
 	ep.shards = make([]*shard, workers)
 	for i := range ep.shards {
@@ -76,6 +75,12 @@ func newEndpoint(pc net.PacketConn, set *settings, workers int) *endpoint {
 
 // start launches the read loop and the shards.
 func (ep *endpoint) start() {
+	if ep.udp != nil && ep.onInitiation != nil {
+		// Only servers (the owners that take initiations) read with GRO:
+		// its 64 KiB receive buffer is too much for each of many clients,
+		// and a server is where many packets of one flow meet.
+		ep.gro = newGRO(ep.udp)
+	}
 	for _, s := range ep.shards {
 		ep.wg.Add(1)
 		go func() {

@@ -35,19 +35,23 @@ const (
 	sendBatchPackets = 64
 )
 
+// newSendBatch starts small: most shards (every client's, a game
+// server's) send a few datagrams per event. The buffer doubles, up to
+// sendBatchBytes, each time an event fills it.
 func newSendBatch() sendBatch {
-	return sendBatch{
-		buf:  make([]byte, 0, sendBatchBytes),
-		pkts: make([]pktRef, 0, sendBatchPackets),
-	}
+	return sendBatch{buf: make([]byte, 0, 2*maxDatagram)}
 }
 
-// room returns a buffer for the next datagram, at most maxDatagram bytes,
-// flushing first if the batch is full. The caller fills it and commits.
+// sendRoom returns a buffer for the next datagram, at most maxDatagram
+// bytes, flushing first if the batch is full. The caller fills it and
+// commits.
 func (s *shard) sendRoom() []byte {
 	b := &s.out
 	if len(b.pkts) == sendBatchPackets || cap(b.buf)-len(b.buf) < maxDatagram {
 		s.flushSends()
+		if c := cap(b.buf); c < sendBatchBytes {
+			b.buf = make([]byte, 0, min(2*c, sendBatchBytes))
+		}
 	}
 	return b.buf[len(b.buf):len(b.buf)]
 }

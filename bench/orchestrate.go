@@ -289,6 +289,12 @@ func handshakeCase(ctx context.Context, cores int, d time.Duration) (map[string]
 		"handshakes_per_s":  float64(res.Handshakes) / secs,
 		"server_cpu_pct":    100 * float64(st.CPUNs) / float64(st.WallNs),
 		"server_cpu_us_per": float64(st.CPUNs) / 1e3 / float64(max(res.Handshakes, 1)),
+		// What one server core completes when the load generator is not
+		// the bottleneck: the client does the same three X25519
+		// operations per handshake as the server, plus a socket and an
+		// endpoint, so on a shared 2-core machine it cannot saturate the
+		// server. Capacity is derived from the server's CPU per handshake.
+		"capacity_per_core": 1e6 / (float64(st.CPUNs) / 1e3 / float64(max(res.Handshakes, 1))),
 		"failures":          float64(res.Failures),
 	}, nil
 }

@@ -58,6 +58,8 @@ type ConnStats struct {
 	// adaptive FEC mode).
 	LossIn, LossOut float64
 	FEC             FECStats
+	// Handshake counts cookies and stateless resets this client received.
+	Handshake HandshakeStats
 }
 
 // ServerStats is a snapshot of a Server's counters.
@@ -73,6 +75,7 @@ type ServerStats struct {
 	Retransmissions                uint64
 	Drops                          DropStats
 	FEC                            FECStats
+	Handshake                      HandshakeStats
 }
 
 // dropCounters is the concurrently readable form of DropStats.

@@ -303,6 +303,12 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		s.ep.drops.overload.Add(1)
 		return
 	}
+	if (pkt[3]&flagPSK != 0) != (s.set.identity.psk != nil) {
+		// With or without a pre-shared key, the two sides cannot agree:
+		// no need to spend a Diffie-Hellman finding out.
+		s.ep.drops.authFailed.Add(1)
+		return
+	}
 	s.hstats.processed.Add(1)
 	h, err := readInitiation(&s.static, s.set.identity.psk, pkt, rand.Reader)
 	if err != nil {

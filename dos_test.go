@@ -244,3 +244,26 @@ func TestStatelessReset(t *testing.T) {
 		require.Equal(t, before.Drops.Malformed+1, after.Drops.Malformed)
 	})
 }
+
+// TestSpoofedFloodKeepsClientBudget floods the server, under load, with
+// initiations spoofing the legitimate client's own IP address and port. They
+// carry a valid mac1 but no mac2, so they only get cookie replies (which the
+// client drops: they answer initiations it did not send) and never reach the
+// per-source rate limiter: the client still connects at once.
+func TestSpoofedFloodKeepsClientBudget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newSimPair(t, 9, nil, nil, false)
+		p.srv.forceLoad.Store(true)
+		base := testInitiation(t, p.keys.Public, clientIdentity{}).initiation()
+		for i := range 500 {
+			p.net.Inject(p.cliPC.LocalAddr(), p.srvPC.LocalAddr(), floodInitiation(t, base, p.keys.Public, i))
+		}
+		time.Sleep(10 * time.Millisecond)
+		require.NoError(t, p.cli.Start(context.Background()))
+		st := p.srv.Stats()
+		require.Zero(t, st.Handshake.RateLimited, "the spoofed flood spent none of the client's budget")
+		require.GreaterOrEqual(t, st.Handshake.CookiesSent, uint64(500))
+		require.Equal(t, uint64(1), st.Handshake.Processed, "only the client's own initiation reached Diffie-Hellman")
+		require.GreaterOrEqual(t, p.cli.Stats().Drops.Malformed, uint64(500), "cookie replies to initiations the client did not send are dropped")
+	})
+}

@@ -182,3 +182,37 @@ func TestIdentityConfig(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, s.admits(&initiation{}), "anonymous by default")
 }
+
+// TestClientIdentityLoopback runs the IK handshake with a pre-shared key
+// over real UDP sockets.
+func TestClientIdentityLoopback(t *testing.T) {
+	ck := testKeys(t)
+	psk := testKeys(t).Private
+	keys := make(chan PublicKey, 1)
+	h := &keyServer{keys: keys}
+	srv, kp := startUDPServer(t, h, &Config{Identity: IdentityConfig{AllowedClientKeys: []PublicKey{ck.Public}, PresharedKey: psk}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cli, err := Dial(ctx, srv.Addr().String(), nil, &Config{ServerPublicKey: kp.Public, Identity: IdentityConfig{ClientPrivateKey: ck.Private, PresharedKey: psk}})
+	require.NoError(t, err)
+	defer cli.Close()
+	select {
+	case k := <-keys:
+		require.Equal(t, ck.Public, k, "OnNewConnComing sees the client's key")
+	case <-ctx.Done():
+		t.Fatal("the server never announced the session")
+	}
+	_, err = Dial(ctx, srv.Addr().String(), nil, &Config{ServerPublicKey: kp.Public, Identity: IdentityConfig{ClientPrivateKey: testKeys(t).Private, PresharedKey: psk}})
+	require.ErrorIs(t, err, ErrClientRejected)
+}
+
+type keyServer struct {
+	NopServerHandler
+	keys chan PublicKey
+}
+
+func (s *keyServer) OnNewConnComing(c *Conn) {
+	if k, ok := c.PeerKey(); ok {
+		s.keys <- k
+	}
+}

@@ -51,6 +51,7 @@ func (c *Conn) pump(now time.Time) {
 			s.traffic.msgsOut.Add(1)
 			segs := (n + c.ep.set.mss() - 1) / c.ep.set.mss()
 			c.segAvg = (7*c.segAvg + n/segs) / 8
+			c.lat.sent(segs, now)
 		}
 	}
 	c.pendSpare = pend[:0]
@@ -130,6 +131,7 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	body := pt[frameHeaderSize:]
 	switch pt[0] {
 	case frameKCP:
+		c.noteUna(body, now)
 		if c.kcp.Input(body, kcp.IKCP_PACKET_REGULAR, false) < 0 {
 			c.drop(dropMalformed)
 			return

@@ -33,6 +33,7 @@ type Server struct {
 	completed atomic.Uint64
 	refused   atomic.Uint64
 	sessions  atomic.Int64
+	live      connSet // announced sessions, for RangeConns
 
 	mu      sync.Mutex
 	started bool
@@ -193,7 +194,9 @@ func (s *Server) Stats() ServerStats {
 	for _, sh := range s.ep.shards {
 		sh.traffic.addTo(&st)
 		st.Drops.add(sh.drops.snapshot())
+		st.Latency.add(sh.latency.snapshot())
 	}
+	st.SendQueueBytes = s.live.sendQueueBytes()
 	return st
 }
 
@@ -292,6 +295,7 @@ func (s *Server) announce(c *Conn) {
 	s.halfMu.Unlock()
 	s.accepted.Add(1)
 	s.sessions.Add(1)
+	s.live.add(c)
 	defer c.recoverCallback("OnNewConnComing")
 	s.handler.OnNewConnComing(c)
 }
@@ -306,6 +310,7 @@ func (s *Server) connClosed(c *Conn, err error, announced bool) {
 		return
 	}
 	s.sessions.Add(-1)
+	s.live.remove(c)
 	defer func() {
 		if r := recover(); r != nil {
 			s.ep.log.Error("uxp: OnConnClosed callback panicked", "session", c.id, "panic", r)

@@ -36,6 +36,7 @@ type shard struct {
 
 	traffic trafficCounters
 	drops   dropCounters
+	latency histogramCounters // every sample of the shard's sessions
 	done    chan struct{} // closed when loop returns
 }
 

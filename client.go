@@ -26,6 +26,7 @@ type Client struct {
 	established chan *Conn                      // capacity 1
 	refused     chan error                      // capacity 1: an authenticated refusal
 	conn        atomic.Pointer[Conn]
+	tr          tracer
 
 	mu      sync.Mutex
 	started bool
@@ -66,6 +67,7 @@ func NewClient(pc net.PacketConn, server net.Addr, handler ConnHandler, cfg *Con
 		server:      ap,
 		established: make(chan *Conn, 1),
 		refused:     make(chan error, 1),
+		tr:          newTracer(set.tracer, true),
 	}
 	c.ep = newEndpoint(pc, set, 1)
 	c.ep.onResponse = c.handleResponse
@@ -176,6 +178,7 @@ func (c *Client) Start(ctx context.Context) error {
 				c.ep.log.Debug("uxp: sending initiation failed", "err", err)
 			}
 			attempts++
+			c.tr.initiationSent(attempts, c.server)
 			timer.Reset(min(retry, deadline.Sub(now)))
 			retry = min(2*retry, maxRetransmit)
 		}
@@ -192,6 +195,7 @@ func (c *Client) handleResponse(b []byte, from netip.AddrPort) {
 	id, keys, fp, err := hs.consumeResponse(b)
 	if errors.Is(err, ErrFECRefused) {
 		if c.hs.CompareAndSwap(hs, nil) {
+			c.tr.handshakeRefused(from, err)
 			c.refused <- err
 		}
 		return
@@ -218,6 +222,7 @@ func (c *Client) handleResponse(b []byte, from netip.AddrPort) {
 	if err != nil {
 		return
 	}
+	c.tr.handshakeDone(id, c.server, hs.cipher, fp.data, fp.parity)
 	conn.SetHandler(c.handler)
 	c.ep.table.set(id, conn)
 	c.conn.Store(conn)

@@ -116,6 +116,13 @@ type Config struct {
 	// Logger receives the SDK's log records. Nil means no logging.
 	Logger *slog.Logger
 
+	// Tracer, when set, receives a per-session event trace as debug-level
+	// records: handshake steps, establishment, address changes, rekeys and
+	// close reasons (trace.go lists the messages). Nil, the zero value,
+	// disables tracing, which then costs a nil check per event and no
+	// allocation. It may be the same logger as Logger.
+	Tracer *slog.Logger
+
 	// testDropShard, set only by this package's tests, drops chosen FEC
 	// shards on the way out (after they were counted as sent).
 	testDropShard func(shard []byte) bool
@@ -238,6 +245,7 @@ type settings struct {
 	sendQueue        int
 	socketBuffer     int
 	logger           *slog.Logger
+	tracer           *slog.Logger
 	fecGroupDelay    time.Duration
 	testDropShard    func(shard []byte) bool
 }
@@ -272,6 +280,7 @@ func (c *Config) resolve() (*settings, error) {
 		sendQueue:        pick(c.SendQueueBytes, defaultSendQueueBytes),
 		socketBuffer:     pick(c.SocketBufferBytes, defaultSocketBuffer),
 		logger:           c.Logger,
+		tracer:           c.Tracer,
 		testDropShard:    c.testDropShard,
 	}
 	s.fec = fecParams{

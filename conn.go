@@ -82,6 +82,8 @@ type Conn struct {
 	lastPong    time.Time // client: when the last pong arrived
 	lastPongTS  uint64    // client: the server timestamp it carried
 	fec         fecState
+	tr          tracer
+	tracedFrom  netip.AddrPort // last peer address the trace reported
 	lat         deliveryTracker
 	// ackPending: KCP holds ACKs not yet flushed. With FEC on they wait for
 	// KCP's interval tick, so parity can repair a loss before the sender
@@ -125,6 +127,7 @@ func newConn(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fecPa
 	c.remote.Store(net.UDPAddrFromAddrPort(remote))
 	c.handler.Store(&handlerBox{NopHandler{}})
 	c.hb = newHeartbeat(set.heartbeat, set.idleTimeout, isClient, now)
+	c.tr = newTracer(set.tracer, isClient)
 	if isClient {
 		c.state = stateEstablished
 	} else {

@@ -2,6 +2,7 @@ package uxp
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"time"
 
@@ -25,6 +26,7 @@ func (c *Conn) pump(now time.Time) {
 		c.added = true
 		s.conns[c] = struct{}{}
 		if c.isClient {
+			c.tr.established(c.id, c.remoteAP)
 			c.callReady()
 			close(c.ready)
 			if c.state == stateClosed {
@@ -116,7 +118,10 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	// Routing is by session ID. There is no connection migration yet: a
 	// packet from another address is accepted if it authenticates, but
 	// replies keep going to the address of the handshake.
-	_ = from
+	if c.tr.on() && from != c.remoteAP && from != c.tracedFrom {
+		c.tr.addressChanged(c.id, c.remoteAP, from)
+		c.tracedFrom = from
+	}
 
 	if c.state == stateHalfOpen {
 		c.establish(now)
@@ -165,7 +170,7 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 			c.drop(dropMalformed)
 			return
 		}
-		c.terminate(ErrPeerClosed, closeNormal, false)
+		c.terminate(ErrPeerClosed, body[0], false) // reason only traced
 	default:
 		c.drop(dropMalformed)
 	}
@@ -385,6 +390,7 @@ func (c *Conn) reschedule(now time.Time) {
 func (c *Conn) establish(now time.Time) {
 	c.state = stateEstablished
 	c.hb.received(now)
+	c.tr.established(c.id, c.remoteAP)
 	if c.ep.onEstablished != nil {
 		c.ep.onEstablished(c)
 	}
@@ -401,6 +407,7 @@ func (c *Conn) terminate(err error, reason byte, notify bool) {
 		return
 	}
 	announced := c.state != stateHalfOpen
+	c.tr.closed(c.id, err, reason, errors.Is(err, ErrPeerClosed), announced)
 	if notify && announced {
 		c.sendFrame(frameClose, []byte{reason})
 	}

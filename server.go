@@ -34,6 +34,7 @@ type Server struct {
 	refused   atomic.Uint64
 	sessions  atomic.Int64
 	live      connSet // announced sessions, for RangeConns
+	tr        tracer
 
 	mu      sync.Mutex
 	started bool
@@ -86,6 +87,7 @@ func NewServer(pc net.PacketConn, handler ServerHandler, cfg *Config) (*Server, 
 		hsQueue:  make(chan handshakeJob, handshakeQueueLen),
 		halfOpen: make(map[[noiseKeySize]byte]*Conn),
 		stopped:  make(chan struct{}),
+		tr:       newTracer(set.tracer, false),
 	}
 	ep := newEndpoint(pc, set, set.workers)
 	ep.onInitiation = s.queueInitiation
@@ -268,6 +270,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort) {
 		keys.zero()
 		s.ep.table.remove(id)
 		s.refused.Add(1)
+		s.tr.handshakeRefused(from, ErrFECRefused)
 		_ = s.ep.writeTo(resp[:], from)
 		return
 	}
@@ -284,6 +287,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort) {
 	s.ep.table.set(id, c)
 	c.shard.post(c) // schedules the half-open expiry
 	s.completed.Add(1)
+	s.tr.initiationAnswered(id, from, in.cipher, in.fec.data, in.fec.parity)
 	_ = s.ep.writeTo(resp[:], from)
 }
 

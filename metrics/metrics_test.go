@@ -28,7 +28,7 @@ type echoServer struct{ uxp.NopServerHandler }
 
 type echoConn struct{ uxp.NopHandler }
 
-func (echoServer) OnNewConnComing(c *uxp.Conn)               { c.SetHandler(echoConn{}) }
+func (echoServer) OnNewConnComing(c *uxp.Conn)            { c.SetHandler(echoConn{}) }
 func (echoConn) OnNewDataComing(c *uxp.Conn, data []byte) { _, _ = c.Write(data) }
 
 type countConn struct {

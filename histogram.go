@@ -10,21 +10,33 @@ import (
 
 /* Implementation constants */
 
-// latencyBounds are the inclusive upper bounds of the histogram buckets.
-// A final, unbounded bucket follows the last one.
+// latencyBounds are the inclusive upper bounds of the histogram buckets:
+// fine around the delays of real paths (5 to 100 ms), so that quantiles
+// interpolated inside a bucket stay close. A final, unbounded bucket
+// follows the last one.
 var latencyBounds = [...]time.Duration{
 	1 * time.Millisecond,
 	2 * time.Millisecond,
+	3 * time.Millisecond,
 	5 * time.Millisecond,
+	7 * time.Millisecond,
 	10 * time.Millisecond,
+	15 * time.Millisecond,
 	20 * time.Millisecond,
+	25 * time.Millisecond,
+	30 * time.Millisecond,
+	40 * time.Millisecond,
 	50 * time.Millisecond,
+	60 * time.Millisecond,
+	80 * time.Millisecond,
 	100 * time.Millisecond,
+	150 * time.Millisecond,
 	200 * time.Millisecond,
+	300 * time.Millisecond,
 	500 * time.Millisecond,
-	1 * time.Second,
-	2 * time.Second,
-	5 * time.Second,
+	1000 * time.Millisecond,
+	2000 * time.Millisecond,
+	5000 * time.Millisecond,
 }
 
 // HistogramBuckets is the number of buckets in a Histogram: one per bound

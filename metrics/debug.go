@@ -169,9 +169,25 @@ func DebugHandler(src Source, opts *Options) http.Handler {
 	})
 }
 
+// si formats a count with an SI suffix: 950, 12.3k, 4.56M.
+func si[T uint64 | int](v T) string {
+	f := float64(v)
+	switch {
+	case f >= 1e9:
+		return strconv.FormatFloat(f/1e9, 'f', 2, 64) + "G"
+	case f >= 1e6:
+		return strconv.FormatFloat(f/1e6, 'f', 2, 64) + "M"
+	case f >= 1e4:
+		return strconv.FormatFloat(f/1e3, 'f', 1, 64) + "k"
+	}
+	return strconv.FormatFloat(f, 'f', 0, 64)
+}
+
 var debugTemplate = template.Must(template.New("debug").Funcs(template.FuncMap{
 	"pct": func(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + "%" },
 	"f1":  func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
+	"si":  si[uint64],
+	"sii": si[int],
 }).Parse(debugHTML))
 
 const debugHTML = `<!DOCTYPE html>
@@ -179,13 +195,14 @@ const debugHTML = `<!DOCTYPE html>
 <meta http-equiv="refresh" content="2">
 <title>uxp sessions</title>
 <style>
-body { font: 14px system-ui, sans-serif; margin: 1.5em; color: #222; }
+body { font: 13px system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 20px; margin: 0 0 .3em; }
 .sum span { display: inline-block; margin: 0 1.2em .4em 0; }
 .sum b { font-variant-numeric: tabular-nums; }
 table { border-collapse: collapse; margin-top: .8em; }
-th, td { white-space: nowrap; padding: 3px 9px; border-bottom: 1px solid #ddd; text-align: right; font-variant-numeric: tabular-nums; }
+th, td { padding: 3px 6px; border-bottom: 1px solid #ddd; text-align: right; font-variant-numeric: tabular-nums; }
 th { background: #f3f3f3; position: sticky; top: 0; }
+td { white-space: nowrap; }
 td.l, th.l { text-align: left; }
 tr:hover td { background: #fafae8; }
 .muted { color: #888; }
@@ -197,9 +214,9 @@ tr:hover td { background: #fafae8; }
 <span>half-open <b>{{.Server.HalfOpen}}</b></span>
 <span>accepted <b>{{.Server.SessionsAccepted}}</b></span>
 <span>messages in/out <b>{{.Server.MessagesReceived}}</b> / <b>{{.Server.MessagesSent}}</b></span>
-<span>bytes in/out <b>{{.Server.BytesReceived}}</b> / <b>{{.Server.BytesSent}}</b></span>
+<span>bytes in/out <b>{{si .Server.BytesReceived}}</b> / <b>{{si .Server.BytesSent}}</b></span>
 <span>retransmissions <b>{{.Server.Retransmissions}}</b></span>
-<span>send queue <b>{{.Server.SendQueueBytes}}</b> B</span>
+<span>send queue <b>{{sii .Server.SendQueueBytes}}</b> B</span>
 <span>drops <b>{{.Server.Drops}}</b></span>
 <span>FEC recovered <b>{{.Server.FECRecovered}}</b></span>
 <span>latency p50/p99 <b>{{f1 .Server.LatencyP50Ms}}</b> / <b>{{f1 .Server.LatencyP99Ms}}</b> ms</span>
@@ -210,8 +227,8 @@ tr:hover td { background: #fafae8; }
 <th>retrans</th><th>FEC parity</th><th>FEC rec</th><th>drops</th><th>lat p50 ms</th><th>lat p99 ms</th></tr></thead>
 <tbody>
 {{range .Sessions}}<tr><td>{{.ID}}</td><td class="l">{{.Remote}}</td><td class="l">{{.Cipher}}</td><td>{{f1 .RTTMs}}</td><td>{{f1 .RTTVarMs}}</td>
-<td>{{pct .LossIn}}</td><td>{{pct .LossOut}}</td><td>{{.SendQueueBytes}}</td><td>{{.MessagesReceived}}</td><td>{{.MessagesSent}}</td>
-<td>{{.BytesReceived}}</td><td>{{.BytesSent}}</td><td>{{.Retransmissions}}</td><td>{{.FECParity}}</td><td>{{.FECRecovered}}</td>
+<td>{{pct .LossIn}}</td><td>{{pct .LossOut}}</td><td>{{sii .SendQueueBytes}}</td><td>{{.MessagesReceived}}</td><td>{{.MessagesSent}}</td>
+<td>{{si .BytesReceived}}</td><td>{{si .BytesSent}}</td><td>{{.Retransmissions}}</td><td>{{.FECParity}}</td><td>{{.FECRecovered}}</td>
 <td>{{.Drops}}</td><td>{{f1 .LatencyP50Ms}}</td><td>{{f1 .LatencyP99Ms}}</td></tr>
 {{else}}<tr><td colspan="18" class="l muted">no live sessions</td></tr>
 {{end}}</tbody></table>

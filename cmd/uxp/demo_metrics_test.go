@@ -182,7 +182,8 @@ func checkSessionTable(t *testing.T, dom string, want int) {
 			t.Fatalf("row %s has %d cells: %q", r[1], len(cells), cells)
 		}
 		num := func(i int) float64 {
-			v, err := strconv.ParseFloat(cells[i], 64)
+			c := strings.TrimRight(cells[i], "kMG%") // si and percent suffixes
+			v, err := strconv.ParseFloat(c, 64)
 			if err != nil {
 				t.Fatalf("row %s cell %d: %v", r[1], i, err)
 			}

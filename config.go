@@ -126,6 +126,12 @@ type Config struct {
 	// about them, and an optional pre-shared key. The zero value means
 	// anonymous clients, all accepted, and no pre-shared key.
 	Identity IdentityConfig
+	// Tracer, when set, receives a per-session event trace as debug-level
+	// records: handshake steps, establishment, address changes, rekeys and
+	// close reasons (trace.go lists the messages). Nil, the zero value,
+	// disables tracing, which then costs a nil check per event and no
+	// allocation. It may be the same logger as Logger.
+	Tracer *slog.Logger
 
 	// testDropShard, set only by this package's tests, drops chosen FEC
 	// shards on the way out (after they were counted as sent).
@@ -249,6 +255,7 @@ type settings struct {
 	sendQueue        int
 	socketBuffer     int
 	logger           *slog.Logger
+	tracer           *slog.Logger
 	fecGroupDelay    time.Duration
 	testDropShard    func(shard []byte) bool
 	maxSessions      int // 0: no limit
@@ -285,6 +292,7 @@ func (c *Config) resolve() (*settings, error) {
 		sendQueue:        pick(c.SendQueueBytes, defaultSendQueueBytes),
 		socketBuffer:     pick(c.SocketBufferBytes, defaultSocketBuffer),
 		logger:           c.Logger,
+		tracer:           c.Tracer,
 		testDropShard:    c.testDropShard,
 	}
 	s.fec = fecParams{

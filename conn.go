@@ -59,6 +59,7 @@ type Conn struct {
 	fecParity atomic.Int64
 	lossIn    atomic.Int64 // 1/10000
 	lossOut   atomic.Int64 // 1/10000
+	latency   histogramCounters
 
 	// Owned by the shard.
 	state       connState
@@ -81,6 +82,9 @@ type Conn struct {
 	lastPong    time.Time // client: when the last pong arrived
 	lastPongTS  uint64    // client: the server timestamp it carried
 	fec         fecState
+	tr          tracer
+	tracedFrom  netip.AddrPort // last peer address the trace reported
+	lat         deliveryTracker
 	// ackPending: KCP holds ACKs not yet flushed. With FEC on they wait for
 	// KCP's interval tick, so parity can repair a loss before the sender
 	// sees later segments acknowledged and retransmits.
@@ -128,6 +132,7 @@ func newConn(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fecPa
 	c.remote.Store(net.UDPAddrFromAddrPort(remote))
 	c.handler.Store(&handlerBox{NopHandler{}})
 	c.hb = newHeartbeat(set.heartbeat, set.idleTimeout, isClient, now)
+	c.tr = newTracer(set.tracer, isClient)
 	if isClient {
 		c.state = stateEstablished
 	} else {
@@ -256,12 +261,18 @@ func (c *Conn) Stats() ConnStats {
 		LossIn:           float64(c.lossIn.Load()) / 10000,
 		LossOut:          float64(c.lossOut.Load()) / 10000,
 		FEC:              c.traffic.fecStats(),
+		Latency:          c.latency.snapshot(),
 	}
 	st.FEC.Parity = int(c.fecParity.Load())
-	c.mu.Lock()
-	st.SendQueueBytes = c.pendBytes + int(c.kcpQueued.Load())
-	c.mu.Unlock()
+	st.SendQueueBytes = c.sendQueued()
 	return st
+}
+
+// sendQueued is how many bytes the session holds for sending.
+func (c *Conn) sendQueued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pendBytes + int(c.kcpQueued.Load())
 }
 
 func (c *Conn) handlerFor() ConnHandler { return c.handler.Load().h }

@@ -2,6 +2,7 @@ package uxp
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"time"
 
@@ -25,6 +26,7 @@ func (c *Conn) pump(now time.Time) {
 		c.added = true
 		s.conns[c] = struct{}{}
 		if c.isClient {
+			c.tr.established(c.id, c.remoteAP)
 			c.callReady()
 			close(c.ready)
 			if c.state == stateClosed {
@@ -51,6 +53,7 @@ func (c *Conn) pump(now time.Time) {
 			s.traffic.msgsOut.Add(1)
 			segs := (n + c.ep.set.mss() - 1) / c.ep.set.mss()
 			c.segAvg = (7*c.segAvg + n/segs) / 8
+			c.lat.sent(segs, now)
 		}
 	}
 	c.pendSpare = pend[:0]
@@ -120,7 +123,10 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	// Routing is by session ID. There is no connection migration yet: a
 	// packet from another address is accepted if it authenticates, but
 	// replies keep going to the address of the handshake.
-	_ = from
+	if c.tr.on() && from != c.remoteAP && from != c.tracedFrom {
+		c.tr.addressChanged(c.id, c.remoteAP, from)
+		c.tracedFrom = from
+	}
 
 	if c.state == stateHalfOpen {
 		c.establish(now)
@@ -135,6 +141,7 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	body := pt[frameHeaderSize:]
 	switch pt[0] {
 	case frameKCP:
+		c.noteUna(body, now)
 		if c.kcp.Input(body, kcp.IKCP_PACKET_REGULAR, false) < 0 {
 			c.drop(dropMalformed)
 			return
@@ -168,7 +175,7 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 			c.drop(dropMalformed)
 			return
 		}
-		c.terminate(ErrPeerClosed, closeNormal, false)
+		c.terminate(ErrPeerClosed, body[0], false) // reason only traced
 	default:
 		c.drop(dropMalformed)
 	}
@@ -388,6 +395,7 @@ func (c *Conn) reschedule(now time.Time) {
 func (c *Conn) establish(now time.Time) {
 	c.state = stateEstablished
 	c.hb.received(now)
+	c.tr.established(c.id, c.remoteAP)
 	if c.ep.onEstablished != nil {
 		c.ep.onEstablished(c)
 	}
@@ -404,6 +412,7 @@ func (c *Conn) terminate(err error, reason byte, notify bool) {
 		return
 	}
 	announced := c.state != stateHalfOpen
+	c.tr.closed(c.id, err, reason, errors.Is(err, ErrPeerClosed), announced)
 	if notify && announced {
 		c.sendFrame(frameClose, []byte{reason})
 	}

@@ -46,6 +46,8 @@ type Server struct {
 	completed atomic.Uint64
 	refused   atomic.Uint64
 	sessions  atomic.Int64
+	live      connSet // announced sessions, for RangeConns
+	tr        tracer
 
 	mu      sync.Mutex
 	started bool
@@ -115,6 +117,7 @@ func NewServer(pc net.PacketConn, handler ServerHandler, cfg *Config) (*Server, 
 		stamps:   newTimestampTable(maxClientKeys),
 		resetKey: resetKey(set.privateKey),
 		resets:   newResetSender(set.privateKey),
+		tr:       newTracer(set.tracer, false),
 	}
 	ep := newEndpoint(pc, set, set.workers)
 	ep.onInitiation = s.queueInitiation
@@ -225,7 +228,9 @@ func (s *Server) Stats() ServerStats {
 	for _, sh := range s.ep.shards {
 		sh.traffic.addTo(&st)
 		st.Drops.add(sh.drops.snapshot())
+		st.Latency.add(sh.latency.snapshot())
 	}
+	st.SendQueueBytes = s.live.sendQueueBytes()
 	return st
 }
 
@@ -336,6 +341,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		s.refused.Add(1)
 	}
 	if status != statusOK {
+		s.tr.handshakeRefused(from, statusErr(status))
 		// Authenticated, so the client can trust the refusal and report
 		// it; no session state is kept.
 		resp, _, err := h.writeResponse(0, status, fecParams{}, nil)
@@ -372,6 +378,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 	s.ep.table.set(id, c)
 	c.shard.post(c) // schedules the half-open expiry
 	s.completed.Add(1)
+	s.tr.initiationAnswered(id, from, in.cipher, decision.data, decision.parity)
 	_ = s.ep.writeTo(resp[:], from)
 }
 
@@ -397,6 +404,7 @@ func (s *Server) announce(c *Conn) {
 	s.halfMu.Unlock()
 	s.accepted.Add(1)
 	s.sessions.Add(1)
+	s.live.add(c)
 	defer c.recoverCallback("OnNewConnComing")
 	s.handler.OnNewConnComing(c)
 }
@@ -411,6 +419,7 @@ func (s *Server) connClosed(c *Conn, err error, announced bool) {
 		return
 	}
 	s.sessions.Add(-1)
+	s.live.remove(c)
 	defer func() {
 		if r := recover(); r != nil {
 			s.ep.log.Error("uxp: OnConnClosed callback panicked", "session", c.id, "panic", r)

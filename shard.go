@@ -36,7 +36,8 @@ type shard struct {
 
 	traffic trafficCounters
 	drops   dropCounters
-	done    chan struct{} // closed when loop returns
+	latency histogramCounters // every sample of the shard's sessions
+	done    chan struct{}     // closed when loop returns
 }
 
 // inbound is one datagram routed to a shard.

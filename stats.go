@@ -21,6 +21,9 @@ type DropStats struct {
 	// Overload: a worker's or the handshake queue was full. KCP retransmits
 	// data that was dropped this way.
 	Overload uint64
+	// RateLimited: a handshake initiation refused by the handshake rate
+	// limiter while the server was under load.
+	RateLimited uint64
 }
 
 func (d *DropStats) add(o DropStats) {
@@ -29,11 +32,12 @@ func (d *DropStats) add(o DropStats) {
 	d.Replay += o.Replay
 	d.UnknownSession += o.UnknownSession
 	d.Overload += o.Overload
+	d.RateLimited += o.RateLimited
 }
 
 // Total is the sum of all drop reasons.
 func (d DropStats) Total() uint64 {
-	return d.Malformed + d.AuthFailed + d.Replay + d.UnknownSession + d.Overload
+	return d.Malformed + d.AuthFailed + d.Replay + d.UnknownSession + d.Overload + d.RateLimited
 }
 
 // ConnStats is a snapshot of one session's counters.
@@ -48,6 +52,12 @@ type ConnStats struct {
 	// time their pings; servers time their pongs, from the server time
 	// and hold time the next ping echoes.
 	RTT, RTTVar time.Duration
+	// Latency is the distribution of message delivery latency for the
+	// messages this side sent: from the message entering KCP until the peer
+	// had all of it in order, estimated on this side's clock with the
+	// heartbeat RTT (see stats_latency.go and docs/architecture.md). A
+	// bulk sender's messages are sampled, not all recorded.
+	Latency Histogram
 	// SendQueueBytes is how much the session holds for sending.
 	SendQueueBytes int
 	Drops          DropStats
@@ -73,14 +83,19 @@ type ServerStats struct {
 	PacketsSent, PacketsReceived   uint64
 	MessagesSent, MessagesReceived uint64
 	Retransmissions                uint64
-	Drops                          DropStats
-	FEC                            FECStats
-	Handshake                      HandshakeStats
+	// SendQueueBytes is the sum of the live sessions' send queues.
+	SendQueueBytes int
+	// Latency merges every session's delivery latency histogram, closed
+	// sessions included.
+	Latency   Histogram
+	Drops     DropStats
+	FEC       FECStats
+	Handshake HandshakeStats
 }
 
 // dropCounters is the concurrently readable form of DropStats.
 type dropCounters struct {
-	malformed, authFailed, replay, unknownSession, overload atomic.Uint64
+	malformed, authFailed, replay, unknownSession, overload, rateLimited atomic.Uint64
 }
 
 func (d *dropCounters) snapshot() DropStats {
@@ -90,6 +105,7 @@ func (d *dropCounters) snapshot() DropStats {
 		Replay:         d.replay.Load(),
 		UnknownSession: d.unknownSession.Load(),
 		Overload:       d.overload.Load(),
+		RateLimited:    d.rateLimited.Load(),
 	}
 }
 
@@ -101,6 +117,7 @@ const (
 	dropReplay
 	dropUnknownSession
 	dropOverload
+	dropRateLimited
 )
 
 func (d *dropCounters) inc(r dropReason) {
@@ -115,6 +132,8 @@ func (d *dropCounters) inc(r dropReason) {
 		d.unknownSession.Add(1)
 	case dropOverload:
 		d.overload.Add(1)
+	case dropRateLimited:
+		d.rateLimited.Add(1)
 	}
 }
 

@@ -1,6 +1,7 @@
 package uxp
 
 import (
+	"net"
 	"sync/atomic"
 	"time"
 )
@@ -58,6 +59,14 @@ type ConnStats struct {
 	// adaptive FEC mode).
 	LossIn, LossOut float64
 	FEC             FECStats
+	// Migrations counts moves of the session to a new, validated peer
+	// address (server sessions only; see MigrationHandler). RemoteAddr is
+	// the current peer address.
+	Migrations uint64
+	RemoteAddr net.Addr
+	// Rekeys counts completed key rotations (Config.RekeyAfterTime,
+	// Config.RekeyAfterPackets).
+	Rekeys uint64
 }
 
 // ServerStats is a snapshot of a Server's counters.
@@ -73,6 +82,8 @@ type ServerStats struct {
 	Retransmissions                uint64
 	Drops                          DropStats
 	FEC                            FECStats
+	Migrations                     uint64 // sessions moved to a validated new client address
+	Rekeys                         uint64 // key rotations completed, summed over sessions
 }
 
 // dropCounters is the concurrently readable form of DropStats.
@@ -122,6 +133,8 @@ type trafficCounters struct {
 	bytesOut, bytesIn, packetsOut, packetsIn, msgsOut, msgsIn, retrans trafficCounter
 
 	fecDataOut, fecParityOut, fecDataIn, fecParityIn, fecRecovered, fecExpired trafficCounter
+
+	migrations, rekeys trafficCounter
 }
 
 func (t *trafficCounters) fecStats() FECStats {
@@ -166,5 +179,7 @@ func (t *trafficCounters) addTo(s *ServerStats) {
 	s.MessagesSent += t.msgsOut.Load()
 	s.MessagesReceived += t.msgsIn.Load()
 	s.Retransmissions += t.retrans.Load()
+	s.Migrations += t.migrations.Load()
+	s.Rekeys += t.rekeys.Load()
 	s.FEC.add(t.fecStats())
 }

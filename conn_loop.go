@@ -175,7 +175,7 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	case frameRekey:
 		c.takeRekey(body, now)
 	case framePathChallenge:
-		c.answerChallenge(body)
+		c.answerChallenge(body, from)
 	case framePathResponse:
 		c.takePathResponse(body, from)
 	default:

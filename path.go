@@ -132,8 +132,12 @@ func (c *Conn) pathDeadline() time.Time {
 }
 
 // answerChallenge echoes a challenge's token to the peer's known address.
-func (c *Conn) answerChallenge(body []byte) {
-	if len(body) != pathTokenSize {
+// A client answers only challenges that came from the server's address: a
+// genuine one always does, while one relayed from elsewhere is an attacker
+// trying to get the token answered so that it can race the answer from its
+// own address and pull the session there.
+func (c *Conn) answerChallenge(body []byte, from netip.AddrPort) {
+	if len(body) != pathTokenSize || (c.isClient && from != c.remoteAP) {
 		c.drop(dropMalformed)
 		return
 	}

@@ -10,7 +10,6 @@ import (
 
 	kcp "github.com/xtaci/kcp-go/v5"
 
-	ucrypto "github.com/uxp-go/uxp/crypto"
 	"github.com/uxp-go/uxp/internal/replay"
 )
 
@@ -69,8 +68,10 @@ type Conn struct {
 	deadline    time.Time
 	remoteAP    netip.AddrPort
 	kcp         *kcp.KCP
-	send, recv  ucrypto.AEAD
-	sendCounter uint64
+	keys        rekeyState // transport keys, by generation (rekey.go)
+	path        pathState  // server: validation of a new peer address (path.go)
+	sendCounter uint64     // runs on across rekeys
+	exhausted   bool       // sendCounter reached replay.RejectAfter
 	replay      replay.Window
 	hb          heartbeat
 	handshakeBy time.Time // stateHalfOpen: drop the session if not confirmed by then
@@ -83,7 +84,6 @@ type Conn struct {
 	lastPongTS  uint64    // client: the server timestamp it carried
 	fec         fecState
 	tr          tracer
-	tracedFrom  netip.AddrPort // last peer address the trace reported
 	lat         deliveryTracker
 	// ackPending: KCP holds ACKs not yet flushed. With FEC on they wait for
 	// KCP's interval tick, so parity can repair a loss before the sender
@@ -105,15 +105,6 @@ type Conn struct {
 type handlerBox struct{ h ConnHandler }
 
 func newConn(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fecParams, remote netip.AddrPort, isClient bool, now time.Time) (*Conn, error) {
-	send, err := ucrypto.NewAEAD(cipher, &keys.send)
-	if err != nil {
-		return nil, err
-	}
-	recv, err := ucrypto.NewAEAD(cipher, &keys.recv)
-	if err != nil {
-		return nil, err
-	}
-	keys.zero()
 	set := ep.set
 	c := &Conn{
 		id:        id,
@@ -124,10 +115,12 @@ func newConn(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fecPa
 		done:      make(chan struct{}),
 		heapIndex: -1,
 		remoteAP:  remote,
-		send:      send,
-		recv:      recv,
 		segAvg:    set.mss(),
 		ready:     make(chan struct{}),
+	}
+	c.sendCounter = set.testStartCounter
+	if err := c.initKeys(keys, now); err != nil {
+		return nil, err
 	}
 	c.remote.Store(net.UDPAddrFromAddrPort(remote))
 	c.handler.Store(&handlerBox{NopHandler{}})
@@ -262,6 +255,9 @@ func (c *Conn) Stats() ConnStats {
 		LossOut:          float64(c.lossOut.Load()) / 10000,
 		FEC:              c.traffic.fecStats(),
 		Latency:          c.latency.snapshot(),
+		Migrations:       c.traffic.migrations.Load(),
+		RemoteAddr:       c.RemoteAddr(),
+		Rekeys:           c.traffic.rekeys.Load(),
 	}
 	st.FEC.Parity = int(c.fecParity.Load())
 	st.SendQueueBytes = c.sendQueued()

@@ -74,6 +74,7 @@ func (c *Conn) pump(now time.Time) {
 		c.terminate(ErrConnClosed, closeNormal, true)
 		return
 	}
+	c.rekeyTick(now)
 	c.reschedule(now)
 }
 
@@ -104,7 +105,13 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 		c.drop(dropReplay)
 		return
 	}
-	pt, err := c.recv.Open(b[transportHeaderSize:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
+	key := c.keys.slots[h.keyPhase()]
+	if key == nil {
+		// No live key generation has this phase: a retired key, or garbage.
+		c.drop(dropAuthFailed)
+		return
+	}
+	pt, err := key.recv.Open(b[transportHeaderSize:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
 	if err != nil {
 		c.drop(dropAuthFailed)
 		return
@@ -120,13 +127,11 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	s.traffic.packetsIn.Add(1)
 	s.traffic.bytesIn.Add(uint64(len(b)))
 	c.hb.received(now)
-	// Routing is by session ID. There is no connection migration yet: a
-	// packet from another address is accepted if it authenticates, but
-	// replies keep going to the address of the handshake.
-	if c.tr.on() && from != c.remoteAP && from != c.tracedFrom {
-		c.tr.addressChanged(c.id, c.remoteAP, from)
-		c.tracedFrom = from
-	}
+	c.keyHeard(key, now)
+	// Routing is by session ID. An authentic, fresh packet from another
+	// address starts validating that address (path.go); replies move only
+	// once it is proven.
+	c.notePath(from, len(b), now)
 
 	if c.state == stateHalfOpen {
 		c.establish(now)
@@ -176,6 +181,12 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 			return
 		}
 		c.terminate(ErrPeerClosed, body[0], false) // reason only traced
+	case frameRekey:
+		c.takeRekey(body, now)
+	case framePathChallenge:
+		c.answerChallenge(body, from)
+	case framePathResponse:
+		c.takePathResponse(body, from)
 	default:
 		c.drop(dropMalformed)
 	}
@@ -293,37 +304,42 @@ func (c *Conn) output(buf []byte, size int) {
 	c.sendFrame(frameKCP, segs)
 }
 
-// sendFrame seals one frame into a transport packet and sends it.
+// sendFrame seals one frame into a transport packet and sends it to the
+// peer.
 func (c *Conn) sendFrame(kind byte, body []byte) {
-	if c.state == stateClosed {
-		return
+	c.sendFrameTo(kind, body, c.remoteAP)
+}
+
+// sendFrameTo seals one frame and sends it to to. It returns the bytes
+// sent.
+func (c *Conn) sendFrameTo(kind byte, body []byte, to netip.AddrPort) int {
+	if c.state == stateClosed || c.exhausted {
+		return 0
 	}
 	if c.sendCounter >= replay.RejectAfter {
-		// Never wrap or reuse a nonce: refuse to send. The session ends at
-		// its next timer.
-		c.mu.Lock()
-		if c.err == nil {
-			c.closeReq = true
-		}
-		c.mu.Unlock()
-		return
+		// Never wrap or reuse a nonce: refuse to send. The session ends
+		// with ErrCounterExhausted at its next timer (reschedule).
+		c.exhausted = true
+		return 0
 	}
 	s := c.shard
 	ctr := c.sendCounter
 	c.sendCounter++
+	key, phase := c.sealKey()
 	b := s.sendBuf[:transportHeaderSize]
-	putTransportHeader(b, c.id, ctr)
+	putTransportHeader(b, c.id, ctr, phase)
 	b = append(b, kind)
 	b = append(b, body...)
-	pkt := c.send.Seal(b[:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
-	if err := c.ep.writeTo(pkt, c.remoteAP); err != nil {
+	pkt := key.send.Seal(b[:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
+	if err := c.ep.writeTo(pkt, to); err != nil {
 		c.ep.log.Debug("uxp: send failed", "session", c.id, "err", err)
-		return
+		return 0
 	}
 	c.traffic.packetsOut.Add(1)
 	c.traffic.bytesOut.Add(uint64(len(pkt)))
 	s.traffic.packetsOut.Add(1)
 	s.traffic.bytesOut.Add(uint64(len(pkt)))
+	return len(pkt)
 }
 
 // onTimer runs when the session's deadline has passed.
@@ -336,7 +352,7 @@ func (c *Conn) onTimer(now time.Time) {
 	case c.state == stateClosing && !now.Before(c.lingerUntil):
 		c.terminate(ErrConnClosed, closeNormal, true)
 		return
-	case c.sendCounter >= replay.RejectAfter:
+	case c.exhausted || c.sendCounter >= replay.RejectAfter:
 		c.terminate(ErrCounterExhausted, closeProtocol, false)
 		return
 	case c.hb.idleExpired(now):
@@ -344,6 +360,8 @@ func (c *Conn) onTimer(now time.Time) {
 		return
 	}
 	if c.state != stateHalfOpen {
+		c.rekeyTick(now)
+		c.pathTick(now)
 		if c.hb.pingDue(now) {
 			c.sendPing(now)
 		}
@@ -378,6 +396,11 @@ func (c *Conn) reschedule(now time.Time) {
 	}
 	if c.state != stateHalfOpen {
 		earliest(c.fecDeadline())
+		earliest(c.rekeyDeadline())
+		earliest(c.pathDeadline())
+	}
+	if c.exhausted {
+		earliest(now) // end the session (onTimer)
 	}
 	if c.state != stateHalfOpen && (c.kcp.WaitSnd() > 0 || c.ackPending) {
 		wait := time.Duration(int32(c.kcp.Check()-kcpNow())) * time.Millisecond
@@ -437,6 +460,7 @@ func (c *Conn) terminate(err error, reason byte, notify bool) {
 	}
 	delete(s.conns, c)
 	c.ep.table.remove(c.id)
+	c.zeroKeys()
 	c.kcpQueued.Store(0)
 	close(c.done)
 	if announced {

@@ -1,6 +1,7 @@
 package uxp
 
 import (
+	"net"
 	"sync/atomic"
 	"time"
 )
@@ -70,6 +71,14 @@ type ConnStats struct {
 	FEC             FECStats
 	// Handshake counts cookies and stateless resets this client received.
 	Handshake HandshakeStats
+	// Migrations counts moves of the session to a new, validated peer
+	// address (server sessions only; see MigrationHandler). RemoteAddr is
+	// the current peer address.
+	Migrations uint64
+	RemoteAddr net.Addr
+	// Rekeys counts completed key rotations (Config.RekeyAfterTime,
+	// Config.RekeyAfterPackets).
+	Rekeys uint64
 }
 
 // ServerStats is a snapshot of a Server's counters.
@@ -87,10 +96,12 @@ type ServerStats struct {
 	SendQueueBytes int
 	// Latency merges every session's delivery latency histogram, closed
 	// sessions included.
-	Latency   Histogram
-	Drops     DropStats
-	FEC       FECStats
-	Handshake HandshakeStats
+	Latency    Histogram
+	Drops      DropStats
+	FEC        FECStats
+	Handshake  HandshakeStats
+	Migrations uint64 // sessions moved to a validated new client address
+	Rekeys     uint64 // key rotations completed, summed over sessions
 }
 
 // dropCounters is the concurrently readable form of DropStats.
@@ -144,6 +155,8 @@ type trafficCounters struct {
 	bytesOut, bytesIn, packetsOut, packetsIn, msgsOut, msgsIn, retrans trafficCounter
 
 	fecDataOut, fecParityOut, fecDataIn, fecParityIn, fecRecovered, fecExpired trafficCounter
+
+	migrations, rekeys trafficCounter
 }
 
 func (t *trafficCounters) fecStats() FECStats {
@@ -188,5 +201,7 @@ func (t *trafficCounters) addTo(s *ServerStats) {
 	s.MessagesSent += t.msgsOut.Load()
 	s.MessagesReceived += t.msgsIn.Load()
 	s.Retransmissions += t.retrans.Load()
+	s.Migrations += t.migrations.Load()
+	s.Rekeys += t.rekeys.Load()
 	s.FEC.add(t.fecStats())
 }

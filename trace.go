@@ -29,6 +29,7 @@ const (
 	TraceHandshakeDone    = "uxp: handshake complete"
 	TraceEstablished      = "uxp: session established"
 	TraceAddressChanged   = "uxp: peer address changed"
+	TraceMigrated         = "uxp: session migrated"
 	TraceRekeyed          = "uxp: session rekeyed"
 	TraceClosed           = "uxp: session closed"
 )
@@ -123,7 +124,8 @@ func (t *tracer) establishedSlow(id uint32, peer netip.AddrPort) {
 	t.emit(TraceEstablished, id, slog.String("peer", peer.String()))
 }
 
-// addressChanged: an authenticated packet came from a new address.
+// addressChanged: an authenticated, fresh packet came from a new address,
+// which the session now challenges (path.go).
 func (t *tracer) addressChanged(id uint32, from, to netip.AddrPort) {
 	if t.log != nil {
 		t.addressChangedSlow(id, from, to)
@@ -134,8 +136,7 @@ func (t *tracer) addressChangedSlow(id uint32, from, to netip.AddrPort) {
 	t.emit(TraceAddressChanged, id, slog.String("from", from.String()), slog.String("to", to.String()))
 }
 
-// rekeyed: the session switched to fresh keys. Nothing rekeys yet; the
-// trace point is here for the rekeying work (issue 4) to call.
+// rekeyed: the session switched its sending keys to a new generation.
 func (t *tracer) rekeyed(id uint32, epoch uint64) {
 	if t.log != nil {
 		t.rekeyedSlow(id, epoch)
@@ -144,6 +145,17 @@ func (t *tracer) rekeyed(id uint32, epoch uint64) {
 
 func (t *tracer) rekeyedSlow(id uint32, epoch uint64) {
 	t.emit(TraceRekeyed, id, slog.Uint64("epoch", epoch))
+}
+
+// migrated: the new address answered the challenge; replies go there now.
+func (t *tracer) migrated(id uint32, from, to netip.AddrPort) {
+	if t.log != nil {
+		t.migratedSlow(id, from, to)
+	}
+}
+
+func (t *tracer) migratedSlow(id uint32, from, to netip.AddrPort) {
+	t.emit(TraceMigrated, id, slog.String("from", from.String()), slog.String("to", to.String()))
 }
 
 // closed: the session ended. reason is the close code sent or received,

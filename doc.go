@@ -117,7 +117,11 @@
 // server's identity (a client that pins the wrong key fails the handshake
 // with ErrHandshakeFailed and sends no data), and replay within and across
 // sessions (fresh ephemeral keys per session, counters checked by a
-// 8128-packet window). The cipher choice is bound into the handshake, so an
+// 8128-packet window). Optionally clients prove a static key of their own
+// (Config.Identity: Noise IK, with an allow-list or callback on the server,
+// and an optional pre-shared key). Handshakes resist spoofed floods with
+// WireGuard-style cookies and a per-source rate limit, never amplify, and a
+// restarted server resets its old sessions statelessly. The cipher choice is bound into the handshake, so an
 // attacker cannot downgrade it. Keys come from crypto/rand and X25519; nothing
 // secret is hard-coded. See docs/security.md for the threat model, what is
 // not protected yet, and the tests that back each claim. Report

@@ -93,12 +93,14 @@
 //   - There are no DoS cookies and no handshake rate limit yet; the mac2
 //     field is reserved for cookie replies. Handshakes are bounded by a
 //     queue of 1024 and at most 65536 half-open sessions.
-//   - Sessions are not rekeyed. A session ends rather than reuse a nonce,
-//     after about 2^64 packets in one direction.
-//   - There is no connection migration: replies go to the address the
-//     handshake came from, and a client whose address changes must
-//     reconnect. There is no stateless reset either: a peer that lost its
-//     state is noticed only by the idle timeout.
+//   - Sessions rekey in band every Config.RekeyAfterTime (2 minutes) and
+//     Config.RekeyAfterPackets; a session ends with ErrCounterExhausted
+//     rather than reuse a nonce, after about 2^64 packets in one direction.
+//   - A server session follows a client whose address changes (NAT
+//     rebinding) once the new address answered an encrypted path challenge
+//     (see MigrationHandler); clients never follow a change of the server's
+//     address. There is no stateless reset: a peer that lost its state is
+//     noticed only by the idle timeout.
 //   - Forward error correction (Config.FEC) is new: its wire format and
 //     negotiation are still being finalised (docs/protocol.md section 9),
 //     so both sides should run the same uxp version to use it.

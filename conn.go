@@ -173,7 +173,8 @@ func (c *Conn) SetHandler(h ConnHandler) {
 	c.handler.Store(&handlerBox{h})
 }
 
-// Done returns a channel that is closed when the session has ended.
+// Done returns a channel that is closed when the session has ended, after
+// its OnClosed (and, on a server, OnConnClosed) returned.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
 // Err returns why the session ended, or nil while it is live.

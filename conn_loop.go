@@ -462,13 +462,14 @@ func (c *Conn) terminate(err error, reason byte, notify bool) {
 	c.ep.table.remove(c.id)
 	c.zeroKeys()
 	c.kcpQueued.Store(0)
-	close(c.done)
 	if announced {
 		c.callClosed(err)
 	}
 	if c.ep.onConnClosed != nil {
 		c.ep.onConnClosed(c, err, announced)
 	}
+	// Last, so that whoever waits on Done sees the callbacks' effects.
+	close(c.done)
 }
 
 // Callbacks. Each runs with no SDK lock held; a panic closes only this

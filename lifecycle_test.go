@@ -167,12 +167,12 @@ func TestCallbackPanicClosesOnlyThatSession(t *testing.T) {
 		_, err = p.cli.Conn().Write([]byte("boom"))
 		require.NoError(t, err)
 		<-p.cli.Conn().Done()
-		// Done is closed before OnClosed runs, and the server sends its
-		// close packet before its own OnClosed: let both shards settle.
-		synctest.Wait()
 		_, _, closed := p.cliH.snapshot()
 		require.Len(t, closed, 1)
 		require.ErrorIs(t, closed[0], ErrPeerClosed)
+		// The server sends its close packet before it runs OnClosed, so
+		// the client can finish first: let the server's shard settle.
+		synctest.Wait()
 		_, _, srvClosed := p.srvH.handler(0).snapshot()
 		require.Len(t, srvClosed, 1)
 		var pe *CallbackPanicError

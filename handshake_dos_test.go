@@ -85,20 +85,21 @@ func TestRateLimiter(t *testing.T) {
 		run  func(t *testing.T, r *rateLimiter)
 	}{
 		{"burst then refill", func(t *testing.T, r *rateLimiter) {
-			for i := range 5 {
+			for i := range handshakeBurst {
 				require.True(t, r.allow(v4, t0), "token %d", i)
 			}
 			require.False(t, r.allow(v4, t0))
-			require.False(t, r.allow(v4, t0.Add(49*time.Millisecond)))
-			require.True(t, r.allow(v4, t0.Add(50*time.Millisecond)), "one token per 50 ms at 20/s")
-			require.False(t, r.allow(v4, t0.Add(50*time.Millisecond)))
-			for i := range 5 {
+			interval := time.Second / handshakeRate
+			require.False(t, r.allow(v4, t0.Add(interval-1)))
+			require.True(t, r.allow(v4, t0.Add(interval)), "one token per interval")
+			require.False(t, r.allow(v4, t0.Add(interval)))
+			for i := range handshakeBurst {
 				require.True(t, r.allow(v4, t0.Add(time.Hour)), "refilled to the burst, not beyond: %d", i)
 			}
 			require.False(t, r.allow(v4, t0.Add(time.Hour)))
 		}},
 		{"sources are independent", func(t *testing.T, r *rateLimiter) {
-			for range 5 {
+			for range handshakeBurst {
 				r.allow(v4, t0)
 			}
 			require.False(t, r.allow(v4, t0))
@@ -106,7 +107,7 @@ func TestRateLimiter(t *testing.T) {
 			require.False(t, r.allow(netip.MustParseAddr("::ffff:198.51.100.1"), t0), "IPv4-mapped is the same source")
 		}},
 		{"IPv6 by /64", func(t *testing.T, r *rateLimiter) {
-			for i := range 5 {
+			for i := range handshakeBurst {
 				a := netip.AddrFrom16([16]byte{0x20, 0x01, 0xd, 0xb8, 15: byte(i)})
 				require.True(t, r.allow(a, t0))
 			}

@@ -196,9 +196,8 @@ func (s *Server) Stats() ServerStats {
 	for _, sh := range s.ep.shards {
 		sh.traffic.addTo(&st)
 		st.Drops.add(sh.drops.snapshot())
-		st.Latency.add(sh.latency.snapshot())
 	}
-	st.SendQueueBytes = s.live.sendQueueBytes()
+	st.SendQueueBytes, st.Latency = s.live.totals()
 	return st
 }
 

@@ -192,6 +192,13 @@ func TestDeliveryLatency(t *testing.T) {
 		require.Greater(t, lossy.Quantile(0.99), 50*time.Millisecond, "lost messages wait for a retransmission")
 		require.Greater(t, lossy.Counts[bucketOf(20*time.Millisecond)], lossy.Count/2, "most messages still take the link's 20 ms")
 		t.Logf("lossy: mean %v p50 %v p99 %v", lossy.Mean(), lossy.Quantile(0.5), lossy.Quantile(0.99))
+
+		// A closed session's samples stay in the server's total, once.
+		before := p.srv.Stats().Latency
+		require.NoError(t, p.cli.Close())
+		waitFor(t, func() bool { _, cc, _ := p.srvH.counts(); return cc == 1 })
+		require.Equal(t, before, p.srv.Stats().Latency)
+		require.EqualValues(t, n+200, before.Count)
 	})
 }
 

@@ -94,6 +94,11 @@ type Conn struct {
 	ephemeral [noiseKeySize]byte
 	response  [responseSize]byte
 
+	// The peer's authenticated static key (identity.go), immutable after
+	// creation.
+	peerKey    PublicKey
+	hasPeerKey bool
+
 	ready chan struct{} // client: closed after OnReady returned
 }
 

@@ -92,6 +92,11 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 		c.drop(dropUnknownSession)
 		return
 	}
+	if b[0] == msgReset {
+		// The read loop checked its token (Client.handleControl).
+		c.terminate(ErrStatelessReset, closeNormal, false)
+		return
+	}
 	h := transportHeader(b[:transportHeaderSize])
 	ctr := h.counter()
 	// Cheap check first: a replayed packet costs no decryption.

@@ -88,17 +88,20 @@
 //
 // # Limitations
 //
-//   - The server does not authenticate clients: any holder of the server's
-//     public key can open a session. Authenticate users inside the session.
-//   - There are no DoS cookies and no handshake rate limit yet; the mac2
-//     field is reserved for cookie replies. Handshakes are bounded by a
+//   - By default clients are anonymous (Noise NK): any holder of the
+//     server's public key can open a session. Give clients static keys
+//     (Config.Identity, Noise IK) or authenticate users inside the session.
+//   - Under a handshake flood the server answers with cookie replies and
+//     rate-limits each source; a flood from many real addresses can still
+//     use up its single handshake goroutine. Handshakes are bounded by a
 //     queue of 1024 and at most 65536 half-open sessions.
 //   - Sessions are not rekeyed. A session ends rather than reuse a nonce,
 //     after about 2^64 packets in one direction.
 //   - There is no connection migration: replies go to the address the
 //     handshake came from, and a client whose address changes must
-//     reconnect. There is no stateless reset either: a peer that lost its
-//     state is noticed only by the idle timeout.
+//     reconnect. A server that restarted tells clients of its old sessions
+//     with a stateless reset (ErrStatelessReset); a client that restarted is
+//     noticed by the server only at its idle timeout.
 //   - Forward error correction (Config.FEC) is new: its wire format and
 //     negotiation are still being finalised (docs/protocol.md section 9),
 //     so both sides should run the same uxp version to use it.

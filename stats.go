@@ -68,6 +68,8 @@ type ConnStats struct {
 	// adaptive FEC mode).
 	LossIn, LossOut float64
 	FEC             FECStats
+	// Handshake counts cookies and stateless resets this client received.
+	Handshake HandshakeStats
 }
 
 // ServerStats is a snapshot of a Server's counters.
@@ -85,9 +87,10 @@ type ServerStats struct {
 	SendQueueBytes int
 	// Latency merges every session's delivery latency histogram, closed
 	// sessions included.
-	Latency Histogram
-	Drops   DropStats
-	FEC     FECStats
+	Latency   Histogram
+	Drops     DropStats
+	FEC       FECStats
+	Handshake HandshakeStats
 }
 
 // dropCounters is the concurrently readable form of DropStats.

@@ -287,6 +287,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		}
 		if !s.limiter.allow(from.Addr(), now) {
 			s.hstats.rateLimited.Add(1)
+			s.ep.drops.rateLimited.Add(1) // also a drop without reply
 			return
 		}
 	}

@@ -3,6 +3,7 @@ package uxp
 import (
 	"context"
 	"encoding/binary"
+	"net/netip"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -262,5 +263,37 @@ func BenchmarkLatencyRecording(b *testing.B) {
 				conn.observe(d)
 			}
 		}
+	})
+}
+
+// TestRateLimitedDrops: initiations refused by the per-source rate limit
+// are counted in DropStats.RateLimited as well as in HandshakeStats.
+func TestRateLimitedDrops(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := netsim.NewNetwork(8)
+		defer n.Close()
+		kp := testKeys(t)
+		pc, err := n.Listen("10.0.0.1:4000")
+		require.NoError(t, err)
+		srv, err := NewServer(pc, nil, &Config{PrivateKey: kp.Private})
+		require.NoError(t, err)
+		defer srv.Close()
+		from := netip.MustParseAddrPort("10.0.0.9:5000")
+		encKey := labelKey(cookieLabel, kp.Public)
+		now := time.Now()
+		const tries = 20
+		for range tries {
+			init := append([]byte(nil), testInitiation(t, kp.Public, clientIdentity{}).initiation()...)
+			reply, err := srv.cookies.reply(init, from, now)
+			require.NoError(t, err)
+			cookie, err := openCookieReply(reply[:], init, &encKey)
+			require.NoError(t, err)
+			putMAC2(init, &cookie)
+			srv.handleInitiation(init, from, now, true)
+		}
+		st := srv.Stats()
+		require.Positive(t, st.Drops.RateLimited, "a burst from one source beyond the limit")
+		require.Less(t, st.Drops.RateLimited, uint64(tries), "the burst allowance got through")
+		require.Equal(t, st.Handshake.RateLimited, st.Drops.RateLimited)
 	})
 }

@@ -122,12 +122,11 @@ func bucketOf(d time.Duration) int {
 }
 
 // histogramCounters is the concurrently readable form of Histogram. One
-// goroutine (a shard) records; any goroutine may snapshot. A snapshot taken
-// while a sample is being recorded may count it in Count but not yet in
-// its bucket; the next one is consistent again.
+// goroutine (a shard) records, with two atomic adds; any goroutine may
+// snapshot. Count is derived from the buckets, so it always matches them;
+// a snapshot taken while a sample is being recorded may miss it in Sum.
 type histogramCounters struct {
 	counts [HistogramBuckets]atomic.Uint64
-	count  atomic.Uint64
 	sum    atomic.Int64
 }
 
@@ -135,15 +134,14 @@ func (h *histogramCounters) observe(d time.Duration) {
 	d = max(d, 0)
 	h.counts[bucketOf(d)].Add(1)
 	h.sum.Add(int64(d))
-	h.count.Add(1)
 }
 
 func (h *histogramCounters) snapshot() Histogram {
 	var s Histogram
-	s.Count = h.count.Load()
-	s.Sum = time.Duration(h.sum.Load())
 	for i := range h.counts {
 		s.Counts[i] = h.counts[i].Load()
+		s.Count += s.Counts[i]
 	}
+	s.Sum = time.Duration(h.sum.Load())
 	return s
 }

@@ -230,9 +230,8 @@ func (s *Server) Stats() ServerStats {
 	for _, sh := range s.ep.shards {
 		sh.traffic.addTo(&st)
 		st.Drops.add(sh.drops.snapshot())
-		st.Latency.add(sh.latency.snapshot())
 	}
-	st.SendQueueBytes = s.live.sendQueueBytes()
+	st.SendQueueBytes, st.Latency = s.live.totals()
 	return st
 }
 
@@ -308,6 +307,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 	// the half-open lookup: retransmissions spend no tokens.
 	if underLoad && !s.limiter.allow(from.Addr(), now) {
 		s.hstats.rateLimited.Add(1)
+		s.ep.drops.rateLimited.Add(1) // also a drop without reply
 		return
 	}
 	if (pkt[3]&flagPSK != 0) != (s.set.identity.psk != nil) {

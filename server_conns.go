@@ -5,9 +5,18 @@ import "sync"
 // connSet is the set of a Server's announced, live sessions, readable from
 // any goroutine. Shards add a session when it is announced and remove it
 // when it ends; RangeConns reads it.
+//
+// It also totals the sessions' latency histograms for Server.Stats: the
+// live sessions' plus closed, the sum of every removed session's. A
+// session records samples only while established, and it leaves the set
+// (its final histogram folded into closed) under the same lock, so a total
+// never counts a session twice or drops it. Summing at read time, instead
+// of recording each sample in a second, shard-wide histogram, keeps the
+// per-message cost at two atomic adds.
 type connSet struct {
-	mu sync.Mutex
-	m  map[*Conn]struct{}
+	mu     sync.Mutex
+	m      map[*Conn]struct{}
+	closed Histogram
 }
 
 func (s *connSet) add(c *Conn) {
@@ -19,9 +28,14 @@ func (s *connSet) add(c *Conn) {
 	s.mu.Unlock()
 }
 
+// remove takes c out of the set; c's shard calls it after terminate, when
+// c records no more samples.
 func (s *connSet) remove(c *Conn) {
 	s.mu.Lock()
-	delete(s.m, c)
+	if _, ok := s.m[c]; ok {
+		delete(s.m, c)
+		s.closed.add(c.latency.snapshot())
+	}
 	s.mu.Unlock()
 }
 
@@ -51,13 +65,15 @@ func (s *Server) RangeConns(f func(c *Conn) bool) {
 	}
 }
 
-// sendQueueBytes sums the live sessions' send queues.
-func (s *connSet) sendQueueBytes() int {
+// totals sums the live sessions' send queues, and every session's latency
+// histogram, live or closed.
+func (s *connSet) totals() (queued int, latency Histogram) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := 0
+	latency = s.closed
 	for c := range s.m {
-		n += c.sendQueued()
+		queued += c.sendQueued()
+		latency.add(c.latency.snapshot())
 	}
-	return n
+	return queued, latency
 }

@@ -36,8 +36,7 @@ type shard struct {
 
 	traffic trafficCounters
 	drops   dropCounters
-	latency histogramCounters // every sample of the shard's sessions
-	done    chan struct{}     // closed when loop returns
+	done    chan struct{} // closed when loop returns
 }
 
 // inbound is one datagram routed to a shard.

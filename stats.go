@@ -22,8 +22,9 @@ type DropStats struct {
 	// Overload: a worker's or the handshake queue was full. KCP retransmits
 	// data that was dropped this way.
 	Overload uint64
-	// RateLimited: a handshake initiation refused by the handshake rate
-	// limiter while the server was under load.
+	// RateLimited: a handshake initiation (with a valid mac2) dropped by
+	// the per-source rate limit while the server was under load; the same
+	// count as HandshakeStats.RateLimited.
 	RateLimited uint64
 }
 

@@ -99,8 +99,9 @@ func maxUna(segs []byte) (una uint32, ok bool) {
 }
 
 // noteUna feeds the una carried by incoming KCP segments to the delivery
-// tracker and records the latencies of the messages it completes. It runs
-// on the shard, before the segments go to KCP.
+// tracker and records the latencies of the messages it completes in the
+// session's histogram (Server.Stats merges them: see connSet). It runs on
+// the shard, before the segments go to KCP.
 func (c *Conn) noteUna(segs []byte, now time.Time) {
 	if c.lat.n == 0 {
 		return
@@ -115,6 +116,5 @@ func (c *Conn) noteUna(segs []byte, now time.Time) {
 			return
 		}
 		c.latency.observe(d)
-		c.shard.latency.observe(d)
 	}
 }

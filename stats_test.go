@@ -3,6 +3,7 @@ package uxp
 import (
 	"context"
 	"encoding/binary"
+	"net/netip"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -192,6 +193,13 @@ func TestDeliveryLatency(t *testing.T) {
 		require.Greater(t, lossy.Quantile(0.99), 50*time.Millisecond, "lost messages wait for a retransmission")
 		require.Greater(t, lossy.Counts[bucketOf(20*time.Millisecond)], lossy.Count/2, "most messages still take the link's 20 ms")
 		t.Logf("lossy: mean %v p50 %v p99 %v", lossy.Mean(), lossy.Quantile(0.5), lossy.Quantile(0.99))
+
+		// A closed session's samples stay in the server's total, once.
+		before := p.srv.Stats().Latency
+		require.NoError(t, p.cli.Close())
+		waitFor(t, func() bool { _, cc, _ := p.srvH.counts(); return cc == 1 })
+		require.Equal(t, before, p.srv.Stats().Latency)
+		require.EqualValues(t, n+200, before.Count)
 	})
 }
 
@@ -222,4 +230,70 @@ func waitFor(t testing.TB, cond func() bool) {
 		require.True(t, time.Now().Before(deadline), "condition not met in time")
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// BenchmarkLatencyRecording is the per-message cost the latency histogram
+// adds to the data path: recording a sent message, reading una from an
+// incoming 1-segment frame, and recording the sample in the session's
+// histogram. The baseline only parses the frame header.
+func BenchmarkLatencyRecording(b *testing.B) {
+	seg := make([]byte, kcpOverhead+100)
+	binary.LittleEndian.PutUint32(seg[20:24], 100)
+	now := time.Unix(1000, 0)
+	b.Run("baseline", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			benchSink += uint64(binary.LittleEndian.Uint32(seg[20:24]))
+		}
+	})
+	b.Run("record", func(b *testing.B) {
+		var tr deliveryTracker
+		var conn histogramCounters
+		b.ReportAllocs()
+		for b.Loop() {
+			benchSink += uint64(binary.LittleEndian.Uint32(seg[20:24]))
+			tr.sent(1, now)
+			binary.LittleEndian.PutUint32(seg[16:20], tr.nextSN)
+			una, _ := maxUna(seg)
+			for {
+				d, ok := tr.acked(una, 40*time.Millisecond, now.Add(45*time.Millisecond))
+				if !ok {
+					break
+				}
+				conn.observe(d)
+			}
+		}
+	})
+}
+
+// TestRateLimitedDrops: initiations refused by the per-source rate limit
+// are counted in DropStats.RateLimited as well as in HandshakeStats.
+func TestRateLimitedDrops(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := netsim.NewNetwork(8)
+		defer n.Close()
+		kp := testKeys(t)
+		pc, err := n.Listen("10.0.0.1:4000")
+		require.NoError(t, err)
+		srv, err := NewServer(pc, nil, &Config{PrivateKey: kp.Private})
+		require.NoError(t, err)
+		defer srv.Close()
+		from := netip.MustParseAddrPort("10.0.0.9:5000")
+		encKey := labelKey(cookieLabel, kp.Public)
+		now := time.Now()
+		const tries = 20
+		for range tries {
+			init := append([]byte(nil), testInitiation(t, kp.Public, clientIdentity{}).initiation()...)
+			reply, err := srv.cookies.reply(init, from, now)
+			require.NoError(t, err)
+			cookie, err := openCookieReply(reply[:], init, &encKey)
+			require.NoError(t, err)
+			putMAC2(init, &cookie)
+			srv.handleInitiation(init, from, now, true)
+		}
+		st := srv.Stats()
+		require.Positive(t, st.Drops.RateLimited, "a burst from one source beyond the limit")
+		require.Less(t, st.Drops.RateLimited, uint64(tries), "the burst allowance got through")
+		require.Equal(t, st.Handshake.RateLimited, st.Drops.RateLimited)
+	})
 }

@@ -4,12 +4,17 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/uxp-go/uxp/internal/netsim"
 )
 
 // traceRecorder is a slog.Handler that keeps every record.
@@ -97,6 +102,63 @@ func TestTraceRefusal(t *testing.T) {
 		require.ErrorIs(t, err, ErrFECRefused)
 		require.Len(t, rec.find(TraceHandshakeRefused, "server"), 1)
 		require.Len(t, rec.find(TraceHandshakeRefused, "client"), 1)
+	})
+}
+
+// movingPC sends from a second socket once moved is set, like a client
+// behind a NAT whose mapping changed; it keeps reading from the first,
+// where the server's replies still go (uxp does not migrate yet).
+type movingPC struct {
+	*netsim.PacketConn
+	alt   *netsim.PacketConn
+	moved atomic.Bool
+}
+
+func (m *movingPC) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if m.moved.Load() {
+		return m.alt.WriteTo(b, addr)
+	}
+	return m.PacketConn.WriteTo(b, addr)
+}
+
+// TestTraceAddressChange: authenticated packets from a new address are
+// traced once per new address, on the server.
+func TestTraceAddressChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &traceRecorder{}
+		n := netsim.NewNetwork(7)
+		defer n.Close()
+		kp := testKeys(t)
+		srvPC, err := n.Listen("10.0.0.1:4000")
+		require.NoError(t, err)
+		srvH := &recordServer{}
+		srv, err := NewServer(srvPC, srvH, &Config{PrivateKey: kp.Private, Tracer: slog.New(rec)})
+		require.NoError(t, err)
+		require.NoError(t, srv.Start())
+		defer srv.Close()
+		a, err := n.Listen("10.0.0.2:5000")
+		require.NoError(t, err)
+		b, err := n.Listen("10.0.0.3:6000")
+		require.NoError(t, err)
+		defer b.Close()
+		pc := &movingPC{PacketConn: a, alt: b}
+		cli, err := NewClient(pc, srvPC.LocalAddr(), nil, &Config{ServerPublicKey: kp.Public})
+		require.NoError(t, err)
+		defer cli.Close()
+		require.NoError(t, cli.Start(context.Background()))
+		waitFor(t, func() bool { c, _, _ := srvH.counts(); return c == 1 })
+
+		pc.moved.Store(true)
+		for i := range 3 {
+			writeRetry(t, cli.Conn(), testMessage(i, 10))
+			time.Sleep(50 * time.Millisecond)
+		}
+		waitFor(t, func() bool { _, msgs, _ := srvH.handler(0).snapshot(); return len(msgs) == 3 })
+		got := rec.find(TraceAddressChanged, "server")
+		require.Len(t, got, 1, "traced once per new address")
+		require.Equal(t, "10.0.0.2:5000", got[0].attrs["from"])
+		require.Equal(t, "10.0.0.3:6000", got[0].attrs["to"])
+		require.Equal(t, slog.Uint64Value(uint64(cli.Conn().ID())).String(), got[0].attrs["session"])
 	})
 }
 

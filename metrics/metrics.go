@@ -84,7 +84,11 @@ var Metrics = []Metric{
 	{Name: "uxp_half_open_sessions", Type: "gauge", Help: "Handshakes answered, waiting for the client's first packet."},
 	{Name: "uxp_sessions_accepted_total", Type: "counter", Help: "Sessions announced through OnNewConnComing."},
 	{Name: "uxp_handshakes_completed_total", Type: "counter", Help: "Responses sent for new initiations."},
-	{Name: "uxp_handshakes_refused_total", Type: "counter", Help: "Authenticated handshake refusals (FEC policy)."},
+	{Name: "uxp_handshakes_refused_total", Type: "counter", Labels: []string{"reason"}, Help: "Authenticated handshake refusals, by reason (fec_policy, server_full, client_key)."},
+	{Name: "uxp_handshakes_processed_total", Type: "counter", Help: "Initiations that reached the Diffie-Hellman stage."},
+	{Name: "uxp_handshake_timestamp_replays_total", Type: "counter", Help: "Noise IK initiations ignored as replays (timestamp not newer)."},
+	{Name: "uxp_cookie_replies_sent_total", Type: "counter", Help: "Cookie replies sent under load to initiations without a valid mac2."},
+	{Name: "uxp_stateless_resets_sent_total", Type: "counter", Help: "Stateless resets sent for transport packets of unknown sessions."},
 	{Name: "uxp_bytes_sent_total", Type: "counter", Help: "UDP payload bytes sent."},
 	{Name: "uxp_bytes_received_total", Type: "counter", Help: "UDP payload bytes received in authenticated packets."},
 	{Name: "uxp_packets_sent_total", Type: "counter", Help: "Datagrams sent."},
@@ -148,7 +152,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	e.gauge("uxp_half_open_sessions", float64(st.HalfOpen))
 	e.counter("uxp_sessions_accepted_total", st.SessionsAccepted)
 	e.counter("uxp_handshakes_completed_total", st.HandshakesCompleted)
-	e.counter("uxp_handshakes_refused_total", st.HandshakesRefused)
+	e.counter("uxp_handshakes_refused_total", st.HandshakesRefused, "fec_policy")
+	e.counter("uxp_handshakes_refused_total", st.Handshake.RefusedFull, "server_full")
+	e.counter("uxp_handshakes_refused_total", st.Handshake.RefusedClientKey, "client_key")
+	e.counter("uxp_handshakes_processed_total", st.Handshake.Processed)
+	e.counter("uxp_handshake_timestamp_replays_total", st.Handshake.TimestampReplays)
+	e.counter("uxp_cookie_replies_sent_total", st.Handshake.CookiesSent)
+	e.counter("uxp_stateless_resets_sent_total", st.Handshake.ResetsSent)
 	e.counter("uxp_bytes_sent_total", st.BytesSent)
 	e.counter("uxp_bytes_received_total", st.BytesReceived)
 	e.counter("uxp_packets_sent_total", st.PacketsSent)

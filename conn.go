@@ -55,13 +55,13 @@ type Conn struct {
 	// recvResume asks the shard to drain KCP's receive queue again after a
 	// flowHandler's buffer was full (see deliver).
 	recvResume atomic.Bool
-	traffic   trafficCounters
-	drops     dropCounters
-	rtt       atomic.Int64
-	rttVar    atomic.Int64
-	fecParity atomic.Int64
-	lossIn    atomic.Int64 // 1/10000
-	lossOut   atomic.Int64 // 1/10000
+	traffic    trafficCounters
+	drops      dropCounters
+	rtt        atomic.Int64
+	rttVar     atomic.Int64
+	fecParity  atomic.Int64
+	lossIn     atomic.Int64 // 1/10000
+	lossOut    atomic.Int64 // 1/10000
 
 	// Owned by the shard.
 	state       connState

@@ -47,7 +47,7 @@ func TestHotPathZeroAlloc(t *testing.T) {
 		var ctr uint64
 		check("routing", func() {
 			bp := getPacketBuf()
-			putTransportHeader(bp[:], c.id, ctr)
+			putTransportHeader(bp[:], c.id, ctr, 0)
 			ctr++
 			ep.dispatch(bp, 200, from)
 			p := <-c.shard.in

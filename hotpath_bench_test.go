@@ -35,7 +35,7 @@ func BenchmarkSealOpen(b *testing.B) {
 				b.ReportAllocs()
 				b.SetBytes(int64(n))
 				for b.Loop() {
-					putTransportHeader(buf, 7, ctr)
+					putTransportHeader(buf, 7, ctr, 0)
 					pkt := send.Seal(buf[:transportHeaderSize], ctr, buf[transportHeaderSize:], buf[:transportHeaderSize])
 					if _, err := recv.Open(pkt[transportHeaderSize:transportHeaderSize], ctr, pkt[transportHeaderSize:], pkt[:transportHeaderSize]); err != nil {
 						b.Fatal(err)
@@ -54,7 +54,7 @@ func BenchmarkTransportHeader(b *testing.B) {
 	var sink uint64
 	b.ReportAllocs()
 	for i := uint64(0); b.Loop(); i++ {
-		putTransportHeader(buf, uint32(i), i)
+		putTransportHeader(buf, uint32(i), i, 0)
 		h, ok := parseTransportHeader(buf)
 		if !ok {
 			b.Fatal("rejected")
@@ -103,7 +103,7 @@ func BenchmarkRouting(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				c := conns[i%sessions]
 				bp := getPacketBuf()
-				putTransportHeader(bp[:], c.id, uint64(i))
+				putTransportHeader(bp[:], c.id, uint64(i), 0)
 				ep.dispatch(bp, 200, from)
 				p := <-c.shard.in
 				putPacketBuf(p.buf)

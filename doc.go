@@ -7,7 +7,7 @@
 // ChaCha20-Poly1305 (the default) or Salsa20-Poly1305 under a per-direction
 // key, with the packet counter as the nonce and a replay window on the
 // receiving side. Reliability and ordering come from KCP (kcp-go's state
-// machine, in message mode), so each Conn.Write arrives as one
+// machine, forked in internal/kcp, in message mode), so each Conn.Write arrives as one
 // OnNewDataComing call. docs/protocol.md is the wire specification,
 // docs/architecture.md describes the goroutines and who owns what, and
 // docs/security.md the threat model.

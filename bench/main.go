@@ -76,9 +76,9 @@ func main() {
 	fs.DurationVar(&o.dur, "dur", time.Second, "internal: measured duration")
 	fs.DurationVar(&o.grace, "grace", 2*time.Second, "internal: wait for late replies")
 	fs.IntVar(&o.procs, "procs", 0, "internal: GOMAXPROCS for the child")
-	fs.StringVar(&o.profile, "cpuprofile", "", "internal: write a CPU profile of this child to `file`")
+	fs.StringVar(&o.profile, "cpuprofile", "", "internal: write a CPU profile of this child to `file` (a server: from MARK on)")
 	_ = fs.Parse(os.Args[1:])
-	if o.profile != "" {
+	if o.profile != "" && o.role != "server" { // a server profiles from MARK on
 		f, err := os.Create(o.profile)
 		if err == nil && pprof.StartCPUProfile(f) == nil {
 			defer pprof.StopCPUProfile()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,6 +96,11 @@ func serverRole(ctx context.Context, o *options) error {
 	for sc.Scan() {
 		switch sc.Text() {
 		case "MARK":
+			if o.profile != "" {
+				if f, err := os.Create(o.profile); err == nil && pprof.StartCPUProfile(f) == nil {
+					defer pprof.StopCPUProfile()
+				}
+			}
 			markCPU, markAt = cpuTime(), time.Now()
 			fmt.Println("OK")
 		case "STATS":

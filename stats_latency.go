@@ -36,7 +36,7 @@ const trackerSlots = 128
 // deliveryTracker is pure: the owner (the session's shard) passes now.
 type deliveryTracker struct {
 	nextSN   uint32 // segment number the next message starts at
-	ring     [trackerSlots]inflightMsg
+	ring     []inflightMsg // grows by doubling up to trackerSlots
 	head, n  int
 	minRound time.Duration // smallest sent-to-una time seen; 0 = none yet
 }
@@ -50,10 +50,23 @@ type inflightMsg struct {
 func (t *deliveryTracker) sent(segs int, now time.Time) {
 	t.nextSN += uint32(segs)
 	if t.n == len(t.ring) {
-		return // full: this message is not sampled
+		if len(t.ring) == trackerSlots {
+			return // full: this message is not sampled
+		}
+		t.grow()
 	}
 	t.ring[(t.head+t.n)%len(t.ring)] = inflightMsg{end: t.nextSN, sent: now}
 	t.n++
+}
+
+// grow doubles the ring (from 4 slots): a session with a few messages in
+// flight, the common case, holds 128 bytes here instead of 4 KiB.
+func (t *deliveryTracker) grow() {
+	r := make([]inflightMsg, max(4, min(2*len(t.ring), trackerSlots)))
+	for i := range t.n {
+		r[i] = t.ring[(t.head+i)%len(t.ring)]
+	}
+	t.ring, t.head = r, 0
 }
 
 // acked takes the peer's una and returns the latency of the oldest sampled

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,14 @@ func loadRole(ctx context.Context, o *options) error {
 	// A load client needs no 64 KiB message buffer.
 	cfg.MaxMessageSize = 1024
 	cfg.SendQueueBytes = 4096
+	server, err := net.ResolveUDPAddr("udp", o.addr)
+	if err != nil {
+		return err
+	}
+	// Each load process binds its own loopback address (-bind): UDP
+	// ephemeral ports only conflict per address, and 50,000 sockets on one
+	// address would exhaust the default range (32768-60999).
+	bind := net.ParseIP(o.bind)
 	conns := make([]*uxp.Conn, o.n)
 	clients := make([]*uxp.Client, o.n)
 	var next atomic.Int64
@@ -46,7 +55,7 @@ func loadRole(ctx context.Context, o *options) error {
 				}
 				for attempt := 0; ; attempt++ {
 					hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-					cl, err := uxp.Dial(hctx, o.addr, nil, cfg)
+					cl, err := dialFrom(hctx, bind, server, cfg)
 					cancel()
 					if err == nil {
 						clients[i], conns[i] = cl, cl.Conn()
@@ -115,4 +124,22 @@ func raiseNoFile(want uint64) {
 		rl.Cur = rl.Max
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
 	}
+}
+
+// dialFrom is uxp.Dial from a socket bound to ip (any port).
+func dialFrom(ctx context.Context, ip net.IP, server *net.UDPAddr, cfg *uxp.Config) (*uxp.Client, error) {
+	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip})
+	if err != nil {
+		return nil, err
+	}
+	cl, err := uxp.NewClient(pc, server, nil, cfg)
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	if err := cl.Start(ctx); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return cl, nil
 }

@@ -45,10 +45,10 @@ type options struct {
 	dur     time.Duration
 	grace   time.Duration
 	procs   int
-	verbose bool
 	noNetns bool
 	scaleNs string
 	profile string
+	bind    string
 }
 
 func main() {
@@ -62,7 +62,6 @@ func main() {
 	fs.IntVar(&o.reps, "reps", 0, "repetitions per case; 0 means 3 (1 with -quick)")
 	fs.StringVar(&o.scaleNs, "sessions", "", "comma-separated session counts for the scale scenario; empty means 1000,10000,50000 (1000 with -quick)")
 	fs.BoolVar(&o.noNetns, "no-netns", false, "skip the loss scenario (needs root, ip and nft)")
-	fs.BoolVar(&o.verbose, "v", false, "log every case as it runs")
 	// Child flags.
 	fs.StringVar(&o.sys, "sys", "", "internal: system under test")
 	fs.StringVar(&o.scen, "scen", "", "internal: client scenario")
@@ -76,6 +75,7 @@ func main() {
 	fs.DurationVar(&o.dur, "dur", time.Second, "internal: measured duration")
 	fs.DurationVar(&o.grace, "grace", 2*time.Second, "internal: wait for late replies")
 	fs.IntVar(&o.procs, "procs", 0, "internal: GOMAXPROCS for the child")
+	fs.StringVar(&o.bind, "bind", "", "internal: local IP a load generator binds its sockets to")
 	fs.StringVar(&o.profile, "cpuprofile", "", "internal: write a CPU profile of this child to `file` (a server: from MARK on)")
 	_ = fs.Parse(os.Args[1:])
 	if o.profile != "" && o.role != "server" { // a server profiles from MARK on

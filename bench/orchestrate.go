@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -209,18 +210,36 @@ func scaleCase(ctx context.Context, n int, window time.Duration) (map[string]flo
 		return nil, err
 	}
 	defer srv.quit()
-	load, err := startChild(ctx, nil, "-role", "client", "-scen", "scale", "-n", fmt.Sprint(n), "-addr", srv.addr, "-key", srv.key)
-	if err != nil {
-		return nil, err
+	// Each load process holds at most perLoadProcess sessions: every
+	// session is a socket, and RLIMIT_NOFILE's hard limit (which an
+	// unprivileged container cannot raise) bounds one process.
+	per := perLoadProcess()
+	var loads []*child
+	defer func() {
+		for _, l := range loads {
+			l.finish(30 * time.Second)
+		}
+	}()
+	for left := n; left > 0; left -= per {
+		k := min(left, per)
+		bind := fmt.Sprintf("127.0.0.%d", 2+len(loads))
+		load, err := startChild(ctx, nil, "-role", "client", "-scen", "scale", "-n", fmt.Sprint(k), "-addr", srv.addr, "-key", srv.key, "-bind", bind)
+		if err != nil {
+			return nil, err
+		}
+		loads = append(loads, load)
 	}
-	defer load.finish(30 * time.Second)
-	l, err := load.line(time.Duration(n)*2*time.Millisecond + 120*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	var loaded, failed int
-	if _, err := fmt.Sscanf(l, "LOADED %d %d", &loaded, &failed); err != nil {
-		return nil, fmt.Errorf("load generator: %q", l)
+	loaded, failed := 0, 0
+	for _, load := range loads {
+		l, err := load.line(time.Duration(n)*2*time.Millisecond + 180*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		var ok, bad int
+		if _, err := fmt.Sscanf(l, "LOADED %d %d", &ok, &bad); err != nil {
+			return nil, fmt.Errorf("load generator: %q", l)
+		}
+		loaded, failed = loaded+ok, failed+bad
 	}
 	time.Sleep(2 * time.Second) // let the handshake burst settle
 	if err := srv.mark(); err != nil {
@@ -240,6 +259,8 @@ func scaleCase(ctx context.Context, n int, window time.Duration) (map[string]flo
 	m := map[string]float64{
 		"sessions":                 float64(st.Sessions),
 		"load_failed":              float64(failed),
+		"load_processes":           float64(len(loads)),
+		"sessions_loaded":          float64(loaded),
 		"server_cpu_pct":           100 * float64(st.CPUNs) / float64(st.WallNs),
 		"rss_KB_per_session":       float64(st.RSS-st.BaseRSS) / 1024 / sessions,
 		"heap_KB_per_session":      float64(st.Heap-st.BaseHeap) / 1024 / sessions,
@@ -314,4 +335,14 @@ func loadAvg() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// perLoadProcess is how many sessions one load-generator process holds:
+// one socket each, under the hard RLIMIT_NOFILE, at most 20000.
+func perLoadProcess() int {
+	var rl syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) != nil || rl.Max < 2048 {
+		return 1000
+	}
+	return int(min(rl.Max-1024, 20000))
 }

@@ -42,7 +42,7 @@ func newStreamPair(t testing.TB, seed uint64, imp netsim.Impairment, srvCfg, cli
 	p.ln, err = Listen(srvPC, srvCfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { p.ln.Close() })
-	p.cli, err = dialStream(context.Background(), cliPC, srvPC.LocalAddr(), cliCfg)
+	p.cli, err = DialConnOver(context.Background(), cliPC, srvPC.LocalAddr(), cliCfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { p.cli.Close() })
 	c, err := p.ln.Accept()

@@ -48,6 +48,22 @@ var (
 	// ErrFECRefused is returned by Client.Start when the server's FEC
 	// policy does not allow the FEC settings the client asked for.
 	ErrFECRefused = errors.New("uxp: server refused the requested FEC settings")
+
+	// ErrServerFull is returned by Client.Start when the server already
+	// holds Config.MaxSessions sessions. The refusal is authenticated: it
+	// comes from the server whose key the client pinned.
+	ErrServerFull = errors.New("uxp: server refused the session: MaxSessions reached")
+
+	// ErrClientRejected is returned by Client.Start when the server's
+	// client key policy (Config.Identity) does not accept this client:
+	// its key is not allowed, or it has none and the server requires one.
+	// The refusal is authenticated.
+	ErrClientRejected = errors.New("uxp: server refused the client key")
+
+	// ErrStatelessReset ends a client session when the server answered
+	// with a valid stateless reset: it no longer knows the session (it
+	// restarted, or expired the session). It unwraps to net.ErrClosed.
+	ErrStatelessReset = fmt.Errorf("uxp: session reset by the server (it no longer knows the session): %w", net.ErrClosed)
 )
 
 // ConfigError reports an invalid Config field.

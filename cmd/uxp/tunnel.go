@@ -85,10 +85,15 @@ func tunnelConfig() *uxp.Config {
 }
 
 // smuxConfig: version 2 has per-stream flow control, so one slow TCP
-// reader cannot stall the other streams of the session.
+// reader cannot stall the other streams of the session. The per-stream
+// window (64 KiB by default) bounds one stream's throughput to window/RTT;
+// 1 MiB lets a single transfer use most of the uxp window, as kcptun's
+// defaults do (smuxbuf 4 MiB, streambuf 2 MiB).
 func smuxConfig() *smux.Config {
 	c := smux.DefaultConfig()
 	c.Version = 2
+	c.MaxReceiveBuffer = 4 << 20
+	c.MaxStreamBuffer = 1 << 20
 	return c
 }
 

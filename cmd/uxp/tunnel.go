@@ -11,7 +11,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/xtaci/smux"
@@ -158,9 +157,6 @@ func loadPublicKey(flagValue, file string, getenv func(string) string) (uxp.Publ
 	}
 	return k, nil
 }
-
-// connIDs numbers forwarded connections in log lines.
-var connIDs atomic.Uint64
 
 // forward copies a and b into each other until one direction ends (EOF
 // or an error), then closes both, and logs the connection's close with

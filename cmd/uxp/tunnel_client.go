@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/xtaci/smux"
 
@@ -57,6 +58,7 @@ type tunnelClient struct {
 	log   *slog.Logger
 	conns connSet // forwarded TCP connections
 	wg    sync.WaitGroup
+	ids   atomic.Uint64 // numbers forwarded connections in log lines
 
 	mu   sync.Mutex // guards sess and conn; held while dialling
 	sess *smux.Session
@@ -102,7 +104,7 @@ func (c *tunnelClient) serve(ctx context.Context) error {
 }
 
 func (c *tunnelClient) handle(ctx context.Context, tcp *net.TCPConn) {
-	id := connIDs.Add(1)
+	id := c.ids.Add(1)
 	if !c.conns.add(tcp) {
 		return
 	}

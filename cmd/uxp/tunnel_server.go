@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/xtaci/smux"
 
@@ -58,6 +59,7 @@ type tunnelServer struct {
 	log    *slog.Logger
 	conns  connSet // smux sessions and forwarded TCP connections
 	wg     sync.WaitGroup
+	ids    atomic.Uint64 // numbers forwarded connections in log lines
 }
 
 func newTunnelServer(pc net.PacketConn, target string, cfg *uxp.Config, log *slog.Logger) (*tunnelServer, error) {
@@ -126,7 +128,7 @@ func (s *tunnelServer) session(c net.Conn) {
 }
 
 func (s *tunnelServer) stream(st *smux.Stream, peer string) {
-	id := connIDs.Add(1)
+	id := s.ids.Add(1)
 	tcp, err := net.DialTimeout("tcp", s.target, tunnelDialTimeout)
 	if err != nil {
 		s.log.Warn("tunnel: dialling target failed", "conn", id, "peer", peer, "target", s.target, "err", err)

@@ -440,3 +440,66 @@ func TestTunnelUsage(t *testing.T) {
 		})
 	}
 }
+
+// TestTunnelCommand runs the real command line: `uxp tunnel server` with
+// its key from a file and `uxp tunnel client` with the pinned key from the
+// environment, forwards one connection, and stops both with the context
+// (as SIGINT does) with exit code 0.
+func TestTunnelCommand(t *testing.T) {
+	target := startTarget(t)
+	kp, err := uxp.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "server.key")
+	if err := os.WriteFile(keyFile, []byte(kp.Private.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(envTunnelServerKey, kp.Public.String())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var srvErr, cliErr syncBuffer
+	codes := make(chan int, 2)
+	go func() {
+		codes <- run(ctx, []string{"tunnel", "server", "-listen", "127.0.0.1:0", "-target", target, "-key", keyFile}, io.Discard, &srvErr)
+	}()
+	srvAddr := waitLogAddr(t, &srvErr, "tunnel server listening")
+	go func() {
+		codes <- run(ctx, []string{"tunnel", "client", "-listen", "127.0.0.1:0", "-server", srvAddr}, io.Discard, &cliErr)
+	}()
+	cliAddr := waitLogAddr(t, &cliErr, "tunnel client listening")
+	if err := echo(cliAddr, []byte("through the real command")); err != nil {
+		t.Fatalf("%v\nserver:\n%s\nclient:\n%s", err, &srvErr, &cliErr)
+	}
+	cancel()
+	for range 2 {
+		if code := <-codes; code != exitOK {
+			t.Errorf("exit code %d\nserver:\n%s\nclient:\n%s", code, &srvErr, &cliErr)
+		}
+	}
+	if !strings.Contains(srvErr.String(), kp.Public.String()) {
+		t.Errorf("server did not log its public key:\n%s", &srvErr)
+	}
+}
+
+// waitLogAddr waits for a log line with msg and returns its addr= value.
+func waitLogAddr(t *testing.T, log *syncBuffer, msg string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, line := range strings.Split(log.String(), "\n") {
+			if !strings.Contains(line, msg) {
+				continue
+			}
+			for _, f := range strings.Fields(line) {
+				if a, ok := strings.CutPrefix(f, "addr="); ok {
+					return a
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q line in:\n%s", msg, log)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

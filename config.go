@@ -116,6 +116,23 @@ type Config struct {
 	// Logger receives the SDK's log records. Nil means no logging.
 	Logger *slog.Logger
 
+	// MaxSessions bounds the sessions a server holds, established and
+	// half-open together. Beyond it a new client gets an authenticated
+	// refusal and its Start fails with ErrServerFull. Zero means no limit.
+	// Negative is invalid. Ignored by clients.
+	MaxSessions int
+
+	// Identity configures client keys (Noise IK), the server's policy
+	// about them, and an optional pre-shared key. The zero value means
+	// anonymous clients, all accepted, and no pre-shared key.
+	Identity IdentityConfig
+	// Tracer, when set, receives a per-session event trace as debug-level
+	// records: handshake steps, establishment, address changes, rekeys and
+	// close reasons (trace.go lists the messages). Nil, the zero value,
+	// disables tracing, which then costs a nil check per event and no
+	// allocation. It may be the same logger as Logger.
+	Tracer *slog.Logger
+
 	// RekeyAfterTime is how long a session uses one generation of
 	// transport keys before it replaces them in band (fresh X25519
 	// ephemerals; no pause in traffic). Zero means 2 minutes. Negative
@@ -257,8 +274,11 @@ type settings struct {
 	sendQueue        int
 	socketBuffer     int
 	logger           *slog.Logger
+	tracer           *slog.Logger
 	fecGroupDelay    time.Duration
 	testDropShard    func(shard []byte) bool
+	maxSessions      int // 0: no limit
+	identity         identitySettings
 
 	rekeyAfterTime    time.Duration // <= 0: disabled
 	rekeyAfterPackets int64         // <= 0: disabled
@@ -296,6 +316,7 @@ func (c *Config) resolve() (*settings, error) {
 		sendQueue:        pick(c.SendQueueBytes, defaultSendQueueBytes),
 		socketBuffer:     pick(c.SocketBufferBytes, defaultSocketBuffer),
 		logger:           c.Logger,
+		tracer:           c.Tracer,
 		testDropShard:    c.testDropShard,
 
 		rekeyAfterTime:    pick(c.RekeyAfterTime, defaultRekeyAfterTime),
@@ -374,6 +395,14 @@ func (c *Config) resolve() (*settings, error) {
 	if s.sendQueue < s.maxMessage {
 		return bad("SendQueueBytes", "%d is smaller than MaxMessageSize %d", s.sendQueue, s.maxMessage)
 	}
+	if s.maxSessions = c.MaxSessions; s.maxSessions < 0 {
+		return bad("MaxSessions", "negative (%d)", s.maxSessions)
+	}
+	id, err := c.Identity.resolve()
+	if err != nil {
+		return nil, err
+	}
+	s.identity = id
 	return s, nil
 }
 

@@ -2,6 +2,7 @@ package uxp
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"time"
 
@@ -25,6 +26,7 @@ func (c *Conn) pump(now time.Time) {
 		c.added = true
 		s.conns[c] = struct{}{}
 		if c.isClient {
+			c.tr.established(c.id, c.remoteAP)
 			c.callReady()
 			close(c.ready)
 			if c.state == stateClosed {
@@ -38,7 +40,7 @@ func (c *Conn) pump(now time.Time) {
 	c.mu.Lock()
 	pend := c.pend
 	c.pend = c.pendSpare[:0]
-	c.pendBytes = 0
+	taken := c.pendBytes
 	closeReq := c.closeReq
 	c.mu.Unlock()
 
@@ -51,9 +53,25 @@ func (c *Conn) pump(now time.Time) {
 			s.traffic.msgsOut.Add(1)
 			segs := (n + c.ep.set.mss() - 1) / c.ep.set.mss()
 			c.segAvg = (7*c.segAvg + n/segs) / 8
+			c.lat.sent(segs, now)
 		}
 	}
 	c.pendSpare = pend[:0]
+	if taken > 0 {
+		// Publish the bytes now in KCP before un-counting them from the
+		// queue, so Write's limit check never sees them in neither.
+		c.noteQueued()
+		c.mu.Lock()
+		c.pendBytes -= taken
+		c.mu.Unlock()
+	}
+	resumed := c.recvResume.Swap(false) && c.state != stateHalfOpen
+	if resumed {
+		c.deliver(false) // KCP tells the peer its reopened window in the flush below
+		if c.state == stateClosed {
+			return
+		}
+	}
 	if closeReq && c.state == stateEstablished {
 		c.state = stateClosing
 		c.lingerUntil = now.Add(closeLinger)
@@ -62,7 +80,7 @@ func (c *Conn) pump(now time.Time) {
 		c.reschedule(now)
 		return
 	}
-	if c.fec.enc == nil || len(pend) > 0 || closeReq {
+	if c.fec.enc == nil || len(pend) > 0 || closeReq || resumed {
 		kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
 		c.ackPending = false
 	}
@@ -80,6 +98,9 @@ func (c *Conn) pump(now time.Time) {
 // average segment payload.
 func (c *Conn) noteQueued() {
 	c.kcpQueued.Store(int64(c.kcp.WaitSnd() * max(c.segAvg, 1)))
+	if fh, ok := c.handlerFor().(flowHandler); ok {
+		fh.sendRoom()
+	}
 }
 
 // receive handles one datagram routed to this session: authenticate,
@@ -88,6 +109,11 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	s := c.shard
 	if c.state == stateClosed {
 		c.drop(dropUnknownSession)
+		return
+	}
+	if b[0] == msgReset {
+		// The read loop checked its token (Client.handleControl).
+		c.terminate(ErrStatelessReset, closeNormal, false)
 		return
 	}
 	h := transportHeader(b[:transportHeaderSize])
@@ -138,16 +164,19 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	body := pt[frameHeaderSize:]
 	switch pt[0] {
 	case frameKCP:
+		c.noteUna(body, now)
 		if c.kcp.Input(body, kcp.IKCP_PACKET_REGULAR, false) < 0 {
 			c.drop(dropMalformed)
 			return
 		}
 		c.ackPending = true
-		c.deliver()
+		c.noteQueued() // ACKs may have freed send queue room
+		c.deliver(false)
 	case frameFEC:
 		c.fecInput(body, now)
 		c.ackPending = true
-		c.deliver()
+		c.noteQueued()
+		c.deliver(false)
 	case frameLoss:
 		if len(body) != lossBodySize {
 			c.drop(dropMalformed)
@@ -171,7 +200,11 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 			c.drop(dropMalformed)
 			return
 		}
-		c.terminate(ErrPeerClosed, closeNormal, false)
+		// The peer sends close only after we acknowledged all its data,
+		// which may still wait in KCP if a flowHandler was full: hand it
+		// over first (at most a receive window's worth) so none is lost.
+		c.deliver(true)
+		c.terminate(ErrPeerClosed, body[0], false) // reason only traced
 	case frameRekey:
 		c.takeRekey(body, now)
 	case framePathChallenge:
@@ -183,10 +216,18 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	}
 }
 
-// deliver hands every complete message to OnNewDataComing.
-func (c *Conn) deliver() {
+// deliver hands every complete message to OnNewDataComing. Unless force
+// is set, it stops while a flowHandler reports its buffer full; the
+// messages stay in KCP (bounded by the receive window, which KCP then
+// advertises as closed) until the handler calls resumeRecv.
+func (c *Conn) deliver(force bool) {
 	buf := c.shard.recvBuf
 	for c.state != stateClosed {
+		if !force && c.state == stateEstablished {
+			if fh, ok := c.handlerFor().(flowHandler); ok && fh.recvFull() {
+				return
+			}
+		}
 		n := c.kcp.PeekSize()
 		if n < 0 {
 			return
@@ -409,6 +450,7 @@ func (c *Conn) reschedule(now time.Time) {
 func (c *Conn) establish(now time.Time) {
 	c.state = stateEstablished
 	c.hb.received(now)
+	c.tr.established(c.id, c.remoteAP)
 	if c.ep.onEstablished != nil {
 		c.ep.onEstablished(c)
 	}
@@ -425,6 +467,7 @@ func (c *Conn) terminate(err error, reason byte, notify bool) {
 		return
 	}
 	announced := c.state != stateHalfOpen
+	c.tr.closed(c.id, err, reason, errors.Is(err, ErrPeerClosed), announced)
 	if notify && announced {
 		c.sendFrame(frameClose, []byte{reason})
 	}

@@ -85,6 +85,7 @@ func (c *Conn) notePath(from netip.AddrPort, n int, now time.Time) {
 			return
 		}
 		*p = pathState{candidate: from, token: p.token, retryGap: pathFirstRetry, expireAt: now.Add(pathTimeout)}
+		c.tr.addressChanged(c.id, c.remoteAP, from)
 	}
 	p.bytesIn += uint64(n)
 	if p.bytesOut == 0 || !now.Before(p.retryAt) {
@@ -161,7 +162,7 @@ func (c *Conn) takePathResponse(body []byte, from netip.AddrPort) {
 	c.remote.Store(net.UDPAddrFromAddrPort(from))
 	c.traffic.migrations.Add(1)
 	c.shard.traffic.migrations.Add(1)
-	c.ep.log.Debug("uxp: session migrated", "session", c.id, "from", old, "to", from)
+	c.tr.migrated(c.id, old, from)
 	if h, ok := c.handlerFor().(MigrationHandler); ok {
 		c.callMigrated(h, old, from)
 	}

@@ -204,6 +204,7 @@ func (c *Conn) startEpoch(epoch uint32, now time.Time) {
 	rk.sentAtStart = c.sendCounter
 	c.traffic.rekeys.Add(1)
 	c.shard.traffic.rekeys.Add(1)
+	c.tr.rekeyed(c.id, uint64(epoch))
 }
 
 // retireKey zeroes a generation and frees its slot.

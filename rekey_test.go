@@ -130,8 +130,13 @@ func testRekeyUnderTraffic(t *testing.T, cipher Cipher, base Config) {
 	require.LessOrEqual(t, stall, maxStall, "delivery stalled")
 	mu.Unlock()
 
-	cst := conn.Stats()
-	sst := p.srv.Stats()
+	// A rekey may be in flight at this instant (the two sides count it one
+	// round trip apart), so wait for a moment when both agree.
+	cst, sst := conn.Stats(), p.srv.Stats()
+	for wait := time.Now().Add(2 * time.Second); cst.Rekeys != sst.Rekeys && time.Now().Before(wait); {
+		time.Sleep(5 * time.Millisecond)
+		cst, sst = conn.Stats(), p.srv.Stats()
+	}
 	require.GreaterOrEqual(t, cst.Rekeys, uint64(5), "the run must cross several rekeys")
 	require.Equal(t, cst.Rekeys, sst.Rekeys, "both sides moved through the same generations")
 	require.Zero(t, cst.Drops.AuthFailed+sst.Drops.AuthFailed, "no packet may fail to open: the key phase picks the right key")

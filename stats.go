@@ -22,6 +22,10 @@ type DropStats struct {
 	// Overload: a worker's or the handshake queue was full. KCP retransmits
 	// data that was dropped this way.
 	Overload uint64
+	// RateLimited: a handshake initiation (with a valid mac2) dropped by
+	// the per-source rate limit while the server was under load; the same
+	// count as HandshakeStats.RateLimited.
+	RateLimited uint64
 }
 
 func (d *DropStats) add(o DropStats) {
@@ -30,11 +34,12 @@ func (d *DropStats) add(o DropStats) {
 	d.Replay += o.Replay
 	d.UnknownSession += o.UnknownSession
 	d.Overload += o.Overload
+	d.RateLimited += o.RateLimited
 }
 
 // Total is the sum of all drop reasons.
 func (d DropStats) Total() uint64 {
-	return d.Malformed + d.AuthFailed + d.Replay + d.UnknownSession + d.Overload
+	return d.Malformed + d.AuthFailed + d.Replay + d.UnknownSession + d.Overload + d.RateLimited
 }
 
 // ConnStats is a snapshot of one session's counters.
@@ -49,6 +54,12 @@ type ConnStats struct {
 	// time their pings; servers time their pongs, from the server time
 	// and hold time the next ping echoes.
 	RTT, RTTVar time.Duration
+	// Latency is the distribution of message delivery latency for the
+	// messages this side sent: from the message entering KCP until the peer
+	// had all of it in order, estimated on this side's clock with the
+	// heartbeat RTT (see stats_latency.go and docs/architecture.md). A
+	// bulk sender's messages are sampled, not all recorded.
+	Latency Histogram
 	// SendQueueBytes is how much the session holds for sending.
 	SendQueueBytes int
 	Drops          DropStats
@@ -59,6 +70,8 @@ type ConnStats struct {
 	// adaptive FEC mode).
 	LossIn, LossOut float64
 	FEC             FECStats
+	// Handshake counts cookies and stateless resets this client received.
+	Handshake HandshakeStats
 	// Migrations counts moves of the session to a new, validated peer
 	// address (server sessions only; see MigrationHandler). RemoteAddr is
 	// the current peer address.
@@ -80,15 +93,21 @@ type ServerStats struct {
 	PacketsSent, PacketsReceived   uint64
 	MessagesSent, MessagesReceived uint64
 	Retransmissions                uint64
-	Drops                          DropStats
-	FEC                            FECStats
-	Migrations                     uint64 // sessions moved to a validated new client address
-	Rekeys                         uint64 // key rotations completed, summed over sessions
+	// SendQueueBytes is the sum of the live sessions' send queues.
+	SendQueueBytes int
+	// Latency merges every session's delivery latency histogram, closed
+	// sessions included.
+	Latency    Histogram
+	Drops      DropStats
+	FEC        FECStats
+	Handshake  HandshakeStats
+	Migrations uint64 // sessions moved to a validated new client address
+	Rekeys     uint64 // key rotations completed, summed over sessions
 }
 
 // dropCounters is the concurrently readable form of DropStats.
 type dropCounters struct {
-	malformed, authFailed, replay, unknownSession, overload atomic.Uint64
+	malformed, authFailed, replay, unknownSession, overload, rateLimited atomic.Uint64
 }
 
 func (d *dropCounters) snapshot() DropStats {
@@ -98,6 +117,7 @@ func (d *dropCounters) snapshot() DropStats {
 		Replay:         d.replay.Load(),
 		UnknownSession: d.unknownSession.Load(),
 		Overload:       d.overload.Load(),
+		RateLimited:    d.rateLimited.Load(),
 	}
 }
 
@@ -109,6 +129,7 @@ const (
 	dropReplay
 	dropUnknownSession
 	dropOverload
+	dropRateLimited
 )
 
 func (d *dropCounters) inc(r dropReason) {
@@ -123,6 +144,8 @@ func (d *dropCounters) inc(r dropReason) {
 		d.unknownSession.Add(1)
 	case dropOverload:
 		d.overload.Add(1)
+	case dropRateLimited:
+		d.rateLimited.Add(1)
 	}
 }
 

@@ -223,3 +223,53 @@ func TestCounterExhaustion(t *testing.T) {
 }
 
 func rejectAfterForTest() uint64 { return replay.RejectAfter }
+
+// TestRekeyIdleSession lets a session sit idle (heartbeats only) across many
+// time-triggered rekeys, with the server as the usual responder, then
+// checks that messages still flow both ways and no packet failed to open.
+func TestRekeyIdleSession(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := &Config{RekeyAfterTime: time.Second}
+		p := newSimPair(t, 12, cfg, cfg, false)
+		echoSessions(p)
+		require.NoError(t, p.cli.Start(context.Background()))
+		time.Sleep(30 * time.Second)
+		conn := p.cli.Conn()
+		writeRetry(t, conn, []byte("after a long idle"))
+		waitEcho(t, p.cliH, 1, 5*time.Second)
+		cst, sst := conn.Stats(), p.srv.Stats()
+		require.GreaterOrEqual(t, cst.Rekeys, uint64(5))
+		require.InDelta(t, float64(cst.Rekeys), float64(sst.Rekeys), 1)
+		require.Zero(t, cst.Drops.AuthFailed+sst.Drops.AuthFailed)
+		require.Nil(t, conn.Err())
+	})
+}
+
+// TestRekeyConfig checks the new Config fields' validation.
+func TestRekeyConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		field string
+	}{
+		{"time too short", Config{RekeyAfterTime: 500 * time.Millisecond}, "RekeyAfterTime"},
+		{"count too low", Config{RekeyAfterPackets: 10}, "RekeyAfterPackets"},
+		{"both disabled", Config{RekeyAfterTime: -1, RekeyAfterPackets: -1}, ""},
+		{"defaults", Config{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if tc.field == "" {
+				require.NoError(t, err)
+				return
+			}
+			var ce *ConfigError
+			require.ErrorAs(t, err, &ce)
+			require.Equal(t, tc.field, ce.Field)
+		})
+	}
+	set, err := (&Config{}).resolve()
+	require.NoError(t, err)
+	require.Equal(t, 2*time.Minute, set.rekeyAfterTime)
+	require.Equal(t, int64(1<<32), set.rekeyAfterPackets)
+}

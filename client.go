@@ -26,6 +26,7 @@ type Client struct {
 	established chan *Conn                      // capacity 1
 	refused     chan error                      // capacity 1: an authenticated refusal
 	conn        atomic.Pointer[Conn]
+	tr          tracer
 
 	// Cookie replies (cookie.go), received on the read loop and used by
 	// Start when it (re)sends the initiation.
@@ -78,6 +79,7 @@ func NewClient(pc net.PacketConn, server net.Addr, handler ConnHandler, cfg *Con
 		refused:     make(chan error, 1),
 		cookieKey:   labelKey(cookieLabel, set.serverPublicKey),
 		cookieCh:    make(chan struct{}, 1),
+		tr:          newTracer(set.tracer, true),
 	}
 	c.ep = newEndpoint(pc, set, 1)
 	c.ep.onResponse = c.handleResponse
@@ -171,6 +173,7 @@ func (c *Client) Start(ctx context.Context) error {
 			c.ep.log.Debug("uxp: sending initiation failed", "err", err)
 		}
 		attempts++
+		c.tr.initiationSent(attempts, c.server)
 	}
 	for {
 		select {
@@ -223,6 +226,7 @@ func (c *Client) handleResponse(b []byte, from netip.AddrPort) {
 	id, keys, fp := r.id, r.keys, r.fec
 	if errors.Is(err, ErrFECRefused) || errors.Is(err, ErrServerFull) || errors.Is(err, ErrClientRejected) {
 		if c.hs.CompareAndSwap(hs, nil) {
+			c.tr.handshakeRefused(from, err)
 			c.refused <- err
 		}
 		return
@@ -249,6 +253,7 @@ func (c *Client) handleResponse(b []byte, from netip.AddrPort) {
 	if err != nil {
 		return
 	}
+	c.tr.handshakeDone(id, c.server, hs.cipher, fp.data, fp.parity)
 	conn.SetHandler(c.handler)
 	conn.peerKey, conn.hasPeerKey = c.set.serverPublicKey, true
 	c.resetToken = r.token

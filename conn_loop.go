@@ -2,6 +2,7 @@ package uxp
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"time"
 
@@ -25,6 +26,7 @@ func (c *Conn) pump(now time.Time) {
 		c.added = true
 		s.conns[c] = struct{}{}
 		if c.isClient {
+			c.tr.established(c.id, c.remoteAP)
 			c.callReady()
 			close(c.ready)
 			if c.state == stateClosed {
@@ -38,7 +40,7 @@ func (c *Conn) pump(now time.Time) {
 	c.mu.Lock()
 	pend := c.pend
 	c.pend = c.pendSpare[:0]
-	c.pendBytes = 0
+	taken := c.pendBytes
 	closeReq := c.closeReq
 	c.mu.Unlock()
 
@@ -51,9 +53,25 @@ func (c *Conn) pump(now time.Time) {
 			s.traffic.msgsOut.Add(1)
 			segs := (n + c.ep.set.mss() - 1) / c.ep.set.mss()
 			c.segAvg = (7*c.segAvg + n/segs) / 8
+			c.lat.sent(segs, now)
 		}
 	}
 	c.pendSpare = pend[:0]
+	if taken > 0 {
+		// Publish the bytes now in KCP before un-counting them from the
+		// queue, so Write's limit check never sees them in neither.
+		c.noteQueued()
+		c.mu.Lock()
+		c.pendBytes -= taken
+		c.mu.Unlock()
+	}
+	resumed := c.recvResume.Swap(false) && c.state != stateHalfOpen
+	if resumed {
+		c.deliver(false) // KCP tells the peer its reopened window in the flush below
+		if c.state == stateClosed {
+			return
+		}
+	}
 	if closeReq && c.state == stateEstablished {
 		c.state = stateClosing
 		c.lingerUntil = now.Add(closeLinger)
@@ -62,7 +80,7 @@ func (c *Conn) pump(now time.Time) {
 		c.reschedule(now)
 		return
 	}
-	if c.fec.enc == nil || len(pend) > 0 || closeReq {
+	if c.fec.enc == nil || len(pend) > 0 || closeReq || resumed {
 		kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
 		c.ackPending = false
 	}
@@ -71,6 +89,7 @@ func (c *Conn) pump(now time.Time) {
 		c.terminate(ErrConnClosed, closeNormal, true)
 		return
 	}
+	c.rekeyTick(now)
 	c.reschedule(now)
 }
 
@@ -79,6 +98,9 @@ func (c *Conn) pump(now time.Time) {
 // average segment payload.
 func (c *Conn) noteQueued() {
 	c.kcpQueued.Store(int64(c.kcp.WaitSnd() * max(c.segAvg, 1)))
+	if fh, ok := c.handlerFor().(flowHandler); ok {
+		fh.sendRoom()
+	}
 }
 
 // receive handles one datagram routed to this session: authenticate,
@@ -101,7 +123,13 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 		c.drop(dropReplay)
 		return
 	}
-	pt, err := c.recv.Open(b[transportHeaderSize:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
+	key := c.keys.slots[h.keyPhase()]
+	if key == nil {
+		// No live key generation has this phase: a retired key, or garbage.
+		c.drop(dropAuthFailed)
+		return
+	}
+	pt, err := key.recv.Open(b[transportHeaderSize:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
 	if err != nil {
 		c.drop(dropAuthFailed)
 		return
@@ -117,10 +145,11 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	s.traffic.packetsIn.Add(1)
 	s.traffic.bytesIn.Add(uint64(len(b)))
 	c.hb.received(now)
-	// Routing is by session ID. There is no connection migration yet: a
-	// packet from another address is accepted if it authenticates, but
-	// replies keep going to the address of the handshake.
-	_ = from
+	c.keyHeard(key, now)
+	// Routing is by session ID. An authentic, fresh packet from another
+	// address starts validating that address (path.go); replies move only
+	// once it is proven.
+	c.notePath(from, len(b), now)
 
 	if c.state == stateHalfOpen {
 		c.establish(now)
@@ -135,16 +164,19 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	body := pt[frameHeaderSize:]
 	switch pt[0] {
 	case frameKCP:
+		c.noteUna(body, now)
 		if c.kcp.Input(body, kcp.IKCP_PACKET_REGULAR, false) < 0 {
 			c.drop(dropMalformed)
 			return
 		}
 		c.ackPending = true
-		c.deliver()
+		c.noteQueued() // ACKs may have freed send queue room
+		c.deliver(false)
 	case frameFEC:
 		c.fecInput(body, now)
 		c.ackPending = true
-		c.deliver()
+		c.noteQueued()
+		c.deliver(false)
 	case frameLoss:
 		if len(body) != lossBodySize {
 			c.drop(dropMalformed)
@@ -168,16 +200,34 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 			c.drop(dropMalformed)
 			return
 		}
-		c.terminate(ErrPeerClosed, closeNormal, false)
+		// The peer sends close only after we acknowledged all its data,
+		// which may still wait in KCP if a flowHandler was full: hand it
+		// over first (at most a receive window's worth) so none is lost.
+		c.deliver(true)
+		c.terminate(ErrPeerClosed, body[0], false) // reason only traced
+	case frameRekey:
+		c.takeRekey(body, now)
+	case framePathChallenge:
+		c.answerChallenge(body, from)
+	case framePathResponse:
+		c.takePathResponse(body, from)
 	default:
 		c.drop(dropMalformed)
 	}
 }
 
-// deliver hands every complete message to OnNewDataComing.
-func (c *Conn) deliver() {
+// deliver hands every complete message to OnNewDataComing. Unless force
+// is set, it stops while a flowHandler reports its buffer full; the
+// messages stay in KCP (bounded by the receive window, which KCP then
+// advertises as closed) until the handler calls resumeRecv.
+func (c *Conn) deliver(force bool) {
 	buf := c.shard.recvBuf
 	for c.state != stateClosed {
+		if !force && c.state == stateEstablished {
+			if fh, ok := c.handlerFor().(flowHandler); ok && fh.recvFull() {
+				return
+			}
+		}
 		n := c.kcp.PeekSize()
 		if n < 0 {
 			return
@@ -286,37 +336,42 @@ func (c *Conn) output(buf []byte, size int) {
 	c.sendFrame(frameKCP, segs)
 }
 
-// sendFrame seals one frame into a transport packet and sends it.
+// sendFrame seals one frame into a transport packet and sends it to the
+// peer.
 func (c *Conn) sendFrame(kind byte, body []byte) {
-	if c.state == stateClosed {
-		return
+	c.sendFrameTo(kind, body, c.remoteAP)
+}
+
+// sendFrameTo seals one frame and sends it to to. It returns the bytes
+// sent.
+func (c *Conn) sendFrameTo(kind byte, body []byte, to netip.AddrPort) int {
+	if c.state == stateClosed || c.exhausted {
+		return 0
 	}
 	if c.sendCounter >= replay.RejectAfter {
-		// Never wrap or reuse a nonce: refuse to send. The session ends at
-		// its next timer.
-		c.mu.Lock()
-		if c.err == nil {
-			c.closeReq = true
-		}
-		c.mu.Unlock()
-		return
+		// Never wrap or reuse a nonce: refuse to send. The session ends
+		// with ErrCounterExhausted at its next timer (reschedule).
+		c.exhausted = true
+		return 0
 	}
 	s := c.shard
 	ctr := c.sendCounter
 	c.sendCounter++
+	key, phase := c.sealKey()
 	b := s.sendBuf[:transportHeaderSize]
-	putTransportHeader(b, c.id, ctr)
+	putTransportHeader(b, c.id, ctr, phase)
 	b = append(b, kind)
 	b = append(b, body...)
-	pkt := c.send.Seal(b[:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
-	if err := c.ep.writeTo(pkt, c.remoteAP); err != nil {
+	pkt := key.send.Seal(b[:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
+	if err := c.ep.writeTo(pkt, to); err != nil {
 		c.ep.log.Debug("uxp: send failed", "session", c.id, "err", err)
-		return
+		return 0
 	}
 	c.traffic.packetsOut.Add(1)
 	c.traffic.bytesOut.Add(uint64(len(pkt)))
 	s.traffic.packetsOut.Add(1)
 	s.traffic.bytesOut.Add(uint64(len(pkt)))
+	return len(pkt)
 }
 
 // onTimer runs when the session's deadline has passed.
@@ -329,7 +384,7 @@ func (c *Conn) onTimer(now time.Time) {
 	case c.state == stateClosing && !now.Before(c.lingerUntil):
 		c.terminate(ErrConnClosed, closeNormal, true)
 		return
-	case c.sendCounter >= replay.RejectAfter:
+	case c.exhausted || c.sendCounter >= replay.RejectAfter:
 		c.terminate(ErrCounterExhausted, closeProtocol, false)
 		return
 	case c.hb.idleExpired(now):
@@ -337,6 +392,8 @@ func (c *Conn) onTimer(now time.Time) {
 		return
 	}
 	if c.state != stateHalfOpen {
+		c.rekeyTick(now)
+		c.pathTick(now)
 		if c.hb.pingDue(now) {
 			c.sendPing(now)
 		}
@@ -371,6 +428,11 @@ func (c *Conn) reschedule(now time.Time) {
 	}
 	if c.state != stateHalfOpen {
 		earliest(c.fecDeadline())
+		earliest(c.rekeyDeadline())
+		earliest(c.pathDeadline())
+	}
+	if c.exhausted {
+		earliest(now) // end the session (onTimer)
 	}
 	if c.state != stateHalfOpen && (c.kcp.WaitSnd() > 0 || c.ackPending) {
 		wait := time.Duration(int32(c.kcp.Check()-kcpNow())) * time.Millisecond
@@ -388,6 +450,7 @@ func (c *Conn) reschedule(now time.Time) {
 func (c *Conn) establish(now time.Time) {
 	c.state = stateEstablished
 	c.hb.received(now)
+	c.tr.established(c.id, c.remoteAP)
 	if c.ep.onEstablished != nil {
 		c.ep.onEstablished(c)
 	}
@@ -404,6 +467,7 @@ func (c *Conn) terminate(err error, reason byte, notify bool) {
 		return
 	}
 	announced := c.state != stateHalfOpen
+	c.tr.closed(c.id, err, reason, errors.Is(err, ErrPeerClosed), announced)
 	if notify && announced {
 		c.sendFrame(frameClose, []byte{reason})
 	}
@@ -428,14 +492,16 @@ func (c *Conn) terminate(err error, reason byte, notify bool) {
 	}
 	delete(s.conns, c)
 	c.ep.table.remove(c.id)
+	c.zeroKeys()
 	c.kcpQueued.Store(0)
-	close(c.done)
 	if announced {
 		c.callClosed(err)
 	}
 	if c.ep.onConnClosed != nil {
 		c.ep.onConnClosed(c, err, announced)
 	}
+	// Last, so that whoever waits on Done sees the callbacks' effects.
+	close(c.done)
 }
 
 // Callbacks. Each runs with no SDK lock held; a panic closes only this

@@ -95,11 +95,13 @@
 //     rate-limits each source; a flood from many real addresses can still
 //     use up its single handshake goroutine. Handshakes are bounded by a
 //     queue of 1024 and at most 65536 half-open sessions.
-//   - Sessions are not rekeyed. A session ends rather than reuse a nonce,
-//     after about 2^64 packets in one direction.
-//   - There is no connection migration: replies go to the address the
-//     handshake came from, and a client whose address changes must
-//     reconnect. A server that restarted tells clients of its old sessions
+//   - Sessions rekey in band every Config.RekeyAfterTime (2 minutes) and
+//     Config.RekeyAfterPackets; a session ends with ErrCounterExhausted
+//     rather than reuse a nonce, after about 2^64 packets in one direction.
+//   - A server session follows a client whose address changes (NAT
+//     rebinding) once the new address answered an encrypted path challenge
+//     (see MigrationHandler); clients never follow a change of the server's
+//     address. A server that restarted tells clients of its old sessions
 //     with a stateless reset (ErrStatelessReset); a client that restarted is
 //     noticed by the server only at its idle timeout.
 //   - Forward error correction (Config.FEC) is new: its wire format and

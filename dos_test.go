@@ -158,7 +158,7 @@ func TestSpoofedSourceNoAmplification(t *testing.T) {
 				inject(floodInitiation(t, nk, p.keys.Public, 1))
 				for _, size := range []int{minTransportSize, 200, 1400} {
 					pkt := make([]byte, size)
-					putTransportHeader(pkt, 12345, 0)
+					putTransportHeader(pkt, 12345, 0, 0)
 					inject(pkt)
 				}
 				time.Sleep(time.Second)

@@ -173,6 +173,7 @@ func (c *Conn) fecDeliver(pkt []byte, recovered bool) {
 	if recovered {
 		typ = kcp.IKCP_PACKET_FEC
 	}
+	c.noteUna(pkt, c.shard.now)
 	if c.kcp.Input(pkt, typ, false) < 0 {
 		c.drop(dropMalformed)
 	}

@@ -264,13 +264,8 @@ func (c *clientHandshake) consumeResponse(pkt []byte) (responseResult, error) {
 	if err != nil || send == nil || recv == nil || len(out) != responsePayloadSize {
 		return r, errHandshakeAuth
 	}
-	switch out[0] {
-	case statusFECRefused:
-		return r, ErrFECRefused
-	case statusServerFull:
-		return r, ErrServerFull
-	case statusClientDenied:
-		return r, ErrClientRejected
+	if err := statusErr(out[0]); err != nil {
+		return r, err
 	}
 	fp, ok := parseFECParams(out[8:12])
 	if out[0] != statusOK || binary.LittleEndian.Uint32(out[4:8]) != id || id == 0 || !ok {
@@ -414,4 +409,19 @@ func respond(static *noise.DHKey, pkt []byte, sessionID uint32, policy fecParams
 	var token [resetTokenSize]byte
 	resp, keys, err := h.writeResponse(sessionID, status, decision, &token)
 	return h.in, resp, keys, err
+}
+
+// statusErr maps a refusal status to the error the client's Start returns;
+// nil for statusOK and for codes it does not know (which then fail the
+// response's other checks).
+func statusErr(status byte) error {
+	switch status {
+	case statusFECRefused:
+		return ErrFECRefused
+	case statusServerFull:
+		return ErrServerFull
+	case statusClientDenied:
+		return ErrClientRejected
+	}
+	return nil
 }

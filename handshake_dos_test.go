@@ -138,7 +138,7 @@ func TestResetToken(t *testing.T) {
 	other := newResetSender(testKeys(t).Private)
 
 	pkt := make([]byte, minTransportSize)
-	putTransportHeader(pkt, 0xabcdef, 3)
+	putTransportHeader(pkt, 0xabcdef, 3, 0)
 	r1, ok := before.answer(pkt, from, t0)
 	require.True(t, ok)
 	r2, ok := after.answer(pkt, from, t0)

@@ -52,6 +52,8 @@ type Server struct {
 	completed atomic.Uint64
 	refused   atomic.Uint64
 	sessions  atomic.Int64
+	live      connSet // announced sessions, for RangeConns
+	tr        tracer
 
 	mu      sync.Mutex
 	started bool
@@ -110,21 +112,21 @@ func NewServer(pc net.PacketConn, handler ServerHandler, cfg *Config) (*Server, 
 		handler = NopServerHandler{}
 	}
 	s := &Server{
-		set:      set,
-		handler:  handler,
-		static:   noise.DHKey{Private: append([]byte(nil), set.privateKey[:]...), Public: append([]byte(nil), pub[:]...)},
-		pub:      pub,
-		mac1:     mac1Key(pub),
-		hsQueue:  make(chan handshakeJob, handshakeQueueLen),
-		halfOpen: make(map[[noiseKeySize]byte]*Conn),
-		stopped:  make(chan struct{}),
-
-		confirmed: make(map[[noiseKeySize]byte]time.Time),
+		set:       set,
+		handler:   handler,
+		static:    noise.DHKey{Private: append([]byte(nil), set.privateKey[:]...), Public: append([]byte(nil), pub[:]...)},
+		pub:       pub,
+		mac1:      mac1Key(pub),
+		hsQueue:   make(chan handshakeJob, handshakeQueueLen),
+		halfOpen:  make(map[[noiseKeySize]byte]*Conn),
+		stopped:   make(chan struct{}),
 		cookies:   newCookieChecker(pub, rand.Reader),
 		limiter:   newRateLimiter(handshakeRate, handshakeBurst, handshakeSources),
 		stamps:    newTimestampTable(maxClientKeys),
 		resetKey:  resetKey(set.privateKey),
 		resets:    newResetSender(set.privateKey),
+		tr:        newTracer(set.tracer, false),
+		confirmed: make(map[[noiseKeySize]byte]time.Time),
 	}
 	ep := newEndpoint(pc, set, set.workers)
 	ep.onInitiation = s.queueInitiation
@@ -237,6 +239,7 @@ func (s *Server) Stats() ServerStats {
 		sh.traffic.addTo(&st)
 		st.Drops.add(sh.drops.snapshot())
 	}
+	st.SendQueueBytes, st.Latency = s.live.totals()
 	return st
 }
 
@@ -327,6 +330,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 	// the half-open lookup: retransmissions spend no tokens.
 	if underLoad && !s.limiter.allow(from.Addr(), now) {
 		s.hstats.rateLimited.Add(1)
+		s.ep.drops.rateLimited.Add(1) // also a drop without reply
 		return
 	}
 	if (pkt[3]&flagPSK != 0) != (s.set.identity.psk != nil) {
@@ -362,6 +366,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		s.refused.Add(1)
 	}
 	if status != statusOK {
+		s.tr.handshakeRefused(from, statusErr(status))
 		// Authenticated, so the client can trust the refusal and report
 		// it; no session state is kept.
 		resp, _, err := h.writeResponse(0, status, fecParams{}, nil)
@@ -398,6 +403,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 	s.ep.table.set(id, c)
 	c.shard.post(c) // schedules the half-open expiry
 	s.completed.Add(1)
+	s.tr.initiationAnswered(id, from, in.cipher, decision.data, decision.parity)
 	_ = s.ep.writeTo(resp[:], from)
 }
 
@@ -426,6 +432,7 @@ func (s *Server) announce(c *Conn) {
 	s.halfMu.Unlock()
 	s.accepted.Add(1)
 	s.sessions.Add(1)
+	s.live.add(c)
 	defer c.recoverCallback("OnNewConnComing")
 	s.handler.OnNewConnComing(c)
 }
@@ -440,6 +447,7 @@ func (s *Server) connClosed(c *Conn, err error, announced bool) {
 		return
 	}
 	s.sessions.Add(-1)
+	s.live.remove(c)
 	defer func() {
 		if r := recover(); r != nil {
 			s.ep.log.Error("uxp: OnConnClosed callback panicked", "session", c.id, "panic", r)

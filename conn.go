@@ -51,14 +51,17 @@ type Conn struct {
 	posted    bool  // on the shard's ready list; guarded by shard.mu
 
 	kcpQueued atomic.Int64 // estimate of bytes inside KCP, written by the shard
-	traffic   trafficCounters
-	drops     dropCounters
-	rtt       atomic.Int64
-	rttVar    atomic.Int64
-	fecParity atomic.Int64
-	lossIn    atomic.Int64 // 1/10000
-	lossOut   atomic.Int64 // 1/10000
-	latency   histogramCounters
+	// recvResume asks the shard to drain KCP's receive queue again after a
+	// flowHandler's buffer was full (see deliver).
+	recvResume atomic.Bool
+	traffic    trafficCounters
+	drops      dropCounters
+	rtt        atomic.Int64
+	rttVar     atomic.Int64
+	fecParity  atomic.Int64
+	lossIn     atomic.Int64 // 1/10000
+	lossOut    atomic.Int64 // 1/10000
+	latency    histogramCounters
 
 	// Owned by the shard.
 	state       connState
@@ -273,3 +276,24 @@ func (c *Conn) sendQueued() int {
 }
 
 func (c *Conn) handlerFor() ConnHandler { return c.handler.Load().h }
+
+// flowHandler is a ConnHandler that takes part in flow control; the stream
+// adapter (stream.go) is the only one. Both methods are called on the
+// session's shard with no SDK lock held and must not block.
+type flowHandler interface {
+	// recvFull reports that the handler will not take more data for now.
+	// deliver then leaves messages in KCP's receive queue, which closes
+	// the window KCP advertises; the handler calls Conn.resumeRecv once it
+	// has room again.
+	recvFull() bool
+	// sendRoom is called whenever the send queue may have shrunk, so that
+	// a writer blocked on ErrWouldBlock can retry.
+	sendRoom()
+}
+
+// resumeRecv asks the shard to deliver the messages a flowHandler refused
+// while its buffer was full. Safe from any goroutine.
+func (c *Conn) resumeRecv() {
+	c.recvResume.Store(true)
+	c.shard.post(c)
+}

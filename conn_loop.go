@@ -40,7 +40,7 @@ func (c *Conn) pump(now time.Time) {
 	c.mu.Lock()
 	pend := c.pend
 	c.pend = c.pendSpare[:0]
-	c.pendBytes = 0
+	taken := c.pendBytes
 	closeReq := c.closeReq
 	c.mu.Unlock()
 
@@ -57,6 +57,21 @@ func (c *Conn) pump(now time.Time) {
 		}
 	}
 	c.pendSpare = pend[:0]
+	if taken > 0 {
+		// Publish the bytes now in KCP before un-counting them from the
+		// queue, so Write's limit check never sees them in neither.
+		c.noteQueued()
+		c.mu.Lock()
+		c.pendBytes -= taken
+		c.mu.Unlock()
+	}
+	resumed := c.recvResume.Swap(false) && c.state != stateHalfOpen
+	if resumed {
+		c.deliver(false) // KCP tells the peer its reopened window in the flush below
+		if c.state == stateClosed {
+			return
+		}
+	}
 	if closeReq && c.state == stateEstablished {
 		c.state = stateClosing
 		c.lingerUntil = now.Add(closeLinger)
@@ -65,7 +80,7 @@ func (c *Conn) pump(now time.Time) {
 		c.reschedule(now)
 		return
 	}
-	if c.fec.enc == nil || len(pend) > 0 || closeReq {
+	if c.fec.enc == nil || len(pend) > 0 || closeReq || resumed {
 		kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
 		c.ackPending = false
 	}
@@ -83,6 +98,9 @@ func (c *Conn) pump(now time.Time) {
 // average segment payload.
 func (c *Conn) noteQueued() {
 	c.kcpQueued.Store(int64(c.kcp.WaitSnd() * max(c.segAvg, 1)))
+	if fh, ok := c.handlerFor().(flowHandler); ok {
+		fh.sendRoom()
+	}
 }
 
 // receive handles one datagram routed to this session: authenticate,
@@ -152,11 +170,13 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 			return
 		}
 		c.ackPending = true
-		c.deliver()
+		c.noteQueued() // ACKs may have freed send queue room
+		c.deliver(false)
 	case frameFEC:
 		c.fecInput(body, now)
 		c.ackPending = true
-		c.deliver()
+		c.noteQueued()
+		c.deliver(false)
 	case frameLoss:
 		if len(body) != lossBodySize {
 			c.drop(dropMalformed)
@@ -180,6 +200,10 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 			c.drop(dropMalformed)
 			return
 		}
+		// The peer sends close only after we acknowledged all its data,
+		// which may still wait in KCP if a flowHandler was full: hand it
+		// over first (at most a receive window's worth) so none is lost.
+		c.deliver(true)
 		c.terminate(ErrPeerClosed, body[0], false) // reason only traced
 	case frameRekey:
 		c.takeRekey(body, now)
@@ -192,10 +216,18 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	}
 }
 
-// deliver hands every complete message to OnNewDataComing.
-func (c *Conn) deliver() {
+// deliver hands every complete message to OnNewDataComing. Unless force
+// is set, it stops while a flowHandler reports its buffer full; the
+// messages stay in KCP (bounded by the receive window, which KCP then
+// advertises as closed) until the handler calls resumeRecv.
+func (c *Conn) deliver(force bool) {
 	buf := c.shard.recvBuf
 	for c.state != stateClosed {
+		if !force && c.state == stateEstablished {
+			if fh, ok := c.handlerFor().(flowHandler); ok && fh.recvFull() {
+				return
+			}
+		}
 		n := c.kcp.PeekSize()
 		if n < 0 {
 			return

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 )
 
 // Sentinel errors. Match them with errors.Is, never by their text.
@@ -124,3 +125,19 @@ type ProtocolError struct {
 
 func (e *ProtocolError) Error() string { return "uxp: protocol error: " + e.Reason }
 func (*ProtocolError) Unwrap() error   { return net.ErrClosed }
+
+// DeadlineError is returned by StreamConn's Read or Write when its
+// deadline passed. It is a net.Error whose Timeout method reports true,
+// and errors.Is matches it against os.ErrDeadlineExceeded, like the
+// standard library's own connections. The StreamConn stays usable: set a
+// new deadline and retry.
+type DeadlineError struct {
+	Op string // "read" or "write"
+}
+
+func (e *DeadlineError) Error() string      { return "uxp: " + e.Op + ": i/o timeout" }
+func (*DeadlineError) Timeout() bool        { return true }
+func (*DeadlineError) Temporary() bool      { return true }
+func (*DeadlineError) Is(target error) bool { return target == os.ErrDeadlineExceeded }
+
+var _ net.Error = (*DeadlineError)(nil)

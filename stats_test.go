@@ -281,7 +281,7 @@ func TestRateLimitedDrops(t *testing.T) {
 		from := netip.MustParseAddrPort("10.0.0.9:5000")
 		encKey := labelKey(cookieLabel, kp.Public)
 		now := time.Now()
-		const tries = handshakeBurst + 20
+		const tries = handshakeBurst + 20 // beyond the per-source burst allowance
 		for range tries {
 			init := append([]byte(nil), testInitiation(t, kp.Public, clientIdentity{}).initiation()...)
 			reply, err := srv.cookies.reply(init, from, now)

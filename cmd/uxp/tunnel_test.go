@@ -19,37 +19,20 @@ import (
 
 	"github.com/uxp-go/uxp"
 	"github.com/uxp-go/uxp/internal/netsim"
+	"github.com/uxp-go/uxp/internal/testutil"
 )
 
 // tunnelLink impairs both directions of the tunnel's UDP path: 1% loss,
 // 0.5% duplication, 1% reordering, 2 ms one-way delay.
 var tunnelLink = netsim.Impairment{Loss: 0.01, Duplicate: 0.005, Reorder: 0.01, Delay: 2 * time.Millisecond}
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // tunnelEnv is a running tunnel: target TCP server <- tunnel server <=
 // lossy uxp => tunnel client <- TCP clients dial clientAddr.
 type tunnelEnv struct {
 	clientAddr string
 	client     *tunnelClient
-	srvLog     *syncBuffer
-	cliLog     *syncBuffer
+	srvLog     *testutil.SyncBuffer
+	cliLog     *testutil.SyncBuffer
 	cancel     context.CancelFunc
 	done       chan error // serve results, two of them
 }
@@ -72,7 +55,7 @@ func startTunnel(t *testing.T, imp netsim.Impairment) *tunnelEnv {
 		_ = pc.SetWriteBuffer(4 << 20)
 		return netsim.Wrap(pc, imp, seed)
 	}
-	env := &tunnelEnv{srvLog: &syncBuffer{}, cliLog: &syncBuffer{}, done: make(chan error, 2)}
+	env := &tunnelEnv{srvLog: &testutil.SyncBuffer{}, cliLog: &testutil.SyncBuffer{}, done: make(chan error, 2)}
 	srvCfg := tunnelConfig()
 	srvCfg.PrivateKey = kp.Private
 	srvPC := lossyUDP(1)
@@ -455,7 +438,7 @@ func TestTunnelCommand(t *testing.T) {
 	t.Setenv(envTunnelServerKey, kp.Public.String())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var srvErr, cliErr syncBuffer
+	var srvErr, cliErr testutil.SyncBuffer
 	codes := make(chan int, 2)
 	go func() {
 		codes <- run(ctx, []string{"tunnel", "server", "-listen", "127.0.0.1:0", "-target", target, "-key", keyFile}, io.Discard, &srvErr)
@@ -480,7 +463,7 @@ func TestTunnelCommand(t *testing.T) {
 }
 
 // waitLogAddr waits for a log line with msg and returns its addr= value.
-func waitLogAddr(t *testing.T, log *syncBuffer, msg string) string {
+func waitLogAddr(t *testing.T, log *testutil.SyncBuffer, msg string) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -1,45 +1,27 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/uxp-go/uxp"
+	"github.com/uxp-go/uxp/internal/testutil"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type chatClient struct {
 	in   *io.PipeWriter
-	out  *syncBuffer
+	out  *testutil.SyncBuffer
 	done chan error
 }
 
 func startClient(t *testing.T, ctx context.Context, addr net.Addr, pub uxp.PublicKey, nick string) *chatClient {
 	t.Helper()
 	r, w := io.Pipe()
-	c := &chatClient{in: w, out: &syncBuffer{}, done: make(chan error, 1)}
+	c := &chatClient{in: w, out: &testutil.SyncBuffer{}, done: make(chan error, 1)}
 	go func() {
 		c.done <- run(ctx, []string{"client", "-server", addr.String(), "-server-key", pub.String(), "-nick", nick}, r, c.out, c.out, nil)
 	}()
@@ -71,7 +53,7 @@ func (c *chatClient) waitFor(t *testing.T, want string) {
 func TestChatRooms(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var srvOut syncBuffer
+	var srvOut testutil.SyncBuffer
 	type up struct {
 		addr net.Addr
 		pub  uxp.PublicKey

@@ -6,36 +6,19 @@ import (
 	"errors"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/uxp-go/uxp"
+	"github.com/uxp-go/uxp/internal/testutil"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestEcho runs the server and a client over loopback: every line comes
 // back, and cancelling the context (what SIGINT does) stops the server.
 func TestEcho(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var srvOut syncBuffer
+	var srvOut testutil.SyncBuffer
 	type up struct {
 		addr net.Addr
 		pub  uxp.PublicKey

@@ -8,29 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/uxp-go/uxp"
+	"github.com/uxp-go/uxp/internal/testutil"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestFileTransfer sends a 3 MiB file and an empty one; the receiver
 // stores exact copies, both sides show progress, and a second send of the
@@ -39,7 +22,7 @@ func TestFileTransfer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	inbox, src := t.TempDir(), t.TempDir()
-	var rcvOut syncBuffer
+	var rcvOut testutil.SyncBuffer
 	type up struct {
 		addr net.Addr
 		pub  uxp.PublicKey
@@ -67,7 +50,7 @@ func TestFileTransfer(t *testing.T) {
 		if err := os.WriteFile(path, content, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		var out syncBuffer
+		var out testutil.SyncBuffer
 		if err := run(ctx, []string{"send", "-server", u.addr.String(), "-server-key", u.pub.String(), path}, &out, &out, nil); err != nil {
 			t.Fatalf("send %s: %v\n%s", name, err, &out)
 		}
@@ -86,7 +69,7 @@ func TestFileTransfer(t *testing.T) {
 	// Same name again: refused, and the stored file is untouched.
 	other := filepath.Join(src, "photo.bin")
 	os.WriteFile(other, []byte("different"), 0o644)
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	err := run(ctx, []string{"send", "-server", u.addr.String(), "-server-key", u.pub.String(), other}, &out, &out, nil)
 	if err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("resend: got %v, want a refusal naming the existing file", err)

@@ -42,15 +42,20 @@ func (c *Conn) pump(now time.Time) {
 	closeReq := c.closeReq
 	c.mu.Unlock()
 
-	for b := pend; len(b) >= 4; {
+	for b := pend; len(b) >= pendHeaderSize; {
 		n := int(binary.LittleEndian.Uint32(b))
-		msg := b[4 : 4+n]
-		b = b[4+n:]
-		if c.kcp.Send(msg) == 0 {
-			c.traffic.msgsOut.Add(1)
-			s.traffic.msgsOut.Add(1)
-			segs := (n + c.ep.set.mss() - 1) / c.ep.set.mss()
-			c.segAvg = (7*c.segAvg + n/segs) / 8
+		kind, arg := b[4], int(b[5])
+		deadline := int64(binary.LittleEndian.Uint64(b[6:14]))
+		msg := b[pendHeaderSize : pendHeaderSize+n]
+		b = b[pendHeaderSize+n:]
+		switch {
+		case c.state == stateHalfOpen:
+			// Cannot happen: a server's session is announced, and so
+			// written to, only once established.
+		case kind == pendReliable:
+			c.enqueueLane(c.lanes[arg], msg, deadline)
+		default:
+			c.sendDatagram(kind, arg, msg)
 		}
 	}
 	c.pendSpare = pend[:0]
@@ -62,23 +67,18 @@ func (c *Conn) pump(now time.Time) {
 		c.reschedule(now)
 		return
 	}
-	if c.fec.enc == nil || len(pend) > 0 || closeReq {
-		kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
+	c.expireLanes(now)
+	admitted := c.admitLanes()
+	if c.fec.enc == nil || admitted || closeReq {
+		c.flushLanes()
 		c.ackPending = false
 	}
 	c.noteQueued()
-	if c.state == stateClosing && c.kcp.WaitSnd() == 0 {
+	if c.state == stateClosing && c.lanesIdle() {
 		c.terminate(ErrConnClosed, closeNormal, true)
 		return
 	}
 	c.reschedule(now)
-}
-
-// noteQueued publishes the bytes held by KCP for Write's backpressure
-// check. KCP counts segments, so this estimates bytes from the running
-// average segment payload.
-func (c *Conn) noteQueued() {
-	c.kcpQueued.Store(int64(c.kcp.WaitSnd() * max(c.segAvg, 1)))
 }
 
 // receive handles one datagram routed to this session: authenticate,
@@ -130,16 +130,13 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	body := pt[frameHeaderSize:]
 	switch pt[0] {
 	case frameKCP:
-		if c.kcp.Input(body, kcp.IKCP_PACKET_REGULAR, false) < 0 {
-			c.drop(dropMalformed)
-			return
-		}
-		c.ackPending = true
-		c.deliver()
+		c.laneInput(c.lanes[0], body, kcp.IKCP_PACKET_REGULAR)
+	case frameLane:
+		c.laneFrameInput(body, kcp.IKCP_PACKET_REGULAR)
+	case frameDatagram, frameLatest:
+		c.datagramInput(pt[0], body)
 	case frameFEC:
 		c.fecInput(body, now)
-		c.ackPending = true
-		c.deliver()
 	case frameLoss:
 		if len(body) != lossBodySize {
 			c.drop(dropMalformed)
@@ -166,32 +163,6 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 		c.terminate(ErrPeerClosed, closeNormal, false)
 	default:
 		c.drop(dropMalformed)
-	}
-}
-
-// deliver hands every complete message to OnNewDataComing.
-func (c *Conn) deliver() {
-	buf := c.shard.recvBuf
-	for c.state != stateClosed {
-		n := c.kcp.PeekSize()
-		if n < 0 {
-			return
-		}
-		if n > len(buf) {
-			c.terminate(&ProtocolError{Reason: "peer sent a message larger than MaxMessageSize"}, closeProtocol, true)
-			return
-		}
-		n = c.kcp.Recv(buf)
-		if n < 0 {
-			return
-		}
-		c.traffic.msgsIn.Add(1)
-		c.shard.traffic.msgsIn.Add(1)
-		// After a local Close the application no longer wants data; keep
-		// draining KCP so its window stays open while we linger.
-		if c.state == stateEstablished {
-			c.callData(buf[:n])
-		}
 	}
 }
 
@@ -252,37 +223,11 @@ func (c *Conn) publishRTT() {
 	c.rttVar.Store(int64(c.hb.rttvar))
 }
 
-// output is KCP's output callback: it seals one KCP datagram's worth of
-// segments. It runs inside KCP calls made by the shard.
-func (c *Conn) output(buf []byte, size int) {
-	segs := buf[:size]
-	// Count retransmissions: KCP sends new data in increasing sn order, so
-	// a PUSH segment at or below the highest sn sent so far is a resend.
-	for p := segs; len(p) >= kcpOverhead; {
-		n := int(binary.LittleEndian.Uint32(p[20:24]))
-		if p[4] == kcp.IKCP_CMD_PUSH {
-			sn := binary.LittleEndian.Uint32(p[12:16])
-			if c.sentData && int32(sn-c.maxSentSN) <= 0 {
-				c.traffic.retrans.Add(1)
-				c.shard.traffic.retrans.Add(1)
-			} else {
-				c.maxSentSN, c.sentData = sn, true
-			}
-		}
-		if n > len(p)-kcpOverhead {
-			break
-		}
-		p = p[kcpOverhead+n:]
-	}
-	if c.fec.enc != nil {
-		c.fecOutput(segs)
-		return
-	}
-	c.sendFrame(frameKCP, segs)
-}
-
 // sendFrame seals one frame into a transport packet and sends it.
-func (c *Conn) sendFrame(kind byte, body []byte) {
+func (c *Conn) sendFrame(kind byte, body []byte) { c.sendFrameParts(kind, nil, body) }
+
+// sendFrameParts sends a frame whose body is hdr || body.
+func (c *Conn) sendFrameParts(kind byte, hdr, body []byte) {
 	if c.state == stateClosed {
 		return
 	}
@@ -302,6 +247,7 @@ func (c *Conn) sendFrame(kind byte, body []byte) {
 	b := s.sendBuf[:transportHeaderSize]
 	putTransportHeader(b, c.id, ctr)
 	b = append(b, kind)
+	b = append(b, hdr...)
 	b = append(b, body...)
 	pkt := c.send.Seal(b[:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
 	if err := c.ep.writeTo(pkt, c.remoteAP); err != nil {
@@ -336,21 +282,19 @@ func (c *Conn) onTimer(now time.Time) {
 			c.sendPing(now)
 		}
 		c.fecTimers(now)
-		if (c.kcp.WaitSnd() > 0 || c.ackPending) && int32(c.kcp.Check()-kcpNow()) <= 0 {
-			c.ackPending = false
-			c.kcp.Update()
-			c.noteQueued()
-			if c.state == stateClosing && c.kcp.WaitSnd() == 0 {
-				c.terminate(ErrConnClosed, closeNormal, true)
-				return
-			}
+		c.laneTimers(now)
+		c.noteQueued()
+		if c.state == stateClosing && c.lanesIdle() {
+			c.terminate(ErrConnClosed, closeNormal, true)
+			return
 		}
 	}
 	c.reschedule(now)
 }
 
 // reschedule computes the session's next deadline: the earliest of its
-// handshake, linger, heartbeat, idle and KCP deadlines.
+// handshake, linger, heartbeat, idle, FEC, lane KCP and message-expiry
+// deadlines.
 func (c *Conn) reschedule(now time.Time) {
 	d := c.hb.deadline()
 	earliest := func(t time.Time) {
@@ -367,9 +311,10 @@ func (c *Conn) reschedule(now time.Time) {
 	if c.state != stateHalfOpen {
 		earliest(c.fecDeadline())
 	}
-	if c.state != stateHalfOpen && (c.kcp.WaitSnd() > 0 || c.ackPending) {
-		wait := time.Duration(int32(c.kcp.Check()-kcpNow())) * time.Millisecond
-		earliest(now.Add(max(wait, time.Millisecond)))
+	if c.state != stateHalfOpen {
+		if t := c.lanesDeadline(now); !t.IsZero() {
+			earliest(t)
+		}
 	}
 	if !d.IsZero() && !d.After(now) {
 		d = now.Add(time.Millisecond) // never spin on a deadline in the past
@@ -441,9 +386,17 @@ func (c *Conn) callReady() {
 	c.handlerFor().OnReady(c)
 }
 
-func (c *Conn) callData(b []byte) {
+// callLaneData delivers a lane's message: to OnNewLaneDataComing if the
+// handler has it, else to OnNewDataComing.
+func (c *Conn) callLaneData(lane int, b []byte) {
+	h := c.handlerFor()
+	if lh, ok := h.(LaneHandler); ok {
+		defer c.recoverCallback("OnNewLaneDataComing")
+		lh.OnNewLaneDataComing(c, lane, b)
+		return
+	}
 	defer c.recoverCallback("OnNewDataComing")
-	c.handlerFor().OnNewDataComing(c, b)
+	h.OnNewDataComing(c, b)
 }
 
 func (c *Conn) callClosed(err error) {

@@ -58,6 +58,11 @@ type ConnStats struct {
 	// adaptive FEC mode).
 	LossIn, LossOut float64
 	FEC             FECStats
+	// Lanes holds one entry per lane of Config.Lanes (lanes.go), lane 0
+	// first. MessagesSent and MessagesReceived above are their totals.
+	Lanes []LaneStats
+	// Datagrams counts unreliable datagrams (datagram.go).
+	Datagrams DatagramStats
 }
 
 // ServerStats is a snapshot of a Server's counters.

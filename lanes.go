@@ -1,0 +1,355 @@
+package uxp
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	kcp "github.com/xtaci/kcp-go/v5"
+)
+
+// Lanes: several independent reliable, ordered message streams in one
+// session. Each lane has its own pair of KCP state machines (one sending,
+// one receiving), so a segment lost on one lane holds back only that lane.
+// Lane 0 travels in frame type 1, every other lane in frame type 10 with a
+// lane byte in front of the KCP segments. A message on a lane is a small
+// header (the lane message header, a uvarint; see lane_arq.go) followed by
+// the application bytes. docs/protocol.md section 3.6 is normative.
+//
+// Scheduling: the session admits written messages into the lanes' KCPs
+// while the segments they hold in total stay below KCP.SendWindow, taking
+// lanes by descending Priority (ties: lower lane first). A message that is
+// not admitted waits in its lane's backlog, owned by the shard. So when the
+// link cannot keep up, the free window goes to the most important lane, and
+// each flush sends the lanes' packets in the same order.
+
+/* Specification constants */
+const (
+	frameLane byte = 10 // body: lane (u8) | KCP segments
+
+	laneIDSize = 1
+	// laneHeaderMax is the longest lane message header: a uvarint of a u32.
+	laneHeaderMax = 5
+)
+
+/* Implementation constants */
+const (
+	// maxLanes bounds Config.Lanes (the wire allows 256).
+	maxLanes = 32
+)
+
+// LaneConfig describes one lane of Config.Lanes.
+type LaneConfig struct {
+	// Priority orders lanes when the send window is short: a lane with a
+	// higher Priority has its messages admitted and sent first. Lanes with
+	// equal Priority go in index order. Zero is a valid priority like any
+	// other; negative values are allowed and rank below zero.
+	Priority int
+
+	// Deadline, if positive, is the default time limit of every message
+	// written on this lane (Conn.WriteWithDeadline and
+	// Conn.WriteLaneWithDeadline override it per message). A message not
+	// delivered within its deadline is abandoned: the sender stops sending
+	// it and the receiver skips it (deadline.go). Zero means messages on
+	// this lane have no deadline. Negative is invalid.
+	Deadline time.Duration
+}
+
+func validateLanes(lanes []LaneConfig) error {
+	if len(lanes) > maxLanes {
+		return &ConfigError{Field: "Lanes", Reason: fmt.Sprintf("%d lanes exceed the limit of %d", len(lanes), maxLanes)}
+	}
+	for i, l := range lanes {
+		if l.Deadline < 0 {
+			return &ConfigError{Field: fmt.Sprintf("Lanes[%d].Deadline", i), Reason: fmt.Sprintf("negative (%v)", l.Deadline)}
+		}
+	}
+	return nil
+}
+
+// LaneStats is a snapshot of one lane's counters.
+type LaneStats struct {
+	// Priority and Deadline are the lane's configuration.
+	Priority int
+	Deadline time.Duration
+	// MessagesSent counts messages handed to the lane's KCP (a message
+	// re-sent after a deadline reset counts again); MessagesReceived counts
+	// messages delivered to the application.
+	MessagesSent, MessagesReceived uint64
+	// Retransmissions counts the lane's KCP data segments sent more than
+	// once.
+	Retransmissions uint64
+	// Expired counts messages this side abandoned because their deadline
+	// passed before the peer confirmed them.
+	Expired uint64
+	// Skipped counts messages of the peer's that were never delivered here
+	// because the peer abandoned them: the gaps in the lane's message
+	// numbers.
+	Skipped uint64
+	// QueuedBytes is the payload this lane holds for sending: waiting for
+	// the window plus sent and not yet acknowledged.
+	QueuedBytes int
+}
+
+// laneCounters are a lane's statistics, written by the shard and read by
+// Conn.Stats.
+type laneCounters struct {
+	msgsOut, msgsIn, retrans, expired, skipped atomic.Uint64
+	queued                                     atomic.Int64
+}
+
+// laneMsg is one reliable message on the send side of a lane.
+type laneMsg struct {
+	ord    uint32 // the message's number on its lane
+	lastSN uint32 // KCP sn of its last segment, once in KCP
+	expiry int64  // unix ns after which it is abandoned; 0 = never
+	data   []byte
+}
+
+// lane is one lane's state, owned by the shard.
+type lane struct {
+	id  int
+	cfg LaneConfig
+	ctr laneCounters
+
+	// Send side.
+	snd       *kcp.KCP
+	sndEpoch  uint32    // conversation number is session ID ^ sndEpoch
+	sndFirst  bool      // the next message admitted starts the epoch
+	sndLast   uint32    // ordinal of the last message admitted
+	sndSN     uint32    // sn snd will give its next segment
+	sndUna    uint32    // every sn below this is acknowledged
+	maxSentSN uint32    // highest sn sent, to count retransmissions
+	sentData  bool      // maxSentSN is valid
+	nextOrd   uint32    // ordinal of the next message written
+	backlog   []laneMsg // written, not admitted yet
+	inflight  []laneMsg // admitted, not acknowledged, by ordinal
+	queued    int       // payload bytes in backlog and inflight
+	minExpiry int64     // earliest expiry in backlog and inflight; 0 = none
+
+	// Receive side.
+	rcv        *kcp.KCP
+	rcvEpoch   uint32
+	rcvFirst   bool   // the next message starts an epoch: absolute ordinal
+	rcvNext    uint32 // ordinal the next message has if its gap is zero
+	delivered  uint32 // every ordinal below this was delivered or skipped
+	ackPending bool   // rcv holds ACKs not yet flushed
+}
+
+// initLanes builds the session's lanes from the settings.
+func (c *Conn) initLanes() {
+	cfgs := c.ep.set.lanes
+	c.lanes = make([]*lane, len(cfgs))
+	for i, cfg := range cfgs {
+		l := &lane{id: i, cfg: cfg, sndFirst: true, rcvFirst: true}
+		l.snd = c.newLaneKCP(c.id, c.laneSendOutput(l))
+		l.rcv = c.newLaneKCP(c.id, c.laneRecvOutput(l))
+		c.lanes[i] = l
+	}
+	c.lanesByPrio = slices.Clone(c.lanes)
+	slices.SortStableFunc(c.lanesByPrio, func(a, b *lane) int { return cmp.Compare(b.cfg.Priority, a.cfg.Priority) })
+}
+
+// newLaneKCP makes a KCP state machine with the session's tuning.
+func (c *Conn) newLaneKCP(conv uint32, out func([]byte, int)) *kcp.KCP {
+	set := c.ep.set
+	k := kcp.NewKCP(conv, out)
+	nodelay := 0
+	if set.kcpNoDelay {
+		nodelay = 1
+	}
+	nc := 1
+	if set.kcpCongestion {
+		nc = 0
+	}
+	k.NoDelay(nodelay, int(set.kcpInterval/time.Millisecond), set.kcpFastResend, nc)
+	k.WndSize(set.sendWindow, set.recvWindow)
+	k.SetMtu(set.kcpMTU())
+	return k
+}
+
+// Lanes returns the number of lanes the session has (at least 1).
+func (c *Conn) Lanes() int { return len(c.ep.set.lanes) }
+
+// WriteLane queues msg as one reliable, ordered message on lane, with the
+// lane's default deadline if it has one. Lane 0 is what Write uses. It
+// behaves like Write otherwise; a lane outside [0, Lanes()) gets
+// ErrNoSuchLane.
+func (c *Conn) WriteLane(lane int, msg []byte) (int, error) {
+	if lane < 0 || lane >= len(c.ep.set.lanes) {
+		return 0, ErrNoSuchLane
+	}
+	return c.write(pendReliable, lane, c.laneDeadline(lane), msg)
+}
+
+// laneDeadline is the absolute deadline (unix ns) the lane's default gives
+// a message written now, or 0.
+func (c *Conn) laneDeadline(lane int) int64 {
+	if d := c.ep.set.lanes[lane].Deadline; d > 0 {
+		return time.Now().Add(d).UnixNano()
+	}
+	return 0
+}
+
+// enqueueLane appends a written message to its lane's backlog. It runs on
+// the shard, in pump.
+func (c *Conn) enqueueLane(l *lane, msg []byte, expiry int64) {
+	m := laneMsg{ord: l.nextOrd, expiry: expiry, data: append([]byte(nil), msg...)}
+	l.nextOrd++
+	l.backlog = append(l.backlog, m)
+	l.queued += len(msg)
+	if expiry != 0 && (l.minExpiry == 0 || expiry < l.minExpiry) {
+		l.minExpiry = expiry
+	}
+}
+
+// admitLanes moves messages from the lanes' backlogs into their KCPs, by
+// priority, while the segments the KCPs hold stay below the send window.
+// It reports whether anything was admitted.
+func (c *Conn) admitLanes() bool {
+	budget := c.ep.set.sendWindow
+	for _, l := range c.lanes {
+		budget -= l.snd.WaitSnd()
+	}
+	mss := c.ep.set.mss()
+	admitted := false
+	for _, l := range c.lanesByPrio {
+		for len(l.backlog) > 0 && budget > 0 {
+			m := l.backlog[0]
+			l.backlog[0] = laneMsg{}
+			l.backlog = l.backlog[1:]
+			gap := m.ord
+			if !l.sndFirst {
+				gap = m.ord - l.sndLast - 1
+			}
+			b := c.laneScratch[:0]
+			b = appendUvarint32(b, gap)
+			b = append(b, m.data...)
+			c.laneScratch = b[:0]
+			if l.snd.Send(b) < 0 {
+				// Cannot happen: Write bounds the size. Drop it loudly
+				// rather than wedge the lane.
+				c.ep.log.Error("uxp: lane message rejected by KCP", "session", c.id, "lane", l.id, "size", len(b))
+				l.queued -= len(m.data)
+				continue
+			}
+			frags := max(1, (len(b)+mss-1)/mss)
+			m.lastSN = l.sndSN + uint32(frags) - 1
+			l.sndSN += uint32(frags)
+			l.sndFirst, l.sndLast = false, m.ord
+			l.inflight = append(l.inflight, m)
+			budget -= frags
+			admitted = true
+			l.ctr.msgsOut.Add(1)
+			c.traffic.msgsOut.Add(1)
+			c.shard.traffic.msgsOut.Add(1)
+		}
+	}
+	return admitted
+}
+
+func appendUvarint32(b []byte, v uint32) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+// flushLanes sends what the lanes' KCPs hold, most important lane first.
+func (c *Conn) flushLanes() {
+	for _, l := range c.lanesByPrio {
+		kcpFlush(l.snd, kcp.IKCP_FLUSH_FULL)
+		if l.ackPending {
+			kcpFlush(l.rcv, kcp.IKCP_FLUSH_ACKONLY)
+			l.ackPending = false
+		}
+	}
+}
+
+// lanesIdle reports whether every message written has been acknowledged.
+func (c *Conn) lanesIdle() bool {
+	for _, l := range c.lanes {
+		if len(l.backlog) > 0 || l.snd.WaitSnd() > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// noteQueued publishes the payload bytes the lanes hold, for Write's
+// backpressure check and Stats.
+func (c *Conn) noteQueued() {
+	total := 0
+	for _, l := range c.lanes {
+		total += l.queued
+		l.ctr.queued.Store(int64(l.queued))
+	}
+	c.kcpQueued.Store(int64(total))
+}
+
+// laneTimers runs the lanes' KCP clocks: retransmissions and delayed ACKs.
+func (c *Conn) laneTimers(now time.Time) {
+	c.expireLanes(now)
+	if c.admitLanes() {
+		c.flushLanes()
+	}
+	for _, l := range c.lanesByPrio {
+		if l.snd.WaitSnd() > 0 && kcpDue(l.snd) {
+			l.snd.Update()
+		}
+		if l.ackPending && kcpDue(l.rcv) {
+			l.ackPending = false
+			l.rcv.Update()
+		}
+	}
+}
+
+func kcpDue(k *kcp.KCP) bool { return int32(k.Check()-kcpNow()) <= 0 }
+
+// lanesDeadline is the earliest lane timer: a KCP clock or an expiry.
+func (c *Conn) lanesDeadline(now time.Time) time.Time {
+	var d time.Time
+	earliest := func(t time.Time) {
+		if d.IsZero() || t.Before(d) {
+			d = t
+		}
+	}
+	kcpAt := func(k *kcp.KCP) time.Time {
+		wait := time.Duration(int32(k.Check()-kcpNow())) * time.Millisecond
+		return now.Add(max(wait, time.Millisecond))
+	}
+	margin := c.expiryMargin()
+	for _, l := range c.lanes {
+		if l.snd.WaitSnd() > 0 {
+			earliest(kcpAt(l.snd))
+		}
+		if l.ackPending {
+			earliest(kcpAt(l.rcv))
+		}
+		if l.minExpiry != 0 {
+			earliest(time.Unix(0, l.minExpiry).Add(-margin))
+		}
+	}
+	return d
+}
+
+// laneStats snapshots the per-lane counters.
+func (c *Conn) laneStats() []LaneStats {
+	out := make([]LaneStats, len(c.lanes))
+	for i, l := range c.lanes {
+		out[i] = LaneStats{
+			Priority:         l.cfg.Priority,
+			Deadline:         l.cfg.Deadline,
+			MessagesSent:     l.ctr.msgsOut.Load(),
+			MessagesReceived: l.ctr.msgsIn.Load(),
+			Retransmissions:  l.ctr.retrans.Load(),
+			Expired:          l.ctr.expired.Load(),
+			Skipped:          l.ctr.skipped.Load(),
+			QueuedBytes:      int(l.ctr.queued.Load()),
+		}
+	}
+	return out
+}

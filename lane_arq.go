@@ -37,6 +37,17 @@ func (c *Conn) laneSendOutput(l *lane) func([]byte, int) {
 			n := int(binary.LittleEndian.Uint32(p[20:24]))
 			if p[4] == kcp.IKCP_CMD_PUSH {
 				sn := binary.LittleEndian.Uint32(p[12:16])
+				if c.laneLapsedSN(l, sn) {
+					// Too late to be of use: keep it off the wire
+					// (deadline.go).
+					l.needReset = true
+					end := min(kcpOverhead+n, len(p))
+					rest := copy(p, p[end:])
+					segs = segs[:len(segs)-end]
+					p = p[:rest]
+					continue
+				}
+				dbg("send sn %d epoch %d", sn, l.sndEpoch)
 				if l.sentData && int32(sn-l.maxSentSN) <= 0 {
 					l.ctr.retrans.Add(1)
 					c.traffic.retrans.Add(1)
@@ -50,7 +61,9 @@ func (c *Conn) laneSendOutput(l *lane) func([]byte, int) {
 			}
 			p = p[kcpOverhead+n:]
 		}
-		c.laneOutput(l, segs)
+		if len(segs) > 0 {
+			c.laneOutput(l, segs)
+		}
 	}
 }
 
@@ -138,10 +151,18 @@ func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 			c.ackPending = true
 		case kcp.IKCP_CMD_ACK, kcp.IKCP_CMD_WINS:
 			if epoch != l.sndEpoch {
-				continue // answers to a conversation we have reset
+				// Answers to a conversation we have reset.
+				if epoch == l.prevEpoch && seg[4] == kcp.IKCP_CMD_ACK {
+					c.lanePrevConfirm(l, binary.LittleEndian.Uint32(seg[16:20]))
+				}
+				continue
 			}
 			if seg[4] == kcp.IKCP_CMD_ACK {
+				if sn := binary.LittleEndian.Uint32(seg[12:16]); !l.ackSeen || int32(sn-l.maxAckSN) > 0 {
+					l.ackSeen, l.maxAckSN = true, sn
+				}
 				c.laneConfirm(l, binary.LittleEndian.Uint32(seg[16:20]))
+				dbg("ack sn %d una %d", binary.LittleEndian.Uint32(seg[12:16]), binary.LittleEndian.Uint32(seg[16:20]))
 			}
 			k = l.snd
 		default:
@@ -153,6 +174,7 @@ func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 			return
 		}
 	}
+	c.expireLanes(c.shard.now) // the ACKs may show a lapsed message lost
 	c.laneDeliver(l)
 }
 
@@ -177,6 +199,9 @@ func (c *Conn) laneConfirm(l *lane, una uint32) {
 	for ; i < len(l.inflight) && int32(l.inflight[i].lastSN-una) < 0; i++ {
 		m := &l.inflight[i]
 		l.queued -= len(m.data)
+		if m.lapsed {
+			l.lapsed-- // it arrived after all
+		}
 		if m.expiry != 0 && m.expiry == l.minExpiry {
 			recompute = true
 		}
@@ -225,6 +250,7 @@ func (c *Conn) laneDeliver(l *lane) {
 			l.ctr.skipped.Add(uint64(skipped))
 		}
 		l.delivered = ord + 1
+		dbg("deliver %d", ord)
 		l.ctr.msgsIn.Add(1)
 		c.traffic.msgsIn.Add(1)
 		c.shard.traffic.msgsIn.Add(1)

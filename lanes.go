@@ -106,6 +106,11 @@ type laneMsg struct {
 	lastSN uint32 // KCP sn of its last segment, once in KCP
 	expiry int64  // unix ns after which it is abandoned; 0 = never
 	data   []byte
+	// lapsed: in KCP and past its expiry. It is never transmitted again;
+	// it is abandoned at the next reset, or forgotten if confirmed first.
+	lapsed bool
+	// delivered: the peer confirmed it in an earlier epoch; data is nil.
+	delivered bool
 }
 
 // lane is one lane's state, owned by the shard.
@@ -128,6 +133,14 @@ type lane struct {
 	inflight  []laneMsg // admitted, not acknowledged, by ordinal
 	queued    int       // payload bytes in backlog and inflight
 	minExpiry int64     // earliest expiry in backlog and inflight; 0 = none
+	lapsed    int       // lapsed messages in inflight
+	needReset bool      // a lapsed segment was kept from the wire
+	ackSeen   bool      // maxAckSN is valid
+	maxAckSN  uint32    // highest sn acknowledged in this epoch
+	// The previous epoch's unacknowledged messages at the reset, with
+	// their sn there: its ACKs still in flight confirm them.
+	prevEpoch    uint32
+	prevInflight []laneMsg
 
 	// Receive side.
 	rcv        *kcp.KCP
@@ -296,6 +309,7 @@ func (c *Conn) laneTimers(now time.Time) {
 	if c.admitLanes() {
 		c.flushLanes()
 	}
+	reset := false
 	for _, l := range c.lanesByPrio {
 		if l.snd.WaitSnd() > 0 && kcpDue(l.snd) {
 			l.snd.Update()
@@ -303,6 +317,14 @@ func (c *Conn) laneTimers(now time.Time) {
 		if l.ackPending && kcpDue(l.rcv) {
 			l.ackPending = false
 			l.rcv.Update()
+		}
+		reset = reset || l.needReset
+	}
+	if reset {
+		// KCP wanted to resend a lapsed message: reset now.
+		c.expireLanes(now)
+		if c.admitLanes() {
+			c.flushLanes()
 		}
 	}
 }

@@ -76,6 +76,7 @@ type Conn struct {
 	pendSpare    []byte
 	laneScratch  []byte // one lane message with its header, for KCP Send
 	frameScratch []byte // one inner frame, for FEC
+	skipScratch  []byte // skip markers (deadline.go)
 	latest       *latestState
 	dgrams       datagramCounters
 	lastPong     time.Time // client: when the last pong arrived

@@ -1,31 +1,44 @@
 package uxp
 
 import (
+	"encoding/binary"
 	"slices"
 	"time"
+
+	kcp "github.com/xtaci/kcp-go/v5"
 )
 
-// Deadlines. A reliable message may carry a time limit. The sender tracks
-// every message it has not seen acknowledged. When one of them can no
-// longer arrive in time (its deadline, less half the smoothed RTT and one
-// RTT variation, has passed), the sender abandons it: it stops sending the
-// lane's current KCP conversation altogether and starts a new one (the next
-// epoch, a new conversation number), into which it puts again, in order,
-// every unacknowledged message that has not expired. The receiver follows
-// the first PUSH of a newer epoch, drops its old conversation, and numbers
-// the new messages by their lane message header (lane_arq.go): messages it
-// already delivered are not delivered again, and the ordinals that never
-// arrive are counted as skipped. A message still waiting for the window
-// when it expires is dropped before it is ever sent.
+// Deadlines. A reliable message may carry a time limit. Once it can no
+// longer arrive in time (its deadline, less half the smoothed RTT and half
+// the RTT variation, has passed), the message lapses: the sender abandons
+// it without disturbing the lane's KCP conversation.
 //
-// Why a reset instead of removing one message from KCP: kcp-go gives no
-// access to its send buffer or its receiver's next expected sequence
-// number, and both ends would have to agree on the hole. A new conversation
-// needs only the public KCP API and one uvarint per message.
+//   - Still in the backlog: it enters KCP as a one-byte skip message
+//     instead, so the receiver can count it.
+//   - Already in KCP and not acknowledged: each of its segments is sent
+//     at once as a skip marker, a PUSH with the same conv, frg and sn
+//     whose data is replaced: a lone kind-1 byte for the message's first
+//     segment, nothing for the others. From then on, every time KCP
+//     retransmits one of those segments (RTO or fast resend), the output
+//     callback rewrites it the same way. The receiver's KCP takes the
+//     markers as the missing segments, so the hole closes and the messages
+//     behind it are delivered at once; the receiver reassembles a skip
+//     message or a short deadline message and counts it as skipped.
 //
-// Cost: a reset sends again what was unacknowledged on that lane, so it is
-// meant for lanes whose messages are small and frequent (frames, game
-// state), not for bulk transfers with long deadlines.
+// Why skip markers instead of removing the segments from KCP: kcp-go
+// exposes neither its send buffer nor the receiver's next expected
+// sequence number, and both ends must agree on the hole. The markers need
+// only the output callback, and they cost a few bytes per abandoned
+// segment instead of the message's payload.
+//
+// Guarantee: a lapsed message's payload is never sent again, so a message
+// cannot arrive after its deadline unless the one-way delay exceeds the
+// margin. One exception: a message that arrived in time but waits behind an
+// earlier message is released when the earlier one is delivered or its
+// skip marker arrives; with deadlines that grow in write order (a lane's
+// default, or a fixed WriteWithDeadline) that is before its own deadline,
+// unless the earlier message's marker is lost and only a retransmission of
+// it gets through.
 
 // WriteWithDeadline queues msg on lane 0 like Write, with a time limit d
 // from now. If the peer has not received it by then (as far as this side
@@ -48,159 +61,121 @@ func (c *Conn) WriteLaneWithDeadline(lane int, msg []byte, d time.Duration) (int
 	return c.write(pendReliable, lane, time.Now().Add(d).UnixNano(), msg)
 }
 
-// expiryMargin is how long before its deadline a message is abandoned: a
-// copy sent later would arrive too late. Half the smoothed RTT is the
-// one-way delay; the RTT variation covers jitter.
+// skipMarkerCopies is how many times the skip markers of a lapsed message
+// are sent at once. /* Implementation constant */
+const skipMarkerCopies = 2
+
+// expiryMargin is how long before its deadline a message lapses: a copy
+// sent later would arrive too late. Half the smoothed RTT is the one-way
+// delay; half the RTT variation covers jitter.
 func (c *Conn) expiryMargin() time.Duration { return c.hb.srtt/2 + c.hb.rttvar/2 }
 
-// expireLanes handles the messages whose deadline can no longer be met. A
-// message still in the backlog is dropped. A message in KCP lapses: its
-// segments are kept off the wire from now on (laneSendOutput). Whether the
-// peer got it is not known yet, so the lane is reset only when there is
-// evidence that it did not: KCP wanted to send it again (RTO or fast
-// resend), or the peer acknowledged a later segment while it remains
-// unacknowledged. Resetting at once instead would force every message sent
-// again by the previous reset to be confirmed within its own (shorter)
-// remaining life, and the resets would cascade.
+// expireLanes lapses every message whose deadline can no longer be met.
 func (c *Conn) expireLanes(now time.Time) {
 	cut := now.Add(c.expiryMargin()).UnixNano()
 	for _, l := range c.lanes {
-		if l.minExpiry != 0 && l.minExpiry <= cut {
-			kept := l.backlog[:0]
-			for i := range l.backlog {
-				if m := &l.backlog[i]; m.expiry != 0 && m.expiry <= cut {
-					c.abandon(l, m)
-				} else {
-					kept = append(kept, *m)
-				}
-			}
-			clear(l.backlog[len(kept):])
-			l.backlog = kept
-			for i := range l.inflight {
-				if m := &l.inflight[i]; !m.lapsed && m.expiry != 0 && m.expiry <= cut {
-					m.lapsed = true
-					dbg("lapse %d margin %v srtt %v var %v", m.ord, c.expiryMargin(), c.hb.srtt, c.hb.rttvar)
-					l.lapsed++
-				}
-			}
-			l.recomputeExpiry()
+		if l.minExpiry == 0 || l.minExpiry > cut {
+			continue
 		}
-		if l.lapsed > 0 && (l.needReset || c.laneLapsedLost(l)) {
-			c.resetLane(l)
+		for i := range l.backlog {
+			if m := &l.backlog[i]; !m.skip && m.expiry != 0 && m.expiry <= cut {
+				l.queued -= len(m.data)
+				m.data, m.skip = nil, true
+				l.ctr.expired.Add(1)
+			}
 		}
+		for i := range l.inflight {
+			if m := &l.inflight[i]; !m.lapsed && m.expiry != 0 && m.expiry <= cut {
+				m.lapsed = true
+				l.lapsed++
+				l.queued -= m.size
+				l.ctr.expired.Add(1)
+				c.sendSkipMarkers(l, m)
+			}
+		}
+		l.recomputeExpiry()
 	}
 }
 
-// laneLapsedLost reports whether the peer acknowledged a segment after a
-// lapsed message, which it has not acknowledged.
-func (c *Conn) laneLapsedLost(l *lane) bool {
-	if !l.ackSeen {
-		return false
-	}
-	for i := range l.inflight {
-		if m := &l.inflight[i]; m.lapsed && int32(l.maxAckSN-m.lastSN) > 0 {
-			return true
+// sendSkipMarkers sends a skip marker for every segment of a lapsed
+// message, bypassing KCP (which would only resend them at its next RTO).
+// Segments that already arrived are ignored by the receiver's KCP as
+// duplicates.
+func (c *Conn) sendSkipMarkers(l *lane, m *laneSent) {
+	mtu := c.ep.set.kcpMTU()
+	b := c.skipScratch[:0]
+	ts := kcpNow()
+	wnd := uint16(min(c.ep.set.recvWindow, 1<<16-1))
+	for sn := m.firstSN; int32(sn-m.lastSN) <= 0; sn++ {
+		if len(b)+kcpOverhead+1 > mtu {
+			for range skipMarkerCopies {
+				c.laneOutput(l, b)
+			}
+			b = b[:0]
+		}
+		var h [kcpOverhead]byte
+		binary.LittleEndian.PutUint32(h[0:], c.id)
+		h[4] = kcp.IKCP_CMD_PUSH
+		h[5] = byte(m.lastSN - sn) // frg
+		binary.LittleEndian.PutUint16(h[6:], wnd)
+		binary.LittleEndian.PutUint32(h[8:], ts)
+		binary.LittleEndian.PutUint32(h[12:], sn)
+		binary.LittleEndian.PutUint32(h[16:], 0) // una: snd receives no data
+		b = append(b, h[:]...)
+		if sn == m.firstSN {
+			binary.LittleEndian.PutUint32(b[len(b)-4:], 1)
+			b = append(b, laneMsgSkip)
 		}
 	}
-	return false
+	if len(b) > 0 {
+		// Twice, in separate packets: a lost marker keeps the hole open
+		// until KCP's next retransmission, which stalls the lane.
+		for range skipMarkerCopies {
+			c.laneOutput(l, b)
+		}
+	}
+	c.skipScratch = b[:0]
 }
 
-// laneLapsedSN reports whether sn belongs to a lapsed message, or to one
-// that expired since the last expireLanes.
-func (c *Conn) laneLapsedSN(l *lane, sn uint32) bool {
-	if l.lapsed == 0 && l.minExpiry == 0 {
-		return false
+// laneLapsed returns the lapsed message that segment sn belongs to, or nil.
+func (c *Conn) laneLapsed(l *lane, sn uint32) *laneSent {
+	if l.lapsed == 0 {
+		return nil
 	}
-	i, _ := slices.BinarySearchFunc(l.inflight, sn, func(m laneMsg, sn uint32) int {
+	i, _ := slices.BinarySearchFunc(l.inflight, sn, func(m laneSent, sn uint32) int {
 		return int(int32(m.lastSN - sn))
 	})
-	if i == len(l.inflight) {
-		return false
+	if i == len(l.inflight) || int32(sn-l.inflight[i].firstSN) < 0 || !l.inflight[i].lapsed {
+		return nil
 	}
-	m := &l.inflight[i]
-	if m.lapsed {
-		return true
-	}
-	return m.expiry != 0 && m.expiry <= c.shard.now.Add(c.expiryMargin()).UnixNano()
+	return &l.inflight[i]
 }
 
-func (c *Conn) abandon(l *lane, m *laneMsg) {
-	l.queued -= len(m.data)
-	if !m.delivered {
-		l.ctr.expired.Add(1)
+// skipSegment rewrites a PUSH segment in place into a skip marker: the
+// first segment of a message keeps one byte, the kind-1 marker; the others
+// keep none. It returns the shortened segment.
+func skipSegment(seg []byte, first bool) []byte {
+	n := 0
+	if first {
+		n = 1
+		seg[kcpOverhead] = laneMsgSkip
 	}
+	binary.LittleEndian.PutUint32(seg[20:24], uint32(n))
+	return seg[:kcpOverhead+n]
 }
 
-// resetLane starts the lane's next sending epoch: the unacknowledged
-// messages that have not lapsed go back to the front of the backlog, the
-// lapsed ones are abandoned, and a fresh KCP conversation takes over.
-func (c *Conn) resetLane(l *lane) {
-	dbg("reset lane %d epoch %d needReset %v lapsed %d inflight %d una %d maxack %d", l.id, l.sndEpoch, l.needReset, l.lapsed, len(l.inflight), l.sndUna, l.maxAckSN)
-	again := make([]laneMsg, 0, len(l.inflight)+len(l.backlog))
-	for i := range l.inflight {
-		if m := &l.inflight[i]; m.lapsed {
-			c.abandon(l, m)
-		} else {
-			again = append(again, *m)
-		}
-	}
-	l.backlog = append(again, l.backlog...)
-	l.prevEpoch = l.sndEpoch
-	l.prevInflight = l.prevInflight[:0]
-	for _, m := range l.inflight {
-		l.prevInflight = append(l.prevInflight, laneMsg{ord: m.ord, lastSN: m.lastSN})
-	}
-	l.inflight = nil
-	l.sndEpoch++
-	l.snd = c.newLaneKCP(c.id^l.sndEpoch, c.laneSendOutput(l))
-	l.sndFirst = true
-	l.sndSN, l.sndUna = 0, 0
-	l.maxSentSN, l.sentData = 0, false
-	l.lapsed, l.needReset = 0, false
-	l.ackSeen, l.maxAckSN = false, 0
-}
-
-// recomputeExpiry finds the lane's earliest expiry again.
+// recomputeExpiry finds the lane's earliest expiry not yet lapsed.
 func (l *lane) recomputeExpiry() {
 	var min int64
-	for _, q := range [][]laneMsg{l.backlog, l.inflight} {
-		for i := range q {
-			if e := q[i].expiry; e != 0 && !q[i].lapsed && (min == 0 || e < min) {
-				min = e
-			}
+	for i := range l.backlog {
+		if m := &l.backlog[i]; !m.skip && m.expiry != 0 && (min == 0 || m.expiry < min) {
+			min = m.expiry
+		}
+	}
+	for i := range l.inflight {
+		if m := &l.inflight[i]; !m.lapsed && m.expiry != 0 && (min == 0 || m.expiry < min) {
+			min = m.expiry
 		}
 	}
 	l.minExpiry = min
-}
-
-// lanePrevConfirm takes an ACK of the previous epoch: the messages it
-// confirms were delivered, so the peer drops the copies sent again in this
-// epoch. A copy still waiting in the backlog is not sent at all; one
-// already in KCP stays (the new conversation needs its segments), but it
-// is no longer counted as expired if it lapses.
-func (c *Conn) lanePrevConfirm(l *lane, una uint32) {
-	i := 0
-	for ; i < len(l.prevInflight) && int32(l.prevInflight[i].lastSN-una) < 0; i++ {
-		c.laneDelivered(l, l.prevInflight[i].ord)
-	}
-	l.prevInflight = l.prevInflight[i:]
-}
-
-// laneDelivered notes that the message with ordinal ord reached the peer.
-func (c *Conn) laneDelivered(l *lane, ord uint32) {
-	for i := range l.backlog {
-		if m := &l.backlog[i]; m.ord == ord {
-			l.queued -= len(m.data)
-			l.backlog = slices.Delete(l.backlog, i, i+1)
-			l.recomputeExpiry()
-			return
-		}
-	}
-	for i := range l.inflight {
-		if m := &l.inflight[i]; m.ord == ord {
-			l.queued -= len(m.data)
-			m.data, m.delivered = nil, true
-			return
-		}
-	}
 }

@@ -9,23 +9,21 @@ import (
 // A lane's ARQ. Each lane runs two KCP state machines: snd carries this
 // side's messages (it emits PUSH and window probes, and takes ACKs and
 // window answers), rcv takes the peer's messages (it takes PUSH and window
-// probes, and emits ACKs). Splitting the directions lets one side reset its
-// sending conversation after a deadline (deadline.go) without disturbing
-// what it receives. Incoming segments are routed one by one by command.
+// probes, and emits ACKs). Incoming segments are routed one by one by
+// command. Both use conv = session ID.
 //
-// Conversation number of every segment: session ID XOR epoch, where the
-// epoch is the sending side's reset count for that lane (0 at first, so
-// lane 0 starts with conv = session ID as in the core protocol).
+// Lane message header: the first byte of each KCP message of a lane is its
+// kind:
 //
-// Lane message header: each KCP message of a lane is
+//	0 plain:    payload
+//	1 skip:     nothing; the message was abandoned (deadline.go)
+//	2 deadline: uvarint(payload length) | payload
 //
-//	uvarint(x) | application bytes
-//
-// where x is the message's absolute ordinal (its number on the lane,
-// counting from 0) for the first message of an epoch, and otherwise the
-// number of ordinals skipped since the previous message of the epoch (0
-// when none was abandoned in between). The receiver numbers messages with
-// it, delivers each ordinal at most once, and counts the gaps as skipped.
+// A deadline message may lose some of its segments to skip markers
+// (deadline.go): its first segment becomes a lone kind-1 byte, the others
+// become empty. The receiver then reassembles either a skip message, or a
+// deadline message shorter than its declared length; it delivers neither
+// and counts both as skipped.
 
 // laneSendOutput is the output callback of a lane's sending KCP.
 func (c *Conn) laneSendOutput(l *lane) func([]byte, int) {
@@ -33,21 +31,17 @@ func (c *Conn) laneSendOutput(l *lane) func([]byte, int) {
 		segs := buf[:size]
 		// Count retransmissions: KCP sends new data in increasing sn
 		// order, so a PUSH at or below the highest sn sent is a resend.
+		// Segments of lapsed messages become skip markers on the way.
+		out := segs[:0]
 		for p := segs; len(p) >= kcpOverhead; {
 			n := int(binary.LittleEndian.Uint32(p[20:24]))
-			if p[4] == kcp.IKCP_CMD_PUSH {
-				sn := binary.LittleEndian.Uint32(p[12:16])
-				if c.laneLapsedSN(l, sn) {
-					// Too late to be of use: keep it off the wire
-					// (deadline.go).
-					l.needReset = true
-					end := min(kcpOverhead+n, len(p))
-					rest := copy(p, p[end:])
-					segs = segs[:len(segs)-end]
-					p = p[:rest]
-					continue
-				}
-				dbg("send sn %d epoch %d", sn, l.sndEpoch)
+			if n > len(p)-kcpOverhead {
+				break
+			}
+			seg := p[:kcpOverhead+n]
+			p = p[kcpOverhead+n:]
+			if seg[4] == kcp.IKCP_CMD_PUSH {
+				sn := binary.LittleEndian.Uint32(seg[12:16])
 				if l.sentData && int32(sn-l.maxSentSN) <= 0 {
 					l.ctr.retrans.Add(1)
 					c.traffic.retrans.Add(1)
@@ -55,12 +49,14 @@ func (c *Conn) laneSendOutput(l *lane) func([]byte, int) {
 				} else {
 					l.maxSentSN, l.sentData = sn, true
 				}
+				if m := c.laneLapsed(l, sn); m != nil {
+					seg = skipSegment(seg, sn == m.firstSN)
+				}
 			}
-			if n > len(p)-kcpOverhead {
-				break
-			}
-			p = p[kcpOverhead+n:]
+			// out never overtakes p: skip markers only shrink segments.
+			out = append(out, seg...)
 		}
+		segs = out
 		if len(segs) > 0 {
 			c.laneOutput(l, segs)
 		}
@@ -132,37 +128,15 @@ func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 		}
 		seg := p[:kcpOverhead+int(n)]
 		p = p[kcpOverhead+int(n):]
-		epoch := binary.LittleEndian.Uint32(seg[0:4]) ^ c.id
 		var k *kcp.KCP
 		switch seg[4] {
 		case kcp.IKCP_CMD_PUSH, kcp.IKCP_CMD_WASK:
-			if epoch != l.rcvEpoch {
-				// A newer epoch means the peer abandoned messages and
-				// restarted its conversation: follow it. Older epochs are
-				// leftovers still in flight; they carry nothing the new
-				// conversation does not.
-				if seg[4] != kcp.IKCP_CMD_PUSH || int32(epoch-l.rcvEpoch) < 0 {
-					continue
-				}
-				c.laneNewRecvEpoch(l, epoch)
-			}
 			k = l.rcv
 			l.ackPending = true
 			c.ackPending = true
 		case kcp.IKCP_CMD_ACK, kcp.IKCP_CMD_WINS:
-			if epoch != l.sndEpoch {
-				// Answers to a conversation we have reset.
-				if epoch == l.prevEpoch && seg[4] == kcp.IKCP_CMD_ACK {
-					c.lanePrevConfirm(l, binary.LittleEndian.Uint32(seg[16:20]))
-				}
-				continue
-			}
 			if seg[4] == kcp.IKCP_CMD_ACK {
-				if sn := binary.LittleEndian.Uint32(seg[12:16]); !l.ackSeen || int32(sn-l.maxAckSN) > 0 {
-					l.ackSeen, l.maxAckSN = true, sn
-				}
 				c.laneConfirm(l, binary.LittleEndian.Uint32(seg[16:20]))
-				dbg("ack sn %d una %d", binary.LittleEndian.Uint32(seg[12:16]), binary.LittleEndian.Uint32(seg[16:20]))
 			}
 			k = l.snd
 		default:
@@ -174,17 +148,7 @@ func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 			return
 		}
 	}
-	c.expireLanes(c.shard.now) // the ACKs may show a lapsed message lost
 	c.laneDeliver(l)
-}
-
-// laneNewRecvEpoch replaces the receiving KCP for the peer's new epoch.
-// Whatever the old one held out of order is dropped: the peer sends again
-// whatever of it has not expired.
-func (c *Conn) laneNewRecvEpoch(l *lane, epoch uint32) {
-	l.rcv = c.newLaneKCP(c.id^epoch, c.laneRecvOutput(l))
-	l.rcvEpoch = epoch
-	l.rcvFirst = true
 }
 
 // laneConfirm drops acknowledged messages from the send side: una says
@@ -195,24 +159,16 @@ func (c *Conn) laneConfirm(l *lane, una uint32) {
 	}
 	l.sndUna = una
 	i := 0
-	recompute := false
 	for ; i < len(l.inflight) && int32(l.inflight[i].lastSN-una) < 0; i++ {
-		m := &l.inflight[i]
-		l.queued -= len(m.data)
-		if m.lapsed {
-			l.lapsed-- // it arrived after all
+		if l.inflight[i].lapsed {
+			l.lapsed--
+		} else {
+			l.queued -= l.inflight[i].size
 		}
-		if m.expiry != 0 && m.expiry == l.minExpiry {
-			recompute = true
-		}
-		*m = laneMsg{}
 	}
 	l.inflight = l.inflight[i:]
 	if len(l.inflight) == 0 {
 		l.inflight = l.inflight[:0:0] // let the old array go
-	}
-	if recompute {
-		l.recomputeExpiry()
 	}
 }
 
@@ -229,35 +185,35 @@ func (c *Conn) laneDeliver(l *lane) {
 			return
 		}
 		n = l.rcv.Recv(buf)
-		if n < 0 {
+		if n < 1 {
 			return
 		}
-		x, k := binary.Uvarint(buf[:n])
-		if k <= 0 || x > 1<<32-1 {
-			c.terminate(&ProtocolError{Reason: "bad lane message header"}, closeProtocol, true)
-			return
-		}
-		ord := l.rcvNext + uint32(x)
-		if l.rcvFirst {
-			ord = uint32(x)
-		}
-		l.rcvFirst, l.rcvNext = false, ord+1
-		if int32(ord-l.delivered) < 0 {
-			// Sent again after a reset, but it had already arrived.
+		var payload []byte
+		switch buf[0] {
+		case laneMsgPlain:
+			payload = buf[1:n]
+		case laneMsgSkip:
+			l.ctr.skipped.Add(1)
 			continue
+		case laneMsgDeadline:
+			size, k := binary.Uvarint(buf[1:n])
+			if k <= 0 || size != uint64(n-1-k) {
+				// Some segments were replaced by skip markers.
+				l.ctr.skipped.Add(1)
+				continue
+			}
+			payload = buf[1+k : n]
+		default:
+			c.terminate(&ProtocolError{Reason: "bad lane message kind"}, closeProtocol, true)
+			return
 		}
-		if skipped := ord - l.delivered; skipped > 0 {
-			l.ctr.skipped.Add(uint64(skipped))
-		}
-		l.delivered = ord + 1
-		dbg("deliver %d", ord)
 		l.ctr.msgsIn.Add(1)
 		c.traffic.msgsIn.Add(1)
 		c.shard.traffic.msgsIn.Add(1)
 		// After a local Close the application no longer wants data; keep
 		// draining KCP so its window stays open while we linger.
 		if c.state == stateEstablished {
-			c.callLaneData(l.id, buf[k:n])
+			c.callLaneData(l.id, payload)
 		}
 	}
 }

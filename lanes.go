@@ -15,8 +15,8 @@ import (
 // one receiving), so a segment lost on one lane holds back only that lane.
 // Lane 0 travels in frame type 1, every other lane in frame type 10 with a
 // lane byte in front of the KCP segments. A message on a lane is a small
-// header (the lane message header, a uvarint; see lane_arq.go) followed by
-// the application bytes. docs/protocol.md section 3.6 is normative.
+// header (the lane message header; see lane_arq.go) followed by the
+// application bytes. docs/protocol.md section 3.6 is normative.
 //
 // Scheduling: the session admits written messages into the lanes' KCPs
 // while the segments they hold in total stay below KCP.SendWindow, taking
@@ -30,8 +30,15 @@ const (
 	frameLane byte = 10 // body: lane (u8) | KCP segments
 
 	laneIDSize = 1
-	// laneHeaderMax is the longest lane message header: a uvarint of a u32.
-	laneHeaderMax = 5
+
+	// Lane message kinds, the first byte of every lane message.
+	laneMsgPlain    byte = 0 // payload follows
+	laneMsgSkip     byte = 1 // abandoned message: nothing follows
+	laneMsgDeadline byte = 2 // uvarint payload length, then payload
+
+	// laneHeaderMax is the longest lane message header: the kind and a
+	// uvarint of a u32.
+	laneHeaderMax = 1 + 5
 )
 
 /* Implementation constants */
@@ -100,17 +107,19 @@ type laneCounters struct {
 	queued                                     atomic.Int64
 }
 
-// laneMsg is one reliable message on the send side of a lane.
+// laneMsg is one reliable message waiting in a lane's backlog.
 type laneMsg struct {
-	ord    uint32 // the message's number on its lane
-	lastSN uint32 // KCP sn of its last segment, once in KCP
-	expiry int64  // unix ns after which it is abandoned; 0 = never
+	expiry int64 // unix ns after which it is abandoned; 0 = never
 	data   []byte
-	// lapsed: in KCP and past its expiry. It is never transmitted again;
-	// it is abandoned at the next reset, or forgotten if confirmed first.
-	lapsed bool
-	// delivered: the peer confirmed it in an earlier epoch; data is nil.
-	delivered bool
+	skip   bool // abandoned before it was admitted: send a skip marker
+}
+
+// laneSent is one message in a lane's KCP, by sn range.
+type laneSent struct {
+	firstSN, lastSN uint32
+	size            int   // payload bytes
+	expiry          int64 // 0 = never
+	lapsed          bool  // past its expiry: its segments go out as skip markers
 }
 
 // lane is one lane's state, owned by the shard.
@@ -121,34 +130,19 @@ type lane struct {
 
 	// Send side.
 	snd       *kcp.KCP
-	sndEpoch  uint32    // conversation number is session ID ^ sndEpoch
-	sndFirst  bool      // the next message admitted starts the epoch
-	sndLast   uint32    // ordinal of the last message admitted
-	sndSN     uint32    // sn snd will give its next segment
-	sndUna    uint32    // every sn below this is acknowledged
-	maxSentSN uint32    // highest sn sent, to count retransmissions
-	sentData  bool      // maxSentSN is valid
-	nextOrd   uint32    // ordinal of the next message written
-	backlog   []laneMsg // written, not admitted yet
-	inflight  []laneMsg // admitted, not acknowledged, by ordinal
-	queued    int       // payload bytes in backlog and inflight
-	minExpiry int64     // earliest expiry in backlog and inflight; 0 = none
-	lapsed    int       // lapsed messages in inflight
-	needReset bool      // a lapsed segment was kept from the wire
-	ackSeen   bool      // maxAckSN is valid
-	maxAckSN  uint32    // highest sn acknowledged in this epoch
-	// The previous epoch's unacknowledged messages at the reset, with
-	// their sn there: its ACKs still in flight confirm them.
-	prevEpoch    uint32
-	prevInflight []laneMsg
+	sndSN     uint32     // sn snd will give its next segment
+	sndUna    uint32     // every sn below this is acknowledged
+	maxSentSN uint32     // highest sn sent, to count retransmissions
+	sentData  bool       // maxSentSN is valid
+	backlog   []laneMsg  // written, not admitted yet
+	inflight  []laneSent // admitted, not acknowledged, by sn
+	queued    int        // payload bytes in backlog and inflight
+	minExpiry int64      // earliest expiry not yet lapsed; 0 = none
+	lapsed    int        // lapsed messages in inflight
 
 	// Receive side.
 	rcv        *kcp.KCP
-	rcvEpoch   uint32
-	rcvFirst   bool   // the next message starts an epoch: absolute ordinal
-	rcvNext    uint32 // ordinal the next message has if its gap is zero
-	delivered  uint32 // every ordinal below this was delivered or skipped
-	ackPending bool   // rcv holds ACKs not yet flushed
+	ackPending bool // rcv holds ACKs not yet flushed
 }
 
 // initLanes builds the session's lanes from the settings.
@@ -156,7 +150,7 @@ func (c *Conn) initLanes() {
 	cfgs := c.ep.set.lanes
 	c.lanes = make([]*lane, len(cfgs))
 	for i, cfg := range cfgs {
-		l := &lane{id: i, cfg: cfg, sndFirst: true, rcvFirst: true}
+		l := &lane{id: i, cfg: cfg}
 		l.snd = c.newLaneKCP(c.id, c.laneSendOutput(l))
 		l.rcv = c.newLaneKCP(c.id, c.laneRecvOutput(l))
 		c.lanes[i] = l
@@ -209,9 +203,7 @@ func (c *Conn) laneDeadline(lane int) int64 {
 // enqueueLane appends a written message to its lane's backlog. It runs on
 // the shard, in pump.
 func (c *Conn) enqueueLane(l *lane, msg []byte, expiry int64) {
-	m := laneMsg{ord: l.nextOrd, expiry: expiry, data: append([]byte(nil), msg...)}
-	l.nextOrd++
-	l.backlog = append(l.backlog, m)
+	l.backlog = append(l.backlog, laneMsg{expiry: expiry, data: append([]byte(nil), msg...)})
 	l.queued += len(msg)
 	if expiry != 0 && (l.minExpiry == 0 || expiry < l.minExpiry) {
 		l.minExpiry = expiry
@@ -233,12 +225,16 @@ func (c *Conn) admitLanes() bool {
 			m := l.backlog[0]
 			l.backlog[0] = laneMsg{}
 			l.backlog = l.backlog[1:]
-			gap := m.ord
-			if !l.sndFirst {
-				gap = m.ord - l.sndLast - 1
-			}
 			b := c.laneScratch[:0]
-			b = appendUvarint32(b, gap)
+			switch {
+			case m.skip:
+				b = append(b, laneMsgSkip)
+			case m.expiry != 0:
+				b = append(b, laneMsgDeadline)
+				b = appendUvarint32(b, uint32(len(m.data)))
+			default:
+				b = append(b, laneMsgPlain)
+			}
 			b = append(b, m.data...)
 			c.laneScratch = b[:0]
 			if l.snd.Send(b) < 0 {
@@ -249,15 +245,15 @@ func (c *Conn) admitLanes() bool {
 				continue
 			}
 			frags := max(1, (len(b)+mss-1)/mss)
-			m.lastSN = l.sndSN + uint32(frags) - 1
+			l.inflight = append(l.inflight, laneSent{firstSN: l.sndSN, lastSN: l.sndSN + uint32(frags) - 1, size: len(m.data), expiry: m.expiry})
 			l.sndSN += uint32(frags)
-			l.sndFirst, l.sndLast = false, m.ord
-			l.inflight = append(l.inflight, m)
 			budget -= frags
 			admitted = true
-			l.ctr.msgsOut.Add(1)
-			c.traffic.msgsOut.Add(1)
-			c.shard.traffic.msgsOut.Add(1)
+			if !m.skip {
+				l.ctr.msgsOut.Add(1)
+				c.traffic.msgsOut.Add(1)
+				c.shard.traffic.msgsOut.Add(1)
+			}
 		}
 	}
 	return admitted
@@ -309,7 +305,6 @@ func (c *Conn) laneTimers(now time.Time) {
 	if c.admitLanes() {
 		c.flushLanes()
 	}
-	reset := false
 	for _, l := range c.lanesByPrio {
 		if l.snd.WaitSnd() > 0 && kcpDue(l.snd) {
 			l.snd.Update()
@@ -317,14 +312,6 @@ func (c *Conn) laneTimers(now time.Time) {
 		if l.ackPending && kcpDue(l.rcv) {
 			l.ackPending = false
 			l.rcv.Update()
-		}
-		reset = reset || l.needReset
-	}
-	if reset {
-		// KCP wanted to resend a lapsed message: reset now.
-		c.expireLanes(now)
-		if c.admitLanes() {
-			c.flushLanes()
 		}
 	}
 }

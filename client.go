@@ -26,6 +26,17 @@ type Client struct {
 	established chan *Conn                      // capacity 1
 	refused     chan error                      // capacity 1: an authenticated refusal
 	conn        atomic.Pointer[Conn]
+	tr          tracer
+
+	// Cookie replies (cookie.go), received on the read loop and used by
+	// Start when it (re)sends the initiation.
+	cookieKey  [32]byte // immutable
+	cookieMu   sync.Mutex
+	cookie     [macSize]byte
+	cookieAt   time.Time            // zero: none
+	cookieCh   chan struct{}        // capacity 1: resend now with mac2
+	resetToken [resetTokenSize]byte // written before conn is stored, read by the read loop
+	hstats     handshakeCounters
 
 	mu      sync.Mutex
 	started bool
@@ -66,9 +77,13 @@ func NewClient(pc net.PacketConn, server net.Addr, handler ConnHandler, cfg *Con
 		server:      ap,
 		established: make(chan *Conn, 1),
 		refused:     make(chan error, 1),
+		cookieKey:   labelKey(cookieLabel, set.serverPublicKey),
+		cookieCh:    make(chan struct{}, 1),
+		tr:          newTracer(set.tracer, true),
 	}
 	c.ep = newEndpoint(pc, set, 1)
 	c.ep.onResponse = c.handleResponse
+	c.ep.onControl = c.handleControl
 	c.ep.onConnClosed = func(*Conn, error, bool) {
 		// The client has nothing left to do; stop its goroutines. This runs
 		// on the client's only shard, which must not wait for itself.
@@ -109,8 +124,9 @@ func Dial(ctx context.Context, addr string, handler ConnHandler, cfg *Config) (*
 // back-off, and returns nil once the session is established and OnReady
 // has returned. It fails with an error matching ErrHandshakeFailed (a
 // *HandshakeTimeoutError) when Config.HandshakeTimeout or ctx's deadline
-// passes first, and with ctx.Err() if ctx is cancelled. After a failure
-// the Client is closed.
+// passes first, and with ctx.Err() if ctx is cancelled. An authenticated
+// refusal fails it with ErrServerFull, ErrClientRejected or ErrFECRefused.
+// After a failure the Client is closed.
 func (c *Client) Start(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closed {
@@ -129,7 +145,7 @@ func (c *Client) Start(ctx context.Context) error {
 		c.Close()
 		return err
 	}
-	hs, err := newClientHandshake(c.set.serverPublicKey, c.set.cipher, c.set.fec, binary.LittleEndian.Uint32(b[:]), time.Now(), rand.Reader)
+	hs, err := newClientHandshake(c.set.serverPublicKey, c.set.cipher, c.set.fec, binary.LittleEndian.Uint32(b[:]), time.Now(), rand.Reader, c.set.identity.client())
 	if err != nil {
 		c.Close()
 		return fmt.Errorf("uxp: handshake: %w", err)
@@ -145,6 +161,20 @@ func (c *Client) Start(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	attempts := 0
+	var pkt [initiationIKSize]byte
+	send := func(now time.Time) {
+		p := pkt[:copy(pkt[:], hs.initiation())]
+		c.cookieMu.Lock()
+		if !c.cookieAt.IsZero() && now.Sub(c.cookieAt) < cookieSecretLife {
+			putMAC2(p, &c.cookie)
+		}
+		c.cookieMu.Unlock()
+		if err := c.ep.writeTo(p, c.server); err != nil {
+			c.ep.log.Debug("uxp: sending initiation failed", "err", err)
+		}
+		attempts++
+		c.tr.initiationSent(attempts, c.server)
+	}
 	for {
 		select {
 		case conn := <-c.established:
@@ -158,6 +188,12 @@ func (c *Client) Start(ctx context.Context) error {
 		case err := <-c.refused:
 			c.Close()
 			return err
+		case <-c.cookieCh:
+			// The server is under load and gave us a cookie: retry at
+			// once with mac2 rather than wait for the next retransmission.
+			if now := time.Now(); now.Before(deadline) {
+				send(now)
+			}
 		case <-ctx.Done():
 			c.hs.Store(nil)
 			c.Close()
@@ -172,10 +208,7 @@ func (c *Client) Start(ctx context.Context) error {
 				c.Close()
 				return &HandshakeTimeoutError{Attempts: attempts}
 			}
-			if err := c.ep.writeTo(hs.packet[:], c.server); err != nil {
-				c.ep.log.Debug("uxp: sending initiation failed", "err", err)
-			}
-			attempts++
+			send(now)
 			timer.Reset(min(retry, deadline.Sub(now)))
 			retry = min(2*retry, maxRetransmit)
 		}
@@ -189,9 +222,11 @@ func (c *Client) handleResponse(b []byte, from netip.AddrPort) {
 		c.ep.drops.malformed.Add(1) // no handshake in progress
 		return
 	}
-	id, keys, fp, err := hs.consumeResponse(b)
-	if errors.Is(err, ErrFECRefused) {
+	r, err := hs.consumeResponse(b)
+	id, keys, fp := r.id, r.keys, r.fec
+	if errors.Is(err, ErrFECRefused) || errors.Is(err, ErrServerFull) || errors.Is(err, ErrClientRejected) {
 		if c.hs.CompareAndSwap(hs, nil) {
+			c.tr.handshakeRefused(from, err)
 			c.refused <- err
 		}
 		return
@@ -218,11 +253,73 @@ func (c *Client) handleResponse(b []byte, from netip.AddrPort) {
 	if err != nil {
 		return
 	}
+	c.tr.handshakeDone(id, c.server, hs.cipher, fp.data, fp.parity)
 	conn.SetHandler(c.handler)
+	conn.peerKey, conn.hasPeerKey = c.set.serverPublicKey, true
+	c.resetToken = r.token
 	c.ep.table.set(id, conn)
 	c.conn.Store(conn)
 	conn.shard.post(conn) // runs OnReady and sends the first heartbeat
 	c.established <- conn
+}
+
+// handleControl runs on the read loop for cookie replies and stateless
+// resets. It owns bp.
+func (c *Client) handleControl(bp *packetBuf, n int, from netip.AddrPort) {
+	b := bp[:n]
+	switch b[0] {
+	case msgCookieReply:
+		hs := c.hs.Load()
+		if hs == nil {
+			c.ep.drops.malformed.Add(1) // no handshake in progress
+			break
+		}
+		cookie, err := openCookieReply(b, hs.initiation(), &c.cookieKey)
+		if err != nil {
+			if errors.Is(err, errHandshakeAuth) {
+				c.ep.drops.authFailed.Add(1)
+			} else {
+				c.ep.drops.malformed.Add(1)
+			}
+			break
+		}
+		c.hstats.cookiesReceived.Add(1)
+		c.cookieMu.Lock()
+		first := c.cookieAt.IsZero()
+		c.cookie, c.cookieAt = cookie, time.Now()
+		c.cookieMu.Unlock()
+		if first {
+			// Only the first cookie triggers an immediate resend, so that
+			// forged cookie replies cannot make us send more than one
+			// extra initiation.
+			select {
+			case c.cookieCh <- struct{}{}:
+			default:
+			}
+		}
+	case msgReset:
+		conn := c.conn.Load()
+		id, tok, ok := parseReset(b)
+		if !ok {
+			c.ep.drops.malformed.Add(1)
+			break
+		}
+		if conn == nil || id != conn.id || !resetMatches(&tok, &c.resetToken) {
+			c.ep.drops.authFailed.Add(1)
+			break
+		}
+		c.hstats.resetsReceived.Add(1)
+		// The session is owned by its shard: hand it the reset.
+		select {
+		case conn.shard.in <- inbound{buf: bp, n: n, from: from, conn: conn}:
+			return
+		default:
+			conn.drop(dropOverload)
+		}
+	default:
+		c.ep.drops.malformed.Add(1)
+	}
+	putPacketBuf(bp)
 }
 
 // Conn returns the session, or nil before Start has succeeded.
@@ -267,5 +364,6 @@ func (c *Client) Stats() ConnStats {
 		st = conn.Stats()
 	}
 	st.Drops.add(c.ep.drops.snapshot())
+	st.Handshake = c.hstats.snapshot()
 	return st
 }

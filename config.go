@@ -125,12 +125,46 @@ type Config struct {
 	// Logger receives the SDK's log records. Nil means no logging.
 	Logger *slog.Logger
 
+	// MaxSessions bounds the sessions a server holds, established and
+	// half-open together. Beyond it a new client gets an authenticated
+	// refusal and its Start fails with ErrServerFull. Zero means no limit.
+	// Negative is invalid. Ignored by clients.
+	MaxSessions int
+
+	// Identity configures client keys (Noise IK), the server's policy
+	// about them, and an optional pre-shared key. The zero value means
+	// anonymous clients, all accepted, and no pre-shared key.
+	Identity IdentityConfig
+	// Tracer, when set, receives a per-session event trace as debug-level
+	// records: handshake steps, establishment, address changes, rekeys and
+	// close reasons (trace.go lists the messages). Nil, the zero value,
+	// disables tracing, which then costs a nil check per event and no
+	// allocation. It may be the same logger as Logger.
+	Tracer *slog.Logger
+
+	// RekeyAfterTime is how long a session uses one generation of
+	// transport keys before it replaces them in band (fresh X25519
+	// ephemerals; no pause in traffic). Zero means 2 minutes. Negative
+	// disables time-based rekeying. Otherwise it must be at least 1 s.
+	RekeyAfterTime time.Duration
+
+	// RekeyAfterPackets rekeys a session once this side has sent this many
+	// packets under one key generation. Zero means 2^32. Negative disables
+	// count-based rekeying. Otherwise it must be at least 64.
+	RekeyAfterPackets int64
+
 	// testDropShard, set only by this package's tests, drops chosen FEC
 	// shards on the way out (after they were counted as sent).
 	testDropShard func(shard []byte) bool
 	// testDropLane, set only by this package's tests, drops chosen lane
 	// frames (data or ACKs) on the way out.
 	testDropLane func(lane int) bool
+	// testStartCounter, tests only: the first packet counter of every
+	// session (to reach counter exhaustion quickly).
+	testStartCounter uint64
+	// testOnRetire, tests only: called on the shard after a key
+	// generation was zeroed.
+	testOnRetire func(k *keySlot)
 }
 
 // KCPConfig tunes the KCP reliability layer. The zero value is the fast
@@ -206,6 +240,8 @@ func DefaultConfig() *Config {
 		MaxMessageSize:    defaultMaxMessageSize,
 		SendQueueBytes:    defaultSendQueueBytes,
 		SocketBufferBytes: defaultSocketBuffer,
+		RekeyAfterTime:    defaultRekeyAfterTime,
+		RekeyAfterPackets: defaultRekeyAfterPackets,
 	}
 }
 
@@ -251,13 +287,21 @@ type settings struct {
 	sendQueue        int
 	socketBuffer     int
 	logger           *slog.Logger
+	tracer           *slog.Logger
 	fecGroupDelay    time.Duration
 	testDropShard    func(shard []byte) bool
 	testDropLane     func(lane int) bool
 	lanes            []LaneConfig // at least one
+	maxSessions      int          // 0: no limit
+	identity         identitySettings
+
+	rekeyAfterTime    time.Duration // <= 0: disabled
+	rekeyAfterPackets int64         // <= 0: disabled
+	testStartCounter  uint64
+	testOnRetire      func(k *keySlot)
 }
 
-func pick[T int | time.Duration](v, def T) T {
+func pick[T int | int64 | time.Duration](v, def T) T {
 	if v == 0 {
 		return def
 	}
@@ -287,9 +331,15 @@ func (c *Config) resolve() (*settings, error) {
 		sendQueue:        pick(c.SendQueueBytes, defaultSendQueueBytes),
 		socketBuffer:     pick(c.SocketBufferBytes, defaultSocketBuffer),
 		logger:           c.Logger,
+		tracer:           c.Tracer,
 		testDropShard:    c.testDropShard,
 		testDropLane:     c.testDropLane,
 		lanes:            append([]LaneConfig(nil), c.Lanes...),
+
+		rekeyAfterTime:    pick(c.RekeyAfterTime, defaultRekeyAfterTime),
+		rekeyAfterPackets: pick(c.RekeyAfterPackets, defaultRekeyAfterPackets),
+		testStartCounter:  c.testStartCounter,
+		testOnRetire:      c.testOnRetire,
 	}
 	if len(s.lanes) == 0 {
 		s.lanes = []LaneConfig{{}}
@@ -352,6 +402,10 @@ func (c *Config) resolve() (*settings, error) {
 		return bad("FEC.DataShards", "must be set when other FEC fields are")
 	case fecDelay < 0:
 		return bad("FEC.GroupDelay", "negative (%v)", fecDelay)
+	case s.rekeyAfterTime > 0 && s.rekeyAfterTime < minRekeyAfterTime:
+		return bad("RekeyAfterTime", "%v is below %v", s.rekeyAfterTime, minRekeyAfterTime)
+	case s.rekeyAfterPackets > 0 && s.rekeyAfterPackets < minRekeyAfterPackets:
+		return bad("RekeyAfterPackets", "%d is below %d", s.rekeyAfterPackets, minRekeyAfterPackets)
 	case s.heartbeat > 0 && s.idleTimeout > 0 && s.idleTimeout <= s.heartbeat:
 		return bad("IdleTimeout", "%v must exceed HeartbeatInterval %v", s.idleTimeout, s.heartbeat)
 	}
@@ -364,6 +418,14 @@ func (c *Config) resolve() (*settings, error) {
 	if s.sendQueue < s.maxMessage {
 		return bad("SendQueueBytes", "%d is smaller than MaxMessageSize %d", s.sendQueue, s.maxMessage)
 	}
+	if s.maxSessions = c.MaxSessions; s.maxSessions < 0 {
+		return bad("MaxSessions", "negative (%d)", s.maxSessions)
+	}
+	id, err := c.Identity.resolve()
+	if err != nil {
+		return nil, err
+	}
+	s.identity = id
 	return s, nil
 }
 

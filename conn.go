@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	ucrypto "github.com/uxp-go/uxp/crypto"
 	"github.com/uxp-go/uxp/internal/replay"
 )
 
@@ -50,13 +49,17 @@ type Conn struct {
 	posted    bool  // on the shard's ready list; guarded by shard.mu
 
 	kcpQueued atomic.Int64 // estimate of bytes inside KCP, written by the shard
-	traffic   trafficCounters
-	drops     dropCounters
-	rtt       atomic.Int64
-	rttVar    atomic.Int64
-	fecParity atomic.Int64
-	lossIn    atomic.Int64 // 1/10000
-	lossOut   atomic.Int64 // 1/10000
+	// recvResume asks the shard to drain KCP's receive queue again after a
+	// flowHandler's buffer was full (see deliver).
+	recvResume atomic.Bool
+	traffic    trafficCounters
+	drops      dropCounters
+	rtt        atomic.Int64
+	rttVar     atomic.Int64
+	fecParity  atomic.Int64
+	lossIn     atomic.Int64 // 1/10000
+	lossOut    atomic.Int64 // 1/10000
+	latency    histogramCounters
 
 	// Owned by the shard.
 	state        connState
@@ -67,8 +70,10 @@ type Conn struct {
 	remoteAP     netip.AddrPort
 	lanes        []*lane // fixed at creation; lane counters are read by Stats
 	lanesByPrio  []*lane
-	send, recv   ucrypto.AEAD
-	sendCounter  uint64
+	keys         rekeyState // transport keys, by generation (rekey.go)
+	path         pathState  // server: validation of a new peer address (path.go)
+	sendCounter  uint64     // runs on across rekeys
+	exhausted    bool       // sendCounter reached replay.RejectAfter
 	replay       replay.Window
 	hb           heartbeat
 	handshakeBy  time.Time // stateHalfOpen: drop the session if not confirmed by then
@@ -82,6 +87,7 @@ type Conn struct {
 	lastPong     time.Time // client: when the last pong arrived
 	lastPongTS   uint64    // client: the server timestamp it carried
 	fec          fecState
+	tr           tracer
 	// ackPending: some lane's KCP holds ACKs not yet flushed. With FEC on
 	// they wait for KCP's interval tick, so parity can repair a loss before
 	// the sender sees later segments acknowledged and retransmits.
@@ -91,21 +97,17 @@ type Conn struct {
 	ephemeral [noiseKeySize]byte
 	response  [responseSize]byte
 
+	// The peer's authenticated static key (identity.go), immutable after
+	// creation.
+	peerKey    PublicKey
+	hasPeerKey bool
+
 	ready chan struct{} // client: closed after OnReady returned
 }
 
 type handlerBox struct{ h ConnHandler }
 
 func newConn(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fecParams, remote netip.AddrPort, isClient bool, now time.Time) (*Conn, error) {
-	send, err := ucrypto.NewAEAD(cipher, &keys.send)
-	if err != nil {
-		return nil, err
-	}
-	recv, err := ucrypto.NewAEAD(cipher, &keys.recv)
-	if err != nil {
-		return nil, err
-	}
-	keys.zero()
 	set := ep.set
 	c := &Conn{
 		id:        id,
@@ -116,13 +118,16 @@ func newConn(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fecPa
 		done:      make(chan struct{}),
 		heapIndex: -1,
 		remoteAP:  remote,
-		send:      send,
-		recv:      recv,
 		ready:     make(chan struct{}),
+	}
+	c.sendCounter = set.testStartCounter
+	if err := c.initKeys(keys, now); err != nil {
+		return nil, err
 	}
 	c.remote.Store(net.UDPAddrFromAddrPort(remote))
 	c.handler.Store(&handlerBox{NopHandler{}})
 	c.hb = newHeartbeat(set.heartbeat, set.idleTimeout, isClient, now)
+	c.tr = newTracer(set.tracer, isClient)
 	if isClient {
 		c.state = stateEstablished
 	} else {
@@ -158,7 +163,8 @@ func (c *Conn) SetHandler(h ConnHandler) {
 	c.handler.Store(&handlerBox{h})
 }
 
-// Done returns a channel that is closed when the session has ended.
+// Done returns a channel that is closed when the session has ended, after
+// its OnClosed (and, on a server, OnConnClosed) returned.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
 // Err returns why the session ended, or nil while it is live.
@@ -261,14 +267,44 @@ func (c *Conn) Stats() ConnStats {
 		LossIn:           float64(c.lossIn.Load()) / 10000,
 		LossOut:          float64(c.lossOut.Load()) / 10000,
 		FEC:              c.traffic.fecStats(),
+		Latency:          c.latency.snapshot(),
+		Migrations:       c.traffic.migrations.Load(),
+		RemoteAddr:       c.RemoteAddr(),
+		Rekeys:           c.traffic.rekeys.Load(),
 		Lanes:            c.laneStats(),
 		Datagrams:        c.dgrams.snapshot(),
 	}
 	st.FEC.Parity = int(c.fecParity.Load())
-	c.mu.Lock()
-	st.SendQueueBytes = c.pendBytes + int(c.kcpQueued.Load())
-	c.mu.Unlock()
+	st.SendQueueBytes = c.sendQueued()
 	return st
 }
 
+// sendQueued is how many bytes the session holds for sending.
+func (c *Conn) sendQueued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pendBytes + int(c.kcpQueued.Load())
+}
+
 func (c *Conn) handlerFor() ConnHandler { return c.handler.Load().h }
+
+// flowHandler is a ConnHandler that takes part in flow control; the stream
+// adapter (stream.go) is the only one. Both methods are called on the
+// session's shard with no SDK lock held and must not block.
+type flowHandler interface {
+	// recvFull reports that the handler will not take more data for now.
+	// deliver then leaves messages in KCP's receive queue, which closes
+	// the window KCP advertises; the handler calls Conn.resumeRecv once it
+	// has room again.
+	recvFull() bool
+	// sendRoom is called whenever the send queue may have shrunk, so that
+	// a writer blocked on ErrWouldBlock can retry.
+	sendRoom()
+}
+
+// resumeRecv asks the shard to deliver the messages a flowHandler refused
+// while its buffer was full. Safe from any goroutine.
+func (c *Conn) resumeRecv() {
+	c.recvResume.Store(true)
+	c.shard.post(c)
+}

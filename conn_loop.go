@@ -2,6 +2,7 @@ package uxp
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"time"
 
@@ -25,6 +26,7 @@ func (c *Conn) pump(now time.Time) {
 		c.added = true
 		s.conns[c] = struct{}{}
 		if c.isClient {
+			c.tr.established(c.id, c.remoteAP)
 			c.callReady()
 			close(c.ready)
 			if c.state == stateClosed {
@@ -38,7 +40,7 @@ func (c *Conn) pump(now time.Time) {
 	c.mu.Lock()
 	pend := c.pend
 	c.pend = c.pendSpare[:0]
-	c.pendBytes = 0
+	taken := c.pendBytes
 	closeReq := c.closeReq
 	c.mu.Unlock()
 
@@ -59,6 +61,21 @@ func (c *Conn) pump(now time.Time) {
 		}
 	}
 	c.pendSpare = pend[:0]
+	if taken > 0 {
+		// Publish the bytes now in KCP before un-counting them from the
+		// queue, so Write's limit check never sees them in neither.
+		c.noteQueued()
+		c.mu.Lock()
+		c.pendBytes -= taken
+		c.mu.Unlock()
+	}
+	resumed := c.recvResume.Swap(false) && c.state != stateHalfOpen
+	if resumed {
+		c.deliverLanes(false) // KCP tells the peer its reopened window in the flush below
+		if c.state == stateClosed {
+			return
+		}
+	}
 	if closeReq && c.state == stateEstablished {
 		c.state = stateClosing
 		c.lingerUntil = now.Add(closeLinger)
@@ -69,7 +86,7 @@ func (c *Conn) pump(now time.Time) {
 	}
 	c.expireLanes(now)
 	admitted := c.admitLanes()
-	if c.fec.enc == nil || admitted || closeReq {
+	if c.fec.enc == nil || admitted || closeReq || resumed {
 		c.flushLanes()
 		c.ackPending = false
 	}
@@ -78,6 +95,7 @@ func (c *Conn) pump(now time.Time) {
 		c.terminate(ErrConnClosed, closeNormal, true)
 		return
 	}
+	c.rekeyTick(now)
 	c.reschedule(now)
 }
 
@@ -89,6 +107,11 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 		c.drop(dropUnknownSession)
 		return
 	}
+	if b[0] == msgReset {
+		// The read loop checked its token (Client.handleControl).
+		c.terminate(ErrStatelessReset, closeNormal, false)
+		return
+	}
 	h := transportHeader(b[:transportHeaderSize])
 	ctr := h.counter()
 	// Cheap check first: a replayed packet costs no decryption.
@@ -96,7 +119,13 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 		c.drop(dropReplay)
 		return
 	}
-	pt, err := c.recv.Open(b[transportHeaderSize:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
+	key := c.keys.slots[h.keyPhase()]
+	if key == nil {
+		// No live key generation has this phase: a retired key, or garbage.
+		c.drop(dropAuthFailed)
+		return
+	}
+	pt, err := key.recv.Open(b[transportHeaderSize:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
 	if err != nil {
 		c.drop(dropAuthFailed)
 		return
@@ -112,10 +141,11 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	s.traffic.packetsIn.Add(1)
 	s.traffic.bytesIn.Add(uint64(len(b)))
 	c.hb.received(now)
-	// Routing is by session ID. There is no connection migration yet: a
-	// packet from another address is accepted if it authenticates, but
-	// replies keep going to the address of the handshake.
-	_ = from
+	c.keyHeard(key, now)
+	// Routing is by session ID. An authentic, fresh packet from another
+	// address starts validating that address (path.go); replies move only
+	// once it is proven.
+	c.notePath(from, len(b), now)
 
 	if c.state == stateHalfOpen {
 		c.establish(now)
@@ -131,12 +161,15 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	switch pt[0] {
 	case frameKCP:
 		c.laneInput(c.lanes[0], body, kcp.IKCP_PACKET_REGULAR)
+		c.noteQueued() // ACKs may have freed send queue room
 	case frameLane:
 		c.laneFrameInput(body, kcp.IKCP_PACKET_REGULAR)
+		c.noteQueued()
 	case frameDatagram, frameLatest:
 		c.datagramInput(pt[0], body)
 	case frameFEC:
 		c.fecInput(body, now)
+		c.noteQueued()
 	case frameLoss:
 		if len(body) != lossBodySize {
 			c.drop(dropMalformed)
@@ -160,7 +193,17 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 			c.drop(dropMalformed)
 			return
 		}
-		c.terminate(ErrPeerClosed, closeNormal, false)
+		// The peer sends close only after we acknowledged all its data,
+		// which may still wait in KCP if a flowHandler was full: hand it
+		// over first (at most a receive window's worth) so none is lost.
+		c.deliverLanes(true)
+		c.terminate(ErrPeerClosed, body[0], false) // reason only traced
+	case frameRekey:
+		c.takeRekey(body, now)
+	case framePathChallenge:
+		c.answerChallenge(body, from)
+	case framePathResponse:
+		c.takePathResponse(body, from)
 	default:
 		c.drop(dropMalformed)
 	}
@@ -223,41 +266,42 @@ func (c *Conn) publishRTT() {
 	c.rttVar.Store(int64(c.hb.rttvar))
 }
 
-// sendFrame seals one frame into a transport packet and sends it.
-func (c *Conn) sendFrame(kind byte, body []byte) { c.sendFrameParts(kind, nil, body) }
+// sendFrame seals one frame into a transport packet and sends it to the
+// peer.
+func (c *Conn) sendFrame(kind byte, body []byte) {
+	c.sendFrameTo(kind, body, c.remoteAP)
+}
 
-// sendFrameParts sends a frame whose body is hdr || body.
-func (c *Conn) sendFrameParts(kind byte, hdr, body []byte) {
-	if c.state == stateClosed {
-		return
+// sendFrameTo seals one frame and sends it to to. It returns the bytes
+// sent.
+func (c *Conn) sendFrameTo(kind byte, body []byte, to netip.AddrPort) int {
+	if c.state == stateClosed || c.exhausted {
+		return 0
 	}
 	if c.sendCounter >= replay.RejectAfter {
-		// Never wrap or reuse a nonce: refuse to send. The session ends at
-		// its next timer.
-		c.mu.Lock()
-		if c.err == nil {
-			c.closeReq = true
-		}
-		c.mu.Unlock()
-		return
+		// Never wrap or reuse a nonce: refuse to send. The session ends
+		// with ErrCounterExhausted at its next timer (reschedule).
+		c.exhausted = true
+		return 0
 	}
 	s := c.shard
 	ctr := c.sendCounter
 	c.sendCounter++
+	key, phase := c.sealKey()
 	b := s.sendBuf[:transportHeaderSize]
-	putTransportHeader(b, c.id, ctr)
+	putTransportHeader(b, c.id, ctr, phase)
 	b = append(b, kind)
-	b = append(b, hdr...)
 	b = append(b, body...)
-	pkt := c.send.Seal(b[:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
-	if err := c.ep.writeTo(pkt, c.remoteAP); err != nil {
+	pkt := key.send.Seal(b[:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
+	if err := c.ep.writeTo(pkt, to); err != nil {
 		c.ep.log.Debug("uxp: send failed", "session", c.id, "err", err)
-		return
+		return 0
 	}
 	c.traffic.packetsOut.Add(1)
 	c.traffic.bytesOut.Add(uint64(len(pkt)))
 	s.traffic.packetsOut.Add(1)
 	s.traffic.bytesOut.Add(uint64(len(pkt)))
+	return len(pkt)
 }
 
 // onTimer runs when the session's deadline has passed.
@@ -270,7 +314,7 @@ func (c *Conn) onTimer(now time.Time) {
 	case c.state == stateClosing && !now.Before(c.lingerUntil):
 		c.terminate(ErrConnClosed, closeNormal, true)
 		return
-	case c.sendCounter >= replay.RejectAfter:
+	case c.exhausted || c.sendCounter >= replay.RejectAfter:
 		c.terminate(ErrCounterExhausted, closeProtocol, false)
 		return
 	case c.hb.idleExpired(now):
@@ -278,6 +322,8 @@ func (c *Conn) onTimer(now time.Time) {
 		return
 	}
 	if c.state != stateHalfOpen {
+		c.rekeyTick(now)
+		c.pathTick(now)
 		if c.hb.pingDue(now) {
 			c.sendPing(now)
 		}
@@ -293,8 +339,8 @@ func (c *Conn) onTimer(now time.Time) {
 }
 
 // reschedule computes the session's next deadline: the earliest of its
-// handshake, linger, heartbeat, idle, FEC, lane KCP and message-expiry
-// deadlines.
+// handshake, linger, heartbeat, idle, FEC, rekey, path, lane KCP and
+// message-expiry deadlines.
 func (c *Conn) reschedule(now time.Time) {
 	d := c.hb.deadline()
 	earliest := func(t time.Time) {
@@ -310,6 +356,11 @@ func (c *Conn) reschedule(now time.Time) {
 	}
 	if c.state != stateHalfOpen {
 		earliest(c.fecDeadline())
+		earliest(c.rekeyDeadline())
+		earliest(c.pathDeadline())
+	}
+	if c.exhausted {
+		earliest(now) // end the session (onTimer)
 	}
 	if c.state != stateHalfOpen {
 		if t := c.lanesDeadline(now); !t.IsZero() {
@@ -328,6 +379,7 @@ func (c *Conn) reschedule(now time.Time) {
 func (c *Conn) establish(now time.Time) {
 	c.state = stateEstablished
 	c.hb.received(now)
+	c.tr.established(c.id, c.remoteAP)
 	if c.ep.onEstablished != nil {
 		c.ep.onEstablished(c)
 	}
@@ -344,6 +396,7 @@ func (c *Conn) terminate(err error, reason byte, notify bool) {
 		return
 	}
 	announced := c.state != stateHalfOpen
+	c.tr.closed(c.id, err, reason, errors.Is(err, ErrPeerClosed), announced)
 	if notify && announced {
 		c.sendFrame(frameClose, []byte{reason})
 	}
@@ -368,14 +421,16 @@ func (c *Conn) terminate(err error, reason byte, notify bool) {
 	}
 	delete(s.conns, c)
 	c.ep.table.remove(c.id)
+	c.zeroKeys()
 	c.kcpQueued.Store(0)
-	close(c.done)
 	if announced {
 		c.callClosed(err)
 	}
 	if c.ep.onConnClosed != nil {
 		c.ep.onConnClosed(c, err, announced)
 	}
+	// Last, so that whoever waits on Done sees the callbacks' effects.
+	close(c.done)
 }
 
 // Callbacks. Each runs with no SDK lock held; a panic closes only this

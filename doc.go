@@ -88,17 +88,22 @@
 //
 // # Limitations
 //
-//   - The server does not authenticate clients: any holder of the server's
-//     public key can open a session. Authenticate users inside the session.
-//   - There are no DoS cookies and no handshake rate limit yet; the mac2
-//     field is reserved for cookie replies. Handshakes are bounded by a
+//   - By default clients are anonymous (Noise NK): any holder of the
+//     server's public key can open a session. Give clients static keys
+//     (Config.Identity, Noise IK) or authenticate users inside the session.
+//   - Under a handshake flood the server answers with cookie replies and
+//     rate-limits each source; a flood from many real addresses can still
+//     use up its single handshake goroutine. Handshakes are bounded by a
 //     queue of 1024 and at most 65536 half-open sessions.
-//   - Sessions are not rekeyed. A session ends rather than reuse a nonce,
-//     after about 2^64 packets in one direction.
-//   - There is no connection migration: replies go to the address the
-//     handshake came from, and a client whose address changes must
-//     reconnect. There is no stateless reset either: a peer that lost its
-//     state is noticed only by the idle timeout.
+//   - Sessions rekey in band every Config.RekeyAfterTime (2 minutes) and
+//     Config.RekeyAfterPackets; a session ends with ErrCounterExhausted
+//     rather than reuse a nonce, after about 2^64 packets in one direction.
+//   - A server session follows a client whose address changes (NAT
+//     rebinding) once the new address answered an encrypted path challenge
+//     (see MigrationHandler); clients never follow a change of the server's
+//     address. A server that restarted tells clients of its old sessions
+//     with a stateless reset (ErrStatelessReset); a client that restarted is
+//     noticed by the server only at its idle timeout.
 //   - Forward error correction (Config.FEC) is new: its wire format and
 //     negotiation are still being finalised (docs/protocol.md section 9),
 //     so both sides should run the same uxp version to use it.
@@ -121,7 +126,11 @@
 // server's identity (a client that pins the wrong key fails the handshake
 // with ErrHandshakeFailed and sends no data), and replay within and across
 // sessions (fresh ephemeral keys per session, counters checked by a
-// 8128-packet window). The cipher choice is bound into the handshake, so an
+// 8128-packet window). Optionally clients prove a static key of their own
+// (Config.Identity: Noise IK, with an allow-list or callback on the server,
+// and an optional pre-shared key). Handshakes resist spoofed floods with
+// WireGuard-style cookies and a per-source rate limit, never amplify, and a
+// restarted server resets its old sessions statelessly. The cipher choice is bound into the handshake, so an
 // attacker cannot downgrade it. Keys come from crypto/rand and X25519; nothing
 // secret is hard-coded. See docs/security.md for the threat model, what is
 // not protected yet, and the tests that back each claim. Report

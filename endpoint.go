@@ -31,6 +31,11 @@ type endpoint struct {
 	// Set by the owner before start. Called on the read loop.
 	onInitiation func(bp *packetBuf, n int, from netip.AddrPort)
 	onResponse   func(b []byte, from netip.AddrPort)
+	// onControl (client) gets cookie replies and stateless resets and
+	// takes ownership of bp. onUnknownSession (server) sees transport
+	// packets for unknown session IDs, to answer with a stateless reset.
+	onControl        func(bp *packetBuf, n int, from netip.AddrPort)
+	onUnknownSession func(b []byte, from netip.AddrPort)
 	// Called on a shard goroutine, no lock held.
 	onEstablished func(c *Conn) // server: announce the session
 	onConnClosed  func(c *Conn, err error, announced bool)
@@ -213,6 +218,9 @@ func (ep *endpoint) dispatch(bp *packetBuf, n int, from netip.AddrPort) {
 		c := ep.table.get(h.receiver())
 		if c == nil {
 			ep.drops.unknownSession.Add(1)
+			if ep.onUnknownSession != nil {
+				ep.onUnknownSession(bp[:n], from)
+			}
 			break
 		}
 		select {
@@ -225,6 +233,12 @@ func (ep *endpoint) dispatch(bp *packetBuf, n int, from netip.AddrPort) {
 	case msgInitiation:
 		if ep.onInitiation != nil {
 			ep.onInitiation(bp, n, from)
+			return
+		}
+		ep.drops.malformed.Add(1)
+	case msgCookieReply, msgReset:
+		if ep.onControl != nil {
+			ep.onControl(bp, n, from)
 			return
 		}
 		ep.drops.malformed.Add(1)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 )
 
 // Sentinel errors. Match them with errors.Is, never by their text.
@@ -57,6 +58,22 @@ var (
 	// ErrFECRefused is returned by Client.Start when the server's FEC
 	// policy does not allow the FEC settings the client asked for.
 	ErrFECRefused = errors.New("uxp: server refused the requested FEC settings")
+
+	// ErrServerFull is returned by Client.Start when the server already
+	// holds Config.MaxSessions sessions. The refusal is authenticated: it
+	// comes from the server whose key the client pinned.
+	ErrServerFull = errors.New("uxp: server refused the session: MaxSessions reached")
+
+	// ErrClientRejected is returned by Client.Start when the server's
+	// client key policy (Config.Identity) does not accept this client:
+	// its key is not allowed, or it has none and the server requires one.
+	// The refusal is authenticated.
+	ErrClientRejected = errors.New("uxp: server refused the client key")
+
+	// ErrStatelessReset ends a client session when the server answered
+	// with a valid stateless reset: it no longer knows the session (it
+	// restarted, or expired the session). It unwraps to net.ErrClosed.
+	ErrStatelessReset = fmt.Errorf("uxp: session reset by the server (it no longer knows the session): %w", net.ErrClosed)
 )
 
 // ConfigError reports an invalid Config field.
@@ -118,3 +135,19 @@ type ProtocolError struct {
 
 func (e *ProtocolError) Error() string { return "uxp: protocol error: " + e.Reason }
 func (*ProtocolError) Unwrap() error   { return net.ErrClosed }
+
+// DeadlineError is returned by StreamConn's Read or Write when its
+// deadline passed. It is a net.Error whose Timeout method reports true,
+// and errors.Is matches it against os.ErrDeadlineExceeded, like the
+// standard library's own connections. The StreamConn stays usable: set a
+// new deadline and retry.
+type DeadlineError struct {
+	Op string // "read" or "write"
+}
+
+func (e *DeadlineError) Error() string      { return "uxp: " + e.Op + ": i/o timeout" }
+func (*DeadlineError) Timeout() bool        { return true }
+func (*DeadlineError) Temporary() bool      { return true }
+func (*DeadlineError) Is(target error) bool { return target == os.ErrDeadlineExceeded }
+
+var _ net.Error = (*DeadlineError)(nil)

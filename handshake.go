@@ -13,22 +13,27 @@ import (
 	ucrypto "github.com/uxp-go/uxp/crypto"
 )
 
-// The handshake is Noise NK (Noise_NK_25519_ChaChaPoly_BLAKE2s): one round
-// trip in which the client, who knows the server's static key, sends an
-// ephemeral key; the server answers with its own. The client thus
-// authenticates the server; the server learns nothing about the client's
-// identity. This file is pure: it builds and parses handshake messages and
+// The handshake is one Noise round trip. An anonymous client uses Noise NK:
+// it knows the server's static key and sends an ephemeral key; the server
+// learns nothing about who it is. A client with a static key of its own uses
+// Noise IK, which also sends that key (encrypted) so the server can
+// authenticate it. Either may add psk2, a pre-shared key mixed into the
+// response. This file is pure: it builds and parses handshake messages and
 // returns keys, but does no I/O and keeps no tables.
 //
-// Initiation (type 1), client -> server, exactly initiationSize bytes:
+// Initiation (type 1), client -> server, exactly initiationSize bytes (NK)
+// or initiationIKSize bytes (IK):
 //
 //	 0      1         2        3       4                  8
 //	+------+---------+--------+-------+------------------+
 //	| type | version | cipher | flags | sender idx (u32) |   <- also the Noise prologue
 //	+------+---------+--------+-------+------------------+
-//	| Noise msg 1: e (32) | AEAD(initiation payload, 24) + tag (16)   |  8..80
-//	| mac1 (16)                                                        | 80..96
-//	| mac2 (16), zero unless answering a cookie                        | 96..112
+//	| NK: e (32) | AEAD(payload, 24) + tag (16)                 |  8..80
+//	| IK: e (32) | AEAD(s, 32) + tag (16) | AEAD(payload) + tag |  8..128
+//	| mac1 (16)                                                 |  len-32..len-16
+//	| mac2 (16), zero unless answering a cookie reply           |  len-16..len
+//
+// flags: bit 0 = IK (the client sends a static key), bit 1 = psk2.
 //
 // Initiation payload: timestamp u64 (Unix ns) | FEC request (4: data,
 // parity, flags, max parity) | 12 reserved zero bytes (padding: they keep
@@ -44,21 +49,29 @@ import (
 //	| Noise msg 2: e (32) | AEAD(response payload, 32) + tag (16)    | 12..92
 //
 // Response payload: status u8 | 3 reserved | session id u32 (must equal
-// the header's) | FEC decision (4) | 20 reserved zero bytes.
+// the header's) | FEC decision (4) | stateless reset token (16) | 4
+// reserved zero bytes.
 
 /* Specification constants */
 const (
-	initiationSize        = 112
+	initiationSize        = 112 // NK
+	initiationIKSize      = 160 // IK: plus the encrypted static key (48)
 	initiationPayloadSize = 24
-	initiationMAC1Offset  = 80
-	initiationMAC2Offset  = 96
 	responseSize          = 92
 	responsePayloadSize   = 32
 	noiseKeySize          = 32
 	macSize               = 16
+	resetTokenSize        = 16
 
-	// Response status codes.
-	statusOK byte = 0
+	// Initiation flags (byte 3).
+	flagIdentity byte = 1 << 0 // Noise IK: the client sends its static key
+	flagPSK      byte = 1 << 1 // psk2: a pre-shared key is mixed into the response
+	knownFlags        = flagIdentity | flagPSK
+
+	// Response status codes. statusFECRefused (1) is in fec_session.go.
+	statusOK           byte = 0
+	statusServerFull   byte = 2
+	statusClientDenied byte = 3
 
 	prologueLabel = "uxp/1 Noise_NK"
 	mac1Label     = "mac1----"
@@ -73,6 +86,7 @@ var (
 	errHandshakeMalformed = errors.New("uxp: malformed handshake message")
 	errHandshakeMAC       = errors.New("uxp: handshake mac1 mismatch")
 	errHandshakeAuth      = errors.New("uxp: handshake message failed to authenticate")
+	errHandshakePSK       = errors.New("uxp: initiation's psk flag does not match the server's configuration")
 )
 
 // sessionKeys are the two directional transport keys a handshake yields.
@@ -85,26 +99,48 @@ func (k *sessionKeys) zero() {
 	ucrypto.Zero(k.recv[:])
 }
 
-// mac1Key derives the key for an initiation's mac1 from the server's public
-// key: BLAKE2s-256("mac1----" || server public key). Anyone who knows the
-// server's public key can compute it; it lets the server reject datagrams
-// from those who don't before doing any Diffie-Hellman.
-func mac1Key(server PublicKey) [32]byte {
+// initiationLen is the exact length of an initiation with these flags.
+func initiationLen(flags byte) int {
+	if flags&flagIdentity != 0 {
+		return initiationIKSize
+	}
+	return initiationSize
+}
+
+// mac1Offset and mac2Offset locate the MACs: the last 32 bytes.
+func mac1Offset(pkt []byte) int { return len(pkt) - 2*macSize }
+func mac2Offset(pkt []byte) int { return len(pkt) - macSize }
+
+// labelKey returns BLAKE2s-256(label || server public key). It keys mac1
+// ("mac1----") and the cookie reply's encryption ("cookie--").
+func labelKey(label string, server PublicKey) [32]byte {
 	h, _ := blake2s.New256(nil)
-	h.Write([]byte(mac1Label))
+	h.Write([]byte(label))
 	h.Write(server[:])
 	var k [32]byte
 	h.Sum(k[:0])
 	return k
 }
 
-// computeMAC1 returns BLAKE2s-128 keyed by key over msg[:initiationMAC1Offset].
-func computeMAC1(key *[32]byte, msg []byte) [macSize]byte {
-	h, _ := blake2s.New128(key[:])
-	h.Write(msg[:initiationMAC1Offset])
+// mac1Key derives the key for an initiation's mac1 from the server's public
+// key. Anyone who knows the server's public key can compute it; it lets the
+// server reject datagrams from those who don't before doing any
+// Diffie-Hellman.
+func mac1Key(server PublicKey) [32]byte { return labelKey(mac1Label, server) }
+
+// keyedMAC returns BLAKE2s-128 keyed by key over msg.
+func keyedMAC(key []byte, msg []byte) [macSize]byte {
+	h, _ := blake2s.New128(key)
+	h.Write(msg)
 	var m [macSize]byte
 	h.Sum(m[:0])
 	return m
+}
+
+// computeMAC1 returns mac1 for an initiation: keyed by key, over everything
+// before the mac1 field.
+func computeMAC1(key *[32]byte, msg []byte) [macSize]byte {
+	return keyedMAC(key[:], msg[:mac1Offset(msg)])
 }
 
 func prologue(hdr []byte) []byte {
@@ -113,33 +149,73 @@ func prologue(hdr []byte) []byte {
 	return append(p, hdr[:8]...)
 }
 
+// clientIdentity is what a client may prove about itself: a static key
+// (IK) and a pre-shared key (psk2). The zero value is an anonymous NK
+// client without a psk.
+type clientIdentity struct {
+	static *noise.DHKey // nil: anonymous (NK)
+	psk    []byte       // nil or 32 bytes
+}
+
+func (id clientIdentity) flags() byte {
+	var f byte
+	if id.static != nil {
+		f |= flagIdentity
+	}
+	if id.psk != nil {
+		f |= flagPSK
+	}
+	return f
+}
+
+func noiseConfig(flags byte, initiator bool, prologueBytes []byte, rng io.Reader) noise.Config {
+	cfg := noise.Config{
+		CipherSuite: noiseSuite,
+		Random:      rng,
+		Pattern:     noise.HandshakeNK,
+		Initiator:   initiator,
+		Prologue:    prologueBytes,
+	}
+	if flags&flagIdentity != 0 {
+		cfg.Pattern = noise.HandshakeIK
+	}
+	if flags&flagPSK != 0 {
+		cfg.PresharedKeyPlacement = 2
+	}
+	return cfg
+}
+
 // clientHandshake is the initiator's state between sending the initiation
 // and receiving the response.
 type clientHandshake struct {
 	hs     *noise.HandshakeState
 	index  uint32
 	cipher Cipher
-	packet [initiationSize]byte // sent as is on every retransmission
+	size   int                    // initiationSize or initiationIKSize
+	packet [initiationIKSize]byte // packet[:size] is sent; only mac2 changes between copies
 }
+
+// initiation returns the packet as built, mac2 zero.
+func (c *clientHandshake) initiation() []byte { return c.packet[:c.size] }
 
 // newClientHandshake builds the initiation. rng supplies the ephemeral key
 // (crypto/rand in production).
-func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index uint32, now time.Time, rng io.Reader) (*clientHandshake, error) {
-	c := &clientHandshake{index: index, cipher: cipher}
-	p := c.packet[:]
+func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index uint32, now time.Time, rng io.Reader, id clientIdentity) (*clientHandshake, error) {
+	flags := id.flags()
+	c := &clientHandshake{index: index, cipher: cipher, size: initiationLen(flags)}
+	p := c.packet[:c.size]
 	p[0] = msgInitiation
 	p[1] = protocolVersion
 	p[2] = byte(cipher)
-	p[3] = 0
+	p[3] = flags
 	binary.LittleEndian.PutUint32(p[4:8], index)
-	hs, err := noise.NewHandshakeState(noise.Config{
-		CipherSuite: noiseSuite,
-		Random:      rng,
-		Pattern:     noise.HandshakeNK,
-		Initiator:   true,
-		Prologue:    prologue(p),
-		PeerStatic:  server[:],
-	})
+	cfg := noiseConfig(flags, true, prologue(p), rng)
+	cfg.PeerStatic = server[:]
+	if id.static != nil {
+		cfg.StaticKeypair = *id.static
+	}
+	cfg.PresharedKey = id.psk
+	hs, err := noise.NewHandshakeState(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -150,133 +226,202 @@ func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index ui
 	if err != nil {
 		return nil, err
 	}
-	if len(msg) != initiationMAC1Offset-8 {
+	if len(msg) != mac1Offset(p)-8 {
 		return nil, errHandshakeMalformed
 	}
 	k := mac1Key(server)
 	mac := computeMAC1(&k, p)
-	copy(p[initiationMAC1Offset:], mac[:])
+	copy(p[mac1Offset(p):], mac[:])
 	c.hs = hs
 	return c, nil
 }
 
+// responseResult is what a client learns from a genuine response.
+type responseResult struct {
+	id    uint32
+	keys  sessionKeys
+	fec   fecParams
+	token [resetTokenSize]byte
+}
+
 // consumeResponse authenticates the server's response and returns the
-// session ID and keys. Any failure leaves the handshake usable for a later,
-// genuine response.
-// A genuine refusal returns ErrFECRefused.
-func (c *clientHandshake) consumeResponse(pkt []byte) (uint32, sessionKeys, fecParams, error) {
-	var keys sessionKeys
+// session ID, keys, FEC decision and stateless reset token. Any failure
+// leaves the handshake usable for a later, genuine response. A genuine
+// refusal returns ErrFECRefused, ErrServerFull or ErrClientRejected.
+func (c *clientHandshake) consumeResponse(pkt []byte) (responseResult, error) {
+	var r responseResult
 	if len(pkt) != responseSize || pkt[0] != msgResponse || pkt[1]|pkt[2]|pkt[3] != 0 {
-		return 0, keys, fecParams{}, errHandshakeMalformed
+		return r, errHandshakeMalformed
 	}
 	id := binary.LittleEndian.Uint32(pkt[4:8])
 	if binary.LittleEndian.Uint32(pkt[8:12]) != c.index {
-		return 0, keys, fecParams{}, errHandshakeMalformed
+		return r, errHandshakeMalformed
 	}
 	var payload [responsePayloadSize]byte
 	// flynn/noise rolls its symmetric state back when decryption fails, so
 	// a forged response does not poison the handshake.
 	out, send, recv, err := c.hs.ReadMessage(payload[:0], pkt[12:responseSize])
 	if err != nil || send == nil || recv == nil || len(out) != responsePayloadSize {
-		return 0, keys, fecParams{}, errHandshakeAuth
+		return r, errHandshakeAuth
 	}
-	if out[0] == statusFECRefused {
-		return 0, keys, fecParams{}, ErrFECRefused
+	if err := statusErr(out[0]); err != nil {
+		return r, err
 	}
 	fp, ok := parseFECParams(out[8:12])
 	if out[0] != statusOK || binary.LittleEndian.Uint32(out[4:8]) != id || id == 0 || !ok {
-		return 0, keys, fecParams{}, errHandshakeAuth
+		return r, errHandshakeAuth
 	}
-	keys.send = send.UnsafeKey()
-	keys.recv = recv.UnsafeKey()
-	return id, keys, fp, nil
+	r.id = id
+	r.fec = fp
+	copy(r.token[:], out[12:12+resetTokenSize])
+	r.keys.send = send.UnsafeKey()
+	r.keys.recv = recv.UnsafeKey()
+	return r, nil
 }
 
 // initiation is what the server learns from a valid initiation.
 type initiation struct {
 	senderIndex uint32
 	cipher      Cipher
+	flags       byte
 	ephemeral   [noiseKeySize]byte
-	timestamp   time.Time
-	fec         fecParams // the decision
-	refused     bool      // the response refuses the session
+	peerKey     PublicKey // IK only
+	hasPeerKey  bool
+	timestamp   uint64 // Unix ns, as the client sent it
+	fecReq      fecParams
 }
 
-// checkInitiation does the cheap checks on an initiation: exact length,
-// type, version, a known cipher, and mac1. It does no Diffie-Hellman.
+// checkInitiation does the cheap checks on an initiation: exact length for
+// its flags, type, version, a known cipher, known flags, and mac1. It does
+// no Diffie-Hellman. mac2 is not looked at here: only a server under load
+// checks it (cookie.go).
 func checkInitiation(pkt []byte, key *[32]byte) error {
-	if len(pkt) != initiationSize || pkt[0] != msgInitiation || pkt[1] != protocolVersion || pkt[3] != 0 {
+	if len(pkt) < 8 || pkt[0] != msgInitiation || pkt[1] != protocolVersion || pkt[3]&^knownFlags != 0 {
 		return errHandshakeMalformed
 	}
-	if !Cipher(pkt[2]).Valid() {
-		return errHandshakeMalformed
-	}
-	// mac2 is reserved for cookie replies and must be zero until then.
-	if !isZero(pkt[initiationMAC2Offset:initiationSize]) {
+	if len(pkt) != initiationLen(pkt[3]) || !Cipher(pkt[2]).Valid() {
 		return errHandshakeMalformed
 	}
 	mac := computeMAC1(key, pkt)
-	if subtle.ConstantTimeCompare(mac[:], pkt[initiationMAC1Offset:initiationMAC2Offset]) != 1 {
+	if subtle.ConstantTimeCompare(mac[:], pkt[mac1Offset(pkt):mac2Offset(pkt)]) != 1 {
 		return errHandshakeMAC
 	}
 	return nil
 }
 
-// respond processes an initiation that passed checkInitiation and builds
-// the response for sessionID. It costs two X25519 operations and one key
-// generation. On error
-// nothing was created and nothing must be sent.
-// policy is the server's FEC policy: a request it does not allow gets an
-// authenticated refusal (in.refused) instead of a session.
-func respond(static *noise.DHKey, pkt []byte, sessionID uint32, policy fecParams, rng io.Reader) (initiation, [responseSize]byte, sessionKeys, error) {
+// serverHandshake is the responder's state between reading an initiation
+// and writing the response. It lives only inside one call of the
+// handshake loop.
+type serverHandshake struct {
+	hs *noise.HandshakeState
+	in initiation
+}
+
+// readInitiation processes an initiation that passed checkInitiation. For
+// NK it costs one X25519 (es), for IK two (es, ss). psk is the server's
+// pre-shared key (nil for none); an initiation whose psk flag does not
+// match is rejected before any Diffie-Hellman. On error nothing was created
+// and nothing must be sent.
+func readInitiation(static *noise.DHKey, psk []byte, pkt []byte, rng io.Reader) (*serverHandshake, error) {
+	flags := pkt[3]
+	if (flags&flagPSK != 0) != (psk != nil) {
+		return nil, errHandshakePSK
+	}
+	cfg := noiseConfig(flags, false, prologue(pkt), rng)
+	cfg.StaticKeypair = *static
+	cfg.PresharedKey = psk
+	hs, err := noise.NewHandshakeState(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var payload [initiationPayloadSize]byte
+	out, _, _, err := hs.ReadMessage(payload[:0], pkt[8:mac1Offset(pkt)])
+	if err != nil || len(out) != initiationPayloadSize {
+		return nil, errHandshakeAuth
+	}
+	h := &serverHandshake{hs: hs}
+	in := &h.in
+	in.senderIndex = binary.LittleEndian.Uint32(pkt[4:8])
+	in.cipher = Cipher(pkt[2])
+	in.flags = flags
+	copy(in.ephemeral[:], pkt[8:8+noiseKeySize])
+	if flags&flagIdentity != 0 {
+		ps := hs.PeerStatic()
+		if len(ps) != KeySize {
+			return nil, errHandshakeAuth
+		}
+		copy(in.peerKey[:], ps)
+		in.hasPeerKey = true
+	}
+	in.timestamp = binary.LittleEndian.Uint64(out[0:8])
+	req, ok := parseFECParams(out[8:12])
+	if !ok {
+		return nil, errHandshakeMalformed
+	}
+	in.fecReq = req
+	return h, nil
+}
+
+// writeResponse builds the response for sessionID with status and, for
+// statusOK, the FEC decision and the reset token. It costs one key
+// generation and two X25519 (ee, se). A refusal (status != statusOK)
+// returns zero keys.
+func (h *serverHandshake) writeResponse(sessionID uint32, status byte, decision fecParams, token *[resetTokenSize]byte) ([responseSize]byte, sessionKeys, error) {
 	var (
-		in   initiation
 		resp [responseSize]byte
 		keys sessionKeys
 	)
-	hs, err := noise.NewHandshakeState(noise.Config{
-		CipherSuite:   noiseSuite,
-		Random:        rng,
-		Pattern:       noise.HandshakeNK,
-		Initiator:     false,
-		Prologue:      prologue(pkt),
-		StaticKeypair: *static,
-	})
-	if err != nil {
-		return in, resp, keys, err
-	}
-	var payload [initiationPayloadSize]byte
-	out, _, _, err := hs.ReadMessage(payload[:0], pkt[8:initiationMAC1Offset])
-	if err != nil || len(out) != initiationPayloadSize {
-		return in, resp, keys, errHandshakeAuth
-	}
-	in.senderIndex = binary.LittleEndian.Uint32(pkt[4:8])
-	in.cipher = Cipher(pkt[2])
-	copy(in.ephemeral[:], pkt[8:8+noiseKeySize])
-	in.timestamp = time.Unix(0, int64(binary.LittleEndian.Uint64(out[0:8])))
-	req, ok := parseFECParams(out[8:12])
-	if !ok {
-		return in, resp, keys, errHandshakeMalformed
-	}
-	in.fec, ok = negotiateFEC(policy, req)
-	in.refused = !ok
-
 	resp[0] = msgResponse
 	binary.LittleEndian.PutUint32(resp[4:8], sessionID)
-	binary.LittleEndian.PutUint32(resp[8:12], in.senderIndex)
+	binary.LittleEndian.PutUint32(resp[8:12], h.in.senderIndex)
 	var rp [responsePayloadSize]byte
-	rp[0] = statusOK
-	if in.refused {
-		rp[0] = statusFECRefused
+	rp[0] = status
+	if status == statusOK {
+		binary.LittleEndian.PutUint32(rp[4:8], sessionID)
+		decision.put(rp[8:12])
+		copy(rp[12:12+resetTokenSize], token[:])
 	}
-	binary.LittleEndian.PutUint32(rp[4:8], sessionID)
-	in.fec.put(rp[8:12])
-	msg, recv, send, err := hs.WriteMessage(resp[12:12], rp[:])
+	msg, recv, send, err := h.hs.WriteMessage(resp[12:12], rp[:])
 	if err != nil || recv == nil || send == nil || len(msg) != responseSize-12 {
-		return in, resp, keys, errHandshakeAuth
+		return resp, keys, errHandshakeAuth
+	}
+	if status != statusOK {
+		return resp, keys, nil
 	}
 	// Split gives (initiator->responder, responder->initiator).
 	keys.recv = recv.UnsafeKey()
 	keys.send = send.UnsafeKey()
-	return in, resp, keys, nil
+	return resp, keys, nil
+}
+
+// respond is readInitiation and writeResponse with only the FEC policy
+// applied: the whole server side for tests and fuzzing.
+func respond(static *noise.DHKey, pkt []byte, sessionID uint32, policy fecParams, rng io.Reader) (initiation, [responseSize]byte, sessionKeys, error) {
+	h, err := readInitiation(static, nil, pkt, rng)
+	if err != nil {
+		return initiation{}, [responseSize]byte{}, sessionKeys{}, err
+	}
+	status := statusOK
+	decision, ok := negotiateFEC(policy, h.in.fecReq)
+	if !ok {
+		status = statusFECRefused
+	}
+	var token [resetTokenSize]byte
+	resp, keys, err := h.writeResponse(sessionID, status, decision, &token)
+	return h.in, resp, keys, err
+}
+
+// statusErr maps a refusal status to the error the client's Start returns;
+// nil for statusOK and for codes it does not know (which then fail the
+// response's other checks).
+func statusErr(status byte) error {
+	switch status {
+	case statusFECRefused:
+		return ErrFECRefused
+	case statusServerFull:
+		return ErrServerFull
+	case statusClientDenied:
+		return ErrClientRejected
+	}
+	return nil
 }

@@ -25,16 +25,17 @@ func serverStatic(kp KeyPair) *noise.DHKey {
 func TestHandshakeRoundTrip(t *testing.T) {
 	for _, cipher := range []Cipher{ChaCha20Poly1305, Salsa20Poly1305} {
 		kp := testKeys(t)
-		c, err := newClientHandshake(kp.Public, cipher, fecParams{}, 77, time.Unix(1, 0), rand.Reader)
+		c, err := newClientHandshake(kp.Public, cipher, fecParams{}, 77, time.Unix(1, 0), rand.Reader, clientIdentity{})
 		require.NoError(t, err)
 		mk := mac1Key(kp.Public)
-		require.NoError(t, checkInitiation(c.packet[:], &mk))
-		in, resp, skeys, err := respond(serverStatic(kp), c.packet[:], 1234, fecParams{}, rand.Reader)
+		require.NoError(t, checkInitiation(c.initiation(), &mk))
+		in, resp, skeys, err := respond(serverStatic(kp), c.initiation(), 1234, fecParams{}, rand.Reader)
 		require.NoError(t, err)
 		require.Equal(t, uint32(77), in.senderIndex)
 		require.Equal(t, cipher, in.cipher)
-		require.LessOrEqual(t, len(resp), len(c.packet), "the server must not amplify")
-		id, ckeys, _, err := c.consumeResponse(resp[:])
+		require.LessOrEqual(t, len(resp), len(c.initiation()), "the server must not amplify")
+		r, err := c.consumeResponse(resp[:])
+		id, ckeys := r.id, r.keys
 		require.NoError(t, err)
 		require.Equal(t, uint32(1234), id)
 		require.Equal(t, skeys.send, ckeys.recv)
@@ -47,68 +48,68 @@ func TestHandshakeRejects(t *testing.T) {
 	kp := testKeys(t)
 	mk := mac1Key(kp.Public)
 	fresh := func() *clientHandshake {
-		c, err := newClientHandshake(kp.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader)
+		c, err := newClientHandshake(kp.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader, clientIdentity{})
 		require.NoError(t, err)
 		return c
 	}
 	t.Run("wrong server key fails mac1", func(t *testing.T) {
 		other := testKeys(t)
-		c, err := newClientHandshake(other.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader)
+		c, err := newClientHandshake(other.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader, clientIdentity{})
 		require.NoError(t, err)
-		require.ErrorIs(t, checkInitiation(c.packet[:], &mk), errHandshakeMAC)
+		require.ErrorIs(t, checkInitiation(c.initiation(), &mk), errHandshakeMAC)
 	})
 	t.Run("wrong server key with forged mac1 fails decryption", func(t *testing.T) {
 		other := testKeys(t)
-		c, err := newClientHandshake(other.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader)
+		c, err := newClientHandshake(other.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader, clientIdentity{})
 		require.NoError(t, err)
-		_, _, _, err = respond(serverStatic(kp), c.packet[:], 1, fecParams{}, rand.Reader)
+		_, _, _, err = respond(serverStatic(kp), c.initiation(), 1, fecParams{}, rand.Reader)
 		require.Error(t, err)
 	})
 	t.Run("downgrade of the cipher byte", func(t *testing.T) {
 		// An attacker rewrites the cipher and fixes up mac1 (anyone can):
 		// the prologue binds the header, so the handshake still fails.
 		c := fresh()
-		pkt := c.packet
+		pkt := append([]byte(nil), c.initiation()...)
 		pkt[2] = byte(Salsa20Poly1305)
-		mac := computeMAC1(&mk, pkt[:])
-		copy(pkt[initiationMAC1Offset:], mac[:])
-		require.NoError(t, checkInitiation(pkt[:], &mk))
-		_, _, _, err := respond(serverStatic(kp), pkt[:], 1, fecParams{}, rand.Reader)
+		mac := computeMAC1(&mk, pkt)
+		copy(pkt[mac1Offset(pkt):], mac[:])
+		require.NoError(t, checkInitiation(pkt, &mk))
+		_, _, _, err := respond(serverStatic(kp), pkt, 1, fecParams{}, rand.Reader)
 		require.Error(t, err)
 	})
 	t.Run("bad version and lengths", func(t *testing.T) {
 		c := fresh()
-		pkt := c.packet
+		pkt := append([]byte(nil), c.initiation()...)
 		pkt[1] = 2
-		require.ErrorIs(t, checkInitiation(pkt[:], &mk), errHandshakeMalformed)
+		require.ErrorIs(t, checkInitiation(pkt, &mk), errHandshakeMalformed)
 		for n := range initiationSize {
-			require.Error(t, checkInitiation(c.packet[:n], &mk))
+			require.Error(t, checkInitiation(c.initiation()[:n], &mk))
 		}
-		require.Error(t, checkInitiation(append(c.packet[:], 0), &mk))
+		require.Error(t, checkInitiation(append(c.initiation(), 0), &mk))
 	})
 	t.Run("forged response leaves the handshake usable", func(t *testing.T) {
 		c := fresh()
-		_, resp, _, err := respond(serverStatic(kp), c.packet[:], 9, fecParams{}, rand.Reader)
+		_, resp, _, err := respond(serverStatic(kp), c.initiation(), 9, fecParams{}, rand.Reader)
 		require.NoError(t, err)
 		for i := 12; i < responseSize; i++ {
 			bad := resp
 			bad[i] ^= 0x40
-			_, _, _, err := c.consumeResponse(bad[:])
+			_, err := c.consumeResponse(bad[:])
 			require.Error(t, err, "byte %d", i)
 		}
 		for n := range responseSize {
-			_, _, _, err := c.consumeResponse(resp[:n])
+			_, err := c.consumeResponse(resp[:n])
 			require.Error(t, err)
 		}
-		_, _, _, err = c.consumeResponse(resp[:])
+		_, err = c.consumeResponse(resp[:])
 		require.NoError(t, err, "the genuine response still works after forgeries")
 	})
 	t.Run("response for another index", func(t *testing.T) {
 		c := fresh()
-		_, resp, _, err := respond(serverStatic(kp), c.packet[:], 9, fecParams{}, rand.Reader)
+		_, resp, _, err := respond(serverStatic(kp), c.initiation(), 9, fecParams{}, rand.Reader)
 		require.NoError(t, err)
 		resp[8] ^= 1
-		_, _, _, err = c.consumeResponse(resp[:])
+		_, err = c.consumeResponse(resp[:])
 		require.ErrorIs(t, err, errHandshakeMalformed)
 	})
 }
@@ -138,7 +139,7 @@ func TestHeartbeat(t *testing.T) {
 
 func TestTransportHeader(t *testing.T) {
 	b := make([]byte, minTransportSize)
-	putTransportHeader(b, 0xdeadbeef, 1<<40+5)
+	putTransportHeader(b, 0xdeadbeef, 1<<40+5, 0)
 	h, ok := parseTransportHeader(b)
 	require.True(t, ok)
 	require.Equal(t, uint32(0xdeadbeef), h.receiver())
@@ -147,11 +148,22 @@ func TestTransportHeader(t *testing.T) {
 		_, ok := parseTransportHeader(b[:n])
 		require.False(t, ok)
 	}
+	require.Equal(t, uint8(0), h.keyPhase())
+	putTransportHeader(b, 0xdeadbeef, 7, 1)
+	h, ok = parseTransportHeader(b)
+	require.True(t, ok)
+	require.Equal(t, uint8(1), h.keyPhase())
+	// Every reserved bit: bits 1..7 of the flags byte, and bytes 2 and 3.
 	for i := 1; i < 4; i++ {
-		bad := append([]byte(nil), b...)
-		bad[i] = 1
-		_, ok := parseTransportHeader(bad)
-		require.False(t, ok, "reserved byte %d", i)
+		for bit := range 8 {
+			if i == 1 && bit == 0 {
+				continue // the key phase
+			}
+			bad := append([]byte(nil), b...)
+			bad[i] |= 1 << bit
+			_, ok := parseTransportHeader(bad)
+			require.False(t, ok, "reserved byte %d bit %d", i, bit)
+		}
 	}
 }
 

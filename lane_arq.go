@@ -86,14 +86,18 @@ func (c *Conn) laneOutput(l *lane, segs []byte) {
 // emitFrame sends a frame whose body is hdr || body: through FEC as an
 // inner frame when FEC is on, else as its own transport packet.
 func (c *Conn) emitFrame(kind byte, hdr, body []byte) {
-	if c.fec.enc == nil {
-		c.sendFrameParts(kind, hdr, body)
+	if c.fec.enc == nil && len(hdr) == 0 {
+		c.sendFrame(kind, body)
 		return
 	}
 	b := append(c.frameScratch[:0], kind)
 	b = append(b, hdr...)
 	b = append(b, body...)
 	c.frameScratch = b[:0]
+	if c.fec.enc == nil {
+		c.sendFrame(kind, b[frameHeaderSize:])
+		return
+	}
 	c.fecOutput(b)
 }
 
@@ -136,7 +140,9 @@ func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 			c.ackPending = true
 		case kcp.IKCP_CMD_ACK, kcp.IKCP_CMD_WINS:
 			if seg[4] == kcp.IKCP_CMD_ACK {
-				c.laneConfirm(l, binary.LittleEndian.Uint32(seg[16:20]))
+				una := binary.LittleEndian.Uint32(seg[16:20])
+				c.noteUna(&l.lat, una, c.shard.now)
+				c.laneConfirm(l, una)
 			}
 			k = l.snd
 		default:
@@ -148,7 +154,7 @@ func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 			return
 		}
 	}
-	c.laneDeliver(l)
+	c.laneDeliver(l, false)
 }
 
 // laneConfirm drops acknowledged messages from the send side: una says
@@ -172,10 +178,25 @@ func (c *Conn) laneConfirm(l *lane, una uint32) {
 	}
 }
 
+// deliverLanes runs laneDeliver on every lane.
+func (c *Conn) deliverLanes(force bool) {
+	for _, l := range c.lanes {
+		c.laneDeliver(l, force)
+	}
+}
+
 // laneDeliver hands the lane's complete messages to the application.
-func (c *Conn) laneDeliver(l *lane) {
+// Unless force is set, it stops while a flowHandler reports its buffer
+// full; the messages stay in KCP (bounded by the receive window, which KCP
+// then advertises as closed) until the handler calls resumeRecv.
+func (c *Conn) laneDeliver(l *lane, force bool) {
 	buf := c.shard.recvBuf
 	for c.state != stateClosed {
+		if !force && c.state == stateEstablished {
+			if fh, ok := c.handlerFor().(flowHandler); ok && fh.recvFull() {
+				return
+			}
+		}
 		n := l.rcv.PeekSize()
 		if n < 0 {
 			return

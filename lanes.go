@@ -130,15 +130,16 @@ type lane struct {
 
 	// Send side.
 	snd       *kcp.KCP
-	sndSN     uint32     // sn snd will give its next segment
-	sndUna    uint32     // every sn below this is acknowledged
-	maxSentSN uint32     // highest sn sent, to count retransmissions
-	sentData  bool       // maxSentSN is valid
-	backlog   []laneMsg  // written, not admitted yet
-	inflight  []laneSent // admitted, not acknowledged, by sn
-	queued    int        // payload bytes in backlog and inflight
-	minExpiry int64      // earliest expiry not yet lapsed; 0 = none
-	lapsed    int        // lapsed messages in inflight
+	sndSN     uint32          // sn snd will give its next segment
+	sndUna    uint32          // every sn below this is acknowledged
+	maxSentSN uint32          // highest sn sent, to count retransmissions
+	sentData  bool            // maxSentSN is valid
+	backlog   []laneMsg       // written, not admitted yet
+	inflight  []laneSent      // admitted, not acknowledged, by sn
+	queued    int             // payload bytes in backlog and inflight
+	minExpiry int64           // earliest expiry not yet lapsed; 0 = none
+	lat       deliveryTracker // delivery latency samples (stats_latency.go)
+	lapsed    int             // lapsed messages in inflight
 
 	// Receive side.
 	rcv        *kcp.KCP
@@ -247,6 +248,7 @@ func (c *Conn) admitLanes() bool {
 			frags := max(1, (len(b)+mss-1)/mss)
 			l.inflight = append(l.inflight, laneSent{firstSN: l.sndSN, lastSN: l.sndSN + uint32(frags) - 1, size: len(m.data), expiry: m.expiry})
 			l.sndSN += uint32(frags)
+			l.lat.sent(frags, c.shard.now)
 			budget -= frags
 			admitted = true
 			if !m.skip {
@@ -297,6 +299,9 @@ func (c *Conn) noteQueued() {
 		l.ctr.queued.Store(int64(l.queued))
 	}
 	c.kcpQueued.Store(int64(total))
+	if fh, ok := c.handlerFor().(flowHandler); ok {
+		fh.sendRoom()
+	}
 }
 
 // laneTimers runs the lanes' KCP clocks: retransmissions and delayed ACKs.

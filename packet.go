@@ -15,13 +15,17 @@ import (
 //
 //	 0      1      2      3      4                 8                         16
 //	+------+------+------+------+-----------------+-------------------------+
-//	| type | rsv  | rsv  | rsv  | receiver (u32)  | counter (u64)           |
+//	| type | flags| rsv  | rsv  | receiver (u32)  | counter (u64)           |
 //	+------+------+------+------+-----------------+-------------------------+
 //	| AEAD( frame type (1) | frame body ) ... | tag (16)                    |
 //	+-----------------------------------------------------------------------+
 //
 // The 16 header bytes are the AEAD's associated data and the counter is its
 // nonce, so the header cannot be altered and no (key, nonce) pair repeats.
+//
+// flags: bit 0 is the key phase (rekey.go): which of the two live key
+// generations sealed the packet. Bits 1..7 and bytes 2..3 are reserved and
+// must be zero.
 
 /* Specification constants */
 const (
@@ -41,6 +45,8 @@ const (
 	framePong  byte = 3 // body: pongSize bytes (conn_loop.go)
 	frameClose byte = 4 // body: u8 close reason
 	// frameFEC (5) and frameLoss (6) are in fec_session.go.
+	// frameRekey (7) is in rekey.go; framePathChallenge (8) and
+	// framePathResponse (9) are in path.go.
 
 	closeBodySize = 1
 
@@ -70,21 +76,27 @@ type transportHeader []byte
 
 func (h transportHeader) receiver() uint32 { return binary.LittleEndian.Uint32(h[4:8]) }
 func (h transportHeader) counter() uint64  { return binary.LittleEndian.Uint64(h[8:16]) }
+func (h transportHeader) keyPhase() uint8  { return h[1] & flagKeyPhase }
+
+// flagKeyPhase is the key-phase bit of the transport header's flags byte.
+/* Specification constant */
+const flagKeyPhase = 0x01
 
 // putTransportHeader writes a transport header into b[:transportHeaderSize].
-func putTransportHeader(b []byte, receiver uint32, counter uint64) {
+// phase is the key phase, 0 or 1.
+func putTransportHeader(b []byte, receiver uint32, counter uint64, phase uint8) {
 	_ = b[transportHeaderSize-1]
 	b[0] = msgTransport
-	b[1], b[2], b[3] = 0, 0, 0
+	b[1], b[2], b[3] = phase&flagKeyPhase, 0, 0
 	binary.LittleEndian.PutUint32(b[4:8], receiver)
 	binary.LittleEndian.PutUint64(b[8:16], counter)
 }
 
 // parseTransportHeader validates the fixed part of a transport packet
-// without touching its ciphertext. Reserved bytes must be zero, so that they
+// without touching its ciphertext. Reserved bits must be zero, so that they
 // can be given a meaning later without ambiguity.
 func parseTransportHeader(b []byte) (transportHeader, bool) {
-	if len(b) < minTransportSize || b[0] != msgTransport || b[1]|b[2]|b[3] != 0 {
+	if len(b) < minTransportSize || b[0] != msgTransport || b[1]&^flagKeyPhase|b[2]|b[3] != 0 {
 		return nil, false
 	}
 	return transportHeader(b[:transportHeaderSize]), true

@@ -29,10 +29,25 @@ type Server struct {
 	halfMu   sync.Mutex
 	halfOpen map[[noiseKeySize]byte]*Conn // by client ephemeral key
 
+	// Owned by the handshake loop.
+	cookies   *cookieChecker
+	limiter   *rateLimiter    // per source, for cookie-validated initiations
+	stamps    *timestampTable // last initiation timestamp per client key
+	loadUntil time.Time       // under load until then
+	resetKey  [32]byte        // immutable
+
+	// Owned by the read loop.
+	resets *resetSender
+
+	hstats    handshakeCounters
+	forceLoad atomic.Bool // tests: behave as under load
+
 	accepted  atomic.Uint64
 	completed atomic.Uint64
 	refused   atomic.Uint64
 	sessions  atomic.Int64
+	live      connSet // announced sessions, for RangeConns
+	tr        tracer
 
 	mu      sync.Mutex
 	started bool
@@ -52,6 +67,20 @@ const (
 	// maxHalfOpen bounds sessions that got a response but have not yet
 	// proved they hold the keys.
 	maxHalfOpen = 1 << 16
+	// The server is under load when the handshake queue holds at least
+	// underLoadQueueLen initiations, and stays so for underLoadAfter
+	// (wireguard-go: QueueHandshakeSize/8 and UnderLoadAfterTime).
+	underLoadQueueLen = handshakeQueueLen / 8
+	underLoadAfter    = time.Second
+	// Per-source Diffie-Hellman budget while under load, for initiations
+	// that carry a valid mac2. wireguard-go allows 20 per second, burst 5,
+	// per IP; a game server sees many players behind one carrier-grade NAT
+	// address, so uxp allows more: about 1.5 % of a core per source.
+	handshakeRate    = 100
+	handshakeBurst   = 100
+	handshakeSources = 1 << 16
+	// maxClientKeys bounds the per-client-key timestamp table.
+	maxClientKeys = 1 << 16
 )
 
 // NewServer prepares a Server on pc. cfg must hold the server's
@@ -85,9 +114,16 @@ func NewServer(pc net.PacketConn, handler ServerHandler, cfg *Config) (*Server, 
 		hsQueue:  make(chan handshakeJob, handshakeQueueLen),
 		halfOpen: make(map[[noiseKeySize]byte]*Conn),
 		stopped:  make(chan struct{}),
+		cookies:  newCookieChecker(pub, rand.Reader),
+		limiter:  newRateLimiter(handshakeRate, handshakeBurst, handshakeSources),
+		stamps:   newTimestampTable(maxClientKeys),
+		resetKey: resetKey(set.privateKey),
+		resets:   newResetSender(set.privateKey),
+		tr:       newTracer(set.tracer, false),
 	}
 	ep := newEndpoint(pc, set, set.workers)
 	ep.onInitiation = s.queueInitiation
+	ep.onUnknownSession = s.sendReset
 	ep.onEstablished = s.announce
 	ep.onConnClosed = s.connClosed
 	s.ep = ep
@@ -186,6 +222,7 @@ func (s *Server) Stats() ServerStats {
 		HandshakesCompleted: s.completed.Load(),
 		HandshakesRefused:   s.refused.Load(),
 		Drops:               s.ep.drops.snapshot(),
+		Handshake:           s.hstats.snapshot(),
 	}
 	s.halfMu.Lock()
 	st.HalfOpen = len(s.halfOpen)
@@ -194,6 +231,7 @@ func (s *Server) Stats() ServerStats {
 		sh.traffic.addTo(&st)
 		st.Drops.add(sh.drops.snapshot())
 	}
+	st.SendQueueBytes, st.Latency = s.live.totals()
 	return st
 }
 
@@ -212,7 +250,11 @@ func (s *Server) handshakeLoop() {
 	for {
 		select {
 		case j := <-s.hsQueue:
-			s.handleInitiation(j.buf[:j.n], j.from)
+			now := time.Now()
+			if len(s.hsQueue) >= underLoadQueueLen || s.forceLoad.Load() {
+				s.loadUntil = now.Add(underLoadAfter)
+			}
+			s.handleInitiation(j.buf[:j.n], j.from, now, now.Before(s.loadUntil))
 			putPacketBuf(j.buf)
 		case <-s.ep.closing:
 			return
@@ -220,16 +262,28 @@ func (s *Server) handshakeLoop() {
 	}
 }
 
-// handleInitiation answers one initiation. Order matters: the cheap checks
-// (length, version, mac1) come before any Diffie-Hellman, and no session
-// state exists until the initiation has decrypted.
-func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort) {
+// handleInitiation answers one initiation. Order matters, cheapest first:
+// length, version and mac1; then, under load, mac2 (or a cookie reply);
+// the half-open table; under load, the per-source rate limit; only then
+// Diffie-Hellman. No session state exists until the initiation has
+// decrypted and the policy (client key, timestamp, MaxSessions, FEC)
+// accepted it. Every answer is smaller than the initiation.
+func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time, underLoad bool) {
 	switch err := checkInitiation(pkt, &s.mac1); {
 	case errors.Is(err, errHandshakeMAC):
 		s.ep.drops.authFailed.Add(1)
 		return
 	case err != nil:
 		s.ep.drops.malformed.Add(1)
+		return
+	}
+	if underLoad && !s.cookies.validMAC2(pkt, from, now) {
+		// The source has not shown it can receive at its address: no
+		// Diffie-Hellman, just a cookie it must echo.
+		reply, err := s.cookies.reply(pkt, from, now)
+		if err == nil && s.ep.writeTo(reply[:], from) == nil {
+			s.hstats.cookiesSent.Add(1)
+		}
 		return
 	}
 	var eph [noiseKeySize]byte
@@ -243,35 +297,80 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort) {
 		_ = s.ep.writeTo(resp[:], from)
 		return
 	}
-	full := len(s.halfOpen) >= maxHalfOpen
+	halfOpen := len(s.halfOpen)
 	s.halfMu.Unlock()
-	if full {
+	if halfOpen >= maxHalfOpen {
 		s.ep.drops.overload.Add(1)
+		return
+	}
+	// The rate limit guards the Diffie-Hellman below, so it comes after
+	// the half-open lookup: retransmissions spend no tokens.
+	if underLoad && !s.limiter.allow(from.Addr(), now) {
+		s.hstats.rateLimited.Add(1)
+		s.ep.drops.rateLimited.Add(1) // also a drop without reply
+		return
+	}
+	if (pkt[3]&flagPSK != 0) != (s.set.identity.psk != nil) {
+		// With or without a pre-shared key, the two sides cannot agree:
+		// no need to spend a Diffie-Hellman finding out.
+		s.ep.drops.authFailed.Add(1)
+		return
+	}
+	s.hstats.processed.Add(1)
+	h, err := readInitiation(&s.static, s.set.identity.psk, pkt, rand.Reader)
+	if err != nil {
+		s.ep.drops.authFailed.Add(1)
+		return
+	}
+	in := &h.in
+	if in.hasPeerKey && !s.stamps.fresh(in.peerKey, in.timestamp) {
+		// A replay of an initiation already accepted: ignore it, as
+		// WireGuard does, without answering.
+		s.hstats.timestampReplays.Add(1)
+		return
+	}
+	decision, fecOK := negotiateFEC(s.set.fec, in.fecReq)
+	status := statusOK
+	switch {
+	case !s.set.identity.admits(in):
+		status = statusClientDenied
+		s.hstats.refusedClientKey.Add(1)
+	case s.set.maxSessions > 0 && int(s.sessions.Load())+halfOpen >= s.set.maxSessions:
+		status = statusServerFull
+		s.hstats.refusedFull.Add(1)
+	case !fecOK:
+		status = statusFECRefused
+		s.refused.Add(1)
+	}
+	if status != statusOK {
+		s.tr.handshakeRefused(from, statusErr(status))
+		// Authenticated, so the client can trust the refusal and report
+		// it; no session state is kept.
+		resp, _, err := h.writeResponse(0, status, fecParams{}, nil)
+		if err == nil {
+			_ = s.ep.writeTo(resp[:], from)
+		}
 		return
 	}
 	id, err := s.ep.table.reserve()
 	if err != nil {
 		return
 	}
-	in, resp, keys, err := respond(&s.static, pkt, id, s.set.fec, rand.Reader)
+	token := resetToken(&s.resetKey, id)
+	resp, keys, err := h.writeResponse(id, statusOK, decision, &token)
 	if err != nil {
 		s.ep.table.remove(id)
 		s.ep.drops.authFailed.Add(1)
 		return
 	}
-	if in.refused {
-		// Authenticated, so the client can trust the refusal and report
-		// it; no session state is kept.
-		keys.zero()
-		s.ep.table.remove(id)
-		s.refused.Add(1)
-		_ = s.ep.writeTo(resp[:], from)
-		return
-	}
-	c, err := newConn(s.ep, id, &keys, in.cipher, in.fec, from, false, time.Now())
+	c, err := newConn(s.ep, id, &keys, in.cipher, decision, from, false, now)
 	if err != nil {
 		s.ep.table.remove(id)
 		return
+	}
+	if in.hasPeerKey {
+		s.stamps.accept(in.peerKey, in.timestamp)
+		c.peerKey, c.hasPeerKey = in.peerKey, true
 	}
 	c.ephemeral = eph
 	c.response = resp
@@ -281,7 +380,22 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort) {
 	s.ep.table.set(id, c)
 	c.shard.post(c) // schedules the half-open expiry
 	s.completed.Add(1)
+	s.tr.initiationAnswered(id, from, in.cipher, decision.data, decision.parity)
 	_ = s.ep.writeTo(resp[:], from)
+}
+
+// sendReset runs on the read loop for a transport packet whose session ID
+// is unknown: if the rate limits allow, it answers with a stateless reset
+// so a client of a previous run of this server learns at once that its
+// session is gone.
+func (s *Server) sendReset(pkt []byte, from netip.AddrPort) {
+	r, ok := s.resets.answer(pkt, from, time.Now())
+	if !ok {
+		return
+	}
+	if s.ep.writeTo(r[:], from) == nil {
+		s.hstats.resetsSent.Add(1)
+	}
 }
 
 // announce runs on the session's shard when the client's first packet
@@ -292,6 +406,7 @@ func (s *Server) announce(c *Conn) {
 	s.halfMu.Unlock()
 	s.accepted.Add(1)
 	s.sessions.Add(1)
+	s.live.add(c)
 	defer c.recoverCallback("OnNewConnComing")
 	s.handler.OnNewConnComing(c)
 }
@@ -306,6 +421,7 @@ func (s *Server) connClosed(c *Conn, err error, announced bool) {
 		return
 	}
 	s.sessions.Add(-1)
+	s.live.remove(c)
 	defer func() {
 		if r := recover(); r != nil {
 			s.ep.log.Error("uxp: OnConnClosed callback panicked", "session", c.id, "panic", r)

@@ -1,6 +1,7 @@
 package uxp
 
 import (
+	"net"
 	"sync/atomic"
 	"time"
 )
@@ -21,6 +22,10 @@ type DropStats struct {
 	// Overload: a worker's or the handshake queue was full. KCP retransmits
 	// data that was dropped this way.
 	Overload uint64
+	// RateLimited: a handshake initiation (with a valid mac2) dropped by
+	// the per-source rate limit while the server was under load; the same
+	// count as HandshakeStats.RateLimited.
+	RateLimited uint64
 }
 
 func (d *DropStats) add(o DropStats) {
@@ -29,11 +34,12 @@ func (d *DropStats) add(o DropStats) {
 	d.Replay += o.Replay
 	d.UnknownSession += o.UnknownSession
 	d.Overload += o.Overload
+	d.RateLimited += o.RateLimited
 }
 
 // Total is the sum of all drop reasons.
 func (d DropStats) Total() uint64 {
-	return d.Malformed + d.AuthFailed + d.Replay + d.UnknownSession + d.Overload
+	return d.Malformed + d.AuthFailed + d.Replay + d.UnknownSession + d.Overload + d.RateLimited
 }
 
 // ConnStats is a snapshot of one session's counters.
@@ -48,6 +54,12 @@ type ConnStats struct {
 	// time their pings; servers time their pongs, from the server time
 	// and hold time the next ping echoes.
 	RTT, RTTVar time.Duration
+	// Latency is the distribution of message delivery latency for the
+	// messages this side sent: from the message entering KCP until the peer
+	// had all of it in order, estimated on this side's clock with the
+	// heartbeat RTT (see stats_latency.go and docs/architecture.md). A
+	// bulk sender's messages are sampled, not all recorded.
+	Latency Histogram
 	// SendQueueBytes is how much the session holds for sending.
 	SendQueueBytes int
 	Drops          DropStats
@@ -58,6 +70,16 @@ type ConnStats struct {
 	// adaptive FEC mode).
 	LossIn, LossOut float64
 	FEC             FECStats
+	// Handshake counts cookies and stateless resets this client received.
+	Handshake HandshakeStats
+	// Migrations counts moves of the session to a new, validated peer
+	// address (server sessions only; see MigrationHandler). RemoteAddr is
+	// the current peer address.
+	Migrations uint64
+	RemoteAddr net.Addr
+	// Rekeys counts completed key rotations (Config.RekeyAfterTime,
+	// Config.RekeyAfterPackets).
+	Rekeys uint64
 	// Lanes holds one entry per lane of Config.Lanes (lanes.go), lane 0
 	// first. MessagesSent and MessagesReceived above are their totals.
 	Lanes []LaneStats
@@ -76,13 +98,21 @@ type ServerStats struct {
 	PacketsSent, PacketsReceived   uint64
 	MessagesSent, MessagesReceived uint64
 	Retransmissions                uint64
-	Drops                          DropStats
-	FEC                            FECStats
+	// SendQueueBytes is the sum of the live sessions' send queues.
+	SendQueueBytes int
+	// Latency merges every session's delivery latency histogram, closed
+	// sessions included.
+	Latency    Histogram
+	Drops      DropStats
+	FEC        FECStats
+	Handshake  HandshakeStats
+	Migrations uint64 // sessions moved to a validated new client address
+	Rekeys     uint64 // key rotations completed, summed over sessions
 }
 
 // dropCounters is the concurrently readable form of DropStats.
 type dropCounters struct {
-	malformed, authFailed, replay, unknownSession, overload atomic.Uint64
+	malformed, authFailed, replay, unknownSession, overload, rateLimited atomic.Uint64
 }
 
 func (d *dropCounters) snapshot() DropStats {
@@ -92,6 +122,7 @@ func (d *dropCounters) snapshot() DropStats {
 		Replay:         d.replay.Load(),
 		UnknownSession: d.unknownSession.Load(),
 		Overload:       d.overload.Load(),
+		RateLimited:    d.rateLimited.Load(),
 	}
 }
 
@@ -103,6 +134,7 @@ const (
 	dropReplay
 	dropUnknownSession
 	dropOverload
+	dropRateLimited
 )
 
 func (d *dropCounters) inc(r dropReason) {
@@ -117,6 +149,8 @@ func (d *dropCounters) inc(r dropReason) {
 		d.unknownSession.Add(1)
 	case dropOverload:
 		d.overload.Add(1)
+	case dropRateLimited:
+		d.rateLimited.Add(1)
 	}
 }
 
@@ -127,6 +161,8 @@ type trafficCounters struct {
 	bytesOut, bytesIn, packetsOut, packetsIn, msgsOut, msgsIn, retrans trafficCounter
 
 	fecDataOut, fecParityOut, fecDataIn, fecParityIn, fecRecovered, fecExpired trafficCounter
+
+	migrations, rekeys trafficCounter
 }
 
 func (t *trafficCounters) fecStats() FECStats {
@@ -171,5 +207,7 @@ func (t *trafficCounters) addTo(s *ServerStats) {
 	s.MessagesSent += t.msgsOut.Load()
 	s.MessagesReceived += t.msgsIn.Load()
 	s.Retransmissions += t.retrans.Load()
+	s.Migrations += t.migrations.Load()
+	s.Rekeys += t.rekeys.Load()
 	s.FEC.add(t.fecStats())
 }

@@ -30,6 +30,11 @@ type demoOptions struct {
 	cipher   string
 	fec      string // "", "off", "D/P" or "adaptive"
 	timeout  time.Duration
+	metrics  string        // address for the metrics and debug page; "" means none
+	hold     time.Duration // keep the sessions open this long after the traffic
+
+	// onMetrics, when set (by tests), learns the metrics listener's address.
+	onMetrics func(net.Addr)
 }
 
 func defaultDemoOptions() demoOptions {
@@ -63,7 +68,9 @@ func demoFlags(fs *flag.FlagSet, o *demoOptions) {
 	fs.Uint64Var(&o.seed, "seed", o.seed, "seed for the impairment and the payloads")
 	fs.StringVar(&o.cipher, "cipher", o.cipher, "data cipher: chacha20 or salsa20")
 	fs.StringVar(&o.fec, "fec", o.fec, "forward error correction: off, DATA/PARITY (e.g. 10/3), or adaptive (10 data, up to 6 parity)")
-	fs.DurationVar(&o.timeout, "timeout", o.timeout, "overall time limit")
+	fs.DurationVar(&o.timeout, "timeout", o.timeout, "overall time limit (-hold comes on top)")
+	fs.StringVar(&o.metrics, "metrics", o.metrics, "serve Prometheus metrics at http://`ADDR`/metrics and the session table at /debug/uxp while the demo runs (e.g. :9100)")
+	fs.DurationVar(&o.hold, "hold", o.hold, "after the traffic, keep the sessions open (heartbeats only) this long, e.g. to look at -metrics in a browser; Ctrl-C ends it early")
 }
 
 func (o *demoOptions) impairment() netsim.Impairment {
@@ -94,6 +101,8 @@ func (o *demoOptions) validate() error {
 		return fmt.Errorf("-window %d: want at least 1", o.window)
 	case o.timeout <= 0:
 		return fmt.Errorf("-timeout %v: want a positive duration", o.timeout)
+	case o.hold < 0:
+		return fmt.Errorf("-hold %v: want 0 or a positive duration", o.hold)
 	}
 	if _, err := parseFEC(o.fec); err != nil {
 		return fmt.Errorf("-fec: %w", err)
@@ -164,6 +173,12 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (ok b
 	if err := d.startServer(); err != nil {
 		return false, err
 	}
+	stopMetrics, err := d.serveMetrics()
+	if err != nil {
+		d.shutdown()
+		return false, err
+	}
+	defer stopMetrics()
 	flushStop := make(chan struct{})
 	flushDone := make(chan struct{})
 	go func() {
@@ -180,15 +195,19 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (ok b
 	}
 	d.traffic(runCtx)
 	elapsed := time.Since(d.start)
+	// Judged before -hold: neither Ctrl-C nor -timeout during the hold
+	// fails a run whose traffic completed.
+	interrupted, timedOut := ctx.Err() != nil, runCtx.Err() != nil
+	d.holdOpen(ctx)
 	d.shutdown()
 	close(flushStop)
 	<-flushDone
 
 	var stopped string
 	switch {
-	case ctx.Err() != nil:
+	case interrupted:
 		stopped = "interrupted"
-	case runCtx.Err() != nil:
+	case timedOut:
 		stopped = fmt.Sprintf("timed out after %v", o.timeout)
 	}
 	r := d.report(elapsed, stopped)

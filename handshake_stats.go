@@ -1,0 +1,54 @@
+package uxp
+
+import "sync/atomic"
+
+// HandshakeStats counts the handshake defences at work. Server fields are
+// zero on a Client and client fields zero on a Server.
+type HandshakeStats struct {
+	// Processed (server): initiations that reached the Diffie-Hellman
+	// stage. Under a flood this is what the cookie mechanism bounds.
+	Processed uint64
+	// CookiesSent (server): cookie replies sent, under load, to
+	// initiations without a valid mac2.
+	CookiesSent uint64
+	// RateLimited (server): initiations with a valid mac2 dropped by the
+	// per-source rate limit.
+	RateLimited uint64
+	// TimestampReplays (server): Noise IK initiations ignored because
+	// their timestamp was not newer than the last one accepted for that
+	// client key (replays).
+	TimestampReplays uint64
+	// RefusedFull (server): authenticated refusals because MaxSessions
+	// was reached.
+	RefusedFull uint64
+	// RefusedClientKey (server): authenticated refusals by the client key
+	// policy (Config.Identity).
+	RefusedClientKey uint64
+	// ResetsSent (server): stateless resets sent for transport packets of
+	// unknown sessions.
+	ResetsSent uint64
+	// CookiesReceived (client): authentic cookie replies received.
+	CookiesReceived uint64
+	// ResetsReceived (client): authentic stateless resets received (each
+	// ends the session with ErrStatelessReset).
+	ResetsReceived uint64
+}
+
+type handshakeCounters struct {
+	processed, cookiesSent, rateLimited, timestampReplays, refusedFull,
+	refusedClientKey, resetsSent, cookiesReceived, resetsReceived atomic.Uint64
+}
+
+func (h *handshakeCounters) snapshot() HandshakeStats {
+	return HandshakeStats{
+		Processed:        h.processed.Load(),
+		CookiesSent:      h.cookiesSent.Load(),
+		RateLimited:      h.rateLimited.Load(),
+		TimestampReplays: h.timestampReplays.Load(),
+		RefusedFull:      h.refusedFull.Load(),
+		RefusedClientKey: h.refusedClientKey.Load(),
+		ResetsSent:       h.resetsSent.Load(),
+		CookiesReceived:  h.cookiesReceived.Load(),
+		ResetsReceived:   h.resetsReceived.Load(),
+	}
+}

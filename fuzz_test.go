@@ -104,6 +104,13 @@ func newFramePair(tb testing.TB, fecOn bool) *framePair {
 	if fecOn {
 		cfg.FEC = FECConfig{DataShards: 4, ParityShards: 2, Adaptive: true}
 	}
+	return newFramePairConfig(tb, cfg)
+}
+
+// newFramePairConfig is newFramePair with both sides on cfg.
+func newFramePairConfig(tb testing.TB, cfg *Config) *framePair {
+	tb.Helper()
+	fecOn := cfg.FEC.DataShards > 0
 	set, err := cfg.resolve()
 	require.NoError(tb, err)
 	p := &framePair{

@@ -44,6 +44,7 @@ func (c *Conn) pump(now time.Time) {
 	closeReq := c.closeReq
 	c.mu.Unlock()
 
+	direct := false // some message went straight into KCP
 	for b := pend; len(b) >= pendHeaderSize; {
 		n := int(binary.LittleEndian.Uint32(b))
 		kind, arg := b[4], int(b[5])
@@ -55,7 +56,7 @@ func (c *Conn) pump(now time.Time) {
 			// Cannot happen: a server's session is announced, and so
 			// written to, only once established.
 		case kind == pendReliable:
-			c.enqueueLane(c.lanes[arg], msg, deadline)
+			direct = c.enqueueLane(c.lanes[arg], msg, deadline) || direct
 		default:
 			c.sendDatagram(kind, arg, msg)
 		}
@@ -85,7 +86,7 @@ func (c *Conn) pump(now time.Time) {
 		return
 	}
 	c.expireLanes(now)
-	admitted := c.admitLanes()
+	admitted := c.admitLanes() || direct
 	if c.fec.enc == nil || admitted || closeReq || resumed {
 		c.flushLanes()
 		c.ackPending = false

@@ -172,10 +172,11 @@ func (c *Conn) laneConfirm(l *lane, una uint32) {
 			l.queued -= l.inflight[i].size
 		}
 	}
-	l.inflight = l.inflight[i:]
-	if len(l.inflight) == 0 {
-		l.inflight = l.inflight[:0:0] // let the old array go
-	}
+	// Compact in place rather than reslice, so that the array is reused:
+	// the list is bounded by the send window.
+	n := copy(l.inflight, l.inflight[i:])
+	clear(l.inflight[n:])
+	l.inflight = l.inflight[:n]
 }
 
 // deliverLanes runs laneDeliver on every lane.

@@ -201,64 +201,96 @@ func (c *Conn) laneDeadline(lane int) int64 {
 	return 0
 }
 
-// enqueueLane appends a written message to its lane's backlog. It runs on
-// the shard, in pump.
-func (c *Conn) enqueueLane(l *lane, msg []byte, expiry int64) {
-	l.backlog = append(l.backlog, laneMsg{expiry: expiry, data: append([]byte(nil), msg...)})
+// enqueueLane takes a written message on the shard, in pump. When no lane
+// has a backlog and the send window has room, the message goes straight
+// into its lane's KCP (which copies it), and enqueueLane reports true;
+// otherwise it is copied to the lane's backlog for admitLanes.
+func (c *Conn) enqueueLane(l *lane, msg []byte, expiry int64) bool {
 	l.queued += len(msg)
+	if budget := c.laneBudget(); budget > 0 {
+		direct := true
+		for _, o := range c.lanes {
+			direct = direct && len(o.backlog) == 0
+		}
+		if direct {
+			c.admitOne(l, msg, expiry, false)
+			return true
+		}
+	}
+	l.backlog = append(l.backlog, laneMsg{expiry: expiry, data: append([]byte(nil), msg...)})
 	if expiry != 0 && (l.minExpiry == 0 || expiry < l.minExpiry) {
 		l.minExpiry = expiry
 	}
+	return false
+}
+
+// laneBudget is how many more segments the lanes' KCPs may take.
+func (c *Conn) laneBudget() int {
+	budget := c.ep.set.sendWindow
+	for _, l := range c.lanes {
+		budget -= l.snd.WaitSnd()
+	}
+	return budget
 }
 
 // admitLanes moves messages from the lanes' backlogs into their KCPs, by
 // priority, while the segments the KCPs hold stay below the send window.
 // It reports whether anything was admitted.
 func (c *Conn) admitLanes() bool {
-	budget := c.ep.set.sendWindow
-	for _, l := range c.lanes {
-		budget -= l.snd.WaitSnd()
-	}
-	mss := c.ep.set.mss()
+	budget := c.laneBudget()
 	admitted := false
 	for _, l := range c.lanesByPrio {
-		for len(l.backlog) > 0 && budget > 0 {
-			m := l.backlog[0]
-			l.backlog[0] = laneMsg{}
-			l.backlog = l.backlog[1:]
-			b := c.laneScratch[:0]
-			switch {
-			case m.skip:
-				b = append(b, laneMsgSkip)
-			case m.expiry != 0:
-				b = append(b, laneMsgDeadline)
-				b = appendUvarint32(b, uint32(len(m.data)))
-			default:
-				b = append(b, laneMsgPlain)
-			}
-			b = append(b, m.data...)
-			c.laneScratch = b[:0]
-			if l.snd.Send(b) < 0 {
-				// Cannot happen: Write bounds the size. Drop it loudly
-				// rather than wedge the lane.
-				c.ep.log.Error("uxp: lane message rejected by KCP", "session", c.id, "lane", l.id, "size", len(b))
-				l.queued -= len(m.data)
-				continue
-			}
-			frags := max(1, (len(b)+mss-1)/mss)
-			l.inflight = append(l.inflight, laneSent{firstSN: l.sndSN, lastSN: l.sndSN + uint32(frags) - 1, size: len(m.data), expiry: m.expiry})
-			l.sndSN += uint32(frags)
-			l.lat.sent(frags, c.shard.now)
-			budget -= frags
+		i := 0
+		for ; i < len(l.backlog) && budget > 0; i++ {
+			m := &l.backlog[i]
+			budget -= c.admitOne(l, m.data, m.expiry, m.skip)
+			*m = laneMsg{}
 			admitted = true
-			if !m.skip {
-				l.ctr.msgsOut.Add(1)
-				c.traffic.msgsOut.Add(1)
-				c.shard.traffic.msgsOut.Add(1)
-			}
+		}
+		l.backlog = l.backlog[i:]
+		if len(l.backlog) == 0 {
+			l.backlog = l.backlog[:0:0]
 		}
 	}
 	return admitted
+}
+
+// admitOne hands one message, with its lane message header, to the lane's
+// KCP, and returns the segments it takes.
+func (c *Conn) admitOne(l *lane, data []byte, expiry int64, skip bool) int {
+	b := c.laneScratch[:0]
+	switch {
+	case skip:
+		b = append(b, laneMsgSkip)
+	case expiry != 0:
+		b = append(b, laneMsgDeadline)
+		b = appendUvarint32(b, uint32(len(data)))
+	default:
+		b = append(b, laneMsgPlain)
+	}
+	b = append(b, data...)
+	c.laneScratch = b[:0]
+	if l.snd.Send(b) < 0 {
+		// Cannot happen: Write bounds the size. Drop it loudly rather
+		// than wedge the lane.
+		c.ep.log.Error("uxp: lane message rejected by KCP", "session", c.id, "lane", l.id, "size", len(b))
+		l.queued -= len(data)
+		return 0
+	}
+	mss := c.ep.set.mss()
+	frags := max(1, (len(b)+mss-1)/mss)
+	l.inflight = append(l.inflight, laneSent{firstSN: l.sndSN, lastSN: l.sndSN + uint32(frags) - 1, size: len(data), expiry: expiry})
+	l.sndSN += uint32(frags)
+	l.lat.sent(frags, c.shard.now)
+	if expiry != 0 && (l.minExpiry == 0 || expiry < l.minExpiry) {
+		l.minExpiry = expiry
+	}
+	if !skip {
+		l.ctr.msgsOut.Add(1)
+		c.traffic.msgsOut.Add(1)
+		c.shard.traffic.msgsOut.Add(1)
+	}
+	return frags
 }
 
 func appendUvarint32(b []byte, v uint32) []byte {

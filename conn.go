@@ -86,6 +86,8 @@ type Conn struct {
 	dgrams       datagramCounters
 	lastPong     time.Time // client: when the last pong arrived
 	lastPongTS   uint64    // client: the server timestamp it carried
+	peerTS       uint64    // the peer's clock in its last ping or pong (deadline.go)
+	peerAt       time.Time // when that ping or pong arrived
 	fec          fecState
 	tr           tracer
 	// ackPending: some lane's KCP holds ACKs not yet flushed. With FEC on

@@ -238,6 +238,7 @@ func (c *Conn) answerPing(body []byte, now time.Time) {
 	copy(b[0:8], body[0:8])
 	binary.LittleEndian.PutUint64(b[8:], c.clock(now))
 	c.sendFrame(framePong, b[:])
+	c.peerTS, c.peerAt = binary.LittleEndian.Uint64(body[0:8]), now // deadline.go
 	// Server-side RTT: now - when we sent that pong - how long the client
 	// sat on it.
 	if sent := binary.LittleEndian.Uint64(body[8:]); sent != 0 {
@@ -259,6 +260,7 @@ func (c *Conn) takePong(body []byte, now time.Time) {
 	c.hb.pong(sent, now)
 	c.lastPong = now
 	c.lastPongTS = binary.LittleEndian.Uint64(body[8:])
+	c.peerTS, c.peerAt = c.lastPongTS, now // deadline.go
 	c.publishRTT()
 }
 

@@ -31,14 +31,18 @@ import (
 // only the output callback, and they cost a few bytes per abandoned
 // segment instead of the message's payload.
 //
-// Guarantee: a lapsed message's payload is never sent again, so a message
-// cannot arrive after its deadline unless the one-way delay exceeds the
-// margin. One exception: a message that arrived in time but waits behind an
-// earlier message is released when the earlier one is delivered or its
-// skip marker arrives; with deadlines that grow in write order (a lane's
-// default, or a fixed WriteWithDeadline) that is before its own deadline,
-// unless the earlier message's marker is lost and only a retransmission of
-// it gets through.
+// A message that arrived in time can still wait behind an earlier one: a
+// plain message being retransmitted, or a lapsed one whose markers were
+// lost. So each deadline message also carries its deadline on the
+// receiver's clock, in microseconds since the receiver's epoch, which the
+// sender estimates from the last heartbeat (the peer's clock value it
+// carried, plus the time since, plus half the smoothed RTT; 0 until there
+// is an RTT). The receiver skips a complete message whose deadline has
+// passed instead of delivering it late.
+//
+// Guarantee: a lapsed message's payload is never sent again, and a late
+// one is never delivered, up to the error of the clock estimate (half the
+// difference between the two one-way delays) and of the expiry margin.
 
 // WriteWithDeadline queues msg on lane 0 like Write, with a time limit d
 // from now. If the peer has not received it by then (as far as this side
@@ -69,6 +73,19 @@ const skipMarkerCopies = 2
 // sent later would arrive too late. Half the smoothed RTT is the one-way
 // delay; half the RTT variation covers jitter.
 func (c *Conn) expiryMargin() time.Duration { return c.hb.srtt/2 + c.hb.rttvar/2 }
+
+// peerDeadline converts a deadline (unix ns) to the peer's clock, in
+// microseconds, for the lane message header; 0 when no estimate exists yet.
+func (c *Conn) peerDeadline(expiry int64) uint64 {
+	if c.peerAt.IsZero() || c.hb.srtt <= 0 {
+		return 0
+	}
+	peer := int64(c.peerTS) + int64(time.Unix(0, expiry).Sub(c.peerAt)) + int64(c.hb.srtt/2)
+	if peer <= 0 {
+		return 0
+	}
+	return max(uint64(peer)/1000, 1)
+}
 
 // expireLanes lapses every message whose deadline can no longer be met.
 func (c *Conn) expireLanes(now time.Time) {

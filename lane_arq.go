@@ -17,7 +17,7 @@ import (
 //
 //	0 plain:    payload
 //	1 skip:     nothing; the message was abandoned (deadline.go)
-//	2 deadline: uvarint(payload length) | payload
+//	2 deadline: uvarint(deadline) | uvarint(payload length) | payload
 //
 // A deadline message may lose some of its segments to skip markers
 // (deadline.go): its first segment becomes a lone kind-1 byte, the others
@@ -218,13 +218,24 @@ func (c *Conn) laneDeliver(l *lane, force bool) {
 			l.ctr.skipped.Add(1)
 			continue
 		case laneMsgDeadline:
-			size, k := binary.Uvarint(buf[1:n])
-			if k <= 0 || size != uint64(n-1-k) {
+			dl, k1 := binary.Uvarint(buf[1:n])
+			if k1 <= 0 {
+				c.terminate(&ProtocolError{Reason: "bad lane message header"}, closeProtocol, true)
+				return
+			}
+			size, k2 := binary.Uvarint(buf[1+k1 : n])
+			switch {
+			case k2 <= 0 || size != uint64(n-1-k1-k2):
 				// Some segments were replaced by skip markers.
 				l.ctr.skipped.Add(1)
 				continue
+			case dl != 0 && c.clock(c.shard.now)/1000 > dl:
+				// Complete, but too late: it waited behind an earlier
+				// message (deadline.go).
+				l.ctr.skipped.Add(1)
+				continue
 			}
-			payload = buf[1+k : n]
+			payload = buf[1+k1+k2 : n]
 		default:
 			c.terminate(&ProtocolError{Reason: "bad lane message kind"}, closeProtocol, true)
 			return

@@ -2,6 +2,7 @@ package uxp
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -34,11 +35,11 @@ const (
 	// Lane message kinds, the first byte of every lane message.
 	laneMsgPlain    byte = 0 // payload follows
 	laneMsgSkip     byte = 1 // abandoned message: nothing follows
-	laneMsgDeadline byte = 2 // uvarint payload length, then payload
+	laneMsgDeadline byte = 2 // uvarint deadline, uvarint payload length, payload
 
-	// laneHeaderMax is the longest lane message header: the kind and a
-	// uvarint of a u32.
-	laneHeaderMax = 1 + 5
+	// laneHeaderMax is the longest lane message header: the kind, a
+	// uvarint of a u64 and one of a u32.
+	laneHeaderMax = 1 + 10 + 5
 )
 
 /* Implementation constants */
@@ -264,6 +265,7 @@ func (c *Conn) admitOne(l *lane, data []byte, expiry int64, skip bool) int {
 		b = append(b, laneMsgSkip)
 	case expiry != 0:
 		b = append(b, laneMsgDeadline)
+		b = binary.AppendUvarint(b, c.peerDeadline(expiry))
 		b = appendUvarint32(b, uint32(len(data)))
 	default:
 		b = append(b, laneMsgPlain)

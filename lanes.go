@@ -82,19 +82,20 @@ type LaneStats struct {
 	// Priority and Deadline are the lane's configuration.
 	Priority int
 	Deadline time.Duration
-	// MessagesSent counts messages handed to the lane's KCP (a message
-	// re-sent after a deadline reset counts again); MessagesReceived counts
-	// messages delivered to the application.
+	// MessagesSent counts messages handed to the lane's KCP (skip messages
+	// not included); MessagesReceived counts messages delivered to the
+	// application.
 	MessagesSent, MessagesReceived uint64
 	// Retransmissions counts the lane's KCP data segments sent more than
 	// once.
 	Retransmissions uint64
 	// Expired counts messages this side abandoned because their deadline
-	// passed before the peer confirmed them.
+	// passed before the peer confirmed them. Some may have arrived anyway
+	// (their acknowledgement was still on its way).
 	Expired uint64
-	// Skipped counts messages of the peer's that were never delivered here
-	// because the peer abandoned them: the gaps in the lane's message
-	// numbers.
+	// Skipped counts messages of the peer's that were not delivered here
+	// because of their deadline: abandoned by the peer (skip markers), or
+	// complete only after their deadline.
 	Skipped uint64
 	// QueuedBytes is the payload this lane holds for sending: waiting for
 	// the window plus sent and not yet acknowledged.

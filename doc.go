@@ -65,6 +65,13 @@
 // provides. A nil *Config means DefaultConfig; the zero value of each field
 // means its default.
 //
+// To use a session as a byte stream instead, Listen returns a net.Listener
+// whose Accept gives net.Conns (*StreamConn), and DialConn (or DialConnOver,
+// on the caller's PacketConn) dials one. They run on the same sessions;
+// StreamConn.Write blocks under backpressure until its deadline instead of
+// returning ErrWouldBlock, and Read returns io.EOF after the peer's Close.
+// smux, yamux and net/http run over them unchanged.
+//
 // # Concurrency
 //
 // A Server runs one read loop, one handshake loop and Config.Workers update

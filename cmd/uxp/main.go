@@ -1,8 +1,9 @@
 // Command uxp is the uxp toolbox: a self-checking demo over an impaired
-// loopback network, and a key generator.
+// loopback network, a key generator, and a TCP tunnel.
 //
 //	uxp demo   [flags]   run a server and many clients in one process
 //	uxp keygen [flags]   print or write a new static key pair
+//	uxp tunnel server|client [flags]   forward TCP over uxp
 //	uxp help             print this usage
 package main
 
@@ -35,6 +36,7 @@ Commands:
 	demo     run a server and many clients over impaired loopback UDP and
 	         check that every message is echoed intact, once and in order
 	keygen   generate a static X25519 key pair for a server
+	tunnel   forward TCP connections over uxp (server or client mode)
 	help     print this help
 
 Run "uxp <command> -h" for the flags of a command.
@@ -67,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	case "keygen":
 		err = keygenCommand(rest, stdout, stderr)
+	case "tunnel":
+		err = tunnelCommand(ctx, rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		// Asked-for help is not an error: print to stdout and succeed, like
 		// the flag package does for "-h".

@@ -114,6 +114,14 @@
 //   - Forward error correction (Config.FEC) is new: its wire format and
 //     negotiation are still being finalised (docs/protocol.md section 9),
 //     so both sides should run the same uxp version to use it.
+//   - Deadlines (Conn.WriteWithDeadline, LaneConfig.Deadline) rest on the
+//     heartbeat's RTT estimate: a message stops being sent half an RTT
+//     (plus half the RTT variation) before its deadline, and the receiver
+//     skips one that completes after its deadline as estimated on its own
+//     clock. Asymmetric paths or jitter beyond the RTT variation blur both
+//     by a few milliseconds. Until the first heartbeat answer there is no
+//     estimate and deadlines are enforced only by the sender. Both sides
+//     must declare the same number of lanes.
 //   - Path MTU discovery is not implemented; Config.KCP.MTU (default 1400)
 //     bounds every datagram, and a receiver drops transport datagrams longer
 //     than its own MTU.

@@ -63,7 +63,7 @@ func newShard(ep *endpoint) *shard {
 		timer:   t,
 		conns:   make(map[*Conn]struct{}),
 		sendBuf: make([]byte, 0, maxDatagram),
-		recvBuf: make([]byte, ep.set.maxMessage),
+		recvBuf: make([]byte, ep.set.maxMessage+laneHeaderMax),
 		done:    make(chan struct{}),
 	}
 }

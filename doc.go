@@ -111,9 +111,8 @@
 //     address. A server that restarted tells clients of its old sessions
 //     with a stateless reset (ErrStatelessReset); a client that restarted is
 //     noticed by the server only at its idle timeout.
-//   - Forward error correction (Config.FEC) is new: its wire format and
-//     negotiation are still being finalised (docs/protocol.md section 9),
-//     so both sides should run the same uxp version to use it.
+//   - Lanes are not negotiated: both sides must configure the same
+//     Config.Lanes. Datagrams bypass KCP's send window and are not paced.
 //   - Deadlines (Conn.WriteWithDeadline, LaneConfig.Deadline) rest on the
 //     heartbeat's RTT estimate: a message stops being sent half an RTT
 //     (plus half the RTT variation) before its deadline, and the receiver

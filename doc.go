@@ -119,8 +119,7 @@
 //     skips one that completes after its deadline as estimated on its own
 //     clock. Asymmetric paths or jitter beyond the RTT variation blur both
 //     by a few milliseconds. Until the first heartbeat answer there is no
-//     estimate and deadlines are enforced only by the sender. Both sides
-//     must declare the same number of lanes.
+//     estimate and deadlines are enforced only by the sender.
 //   - Path MTU discovery is not implemented; Config.KCP.MTU (default 1400)
 //     bounds every datagram, and a receiver drops transport datagrams longer
 //     than its own MTU.

@@ -113,6 +113,15 @@ type Config struct {
 	// leaves the socket's buffers alone.
 	SocketBufferBytes int
 
+	// Lanes declares the session's independent reliable, ordered lanes
+	// (lanes.go). Lane i is Lanes[i]; lane 0 is the one Write uses. A loss
+	// on one lane never holds back delivery on another. Nil or empty means
+	// one lane with the zero LaneConfig. At most 32 lanes. Both sides must
+	// declare the same number of lanes: frames for a lane the receiver does
+	// not have are dropped as malformed. Priorities and deadlines are the
+	// sender's own and need not match.
+	Lanes []LaneConfig
+
 	// Logger receives the SDK's log records. Nil means no logging.
 	Logger *slog.Logger
 
@@ -147,6 +156,9 @@ type Config struct {
 	// testDropShard, set only by this package's tests, drops chosen FEC
 	// shards on the way out (after they were counted as sent).
 	testDropShard func(shard []byte) bool
+	// testDropLane, set only by this package's tests, drops chosen lane
+	// frames (data or ACKs) on the way out.
+	testDropLane func(lane int) bool
 	// testStartCounter, tests only: the first packet counter of every
 	// session (to reach counter exhaustion quickly).
 	testStartCounter uint64
@@ -239,6 +251,7 @@ func (c *Config) Clone() *Config {
 		return DefaultConfig()
 	}
 	cp := *c
+	cp.Lanes = append([]LaneConfig(nil), c.Lanes...)
 	return &cp
 }
 
@@ -277,7 +290,9 @@ type settings struct {
 	tracer           *slog.Logger
 	fecGroupDelay    time.Duration
 	testDropShard    func(shard []byte) bool
-	maxSessions      int // 0: no limit
+	testDropLane     func(lane int) bool
+	lanes            []LaneConfig // at least one
+	maxSessions      int          // 0: no limit
 	identity         identitySettings
 
 	rekeyAfterTime    time.Duration // <= 0: disabled
@@ -318,11 +333,16 @@ func (c *Config) resolve() (*settings, error) {
 		logger:           c.Logger,
 		tracer:           c.Tracer,
 		testDropShard:    c.testDropShard,
+		testDropLane:     c.testDropLane,
+		lanes:            append([]LaneConfig(nil), c.Lanes...),
 
 		rekeyAfterTime:    pick(c.RekeyAfterTime, defaultRekeyAfterTime),
 		rekeyAfterPackets: pick(c.RekeyAfterPackets, defaultRekeyAfterPackets),
 		testStartCounter:  c.testStartCounter,
 		testOnRetire:      c.testOnRetire,
+	}
+	if len(s.lanes) == 0 {
+		s.lanes = []LaneConfig{{}}
 	}
 	s.fec = fecParams{
 		data:      c.FEC.DataShards,
@@ -389,8 +409,11 @@ func (c *Config) resolve() (*settings, error) {
 	case s.heartbeat > 0 && s.idleTimeout > 0 && s.idleTimeout <= s.heartbeat:
 		return bad("IdleTimeout", "%v must exceed HeartbeatInterval %v", s.idleTimeout, s.heartbeat)
 	}
+	if err := validateLanes(s.lanes); err != nil {
+		return nil, err
+	}
 	if limit := s.maxMessageLimit(); s.maxMessage > limit {
-		return bad("MaxMessageSize", "%d exceeds %d, the most that fits in min(255, KCP.RecvWindow-1) segments of %d bytes at this MTU", s.maxMessage, limit, s.mss())
+		return bad("MaxMessageSize", "%d exceeds %d, the most that fits with its %d-byte lane header in min(255, KCP.RecvWindow-1) segments of %d bytes at this MTU", s.maxMessage, limit, laneHeaderMax, s.mss())
 	}
 	if s.sendQueue < s.maxMessage {
 		return bad("SendQueueBytes", "%d is smaller than MaxMessageSize %d", s.sendQueue, s.maxMessage)
@@ -410,21 +433,36 @@ func (c *Config) resolve() (*settings, error) {
 // and KCP's own segment header.
 func (s *settings) mss() int { return s.kcpMTU() - kcpOverhead }
 
-// kcpMTU is the MTU handed to KCP: what remains of a datagram after the
-// transport header, the frame type byte and the AEAD tag, and, when FEC
-// may be on, the shard header and the 2 bytes by which a parity shard
-// exceeds the group's largest packet. The FEC room is reserved whenever
-// this side is configured for FEC, so the MTU holds whatever the server
-// decides.
-func (s *settings) kcpMTU() int {
+// frameRoom is the most frame body one datagram carries: what remains
+// after the transport header, the frame type byte and the AEAD tag, and,
+// when FEC may be on, the shard header, the 2 bytes by which a parity
+// shard exceeds the group's largest packet, and the inner frame type byte
+// (section 9 of docs/protocol.md). The FEC room is reserved whenever this
+// side is configured for FEC, so the MTU holds whatever the server decides.
+func (s *settings) frameRoom() int {
 	m := s.mtu - transportOverhead
 	if s.fec.data > 0 {
-		m -= fec.HeaderSize + fecParityExtra
+		m -= fec.HeaderSize + fecParityExtra + frameHeaderSize
 	}
 	return m
 }
 
+// kcpMTU is the MTU handed to each lane's KCP: the frame room less the
+// lane byte when there is more than one lane.
+func (s *settings) kcpMTU() int {
+	if len(s.lanes) > 1 {
+		return s.frameRoom() - laneIDSize
+	}
+	return s.frameRoom()
+}
+
+// fecMaxPacket is the largest packet handed to the FEC encoder: an inner
+// frame, type byte included.
+func (s *settings) fecMaxPacket() int { return s.frameRoom() + frameHeaderSize }
+
+// maxMessageLimit is the largest MaxMessageSize that fits, with its lane
+// message header, in min(255, RecvWindow-1) segments.
 func (s *settings) maxMessageLimit() int {
 	frags := min(maxFragments, s.recvWindow-1)
-	return frags * s.mss()
+	return frags*s.mss() - laneHeaderMax
 }

@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/uxp-go/uxp/internal/kcp"
-
 	"github.com/uxp-go/uxp/internal/replay"
 )
 
@@ -64,33 +62,37 @@ type Conn struct {
 	latency    histogramCounters
 
 	// Owned by the shard.
-	state       connState
-	added       bool
-	touched     bool
-	heapIndex   int
-	deadline    time.Time
-	remoteAP    netip.AddrPort
-	kcp         *kcp.KCP
-	keys        rekeyState // transport keys, by generation (rekey.go)
-	path        pathState  // server: validation of a new peer address (path.go)
-	sendCounter uint64     // runs on across rekeys
-	exhausted   bool       // sendCounter reached replay.RejectAfter
-	replay      replay.Window
-	hb          heartbeat
-	handshakeBy time.Time // stateHalfOpen: drop the session if not confirmed by then
-	lingerUntil time.Time // stateClosing
-	maxSentSN   uint32    // highest KCP sn sent, to count retransmissions
-	sentData    bool
-	segAvg      int // running average of payload bytes per KCP segment
-	pendSpare   []byte
-	lastPong    time.Time // client: when the last pong arrived
-	lastPongTS  uint64    // client: the server timestamp it carried
-	fec         fecState
-	tr          tracer
-	lat         deliveryTracker
-	// ackPending: KCP holds ACKs not yet flushed. With FEC on they wait for
-	// KCP's interval tick, so parity can repair a loss before the sender
-	// sees later segments acknowledged and retransmits.
+	state        connState
+	added        bool
+	touched      bool
+	heapIndex    int
+	deadline     time.Time
+	remoteAP     netip.AddrPort
+	lanes        []*lane // fixed at creation; lane counters are read by Stats
+	lanesByPrio  []*lane
+	keys         rekeyState // transport keys, by generation (rekey.go)
+	path         pathState  // server: validation of a new peer address (path.go)
+	sendCounter  uint64     // runs on across rekeys
+	exhausted    bool       // sendCounter reached replay.RejectAfter
+	replay       replay.Window
+	hb           heartbeat
+	handshakeBy  time.Time // stateHalfOpen: drop the session if not confirmed by then
+	lingerUntil  time.Time // stateClosing
+	pendSpare    []byte
+	laneScratch  []byte // one lane message with its header, for KCP Send
+	frameScratch []byte // one inner frame, for FEC
+	skipScratch  []byte // skip markers (deadline.go)
+	latest       *latestState
+	dgrams       datagramCounters
+	lastPong     time.Time // client: when the last pong arrived
+	lastPongTS   uint64    // client: the server timestamp it carried
+	peerTS       uint64    // the peer's clock in its last ping or pong (deadline.go)
+	peerAt       time.Time // when that ping or pong arrived
+	fec          fecState
+	tr           tracer
+	// ackPending: some lane's KCP holds ACKs not yet flushed. With FEC on
+	// they wait for KCP's interval tick, so parity can repair a loss before
+	// the sender sees later segments acknowledged and retransmits.
 	ackPending bool
 
 	// Server half-open bookkeeping, immutable after creation.
@@ -118,7 +120,6 @@ func newConn(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fecPa
 		done:      make(chan struct{}),
 		heapIndex: -1,
 		remoteAP:  remote,
-		segAvg:    set.mss(),
 		ready:     make(chan struct{}),
 	}
 	c.sendCounter = set.testStartCounter
@@ -135,22 +136,7 @@ func newConn(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fecPa
 		c.state = stateHalfOpen
 		c.handshakeBy = now.Add(set.handshakeTimeout)
 	}
-	k := kcp.NewKCP(id, c.output)
-	nodelay := 0
-	if set.kcpNoDelay {
-		nodelay = 1
-	}
-	nc := 1
-	if set.kcpCongestion {
-		nc = 0
-	}
-	k.NoDelay(nodelay, int(set.kcpInterval/time.Millisecond), set.kcpFastResend, nc)
-	k.WndSize(set.sendWindow, set.recvWindow)
-	k.SetMtu(set.kcpMTU())
-	// Every session of a shard flushes on the shard's goroutine, one at a
-	// time: they share one scratch buffer (4.5 KB saved per session).
-	k.UseBuffer(c.shard.kcpBuf)
-	c.kcp = k
+	c.initLanes()
 	if err := c.initFEC(fp, now); err != nil {
 		return nil, err
 	}
@@ -198,7 +184,27 @@ func (c *Conn) Err() error {
 // An empty msg sends nothing. After the session ended Write returns the
 // error that ended it, which unwraps to net.ErrClosed.
 func (c *Conn) Write(msg []byte) (int, error) {
-	if len(msg) > c.ep.set.maxMessage {
+	return c.write(pendReliable, 0, c.laneDeadline(0), msg)
+}
+
+// Kinds of queued writes, and the header each has in Conn.pend:
+// u32 length | u8 kind | u8 lane or channel | i64 deadline (unix ns, 0 =
+// none), then the message.
+const (
+	pendReliable byte = iota
+	pendDatagram
+	pendLatest
+
+	pendHeaderSize = 14
+)
+
+// write queues one message for the shard.
+func (c *Conn) write(kind byte, arg int, deadline int64, msg []byte) (int, error) {
+	limit := c.ep.set.maxMessage
+	if kind != pendReliable {
+		limit = c.ep.set.maxDatagram()
+	}
+	if len(msg) > limit {
 		return 0, ErrMessageTooLarge
 	}
 	c.mu.Lock()
@@ -220,6 +226,8 @@ func (c *Conn) Write(msg []byte) (int, error) {
 		return 0, ErrWouldBlock
 	}
 	c.pend = binary.LittleEndian.AppendUint32(c.pend, uint32(len(msg)))
+	c.pend = append(c.pend, kind, byte(arg))
+	c.pend = binary.LittleEndian.AppendUint64(c.pend, uint64(deadline))
 	c.pend = append(c.pend, msg...)
 	c.pendBytes += len(msg)
 	c.mu.Unlock()
@@ -265,6 +273,8 @@ func (c *Conn) Stats() ConnStats {
 		Migrations:       c.traffic.migrations.Load(),
 		RemoteAddr:       c.RemoteAddr(),
 		Rekeys:           c.traffic.rekeys.Load(),
+		Lanes:            c.laneStats(),
+		Datagrams:        c.dgrams.snapshot(),
 	}
 	st.FEC.Parity = int(c.fecParity.Load())
 	st.SendQueueBytes = c.sendQueued()

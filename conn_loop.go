@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/uxp-go/uxp/internal/kcp"
+	kcp "github.com/xtaci/kcp-go/v5"
 
 	"github.com/uxp-go/uxp/internal/replay"
 )
@@ -44,16 +44,21 @@ func (c *Conn) pump(now time.Time) {
 	closeReq := c.closeReq
 	c.mu.Unlock()
 
-	for b := pend; len(b) >= 4; {
+	direct := false // some message went straight into KCP
+	for b := pend; len(b) >= pendHeaderSize; {
 		n := int(binary.LittleEndian.Uint32(b))
-		msg := b[4 : 4+n]
-		b = b[4+n:]
-		if c.kcp.Send(msg) == 0 {
-			c.traffic.msgsOut.Add(1)
-			s.traffic.msgsOut.Add(1)
-			segs := (n + c.ep.set.mss() - 1) / c.ep.set.mss()
-			c.segAvg = (7*c.segAvg + n/segs) / 8
-			c.lat.sent(segs, now)
+		kind, arg := b[4], int(b[5])
+		deadline := int64(binary.LittleEndian.Uint64(b[6:14]))
+		msg := b[pendHeaderSize : pendHeaderSize+n]
+		b = b[pendHeaderSize+n:]
+		switch {
+		case c.state == stateHalfOpen:
+			// Cannot happen: a server's session is announced, and so
+			// written to, only once established.
+		case kind == pendReliable:
+			direct = c.enqueueLane(c.lanes[arg], msg, deadline) || direct
+		default:
+			c.sendDatagram(kind, arg, msg)
 		}
 	}
 	c.pendSpare = pend[:0]
@@ -67,7 +72,7 @@ func (c *Conn) pump(now time.Time) {
 	}
 	resumed := c.recvResume.Swap(false) && c.state != stateHalfOpen
 	if resumed {
-		c.deliver(false) // KCP tells the peer its reopened window in the flush below
+		c.deliverLanes(false) // KCP tells the peer its reopened window in the flush below
 		if c.state == stateClosed {
 			return
 		}
@@ -80,27 +85,19 @@ func (c *Conn) pump(now time.Time) {
 		c.reschedule(now)
 		return
 	}
-	if c.fec.enc == nil || len(pend) > 0 || closeReq || resumed {
-		kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
+	c.expireLanes(now)
+	admitted := c.admitLanes() || direct
+	if c.fec.enc == nil || admitted || closeReq || resumed {
+		c.flushLanes()
 		c.ackPending = false
 	}
 	c.noteQueued()
-	if c.state == stateClosing && c.kcp.WaitSnd() == 0 {
+	if c.state == stateClosing && c.lanesIdle() {
 		c.terminate(ErrConnClosed, closeNormal, true)
 		return
 	}
 	c.rekeyTick(now)
 	c.reschedule(now)
-}
-
-// noteQueued publishes the bytes held by KCP for Write's backpressure
-// check. KCP counts segments, so this estimates bytes from the running
-// average segment payload.
-func (c *Conn) noteQueued() {
-	c.kcpQueued.Store(int64(c.kcp.WaitSnd() * max(c.segAvg, 1)))
-	if fh, ok := c.handlerFor().(flowHandler); ok {
-		fh.sendRoom()
-	}
 }
 
 // receive handles one datagram routed to this session: authenticate,
@@ -164,19 +161,16 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	body := pt[frameHeaderSize:]
 	switch pt[0] {
 	case frameKCP:
-		c.noteUna(body, now)
-		if c.kcp.Input(body, kcp.IKCP_PACKET_REGULAR, false) < 0 {
-			c.drop(dropMalformed)
-			return
-		}
-		c.ackPending = true
+		c.laneInput(c.lanes[0], body, kcp.IKCP_PACKET_REGULAR)
 		c.noteQueued() // ACKs may have freed send queue room
-		c.deliver(false)
+	case frameLane:
+		c.laneFrameInput(body, kcp.IKCP_PACKET_REGULAR)
+		c.noteQueued()
+	case frameDatagram, frameLatest:
+		c.datagramInput(pt[0], body)
 	case frameFEC:
 		c.fecInput(body, now)
-		c.ackPending = true
 		c.noteQueued()
-		c.deliver(false)
 	case frameLoss:
 		if len(body) != lossBodySize {
 			c.drop(dropMalformed)
@@ -203,7 +197,7 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 		// The peer sends close only after we acknowledged all its data,
 		// which may still wait in KCP if a flowHandler was full: hand it
 		// over first (at most a receive window's worth) so none is lost.
-		c.deliver(true)
+		c.deliverLanes(true)
 		c.terminate(ErrPeerClosed, body[0], false) // reason only traced
 	case frameRekey:
 		c.takeRekey(body, now)
@@ -213,40 +207,6 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 		c.takePathResponse(body, from)
 	default:
 		c.drop(dropMalformed)
-	}
-}
-
-// deliver hands every complete message to OnNewDataComing. Unless force
-// is set, it stops while a flowHandler reports its buffer full; the
-// messages stay in KCP (bounded by the receive window, which KCP then
-// advertises as closed) until the handler calls resumeRecv.
-func (c *Conn) deliver(force bool) {
-	buf := c.shard.recvBuf
-	for c.state != stateClosed {
-		if !force && c.state == stateEstablished {
-			if fh, ok := c.handlerFor().(flowHandler); ok && fh.recvFull() {
-				return
-			}
-		}
-		n := c.kcp.PeekSize()
-		if n < 0 {
-			return
-		}
-		if n > len(buf) {
-			c.terminate(&ProtocolError{Reason: "peer sent a message larger than MaxMessageSize"}, closeProtocol, true)
-			return
-		}
-		n = c.kcp.Recv(buf)
-		if n < 0 {
-			return
-		}
-		c.traffic.msgsIn.Add(1)
-		c.shard.traffic.msgsIn.Add(1)
-		// After a local Close the application no longer wants data; keep
-		// draining KCP so its window stays open while we linger.
-		if c.state == stateEstablished {
-			c.callData(buf[:n])
-		}
 	}
 }
 
@@ -278,6 +238,7 @@ func (c *Conn) answerPing(body []byte, now time.Time) {
 	copy(b[0:8], body[0:8])
 	binary.LittleEndian.PutUint64(b[8:], c.clock(now))
 	c.sendFrame(framePong, b[:])
+	c.peerTS, c.peerAt = binary.LittleEndian.Uint64(body[0:8]), now // deadline.go
 	// Server-side RTT: now - when we sent that pong - how long the client
 	// sat on it.
 	if sent := binary.LittleEndian.Uint64(body[8:]); sent != 0 {
@@ -299,41 +260,13 @@ func (c *Conn) takePong(body []byte, now time.Time) {
 	c.hb.pong(sent, now)
 	c.lastPong = now
 	c.lastPongTS = binary.LittleEndian.Uint64(body[8:])
+	c.peerTS, c.peerAt = c.lastPongTS, now // deadline.go
 	c.publishRTT()
 }
 
 func (c *Conn) publishRTT() {
 	c.rtt.Store(int64(c.hb.srtt))
 	c.rttVar.Store(int64(c.hb.rttvar))
-}
-
-// output is KCP's output callback: it seals one KCP datagram's worth of
-// segments. It runs inside KCP calls made by the shard.
-func (c *Conn) output(buf []byte, size int) {
-	segs := buf[:size]
-	// Count retransmissions: KCP sends new data in increasing sn order, so
-	// a PUSH segment at or below the highest sn sent so far is a resend.
-	for p := segs; len(p) >= kcpOverhead; {
-		n := int(binary.LittleEndian.Uint32(p[20:24]))
-		if p[4] == kcp.IKCP_CMD_PUSH {
-			sn := binary.LittleEndian.Uint32(p[12:16])
-			if c.sentData && int32(sn-c.maxSentSN) <= 0 {
-				c.traffic.retrans.Add(1)
-				c.shard.traffic.retrans.Add(1)
-			} else {
-				c.maxSentSN, c.sentData = sn, true
-			}
-		}
-		if n > len(p)-kcpOverhead {
-			break
-		}
-		p = p[kcpOverhead+n:]
-	}
-	if c.fec.enc != nil {
-		c.fecOutput(segs)
-		return
-	}
-	c.sendFrame(frameKCP, segs)
 }
 
 // sendFrame seals one frame into a transport packet and sends it to the
@@ -402,21 +335,19 @@ func (c *Conn) onTimer(now time.Time) {
 			c.sendPing(now)
 		}
 		c.fecTimers(now)
-		if (c.kcp.WaitSnd() > 0 || c.ackPending) && int32(c.kcp.Check()-kcpNow()) <= 0 {
-			c.ackPending = false
-			c.kcp.Update()
-			c.noteQueued()
-			if c.state == stateClosing && c.kcp.WaitSnd() == 0 {
-				c.terminate(ErrConnClosed, closeNormal, true)
-				return
-			}
+		c.laneTimers(now)
+		c.noteQueued()
+		if c.state == stateClosing && c.lanesIdle() {
+			c.terminate(ErrConnClosed, closeNormal, true)
+			return
 		}
 	}
 	c.reschedule(now)
 }
 
 // reschedule computes the session's next deadline: the earliest of its
-// handshake, linger, heartbeat, idle and KCP deadlines.
+// handshake, linger, heartbeat, idle, FEC, rekey, path, lane KCP and
+// message-expiry deadlines.
 func (c *Conn) reschedule(now time.Time) {
 	d := c.hb.deadline()
 	earliest := func(t time.Time) {
@@ -438,9 +369,10 @@ func (c *Conn) reschedule(now time.Time) {
 	if c.exhausted {
 		earliest(now) // end the session (onTimer)
 	}
-	if c.state != stateHalfOpen && (c.kcp.WaitSnd() > 0 || c.ackPending) {
-		wait := time.Duration(int32(c.kcp.Check()-kcpNow())) * time.Millisecond
-		earliest(now.Add(max(wait, time.Millisecond)))
+	if c.state != stateHalfOpen {
+		if t := c.lanesDeadline(now); !t.IsZero() {
+			earliest(t)
+		}
 	}
 	if !d.IsZero() && !d.After(now) {
 		d = now.Add(time.Millisecond) // never spin on a deadline in the past
@@ -516,9 +448,17 @@ func (c *Conn) callReady() {
 	c.handlerFor().OnReady(c)
 }
 
-func (c *Conn) callData(b []byte) {
+// callLaneData delivers a lane's message: to OnNewLaneDataComing if the
+// handler has it, else to OnNewDataComing.
+func (c *Conn) callLaneData(lane int, b []byte) {
+	h := c.handlerFor()
+	if lh, ok := h.(LaneHandler); ok {
+		defer c.recoverCallback("OnNewLaneDataComing")
+		lh.OnNewLaneDataComing(c, lane, b)
+		return
+	}
 	defer c.recoverCallback("OnNewDataComing")
-	c.handlerFor().OnNewDataComing(c, b)
+	h.OnNewDataComing(c, b)
 }
 
 func (c *Conn) callClosed(err error) {

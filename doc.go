@@ -7,7 +7,7 @@
 // ChaCha20-Poly1305 (the default) or Salsa20-Poly1305 under a per-direction
 // key, with the packet counter as the nonce and a replay window on the
 // receiving side. Reliability and ordering come from KCP (kcp-go's state
-// machine, forked in internal/kcp, in message mode), so each Conn.Write arrives as one
+// machine, in message mode), so each Conn.Write arrives as one
 // OnNewDataComing call. docs/protocol.md is the wire specification,
 // docs/architecture.md describes the goroutines and who owns what, and
 // docs/security.md the threat model.
@@ -65,6 +65,13 @@
 // provides. A nil *Config means DefaultConfig; the zero value of each field
 // means its default.
 //
+// To use a session as a byte stream instead, Listen returns a net.Listener
+// whose Accept gives net.Conns (*StreamConn), and DialConn (or DialConnOver,
+// on the caller's PacketConn) dials one. They run on the same sessions;
+// StreamConn.Write blocks under backpressure until its deadline instead of
+// returning ErrWouldBlock, and Read returns io.EOF after the peer's Close.
+// smux, yamux and net/http run over them unchanged.
+//
 // # Concurrency
 //
 // A Server runs one read loop, one handshake loop and Config.Workers update
@@ -104,9 +111,15 @@
 //     address. A server that restarted tells clients of its old sessions
 //     with a stateless reset (ErrStatelessReset); a client that restarted is
 //     noticed by the server only at its idle timeout.
-//   - Forward error correction (Config.FEC) is new: its wire format and
-//     negotiation are still being finalised (docs/protocol.md section 9),
-//     so both sides should run the same uxp version to use it.
+//   - Lanes are not negotiated: both sides must configure the same
+//     Config.Lanes. Datagrams bypass KCP's send window and are not paced.
+//   - Deadlines (Conn.WriteWithDeadline, LaneConfig.Deadline) rest on the
+//     heartbeat's RTT estimate: a message stops being sent half an RTT
+//     (plus half the RTT variation) before its deadline, and the receiver
+//     skips one that completes after its deadline as estimated on its own
+//     clock. Asymmetric paths or jitter beyond the RTT variation blur both
+//     by a few milliseconds. Until the first heartbeat answer there is no
+//     estimate and deadlines are enforced only by the sender.
 //   - Path MTU discovery is not implemented; Config.KCP.MTU (default 1400)
 //     bounds every datagram, and a receiver drops transport datagrams longer
 //     than its own MTU.

@@ -14,9 +14,19 @@ var (
 	// acknowledged some data.
 	ErrWouldBlock = errors.New("uxp: send queue full, would block")
 
-	// ErrMessageTooLarge is returned by Conn.Write for a message longer than
-	// Config.MaxMessageSize. The message was not queued.
+	// ErrMessageTooLarge is returned by Conn.Write (and the other reliable
+	// writes) for a message longer than Config.MaxMessageSize, and by
+	// Conn.WriteDatagram for one longer than Conn.MaxDatagramSize. The
+	// message was not queued.
 	ErrMessageTooLarge = errors.New("uxp: message too large")
+
+	// ErrNoSuchLane is returned by Conn.WriteLane and
+	// Conn.WriteLaneWithDeadline for a lane outside [0, Conn.Lanes()).
+	ErrNoSuchLane = errors.New("uxp: no such lane")
+
+	// ErrBadDeadline is returned by Conn.WriteWithDeadline and
+	// Conn.WriteLaneWithDeadline for a deadline that is not positive.
+	ErrBadDeadline = errors.New("uxp: deadline must be positive")
 
 	// ErrHandshakeFailed is returned by Client.Start when no session could
 	// be established: the server did not answer with a valid response before

@@ -5,7 +5,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/uxp-go/uxp/internal/kcp"
+	kcp "github.com/xtaci/kcp-go/v5"
 
 	"github.com/uxp-go/uxp/fec"
 )
@@ -113,7 +113,7 @@ func (c *Conn) initFEC(p fecParams, now time.Time) error {
 	if !p.on() {
 		return nil
 	}
-	max := c.ep.set.kcpMTU()
+	max := c.ep.set.fecMaxPacket()
 	enc, err := fec.NewEncoder(p.data, p.parity, max)
 	if err != nil {
 		return err
@@ -128,7 +128,7 @@ func (c *Conn) initFEC(p fecParams, now time.Time) error {
 	return nil
 }
 
-// fecOutput runs inside KCP's output callback when FEC is on.
+// fecOutput sends one inner frame through the encoder when FEC is on.
 func (c *Conn) fecOutput(pkt []byte) {
 	if err := c.fec.enc.Encode(pkt, c.shard.now, c.emitShard); err != nil {
 		c.ep.log.Debug("uxp: fec encode", "session", c.id, "err", err)
@@ -168,13 +168,26 @@ func (c *Conn) fecInput(shard []byte, now time.Time) {
 	}
 }
 
+// fecDeliver takes one packet out of the decoder: an inner frame (type
+// byte, then body) of type 1, 10, 11 or 12.
 func (c *Conn) fecDeliver(pkt []byte, recovered bool) {
 	typ := kcp.IKCP_PACKET_REGULAR
 	if recovered {
 		typ = kcp.IKCP_PACKET_FEC
 	}
-	c.noteUna(pkt, c.shard.now)
-	if c.kcp.Input(pkt, typ, false) < 0 {
+	if len(pkt) < frameHeaderSize {
+		c.drop(dropMalformed)
+		return
+	}
+	body := pkt[frameHeaderSize:]
+	switch pkt[0] {
+	case frameKCP:
+		c.laneInput(c.lanes[0], body, typ)
+	case frameLane:
+		c.laneFrameInput(body, typ)
+	case frameDatagram, frameLatest:
+		c.datagramInput(pkt[0], body)
+	default:
 		c.drop(dropMalformed)
 	}
 }

@@ -31,8 +31,9 @@ func TestFECRepairsWithoutRetransmission(t *testing.T) {
 		require.NoError(t, p.cli.Start(context.Background()))
 		conn := p.cli.Conn()
 		// One message of ten full segments is one KCP flush of ten
-		// packets: exactly one FEC group.
-		size := 10 * p.cli.set.mss()
+		// packets: exactly one FEC group. The lane message header takes
+		// one byte (a gap of 0).
+		size := 10*p.cli.set.mss() - 1
 		const n = 100
 		for i := range n {
 			_, err := conn.Write(testMessage(i, size))

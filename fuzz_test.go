@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/uxp-go/uxp/internal/kcp"
 
 	"github.com/uxp-go/uxp/internal/netsim"
 )
@@ -105,6 +104,13 @@ func newFramePair(tb testing.TB, fecOn bool) *framePair {
 	if fecOn {
 		cfg.FEC = FECConfig{DataShards: 4, ParityShards: 2, Adaptive: true}
 	}
+	return newFramePairConfig(tb, cfg)
+}
+
+// newFramePairConfig is newFramePair with both sides on cfg.
+func newFramePairConfig(tb testing.TB, cfg *Config) *framePair {
+	tb.Helper()
+	fecOn := cfg.FEC.DataShards > 0
 	set, err := cfg.resolve()
 	require.NoError(tb, err)
 	p := &framePair{
@@ -169,6 +175,9 @@ func FuzzFrame(f *testing.F) {
 		{framePathChallenge, make([]byte, pathTokenSize)},
 		{framePathResponse, make([]byte, pathTokenSize)},
 		{frameKCP, make([]byte, kcpOverhead)},
+		{frameLane, make([]byte, 1+kcpOverhead)},
+		{frameDatagram, []byte("dgram")},
+		{frameLatest, []byte{1, 2, 0, 0, 0, 'x'}},
 		{frameFEC, make([]byte, 12)},
 		{42, nil},
 	}
@@ -212,8 +221,7 @@ func FuzzFrame(f *testing.F) {
 		}
 		// Still healthy: a real message goes through.
 		msg := []byte("after the garbage")
-		require.Zero(t, sender.kcp.Send(msg))
-		kcpFlush(sender.kcp, kcp.IKCP_FLUSH_FULL)
+		sendLaneNow(sender, msg)
 		if sender.fec.enc != nil {
 			sender.fec.enc.Flush(now, sender.emitShard)
 		}
@@ -225,13 +233,19 @@ func FuzzFrame(f *testing.F) {
 	})
 }
 
+// sendLaneNow puts msg on lane 0 and flushes it, as pump would.
+func sendLaneNow(c *Conn, msg []byte) {
+	c.enqueueLane(c.lanes[0], msg, 0)
+	c.admitLanes()
+	c.flushLanes()
+	c.shard.flushSends() // as the shard does when its event ends
+}
+
 // TestFramePairDelivers guards the FuzzFrame harness itself.
 func TestFramePairDelivers(t *testing.T) {
 	p := newFramePair(t, false)
 	now := time.Now()
-	require.Zero(t, p.cli.kcp.Send([]byte("hi")))
-	kcpFlush(p.cli.kcp, kcp.IKCP_FLUSH_FULL)
-	p.cli.shard.flushSends()
+	sendLaneNow(p.cli, []byte("hi"))
 	feed(p.srv, p.cliOut.take(), p.cliAP, now)
 	_, msgs, _ := p.srvH.snapshot()
 	require.Equal(t, [][]byte{[]byte("hi")}, msgs)

@@ -167,8 +167,7 @@ func TestTransportHeader(t *testing.T) {
 	}
 }
 
-// TestKCPLinkname checks kcpNow, KCP's clock (kcp_link.go), moves in
-// milliseconds.
+// TestKCPLinkname guards the go:linkname into kcp-go (see kcp_link.go).
 func TestKCPLinkname(t *testing.T) {
 	now := kcpNow()
 	time.Sleep(5 * time.Millisecond)

@@ -116,6 +116,10 @@ func TestInitiationReplay(t *testing.T) {
 
 		attacker, err := p.net.Listen("10.0.0.99:6000")
 		require.NoError(t, err)
+		// Past the window in which the server remembers the confirmed
+		// ephemeral key (TestNKInitiationReplay), only the timestamp
+		// check stands between a replay and a new half-open session.
+		time.Sleep(defaultHandshakeTimeout)
 		for range 3 {
 			p.net.Inject(attacker.LocalAddr(), p.srvPC.LocalAddr(), init)
 		}
@@ -130,6 +134,44 @@ func TestInitiationReplay(t *testing.T) {
 		// The same client connects again with a fresh initiation.
 		_, _, err = p.addClient(t, "10.0.0.4:5000", &Config{Identity: IdentityConfig{ClientPrivateKey: ck.Private}})
 		require.NoError(t, err)
+	})
+}
+
+// TestNKInitiationReplay replays an anonymous (NK) initiation: within
+// HandshakeTimeout of the session's confirmation it costs no
+// Diffie-Hellman; later it gets a half-open session that expires
+// unannounced (docs/security.md).
+func TestNKInitiationReplay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newSimPair(t, 10, nil, nil, false)
+		_, rec, err := p.addClient(t, "10.0.0.3:5000", nil)
+		require.NoError(t, err)
+		time.Sleep(50 * time.Millisecond)
+		init := rec.first(msgInitiation)
+		require.Len(t, init, initiationSize)
+		st := p.srv.Stats()
+		processed, replays := st.Handshake.Processed, st.Drops.Replay
+
+		attacker, err := p.net.Listen("10.0.0.99:6000")
+		require.NoError(t, err)
+		p.net.Inject(attacker.LocalAddr(), p.srvPC.LocalAddr(), init)
+		time.Sleep(10 * time.Millisecond)
+		st = p.srv.Stats()
+		require.Equal(t, processed, st.Handshake.Processed, "no Diffie-Hellman for a recent initiation")
+		require.Equal(t, replays+1, st.Drops.Replay)
+		got, _ := drainBytes(t, attacker)
+		require.Zero(t, got)
+
+		time.Sleep(defaultHandshakeTimeout)
+		p.net.Inject(attacker.LocalAddr(), p.srvPC.LocalAddr(), init)
+		time.Sleep(10 * time.Millisecond)
+		st = p.srv.Stats()
+		require.Equal(t, processed+1, st.Handshake.Processed, "later, NK has no timestamp check")
+		require.Equal(t, 1, st.HalfOpen)
+		time.Sleep(2 * defaultHandshakeTimeout)
+		st = p.srv.Stats()
+		require.Equal(t, 0, st.HalfOpen, "the replayed half-open session expired")
+		require.Equal(t, uint64(1), st.SessionsAccepted, "and was never announced")
 	})
 }
 

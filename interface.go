@@ -52,6 +52,18 @@ type ConnHandler interface {
 	OnClosed(c *Conn, err error)
 }
 
+// LaneHandler is an optional interface of a ConnHandler: a handler that
+// implements it receives the messages of every lane (lane 0 included)
+// through OnNewLaneDataComing, and its OnNewDataComing is not called.
+// Without it, OnNewDataComing receives the messages of every lane.
+type LaneHandler interface {
+	// OnNewLaneDataComing is called once per message, in the order the
+	// peer wrote them on that lane, under the same rules as
+	// OnNewDataComing. lane is the lane's index in Config.Lanes. data is
+	// only valid until OnNewLaneDataComing returns.
+	OnNewLaneDataComing(c *Conn, lane int, data []byte)
+}
+
 // NopHandler implements ConnHandler with methods that do nothing. Embed it
 // in a handler to implement only the callbacks you need.
 type NopHandler struct{}

@@ -3,7 +3,7 @@ package uxp
 import (
 	"encoding/binary"
 
-	"github.com/uxp-go/uxp/internal/kcp"
+	kcp "github.com/xtaci/kcp-go/v5"
 )
 
 // Wire format. docs/protocol.md is the normative description; this file is

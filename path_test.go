@@ -38,10 +38,20 @@ func (m *migratingConn) snapshotMoves() [][2]string {
 // back. mid, if set, runs after half of them.
 func sendAndCheck(t *testing.T, p *simPair, n int, interval time.Duration, mid func()) {
 	t.Helper()
+	phases := map[int]func(){}
+	if mid != nil {
+		phases[n/2] = mid
+	}
+	sendAndCheckPhases(t, p, n, interval, phases)
+}
+
+// sendAndCheckPhases is sendAndCheck running phases[i] before message i.
+func sendAndCheckPhases(t *testing.T, p *simPair, n int, interval time.Duration, phases map[int]func()) {
+	t.Helper()
 	conn := p.cli.Conn()
 	for i := range n {
-		if i == n/2 && mid != nil {
-			mid()
+		if f := phases[i]; f != nil {
+			f()
 		}
 		writeRetry(t, conn, testMessage(i, 200+i%1500))
 		time.Sleep(interval)
@@ -250,5 +260,105 @@ func TestSpoofedMigration(t *testing.T) {
 			require.LessOrEqual(t, got, 3*sent, "amplification towards the attacker's address")
 			t.Logf("attacker sent %d bytes, received %d", sent, got)
 		})
+	})
+}
+
+// TestRebindTwiceIdle rebinds an idle client twice: each time its next
+// heartbeat starts a validation and the session follows, and messages
+// still flow both ways afterwards.
+func TestRebindTwiceIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newSimPair(t, 22, nil, nil, false)
+		echoSessions(p)
+		require.NoError(t, p.cli.Start(context.Background()))
+		synctest.Wait()
+		srvConn := p.srvH.conns[0]
+		for i, addr := range []string{"10.0.0.3:6000", "10.0.0.4:7000"} {
+			require.NoError(t, p.cliPC.Rebind(addr))
+			time.Sleep(4 * time.Second) // one heartbeat interval and then some
+			require.Equal(t, addr, srvConn.RemoteAddr().String())
+			require.Equal(t, uint64(i+1), srvConn.Stats().Migrations)
+		}
+		writeRetry(t, p.cli.Conn(), []byte("hello from the third address"))
+		waitEcho(t, p.cliH, 1, 5*time.Second)
+		require.Nil(t, p.cli.Conn().Err())
+	})
+}
+
+// TestMigrationReturnsAfterRelayAttack is the strongest attacker in the
+// migration threat model (docs/security.md): it races every client packet
+// to the server from its own address, and relays what the server sends it
+// back to the client spoofed as the server. That is an on-path relay, and
+// it can pull the session to its address, as RFC 9000 accepts. Once it
+// stops, the session must come back to the client's real address by
+// itself, and no message may be lost or duplicated.
+func TestMigrationReturnsAfterRelayAttack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newSimPair(t, 33, nil, nil, false)
+		echoSessions(p)
+		require.NoError(t, p.cli.Start(context.Background()))
+		cliAddr, srvAddr := p.cliPC.LocalAddr(), p.srvPC.LocalAddr()
+		att, err := p.net.Listen("10.0.0.66:7000")
+		require.NoError(t, err)
+		var (
+			mu     sync.Mutex
+			active bool
+		)
+		isActive := func() bool { mu.Lock(); defer mu.Unlock(); return active }
+		stolen := make(chan []byte, 4096)
+		p.net.SetLink(cliAddr, srvAddr, netsim.Impairment{Drop: func(pkt []byte) bool {
+			if !isActive() || pkt[0] != msgTransport {
+				return false
+			}
+			select {
+			case stolen <- append([]byte(nil), pkt...):
+				return true
+			default:
+				return false
+			}
+		}})
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { // race the client's packets from the attacker's address
+			defer wg.Done()
+			for {
+				select {
+				case pkt := <-stolen:
+					_, _ = att.WriteTo(pkt, srvAddr)
+				case <-stop:
+					return
+				}
+			}
+		}()
+		go func() { // relay the server's packets to the client, spoofed
+			defer wg.Done()
+			buf := make([]byte, maxDatagram)
+			for {
+				n, _, err := att.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				if isActive() {
+					p.net.Inject(srvAddr, cliAddr, buf[:n])
+				}
+			}
+		}()
+		setActive := func(v bool) { mu.Lock(); active = v; mu.Unlock() }
+		var srvConn *Conn
+		movedAway := false
+		sendAndCheckPhases(t, p, 600, 10*time.Millisecond, map[int]func(){
+			100: func() { srvConn = p.srvH.conns[0]; setActive(true) },
+			300: func() {
+				movedAway = srvConn.RemoteAddr().String() == "10.0.0.66:7000"
+				setActive(false)
+			},
+		})
+		require.True(t, movedAway, "an on-path relay can move the session (RFC 9000 accepts this)")
+		close(stop)
+		att.Close()
+		wg.Wait()
+		require.Equal(t, cliAddr.String(), srvConn.RemoteAddr().String(), "the session came back")
+		require.GreaterOrEqual(t, srvConn.Stats().Migrations, uint64(2))
 	})
 }

@@ -28,6 +28,12 @@ type Server struct {
 
 	halfMu   sync.Mutex
 	halfOpen map[[noiseKeySize]byte]*Conn // by client ephemeral key
+	// confirmed remembers, for HandshakeTimeout, the ephemeral keys of
+	// sessions that left the half-open table because they were confirmed,
+	// so that late retransmissions (and replays) of their initiations cost
+	// no Diffie-Hellman. Bounded by maxHalfOpen.
+	confirmed map[[noiseKeySize]byte]time.Time
+	lastSweep time.Time // handshake loop: last pruning of confirmed
 
 	// Owned by the handshake loop.
 	cookies   *cookieChecker
@@ -106,20 +112,21 @@ func NewServer(pc net.PacketConn, handler ServerHandler, cfg *Config) (*Server, 
 		handler = NopServerHandler{}
 	}
 	s := &Server{
-		set:      set,
-		handler:  handler,
-		static:   noise.DHKey{Private: append([]byte(nil), set.privateKey[:]...), Public: append([]byte(nil), pub[:]...)},
-		pub:      pub,
-		mac1:     mac1Key(pub),
-		hsQueue:  make(chan handshakeJob, handshakeQueueLen),
-		halfOpen: make(map[[noiseKeySize]byte]*Conn),
-		stopped:  make(chan struct{}),
-		cookies:  newCookieChecker(pub, rand.Reader),
-		limiter:  newRateLimiter(handshakeRate, handshakeBurst, handshakeSources),
-		stamps:   newTimestampTable(maxClientKeys),
-		resetKey: resetKey(set.privateKey),
-		resets:   newResetSender(set.privateKey),
-		tr:       newTracer(set.tracer, false),
+		set:       set,
+		handler:   handler,
+		static:    noise.DHKey{Private: append([]byte(nil), set.privateKey[:]...), Public: append([]byte(nil), pub[:]...)},
+		pub:       pub,
+		mac1:      mac1Key(pub),
+		hsQueue:   make(chan handshakeJob, handshakeQueueLen),
+		halfOpen:  make(map[[noiseKeySize]byte]*Conn),
+		stopped:   make(chan struct{}),
+		cookies:   newCookieChecker(pub, rand.Reader),
+		limiter:   newRateLimiter(handshakeRate, handshakeBurst, handshakeSources),
+		stamps:    newTimestampTable(maxClientKeys),
+		resetKey:  resetKey(set.privateKey),
+		resets:    newResetSender(set.privateKey),
+		tr:        newTracer(set.tracer, false),
+		confirmed: make(map[[noiseKeySize]byte]time.Time),
 	}
 	ep := newEndpoint(pc, set, set.workers)
 	ep.onInitiation = s.queueInitiation
@@ -183,6 +190,7 @@ func (s *Server) finish() {
 	s.ep.wg.Wait()
 	s.halfMu.Lock()
 	clear(s.halfOpen)
+	clear(s.confirmed)
 	s.halfMu.Unlock()
 	// The handshake loop has stopped; return what it left queued.
 	for len(s.hsQueue) > 0 {
@@ -297,6 +305,21 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		_ = s.ep.writeTo(resp[:], from)
 		return
 	}
+	if until, ok := s.confirmed[eph]; ok && now.Before(until) {
+		// A late retransmission, or a replay, of an initiation whose
+		// session is already established.
+		s.halfMu.Unlock()
+		s.ep.drops.replay.Add(1)
+		return
+	}
+	if now.Sub(s.lastSweep) >= time.Second {
+		s.lastSweep = now
+		for k, until := range s.confirmed {
+			if !now.Before(until) {
+				delete(s.confirmed, k)
+			}
+		}
+	}
 	halfOpen := len(s.halfOpen)
 	s.halfMu.Unlock()
 	if halfOpen >= maxHalfOpen {
@@ -403,6 +426,9 @@ func (s *Server) sendReset(pkt []byte, from netip.AddrPort) {
 func (s *Server) announce(c *Conn) {
 	s.halfMu.Lock()
 	delete(s.halfOpen, c.ephemeral)
+	if len(s.confirmed) < maxHalfOpen {
+		s.confirmed[c.ephemeral] = time.Now().Add(s.set.handshakeTimeout)
+	}
 	s.halfMu.Unlock()
 	s.accepted.Add(1)
 	s.sessions.Add(1)

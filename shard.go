@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"sync"
 	"time"
-
-	"github.com/uxp-go/uxp/internal/kcp"
 )
 
 // shard is one update worker. It owns the KCP, crypto, replay and heartbeat
@@ -36,7 +34,6 @@ type shard struct {
 	out     sendBatch  // datagrams sealed in this event, sent when it ends
 	gso     *gsoSender // nil without UDP GSO
 	recvBuf []byte     // one reassembled message at a time
-	kcpBuf  []byte     // KCP flush scratch space shared by the shard's sessions
 
 	traffic trafficCounters
 	drops   dropCounters
@@ -72,8 +69,7 @@ func newShard(ep *endpoint) *shard {
 		timer:   t,
 		conns:   make(map[*Conn]struct{}),
 		out:     newSendBatch(),
-		kcpBuf:  make([]byte, kcp.SharedBufferSize),
-		recvBuf: make([]byte, ep.set.maxMessage),
+		recvBuf: make([]byte, ep.set.maxMessage+laneHeaderMax),
 		done:    make(chan struct{}),
 	}
 }

@@ -80,6 +80,11 @@ type ConnStats struct {
 	// Rekeys counts completed key rotations (Config.RekeyAfterTime,
 	// Config.RekeyAfterPackets).
 	Rekeys uint64
+	// Lanes holds one entry per lane of Config.Lanes (lanes.go), lane 0
+	// first. MessagesSent and MessagesReceived above are their totals.
+	Lanes []LaneStats
+	// Datagrams counts unreliable datagrams (datagram.go).
+	Datagrams DatagramStats
 }
 
 // ServerStats is a snapshot of a Server's counters.

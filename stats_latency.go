@@ -9,8 +9,8 @@ import (
 //
 // KCP numbers segments sequentially from 0, and a message of n bytes takes
 // max(1, ceil(n/mss)) consecutive numbers, so the sender knows which
-// segment numbers each message it hands to KCP occupies. Every segment the
-// peer sends back, ACK or data, carries una: the peer's next expected
+// segment numbers each message it hands to a lane's KCP occupies. Every
+// ACK the peer sends back on that lane carries una: the peer's next expected
 // segment number, which passes a message's last segment exactly when the
 // peer has the whole message in order, that is when the peer delivers it
 // (uxp delivers inside the same input call). So
@@ -35,7 +35,7 @@ const trackerSlots = 128
 
 // deliveryTracker is pure: the owner (the session's shard) passes now.
 type deliveryTracker struct {
-	nextSN   uint32 // segment number the next message starts at
+	nextSN   uint32        // segment number the next message starts at
 	ring     []inflightMsg // grows by doubling up to trackerSlots
 	head, n  int
 	minRound time.Duration // smallest sent-to-una time seen; 0 = none yet
@@ -111,20 +111,13 @@ func maxUna(segs []byte) (una uint32, ok bool) {
 	return una, ok
 }
 
-// noteUna feeds the una carried by incoming KCP segments to the delivery
-// tracker and records the latencies of the messages it completes in the
-// session's histogram (Server.Stats merges them: see connSet). It runs on
-// the shard, before the segments go to KCP.
-func (c *Conn) noteUna(segs []byte, now time.Time) {
-	if c.lat.n == 0 {
-		return
-	}
-	una, ok := maxUna(segs)
-	if !ok {
-		return
-	}
-	for {
-		d, ok := c.lat.acked(una, c.hb.srtt, now)
+// noteUna feeds a una the peer sent back for one lane (lane_arq.go) to
+// that lane's delivery tracker, and records the latencies of the messages
+// it completes in the session's histogram (Server.Stats merges them: see
+// connSet). It runs on the shard, before the segment goes to KCP.
+func (c *Conn) noteUna(t *deliveryTracker, una uint32, now time.Time) {
+	for t.n > 0 {
+		d, ok := t.acked(una, c.hb.srtt, now)
 		if !ok {
 			return
 		}

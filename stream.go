@@ -99,16 +99,19 @@ func DialConn(ctx context.Context, addr string, cfg *Config) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("uxp: dial %s: %w", addr, err)
 	}
-	s, err := dialStream(ctx, pc, raddr, cfg)
+	s, err := DialConnOver(ctx, pc, raddr, cfg)
 	if err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// dialStream runs a Client on pc and returns its session as a stream. It
-// owns pc: on failure pc is closed.
-func dialStream(ctx context.Context, pc net.PacketConn, server net.Addr, cfg *Config) (*StreamConn, error) {
+// DialConnOver is DialConn on a PacketConn of the caller's (a socket with
+// special options, or a test double): it runs the handshake with the
+// server at server over pc and returns the session as a stream. The
+// stream owns pc and closes it in Close; if DialConnOver fails, pc is
+// closed too.
+func DialConnOver(ctx context.Context, pc net.PacketConn, server net.Addr, cfg *Config) (*StreamConn, error) {
 	s := newStreamConn(nil)
 	cl, err := NewClient(pc, server, (*streamHandler)(s), cfg)
 	if err != nil {

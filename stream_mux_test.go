@@ -164,7 +164,7 @@ func lossyLoopbackStreamPair(t testing.TB, imp netsim.Impairment) *streamPair {
 	t.Cleanup(func() { p.ln.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	p.cli, err = dialStream(ctx, cliPC, srvPC.LocalAddr(), &Config{ServerPublicKey: kp.Public})
+	p.cli, err = DialConnOver(ctx, cliPC, srvPC.LocalAddr(), &Config{ServerPublicKey: kp.Public})
 	require.NoError(t, err)
 	t.Cleanup(func() { p.cli.Close() })
 	c, err := p.ln.Accept()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -42,7 +43,7 @@ func newStreamPair(t testing.TB, seed uint64, imp netsim.Impairment, srvCfg, cli
 	p.ln, err = Listen(srvPC, srvCfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { p.ln.Close() })
-	p.cli, err = dialStream(context.Background(), cliPC, srvPC.LocalAddr(), cliCfg)
+	p.cli, err = DialConnOver(context.Background(), cliPC, srvPC.LocalAddr(), cliCfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { p.cli.Close() })
 	c, err := p.ln.Accept()
@@ -286,4 +287,53 @@ func acceptErr2(ln *Listener) <-chan error {
 	_, err := ln.Accept()
 	ch <- err
 	return ch
+}
+
+// TestStreamCloseWhilePaused: the reader has not read, so its buffer is
+// full and the rest of the data waits in KCP (acknowledged, since it fits
+// the receive window); then the writer closes. Nothing may be lost: the
+// close hands over what KCP holds, and the reader gets every byte, then
+// io.EOF.
+func TestStreamCloseWhilePaused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newStreamPair(t, 8, netsim.Impairment{Delay: 5 * time.Millisecond}, nil, nil)
+		data := testMessage(8, streamRecvBuffer+200<<10) // 1 MiB buffer + 200 KiB left in KCP
+		n, err := p.cli.Write(data)
+		require.NoError(t, err)
+		require.Equal(t, len(data), n)
+		time.Sleep(time.Second) // everything arrives and is acknowledged
+		p.srv.mu.Lock()
+		buffered, paused := len(p.srv.buf)-p.srv.off, p.srv.paused
+		p.srv.mu.Unlock()
+		require.True(t, paused, "the reader's buffer should be full")
+		require.Less(t, buffered, len(data), "part of the data should still be in KCP")
+
+		require.NoError(t, p.cli.Close())
+		<-p.srv.Session().Done()
+		got, err := io.ReadAll(p.srv)
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(data, got), "got %d bytes, want %d", len(got), len(data))
+	})
+}
+
+// TestStreamNoLeak: after a dialled and an accepted stream and their
+// Listener are closed, every goroutine they started has exited.
+func TestStreamNoLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	ln, cli, srv := loopbackStreamPair(t, nil)
+	_, err := cli.Write([]byte("ping"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(srv, make([]byte, 4))
+	require.NoError(t, err)
+	require.NoError(t, cli.Close())
+	require.NoError(t, srv.Close())
+	require.NoError(t, ln.Close())
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines left, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -220,4 +221,51 @@ func TestTraceDisabledAllocs(t *testing.T) {
 	benchTracer = tracer{}
 	allocs := testing.AllocsPerRun(1000, func() { traceLifecycle(&benchTracer, 7, ap) })
 	require.Zero(t, allocs)
+}
+
+// TestTraceMigrationAndRekey: a NAT rebinding is traced as an address
+// change and then a migration, and key rotations as rekeys with rising
+// epochs, on both sides.
+func TestTraceMigrationAndRekey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &traceRecorder{}
+		log := slog.New(rec)
+		cfg := &Config{Tracer: log, RekeyAfterTime: time.Second}
+		p := newSimPair(t, 9, cfg, cfg, false)
+		echoSessions(p)
+		p.net.SetDefault(netsim.Impairment{Delay: 5 * time.Millisecond})
+		require.NoError(t, p.cli.Start(context.Background()))
+		oldAddr := p.cliPC.LocalAddr().String()
+		sendAndCheck(t, p, 300, 10*time.Millisecond, func() {
+			require.NoError(t, p.cliPC.Rebind("10.0.0.3:6000"))
+		})
+		id := slog.Uint64Value(uint64(p.cli.Conn().ID())).String()
+
+		changed := rec.find(TraceAddressChanged, "server")
+		require.Len(t, changed, 1)
+		require.Equal(t, oldAddr, changed[0].attrs["from"])
+		require.Equal(t, "10.0.0.3:6000", changed[0].attrs["to"])
+		moved := rec.find(TraceMigrated, "server")
+		require.Len(t, moved, 1)
+		require.Equal(t, id, moved[0].attrs["session"])
+		require.Equal(t, "10.0.0.3:6000", moved[0].attrs["to"])
+
+		// The bubble is idle here, so the counters cannot move while we
+		// compare. The server may trail by one rekey still in flight.
+		counted := map[string]uint64{"client": p.cli.Conn().Stats().Rekeys, "server": p.srv.Stats().Rekeys}
+		require.GreaterOrEqual(t, counted["client"], uint64(2), "3+ s of traffic at one rekey a second")
+		for _, side := range []string{"client", "server"} {
+			rekeys := rec.find(TraceRekeyed, side)
+			require.NotEmpty(t, rekeys, side)
+			require.EqualValues(t, counted[side], len(rekeys), "%s: one trace record per rekey", side)
+			prev := -1
+			for _, r := range rekeys {
+				require.Equal(t, id, r.attrs["session"])
+				e, err := strconv.Atoi(r.attrs["epoch"])
+				require.NoError(t, err)
+				require.Greater(t, e, prev, "%s: epochs rise", side)
+				prev = e
+			}
+		}
+	})
 }

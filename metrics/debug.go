@@ -82,6 +82,8 @@ type SessionState struct {
 	MessagesSent     uint64  `json:"messages_sent"`
 	MessagesReceived uint64  `json:"messages_received"`
 	Retransmissions  uint64  `json:"retransmissions"`
+	Rekeys           uint64  `json:"rekeys"`
+	Migrations       uint64  `json:"migrations"`
 	FECParity        int     `json:"fec_parity"`
 	FECRecovered     uint64  `json:"fec_recovered"`
 	Drops            uint64  `json:"drops"`
@@ -132,6 +134,8 @@ func Snapshot(src Source, opts *Options) DebugPage {
 			MessagesSent:     cs.MessagesSent,
 			MessagesReceived: cs.MessagesReceived,
 			Retransmissions:  cs.Retransmissions,
+			Rekeys:           cs.Rekeys,
+			Migrations:       cs.Migrations,
 			FECParity:        cs.FEC.Parity,
 			FECRecovered:     cs.FEC.Recovered,
 			Drops:            cs.Drops.Total(),
@@ -224,13 +228,13 @@ tr:hover td { background: #fafae8; }
 <table id="sessions">
 <thead><tr><th>session</th><th class="l">remote</th><th class="l">cipher</th><th>RTT ms</th><th>RTT var ms</th>
 <th>loss in</th><th>loss out</th><th>queue B</th><th>msgs in</th><th>msgs out</th><th>bytes in</th><th>bytes out</th>
-<th>retrans</th><th>FEC parity</th><th>FEC rec</th><th>drops</th><th>lat p50 ms</th><th>lat p99 ms</th></tr></thead>
+<th>retrans</th><th>rekeys</th><th>FEC parity</th><th>FEC rec</th><th>drops</th><th>lat p50 ms</th><th>lat p99 ms</th></tr></thead>
 <tbody>
 {{range .Sessions}}<tr><td>{{.ID}}</td><td class="l">{{.Remote}}</td><td class="l">{{.Cipher}}</td><td>{{f1 .RTTMs}}</td><td>{{f1 .RTTVarMs}}</td>
 <td>{{pct .LossIn}}</td><td>{{pct .LossOut}}</td><td>{{sii .SendQueueBytes}}</td><td>{{.MessagesReceived}}</td><td>{{.MessagesSent}}</td>
-<td>{{si .BytesReceived}}</td><td>{{si .BytesSent}}</td><td>{{.Retransmissions}}</td><td>{{.FECParity}}</td><td>{{.FECRecovered}}</td>
+<td>{{si .BytesReceived}}</td><td>{{si .BytesSent}}</td><td>{{.Retransmissions}}</td><td>{{.Rekeys}}</td><td>{{.FECParity}}</td><td>{{.FECRecovered}}</td>
 <td>{{.Drops}}</td><td>{{f1 .LatencyP50Ms}}</td><td>{{f1 .LatencyP99Ms}}</td></tr>
-{{else}}<tr><td colspan="18" class="l muted">no live sessions</td></tr>
+{{else}}<tr><td colspan="19" class="l muted">no live sessions</td></tr>
 {{end}}</tbody></table>
 {{if .Truncated}}<p class="muted">Only the busiest sessions are listed (Options.MaxSessions).</p>{{end}}
 </body></html>

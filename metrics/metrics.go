@@ -102,6 +102,8 @@ var Metrics = []Metric{
 	{Name: "uxp_fec_shards_received_total", Type: "counter", Labels: []string{"kind"}, Help: "FEC shards received, by kind (data, parity)."},
 	{Name: "uxp_fec_recovered_total", Type: "counter", Help: "Packets rebuilt from FEC parity."},
 	{Name: "uxp_fec_expired_groups_total", Type: "counter", Help: "FEC groups dropped while still missing data."},
+	{Name: "uxp_migrations_total", Type: "counter", Help: "Sessions moved to a validated new client address."},
+	{Name: "uxp_rekeys_total", Type: "counter", Help: "Key rotations completed, summed over sessions."},
 	{Name: "uxp_delivery_latency_seconds", Type: "histogram", Help: "Message delivery latency of sampled sent messages, estimated with the heartbeat RTT."},
 
 	{Name: "uxp_session_rtt_seconds", Type: "gauge", Labels: []string{"session"}, PerSession: true, Help: "Smoothed heartbeat round-trip time."},
@@ -111,8 +113,15 @@ var Metrics = []Metric{
 	{Name: "uxp_session_bytes_total", Type: "counter", Labels: []string{"session", "direction"}, PerSession: true, Help: "UDP payload bytes, by direction (sent, received)."},
 	{Name: "uxp_session_messages_total", Type: "counter", Labels: []string{"session", "direction"}, PerSession: true, Help: "Messages, by direction (sent, received)."},
 	{Name: "uxp_session_retransmissions_total", Type: "counter", Labels: []string{"session"}, PerSession: true, Help: "Reliable data segments sent more than once."},
+	{Name: "uxp_session_rekeys_total", Type: "counter", Labels: []string{"session"}, PerSession: true, Help: "Key rotations completed."},
 	{Name: "uxp_session_fec_parity", Type: "gauge", Labels: []string{"session"}, PerSession: true, Help: "Current FEC parity shards per group."},
 	{Name: "uxp_session_delivery_latency_seconds", Type: "histogram", Labels: []string{"session"}, PerSession: true, Help: "Message delivery latency of the session's sampled sent messages."},
+	{Name: "uxp_session_lane_messages_total", Type: "counter", Labels: []string{"session", "lane", "direction"}, PerSession: true, Help: "Reliable messages on one lane, by direction (sent, received)."},
+	{Name: "uxp_session_lane_retransmissions_total", Type: "counter", Labels: []string{"session", "lane"}, PerSession: true, Help: "Data segments of one lane sent more than once."},
+	{Name: "uxp_session_lane_expired_total", Type: "counter", Labels: []string{"session", "lane"}, PerSession: true, Help: "Messages of one lane this side abandoned at their deadline."},
+	{Name: "uxp_session_lane_skipped_total", Type: "counter", Labels: []string{"session", "lane"}, PerSession: true, Help: "Messages of one lane the peer abandoned, skipped here."},
+	{Name: "uxp_session_lane_queued_bytes", Type: "gauge", Labels: []string{"session", "lane"}, PerSession: true, Help: "Payload bytes one lane holds for sending."},
+	{Name: "uxp_session_datagrams_total", Type: "counter", Labels: []string{"session", "direction"}, PerSession: true, Help: "Unreliable datagrams, by direction (sent, received, superseded)."},
 }
 
 // Collector is a prometheus.Collector reading a Source at scrape time.
@@ -176,6 +185,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	e.counter("uxp_fec_shards_received_total", st.FEC.ParityShardsRecv, "parity")
 	e.counter("uxp_fec_recovered_total", st.FEC.Recovered)
 	e.counter("uxp_fec_expired_groups_total", st.FEC.ExpiredGroups)
+	e.counter("uxp_migrations_total", st.Migrations)
+	e.counter("uxp_rekeys_total", st.Rekeys)
 	e.histogram("uxp_delivery_latency_seconds", st.Latency)
 
 	if !c.opts.PerSession {
@@ -186,9 +197,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// sessionMetrics emits one session's series. Per-lane series (when
-// ConnStats carries lanes) belong in a sibling function called from here,
-// labelled by session and lane.
+// sessionMetrics emits one session's series; laneMetrics adds its lanes'.
 func sessionMetrics(e *emitter, s session) {
 	id := strconv.FormatUint(uint64(s.id), 10)
 	st := &s.stats
@@ -202,8 +211,26 @@ func sessionMetrics(e *emitter, s session) {
 	e.counter("uxp_session_messages_total", st.MessagesSent, id, "sent")
 	e.counter("uxp_session_messages_total", st.MessagesReceived, id, "received")
 	e.counter("uxp_session_retransmissions_total", st.Retransmissions, id)
+	e.counter("uxp_session_rekeys_total", st.Rekeys, id)
 	e.gauge("uxp_session_fec_parity", float64(st.FEC.Parity), id)
 	e.histogram("uxp_session_delivery_latency_seconds", st.Latency, id)
+	e.counter("uxp_session_datagrams_total", st.Datagrams.Sent, id, "sent")
+	e.counter("uxp_session_datagrams_total", st.Datagrams.Received, id, "received")
+	e.counter("uxp_session_datagrams_total", st.Datagrams.Superseded, id, "superseded")
+	laneMetrics(e, id, st.Lanes)
+}
+
+// laneMetrics emits the per-lane series of one session.
+func laneMetrics(e *emitter, id string, lanes []uxp.LaneStats) {
+	for i, l := range lanes {
+		lane := strconv.Itoa(i)
+		e.counter("uxp_session_lane_messages_total", l.MessagesSent, id, lane, "sent")
+		e.counter("uxp_session_lane_messages_total", l.MessagesReceived, id, lane, "received")
+		e.counter("uxp_session_lane_retransmissions_total", l.Retransmissions, id, lane)
+		e.counter("uxp_session_lane_expired_total", l.Expired, id, lane)
+		e.counter("uxp_session_lane_skipped_total", l.Skipped, id, lane)
+		e.gauge("uxp_session_lane_queued_bytes", float64(l.QueuedBytes), id, lane)
+	}
 }
 
 type dropCount struct {

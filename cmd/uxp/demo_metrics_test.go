@@ -178,7 +178,7 @@ func checkSessionTable(t *testing.T, dom string, want int) {
 		}
 		// remote, cipher, RTT, RTT var, loss in, loss out, queue, msgs in,
 		// msgs out, bytes in, bytes out, ...
-		if len(cells) != 17 {
+		if len(cells) != 18 {
 			t.Fatalf("row %s has %d cells: %q", r[1], len(cells), cells)
 		}
 		num := func(i int) float64 {

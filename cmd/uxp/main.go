@@ -1,8 +1,9 @@
 // Command uxp is the uxp toolbox: a self-checking demo over an impaired
-// loopback network, a key generator and a benchmark.
+// loopback network, a key generator, a TCP tunnel and a benchmark.
 //
 //	uxp demo   [flags]   run a server and many clients in one process
 //	uxp keygen [flags]   print or write a new static key pair
+//	uxp tunnel server|client [flags]   forward TCP over uxp
 //	uxp bench  [flags]   measure goodput and RTT against a bench server
 //	uxp help             print this usage
 package main
@@ -36,6 +37,7 @@ Commands:
 	demo     run a server and many clients over impaired loopback UDP and
 	         check that every message is echoed intact, once and in order
 	keygen   generate a static X25519 key pair for a server
+	tunnel   forward TCP connections over uxp (server or client mode)
 	bench    measure uxp goodput and round-trip times against a bench
 	         server (local, or one started with "uxp bench -serve")
 	help     print this help
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	case "keygen":
 		err = keygenCommand(rest, stdout, stderr)
+	case "tunnel":
+		err = tunnelCommand(ctx, rest, stdout, stderr)
 	case "bench":
 		err = benchCommand(ctx, rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":

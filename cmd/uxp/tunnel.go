@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/xtaci/smux"
+
+	"github.com/uxp-go/uxp"
+)
+
+// `uxp tunnel` forwards TCP connections over one uxp session, multiplexed
+// with smux: the job kcptun does, with the server authenticated by a
+// pinned key.
+//
+//	TCP client -> tunnel client (-listen) == uxp/smux ==> tunnel server -> -target
+//
+// Each TCP connection becomes one smux stream; when either end of it
+// finishes, the whole connection is closed (see forward).
+
+// Environment variables the tunnel reads keys from, so that no secret has
+// to appear on a command line (and in shell history or ps output).
+const (
+	envTunnelKey       = "UXP_TUNNEL_KEY"        // server: base64 private key
+	envTunnelServerKey = "UXP_TUNNEL_SERVER_KEY" // client: base64 server public key
+)
+
+const tunnelUsage = `Usage:
+
+	uxp tunnel server -listen :4000 -target 127.0.0.1:22 -key FILE
+	uxp tunnel client -listen 127.0.0.1:2222 -server HOST:4000 -server-key BASE64
+
+Forward TCP connections over an encrypted uxp session. The server's
+private key comes from -key FILE or the ` + envTunnelKey + ` environment
+variable (never the command line). The client pins the server's public key
+from -server-key, -server-key-file FILE or ` + envTunnelServerKey + `.
+SIGINT or SIGTERM shuts the tunnel down cleanly.
+
+Run "uxp tunnel server -h" or "uxp tunnel client -h" for the flags.
+`
+
+/* Implementation constants */
+const (
+	tunnelDialTimeout = 10 * time.Second // TCP dial to the target
+	tunnelWindow      = 1024             // KCP windows: bulk TCP traffic wants more than the game default
+	tunnelSendQueue   = 4 << 20
+)
+
+// tunnelCommand implements `uxp tunnel server|client`.
+func tunnelCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, tunnelUsage)
+		return &usageError{errors.New("missing server or client")}
+	}
+	switch args[0] {
+	case "server":
+		return tunnelServerCommand(ctx, args[1:], stderr)
+	case "client":
+		return tunnelClientCommand(ctx, args[1:], stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, tunnelUsage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "uxp tunnel: unknown mode %q\n\n%s", args[0], tunnelUsage)
+		return &usageError{fmt.Errorf("unknown tunnel mode %q", args[0])}
+	}
+}
+
+// tunnelConfig is the uxp configuration both ends use.
+func tunnelConfig() *uxp.Config {
+	return &uxp.Config{
+		KCP:            uxp.KCPConfig{SendWindow: tunnelWindow, RecvWindow: tunnelWindow},
+		SendQueueBytes: tunnelSendQueue,
+	}
+}
+
+// smuxConfig: version 2 has per-stream flow control, so one slow TCP
+// reader cannot stall the other streams of the session. The per-stream
+// window (64 KiB by default) bounds one stream's throughput to window/RTT;
+// 1 MiB lets a single transfer use most of the uxp window, as kcptun's
+// defaults do (smuxbuf 4 MiB, streambuf 2 MiB).
+func smuxConfig() *smux.Config {
+	c := smux.DefaultConfig()
+	c.Version = 2
+	c.MaxReceiveBuffer = 4 << 20
+	c.MaxStreamBuffer = 1 << 20
+	return c
+}
+
+// newTunnelLogger logs one line per event, as text, to w.
+func newTunnelLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// readKeyFile reads a base64 key from the first line of a file.
+func readKeyFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// loadPrivateKey takes the server key from file, or else from the
+// environment.
+func loadPrivateKey(file string, getenv func(string) string) (uxp.PrivateKey, error) {
+	var s, from string
+	switch {
+	case file != "":
+		k, err := readKeyFile(file)
+		if err != nil {
+			return uxp.PrivateKey{}, fmt.Errorf("reading -key: %w", err)
+		}
+		s, from = k, "-key "+file
+	case getenv(envTunnelKey) != "":
+		s, from = strings.TrimSpace(getenv(envTunnelKey)), envTunnelKey
+	default:
+		return uxp.PrivateKey{}, fmt.Errorf("no private key: use -key FILE or set %s (generate one with uxp keygen)", envTunnelKey)
+	}
+	k, err := uxp.ParsePrivateKey(s)
+	if err != nil {
+		return uxp.PrivateKey{}, fmt.Errorf("%s: %w", from, err)
+	}
+	return k, nil
+}
+
+// loadPublicKey takes the pinned server key from the flag, a file, or the
+// environment, in that order.
+func loadPublicKey(flagValue, file string, getenv func(string) string) (uxp.PublicKey, error) {
+	var s, from string
+	switch {
+	case flagValue != "":
+		s, from = flagValue, "-server-key"
+	case file != "":
+		k, err := readKeyFile(file)
+		if err != nil {
+			return uxp.PublicKey{}, fmt.Errorf("reading -server-key-file: %w", err)
+		}
+		s, from = k, "-server-key-file "+file
+	case getenv(envTunnelServerKey) != "":
+		s, from = strings.TrimSpace(getenv(envTunnelServerKey)), envTunnelServerKey
+	default:
+		return uxp.PublicKey{}, fmt.Errorf("no server key: use -server-key, -server-key-file or %s", envTunnelServerKey)
+	}
+	k, err := uxp.ParsePublicKey(s)
+	if err != nil {
+		return uxp.PublicKey{}, fmt.Errorf("%s: %w", from, err)
+	}
+	return k, nil
+}
+
+// forward copies a and b into each other until one direction ends (EOF
+// or an error), then closes both, and logs the connection's close with
+// its byte counts. up counts bytes from a to b.
+//
+// Half-closes are not passed on: when one side finishes, the connection
+// ends, as in kcptun. smux v1.5.56 does have Stream.CloseWrite, but using
+// it loses data: when the second FIN of a stream arrives, smux frees the
+// stream together with the data its reader has not consumed yet (see the
+// notes of issue 5 for the reproduction). Protocols that shut down their
+// write side and then wait for a reply are therefore not supported.
+func forward(log *slog.Logger, id uint64, a, b io.ReadWriteCloser) {
+	start := time.Now()
+	var up, down int64
+	var upErr, downErr error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	var closeOnce sync.Once
+	closeBoth := func() {
+		closeOnce.Do(func() {
+			a.Close()
+			b.Close()
+		})
+	}
+	copyHalf := func(dst, src io.ReadWriteCloser, n *int64, errp *error) {
+		defer wg.Done()
+		// Plain Read/Write only: smux's Stream.WriteTo reports the end of
+		// a stream as io.EOF rather than nil.
+		*n, *errp = io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, make([]byte, 32<<10))
+		// Everything src sent has been written to dst (smux and TCP both
+		// keep sending it after Close), so the other direction can stop.
+		closeBoth()
+	}
+	go copyHalf(b, a, &up, &upErr)
+	go copyHalf(a, b, &down, &downErr)
+	wg.Wait()
+	attrs := []any{"conn", id, "sent", up, "received", down, "duration", time.Since(start).Round(time.Millisecond)}
+	if err := errors.Join(upErr, downErr); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.ErrClosedPipe) {
+		attrs = append(attrs, "err", err)
+	}
+	log.Info("tunnel: close", attrs...)
+}
+
+// connSet tracks live connections so that shutdown can close them.
+type connSet struct {
+	mu     sync.Mutex
+	m      map[io.Closer]struct{}
+	closed bool
+}
+
+// add registers c; it returns false (and closes c) after closeAll.
+func (s *connSet) add(c io.Closer) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		c.Close()
+		return false
+	}
+	if s.m == nil {
+		s.m = make(map[io.Closer]struct{})
+	}
+	s.m[c] = struct{}{}
+	return true
+}
+
+func (s *connSet) remove(c io.Closer) {
+	s.mu.Lock()
+	delete(s.m, c)
+	s.mu.Unlock()
+}
+
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	s.closed = true
+	m := s.m
+	s.m = nil
+	s.mu.Unlock()
+	for c := range m {
+		c.Close()
+	}
+}
+
+// newFlagSet makes a flag set for a tunnel mode with its usage text.
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/xtaci/smux"
+
+	"github.com/uxp-go/uxp"
+)
+
+// tunnelClientCommand implements `uxp tunnel client`.
+func tunnelClientCommand(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlagSet("uxp tunnel client", "uxp tunnel client -listen 127.0.0.1:2222 -server HOST:4000 -server-key BASE64", stderr)
+	listen := fs.String("listen", "127.0.0.1:2222", "TCP `address` to accept connections on")
+	server := fs.String("server", "", "uxp tunnel server `host:port` (required)")
+	serverKey := fs.String("server-key", "", "the server's base64 public key to pin (it is not secret); default $"+envTunnelServerKey)
+	serverKeyFile := fs.String("server-key-file", "", "`FILE` holding the server's base64 public key")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *server == "" {
+		fmt.Fprintln(stderr, "-server is required")
+		fs.Usage()
+		return &usageError{errors.New("-server is required")}
+	}
+	pub, err := loadPublicKey(*serverKey, *serverKeyFile, os.Getenv)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	cfg := tunnelConfig()
+	cfg.ServerPublicKey = pub
+	log := newTunnelLogger(stderr)
+	addr := *server
+	c := newTunnelClient(ln, func(ctx context.Context) (net.Conn, error) {
+		return uxp.DialConn(ctx, addr, cfg)
+	}, log)
+	log.Info("tunnel client listening", "addr", ln.Addr().String(), "server", addr)
+	return c.serve(ctx)
+}
+
+// tunnelClient accepts TCP connections and forwards each as one smux
+// stream over a shared uxp session, which it (re)dials when needed.
+type tunnelClient struct {
+	ln    net.Listener
+	dial  func(ctx context.Context) (net.Conn, error)
+	log   *slog.Logger
+	conns connSet // forwarded TCP connections
+	wg    sync.WaitGroup
+	ids   atomic.Uint64 // numbers forwarded connections in log lines
+
+	mu   sync.Mutex // guards sess and conn; held while dialling
+	sess *smux.Session
+	conn net.Conn // the uxp stream under sess
+}
+
+func newTunnelClient(ln net.Listener, dial func(ctx context.Context) (net.Conn, error), log *slog.Logger) *tunnelClient {
+	return &tunnelClient{ln: ln, dial: dial, log: log}
+}
+
+// serve runs until ctx is cancelled, then closes the listener, every
+// forwarded connection and the uxp session, and waits for its goroutines.
+func (c *tunnelClient) serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { c.ln.Close() })
+	defer stop()
+	var err error
+	for {
+		var tcp net.Conn
+		tcp, err = c.ln.Accept()
+		if err != nil {
+			break
+		}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.handle(ctx, tcp.(*net.TCPConn))
+		}()
+	}
+	c.ln.Close()
+	c.conns.closeAll()
+	c.mu.Lock()
+	if c.sess != nil {
+		c.sess.Close()
+		c.conn.Close()
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+	if ctx.Err() != nil {
+		c.log.Info("tunnel client stopped")
+		return nil
+	}
+	return err
+}
+
+func (c *tunnelClient) handle(ctx context.Context, tcp *net.TCPConn) {
+	id := c.ids.Add(1)
+	if !c.conns.add(tcp) {
+		return
+	}
+	defer c.conns.remove(tcp)
+	st, err := c.openStream(ctx)
+	if err != nil {
+		c.log.Warn("tunnel: no uxp session; dropping connection", "conn", id, "from", tcp.RemoteAddr().String(), "err", err)
+		tcp.Close()
+		return
+	}
+	c.log.Info("tunnel: open", "conn", id, "from", tcp.RemoteAddr().String(), "stream", st.ID())
+	// sent = TCP client -> server, received = server -> TCP client.
+	forward(c.log, id, tcp, st)
+}
+
+// openStream opens a stream on the current session; if the session is
+// dead it dials a new one (once) and retries.
+func (c *tunnelClient) openStream(ctx context.Context) (*smux.Stream, error) {
+	for attempt := 0; ; attempt++ {
+		sess, err := c.session(ctx)
+		if err != nil {
+			return nil, err
+		}
+		st, err := sess.OpenStream()
+		if err == nil {
+			return st, nil
+		}
+		c.drop(sess, err)
+		if attempt == 1 {
+			return nil, err
+		}
+	}
+}
+
+// session returns the live smux session, dialling a new uxp session if
+// there is none.
+func (c *tunnelClient) session(ctx context.Context) (*smux.Session, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != nil && !c.sess.IsClosed() {
+		return c.sess, nil
+	}
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := smux.Client(conn, smuxConfig())
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	c.sess, c.conn = sess, conn
+	c.log.Info("tunnel: uxp session up", "server", conn.RemoteAddr().String(), "local", conn.LocalAddr().String())
+	// Notice a dead session at once, not only at the next connection.
+	// (session runs on a handle goroutine, which wg already counts.)
+	if sc, ok := conn.(*uxp.StreamConn); ok {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			select {
+			case <-sess.CloseChan():
+			case <-sc.Session().Done():
+				c.drop(sess, sc.Session().Err())
+			}
+		}()
+	}
+	return sess, nil
+}
+
+// drop forgets sess if it is still the current session, so the next
+// connection dials a new one.
+func (c *tunnelClient) drop(sess *smux.Session, why error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != sess {
+		return
+	}
+	c.log.Warn("tunnel: uxp session lost; will reconnect", "err", why)
+	c.sess.Close()
+	c.conn.Close()
+	c.sess, c.conn = nil, nil
+}

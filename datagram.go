@@ -1,0 +1,156 @@
+package uxp
+
+import (
+	"encoding/binary"
+	"sync/atomic"
+)
+
+// Unreliable datagrams: one message in one transport packet, sent once, no
+// ACK, no retransmission. Like every packet they are sealed and
+// replay-checked, so a datagram is delivered at most once; it may be lost
+// or arrive out of order. With FEC on they travel as inner frames of FEC
+// shards, so parity repairs them like KCP data.
+//
+//	frame 11 (datagram):        payload
+//	frame 12 (latest datagram): channel (u8) | sequence (u32) | payload
+//
+// A latest datagram is delivered only if its sequence number is newer
+// (serial arithmetic on u32) than the newest one delivered on its channel;
+// an older one is dropped and counted as superseded. Each side numbers its
+// own channels from 0.
+
+/* Specification constants */
+const (
+	frameDatagram byte = 11
+	frameLatest   byte = 12
+
+	latestHeaderSize = 5
+)
+
+// DatagramHandler is an optional interface of a ConnHandler: a handler
+// that implements it receives the peer's datagrams. Without it datagrams
+// are counted in ConnStats.Datagrams.Received and discarded.
+type DatagramHandler interface {
+	// OnNewDatagramComing is called once per datagram that arrived, on the
+	// same goroutine and under the same rules as OnNewDataComing. msg is
+	// only valid until OnNewDatagramComing returns. Datagrams are not
+	// ordered with respect to each other or to reliable messages.
+	OnNewDatagramComing(c *Conn, msg []byte)
+}
+
+// DatagramStats counts a session's unreliable datagrams.
+type DatagramStats struct {
+	// Sent counts datagrams handed to the network (plain and latest).
+	Sent uint64
+	// Received counts datagrams that arrived and were delivered.
+	Received uint64
+	// Superseded counts latest datagrams that arrived after a newer one on
+	// their channel and were dropped.
+	Superseded uint64
+}
+
+type datagramCounters struct {
+	sent, received, superseded atomic.Uint64
+}
+
+func (d *datagramCounters) snapshot() DatagramStats {
+	return DatagramStats{Sent: d.sent.Load(), Received: d.received.Load(), Superseded: d.superseded.Load()}
+}
+
+// latestState is the per-channel sequence state of latest datagrams, in
+// both directions. Allocated on first use.
+type latestState struct {
+	sendSeq [256]uint32
+	recvSeq [256]uint32
+	seen    [256]bool
+}
+
+// MaxDatagramSize returns the largest message WriteDatagram and
+// WriteDatagramLatest accept: Config.KCP.MTU less 38 bytes (transport
+// header 16, frame type 1, AEAD tag 16, latest header 5), and, on a side
+// configured for FEC, 13 bytes more (shard header 10, parity length 2,
+// inner frame type 1). With the default MTU of 1400 that is 1362 bytes
+// (1349 with FEC).
+func (c *Conn) MaxDatagramSize() int { return c.ep.set.maxDatagram() }
+
+func (s *settings) maxDatagram() int { return s.frameRoom() - latestHeaderSize }
+
+// WriteDatagram queues msg as one unreliable datagram: it is sent once, at
+// the next turn of the session's worker, ahead of the lanes' reliable
+// traffic. The peer's DatagramHandler gets it at most once, possibly out of
+// order, or not at all. A msg longer than MaxDatagramSize gets
+// ErrMessageTooLarge; an empty msg sends nothing. Backpressure and errors
+// after the session ended are as for Write. WriteDatagram copies msg.
+func (c *Conn) WriteDatagram(msg []byte) error {
+	_, err := c.write(pendDatagram, 0, 0, msg)
+	return err
+}
+
+// WriteDatagramLatest is WriteDatagram for state where only the newest
+// value matters: the peer drops a datagram of the channel that arrives
+// after a newer one of the same channel was delivered, so the application
+// never sees an older one after a newer. Channels are independent of each
+// other and of lanes.
+func (c *Conn) WriteDatagramLatest(channel uint8, msg []byte) error {
+	_, err := c.write(pendLatest, int(channel), 0, msg)
+	return err
+}
+
+// sendDatagram sends one queued datagram. It runs on the shard, in pump.
+func (c *Conn) sendDatagram(kind byte, channel int, msg []byte) {
+	if kind == pendLatest {
+		if c.latest == nil {
+			c.latest = new(latestState)
+		}
+		var h [latestHeaderSize]byte
+		h[0] = byte(channel)
+		binary.LittleEndian.PutUint32(h[1:], c.latest.sendSeq[channel])
+		c.latest.sendSeq[channel]++
+		c.emitFrame(frameLatest, h[:], msg)
+	} else {
+		c.emitFrame(frameDatagram, nil, msg)
+	}
+	c.dgrams.sent.Add(1)
+}
+
+// datagramInput handles an authenticated datagram frame.
+func (c *Conn) datagramInput(kind byte, body []byte) {
+	if kind == frameLatest {
+		if len(body) < latestHeaderSize {
+			c.drop(dropMalformed)
+			return
+		}
+		ch, seq := body[0], binary.LittleEndian.Uint32(body[1:])
+		body = body[latestHeaderSize:]
+		if len(body) == 0 {
+			c.drop(dropMalformed)
+			return
+		}
+		if c.latest == nil {
+			c.latest = new(latestState)
+		}
+		st := c.latest
+		if st.seen[ch] && int32(seq-st.recvSeq[ch]) <= 0 {
+			c.dgrams.superseded.Add(1)
+			return
+		}
+		st.seen[ch], st.recvSeq[ch] = true, seq
+	}
+	if len(body) == 0 {
+		c.drop(dropMalformed) // never sent: an empty datagram sends nothing
+		return
+	}
+	c.dgrams.received.Add(1)
+	if c.state == stateEstablished {
+		c.callDatagram(body)
+	}
+}
+
+func (c *Conn) callDatagram(b []byte) {
+	h, ok := c.handlerFor().(DatagramHandler)
+	if !ok {
+		return
+	}
+	defer c.recoverCallback("OnNewDatagramComing")
+	h.OnNewDatagramComing(c, b)
+}

@@ -1,0 +1,252 @@
+package uxp
+
+import (
+	"encoding/binary"
+
+	kcp "github.com/xtaci/kcp-go/v5"
+)
+
+// A lane's ARQ. Each lane runs two KCP state machines: snd carries this
+// side's messages (it emits PUSH and window probes, and takes ACKs and
+// window answers), rcv takes the peer's messages (it takes PUSH and window
+// probes, and emits ACKs). Incoming segments are routed one by one by
+// command. Both use conv = session ID.
+//
+// Lane message header: the first byte of each KCP message of a lane is its
+// kind:
+//
+//	0 plain:    payload
+//	1 skip:     nothing; the message was abandoned (deadline.go)
+//	2 deadline: uvarint(deadline) | uvarint(payload length) | payload
+//
+// A deadline message may lose some of its segments to skip markers
+// (deadline.go): its first segment becomes a lone kind-1 byte, the others
+// become empty. The receiver then reassembles either a skip message, or a
+// deadline message shorter than its declared length; it delivers neither
+// and counts both as skipped.
+
+// laneSendOutput is the output callback of a lane's sending KCP.
+func (c *Conn) laneSendOutput(l *lane) func([]byte, int) {
+	return func(buf []byte, size int) {
+		segs := buf[:size]
+		// Count retransmissions: KCP sends new data in increasing sn
+		// order, so a PUSH at or below the highest sn sent is a resend.
+		// Segments of lapsed messages become skip markers on the way.
+		out := segs[:0]
+		for p := segs; len(p) >= kcpOverhead; {
+			n := int(binary.LittleEndian.Uint32(p[20:24]))
+			if n > len(p)-kcpOverhead {
+				break
+			}
+			seg := p[:kcpOverhead+n]
+			p = p[kcpOverhead+n:]
+			if seg[4] == kcp.IKCP_CMD_PUSH {
+				sn := binary.LittleEndian.Uint32(seg[12:16])
+				if l.sentData && int32(sn-l.maxSentSN) <= 0 {
+					l.ctr.retrans.Add(1)
+					c.traffic.retrans.Add(1)
+					c.shard.traffic.retrans.Add(1)
+				} else {
+					l.maxSentSN, l.sentData = sn, true
+				}
+				if m := c.laneLapsed(l, sn); m != nil {
+					seg = skipSegment(seg, sn == m.firstSN)
+				}
+			}
+			// out never overtakes p: skip markers only shrink segments.
+			out = append(out, seg...)
+		}
+		segs = out
+		if len(segs) > 0 {
+			c.laneOutput(l, segs)
+		}
+	}
+}
+
+// laneRecvOutput is the output callback of a lane's receiving KCP (ACKs
+// and window answers).
+func (c *Conn) laneRecvOutput(l *lane) func([]byte, int) {
+	return func(buf []byte, size int) { c.laneOutput(l, buf[:size]) }
+}
+
+// laneOutput frames a lane's segments: frame type 1 for lane 0, frame type
+// 10 with the lane byte for the others.
+func (c *Conn) laneOutput(l *lane, segs []byte) {
+	if h := c.ep.set.testDropLane; h != nil && h(l.id) {
+		return
+	}
+	if l.id == 0 {
+		c.emitFrame(frameKCP, nil, segs)
+		return
+	}
+	id := [laneIDSize]byte{byte(l.id)}
+	c.emitFrame(frameLane, id[:], segs)
+}
+
+// emitFrame sends a frame whose body is hdr || body: through FEC as an
+// inner frame when FEC is on, else as its own transport packet.
+func (c *Conn) emitFrame(kind byte, hdr, body []byte) {
+	if c.fec.enc == nil && len(hdr) == 0 {
+		c.sendFrame(kind, body)
+		return
+	}
+	b := append(c.frameScratch[:0], kind)
+	b = append(b, hdr...)
+	b = append(b, body...)
+	c.frameScratch = b[:0]
+	if c.fec.enc == nil {
+		c.sendFrame(kind, b[frameHeaderSize:])
+		return
+	}
+	c.fecOutput(b)
+}
+
+// laneFrameInput handles the body of a frame of type 10.
+func (c *Conn) laneFrameInput(body []byte, typ kcp.PacketType) {
+	if len(body) < laneIDSize || int(body[0]) >= len(c.lanes) || body[0] == 0 {
+		// Lane 0 has its own frame type; an unknown lane is a
+		// configuration mismatch or garbage.
+		c.drop(dropMalformed)
+		return
+	}
+	c.laneInput(c.lanes[body[0]], body[laneIDSize:], typ)
+}
+
+// laneInput routes a lane's segments to its two KCPs, then delivers what
+// became complete.
+func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
+	if len(body) == 0 {
+		c.drop(dropMalformed)
+		return
+	}
+	c.expireLanes(c.shard.now)
+	for p := body; len(p) > 0; {
+		if len(p) < kcpOverhead {
+			c.drop(dropMalformed)
+			return
+		}
+		n := binary.LittleEndian.Uint32(p[20:24])
+		if uint64(n) > uint64(len(p)-kcpOverhead) {
+			c.drop(dropMalformed)
+			return
+		}
+		seg := p[:kcpOverhead+int(n)]
+		p = p[kcpOverhead+int(n):]
+		var k *kcp.KCP
+		switch seg[4] {
+		case kcp.IKCP_CMD_PUSH, kcp.IKCP_CMD_WASK:
+			k = l.rcv
+			l.ackPending = true
+			c.ackPending = true
+		case kcp.IKCP_CMD_ACK, kcp.IKCP_CMD_WINS:
+			if seg[4] == kcp.IKCP_CMD_ACK {
+				una := binary.LittleEndian.Uint32(seg[16:20])
+				c.noteUna(&l.lat, una, c.shard.now)
+				c.laneConfirm(l, una)
+			}
+			k = l.snd
+		default:
+			c.drop(dropMalformed)
+			return
+		}
+		if k.Input(seg, typ, false) < 0 {
+			c.drop(dropMalformed)
+			return
+		}
+	}
+	c.laneDeliver(l, false)
+}
+
+// laneConfirm drops acknowledged messages from the send side: una says
+// every segment below it arrived.
+func (c *Conn) laneConfirm(l *lane, una uint32) {
+	if int32(una-l.sndUna) <= 0 {
+		return
+	}
+	l.sndUna = una
+	i := 0
+	for ; i < len(l.inflight) && int32(l.inflight[i].lastSN-una) < 0; i++ {
+		if l.inflight[i].lapsed {
+			l.lapsed--
+		} else {
+			l.queued -= l.inflight[i].size
+		}
+	}
+	// Compact in place rather than reslice, so that the array is reused:
+	// the list is bounded by the send window.
+	n := copy(l.inflight, l.inflight[i:])
+	clear(l.inflight[n:])
+	l.inflight = l.inflight[:n]
+}
+
+// deliverLanes runs laneDeliver on every lane.
+func (c *Conn) deliverLanes(force bool) {
+	for _, l := range c.lanes {
+		c.laneDeliver(l, force)
+	}
+}
+
+// laneDeliver hands the lane's complete messages to the application.
+// Unless force is set, it stops while a flowHandler reports its buffer
+// full; the messages stay in KCP (bounded by the receive window, which KCP
+// then advertises as closed) until the handler calls resumeRecv.
+func (c *Conn) laneDeliver(l *lane, force bool) {
+	buf := c.shard.recvBuf
+	for c.state != stateClosed {
+		if !force && c.state == stateEstablished {
+			if fh, ok := c.handlerFor().(flowHandler); ok && fh.recvFull() {
+				return
+			}
+		}
+		n := l.rcv.PeekSize()
+		if n < 0 {
+			return
+		}
+		if n > len(buf) {
+			c.terminate(&ProtocolError{Reason: "peer sent a message larger than MaxMessageSize"}, closeProtocol, true)
+			return
+		}
+		n = l.rcv.Recv(buf)
+		if n < 1 {
+			return
+		}
+		var payload []byte
+		switch buf[0] {
+		case laneMsgPlain:
+			payload = buf[1:n]
+		case laneMsgSkip:
+			l.ctr.skipped.Add(1)
+			continue
+		case laneMsgDeadline:
+			dl, k1 := binary.Uvarint(buf[1:n])
+			if k1 <= 0 {
+				c.terminate(&ProtocolError{Reason: "bad lane message header"}, closeProtocol, true)
+				return
+			}
+			size, k2 := binary.Uvarint(buf[1+k1 : n])
+			switch {
+			case k2 <= 0 || size != uint64(n-1-k1-k2):
+				// Some segments were replaced by skip markers.
+				l.ctr.skipped.Add(1)
+				continue
+			case dl != 0 && c.clock(c.shard.now)/1000 > dl:
+				// Complete, but too late: it waited behind an earlier
+				// message (deadline.go).
+				l.ctr.skipped.Add(1)
+				continue
+			}
+			payload = buf[1+k1+k2 : n]
+		default:
+			c.terminate(&ProtocolError{Reason: "bad lane message kind"}, closeProtocol, true)
+			return
+		}
+		l.ctr.msgsIn.Add(1)
+		c.traffic.msgsIn.Add(1)
+		c.shard.traffic.msgsIn.Add(1)
+		// After a local Close the application no longer wants data; keep
+		// draining KCP so its window stays open while we linger.
+		if c.state == stateEstablished {
+			c.callLaneData(l.id, payload)
+		}
+	}
+}

@@ -73,7 +73,7 @@ func BenchmarkReplayWindow(b *testing.B) {
 	for i := uint64(0); b.Loop(); i++ {
 		ctr := i
 		if i%8 == 7 {
-			ctr = i - 5 // late, inside the window, not seen yet? seen: check rejects
+			ctr = i - 5 // a replay of a counter seen 5 packets ago: Check rejects it
 		}
 		if w.Check(ctr) {
 			w.Accept(ctr)

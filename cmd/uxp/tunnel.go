@@ -20,7 +20,8 @@ import (
 
 // `uxp tunnel` forwards TCP connections over one uxp session, multiplexed
 // with smux: the job kcptun does, with the server authenticated by a
-// pinned key.
+// pinned key and the clients by a pre-shared key and/or their own keys
+// (tunnel_auth.go).
 //
 //	TCP client -> tunnel client (-listen) == uxp/smux ==> tunnel server -> -target
 //

@@ -44,8 +44,8 @@ type endpoint struct {
 	closing    chan struct{}
 	closeOnce  sync.Once // closes closing
 	runMu      sync.Mutex
-	running    bool // start launched the goroutines; guarded by runMu
-	stopping   bool // stop was called; start then launches nothing; guarded by runMu
+	running    bool      // start launched the goroutines; guarded by runMu
+	stopping   bool      // stop was called; start then launches nothing; guarded by runMu
 	socketOnce sync.Once // closes pc
 	wg         sync.WaitGroup
 	readErr    error // set by readLoop before it exits

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -81,5 +82,31 @@ func TestCloseStopsStart(t *testing.T) {
 		require.ErrorIs(t, err, ErrConnClosed)
 		require.False(t, errors.Is(err, ErrHandshakeFailed), "not a timeout")
 		require.Equal(t, 100*time.Millisecond, took, "returns as soon as Close is called")
+	})
+}
+
+// TestStartFailsWhenSessionSetupFails: a genuine response that the client
+// cannot turn into a session (here: a cipher it cannot build, forced after
+// the initiation went out) fails Start at once, counted, instead of
+// leaving it to time out.
+func TestStartFailsWhenSessionSetupFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newSimPair(t, 26, nil, nil, false)
+		var hold atomic.Bool
+		hold.Store(true)
+		p.net.SetLink(p.srvPC.LocalAddr(), p.cliPC.LocalAddr(), netsim.Impairment{Drop: func(b []byte) bool {
+			return b[0] == msgResponse && hold.Load()
+		}})
+		errc := make(chan error, 1)
+		start := time.Now()
+		go func() { errc <- p.cli.Start(context.Background()) }()
+		time.Sleep(100 * time.Millisecond) // the first response was dropped
+		p.cli.hs.Load().cipher = Cipher(0xff)
+		hold.Store(false) // the server answers the retransmission
+		err := <-errc
+		require.Error(t, err)
+		require.False(t, errors.Is(err, ErrHandshakeFailed), "not a timeout: %v", err)
+		require.Less(t, time.Since(start), time.Second)
+		require.Equal(t, uint64(1), p.cli.Stats().Drops.Malformed)
 	})
 }

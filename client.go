@@ -64,6 +64,10 @@ func NewClient(pc net.PacketConn, server net.Addr, handler ConnHandler, cfg *Con
 	if set.serverPublicKey.IsZero() {
 		return nil, &ConfigError{Field: "ServerPublicKey", Reason: "required for a client"}
 	}
+	if err := set.serverPublicKey.usable(); err != nil {
+		// Caught here, the handshake would fail on every attempt.
+		return nil, &ConfigError{Field: "ServerPublicKey", Reason: err.Error()}
+	}
 	ap := addrPortOf(server)
 	if !ap.IsValid() || ap.Port() == 0 {
 		return nil, fmt.Errorf("uxp: NewClient: server address %v is not a UDP address", server)
@@ -126,6 +130,7 @@ func Dial(ctx context.Context, addr string, handler ConnHandler, cfg *Config) (*
 // *HandshakeTimeoutError) when Config.HandshakeTimeout or ctx's deadline
 // passes first, and with ctx.Err() if ctx is cancelled. An authenticated
 // refusal fails it with ErrServerFull, ErrClientRejected or ErrFECRefused.
+// A Close during the handshake makes it return ErrConnClosed at once.
 // After a failure the Client is closed.
 func (c *Client) Start(ctx context.Context) error {
 	c.mu.Lock()
@@ -151,7 +156,11 @@ func (c *Client) Start(ctx context.Context) error {
 		return fmt.Errorf("uxp: handshake: %w", err)
 	}
 	c.hs.Store(hs)
-	c.ep.start()
+	if !c.ep.start() {
+		// Close ran since the check above.
+		c.hs.Store(nil)
+		return ErrConnClosed
+	}
 
 	deadline := time.Now().Add(c.set.handshakeTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -188,6 +197,21 @@ func (c *Client) Start(ctx context.Context) error {
 		case err := <-c.refused:
 			c.Close()
 			return err
+		case <-c.ep.closing:
+			// Close was called (or the socket died) during the handshake.
+			c.hs.Store(nil)
+			select {
+			case conn := <-c.established:
+				// Established just before: report how the session ended.
+				select {
+				case <-conn.done:
+					return conn.Err()
+				default:
+				}
+			default:
+			}
+			c.Close()
+			return ErrConnClosed
 		case <-c.cookieCh:
 			// The server is under load and gave us a cookie: retry at
 			// once with mac2 rather than wait for the next retransmission.
@@ -224,6 +248,7 @@ func (c *Client) handleResponse(b []byte, from netip.AddrPort) {
 	}
 	r, err := hs.consumeResponse(b)
 	id, keys, fp := r.id, r.keys, r.fec
+	r.keys.zero() // keys is the only copy from here on
 	if errors.Is(err, ErrFECRefused) || errors.Is(err, ErrServerFull) || errors.Is(err, ErrClientRejected) {
 		if c.hs.CompareAndSwap(hs, nil) {
 			c.tr.handshakeRefused(from, err)
@@ -251,6 +276,10 @@ func (c *Client) handleResponse(b []byte, from netip.AddrPort) {
 	}
 	conn, err := newConn(c.ep, id, &keys, hs.cipher, fp, c.server, true, time.Now())
 	if err != nil {
+		// The server sent a decision this client cannot run (the handshake
+		// is spent: hs is gone). Fail Start now rather than at its timeout.
+		c.ep.drops.malformed.Add(1)
+		c.refused <- fmt.Errorf("uxp: handshake: cannot set up the session: %w", err)
 		return
 	}
 	c.tr.handshakeDone(id, c.server, hs.cipher, fp.data, fp.parity)
@@ -304,7 +333,9 @@ func (c *Client) handleControl(bp *packetBuf, n int, from netip.AddrPort) {
 			c.ep.drops.malformed.Add(1)
 			break
 		}
-		if conn == nil || id != conn.id || !resetMatches(&tok, &c.resetToken) {
+		// Only the server sends resets: one from any other address is
+		// forged, whatever its token (security.md, stateless reset).
+		if conn == nil || from != c.server || id != conn.id || !resetMatches(&tok, &c.resetToken) {
 			c.ep.drops.authFailed.Add(1)
 			break
 		}

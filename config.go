@@ -125,10 +125,15 @@ type Config struct {
 	// Logger receives the SDK's log records. Nil means no logging.
 	Logger *slog.Logger
 
-	// MaxSessions bounds the sessions a server holds, established and
-	// half-open together. Beyond it a new client gets an authenticated
-	// refusal and its Start fails with ErrServerFull. Zero means no limit.
-	// Negative is invalid. Ignored by clients.
+	// MaxSessions bounds the established sessions a server holds. When
+	// they fill it, a new client gets an authenticated refusal and its
+	// Start fails with ErrServerFull. Half-open sessions (answered, not yet
+	// confirmed) do not count; once they and the established ones together
+	// reach MaxSessions, the server requires cookies and applies its
+	// per-source rate limit to new initiations. A session confirmed when
+	// the server is already full is closed unannounced (the client sees
+	// ErrPeerClosed). Zero means no limit. Negative is invalid. Ignored by
+	// clients.
 	MaxSessions int
 
 	// Identity configures client keys (Noise IK), the server's policy

@@ -384,6 +384,13 @@ func (c *Conn) reschedule(now time.Time) {
 // establish promotes a server session once the client proved it holds the
 // keys, and announces it.
 func (c *Conn) establish(now time.Time) {
+	if c.ep.onAdmit != nil && !c.ep.onAdmit(c) {
+		// The server filled up while this session was half-open. Tell the
+		// client (it sees ErrPeerClosed) and end the session unannounced.
+		c.sendFrame(frameClose, []byte{closeShutdown})
+		c.terminate(ErrServerFull, closeShutdown, false)
+		return
+	}
 	c.state = stateEstablished
 	c.hb.received(now)
 	c.tr.established(c.id, c.remoteAP)

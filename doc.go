@@ -134,9 +134,12 @@
 // sessions (fresh ephemeral keys per session, counters checked by a
 // 8128-packet window). Optionally clients prove a static key of their own
 // (Config.Identity: Noise IK, with an allow-list or callback on the server,
-// and an optional pre-shared key). Handshakes resist spoofed floods with
-// WireGuard-style cookies and a per-source rate limit, never amplify, and a
-// restarted server resets its old sessions statelessly. The cipher choice is bound into the handshake, so an
+// and an optional pre-shared key). Under handshake load (or with
+// Config.MaxSessions nearly taken) the server does no Diffie-Hellman for a
+// source until it has echoed a WireGuard-style cookie, and rate-limits each
+// source; handshakes never amplify; MaxSessions counts established sessions
+// only, so half-open handshakes cannot fill it; and a restarted server
+// resets its old sessions statelessly (at most 10 resets a second). The cipher choice is bound into the handshake, so an
 // attacker cannot downgrade it. Keys come from crypto/rand and X25519; nothing
 // secret is hard-coded. See docs/security.md for the threat model, what is
 // not protected yet, and the tests that back each claim. Report

@@ -38,11 +38,15 @@ type endpoint struct {
 	onControl        func(bp *packetBuf, n int, from netip.AddrPort)
 	onUnknownSession func(b []byte, from netip.AddrPort)
 	// Called on a shard goroutine, no lock held.
-	onEstablished func(c *Conn) // server: announce the session
+	onAdmit       func(c *Conn) bool // server: false refuses a confirmed session (MaxSessions)
+	onEstablished func(c *Conn)      // server: announce the session
 	onConnClosed  func(c *Conn, err error, announced bool)
 
 	closing    chan struct{}
 	closeOnce  sync.Once // closes closing
+	runMu      sync.Mutex
+	running    bool      // start launched the goroutines; guarded by runMu
+	stopping   bool      // stop was called; start then launches nothing; guarded by runMu
 	socketOnce sync.Once // closes pc
 	wg         sync.WaitGroup
 	readErr    error       // set by readLoop before it exits
@@ -78,8 +82,15 @@ func newEndpoint(pc net.PacketConn, set *settings, workers int) *endpoint {
 	return ep
 }
 
-// start launches the read loop and the shards.
-func (ep *endpoint) start() {
+// start launches the read loop and the shards. It reports false, and
+// launches nothing, once stop has been called.
+func (ep *endpoint) start() bool {
+	ep.runMu.Lock()
+	defer ep.runMu.Unlock()
+	if ep.stopping {
+		return false
+	}
+	ep.running = true
 	if ep.udp != nil && ep.onInitiation != nil {
 		// Only servers (the owners that take initiations) read with GRO:
 		// its 64 KiB receive buffer is too much for each of many clients,
@@ -100,15 +111,24 @@ func (ep *endpoint) start() {
 		// A dead socket ends everything; closing twice is harmless.
 		ep.stop()
 	}()
+	return true
 }
 
 // stop signals every goroutine to finish, lets the shards send their close
 // packets, then closes the socket to unblock the read loop. It does not
-// join; use ep.wg for that.
+// join; use ep.wg for that. Before start (an owner that failed early) or
+// instead of it, there are no shards to wait for: stop then only closes the
+// socket, and a later start launches nothing.
 func (ep *endpoint) stop() {
+	ep.runMu.Lock()
+	ep.stopping = true
+	running := ep.running
+	ep.runMu.Unlock()
 	ep.signalClose()
-	for _, s := range ep.shards {
-		<-s.done
+	if running {
+		for _, s := range ep.shards {
+			<-s.done
+		}
 	}
 	ep.closeSocket()
 }

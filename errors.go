@@ -60,7 +60,7 @@ var (
 	ErrFECRefused = errors.New("uxp: server refused the requested FEC settings")
 
 	// ErrServerFull is returned by Client.Start when the server already
-	// holds Config.MaxSessions sessions. The refusal is authenticated: it
+	// holds Config.MaxSessions established sessions. The refusal is authenticated: it
 	// comes from the server whose key the client pinned.
 	ErrServerFull = errors.New("uxp: server refused the session: MaxSessions reached")
 

@@ -18,8 +18,9 @@ type HandshakeStats struct {
 	// their timestamp was not newer than the last one accepted for that
 	// client key (replays).
 	TimestampReplays uint64
-	// RefusedFull (server): authenticated refusals because MaxSessions
-	// was reached.
+	// RefusedFull (server): authenticated refusals because established
+	// sessions filled MaxSessions, plus half-open sessions closed
+	// unannounced because the server filled up before they were confirmed.
 	RefusedFull uint64
 	// RefusedClientKey (server): authenticated refusals by the client key
 	// policy (Config.Identity).

@@ -60,6 +60,24 @@ func (k PrivateKey) IsZero() bool { return isZero(k[:]) }
 // IsZero reports whether k is the zero key (that is, unset).
 func (k PublicKey) IsZero() bool { return isZero(k[:]) }
 
+// checkScalar is an arbitrary fixed X25519 scalar for usable: any scalar
+// whose product with a low-order point is the identity would do, and after
+// clamping every scalar is a multiple of the cofactor.
+var checkScalar = [KeySize]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32}
+
+// usable reports why k cannot be a peer's static key: zero, or a
+// low-order point, for which every Diffie-Hellman gives the all-zero
+// secret that X25519 (and so the handshake) rejects.
+func (k PublicKey) usable() error {
+	if k.IsZero() {
+		return errors.New("all zero")
+	}
+	if _, err := curve25519.X25519(checkScalar[:], k[:]); err != nil {
+		return errors.New("a low-order point: no Diffie-Hellman with it is possible")
+	}
+	return nil
+}
+
 // String returns the key in standard base64.
 func (k PublicKey) String() string { return base64.StdEncoding.EncodeToString(k[:]) }
 

@@ -207,8 +207,15 @@ func (c *Conn) laneDeliver(l *lane, force bool) {
 			return
 		}
 		n = l.rcv.Recv(buf)
-		if n < 1 {
-			return
+		if n < 0 {
+			return // cannot happen after PeekSize
+		}
+		if n == 0 {
+			// An empty message has no kind byte: malformed, and it can only
+			// come from a peer that crafted the KCP segment. Count it and go
+			// on to the messages behind it.
+			c.drop(dropMalformed)
+			continue
 		}
 		var payload []byte
 		switch buf[0] {

@@ -2,12 +2,14 @@ package uxp
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	kcp "github.com/xtaci/kcp-go/v5"
 
 	"github.com/uxp-go/uxp/internal/netsim"
 )
@@ -152,4 +154,33 @@ func TestLaneWriteErrors(t *testing.T) {
 		_, msgs, _ := p.srvH.handler(0).snapshot()
 		require.ElementsMatch(t, [][]byte{[]byte("one"), []byte("zero")}, msgs)
 	})
+}
+
+// kcpPush builds one KCP PUSH segment (a whole message: frg 0).
+func kcpPush(conv, sn uint32, data []byte) []byte {
+	seg := make([]byte, kcpOverhead+len(data))
+	binary.LittleEndian.PutUint32(seg[0:], conv)
+	seg[4] = kcp.IKCP_CMD_PUSH
+	binary.LittleEndian.PutUint16(seg[6:], 128) // wnd
+	binary.LittleEndian.PutUint32(seg[12:], sn)
+	binary.LittleEndian.PutUint32(seg[20:], uint32(len(data)))
+	copy(seg[kcpOverhead:], data)
+	return seg
+}
+
+// TestLaneEmptyMessage: an authenticated peer that sends an empty KCP
+// message (no lane kind byte) gets it counted as malformed, and the
+// messages behind it are still delivered at once.
+func TestLaneEmptyMessage(t *testing.T) {
+	p := newFramePair(t, false)
+	now := time.Now()
+	body := append(kcpPush(7, 0, nil), kcpPush(7, 1, []byte{laneMsgPlain, 'h', 'i'})...)
+	p.cli.sendFrame(frameKCP, body)
+	p.cli.shard.flushSends() // as the shard does when its event ends
+	before := p.srv.Stats().Drops.Malformed
+	feed(p.srv, p.cliOut.take(), p.cliAP, now)
+	_, msgs, _ := p.srvH.snapshot()
+	require.Equal(t, [][]byte{[]byte("hi")}, msgs, "the message after the empty one is delivered")
+	require.Equal(t, before+1, p.srv.Stats().Drops.Malformed, "the empty message is counted")
+	require.Equal(t, stateEstablished, p.srv.state)
 }

@@ -77,6 +77,20 @@ func (r *rateLimiter) allow(a netip.Addr, now time.Time) bool {
 	return true
 }
 
+// ready reports whether a's bucket holds a token, without spending it or
+// creating a bucket.
+func (r *rateLimiter) ready(a netip.Addr, now time.Time) bool {
+	b := r.buckets[sourceKey(a)]
+	if b == nil {
+		return len(r.buckets) < r.maxEntries // a new bucket starts full
+	}
+	tokens := b.tokens
+	if d := now.Sub(b.last); d > 0 {
+		tokens = min(r.burst*int64(r.interval), tokens+int64(d))
+	}
+	return tokens >= int64(r.interval)
+}
+
 // sweep forgets buckets that are full again: they carry no information.
 func (r *rateLimiter) sweep(now time.Time) {
 	r.lastSweep = now

@@ -44,8 +44,13 @@ const (
 	// Resets per second, and burst, per source (IPv4 address or IPv6 /64).
 	resetRate  = 5
 	resetBurst = 5
-	// resetGlobalRate bounds resets per second over all sources.
-	resetGlobalRate = 1000
+	// resetGlobalRate bounds resets per second over all sources. A reset
+	// answers any session ID, so it is an oracle for that ID's token
+	// (security.md): the global rate is what bounds how fast anyone can
+	// collect tokens. At 10/s, collecting the tokens of 1 % of the 2^32
+	// session IDs takes about 50 days of flooding that also disables resets
+	// for everyone else. A restarted server needs only one reset per client.
+	resetGlobalRate = 10
 	resetSources    = 1 << 14
 )
 
@@ -111,7 +116,11 @@ func (r *resetSender) answer(pkt []byte, from netip.AddrPort, now time.Time) ([r
 	if len(pkt) <= resetSize || pkt[0] != msgTransport {
 		return out, false // never answer a reset, nor anything not larger than one
 	}
-	if !r.perIP.allow(from.Addr(), now) || !r.global.allow(r.anySrc, now) {
+	// The global budget is checked first, and spent last: a source gets a
+	// bucket in perIP only when a reset could be sent, so spoofed sources
+	// cannot fill perIP faster than the global rate, and a source that is
+	// over its own limit spends nothing of the global budget.
+	if !r.global.ready(r.anySrc, now) || !r.perIP.allow(from.Addr(), now) || !r.global.allow(r.anySrc, now) {
 		return out, false
 	}
 	id := transportHeader(pkt).receiver()

@@ -131,6 +131,7 @@ func NewServer(pc net.PacketConn, handler ServerHandler, cfg *Config) (*Server, 
 	ep := newEndpoint(pc, set, set.workers)
 	ep.onInitiation = s.queueInitiation
 	ep.onUnknownSession = s.sendReset
+	ep.onAdmit = s.admit
 	ep.onEstablished = s.announce
 	ep.onConnClosed = s.connClosed
 	s.ep = ep
@@ -285,6 +286,12 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		s.ep.drops.malformed.Add(1)
 		return
 	}
+	if !underLoad && s.nearlyFull() {
+		// Half-open sessions could take the free slots: only sources that
+		// can receive at their address (mac2) and stay within their rate
+		// limit may add more.
+		underLoad = true
+	}
 	if underLoad && !s.cookies.validMAC2(pkt, from, now) {
 		// The source has not shown it can receive at its address: no
 		// Diffie-Hellman, just a cookie it must echo.
@@ -358,7 +365,10 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 	case !s.set.identity.admits(in):
 		status = statusClientDenied
 		s.hstats.refusedClientKey.Add(1)
-	case s.set.maxSessions > 0 && int(s.sessions.Load())+halfOpen >= s.set.maxSessions:
+	case s.set.maxSessions > 0 && int(s.sessions.Load()) >= s.set.maxSessions:
+		// Only established sessions fill the server: half-open ones cost
+		// an attacker nothing but a Diffie-Hellman of ours, so counting
+		// them would let it lock real clients out.
 		status = statusServerFull
 		s.hstats.refusedFull.Add(1)
 	case !fecOK:
@@ -421,8 +431,37 @@ func (s *Server) sendReset(pkt []byte, from netip.AddrPort) {
 	}
 }
 
+// nearlyFull reports whether established and half-open sessions together
+// reach MaxSessions.
+func (s *Server) nearlyFull() bool {
+	if s.set.maxSessions <= 0 {
+		return false
+	}
+	s.halfMu.Lock()
+	n := len(s.halfOpen)
+	s.halfMu.Unlock()
+	return int(s.sessions.Load())+n >= s.set.maxSessions
+}
+
+// admit runs on the session's shard when the client's first packet
+// authenticated, before announce. It takes one of the MaxSessions slots,
+// and fails when other half-open sessions were confirmed first and took
+// the last ones: MaxSessions is a hard bound on established sessions.
+func (s *Server) admit(c *Conn) bool {
+	for max := int64(s.set.maxSessions); ; {
+		n := s.sessions.Load()
+		if max > 0 && n >= max {
+			s.hstats.refusedFull.Add(1)
+			return false
+		}
+		if s.sessions.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
 // announce runs on the session's shard when the client's first packet
-// authenticated.
+// authenticated and admit took a slot for it.
 func (s *Server) announce(c *Conn) {
 	s.halfMu.Lock()
 	delete(s.halfOpen, c.ephemeral)
@@ -431,7 +470,6 @@ func (s *Server) announce(c *Conn) {
 	}
 	s.halfMu.Unlock()
 	s.accepted.Add(1)
-	s.sessions.Add(1)
 	s.live.add(c)
 	defer c.recoverCallback("OnNewConnComing")
 	s.handler.OnNewConnComing(c)

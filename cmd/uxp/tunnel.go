@@ -20,7 +20,8 @@ import (
 
 // `uxp tunnel` forwards TCP connections over one uxp session, multiplexed
 // with smux: the job kcptun does, with the server authenticated by a
-// pinned key.
+// pinned key and the clients by a pre-shared key and/or their own keys
+// (tunnel_auth.go).
 //
 //	TCP client -> tunnel client (-listen) == uxp/smux ==> tunnel server -> -target
 //
@@ -32,17 +33,28 @@ import (
 const (
 	envTunnelKey       = "UXP_TUNNEL_KEY"        // server: base64 private key
 	envTunnelServerKey = "UXP_TUNNEL_SERVER_KEY" // client: base64 server public key
+	envTunnelPSK       = "UXP_TUNNEL_PSK"        // both: base64 pre-shared key
+	envTunnelClientKey = "UXP_TUNNEL_CLIENT_KEY" // client: base64 private key (Noise IK)
 )
 
 const tunnelUsage = `Usage:
 
-	uxp tunnel server -listen :4000 -target 127.0.0.1:22 -key FILE
-	uxp tunnel client -listen 127.0.0.1:2222 -server HOST:4000 -server-key BASE64
+	uxp tunnel server -listen :4000 -target 127.0.0.1:22 -key FILE -psk-file FILE
+	uxp tunnel client -listen 127.0.0.1:2222 -server HOST:4000 -server-key BASE64 -psk-file FILE
 
 Forward TCP connections over an encrypted uxp session. The server's
 private key comes from -key FILE or the ` + envTunnelKey + ` environment
 variable (never the command line). The client pins the server's public key
 from -server-key, -server-key-file FILE or ` + envTunnelServerKey + `.
+
+The server's public key is not a secret, so the server also authenticates
+its clients, and refuses to start unless told how: a pre-shared key that
+both ends hold (-psk-file FILE or ` + envTunnelPSK + `; make one with
+"uxp keygen -private-out FILE") and/or a list of allowed client public keys
+(-allow-client-keys FILE; each client then has its own key pair, given
+with -client-key FILE or ` + envTunnelClientKey + `). -insecure-anonymous
+lets anyone who knows the server's public key use the tunnel.
+
 SIGINT or SIGTERM shuts the tunnel down cleanly.
 
 Run "uxp tunnel server -h" or "uxp tunnel client -h" for the flags.
@@ -110,20 +122,34 @@ func readKeyFile(path string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// loadPrivateKey takes the server key from file, or else from the
-// environment.
-func loadPrivateKey(file string, getenv func(string) string) (uxp.PrivateKey, error) {
-	var s, from string
+// readSecret returns the base64 text of a key from file (given with the
+// flag named flag) or else from the environment variable env, and where it
+// came from; "" when neither is set. Secrets are never taken from argv.
+func readSecret(flag, file, env string, getenv func(string) string) (s, from string, err error) {
 	switch {
 	case file != "":
 		k, err := readKeyFile(file)
 		if err != nil {
-			return uxp.PrivateKey{}, fmt.Errorf("reading -key: %w", err)
+			return "", "", fmt.Errorf("reading %s: %w", flag, err)
 		}
-		s, from = k, "-key "+file
-	case getenv(envTunnelKey) != "":
-		s, from = strings.TrimSpace(getenv(envTunnelKey)), envTunnelKey
-	default:
+		if k == "" {
+			return "", "", fmt.Errorf("%s %s: file is empty", flag, file)
+		}
+		return k, flag + " " + file, nil
+	case getenv(env) != "":
+		return strings.TrimSpace(getenv(env)), env, nil
+	}
+	return "", "", nil
+}
+
+// loadPrivateKey takes the server key from file, or else from the
+// environment.
+func loadPrivateKey(file string, getenv func(string) string) (uxp.PrivateKey, error) {
+	s, from, err := readSecret("-key", file, envTunnelKey, getenv)
+	if err != nil {
+		return uxp.PrivateKey{}, err
+	}
+	if s == "" {
 		return uxp.PrivateKey{}, fmt.Errorf("no private key: use -key FILE or set %s (generate one with uxp keygen)", envTunnelKey)
 	}
 	k, err := uxp.ParsePrivateKey(s)

@@ -18,11 +18,13 @@ import (
 
 // tunnelClientCommand implements `uxp tunnel client`.
 func tunnelClientCommand(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlagSet("uxp tunnel client", "uxp tunnel client -listen 127.0.0.1:2222 -server HOST:4000 -server-key BASE64", stderr)
+	fs := newFlagSet("uxp tunnel client", "uxp tunnel client -listen 127.0.0.1:2222 -server HOST:4000 -server-key BASE64 -psk-file FILE", stderr)
 	listen := fs.String("listen", "127.0.0.1:2222", "TCP `address` to accept connections on")
 	server := fs.String("server", "", "uxp tunnel server `host:port` (required)")
 	serverKey := fs.String("server-key", "", "the server's base64 public key to pin (it is not secret); default $"+envTunnelServerKey)
 	serverKeyFile := fs.String("server-key-file", "", "`FILE` holding the server's base64 public key")
+	pskFile := fs.String("psk-file", "", "`FILE` holding the base64 pre-shared key the server requires; default $"+envTunnelPSK)
+	clientKeyFile := fs.String("client-key", "", "`FILE` holding this client's base64 private key, for a server with -allow-client-keys; default $"+envTunnelClientKey)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -35,20 +37,39 @@ func tunnelClientCommand(ctx context.Context, args []string, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	cfg := tunnelConfig()
+	cfg.ServerPublicKey = pub
+	psk, hasPSK, err := loadPSK(*pskFile, os.Getenv)
+	if err != nil {
+		return err
+	}
+	cfg.Identity.PresharedKey = psk
+	ck, hasKey, err := loadClientKey(*clientKeyFile, os.Getenv)
+	if err != nil {
+		return err
+	}
+	cfg.Identity.ClientPrivateKey = ck
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
 	}
-	cfg := tunnelConfig()
-	cfg.ServerPublicKey = pub
 	log := newTunnelLogger(stderr)
 	addr := *server
 	c := newTunnelClient(ln, func(ctx context.Context) (net.Conn, error) {
 		return uxp.DialConn(ctx, addr, cfg)
 	}, log)
-	log.Info("tunnel client listening", "addr", ln.Addr().String(), "server", addr)
+	attrs := []any{"addr", ln.Addr().String(), "server", addr, "psk", hasPSK}
+	if hasKey {
+		cpub, _ := ck.PublicKey()
+		attrs = append(attrs, "client_key", cpub.String())
+	}
+	log.Info("tunnel client listening", attrs...)
 	return c.serve(ctx)
 }
+
+// errTunnelStopping is what a connection accepted just before shutdown
+// gets instead of a new uxp session.
+var errTunnelStopping = errors.New("tunnel client is shutting down")
 
 // tunnelClient accepts TCP connections and forwards each as one smux
 // stream over a shared uxp session, which it (re)dials when needed.
@@ -60,18 +81,29 @@ type tunnelClient struct {
 	wg    sync.WaitGroup
 	ids   atomic.Uint64 // numbers forwarded connections in log lines
 
-	mu   sync.Mutex // guards sess and conn; held while dialling
-	sess *smux.Session
-	conn net.Conn // the uxp stream under sess
+	// dialMu serialises dialling, so that connections arriving together
+	// share one new session. It is not held with mu, and shutdown never
+	// waits for it: a dial in flight is cancelled through its context.
+	dialMu sync.Mutex
+
+	mu       sync.Mutex // guards sess, conn and stopping
+	sess     *smux.Session
+	conn     net.Conn // the uxp stream under sess
+	stopping bool     // serve is shutting down: no new session
 }
 
 func newTunnelClient(ln net.Listener, dial func(ctx context.Context) (net.Conn, error), log *slog.Logger) *tunnelClient {
 	return &tunnelClient{ln: ln, dial: dial, log: log}
 }
 
-// serve runs until ctx is cancelled, then closes the listener, every
-// forwarded connection and the uxp session, and waits for its goroutines.
+// serve runs until ctx is cancelled or the listener fails, then closes
+// the listener, every forwarded connection and the uxp session, and waits
+// for its goroutines.
 func (c *tunnelClient) serve(ctx context.Context) error {
+	// The connections' context ends with serve, so a dial still in
+	// flight when the listener fails is cancelled too.
+	connCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	stop := context.AfterFunc(ctx, func() { c.ln.Close() })
 	defer stop()
 	var err error
@@ -84,15 +116,21 @@ func (c *tunnelClient) serve(ctx context.Context) error {
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			c.handle(ctx, tcp.(*net.TCPConn))
+			c.handle(connCtx, tcp)
 		}()
 	}
 	c.ln.Close()
+	cancel()
 	c.conns.closeAll()
+	// From here on no handle goroutine may install a session: one that
+	// did would live on, and its watcher would keep wg.Wait from ever
+	// returning.
 	c.mu.Lock()
+	c.stopping = true
 	if c.sess != nil {
 		c.sess.Close()
 		c.conn.Close()
+		c.sess, c.conn = nil, nil
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
@@ -103,7 +141,7 @@ func (c *tunnelClient) serve(ctx context.Context) error {
 	return err
 }
 
-func (c *tunnelClient) handle(ctx context.Context, tcp *net.TCPConn) {
+func (c *tunnelClient) handle(ctx context.Context, tcp net.Conn) {
 	id := c.ids.Add(1)
 	if !c.conns.add(tcp) {
 		return
@@ -140,26 +178,41 @@ func (c *tunnelClient) openStream(ctx context.Context) (*smux.Stream, error) {
 }
 
 // session returns the live smux session, dialling a new uxp session if
-// there is none.
+// there is none. It fails with errTunnelStopping once serve is shutting
+// down, even when a dial was already in flight.
 func (c *tunnelClient) session(ctx context.Context) (*smux.Session, error) {
+	c.dialMu.Lock()
+	defer c.dialMu.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.sess != nil && !c.sess.IsClosed() {
-		return c.sess, nil
+	sess, stopping := c.sess, c.stopping
+	c.mu.Unlock()
+	switch {
+	case stopping:
+		return nil, errTunnelStopping
+	case sess != nil && !sess.IsClosed():
+		return sess, nil
 	}
 	conn, err := c.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sess, err := smux.Client(conn, smuxConfig())
+	sess, err = smux.Client(conn, smuxConfig())
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopping {
+		sess.Close()
+		conn.Close()
+		return nil, errTunnelStopping
+	}
 	c.sess, c.conn = sess, conn
 	c.log.Info("tunnel: uxp session up", "server", conn.RemoteAddr().String(), "local", conn.LocalAddr().String())
 	// Notice a dead session at once, not only at the next connection.
-	// (session runs on a handle goroutine, which wg already counts.)
+	// (session runs on a handle goroutine, which wg already counts, and
+	// serve closes sess before wg.Wait because stopping was false.)
 	if sc, ok := conn.(*uxp.StreamConn); ok {
 		c.wg.Add(1)
 		go func() {

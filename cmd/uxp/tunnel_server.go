@@ -16,12 +16,20 @@ import (
 	"github.com/uxp-go/uxp"
 )
 
+// defaultMaxStreams bounds the concurrent smux streams, and so the TCP
+// connections to the target, of one uxp session by default.
+const defaultMaxStreams = 256
+
 // tunnelServerCommand implements `uxp tunnel server`.
 func tunnelServerCommand(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlagSet("uxp tunnel server", "uxp tunnel server -listen :4000 -target 127.0.0.1:22 -key FILE", stderr)
+	fs := newFlagSet("uxp tunnel server", "uxp tunnel server -listen :4000 -target 127.0.0.1:22 -key FILE -psk-file FILE", stderr)
 	listen := fs.String("listen", ":4000", "UDP `address` to accept uxp sessions on")
 	target := fs.String("target", "", "TCP `address` every forwarded connection is dialled to (required)")
 	keyFile := fs.String("key", "", "`FILE` holding the server's base64 private key (uxp keygen -private-out); default $"+envTunnelKey)
+	pskFile := fs.String("psk-file", "", "`FILE` holding the base64 pre-shared key clients must also hold (uxp keygen -private-out); default $"+envTunnelPSK)
+	allowFile := fs.String("allow-client-keys", "", "`FILE` listing the base64 public keys of the clients allowed in, one per line")
+	insecure := fs.Bool("insecure-anonymous", false, "accept clients with neither the pre-shared key nor an allowed key: anyone who knows the server's public key can reach -target")
+	maxStreams := fs.Int("max-streams", defaultMaxStreams, "most concurrent forwarded connections per uxp session; more are refused")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -30,44 +38,81 @@ func tunnelServerCommand(ctx context.Context, args []string, stderr io.Writer) e
 		fs.Usage()
 		return &usageError{errors.New("-target is required")}
 	}
+	if *maxStreams < 1 {
+		fmt.Fprintln(stderr, "-max-streams must be at least 1")
+		return &usageError{fmt.Errorf("-max-streams %d: must be at least 1", *maxStreams)}
+	}
 	key, err := loadPrivateKey(*keyFile, os.Getenv)
 	if err != nil {
+		return err
+	}
+	cfg := tunnelConfig()
+	cfg.PrivateKey = key
+	psk, _, err := loadPSK(*pskFile, os.Getenv)
+	if err != nil {
+		return err
+	}
+	cfg.Identity.PresharedKey = psk
+	if *allowFile != "" {
+		if cfg.Identity.AllowedClientKeys, err = loadAllowedKeys(*allowFile); err != nil {
+			return err
+		}
+	}
+	log := newTunnelLogger(stderr)
+	opts := tunnelServerOptions{target: *target, maxStreams: *maxStreams, insecureAnonymous: *insecure}
+	// Refuse before binding the port.
+	if err := checkClientAuth(&cfg.Identity, opts.insecureAnonymous, slog.New(slog.DiscardHandler)); err != nil {
 		return err
 	}
 	pc, err := net.ListenPacket("udp", *listen)
 	if err != nil {
 		return err
 	}
-	cfg := tunnelConfig()
-	cfg.PrivateKey = key
-	log := newTunnelLogger(stderr)
-	s, err := newTunnelServer(pc, *target, cfg, log)
+	s, err := newTunnelServer(pc, cfg, opts, log)
 	if err != nil {
 		pc.Close()
 		return err
 	}
 	pub, _ := key.PublicKey()
-	log.Info("tunnel server listening", "addr", s.ln.Addr().String(), "target", *target, "public_key", pub.String())
+	log.Info("tunnel server listening", "addr", s.ln.Addr().String(), "target", *target, "public_key", pub.String(),
+		"psk", psk != [uxp.KeySize]byte{}, "allowed_client_keys", len(cfg.Identity.AllowedClientKeys), "max_streams", *maxStreams)
 	return s.serve(ctx)
+}
+
+// tunnelServerOptions are the tunnel server's own settings.
+type tunnelServerOptions struct {
+	target            string // TCP address every stream is forwarded to
+	maxStreams        int    // concurrent streams per uxp session; must be positive
+	insecureAnonymous bool   // accept a Config without client authentication
 }
 
 // tunnelServer accepts uxp sessions, runs an smux server on each, and
 // forwards every smux stream to the target over TCP.
 type tunnelServer struct {
-	ln     *uxp.Listener
-	target string
-	log    *slog.Logger
-	conns  connSet // smux sessions and forwarded TCP connections
-	wg     sync.WaitGroup
-	ids    atomic.Uint64 // numbers forwarded connections in log lines
+	ln         *uxp.Listener
+	target     string
+	maxStreams int
+	log        *slog.Logger
+	conns      connSet // smux sessions and forwarded TCP connections
+	wg         sync.WaitGroup
+	ids        atomic.Uint64 // numbers forwarded connections in log lines
 }
 
-func newTunnelServer(pc net.PacketConn, target string, cfg *uxp.Config, log *slog.Logger) (*tunnelServer, error) {
+// newTunnelServer listens on pc. It refuses a cfg.Identity without a
+// pre-shared key or allowed client keys unless opts.insecureAnonymous is
+// set (then it logs a warning).
+func newTunnelServer(pc net.PacketConn, cfg *uxp.Config, opts tunnelServerOptions, log *slog.Logger) (*tunnelServer, error) {
+	if opts.maxStreams < 1 {
+		return nil, fmt.Errorf("tunnel server: max streams %d: must be at least 1", opts.maxStreams)
+	}
+	if err := checkClientAuth(&cfg.Identity, opts.insecureAnonymous, log); err != nil {
+		return nil, err
+	}
 	ln, err := uxp.Listen(pc, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &tunnelServer{ln: ln, target: target, log: log}, nil
+	return &tunnelServer{ln: ln, target: opts.target, maxStreams: opts.maxStreams, log: log}, nil
 }
 
 // serve runs until ctx is cancelled (or the socket fails), then closes
@@ -112,16 +157,39 @@ func (s *tunnelServer) session(c net.Conn) {
 	}
 	defer s.conns.remove(sess)
 	defer sess.Close()
-	s.log.Info("tunnel: uxp session up", "peer", peer)
+	attrs := []any{"peer", peer}
+	if uc, ok := c.(*uxp.StreamConn); ok {
+		if k, ok := uc.Session().PeerKey(); ok {
+			attrs = append(attrs, "client_key", k.String())
+		}
+	}
+	s.log.Info("tunnel: uxp session up", attrs...)
+	// active holds one token per live stream of this session: a stream
+	// beyond maxStreams is closed at once, so that one client cannot make
+	// the server hold unbounded streams and TCP connections to the target.
+	active := make(chan struct{}, s.maxStreams)
+	var refused int
 	for {
 		st, err := sess.AcceptStream()
 		if err != nil {
-			s.log.Info("tunnel: uxp session down", "peer", peer, "err", err)
+			s.log.Info("tunnel: uxp session down", "peer", peer, "refused_streams", refused, "err", err)
 			return
+		}
+		select {
+		case active <- struct{}{}:
+		default:
+			// Logged once per session: the peer is authenticated, but
+			// it should not be able to flood the log either.
+			if refused++; refused == 1 {
+				s.log.Warn("tunnel: stream limit reached; refusing streams", "peer", peer, "max_streams", s.maxStreams)
+			}
+			st.Close()
+			continue
 		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer func() { <-active }()
 			s.stream(st, peer)
 		}()
 	}

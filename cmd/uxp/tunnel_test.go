@@ -10,8 +10,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -31,40 +29,87 @@ var tunnelLink = netsim.Impairment{Loss: 0.01, Duplicate: 0.005, Reorder: 0.01, 
 type tunnelEnv struct {
 	clientAddr string
 	client     *tunnelClient
+	srvAddr    net.Addr      // the tunnel server's UDP address
+	srvKey     uxp.PublicKey // the tunnel server's public key
+	psk        [32]byte      // the pre-shared key both ends hold
+	dials      chan net.Conn // every session the client dialled
 	srvLog     *testutil.SyncBuffer
 	cliLog     *testutil.SyncBuffer
 	cancel     context.CancelFunc
 	done       chan error // serve results, two of them
 }
 
+// tunnelOptions shape startTunnelWith's tunnel.
+type tunnelOptions struct {
+	imp        netsim.Impairment // on both directions of the UDP path
+	maxStreams int               // the server's; zero means defaultMaxStreams
+	// serverCfg and clientCfg, when set, change the ends' configs after
+	// the defaults (the pinned key and a shared pre-shared key) are in.
+	serverCfg, clientCfg func(*uxp.Config)
+}
+
 // startTunnel starts a target, a tunnel server and a tunnel client over
-// loopback UDP impaired by imp in both directions.
+// loopback UDP impaired by imp in both directions. Both ends hold the
+// same pre-shared key, as the server requires.
 func startTunnel(t *testing.T, imp netsim.Impairment) *tunnelEnv {
+	t.Helper()
+	return startTunnelWith(t, tunnelOptions{imp: imp})
+}
+
+// lossyUDP is a loopback UDP socket impaired by imp. It may be called
+// from any goroutine.
+func lossyUDP(imp netsim.Impairment, seed uint64) (net.PacketConn, error) {
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, err
+	}
+	_ = pc.SetReadBuffer(4 << 20)
+	_ = pc.SetWriteBuffer(4 << 20)
+	return netsim.Wrap(pc, imp, seed), nil
+}
+
+// newPSK is a fresh pre-shared key, made as the README says.
+func newPSK(t testing.TB) uxp.PrivateKey {
+	t.Helper()
+	kp, err := uxp.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp.Private
+}
+
+func startTunnelWith(t *testing.T, o tunnelOptions) *tunnelEnv {
 	t.Helper()
 	target := startTarget(t)
 	kp, err := uxp.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	lossyUDP := func(seed uint64) net.PacketConn {
-		pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = pc.SetReadBuffer(4 << 20)
-		_ = pc.SetWriteBuffer(4 << 20)
-		return netsim.Wrap(pc, imp, seed)
+	env := &tunnelEnv{srvKey: kp.Public, psk: newPSK(t), srvLog: &testutil.SyncBuffer{}, cliLog: &testutil.SyncBuffer{}, done: make(chan error, 2)}
+	if o.maxStreams == 0 {
+		o.maxStreams = defaultMaxStreams
 	}
-	env := &tunnelEnv{srvLog: &testutil.SyncBuffer{}, cliLog: &testutil.SyncBuffer{}, done: make(chan error, 2)}
 	srvCfg := tunnelConfig()
 	srvCfg.PrivateKey = kp.Private
-	srvPC := lossyUDP(1)
-	srv, err := newTunnelServer(srvPC, target, srvCfg, newTunnelLogger(env.srvLog))
+	srvCfg.Identity.PresharedKey = env.psk
+	if o.serverCfg != nil {
+		o.serverCfg(srvCfg)
+	}
+	srvPC, err := lossyUDP(o.imp, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.srvAddr = srvPC.LocalAddr()
+	srv, err := newTunnelServer(srvPC, srvCfg, tunnelServerOptions{target: target, maxStreams: o.maxStreams}, newTunnelLogger(env.srvLog))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cliCfg := tunnelConfig()
 	cliCfg.ServerPublicKey = kp.Public
+	cliCfg.Identity.PresharedKey = env.psk
+	if o.clientCfg != nil {
+		o.clientCfg(cliCfg)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +117,11 @@ func startTunnel(t *testing.T, imp netsim.Impairment) *tunnelEnv {
 	seed := uint64(2)
 	env.client = newTunnelClient(ln, func(ctx context.Context) (net.Conn, error) {
 		seed++
-		return uxp.DialConnOver(ctx, lossyUDP(seed), srvPC.LocalAddr(), cliCfg)
+		pc, err := lossyUDP(o.imp, seed)
+		if err != nil {
+			return nil, err
+		}
+		return uxp.DialConnOver(ctx, pc, env.srvAddr, cliCfg)
 	}, newTunnelLogger(env.cliLog))
 	env.clientAddr = ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -330,156 +379,5 @@ func TestTunnelShutdown(t *testing.T) {
 		if !strings.Contains(log, "stopped") {
 			t.Errorf("no stop line in log:\n%s", log)
 		}
-	}
-}
-
-// TestTunnelKeys checks where keys come from and the errors for missing
-// or bad ones.
-func TestTunnelKeys(t *testing.T) {
-	kp, err := uxp.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	privFile := filepath.Join(dir, "server.key")
-	if err := os.WriteFile(privFile, []byte(kp.Private.String()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pubFile := filepath.Join(dir, "server.pub")
-	if err := os.WriteFile(pubFile, []byte(kp.Public.String()+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-	none := env(nil)
-
-	k, err := loadPrivateKey(privFile, none)
-	if err != nil || k != kp.Private {
-		t.Errorf("private key from file: %v", err)
-	}
-	k, err = loadPrivateKey("", env(map[string]string{envTunnelKey: kp.Private.String()}))
-	if err != nil || k != kp.Private {
-		t.Errorf("private key from %s: %v", envTunnelKey, err)
-	}
-	if _, err := loadPrivateKey("", none); err == nil || !strings.Contains(err.Error(), envTunnelKey) {
-		t.Errorf("missing private key: got %v, want an error naming %s", err, envTunnelKey)
-	}
-	if _, err := loadPrivateKey(pubFile+".missing", none); err == nil {
-		t.Error("missing key file accepted")
-	}
-	if _, err := loadPrivateKey("", env(map[string]string{envTunnelKey: "not base64"})); err == nil || !strings.Contains(err.Error(), envTunnelKey) {
-		t.Errorf("bad private key: got %v, want an error naming %s", err, envTunnelKey)
-	}
-
-	for _, tc := range []struct {
-		name       string
-		flag, file string
-		env        map[string]string
-	}{
-		{name: "flag", flag: kp.Public.String()},
-		{name: "file", file: pubFile},
-		{name: "env", env: map[string]string{envTunnelServerKey: kp.Public.String()}},
-	} {
-		p, err := loadPublicKey(tc.flag, tc.file, env(tc.env))
-		if err != nil || p != kp.Public {
-			t.Errorf("public key from %s: %v", tc.name, err)
-		}
-	}
-	if _, err := loadPublicKey("", "", none); err == nil || !strings.Contains(err.Error(), envTunnelServerKey) {
-		t.Errorf("missing public key: got %v", err)
-	}
-}
-
-// TestTunnelUsage covers the command line of `uxp tunnel`.
-func TestTunnelUsage(t *testing.T) {
-	t.Setenv(envTunnelKey, "")
-	t.Setenv(envTunnelServerKey, "")
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStderr string
-	}{
-		{name: "no mode", args: []string{"tunnel"}, wantCode: exitUsage, wantStderr: "uxp tunnel server"},
-		{name: "bad mode", args: []string{"tunnel", "sideways"}, wantCode: exitUsage, wantStderr: `unknown mode "sideways"`},
-		{name: "server without target", args: []string{"tunnel", "server"}, wantCode: exitUsage, wantStderr: "-target is required"},
-		{name: "server without key", args: []string{"tunnel", "server", "-target", "127.0.0.1:1"}, wantCode: exitFail, wantStderr: envTunnelKey},
-		{name: "client without server", args: []string{"tunnel", "client"}, wantCode: exitUsage, wantStderr: "-server is required"},
-		{name: "client without key", args: []string{"tunnel", "client", "-server", "127.0.0.1:1"}, wantCode: exitFail, wantStderr: envTunnelServerKey},
-		{name: "client help", args: []string{"tunnel", "client", "-h"}, wantCode: exitOK, wantStderr: "-server-key-file"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), tt.args, &stdout, &stderr)
-			if code != tt.wantCode {
-				t.Errorf("exit code = %d, want %d\nstderr:\n%s", code, tt.wantCode, &stderr)
-			}
-			if !strings.Contains(stderr.String(), tt.wantStderr) {
-				t.Errorf("stderr does not contain %q:\n%s", tt.wantStderr, &stderr)
-			}
-		})
-	}
-}
-
-// TestTunnelCommand runs the real command line: `uxp tunnel server` with
-// its key from a file and `uxp tunnel client` with the pinned key from the
-// environment, forwards one connection, and stops both with the context
-// (as SIGINT does) with exit code 0.
-func TestTunnelCommand(t *testing.T) {
-	target := startTarget(t)
-	kp, err := uxp.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(t.TempDir(), "server.key")
-	if err := os.WriteFile(keyFile, []byte(kp.Private.String()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(envTunnelServerKey, kp.Public.String())
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var srvErr, cliErr testutil.SyncBuffer
-	codes := make(chan int, 2)
-	go func() {
-		codes <- run(ctx, []string{"tunnel", "server", "-listen", "127.0.0.1:0", "-target", target, "-key", keyFile}, io.Discard, &srvErr)
-	}()
-	srvAddr := waitLogAddr(t, &srvErr, "tunnel server listening")
-	go func() {
-		codes <- run(ctx, []string{"tunnel", "client", "-listen", "127.0.0.1:0", "-server", srvAddr}, io.Discard, &cliErr)
-	}()
-	cliAddr := waitLogAddr(t, &cliErr, "tunnel client listening")
-	if err := echo(cliAddr, []byte("through the real command")); err != nil {
-		t.Fatalf("%v\nserver:\n%s\nclient:\n%s", err, &srvErr, &cliErr)
-	}
-	cancel()
-	for range 2 {
-		if code := <-codes; code != exitOK {
-			t.Errorf("exit code %d\nserver:\n%s\nclient:\n%s", code, &srvErr, &cliErr)
-		}
-	}
-	if !strings.Contains(srvErr.String(), kp.Public.String()) {
-		t.Errorf("server did not log its public key:\n%s", &srvErr)
-	}
-}
-
-// waitLogAddr waits for a log line with msg and returns its addr= value.
-func waitLogAddr(t *testing.T, log *testutil.SyncBuffer, msg string) string {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		for _, line := range strings.Split(log.String(), "\n") {
-			if !strings.Contains(line, msg) {
-				continue
-			}
-			for _, f := range strings.Fields(line) {
-				if a, ok := strings.CutPrefix(f, "addr="); ok {
-					return a
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q line in:\n%s", msg, log)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -153,7 +153,7 @@ func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 		p = p[kcpOverhead+int(n):]
 		good = len(body) - len(p)
 	}
-	if good > 0 && l.arq.Input(body[:good], typ, false) < 0 {
+	if good > 0 && c.laneKCP(l).Input(body[:good], typ, false) < 0 {
 		bad = true // cannot happen: the segments were checked above
 	}
 	if bad {
@@ -196,6 +196,9 @@ func (c *Conn) deliverLanes(force bool) {
 // full; the messages stay in KCP (bounded by the receive window, which KCP
 // then advertises as closed) until the handler calls resumeRecv.
 func (c *Conn) laneDeliver(l *lane, force bool) {
+	if l.arq == nil {
+		return // nothing received yet
+	}
 	buf := c.shard.recvBuf
 	for c.state != stateClosed {
 		if !force && c.state == stateEstablished {

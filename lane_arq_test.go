@@ -47,14 +47,14 @@ func TestSkipMarkerAcknowledges(t *testing.T) {
 	p.cli.shard.flushSends()
 	lost := p.cliOut.take() // the ACK for "b" and the PUSH of "c"
 	require.NotEmpty(t, lost)
-	require.Equal(t, 1, p.srv.lanes[0].arq.WaitSnd(), "the server's message is unacknowledged")
+	require.Equal(t, 1, p.srv.lanes[0].waitSnd(), "the server's message is unacknowledged")
 
 	p.cli.expireLanes(time.Now().Add(time.Second))
 	p.cli.shard.flushSends()
 	markers := p.cliOut.take()
 	require.Len(t, markers, skipMarkerCopies)
 	feed(p.srv, markers, p.cliAP, now)
-	require.Zero(t, p.srv.lanes[0].arq.WaitSnd(), "the markers' una confirms the server's message")
+	require.Zero(t, p.srv.lanes[0].waitSnd(), "the markers' una confirms the server's message")
 	require.Empty(t, p.srv.lanes[0].inflight)
 	require.EqualValues(t, 1, p.srv.Stats().Lanes[0].Skipped)
 	require.EqualValues(t, 1, p.cli.Stats().Lanes[0].Expired)
@@ -76,7 +76,7 @@ func TestLaneUnaAhead(t *testing.T) {
 	p.srv.pump(now)
 	p.srv.shard.flushSends()
 	pending := p.srvOut.take() // held back: "b" is unacknowledged
-	require.Equal(t, 1, p.srv.lanes[0].arq.WaitSnd())
+	require.Equal(t, 1, p.srv.lanes[0].waitSnd())
 
 	hostile := kcpPush(7, 1, []byte{laneMsgPlain, 'x'})
 	ack := make([]byte, kcpOverhead)
@@ -90,7 +90,7 @@ func TestLaneUnaAhead(t *testing.T) {
 	require.Equal(t, before+1, p.srv.Stats().Drops.Malformed, "the una ahead is counted")
 	_, msgs, _ := p.srvH.snapshot()
 	require.Equal(t, [][]byte{[]byte("a"), []byte("x")}, msgs, "the segment before it is taken")
-	require.Equal(t, 1, p.srv.lanes[0].arq.WaitSnd(), "the server's message is still in flight")
+	require.Equal(t, 1, p.srv.lanes[0].waitSnd(), "the server's message is still in flight")
 	require.NotEmpty(t, p.srv.lanes[0].inflight)
 
 	// The real exchange still completes.
@@ -98,5 +98,31 @@ func TestLaneUnaAhead(t *testing.T) {
 	p.exchange(now)
 	_, msgs, _ = p.cliH.snapshot()
 	require.Equal(t, [][]byte{[]byte("b")}, msgs)
-	require.Zero(t, p.srv.lanes[0].arq.WaitSnd())
+	require.Zero(t, p.srv.lanes[0].waitSnd())
+}
+
+// TestLaneKCPOnFirstUse: a lane's KCP (about 20 KB) exists only once the
+// lane carries something, on each side independently; a lane first used
+// by receiving works like one first used by sending.
+func TestLaneKCPOnFirstUse(t *testing.T) {
+	p := newFramePairConfig(t, &Config{Lanes: []LaneConfig{{}, {}}})
+	now := time.Now()
+	_, err := p.cli.Write([]byte("a"))
+	require.NoError(t, err)
+	p.exchange(now)
+	for _, c := range []*Conn{p.cli, p.srv} {
+		require.NotNil(t, c.lanes[0].arq)
+		require.Nil(t, c.lanes[1].arq, "lane 1 has carried nothing")
+	}
+	_, err = p.srv.WriteLane(1, []byte("b"))
+	require.NoError(t, err)
+	p.srv.pump(now)
+	p.srv.shard.flushSends()
+	feed(p.cli, p.srvOut.take(), p.srvAP, now)
+	p.exchange(now)
+	_, msgs, _ := p.cliH.snapshot()
+	require.Equal(t, [][]byte{[]byte("b")}, msgs)
+	require.NotNil(t, p.cli.lanes[1].arq)
+	require.Zero(t, p.srv.lanes[1].waitSnd(), "the client's ACK arrived")
+	require.EqualValues(t, 1, p.cli.Stats().Lanes[1].MessagesReceived)
 }

@@ -131,7 +131,9 @@ type lane struct {
 	ctr laneCounters
 
 	// arq is the lane's KCP state machine: it sends this side's messages
-	// and receives the peer's (lane_arq.go).
+	// and receives the peer's (lane_arq.go). It is made when the lane is
+	// first used (laneKCP): nil until then, as if idle, which saves its
+	// ~20 KB on lanes a session never uses.
 	arq *kcp.KCP
 	// outUna and outWnd are the una and wnd of the last segment arq sent:
 	// the receive state skip markers carry (deadline.go).
@@ -160,11 +162,26 @@ func (c *Conn) initLanes() {
 	c.lanes = make([]*lane, len(cfgs))
 	for i, cfg := range cfgs {
 		l := &lane{id: i, cfg: cfg, outWnd: uint16(min(c.ep.set.recvWindow, 1<<16-1))}
-		l.arq = c.newLaneKCP(c.id, c.laneKCPOutput(l))
 		c.lanes[i] = l
 	}
 	c.lanesByPrio = slices.Clone(c.lanes)
 	slices.SortStableFunc(c.lanesByPrio, func(a, b *lane) int { return cmp.Compare(b.cfg.Priority, a.cfg.Priority) })
+}
+
+// laneKCP returns the lane's KCP, making it on first use.
+func (c *Conn) laneKCP(l *lane) *kcp.KCP {
+	if l.arq == nil {
+		l.arq = c.newLaneKCP(c.id, c.laneKCPOutput(l))
+	}
+	return l.arq
+}
+
+// waitSnd is how many segments the lane's KCP holds for sending.
+func (l *lane) waitSnd() int {
+	if l.arq == nil {
+		return 0
+	}
+	return l.arq.WaitSnd()
 }
 
 // newLaneKCP makes a KCP state machine with the session's tuning.
@@ -235,7 +252,7 @@ func (c *Conn) enqueueLane(l *lane, msg []byte, expiry int64) bool {
 func (c *Conn) laneBudget() int {
 	budget := c.ep.set.sendWindow
 	for _, l := range c.lanes {
-		budget -= l.arq.WaitSnd()
+		budget -= l.waitSnd()
 	}
 	return budget
 }
@@ -278,7 +295,7 @@ func (c *Conn) admitOne(l *lane, data []byte, expiry int64, skip bool) int {
 	}
 	b = append(b, data...)
 	c.laneScratch = b[:0]
-	if l.arq.Send(b) < 0 {
+	if c.laneKCP(l).Send(b) < 0 {
 		// Cannot happen: Write bounds the size. Drop it loudly rather
 		// than wedge the lane.
 		c.ep.log.Error("uxp: lane message rejected by KCP", "session", c.id, "lane", l.id, "size", len(b))
@@ -313,7 +330,9 @@ func appendUvarint32(b []byte, v uint32) []byte {
 // important lane first.
 func (c *Conn) flushLanes() {
 	for _, l := range c.lanesByPrio {
-		kcpFlush(l.arq, kcp.IKCP_FLUSH_FULL)
+		if l.arq != nil {
+			kcpFlush(l.arq, kcp.IKCP_FLUSH_FULL)
+		}
 		l.ackPending = false
 	}
 }
@@ -321,7 +340,7 @@ func (c *Conn) flushLanes() {
 // lanesIdle reports whether every message written has been acknowledged.
 func (c *Conn) lanesIdle() bool {
 	for _, l := range c.lanes {
-		if len(l.backlog) > 0 || l.arq.WaitSnd() > 0 {
+		if len(l.backlog) > 0 || l.waitSnd() > 0 {
 			return false
 		}
 	}
@@ -349,7 +368,7 @@ func (c *Conn) laneTimers(now time.Time) {
 		c.flushLanes()
 	}
 	for _, l := range c.lanesByPrio {
-		if (l.ackPending || l.arq.WaitSnd() > 0) && kcpDue(l.arq) {
+		if l.arq != nil && (l.ackPending || l.arq.WaitSnd() > 0) && kcpDue(l.arq) {
 			// Update flushes everything on KCP's interval tick. Check may
 			// also be due for a retransmission before that tick, when
 			// Update does nothing: then the pending ACKs go out now rather
@@ -379,7 +398,7 @@ func (c *Conn) lanesDeadline(now time.Time) time.Time {
 	}
 	margin := c.expiryMargin()
 	for _, l := range c.lanes {
-		if l.ackPending || l.arq.WaitSnd() > 0 {
+		if l.arq != nil && (l.ackPending || l.arq.WaitSnd() > 0) {
 			earliest(kcpAt(l.arq))
 		}
 		if l.minExpiry != 0 {

@@ -13,19 +13,25 @@ import (
 // BenchmarkSessionHeap reports the live heap one established session
 // holds (heapB/session): sessionHeapPairs client and server sessions on
 // two endpoints (one each, as on a server), every pair having exchanged
-// one message each way, so KCP, the trackers and the replay windows are in
-// their working state. Run it with -benchtime=1x; the figure is a heap
-// delta after GC divided by the session count, not a timing.
+// one message each way on lane 0, so its KCP, the trackers and the replay
+// windows are in their working state (lanes=4: three lanes never used;
+// datagrams: one datagram each way instead, no lane used). Run it with
+// -benchtime=1x; the figure is a heap delta after GC divided by the
+// session count, not a timing.
 func BenchmarkSessionHeap(b *testing.B) {
-	for _, lanes := range []int{1, 4} {
-		b.Run("lanes="+itoa(lanes), func(b *testing.B) {
+	for _, bc := range []struct {
+		name     string
+		lanes    int
+		reliable bool
+	}{{"lanes=1", 1, true}, {"lanes=4", 4, true}, {"datagrams", 1, false}} {
+		b.Run(bc.name, func(b *testing.B) {
 			cfg := &Config{}
-			if lanes > 1 {
-				cfg.Lanes = make([]LaneConfig, lanes)
+			if bc.lanes > 1 {
+				cfg.Lanes = make([]LaneConfig, bc.lanes)
 			}
 			var per float64
 			for b.Loop() {
-				per = sessionHeap(b, cfg, sessionHeapPairs)
+				per = sessionHeap(b, cfg, sessionHeapPairs, bc.reliable)
 			}
 			b.ReportMetric(per, "heapB/session")
 		})
@@ -35,9 +41,10 @@ func BenchmarkSessionHeap(b *testing.B) {
 // sessionHeapPairs is how many session pairs BenchmarkSessionHeap builds.
 const sessionHeapPairs = 1000
 
-// sessionHeap builds pairs session pairs and returns the live heap per
-// session (both sides counted).
-func sessionHeap(tb testing.TB, cfg *Config, pairs int) float64 {
+// sessionHeap builds pairs session pairs, which exchange a message (or a
+// datagram) each way, and returns the live heap per session (both sides
+// counted).
+func sessionHeap(tb testing.TB, cfg *Config, pairs int, reliable bool) float64 {
 	set, err := cfg.resolve()
 	require.NoError(tb, err)
 	cliAP := netip.MustParseAddrPort("10.0.0.2:5000")
@@ -50,6 +57,13 @@ func sessionHeap(tb testing.TB, cfg *Config, pairs int) float64 {
 	ck := sessionKeys{send: k1, recv: k2}
 	sk := sessionKeys{send: k2, recv: k1}
 	msg := make([]byte, 100)
+	write := func(c *Conn) error {
+		if reliable {
+			_, err := c.Write(msg)
+			return err
+		}
+		return c.WriteDatagram(msg)
+	}
 	conns := make([]*Conn, 0, 2*pairs)
 	heap0, _ := settledMemory()
 	now := time.Now()
@@ -61,13 +75,11 @@ func sessionHeap(tb testing.TB, cfg *Config, pairs int) float64 {
 		require.NoError(tb, err)
 		cli.SetHandler(NopHandler{})
 		srv.SetHandler(NopHandler{})
-		_, err = cli.Write(msg)
-		require.NoError(tb, err)
+		require.NoError(tb, write(cli))
 		cli.pump(now)
 		cli.shard.flushSends()
 		feed(srv, cliOut.take(), cliAP, now)
-		_, err = srv.Write(msg)
-		require.NoError(tb, err)
+		require.NoError(tb, write(srv))
 		srv.pump(now)
 		srv.shard.flushSends()
 		feed(cli, srvOut.take(), srvAP, now)
@@ -76,6 +88,7 @@ func sessionHeap(tb testing.TB, cfg *Config, pairs int) float64 {
 		feed(srv, cliOut.take(), cliAP, now)
 		srv.pump(now)
 		srv.shard.flushSends()
+		require.Equal(tb, stateEstablished, srv.state)
 		require.Zero(tb, cli.kcpQueued.Load(), "client message not acknowledged")
 		require.Zero(tb, srv.kcpQueued.Load(), "server message not acknowledged")
 		conns = append(conns, cli, srv)

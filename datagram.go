@@ -106,9 +106,9 @@ func (c *Conn) sendDatagram(kind byte, channel int, msg []byte) {
 		h[0] = byte(channel)
 		binary.LittleEndian.PutUint32(h[1:], c.latest.sendSeq[channel])
 		c.latest.sendSeq[channel]++
-		c.emitFrame(frameLatest, h[:], msg)
+		c.emitFrame(frameLatest, h[:], msg, true)
 	} else {
-		c.emitFrame(frameDatagram, nil, msg)
+		c.emitFrame(frameDatagram, nil, msg, true)
 	}
 	c.dgrams.sent.Add(1)
 }

@@ -72,18 +72,40 @@ func (c *Conn) laneOutput(l *lane, segs []byte) {
 	if h := c.ep.set.testDropLane; h != nil && h(l.id) {
 		return
 	}
+	// Segments without data (ACKs, window probes and answers) bypass FEC:
+	// they are small, cumulative and resent by KCP's next flush anyway, so
+	// parity over them would cost bytes and enlarge groups for nothing.
+	viaFEC := carriesData(segs)
 	if l.id == 0 {
-		c.emitFrame(frameKCP, nil, segs)
+		c.emitFrame(frameKCP, nil, segs, viaFEC)
 		return
 	}
 	id := [laneIDSize]byte{byte(l.id)}
-	c.emitFrame(frameLane, id[:], segs)
+	c.emitFrame(frameLane, id[:], segs, viaFEC)
+}
+
+// carriesData reports whether a run of well-formed KCP segments (as KCP's
+// output produces them) holds a PUSH segment.
+func carriesData(segs []byte) bool {
+	for p := segs; len(p) >= kcpOverhead; {
+		if p[4] == kcp.IKCP_CMD_PUSH {
+			return true
+		}
+		n := int(binary.LittleEndian.Uint32(p[20:24]))
+		if n > len(p)-kcpOverhead {
+			return true // not ours to judge: keep the default path
+		}
+		p = p[kcpOverhead+n:]
+	}
+	return false
 }
 
 // emitFrame sends a frame whose body is hdr || body: through FEC as an
-// inner frame when FEC is on, else as its own transport packet.
-func (c *Conn) emitFrame(kind byte, hdr, body []byte) {
-	if c.fec.enc == nil && len(hdr) == 0 {
+// inner frame when FEC is on and viaFEC is set, else as its own transport
+// packet. A receiver accepts every inner frame type directly too.
+func (c *Conn) emitFrame(kind byte, hdr, body []byte, viaFEC bool) {
+	fecOn := c.fec.enc != nil && viaFEC
+	if !fecOn && len(hdr) == 0 {
 		c.sendFrame(kind, body)
 		return
 	}
@@ -91,7 +113,7 @@ func (c *Conn) emitFrame(kind byte, hdr, body []byte) {
 	b = append(b, hdr...)
 	b = append(b, body...)
 	c.frameScratch = b[:0]
-	if c.fec.enc == nil {
+	if !fecOn {
 		c.sendFrame(kind, b[frameHeaderSize:])
 		return
 	}

@@ -17,7 +17,8 @@ import (
 //     instead, so the receiver can count it.
 //   - Already in KCP and not acknowledged: each of its segments is sent
 //     at once as a skip marker, a PUSH with the same conv, frg and sn
-//     whose data is replaced: a lone kind-1 byte for the message's first
+//     (and the una and wnd of the lane KCP's last segment) whose data is
+//     replaced: a lone kind-1 byte for the message's first
 //     segment, nothing for the others. From then on, every time KCP
 //     retransmits one of those segments (RTO or fast resend), the output
 //     callback rewrites it the same way. The receiver's KCP takes the
@@ -122,7 +123,6 @@ func (c *Conn) sendSkipMarkers(l *lane, m *laneSent) {
 	mtu := c.ep.set.kcpMTU()
 	b := c.skipScratch[:0]
 	ts := kcpNow()
-	wnd := uint16(min(c.ep.set.recvWindow, 1<<16-1))
 	for sn := m.firstSN; int32(sn-m.lastSN) <= 0; sn++ {
 		if len(b)+kcpOverhead+1 > mtu {
 			for range skipMarkerCopies {
@@ -134,10 +134,11 @@ func (c *Conn) sendSkipMarkers(l *lane, m *laneSent) {
 		binary.LittleEndian.PutUint32(h[0:], c.id)
 		h[4] = kcp.IKCP_CMD_PUSH
 		h[5] = byte(m.lastSN - sn) // frg
-		binary.LittleEndian.PutUint16(h[6:], wnd)
+		// wnd and una: the peer's KCP takes them from every segment.
+		binary.LittleEndian.PutUint16(h[6:], l.outWnd)
 		binary.LittleEndian.PutUint32(h[8:], ts)
 		binary.LittleEndian.PutUint32(h[12:], sn)
-		binary.LittleEndian.PutUint32(h[16:], 0) // una: snd receives no data
+		binary.LittleEndian.PutUint32(h[16:], l.outUna)
 		b = append(b, h[:]...)
 		if sn == m.firstSN {
 			binary.LittleEndian.PutUint32(b[len(b)-4:], 1)

@@ -6,11 +6,10 @@ import (
 	kcp "github.com/xtaci/kcp-go/v5"
 )
 
-// A lane's ARQ. Each lane runs two KCP state machines: snd carries this
-// side's messages (it emits PUSH and window probes, and takes ACKs and
-// window answers), rcv takes the peer's messages (it takes PUSH and window
-// probes, and emits ACKs). Incoming segments are routed one by one by
-// command. Both use conv = session ID.
+// A lane's ARQ. Each lane runs one KCP state machine, arq, used the
+// standard way: it sends this side's messages and receives the peer's, so
+// its segments carry data and ACKs mixed and every segment's una and wnd
+// describe this side's receive state. conv = session ID.
 //
 // Lane message header: the first byte of each KCP message of a lane is its
 // kind:
@@ -25,8 +24,8 @@ import (
 // deadline message shorter than its declared length; it delivers neither
 // and counts both as skipped.
 
-// laneSendOutput is the output callback of a lane's sending KCP.
-func (c *Conn) laneSendOutput(l *lane) func([]byte, int) {
+// laneKCPOutput is the output callback of a lane's KCP.
+func (c *Conn) laneKCPOutput(l *lane) func([]byte, int) {
 	return func(buf []byte, size int) {
 		segs := buf[:size]
 		// Count retransmissions: KCP sends new data in increasing sn
@@ -40,6 +39,10 @@ func (c *Conn) laneSendOutput(l *lane) func([]byte, int) {
 			}
 			seg := p[:kcpOverhead+n]
 			p = p[kcpOverhead+n:]
+			// Every segment KCP sends carries its current receive state;
+			// skip markers, sent outside KCP, repeat the latest.
+			l.outWnd = binary.LittleEndian.Uint16(seg[6:8])
+			l.outUna = binary.LittleEndian.Uint32(seg[16:20])
 			if seg[4] == kcp.IKCP_CMD_PUSH {
 				sn := binary.LittleEndian.Uint32(seg[12:16])
 				if l.sentData && int32(sn-l.maxSentSN) <= 0 {
@@ -61,12 +64,6 @@ func (c *Conn) laneSendOutput(l *lane) func([]byte, int) {
 			c.laneOutput(l, segs)
 		}
 	}
-}
-
-// laneRecvOutput is the output callback of a lane's receiving KCP (ACKs
-// and window answers).
-func (c *Conn) laneRecvOutput(l *lane) func([]byte, int) {
-	return func(buf []byte, size int) { c.laneOutput(l, buf[:size]) }
 }
 
 // laneOutput frames a lane's segments: frame type 1 for lane 0, frame type
@@ -112,47 +109,55 @@ func (c *Conn) laneFrameInput(body []byte, typ kcp.PacketType) {
 	c.laneInput(c.lanes[body[0]], body[laneIDSize:], typ)
 }
 
-// laneInput routes a lane's segments to its two KCPs, then delivers what
-// became complete.
+// laneInput checks a lane's segments, takes the una each carries (the
+// latency tracker and laneConfirm read it before KCP does), hands them to
+// the lane's KCP in one Input, then delivers what became complete.
+// A malformed segment is counted and ends the frame; the segments before
+// it are still taken.
 func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 	if len(body) == 0 {
 		c.drop(dropMalformed)
 		return
 	}
 	c.expireLanes(c.shard.now)
+	good, bad := 0, false
 	for p := body; len(p) > 0; {
 		if len(p) < kcpOverhead {
-			c.drop(dropMalformed)
-			return
+			bad = true
+			break
 		}
 		n := binary.LittleEndian.Uint32(p[20:24])
-		if uint64(n) > uint64(len(p)-kcpOverhead) {
-			c.drop(dropMalformed)
-			return
+		una := binary.LittleEndian.Uint32(p[16:20])
+		if uint64(n) > uint64(len(p)-kcpOverhead) || binary.LittleEndian.Uint32(p[0:4]) != c.id ||
+			int32(una-l.sndSN) > 0 {
+			// Truncated, another conversation, or acknowledging segments
+			// this side never sent (KCP would discard its whole send
+			// buffer for it).
+			bad = true
+			break
 		}
-		seg := p[:kcpOverhead+int(n)]
-		p = p[kcpOverhead+int(n):]
-		var k *kcp.KCP
-		switch seg[4] {
+		switch p[4] {
 		case kcp.IKCP_CMD_PUSH, kcp.IKCP_CMD_WASK:
-			k = l.rcv
+			// Each needs an answer: an ACK or a window size.
 			l.ackPending = true
 			c.ackPending = true
 		case kcp.IKCP_CMD_ACK, kcp.IKCP_CMD_WINS:
-			if seg[4] == kcp.IKCP_CMD_ACK {
-				una := binary.LittleEndian.Uint32(seg[16:20])
-				c.noteUna(&l.lat, una, c.shard.now)
-				c.laneConfirm(l, una)
-			}
-			k = l.snd
 		default:
-			c.drop(dropMalformed)
-			return
+			bad = true
 		}
-		if k.Input(seg, typ, false) < 0 {
-			c.drop(dropMalformed)
-			return
+		if bad {
+			break
 		}
+		c.noteUna(&l.lat, una, c.shard.now)
+		c.laneConfirm(l, una)
+		p = p[kcpOverhead+int(n):]
+		good = len(body) - len(p)
+	}
+	if good > 0 && c.laneKCP(l).Input(body[:good], typ, false) < 0 {
+		bad = true // cannot happen: the segments were checked above
+	}
+	if bad {
+		c.drop(dropMalformed)
 	}
 	c.laneDeliver(l, false)
 }
@@ -191,6 +196,9 @@ func (c *Conn) deliverLanes(force bool) {
 // full; the messages stay in KCP (bounded by the receive window, which KCP
 // then advertises as closed) until the handler calls resumeRecv.
 func (c *Conn) laneDeliver(l *lane, force bool) {
+	if l.arq == nil {
+		return // nothing received yet
+	}
 	buf := c.shard.recvBuf
 	for c.state != stateClosed {
 		if !force && c.state == stateEstablished {
@@ -198,7 +206,7 @@ func (c *Conn) laneDeliver(l *lane, force bool) {
 				return
 			}
 		}
-		n := l.rcv.PeekSize()
+		n := l.arq.PeekSize()
 		if n < 0 {
 			return
 		}
@@ -206,7 +214,7 @@ func (c *Conn) laneDeliver(l *lane, force bool) {
 			c.terminate(&ProtocolError{Reason: "peer sent a message larger than MaxMessageSize"}, closeProtocol, true)
 			return
 		}
-		n = l.rcv.Recv(buf)
+		n = l.arq.Recv(buf)
 		if n < 0 {
 			return // cannot happen after PeekSize
 		}

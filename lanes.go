@@ -12,8 +12,8 @@ import (
 )
 
 // Lanes: several independent reliable, ordered message streams in one
-// session. Each lane has its own pair of KCP state machines (one sending,
-// one receiving), so a segment lost on one lane holds back only that lane.
+// session. Each lane has its own KCP state machine, which both sends and
+// receives, so a segment lost on one lane holds back only that lane.
 // Lane 0 travels in frame type 1, every other lane in frame type 10 with a
 // lane byte in front of the KCP segments. A message on a lane is a small
 // header (the lane message header; see lane_arq.go) followed by the
@@ -130,9 +130,18 @@ type lane struct {
 	cfg LaneConfig
 	ctr laneCounters
 
+	// arq is the lane's KCP state machine: it sends this side's messages
+	// and receives the peer's (lane_arq.go). It is made when the lane is
+	// first used (laneKCP): nil until then, as if idle, which saves its
+	// ~20 KB on lanes a session never uses.
+	arq *kcp.KCP
+	// outUna and outWnd are the una and wnd of the last segment arq sent:
+	// the receive state skip markers carry (deadline.go).
+	outUna uint32
+	outWnd uint16
+
 	// Send side.
-	snd       *kcp.KCP
-	sndSN     uint32          // sn snd will give its next segment
+	sndSN     uint32          // sn arq will give its next segment
 	sndUna    uint32          // every sn below this is acknowledged
 	maxSentSN uint32          // highest sn sent, to count retransmissions
 	sentData  bool            // maxSentSN is valid
@@ -144,8 +153,7 @@ type lane struct {
 	lapsed    int             // lapsed messages in inflight
 
 	// Receive side.
-	rcv        *kcp.KCP
-	ackPending bool // rcv holds ACKs not yet flushed
+	ackPending bool // arq holds ACKs (or a window answer) not yet flushed
 }
 
 // initLanes builds the session's lanes from the settings.
@@ -153,13 +161,27 @@ func (c *Conn) initLanes() {
 	cfgs := c.ep.set.lanes
 	c.lanes = make([]*lane, len(cfgs))
 	for i, cfg := range cfgs {
-		l := &lane{id: i, cfg: cfg}
-		l.snd = c.newLaneKCP(c.id, c.laneSendOutput(l))
-		l.rcv = c.newLaneKCP(c.id, c.laneRecvOutput(l))
+		l := &lane{id: i, cfg: cfg, outWnd: uint16(min(c.ep.set.recvWindow, 1<<16-1))}
 		c.lanes[i] = l
 	}
 	c.lanesByPrio = slices.Clone(c.lanes)
 	slices.SortStableFunc(c.lanesByPrio, func(a, b *lane) int { return cmp.Compare(b.cfg.Priority, a.cfg.Priority) })
+}
+
+// laneKCP returns the lane's KCP, making it on first use.
+func (c *Conn) laneKCP(l *lane) *kcp.KCP {
+	if l.arq == nil {
+		l.arq = c.newLaneKCP(c.id, c.laneKCPOutput(l))
+	}
+	return l.arq
+}
+
+// waitSnd is how many segments the lane's KCP holds for sending.
+func (l *lane) waitSnd() int {
+	if l.arq == nil {
+		return 0
+	}
+	return l.arq.WaitSnd()
 }
 
 // newLaneKCP makes a KCP state machine with the session's tuning.
@@ -230,7 +252,7 @@ func (c *Conn) enqueueLane(l *lane, msg []byte, expiry int64) bool {
 func (c *Conn) laneBudget() int {
 	budget := c.ep.set.sendWindow
 	for _, l := range c.lanes {
-		budget -= l.snd.WaitSnd()
+		budget -= l.waitSnd()
 	}
 	return budget
 }
@@ -273,7 +295,7 @@ func (c *Conn) admitOne(l *lane, data []byte, expiry int64, skip bool) int {
 	}
 	b = append(b, data...)
 	c.laneScratch = b[:0]
-	if l.snd.Send(b) < 0 {
+	if c.laneKCP(l).Send(b) < 0 {
 		// Cannot happen: Write bounds the size. Drop it loudly rather
 		// than wedge the lane.
 		c.ep.log.Error("uxp: lane message rejected by KCP", "session", c.id, "lane", l.id, "size", len(b))
@@ -304,21 +326,21 @@ func appendUvarint32(b []byte, v uint32) []byte {
 	return append(b, byte(v))
 }
 
-// flushLanes sends what the lanes' KCPs hold, most important lane first.
+// flushLanes sends what the lanes' KCPs hold (ACKs, then data), most
+// important lane first.
 func (c *Conn) flushLanes() {
 	for _, l := range c.lanesByPrio {
-		kcpFlush(l.snd, kcp.IKCP_FLUSH_FULL)
-		if l.ackPending {
-			kcpFlush(l.rcv, kcp.IKCP_FLUSH_ACKONLY)
-			l.ackPending = false
+		if l.arq != nil {
+			kcpFlush(l.arq, kcp.IKCP_FLUSH_FULL)
 		}
+		l.ackPending = false
 	}
 }
 
 // lanesIdle reports whether every message written has been acknowledged.
 func (c *Conn) lanesIdle() bool {
 	for _, l := range c.lanes {
-		if len(l.backlog) > 0 || l.snd.WaitSnd() > 0 {
+		if len(l.backlog) > 0 || l.waitSnd() > 0 {
 			return false
 		}
 	}
@@ -346,12 +368,16 @@ func (c *Conn) laneTimers(now time.Time) {
 		c.flushLanes()
 	}
 	for _, l := range c.lanesByPrio {
-		if l.snd.WaitSnd() > 0 && kcpDue(l.snd) {
-			l.snd.Update()
-		}
-		if l.ackPending && kcpDue(l.rcv) {
-			l.ackPending = false
-			l.rcv.Update()
+		if l.arq != nil && (l.ackPending || l.arq.WaitSnd() > 0) && kcpDue(l.arq) {
+			// Update flushes everything on KCP's interval tick. Check may
+			// also be due for a retransmission before that tick, when
+			// Update does nothing: then the pending ACKs go out now rather
+			// than wait (a no-op if Update just sent them).
+			l.arq.Update()
+			if l.ackPending {
+				kcpFlush(l.arq, kcp.IKCP_FLUSH_ACKONLY)
+				l.ackPending = false
+			}
 		}
 	}
 }
@@ -372,11 +398,8 @@ func (c *Conn) lanesDeadline(now time.Time) time.Time {
 	}
 	margin := c.expiryMargin()
 	for _, l := range c.lanes {
-		if l.snd.WaitSnd() > 0 {
-			earliest(kcpAt(l.snd))
-		}
-		if l.ackPending {
-			earliest(kcpAt(l.rcv))
+		if l.arq != nil && (l.ackPending || l.arq.WaitSnd() > 0) {
+			earliest(kcpAt(l.arq))
 		}
 		if l.minExpiry != 0 {
 			earliest(time.Unix(0, l.minExpiry).Add(-margin))

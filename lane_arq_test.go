@@ -1,0 +1,128 @@
+package uxp
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	kcp "github.com/xtaci/kcp-go/v5"
+)
+
+// exchange runs one round trip on a frame pair: the client's pending
+// writes to the server, the server's answer (ACKs and its own writes) back.
+func (p *framePair) exchange(now time.Time) {
+	p.cli.pump(now)
+	p.cli.shard.flushSends()
+	feed(p.srv, p.cliOut.take(), p.cliAP, now)
+	p.srv.pump(now)
+	p.srv.shard.flushSends()
+	feed(p.cli, p.srvOut.take(), p.srvAP, now)
+}
+
+// TestSkipMarkerAcknowledges: a lane's KCP sends and receives, so a skip
+// marker carries the una of what its sender has received, like every
+// segment. Here the client's ACK for the server's message is lost along
+// with the client's deadline message; the skip markers alone then confirm
+// the server's message, and the server counts the skipped one.
+func TestSkipMarkerAcknowledges(t *testing.T) {
+	p := newFramePair(t, false)
+	now := time.Now()
+	_, err := p.cli.Write([]byte("a"))
+	require.NoError(t, err)
+	p.exchange(now) // establishes the server
+	require.Equal(t, stateEstablished, p.srv.state)
+
+	_, err = p.srv.Write([]byte("b"))
+	require.NoError(t, err)
+	p.srv.pump(now)
+	p.srv.shard.flushSends()
+	feed(p.cli, p.srvOut.take(), p.srvAP, now)
+	_, msgs, _ := p.cliH.snapshot()
+	require.Equal(t, [][]byte{[]byte("b")}, msgs)
+
+	_, err = p.cli.WriteWithDeadline([]byte("c"), time.Millisecond)
+	require.NoError(t, err)
+	p.cli.pump(now)
+	p.cli.shard.flushSends()
+	lost := p.cliOut.take() // the ACK for "b" and the PUSH of "c"
+	require.NotEmpty(t, lost)
+	require.Equal(t, 1, p.srv.lanes[0].waitSnd(), "the server's message is unacknowledged")
+
+	p.cli.expireLanes(time.Now().Add(time.Second))
+	p.cli.shard.flushSends()
+	markers := p.cliOut.take()
+	require.Len(t, markers, skipMarkerCopies)
+	feed(p.srv, markers, p.cliAP, now)
+	require.Zero(t, p.srv.lanes[0].waitSnd(), "the markers' una confirms the server's message")
+	require.Empty(t, p.srv.lanes[0].inflight)
+	require.EqualValues(t, 1, p.srv.Stats().Lanes[0].Skipped)
+	require.EqualValues(t, 1, p.cli.Stats().Lanes[0].Expired)
+}
+
+// TestLaneUnaAhead: a segment whose una acknowledges segments its receiver
+// never sent is malformed. The frame stops there (the segments before it
+// are taken) and the receiver's send buffer is untouched: KCP would have
+// discarded every unacknowledged message for it.
+func TestLaneUnaAhead(t *testing.T) {
+	p := newFramePair(t, false)
+	now := time.Now()
+	_, err := p.cli.Write([]byte("a"))
+	require.NoError(t, err)
+	p.exchange(now)
+
+	_, err = p.srv.Write([]byte("b"))
+	require.NoError(t, err)
+	p.srv.pump(now)
+	p.srv.shard.flushSends()
+	pending := p.srvOut.take() // held back: "b" is unacknowledged
+	require.Equal(t, 1, p.srv.lanes[0].waitSnd())
+
+	hostile := kcpPush(7, 1, []byte{laneMsgPlain, 'x'})
+	ack := make([]byte, kcpOverhead)
+	binary.LittleEndian.PutUint32(ack[0:], 7)
+	ack[4] = kcp.IKCP_CMD_ACK
+	binary.LittleEndian.PutUint32(ack[16:], 5) // una: the server sent only sn 0
+	p.cli.sendFrame(frameKCP, append(hostile, ack...))
+	p.cli.shard.flushSends()
+	before := p.srv.Stats().Drops.Malformed
+	feed(p.srv, p.cliOut.take(), p.cliAP, now)
+	require.Equal(t, before+1, p.srv.Stats().Drops.Malformed, "the una ahead is counted")
+	_, msgs, _ := p.srvH.snapshot()
+	require.Equal(t, [][]byte{[]byte("a"), []byte("x")}, msgs, "the segment before it is taken")
+	require.Equal(t, 1, p.srv.lanes[0].waitSnd(), "the server's message is still in flight")
+	require.NotEmpty(t, p.srv.lanes[0].inflight)
+
+	// The real exchange still completes.
+	feed(p.cli, pending, p.srvAP, now)
+	p.exchange(now)
+	_, msgs, _ = p.cliH.snapshot()
+	require.Equal(t, [][]byte{[]byte("b")}, msgs)
+	require.Zero(t, p.srv.lanes[0].waitSnd())
+}
+
+// TestLaneKCPOnFirstUse: a lane's KCP (about 20 KB) exists only once the
+// lane carries something, on each side independently; a lane first used
+// by receiving works like one first used by sending.
+func TestLaneKCPOnFirstUse(t *testing.T) {
+	p := newFramePairConfig(t, &Config{Lanes: []LaneConfig{{}, {}}})
+	now := time.Now()
+	_, err := p.cli.Write([]byte("a"))
+	require.NoError(t, err)
+	p.exchange(now)
+	for _, c := range []*Conn{p.cli, p.srv} {
+		require.NotNil(t, c.lanes[0].arq)
+		require.Nil(t, c.lanes[1].arq, "lane 1 has carried nothing")
+	}
+	_, err = p.srv.WriteLane(1, []byte("b"))
+	require.NoError(t, err)
+	p.srv.pump(now)
+	p.srv.shard.flushSends()
+	feed(p.cli, p.srvOut.take(), p.srvAP, now)
+	p.exchange(now)
+	_, msgs, _ := p.cliH.snapshot()
+	require.Equal(t, [][]byte{[]byte("b")}, msgs)
+	require.NotNil(t, p.cli.lanes[1].arq)
+	require.Zero(t, p.srv.lanes[1].waitSnd(), "the client's ACK arrived")
+	require.EqualValues(t, 1, p.cli.Stats().Lanes[1].MessagesReceived)
+}

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/flynn/noise"
 )
 
 // Server accepts uxp sessions on a PacketConn. Create it with NewServer,
@@ -17,7 +15,7 @@ import (
 type Server struct {
 	set     *settings
 	handler ServerHandler
-	static  noise.DHKey
+	static  *staticKey
 	pub     PublicKey
 	mac1    [32]byte
 	ep      *endpoint
@@ -108,13 +106,17 @@ func NewServer(pc net.PacketConn, handler ServerHandler, cfg *Config) (*Server, 
 	if err != nil {
 		return nil, &ConfigError{Field: "PrivateKey", Reason: err.Error()}
 	}
+	static, err := newStaticKey(set.privateKey)
+	if err != nil {
+		return nil, &ConfigError{Field: "PrivateKey", Reason: err.Error()}
+	}
 	if handler == nil {
 		handler = NopServerHandler{}
 	}
 	s := &Server{
 		set:       set,
 		handler:   handler,
-		static:    noise.DHKey{Private: append([]byte(nil), set.privateKey[:]...), Public: append([]byte(nil), pub[:]...)},
+		static:    static,
 		pub:       pub,
 		mac1:      mac1Key(pub),
 		hsQueue:   make(chan handshakeJob, handshakeQueueLen),
@@ -347,7 +349,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		return
 	}
 	s.hstats.processed.Add(1)
-	h, err := readInitiation(&s.static, s.set.identity.psk, pkt, rand.Reader)
+	h, err := readInitiation(s.static, s.set.identity.psk, pkt, rand.Reader)
 	if err != nil {
 		s.ep.drops.authFailed.Add(1)
 		return

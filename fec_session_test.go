@@ -56,6 +56,34 @@ func TestFECRepairsWithoutRetransmission(t *testing.T) {
 	})
 }
 
+// TestFECAcksBypass: frames that carry no data (the receiver's ACKs) are
+// sent outside FEC, so a one-way transfer costs the receiver no shards and
+// no parity, while every message still arrives.
+func TestFECAcksBypass(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fecCfg := FECConfig{DataShards: 4, ParityShards: 2}
+		p := newSimPair(t, 21, &Config{FEC: fecCfg}, &Config{FEC: fecCfg}, false)
+		p.net.SetDefault(netsim.Impairment{Delay: 10 * time.Millisecond})
+		require.NoError(t, p.cli.Start(context.Background()))
+		conn := p.cli.Conn()
+		const n = 50
+		for i := range n {
+			_, err := conn.Write(testMessage(i, 500))
+			require.NoError(t, err)
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(time.Second)
+		_, got, _ := p.srvH.handler(0).snapshot()
+		require.Len(t, got, n)
+		cst, sst := conn.Stats(), p.srv.Stats()
+		require.Positive(t, cst.FEC.DataShardsSent, "the sender's data goes through FEC")
+		require.Positive(t, cst.FEC.ParityShardsSent)
+		require.Positive(t, sst.PacketsSent, "the receiver acknowledges")
+		require.Zero(t, sst.FEC.DataShardsSent, "ACK-only frames bypass FEC")
+		require.Zero(t, sst.FEC.ParityShardsSent)
+	})
+}
+
 func TestFECNegotiation(t *testing.T) {
 	on := FECConfig{DataShards: 10, ParityShards: 3}
 	tests := []struct {

@@ -142,6 +142,7 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	s.traffic.packetsIn.Add(1)
 	s.traffic.bytesIn.Add(uint64(len(b)))
 	c.hb.received(now)
+	c.lossTick(now)
 	c.keyHeard(key, now)
 	// Routing is by session ID. An authentic, fresh packet from another
 	// address starts validating that address (path.go); replies move only

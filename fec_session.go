@@ -224,23 +224,40 @@ func (c *Conn) fecTimers(now time.Time) {
 			f.expireAt = now.Add(fecMaxAge / 2)
 		}
 	}
-	if !now.Before(f.reportAt) {
+	if f.params.adaptive && !now.Before(f.reportAt) {
 		f.reportAt = now.Add(lossReportInterval)
 		c.measureLoss()
 	}
 }
 
-// fecDeadline is the earliest FEC timer.
+// lossTick measures inbound loss on sessions without adaptive FEC, where
+// nobody waits for a report: it runs as authenticated packets arrive, so
+// that an idle session has no loss timer at all (at 10k sessions that is
+// 20k timer events a second saved). Adaptive sessions measure on their
+// timer, so that the peer gets a report even when nothing arrives.
+func (c *Conn) lossTick(now time.Time) {
+	f := &c.fec
+	if !f.params.adaptive && !now.Before(f.reportAt) {
+		f.reportAt = now.Add(lossReportInterval)
+		c.measureLoss()
+	}
+}
+
+// fecDeadline is the earliest FEC timer, or zero if none is due.
 func (c *Conn) fecDeadline() time.Time {
-	d := c.fec.reportAt
-	if c.fec.enc != nil {
-		if e := c.fec.enc.Deadline(); !e.IsZero() && e.Before(d) {
-			d = e
+	var d time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
 		}
 	}
-	if e := c.fec.expireAt; !e.IsZero() && e.Before(d) {
-		d = e
+	if c.fec.params.adaptive {
+		earliest(c.fec.reportAt)
 	}
+	if c.fec.enc != nil {
+		earliest(c.fec.enc.Deadline())
+	}
+	earliest(c.fec.expireAt)
 	return d
 }
 

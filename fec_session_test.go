@@ -84,6 +84,32 @@ func TestFECAcksBypass(t *testing.T) {
 	})
 }
 
+// TestLossInWithoutFEC: a session without FEC still measures the loss of
+// its inbound packets (from counter gaps, as packets arrive), one
+// direction at a time.
+func TestLossInWithoutFEC(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newSimPair(t, 22, &Config{}, &Config{}, false)
+		p.net.SetDefault(netsim.Impairment{Delay: 10 * time.Millisecond})
+		p.net.SetLink(p.cliPC.LocalAddr(), p.srvPC.LocalAddr(), netsim.Impairment{Loss: 0.2, Delay: 10 * time.Millisecond})
+		require.NoError(t, p.cli.Start(context.Background()))
+		conn := p.cli.Conn()
+		const n = 300
+		for i := range n {
+			_, err := conn.Write(testMessage(i, 200))
+			require.NoError(t, err)
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(time.Second)
+		_, got, _ := p.srvH.handler(0).snapshot()
+		require.Len(t, got, n)
+		var srvLoss float64
+		p.srv.RangeConns(func(c *Conn) bool { srvLoss = c.Stats().LossIn; return false })
+		require.InDelta(t, 0.2, srvLoss, 0.1, "the server sees the client's 20%% loss")
+		require.Less(t, conn.Stats().LossIn, 0.05, "the reverse direction is clean")
+	})
+}
+
 func TestFECNegotiation(t *testing.T) {
 	on := FECConfig{DataShards: 10, ParityShards: 3}
 	tests := []struct {

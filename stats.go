@@ -65,7 +65,8 @@ type ConnStats struct {
 	Drops          DropStats
 	Cipher         Cipher
 	// LossIn is the fraction of the peer's packets that did not arrive,
-	// measured from gaps in their counters over the last interval. LossOut
+	// measured from gaps in their counters over the last interval of about
+	// 500 ms that saw packets (it keeps its value while none arrive). LossOut
 	// is the same as the peer measured it for ours (reported only in
 	// adaptive FEC mode).
 	LossIn, LossOut float64

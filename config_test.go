@@ -2,6 +2,8 @@ package uxp
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -103,4 +105,23 @@ func TestKeys(t *testing.T) {
 	var k PublicKey
 	require.NoError(t, k.UnmarshalText([]byte(kp.Public.String())))
 	require.Equal(t, kp.Public, k)
+}
+
+// TestReadPrivateKeyFile reads the format `uxp keygen -private-out` writes
+// (base64 and a newline) and names the file when it cannot.
+func TestReadPrivateKeyFile(t *testing.T) {
+	kp := testKeys(t)
+	dir := t.TempDir()
+	good := filepath.Join(dir, "server.key")
+	require.NoError(t, os.WriteFile(good, []byte(kp.Private.String()+"\n"), 0o600))
+	k, err := ReadPrivateKeyFile(good)
+	require.NoError(t, err)
+	require.Equal(t, kp.Private, k)
+
+	bad := filepath.Join(dir, "bad.key")
+	require.NoError(t, os.WriteFile(bad, []byte("not a key\n"), 0o600))
+	_, err = ReadPrivateKeyFile(bad)
+	require.ErrorContains(t, err, bad)
+	_, err = ReadPrivateKeyFile(filepath.Join(dir, "missing.key"))
+	require.ErrorIs(t, err, os.ErrNotExist)
 }

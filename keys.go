@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 
 	"golang.org/x/crypto/curve25519"
 )
@@ -115,6 +117,21 @@ func ParsePrivateKey(s string) (PrivateKey, error) {
 	var k PrivateKey
 	if err := parseKey(s, k[:]); err != nil {
 		return k, fmt.Errorf("uxp: parse private key: %w", err)
+	}
+	return k, nil
+}
+
+// ReadPrivateKeyFile reads a private key from a file holding its base64
+// form, as `uxp keygen -private-out` writes it; surrounding whitespace (a
+// trailing newline) is ignored. Errors name the file.
+func ReadPrivateKeyFile(path string) (PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return PrivateKey{}, fmt.Errorf("uxp: read private key: %w", err)
+	}
+	k, err := ParsePrivateKey(strings.TrimSpace(string(b)))
+	if err != nil {
+		return PrivateKey{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return k, nil
 }

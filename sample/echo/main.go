@@ -21,7 +21,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -113,13 +112,9 @@ func serverKeys(keyFile string) (uxp.KeyPair, error) {
 	if keyFile == "" {
 		return uxp.GenerateKey()
 	}
-	b, err := os.ReadFile(keyFile)
+	priv, err := uxp.ReadPrivateKeyFile(keyFile)
 	if err != nil {
 		return uxp.KeyPair{}, err
-	}
-	priv, err := uxp.ParsePrivateKey(strings.TrimSpace(string(b)))
-	if err != nil {
-		return uxp.KeyPair{}, fmt.Errorf("%s: %w", keyFile, err)
 	}
 	pub, err := priv.PublicKey()
 	return uxp.KeyPair{Private: priv, Public: pub}, err

@@ -19,7 +19,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -117,15 +116,7 @@ func loadOrGenerateKey(path string, log *slog.Logger) (uxp.PrivateKey, error) {
 		log.Warn("no -key-file: generated a key for this run only", "public_key", kp.Public)
 		return kp.Private, nil
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return uxp.PrivateKey{}, err
-	}
-	k, err := uxp.ParsePrivateKey(strings.TrimSpace(string(b)))
-	if err != nil {
-		return uxp.PrivateKey{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return k, nil
+	return uxp.ReadPrivateKeyFile(path)
 }
 
 func logStats(log *slog.Logger, st uxp.ServerStats) {

@@ -89,8 +89,8 @@ const (
 
 // NewServer prepares a Server on pc. cfg must hold the server's
 // PrivateKey; a nil cfg is invalid for that reason. handler receives the
-// Server's events; nil means NopServerHandler. The Server owns pc from
-// Start on and closes it in Close.
+// Server's events; nil means NopServerHandler. Once NewServer succeeds the
+// Server owns pc and closes it in Close, whether or not it was started.
 func NewServer(pc net.PacketConn, handler ServerHandler, cfg *Config) (*Server, error) {
 	if pc == nil {
 		return nil, errors.New("uxp: NewServer: nil PacketConn")

@@ -250,13 +250,17 @@ func DefaultConfig() *Config {
 	}
 }
 
-// Clone returns a copy of c. A nil c clones DefaultConfig().
+// Clone returns a deep copy of c: its slices (Lanes,
+// Identity.AllowedClientKeys) are copied too, so changing the clone never
+// changes c. Funcs and the Logger and Tracer are shared. A nil c clones
+// DefaultConfig().
 func (c *Config) Clone() *Config {
 	if c == nil {
 		return DefaultConfig()
 	}
 	cp := *c
 	cp.Lanes = append([]LaneConfig(nil), c.Lanes...)
+	cp.Identity.AllowedClientKeys = append([]PublicKey(nil), c.Identity.AllowedClientKeys...)
 	return &cp
 }
 

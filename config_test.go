@@ -73,6 +73,17 @@ func TestConfigDefaults(t *testing.T) {
 	c := d.Clone()
 	c.Workers = 99
 	require.NotEqual(t, c.Workers, d.Workers, "Clone is a copy")
+
+	// Clone copies slices too: changing the clone's never reaches the
+	// original.
+	kp := testKeys(t)
+	orig := &Config{Lanes: []LaneConfig{{Priority: 1}}}
+	orig.Identity.AllowedClientKeys = []PublicKey{kp.Public}
+	cl := orig.Clone()
+	cl.Lanes[0].Priority = 7
+	cl.Identity.AllowedClientKeys[0] = PublicKey{}
+	require.Equal(t, 1, orig.Lanes[0].Priority)
+	require.Equal(t, kp.Public, orig.Identity.AllowedClientKeys[0])
 }
 
 func TestNewServerClientNeedKeys(t *testing.T) {

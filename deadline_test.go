@@ -91,6 +91,10 @@ func TestDeadlineFrames(t *testing.T) {
 				t.Logf("delivered %d/%d, worst latency %v, longest gap %v; receiver skipped %d, sender expired %d, retransmissions %d",
 					len(got), n, worst, worstGap, rs.Skipped, cs.Expired, cs.Retransmissions)
 				require.EqualValues(t, n, len(got)+int(rs.Skipped), "every frame is delivered or counted as skipped")
+				// 10% loss with retransmission inside the deadline leaves
+				// most frames deliverable (589-590 of 600 measured):
+				// expiring everything would also satisfy the checks above.
+				require.GreaterOrEqual(t, len(got), n*9/10, "most frames make their deadline")
 				require.Positive(t, cs.Expired, "10%% loss must make some frame miss its deadline (else the test proves nothing)")
 				require.LessOrEqual(t, rs.Skipped, cs.Expired)
 				require.Zero(t, cs.QueuedBytes)
@@ -148,6 +152,7 @@ func TestDeadlineMixedWithReliable(t *testing.T) {
 		skipped := srvConn.Stats().Lanes[0].Skipped
 		require.Positive(t, cs.Expired)
 		require.EqualValues(t, n, len(msgs)+int(skipped))
+		require.Less(t, skipped, uint64(n/3), "most deadline frames still arrive (about 70 of 400 are skipped)")
 		require.NoError(t, conn.Close())
 		<-conn.Done()
 		require.ErrorIs(t, conn.Err(), ErrConnClosed)

@@ -91,13 +91,14 @@ func TestHandshakeFloodCookieMode(t *testing.T) {
 		start := time.Now()
 		require.NoError(t, p.cli.Start(context.Background()), "a legitimate client connects during the flood")
 		took := time.Since(start)
-		require.Less(t, took, p.cliCfg.Clone().HandshakeTimeout+defaultHandshakeTimeout)
+		require.Less(t, took, time.Second, "one cookie round trip, not a handshake timeout (virtual time; 40 ms measured)")
 		require.Greater(t, p.cli.Stats().Handshake.CookiesReceived, uint64(0), "it went through the cookie exchange")
 
 		<-floodDone
 		<-sampleDone
 		st := p.srv.Stats()
 		t.Logf("flood %d initiations/s; DH per second %v; cookies sent %d; client took %v", floodPPS, perSecond, st.Handshake.CookiesSent, took)
+		require.Len(t, perSecond, 2, "both seconds of the flood were sampled")
 		for i, n := range perSecond {
 			require.LessOrEqual(t, n, uint64(maxDHPerSecond), "second %d: Diffie-Hellman operations must stay bounded", i)
 		}

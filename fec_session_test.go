@@ -105,7 +105,9 @@ func TestLossInWithoutFEC(t *testing.T) {
 		require.Len(t, got, n)
 		var srvLoss float64
 		p.srv.RangeConns(func(c *Conn) bool { srvLoss = c.Stats().LossIn; return false })
-		require.InDelta(t, 0.2, srvLoss, 0.1, "the server sees the client's 20%% loss")
+		// The last 500 ms window of this seeded run lost 27%; the link's
+		// long-run rate is 20%.
+		require.InDelta(t, 0.27, srvLoss, 0.03, "the server sees the client's loss")
 		require.Less(t, conn.Stats().LossIn, 0.05, "the reverse direction is clean")
 	})
 }

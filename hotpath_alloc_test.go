@@ -14,7 +14,7 @@ import (
 // the hot-path benchmarks, counted with testing.AllocsPerRun so that a
 // regression fails the ordinary test run.
 func TestHotPathZeroAlloc(t *testing.T) {
-	if hotPathRace {
+	if raceEnabled {
 		t.Skip("allocation counts are meaningless under the race detector (sync.Pool drops items)")
 	}
 	measure := func(f func()) float64 {

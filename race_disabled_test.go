@@ -2,5 +2,6 @@
 
 package uxp
 
-// raceEnabled scales heavy tests down under the race detector.
+// raceEnabled scales heavy tests down under the race detector and skips
+// allocation counts, which it makes meaningless.
 const raceEnabled = false

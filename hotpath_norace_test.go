@@ -1,5 +1,0 @@
-//go:build !race
-
-package uxp
-
-const hotPathRace = false

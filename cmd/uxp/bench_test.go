@@ -24,14 +24,20 @@ func TestBenchLocal(t *testing.T) {
 
 // TestBenchBadFlags rejects impossible settings as usage errors.
 func TestBenchBadFlags(t *testing.T) {
-	for _, args := range [][]string{
-		{"bench", "-size", "3"},
-		{"bench", "-rate", "0"},
-		{"bench", "-addr", "127.0.0.1:1", "-key", "not-a-key"},
+	for _, tc := range []struct {
+		args []string
+		want string // in stderr: the reason, not just any failure
+	}{
+		{[]string{"bench", "-size", "3"}, "-size must be at least 16"},
+		{[]string{"bench", "-rate", "0"}, "-rate and -d positive"},
+		{[]string{"bench", "-addr", "127.0.0.1:1", "-key", "not-a-key"}, "parse public key"},
 	} {
 		var out, errb bytes.Buffer
-		if code := run(context.Background(), args, &out, &errb); code == exitOK {
-			t.Errorf("%v: exit 0, want failure", args)
+		if code := run(context.Background(), tc.args, &out, &errb); code == exitOK {
+			t.Errorf("%v: exit 0, want failure", tc.args)
+		}
+		if !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%v: stderr %q lacks %q", tc.args, errb.String(), tc.want)
 		}
 	}
 }

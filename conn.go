@@ -90,10 +90,6 @@ type Conn struct {
 	peerAt       time.Time // when that ping or pong arrived
 	fec          fecState
 	tr           tracer
-	// ackPending: some lane's KCP holds ACKs not yet flushed. With FEC on
-	// they wait for KCP's interval tick, so parity can repair a loss before
-	// the sender sees later segments acknowledged and retransmits.
-	ackPending bool
 
 	// Server half-open bookkeeping, immutable after creation.
 	ephemeral [noiseKeySize]byte

@@ -89,7 +89,6 @@ func (c *Conn) pump(now time.Time) {
 	admitted := c.admitLanes() || direct
 	if c.fec.enc == nil || admitted || closeReq || resumed {
 		c.flushLanes()
-		c.ackPending = false
 	}
 	c.noteQueued()
 	if c.state == stateClosing && c.lanesIdle() {
@@ -163,15 +162,12 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	switch pt[0] {
 	case frameKCP:
 		c.laneInput(c.lanes[0], body, kcp.IKCP_PACKET_REGULAR)
-		c.noteQueued() // ACKs may have freed send queue room
 	case frameLane:
 		c.laneFrameInput(body, kcp.IKCP_PACKET_REGULAR)
-		c.noteQueued()
 	case frameDatagram, frameLatest:
 		c.datagramInput(pt[0], body)
 	case frameFEC:
 		c.fecInput(body, now)
-		c.noteQueued()
 	case frameLoss:
 		if len(body) != lossBodySize {
 			c.drop(dropMalformed)
@@ -273,12 +269,12 @@ func (c *Conn) publishRTT() {
 // sendFrame seals one frame into a transport packet and sends it to the
 // peer.
 func (c *Conn) sendFrame(kind byte, body []byte) {
-	c.sendFrameTo(kind, body, c.remoteAP)
+	c.sendFrameTo(kind, nil, body, c.remoteAP)
 }
 
 // sendFrameTo seals one frame and sends it to to. It returns the bytes
 // sent.
-func (c *Conn) sendFrameTo(kind byte, body []byte, to netip.AddrPort) int {
+func (c *Conn) sendFrameTo(kind byte, hdr, body []byte, to netip.AddrPort) int {
 	if c.state == stateClosed || c.exhausted {
 		return 0
 	}
@@ -297,6 +293,7 @@ func (c *Conn) sendFrameTo(kind byte, body []byte, to netip.AddrPort) int {
 	b := s.sendRoom()[:transportHeaderSize]
 	putTransportHeader(b, c.id, ctr, phase)
 	b = append(b, kind)
+	b = append(b, hdr...)
 	b = append(b, body...)
 	pkt := key.send.Seal(b[:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
 	s.commitSend(len(pkt), to, c)

@@ -126,7 +126,7 @@ func (c *Conn) sendSkipMarkers(l *lane, m *laneSent) {
 	for sn := m.firstSN; int32(sn-m.lastSN) <= 0; sn++ {
 		if len(b)+kcpOverhead+1 > mtu {
 			for range skipMarkerCopies {
-				c.laneOutput(l, b)
+				c.laneOutput(l, b, true)
 			}
 			b = b[:0]
 		}
@@ -149,7 +149,7 @@ func (c *Conn) sendSkipMarkers(l *lane, m *laneSent) {
 		// Twice, in separate packets: a lost marker keeps the hole open
 		// until KCP's next retransmission, which stalls the lane.
 		for range skipMarkerCopies {
-			c.laneOutput(l, b)
+			c.laneOutput(l, b, true)
 		}
 	}
 	c.skipScratch = b[:0]

@@ -32,6 +32,7 @@ func (c *Conn) laneKCPOutput(l *lane) func([]byte, int) {
 		// order, so a PUSH at or below the highest sn sent is a resend.
 		// Segments of lapsed messages become skip markers on the way.
 		out := segs[:0]
+		data := false
 		for p := segs; len(p) >= kcpOverhead; {
 			n := int(binary.LittleEndian.Uint32(p[20:24]))
 			if n > len(p)-kcpOverhead {
@@ -44,6 +45,7 @@ func (c *Conn) laneKCPOutput(l *lane) func([]byte, int) {
 			l.outWnd = binary.LittleEndian.Uint16(seg[6:8])
 			l.outUna = binary.LittleEndian.Uint32(seg[16:20])
 			if seg[4] == kcp.IKCP_CMD_PUSH {
+				data = true
 				sn := binary.LittleEndian.Uint32(seg[12:16])
 				if l.sentData && int32(sn-l.maxSentSN) <= 0 {
 					l.ctr.retrans.Add(1)
@@ -61,21 +63,20 @@ func (c *Conn) laneKCPOutput(l *lane) func([]byte, int) {
 		}
 		segs = out
 		if len(segs) > 0 {
-			c.laneOutput(l, segs)
+			c.laneOutput(l, segs, data)
 		}
 	}
 }
 
 // laneOutput frames a lane's segments: frame type 1 for lane 0, frame type
 // 10 with the lane byte for the others.
-func (c *Conn) laneOutput(l *lane, segs []byte) {
+func (c *Conn) laneOutput(l *lane, segs []byte, viaFEC bool) {
 	if h := c.ep.set.testDropLane; h != nil && h(l.id) {
 		return
 	}
 	// Segments without data (ACKs, window probes and answers) bypass FEC:
 	// they are small, cumulative and resent by KCP's next flush anyway, so
 	// parity over them would cost bytes and enlarge groups for nothing.
-	viaFEC := carriesData(segs)
 	if l.id == 0 {
 		c.emitFrame(frameKCP, nil, segs, viaFEC)
 		return
@@ -84,39 +85,18 @@ func (c *Conn) laneOutput(l *lane, segs []byte) {
 	c.emitFrame(frameLane, id[:], segs, viaFEC)
 }
 
-// carriesData reports whether a run of well-formed KCP segments (as KCP's
-// output produces them) holds a PUSH segment.
-func carriesData(segs []byte) bool {
-	for p := segs; len(p) >= kcpOverhead; {
-		if p[4] == kcp.IKCP_CMD_PUSH {
-			return true
-		}
-		n := int(binary.LittleEndian.Uint32(p[20:24]))
-		if n > len(p)-kcpOverhead {
-			return true // not ours to judge: keep the default path
-		}
-		p = p[kcpOverhead+n:]
-	}
-	return false
-}
-
 // emitFrame sends a frame whose body is hdr || body: through FEC as an
 // inner frame when FEC is on and viaFEC is set, else as its own transport
 // packet. A receiver accepts every inner frame type directly too.
 func (c *Conn) emitFrame(kind byte, hdr, body []byte, viaFEC bool) {
-	fecOn := c.fec.enc != nil && viaFEC
-	if !fecOn && len(hdr) == 0 {
-		c.sendFrame(kind, body)
+	if c.fec.enc == nil || !viaFEC {
+		c.sendFrameTo(kind, hdr, body, c.remoteAP)
 		return
 	}
 	b := append(c.frameScratch[:0], kind)
 	b = append(b, hdr...)
 	b = append(b, body...)
 	c.frameScratch = b[:0]
-	if !fecOn {
-		c.sendFrame(kind, b[frameHeaderSize:])
-		return
-	}
 	c.fecOutput(b)
 }
 
@@ -162,7 +142,6 @@ func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 		case kcp.IKCP_CMD_PUSH, kcp.IKCP_CMD_WASK:
 			// Each needs an answer: an ACK or a window size.
 			l.ackPending = true
-			c.ackPending = true
 		case kcp.IKCP_CMD_ACK, kcp.IKCP_CMD_WINS:
 		default:
 			bad = true

@@ -101,7 +101,7 @@ func (c *Conn) sendChallenge(now time.Time) {
 	if p.bytesOut+size > pathAmplification*p.bytesIn {
 		return
 	}
-	p.bytesOut += uint64(c.sendFrameTo(framePathChallenge, p.token[:], p.candidate))
+	p.bytesOut += uint64(c.sendFrameTo(framePathChallenge, nil, p.token[:], p.candidate))
 	p.retryAt = now.Add(p.retryGap)
 	p.retryGap = min(2*p.retryGap, pathTimeout)
 }

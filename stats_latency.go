@@ -1,7 +1,6 @@
 package uxp
 
 import (
-	"encoding/binary"
 	"time"
 )
 
@@ -92,23 +91,6 @@ func (t *deliveryTracker) acked(una uint32, rtt time.Duration, now time.Time) (l
 		back = t.minRound / 2
 	}
 	return max(round-back, 0), true
-}
-
-// maxUna returns the furthest una among the KCP segments in segs, and
-// whether there was any. It stops at a truncated segment, as KCP does.
-func maxUna(segs []byte) (una uint32, ok bool) {
-	for p := segs; len(p) >= kcpOverhead; {
-		u := binary.LittleEndian.Uint32(p[16:20])
-		if !ok || int32(u-una) > 0 {
-			una, ok = u, true
-		}
-		n := int(binary.LittleEndian.Uint32(p[20:24]))
-		if n > len(p)-kcpOverhead {
-			break
-		}
-		p = p[kcpOverhead+n:]
-	}
-	return una, ok
 }
 
 // noteUna feeds a una the peer sent back for one lane (lane_arq.go) to

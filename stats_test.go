@@ -119,42 +119,6 @@ func TestDeliveryTracker(t *testing.T) {
 	require.True(t, ok)
 }
 
-func TestMaxUna(t *testing.T) {
-	seg := func(una uint32, payload int) []byte {
-		b := make([]byte, kcpOverhead+payload)
-		binary.LittleEndian.PutUint32(b[16:20], una)
-		binary.LittleEndian.PutUint32(b[20:24], uint32(payload))
-		return b
-	}
-	cat := func(bs ...[]byte) []byte {
-		var out []byte
-		for _, b := range bs {
-			out = append(out, b...)
-		}
-		return out
-	}
-	tests := []struct {
-		name   string
-		segs   []byte
-		want   uint32
-		wantOK bool
-	}{
-		{"empty", nil, 0, false},
-		{"short", make([]byte, kcpOverhead-1), 0, false},
-		{"one", seg(7, 3), 7, true},
-		{"max of several", cat(seg(7, 0), seg(9, 10), seg(8, 1)), 9, true},
-		{"serial order across wrap", cat(seg(^uint32(0), 0), seg(1, 0)), 1, true},
-		{"truncated length stops", cat(seg(3, 0), seg(5, 100)[:kcpOverhead+2], seg(99, 0)), 5, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, ok := maxUna(tt.segs)
-			require.Equal(t, tt.wantOK, ok)
-			require.Equal(t, tt.want, got)
-		})
-	}
-}
-
 // TestDeliveryLatency checks the histogram against a link whose one-way
 // delay is known: 20 ms each way and no loss gives 20 ms per message; with
 // 10% loss some messages wait for retransmissions. The server's histogram
@@ -254,7 +218,7 @@ func BenchmarkLatencyRecording(b *testing.B) {
 			benchSink += uint64(binary.LittleEndian.Uint32(seg[20:24]))
 			tr.sent(1, now)
 			binary.LittleEndian.PutUint32(seg[16:20], tr.nextSN)
-			una, _ := maxUna(seg)
+			una := binary.LittleEndian.Uint32(seg[16:20])
 			for {
 				d, ok := tr.acked(una, 40*time.Millisecond, now.Add(45*time.Millisecond))
 				if !ok {

@@ -51,10 +51,6 @@ func newTracer(l *slog.Logger, client bool) tracer {
 	return tracer{log: l, side: side}
 }
 
-// on reports whether tracing is enabled; callers use it to skip work that
-// only feeds the trace.
-func (t *tracer) on() bool { return t.log != nil }
-
 func (t *tracer) emit(msg string, id uint32, attrs ...slog.Attr) {
 	// Only reached when enabled, so building attrs here costs nothing on
 	// the disabled path.

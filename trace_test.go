@@ -181,9 +181,7 @@ func traceLifecycle(t *tracer, id uint32, ap netip.AddrPort) {
 	t.initiationSent(1, ap)
 	t.handshakeDone(id, ap, ChaCha20Poly1305, 10, 3)
 	t.established(id, ap)
-	if t.on() && ap != (netip.AddrPort{}) {
-		t.addressChanged(id, ap, ap)
-	}
+	t.addressChanged(id, ap, ap)
 	t.closed(id, benchErr, closeNormal, false, true)
 }
 

@@ -141,7 +141,9 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	s.traffic.packetsIn.Add(1)
 	s.traffic.bytesIn.Add(uint64(len(b)))
 	c.hb.received(now)
-	c.lossTick(now)
+	if !c.fec.params.adaptive {
+		c.lossTick(now)
+	}
 	c.keyHeard(key, now)
 	// Routing is by session ID. An authentic, fresh packet from another
 	// address starts validating that address (path.go); replies move only
@@ -348,35 +350,35 @@ func (c *Conn) onTimer(now time.Time) {
 // message-expiry deadlines.
 func (c *Conn) reschedule(now time.Time) {
 	d := c.hb.deadline()
-	earliest := func(t time.Time) {
-		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
-			d = t
-		}
-	}
 	switch c.state {
 	case stateHalfOpen:
-		earliest(c.handshakeBy)
+		d = earlier(d, c.handshakeBy)
 	case stateClosing:
-		earliest(c.lingerUntil)
+		d = earlier(d, c.lingerUntil)
 	}
 	if c.state != stateHalfOpen {
-		earliest(c.fecDeadline())
-		earliest(c.rekeyDeadline())
-		earliest(c.pathDeadline())
+		d = earlier(d, c.fecDeadline())
+		d = earlier(d, c.rekeyDeadline())
+		d = earlier(d, c.pathDeadline())
+		d = earlier(d, c.lanesDeadline(now))
 	}
 	if c.exhausted {
-		earliest(now) // end the session (onTimer)
-	}
-	if c.state != stateHalfOpen {
-		if t := c.lanesDeadline(now); !t.IsZero() {
-			earliest(t)
-		}
+		d = earlier(d, now) // end the session (onTimer)
 	}
 	if !d.IsZero() && !d.After(now) {
 		d = now.Add(time.Millisecond) // never spin on a deadline in the past
 	}
 	c.deadline = d
 	c.shard.schedule(c)
+}
+
+// earlier returns the earlier of two deadlines, where the zero time means
+// none.
+func earlier(d, t time.Time) time.Time {
+	if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+		return t
+	}
+	return d
 }
 
 // establish promotes a server session once the client proved it holds the

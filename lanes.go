@@ -387,11 +387,6 @@ func kcpDue(k *kcp.KCP) bool { return int32(k.Check()-kcpNow()) <= 0 }
 // lanesDeadline is the earliest lane timer: a KCP clock or an expiry.
 func (c *Conn) lanesDeadline(now time.Time) time.Time {
 	var d time.Time
-	earliest := func(t time.Time) {
-		if d.IsZero() || t.Before(d) {
-			d = t
-		}
-	}
 	kcpAt := func(k *kcp.KCP) time.Time {
 		wait := time.Duration(int32(k.Check()-kcpNow())) * time.Millisecond
 		return now.Add(max(wait, time.Millisecond))
@@ -399,10 +394,10 @@ func (c *Conn) lanesDeadline(now time.Time) time.Time {
 	margin := c.expiryMargin()
 	for _, l := range c.lanes {
 		if l.arq != nil && (l.ackPending || l.arq.WaitSnd() > 0) {
-			earliest(kcpAt(l.arq))
+			d = earlier(d, kcpAt(l.arq))
 		}
 		if l.minExpiry != 0 {
-			earliest(time.Unix(0, l.minExpiry).Add(-margin))
+			d = earlier(d, time.Unix(0, l.minExpiry).Add(-margin))
 		}
 	}
 	return d

@@ -290,22 +290,17 @@ func (c *Conn) rekeyTick(now time.Time) {
 func (c *Conn) rekeyDeadline() time.Time {
 	rk := &c.keys
 	var d time.Time
-	earliest := func(t time.Time) {
-		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
-			d = t
-		}
-	}
 	for _, k := range rk.slots {
 		if k != nil {
-			earliest(k.retireAt)
+			d = earlier(d, k.retireAt)
 		}
 	}
 	switch {
 	case rk.pending:
-		earliest(rk.retryAt)
+		d = earlier(d, rk.retryAt)
 	case rk.slots[(rk.cur+1)&1] == nil:
 		if t := c.rekeyAfterTime(); t > 0 {
-			earliest(rk.since.Add(t))
+			d = earlier(d, rk.since.Add(t))
 		}
 	}
 	return d

@@ -105,9 +105,11 @@ func TestLossInWithoutFEC(t *testing.T) {
 		require.Len(t, got, n)
 		var srvLoss float64
 		p.srv.RangeConns(func(c *Conn) bool { srvLoss = c.Stats().LossIn; return false })
-		// The last 500 ms window of this seeded run lost 27%; the link's
-		// long-run rate is 20%.
-		require.InDelta(t, 0.27, srvLoss, 0.03, "the server sees the client's loss")
+		// Measured 0.21-0.29 over many runs (goroutine scheduling varies
+		// which packets the seeded link drops; the last window also sits
+		// at the end of the traffic). The band excludes both no measurement
+		// and a halved one (0.12).
+		require.InDelta(t, 0.25, srvLoss, 0.09, "the server sees the client's 20%% loss")
 		require.Less(t, conn.Stats().LossIn, 0.05, "the reverse direction is clean")
 	})
 }

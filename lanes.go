@@ -154,6 +154,10 @@ type lane struct {
 
 	// Receive side.
 	ackPending bool // arq holds ACKs (or a window answer) not yet flushed
+
+	// trimAt is when the lane's grown memory goes back, in unix ms mod
+	// 2^32; 0 = not armed (kcp_mem.go).
+	trimAt uint32
 }
 
 // initLanes builds the session's lanes from the settings.
@@ -199,6 +203,7 @@ func (c *Conn) newLaneKCP(conv uint32, out func([]byte, int)) *kcp.KCP {
 	k.NoDelay(nodelay, int(set.kcpInterval/time.Millisecond), set.kcpFastResend, nc)
 	k.WndSize(set.sendWindow, set.recvWindow)
 	k.SetMtu(set.kcpMTU())
+	c.shard.kcpSlim(k)
 	return k
 }
 
@@ -399,6 +404,7 @@ func (c *Conn) lanesDeadline(now time.Time) time.Time {
 		if l.minExpiry != 0 {
 			d = earlier(d, time.Unix(0, l.minExpiry).Add(-margin))
 		}
+		d = earlier(d, c.laneTrimDeadline(l, now))
 	}
 	return d
 }

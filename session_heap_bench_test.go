@@ -1,9 +1,12 @@
 package uxp
 
 import (
+	"flag"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -37,6 +40,14 @@ func BenchmarkSessionHeap(b *testing.B) {
 		})
 	}
 }
+
+// sessionHeapProfile, if set, names a file BenchmarkSessionHeap writes a
+// heap profile to while its sessions are live (the last case run wins):
+//
+//	go test -run '^$' -bench 'SessionHeap/lanes=1' -benchtime=1x \
+//	    -memprofilerate=1 -sessionheapprofile=/tmp/heap.prof .
+//	go tool pprof -sample_index=inuse_space -top uxp.test /tmp/heap.prof
+var sessionHeapProfile = flag.String("sessionheapprofile", "", "write a heap profile of BenchmarkSessionHeap's live sessions to this file")
 
 // sessionHeapPairs is how many session pairs BenchmarkSessionHeap builds.
 const sessionHeapPairs = 1000
@@ -94,6 +105,12 @@ func sessionHeap(tb testing.TB, cfg *Config, pairs int, reliable bool) float64 {
 		conns = append(conns, cli, srv)
 	}
 	heap1, _ := settledMemory()
+	if *sessionHeapProfile != "" {
+		f, err := os.Create(*sessionHeapProfile)
+		require.NoError(tb, err)
+		require.NoError(tb, pprof.Lookup("heap").WriteTo(f, 0))
+		require.NoError(tb, f.Close())
+	}
 	runtime.KeepAlive(conns)
 	runtime.KeepAlive(cliEP)
 	runtime.KeepAlive(srvEP)

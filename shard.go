@@ -35,6 +35,8 @@ type shard struct {
 	gso     *gsoSender // nil without UDP GSO
 	recvBuf []byte     // one reassembled message at a time
 
+	kcpMem kcpShardMem // the sessions' shared KCP flush buffer (kcp_mem.go)
+
 	traffic trafficCounters
 	drops   dropCounters
 	done    chan struct{} // closed when loop returns

@@ -32,6 +32,9 @@ import (
 /* Implementation constants */
 const trackerSlots = 128
 
+// trackerMinSlots is the size a tracker's ring starts with.
+const trackerMinSlots = 4
+
 // deliveryTracker is pure: the owner (the session's shard) passes now.
 type deliveryTracker struct {
 	nextSN   uint32        // segment number the next message starts at
@@ -61,7 +64,7 @@ func (t *deliveryTracker) sent(segs int, now time.Time) {
 // grow doubles the ring (from 4 slots): a session with a few messages in
 // flight, the common case, holds 128 bytes here instead of 4 KiB.
 func (t *deliveryTracker) grow() {
-	r := make([]inflightMsg, max(4, min(2*len(t.ring), trackerSlots)))
+	r := make([]inflightMsg, max(trackerMinSlots, min(2*len(t.ring), trackerSlots)))
 	for i := range t.n {
 		r[i] = t.ring[(t.head+i)%len(t.ring)]
 	}

@@ -20,9 +20,9 @@ import (
 // pinned at that version and used unmodified, so newLaneKCP reaches into
 // the unexported fields (as kcp_link.go does for flush):
 //
-//   - The rings start with kcp.RINGBUFFER_MIN (8) entries. RingBuffer.Push
-//     grows a full ring by itself (doubling), so a burst still gets the
-//     room it needs.
+//   - The rings start with kcpRingEntries (2) entries, room for one
+//     segment. RingBuffer.Push grows a full ring by itself (to 8, then
+//     doubling), so a burst still gets the room it needs.
 //   - The flush buffer is the shard's, one for all its sessions
 //     (kcpShardMem). This is safe because (1) flush, the only reader and
 //     writer of KCP.buffer, runs only on the shard goroutine that owns the
@@ -50,9 +50,16 @@ const (
 	// it grew is given back.
 	kcpTrimDelay = time.Second
 
-	// kcpMinEntries is the capacity, in entries, the KCP's rings start
-	// with and are trimmed back to; the receive heap, the ACK list, and
-	// the lane's inflight list are trimmed when they grew past it.
+	// kcpRingEntries is the size, in entries, the KCP's rings start with
+	// and are trimmed back to. A ring holds one entry less than its size,
+	// so 2 holds one segment: all a session that sends or receives one
+	// small message at a time needs. A ring that fills grows to
+	// kcp.RINGBUFFER_MIN (8), then doubles (kcp-go RingBuffer.grow).
+	kcpRingEntries = 2
+
+	// kcpMinEntries is the capacity, in entries, past which the KCP's
+	// receive heap and ACK list and the lane's inflight list count as
+	// grown, and are dropped when the lane is quiet.
 	kcpMinEntries = kcp.RINGBUFFER_MIN
 
 	// laneScratchKeep bounds the lane message scratch buffer a session
@@ -81,7 +88,7 @@ type kcpMemLayout struct {
 // kcpMem is the layout of this kcp-go version's KCP, or nil (with
 // kcpMemErr saying why) when it is not the one kcp_mem.go knows. Computed
 // once at init and never written after.
-var kcpMem, kcpMemErr = resolveKCPMem()
+var kcpMem, kcpMemErr = resolveKCPMem(reflect.TypeFor[kcp.KCP]())
 
 // sliceHeader is the runtime layout of a slice, for reading lengths.
 type sliceHeader struct {
@@ -89,8 +96,9 @@ type sliceHeader struct {
 	len, cap int
 }
 
-// resolveKCPMem finds and checks every field kcp_mem.go touches.
-func resolveKCPMem() (*kcpMemLayout, error) {
+// resolveKCPMem finds and checks, in kt (kcp.KCP), every field kcp_mem.go
+// touches.
+func resolveKCPMem(kt reflect.Type) (*kcpMemLayout, error) {
 	var m kcpMemLayout
 	field := func(t reflect.Type, name string, kind reflect.Kind) (reflect.StructField, error) {
 		f, ok := t.FieldByName(name)
@@ -99,7 +107,9 @@ func resolveKCPMem() (*kcpMemLayout, error) {
 		}
 		return f, nil
 	}
-	kt := reflect.TypeFor[kcp.KCP]()
+	if kt.Kind() != reflect.Struct {
+		return nil, fmt.Errorf("kcp-go %v: not a struct", kt)
+	}
 	var ringType reflect.Type
 	for i, name := range []string{"snd_queue", "rcv_queue", "snd_buf"} {
 		f, err := field(kt, name, reflect.Pointer)
@@ -182,12 +192,16 @@ func resolveKCPMem() (*kcpMemLayout, error) {
 type kcpShardMem struct {
 	flushBuf []byte // every KCP's flush buffer (see above)
 	warned   bool   // the missing layout was logged
+	off      bool   // tests: leave new KCPs as kcp-go makes them
 }
 
 // kcpSlim puts a new KCP of the shard's on minimum memory: minimum rings
 // and the shard's flush buffer. Call it right after NewKCP and SetMtu.
 func (s *shard) kcpSlim(k *kcp.KCP) {
 	m := kcpMem
+	if s.kcpMem.off {
+		return
+	}
 	if m == nil {
 		if !s.kcpMem.warned {
 			s.kcpMem.warned = true
@@ -218,16 +232,16 @@ func (m *kcpMemLayout) ringEntries(r unsafe.Pointer) (n int, empty bool) {
 	return (*sliceHeader)(unsafe.Add(r, m.ringElems)).len, head == tail
 }
 
-// trimRing gives an empty ring that has more than the minimum entries a
-// new minimum-sized array. An empty ring's entries hold no data (Pop and
+// trimRing gives an empty ring that has more than kcpRingEntries entries
+// a new array of that size. An empty ring's entries hold no data (Pop and
 // Clear zero them), so nothing is lost.
 func (m *kcpMemLayout) trimRing(r unsafe.Pointer) {
-	if n, empty := m.ringEntries(r); !empty || n <= kcpMinEntries {
+	if n, empty := m.ringEntries(r); !empty || n <= kcpRingEntries {
 		return
 	}
 	*(*int)(unsafe.Add(r, m.ringHead)) = 0
 	*(*int)(unsafe.Add(r, m.ringTail)) = 0
-	reflect.NewAt(m.segsType, unsafe.Add(r, m.ringElems)).Elem().Set(reflect.MakeSlice(m.segsType, kcpMinEntries, kcpMinEntries))
+	reflect.NewAt(m.segsType, unsafe.Add(r, m.ringElems)).Elem().Set(reflect.MakeSlice(m.segsType, kcpRingEntries, kcpRingEntries))
 }
 
 // kcpQuiet reports whether k holds nothing to send, acknowledge or
@@ -256,7 +270,7 @@ func kcpGrown(k *kcp.KCP) bool {
 	}
 	p := unsafe.Pointer(k)
 	for i := range m.rings {
-		if n, _ := m.ringEntries(m.ring(p, i)); n > kcpMinEntries {
+		if n, _ := m.ringEntries(m.ring(p, i)); n > kcpRingEntries {
 			return true
 		}
 	}

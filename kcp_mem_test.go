@@ -1,0 +1,411 @@
+package uxp
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"testing/synctest"
+	"time"
+	"unsafe"
+
+	"github.com/stretchr/testify/require"
+	kcp "github.com/xtaci/kcp-go/v5"
+
+	"github.com/uxp-go/uxp/internal/netsim"
+)
+
+// kcpMemView is what kcp_mem.go manages in one KCP.
+type kcpMemView struct {
+	rings          [3]int // entries of snd_queue, rcv_queue, snd_buf
+	heapCap        int    // capacity of the receive heap's slice
+	ackCap         int    // capacity of the ACK list
+	buf            unsafe.Pointer
+	bufLen, bufCap int
+}
+
+func viewKCP(t testing.TB, k *kcp.KCP) kcpMemView {
+	t.Helper()
+	m := kcpMem
+	require.NotNil(t, m, "kcp-go layout not resolved: %v", kcpMemErr)
+	p := unsafe.Pointer(k)
+	var v kcpMemView
+	for i := range m.rings {
+		v.rings[i], _ = m.ringEntries(m.ring(p, i))
+	}
+	h := *(*unsafe.Pointer)(unsafe.Add(p, m.rcvBuf))
+	v.heapCap = (*sliceHeader)(unsafe.Add(h, m.heapSegs)).cap
+	v.ackCap = (*sliceHeader)(unsafe.Add(p, m.acklist)).cap
+	b := (*sliceHeader)(unsafe.Add(p, m.buffer))
+	v.buf, v.bufLen, v.bufCap = b.data, b.len, b.cap
+	return v
+}
+
+// Stand-ins for kcp-go's types, to check that resolveKCPMem accepts the
+// layout it expects and nothing else.
+type (
+	fakeSeg struct {
+		sn   uint32
+		data []byte
+	}
+	fakeRing struct {
+		head, tail int
+		elements   []fakeSeg
+	}
+	fakeHeap struct {
+		segments []fakeSeg
+		marks    map[uint32]struct{}
+	}
+	fakeKCP struct {
+		snd_queue, rcv_queue, snd_buf *fakeRing
+		rcv_buf                       *fakeHeap
+		acklist                       []struct{ sn, ts uint32 }
+		buffer                        []byte
+	}
+	fakeKCPNoBuffer struct {
+		snd_queue, rcv_queue, snd_buf *fakeRing
+		rcv_buf                       *fakeHeap
+		acklist                       []struct{ sn, ts uint32 }
+	}
+	fakeKCPIntBuffer struct {
+		snd_queue, rcv_queue, snd_buf *fakeRing
+		rcv_buf                       *fakeHeap
+		acklist                       []struct{ sn, ts uint32 }
+		buffer                        []int
+	}
+	fakeRing32 struct {
+		head, tail int32
+		elements   []fakeSeg
+	}
+	fakeKCPRing32 struct {
+		snd_queue, rcv_queue, snd_buf *fakeRing32
+		rcv_buf                       *fakeHeap
+		acklist                       []struct{ sn, ts uint32 }
+		buffer                        []byte
+	}
+	fakeKCPMixedRings struct {
+		snd_queue, rcv_queue *fakeRing
+		snd_buf              *fakeRing32
+		rcv_buf              *fakeHeap
+		acklist              []struct{ sn, ts uint32 }
+		buffer               []byte
+	}
+	fakeHeapOther struct {
+		segments []struct{ data []byte }
+		marks    map[uint32]struct{}
+	}
+	fakeKCPOtherHeap struct {
+		snd_queue, rcv_queue, snd_buf *fakeRing
+		rcv_buf                       *fakeHeapOther
+		acklist                       []struct{ sn, ts uint32 }
+		buffer                        []byte
+	}
+)
+
+// TestKCPMemLayout: kcp_mem.go finds every field it needs in the pinned
+// kcp-go (this fails on a kcp-go whose KCP changed: update kcp_mem.go),
+// refuses layouts it does not know, and a lane's new KCP starts with
+// 2-entry rings and its shard's flush buffer, one for all the shard's
+// sessions; with kcp_mem.go off, kcp-go's own 64-entry rings and buffers.
+func TestKCPMemLayout(t *testing.T) {
+	require.NoError(t, kcpMemErr, "kcp-go's KCP is not the layout kcp_mem.go knows")
+	require.NotNil(t, kcpMem)
+
+	m, err := resolveKCPMem(reflect.TypeFor[fakeKCP]())
+	require.NoError(t, err, "the stand-in has the expected layout")
+	require.Equal(t, unsafe.Offsetof(fakeKCP{}.buffer), m.buffer)
+	require.Equal(t, unsafe.Offsetof(fakeRing{}.elements), m.ringElems)
+	for _, bad := range []struct {
+		name string
+		typ  reflect.Type
+	}{
+		{"not a struct", reflect.TypeFor[int]()},
+		{"no buffer", reflect.TypeFor[fakeKCPNoBuffer]()},
+		{"buffer of ints", reflect.TypeFor[fakeKCPIntBuffer]()},
+		{"int32 ring indexes", reflect.TypeFor[fakeKCPRing32]()},
+		{"rings of two types", reflect.TypeFor[fakeKCPMixedRings]()},
+		{"heap of other segments", reflect.TypeFor[fakeKCPOtherHeap]()},
+	} {
+		m, err := resolveKCPMem(bad.typ)
+		require.Error(t, err, bad.name)
+		require.Nil(t, m, bad.name)
+	}
+
+	for _, kcpDefault := range []bool{false, true} {
+		sp := newSessionPairs(t, &Config{}, kcpDefault)
+		msg := []byte("hello")
+		cli1, srv1 := sp.add(t, msg, true)
+		cli2, srv2 := sp.add(t, msg, true)
+		for _, side := range [][2]*Conn{{cli1, cli2}, {srv1, srv2}} {
+			a, b := viewKCP(t, side[0].lanes[0].arq), viewKCP(t, side[1].lanes[0].arq)
+			want := (side[0].ep.set.kcpMTU() + kcp.IKCP_OVERHEAD) * 3
+			require.Equal(t, want, a.bufLen, "the flush buffer keeps kcp-go's size")
+			require.Equal(t, want, b.bufLen)
+			if kcpDefault {
+				require.Equal(t, [3]int{64, 64, 64}, a.rings)
+				require.NotEqual(t, a.buf, b.buf, "kcp-go's own buffer per KCP")
+				continue
+			}
+			require.Equal(t, [3]int{kcpRingEntries, kcpRingEntries, kcpRingEntries}, a.rings)
+			require.Equal(t, [3]int{kcpRingEntries, kcpRingEntries, kcpRingEntries}, b.rings)
+			shared := side[0].shard.kcpMem.flushBuf
+			require.Same(t, side[0].shard, side[1].shard)
+			require.Equal(t, unsafe.Pointer(unsafe.SliceData(shared)), a.buf, "the shard's buffer")
+			require.Equal(t, a.buf, b.buf, "one buffer for the shard's sessions")
+		}
+	}
+}
+
+// memPair drives one session pair of a sessionPairs by hand, with the
+// time given, and records what each side receives.
+type memPair struct {
+	sp         *sessionPairs
+	cli, srv   *Conn
+	cliH, srvH *recordConn
+}
+
+func newMemPair(t testing.TB) *memPair {
+	sp := newSessionPairs(t, &Config{}, false)
+	cli, srv := sp.add(t, []byte("hi"), true)
+	p := &memPair{sp: sp, cli: cli, srv: srv, cliH: newRecordConn(), srvH: newRecordConn()}
+	cli.SetHandler(p.cliH)
+	srv.SetHandler(p.srvH)
+	return p
+}
+
+// exchange runs both sides at now, each timer included, until nothing
+// more is sent.
+func (p *memPair) exchange(now time.Time) {
+	sp := p.sp
+	for range 1000 {
+		p.cli.pump(now)
+		if !p.cli.deadline.After(now) {
+			p.cli.onTimer(now)
+		}
+		p.cli.shard.flushSends()
+		toSrv := sp.cliOut.take()
+		feed(p.srv, toSrv, sp.cliAP, now)
+		p.srv.pump(now)
+		if !p.srv.deadline.After(now) {
+			p.srv.onTimer(now)
+		}
+		p.srv.shard.flushSends()
+		toCli := sp.srvOut.take()
+		feed(p.cli, toCli, sp.srvAP, now)
+		if len(toSrv) == 0 && len(toCli) == 0 {
+			return
+		}
+	}
+	panic("exchange did not settle")
+}
+
+// wait moves both sides to now through their timers, as the shard does
+// when a session's deadline passes.
+func (p *memPair) wait(now time.Time) {
+	for _, c := range []*Conn{p.cli, p.srv} {
+		if !c.deadline.IsZero() && !c.deadline.After(now) {
+			c.onTimer(now)
+		} else {
+			c.reschedule(now)
+		}
+	}
+	p.exchange(now)
+}
+
+// burst writes n messages of size bytes from the client and returns them.
+func (p *memPair) burst(t testing.TB, n, size int, seed uint64) [][]byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	msgs := make([][]byte, n)
+	for i := range msgs {
+		msgs[i] = make([]byte, size)
+		for j := range msgs[i] {
+			msgs[i][j] = byte(r.Uint32())
+		}
+		_, err := p.cli.Write(msgs[i])
+		require.NoError(t, err)
+	}
+	return msgs
+}
+
+// TestKCPMemTrim: a burst grows the lane's KCP past its 2-entry rings
+// (and its ACK list and inflight list past their minimum); once the lane
+// has been quiet for kcpTrimDelay, with no other traffic, the session's
+// own timer gives the memory back, not earlier, and any activity in the
+// meantime restarts the delay. After a trim the lane carries bursts as
+// before, exactly.
+func TestKCPMemTrim(t *testing.T) {
+	p := newMemPair(t)
+	t0 := time.Now()
+	var want [][]byte
+	want = append(want, p.burst(t, 100, 1000, 1)...)
+	p.cli.pump(t0)
+	cliK, srvK := p.cli.lanes[0].arq, p.srv.lanes[0].arq
+	require.Greater(t, viewKCP(t, cliK).rings[2], 8, "100 segments in flight: snd_buf grew past 8")
+	p.exchange(t0)
+	_, got, _ := p.srvH.snapshot()
+	require.Equal(t, want, got)
+	require.True(t, kcpQuiet(cliK) && kcpQuiet(srvK), "everything acknowledged")
+	require.True(t, kcpGrown(cliK), "still holding the burst's memory")
+	require.Greater(t, viewKCP(t, srvK).ackCap, kcpMinEntries, "the receiver's ACK list grew")
+	require.Greater(t, cap(p.cli.lanes[0].inflight), kcpMinEntries)
+	require.False(t, p.cli.deadline.After(t0.Add(kcpTrimDelay)), "the trim is on the session's timer")
+
+	p.wait(t0.Add(kcpTrimDelay - time.Millisecond))
+	require.True(t, kcpGrown(cliK), "trimmed before the lane was quiet for kcpTrimDelay")
+	p.wait(t0.Add(kcpTrimDelay))
+	for _, c := range []*Conn{p.cli, p.srv} {
+		v := viewKCP(t, c.lanes[0].arq)
+		require.Equal(t, [3]int{kcpRingEntries, kcpRingEntries, kcpRingEntries}, v.rings)
+		require.LessOrEqual(t, v.heapCap, kcpMinEntries)
+		require.LessOrEqual(t, v.ackCap, kcpMinEntries)
+		require.LessOrEqual(t, cap(c.lanes[0].inflight), kcpMinEntries)
+		require.LessOrEqual(t, len(c.lanes[0].lat.ring), trackerMinSlots)
+		require.False(t, kcpGrown(c.lanes[0].arq))
+		require.Zero(t, c.lanes[0].trimAt, "nothing left to trim: disarmed")
+	}
+
+	// Activity restarts the delay: a message at t1+600ms, quiet again at
+	// once, so the trim comes at t1+1600ms, not t1+1s.
+	t1 := t0.Add(5 * time.Second)
+	want = append(want, p.burst(t, 50, 3000, 2)...)
+	p.exchange(t1)
+	require.True(t, kcpGrown(cliK))
+	want = append(want, p.burst(t, 1, 10, 3)...)
+	p.exchange(t1.Add(600 * time.Millisecond))
+	p.wait(t1.Add(kcpTrimDelay))
+	require.True(t, kcpGrown(cliK), "the message at +600ms restarted the delay")
+	p.wait(t1.Add(600*time.Millisecond + kcpTrimDelay))
+	require.False(t, kcpGrown(cliK))
+
+	// And the trimmed rings grow again for the next burst.
+	t2 := t1.Add(5 * time.Second)
+	want = append(want, p.burst(t, 200, 500, 4)...)
+	p.exchange(t2)
+	_, got, _ = p.srvH.snapshot()
+	require.Equal(t, want, got, "every message, in order, once")
+	require.True(t, kcpGrown(cliK))
+}
+
+// TestKCPMemSharedBufferLossy: two clients push several MB each, in large
+// messages, through one server shard whose two sessions share one KCP
+// flush buffer and echo everything back, over links with loss and
+// reordering, so the shard's flushes of the two sessions (new data,
+// retransmissions, ACKs) interleave. Every message must arrive intact, in
+// order, once, both ways. Afterwards, with heartbeats too rare to wake
+// anyone, each session's own timer trims its grown KCP within
+// kcpTrimDelay of going quiet.
+func TestKCPMemSharedBufferLossy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n, size := 48, 48<<10 // 2.3 MB per client each way
+		if raceEnabled {
+			n = 12
+		}
+		quietHB := &Config{HeartbeatInterval: time.Hour, IdleTimeout: 2 * time.Hour}
+		srvCfg := quietHB.Clone()
+		srvCfg.Workers = 1
+		p := newSimPair(t, 7, srvCfg, quietHB, false)
+		p.srvH.newConn = func() *recordConn { r := newRecordConn(); r.echo = true; return r }
+		p.net.SetDefault(netsim.Impairment{Loss: 0.05, Reorder: 0.05, Delay: 5 * time.Millisecond, Jitter: 2 * time.Millisecond})
+		require.NoError(t, p.cli.Start(context.Background()))
+
+		pc2, err := p.net.Listen("10.0.0.3:5000")
+		require.NoError(t, err)
+		cli2H := newRecordConn()
+		cli2, err := NewClient(pc2, p.srvPC.LocalAddr(), cli2H, p.cliCfg)
+		require.NoError(t, err)
+		t.Cleanup(func() { cli2.Close() })
+		require.NoError(t, cli2.Start(context.Background()))
+
+		msg := func(client, i int) []byte {
+			b := make([]byte, size-i*97) // sizes differ: segment boundaries move
+			r := rand.New(rand.NewPCG(uint64(client), uint64(i)))
+			for j := range b {
+				b[j] = byte(r.Uint32())
+			}
+			binary.LittleEndian.PutUint32(b, uint32(client<<16|i))
+			return b
+		}
+		clients := []struct {
+			conn *Conn
+			h    *recordConn
+		}{{p.cli.Conn(), p.cliH}, {cli2.Conn(), cli2H}}
+		done := make(chan struct{}, len(clients))
+		for ci, c := range clients {
+			go func() {
+				const window = 6 // keeps the echo side's queue under SendQueueBytes
+				for i := range n {
+					for {
+						_, got, _ := c.h.snapshot()
+						if i-len(got) < window {
+							break
+						}
+						time.Sleep(5 * time.Millisecond)
+					}
+					writeRetry(t, c.conn, msg(ci, i))
+				}
+				done <- struct{}{}
+			}()
+		}
+		for range clients {
+			<-done
+		}
+		for {
+			_, a, _ := p.cliH.snapshot()
+			_, b, _ := cli2H.snapshot()
+			if len(a) >= n && len(b) >= n {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		synctest.Wait()
+		srvConns := func() []*Conn {
+			p.srvH.mu.Lock()
+			defer p.srvH.mu.Unlock()
+			return append([]*Conn(nil), p.srvH.conns...)
+		}()
+		require.Len(t, srvConns, 2)
+		for ci, c := range clients {
+			_, echoed, _ := c.h.snapshot()
+			require.Len(t, echoed, n, "client %d", ci)
+			var srvH *recordConn
+			for i, sc := range srvConns {
+				if sc.RemoteAddr().String() == c.conn.LocalAddr().String() {
+					srvH = p.srvH.handler(i)
+				}
+			}
+			require.NotNil(t, srvH)
+			_, got, _ := srvH.snapshot()
+			require.Len(t, got, n, "client %d", ci)
+			for i := range n {
+				want := msg(ci, i)
+				require.True(t, bytes.Equal(want, got[i]), "client %d message %d differs at the server", ci, i)
+				require.True(t, bytes.Equal(want, echoed[i]), "client %d message %d differs in the echo", ci, i)
+			}
+			require.Positive(t, c.conn.Stats().Retransmissions, "5%% loss must cost retransmissions")
+		}
+
+		// The server's sessions shared the shard's buffer, and grew.
+		a, b := viewKCP(t, srvConns[0].lanes[0].arq), viewKCP(t, srvConns[1].lanes[0].arq)
+		require.Equal(t, a.buf, b.buf)
+		require.Equal(t, unsafe.Pointer(unsafe.SliceData(srvConns[0].shard.kcpMem.flushBuf)), a.buf)
+		all := append(srvConns, clients[0].conn, clients[1].conn)
+		grown := 0
+		for _, c := range all {
+			if kcpGrown(c.lanes[0].arq) {
+				grown++
+			}
+		}
+		require.Positive(t, grown, "large messages grow the rings")
+		t.Logf("grown %d of %d; net %+v; client retrans %d", grown, len(all), p.net.Stats(), clients[0].conn.Stats().Retransmissions)
+
+		// Quiet for kcpTrimDelay: every session trims by its own timer.
+		time.Sleep(kcpTrimDelay + 100*time.Millisecond)
+		synctest.Wait()
+		for i, c := range all {
+			require.False(t, kcpGrown(c.lanes[0].arq), "session %d not trimmed", i)
+			require.Equal(t, [3]int{kcpRingEntries, kcpRingEntries, kcpRingEntries}, viewKCP(t, c.lanes[0].arq).rings)
+		}
+	})
+}

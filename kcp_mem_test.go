@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"reflect"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -288,31 +289,73 @@ func TestKCPMemTrim(t *testing.T) {
 	require.True(t, kcpGrown(cliK))
 }
 
+// kcpMemProbe records, on the shard goroutine that owns each session (in
+// its OnNewDataComing), what kcp_mem.go left in the session's lane-0 KCP:
+// state the test goroutine may not read itself while the shards run.
+type kcpMemProbe struct {
+	mu         sync.Mutex
+	shared     int // deliveries whose KCP used its shard's flush buffer
+	notShared  int
+	grown      int // deliveries of bulk messages with a grown KCP
+	probes     int // deliveries of "probe"
+	probeGrown int // ... with a grown KCP (should be trimmed by then)
+}
+
+func (pr *kcpMemProbe) record(t testing.TB, c *Conn, data []byte) {
+	k := c.lanes[0].arq
+	v := viewKCP(t, k)
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if v.buf == unsafe.Pointer(unsafe.SliceData(c.shard.kcpMem.flushBuf)) {
+		pr.shared++
+	} else {
+		pr.notShared++
+	}
+	switch {
+	case string(data) == "probe":
+		pr.probes++
+		if kcpGrown(k) {
+			pr.probeGrown++
+		}
+	case kcpGrown(k):
+		pr.grown++
+	}
+}
+
 // TestKCPMemSharedBufferLossy: two clients push several MB each, in large
 // messages, through one server shard whose two sessions share one KCP
 // flush buffer and echo everything back, over links with loss and
 // reordering, so the shard's flushes of the two sessions (new data,
 // retransmissions, ACKs) interleave. Every message must arrive intact, in
-// order, once, both ways. Afterwards, with heartbeats too rare to wake
-// anyone, each session's own timer trims its grown KCP within
-// kcpTrimDelay of going quiet.
+// order, once, both ways, and the KCPs grow their rings for it. Then, with
+// heartbeats too rare to wake anyone, each session's own timer trims its
+// KCP within kcpTrimDelay of going quiet: a probe message sent after that
+// finds every KCP back at its baseline.
 func TestKCPMemSharedBufferLossy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n, size := 48, 48<<10 // 2.3 MB per client each way
 		if raceEnabled {
 			n = 12
 		}
+		var srvProbe, cliProbe kcpMemProbe
 		quietHB := &Config{HeartbeatInterval: time.Hour, IdleTimeout: 2 * time.Hour}
 		srvCfg := quietHB.Clone()
 		srvCfg.Workers = 1
 		p := newSimPair(t, 7, srvCfg, quietHB, false)
-		p.srvH.newConn = func() *recordConn { r := newRecordConn(); r.echo = true; return r }
+		p.srvH.newConn = func() *recordConn {
+			r := newRecordConn()
+			r.echo = true
+			r.onData = func(c *Conn, data []byte) { srvProbe.record(t, c, data) }
+			return r
+		}
 		p.net.SetDefault(netsim.Impairment{Loss: 0.05, Reorder: 0.05, Delay: 5 * time.Millisecond, Jitter: 2 * time.Millisecond})
+		p.cliH.onData = func(c *Conn, data []byte) { cliProbe.record(t, c, data) }
 		require.NoError(t, p.cli.Start(context.Background()))
 
 		pc2, err := p.net.Listen("10.0.0.3:5000")
 		require.NoError(t, err)
 		cli2H := newRecordConn()
+		cli2H.onData = p.cliH.onData
 		cli2, err := NewClient(pc2, p.srvPC.LocalAddr(), cli2H, p.cliCfg)
 		require.NoError(t, err)
 		t.Cleanup(func() { cli2.Close() })
@@ -351,20 +394,21 @@ func TestKCPMemSharedBufferLossy(t *testing.T) {
 		for range clients {
 			<-done
 		}
-		for {
-			_, a, _ := p.cliH.snapshot()
-			_, b, _ := cli2H.snapshot()
-			if len(a) >= n && len(b) >= n {
-				break
+		waitEchoes := func(want int) {
+			for {
+				_, a, _ := p.cliH.snapshot()
+				_, b, _ := cli2H.snapshot()
+				if len(a) >= want && len(b) >= want {
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
-			time.Sleep(10 * time.Millisecond)
 		}
-		synctest.Wait()
-		srvConns := func() []*Conn {
-			p.srvH.mu.Lock()
-			defer p.srvH.mu.Unlock()
-			return append([]*Conn(nil), p.srvH.conns...)
-		}()
+		waitEchoes(n)
+
+		p.srvH.mu.Lock()
+		srvConns := append([]*Conn(nil), p.srvH.conns...)
+		p.srvH.mu.Unlock()
 		require.Len(t, srvConns, 2)
 		for ci, c := range clients {
 			_, echoed, _ := c.h.snapshot()
@@ -386,26 +430,23 @@ func TestKCPMemSharedBufferLossy(t *testing.T) {
 			require.Positive(t, c.conn.Stats().Retransmissions, "5%% loss must cost retransmissions")
 		}
 
-		// The server's sessions shared the shard's buffer, and grew.
-		a, b := viewKCP(t, srvConns[0].lanes[0].arq), viewKCP(t, srvConns[1].lanes[0].arq)
-		require.Equal(t, a.buf, b.buf)
-		require.Equal(t, unsafe.Pointer(unsafe.SliceData(srvConns[0].shard.kcpMem.flushBuf)), a.buf)
-		all := append(srvConns, clients[0].conn, clients[1].conn)
-		grown := 0
-		for _, c := range all {
-			if kcpGrown(c.lanes[0].arq) {
-				grown++
-			}
-		}
-		require.Positive(t, grown, "large messages grow the rings")
-		t.Logf("grown %d of %d; net %+v; client retrans %d", grown, len(all), p.net.Stats(), clients[0].conn.Stats().Retransmissions)
-
-		// Quiet for kcpTrimDelay: every session trims by its own timer.
+		// Quiet for kcpTrimDelay: every session trims by its own timer,
+		// which the probe (one small message each way) then sees.
 		time.Sleep(kcpTrimDelay + 100*time.Millisecond)
-		synctest.Wait()
-		for i, c := range all {
-			require.False(t, kcpGrown(c.lanes[0].arq), "session %d not trimmed", i)
-			require.Equal(t, [3]int{kcpRingEntries, kcpRingEntries, kcpRingEntries}, viewKCP(t, c.lanes[0].arq).rings)
+		for _, c := range clients {
+			_, err := c.conn.Write([]byte("probe"))
+			require.NoError(t, err)
 		}
+		waitEchoes(n + 1)
+		for _, pr := range []*kcpMemProbe{&srvProbe, &cliProbe} {
+			pr.mu.Lock()
+			require.Zero(t, pr.notShared, "a KCP without its shard's flush buffer")
+			require.Equal(t, 2*(n+1), pr.shared)
+			require.Positive(t, pr.grown, "large messages grow the rings")
+			require.Equal(t, 2, pr.probes)
+			require.Zero(t, pr.probeGrown, "a KCP not trimmed after kcpTrimDelay")
+			pr.mu.Unlock()
+		}
+		t.Logf("server: %d of %d bulk deliveries on grown rings; net %+v", srvProbe.grown, 2*n, p.net.Stats())
 	})
 }

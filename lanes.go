@@ -151,6 +151,7 @@ type lane struct {
 	minExpiry int64           // earliest expiry not yet lapsed; 0 = none
 	lat       deliveryTracker // delivery latency samples (stats_latency.go)
 	lapsed    int             // lapsed messages in inflight
+	probe     tailProbe       // probe.go
 
 	// Receive side.
 	ackPending bool // arq holds ACKs (or a window answer) not yet flushed
@@ -337,6 +338,18 @@ func (c *Conn) flushLanes() {
 	}
 }
 
+// flushAcks sends the ACKs the lanes owe, without data: the peer's probe
+// timeout assumes acknowledgements are not held back for KCP's interval
+// tick.
+func (c *Conn) flushAcks() {
+	for _, l := range c.lanesByPrio {
+		if l.ackPending && l.arq != nil {
+			kcpFlush(l.arq, kcp.IKCP_FLUSH_ACKONLY)
+		}
+		l.ackPending = false
+	}
+}
+
 // lanesIdle reports whether every message written has been acknowledged.
 func (c *Conn) lanesIdle() bool {
 	for _, l := range c.lanes {
@@ -368,6 +381,7 @@ func (c *Conn) laneTimers(now time.Time) {
 		c.flushLanes()
 	}
 	for _, l := range c.lanesByPrio {
+		c.probeTimer(l, now)
 		if l.arq != nil && (l.ackPending || l.arq.WaitSnd() > 0) && kcpDue(l.arq) {
 			// Update flushes everything on KCP's interval tick. Check may
 			// also be due for a retransmission before that tick, when
@@ -399,6 +413,7 @@ func (c *Conn) lanesDeadline(now time.Time) time.Time {
 		if l.minExpiry != 0 {
 			d = earlier(d, time.Unix(0, l.minExpiry).Add(-margin))
 		}
+		d = earlier(d, l.probe.at)
 	}
 	return d
 }

@@ -260,6 +260,7 @@ func (c *Conn) Stats() ConnStats {
 		MessagesReceived: c.traffic.msgsIn.Load(),
 		Retransmissions:  c.traffic.retrans.Load(),
 		TailProbes:       c.traffic.probes.Load(),
+		WindowProbes:     c.traffic.wndProbes.Load(),
 		RTT:              time.Duration(c.rtt.Load()),
 		RTTVar:           time.Duration(c.rttVar.Load()),
 		Drops:            c.drops.snapshot(),

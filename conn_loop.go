@@ -96,6 +96,11 @@ func (c *Conn) pump(now time.Time) {
 		c.flushAcks()
 	}
 	c.noteQueued()
+	for _, l := range c.lanes {
+		if l.wnd.peerWnd == 0 {
+			c.checkWndProbe(l, now) // new data for a closed window
+		}
+	}
 	if c.state == stateClosing && c.lanesIdle() {
 		c.terminate(ErrConnClosed, closeNormal, true)
 		return

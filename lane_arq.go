@@ -76,7 +76,7 @@ func (c *Conn) laneKCPOutput(l *lane) func([]byte, int) {
 // laneOutput frames a lane's segments: frame type 1 for lane 0, frame type
 // 10 with the lane byte for the others.
 func (c *Conn) laneOutput(l *lane, segs []byte, viaFEC bool) {
-	if h := c.ep.set.testDropLane; h != nil && h(l.id) {
+	if h := c.ep.set.testDropLane; h != nil && h(l.id, segs) {
 		return
 	}
 	// Segments without data (ACKs, window probes and answers) bypass FEC:
@@ -158,6 +158,7 @@ func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 		}
 		c.noteUna(&l.lat, una, c.shard.now)
 		c.laneConfirm(l, una)
+		l.notePeerWnd(p)
 		p = p[kcpOverhead+int(n):]
 		good = len(body) - len(p)
 	}
@@ -167,6 +168,7 @@ func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 	if bad {
 		c.drop(dropMalformed)
 	}
+	c.checkWndProbe(l, c.shard.now)
 	c.laneDeliver(l, false)
 }
 

@@ -152,6 +152,7 @@ type lane struct {
 	lat       deliveryTracker // delivery latency samples (stats_latency.go)
 	lapsed    int             // lapsed messages in inflight
 	probe     tailProbe       // probe.go
+	wnd       wndProbe        // wndprobe.go
 
 	// Receive side.
 	ackPending bool // arq holds ACKs (or a window answer) not yet flushed
@@ -163,6 +164,7 @@ func (c *Conn) initLanes() {
 	c.lanes = make([]*lane, len(cfgs))
 	for i, cfg := range cfgs {
 		l := &lane{id: i, cfg: cfg, outWnd: uint16(min(c.ep.set.recvWindow, 1<<16-1))}
+		l.wnd.peerWnd = kcp.IKCP_WND_RCV // KCP's assumption until the peer says
 		c.lanes[i] = l
 	}
 	c.lanesByPrio = slices.Clone(c.lanes)
@@ -382,6 +384,7 @@ func (c *Conn) laneTimers(now time.Time) {
 	}
 	for _, l := range c.lanesByPrio {
 		c.probeTimer(l, now)
+		c.wndProbeTimer(l, now)
 		if l.arq != nil && (l.ackPending || l.arq.WaitSnd() > 0) && kcpDue(l.arq) {
 			// Update flushes everything on KCP's interval tick. Check may
 			// also be due for a retransmission before that tick, when
@@ -414,6 +417,7 @@ func (c *Conn) lanesDeadline(now time.Time) time.Time {
 			d = earlier(d, time.Unix(0, l.minExpiry).Add(-margin))
 		}
 		d = earlier(d, l.probe.at)
+		d = earlier(d, l.wnd.at)
 	}
 	return d
 }

@@ -2,20 +2,23 @@ package uxp
 
 import (
 	"bytes"
+	"encoding/binary"
+	"io"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	kcp "github.com/xtaci/kcp-go/v5"
 
 	"github.com/uxp-go/uxp/internal/netsim"
 )
 
 // dropNextLane returns a testDropLane hook that drops the lane frame sent
 // after arm is set, and only that one.
-func dropNextLane(arm *atomic.Bool) func(int) bool {
-	return func(int) bool { return arm.CompareAndSwap(true, false) }
+func dropNextLane(arm *atomic.Bool) func(int, []byte) bool {
+	return func(int, []byte) bool { return arm.CompareAndSwap(true, false) }
 }
 
 // probeWarmup sends n messages 10 ms apart, so that the session has data
@@ -154,5 +157,46 @@ func TestAdaptiveFECShortPath(t *testing.T) {
 		require.Less(t, p95, 15*time.Millisecond, "losses repaired by probes, not KCP's 30 ms timeout")
 		t.Logf("parity overhead %.3f, probes %d, retransmissions %d, latency p50 %v p95 %v p99 %v",
 			overhead, st.TailProbes, st.Retransmissions, st.Latency.Quantile(0.5), p95, p99)
+	})
+}
+
+// TestWindowProbeLostUpdate: a reader pauses until the sender's window is
+// closed, then reads again, and the one window update that reopens it is
+// lost. The sender's own window probes find the open window within about a
+// second, where KCP alone would wait for its next probe, 7.4 s later.
+func TestWindowProbeLostUpdate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var dropped atomic.Int32
+		srv := &Config{}
+		srv.testDropLane = func(_ int, segs []byte) bool {
+			for p := segs; len(p) >= kcpOverhead; p = p[kcpOverhead+int(binary.LittleEndian.Uint32(p[20:24])):] {
+				if p[4] == kcp.IKCP_CMD_WINS && binary.LittleEndian.Uint16(p[6:8]) > 0 {
+					return dropped.CompareAndSwap(0, 1)
+				}
+			}
+			return false
+		}
+		p := newStreamPair(t, 35, netsim.Impairment{Delay: 5 * time.Millisecond}, srv, nil)
+		data := testMessage(35, 4<<20)
+		go func() {
+			_, _ = p.cli.Write(data)
+		}()
+		// The receive buffer and KCP's window fill; the reader stays away
+		// long enough for KCP's own window probes (500 ms, growing by
+		// half each time) to be 13 s apart.
+		time.Sleep(30 * time.Second)
+		st := p.cli.Session().Stats()
+		require.Positive(t, st.SendQueueBytes, "the writer is blocked by the closed window")
+
+		start := time.Now()
+		got := make([]byte, len(data))
+		_, err := io.ReadFull(p.srv, got)
+		require.NoError(t, err)
+		took := time.Since(start)
+		require.True(t, bytes.Equal(data, got), "data mismatch")
+		require.EqualValues(t, 1, dropped.Load(), "the reopening window update was dropped")
+		require.Less(t, took, 3*time.Second, "the sender found the open window by its own probes, not KCP's next one")
+		require.Positive(t, p.cli.Session().Stats().WindowProbes)
+		t.Logf("read 4 MiB in %v after the lost window update; %d window probes", took, p.cli.Session().Stats().WindowProbes)
 	})
 }

@@ -53,6 +53,9 @@ type ConnStats struct {
 	// TailProbes counts data segments resent because no acknowledgement
 	// came within one probe timeout (probe.go).
 	TailProbes uint64
+	// WindowProbes counts window probes sent while the peer advertised a
+	// closed receive window and data was waiting (wndprobe.go).
+	WindowProbes uint64
 	// RTT and RTTVar are the smoothed heartbeat round-trip time and its
 	// variation (RFC 6298), zero until a heartbeat was answered. Clients
 	// time their pings; servers time their pongs, from the server time
@@ -164,7 +167,7 @@ type trafficCounter = atomic.Uint64
 
 // trafficCounters are written by one owner (a shard) and read by Stats.
 type trafficCounters struct {
-	bytesOut, bytesIn, packetsOut, packetsIn, msgsOut, msgsIn, retrans, probes trafficCounter
+	bytesOut, bytesIn, packetsOut, packetsIn, msgsOut, msgsIn, retrans, probes, wndProbes trafficCounter
 
 	fecDataOut, fecParityOut, fecDataIn, fecParityIn, fecRecovered, fecExpired trafficCounter
 

@@ -76,8 +76,9 @@ type Conn struct {
 	exhausted    bool       // sendCounter reached replay.RejectAfter
 	replay       replay.Window
 	hb           heartbeat
-	handshakeBy  time.Time // stateHalfOpen: drop the session if not confirmed by then
-	lingerUntil  time.Time // stateClosing
+	dataRTT      rttEstimator // data round trips, for tail probes (probe.go)
+	handshakeBy  time.Time    // stateHalfOpen: drop the session if not confirmed by then
+	lingerUntil  time.Time    // stateClosing
 	pendSpare    []byte
 	laneScratch  []byte // one lane message with its header, for KCP Send
 	frameScratch []byte // one inner frame, for FEC
@@ -258,6 +259,8 @@ func (c *Conn) Stats() ConnStats {
 		MessagesSent:     c.traffic.msgsOut.Load(),
 		MessagesReceived: c.traffic.msgsIn.Load(),
 		Retransmissions:  c.traffic.retrans.Load(),
+		TailProbes:       c.traffic.probes.Load(),
+		WindowProbes:     c.traffic.wndProbes.Load(),
 		RTT:              time.Duration(c.rtt.Load()),
 		RTTVar:           time.Duration(c.rttVar.Load()),
 		Drops:            c.drops.snapshot(),

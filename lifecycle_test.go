@@ -150,14 +150,19 @@ func (panicConn) OnNewDataComing(*Conn, []byte) { panic("handler bug") }
 func TestCallbackPanicClosesOnlyThatSession(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newSimPair(t, 5, nil, nil, false)
-		first := true
+		// The server announces a session when the client's first packet
+		// confirms it, so the two sessions may be announced in either
+		// order: pick the buggy handler by the client's address.
+		buggy := p.cliPC.LocalAddr().String()
 		p.srvH.newConn = func() *recordConn {
 			r := newRecordConn()
-			if first {
-				r.onData = func(*Conn, []byte) { panic("handler bug") }
-				first = false
-			} else {
-				r.echo = true
+			r.onData = func(c *Conn, data []byte) {
+				if c.RemoteAddr().String() == buggy {
+					panic("handler bug")
+				}
+				if _, err := c.Write(data); err != nil {
+					panic(fmt.Sprintf("echo write: %v", err))
+				}
 			}
 			return r
 		}
@@ -179,7 +184,16 @@ func TestCallbackPanicClosesOnlyThatSession(t *testing.T) {
 		// The server sends its close packet before it runs OnClosed, so
 		// the client can finish first: let the server's shard settle.
 		synctest.Wait()
-		_, _, srvClosed := p.srvH.handler(0).snapshot()
+		p.srvH.mu.Lock()
+		var bugH *recordConn
+		for i, c := range p.srvH.conns {
+			if c.RemoteAddr().String() == buggy {
+				bugH = p.srvH.handlers[i]
+			}
+		}
+		p.srvH.mu.Unlock()
+		require.NotNil(t, bugH)
+		_, _, srvClosed := bugH.snapshot()
 		require.Len(t, srvClosed, 1)
 		var pe *CallbackPanicError
 		require.ErrorAs(t, srvClosed[0], &pe)

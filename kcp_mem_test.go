@@ -450,3 +450,29 @@ func TestKCPMemSharedBufferLossy(t *testing.T) {
 		t.Logf("server: %d of %d bulk deliveries on grown rings; net %+v", srvProbe.grown, 2*n, p.net.Stats())
 	})
 }
+
+// TestKCPMemSteadyEcho: the 10k-session benchmark's traffic, one 100-byte
+// message a second echoed back, fits the 2-entry rings: nothing grows, no
+// trim is ever armed (no extra timer wake-ups), every echo arrives.
+func TestKCPMemSteadyEcho(t *testing.T) {
+	p := newMemPair(t)
+	p.srvH.echo = true
+	now := time.Now()
+	msg := make([]byte, 100)
+	for i := range 30 {
+		now = now.Add(time.Second)
+		msg[0] = byte(i)
+		_, err := p.cli.Write(msg)
+		require.NoError(t, err)
+		p.exchange(now)
+		for _, c := range []*Conn{p.cli, p.srv} {
+			l := c.lanes[0]
+			require.False(t, kcpGrown(l.arq), "round %d", i)
+			require.Equal(t, [3]int{kcpRingEntries, kcpRingEntries, kcpRingEntries}, viewKCP(t, l.arq).rings)
+			require.Zero(t, l.trimAt, "round %d: a trim armed", i)
+		}
+		_, echoed, _ := p.cliH.snapshot()
+		require.Len(t, echoed, i+1)
+		require.Equal(t, msg, echoed[i])
+	}
+}

@@ -101,7 +101,7 @@ func TestLaneUnaAhead(t *testing.T) {
 	require.Zero(t, p.srv.lanes[0].waitSnd())
 }
 
-// TestLaneKCPOnFirstUse: a lane's KCP (about 20 KB) exists only once the
+// TestLaneKCPOnFirstUse: a lane's KCP (about 1 KB) exists only once the
 // lane carries something, on each side independently; a lane first used
 // by receiving works like one first used by sending.
 func TestLaneKCPOnFirstUse(t *testing.T) {

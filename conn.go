@@ -62,23 +62,28 @@ type Conn struct {
 	latency    histogramCounters
 
 	// Owned by the shard.
-	state        connState
-	added        bool
-	touched      bool
-	heapIndex    int
-	deadline     time.Time
-	remoteAP     netip.AddrPort
-	lanes        []*lane // fixed at creation; lane counters are read by Stats
-	lanesByPrio  []*lane
-	keys         rekeyState // transport keys, by generation (rekey.go)
-	path         pathState  // server: validation of a new peer address (path.go)
-	sendCounter  uint64     // runs on across rekeys
-	exhausted    bool       // sendCounter reached replay.RejectAfter
-	replay       replay.Window
-	hb           heartbeat
-	dataRTT      rttEstimator // data round trips, for tail probes (probe.go)
-	handshakeBy  time.Time    // stateHalfOpen: drop the session if not confirmed by then
-	lingerUntil  time.Time    // stateClosing
+	state       connState
+	added       bool
+	touched     bool
+	heapIndex   int
+	deadline    time.Time
+	remoteAP    netip.AddrPort
+	lanes       []*lane // fixed at creation; lane counters are read by Stats
+	lanesByPrio []*lane
+	keys        rekeyState // transport keys, by generation (rekey.go)
+	path        pathState  // server: validation of a new peer address (path.go)
+	sendCounter uint64     // runs on across rekeys
+	exhausted   bool       // sendCounter reached replay.RejectAfter
+	replay      replay.Window
+	hb          heartbeat
+	dataRTT     rttEstimator // data round trips, for tail probes (probe.go)
+	// A client session's stateless reset token and the only address a
+	// reset is accepted from; written before the session is in the
+	// table, then immutable.
+	resetToken   [resetTokenSize]byte
+	resetFrom    netip.AddrPort
+	handshakeBy  time.Time // stateHalfOpen: drop the session if not confirmed by then
+	lingerUntil  time.Time // stateClosing
 	pendSpare    []byte
 	laneScratch  []byte // one lane message with its header, for KCP Send
 	frameScratch []byte // one inner frame, for FEC

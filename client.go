@@ -341,12 +341,8 @@ func (c *Client) handleControl(bp *packetBuf, n int, from netip.AddrPort) {
 		}
 		c.hstats.resetsReceived.Add(1)
 		// The session is owned by its shard: hand it the reset.
-		select {
-		case conn.shard.in <- inbound{buf: bp, n: n, from: from, conn: conn}:
-			return
-		default:
-			conn.drop(dropOverload)
-		}
+		c.ep.stage(conn, bp, n, from)
+		return
 	default:
 		c.ep.drops.malformed.Add(1)
 	}

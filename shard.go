@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -13,12 +14,15 @@ import (
 // goroutine or ticker of its own.
 //
 // Other goroutines reach a session through the shard: the read loop sends
-// datagrams on in (arrival order is kept per session), and Write, Close and
-// the handshake path post the session on the ready list and wake the loop.
+// batches of datagrams on in (batch_inbound.go; arrival order is kept per
+// session), and Write, Close and the handshake path post the session on
+// the ready list and wake the loop.
 type shard struct {
-	ep   *endpoint
-	in   chan inbound
-	wake chan struct{} // capacity 1: a pending wake-up is enough
+	ep     *endpoint
+	idx    int // index in ep.shards
+	in     chan *inboundBatch
+	queued atomic.Int64  // datagrams in the batches on in (read loop adds, shard subtracts)
+	wake   chan struct{} // capacity 1: a pending wake-up is enough
 
 	mu         sync.Mutex
 	ready      []*Conn // sessions with posted work, guarded by mu
@@ -31,8 +35,8 @@ type shard struct {
 	timerAt time.Time
 	touched []*Conn    // sessions that took input in the current batch
 	now     time.Time  // when the current event began
-	out     sendBatch  // datagrams sealed in this event, sent when it ends
-	gso     *gsoSender // nil without UDP GSO
+	out     sendBatch    // datagrams sealed in this event, sent when it ends
+	bs      *batchSender // nil without batched sends (off Linux, other PacketConns)
 	recvBuf []byte     // one reassembled message at a time
 
 	traffic trafficCounters
@@ -51,20 +55,21 @@ type inbound struct {
 /* Implementation constants */
 const (
 	shardQueueLen = 4096 // datagrams a worker may lag behind before dropping
-	batchLimit    = 128  // datagrams handled before flushing ACKs
+	batchLimit    = 128  // datagrams handled before flushing ACKs (at least one whole hand-off)
 )
 
-func newShard(ep *endpoint) *shard {
+func newShard(ep *endpoint, idx int) *shard {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	var gso *gsoSender
+	var bs *batchSender
 	if ep.udp != nil {
-		gso = newGSO(ep.udp)
+		bs = newBatchSender(ep.udp)
 	}
 	return &shard{
-		gso:     gso,
+		bs:      bs,
 		ep:      ep,
-		in:      make(chan inbound, shardQueueLen),
+		idx:     idx,
+		in:      make(chan *inboundBatch, shardQueueLen),
 		wake:    make(chan struct{}, 1),
 		timer:   t,
 		conns:   make(map[*Conn]struct{}),
@@ -93,20 +98,19 @@ func (s *shard) loop() {
 	defer close(s.done)
 	for {
 		select {
-		case p := <-s.in:
-			now := time.Now()
-			s.now = now
-			s.handle(p, now)
+		case b := <-s.in:
+			s.now = time.Now()
+			handled := s.handleBatch(b)
 		batch:
-			for range batchLimit {
+			for handled < batchLimit {
 				select {
-				case p = <-s.in:
-					s.handle(p, now)
+				case b = <-s.in:
+					handled += s.handleBatch(b)
 				default:
 					break batch
 				}
 			}
-			s.flushTouched(now)
+			s.flushTouched(s.now)
 		case <-s.wake:
 			s.now = time.Now()
 			s.drainReady(s.now)
@@ -219,8 +223,8 @@ func (s *shard) shutdown() {
 	}
 	for {
 		select {
-		case p := <-s.in:
-			putPacketBuf(p.buf)
+		case b := <-s.in:
+			s.discardBatch(b)
 		default:
 			return
 		}

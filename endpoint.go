@@ -49,7 +49,7 @@ type endpoint struct {
 	stopping   bool      // stop was called; start then launches nothing; guarded by runMu
 	socketOnce sync.Once // closes pc
 	wg         sync.WaitGroup
-	readErr    error       // set by readLoop before it exits
+	readErr    error           // set by readLoop before it exits
 	gsoOff     atomic.Bool     // set when the socket refused a GSO send
 	batch      *batchReader    // server on Linux: recvmmsg (with GRO); nil reads one datagram per call
 	staged     []*inboundBatch // per shard: datagrams of the current read; read loop only

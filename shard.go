@@ -33,11 +33,11 @@ type shard struct {
 	timers  connHeap
 	timer   *time.Timer
 	timerAt time.Time
-	touched []*Conn    // sessions that took input in the current batch
-	now     time.Time  // when the current event began
+	touched []*Conn      // sessions that took input in the current batch
+	now     time.Time    // when the current event began
 	out     sendBatch    // datagrams sealed in this event, sent when it ends
 	bs      *batchSender // nil without batched sends (off Linux, other PacketConns)
-	recvBuf []byte     // one reassembled message at a time
+	recvBuf []byte       // one reassembled message at a time
 
 	traffic trafficCounters
 	drops   dropCounters

@@ -1,7 +1,6 @@
 package uxp
 
 import (
-	"container/heap"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -167,12 +166,13 @@ func (s *shard) drainReady(now time.Time) {
 }
 
 func (s *shard) runTimers(now time.Time) {
+	at := s.key(now)
 	for len(s.timers) > 0 {
-		c := s.timers[0]
-		if c.deadline.After(now) {
+		e := s.timers[0]
+		if e.at > at {
 			return
 		}
-		c.onTimer(now)
+		e.c.onTimer(now) // reschedules or removes e.c
 	}
 }
 
@@ -182,14 +182,20 @@ func (s *shard) schedule(c *Conn) {
 	switch {
 	case c.deadline.IsZero():
 		if c.heapIndex >= 0 {
-			heap.Remove(&s.timers, c.heapIndex)
+			s.timers.remove(c.heapIndex)
 		}
 	case c.heapIndex >= 0:
-		heap.Fix(&s.timers, c.heapIndex)
+		if at := s.key(c.deadline); at != s.timers[c.heapIndex].at {
+			s.timers.fix(c.heapIndex, timerEntry{at: at, c: c})
+		}
 	default:
-		heap.Push(&s.timers, c)
+		s.timers.push(timerEntry{at: s.key(c.deadline), c: c})
 	}
 }
+
+// key is a deadline as the heap orders it: nanoseconds since the
+// endpoint's epoch (monotonic, as both come from time.Now).
+func (s *shard) key(t time.Time) int64 { return int64(t.Sub(s.ep.epoch)) }
 
 func (s *shard) armTimer() {
 	if len(s.timers) == 0 {
@@ -199,7 +205,7 @@ func (s *shard) armTimer() {
 		}
 		return
 	}
-	next := s.timers[0].deadline
+	next := s.timers[0].c.deadline
 	if next.Equal(s.timerAt) {
 		return
 	}
@@ -231,27 +237,80 @@ func (s *shard) shutdown() {
 	}
 }
 
-// connHeap is a min-heap of sessions by deadline.
-type connHeap []*Conn
+// connHeap is a min-heap of sessions by deadline. Each entry carries its
+// deadline as an integer next to the session pointer, so that sifting
+// compares entries in the heap's own array instead of loading a deadline
+// from every Conn it passes (a cache miss each at 10k sessions).
+type connHeap []timerEntry
 
-func (h connHeap) Len() int           { return len(h) }
-func (h connHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
-func (h connHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIndex = i
-	h[j].heapIndex = j
+type timerEntry struct {
+	at int64 // shard.key(c.deadline)
+	c  *Conn
 }
-func (h *connHeap) Push(x any) {
-	c := x.(*Conn)
-	c.heapIndex = len(*h)
-	*h = append(*h, c)
+
+func (h connHeap) set(i int, e timerEntry) {
+	h[i] = e
+	e.c.heapIndex = i
 }
-func (h *connHeap) Pop() any {
+
+func (h *connHeap) push(e timerEntry) {
+	*h = append(*h, e)
+	h.up(len(*h)-1, e)
+}
+
+// remove takes out entry i.
+func (h *connHeap) remove(i int) {
 	old := *h
-	n := len(old)
-	c := old[n-1]
-	old[n-1] = nil
-	c.heapIndex = -1
-	*h = old[:n-1]
-	return c
+	n := len(old) - 1
+	old[i].c.heapIndex = -1
+	last := old[n]
+	old[n] = timerEntry{}
+	*h = old[:n]
+	if i < n {
+		h.fix(i, last)
+	}
+}
+
+// fix puts e in slot i and restores the heap order.
+func (h connHeap) fix(i int, e timerEntry) {
+	if !h.up(i, e) {
+		h.down(i, e)
+	}
+}
+
+// up moves e, destined for slot i, towards the root; it reports whether
+// e moved.
+func (h connHeap) up(i int, e timerEntry) bool {
+	start := i
+	for i > 0 {
+		p := (i - 1) / 2
+		if h[p].at <= e.at {
+			break
+		}
+		h.set(i, h[p])
+		i = p
+	}
+	h.set(i, e)
+	return i != start
+}
+
+// down moves e, destined for slot i, towards the leaves.
+func (h connHeap) down(i int, e timerEntry) {
+	n := len(h)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && h[r].at < h[l].at {
+			m = r
+		}
+		if h[m].at >= e.at {
+			break
+		}
+		h.set(i, h[m])
+		i = m
+	}
+	h.set(i, e)
 }

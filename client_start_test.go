@@ -101,7 +101,7 @@ func TestStartFailsWhenSessionSetupFails(t *testing.T) {
 		start := time.Now()
 		go func() { errc <- p.cli.Start(context.Background()) }()
 		time.Sleep(100 * time.Millisecond) // the first response was dropped
-		p.cli.hs.Load().cipher = Cipher(0xff)
+		p.cli.at.hs.Load().cipher = Cipher(0xff)
 		hold.Store(false) // the server answers the retransmission
 		err := <-errc
 		require.Error(t, err)

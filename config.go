@@ -162,8 +162,8 @@ type Config struct {
 	// shards on the way out (after they were counted as sent).
 	testDropShard func(shard []byte) bool
 	// testDropLane, set only by this package's tests, drops chosen lane
-	// frames (data or ACKs) on the way out.
-	testDropLane func(lane int) bool
+	// frames (data or ACKs; segs are their KCP segments) on the way out.
+	testDropLane func(lane int, segs []byte) bool
 	// testStartCounter, tests only: the first packet counter of every
 	// session (to reach counter exhaustion quickly).
 	testStartCounter uint64
@@ -299,7 +299,7 @@ type settings struct {
 	tracer           *slog.Logger
 	fecGroupDelay    time.Duration
 	testDropShard    func(shard []byte) bool
-	testDropLane     func(lane int) bool
+	testDropLane     func(lane int, segs []byte) bool
 	lanes            []LaneConfig // at least one
 	maxSessions      int          // 0: no limit
 	identity         identitySettings

@@ -62,20 +62,26 @@ type Conn struct {
 	latency    histogramCounters
 
 	// Owned by the shard.
-	state        connState
-	added        bool
-	touched      bool
-	heapIndex    int
-	deadline     time.Time
-	remoteAP     netip.AddrPort
-	lanes        []*lane // fixed at creation; lane counters are read by Stats
-	lanesByPrio  []*lane
-	keys         rekeyState // transport keys, by generation (rekey.go)
-	path         pathState  // server: validation of a new peer address (path.go)
-	sendCounter  uint64     // runs on across rekeys
-	exhausted    bool       // sendCounter reached replay.RejectAfter
-	replay       replay.Window
-	hb           heartbeat
+	state       connState
+	added       bool
+	touched     bool
+	heapIndex   int
+	deadline    time.Time
+	remoteAP    netip.AddrPort
+	lanes       []*lane // fixed at creation; lane counters are read by Stats
+	lanesByPrio []*lane
+	keys        rekeyState // transport keys, by generation (rekey.go)
+	path        pathState  // server: validation of a new peer address (path.go)
+	sendCounter uint64     // runs on across rekeys
+	exhausted   bool       // sendCounter reached replay.RejectAfter
+	replay      replay.Window
+	hb          heartbeat
+	dataRTT     rttEstimator // data round trips, for tail probes (probe.go)
+	// A client session's stateless reset token and the only address a
+	// reset is accepted from; written before the session is in the
+	// table, then immutable.
+	resetToken   [resetTokenSize]byte
+	resetFrom    netip.AddrPort
 	handshakeBy  time.Time // stateHalfOpen: drop the session if not confirmed by then
 	lingerUntil  time.Time // stateClosing
 	pendSpare    []byte
@@ -258,6 +264,8 @@ func (c *Conn) Stats() ConnStats {
 		MessagesSent:     c.traffic.msgsOut.Load(),
 		MessagesReceived: c.traffic.msgsIn.Load(),
 		Retransmissions:  c.traffic.retrans.Load(),
+		TailProbes:       c.traffic.probes.Load(),
+		WindowProbes:     c.traffic.wndProbes.Load(),
 		RTT:              time.Duration(c.rtt.Load()),
 		RTTVar:           time.Duration(c.rttVar.Load()),
 		Drops:            c.drops.snapshot(),

@@ -89,8 +89,18 @@ func (c *Conn) pump(now time.Time) {
 	admitted := c.admitLanes() || direct
 	if c.fec.enc == nil || admitted || closeReq || resumed {
 		c.flushLanes()
+	} else if c.fec.dec.Groups() == 0 {
+		// ACKs go at once, unless a group the decoder holds may still
+		// fill a hole they would report: then they wait for KCP's tick,
+		// so that a repair does not race a fast retransmission.
+		c.flushAcks()
 	}
 	c.noteQueued()
+	for _, l := range c.lanes {
+		if l.wnd.peerWnd == 0 {
+			c.checkWndProbe(l, now) // new data for a closed window
+		}
+	}
 	if c.state == stateClosing && c.lanesIdle() {
 		c.terminate(ErrConnClosed, closeNormal, true)
 		return
@@ -436,6 +446,9 @@ func (c *Conn) terminate(err error, reason byte, notify bool) {
 	delete(s.conns, c)
 	c.ep.table.remove(c.id)
 	c.zeroKeys()
+	for _, l := range c.lanes {
+		c.releaseProbe(l)
+	}
 	c.kcpQueued.Store(0)
 	if announced {
 		c.callClosed(err)

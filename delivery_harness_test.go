@@ -86,10 +86,10 @@ func stampLatency(e laneEvent) time.Duration { return e.at.Sub(stampSent(e.data)
 
 // laneDropper returns a testDropLane hook that drops the given fraction of
 // one lane's frames, deterministically.
-func laneDropper(lane int, loss float64, seed uint64) func(int) bool {
+func laneDropper(lane int, loss float64, seed uint64) func(int, []byte) bool {
 	var mu sync.Mutex
 	r := rand.New(rand.NewPCG(seed, 99))
-	return func(l int) bool {
+	return func(l int, _ []byte) bool {
 		if l != lane {
 			return false
 		}

@@ -106,6 +106,10 @@ type fecState struct {
 	lastMax     uint64
 	lastPackets uint64
 	peerLoss    float64 // smoothed loss the peer reports for our packets
+
+	// Data shard rate since the last loss report (parityPays).
+	rateAt   time.Time
+	rateData uint64
 }
 
 func (c *Conn) initFEC(p fecParams, now time.Time) error {
@@ -301,11 +305,38 @@ func (c *Conn) takeLossReport(body []byte) {
 		f.peerLoss = 0.7*f.peerLoss + 0.3*loss
 	}
 	p := parityFor(f.params.data, f.params.maxParity, f.peerLoss)
+	if !c.parityPays(c.shard.now) {
+		p = 0
+	}
 	if p != f.enc.Parity() {
 		if err := f.enc.SetParity(p); err == nil {
 			c.fecParity.Store(int64(p))
 		}
 	}
+}
+
+// parityPays reports whether parity would repair a loss sooner than a tail
+// probe (probe.go) does, which is when adaptive mode spends bytes on it.
+// Parity repairs a loss once its group is complete: after the group fills,
+// or after the group delay for sparse traffic. A probe repairs it one probe
+// timeout after the last send. On a short path the probe wins and costs
+// only the lost packets, where parity for a one-packet group doubles the
+// bytes of every packet; WebRTC's NACK/FEC hybrid makes the same choice
+// below about 20 ms of RTT. Without an RTT estimate yet, parity pays.
+func (c *Conn) parityPays(now time.Time) bool {
+	f := &c.fec
+	sent := c.traffic.fecDataOut.Load()
+	fill := c.ep.set.fecGroupDelay
+	if fill < 0 {
+		fill = math.MaxInt64 // partial groups wait for their last shard
+	}
+	if el := now.Sub(f.rateAt); !f.rateAt.IsZero() && el > 0 && sent > f.rateData {
+		perSecond := float64(sent-f.rateData) / el.Seconds()
+		fill = min(fill, time.Duration(float64(f.params.data)/perSecond*float64(time.Second)))
+	}
+	f.rateAt, f.rateData = now, sent
+	pto := c.pto()
+	return pto == 0 || pto > fill
 }
 
 // parityFor returns the smallest parity count, up to max, for which a group

@@ -18,8 +18,32 @@ type heartbeat struct {
 	// the server waits for before it announces the session.
 	confirmed bool
 
+	rttEstimator
+}
+
+// rttEstimator smooths round-trip samples as RFC 6298 does. The zero value
+// has no sample yet.
+type rttEstimator struct {
 	srtt, rttvar time.Duration
 	samples      uint64
+}
+
+// sample takes one round-trip measurement; a negative one is ignored.
+func (e *rttEstimator) sample(rtt time.Duration) {
+	if rtt < 0 {
+		return
+	}
+	if e.samples == 0 {
+		e.srtt, e.rttvar = rtt, rtt/2
+	} else {
+		d := e.srtt - rtt
+		if d < 0 {
+			d = -d
+		}
+		e.rttvar = (3*e.rttvar + d) / 4
+		e.srtt = (7*e.srtt + rtt) / 8
+	}
+	e.samples++
 }
 
 // confirmInterval is how often an unconfirmed client re-sends its first ping.
@@ -85,19 +109,5 @@ func (h *heartbeat) pong(sent, now time.Time) {
 			h.nextPing = sent.Add(h.interval)
 		}
 	}
-	rtt := now.Sub(sent)
-	if rtt < 0 {
-		return
-	}
-	if h.samples == 0 {
-		h.srtt, h.rttvar = rtt, rtt/2
-	} else {
-		d := h.srtt - rtt
-		if d < 0 {
-			d = -d
-		}
-		h.rttvar = (3*h.rttvar + d) / 4
-		h.srtt = (7*h.srtt + rtt) / 8
-	}
-	h.samples++
+	h.sample(now.Sub(sent))
 }

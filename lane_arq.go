@@ -47,16 +47,18 @@ func (c *Conn) laneKCPOutput(l *lane) func([]byte, int) {
 			if seg[4] == kcp.IKCP_CMD_PUSH {
 				data = true
 				sn := binary.LittleEndian.Uint32(seg[12:16])
-				if l.sentData && int32(sn-l.maxSentSN) <= 0 {
+				fresh := !l.sentData || int32(sn-l.maxSentSN) > 0
+				if fresh {
+					l.maxSentSN, l.sentData = sn, true
+				} else {
 					l.ctr.retrans.Add(1)
 					c.traffic.retrans.Add(1)
 					c.shard.traffic.retrans.Add(1)
-				} else {
-					l.maxSentSN, l.sentData = sn, true
 				}
 				if m := c.laneLapsed(l, sn); m != nil {
 					seg = skipSegment(seg, sn == m.firstSN)
 				}
+				c.noteDataSent(l, seg, sn, fresh, c.shard.now)
 			}
 			// out never overtakes p: skip markers only shrink segments.
 			out = append(out, seg...)
@@ -65,13 +67,16 @@ func (c *Conn) laneKCPOutput(l *lane) func([]byte, int) {
 		if len(segs) > 0 {
 			c.laneOutput(l, segs, data)
 		}
+		if data {
+			c.armProbe(l, c.shard.now)
+		}
 	}
 }
 
 // laneOutput frames a lane's segments: frame type 1 for lane 0, frame type
 // 10 with the lane byte for the others.
 func (c *Conn) laneOutput(l *lane, segs []byte, viaFEC bool) {
-	if h := c.ep.set.testDropLane; h != nil && h(l.id) {
+	if h := c.ep.set.testDropLane; h != nil && h(l.id, segs) {
 		return
 	}
 	// Segments without data (ACKs, window probes and answers) bypass FEC:
@@ -142,7 +147,9 @@ func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 		case kcp.IKCP_CMD_PUSH, kcp.IKCP_CMD_WASK:
 			// Each needs an answer: an ACK or a window size.
 			l.ackPending = true
-		case kcp.IKCP_CMD_ACK, kcp.IKCP_CMD_WINS:
+		case kcp.IKCP_CMD_ACK:
+			c.probeACK(l, binary.LittleEndian.Uint32(p[12:16]), binary.LittleEndian.Uint32(p[8:12]), c.shard.now)
+		case kcp.IKCP_CMD_WINS:
 		default:
 			bad = true
 		}
@@ -151,6 +158,7 @@ func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 		}
 		c.noteUna(&l.lat, una, c.shard.now)
 		c.laneConfirm(l, una)
+		l.notePeerWnd(p)
 		p = p[kcpOverhead+int(n):]
 		good = len(body) - len(p)
 	}
@@ -160,6 +168,7 @@ func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 	if bad {
 		c.drop(dropMalformed)
 	}
+	c.checkWndProbe(l, c.shard.now)
 	c.laneDeliver(l, false)
 }
 
@@ -170,6 +179,7 @@ func (c *Conn) laneConfirm(l *lane, una uint32) {
 		return
 	}
 	l.sndUna = una
+	c.probeAcked(l, una, c.shard.now)
 	i := 0
 	for ; i < len(l.inflight) && int32(l.inflight[i].lastSN-una) < 0; i++ {
 		if l.inflight[i].lapsed {

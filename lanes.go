@@ -151,6 +151,8 @@ type lane struct {
 	minExpiry int64           // earliest expiry not yet lapsed; 0 = none
 	lat       deliveryTracker // delivery latency samples (stats_latency.go)
 	lapsed    int             // lapsed messages in inflight
+	probe     tailProbe       // probe.go
+	wnd       wndProbe        // wndprobe.go
 
 	// Receive side.
 	ackPending bool // arq holds ACKs (or a window answer) not yet flushed
@@ -162,6 +164,7 @@ func (c *Conn) initLanes() {
 	c.lanes = make([]*lane, len(cfgs))
 	for i, cfg := range cfgs {
 		l := &lane{id: i, cfg: cfg, outWnd: uint16(min(c.ep.set.recvWindow, 1<<16-1))}
+		l.wnd.peerWnd = kcp.IKCP_WND_RCV // KCP's assumption until the peer says
 		c.lanes[i] = l
 	}
 	c.lanesByPrio = slices.Clone(c.lanes)
@@ -337,6 +340,18 @@ func (c *Conn) flushLanes() {
 	}
 }
 
+// flushAcks sends the ACKs the lanes owe, without data: the peer's probe
+// timeout assumes acknowledgements are not held back for KCP's interval
+// tick.
+func (c *Conn) flushAcks() {
+	for _, l := range c.lanesByPrio {
+		if l.ackPending && l.arq != nil {
+			kcpFlush(l.arq, kcp.IKCP_FLUSH_ACKONLY)
+		}
+		l.ackPending = false
+	}
+}
+
 // lanesIdle reports whether every message written has been acknowledged.
 func (c *Conn) lanesIdle() bool {
 	for _, l := range c.lanes {
@@ -368,6 +383,8 @@ func (c *Conn) laneTimers(now time.Time) {
 		c.flushLanes()
 	}
 	for _, l := range c.lanesByPrio {
+		c.probeTimer(l, now)
+		c.wndProbeTimer(l, now)
 		if l.arq != nil && (l.ackPending || l.arq.WaitSnd() > 0) && kcpDue(l.arq) {
 			// Update flushes everything on KCP's interval tick. Check may
 			// also be due for a retransmission before that tick, when
@@ -399,6 +416,8 @@ func (c *Conn) lanesDeadline(now time.Time) time.Time {
 		if l.minExpiry != 0 {
 			d = earlier(d, time.Unix(0, l.minExpiry).Add(-margin))
 		}
+		d = earlier(d, l.probe.at)
+		d = earlier(d, l.wnd.at)
 	}
 	return d
 }

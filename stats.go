@@ -47,8 +47,15 @@ type ConnStats struct {
 	BytesSent, BytesReceived       uint64 // UDP payload bytes
 	PacketsSent, PacketsReceived   uint64 // authenticated datagrams
 	MessagesSent, MessagesReceived uint64
-	// Retransmissions counts KCP data segments sent more than once.
+	// Retransmissions counts KCP data segments sent more than once, tail
+	// probes included.
 	Retransmissions uint64
+	// TailProbes counts data segments resent because no acknowledgement
+	// came within one probe timeout (probe.go).
+	TailProbes uint64
+	// WindowProbes counts window probes sent while the peer advertised a
+	// closed receive window and data was waiting (wndprobe.go).
+	WindowProbes uint64
 	// RTT and RTTVar are the smoothed heartbeat round-trip time and its
 	// variation (RFC 6298), zero until a heartbeat was answered. Clients
 	// time their pings; servers time their pongs, from the server time
@@ -99,6 +106,7 @@ type ServerStats struct {
 	PacketsSent, PacketsReceived   uint64
 	MessagesSent, MessagesReceived uint64
 	Retransmissions                uint64
+	TailProbes                     uint64 // see ConnStats.TailProbes
 	// SendQueueBytes is the sum of the live sessions' send queues.
 	SendQueueBytes int
 	// Latency merges every session's delivery latency histogram, closed
@@ -159,7 +167,7 @@ type trafficCounter = atomic.Uint64
 
 // trafficCounters are written by one owner (a shard) and read by Stats.
 type trafficCounters struct {
-	bytesOut, bytesIn, packetsOut, packetsIn, msgsOut, msgsIn, retrans trafficCounter
+	bytesOut, bytesIn, packetsOut, packetsIn, msgsOut, msgsIn, retrans, probes, wndProbes trafficCounter
 
 	fecDataOut, fecParityOut, fecDataIn, fecParityIn, fecRecovered, fecExpired trafficCounter
 
@@ -208,6 +216,7 @@ func (t *trafficCounters) addTo(s *ServerStats) {
 	s.MessagesSent += t.msgsOut.Load()
 	s.MessagesReceived += t.msgsIn.Load()
 	s.Retransmissions += t.retrans.Load()
+	s.TailProbes += t.probes.Load()
 	s.Migrations += t.migrations.Load()
 	s.Rekeys += t.rekeys.Load()
 	s.FEC.add(t.fecStats())

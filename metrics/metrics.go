@@ -96,6 +96,7 @@ var Metrics = []Metric{
 	{Name: "uxp_messages_sent_total", Type: "counter", Help: "Messages handed to the reliability layer."},
 	{Name: "uxp_messages_received_total", Type: "counter", Help: "Messages delivered to OnNewDataComing."},
 	{Name: "uxp_retransmissions_total", Type: "counter", Help: "Reliable data segments sent more than once."},
+	{Name: "uxp_tail_probes_total", Type: "counter", Help: "Data segments resent because no acknowledgement came within one probe timeout."},
 	{Name: "uxp_send_queue_bytes", Type: "gauge", Help: "Bytes the live sessions hold for sending."},
 	{Name: "uxp_drops_total", Type: "counter", Labels: []string{"reason"}, Help: "Datagrams dropped, by reason (malformed, auth_failed, replay, unknown_session, overload, rate_limited)."},
 	{Name: "uxp_fec_shards_sent_total", Type: "counter", Labels: []string{"kind"}, Help: "FEC shards sent, by kind (data, parity)."},
@@ -175,6 +176,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	e.counter("uxp_messages_sent_total", st.MessagesSent)
 	e.counter("uxp_messages_received_total", st.MessagesReceived)
 	e.counter("uxp_retransmissions_total", st.Retransmissions)
+	e.counter("uxp_tail_probes_total", st.TailProbes)
 	e.gauge("uxp_send_queue_bytes", float64(st.SendQueueBytes))
 	for _, d := range dropReasons(st.Drops) {
 		e.counter("uxp_drops_total", d.n, d.reason)

@@ -1,0 +1,272 @@
+package uxp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// clientAttempt is one client handshake and the session it makes: what a
+// Client holds once, and a Dialer once per Dial. Its owner routes the
+// response and cookie replies that carry its sender index to it (on the
+// read loop) and runs it (on the caller of Start or Dial).
+type clientAttempt struct {
+	set       *settings
+	ep        *endpoint
+	server    netip.AddrPort
+	handler   ConnHandler
+	tr        *tracer
+	cookieKey *[32]byte          // from the server's public key; immutable
+	hstats    *handshakeCounters // the owner's
+	// register enters the new session in the endpoint's table; false
+	// means its ID is taken (a Dialer's sessions to two servers).
+	register func(id uint32, c *Conn) bool
+
+	hs          atomic.Pointer[clientHandshake] // non-nil while run waits for a response
+	established chan *Conn                      // capacity 1
+	refused     chan error                      // capacity 1: a refusal, or a session that cannot run
+
+	// Cookie replies (cookie.go), received on the read loop and used by
+	// run when it (re)sends the initiation.
+	cookieMu sync.Mutex
+	cookie   [macSize]byte
+	cookieAt time.Time     // zero: none
+	cookieCh chan struct{} // capacity 1: resend now with mac2
+
+	conn atomic.Pointer[Conn] // the session, from just before OnReady
+}
+
+// errSessionIDTaken refuses a session whose server-chosen ID another
+// session of the same Dialer already has.
+var errSessionIDTaken = errors.New("uxp: handshake: the server chose a session ID this endpoint already uses")
+
+func newClientAttempt(set *settings, ep *endpoint, server netip.AddrPort, handler ConnHandler, tr *tracer,
+	cookieKey *[32]byte, hstats *handshakeCounters) *clientAttempt {
+	return &clientAttempt{
+		set: set, ep: ep, server: server, handler: handler, tr: tr, cookieKey: cookieKey, hstats: hstats,
+		register: func(id uint32, c *Conn) bool {
+			ep.table.set(id, c)
+			return true
+		},
+		established: make(chan *Conn, 1),
+		refused:     make(chan error, 1),
+		cookieCh:    make(chan struct{}, 1),
+	}
+}
+
+// newHandshake builds the initiation, with sender index index (random
+// when zero).
+func (a *clientAttempt) newHandshake(index uint32) (*clientHandshake, error) {
+	if index == 0 {
+		var b [4]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		index = binary.LittleEndian.Uint32(b[:])
+	}
+	hs, err := newClientHandshake(a.set.serverPublicKey, a.set.cipher, a.set.fec, index, time.Now(), rand.Reader, a.set.identity.client())
+	if err != nil {
+		return nil, fmt.Errorf("uxp: handshake: %w", err)
+	}
+	return hs, nil
+}
+
+// run sends hs's initiation, retransmits it with back-off, and returns the
+// session once it is established and OnReady has returned. It fails with a
+// *HandshakeTimeoutError at Config.HandshakeTimeout or ctx's deadline,
+// with ctx's error if ctx is cancelled, with the refusal's error, and with
+// ErrConnClosed when the endpoint closes first. It never closes anything.
+func (a *clientAttempt) run(ctx context.Context, hs *clientHandshake) (*Conn, error) {
+	a.hs.Store(hs)
+	deadline := time.Now().Add(a.set.handshakeTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	retry := firstRetransmit
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	attempts := 0
+	var pkt [initiationIKSize]byte
+	send := func(now time.Time) {
+		p := pkt[:copy(pkt[:], hs.initiation())]
+		a.cookieMu.Lock()
+		if !a.cookieAt.IsZero() && now.Sub(a.cookieAt) < cookieSecretLife {
+			putMAC2(p, &a.cookie)
+		}
+		a.cookieMu.Unlock()
+		if err := a.ep.writeTo(p, a.server); err != nil {
+			a.ep.log.Debug("uxp: sending initiation failed", "err", err)
+		}
+		attempts++
+		a.tr.initiationSent(attempts, a.server)
+	}
+	for {
+		select {
+		case conn := <-a.established:
+			select {
+			case <-conn.ready:
+				// OnReady may have panicked, which ends the session.
+				return conn, conn.Err()
+			case <-conn.done:
+				return conn, conn.Err()
+			}
+		case err := <-a.refused:
+			return nil, err
+		case <-a.ep.closing:
+			// The owner closed (or the socket died) during the handshake.
+			a.hs.Store(nil)
+			select {
+			case conn := <-a.established:
+				// Established just before: report how the session ended.
+				select {
+				case <-conn.done:
+					return conn, conn.Err()
+				default:
+				}
+			default:
+			}
+			return nil, ErrConnClosed
+		case <-a.cookieCh:
+			// The server is under load and gave us a cookie: retry at
+			// once with mac2 rather than wait for the next retransmission.
+			if now := time.Now(); now.Before(deadline) {
+				send(now)
+			}
+		case <-ctx.Done():
+			a.hs.Store(nil)
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, &HandshakeTimeoutError{Attempts: attempts}
+			}
+			return nil, fmt.Errorf("uxp: handshake: %w", ctx.Err())
+		case <-timer.C:
+			now := time.Now()
+			if !now.Before(deadline) {
+				a.hs.Store(nil)
+				return nil, &HandshakeTimeoutError{Attempts: attempts}
+			}
+			send(now)
+			timer.Reset(min(retry, deadline.Sub(now)))
+			retry = min(2*retry, maxRetransmit)
+		}
+	}
+}
+
+// takeResponse runs on the read loop with a response for this attempt.
+func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
+	hs := a.hs.Load()
+	if hs == nil {
+		a.ep.drops.malformed.Add(1) // no handshake in progress
+		return
+	}
+	r, err := hs.consumeResponse(b)
+	id, keys, fp := r.id, r.keys, r.fec
+	r.keys.zero() // keys is the only copy from here on
+	if errors.Is(err, ErrFECRefused) || errors.Is(err, ErrServerFull) || errors.Is(err, ErrClientRejected) {
+		if a.hs.CompareAndSwap(hs, nil) {
+			a.tr.handshakeRefused(from, err)
+			a.refused <- err
+		}
+		return
+	}
+	if err != nil {
+		if errors.Is(err, errHandshakeAuth) {
+			a.ep.drops.authFailed.Add(1)
+		} else {
+			a.ep.drops.malformed.Add(1)
+		}
+		return
+	}
+	if fp.on() && !a.set.fec.on() {
+		// The server must not impose FEC on a client that did not ask.
+		a.ep.drops.authFailed.Add(1)
+		keys.zero()
+		return
+	}
+	if !a.hs.CompareAndSwap(hs, nil) {
+		keys.zero()
+		return
+	}
+	conn, err := newConn(a.ep, id, &keys, hs.cipher, fp, a.server, true, time.Now())
+	if err != nil {
+		// The server sent a decision this client cannot run (the handshake
+		// is spent: hs is gone). Fail now rather than at the timeout.
+		a.ep.drops.malformed.Add(1)
+		a.refused <- fmt.Errorf("uxp: handshake: cannot set up the session: %w", err)
+		return
+	}
+	conn.SetHandler(a.handler)
+	conn.peerKey, conn.hasPeerKey = a.set.serverPublicKey, true
+	// Written before the session is published in the table, which the
+	// read loop reads it through.
+	conn.resetToken, conn.resetFrom = r.token, a.server
+	if !a.register(id, conn) {
+		// The server's half-open session expires unconfirmed.
+		conn.zeroKeys()
+		a.refused <- errSessionIDTaken
+		return
+	}
+	a.tr.handshakeDone(id, a.server, hs.cipher, fp.data, fp.parity)
+	a.conn.Store(conn)
+	conn.shard.post(conn) // runs OnReady and sends the first heartbeat
+	a.established <- conn
+}
+
+// takeCookie runs on the read loop with a cookie reply for this attempt.
+func (a *clientAttempt) takeCookie(b []byte) {
+	hs := a.hs.Load()
+	if hs == nil {
+		a.ep.drops.malformed.Add(1) // no handshake in progress
+		return
+	}
+	cookie, err := openCookieReply(b, hs.initiation(), a.cookieKey)
+	if err != nil {
+		if errors.Is(err, errHandshakeAuth) {
+			a.ep.drops.authFailed.Add(1)
+		} else {
+			a.ep.drops.malformed.Add(1)
+		}
+		return
+	}
+	a.hstats.cookiesReceived.Add(1)
+	a.cookieMu.Lock()
+	first := a.cookieAt.IsZero()
+	a.cookie, a.cookieAt = cookie, time.Now()
+	a.cookieMu.Unlock()
+	if first {
+		// Only the first cookie triggers an immediate resend, so that
+		// forged cookie replies cannot make us send more than one extra
+		// initiation.
+		select {
+		case a.cookieCh <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// takeReset runs on the read loop with a stateless reset; it owns bp.
+func (ep *endpoint) takeReset(bp *packetBuf, n int, from netip.AddrPort, hstats *handshakeCounters) {
+	id, tok, ok := parseReset(bp[:n])
+	if !ok {
+		ep.drops.malformed.Add(1)
+		putPacketBuf(bp)
+		return
+	}
+	conn := ep.table.get(id)
+	// Only the server sends resets: one from any other address is forged,
+	// whatever its token (security.md, stateless reset).
+	if conn == nil || !conn.isClient || from != conn.resetFrom || !resetMatches(&tok, &conn.resetToken) {
+		ep.drops.authFailed.Add(1)
+		putPacketBuf(bp)
+		return
+	}
+	hstats.resetsReceived.Add(1)
+	// The session is owned by its shard: hand it the reset (after this
+	// read, with the read's other datagrams).
+	ep.stage(conn, bp, n, from)
+}

@@ -1,0 +1,250 @@
+package uxp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Dialer runs many client sessions over one PacketConn: one socket, one
+// read loop and one pool of update workers (Config.Workers) for all of
+// them, to one server or to several that share Config.ServerPublicKey. It
+// is for processes that hold many sessions as a client: load generators,
+// bots, a game server connected to many backends. A Client is the
+// one-session form, with a socket of its own.
+//
+// Incoming packets are routed by session ID, which each server chooses;
+// should two servers choose the same ID for sessions of one Dialer, Dial
+// runs a new handshake (at most dialIDRetries times). All methods are safe
+// for concurrent use.
+type Dialer struct {
+	set       *settings
+	ep        *endpoint
+	tr        tracer
+	cookieKey [32]byte // immutable
+	hstats    handshakeCounters
+
+	mu       sync.Mutex
+	attempts map[uint32]*clientAttempt // handshakes in progress, by sender index
+	started  bool
+	closed   bool
+}
+
+// DialerStats is a snapshot of a Dialer's counters. Each session has its
+// own ConnStats.
+type DialerStats struct {
+	Sessions int // live sessions
+	// Drops counts datagrams dropped before they reached a session:
+	// unknown session IDs, stray or forged handshake answers, garbage.
+	Drops     DropStats
+	Handshake HandshakeStats
+}
+
+/* Implementation constants */
+const dialIDRetries = 3
+
+// NewDialer prepares a Dialer on pc. cfg must hold the server's public key
+// (Config.ServerPublicKey); its client-side fields apply to every session.
+// The Dialer owns pc from the first Dial on and closes it in Close.
+func NewDialer(pc net.PacketConn, cfg *Config) (*Dialer, error) {
+	if pc == nil {
+		return nil, errors.New("uxp: NewDialer: nil PacketConn")
+	}
+	set, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if set.serverPublicKey.IsZero() {
+		return nil, &ConfigError{Field: "ServerPublicKey", Reason: "required for a client"}
+	}
+	if err := set.serverPublicKey.usable(); err != nil {
+		return nil, &ConfigError{Field: "ServerPublicKey", Reason: err.Error()}
+	}
+	d := &Dialer{
+		set:       set,
+		cookieKey: labelKey(cookieLabel, set.serverPublicKey),
+		tr:        newTracer(set.tracer, true),
+		attempts:  make(map[uint32]*clientAttempt),
+	}
+	d.ep = newEndpoint(pc, set, set.workers)
+	d.ep.onResponse = d.handleResponse
+	d.ep.onControl = d.handleControl
+	return d, nil
+}
+
+// Dial runs a handshake with the server at server and returns the session
+// once it is established and OnReady has returned. handler receives the
+// session's events; nil means NopHandler. It fails like Client.Start, and
+// with ErrConnClosed once the Dialer is closed; a failed Dial leaves the
+// Dialer and its other sessions as they were.
+func (d *Dialer) Dial(ctx context.Context, server net.Addr, handler ConnHandler) (*Conn, error) {
+	ap := addrPortOf(server)
+	if !ap.IsValid() || ap.Port() == 0 {
+		return nil, fmt.Errorf("uxp: Dial: server address %v is not a UDP address", server)
+	}
+	if handler == nil {
+		handler = NopHandler{}
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil, ErrConnClosed
+	}
+	if !d.started {
+		d.started = true
+		if !d.ep.start() {
+			d.mu.Unlock()
+			return nil, ErrConnClosed
+		}
+	}
+	d.mu.Unlock()
+	for try := 1; ; try++ {
+		conn, err := d.dialOnce(ctx, ap, handler)
+		if errors.Is(err, errSessionIDTaken) && try < dialIDRetries {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return conn, nil
+	}
+}
+
+// dialOnce runs one handshake.
+func (d *Dialer) dialOnce(ctx context.Context, server netip.AddrPort, handler ConnHandler) (*Conn, error) {
+	a := newClientAttempt(d.set, d.ep, server, handler, &d.tr, &d.cookieKey, &d.hstats)
+	a.register = d.ep.table.setIfAbsent
+	d.mu.Lock()
+	var index uint32
+	for {
+		var b [4]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			d.mu.Unlock()
+			return nil, err
+		}
+		index = binary.LittleEndian.Uint32(b[:])
+		if _, used := d.attempts[index]; index != 0 && !used {
+			break
+		}
+	}
+	d.attempts[index] = a
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.attempts, index)
+		d.mu.Unlock()
+	}()
+	hs, err := a.newHandshake(index)
+	if err != nil {
+		return nil, err
+	}
+	return a.run(ctx, hs)
+}
+
+// attempt returns the handshake in progress with sender index index.
+func (d *Dialer) attempt(index uint32) *clientAttempt {
+	d.mu.Lock()
+	a := d.attempts[index]
+	d.mu.Unlock()
+	return a
+}
+
+// handleResponse runs on the read loop.
+func (d *Dialer) handleResponse(b []byte, from netip.AddrPort) {
+	a := d.attempt(binary.LittleEndian.Uint32(b[8:12]))
+	if a == nil {
+		d.ep.drops.malformed.Add(1) // no such handshake in progress
+		return
+	}
+	a.takeResponse(b, from)
+}
+
+// handleControl runs on the read loop for cookie replies and stateless
+// resets. It owns bp.
+func (d *Dialer) handleControl(bp *packetBuf, n int, from netip.AddrPort) {
+	if bp[0] == msgReset {
+		d.ep.takeReset(bp, n, from, &d.hstats)
+		return
+	}
+	if a := d.attempt(binary.LittleEndian.Uint32(bp[4:8])); a != nil && n >= 8 {
+		a.takeCookie(bp[:n])
+	} else {
+		d.ep.drops.malformed.Add(1)
+	}
+	putPacketBuf(bp)
+}
+
+// Close closes every session (messages already written get up to two
+// seconds to be delivered), stops the Dialer's goroutines and closes its
+// PacketConn. It waits for all of that, so do not call it from a callback.
+// Dials in progress fail with ErrConnClosed. Close is idempotent.
+func (d *Dialer) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	started := d.started
+	d.mu.Unlock()
+	if !started {
+		return d.ep.pc.Close()
+	}
+	conns := d.ep.table.live()
+	for _, c := range conns {
+		c.Close()
+	}
+	t := time.NewTimer(closeLinger + time.Second)
+	defer t.Stop()
+	for _, c := range conns {
+		select {
+		case <-c.done:
+		case <-t.C:
+		}
+	}
+	d.ep.stop()
+	d.ep.wg.Wait()
+	return nil
+}
+
+// Stats returns the Dialer's counters.
+func (d *Dialer) Stats() DialerStats {
+	return DialerStats{
+		Sessions:  len(d.ep.table.live()),
+		Drops:     d.ep.drops.snapshot(),
+		Handshake: d.hstats.snapshot(),
+	}
+}
+
+// LocalAddr returns the address of the Dialer's PacketConn.
+func (d *Dialer) LocalAddr() net.Addr { return d.ep.pc.LocalAddr() }
+
+// setIfAbsent enters c under id unless the ID is taken or reserved.
+func (t *sessionTable) setIfAbsent(id uint32, c *Conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, used := t.m[id]; used {
+		return false
+	}
+	t.m[id] = c
+	return true
+}
+
+// live returns the sessions in the table.
+func (t *sessionTable) live() []*Conn {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	conns := make([]*Conn, 0, len(t.m))
+	for _, c := range t.m {
+		if c != nil {
+			conns = append(conns, c)
+		}
+	}
+	return conns
+}

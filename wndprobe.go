@@ -1,0 +1,83 @@
+package uxp
+
+import (
+	"encoding/binary"
+	"time"
+
+	kcp "github.com/xtaci/kcp-go/v5"
+)
+
+// Zero-window probes (TCP's persist timer).
+//
+// A receiver whose application stopped reading lets KCP's receive queue
+// fill, and advertises a window of 0: the sender stops. When the
+// application reads again, the receiver's KCP tells the new window once
+// (a WINS segment). If that one packet is lost, the sender learns of the
+// window only from its own KCP's next window probe; those start 500 ms
+// after the window closed and grow by half each time up to 120 s, so after
+// a reader paused for a minute the lost update costs another ten seconds
+// or more. So while the peer's last advertised window is 0 and the lane
+// has data waiting, the lane sends its own WASK segment (KCP's window
+// probe; the peer's KCP answers with WINS) one PTO after the window closed,
+// then at doubling intervals up to wndProbeMax, until the window opens.
+
+/* Implementation constants */
+const (
+	// wndProbeMax caps the interval between zero-window probes: one
+	// 24-byte segment a second while a reader is paused.
+	wndProbeMax = time.Second
+	// wndProbeInitial is the first interval when no RTT is known.
+	wndProbeInitial = 100 * time.Millisecond
+)
+
+// wndProbe is a lane's zero-window probe state, owned by the shard.
+type wndProbe struct {
+	peerWnd  uint16    // the window in the peer's latest segment
+	at       time.Time // next probe; zero when not armed
+	interval time.Duration
+}
+
+// notePeerWnd records the window of a segment from the peer.
+func (l *lane) notePeerWnd(seg []byte) {
+	l.wnd.peerWnd = binary.LittleEndian.Uint16(seg[6:8])
+}
+
+// checkWndProbe arms or disarms the lane's zero-window probe after input
+// or new data: armed while the peer's window is 0 and data waits.
+func (c *Conn) checkWndProbe(l *lane, now time.Time) {
+	w := &l.wnd
+	if w.peerWnd != 0 || l.waitSnd() == 0 {
+		w.at, w.interval = time.Time{}, 0
+		return
+	}
+	if !w.at.IsZero() {
+		return
+	}
+	w.interval = c.pto()
+	if w.interval == 0 {
+		w.interval = wndProbeInitial
+	}
+	w.at = now.Add(w.interval)
+}
+
+// wndProbeTimer sends the lane's zero-window probe when it is due.
+func (c *Conn) wndProbeTimer(l *lane, now time.Time) {
+	w := &l.wnd
+	if w.at.IsZero() || now.Before(w.at) {
+		return
+	}
+	w.at = time.Time{}
+	if w.peerWnd != 0 || l.waitSnd() == 0 {
+		return
+	}
+	var seg [kcpOverhead]byte
+	binary.LittleEndian.PutUint32(seg[0:4], c.id)
+	seg[4] = kcp.IKCP_CMD_WASK
+	binary.LittleEndian.PutUint16(seg[6:8], l.outWnd)
+	binary.LittleEndian.PutUint32(seg[8:12], kcpNow())
+	binary.LittleEndian.PutUint32(seg[16:20], l.outUna)
+	c.laneOutput(l, seg[:], false)
+	c.traffic.wndProbes.Add(1)
+	w.interval = min(2*w.interval, wndProbeMax)
+	w.at = now.Add(w.interval)
+}

@@ -15,15 +15,19 @@ import (
 	"github.com/uxp-go/uxp/internal/uxpbench"
 )
 
-// loadRole is the scale scenario's load generator. It is honest rather
-// than clever: every session is a real uxp.Client with its own UDP socket
-// (so its own read loop and update worker), exactly what o.n separate
-// players would be, only packed in one process. It dials o.n sessions, 64
-// at a time, prints "LOADED <n>", then makes every session write one
-// 100-byte sink message per second (spread evenly over the second) until
-// its stdin closes.
+// loadPerSocket is how many load sessions share one socket.
+const loadPerSocket = 2000
+
+// loadRole is the scale scenario's load generator. Every session is a
+// real uxp session (handshake, keys, KCP, heartbeats), dialled through
+// uxp.Dialer with loadPerSocket sessions sharing each UDP socket, read
+// loop and update worker, as a bot farm or a relay holding many upstream
+// sessions would run them. It dials o.n sessions, 64 at a time, prints
+// "LOADED <n> <failed>", then makes every session write one 100-byte sink
+// message per second (spread evenly over the second) until its stdin
+// closes.
 func loadRole(ctx context.Context, o *options) error {
-	raiseNoFile(uint64(o.n) + 1024)
+	raiseNoFile(uint64(o.n/loadPerSocket) + 1024)
 	cfg, err := uxpClientConfig(sysUXP, o.key)
 	if err != nil {
 		return err
@@ -31,16 +35,31 @@ func loadRole(ctx context.Context, o *options) error {
 	// A load client needs no 64 KiB message buffer.
 	cfg.MaxMessageSize = 1024
 	cfg.SendQueueBytes = 4096
+	cfg.Workers = 1
 	server, err := net.ResolveUDPAddr("udp", o.addr)
 	if err != nil {
 		return err
 	}
-	// Each load process binds its own loopback address (-bind): UDP
-	// ephemeral ports only conflict per address, and 50,000 sockets on one
-	// address would exhaust the default range (32768-60999).
+	// Each load process binds its own loopback address (-bind), so that
+	// its sockets' ports do not collide with another process's.
 	bind := net.ParseIP(o.bind)
+	dialers := make([]*uxp.Dialer, (o.n+loadPerSocket-1)/loadPerSocket)
+	for i := range dialers {
+		pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: bind})
+		if err != nil {
+			return err
+		}
+		if dialers[i], err = uxp.NewDialer(pc, cfg); err != nil {
+			pc.Close()
+			return err
+		}
+	}
+	defer func() {
+		for _, d := range dialers {
+			d.Close()
+		}
+	}()
 	conns := make([]*uxp.Conn, o.n)
-	clients := make([]*uxp.Client, o.n)
 	var next atomic.Int64
 	var failed atomic.Int64
 	var wg sync.WaitGroup
@@ -55,10 +74,10 @@ func loadRole(ctx context.Context, o *options) error {
 				}
 				for attempt := 0; ; attempt++ {
 					hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-					cl, err := dialFrom(hctx, bind, server, cfg)
+					c, err := dialers[i/loadPerSocket].Dial(hctx, server, nil)
 					cancel()
 					if err == nil {
-						clients[i], conns[i] = cl, cl.Conn()
+						conns[i] = c
 						break
 					}
 					if attempt == 2 {
@@ -70,13 +89,6 @@ func loadRole(ctx context.Context, o *options) error {
 		}()
 	}
 	wg.Wait()
-	defer func() {
-		for _, cl := range clients {
-			if cl != nil {
-				cl.Close()
-			}
-		}
-	}()
 	fmt.Printf("LOADED %d %d\n", int64(o.n)-failed.Load(), failed.Load())
 
 	stop := make(chan struct{})
@@ -124,22 +136,4 @@ func raiseNoFile(want uint64) {
 		rl.Cur = rl.Max
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
 	}
-}
-
-// dialFrom is uxp.Dial from a socket bound to ip (any port).
-func dialFrom(ctx context.Context, ip net.IP, server *net.UDPAddr, cfg *uxp.Config) (*uxp.Client, error) {
-	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip})
-	if err != nil {
-		return nil, err
-	}
-	cl, err := uxp.NewClient(pc, server, nil, cfg)
-	if err != nil {
-		pc.Close()
-		return nil, err
-	}
-	if err := cl.Start(ctx); err != nil {
-		cl.Close()
-		return nil, err
-	}
-	return cl, nil
 }

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -221,10 +220,9 @@ func scaleCase(ctx context.Context, n int, window time.Duration) (map[string]flo
 		return nil, err
 	}
 	defer srv.quit()
-	// Each load process holds at most perLoadProcess sessions: every
-	// session is a socket, and RLIMIT_NOFILE's hard limit (which an
-	// unprivileged container cannot raise) bounds one process.
-	per := perLoadProcess()
+	// Load processes of at most loadPerProcess sessions each, one per
+	// loopback address.
+	per := loadPerProcess
 	var loads []*child
 	defer func() {
 		for _, l := range loads {
@@ -348,12 +346,5 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// perLoadProcess is how many sessions one load-generator process holds:
-// one socket each, under the hard RLIMIT_NOFILE, at most 20000.
-func perLoadProcess() int {
-	var rl syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) != nil || rl.Max < 2048 {
-		return 1000
-	}
-	return int(min(rl.Max-1024, 20000))
-}
+// loadPerProcess bounds the sessions of one load process.
+const loadPerProcess = 25000

@@ -95,7 +95,7 @@ func (ep *endpoint) start() bool {
 	ep.running = true
 	if ep.udp != nil && ep.onInitiation != nil {
 		// Only servers (the owners that take initiations) read in
-		// batches, with GRO: the batch reader's 2 MiB of slots is too
+		// batches, with GRO: the batch reader's 512 KiB of slots is too
 		// much for each of many clients, a client receives little, and a
 		// server is where many flows, and many packets of one flow, meet.
 		ep.batch = newBatchReader(ep.udp, true)

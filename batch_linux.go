@@ -30,6 +30,8 @@ const (
 	// closer to the cache while still taking up to 8 small datagrams, or
 	// about 360 merged full-size ones, per call.
 	readBatchLen = 8
+	// maxReadBatch bounds the count benchmarks may ask for.
+	maxReadBatch = 64
 	// groSlot is the room for one GRO run: the largest UDP payload.
 	groSlot = 1 << 16
 	// oobRoom holds the UDP_GRO control message (CmsgSpace(4) is 24
@@ -43,12 +45,13 @@ const (
 type batchReader struct {
 	rc    syscall.RawConn
 	fn    func(fd uintptr) bool
-	hdrs  [readBatchLen]mmsghdr
-	iovs  [readBatchLen]syscall.Iovec
-	names [readBatchLen]syscall.RawSockaddrInet6 // large enough for either family
-	oobs  [readBatchLen][oobRoom]byte
+	hdrs  [maxReadBatch]mmsghdr
+	iovs  [maxReadBatch]syscall.Iovec
+	names [maxReadBatch]syscall.RawSockaddrInet6 // large enough for either family
+	oobs  [maxReadBatch][oobRoom]byte
 	buf   []byte
 	slot  int
+	cnt   int // messages per call, at most maxReadBatch
 	n     int
 	errno syscall.Errno
 }
@@ -58,6 +61,13 @@ type batchReader struct {
 // when the kernel refuses GRO, slots are maxDatagram bytes. It returns nil
 // when u has no raw connection.
 func newBatchReader(u *net.UDPConn, gro bool) *batchReader {
+	return newBatchReaderN(u, gro, readBatchLen)
+}
+
+// newBatchReaderN is newBatchReader taking at most cnt messages per call
+// (benchmarks compare counts; 1 is the one-message-per-call GRO reader).
+func newBatchReaderN(u *net.UDPConn, gro bool, cnt int) *batchReader {
+	cnt = min(max(cnt, 1), maxReadBatch)
 	rc, err := u.SyscallConn()
 	if err != nil {
 		return nil
@@ -66,8 +76,8 @@ func newBatchReader(u *net.UDPConn, gro bool) *batchReader {
 	if gro && enableGRO(rc) {
 		slot = groSlot
 	}
-	r := &batchReader{rc: rc, slot: slot, buf: make([]byte, readBatchLen*slot)}
-	for i := range r.hdrs {
+	r := &batchReader{rc: rc, slot: slot, cnt: cnt, buf: make([]byte, cnt*slot)}
+	for i := range cnt {
 		r.iovs[i].Base = &r.buf[i*slot]
 		r.iovs[i].SetLen(slot)
 		h := &r.hdrs[i].hdr
@@ -77,14 +87,14 @@ func newBatchReader(u *net.UDPConn, gro bool) *batchReader {
 		h.Control = &r.oobs[i][0]
 	}
 	r.fn = func(fd uintptr) bool {
-		for i := range r.hdrs {
+		for i := range r.cnt {
 			// The kernel overwrites these with what it filled in.
 			r.hdrs[i].hdr.Namelen = syscall.SizeofSockaddrInet6
 			r.hdrs[i].hdr.SetControllen(oobRoom)
 			r.hdrs[i].hdr.Flags = 0
 		}
 		n, _, e := syscall.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])),
-			readBatchLen, 0, 0, 0)
+			uintptr(r.cnt), 0, 0, 0)
 		if e == syscall.EAGAIN {
 			return false // wait until readable
 		}

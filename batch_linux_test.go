@@ -12,7 +12,7 @@ import (
 
 // udpSocket opens a loopback UDP socket with 4 MiB buffers, closed at the
 // end of the test.
-func udpSocket(t *testing.T) *net.UDPConn {
+func udpSocket(t testing.TB) *net.UDPConn {
 	t.Helper()
 	u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -28,7 +28,7 @@ func addrOf(u *net.UDPConn) netip.AddrPort { return u.LocalAddr().(*net.UDPAddr)
 
 // sendingShard is the one shard of an endpoint on u that is never started:
 // the test fills its send batch and flushes it by hand.
-func sendingShard(t *testing.T, u *net.UDPConn) *shard {
+func sendingShard(t testing.TB, u *net.UDPConn) *shard {
 	t.Helper()
 	set, err := (&Config{}).resolve()
 	if err != nil {
@@ -181,7 +181,7 @@ func TestBatchSendClosedSocket(t *testing.T) {
 // readingEndpoint is a server-style endpoint on a fresh socket: batch
 // reader (GRO when the kernel has it) and one session, id 9, whose shard
 // does not run.
-func readingEndpoint(t *testing.T, gro bool) (*endpoint, *Conn, *net.UDPConn) {
+func readingEndpoint(t testing.TB, gro bool) (*endpoint, *Conn, *net.UDPConn) {
 	t.Helper()
 	u := udpSocket(t)
 	set, err := (&Config{}).resolve()

@@ -51,7 +51,8 @@ type endpoint struct {
 	wg         sync.WaitGroup
 	readErr    error           // set by readLoop before it exits
 	gsoOff     atomic.Bool     // set when the socket refused a GSO send
-	batch      *batchReader    // server on Linux: recvmmsg (with GRO); nil reads one datagram per call
+	batchRead  bool            // set by the owner before start: read in batches (servers always do)
+	batch      *batchReader    // servers and Dialers on Linux: recvmmsg (with GRO); nil reads one datagram per call
 	staged     []*inboundBatch // per shard: datagrams of the current read; read loop only
 }
 
@@ -93,11 +94,12 @@ func (ep *endpoint) start() bool {
 		return false
 	}
 	ep.running = true
-	if ep.udp != nil && ep.onInitiation != nil {
-		// Only servers (the owners that take initiations) read in
-		// batches, with GRO: the batch reader's 512 KiB of slots is too
-		// much for each of many clients, a client receives little, and a
-		// server is where many flows, and many packets of one flow, meet.
+	if ep.udp != nil && (ep.onInitiation != nil || ep.batchRead) {
+		// Only servers (the owners that take initiations) and Dialers
+		// read in batches, with GRO: the batch reader's 512 KiB of slots
+		// is too much for each of many Clients, a Client receives little,
+		// and a server or a Dialer is where many flows, and many packets
+		// of one flow, meet.
 		ep.batch = newBatchReader(ep.udp, true)
 	}
 	for _, s := range ep.shards {

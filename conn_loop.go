@@ -207,7 +207,11 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 		// which may still wait in KCP if a flowHandler was full: hand it
 		// over first (at most a receive window's worth) so none is lost.
 		c.deliverLanes(true)
-		c.terminate(ErrPeerClosed, body[0], false) // reason only traced
+		err := ErrPeerClosed
+		if body[0] == closeFull && c.isClient {
+			err = errServerFullLate
+		}
+		c.terminate(err, body[0], false) // other reasons only traced
 	case frameRekey:
 		c.takeRekey(body, now)
 	case framePathChallenge:
@@ -397,8 +401,8 @@ func (c *Conn) establish(now time.Time) {
 	if c.ep.onAdmit != nil && !c.ep.onAdmit(c) {
 		// The server filled up while this session was half-open. Tell the
 		// client (it sees ErrPeerClosed) and end the session unannounced.
-		c.sendFrame(frameClose, []byte{closeShutdown})
-		c.terminate(ErrServerFull, closeShutdown, false)
+		c.sendFrame(frameClose, []byte{closeFull})
+		c.terminate(ErrServerFull, closeFull, false)
 		return
 	}
 	c.state = stateEstablished

@@ -64,6 +64,12 @@ var (
 	// comes from the server whose key the client pinned.
 	ErrServerFull = errors.New("uxp: server refused the session: MaxSessions reached")
 
+	// errServerFullLate ends a client session the server accepted but
+	// could not announce: other sessions filled MaxSessions before this
+	// one's first packet confirmed it. It matches ErrServerFull and
+	// ErrPeerClosed.
+	errServerFullLate = fmt.Errorf("%w before the session was confirmed (%w)", ErrServerFull, ErrPeerClosed)
+
 	// ErrClientRejected is returned by Client.Start when the server's
 	// client key policy (Config.Identity) does not accept this client:
 	// its key is not allowed, or it has none and the server requires one.

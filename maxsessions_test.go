@@ -78,6 +78,7 @@ func TestMaxSessionsHardBound(t *testing.T) {
 		require.NoError(t, err)
 		<-conn.Done()
 		require.ErrorIs(t, conn.Err(), ErrPeerClosed, "the server refused the late confirmation")
+		require.ErrorIs(t, conn.Err(), ErrServerFull, "and said why")
 		time.Sleep(50 * time.Millisecond)
 		st := p.srv.Stats()
 		require.Equal(t, 1, st.Sessions)

@@ -54,6 +54,7 @@ const (
 	closeNormal   byte = 0
 	closeShutdown byte = 1
 	closeProtocol byte = 2
+	closeFull     byte = 3 // the server filled up before it could announce the session
 )
 
 /* Derived constants */

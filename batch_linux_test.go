@@ -153,10 +153,13 @@ func TestBatchSendGSORefused(t *testing.T) {
 	r1, r2 := udpSocket(t), udpSocket(t)
 	w1, w2, sz := sendPlan(t, s, addrOf(r1), addrOf(r2))
 	s.flushSends()
-	if !s.ep.gsoOff.Load() {
-		t.Fatal("GSO still on after the kernel refused it")
-	}
 	checkDelivery(t, s, r1, r2, w1, w2, sz)
+	if !s.ep.gsoOff.Load() {
+		// Linux (4.18 and later) refuses segmented sends on a socket
+		// without checksums; a kernel that does not leaves this path
+		// unreachable here.
+		t.Skip("the kernel sent GSO without UDP checksums; the refusal path was not exercised")
+	}
 }
 
 // TestBatchSendClosedSocket flushes into a closed socket: nothing is sent,

@@ -266,11 +266,7 @@ func (ep *endpoint) takeReset(bp *packetBuf, n int, from netip.AddrPort, hstats 
 		return
 	}
 	hstats.resetsReceived.Add(1)
-	// The session is owned by its shard: hand it the reset.
-	select {
-	case conn.shard.in <- inbound{buf: bp, n: n, from: from, conn: conn}:
-	default:
-		conn.drop(dropOverload)
-		putPacketBuf(bp)
-	}
+	// The session is owned by its shard: hand it the reset (after this
+	// read, with the read's other datagrams).
+	ep.stage(conn, bp, n, from)
 }

@@ -75,6 +75,7 @@ func NewDialer(pc net.PacketConn, cfg *Config) (*Dialer, error) {
 	d.ep = newEndpoint(pc, set, set.workers)
 	d.ep.onResponse = d.handleResponse
 	d.ep.onControl = d.handleControl
+	d.ep.batchRead = true // many sessions share the socket: read in batches, as a server does
 	return d, nil
 }
 

@@ -49,9 +49,11 @@ type endpoint struct {
 	stopping   bool      // stop was called; start then launches nothing; guarded by runMu
 	socketOnce sync.Once // closes pc
 	wg         sync.WaitGroup
-	readErr    error       // set by readLoop before it exits
-	gsoOff     atomic.Bool // set when the socket refused a GSO send
-	gro        *groReader  // nil without UDP GRO (or on another PacketConn)
+	readErr    error           // set by readLoop before it exits
+	gsoOff     atomic.Bool     // set when the socket refused a GSO send
+	batchRead  bool            // set by the owner before start: read in batches (servers always do)
+	batch      *batchReader    // servers and Dialers on Linux: recvmmsg (with GRO); nil reads one datagram per call
+	staged     []*inboundBatch // per shard: datagrams of the current read; read loop only
 }
 
 func newEndpoint(pc net.PacketConn, set *settings, workers int) *endpoint {
@@ -77,8 +79,9 @@ func newEndpoint(pc net.PacketConn, set *settings, workers int) *endpoint {
 	}
 	ep.shards = make([]*shard, workers)
 	for i := range ep.shards {
-		ep.shards[i] = newShard(ep)
+		ep.shards[i] = newShard(ep, i)
 	}
+	ep.staged = make([]*inboundBatch, workers)
 	return ep
 }
 
@@ -91,11 +94,13 @@ func (ep *endpoint) start() bool {
 		return false
 	}
 	ep.running = true
-	if ep.udp != nil && ep.onInitiation != nil {
-		// Only servers (the owners that take initiations) read with GRO:
-		// its 64 KiB receive buffer is too much for each of many clients,
-		// and a server is where many packets of one flow meet.
-		ep.gro = newGRO(ep.udp)
+	if ep.udp != nil && (ep.onInitiation != nil || ep.batchRead) {
+		// Only servers (the owners that take initiations) and Dialers
+		// read in batches, with GRO: the batch reader's 512 KiB of slots
+		// is too much for each of many Clients, a Client receives little,
+		// and a server or a Dialer is where many flows, and many packets
+		// of one flow, meet.
+		ep.batch = newBatchReader(ep.udp, true)
 	}
 	for _, s := range ep.shards {
 		ep.wg.Add(1)
@@ -207,22 +212,35 @@ func (ep *endpoint) readLoop() error {
 	}
 }
 
-// readOnce reads and dispatches one datagram (or one run of datagrams the
-// kernel merged). done reports that the read loop must end, with err.
+// readOnce reads and dispatches one datagram, or one batch of datagrams
+// and runs the kernel merged (batchReader), then hands the shards their
+// transport datagrams. done reports that the read loop must end, with err.
 func (ep *endpoint) readOnce() (done bool, err error) {
-	if ep.gro != nil {
-		b, seg, from, err := ep.gro.read()
+	defer ep.flushStaged()
+	if r := ep.batch; r != nil {
+		n, err := r.read()
 		if err != nil {
+			if noBatchIO(err) {
+				ep.batch = nil // no recvmmsg in this kernel: read one by one
+				return false, nil
+			}
 			return ep.readFailed(err)
 		}
-		// Split merged datagrams; each gets its own pooled buffer because
-		// ownership passes to the shard per datagram.
-		for len(b) > 0 {
-			n := min(seg, len(b), maxDatagram)
-			bp := getPacketBuf()
-			copy(bp[:], b[:n])
-			ep.dispatch(bp, n, from)
-			b = b[min(seg, len(b)):]
+		for i := range n {
+			b, seg, from, trunc := r.message(i)
+			if trunc || len(b) == 0 {
+				ep.drops.malformed.Add(1) // larger than any datagram we accept, or empty
+				continue
+			}
+			// Split merged datagrams; each gets its own pooled buffer
+			// because ownership passes to the shard per datagram.
+			for len(b) > 0 {
+				n := min(seg, len(b), maxDatagram)
+				bp := getPacketBuf()
+				copy(bp[:], b[:n])
+				ep.dispatch(bp, n, from)
+				b = b[min(seg, len(b)):]
+			}
 		}
 		return false, nil
 	}
@@ -283,13 +301,8 @@ func (ep *endpoint) dispatch(bp *packetBuf, n int, from netip.AddrPort) {
 			}
 			break
 		}
-		select {
-		case c.shard.in <- inbound{buf: bp, n: n, from: from, conn: c}:
-			return
-		default:
-			// The worker is saturated: drop, and let KCP retransmit.
-			c.drop(dropOverload)
-		}
+		ep.stage(c, bp, n, from) // handed to the shard after this read
+		return
 	case msgInitiation:
 		if ep.onInitiation != nil {
 			ep.onInitiation(bp, n, from)

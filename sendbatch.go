@@ -6,10 +6,10 @@ import (
 
 // sendBatch collects the datagrams a shard seals during one event (a batch
 // of input, a wake-up, a timer run) in one contiguous buffer, and sends
-// them when the event ends or the buffer fills. Consecutive datagrams to
-// the same address with the same size then leave in one system call with
-// UDP generic segmentation offload where the kernel has it (gso_linux.go),
-// and one by one otherwise.
+// them when the event ends or the buffer fills: on Linux in as few
+// sendmmsg calls as the kernel takes, with consecutive datagrams to the
+// same address with the same size as one UDP GSO message where the kernel
+// has it (batch_send_linux.go, gso_linux.go); one by one otherwise.
 //
 // Owned by the shard goroutine. Every datagram is sealed in place in buf,
 // with no copy after sealing.
@@ -64,47 +64,20 @@ func (s *shard) commitSend(n int, to netip.AddrPort, c *Conn) {
 	b.pkts = append(b.pkts, pktRef{off: off, end: off + n, to: to, conn: c})
 }
 
-// flushSends sends every queued datagram. Runs of datagrams to one address
-// with one size (the last may be shorter) go out in a single GSO send when
-// the socket supports it.
+// flushSends sends every queued datagram: all in a few sendmmsg calls,
+// with runs of datagrams to one address with one size (the last may be
+// shorter) as single GSO messages, where the socket supports it
+// (batch_send_linux.go); one by one otherwise.
 func (s *shard) flushSends() {
 	b := &s.out
-	ep := s.ep
-	g := s.gso
-	if g != nil && ep.gsoOff.Load() {
-		g = nil
-	}
-	for i := 0; i < len(b.pkts); {
-		p := b.pkts[i]
-		j := i + 1
-		if g != nil {
-			size := p.end - p.off
-			for j < len(b.pkts) && b.pkts[j].to == p.to && b.pkts[j-1].end-b.pkts[j-1].off == size &&
-				b.pkts[j].off == b.pkts[j-1].end && b.pkts[j].end-b.pkts[j].off <= size {
-				j++
-			}
-			if j-i > 1 {
-				err := g.send(b.buf[p.off:b.pkts[j-1].end], size, p.to)
-				if err == nil {
-					i = j
-					continue
-				}
-				if !gsoUnsupported(err) {
-					ep.log.Debug("uxp: send failed", "session", p.conn.id, "err", err)
-					i = j
-					continue
-				}
-				// The kernel or the device refused GSO: stop using it on
-				// this socket and send these one by one.
-				ep.gsoOff.Store(true)
-				g = nil
-				j = i + 1
+	if s.bs != nil {
+		s.bs.flush(s.ep, b)
+	} else {
+		for _, p := range b.pkts {
+			if err := s.ep.writeTo(b.buf[p.off:p.end], p.to); err != nil {
+				s.ep.log.Debug("uxp: send failed", "session", p.conn.id, "err", err)
 			}
 		}
-		if err := ep.writeTo(b.buf[p.off:p.end], p.to); err != nil {
-			ep.log.Debug("uxp: send failed", "session", p.conn.id, "err", err)
-		}
-		i = j
 	}
 	for i := range b.pkts {
 		b.pkts[i].conn = nil

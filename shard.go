@@ -1,9 +1,9 @@
 package uxp
 
 import (
-	"container/heap"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -13,12 +13,15 @@ import (
 // goroutine or ticker of its own.
 //
 // Other goroutines reach a session through the shard: the read loop sends
-// datagrams on in (arrival order is kept per session), and Write, Close and
-// the handshake path post the session on the ready list and wake the loop.
+// batches of datagrams on in (batch_inbound.go; arrival order is kept per
+// session), and Write, Close and the handshake path post the session on
+// the ready list and wake the loop.
 type shard struct {
-	ep   *endpoint
-	in   chan inbound
-	wake chan struct{} // capacity 1: a pending wake-up is enough
+	ep     *endpoint
+	idx    int // index in ep.shards
+	in     chan *inboundBatch
+	queued atomic.Int64  // datagrams in the batches on in (read loop adds, shard subtracts)
+	wake   chan struct{} // capacity 1: a pending wake-up is enough
 
 	mu         sync.Mutex
 	ready      []*Conn // sessions with posted work, guarded by mu
@@ -29,11 +32,11 @@ type shard struct {
 	timers  connHeap
 	timer   *time.Timer
 	timerAt time.Time
-	touched []*Conn    // sessions that took input in the current batch
-	now     time.Time  // when the current event began
-	out     sendBatch  // datagrams sealed in this event, sent when it ends
-	gso     *gsoSender // nil without UDP GSO
-	recvBuf []byte     // one reassembled message at a time
+	touched []*Conn      // sessions that took input in the current batch
+	now     time.Time    // when the current event began
+	out     sendBatch    // datagrams sealed in this event, sent when it ends
+	bs      *batchSender // nil without batched sends (off Linux, other PacketConns)
+	recvBuf []byte       // one reassembled message at a time
 
 	kcpMem kcpShardMem // the sessions' shared KCP flush buffer (kcp_mem.go)
 
@@ -53,20 +56,21 @@ type inbound struct {
 /* Implementation constants */
 const (
 	shardQueueLen = 4096 // datagrams a worker may lag behind before dropping
-	batchLimit    = 128  // datagrams handled before flushing ACKs
+	batchLimit    = 128  // datagrams handled before flushing ACKs (at least one whole hand-off)
 )
 
-func newShard(ep *endpoint) *shard {
+func newShard(ep *endpoint, idx int) *shard {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	var gso *gsoSender
+	var bs *batchSender
 	if ep.udp != nil {
-		gso = newGSO(ep.udp)
+		bs = newBatchSender(ep.udp)
 	}
 	return &shard{
-		gso:     gso,
+		bs:      bs,
 		ep:      ep,
-		in:      make(chan inbound, shardQueueLen),
+		idx:     idx,
+		in:      make(chan *inboundBatch, shardQueueLen),
 		wake:    make(chan struct{}, 1),
 		timer:   t,
 		conns:   make(map[*Conn]struct{}),
@@ -95,20 +99,19 @@ func (s *shard) loop() {
 	defer close(s.done)
 	for {
 		select {
-		case p := <-s.in:
-			now := time.Now()
-			s.now = now
-			s.handle(p, now)
+		case b := <-s.in:
+			s.now = time.Now()
+			handled := s.handleBatch(b)
 		batch:
-			for range batchLimit {
+			for handled < batchLimit {
 				select {
-				case p = <-s.in:
-					s.handle(p, now)
+				case b = <-s.in:
+					handled += s.handleBatch(b)
 				default:
 					break batch
 				}
 			}
-			s.flushTouched(now)
+			s.flushTouched(s.now)
 		case <-s.wake:
 			s.now = time.Now()
 			s.drainReady(s.now)
@@ -165,12 +168,13 @@ func (s *shard) drainReady(now time.Time) {
 }
 
 func (s *shard) runTimers(now time.Time) {
+	at := s.key(now)
 	for len(s.timers) > 0 {
-		c := s.timers[0]
-		if c.deadline.After(now) {
+		e := s.timers[0]
+		if e.at > at {
 			return
 		}
-		c.onTimer(now)
+		e.c.onTimer(now) // reschedules or removes e.c
 	}
 }
 
@@ -180,14 +184,20 @@ func (s *shard) schedule(c *Conn) {
 	switch {
 	case c.deadline.IsZero():
 		if c.heapIndex >= 0 {
-			heap.Remove(&s.timers, c.heapIndex)
+			s.timers.remove(c.heapIndex)
 		}
 	case c.heapIndex >= 0:
-		heap.Fix(&s.timers, c.heapIndex)
+		if at := s.key(c.deadline); at != s.timers[c.heapIndex].at {
+			s.timers.fix(c.heapIndex, timerEntry{at: at, c: c})
+		}
 	default:
-		heap.Push(&s.timers, c)
+		s.timers.push(timerEntry{at: s.key(c.deadline), c: c})
 	}
 }
+
+// key is a deadline as the heap orders it: nanoseconds since the
+// endpoint's epoch (monotonic, as both come from time.Now).
+func (s *shard) key(t time.Time) int64 { return int64(t.Sub(s.ep.epoch)) }
 
 func (s *shard) armTimer() {
 	if len(s.timers) == 0 {
@@ -197,7 +207,7 @@ func (s *shard) armTimer() {
 		}
 		return
 	}
-	next := s.timers[0].deadline
+	next := s.timers[0].c.deadline
 	if next.Equal(s.timerAt) {
 		return
 	}
@@ -221,35 +231,88 @@ func (s *shard) shutdown() {
 	}
 	for {
 		select {
-		case p := <-s.in:
-			putPacketBuf(p.buf)
+		case b := <-s.in:
+			s.discardBatch(b)
 		default:
 			return
 		}
 	}
 }
 
-// connHeap is a min-heap of sessions by deadline.
-type connHeap []*Conn
+// connHeap is a min-heap of sessions by deadline. Each entry carries its
+// deadline as an integer next to the session pointer, so that sifting
+// compares entries in the heap's own array instead of loading a deadline
+// from every Conn it passes (a cache miss each at 10k sessions).
+type connHeap []timerEntry
 
-func (h connHeap) Len() int           { return len(h) }
-func (h connHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
-func (h connHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIndex = i
-	h[j].heapIndex = j
+type timerEntry struct {
+	at int64 // shard.key(c.deadline)
+	c  *Conn
 }
-func (h *connHeap) Push(x any) {
-	c := x.(*Conn)
-	c.heapIndex = len(*h)
-	*h = append(*h, c)
+
+func (h connHeap) set(i int, e timerEntry) {
+	h[i] = e
+	e.c.heapIndex = i
 }
-func (h *connHeap) Pop() any {
+
+func (h *connHeap) push(e timerEntry) {
+	*h = append(*h, e)
+	h.up(len(*h)-1, e)
+}
+
+// remove takes out entry i.
+func (h *connHeap) remove(i int) {
 	old := *h
-	n := len(old)
-	c := old[n-1]
-	old[n-1] = nil
-	c.heapIndex = -1
-	*h = old[:n-1]
-	return c
+	n := len(old) - 1
+	old[i].c.heapIndex = -1
+	last := old[n]
+	old[n] = timerEntry{}
+	*h = old[:n]
+	if i < n {
+		h.fix(i, last)
+	}
+}
+
+// fix puts e in slot i and restores the heap order.
+func (h connHeap) fix(i int, e timerEntry) {
+	if !h.up(i, e) {
+		h.down(i, e)
+	}
+}
+
+// up moves e, destined for slot i, towards the root; it reports whether
+// e moved.
+func (h connHeap) up(i int, e timerEntry) bool {
+	start := i
+	for i > 0 {
+		p := (i - 1) / 2
+		if h[p].at <= e.at {
+			break
+		}
+		h.set(i, h[p])
+		i = p
+	}
+	h.set(i, e)
+	return i != start
+}
+
+// down moves e, destined for slot i, towards the leaves.
+func (h connHeap) down(i int, e timerEntry) {
+	n := len(h)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && h[r].at < h[l].at {
+			m = r
+		}
+		if h[m].at >= e.at {
+			break
+		}
+		h.set(i, h[m])
+		i = m
+	}
+	h.set(i, e)
 }

@@ -48,6 +48,7 @@ type options struct {
 	noNetns bool
 	scaleNs string
 	profile string
+	profDir string
 	bind    string
 }
 
@@ -62,6 +63,7 @@ func main() {
 	fs.IntVar(&o.reps, "reps", 0, "repetitions per case; 0 means 3 (1 with -quick)")
 	fs.StringVar(&o.scaleNs, "sessions", "", "comma-separated session counts for the scale scenario; empty means 1000,10000,50000 (1000 with -quick)")
 	fs.BoolVar(&o.noNetns, "no-netns", false, "skip the loss scenario (needs root, ip and nft)")
+	fs.StringVar(&o.profDir, "profile", "", "write a CPU profile of every uxp server child (from MARK on) into `DIR`")
 	// Child flags.
 	fs.StringVar(&o.sys, "sys", "", "internal: system under test")
 	fs.StringVar(&o.scen, "scen", "", "internal: client scenario")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -53,6 +54,16 @@ var (
 
 func orchestrate(ctx context.Context, o *options) error {
 	p := makePlan(o)
+	if o.profDir != "" {
+		d, err := filepath.Abs(o.profDir)
+		if err == nil {
+			err = os.MkdirAll(d, 0o755)
+		}
+		if err != nil {
+			return fmt.Errorf("-profile: %w", err)
+		}
+		profileDir = d
+	}
 	r := &report{
 		Started:   time.Now().UTC(),
 		Quick:     o.quick,

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -94,8 +95,23 @@ type server struct {
 	addr, key string
 }
 
+// profileDir, when set (the orchestrator's -profile), makes every uxp
+// server child write a CPU profile there; profileSeq numbers the files.
+// Both are set once before any case runs.
+var (
+	profileDir string
+	profileSeq int
+)
+
 func startServer(ctx context.Context, wrap []string, sys string, procs int) (*server, error) {
-	c, err := startChild(ctx, wrap, "-role", "server", "-sys", sys, "-procs", fmt.Sprint(procs))
+	args := []string{"-role", "server", "-sys", sys, "-procs", fmt.Sprint(procs)}
+	if profileDir != "" && isUXP(sys) {
+		profileSeq++
+		f := filepath.Join(profileDir, fmt.Sprintf("server-%s-%02d.pprof", sys, profileSeq))
+		args = append(args, "-cpuprofile", f)
+		fmt.Fprintf(os.Stderr, "profile: %s\n", f)
+	}
+	c, err := startChild(ctx, wrap, args...)
 	if err != nil {
 		return nil, err
 	}

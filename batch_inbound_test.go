@@ -1,0 +1,219 @@
+package uxp
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// newStagingEndpoint is an endpoint with shards that do not run, and n
+// sessions spread over them, for driving the read loop's hand-off by hand.
+func newStagingEndpoint(t *testing.T, workers, n int) (*endpoint, []*Conn) {
+	t.Helper()
+	set, err := (&Config{}).resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := newEndpoint(nullPacketConn{}, set, workers)
+	conns := make([]*Conn, n)
+	for i := range conns {
+		c := &Conn{id: uint32(i + 1), ep: ep, heapIndex: -1}
+		c.shard = ep.shardFor(c.id)
+		ep.table.set(c.id, c)
+		conns[i] = c
+	}
+	return ep, conns
+}
+
+// stageSeq dispatches a transport datagram for c carrying seq in its
+// counter field, as the read loop would.
+func stageSeq(ep *endpoint, c *Conn, seq uint64) {
+	bp := getPacketBuf()
+	putTransportHeader(bp[:], c.id, seq, 0)
+	ep.dispatch(bp, 100, netip.MustParseAddrPort("127.0.0.1:4000"))
+}
+
+// drainShard takes every queued batch off s, returning the counters of
+// the datagrams per session in the order the shard would see them, and
+// frees them.
+func drainShard(s *shard) map[uint32][]uint64 {
+	got := map[uint32][]uint64{}
+	for len(s.in) > 0 {
+		b := <-s.in
+		for _, p := range b.pkts[:b.n] {
+			h, _ := parseTransportHeader(p.buf[:p.n])
+			got[p.conn.id] = append(got[p.conn.id], h.counter())
+		}
+		s.discardBatch(b)
+	}
+	return got
+}
+
+// TestInboundBatchOrder checks that datagrams handed off in batches reach
+// each session's shard in arrival order, one channel operation per
+// (read, shard), across reads and across batches that fill up.
+func TestInboundBatchOrder(t *testing.T) {
+	ep, conns := newStagingEndpoint(t, 3, 7)
+	want := map[uint32][]uint64{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	seq := uint64(0)
+	for read := range 20 {
+		// Reads of 1 to 200 datagrams: more than inboundBatchLen for one
+		// shard makes the read loop hand off a full batch mid-read.
+		for range 1 + rng.IntN(200) {
+			c := conns[rng.IntN(len(conns))]
+			stageSeq(ep, c, seq)
+			want[c.id] = append(want[c.id], seq)
+			seq++
+		}
+		ep.flushStaged()
+		for i, b := range ep.staged {
+			if b != nil {
+				t.Fatalf("read %d: shard %d still has a staged batch after flushStaged", read, i)
+			}
+		}
+	}
+	got := map[uint32][]uint64{}
+	for _, s := range ep.shards {
+		for id, seqs := range drainShard(s) {
+			got[id] = append(got[id], seqs...)
+		}
+		if q := s.queued.Load(); q != 0 {
+			t.Errorf("shard %d: %d datagrams still counted as queued after draining", s.idx, q)
+		}
+	}
+	for _, c := range conns {
+		g, w := got[c.id], want[c.id]
+		if len(g) != len(w) {
+			t.Fatalf("session %d: got %d datagrams, want %d", c.id, len(g), len(w))
+		}
+		for i := range w {
+			if g[i] != w[i] {
+				t.Fatalf("session %d: datagram %d is counter %d, want %d (order lost)", c.id, i, g[i], w[i])
+			}
+		}
+	}
+}
+
+// TestInboundBatchOverload fills a shard that does not run: datagrams
+// beyond shardQueueLen are dropped and counted as Overload on their
+// session, nothing already queued is lost, and the count of queued
+// datagrams stays within the bound.
+func TestInboundBatchOverload(t *testing.T) {
+	ep, conns := newStagingEndpoint(t, 1, 1)
+	c := conns[0]
+	s := c.shard
+	const total = shardQueueLen + 1000
+	for seq := range uint64(total) {
+		stageSeq(ep, c, seq)
+		if seq%50 == 49 {
+			ep.flushStaged() // reads of 50 datagrams
+		}
+	}
+	ep.flushStaged()
+	if q := s.queued.Load(); q > shardQueueLen {
+		t.Fatalf("queued %d datagrams, bound is %d", q, shardQueueLen)
+	}
+	got := drainShard(s)[c.id]
+	dropped := c.drops.overload.Load()
+	if uint64(len(got))+dropped != total {
+		t.Fatalf("delivered %d + dropped %d != %d staged", len(got), dropped, total)
+	}
+	// Reads of 50 fill the queue to within one read of the bound.
+	if len(got) < shardQueueLen-50 || dropped == 0 {
+		t.Fatalf("delivered %d, dropped %d: want the queue filled to about %d and the rest dropped",
+			len(got), dropped, shardQueueLen)
+	}
+	if s.drops.overload.Load() != dropped {
+		t.Errorf("shard counted %d overload drops, session %d", s.drops.overload.Load(), dropped)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] <= got[i-1] {
+			t.Fatalf("datagram %d: counter %d after %d", i, got[i], got[i-1])
+		}
+	}
+	if q := s.queued.Load(); q != 0 {
+		t.Errorf("%d datagrams counted as queued after draining", q)
+	}
+	// Once drained, the shard takes datagrams again.
+	stageSeq(ep, c, total)
+	ep.flushStaged()
+	if got := drainShard(s)[c.id]; len(got) != 1 {
+		t.Fatalf("after draining: got %d datagrams, want 1", len(got))
+	}
+}
+
+// TestShardShutdownFreesQueuedBatches checks that a shard closing with
+// batches still queued frees them and leaves nothing counted.
+func TestShardShutdownFreesQueuedBatches(t *testing.T) {
+	ep, conns := newStagingEndpoint(t, 1, 2)
+	for seq := range uint64(300) {
+		stageSeq(ep, conns[seq%2], seq)
+	}
+	ep.flushStaged()
+	s := ep.shards[0]
+	s.shutdown()
+	if len(s.in) != 0 || s.queued.Load() != 0 {
+		t.Fatalf("after shutdown: %d batches queued, %d datagrams counted", len(s.in), s.queued.Load())
+	}
+}
+
+// TestConnHeap runs random pushes, moves and removals against the timer
+// heap and checks after each that it is a heap, that every session knows
+// its slot, and that the minimum is right.
+func TestConnHeap(t *testing.T) {
+	ep, conns := newStagingEndpoint(t, 1, 200)
+	s := ep.shards[0]
+	rng := rand.New(rand.NewPCG(3, 4))
+	base := ep.epoch
+	check := func(step int) {
+		h := s.timers
+		for i, e := range h {
+			if e.c.heapIndex != i {
+				t.Fatalf("step %d: session %d at slot %d thinks it is at %d", step, e.c.id, i, e.c.heapIndex)
+			}
+			if e.at != s.key(e.c.deadline) {
+				t.Fatalf("step %d: slot %d key %d, deadline key %d", step, i, e.at, s.key(e.c.deadline))
+			}
+			if i > 0 && h[(i-1)/2].at > e.at {
+				t.Fatalf("step %d: slot %d is earlier than its parent", step, i)
+			}
+		}
+		in := 0
+		for _, c := range conns {
+			if c.heapIndex >= 0 {
+				in++
+				if c.deadline.Before(h[0].c.deadline) {
+					t.Fatalf("step %d: session %d is due before the root", step, c.id)
+				}
+			}
+		}
+		if in != len(h) {
+			t.Fatalf("step %d: %d sessions claim a slot, heap has %d", step, in, len(h))
+		}
+	}
+	for step := range 5000 {
+		c := conns[rng.IntN(len(conns))]
+		if rng.IntN(4) == 0 {
+			c.deadline = time.Time{} // removal (or no-op when not in)
+		} else {
+			c.deadline = base.Add(time.Duration(rng.IntN(1000)) * time.Millisecond)
+		}
+		s.schedule(c)
+		check(step)
+	}
+	// runTimers fires every due session in deadline order.
+	var fired []time.Time
+	for len(s.timers) > 0 {
+		c := s.timers[0].c
+		fired = append(fired, c.deadline)
+		c.deadline = time.Time{}
+		s.schedule(c)
+	}
+	for i := 1; i < len(fired); i++ {
+		if fired[i].Before(fired[i-1]) {
+			t.Fatalf("popped %v after %v", fired[i], fired[i-1])
+		}
+	}
+}

@@ -251,6 +251,10 @@ func scaleCase(ctx context.Context, n int, window time.Duration) (map[string]flo
 		loaded, failed = loaded+ok, failed+bad
 	}
 	time.Sleep(2 * time.Second) // let the handshake burst settle
+	if st0, err := srv.stats(); err == nil {
+		fmt.Fprintf(os.Stderr, "%s scale %d: before the window: %d sessions; drops: %s\n",
+			time.Now().Format("15:04:05"), n, st0.Sessions, st0.Drops)
+	}
 	if err := srv.mark(); err != nil {
 		return nil, err
 	}
@@ -263,6 +267,10 @@ func scaleCase(ctx context.Context, n int, window time.Duration) (map[string]flo
 	st, err := srv.stats()
 	if err != nil {
 		return nil, err
+	}
+	if st.Ended != "" || st.Sessions != int64(loaded)+1 {
+		fmt.Fprintf(os.Stderr, "%s scale %d: %d sessions live of %d loaded (+1 probe); ended: %s; drops: %s\n",
+			time.Now().Format("15:04:05"), n, st.Sessions, loaded, st.Ended, st.Drops)
 	}
 	sessions := float64(max(st.Sessions, 1))
 	m := map[string]float64{

@@ -36,6 +36,7 @@ type serverStats struct {
 	Sessions       int64  `json:"sessions"`
 	Accepted       int64  `json:"accepted"`
 	Drops          string `json:"drops,omitempty"` // uxp: datagrams dropped, by reason
+	Ended          string `json:"ended,omitempty"` // uxp: sessions ended, by error
 }
 
 // clientResult is a client child's JSON result.
@@ -111,6 +112,9 @@ func serverRole(ctx context.Context, o *options) error {
 			st.Sessions, st.Accepted = srv.Sessions(), srv.Accepted()
 			if d, ok := srv.(interface{ Drops() string }); ok {
 				st.Drops = d.Drops()
+			}
+			if e, ok := srv.(interface{ Ended() string }); ok {
+				st.Ended = e.Ended()
 			}
 			st.Goroutines = runtime.NumGoroutine()
 			st.Heap = liveHeap()

@@ -55,6 +55,7 @@ func (s *uxpServer) Sessions() int64              { return s.h.Sessions() }
 func (s *uxpServer) Accepted() int64              { return s.h.Accepted() }
 func (s *uxpServer) Sink() (int64, time.Duration) { return s.h.SinkStats() }
 func (s *uxpServer) Drops() string                { return fmt.Sprintf("%+v", s.srv.Stats().Drops) }
+func (s *uxpServer) Ended() string                { return s.h.Ended() }
 func (s *uxpServer) Close()                       { s.srv.Close() }
 
 // uxpClientConfig is the client side of sys.

@@ -20,6 +20,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +57,9 @@ type Server struct {
 	sessions atomic.Int64
 	accepted atomic.Int64
 	sink     Sink
+
+	endedMu sync.Mutex
+	ended   map[string]int // sessions ended, by error
 }
 
 // NewServer returns a Server with nothing counted yet.
@@ -98,8 +104,29 @@ func (s *Server) OnNewConnComing(c *uxp.Conn) {
 	c.SetHandler(&s.conn)
 }
 
-// OnConnClosed forgets the session.
-func (s *Server) OnConnClosed(*uxp.Conn, error) { s.sessions.Add(-1) }
+// OnConnClosed forgets the session and counts how it ended.
+func (s *Server) OnConnClosed(_ *uxp.Conn, err error) {
+	s.sessions.Add(-1)
+	s.endedMu.Lock()
+	if s.ended == nil {
+		s.ended = make(map[string]int)
+	}
+	s.ended[fmt.Sprint(err)]++
+	s.endedMu.Unlock()
+}
+
+// Ended describes how the sessions that ended did, one "count× error"
+// per distinct error; empty if none ended.
+func (s *Server) Ended() string {
+	s.endedMu.Lock()
+	defer s.endedMu.Unlock()
+	parts := make([]string, 0, len(s.ended))
+	for e, n := range s.ended {
+		parts = append(parts, fmt.Sprintf("%d× %s", n, e))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, "; ")
+}
 
 // serverConn is the ConnHandler of every server session.
 type serverConn struct {

@@ -96,7 +96,8 @@ type server struct {
 }
 
 // profileDir, when set (the orchestrator's -profile), makes every uxp
-// server child write a CPU profile there; profileSeq numbers the files.
+// server child, and every uxp client child started with -sys first, write a
+// CPU profile there; profileSeq numbers the files.
 // Both are set once before any case runs.
 var (
 	profileDir string
@@ -159,7 +160,14 @@ func (s *server) quit() {
 // runClient runs a client child to completion and parses its result.
 func runClient(ctx context.Context, wrap []string, timeout time.Duration, args ...string) (clientResult, error) {
 	var res clientResult
-	c, err := startChild(ctx, wrap, append([]string{"-role", "client"}, args...)...)
+	args = append([]string{"-role", "client"}, args...)
+	if profileDir != "" && len(args) > 3 && args[2] == "-sys" && isUXP(args[3]) {
+		profileSeq++
+		f := filepath.Join(profileDir, fmt.Sprintf("client-%s-%02d.pprof", args[3], profileSeq))
+		args = append(args, "-cpuprofile", f)
+		fmt.Fprintf(os.Stderr, "profile: %s\n", f)
+	}
+	c, err := startChild(ctx, wrap, args...)
 	if err != nil {
 		return res, err
 	}

@@ -313,6 +313,7 @@ func (c *Conn) sendFrameTo(kind byte, hdr, body []byte, to netip.AddrPort) int {
 	b = append(b, body...)
 	pkt := key.send.Seal(b[:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
 	s.commitSend(len(pkt), to, c)
+	c.hb.sent(s.now)
 	if kind == frameClose {
 		// The endpoint may close its socket right after this (a client
 		// whose only session ended): send now.

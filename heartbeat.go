@@ -12,6 +12,8 @@ type heartbeat struct {
 	pinger   bool          // clients ping; servers only answer
 
 	lastRecv time.Time // last authenticated packet from the peer
+	lastSent time.Time // last packet sent to the peer
+	skipped  int       // pings skipped in a row (pingDue)
 	nextPing time.Time // zero when not pinging
 	// confirmed is set by the first pong. Until then the client pings every
 	// confirmInterval, because its first ping is also the key confirmation
@@ -46,9 +48,15 @@ func (e *rttEstimator) sample(rtt time.Duration) {
 	e.samples++
 }
 
-// confirmInterval is how often an unconfirmed client re-sends its first ping.
-/* Implementation constant */
-const confirmInterval = 250 * time.Millisecond
+/* Implementation constants */
+const (
+	// confirmInterval is how often an unconfirmed client re-sends its
+	// first ping.
+	confirmInterval = 250 * time.Millisecond
+	// maxSkippedPings bounds the pings a busy session skips in a row, so
+	// that its heartbeat RTT and the peers' clock offset stay fresh.
+	maxSkippedPings = 3
+)
 
 func newHeartbeat(interval, idle time.Duration, pinger bool, now time.Time) heartbeat {
 	h := heartbeat{interval: interval, idle: idle, pinger: pinger, lastRecv: now}
@@ -63,12 +71,27 @@ func newHeartbeat(interval, idle time.Duration, pinger bool, now time.Time) hear
 // received records an authenticated packet from the peer.
 func (h *heartbeat) received(now time.Time) { h.lastRecv = now }
 
+// sent records a packet sent to the peer.
+func (h *heartbeat) sent(now time.Time) { h.lastSent = now }
+
 // pingDue reports whether a ping should be sent now, and if so schedules
-// the next one.
+// the next one. A confirmed session that both sent and heard a packet
+// within the last interval skips the ping (up to maxSkippedPings in a
+// row): its traffic already keeps both idle timers and the NAT binding
+// alive, as QUIC sends PING only when a connection would otherwise be
+// idle. For a client sending one message a second that is a quarter of
+// its packets, and of the server's.
 func (h *heartbeat) pingDue(now time.Time) bool {
 	if h.nextPing.IsZero() || now.Before(h.nextPing) {
 		return false
 	}
+	if h.confirmed && h.interval > 0 && h.skipped < maxSkippedPings &&
+		now.Sub(h.lastSent) < h.interval && now.Sub(h.lastRecv) < h.interval {
+		h.skipped++
+		h.nextPing = now.Add(h.interval)
+		return false
+	}
+	h.skipped = 0
 	switch {
 	case !h.confirmed && h.interval > 0:
 		h.nextPing = now.Add(min(h.interval, confirmInterval))

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -118,10 +117,10 @@ func TestDialerManySessions(t *testing.T) {
 
 // TestDialerFailures: a Dial to a silent address times out without
 // disturbing the Dialer; Close ends a Dial in progress; Dial after Close
-// and a bad address fail with clear errors; nothing leaks.
+// and a bad address fail with clear errors; nothing leaks (synctest.Test
+// fails on a goroutine left blocked in its bubble).
 func TestDialerFailures(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		before := runtime.NumGoroutine()
 		n := newDialerNet(t, 42, 1, netsim.Impairment{Delay: time.Millisecond}, &Config{HandshakeTimeout: time.Second})
 		silent, err := n.net.Listen("10.0.9.9:4000")
 		require.NoError(t, err)
@@ -148,8 +147,10 @@ func TestDialerFailures(t *testing.T) {
 		silent.Close()
 		n.servers[0].Close()
 		n.net.Close()
-		synctest.Wait()
-		require.LessOrEqual(t, runtime.NumGoroutine(), before)
+		// No leak check by goroutine count here: runtime.NumGoroutine is
+		// process-wide and sees other tests' goroutines come and go.
+		// synctest.Test itself fails if a goroutine of the bubble (the
+		// Dialer's read loop, its workers, a Dial) is left blocked.
 	})
 }
 

@@ -2,7 +2,6 @@ package uxp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -40,19 +39,9 @@ const (
 // receives the session's events; nil means NopHandler. The Client owns pc
 // from Start on and closes it in Close.
 func NewClient(pc net.PacketConn, server net.Addr, handler ConnHandler, cfg *Config) (*Client, error) {
-	if pc == nil {
-		return nil, errors.New("uxp: NewClient: nil PacketConn")
-	}
-	set, err := cfg.resolve()
+	set, err := clientSettings("NewClient", pc, cfg)
 	if err != nil {
 		return nil, err
-	}
-	if set.serverPublicKey.IsZero() {
-		return nil, &ConfigError{Field: "ServerPublicKey", Reason: "required for a client"}
-	}
-	if err := set.serverPublicKey.usable(); err != nil {
-		// Caught here, the handshake would fail on every attempt.
-		return nil, &ConfigError{Field: "ServerPublicKey", Reason: err.Error()}
 	}
 	ap := addrPortOf(server)
 	if !ap.IsValid() || ap.Port() == 0 {
@@ -173,13 +162,7 @@ func (c *Client) Close() error {
 	started := c.started
 	c.mu.Unlock()
 	if conn := c.at.conn.Load(); conn != nil {
-		conn.Close()
-		t := time.NewTimer(closeLinger + time.Second)
-		select {
-		case <-conn.done:
-		case <-t.C:
-		}
-		t.Stop()
+		closeAndWait([]*Conn{conn})
 	}
 	if !started {
 		return c.ep.pc.Close()

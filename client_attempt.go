@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,53 @@ func newClientAttempt(set *settings, ep *endpoint, server netip.AddrPort, handle
 		established: make(chan *Conn, 1),
 		refused:     make(chan error, 1),
 		cookieCh:    make(chan struct{}, 1),
+	}
+}
+
+// closeAndWait closes conns and waits until each has ended (lingering to
+// deliver what was written), for closeLinger + 1 s at most in all.
+func closeAndWait(conns []*Conn) {
+	for _, c := range conns {
+		c.Close()
+	}
+	t := time.NewTimer(closeLinger + time.Second)
+	defer t.Stop()
+	for _, c := range conns {
+		select {
+		case <-c.done:
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// clientSettings resolves the configuration of a Client or a Dialer
+// (named by who in errors): it needs a PacketConn and a usable server key.
+func clientSettings(who string, pc net.PacketConn, cfg *Config) (*settings, error) {
+	if pc == nil {
+		return nil, fmt.Errorf("uxp: %s: nil PacketConn", who)
+	}
+	set, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if set.serverPublicKey.IsZero() {
+		return nil, &ConfigError{Field: "ServerPublicKey", Reason: "required for a client"}
+	}
+	if err := set.serverPublicKey.usable(); err != nil {
+		// Caught here, the handshake would fail on every attempt.
+		return nil, &ConfigError{Field: "ServerPublicKey", Reason: err.Error()}
+	}
+	return set, nil
+}
+
+// dropAnswer counts a response or cookie reply that failed: AuthFailed if
+// it did not authenticate, Malformed otherwise.
+func (a *clientAttempt) dropAnswer(err error) {
+	if errors.Is(err, errHandshakeAuth) {
+		a.ep.drops.authFailed.Add(1)
+	} else {
+		a.ep.drops.malformed.Add(1)
 	}
 }
 
@@ -175,11 +223,7 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 		return
 	}
 	if err != nil {
-		if errors.Is(err, errHandshakeAuth) {
-			a.ep.drops.authFailed.Add(1)
-		} else {
-			a.ep.drops.malformed.Add(1)
-		}
+		a.dropAnswer(err)
 		return
 	}
 	if fp.on() && !a.set.fec.on() {
@@ -226,11 +270,7 @@ func (a *clientAttempt) takeCookie(b []byte) {
 	}
 	cookie, err := openCookieReply(b, hs.initiation(), a.cookieKey)
 	if err != nil {
-		if errors.Is(err, errHandshakeAuth) {
-			a.ep.drops.authFailed.Add(1)
-		} else {
-			a.ep.drops.malformed.Add(1)
-		}
+		a.dropAnswer(err)
 		return
 	}
 	a.hstats.cookiesReceived.Add(1)

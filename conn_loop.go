@@ -401,7 +401,8 @@ func earlier(d, t time.Time) time.Time {
 func (c *Conn) establish(now time.Time) {
 	if c.ep.onAdmit != nil && !c.ep.onAdmit(c) {
 		// The server filled up while this session was half-open. Tell the
-		// client (it sees ErrPeerClosed) and end the session unannounced.
+		// client (close reason 3: it sees ErrServerFull) and end the
+		// session unannounced.
 		c.sendFrame(frameClose, []byte{closeFull})
 		c.terminate(ErrServerFull, closeFull, false)
 		return

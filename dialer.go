@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"time"
 )
 
 // Dialer runs many client sessions over one PacketConn: one socket, one
@@ -53,18 +52,9 @@ const dialIDRetries = 3
 // (Config.ServerPublicKey); its client-side fields apply to every session.
 // The Dialer owns pc from the first Dial on and closes it in Close.
 func NewDialer(pc net.PacketConn, cfg *Config) (*Dialer, error) {
-	if pc == nil {
-		return nil, errors.New("uxp: NewDialer: nil PacketConn")
-	}
-	set, err := cfg.resolve()
+	set, err := clientSettings("NewDialer", pc, cfg)
 	if err != nil {
 		return nil, err
-	}
-	if set.serverPublicKey.IsZero() {
-		return nil, &ConfigError{Field: "ServerPublicKey", Reason: "required for a client"}
-	}
-	if err := set.serverPublicKey.usable(); err != nil {
-		return nil, &ConfigError{Field: "ServerPublicKey", Reason: err.Error()}
 	}
 	d := &Dialer{
 		set:       set,
@@ -197,18 +187,7 @@ func (d *Dialer) Close() error {
 	if !started {
 		return d.ep.pc.Close()
 	}
-	conns := d.ep.table.live()
-	for _, c := range conns {
-		c.Close()
-	}
-	t := time.NewTimer(closeLinger + time.Second)
-	defer t.Stop()
-	for _, c := range conns {
-		select {
-		case <-c.done:
-		case <-t.C:
-		}
-	}
+	closeAndWait(d.ep.table.live())
 	d.ep.stop()
 	d.ep.wg.Wait()
 	return nil
@@ -217,7 +196,7 @@ func (d *Dialer) Close() error {
 // Stats returns the Dialer's counters.
 func (d *Dialer) Stats() DialerStats {
 	return DialerStats{
-		Sessions:  len(d.ep.table.live()),
+		Sessions:  d.ep.table.count(),
 		Drops:     d.ep.drops.snapshot(),
 		Handshake: d.hstats.snapshot(),
 	}
@@ -235,6 +214,19 @@ func (t *sessionTable) setIfAbsent(id uint32, c *Conn) bool {
 	}
 	t.m[id] = c
 	return true
+}
+
+// count returns how many sessions are in the table.
+func (t *sessionTable) count() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n := 0
+	for _, c := range t.m {
+		if c != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // live returns the sessions in the table.

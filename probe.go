@@ -118,7 +118,7 @@ func (c *Conn) probeAcked(l *lane, una uint32, now time.Time) {
 		c.armProbe(l, now) // progress, but the tail is still out
 		return
 	}
-	if !p.sampled && !p.resent && p.count == 0 && p.probeTS == 0 {
+	if !p.sampled && !p.resent && p.probeTS == 0 {
 		c.dataRTT.sample(now.Sub(p.sentAt))
 	}
 	c.releaseProbe(l)

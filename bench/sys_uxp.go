@@ -36,6 +36,7 @@ func listenUXP(addr string) (*uxpServer, error) {
 	cfg := &uxp.Config{
 		PrivateKey: kp.Private,
 		FEC:        uxp.FECConfig{DataShards: 10, ParityShards: 3, Adaptive: true, MaxParity: 8},
+		KCP:        benchKCP(),
 	}
 	h := uxpbench.NewServer()
 	srv, err := uxp.NewServer(pc, h, cfg)
@@ -59,12 +60,22 @@ func (s *uxpServer) Ended() string                { return s.h.Ended() }
 func (s *uxpServer) Close()                       { s.srv.Close() }
 
 // uxpClientConfig is the client side of sys.
+// benchKCP is uxp's default KCP configuration with the 1024-segment
+// windows that the kcp-go peers run with (sys_peers.go) and that
+// docs/tuning.md's bulk profile recommends; the default 256 is the game
+// profile. Only the bulk scenario fills a window.
+func benchKCP() uxp.KCPConfig {
+	k := uxp.DefaultConfig().KCP
+	k.SendWindow, k.RecvWindow = 1024, 1024
+	return k
+}
+
 func uxpClientConfig(sys, key string) (*uxp.Config, error) {
 	pub, err := uxp.ParsePublicKey(key)
 	if err != nil {
 		return nil, err
 	}
-	cfg := &uxp.Config{ServerPublicKey: pub}
+	cfg := &uxp.Config{ServerPublicKey: pub, KCP: benchKCP()}
 	switch sys {
 	case sysUXPFEC:
 		cfg.FEC = uxp.FECConfig{DataShards: 10, ParityShards: 3}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -37,6 +38,16 @@ import (
 //     as are the lane's own inflight list and delivery tracker
 //     (laneTrimDeadline). The delay keeps a session that sends bursts at a
 //     steady rate from shrinking and regrowing on every burst.
+//
+//   - A new lane's KCP is a copy of the shard's prototype (kcpClone), a
+//     KCP made once with NewKCP, the endpoint's tuning and kcpSlim, and
+//     never used: the copy gets its own conv, output callback, rings,
+//     receive heap and ACK list. NewKCP itself allocates about 33 KB that
+//     kcpSlim then drops (the rings, 24 KB, and two flush buffers, since
+//     SetMtu replaces the first); when thousands of clients join at once
+//     (a server's first burst, 50,000 in the bench's scale case) that
+//     garbage kept the collector running and stalled the workers for tens
+//     of milliseconds at a time. A copy allocates about 1 KB.
 //
 // The field layout is resolved once, with reflect (kcpMem). If anything
 // differs from what this file expects (another kcp-go version), the layout
@@ -188,11 +199,148 @@ func resolveKCPMem(kt reflect.Type) (*kcpMemLayout, error) {
 	return &m, nil
 }
 
+// kcpCloneLayout locates what kcpClone gives each copy of a prototype
+// KCP. Every other field of kcp.KCP, and of its rings and receive heap,
+// holds no reference (resolveKCPClone checks), so a struct copy gives
+// the copy its own value of it.
+type kcpCloneLayout struct {
+	conv       uintptr // KCP.conv (uint32)
+	output     uintptr // KCP.output (output_callback)
+	outputType reflect.Type
+	log        uintptr // KCP.log (logoutput_callback): nil in a copy
+	logType    reflect.Type
+	ringType   reflect.Type // RingBuffer[segment]
+	heapType   reflect.Type // segmentHeap
+}
+
+// kcpCloneMem is the clone layout of this kcp-go version's KCP, or nil
+// (with kcpCloneErr saying why): lanes then get NewKCP's KCPs. Computed
+// once at init and never written after.
+var kcpCloneMem, kcpCloneErr = resolveKCPClone(reflect.TypeFor[kcp.KCP](), kcpMem)
+
+// kcpCloneRefs are the fields of kcp.KCP that hold references, each of
+// which kcpClone replaces (or, for buffer, shares on purpose).
+var kcpCloneRefs = map[string]bool{
+	"snd_queue": true, "rcv_queue": true, "snd_buf": true, "rcv_buf": true,
+	"acklist": true, "buffer": true, "output": true, "log": true,
+}
+
+// resolveKCPClone finds the fields kcpClone sets in kt (kcp.KCP), whose
+// kcp_mem.go layout is m, and checks that no other field holds a
+// reference a struct copy would share.
+func resolveKCPClone(kt reflect.Type, m *kcpMemLayout) (*kcpCloneLayout, error) {
+	if m == nil {
+		return nil, errors.New("kcp-go layout unknown")
+	}
+	var c kcpCloneLayout
+	refsOnly := func(t reflect.Type, allowed ...string) error {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !slices.Contains(allowed, f.Name) && holdsRefs(f.Type) {
+				return fmt.Errorf("kcp-go %s.%s: holds references kcp_mem.go does not copy", t.Name(), f.Name)
+			}
+		}
+		return nil
+	}
+	var allowed []string
+	for name := range kcpCloneRefs {
+		allowed = append(allowed, name)
+	}
+	if err := refsOnly(kt, allowed...); err != nil {
+		return nil, err
+	}
+	f, ok := kt.FieldByName("conv")
+	if !ok || f.Type != reflect.TypeFor[uint32]() {
+		return nil, errors.New("kcp-go KCP.conv: missing or not a uint32")
+	}
+	c.conv = f.Offset
+	out := reflect.TypeFor[func([]byte, int)]()
+	for _, p := range []struct {
+		name string
+		off  *uintptr
+		typ  *reflect.Type
+	}{{"output", &c.output, &c.outputType}, {"log", &c.log, &c.logType}} {
+		f, ok := kt.FieldByName(p.name)
+		if !ok || f.Type.Kind() != reflect.Func {
+			return nil, fmt.Errorf("kcp-go KCP.%s: missing or not a func", p.name)
+		}
+		*p.off, *p.typ = f.Offset, f.Type
+	}
+	if !out.ConvertibleTo(c.outputType) {
+		return nil, fmt.Errorf("kcp-go KCP.output: %v, not a func([]byte, int)", c.outputType)
+	}
+	rf, _ := kt.FieldByName("snd_queue") // resolveKCPMem checked the three rings
+	c.ringType = rf.Type.Elem()
+	if err := refsOnly(c.ringType, "elements"); err != nil {
+		return nil, err
+	}
+	hf, _ := kt.FieldByName("rcv_buf")
+	c.heapType = hf.Type.Elem()
+	if err := refsOnly(c.heapType, "segments", "marks"); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// holdsRefs reports whether a value of type t holds a pointer, slice,
+// map, func, channel, interface or string.
+func holdsRefs(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.UnsafePointer, reflect.Slice, reflect.Map, reflect.Func,
+		reflect.Chan, reflect.Interface, reflect.String:
+		return true
+	case reflect.Array:
+		return t.Len() > 0 && holdsRefs(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if holdsRefs(t.Field(i).Type) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // kcpShardMem is a shard's share of its sessions' KCP memory.
 type kcpShardMem struct {
-	flushBuf []byte // every KCP's flush buffer (see above)
-	warned   bool   // the missing layout was logged
-	off      bool   // tests: leave new KCPs as kcp-go makes them
+	flushBuf []byte   // every KCP's flush buffer (see above)
+	proto    *kcp.KCP // kcpClone's prototype, made on first use
+	warned   bool     // the missing layout was logged
+	off      bool     // tests: leave new KCPs as kcp-go makes them
+}
+
+// kcpClone returns a new KCP for conv and out, made by copying the
+// shard's prototype, or nil when kcp_mem.go cannot (unknown layout, or
+// off): the caller makes one with NewKCP. The copy is what NewKCP,
+// tuneKCP and kcpSlim would make, without NewKCP's garbage.
+func (s *shard) kcpClone(conv uint32, out func([]byte, int)) *kcp.KCP {
+	m, cl := kcpMem, kcpCloneMem
+	if m == nil || cl == nil || s.kcpMem.off {
+		return nil
+	}
+	if s.kcpMem.proto == nil {
+		proto := kcp.NewKCP(0, func([]byte, int) {})
+		s.ep.set.tuneKCP(proto)
+		s.kcpSlim(proto)
+		s.kcpMem.proto = proto
+	}
+	k := new(kcp.KCP)
+	*k = *s.kcpMem.proto
+	p := unsafe.Pointer(k)
+	*(*uint32)(unsafe.Add(p, cl.conv)) = conv
+	reflect.NewAt(cl.outputType, unsafe.Add(p, cl.output)).Elem().Set(reflect.ValueOf(out).Convert(cl.outputType))
+	reflect.NewAt(cl.logType, unsafe.Add(p, cl.log)).Elem().SetZero()
+	for _, off := range m.rings {
+		r := reflect.New(cl.ringType).UnsafePointer() // head and tail 0: empty
+		reflect.NewAt(m.segsType, unsafe.Add(r, m.ringElems)).Elem().Set(reflect.MakeSlice(m.segsType, kcpRingEntries, kcpRingEntries))
+		*(*unsafe.Pointer)(unsafe.Add(p, off)) = r
+	}
+	h := reflect.New(cl.heapType).UnsafePointer() // no segments yet
+	reflect.NewAt(m.marksType, unsafe.Add(h, m.heapMarks)).Elem().Set(reflect.MakeMap(m.marksType))
+	*(*unsafe.Pointer)(unsafe.Add(p, m.rcvBuf)) = h
+	reflect.NewAt(m.ackType, unsafe.Add(p, m.acklist)).Elem().SetZero()
+	*(*[]byte)(unsafe.Add(p, m.buffer)) = s.kcpMem.flushBuf // as kcpSlim gave the prototype
+	return k
 }
 
 // kcpSlim puts a new KCP of the shard's on minimum memory: minimum rings

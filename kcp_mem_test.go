@@ -476,3 +476,129 @@ func TestKCPMemSteadyEcho(t *testing.T) {
 		require.Equal(t, msg, echoed[i])
 	}
 }
+
+// Stand-ins for resolveKCPClone: the layout it expects, and one with a
+// reference a struct copy would share.
+type (
+	fakeCloneKCP struct {
+		conv                          uint32
+		mtu                           uint32
+		snd_queue, rcv_queue, snd_buf *fakeRing
+		rcv_buf                       *fakeHeap
+		acklist                       []struct{ sn, ts uint32 }
+		buffer                        []byte
+		output                        func([]byte, int)
+		log                           func(string, ...any)
+	}
+	fakeCloneKCPExtra struct {
+		conv                          uint32
+		snd_queue, rcv_queue, snd_buf *fakeRing
+		rcv_buf                       *fakeHeap
+		acklist                       []struct{ sn, ts uint32 }
+		buffer                        []byte
+		output                        func([]byte, int)
+		log                           func(string, ...any)
+		stats                         *int
+	}
+	fakeCloneKCPOutput struct {
+		conv                          uint32
+		snd_queue, rcv_queue, snd_buf *fakeRing
+		rcv_buf                       *fakeHeap
+		acklist                       []struct{ sn, ts uint32 }
+		buffer                        []byte
+		output                        func([]byte)
+		log                           func(string, ...any)
+	}
+)
+
+// TestKCPClone: a lane's KCP copied from the shard's prototype is, field
+// for field, what NewKCP, the endpoint's tuning and kcpSlim make, with
+// its own conv, output, rings, receive heap and ACK list (a second copy
+// shares none of them), and it carries data both ways with a KCP kcp-go
+// made. resolveKCPClone refuses a KCP with a reference it does not know.
+func TestKCPClone(t *testing.T) {
+	require.NoError(t, kcpCloneErr, "kcp-go's KCP is not the layout kcpClone knows")
+	require.NotNil(t, kcpCloneMem)
+	for _, fake := range []reflect.Type{reflect.TypeFor[fakeCloneKCP]()} {
+		m, err := resolveKCPMem(fake)
+		require.NoError(t, err)
+		_, err = resolveKCPClone(fake, m)
+		require.NoError(t, err)
+	}
+	for name, fake := range map[string]reflect.Type{
+		"extra pointer": reflect.TypeFor[fakeCloneKCPExtra](),
+		"output type":   reflect.TypeFor[fakeCloneKCPOutput](),
+	} {
+		m, err := resolveKCPMem(fake)
+		require.NoError(t, err, name)
+		c, err := resolveKCPClone(fake, m)
+		require.Error(t, err, name)
+		require.Nil(t, c, name)
+	}
+
+	cfg := &Config{KCP: KCPConfig{SendWindow: 100, RecvWindow: 300, FastResend: 3, Interval: 20 * time.Millisecond, CongestionControl: true}}
+	sp := newSessionPairs(t, cfg, false)
+	s := sp.srvEP.shards[0]
+	var out1, out2 [][]byte
+	k1 := s.kcpClone(7, func(b []byte, n int) { out1 = append(out1, bytes.Clone(b[:n])) })
+	k2 := s.kcpClone(9, func(b []byte, n int) { out2 = append(out2, bytes.Clone(b[:n])) })
+	require.NotNil(t, k1)
+	require.NotNil(t, k2)
+	ref := kcp.NewKCP(7, func([]byte, int) {})
+	sp.srvEP.set.tuneKCP(ref)
+	s.kcpSlim(ref)
+
+	// Field for field: every reference-free field equal to ref's.
+	kt := reflect.TypeFor[kcp.KCP]()
+	p1, pr := unsafe.Pointer(k1), unsafe.Pointer(ref)
+	for i := range kt.NumField() {
+		f := kt.Field(i)
+		if kcpCloneRefs[f.Name] {
+			continue
+		}
+		a := unsafe.Slice((*byte)(unsafe.Add(p1, f.Offset)), f.Type.Size())
+		b := unsafe.Slice((*byte)(unsafe.Add(pr, f.Offset)), f.Type.Size())
+		require.Equal(t, b, a, "field %s", f.Name)
+	}
+	require.Equal(t, viewKCP(t, ref), viewKCP(t, k1), "rings, heap, ACK list and flush buffer as kcpSlim leaves them")
+	require.Equal(t, uint32(9), *(*uint32)(unsafe.Add(unsafe.Pointer(k2), kcpCloneMem.conv)))
+
+	// Nothing shared between copies, or with the prototype.
+	m := kcpMem
+	for _, k := range []*kcp.KCP{k2, s.kcpMem.proto} {
+		p := unsafe.Pointer(k)
+		for i := range m.rings {
+			require.NotEqual(t, m.ring(p1, i), m.ring(p, i), "ring %d shared", i)
+		}
+		require.NotEqual(t, *(*unsafe.Pointer)(unsafe.Add(p1, m.rcvBuf)), *(*unsafe.Pointer)(unsafe.Add(p, m.rcvBuf)), "receive heap shared")
+	}
+
+	// It works: k1 and a kcp-go KCP exchange messages; k2 stays untouched.
+	var toK1 [][]byte
+	peer := kcp.NewKCP(7, func(b []byte, n int) { toK1 = append(toK1, bytes.Clone(b[:n])) })
+	sp.srvEP.set.tuneKCP(peer)
+	for i := range 50 {
+		msg := bytes.Repeat([]byte{byte(i)}, 1+i*97)
+		require.GreaterOrEqual(t, k1.Send(msg), 0)
+		require.GreaterOrEqual(t, peer.Send(msg), 0)
+		for range 4 {
+			kcpFlush(k1, kcp.IKCP_FLUSH_FULL)
+			kcpFlush(peer, kcp.IKCP_FLUSH_FULL)
+			for _, b := range out1 {
+				peer.Input(b, kcp.IKCP_PACKET_REGULAR, false)
+			}
+			for _, b := range toK1 {
+				k1.Input(b, kcp.IKCP_PACKET_REGULAR, false)
+			}
+			out1, toK1 = out1[:0], toK1[:0]
+		}
+		for _, k := range []*kcp.KCP{peer, k1} {
+			buf := make([]byte, 8192)
+			n := k.Recv(buf)
+			require.Equal(t, msg, buf[:max(n, 0)], "message %d", i)
+		}
+	}
+	require.Empty(t, out2, "the other copy sent nothing")
+	require.Zero(t, k2.WaitSnd())
+	require.Equal(t, -1, k2.PeekSize())
+}

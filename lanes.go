@@ -192,23 +192,32 @@ func (l *lane) waitSnd() int {
 	return l.arq.WaitSnd()
 }
 
-// newLaneKCP makes a KCP state machine with the session's tuning.
+// newLaneKCP makes a KCP state machine with the session's tuning: a copy
+// of the shard's prototype where kcp_mem.go can make one (kcpClone), else
+// kcp-go's own.
 func (c *Conn) newLaneKCP(conv uint32, out func([]byte, int)) *kcp.KCP {
-	set := c.ep.set
+	if k := c.shard.kcpClone(conv, out); k != nil {
+		return k
+	}
 	k := kcp.NewKCP(conv, out)
+	c.ep.set.tuneKCP(k)
+	c.shard.kcpSlim(k)
+	return k
+}
+
+// tuneKCP applies the configuration to a new KCP.
+func (s *settings) tuneKCP(k *kcp.KCP) {
 	nodelay := 0
-	if set.kcpNoDelay {
+	if s.kcpNoDelay {
 		nodelay = 1
 	}
 	nc := 1
-	if set.kcpCongestion {
+	if s.kcpCongestion {
 		nc = 0
 	}
-	k.NoDelay(nodelay, int(set.kcpInterval/time.Millisecond), set.kcpFastResend, nc)
-	k.WndSize(set.sendWindow, set.recvWindow)
-	k.SetMtu(set.kcpMTU())
-	c.shard.kcpSlim(k)
-	return k
+	k.NoDelay(nodelay, int(s.kcpInterval/time.Millisecond), s.kcpFastResend, nc)
+	k.WndSize(s.sendWindow, s.recvWindow)
+	k.SetMtu(s.kcpMTU())
 }
 
 // Lanes returns the number of lanes the session has (at least 1).

@@ -234,7 +234,12 @@ func TestTraceMigrationAndRekey(t *testing.T) {
 		p.net.SetDefault(netsim.Impairment{Delay: 5 * time.Millisecond})
 		require.NoError(t, p.cli.Start(context.Background()))
 		oldAddr := p.cliPC.LocalAddr().String()
-		sendAndCheck(t, p, 300, 10*time.Millisecond, func() {
+		// 5 s of traffic. A rekey is due RekeyAfterTime (1 s) after the
+		// last, but cannot start until the previous generation retired,
+		// rekeyGrace (2 s) after the switch: rekeys come about 2 s apart,
+		// at about 1, 3 and 5 s. (With 3 s of traffic the second one fell
+		// on the end of the traffic and was sometimes missed.)
+		sendAndCheck(t, p, 500, 10*time.Millisecond, func() {
 			require.NoError(t, p.cliPC.Rebind("10.0.0.3:6000"))
 		})
 		id := slog.Uint64Value(uint64(p.cli.Conn().ID())).String()
@@ -251,7 +256,7 @@ func TestTraceMigrationAndRekey(t *testing.T) {
 		// The bubble is idle here, so the counters cannot move while we
 		// compare. The server may trail by one rekey still in flight.
 		counted := map[string]uint64{"client": p.cli.Conn().Stats().Rekeys, "server": p.srv.Stats().Rekeys}
-		require.GreaterOrEqual(t, counted["client"], uint64(2), "3+ s of traffic at one rekey a second")
+		require.GreaterOrEqual(t, counted["client"], uint64(2), "5 s of traffic at one rekey every 2 s")
 		for _, side := range []string{"client", "server"} {
 			rekeys := rec.find(TraceRekeyed, side)
 			require.NotEmpty(t, rekeys, side)

@@ -9,7 +9,7 @@ import (
 
 // newStagingEndpoint is an endpoint with shards that do not run, and n
 // sessions spread over them, for driving the read loop's hand-off by hand.
-func newStagingEndpoint(t *testing.T, workers, n int) (*endpoint, []*Conn) {
+func newStagingEndpoint(t testing.TB, workers, n int) (*endpoint, []*Conn) {
 	t.Helper()
 	set, err := (&Config{}).resolve()
 	if err != nil {

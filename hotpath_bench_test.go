@@ -87,18 +87,7 @@ func BenchmarkReplayWindow(b *testing.B) {
 func BenchmarkRouting(b *testing.B) {
 	for _, sessions := range []int{1, 10000} {
 		b.Run(fmt.Sprintf("sessions=%d", sessions), func(b *testing.B) {
-			set, err := (&Config{}).resolve()
-			if err != nil {
-				b.Fatal(err)
-			}
-			ep := newEndpoint(nullPacketConn{}, set, 2)
-			conns := make([]*Conn, sessions)
-			for i := range conns {
-				c := &Conn{id: uint32(i + 1), ep: ep, heapIndex: -1}
-				c.shard = ep.shardFor(c.id)
-				ep.table.set(c.id, c)
-				conns[i] = c
-			}
+			ep, conns := newStagingEndpoint(b, 2, sessions)
 			from := netip.MustParseAddrPort("127.0.0.1:4000")
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {

@@ -221,10 +221,7 @@ var kcpCloneMem, kcpCloneErr = resolveKCPClone(reflect.TypeFor[kcp.KCP](), kcpMe
 
 // kcpCloneRefs are the fields of kcp.KCP that hold references, each of
 // which kcpClone replaces (or, for buffer, shares on purpose).
-var kcpCloneRefs = map[string]bool{
-	"snd_queue": true, "rcv_queue": true, "snd_buf": true, "rcv_buf": true,
-	"acklist": true, "buffer": true, "output": true, "log": true,
-}
+var kcpCloneRefs = []string{"snd_queue", "rcv_queue", "snd_buf", "rcv_buf", "acklist", "buffer", "output", "log"}
 
 // resolveKCPClone finds the fields kcpClone sets in kt (kcp.KCP), whose
 // kcp_mem.go layout is m, and checks that no other field holds a
@@ -243,11 +240,7 @@ func resolveKCPClone(kt reflect.Type, m *kcpMemLayout) (*kcpCloneLayout, error) 
 		}
 		return nil
 	}
-	var allowed []string
-	for name := range kcpCloneRefs {
-		allowed = append(allowed, name)
-	}
-	if err := refsOnly(kt, allowed...); err != nil {
+	if err := refsOnly(kt, kcpCloneRefs...); err != nil {
 		return nil, err
 	}
 	f, ok := kt.FieldByName("conv")

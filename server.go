@@ -459,9 +459,10 @@ func (s *Server) nearlyFull() bool {
 // the last ones: MaxSessions is a hard bound on established sessions.
 func (s *Server) admit(c *Conn) bool {
 	// The client's first packet authenticated: its handshake is complete,
-	// whether or not a slot is left. The initiation arrived
-	// handshakeTimeout before the half-open deadline newConn set; admit
-	// has no now of its own, and a clock read per handshake is cheap.
+	// whether or not a slot is left. The handshake loop took the
+	// initiation handshakeTimeout before the half-open deadline newConn
+	// set; admit has no now of its own, and a clock read per handshake is
+	// cheap.
 	s.hsConfirmed.Add(1)
 	s.hsLatency.observe(time.Since(c.handshakeBy.Add(-s.set.handshakeTimeout)))
 	for max := int64(s.set.maxSessions); ; {

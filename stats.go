@@ -123,8 +123,10 @@ type ServerStats struct {
 	// HandshakesCompleted, despite its name, counts responses sent.
 	HandshakesConfirmed uint64
 	// HandshakeLatency is the distribution of confirmed handshakes'
-	// durations: from the initiation's arrival to the client's first
-	// transport packet, one round trip plus both sides' work.
+	// durations: from the handshake loop taking the initiation (after any
+	// wait in its queue) to the client's first transport packet, that is
+	// one round trip plus the server's Diffie-Hellman and the client's
+	// work.
 	HandshakeLatency Histogram
 	// RTT is the distribution of the live sessions' smoothed RTTs
 	// (ConnStats.RTT), sessions without a sample yet left out.

@@ -144,7 +144,7 @@ var Metrics = []Metric{
 	{Name: "uxp_sessions_closed_total", Type: "counter", Labels: []string{"reason"}, Help: "Sessions ended, by close reason (uxp.CloseReasons)."},
 	{Name: "uxp_handshake_responses_total", Type: "counter", Help: "Responses sent for new initiations."},
 	{Name: "uxp_handshakes_completed_total", Type: "counter", Help: "Handshakes the client completed: its first transport packet authenticated."},
-	{Name: "uxp_handshake_duration_seconds", Type: "histogram", Help: "Completed handshakes, from the initiation's arrival to the client's first transport packet."},
+	{Name: "uxp_handshake_duration_seconds", Type: "histogram", Help: "Completed handshakes, from the server processing the initiation to the client's first transport packet."},
 	{Name: "uxp_handshakes_refused_total", Type: "counter", Labels: []string{"reason"}, Help: "Authenticated handshake refusals, by reason (fec_policy, server_full, client_key)."},
 	{Name: "uxp_handshakes_processed_total", Type: "counter", Help: "Initiations that reached the Diffie-Hellman stage."},
 	{Name: "uxp_handshake_timestamp_replays_total", Type: "counter", Help: "Noise IK initiations ignored as replays (timestamp not newer)."},

@@ -69,11 +69,6 @@ func (r *vectorRecorder) uint(name string, v uint64) {
 // "uxp test vector: " || label. Nothing about it is secret.
 func vecKey(label string) []byte { return refBlake2s256([]byte("uxp test vector: " + label)) }
 
-func vecKey32(label string) (k [32]byte) {
-	copy(k[:], vecKey(label))
-	return k
-}
-
 // vecTime is the timestamp the handshake vectors carry.
 var vecTime = time.Unix(1_700_000_000, 123_456_789)
 

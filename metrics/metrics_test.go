@@ -223,14 +223,10 @@ func TestPrometheusExposition(t *testing.T) {
 	require.Empty(t, problems)
 }
 
-// fakeClient and fakeDialer stand in for a Client and a Dialer.
+// fakeClient stands in for a Client.
 type fakeClient struct{ st uxp.ConnStats }
 
 func (f *fakeClient) Stats() uxp.ConnStats { return f.st }
-
-type fakeDialer struct{ st uxp.DialerStats }
-
-func (f *fakeDialer) Stats() uxp.DialerStats { return f.st }
 
 // TestClientDialerExposition: the client and Dialer exporters produce
 // their documented families from live sessions, pass promlint, and leave
@@ -359,10 +355,8 @@ func TestReadmeListsMetrics(t *testing.T) {
 	if j := strings.Index(section, "\n## "); j >= 0 {
 		section = section[:j]
 	}
-	var documented, want []string
-	for _, m := range regexp.MustCompile("(?m)^\\| `uxp_[a-z_]+`.*$").FindAllString(section, -1) {
-		documented = append(documented, m)
-	}
+	documented := regexp.MustCompile("(?m)^\\| `uxp_[a-z_]+`.*$").FindAllString(section, -1)
+	var want []string
 	for _, m := range Metrics {
 		labels := "—"
 		if len(m.Labels) > 0 {

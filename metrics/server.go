@@ -114,11 +114,9 @@ func (s *session) traffic() uint64 { return s.stats.BytesSent + s.stats.BytesRec
 func readSessions(src Source) []session {
 	var all []session
 	src.RangeConns(func(c *uxp.Conn) bool {
-		s := session{id: c.ID(), stats: c.Stats()}
-		if a := c.RemoteAddr(); a != nil {
-			s.remote = a.String()
-		}
-		all = append(all, s)
+		// RemoteAddr is never a nil interface (a session always has a
+		// peer address).
+		all = append(all, session{id: c.ID(), remote: c.RemoteAddr().String(), stats: c.Stats()})
 		return true
 	})
 	return all

@@ -91,7 +91,9 @@ type Options struct {
 
 	// ConstLabels are added to every series of the exporter, to tell
 	// several exporters in one registry apart (see the package doc).
-	// Nil or empty adds none.
+	// Nil or empty adds none. A name that is also one of a family's own
+	// labels (Metric.Labels: session, reason, direction, …) makes the
+	// registry refuse the collector.
 	ConstLabels map[string]string
 }
 

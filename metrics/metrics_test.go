@@ -319,6 +319,8 @@ func TestTwoServersOneRegistry(t *testing.T) {
 	require.NoError(t, reg.Register(NewCollector(a, nil)))
 	err := reg.Register(NewCollector(b, nil))
 	require.Error(t, err, "same series twice")
+	err = prometheus.NewRegistry().Register(NewCollector(b, &Options{ConstLabels: map[string]string{"reason": "x"}}))
+	require.Error(t, err, "a const label that is also a family's label")
 
 	reg = prometheus.NewPedanticRegistry()
 	for name, srv := range map[string]*uxp.Server{"a": a, "b": b} {

@@ -24,10 +24,7 @@ type session struct {
 func topSessions(src Source, maxN int) []session {
 	var all []session
 	src.RangeConns(func(c *uxp.Conn) bool {
-		s := session{id: c.ID(), stats: c.Stats()}
-		if a := c.RemoteAddr(); a != nil {
-			s.remote = a.String()
-		}
+		s := session{id: c.ID(), stats: c.Stats(), remote: c.RemoteAddr().String()}
 		all = append(all, s)
 		return true
 	})

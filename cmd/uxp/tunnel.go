@@ -185,8 +185,8 @@ func loadPublicKey(flagValue, file string, getenv func(string) string) (uxp.Publ
 // its byte counts. up counts bytes from a to b.
 //
 // Half-closes are not passed on: when one side finishes, the connection
-// ends, as in kcptun. smux v1.5.56 does have Stream.CloseWrite, but using
-// it loses data: when the second FIN of a stream arrives, smux frees the
+// ends, as in kcptun. smux does have Stream.CloseWrite, but using it
+// loses data (checked with v1.5.56): when the second FIN of a stream arrives, smux frees the
 // stream together with the data its reader has not consumed yet (see the
 // notes of issue 5 for the reproduction). Protocols that shut down their
 // write side and then wait for a reply are therefore not supported.

@@ -84,7 +84,7 @@ func tuningFlags(fs *flag.FlagSet, t *tunnelTuning) {
 	fs.IntVar(&t.sockBuf, "sockbuf", tunnelSockBuf, "UDP socket send and receive buffer in `bytes` (the kernel may cap it)")
 	fs.IntVar(&t.smuxBuf, "smuxbuf", tunnelSmuxBuf, "smux receive buffer of a session in `bytes`")
 	fs.IntVar(&t.streamBuf, "streambuf", tunnelStreamBuf, "smux window of one stream in `bytes`")
-	fs.IntVar(&t.keepalive, "keepalive", tunnelKeepalive, "uxp heartbeat interval in `seconds`; a session is closed after max(10, 3×keepalive) silent seconds")
+	fs.IntVar(&t.keepalive, "keepalive", tunnelKeepalive, "uxp heartbeat interval in `seconds`; a session is closed after max(10, 3×keepalive) silent seconds (use the same value on both ends)")
 	fs.IntVar(&t.statsInterval, "statsinterval", 0, "log transport statistics every this many `seconds` (0: never)")
 }
 

@@ -75,7 +75,7 @@ func serveMetrics(addr string, src metrics.Source, log *slog.Logger) (bound net.
 		return nil, nil, fmt.Errorf("-metrics: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", metrics.Handler(src, nil))
+	mux.Handle("/metrics", metrics.MetricsHandler(src, nil))
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	var wg sync.WaitGroup
 	wg.Go(func() {

@@ -490,7 +490,8 @@ func (c *Conn) callLaneData(lane int, b []byte) {
 func (c *Conn) callClosed(err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.ep.log.Error("uxp: OnClosed callback panicked", "session", c.id, "panic", r)
+			// The session has already ended: only log and count.
+			c.ep.callbackPanicked("OnClosed", c.id, r)
 		}
 	}()
 	c.handlerFor().OnClosed(c, err)
@@ -498,7 +499,7 @@ func (c *Conn) callClosed(err error) {
 
 func (c *Conn) recoverCallback(name string) {
 	if r := recover(); r != nil {
-		c.ep.log.Error("uxp: callback panicked; closing its session", "callback", name, "session", c.id, "panic", r)
+		c.ep.callbackPanicked(name, c.id, r)
 		c.terminate(&CallbackPanicError{Callback: name, Value: r}, closeProtocol, true)
 	}
 }

@@ -28,6 +28,9 @@ type endpoint struct {
 	shards []*shard
 	table  sessionTable
 	drops  dropCounters // drops before a session is known
+	// callbackPanics counts recovered panics of application callbacks
+	// (callback_panic.go).
+	callbackPanics atomic.Uint64
 
 	// Set by the owner before start. Called on the read loop.
 	onInitiation func(bp *packetBuf, n int, from netip.AddrPort)

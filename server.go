@@ -210,7 +210,7 @@ func (s *Server) finish() {
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
-				s.ep.log.Error("uxp: OnClosed callback panicked", "panic", r)
+				s.ep.callbackPanicked("Server OnClosed", 0, r)
 			}
 		}()
 		s.handler.OnClosed(err)
@@ -234,6 +234,7 @@ func (s *Server) Stats() ServerStats {
 		HandshakesRefused:   s.refused.Load(),
 		Drops:               s.ep.drops.snapshot(),
 		Handshake:           s.hstats.snapshot(),
+		CallbackPanics:      s.ep.callbackPanics.Load(),
 	}
 	s.halfMu.Lock()
 	st.HalfOpen = len(s.halfOpen)
@@ -364,7 +365,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 	decision, fecOK := negotiateFEC(s.set.fec, in.fecReq)
 	status := statusOK
 	switch {
-	case !s.set.identity.admits(in):
+	case !s.admits(in):
 		status = statusClientDenied
 		s.hstats.refusedClientKey.Add(1)
 	case s.set.maxSessions > 0 && int(s.sessions.Load()) >= s.set.maxSessions:
@@ -417,6 +418,21 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 	s.completed.Add(1)
 	s.tr.initiationAnswered(id, from, in.cipher, decision.data, decision.parity)
 	_ = s.ep.writeTo(resp[:], from)
+}
+
+// admits applies the client key policy. Config.Identity.AuthorizeClient is
+// application code running on the handshake loop: a panic there must not
+// take the process down, nor let the client in. It counts as a refusal (the
+// client gets ErrClientRejected), is logged with its stack and is counted
+// in ServerStats.CallbackPanics.
+func (s *Server) admits(in *initiation) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.ep.callbackPanicked("AuthorizeClient", 0, r)
+			ok = false
+		}
+	}()
+	return s.set.identity.admits(in)
 }
 
 // sendReset runs on the read loop for a transport packet whose session ID
@@ -490,7 +506,8 @@ func (s *Server) connClosed(c *Conn, err error, announced bool) {
 	s.live.remove(c)
 	defer func() {
 		if r := recover(); r != nil {
-			s.ep.log.Error("uxp: OnConnClosed callback panicked", "session", c.id, "panic", r)
+			// The session has already ended: only log and count.
+			s.ep.callbackPanicked("OnConnClosed", c.id, r)
 		}
 	}()
 	s.handler.OnConnClosed(c, err)

@@ -117,6 +117,11 @@ type ServerStats struct {
 	Handshake  HandshakeStats
 	Migrations uint64 // sessions moved to a validated new client address
 	Rekeys     uint64 // key rotations completed, summed over sessions
+	// CallbackPanics counts panics of application callbacks that the
+	// Server recovered (a panicking AuthorizeClient refuses the client; a
+	// panicking session callback ends that session with a
+	// *CallbackPanicError). Each is also logged with its stack.
+	CallbackPanics uint64
 }
 
 // dropCounters is the concurrently readable form of DropStats.

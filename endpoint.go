@@ -31,6 +31,9 @@ type endpoint struct {
 	// callbackPanics counts recovered panics of application callbacks
 	// (callback_panic.go).
 	callbackPanics atomic.Uint64
+	// x25519 counts the X25519 ladders done for peers: handshakes
+	// (server) and rekeys. Tests bound handshake and rekey work with it.
+	x25519 atomic.Uint64
 
 	// Set by the owner before start. Called on the read loop.
 	onInitiation func(bp *packetBuf, n int, from netip.AddrPort)

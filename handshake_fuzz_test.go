@@ -54,7 +54,7 @@ func FuzzInitiation(f *testing.F) {
 		}
 		f.Add(c.initiation(), uint32(9), uint64(77), byte(ChaCha20Poly1305), flags)
 	}
-	mk := mac1Key(srv.Public)
+	mk := mac1Key(srv.Public, nil)
 	static := serverStatic(srv)
 	cc := newCookieChecker(srv.Public, newSeededReader(3))
 	addr := netip.MustParseAddrPort("192.0.2.1:9")

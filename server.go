@@ -118,7 +118,7 @@ func NewServer(pc net.PacketConn, handler ServerHandler, cfg *Config) (*Server, 
 		handler:   handler,
 		static:    static,
 		pub:       pub,
-		mac1:      mac1Key(pub),
+		mac1:      mac1Key(pub, set.identity.psk),
 		hsQueue:   make(chan handshakeJob, handshakeQueueLen),
 		halfOpen:  make(map[[noiseKeySize]byte]*Conn),
 		stopped:   make(chan struct{}),
@@ -131,6 +131,7 @@ func NewServer(pc net.PacketConn, handler ServerHandler, cfg *Config) (*Server, 
 		confirmed: make(map[[noiseKeySize]byte]time.Time),
 	}
 	ep := newEndpoint(pc, set, set.workers)
+	static.ops = &ep.x25519
 	ep.onInitiation = s.queueInitiation
 	ep.onUnknownSession = s.sendReset
 	ep.onAdmit = s.admit
@@ -345,7 +346,9 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 	}
 	if (pkt[3]&flagPSK != 0) != (s.set.identity.psk != nil) {
 		// With or without a pre-shared key, the two sides cannot agree:
-		// no need to spend a Diffie-Hellman finding out.
+		// no need to spend a Diffie-Hellman finding out. (Only a client
+		// that holds our psk, or a server without one, gets here: mac1 is
+		// keyed with the psk.)
 		s.ep.drops.authFailed.Add(1)
 		return
 	}

@@ -164,6 +164,10 @@ type Config struct {
 	// testDropLane, set only by this package's tests, drops chosen lane
 	// frames (data or ACKs; segs are their KCP segments) on the way out.
 	testDropLane func(lane int, segs []byte) bool
+	// testRewriteFrame, tests only: called on the shard with every frame
+	// body before it is sealed, to forge what an authenticated peer may
+	// send.
+	testRewriteFrame func(kind byte, body []byte)
 	// testStartCounter, tests only: the first packet counter of every
 	// session (to reach counter exhaustion quickly).
 	testStartCounter uint64
@@ -300,6 +304,7 @@ type settings struct {
 	fecGroupDelay    time.Duration
 	testDropShard    func(shard []byte) bool
 	testDropLane     func(lane int, segs []byte) bool
+	testRewriteFrame func(kind byte, body []byte)
 	lanes            []LaneConfig // at least one
 	maxSessions      int          // 0: no limit
 	identity         identitySettings
@@ -343,6 +348,7 @@ func (c *Config) resolve() (*settings, error) {
 		tracer:           c.Tracer,
 		testDropShard:    c.testDropShard,
 		testDropLane:     c.testDropLane,
+		testRewriteFrame: c.testRewriteFrame,
 		lanes:            append([]LaneConfig(nil), c.Lanes...),
 
 		rekeyAfterTime:    pick(c.RekeyAfterTime, defaultRekeyAfterTime),

@@ -168,6 +168,10 @@ type Config struct {
 	// body before it is sealed, to forge what an authenticated peer may
 	// send.
 	testRewriteFrame func(kind byte, body []byte)
+	// testEagerRekey, tests only: start a rekey whenever none is pending,
+	// without waiting for the previous generation to retire (a peer
+	// flooding rekeys).
+	testEagerRekey bool
 	// testStartCounter, tests only: the first packet counter of every
 	// session (to reach counter exhaustion quickly).
 	testStartCounter uint64
@@ -305,6 +309,7 @@ type settings struct {
 	testDropShard    func(shard []byte) bool
 	testDropLane     func(lane int, segs []byte) bool
 	testRewriteFrame func(kind byte, body []byte)
+	testEagerRekey   bool
 	lanes            []LaneConfig // at least one
 	maxSessions      int          // 0: no limit
 	identity         identitySettings
@@ -349,6 +354,7 @@ func (c *Config) resolve() (*settings, error) {
 		testDropShard:    c.testDropShard,
 		testDropLane:     c.testDropLane,
 		testRewriteFrame: c.testRewriteFrame,
+		testEagerRekey:   c.testEagerRekey,
 		lanes:            append([]LaneConfig(nil), c.Lanes...),
 
 		rekeyAfterTime:    pick(c.RekeyAfterTime, defaultRekeyAfterTime),

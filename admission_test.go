@@ -1,6 +1,8 @@
 package uxp
 
 import (
+	"net"
+	"net/netip"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -59,5 +61,74 @@ func TestPSKRejectedBeforeDH(t *testing.T) {
 		require.Equal(t, before.Drops.AuthFailed+1, q.srv.Stats().Drops.AuthFailed)
 		got, _ := drainBytes(t, qa)
 		require.Zero(t, got)
+	})
+}
+
+// TestMaxSessionsPerSource: one source (an IPv4 address; an IPv6 /64) holds
+// at most Admission.MaxSessionsPerSource sessions, established and
+// half-open together. Beyond it an initiation costs no X25519 and creates
+// no state, and other sources are unaffected. Initiations forged in a
+// victim's name fill only the unproven share: the victim itself still gets
+// in after a cookie round trip. On main one address could take every slot.
+func TestMaxSessionsPerSource(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const limit = 8
+		cfg := &Config{Admission: AdmissionConfig{MaxSessionsPerSource: limit}}
+		p := newSimPair(t, 33, cfg, nil, false)
+		short := &Config{HandshakeTimeout: time.Second}
+		for i := range limit {
+			_, _, err := p.addClient(t, "10.0.0.9:"+itoa(6000+i), nil)
+			require.NoError(t, err, "client %d", i)
+			time.Sleep(10 * time.Millisecond)
+		}
+		st := p.srv.Stats()
+		require.Equal(t, limit, st.Sessions)
+
+		x := p.srv.ep.x25519.Load()
+		_, _, err := p.addClient(t, "10.0.0.9:7000", short)
+		require.ErrorIs(t, err, ErrHandshakeFailed, "the source is full")
+		st = p.srv.Stats()
+		spent := p.srv.ep.x25519.Load() - x
+		t.Logf("a full source's initiations: %d dropped, %d X25519 spent", st.Handshake.SourceLimited, spent)
+		require.Positive(t, st.Handshake.SourceLimited)
+		require.Zero(t, spent, "no Diffie-Hellman beyond the limit")
+		require.Equal(t, limit, st.Sessions)
+		require.Zero(t, st.HalfOpen)
+		_, _, err = p.addClient(t, "10.0.0.10:6000", nil)
+		require.NoError(t, err, "another source is unaffected")
+
+		// IPv6: the /64 is one source.
+		q := newSimPair(t, 34, &Config{Admission: AdmissionConfig{MaxSessionsPerSource: 2}}, nil, false)
+		for i, addr := range []string{"[2001:db8::1]:6000", "[2001:db8::2]:6000"} {
+			_, _, err := q.addClient(t, addr, nil)
+			require.NoError(t, err, "client %d", i)
+		}
+		_, _, err = q.addClient(t, "[2001:db8::ffff]:6000", short)
+		require.ErrorIs(t, err, ErrHandshakeFailed, "same /64")
+		_, _, err = q.addClient(t, "[2001:db8:0:1::1]:6000", nil)
+		require.NoError(t, err, "another /64")
+
+		// Forged initiations in a victim's name (never confirmed) fill the
+		// victim's quota with unproven half-open sessions, and no more...
+		victim := netip.MustParseAddrPort("10.0.0.11:6000")
+		forger := &net.UDPAddr{IP: net.IPv4(10, 0, 0, 11), Port: 9}
+		for range 3 * limit {
+			p.net.Inject(forger, p.srvPC.LocalAddr(), testInitiation(t, p.keys.Public, clientIdentity{}).initiation())
+		}
+		time.Sleep(50 * time.Millisecond)
+		st = p.srv.Stats()
+		require.Equal(t, limit, st.HalfOpen, "half-open sessions per source are bounded too")
+		require.GreaterOrEqual(t, st.Handshake.CookiesSent, uint64(2*limit), "beyond it, only cookie replies")
+		// ...but the victim, which receives at its address, still gets in.
+		_, _, err = p.addClient(t, victim.String(), nil)
+		require.NoError(t, err, "forged half-open sessions do not lock the victim out")
+
+		// The default.
+		set, err := (&Config{}).resolve()
+		require.NoError(t, err)
+		require.Equal(t, 4096, set.admission.perSource)
+		set, err = (&Config{Admission: AdmissionConfig{MaxSessionsPerSource: -1}}).resolve()
+		require.NoError(t, err)
+		require.LessOrEqual(t, set.admission.perSource, 0, "negative: no limit")
 	})
 }

@@ -136,6 +136,12 @@ type Config struct {
 	// clients.
 	MaxSessions int
 
+	// Admission bounds what one source address may take of a server:
+	// sessions per source, and the handshake work it may cause under
+	// load. The zero value is the defaults (AdmissionConfig). Ignored by
+	// clients.
+	Admission AdmissionConfig
+
 	// Identity configures client keys (Noise IK), the server's policy
 	// about them, and an optional pre-shared key. The zero value means
 	// anonymous clients, all accepted, and no pre-shared key.
@@ -312,6 +318,7 @@ type settings struct {
 	testEagerRekey   bool
 	lanes            []LaneConfig // at least one
 	maxSessions      int          // 0: no limit
+	admission        admissionSettings
 	identity         identitySettings
 
 	rekeyAfterTime    time.Duration // <= 0: disabled
@@ -442,6 +449,11 @@ func (c *Config) resolve() (*settings, error) {
 	if s.maxSessions = c.MaxSessions; s.maxSessions < 0 {
 		return bad("MaxSessions", "negative (%d)", s.maxSessions)
 	}
+	adm, err := c.Admission.resolve()
+	if err != nil {
+		return nil, err
+	}
+	s.admission = adm
 	id, err := c.Identity.resolve()
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package uxp
 
 import (
+	"encoding/hex"
 	"net"
 	"net/netip"
 	"testing"
@@ -197,4 +198,19 @@ func TestCGNATBurst(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestMAC1KeyVector pins mac1's key derivation (docs/protocol.md section
+// 4.3), without and with a pre-shared key. The values were checked against
+// Python's hashlib.blake2s.
+func TestMAC1KeyVector(t *testing.T) {
+	var pub PublicKey
+	psk := make([]byte, KeySize)
+	for i := range pub {
+		pub[i], psk[i] = byte(i), byte(0x80+i)
+	}
+	k := mac1Key(pub, nil)
+	require.Equal(t, "4fb2527ac956001553dc1ad9b55171b7d9daa3de1cdbcd71451830170c7e6cac", hex.EncodeToString(k[:]))
+	k = mac1Key(pub, psk)
+	require.Equal(t, "4917781e21bc70c9d6f2288ec221ff6f45c17f2941e92e8e49aa6af7e1809053", hex.EncodeToString(k[:]))
 }

@@ -100,22 +100,22 @@ type sourceSessions struct {
 // the handshake loop adds, shards move and remove. An entry exists only
 // while its source has a session, so the table is bounded by the sessions
 // the server holds.
-type sourceTable map[[16]byte]*sourceSessions
+type sourceTable map[[16]byte]sourceSessions
 
 // full reports whether src reached limit counting every session.
 func (t sourceTable) full(src [16]byte, limit int) bool {
 	n := t[src]
-	return limit > 0 && n != nil && n.proven+n.unproven >= limit
+	return limit > 0 && n.proven+n.unproven >= limit
 }
 
 // admits reports whether src may get one more session. A proven source
 // (valid cookie) is held back only by its proven sessions.
 func (t sourceTable) admits(src [16]byte, limit int, proven bool) bool {
 	n := t[src]
-	if limit <= 0 || n == nil {
+	switch {
+	case limit <= 0:
 		return true
-	}
-	if proven {
+	case proven:
 		return n.proven < limit
 	}
 	return n.proven+n.unproven < limit
@@ -123,28 +123,26 @@ func (t sourceTable) admits(src [16]byte, limit int, proven bool) bool {
 
 func (t sourceTable) add(src [16]byte, proven bool) {
 	n := t[src]
-	if n == nil {
-		n = &sourceSessions{}
-		t[src] = n
-	}
 	if proven {
 		n.proven++
 	} else {
 		n.unproven++
 	}
+	t[src] = n
 }
 
 // prove moves one of src's sessions from unproven to proven.
 func (t sourceTable) prove(src [16]byte) {
-	if n := t[src]; n != nil && n.unproven > 0 {
+	if n, ok := t[src]; ok && n.unproven > 0 {
 		n.unproven--
 		n.proven++
+		t[src] = n
 	}
 }
 
 func (t sourceTable) remove(src [16]byte, proven bool) {
-	n := t[src]
-	if n == nil {
+	n, ok := t[src]
+	if !ok {
 		return
 	}
 	if proven {
@@ -154,7 +152,9 @@ func (t sourceTable) remove(src [16]byte, proven bool) {
 	}
 	if n.proven <= 0 && n.unproven <= 0 {
 		delete(t, src)
+		return
 	}
+	t[src] = n
 }
 
 // sourceOf is the per-source key of a session's first address.

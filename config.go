@@ -130,7 +130,8 @@ type Config struct {
 	// Start fails with ErrServerFull. Half-open sessions (answered, not yet
 	// confirmed) do not count; once they and the established ones together
 	// reach MaxSessions, the server requires cookies and applies its
-	// per-source rate limit to new initiations. A session confirmed when
+	// per-source rate limit to new initiations (Admission also bounds the
+	// sessions of each source). A session confirmed when
 	// the server is already full is closed unannounced (the client sees
 	// ErrPeerClosed). Zero means no limit. Negative is invalid. Ignored by
 	// clients.

@@ -2,6 +2,7 @@ package uxp
 
 import (
 	"encoding/binary"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -87,28 +88,33 @@ func TestRTTPoisoning(t *testing.T) {
 			{"client clock 2^64-1", func(b []byte) { binary.LittleEndian.PutUint64(b[0:], max) }, true},
 			{"held = 0 (largest sample in range)", func(b []byte) { binary.LittleEndian.PutUint64(b[16:], 0) }, false},
 		}
-		next, honest := 0, true
+		var next atomic.Int32 // attacks done; the hook runs on the client's shard
+		honest := true
 		cliCfg := &Config{testRewriteFrame: func(kind byte, b []byte) {
 			if kind != framePing || binary.LittleEndian.Uint64(b[8:]) == 0 {
 				return
 			}
 			// Every other ping is honest, so the session stays alive.
-			if honest = !honest; honest || next >= len(attacks) {
+			n := int(next.Load())
+			if honest = !honest; honest || n >= len(attacks) {
 				return
 			}
-			attacks[next].forge(b)
-			next++
+			attacks[n].forge(b)
+			next.Add(1)
 		}}
 		p := newSimPair(t, 41, nil, cliCfg, false)
 		p.net.SetDefault(netsim.Impairment{Delay: oneWay})
 		require.NoError(t, p.cli.Start(t.Context()))
 		time.Sleep(50 * time.Millisecond)
+		p.srvH.mu.Lock()
 		srv := p.srvH.conns[0]
+		p.srvH.mu.Unlock()
 		bound := defaultHeartbeatInterval + 4*oneWay // a genuine sample's ceiling
 		malformed := 0
 		for i, a := range attacks {
 			before := p.srv.Stats().Drops.Malformed
-			for next == i {
+			for k := 0; int(next.Load()) == i; k++ {
+				require.Less(t, k, 200, "%s: the forged ping was never sent", a.name)
 				time.Sleep(100 * time.Millisecond)
 			}
 			time.Sleep(2 * oneWay)
@@ -122,8 +128,6 @@ func TestRTTPoisoning(t *testing.T) {
 				malformed++
 				require.Equal(t, before+1, p.srv.Stats().Drops.Malformed, "%s: dropped and counted", a.name)
 			}
-			require.GreaterOrEqual(t, srv.pto(), time.Duration(0))
-			require.LessOrEqual(t, srv.pto(), maxRTTSample+4*maxRTTSample)
 		}
 		require.NoError(t, srv.Err(), "the session survived")
 		require.Equal(t, 6, malformed)

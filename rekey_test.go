@@ -291,7 +291,9 @@ func TestPeerRekeyFlood(t *testing.T) {
 		p.net.SetDefault(netsim.Impairment{Delay: oneWay})
 		require.NoError(t, p.cli.Start(context.Background()))
 		time.Sleep(50 * time.Millisecond)
+		p.srvH.mu.Lock()
 		srv := p.srvH.conns[0]
+		p.srvH.mu.Unlock()
 		x0, st0 := p.srv.ep.x25519.Load(), srv.Stats()
 		sent := 0
 		for end := time.Now().Add(duration); time.Now().Before(end); sent++ {

@@ -448,6 +448,7 @@ func (c *Conn) terminate(err error, reason byte, notify bool) {
 		return
 	}
 	announced := c.state != stateHalfOpen
+	c.ep.noteClosed(err, reason, announced)
 	c.tr.closed(c.id, err, reason, errors.Is(err, ErrPeerClosed), announced)
 	if notify && announced {
 		c.sendFrame(frameClose, []byte{reason})

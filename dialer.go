@@ -43,6 +43,19 @@ type DialerStats struct {
 	// unknown session IDs, stray or forged handshake answers, garbage.
 	Drops     DropStats
 	Handshake HandshakeStats
+
+	// Traffic totals over every session the Dialer ran, closed ones
+	// included (see ConnStats for each field).
+	BytesSent, BytesReceived       uint64
+	PacketsSent, PacketsReceived   uint64
+	MessagesSent, MessagesReceived uint64
+	Retransmissions                uint64
+	// RTT is the distribution of the live sessions' smoothed RTTs,
+	// sessions without a sample yet left out.
+	RTT Histogram
+	// SessionsClosed counts ended sessions by close reason, one entry per
+	// CloseReasons name.
+	SessionsClosed []CloseCount
 }
 
 /* Implementation constants */
@@ -195,11 +208,13 @@ func (d *Dialer) Close() error {
 
 // Stats returns the Dialer's counters.
 func (d *Dialer) Stats() DialerStats {
-	return DialerStats{
+	st := DialerStats{
 		Sessions:  d.ep.table.count(),
 		Drops:     d.ep.drops.snapshot(),
 		Handshake: d.hstats.snapshot(),
 	}
+	d.ep.addEndpointStats(&st)
+	return st
 }
 
 // LocalAddr returns the address of the Dialer's PacketConn.

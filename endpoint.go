@@ -35,6 +35,8 @@ type endpoint struct {
 	// (server) and rekeys. Tests bound handshake and rekey work with it.
 	x25519 atomic.Uint64
 
+	closes closeCounters // sessions ended, by close reason (close_stats.go)
+
 	// Set by the owner before start. Called on the read loop.
 	onInitiation func(bp *packetBuf, n int, from netip.AddrPort)
 	onResponse   func(b []byte, from netip.AddrPort)

@@ -156,17 +156,15 @@ func (c *Conn) initKeys(keys *sessionKeys, now time.Time) error {
 	if !c.isClient {
 		c2s, s2c = keys.recv, keys.send
 	}
-	ikm := append(c2s[:], s2c[:]...)
-	root, err := hkdf.Key(blake2sHash, ikm, nil, rekeyRootLabel, 32)
-	ucrypto.Zero(ikm)
+	root, err := rekeyRoot(&c2s, &s2c)
 	ucrypto.Zero(c2s[:])
 	ucrypto.Zero(s2c[:])
 	if err != nil {
 		return err
 	}
 	rk := &c.keys
-	copy(rk.root[:], root)
-	ucrypto.Zero(root)
+	rk.root = root
+	ucrypto.Zero(root[:])
 	rk.slots[0] = slot
 	rk.since = now
 	rk.sentAtStart = c.sendCounter
@@ -438,18 +436,14 @@ func (c *Conn) deriveKeys(epoch uint32, priv, peer *[32]byte) (*keySlot, bool) {
 		c.drop(dropMalformed)
 		return nil, false
 	}
-	info := binary.LittleEndian.AppendUint32([]byte(rekeyLabel), epoch)
-	out, err := hkdf.Key(blake2sHash, dh, rk.root[:], string(info), 96)
+	next, c2s, s2c, err := rekeyDerive(&rk.root, epoch, dh)
 	ucrypto.Zero(dh)
+	defer ucrypto.Zero(next[:])
+	defer ucrypto.Zero(c2s[:])
+	defer ucrypto.Zero(s2c[:])
 	if err != nil {
 		return nil, false
 	}
-	defer ucrypto.Zero(out)
-	var c2s, s2c [ucrypto.KeySize]byte
-	defer ucrypto.Zero(c2s[:])
-	defer ucrypto.Zero(s2c[:])
-	copy(c2s[:], out[32:64])
-	copy(s2c[:], out[64:96])
 	send, recv := &s2c, &c2s
 	if c.isClient {
 		send, recv = &c2s, &s2c
@@ -458,6 +452,39 @@ func (c *Conn) deriveKeys(epoch uint32, priv, peer *[32]byte) (*keySlot, bool) {
 	if err != nil {
 		return nil, false
 	}
-	copy(rk.root[:], out[:32])
+	rk.root = next
 	return slot, true
+}
+
+// rekeyRoot derives the first rekey root from the handshake's keys:
+// HKDF-BLAKE2s(salt = none, ikm = c2s || s2c, info = "uxp/1 rekey root"),
+// 32 bytes. Pure, for initKeys and the test vectors.
+func rekeyRoot(c2s, s2c *[ucrypto.KeySize]byte) ([32]byte, error) {
+	var root [32]byte
+	ikm := append(c2s[:], s2c[:]...)
+	out, err := hkdf.Key(blake2sHash, ikm, nil, rekeyRootLabel, 32)
+	ucrypto.Zero(ikm)
+	if err != nil {
+		return root, err
+	}
+	copy(root[:], out)
+	ucrypto.Zero(out)
+	return root, nil
+}
+
+// rekeyDerive derives generation epoch from the current root and the
+// ephemerals' shared secret dh: (next root, c2s, s2c) = HKDF-BLAKE2s(salt =
+// root, ikm = dh, info = "uxp/1 rekey" || u32 epoch), 96 bytes. Pure, for
+// deriveKeys and the test vectors.
+func rekeyDerive(root *[32]byte, epoch uint32, dh []byte) (next, c2s, s2c [32]byte, err error) {
+	info := binary.LittleEndian.AppendUint32([]byte(rekeyLabel), epoch)
+	out, err := hkdf.Key(blake2sHash, dh, root[:], string(info), 96)
+	if err != nil {
+		return next, c2s, s2c, err
+	}
+	copy(next[:], out[:32])
+	copy(c2s[:], out[32:64])
+	copy(s2c[:], out[64:96])
+	ucrypto.Zero(out)
+	return next, c2s, s2c, nil
 }

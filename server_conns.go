@@ -1,6 +1,9 @@
 package uxp
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // connSet is the set of a Server's announced, live sessions, readable from
 // any goroutine. Shards add a session when it is announced and remove it
@@ -66,14 +69,18 @@ func (s *Server) RangeConns(f func(c *Conn) bool) {
 }
 
 // totals sums the live sessions' send queues, and every session's latency
-// histogram, live or closed.
-func (s *connSet) totals() (queued int, latency Histogram) {
+// histogram, live or closed; rtt is the distribution of the live
+// sessions' smoothed RTTs (those with a sample).
+func (s *connSet) totals() (queued int, latency, rtt Histogram) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	latency = s.closed
 	for c := range s.m {
 		queued += c.sendQueued()
 		latency.add(c.latency.snapshot())
+		if r := time.Duration(c.rtt.Load()); r > 0 {
+			rtt.record(r)
+		}
 	}
-	return queued, latency
+	return queued, latency, rtt
 }

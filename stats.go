@@ -100,7 +100,7 @@ type ServerStats struct {
 	Sessions                       int    // live, established sessions
 	HalfOpen                       int    // handshakes answered, awaiting the client's first packet
 	SessionsAccepted               uint64 // sessions announced through OnNewConnComing
-	HandshakesCompleted            uint64 // responses sent for new initiations
+	HandshakesCompleted            uint64 // responses sent for new initiations (see HandshakesConfirmed)
 	HandshakesRefused              uint64 // authenticated refusals (FEC policy)
 	BytesSent, BytesReceived       uint64
 	PacketsSent, PacketsReceived   uint64
@@ -117,6 +117,24 @@ type ServerStats struct {
 	Handshake  HandshakeStats
 	Migrations uint64 // sessions moved to a validated new client address
 	Rekeys     uint64 // key rotations completed, summed over sessions
+	// HandshakesConfirmed counts handshakes the client completed: its
+	// first transport packet authenticated. Each is then announced, or
+	// refused if the server filled up meanwhile (Handshake.RefusedFull).
+	// HandshakesCompleted, despite its name, counts responses sent.
+	HandshakesConfirmed uint64
+	// HandshakeLatency is the distribution of confirmed handshakes'
+	// durations: from the handshake loop taking the initiation (after any
+	// wait in its queue) to the client's first transport packet, that is
+	// one round trip plus the server's Diffie-Hellman and the client's
+	// work.
+	HandshakeLatency Histogram
+	// RTT is the distribution of the live sessions' smoothed RTTs
+	// (ConnStats.RTT), sessions without a sample yet left out.
+	RTT Histogram
+	// SessionsClosed counts ended sessions by close reason, one entry per
+	// CloseReasons name. Half-open sessions that expired unconfirmed are
+	// not counted; those closed because the server filled up are.
+	SessionsClosed []CloseCount
 	// CallbackPanics counts panics of application callbacks that the
 	// Server recovered (a panicking AuthorizeClient refuses the client; a
 	// panicking session callback ends that session with a

@@ -1,45 +1,12 @@
 package metrics
 
 import (
-	"cmp"
 	"encoding/json"
 	"html/template"
 	"net/http"
-	"slices"
 	"strconv"
 	"time"
-
-	"github.com/uxp-go/uxp"
 )
-
-// session is one live session as read at scrape time.
-type session struct {
-	id     uint32
-	remote string
-	stats  uxp.ConnStats
-}
-
-// topSessions reads every live session of src and keeps the max with the
-// most traffic, ordered by session ID.
-func topSessions(src Source, maxN int) []session {
-	var all []session
-	src.RangeConns(func(c *uxp.Conn) bool {
-		s := session{id: c.ID(), stats: c.Stats()}
-		if a := c.RemoteAddr(); a != nil {
-			s.remote = a.String()
-		}
-		all = append(all, s)
-		return true
-	})
-	if len(all) > maxN {
-		slices.SortFunc(all, func(a, b session) int {
-			return cmp.Compare(b.stats.BytesSent+b.stats.BytesReceived, a.stats.BytesSent+a.stats.BytesReceived)
-		})
-		all = all[:maxN]
-	}
-	slices.SortFunc(all, func(a, b session) int { return cmp.Compare(a.id, b.id) })
-	return all
-}
 
 // DebugPage is the JSON form of the debug page.
 type DebugPage struct {
@@ -116,7 +83,7 @@ func Snapshot(src Source, opts *Options) DebugPage {
 		Sessions: []SessionState{},
 	}
 	maxN := opts.maxSessions()
-	sessions := topSessions(src, maxN)
+	sessions := topSessions(readSessions(src), maxN)
 	p.Truncated = len(sessions) == maxN && st.Sessions > maxN
 	for _, s := range sessions {
 		cs := &s.stats

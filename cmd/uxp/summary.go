@@ -132,7 +132,7 @@ func (r *report) print(w io.Writer) {
 	row("  unknown_session", "%d", r.drops.UnknownSession)
 	row("  overload", "%d", r.drops.Overload)
 	row("impairment", "packets sent %d, dropped %d, duplicated %d, reordered %d, delivered %d", r.netsim.Sent, r.netsim.Dropped, r.netsim.Duplicated, r.netsim.Reordered, r.netsim.Delivered)
-	row("server", "sessions accepted %d, handshakes %d, packets sent %d, received %d", r.server.SessionsAccepted, r.server.HandshakesCompleted, r.server.PacketsSent, r.server.PacketsReceived)
+	row("server", "sessions accepted %d, handshakes %d, packets sent %d, received %d", r.server.SessionsAccepted, r.server.HandshakesConfirmed, r.server.PacketsSent, r.server.PacketsReceived)
 	row("duration", "%v", roundDuration(r.elapsed))
 	result := "PASS: every message arrived intact, once and in order"
 	if !r.ok() {

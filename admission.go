@@ -20,10 +20,12 @@ type AdmissionConfig struct {
 	// (mac2), which proves the source receives at its address; half-open
 	// sessions that were created without that proof then no longer count
 	// against it, so initiations forged in a victim's name cannot lock the
-	// victim out. Beyond the bound an initiation is dropped before any
-	// Diffie-Hellman and counted in HandshakeStats.SourceLimited (the
-	// client's Start times out). Zero means 4096. Negative means no
-	// per-source limit.
+	// victim out (a source therefore holds at most MaxSessionsPerSource
+	// proven sessions, confirmed or created with a cookie, and never more
+	// than twice that in all). Beyond the bound an initiation is dropped
+	// before any Diffie-Hellman and counted in
+	// HandshakeStats.SourceLimited (the client's Start times out). Zero
+	// means 4096. Negative means no per-source limit.
 	MaxSessionsPerSource int
 
 	// LoadThreshold is the number of initiations waiting in the server's
@@ -109,14 +111,17 @@ func (t sourceTable) full(src [16]byte, limit int) bool {
 }
 
 // admits reports whether src may get one more session. A proven source
-// (valid cookie) is held back only by its proven sessions.
+// (valid cookie) is held back by its proven sessions, so that unproven
+// ones forged in its name cannot lock it out; its own handshakes still
+// waiting for their confirmation are unproven too, so in all a source
+// never holds more than twice the limit.
 func (t sourceTable) admits(src [16]byte, limit int, proven bool) bool {
 	n := t[src]
 	switch {
 	case limit <= 0:
 		return true
 	case proven:
-		return n.proven < limit
+		return n.proven < limit && n.proven+n.unproven < 2*limit
 	}
 	return n.proven+n.unproven < limit
 }

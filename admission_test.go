@@ -106,6 +106,10 @@ func TestMaxSessionsPerSource(t *testing.T) {
 			_, _, err := q.addClient(t, addr, nil)
 			require.NoError(t, err, "client %d", i)
 		}
+		// Confirmed: until the server has the clients' first packets, their
+		// sessions count as unproven, and a source with a cookie may hold
+		// up to twice the limit.
+		time.Sleep(10 * time.Millisecond)
 		_, _, err = q.addClient(t, "[2001:db8::ffff]:6000", short)
 		require.ErrorIs(t, err, ErrHandshakeFailed, "same /64")
 		_, _, err = q.addClient(t, "[2001:db8:0:1::1]:6000", nil)
@@ -213,4 +217,38 @@ func TestMAC1KeyVector(t *testing.T) {
 	require.Equal(t, "4fb2527ac956001553dc1ad9b55171b7d9daa3de1cdbcd71451830170c7e6cac", hex.EncodeToString(k[:]))
 	k = mac1Key(pub, psk)
 	require.Equal(t, "4917781e21bc70c9d6f2288ec221ff6f45c17f2941e92e8e49aa6af7e1809053", hex.EncodeToString(k[:]))
+}
+
+// TestSourceTable: the per-source count's rule. Unproven sessions (created
+// without a cookie) fill a source for unproven initiations only; a proven
+// source is held back by its proven sessions, and by twice the limit in
+// all; the table forgets a source with no session.
+func TestSourceTable(t *testing.T) {
+	const limit = 4
+	tab := make(sourceTable)
+	src := sourceKey(netip.MustParseAddr("192.0.2.1"))
+	for range limit {
+		require.True(t, tab.admits(src, limit, false))
+		tab.add(src, false)
+	}
+	require.True(t, tab.full(src, limit))
+	require.False(t, tab.admits(src, limit, false), "unproven: full")
+	for range limit {
+		require.True(t, tab.admits(src, limit, true), "proven: unproven ones do not count")
+		tab.add(src, true)
+	}
+	require.False(t, tab.admits(src, limit, true), "proven: at the limit of proven sessions, and at twice the limit in all")
+	tab.prove(src)
+	tab.remove(src, true)
+	require.False(t, tab.admits(src, limit, true), "4 proven (one confirmed, one ended)")
+	tab.remove(src, true)
+	require.True(t, tab.admits(src, limit, true))
+	require.True(t, tab.admits(src, -1, false), "no limit")
+	for range limit - 1 {
+		tab.remove(src, false)
+	}
+	for range limit - 1 {
+		tab.remove(src, true)
+	}
+	require.Empty(t, tab, "forgotten with its last session")
 }

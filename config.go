@@ -154,6 +154,18 @@ type Config struct {
 	// allocation. It may be the same logger as Logger.
 	Tracer *slog.Logger
 
+	// ConnectData is application data a client sends, encrypted and
+	// authenticated, inside its handshake: a connect token, an auth
+	// ticket, a player name, a build version. The server's
+	// ConnectHandler reads it before any session exists, and
+	// Conn.ConnectData returns it on both sides. Nil or empty means none
+	// (a server that needs some can reject the client). At most
+	// MaxConnectDataSize (1000) bytes; longer is invalid. A client with
+	// connect data sends a longer initiation (at least 400 bytes) that
+	// servers from before this field do not understand. Ignored by
+	// servers.
+	ConnectData []byte
+
 	// RekeyAfterTime is how long a session uses one generation of
 	// transport keys before it replaces them in band (fresh X25519
 	// ephemerals; no pause in traffic). Zero means 2 minutes. Negative
@@ -265,7 +277,7 @@ func DefaultConfig() *Config {
 	}
 }
 
-// Clone returns a deep copy of c: its slices (Lanes,
+// Clone returns a deep copy of c: its slices (Lanes, ConnectData,
 // Identity.AllowedClientKeys) are copied too, so changing the clone never
 // changes c. Funcs and the Logger and Tracer are shared. A nil c clones
 // DefaultConfig().
@@ -275,6 +287,9 @@ func (c *Config) Clone() *Config {
 	}
 	cp := *c
 	cp.Lanes = append([]LaneConfig(nil), c.Lanes...)
+	if c.ConnectData != nil {
+		cp.ConnectData = append([]byte{}, c.ConnectData...)
+	}
 	cp.Identity.AllowedClientKeys = append([]PublicKey(nil), c.Identity.AllowedClientKeys...)
 	return &cp
 }
@@ -318,6 +333,7 @@ type settings struct {
 	testRewriteFrame func(kind byte, body []byte)
 	testEagerRekey   bool
 	lanes            []LaneConfig // at least one
+	connectData      []byte       // nil: none (the plain initiation)
 	maxSessions      int          // 0: no limit
 	admission        admissionSettings
 	identity         identitySettings
@@ -373,6 +389,9 @@ func (c *Config) resolve() (*settings, error) {
 	if len(s.lanes) == 0 {
 		s.lanes = []LaneConfig{{}}
 	}
+	if len(c.ConnectData) > 0 {
+		s.connectData = append([]byte{}, c.ConnectData...)
+	}
 	s.fec = fecParams{
 		data:      c.FEC.DataShards,
 		parity:    c.FEC.ParityShards,
@@ -409,6 +428,8 @@ func (c *Config) resolve() (*settings, error) {
 		return bad("KCP.RecvWindow", "%d exceeds 32768 (KCP advertises it in 16 bits)", s.recvWindow)
 	case s.mtu < minMTU || s.mtu > maxMTU:
 		return bad("KCP.MTU", "%d is outside [%d, %d]", s.mtu, minMTU, maxMTU)
+	case len(c.ConnectData) > MaxConnectDataSize:
+		return bad("ConnectData", "%d bytes exceed MaxConnectDataSize (%d)", len(c.ConnectData), MaxConnectDataSize)
 	case s.handshakeTimeout < 0:
 		return bad("HandshakeTimeout", "negative (%v)", s.handshakeTimeout)
 	case s.workers < 0:
@@ -465,7 +486,12 @@ func (c *Config) resolve() (*settings, error) {
 
 // mss is the KCP payload per segment: the MTU less the transport overhead
 // and KCP's own segment header.
-func (s *settings) mss() int { return s.kcpMTU() - kcpOverhead }
+func (s *settings) mss() int { return s.mssAt(s.mtu) }
+
+// mssAt, frameRoomAt and kcpMTUAt are mss, frameRoom and kcpMTU for a
+// session whose packet size is mtu (the smaller of the two sides', see
+// negotiate.go).
+func (s *settings) mssAt(mtu int) int { return s.kcpMTUAt(mtu) - kcpOverhead }
 
 // frameRoom is the most frame body one datagram carries: what remains
 // after the transport header, the frame type byte and the AEAD tag, and,
@@ -473,8 +499,10 @@ func (s *settings) mss() int { return s.kcpMTU() - kcpOverhead }
 // shard exceeds the group's largest packet, and the inner frame type byte
 // (section 9 of docs/protocol.md). The FEC room is reserved whenever this
 // side is configured for FEC, so the MTU holds whatever the server decides.
-func (s *settings) frameRoom() int {
-	m := s.mtu - transportOverhead
+func (s *settings) frameRoom() int { return s.frameRoomAt(s.mtu) }
+
+func (s *settings) frameRoomAt(mtu int) int {
+	m := mtu - transportOverhead
 	if s.fec.data > 0 {
 		m -= fec.HeaderSize + fecParityExtra + frameHeaderSize
 	}
@@ -483,20 +511,20 @@ func (s *settings) frameRoom() int {
 
 // kcpMTU is the MTU handed to each lane's KCP: the frame room less the
 // lane byte when there is more than one lane.
-func (s *settings) kcpMTU() int {
-	if len(s.lanes) > 1 {
-		return s.frameRoom() - laneIDSize
-	}
-	return s.frameRoom()
-}
+func (s *settings) kcpMTU() int { return s.kcpMTUAt(s.mtu) }
 
-// fecMaxPacket is the largest packet handed to the FEC encoder: an inner
-// frame, type byte included.
-func (s *settings) fecMaxPacket() int { return s.frameRoom() + frameHeaderSize }
+func (s *settings) kcpMTUAt(mtu int) int {
+	if len(s.lanes) > 1 {
+		return s.frameRoomAt(mtu) - laneIDSize
+	}
+	return s.frameRoomAt(mtu)
+}
 
 // maxMessageLimit is the largest MaxMessageSize that fits, with its lane
 // message header, in min(255, RecvWindow-1) segments.
-func (s *settings) maxMessageLimit() int {
+func (s *settings) maxMessageLimit() int { return s.maxMessageLimitAt(s.mtu) }
+
+func (s *settings) maxMessageLimitAt(mtu int) int {
 	frags := min(maxFragments, s.recvWindow-1)
-	return frags*s.mss() - laneHeaderMax
+	return frags*s.mssAt(mtu) - laneHeaderMax
 }

@@ -266,7 +266,7 @@ func TestFramePairDelivers(t *testing.T) {
 // (op/3)-th most recent packet and XORs bytes into it.
 func FuzzServerDatagrams(f *testing.F) {
 	kp := testKeys(f)
-	hs, err := newClientHandshake(kp.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader, clientIdentity{})
+	hs, err := newClientHandshake(kp.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader, clientIdentity{}, helloParams{})
 	require.NoError(f, err)
 	var hdr [minTransportSize]byte
 	putTransportHeader(hdr[:], 7, 1, 1)

@@ -48,7 +48,7 @@ func fuzzIdentity(tb testing.TB, flags byte) clientIdentity {
 func FuzzInitiation(f *testing.F) {
 	srv := fuzzKey(f, 1)
 	for _, flags := range []byte{0, flagIdentity, flagPSK, flagIdentity | flagPSK} {
-		c, err := newClientHandshake(srv.Public, ChaCha20Poly1305, fecParams{data: 10, parity: 3, maxParity: 3}, 9, time.Unix(0, 77), newSeededReader(flags), fuzzIdentity(f, flags))
+		c, err := newClientHandshake(srv.Public, ChaCha20Poly1305, fecParams{data: 10, parity: 3, maxParity: 3}, 9, time.Unix(0, 77), newSeededReader(flags), fuzzIdentity(f, flags), helloParams{})
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -85,7 +85,7 @@ func FuzzInitiation(f *testing.F) {
 		if !Cipher(cipher).Valid() {
 			return
 		}
-		c, err := newClientHandshake(srv.Public, Cipher(cipher), fecParams{}, index, time.Unix(0, int64(ts>>1)), newSeededReader(5), fuzzIdentity(t, flags))
+		c, err := newClientHandshake(srv.Public, Cipher(cipher), fecParams{}, index, time.Unix(0, int64(ts>>1)), newSeededReader(5), fuzzIdentity(t, flags), helloParams{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +118,7 @@ func FuzzInitiation(f *testing.F) {
 func FuzzResponse(f *testing.F) {
 	srv := fuzzKey(f, 1)
 	newClient := func(tb testing.TB, flags byte) *clientHandshake {
-		c, err := newClientHandshake(srv.Public, ChaCha20Poly1305, fecParams{}, 9, time.Unix(0, 1), newSeededReader(7), fuzzIdentity(tb, flags))
+		c, err := newClientHandshake(srv.Public, ChaCha20Poly1305, fecParams{}, 9, time.Unix(0, 1), newSeededReader(7), fuzzIdentity(tb, flags), helloParams{})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -169,7 +169,7 @@ func FuzzResponse(f *testing.F) {
 
 func FuzzCookieReply(f *testing.F) {
 	srv := fuzzKey(f, 1)
-	c, err := newClientHandshake(srv.Public, ChaCha20Poly1305, fecParams{}, 9, time.Unix(0, 1), newSeededReader(9), clientIdentity{})
+	c, err := newClientHandshake(srv.Public, ChaCha20Poly1305, fecParams{}, 9, time.Unix(0, 1), newSeededReader(9), clientIdentity{}, helloParams{})
 	if err != nil {
 		f.Fatal(err)
 	}

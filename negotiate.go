@@ -1,0 +1,66 @@
+package uxp
+
+// Negotiation: the handshake carries each side's packet size (KCP.MTU)
+// and lane count (docs/protocol.md, sections 3.1 and 3.2).
+//
+//   - Packet size: the session uses the smaller of the two. The receiver
+//     of each side still drops datagrams longer than its own MTU; neither
+//     sends any longer than the smaller one.
+//   - Lanes: the counts must be equal (a lane message for a lane the
+//     receiver does not have cannot be delivered, and one lane frames
+//     differently from several). Priorities and deadlines are each
+//     sender's own and need not match.
+//   - Absent (zero, as sent by a peer from before negotiation): assumed
+//     equal to this side's own value, which is how such peers behaved.
+//   - Irreconcilable: different lane counts, or a packet size at which
+//     this side's MaxMessageSize no longer fits in KCP's fragment limit.
+//     The server answers with an authenticated statusIncompatible that
+//     carries its own values; the client's Start fails with an
+//     *IncompatibleError. The server counts it and traces it.
+
+// negotiation is the outcome of comparing the two sides' parameters.
+type negotiation struct {
+	mtu int                // the session's packet size
+	err *IncompatibleError // nil: compatible
+}
+
+// negotiate compares the peer's parameters (zero: absent) with ours.
+func (s *settings) negotiate(peerMTU, peerLanes int) negotiation {
+	n := negotiation{mtu: s.mtu}
+	if peerLanes != 0 && peerLanes != len(s.lanes) {
+		n.err = &IncompatibleError{Field: "Lanes", Local: len(s.lanes), Remote: peerLanes}
+		return n
+	}
+	if peerMTU != 0 {
+		n.mtu = min(s.mtu, peerMTU)
+	}
+	if n.mtu < minMTU || s.maxMessage > s.maxMessageLimitAt(n.mtu) {
+		n.err = &IncompatibleError{Field: "MTU", Local: s.mtu, Remote: peerMTU}
+	}
+	return n
+}
+
+// hello is what this side's initiation announces.
+func (s *settings) hello() helloParams {
+	return helloParams{mtu: s.mtu, lanes: len(s.lanes), connectData: s.connectData}
+}
+
+// MTU returns the session's packet size: the largest datagram it sends,
+// the smaller of the two sides' Config.KCP.MTU (for a peer from before
+// negotiation, this side's own). MaxDatagramSize and the KCP segment size
+// follow from it.
+func (c *Conn) MTU() int { return c.mtu }
+
+// kcpMTU and mss are settings.kcpMTU and mss at the session's packet size.
+func (c *Conn) kcpMTU() int { return c.ep.set.kcpMTUAt(c.mtu) }
+func (c *Conn) mss() int    { return c.ep.set.mssAt(c.mtu) }
+
+// ConnectData returns the connect data of the session's handshake: on a
+// server, what the client sent (Config.ConnectData); on a client, what it
+// sent itself. Nil when there was none. The caller must not modify it.
+func (c *Conn) ConnectData() []byte { return c.connectData }
+
+// AcceptData returns what the server's ConnectHandler sent back with its
+// acceptance (ConnectRequest.Accept): on a client, as received; on a
+// server, as sent. Nil when there was none. The caller must not modify it.
+func (c *Conn) AcceptData() []byte { return c.acceptData }

@@ -221,7 +221,7 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 	)
 	if errors.As(err, &incompatible) {
 		// The server's refusal names its values; ours say what differs.
-		err = a.set.negotiate(incompatible.mtu, incompatible.lanes).err
+		err = a.set.negotiate(incompatible.mtu, incompatible.lanes, 0).err
 		if err == nil {
 			err = &IncompatibleError{Field: "MTU", Local: a.set.mtu, Remote: incompatible.mtu}
 		}
@@ -238,7 +238,7 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 		a.dropAnswer(err)
 		return
 	}
-	neg := a.set.negotiate(r.peerMTU, r.peerLanes)
+	neg := a.set.negotiate(r.peerMTU, r.peerLanes, 0)
 	if neg.err != nil {
 		// The server accepted what we cannot run (an older server does
 		// not compare; this one would have refused). Its half-open

@@ -197,6 +197,9 @@ type Config struct {
 	// testOnRetire, tests only: called on the shard after a key
 	// generation was zeroed.
 	testOnRetire func(k *keySlot)
+	// testOldHello, tests only: announce no packet size and no lane
+	// count, as a client from before negotiation.
+	testOldHello bool
 }
 
 // KCPConfig tunes the KCP reliability layer. The zero value is the fast
@@ -342,6 +345,7 @@ type settings struct {
 	rekeyAfterPackets int64         // <= 0: disabled
 	testStartCounter  uint64
 	testOnRetire      func(k *keySlot)
+	testOldHello      bool
 }
 
 func pick[T int | int64 | time.Duration](v, def T) T {
@@ -385,6 +389,7 @@ func (c *Config) resolve() (*settings, error) {
 		rekeyAfterPackets: pick(c.RekeyAfterPackets, defaultRekeyAfterPackets),
 		testStartCounter:  c.testStartCounter,
 		testOnRetire:      c.testOnRetire,
+		testOldHello:      c.testOldHello,
 	}
 	if len(s.lanes) == 0 {
 		s.lanes = []LaneConfig{{}}

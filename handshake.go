@@ -40,9 +40,10 @@ import (
 // extended (the payload carries connect data; see below).
 //
 // Initiation payload: timestamp u64 (Unix ns) | FEC request (4: data,
-// parity, flags, max parity) | max packet size u16 | lane count u8 | 9
-// reserved zero bytes. A zero packet size or lane count means "absent" (a
-// client from before negotiation); the server then assumes its own. The
+// parity, flags, max parity) | max packet size u16 | lane count u8 | min
+// packet size u16 (the smallest at which the client's MaxMessageSize fits)
+// | 7 reserved zero bytes. A zero means "absent" (a client from before
+// negotiation); the server then assumes its own value. The
 // payload keeps the initiation at least as large as any answer, so the
 // server never amplifies.
 //
@@ -360,13 +361,14 @@ func (c *clientHandshake) initiation() []byte { return c.packet }
 // beyond its keys: the negotiated parameters (zero: absent) and the
 // connect data. connectData non-nil selects the extended form.
 type helloParams struct {
-	mtu, lanes  int
-	connectData []byte
+	mtu, lanes, minMTU int
+	connectData        []byte
 }
 
 func (p helloParams) put(b []byte) {
 	binary.LittleEndian.PutUint16(b[0:2], uint16(p.mtu))
 	b[2] = byte(p.lanes)
+	binary.LittleEndian.PutUint16(b[3:5], uint16(p.minMTU))
 }
 
 // newClientHandshake builds the initiation. rng supplies the ephemeral key
@@ -401,7 +403,7 @@ func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index ui
 	payload := make([]byte, initiationPayloadSize+size-initiationLen(flags))
 	binary.LittleEndian.PutUint64(payload[0:8], uint64(now.UnixNano()))
 	req.put(payload[8:12])
-	hello.put(payload[12:15])
+	hello.put(payload[12:17])
 	if c.ext {
 		binary.LittleEndian.PutUint16(payload[24:26], uint16(len(hello.connectData)))
 		copy(payload[26:], hello.connectData)
@@ -514,6 +516,7 @@ type initiation struct {
 	fecReq      fecParams
 	peerMTU     int    // the client's max packet size; 0: absent
 	peerLanes   int    // the client's lane count; 0: absent
+	peerMinMTU  int    // the smallest packet size the client can use; 0: absent
 	connectData []byte // extended initiations only; a copy
 	ext         bool   // extended: the response must be too
 	size        int    // the initiation's length, which bounds the answer
@@ -577,6 +580,7 @@ func readInitiation(static *staticKey, psk []byte, pkt []byte, rng io.Reader) (*
 	in.size = len(pkt)
 	in.peerMTU = int(binary.LittleEndian.Uint16(out[12:14]))
 	in.peerLanes = int(out[14])
+	in.peerMinMTU = int(binary.LittleEndian.Uint16(out[15:17]))
 	if flags&flagExtended != 0 {
 		n := int(binary.LittleEndian.Uint16(out[24:26]))
 		if n > MaxConnectDataSize || 26+n > len(out) {

@@ -24,8 +24,10 @@ type negotiation struct {
 	err *IncompatibleError // nil: compatible
 }
 
-// negotiate compares the peer's parameters (zero: absent) with ours.
-func (s *settings) negotiate(peerMTU, peerLanes int) negotiation {
+// negotiate compares the peer's parameters (zero: absent) with ours:
+// its packet size, its lane count and the smallest packet size at which
+// its MaxMessageSize still fits.
+func (s *settings) negotiate(peerMTU, peerLanes, peerMinMTU int) negotiation {
 	n := negotiation{mtu: s.mtu}
 	if peerLanes != 0 && peerLanes != len(s.lanes) {
 		n.err = &IncompatibleError{Field: "Lanes", Local: len(s.lanes), Remote: peerLanes}
@@ -34,15 +36,28 @@ func (s *settings) negotiate(peerMTU, peerLanes int) negotiation {
 	if peerMTU != 0 {
 		n.mtu = min(s.mtu, peerMTU)
 	}
-	if n.mtu < minMTU || s.maxMessage > s.maxMessageLimitAt(n.mtu) {
+	if n.mtu < max(s.minMTU(), peerMinMTU) {
 		n.err = &IncompatibleError{Field: "MTU", Local: s.mtu, Remote: peerMTU}
 	}
 	return n
 }
 
+// minMTU is the smallest packet size at which MaxMessageSize, with its
+// lane header, still fits in KCP's fragment limit and the receive window.
+func (s *settings) minMTU() int {
+	m := minMTU
+	for m < s.mtu && s.maxMessage > s.maxMessageLimitAt(m) {
+		m++
+	}
+	return m
+}
+
 // hello is what this side's initiation announces.
 func (s *settings) hello() helloParams {
-	return helloParams{mtu: s.mtu, lanes: len(s.lanes), connectData: s.connectData}
+	if s.testOldHello {
+		return helloParams{connectData: s.connectData}
+	}
+	return helloParams{mtu: s.mtu, lanes: len(s.lanes), minMTU: s.minMTU(), connectData: s.connectData}
 }
 
 // MTU returns the session's packet size: the largest datagram it sends,

@@ -408,7 +408,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		return
 	}
 	decision, fecOK := negotiateFEC(s.set.fec, in.fecReq)
-	neg := s.set.negotiate(in.peerMTU, in.peerLanes)
+	neg := s.set.negotiate(in.peerMTU, in.peerLanes, in.peerMinMTU)
 	status := statusOK
 	var refusal error
 	switch {

@@ -98,8 +98,8 @@ const (
 	statusOK           byte = 0
 	statusServerFull   byte = 2
 	statusClientDenied byte = 3
-	statusIncompatible byte = 4 // lanes or packet size cannot be reconciled
-	statusRejected     byte = 5 // the application's decision (ConnectHandler)
+	statusIncompatible byte = 5 // lanes or packet size cannot be reconciled
+	statusRejected     byte = 6 // the application's decision (ConnectHandler)
 
 	prologueLabel = "uxp/1 Noise_NK"
 	mac1Label     = "mac1----"

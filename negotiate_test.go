@@ -210,7 +210,9 @@ func TestConnectData(t *testing.T) {
 	})
 }
 
-func roomFor(name []byte) []byte { return fmt.Appendf(nil, "room 7 for %x", name[:min(len(name), 100)]) }
+func roomFor(name []byte) []byte {
+	return fmt.Appendf(nil, "room 7 for %x", name[:min(len(name), 100)])
+}
 
 // TestConnectDataTooLong: connect data over MaxConnectDataSize fails
 // NewClient, Dial and NewDialer with an error naming the field.

@@ -117,6 +117,15 @@ type Conn struct {
 	connectData []byte
 	acceptData  []byte
 
+	// Path MTU discovery (pmtud.go), owned by the shard; pathMTU is its
+	// current size, published for PathMTU and MaxDatagramSize.
+	pmtu         pmtuState
+	pathMTU      atomic.Int32
+	probeScratch []byte
+	fragID       uint16
+	frag         *fragState
+	fragsSent    atomic.Uint64 // inner frames sent fragmented (tests)
+
 	ready chan struct{} // client: closed after OnReady returned
 }
 
@@ -156,6 +165,7 @@ func newSession(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fe
 		c.state = stateHalfOpen
 		c.handshakeBy = now.Add(set.handshakeTimeout)
 	}
+	c.initPMTU(now)
 	c.initLanes()
 	if err := c.initFEC(fp, now); err != nil {
 		return nil, err

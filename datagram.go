@@ -67,12 +67,13 @@ type latestState struct {
 
 // MaxDatagramSize returns the largest message WriteDatagram and
 // WriteDatagramLatest accept: the session's packet size (the smaller of
-// the two sides' Config.KCP.MTU, see Conn.MTU) less 38 bytes (transport
+// the two sides' Config.KCP.MTU as path MTU discovery confirmed it, see
+// Conn.PathMTU) less 38 bytes (transport
 // header 16, frame type 1, AEAD tag 16, latest header 5), and, on a side
 // configured for FEC, 13 bytes more (shard header 10, parity length 2,
 // inner frame type 1). With the default MTU of 1400 that is 1362 bytes
 // (1349 with FEC).
-func (c *Conn) MaxDatagramSize() int { return c.ep.set.frameRoomAt(c.mtu) - latestHeaderSize }
+func (c *Conn) MaxDatagramSize() int { return c.ep.set.frameRoomAt(c.PathMTU()) - latestHeaderSize }
 
 // WriteDatagram queues msg as one unreliable datagram: it is sent once, at
 // the next turn of the session's worker, ahead of the lanes' reliable

@@ -202,8 +202,9 @@ func (c *Conn) newLaneKCP(conv uint32, out func([]byte, int)) *kcp.KCP {
 		c.ep.set.tuneKCP(k)
 		c.shard.kcpSlim(k)
 	}
-	if c.mtu != c.ep.set.mtu {
-		// The peer's packet size is smaller than ours (negotiate.go).
+	if c.curMTU() != c.ep.set.mtu {
+		// The peer's packet size, or the path's, is smaller than ours
+		// (negotiate.go, pmtud.go).
 		// SetMtu allocates a flush buffer of its own; kcpSlim puts the
 		// shard's back, which is large enough for our own, larger MTU.
 		k.SetMtu(c.kcpMTU())

@@ -60,15 +60,14 @@ func (s *settings) hello() helloParams {
 	return helloParams{mtu: s.mtu, lanes: len(s.lanes), minMTU: s.minMTU(), connectData: s.connectData}
 }
 
-// MTU returns the session's packet size: the largest datagram it sends,
-// the smaller of the two sides' Config.KCP.MTU (for a peer from before
-// negotiation, this side's own). MaxDatagramSize and the KCP segment size
-// follow from it.
+// MTU returns the session's largest packet size: the smaller of the two
+// sides' Config.KCP.MTU (for a peer from before negotiation, this side's
+// own). Path MTU discovery searches up to it; PathMTU is the size in use.
 func (c *Conn) MTU() int { return c.mtu }
 
 // kcpMTU and mss are settings.kcpMTU and mss at the session's packet size.
-func (c *Conn) kcpMTU() int { return c.ep.set.kcpMTUAt(c.mtu) }
-func (c *Conn) mss() int    { return c.ep.set.mssAt(c.mtu) }
+func (c *Conn) kcpMTU() int { return c.ep.set.kcpMTUAt(c.curMTU()) }
+func (c *Conn) mss() int    { return c.ep.set.mssAt(c.curMTU()) }
 
 // ConnectData returns the connect data of the session's handshake: on a
 // server, what the client sent (Config.ConnectData); on a client, what it

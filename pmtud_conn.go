@@ -114,7 +114,7 @@ func (c *Conn) pathMTUChanged() {
 	for _, l := range c.lanes {
 		if l.arq != nil {
 			l.arq.SetMtu(c.kcpMTU())
-			c.shard.kcpSlim(l.arq) // the shard's flush buffer again (see newLaneKCP)
+			c.shard.kcpShareFlushBuf(l.arq) // the shard's flush buffer again
 		}
 	}
 	c.tr.pathMTU(c.id, cur)

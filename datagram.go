@@ -72,7 +72,8 @@ type latestState struct {
 // header 16, frame type 1, AEAD tag 16, latest header 5), and, on a side
 // configured for FEC, 13 bytes more (shard header 10, parity length 2,
 // inner frame type 1). With the default MTU of 1400 that is 1362 bytes
-// (1349 with FEC).
+// (1349 with FEC) once path MTU discovery confirmed the path carries
+// 1400-byte packets, and 1162 (1149) before. Safe from any goroutine.
 func (c *Conn) MaxDatagramSize() int { return c.ep.set.frameRoomAt(c.PathMTU()) - latestHeaderSize }
 
 // WriteDatagram queues msg as one unreliable datagram: it is sent once, at

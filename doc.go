@@ -140,9 +140,12 @@
 //     clock. Asymmetric paths or jitter beyond the RTT variation blur both
 //     by a few milliseconds. Until the first heartbeat answer there is no
 //     estimate and deadlines are enforced only by the sender.
-//   - Path MTU discovery is not implemented; the smaller of the two sides'
-//     Config.KCP.MTU (default 1400) bounds every datagram, so a path that
-//     carries less needs a smaller MTU configured.
+//   - Path MTU discovery (Conn.PathMTU) starts every session at 1200-byte
+//     packets and probes up to the smaller of the two sides' Config.KCP.MTU
+//     (default 1400); a peer from before it keeps the session at 1200. A
+//     path that carries less than 1200 bytes needs a smaller MTU
+//     configured. Probes lost on purpose count as loss in the FEC loss
+//     estimate.
 //   - Connect data needs a server of this version: an older one drops the
 //     longer initiation and the client's Start times out.
 //   - The close packet is sent once and not retransmitted; if it is lost the

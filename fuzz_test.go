@@ -179,6 +179,10 @@ func FuzzFrame(f *testing.F) {
 		{frameDatagram, []byte("dgram")},
 		{frameLatest, []byte{1, 2, 0, 0, 0, 'x'}},
 		{frameFEC, make([]byte, 12)},
+		{frameMTUProbe, make([]byte, 1200-transportOverhead)},
+		{frameMTUAck, []byte{1, 0, 0, 0, 0xb0, 0x04}},
+		{frameFragment, append([]byte{1, 0, 0, 0, 30, 0, frameKCP}, make([]byte, 29)...)},
+		{frameFragment, []byte{2, 0, 10, 0, 12, 0, 1, 2}},
 		{42, nil},
 	}
 	for _, s := range seeds {

@@ -107,6 +107,8 @@ type Conn struct {
 	hasPeerKey bool
 
 	ready chan struct{} // client: closed after OnReady returned
+
+	ext connExt // user data, writability, broadcast, quality (userdata.go)
 }
 
 type handlerBox struct{ h ConnHandler }
@@ -224,6 +226,7 @@ func (c *Conn) write(kind byte, arg int, deadline int64, msg []byte) (int, error
 	}
 	queued := c.pendBytes + int(c.kcpQueued.Load())
 	if queued > 0 && queued+len(msg) > c.ep.set.sendQueue {
+		c.ext.wr.blocked.Store(true) // writable.go: OnWritable is due once there is room
 		c.mu.Unlock()
 		return 0, ErrWouldBlock
 	}
@@ -279,6 +282,7 @@ func (c *Conn) Stats() ConnStats {
 		Rekeys:           c.traffic.rekeys.Load(),
 		Lanes:            c.laneStats(),
 		Datagrams:        c.dgrams.snapshot(),
+		Unhandled:        c.Unhandled(),
 	}
 	st.FEC.Parity = int(c.fecParity.Load())
 	st.SendQueueBytes = c.sendQueued()

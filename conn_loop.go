@@ -18,7 +18,7 @@ import (
 // close request into the closing state. Then it flushes KCP and
 // reschedules.
 func (c *Conn) pump(now time.Time) {
-	if c.state == stateClosed {
+	if c.state == stateClosed || !c.pumpWritable() { // writable.go
 		return
 	}
 	s := c.shard
@@ -42,6 +42,7 @@ func (c *Conn) pump(now time.Time) {
 	c.pend = c.pendSpare[:0]
 	taken := c.pendBytes
 	closeReq := c.closeReq
+	c.takeShared() // broadcast.go
 	c.mu.Unlock()
 
 	direct := false // some message went straight into KCP
@@ -51,6 +52,9 @@ func (c *Conn) pump(now time.Time) {
 		deadline := int64(binary.LittleEndian.Uint64(b[6:14]))
 		msg := b[pendHeaderSize : pendHeaderSize+n]
 		b = b[pendHeaderSize+n:]
+		if kind&pendShared != 0 {
+			kind, msg = c.nextShared(kind) // broadcast.go
+		}
 		switch {
 		case c.state == stateHalfOpen:
 			// Cannot happen: a server's session is announced, and so
@@ -483,6 +487,9 @@ func (c *Conn) callLaneData(lane int, b []byte) {
 		defer c.recoverCallback("OnNewLaneDataComing")
 		lh.OnNewLaneDataComing(c, lane, b)
 		return
+	}
+	if lane != 0 {
+		c.noteUnhandled(h, false, lane) // unhandled.go
 	}
 	defer c.recoverCallback("OnNewDataComing")
 	h.OnNewDataComing(c, b)

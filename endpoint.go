@@ -29,7 +29,8 @@ type endpoint struct {
 	table  sessionTable
 	drops  dropCounters // drops before a session is known
 
-	closes closeCounters // sessions ended, by close reason (close_stats.go)
+	closes    closeCounters     // sessions ended, by close reason (close_stats.go)
+	unhandled unhandledCounters // messages no handler method took (unhandled.go)
 
 	// Set by the owner before start. Called on the read loop.
 	onInitiation func(bp *packetBuf, n int, from netip.AddrPort)

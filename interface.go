@@ -55,7 +55,14 @@ type ConnHandler interface {
 // LaneHandler is an optional interface of a ConnHandler: a handler that
 // implements it receives the messages of every lane (lane 0 included)
 // through OnNewLaneDataComing, and its OnNewDataComing is not called.
-// Without it, OnNewDataComing receives the messages of every lane.
+// Without it, OnNewDataComing receives the messages of every lane, and
+// those of lanes other than 0 are counted in ConnStats.Unhandled (with a
+// warning logged once per session), since their lane is lost.
+//
+// Check at compile time that your handler implements it; a method with a
+// misspelled name compiles and is never called:
+//
+//	var _ uxp.LaneHandler = (*MyHandler)(nil)
 type LaneHandler interface {
 	// OnNewLaneDataComing is called once per message, in the order the
 	// peer wrote them on that lane, under the same rules as

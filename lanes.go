@@ -389,6 +389,7 @@ func (c *Conn) noteQueued() {
 	if fh, ok := c.handlerFor().(flowHandler); ok {
 		fh.sendRoom()
 	}
+	c.checkWritable() // writable.go
 }
 
 // laneTimers runs the lanes' KCP clocks: retransmissions and delayed ACKs.

@@ -242,6 +242,7 @@ func (s *Server) Stats() ServerStats {
 		HandshakesConfirmed: s.hsConfirmed.Load(),
 		HandshakeLatency:    s.hsLatency.snapshot(),
 		SessionsClosed:      s.ep.closes.snapshot(),
+		Unhandled:           s.ep.unhandled.snapshot(),
 	}
 	s.halfMu.Lock()
 	st.HalfOpen = len(s.halfOpen)

@@ -93,6 +93,9 @@ type ConnStats struct {
 	Lanes []LaneStats
 	// Datagrams counts unreliable datagrams (datagram.go).
 	Datagrams DatagramStats
+	// Unhandled counts messages that arrived for a handler without the
+	// method that takes them (unhandled.go).
+	Unhandled UnhandledStats
 }
 
 // ServerStats is a snapshot of a Server's counters.
@@ -135,6 +138,9 @@ type ServerStats struct {
 	// CloseReasons name. Half-open sessions that expired unconfirmed are
 	// not counted; those closed because the server filled up are.
 	SessionsClosed []CloseCount
+	// Unhandled totals the sessions' ConnStats.Unhandled, closed sessions
+	// included.
+	Unhandled UnhandledStats
 }
 
 // dropCounters is the concurrently readable form of DropStats.

@@ -32,7 +32,7 @@ var ErrListenerClosed = fmt.Errorf("uxp: listener closed: %w", net.ErrClosed)
 
 // Listen starts a Server on pc whose sessions are accepted as net.Conns.
 // cfg must hold the server's PrivateKey. The Listener owns pc and closes it
-// in Close; if Listen fails, pc is left open.
+// in Close; if Listen fails, pc is closed too, as DialConnOver does.
 func Listen(pc net.PacketConn, cfg *Config) (*Listener, error) {
 	l := &Listener{
 		backlog: make(chan *StreamConn, listenBacklog),
@@ -41,10 +41,14 @@ func Listen(pc net.PacketConn, cfg *Config) (*Listener, error) {
 	}
 	srv, err := NewServer(pc, (*listenHandler)(l), cfg)
 	if err != nil {
+		if pc != nil {
+			pc.Close()
+		}
 		return nil, err
 	}
 	l.srv = srv
 	if err := srv.Start(); err != nil {
+		srv.Close() // closes pc
 		return nil, err
 	}
 	return l, nil
@@ -53,25 +57,11 @@ func Listen(pc net.PacketConn, cfg *Config) (*Listener, error) {
 // Accept waits for the next session and returns it as a *StreamConn. After
 // Close it returns ErrListenerClosed; if the socket failed, that error.
 func (l *Listener) Accept() (net.Conn, error) {
-	select {
-	case <-l.closed:
-		return nil, ErrListenerClosed
-	default:
+	s, err := l.AcceptStream() // stream_datagram.go
+	if err != nil {
+		return nil, err // not a typed nil in a non-nil net.Conn
 	}
-	select {
-	case s := <-l.backlog:
-		return s, nil
-	case <-l.closed:
-		return nil, ErrListenerClosed
-	case <-l.stopped:
-		l.mu.Lock()
-		err := l.stopErr
-		l.mu.Unlock()
-		if err == nil {
-			err = ErrListenerClosed
-		}
-		return nil, fmt.Errorf("uxp: accept: %w", err)
-	}
+	return s, nil
 }
 
 // Close stops accepting and closes the Server: unlike a TCP listener, this

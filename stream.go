@@ -47,6 +47,8 @@ type StreamConn struct {
 	closed    chan struct{} // closed by Close
 	closeOnce sync.Once
 	rd, wd    deadline
+
+	dg streamDatagrams // stream_datagram.go
 }
 
 /* Implementation constants */
@@ -61,7 +63,7 @@ const (
 )
 
 func newStreamConn(c *Conn) *StreamConn {
-	return &StreamConn{
+	s := &StreamConn{
 		c:      c,
 		data:   make(chan struct{}, 1),
 		room:   make(chan struct{}, 1),
@@ -70,6 +72,8 @@ func newStreamConn(c *Conn) *StreamConn {
 		rd:     makeDeadline(),
 		wd:     makeDeadline(),
 	}
+	s.dg.avail = make(chan struct{}, 1)
+	return s
 }
 
 // DialConn opens a UDP socket, runs the handshake with the server at addr
@@ -115,7 +119,9 @@ func DialConnOver(ctx context.Context, pc net.PacketConn, server net.Addr, cfg *
 	s := newStreamConn(nil)
 	cl, err := NewClient(pc, server, (*streamHandler)(s), cfg)
 	if err != nil {
-		pc.Close()
+		if pc != nil {
+			pc.Close()
+		}
 		return nil, err
 	}
 	if err := cl.Start(ctx); err != nil {
@@ -325,8 +331,9 @@ func (s *StreamConn) SetWriteDeadline(t time.Time) error {
 }
 
 var (
-	_ net.Conn    = (*StreamConn)(nil)
-	_ flowHandler = (*streamHandler)(nil)
+	_ net.Conn        = (*StreamConn)(nil)
+	_ flowHandler     = (*streamHandler)(nil)
+	_ DatagramHandler = (*streamHandler)(nil)
 )
 
 // deadline is a settable deadline whose wait channel is closed once it has

@@ -57,7 +57,7 @@ func Listen(pc net.PacketConn, cfg *Config) (*Listener, error) {
 // Accept waits for the next session and returns it as a *StreamConn. After
 // Close it returns ErrListenerClosed; if the socket failed, that error.
 func (l *Listener) Accept() (net.Conn, error) {
-	s, err := l.AcceptStream() // stream_datagram.go
+	s, err := l.AcceptStream() // stream_dial.go
 	if err != nil {
 		return nil, err // not a typed nil in a non-nil net.Conn
 	}

@@ -72,6 +72,31 @@
 // returning ErrWouldBlock, and Read returns io.EOF after the peer's Close.
 // smux, yamux and net/http run over them unchanged.
 //
+// For a game server's loop: Conn.SetUserData keeps per-session state on
+// the session and Server.Conn finds a session by ID; Server.Broadcast (and
+// BroadcastLane, BroadcastDatagram, BroadcastDatagramLatest) sends one
+// message to many sessions, copied once and sealed per session on its own
+// worker, reporting per session what failed; Conn.Quality reads RTT,
+// jitter, rates, loss and queued bytes from atomics, cheap enough for
+// every tick; WritableHandler.OnWritable and Conn.WaitWritable are the
+// partners of ErrWouldBlock. A PollGroup replaces callbacks altogether:
+// its handler copies each event into a pooled buffer and queues it, and
+// the game loop drains the queue with PollGroup.Poll on its own goroutine,
+// so game state needs no lock (see sample/gameserver). A server bound to
+// the IPv6 wildcard address ("[::]:4000") serves IPv4 and IPv6 clients on
+// one socket where the operating system allows it, as Linux does by
+// default.
+//
+// Optional handler interfaces (LaneHandler, DatagramHandler,
+// WritableHandler, MigrationHandler) are found by type assertion, so a
+// misspelled method compiles and is never called. Assert them where the
+// handler is defined:
+//
+//	var _ uxp.DatagramHandler = (*myHandler)(nil)
+//
+// Messages that found no method for them are counted in ConnStats.Unhandled
+// and a warning is logged once per session.
+//
 // # Concurrency
 //
 // A Server runs one read loop, one handshake loop and Config.Workers update
@@ -90,8 +115,15 @@
 // *CallbackPanicError.
 //
 // Conn.Write never blocks: beyond Config.SendQueueBytes it returns
-// ErrWouldBlock and queues nothing. Every error that ends a session unwraps
-// to net.ErrClosed.
+// ErrWouldBlock and queues nothing; OnWritable follows once, when the queue
+// has drained to half. Every error that ends a session unwraps to
+// net.ErrClosed.
+//
+// A PollGroup's handler runs on the workers like any other, but only
+// copies and queues; PollGroup.Poll is meant for one goroutine, the game
+// loop, and each event's Data stays valid until its Release. A full poll
+// group holds reliable messages back in the sender's lanes and drops
+// datagrams (counted).
 //
 // # Limitations
 //

@@ -241,3 +241,23 @@ func BenchmarkPollGroup(b *testing.B) {
 		}
 	})
 }
+
+// TestPollGroupClient: a dialled session in a poll group (Handler) reports
+// its connection first, and a PollWritable once after ErrWouldBlock.
+func TestPollGroupClient(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g, err := NewPollGroup(nil)
+		require.NoError(t, err)
+		n := newSimServer(t, 12, &connCollector{}, nil, smallQueue)
+		n.net.SetDefault(netsim.Impairment{Delay: 20 * time.Millisecond})
+		c := n.dial(t, 0, g.Handler()).Conn()
+		fillQueue(t, c)
+		evs := pollAll(t, g, 50*time.Millisecond, func(evs []PollEvent) bool {
+			return countKind(evs, PollWritable) == 1
+		})
+		require.Equal(t, PollConnected, evs[0].Kind)
+		require.Same(t, c, evs[0].Conn)
+		time.Sleep(2 * time.Second)
+		require.Empty(t, g.Poll(0), "one PollWritable per ErrWouldBlock")
+	})
+}

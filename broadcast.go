@@ -17,10 +17,10 @@ import (
 // Conn.pend (see Conn.write): the entry in pend has a zero length, and
 // takes the next message of connExt.sharedPend.
 const (
-	pendSharedReliable = 0x80 | pendReliable
-	pendSharedDatagram = 0x80 | pendDatagram
-	pendSharedLatest   = 0x80 | pendLatest
-	pendShared         = 0x80
+	pendShared         byte = 0x80 // a flag on the kind
+	pendSharedReliable      = pendShared + pendReliable
+	pendSharedDatagram      = pendShared + pendDatagram
+	pendSharedLatest        = pendShared + pendLatest
 )
 
 // sharedMsg is one broadcast message, shared read-only by every session
@@ -53,7 +53,8 @@ var ErrNotServerSession = errors.New("uxp: not a session of this server")
 // worker once. It never blocks: a session whose send queue is full is
 // reported in the result (ErrWouldBlock; its WritableHandler fires when it
 // has room, as after a Write) and the others still get the message. The
-// caller may reuse msg and conns once Broadcast returns. Safe for
+// caller may reuse msg and conns once Broadcast returns. An empty msg
+// sends nothing (Queued is 0, Failed nil). Safe for
 // concurrent use, callbacks included; the messages of one Broadcast are
 // ordered, per session, with that session's other writes.
 func (s *Server) Broadcast(conns []*Conn, msg []byte) BroadcastResult {
@@ -109,8 +110,7 @@ func (s *Server) broadcast(conns []*Conn, kind byte, arg int, msg []byte) Broadc
 		deadline = laneDeadlineOf(set, arg)
 	}
 	if len(msg) == 0 {
-		res.Queued = len(conns) // an empty message sends nothing, as Write
-		return res
+		return res // an empty message sends nothing, as with Write
 	}
 	shared := &sharedMsg{data: append([]byte(nil), msg...)}
 	scratch := postScratch.Get().(*[][]*Conn)

@@ -70,12 +70,17 @@ func TestBroadcast(t *testing.T) {
 		require.NoError(t, conns[0].Close())
 		waitFor(t, func() bool { return conns[0].Err() != nil })
 		n.net.SetLink(n.addr, conns[1].RemoteAddr(), netsim.Impairment{Loss: 1})
-		for {
-			if _, err := conns[1].Write(make([]byte, 16<<10)); err != nil {
-				require.ErrorIs(t, err, ErrWouldBlock)
-				break
+		fill := func(size int) {
+			for {
+				if _, err := conns[1].Write(make([]byte, size)); err != nil {
+					require.ErrorIs(t, err, ErrWouldBlock)
+					return
+				}
 			}
 		}
+		fill(16 << 10)
+		time.Sleep(100 * time.Millisecond) // ACKs of what got through before the link died
+		fill(1 << 10)                      // now within 1 KB of full: 20 KB cannot fit
 		targets := append([]*Conn{nil, other.Conn()}, conns...)
 		res = n.srv.Broadcast(targets, bytes.Repeat([]byte{1}, 20<<10))
 		require.Equal(t, clients-2, res.Queued)

@@ -15,8 +15,8 @@ type Quality struct {
 	RTT, Jitter time.Duration
 	// InBytesPerSec, OutBytesPerSec, InPacketsPerSec and OutPacketsPerSec
 	// are UDP payload rates, averaged over the last rate interval: the
-	// time between two Quality calls at least one second apart (the first
-	// call measures from the session's start). Calls within a second of
+	// time between two Quality calls at least one second apart. They are
+	// zero until a second after the first call; calls within a second of
 	// the last update return the same rates.
 	InBytesPerSec, OutBytesPerSec     float64
 	InPacketsPerSec, OutPacketsPerSec float64
@@ -69,16 +69,21 @@ func (c *Conn) Quality() Quality {
 	}
 	st := &c.ext.q
 	now := time.Now().UnixNano()
-	st.born.CompareAndSwap(0, now)
 	last := st.at.Load()
-	since := last
-	if since == 0 {
-		since = st.born.Load()
-	}
-	if dt := now - since; dt >= int64(qualityInterval) && st.at.CompareAndSwap(last, now) {
+	switch {
+	case last == 0:
+		// The first call starts the first interval; the rates stay zero
+		// until it is over.
+		if st.at.CompareAndSwap(0, now) {
+			st.bytesIn.Store(c.traffic.bytesIn.Load())
+			st.bytesOut.Store(c.traffic.bytesOut.Load())
+			st.pktsIn.Store(c.traffic.packetsIn.Load())
+			st.pktsOut.Store(c.traffic.packetsOut.Load())
+		}
+	case now-last >= int64(qualityInterval) && st.at.CompareAndSwap(last, now):
 		// This call won the update; a concurrent one reads the previous
 		// rates, or a mix of old and new, which is as good.
-		sec := float64(dt) / float64(time.Second)
+		sec := float64(now-last) / float64(time.Second)
 		rate := func(prev *atomic.Uint64, cur uint64, out *atomic.Uint64) {
 			out.Store(math.Float64bits(float64(cur-prev.Swap(cur)) / sec))
 		}

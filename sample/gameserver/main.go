@@ -57,6 +57,7 @@ func run(ctx context.Context, args []string, flagOut io.Writer, log *slog.Logger
 	server := fs.String("server", "127.0.0.1:4000", "bots: server `address`")
 	serverKey := fs.String("server-key", os.Getenv("UXP_SERVER_KEY"), "bots: the server's base64 public key (default $UXP_SERVER_KEY)")
 	n := fs.Int("n", 24, "bots: how many bots")
+	duration := fs.Duration("duration", 0, "bots: how long to play; 0 plays until SIGINT or SIGTERM")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -78,6 +79,11 @@ func run(ctx context.Context, args []string, flagOut io.Writer, log *slog.Logger
 	raddr, err := net.ResolveUDPAddr("udp", *server)
 	if err != nil {
 		return err
+	}
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
 	}
 	return runBots(ctx, *n, raddr, pub, log)
 }

@@ -261,3 +261,49 @@ func TestPollGroupClient(t *testing.T) {
 		require.Empty(t, g.Poll(0), "one PollWritable per ErrWouldBlock")
 	})
 }
+
+// TestPollInto drains into the caller's slice, in order, a slice-full at a
+// time, without allocating.
+func TestPollInto(t *testing.T) {
+	g, err := NewPollGroup(nil)
+	require.NoError(t, err)
+	c := &Conn{}
+	h := g.Handler()
+	h.OnReady(c)
+	for i := range 9 {
+		h.(LaneHandler).OnNewLaneDataComing(c, i%2, []byte{byte(i)})
+	}
+	var buf [4]PollEvent
+	var got []PollEvent
+	for {
+		n := g.PollInto(buf[:])
+		if n == 0 {
+			break
+		}
+		require.LessOrEqual(t, n, len(buf))
+		for i := range buf[:n] {
+			ev := buf[i]
+			ev.Data = bytes.Clone(ev.Data)
+			buf[i].Release()
+			got = append(got, ev)
+		}
+	}
+	require.Len(t, got, 10)
+	require.Equal(t, PollConnected, got[0].Kind)
+	for i, ev := range got[1:] {
+		require.Equal(t, PollMessage, ev.Kind)
+		require.Equal(t, i%2, ev.Lane)
+		require.Equal(t, []byte{byte(i)}, ev.Data)
+	}
+	require.Zero(t, g.Stats().Queued)
+	require.Zero(t, g.Stats().QueuedBytes)
+	if !raceEnabled {
+		msg := make([]byte, 200)
+		allocs := testing.AllocsPerRun(100, func() {
+			h.(LaneHandler).OnNewLaneDataComing(c, 0, msg)
+			g.PollInto(buf[:])
+			buf[0].Release()
+		})
+		require.Zero(t, allocs)
+	}
+}

@@ -115,3 +115,23 @@ func TestWaitWritable(t *testing.T) {
 		require.ErrorIs(t, err, ErrConnClosed)
 	})
 }
+
+// panicWritable panics in OnWritable.
+type panicWritable struct{ NopHandler }
+
+func (panicWritable) OnWritable(*Conn) { panic("writable bug") }
+
+// TestOnWritablePanic: a panic in OnWritable closes only that session,
+// with a *CallbackPanicError.
+func TestOnWritablePanic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newSimServer(t, 13, &connCollector{}, nil, smallQueue)
+		n.net.SetDefault(netsim.Impairment{Delay: 20 * time.Millisecond})
+		c := n.dial(t, 0, panicWritable{}).Conn()
+		fillQueue(t, c)
+		<-c.Done()
+		var pe *CallbackPanicError
+		require.ErrorAs(t, c.Err(), &pe)
+		require.Equal(t, "OnWritable", pe.Callback)
+	})
+}

@@ -168,6 +168,7 @@ var Metrics = []Metric{
 	{Name: "uxp_fec_expired_groups_total", Type: "counter", Help: "FEC groups dropped while still missing data."},
 	{Name: "uxp_migrations_total", Type: "counter", Help: "Sessions moved to a validated new client address."},
 	{Name: "uxp_rekeys_total", Type: "counter", Help: "Key rotations completed, summed over sessions."},
+	{Name: "uxp_unhandled_messages_total", Type: "counter", Labels: []string{"kind"}, Help: "Messages that arrived for a handler without the method that takes them, by kind (datagram, lane): see ConnStats.Unhandled."},
 	{Name: "uxp_delivery_latency_seconds", Type: "histogram", Help: "Message delivery latency of sampled sent messages, estimated with the heartbeat RTT."},
 	{Name: "uxp_rtt_seconds", Type: "histogram", Help: "Smoothed heartbeat round-trip times of the live sessions that have one, one sample per session."},
 

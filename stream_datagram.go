@@ -114,4 +114,3 @@ func (s *StreamConn) ReadDatagram(ctx context.Context) ([]byte, error) {
 // DatagramsDropped counts datagrams dropped because ReadDatagram's queue
 // was full.
 func (s *StreamConn) DatagramsDropped() uint64 { return s.dg.dropped.Load() }
-

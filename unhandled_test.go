@@ -69,4 +69,3 @@ func TestUnhandledCounted(t *testing.T) {
 		require.EqualValues(t, 1, c.Unhandled().Datagrams)
 	})
 }
-

@@ -73,16 +73,24 @@ type PollEvent struct {
 	// net.ErrClosed.
 	Err error
 
-	buf *[]byte // pooled storage of Data, or nil
+	buf *pollBuf // pooled storage of Data, or nil
+	gen uint32   // buf's generation when this event took it
 }
 
 // Release returns the event's buffer to the pool. Data must not be used
-// afterwards. Release is idempotent on the same PollEvent value, and
-// harmless for events without data; not releasing an event only costs a
-// garbage-collected allocation later.
+// afterwards, in this value or any copy of it. Release is idempotent,
+// also across copies of one event (a range loop's copy and the slice
+// element): the first call returns the buffer, later ones do nothing.
+// It is harmless for events without data; not releasing an event only
+// costs a garbage-collected allocation later.
 func (e *PollEvent) Release() {
 	if e.buf != nil {
-		putPollBuf(e.buf)
+		// The generation makes a second Release, through a copy, a no-op
+		// even after the buffer went to another event: returning it twice
+		// would hand one buffer to two events.
+		if e.buf.gen.CompareAndSwap(e.gen, e.gen+1) {
+			putPollBuf(e.buf)
+		}
 		e.buf = nil
 	}
 	e.Data = nil
@@ -110,22 +118,31 @@ const (
 	pollBufSize = 2048
 )
 
-var pollBufPool = sync.Pool{New: func() any { b := make([]byte, pollBufSize); return &b }}
+// pollBuf is one pooled payload buffer.
+type pollBuf struct {
+	b   []byte
+	gen atomic.Uint32 // bumped by each Release
+}
 
-func getPollBuf(n int) (*[]byte, []byte) {
+var pollBufPool = sync.Pool{New: func() any { return &pollBuf{b: make([]byte, pollBufSize)} }}
+
+// getPollBuf returns storage for n bytes: a pooled buffer and its current
+// generation, or (for n > pollBufSize) a slice of its own and a nil
+// pollBuf.
+func getPollBuf(n int) (*pollBuf, uint32, []byte) {
 	if n > pollBufSize {
-		return nil, make([]byte, n)
+		return nil, 0, make([]byte, n)
 	}
-	p := pollBufPool.Get().(*[]byte)
-	return p, (*p)[:n]
+	p := pollBufPool.Get().(*pollBuf)
+	return p, p.gen.Load(), p.b[:n]
 }
 
 // putPollBuf rejects foreign buffers: only the pool's size class goes back.
-func putPollBuf(p *[]byte) {
-	if cap(*p) != pollBufSize {
+func putPollBuf(p *pollBuf) {
+	if cap(p.b) != pollBufSize {
 		return
 	}
-	*p = (*p)[:pollBufSize]
+	p.b = p.b[:pollBufSize]
 	pollBufPool.Put(p)
 }
 
@@ -291,15 +308,13 @@ func (g *PollGroup) push(kind PollEventKind, c *Conn, lane int, data []byte, err
 	ev := PollEvent{Kind: kind, Conn: c, Lane: lane, Err: err}
 	isData := kind == PollMessage || kind == PollDatagram
 	if isData {
-		ev.buf, ev.Data = getPollBuf(len(data))
+		ev.buf, ev.gen, ev.Data = getPollBuf(len(data))
 		copy(ev.Data, data)
 	}
 	g.mu.Lock()
 	if kind == PollDatagram && g.fullLocked() {
 		g.mu.Unlock()
-		if ev.buf != nil {
-			putPollBuf(ev.buf)
-		}
+		ev.Release()
 		g.dropped.Add(1)
 		return
 	}

@@ -158,18 +158,25 @@ func TestPollGroupConfig(t *testing.T) {
 	}
 }
 
-// TestPollBufPool: Release returns pool-sized buffers and leaves larger
-// ones to the collector.
+// TestPollBufPool: Release returns pool-sized buffers once, even when
+// called through two copies of one event, and leaves larger ones to the
+// collector.
 func TestPollBufPool(t *testing.T) {
-	p, b := getPollBuf(100)
+	p, gen, b := getPollBuf(100)
 	require.Len(t, b, 100)
-	require.Equal(t, pollBufSize, cap(*p))
-	putPollBuf(p)
-	p, b = getPollBuf(pollBufSize + 1)
+	require.Equal(t, pollBufSize, cap(p.b))
+	ev := PollEvent{Kind: PollMessage, Data: b, buf: p, gen: gen}
+	cp := ev
+	ev.Release()
+	require.Nil(t, ev.Data)
+	require.Equal(t, gen+1, p.gen.Load())
+	cp.Release() // a stale copy: no second return to the pool
+	require.Equal(t, gen+1, p.gen.Load())
+
+	p, _, b = getPollBuf(pollBufSize + 1)
 	require.Nil(t, p)
 	require.Len(t, b, pollBufSize+1)
-	foreign := make([]byte, 10)
-	putPollBuf(&foreign) // rejected, no panic
+	putPollBuf(&pollBuf{b: make([]byte, 10)}) // foreign: rejected, no panic
 }
 
 // pollSink is the callback baseline of BenchmarkPollGroup: what a handler

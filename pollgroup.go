@@ -162,8 +162,9 @@ type PollGroupStats struct {
 }
 
 // PollGroup queues the events of the sessions added to it for a loop that
-// drains them with Poll. Its methods are safe for concurrent use; Poll is
-// meant to be called from one goroutine, the game loop.
+// drains them with Poll. Its methods are safe for concurrent use, except
+// that two Polls must not overlap (they share the result slice): call Poll
+// from one goroutine, the game loop, or use PollInto.
 type PollGroup struct {
 	maxEvents, maxBytes int
 	ready               chan struct{} // capacity 1: the queue became non-empty

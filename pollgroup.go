@@ -44,6 +44,7 @@ const (
 	PollClosed
 )
 
+// String returns the kind's name: "connected", "message", and so on.
 func (k PollEventKind) String() string {
 	switch k {
 	case PollConnected:
@@ -387,6 +388,8 @@ func (h *pollHandler) recvFull() bool {
 
 func (h *pollHandler) sendRoom() {}
 
+// pollServerHandler is PollGroup.ServerHandler: it only adds sessions;
+// their ends arrive as PollClosed through pollHandler.OnClosed.
 type pollServerHandler struct{ g *PollGroup }
 
 func (s pollServerHandler) OnNewConnComing(c *Conn)   { s.g.Add(c) }

@@ -163,9 +163,23 @@ type PollGroupStats struct {
 }
 
 // PollGroup queues the events of the sessions added to it for a loop that
-// drains them with Poll. Its methods are safe for concurrent use, except
-// that two Polls must not overlap (they share the result slice): call Poll
-// from one goroutine, the game loop, or use PollInto.
+// drains them with Poll, on the loop's own goroutine, instead of handling
+// them in callbacks on the SDK's workers (as GameNetworkingSockets' poll
+// groups, ENet's host service and LiteNetLib's PollEvents do). The
+// group's handlers run on the workers and only copy each message or
+// datagram into a pooled buffer and queue an event; a PollEvent's Data
+// stays valid until its Release.
+//
+// The queue is bounded by PollGroupConfig. When it is full, reliable
+// messages wait in the sender's lanes (the session's receive window
+// closes; nothing is lost, and delivery resumes once Poll has drained the
+// queue to half), datagrams are dropped and counted in
+// PollGroupStats.DatagramsDropped, and connected, writable and closed
+// events are queued anyway (a session has at most one of each at a time).
+//
+// Its methods are safe for concurrent use, except that two Polls must not
+// overlap (they share the result slice): call Poll from one goroutine,
+// the game loop, or use PollInto.
 type PollGroup struct {
 	maxEvents, maxBytes int
 	ready               chan struct{} // capacity 1: the queue became non-empty

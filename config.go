@@ -130,11 +130,18 @@ type Config struct {
 	// Start fails with ErrServerFull. Half-open sessions (answered, not yet
 	// confirmed) do not count; once they and the established ones together
 	// reach MaxSessions, the server requires cookies and applies its
-	// per-source rate limit to new initiations. A session confirmed when
+	// per-source rate limit to new initiations (Admission also bounds the
+	// sessions of each source). A session confirmed when
 	// the server is already full is closed unannounced (the client sees
 	// ErrPeerClosed). Zero means no limit. Negative is invalid. Ignored by
 	// clients.
 	MaxSessions int
+
+	// Admission bounds what one source address may take of a server:
+	// sessions per source, and the handshake work it may cause under
+	// load. The zero value is the defaults (AdmissionConfig). Ignored by
+	// clients.
+	Admission AdmissionConfig
 
 	// Identity configures client keys (Noise IK), the server's policy
 	// about them, and an optional pre-shared key. The zero value means
@@ -164,6 +171,14 @@ type Config struct {
 	// testDropLane, set only by this package's tests, drops chosen lane
 	// frames (data or ACKs; segs are their KCP segments) on the way out.
 	testDropLane func(lane int, segs []byte) bool
+	// testRewriteFrame, tests only: called on the shard with every frame
+	// body before it is sealed, to forge what an authenticated peer may
+	// send.
+	testRewriteFrame func(kind byte, body []byte)
+	// testEagerRekey, tests only: start a rekey whenever none is pending,
+	// without waiting for the previous generation to retire (a peer
+	// flooding rekeys).
+	testEagerRekey bool
 	// testStartCounter, tests only: the first packet counter of every
 	// session (to reach counter exhaustion quickly).
 	testStartCounter uint64
@@ -300,8 +315,11 @@ type settings struct {
 	fecGroupDelay    time.Duration
 	testDropShard    func(shard []byte) bool
 	testDropLane     func(lane int, segs []byte) bool
+	testRewriteFrame func(kind byte, body []byte)
+	testEagerRekey   bool
 	lanes            []LaneConfig // at least one
 	maxSessions      int          // 0: no limit
+	admission        admissionSettings
 	identity         identitySettings
 
 	rekeyAfterTime    time.Duration // <= 0: disabled
@@ -343,6 +361,8 @@ func (c *Config) resolve() (*settings, error) {
 		tracer:           c.Tracer,
 		testDropShard:    c.testDropShard,
 		testDropLane:     c.testDropLane,
+		testRewriteFrame: c.testRewriteFrame,
+		testEagerRekey:   c.testEagerRekey,
 		lanes:            append([]LaneConfig(nil), c.Lanes...),
 
 		rekeyAfterTime:    pick(c.RekeyAfterTime, defaultRekeyAfterTime),
@@ -430,6 +450,11 @@ func (c *Config) resolve() (*settings, error) {
 	if s.maxSessions = c.MaxSessions; s.maxSessions < 0 {
 		return bad("MaxSessions", "negative (%d)", s.maxSessions)
 	}
+	adm, err := c.Admission.resolve()
+	if err != nil {
+		return nil, err
+	}
+	s.admission = adm
 	id, err := c.Identity.resolve()
 	if err != nil {
 		return nil, err

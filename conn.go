@@ -100,6 +100,11 @@ type Conn struct {
 	// Server half-open bookkeeping, immutable after creation.
 	ephemeral [noiseKeySize]byte
 	response  [responseSize]byte
+	// Server: the source the session counts against
+	// (AdmissionConfig.MaxSessionsPerSource); sourceProven is guarded by
+	// Server.halfMu.
+	source       [16]byte
+	sourceProven bool
 
 	// The peer's authenticated static key (identity.go), immutable after
 	// creation.

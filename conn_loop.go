@@ -242,41 +242,60 @@ func (c *Conn) clock(now time.Time) uint64 { return uint64(now.Sub(c.ep.epoch)) 
 
 func (c *Conn) sendPing(now time.Time) {
 	var b [pingSize]byte
-	binary.LittleEndian.PutUint64(b[0:], c.clock(now))
+	ts := c.clock(now)
+	binary.LittleEndian.PutUint64(b[0:], ts)
 	if !c.lastPong.IsZero() {
 		binary.LittleEndian.PutUint64(b[8:], c.lastPongTS)
 		binary.LittleEndian.PutUint64(b[16:], uint64(now.Sub(c.lastPong)))
 	}
+	c.hb.echoes.sent(ts)
 	c.sendFrame(framePing, b[:])
 }
 
+// answerPing answers a ping and takes the server's RTT sample from it.
+// Every value in it comes from the peer, so each is checked against what
+// this session can have seen (docs/protocol.md section 5.3): its clock
+// below maxPeerClock; the echoed server time one this session sent in a
+// pong; the hold time no longer than the time since that pong. The sample
+// is then between zero and the age of the pong it answers. A ping that
+// fails a check is dropped (Drops.Malformed) and not answered.
 func (c *Conn) answerPing(body []byte, now time.Time) {
-	var b [pongSize]byte
-	copy(b[0:8], body[0:8])
-	binary.LittleEndian.PutUint64(b[8:], c.clock(now))
-	c.sendFrame(framePong, b[:])
-	c.peerTS, c.peerAt = binary.LittleEndian.Uint64(body[0:8]), now // deadline.go
-	// Server-side RTT: now - when we sent that pong - how long the client
-	// sat on it.
-	if sent := binary.LittleEndian.Uint64(body[8:]); sent != 0 {
-		held := time.Duration(binary.LittleEndian.Uint64(body[16:]))
-		rttStart := c.ep.epoch.Add(time.Duration(sent)).Add(held)
-		if !rttStart.After(now) {
-			c.hb.pong(rttStart, now)
-			c.publishRTT()
-		}
-	}
-}
-
-func (c *Conn) takePong(body []byte, now time.Time) {
-	sent := c.ep.epoch.Add(time.Duration(binary.LittleEndian.Uint64(body[0:8])))
-	if sent.After(now) {
+	peer := binary.LittleEndian.Uint64(body[0:8])
+	sent := binary.LittleEndian.Uint64(body[8:16])
+	held := binary.LittleEndian.Uint64(body[16:24])
+	clock := c.clock(now)
+	if peer >= maxPeerClock || sent != 0 && (!c.hb.echoes.holds(sent) || held > clock-sent) {
 		c.drop(dropMalformed)
 		return
 	}
-	c.hb.pong(sent, now)
+	var b [pongSize]byte
+	copy(b[0:8], body[0:8])
+	binary.LittleEndian.PutUint64(b[8:], clock)
+	c.hb.echoes.sent(clock)
+	c.sendFrame(framePong, b[:])
+	c.peerTS, c.peerAt = peer, now // deadline.go
+	// Server-side RTT: now - when we sent that pong - how long the client
+	// sat on it; in [0, clock-sent] by the checks above.
+	if sent != 0 {
+		c.hb.pong(now.Add(-time.Duration(clock-sent-held)), now)
+		c.publishRTT()
+	}
+}
+
+// takePong takes a client's RTT sample. The echoed time must be one of
+// this session's pings and the server's clock below maxPeerClock; a pong
+// that fails is dropped (Drops.Malformed).
+func (c *Conn) takePong(body []byte, now time.Time) {
+	echo := binary.LittleEndian.Uint64(body[0:8])
+	peer := binary.LittleEndian.Uint64(body[8:16])
+	clock := c.clock(now)
+	if !c.hb.echoes.holds(echo) || echo > clock || peer >= maxPeerClock {
+		c.drop(dropMalformed)
+		return
+	}
+	c.hb.pong(now.Add(-time.Duration(clock-echo)), now)
 	c.lastPong = now
-	c.lastPongTS = binary.LittleEndian.Uint64(body[8:])
+	c.lastPongTS = peer
 	c.peerTS, c.peerAt = c.lastPongTS, now // deadline.go
 	c.publishRTT()
 }
@@ -303,6 +322,9 @@ func (c *Conn) sendFrameTo(kind byte, hdr, body []byte, to netip.AddrPort) int {
 		// with ErrCounterExhausted at its next timer (reschedule).
 		c.exhausted = true
 		return 0
+	}
+	if f := c.ep.set.testRewriteFrame; f != nil {
+		f(kind, body)
 	}
 	s := c.shard
 	ctr := c.sendCounter
@@ -498,7 +520,8 @@ func (c *Conn) callLaneData(lane int, b []byte) {
 func (c *Conn) callClosed(err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.ep.log.Error("uxp: OnClosed callback panicked", "session", c.id, "panic", r)
+			// The session has already ended: only log and count.
+			c.ep.callbackPanicked("OnClosed", c.id, r)
 		}
 	}()
 	c.handlerFor().OnClosed(c, err)
@@ -506,7 +529,7 @@ func (c *Conn) callClosed(err error) {
 
 func (c *Conn) recoverCallback(name string) {
 	if r := recover(); r != nil {
-		c.ep.log.Error("uxp: callback panicked; closing its session", "callback", name, "session", c.id, "panic", r)
+		c.ep.callbackPanicked(name, c.id, r)
 		c.terminate(&CallbackPanicError{Callback: name, Value: r}, closeProtocol, true)
 	}
 }

@@ -169,7 +169,10 @@
 // and an optional pre-shared key). Under handshake load (or with
 // Config.MaxSessions nearly taken) the server does no Diffie-Hellman for a
 // source until it has echoed a WireGuard-style cookie, and rate-limits each
-// source; handshakes never amplify; MaxSessions counts established sessions
+// source (Config.Admission, which also bounds the sessions of one source);
+// with a pre-shared key, an initiation without it is dropped at mac1, before
+// any Diffie-Hellman; a panicking AuthorizeClient refuses the client instead
+// of crashing; handshakes never amplify; MaxSessions counts established sessions
 // only, so half-open handshakes cannot fill it; and a restarted server
 // resets its old sessions statelessly (at most 10 resets a second). The cipher choice is bound into the handshake, so an
 // attacker cannot downgrade it. Keys come from crypto/rand and X25519; nothing

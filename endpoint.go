@@ -28,6 +28,12 @@ type endpoint struct {
 	shards []*shard
 	table  sessionTable
 	drops  dropCounters // drops before a session is known
+	// callbackPanics counts recovered panics of application callbacks
+	// (callback_panic.go).
+	callbackPanics atomic.Uint64
+	// x25519 counts the X25519 ladders done for peers: handshakes
+	// (server) and rekeys. Tests bound handshake and rekey work with it.
+	x25519 atomic.Uint64
 
 	closes    closeCounters     // sessions ended, by close reason (close_stats.go)
 	unhandled unhandledCounters // messages no handler method took (unhandled.go)

@@ -6,8 +6,11 @@ package uxp
 // the session concerned, with no SDK lock held. Calls for one session are
 // never concurrent with each other; calls for sessions on different workers
 // may be. A handler must not block for long: the worker it runs on drives
-// every other session of its shard. A panic in a handler closes only the
-// session it was called for, with a *CallbackPanicError.
+// every other session of its shard. A panic in OnNewConnComing closes only
+// the session it was called for, with a *CallbackPanicError; a panic in
+// OnConnClosed or OnClosed, which report an end, is only logged. Every
+// recovered panic is logged with its stack and counted in
+// ServerStats.CallbackPanics.
 type ServerHandler interface {
 	// OnNewConnComing is called once per session, after the handshake has
 	// completed and the client has proved it holds the session keys (its
@@ -32,7 +35,9 @@ type ServerHandler interface {
 // ConnHandler receives one session's events. Its methods are called on the
 // update worker that owns the session, one at a time, with no SDK lock
 // held, so they may call Conn.Write and Conn.Close. They must not block for
-// long. A panic closes the session with a *CallbackPanicError.
+// long. A panic closes the session with a *CallbackPanicError (a panic in
+// OnClosed is only logged: the session has already ended); on a server it
+// is also logged with its stack and counted in ServerStats.CallbackPanics.
 type ConnHandler interface {
 	// OnReady is called once when the session is established and can carry
 	// messages: on a Client before Client.Start returns, on a Server right

@@ -45,6 +45,8 @@ func viewKCP(t testing.TB, k *kcp.KCP) kcpMemView {
 	return v
 }
 
+//lint:file-ignore U1000 the fake* stand-ins below are only inspected through reflect (resolveKCPMem, resolveKCPClone), never used as values, so staticcheck sees their fields as unused.
+
 // Stand-ins for kcp-go's types, to check that resolveKCPMem accepts the
 // layout it expects and nothing else.
 type (

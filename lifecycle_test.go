@@ -141,10 +141,6 @@ func TestConnectCloseCyclesNoLeak(t *testing.T) {
 	require.LessOrEqual(t, runtime.NumGoroutine(), base, "goroutines leaked")
 }
 
-type panicConn struct{ NopHandler }
-
-func (panicConn) OnNewDataComing(*Conn, []byte) { panic("handler bug") }
-
 // TestCallbackPanicClosesOnlyThatSession: a panicking handler closes its own
 // session with a CallbackPanicError; the other session keeps working.
 func TestCallbackPanicClosesOnlyThatSession(t *testing.T) {

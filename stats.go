@@ -138,6 +138,11 @@ type ServerStats struct {
 	// CloseReasons name. Half-open sessions that expired unconfirmed are
 	// not counted; those closed because the server filled up are.
 	SessionsClosed []CloseCount
+	// CallbackPanics counts panics of application callbacks that the
+	// Server recovered (a panicking AuthorizeClient refuses the client; a
+	// panicking session callback ends that session with a
+	// *CallbackPanicError). Each is also logged with its stack.
+	CallbackPanics uint64
 	// Unhandled totals the sessions' ConnStats.Unhandled, closed sessions
 	// included.
 	Unhandled UnhandledStats

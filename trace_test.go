@@ -170,7 +170,7 @@ var (
 	benchSink   uint64
 )
 
-var benchErr = errors.New("bench")
+var errBench = errors.New("bench")
 
 // traceLifecycle does a little work and passes the trace points of one
 // session's life, as the SDK's call sites do: each guard inlines into it.
@@ -182,7 +182,7 @@ func traceLifecycle(t *tracer, id uint32, ap netip.AddrPort) {
 	t.handshakeDone(id, ap, ChaCha20Poly1305, 10, 3)
 	t.established(id, ap)
 	t.addressChanged(id, ap, ap)
-	t.closed(id, benchErr, closeNormal, false, true)
+	t.closed(id, errBench, closeNormal, false, true)
 }
 
 // traceBaseline is traceLifecycle without the trace points.

@@ -1,10 +1,8 @@
 package uxp
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -16,24 +14,6 @@ import (
 type misspelled struct{ NopHandler }
 
 func (misspelled) OnNewDatagramComming(*Conn, []byte) {}
-
-// lockedBuffer is a bytes.Buffer safe for a logger on several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestUnhandledCounted: datagrams for a handler without DatagramHandler,
 // and lane messages for one without LaneHandler, are counted on the

@@ -218,7 +218,7 @@ func runVecHandshake(t testing.TB, ik, psk bool, rec *vectorRecorder) vecHandsha
 	ch, err := newClientHandshake(PublicKey(serverPub), ChaCha20Poly1305, req, in.senderIndex, vecTime, bytes.NewReader(in.clientEph), id)
 	require.NoError(t, err)
 	init := bytes.Clone(ch.initiation())
-	mk := mac1Key(PublicKey(serverPub))
+	mk := mac1Key(PublicKey(serverPub), in.psk)
 	require.NoError(t, checkInitiation(init, &mk))
 	sh, err := readInitiation(static, in.psk, init, bytes.NewReader(in.serverEph))
 	require.NoError(t, err)

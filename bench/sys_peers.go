@@ -34,6 +34,7 @@ func tuneKCP(s *kcp.UDPSession) {
 	s.SetNoDelay(1, 10, 2, 1)
 	s.SetWindowSize(1024, 1024)
 	s.SetMtu(1400)
+	//lint:ignore SA1019 kcptun runs kcp-go in stream mode; the comparison uses kcptun's settings.
 	s.SetStreamMode(true)
 	s.SetWriteDelay(false)
 	s.SetACKNoDelay(false)

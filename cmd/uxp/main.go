@@ -5,6 +5,7 @@
 //	uxp keygen [flags]   print or write a new static key pair
 //	uxp tunnel server|client [flags]   forward TCP over uxp
 //	uxp bench  [flags]   measure goodput and RTT against a bench server
+//	uxp version          print the uxp version, wire version and Go version
 //	uxp help             print this usage
 package main
 
@@ -40,6 +41,8 @@ Commands:
 	tunnel   forward TCP connections over uxp (server or client mode)
 	bench    measure uxp goodput and round-trip times against a bench
 	         server (local, or one started with "uxp bench -serve")
+	version  print the uxp version, the wire protocol version and the Go
+	         version it was built with
 	help     print this help
 
 Run "uxp <command> -h" for the flags of a command.
@@ -76,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = tunnelCommand(ctx, rest, stdout, stderr)
 	case "bench":
 		err = benchCommand(ctx, rest, stdout, stderr)
+	case "version", "-version", "--version":
+		err = versionCommand(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		// Asked-for help is not an error: print to stdout and succeed, like
 		// the flag package does for "-h".

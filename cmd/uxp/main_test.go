@@ -5,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/uxp-go/uxp"
 )
 
 func TestRunUsage(t *testing.T) {
@@ -24,6 +26,8 @@ func TestRunUsage(t *testing.T) {
 		{name: "demo invalid option", args: []string{"demo", "-clients", "0"}, wantCode: exitFail, wantStderr: "-clients 0"},
 		{name: "demo invalid loss", args: []string{"demo", "-loss", "1.5"}, wantCode: exitFail, wantStderr: "Loss"},
 		{name: "demo unknown cipher", args: []string{"demo", "-cipher", "rot13"}, wantCode: exitFail, wantStderr: "unknown cipher"},
+		{name: "version", args: []string{"version"}, wantCode: exitOK, wantStdout: "uxp " + uxp.Version + " (wire protocol 1) go"},
+		{name: "version stray argument", args: []string{"version", "x"}, wantCode: exitUsage, wantStderr: "Usage: uxp version"},
 		{name: "keygen bad flag", args: []string{"keygen", "-x"}, wantCode: exitUsage, wantStderr: "Usage: uxp keygen"},
 	}
 	for _, tt := range tests {

@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/xtaci/smux"
-
 	"github.com/uxp-go/uxp"
 )
 
@@ -55,6 +53,27 @@ both ends hold (-psk-file FILE or ` + envTunnelPSK + `; make one with
 with -client-key FILE or ` + envTunnelClientKey + `). -insecure-anonymous
 lets anyone who knows the server's public key use the tunnel.
 
+Tuning, with kcptun's flag names (the same on both ends):
+
+	-mode fast|normal|manual   KCP profile (default fast):
+	         fast:   no-delay RTO, 10 ms interval, fast resend 2, no
+	                 congestion window (kcptun's fast3; uxp's game profile)
+	         normal: normal RTO, 40 ms interval, fast resend 2, congestion
+	                 window on (for links shared with other traffic)
+	         manual: -nodelay, -interval MS, -resend N, -nc as given
+	-mtu, -sndwnd, -rcvwnd     UDP payload size and KCP windows
+	-fec off|D/P|adaptive      forward error correction (the server's is
+	                           the most a client may ask for)
+	-cipher chacha20|salsa20   data cipher; both ends must agree
+	-sockbuf, -smuxbuf, -streambuf   socket, smux session and stream buffers
+	-keepalive SECONDS         uxp heartbeat; idle timeout max(10, 3x) s
+	-statsinterval SECONDS     log transport statistics periodically
+	-metrics ADDR              (server) Prometheus metrics at /metrics
+	-c FILE                    JSON object of flag names and values, e.g.
+	                           {"mode": "normal", "sndwnd": 2048,
+	                            "fec": "10/3", "target": "127.0.0.1:22"};
+	                           command-line flags override it
+
 SIGINT or SIGTERM shuts the tunnel down cleanly.
 
 Run "uxp tunnel server -h" or "uxp tunnel client -h" for the flags.
@@ -63,8 +82,6 @@ Run "uxp tunnel server -h" or "uxp tunnel client -h" for the flags.
 /* Implementation constants */
 const (
 	tunnelDialTimeout = 10 * time.Second // TCP dial to the target
-	tunnelWindow      = 1024             // KCP windows: bulk TCP traffic wants more than the game default
-	tunnelSendQueue   = 4 << 20
 )
 
 // tunnelCommand implements `uxp tunnel server|client`.
@@ -85,27 +102,6 @@ func tunnelCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "uxp tunnel: unknown mode %q\n\n%s", args[0], tunnelUsage)
 		return &usageError{fmt.Errorf("unknown tunnel mode %q", args[0])}
 	}
-}
-
-// tunnelConfig is the uxp configuration both ends use.
-func tunnelConfig() *uxp.Config {
-	return &uxp.Config{
-		KCP:            uxp.KCPConfig{SendWindow: tunnelWindow, RecvWindow: tunnelWindow},
-		SendQueueBytes: tunnelSendQueue,
-	}
-}
-
-// smuxConfig: version 2 has per-stream flow control, so one slow TCP
-// reader cannot stall the other streams of the session. The per-stream
-// window (64 KiB by default) bounds one stream's throughput to window/RTT;
-// 1 MiB lets a single transfer use most of the uxp window, as kcptun's
-// defaults do (smuxbuf 4 MiB, streambuf 2 MiB).
-func smuxConfig() *smux.Config {
-	c := smux.DefaultConfig()
-	c.Version = 2
-	c.MaxReceiveBuffer = 4 << 20
-	c.MaxStreamBuffer = 1 << 20
-	return c
 }
 
 // newTunnelLogger logs one line per event, as text, to w.
@@ -189,8 +185,8 @@ func loadPublicKey(flagValue, file string, getenv func(string) string) (uxp.Publ
 // its byte counts. up counts bytes from a to b.
 //
 // Half-closes are not passed on: when one side finishes, the connection
-// ends, as in kcptun. smux v1.5.56 does have Stream.CloseWrite, but using
-// it loses data: when the second FIN of a stream arrives, smux frees the
+// ends, as in kcptun. smux does have Stream.CloseWrite, but using it
+// loses data (checked with v1.5.56): when the second FIN of a stream arrives, smux frees the
 // stream together with the data its reader has not consumed yet (see the
 // notes of issue 5 for the reproduction). Protocols that shut down their
 // write side and then wait for a reply are therefore not supported.

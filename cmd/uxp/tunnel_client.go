@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/xtaci/smux"
 
@@ -25,7 +26,10 @@ func tunnelClientCommand(ctx context.Context, args []string, stderr io.Writer) e
 	serverKeyFile := fs.String("server-key-file", "", "`FILE` holding the server's base64 public key")
 	pskFile := fs.String("psk-file", "", "`FILE` holding the base64 pre-shared key the server requires; default $"+envTunnelPSK)
 	clientKeyFile := fs.String("client-key", "", "`FILE` holding this client's base64 private key, for a server with -allow-client-keys; default $"+envTunnelClientKey)
-	if err := parseFlags(fs, args); err != nil {
+	var tune tunnelTuning
+	tuningFlags(fs, &tune)
+	set, err := parseTunnelFlags(fs, args)
+	if err != nil {
 		return err
 	}
 	if *server == "" {
@@ -33,11 +37,14 @@ func tunnelClientCommand(ctx context.Context, args []string, stderr io.Writer) e
 		fs.Usage()
 		return &usageError{errors.New("-server is required")}
 	}
+	cfg, err := tune.config(set)
+	if err != nil {
+		return err
+	}
 	pub, err := loadPublicKey(*serverKey, *serverKeyFile, os.Getenv)
 	if err != nil {
 		return err
 	}
-	cfg := tunnelConfig()
 	cfg.ServerPublicKey = pub
 	psk, hasPSK, err := loadPSK(*pskFile, os.Getenv)
 	if err != nil {
@@ -58,7 +65,10 @@ func tunnelClientCommand(ctx context.Context, args []string, stderr io.Writer) e
 	c := newTunnelClient(ln, func(ctx context.Context) (net.Conn, error) {
 		return uxp.DialConn(ctx, addr, cfg)
 	}, log)
-	attrs := []any{"addr", ln.Addr().String(), "server", addr, "psk", hasPSK}
+	c.smux = tune.smux()
+	c.stats = time.Duration(tune.statsInterval) * time.Second
+	attrs := []any{"addr", ln.Addr().String(), "server", addr, "psk", hasPSK,
+		"mode", tune.mode, "fec", tune.fec, "cipher", cfg.Cipher.String(), "mtu", tune.mtu, "sndwnd", tune.sndWnd, "rcvwnd", tune.rcvWnd}
 	if hasKey {
 		cpub, _ := ck.PublicKey()
 		attrs = append(attrs, "client_key", cpub.String())
@@ -77,7 +87,9 @@ type tunnelClient struct {
 	ln    net.Listener
 	dial  func(ctx context.Context) (net.Conn, error)
 	log   *slog.Logger
-	conns connSet // forwarded TCP connections
+	smux  *smux.Config  // nil means smuxConfig()
+	stats time.Duration // period of the stats log; zero: none
+	conns connSet       // forwarded TCP connections
 	wg    sync.WaitGroup
 	ids   atomic.Uint64 // numbers forwarded connections in log lines
 
@@ -106,6 +118,9 @@ func (c *tunnelClient) serve(ctx context.Context) error {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { c.ln.Close() })
 	defer stop()
+	c.wg.Go(func() {
+		statsLoop(connCtx, c.stats, func() { logConnStats(c.log, c.current()) })
+	})
 	var err error
 	for {
 		var tcp net.Conn
@@ -196,7 +211,11 @@ func (c *tunnelClient) session(ctx context.Context) (*smux.Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, err = smux.Client(conn, smuxConfig())
+	sc := c.smux
+	if sc == nil {
+		sc = smuxConfig()
+	}
+	sess, err = smux.Client(conn, sc)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -220,7 +239,12 @@ func (c *tunnelClient) session(ctx context.Context) (*smux.Session, error) {
 			select {
 			case <-sess.CloseChan():
 			case <-sc.Session().Done():
-				c.drop(sess, sc.Session().Err())
+				// When the client is stopping too, nothing is lost: serve
+				// closes sess. (ctx is cancelled before the server of a
+				// test in the same process can close its side.)
+				if ctx.Err() == nil {
+					c.drop(sess, sc.Session().Err())
+				}
 			}
 		}()
 	}
@@ -235,8 +259,24 @@ func (c *tunnelClient) drop(sess *smux.Session, why error) {
 	if c.sess != sess {
 		return
 	}
-	c.log.Warn("tunnel: uxp session lost; will reconnect", "err", why)
+	if errors.Is(why, uxp.ErrPeerClosed) {
+		// The server closed the session on purpose (it shut down, or
+		// closed it): not an error of the link.
+		c.log.Info("tunnel: uxp session closed by the server; will reconnect")
+	} else {
+		c.log.Warn("tunnel: uxp session lost; will reconnect", "err", why)
+	}
 	c.sess.Close()
 	c.conn.Close()
 	c.sess, c.conn = nil, nil
+}
+
+// current is the uxp session under the live smux session, or nil.
+func (c *tunnelClient) current() *uxp.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sc, ok := c.conn.(*uxp.StreamConn); ok && c.sess != nil && !c.sess.IsClosed() {
+		return sc.Session()
+	}
+	return nil
 }

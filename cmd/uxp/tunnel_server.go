@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/xtaci/smux"
 
@@ -30,7 +31,11 @@ func tunnelServerCommand(ctx context.Context, args []string, stderr io.Writer) e
 	allowFile := fs.String("allow-client-keys", "", "`FILE` listing the base64 public keys of the clients allowed in, one per line")
 	insecure := fs.Bool("insecure-anonymous", false, "accept clients with neither the pre-shared key nor an allowed key: anyone who knows the server's public key can reach -target")
 	maxStreams := fs.Int("max-streams", defaultMaxStreams, "most concurrent forwarded connections per uxp session; more are refused")
-	if err := parseFlags(fs, args); err != nil {
+	var tune tunnelTuning
+	tuningFlags(fs, &tune)
+	fs.StringVar(&tune.metrics, "metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics (keep it internal)")
+	set, err := parseTunnelFlags(fs, args)
+	if err != nil {
 		return err
 	}
 	if *target == "" {
@@ -42,11 +47,14 @@ func tunnelServerCommand(ctx context.Context, args []string, stderr io.Writer) e
 		fmt.Fprintln(stderr, "-max-streams must be at least 1")
 		return &usageError{fmt.Errorf("-max-streams %d: must be at least 1", *maxStreams)}
 	}
+	cfg, err := tune.config(set)
+	if err != nil {
+		return err
+	}
 	key, err := loadPrivateKey(*keyFile, os.Getenv)
 	if err != nil {
 		return err
 	}
-	cfg := tunnelConfig()
 	cfg.PrivateKey = key
 	psk, _, err := loadPSK(*pskFile, os.Getenv)
 	if err != nil {
@@ -59,7 +67,8 @@ func tunnelServerCommand(ctx context.Context, args []string, stderr io.Writer) e
 		}
 	}
 	log := newTunnelLogger(stderr)
-	opts := tunnelServerOptions{target: *target, maxStreams: *maxStreams, insecureAnonymous: *insecure}
+	opts := tunnelServerOptions{target: *target, maxStreams: *maxStreams, insecureAnonymous: *insecure,
+		smux: tune.smux(), statsInterval: time.Duration(tune.statsInterval) * time.Second}
 	// Refuse before binding the port.
 	if err := checkClientAuth(&cfg.Identity, opts.insecureAnonymous, slog.New(slog.DiscardHandler)); err != nil {
 		return err
@@ -73,17 +82,29 @@ func tunnelServerCommand(ctx context.Context, args []string, stderr io.Writer) e
 		pc.Close()
 		return err
 	}
+	if tune.metrics != "" {
+		addr, stop, err := serveMetrics(tune.metrics, s.ln.Server(), log)
+		if err != nil {
+			s.ln.Close()
+			return err
+		}
+		defer stop()
+		log.Info("tunnel: metrics", "url", "http://"+addr.String()+"/metrics")
+	}
 	pub, _ := key.PublicKey()
 	log.Info("tunnel server listening", "addr", s.ln.Addr().String(), "target", *target, "public_key", pub.String(),
-		"psk", psk != [uxp.KeySize]byte{}, "allowed_client_keys", len(cfg.Identity.AllowedClientKeys), "max_streams", *maxStreams)
+		"psk", psk != [uxp.KeySize]byte{}, "allowed_client_keys", len(cfg.Identity.AllowedClientKeys), "max_streams", *maxStreams,
+		"mode", tune.mode, "fec", tune.fec, "cipher", cfg.Cipher.String(), "mtu", tune.mtu, "sndwnd", tune.sndWnd, "rcvwnd", tune.rcvWnd)
 	return s.serve(ctx)
 }
 
 // tunnelServerOptions are the tunnel server's own settings.
 type tunnelServerOptions struct {
-	target            string // TCP address every stream is forwarded to
-	maxStreams        int    // concurrent streams per uxp session; must be positive
-	insecureAnonymous bool   // accept a Config without client authentication
+	target            string        // TCP address every stream is forwarded to
+	maxStreams        int           // concurrent streams per uxp session; must be positive
+	insecureAnonymous bool          // accept a Config without client authentication
+	smux              *smux.Config  // nil means smuxConfig()
+	statsInterval     time.Duration // the stats log's period; zero turns it off
 }
 
 // tunnelServer accepts uxp sessions, runs an smux server on each, and
@@ -92,6 +113,8 @@ type tunnelServer struct {
 	ln         *uxp.Listener
 	target     string
 	maxStreams int
+	smux       *smux.Config
+	stats      time.Duration // period of the stats log; zero: none
 	log        *slog.Logger
 	conns      connSet // smux sessions and forwarded TCP connections
 	wg         sync.WaitGroup
@@ -112,7 +135,11 @@ func newTunnelServer(pc net.PacketConn, cfg *uxp.Config, opts tunnelServerOption
 	if err != nil {
 		return nil, err
 	}
-	return &tunnelServer{ln: ln, target: opts.target, maxStreams: opts.maxStreams, log: log}, nil
+	sc := opts.smux
+	if sc == nil {
+		sc = smuxConfig()
+	}
+	return &tunnelServer{ln: ln, target: opts.target, maxStreams: opts.maxStreams, smux: sc, stats: opts.statsInterval, log: log}, nil
 }
 
 // serve runs until ctx is cancelled (or the socket fails), then closes
@@ -120,6 +147,10 @@ func newTunnelServer(pc net.PacketConn, cfg *uxp.Config, opts tunnelServerOption
 func (s *tunnelServer) serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
 	defer stop()
+	statsCtx, stopStats := context.WithCancel(ctx)
+	s.wg.Go(func() {
+		statsLoop(statsCtx, s.stats, func() { logServerStats(s.log, s.ln.Server().Stats()) })
+	})
 	var err error
 	for {
 		var c net.Conn
@@ -134,6 +165,7 @@ func (s *tunnelServer) serve(ctx context.Context) error {
 		}()
 	}
 	s.ln.Close()
+	stopStats()
 	s.conns.closeAll()
 	s.wg.Wait()
 	if ctx.Err() != nil {
@@ -147,7 +179,7 @@ func (s *tunnelServer) serve(ctx context.Context) error {
 // connection.
 func (s *tunnelServer) session(c net.Conn) {
 	peer := c.RemoteAddr().String()
-	sess, err := smux.Server(c, smuxConfig())
+	sess, err := smux.Server(c, s.smux)
 	if err != nil {
 		c.Close()
 		return
@@ -172,7 +204,13 @@ func (s *tunnelServer) session(c net.Conn) {
 	for {
 		st, err := sess.AcceptStream()
 		if err != nil {
-			s.log.Info("tunnel: uxp session down", "peer", peer, "refused_streams", refused, "err", err)
+			attrs := []any{"peer", peer, "refused_streams", refused}
+			// smux reports a session closed by either end, shutdown
+			// included, as io.ErrClosedPipe: that is no error.
+			if !errors.Is(err, io.ErrClosedPipe) && !errors.Is(err, net.ErrClosed) {
+				attrs = append(attrs, "err", err)
+			}
+			s.log.Info("tunnel: uxp session down", attrs...)
 			return
 		}
 		select {

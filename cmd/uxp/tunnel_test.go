@@ -32,7 +32,6 @@ type tunnelEnv struct {
 	srvAddr    net.Addr      // the tunnel server's UDP address
 	srvKey     uxp.PublicKey // the tunnel server's public key
 	psk        [32]byte      // the pre-shared key both ends hold
-	dials      chan net.Conn // every session the client dialled
 	srvLog     *testutil.SyncBuffer
 	cliLog     *testutil.SyncBuffer
 	cancel     context.CancelFunc

@@ -1,0 +1,135 @@
+package uxp
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/uxp-go/uxp/internal/netsim"
+)
+
+// flakyPC fails reads the way a Windows UDP socket does after an ICMP port
+// unreachable (WSAECONNRESET): before each real read it returns burst
+// per-datagram errors, until budget errors have been returned. It records
+// when each error was returned, to show that the read loop backs off
+// instead of spinning.
+type flakyPC struct {
+	net.PacketConn
+	burst int
+
+	mu      sync.Mutex
+	budget  int
+	pending int           // errors left before the next real read
+	times   [][]time.Time // error times, one slice per burst
+}
+
+func newFlakyPC(pc net.PacketConn, burst, budget int) *flakyPC {
+	return &flakyPC{PacketConn: pc, burst: burst, budget: budget, pending: burst}
+}
+
+func (f *flakyPC) ReadFrom(b []byte) (int, net.Addr, error) {
+	f.mu.Lock()
+	if f.pending > 0 && f.budget > 0 {
+		if f.pending == f.burst {
+			f.times = append(f.times, nil)
+		}
+		f.pending--
+		f.budget--
+		f.times[len(f.times)-1] = append(f.times[len(f.times)-1], time.Now())
+		f.mu.Unlock()
+		return 0, nil, &net.OpError{Op: "read", Net: "udp", Addr: f.LocalAddr(),
+			Err: os.NewSyscallError("wsarecvfrom", syscall.ECONNRESET)}
+	}
+	f.mu.Unlock()
+	n, addr, err := f.PacketConn.ReadFrom(b)
+	f.mu.Lock()
+	f.pending = f.burst
+	f.mu.Unlock()
+	return n, addr, err
+}
+
+// errorsReturned is the number of errors returned, and the shortest time
+// between two consecutive errors of one burst.
+func (f *flakyPC) errorsReturned() (n int, minGap time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	minGap = time.Hour
+	for _, ts := range f.times {
+		n += len(ts)
+		for i := 1; i < len(ts); i++ {
+			minGap = min(minGap, ts[i].Sub(ts[i-1]))
+		}
+	}
+	return n, minGap
+}
+
+// TestReadErrorsSkipped covers the per-datagram read path, the one every
+// platform without recvmmsg uses (batch_other.go) and Linux uses for a
+// PacketConn that is not a *net.UDPConn: a read error that is neither a
+// timeout nor net.ErrClosed (Windows' WSAECONNRESET after an ICMP port
+// unreachable) is skipped after a 1 ms pause, so that it neither ends the
+// read loop nor makes it spin. Both ends get bursts of such errors before
+// every datagram; the handshake completes, every message is echoed intact
+// and in order, and no session or endpoint closes. Close still ends the
+// loop.
+func TestReadErrorsSkipped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const (
+			burst  = 3
+			budget = 300
+			n      = 50
+		)
+		nw := netsim.NewNetwork(71)
+		t.Cleanup(func() { nw.Close() })
+		keys := testKeys(t)
+		rawSrv, err := nw.Listen("10.0.0.1:4000")
+		require.NoError(t, err)
+		rawCli, err := nw.Listen("10.0.0.2:5000")
+		require.NoError(t, err)
+		srvPC, cliPC := newFlakyPC(rawSrv, burst, budget), newFlakyPC(rawCli, burst, budget)
+
+		srvH := &recordServer{newConn: func() *recordConn { r := newRecordConn(); r.echo = true; return r }}
+		srv, err := NewServer(srvPC, srvH, &Config{PrivateKey: keys.Private})
+		require.NoError(t, err)
+		require.NoError(t, srv.Start())
+		cliH := newRecordConn()
+		cli, err := NewClient(cliPC, rawSrv.LocalAddr(), cliH, &Config{ServerPublicKey: keys.Public})
+		require.NoError(t, err)
+		require.NoError(t, cli.Start(context.Background()))
+
+		for i := range n {
+			writeRetry(t, cli.Conn(), testMessage(i, 10+i*20))
+			time.Sleep(2 * time.Millisecond)
+		}
+		time.Sleep(time.Second)
+
+		_, echoed, closed := cliH.snapshot()
+		require.Len(t, echoed, n, "every message is echoed despite the read errors")
+		for i, m := range echoed {
+			require.True(t, bytes.Equal(testMessage(i, 10+i*20), m), "echoed message %d", i)
+		}
+		require.Empty(t, closed, "no client session closed")
+		conns, connClosed, srvClosed := srvH.counts()
+		require.Equal(t, 1, conns)
+		require.Zero(t, connClosed, "no server session closed")
+		require.Zero(t, srvClosed, "the server's read loop did not end")
+		for name, pc := range map[string]*flakyPC{"server": srvPC, "client": cliPC} {
+			got, minGap := pc.errorsReturned()
+			require.Greater(t, got, 2*burst, "%s: read errors were returned", name)
+			require.GreaterOrEqual(t, minGap, time.Millisecond, "%s: the loop pauses between errors instead of spinning", name)
+		}
+
+		require.NoError(t, cli.Close())
+		require.NoError(t, srv.Close())
+		_, _, srvClosed = srvH.counts()
+		require.Equal(t, 1, srvClosed, "Close ends the server")
+	})
+}

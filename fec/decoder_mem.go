@@ -1,0 +1,214 @@
+package fec
+
+import (
+	"fmt"
+	"math/bits"
+)
+
+// The decoder's memory: limits on what a shard may claim, stored regions
+// sized to what arrived, and a byte budget.
+//
+// A decoder's peer chooses every count and length in its shards. Without
+// limits, a peer that negotiated RS(10,3) could claim up to 64 data and 32
+// parity shards per group and cycle through (data, parity) pairs, so that
+// every recovery misses the codec cache and builds a Reed-Solomon codec
+// (tens of microseconds); and it could make each 11-byte shard pin a
+// full-size region buffer. Limits bound the first to the pairs the session
+// negotiated and the codec builds to a rate; size classes and MaxBytes bound
+// the second.
+
+/* Implementation constants */
+const (
+	// minBufClass is the smallest region buffer: a region of up to 16
+	// bytes (a 14-byte packet) takes 16, so tiny shards pin little more
+	// than they carry.
+	minBufClass = 16
+
+	// bufClasses is the number of size classes: 16, 32, ... doubling, and
+	// the last, lengthSize+maxPacketSize, for everything above
+	// 16<<(bufClasses-2) = 32 KiB.
+	bufClasses = 13
+
+	// codecBuildCost is how many accepted shards pay for one codec build
+	// once the cache is full: a build (reedsolomon.New plus reading back
+	// its matrix) costs about as much as decoding 30 to 60 shards.
+	codecBuildCost = 64
+
+	// codecCreditMax bounds the credit saved up for builds, so that a
+	// quiet peer cannot bank a burst of them.
+	codecCreditMax = 4 * codecBuildCost
+)
+
+// Limits bounds what a Decoder accepts from its peer and how much memory it
+// holds. The zero value of a field means no limit beyond the package's.
+type Limits struct {
+	// MaxData is the largest data-shard count a shard may claim
+	// (1..MaxDataShards). A session sets it to the negotiated data count:
+	// data shards carry it, parity shards of flushed groups less. Zero
+	// means MaxDataShards.
+	MaxData int
+	// MaxParity is the largest parity-shard count a shard may claim
+	// (0..MaxParityShards): the negotiated maximum parity. Zero with
+	// MaxData set means no parity; zero with MaxData zero means
+	// MaxParityShards.
+	MaxParity int
+	// MaxBytes bounds the bytes of region buffers the decoder holds,
+	// stored and pooled: a shard that would exceed it first frees the pool,
+	// then drops the oldest other groups (counted in Expired), and is
+	// dropped itself if that is not enough (counted in OverBudget). The
+	// missing regions a recovery rebuilds may exceed it for the duration
+	// of the Decode call. Zero means no limit; it must otherwise be at
+	// least two full regions.
+	MaxBytes int
+}
+
+// SetLimits applies l to the shards decoded from now on. Groups already
+// held are kept. Errors wrap ErrInvalidArgument and name the field.
+func (d *Decoder) SetLimits(l Limits) error {
+	full := lengthSize + d.maxPacketSize
+	switch {
+	case l.MaxData < 0 || l.MaxData > MaxDataShards:
+		return fmt.Errorf("%w: Limits.MaxData %d not in 0..%d", ErrInvalidArgument, l.MaxData, MaxDataShards)
+	case l.MaxParity < 0 || l.MaxParity > MaxParityShards:
+		return fmt.Errorf("%w: Limits.MaxParity %d not in 0..%d", ErrInvalidArgument, l.MaxParity, MaxParityShards)
+	case l.MaxBytes < 0 || l.MaxBytes > 0 && l.MaxBytes < 2*full:
+		return fmt.Errorf("%w: Limits.MaxBytes %d is negative or below two regions (%d)", ErrInvalidArgument, l.MaxBytes, 2*full)
+	}
+	if l.MaxData == 0 {
+		l.MaxData = MaxDataShards
+		if l.MaxParity == 0 {
+			l.MaxParity = MaxParityShards
+		}
+	}
+	d.limits = l
+	// Keep in the pool what two full groups need: steady traffic then
+	// reuses its buffers; anything beyond is returned to the runtime.
+	d.freeKeep = 2 * (l.MaxData + l.MaxParity) * full
+	if l.MaxBytes > 0 {
+		d.freeKeep = min(d.freeKeep, l.MaxBytes/2)
+	}
+	return nil
+}
+
+// Held returns the bytes of region buffers the decoder holds: stored in
+// groups, pooled, and its recovery scratch.
+func (d *Decoder) Held() int { return d.held + d.scratchBytes }
+
+// bufClass returns the smallest size class holding n bytes, and its size.
+func (d *Decoder) bufClass(n int) (int, int) {
+	full := lengthSize + d.maxPacketSize
+	if n <= minBufClass {
+		return 0, min(minBufClass, full)
+	}
+	i := bits.Len(uint(n-1)) - bits.Len(minBufClass-1)
+	if i >= bufClasses-1 || minBufClass<<i >= full {
+		return bufClasses - 1, full
+	}
+	return i, minBufClass << i
+}
+
+// getBuf returns an empty buffer of capacity at least n, from the pool or
+// new, and counts it as held.
+func (d *Decoder) getBuf(n int) []byte {
+	i, size := d.bufClass(n)
+	if free := d.freeBufs[i]; len(free) > 0 {
+		b := free[len(free)-1]
+		free[len(free)-1] = nil
+		d.freeBufs[i] = free[:len(free)-1]
+		d.freeBytes -= cap(b)
+		return b[:0]
+	}
+	d.held += size
+	return make([]byte, 0, size)
+}
+
+// putBuf returns b to the pool, or to the runtime when the pool already
+// keeps freeKeep bytes or the decoder holds more than MaxBytes (after a
+// recovery). A buffer the decoder did not make is ignored.
+func (d *Decoder) putBuf(b []byte) {
+	i, size := d.bufClass(cap(b))
+	if cap(b) != size {
+		return
+	}
+	if d.freeBytes+size > d.freeKeep || d.limits.MaxBytes > 0 && d.held > d.limits.MaxBytes {
+		d.held -= size
+		return
+	}
+	d.freeBufs[i] = append(d.freeBufs[i], b[:0])
+	d.freeBytes += size
+}
+
+// trimPool returns every pooled buffer to the runtime.
+func (d *Decoder) trimPool() {
+	for i := range d.freeBufs {
+		clear(d.freeBufs[i])
+		d.freeBufs[i] = d.freeBufs[i][:0]
+	}
+	d.held -= d.freeBytes
+	d.freeBytes = 0
+}
+
+// makeRoom makes the budget hold n more bytes, for a region of group g:
+// it frees the pool, then drops the oldest other groups. It reports false
+// when even that leaves too little room.
+func (d *Decoder) makeRoom(n int, g *group) bool {
+	limit := d.limits.MaxBytes
+	if limit == 0 {
+		return true
+	}
+	_, size := d.bufClass(n)
+	if d.held+size <= limit {
+		return true
+	}
+	d.trimPool()
+	for d.held+size > limit {
+		var oldest *group
+		for _, o := range d.active {
+			if o != g && (oldest == nil || o.created.Before(oldest.created)) {
+				oldest = o
+			}
+		}
+		if oldest == nil {
+			return false
+		}
+		d.drop(oldest)
+		d.trimPool()
+	}
+	return true
+}
+
+// store keeps a copy of region in slot i of g, within the budget. It
+// reports false, counting the shard in OverBudget, when the budget cannot
+// hold it.
+func (d *Decoder) store(g *group, i int, region []byte) bool {
+	if !d.makeRoom(len(region), g) {
+		d.stats.OverBudget++
+		return false
+	}
+	g.shards[i] = append(d.getBuf(len(region)), region...)
+	return true
+}
+
+// codec returns the codec for (data, parity), building it if needed. Once
+// the cache is full, a build spends codecBuildCost credits, earned one per
+// accepted shard; without them it fails (counted in Throttled), so a peer
+// that cycles through pairs gets at most one build per codecBuildCost
+// shards.
+func (d *Decoder) codec(data, parity int) (*codec, bool) {
+	if c := d.codecs.lookup(data, parity); c != nil {
+		return c, true
+	}
+	if d.codecs.full() {
+		if d.credit < codecBuildCost {
+			d.stats.Throttled++
+			return nil, false
+		}
+		d.credit -= codecBuildCost
+	}
+	c, err := d.codecs.get(data, parity)
+	if err != nil {
+		return nil, false
+	}
+	d.stats.CodecBuilds++
+	return c, true
+}

@@ -280,13 +280,7 @@ func (d *Decoder) newGroup(s *shardInfo, now time.Time) *group {
 	}
 	if len(d.active) == d.maxGroups {
 		// Still full: make room by dropping the oldest group.
-		oldest := d.active[0]
-		for _, g := range d.active[1:] {
-			if g.created.Before(oldest.created) {
-				oldest = g
-			}
-		}
-		d.drop(oldest)
+		d.drop(d.oldest(nil))
 	}
 	var g *group
 	if n := len(d.freeGroups); n > 0 {
@@ -312,6 +306,23 @@ func (d *Decoder) newGroup(s *shardInfo, now time.Time) *group {
 	d.active = append(d.active, g)
 	d.slots[s.group%groupWindow] = g
 	return g
+}
+
+// oldest returns the active group created first, other than skip; nil if
+// there is none. Groups created in the same instant go by group ID
+// (wrap-around safe), so the one the sender started first goes first.
+func (d *Decoder) oldest(skip *group) *group {
+	var o *group
+	for _, g := range d.active {
+		if g == skip {
+			continue
+		}
+		if o == nil || g.created.Before(o.created) ||
+			g.created.Equal(o.created) && int32(g.id-o.id) < 0 {
+			o = g
+		}
+	}
+	return o
 }
 
 // finish retires a group whose data is complete or recovered.

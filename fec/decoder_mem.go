@@ -53,7 +53,7 @@ type Limits struct {
 	// MaxParityShards.
 	MaxParity int
 	// MaxBytes bounds the bytes of region buffers the decoder holds,
-	// stored and pooled: a shard that would exceed it first frees the pool,
+	// stored, pooled and its recovery scratch (Held): a shard that would exceed it first frees the pool,
 	// then drops the oldest other groups (counted in Expired), and is
 	// dropped itself if that is not enough (counted in OverBudget). The
 	// missing regions a recovery rebuilds may exceed it for the duration
@@ -130,7 +130,7 @@ func (d *Decoder) putBuf(b []byte) {
 	if cap(b) != size {
 		return
 	}
-	if d.freeBytes+size > d.freeKeep || d.limits.MaxBytes > 0 && d.held > d.limits.MaxBytes {
+	if d.freeBytes+size > d.freeKeep || d.limits.MaxBytes > 0 && d.Held() > d.limits.MaxBytes {
 		d.held -= size
 		return
 	}
@@ -157,17 +157,12 @@ func (d *Decoder) makeRoom(n int, g *group) bool {
 		return true
 	}
 	_, size := d.bufClass(n)
-	if d.held+size <= limit {
+	if d.Held()+size <= limit {
 		return true
 	}
 	d.trimPool()
-	for d.held+size > limit {
-		var oldest *group
-		for _, o := range d.active {
-			if o != g && (oldest == nil || o.created.Before(oldest.created)) {
-				oldest = o
-			}
-		}
+	for d.Held()+size > limit {
+		oldest := d.oldest(g)
 		if oldest == nil {
 			return false
 		}

@@ -65,6 +65,14 @@ type (
 		rcv_buf                       *fakeHeap
 		acklist                       []struct{ sn, ts uint32 }
 		buffer                        []byte
+		rcv_nxt, rcv_wnd              uint32
+	}
+	fakeKCPIntWnd struct {
+		snd_queue, rcv_queue, snd_buf *fakeRing
+		rcv_buf                       *fakeHeap
+		acklist                       []struct{ sn, ts uint32 }
+		buffer                        []byte
+		rcv_nxt, rcv_wnd              int
 	}
 	fakeKCPNoBuffer struct {
 		snd_queue, rcv_queue, snd_buf *fakeRing
@@ -129,6 +137,7 @@ func TestKCPMemLayout(t *testing.T) {
 		{"int32 ring indexes", reflect.TypeFor[fakeKCPRing32]()},
 		{"rings of two types", reflect.TypeFor[fakeKCPMixedRings]()},
 		{"heap of other segments", reflect.TypeFor[fakeKCPOtherHeap]()},
+		{"int receive window", reflect.TypeFor[fakeKCPIntWnd]()},
 	} {
 		m, err := resolveKCPMem(bad.typ)
 		require.Error(t, err, bad.name)
@@ -488,6 +497,7 @@ type (
 		rcv_buf                       *fakeHeap
 		acklist                       []struct{ sn, ts uint32 }
 		buffer                        []byte
+		rcv_nxt, rcv_wnd              uint32
 		output                        func([]byte, int)
 		log                           func(string, ...any)
 	}
@@ -497,6 +507,7 @@ type (
 		rcv_buf                       *fakeHeap
 		acklist                       []struct{ sn, ts uint32 }
 		buffer                        []byte
+		rcv_nxt, rcv_wnd              uint32
 		output                        func([]byte, int)
 		log                           func(string, ...any)
 		stats                         *int
@@ -507,6 +518,7 @@ type (
 		rcv_buf                       *fakeHeap
 		acklist                       []struct{ sn, ts uint32 }
 		buffer                        []byte
+		rcv_nxt, rcv_wnd              uint32
 		output                        func([]byte)
 		log                           func(string, ...any)
 	}

@@ -1,6 +1,10 @@
 package uxp
 
 import (
+	"encoding/binary"
+	"fmt"
+
+	kcp "github.com/xtaci/kcp-go/v5"
 	"testing"
 	"time"
 
@@ -133,5 +137,175 @@ func TestFECShardBounds(t *testing.T) {
 			require.LessOrEqual(t, held, 64*(p.data-1)*16+64*(p.data+p.maxParity)*srv.ep.set.fecMaxPacket()/8,
 				"tiny shards pin a 16-byte class each, plus what the pool keeps")
 		}
+	}
+}
+
+// kcpSeg appends one KCP segment with an empty or n-byte payload.
+func kcpSeg(b []byte, conv uint32, cmd byte, frg byte, wnd uint16, ts, sn, una uint32, n int) []byte {
+	var h [kcpOverhead]byte
+	binary.LittleEndian.PutUint32(h[0:], conv)
+	h[4], h[5] = cmd, frg
+	binary.LittleEndian.PutUint16(h[6:], wnd)
+	binary.LittleEndian.PutUint32(h[8:], ts)
+	binary.LittleEndian.PutUint32(h[12:], sn)
+	binary.LittleEndian.PutUint32(h[16:], una)
+	binary.LittleEndian.PutUint32(h[20:], uint32(n))
+	b = append(b, h[:]...)
+	return append(b, make([]byte, n)...)
+}
+
+// unackedServer makes a session pair whose server has n segments of
+// MSS bytes sent and not acknowledged: the client never sees them.
+func unackedServer(t testing.TB, n int) (sp *sessionPairs, cli, srv *Conn, now time.Time, lost [][]byte) {
+	sp = newSessionPairs(t, &Config{}, false)
+	cli, srv = sp.addPair(t, fecParams{})
+	now = time.Now()
+	msg := make([]byte, srv.ep.set.mss()-laneHeaderMax)
+	for range n {
+		_, err := srv.Write(msg)
+		require.NoError(t, err)
+	}
+	srv.pump(now)
+	srv.shard.flushSends()
+	lost = sp.srvOut.take() // the client acknowledges nothing
+	return sp, cli, srv, now, lost
+}
+
+// TestACKFloodBound (issue 13, section 2 item 3): with 256 of the
+// server's segments unacknowledged, a client sends datagrams packed with
+// ACK segments (57 to a datagram) for the newest segment. kcp-go walks its
+// send buffer from the oldest segment to the one acknowledged for every
+// ACK segment, twice; uxp passed every ACK through, so each such datagram
+// cost the server 57 walks of 256 segments. Now KCP sees the first ACK of
+// each sent segment and repeats arrive with their sn out of range: across
+// the flood, the segments walked per datagram must not exceed those of
+// ordinary traffic (one ACK per datagram for a new segment) in the same
+// run, and the flood must not disturb the session.
+func TestACKFloodBound(t *testing.T) {
+	const unacked, datagrams = 256, 200
+	sp, cli, srv, now, lost := unackedServer(t, unacked)
+	l := srv.lanes[0]
+	require.Equal(t, uint32(unacked), l.sndSN)
+	perDatagram := (cli.ep.set.kcpMTU()) / kcpOverhead
+
+	flood := make([][]byte, datagrams)
+	for i := range flood {
+		var b []byte
+		for range perDatagram {
+			b = kcpSeg(b, cli.id, kcp.IKCP_CMD_ACK, 0, 256, kcpNow(), unacked-1, 0, 0)
+		}
+		flood[i] = b
+	}
+	w0 := l.ackWalks
+	sp.inject(cli, srv, frameKCP, flood, now)
+	floodWalks := float64(l.ackWalks-w0) / datagrams
+
+	// Ordinary: one ACK per datagram, each for a segment not yet
+	// acknowledged, in sending order.
+	ordinary := make([][]byte, unacked-1)
+	for sn := range ordinary {
+		ordinary[sn] = kcpSeg(nil, cli.id, kcp.IKCP_CMD_ACK, 0, 256, kcpNow(), uint32(sn), 0, 0)
+	}
+	w0 = l.ackWalks
+	sp.inject(cli, srv, frameKCP, ordinary, now)
+	ordinaryWalks := float64(l.ackWalks-w0) / float64(len(ordinary))
+	t.Logf("send buffer segments walked per datagram: flood of %d ACKs %.1f, ordinary %.1f (before: %d per flood datagram)",
+		perDatagram, floodWalks, ordinaryWalks, 2*perDatagram*unacked)
+	require.LessOrEqual(t, floodWalks, ordinaryWalks, "a flood datagram makes KCP walk no more than an ordinary one")
+	require.Zero(t, srv.Stats().Drops.Malformed, "ACK segments are well-formed: passed on, not dropped")
+	require.Equal(t, stateEstablished, srv.state)
+
+	// The session still works: the segments reach the client at last, and
+	// its real ACKs clear the server's send buffer.
+	feed(cli, lost, sp.srvAP, now)
+	cli.pump(now)
+	cli.shard.flushSends()
+	feed(srv, sp.cliOut.take(), sp.cliAP, now)
+	require.Zero(t, srv.lanes[0].waitSnd(), "real ACKs still acknowledge")
+}
+
+// TestRecvMemoryBound (issue 13, section 2 item 4): a client announces a
+// 256-fragment message and never finishes it, then sends empty segments
+// beyond a hole, all within KCP's receive window. kcp-go copies every
+// segment it stores into a 1,500-byte buffer: 12.5 KB sent pinned 726 KB
+// per lane. Now a fragment count no MaxMessageSize message needs is
+// malformed, and what a lane stores is bounded by the window it
+// advertised, the session's lanes together by recvBudgetSegs; measured
+// both from the session's accounting and from the heap after GC.
+func TestRecvMemoryBound(t *testing.T) {
+	for _, lanes := range []int{1, 4} {
+		t.Run(fmt.Sprintf("lanes=%d", lanes), func(t *testing.T) {
+			cfg := &Config{Lanes: make([]LaneConfig, lanes)}
+			sp := newSessionPairs(t, cfg, false)
+			cli, srv := sp.addPair(t, fecParams{})
+			now := time.Now()
+			set := srv.ep.set
+			window := set.recvWindow
+			heap0, _ := settledMemory()
+
+			frame := func(lane int, b []byte) []byte {
+				if lane == 0 {
+					return b
+				}
+				return append([]byte{byte(lane)}, b...)
+			}
+			kind := func(lane int) byte {
+				if lane == 0 {
+					return frameKCP
+				}
+				return frameLane
+			}
+			sent := 0
+			for lane := range lanes {
+				rcvNxt, _, _, ok := kcpRecvState(srv.laneKCP(srv.lanes[lane]))
+				require.True(t, ok)
+				// Per datagram, as many empty segments as fit.
+				perDatagram := (cli.ep.set.kcpMTU() - laneIDSize) / kcpOverhead
+				var segs [][]byte
+				// The issue's attack: frg 255 down, then beyond a hole.
+				for i := range 2 * window {
+					sn := rcvNxt + uint32(i)
+					frg := byte(max(0, 255-i))
+					if i >= 255 {
+						sn++ // the hole
+						frg = 0
+					}
+					segs = append(segs, kcpSeg(nil, cli.id, kcp.IKCP_CMD_PUSH, frg, 256, kcpNow(), sn, 0, 0))
+				}
+				// Complete one-segment messages beyond the hole, across twice
+				// the window: what KCP's own window check lets through.
+				for i := 1; i < 2*window; i++ {
+					segs = append(segs, kcpSeg(nil, cli.id, kcp.IKCP_CMD_PUSH, 0, 256, kcpNow(), rcvNxt+uint32(i), 0, 0))
+				}
+				// Incomplete messages with the largest fragment count allowed.
+				base := rcvNxt + uint32(2*window) + 10
+				for i := range 2 * window {
+					segs = append(segs, kcpSeg(nil, cli.id, kcp.IKCP_CMD_PUSH, byte(set.maxFrag()), 256, kcpNow(), base+uint32(i), 0, 0))
+				}
+				for i := 0; i < len(segs); i += perDatagram {
+					var b []byte
+					for _, s := range segs[i:min(i+perDatagram, len(segs))] {
+						b = append(b, s...)
+					}
+					sent += len(b)
+					sp.inject(cli, srv, kind(lane), [][]byte{frame(lane, b)}, now)
+				}
+			}
+			held := srv.recvHeldBytes()
+			heap1, _ := settledMemory()
+			budget := set.recvBudgetSegs() * kcpSegBuf
+			t.Logf("%d lanes: %d bytes sent; session holds %d bytes in stored segments (budget %d, %d per lane); heap grew %d",
+				lanes, sent, held, budget, window*kcpSegBuf, int64(heap1)-int64(heap0))
+			require.LessOrEqual(t, held, budget)
+			for _, l := range srv.lanes {
+				_, _, h, _ := kcpRecvState(srv.laneKCP(l))
+				require.LessOrEqual(t, h, window, "a lane stores at most its advertised window")
+			}
+			// The heap, which also holds the KCPs' rings and receive heaps
+			// (a few KB per lane), stays within the budget plus 64 KB.
+			require.Less(t, int64(heap1)-int64(heap0), int64(budget+64<<10))
+			require.NotZero(t, srv.Stats().Drops.Malformed, "fragment counts past maxFrag are malformed")
+			require.Equal(t, stateEstablished, srv.state)
+		})
 	}
 }

@@ -1,7 +1,6 @@
 package uxp
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	kcp "github.com/xtaci/kcp-go/v5"
@@ -17,62 +16,6 @@ import (
 // can make a session spend (docs/security.md, "Reliability-layer and FEC
 // bounds"). Each drives a real session pair by hand (sessionPairs) and
 // injects crafted frames sealed with the peer's real keys.
-
-// addPair makes a session pair on sp with the FEC parameters p (as if
-// negotiated) and exchanges one message each way.
-func (sp *sessionPairs) addPair(tb testing.TB, p fecParams) (cli, srv *Conn) {
-	tb.Helper()
-	var k1, k2 [32]byte
-	k1[0], k2[0] = 1, 2
-	ck := sessionKeys{send: k1, recv: k2}
-	sk := sessionKeys{send: k2, recv: k1}
-	now := time.Now()
-	id := uint32(len(sp.conns)/2 + 1)
-	cli, err := newConn(sp.cliEP, id, &ck, ChaCha20Poly1305, p, sp.srvAP, true, now)
-	require.NoError(tb, err)
-	srv, err = newConn(sp.srvEP, id, &sk, ChaCha20Poly1305, p, sp.cliAP, false, now)
-	require.NoError(tb, err)
-	cli.SetHandler(NopHandler{})
-	srv.SetHandler(NopHandler{})
-	_, err = cli.Write([]byte("hello"))
-	require.NoError(tb, err)
-	for range 4 {
-		cli.pump(now)
-		cli.shard.flushSends()
-		feed(srv, sp.cliOut.take(), sp.cliAP, now)
-		srv.pump(now)
-		srv.shard.flushSends()
-		feed(cli, sp.srvOut.take(), sp.srvAP, now)
-	}
-	require.Equal(tb, stateEstablished, srv.state)
-	sp.conns = append(sp.conns, cli, srv)
-	return cli, srv
-}
-
-// inject seals each body as a frame of type kind from cli and delivers it
-// to srv at now.
-func (sp *sessionPairs) inject(cli, srv *Conn, kind byte, bodies [][]byte, now time.Time) {
-	for _, b := range bodies {
-		cli.sendFrame(kind, b)
-	}
-	cli.shard.flushSends()
-	feed(srv, sp.cliOut.take(), sp.cliAP, now)
-}
-
-// fecShard builds a shard header by hand: the peer's own encoder would
-// never claim these counts.
-func fecShard(group uint32, index int, parity bool, data, par, n int) []byte {
-	b := make([]byte, fec.HeaderSize+n)
-	b[0], b[1], b[2], b[3] = byte(group), byte(group>>8), byte(group>>16), byte(group>>24)
-	b[4] = byte(index)
-	b[5] = 0xF1
-	if parity {
-		b[5] = 0xF2
-	}
-	b[6], b[7] = byte(data), byte(par)
-	b[8], b[9] = byte(n), byte(n>>8)
-	return b
-}
 
 // TestFECShardBounds (issue 13, section 2 item 2): after negotiating
 // RS(10,3), a peer claims other shard counts (up to 64 data / 32 parity)
@@ -138,37 +81,6 @@ func TestFECShardBounds(t *testing.T) {
 				"tiny shards pin a 16-byte class each, plus what the pool keeps")
 		}
 	}
-}
-
-// kcpSeg appends one KCP segment with an empty or n-byte payload.
-func kcpSeg(b []byte, conv uint32, cmd byte, frg byte, wnd uint16, ts, sn, una uint32, n int) []byte {
-	var h [kcpOverhead]byte
-	binary.LittleEndian.PutUint32(h[0:], conv)
-	h[4], h[5] = cmd, frg
-	binary.LittleEndian.PutUint16(h[6:], wnd)
-	binary.LittleEndian.PutUint32(h[8:], ts)
-	binary.LittleEndian.PutUint32(h[12:], sn)
-	binary.LittleEndian.PutUint32(h[16:], una)
-	binary.LittleEndian.PutUint32(h[20:], uint32(n))
-	b = append(b, h[:]...)
-	return append(b, make([]byte, n)...)
-}
-
-// unackedServer makes a session pair whose server has n segments of
-// MSS bytes sent and not acknowledged: the client never sees them.
-func unackedServer(t testing.TB, n int) (sp *sessionPairs, cli, srv *Conn, now time.Time, lost [][]byte) {
-	sp = newSessionPairs(t, &Config{}, false)
-	cli, srv = sp.addPair(t, fecParams{})
-	now = time.Now()
-	msg := make([]byte, srv.ep.set.mss()-laneHeaderMax)
-	for range n {
-		_, err := srv.Write(msg)
-		require.NoError(t, err)
-	}
-	srv.pump(now)
-	srv.shard.flushSends()
-	lost = sp.srvOut.take() // the client acknowledges nothing
-	return sp, cli, srv, now, lost
 }
 
 // TestACKFloodBound (issue 13, section 2 item 3): with 256 of the
@@ -308,4 +220,63 @@ func TestRecvMemoryBound(t *testing.T) {
 			require.Equal(t, stateEstablished, srv.state)
 		})
 	}
+}
+
+// TestSegmentFieldBounds audits every KCP header field a peer controls:
+// each case is one lane-0 frame with one field out of bounds, which must
+// be dropped and counted under the reason given, leave the session
+// established, and not stop a real message afterwards.
+func TestSegmentFieldBounds(t *testing.T) {
+	sp := newSessionPairs(t, &Config{}, false)
+	cli, srv := sp.addPair(t, fecParams{})
+	now := time.Now()
+	rcvNxt, rcvEnd, _, ok := kcpRecvState(srv.laneKCP(srv.lanes[0]))
+	require.True(t, ok)
+	id := cli.id
+	push := func(frg byte, sn, una uint32, n int) []byte {
+		return kcpSeg(nil, id, kcp.IKCP_CMD_PUSH, frg, 256, kcpNow(), sn, una, n)
+	}
+	maxFrag := byte(srv.ep.set.maxFrag())
+	for _, tt := range []struct {
+		name      string
+		frame     []byte
+		recvBound bool // counted in RecvBound, not Malformed
+	}{
+		{"conv of another session", kcpSeg(nil, id+1, kcp.IKCP_CMD_PUSH, 0, 256, 0, rcvNxt+1, 0, 1), false},
+		{"unknown cmd", kcpSeg(nil, id, 99, 0, 256, 0, 0, 0, 0), false},
+		{"ACK with a payload", kcpSeg(nil, id, kcp.IKCP_CMD_ACK, 0, 256, 0, 0, 0, 4), false},
+		{"ACK with a fragment number", kcpSeg(nil, id, kcp.IKCP_CMD_ACK, 3, 256, 0, 0, 0, 0), false},
+		{"WASK with a payload", kcpSeg(nil, id, kcp.IKCP_CMD_WASK, 0, 256, 0, 0, 0, 1), false},
+		{"WINS with a fragment number", kcpSeg(nil, id, kcp.IKCP_CMD_WINS, 1, 256, 0, 0, 0, 0), false},
+		{"frg past what MaxMessageSize needs", push(maxFrag+1, rcvNxt+1, 0, 1), false},
+		{"una past what was sent", push(0, rcvNxt+1, srv.lanes[0].sndSN+1, 1), false},
+		{"len past the frame", push(0, rcvNxt+1, 0, 10)[:kcpOverhead+5], false},
+		{"trailing bytes", append(push(0, rcvNxt-1, 0, 1), 1, 2, 3), false}, // a repeat, then junk
+		{"sn past the advertised window", push(0, rcvEnd, 0, 1), true},
+		{"sn far past the window", push(0, rcvNxt+1<<30, 0, 1), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := srv.Stats().Drops
+			sp.inject(cli, srv, frameKCP, [][]byte{tt.frame}, now)
+			after := srv.Stats().Drops
+			if tt.recvBound {
+				require.Equal(t, before.RecvBound+1, after.RecvBound)
+			} else {
+				require.Equal(t, before.Malformed+1, after.Malformed)
+			}
+			require.Equal(t, stateEstablished, srv.state)
+			_, _, held, _ := kcpRecvState(srv.lanes[0].arq)
+			require.Zero(t, held, "nothing out of bounds is stored")
+		})
+	}
+	// A real message still arrives.
+	h := newRecordConn()
+	srv.SetHandler(h)
+	_, err := cli.Write([]byte("after"))
+	require.NoError(t, err)
+	cli.pump(now)
+	cli.shard.flushSends()
+	feed(srv, sp.cliOut.take(), sp.cliAP, now)
+	_, msgs, _ := h.snapshot()
+	require.Equal(t, [][]byte{[]byte("after")}, msgs)
 }

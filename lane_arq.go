@@ -148,6 +148,12 @@ func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 			bad = true
 			break
 		}
+		if p[4] != kcp.IKCP_CMD_PUSH && (n != 0 || p[5] != 0) {
+			// ACKs and window probes carry no payload and no fragment
+			// number (KCP would skip a payload unread).
+			bad = true
+			break
+		}
 		seg := p[:kcpOverhead+int(n)]
 		act := segKeep
 		switch p[4] {

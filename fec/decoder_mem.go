@@ -58,7 +58,8 @@ type Limits struct {
 	// dropped itself if that is not enough (counted in OverBudget). The
 	// missing regions a recovery rebuilds may exceed it for the duration
 	// of the Decode call. Zero means no limit; it must otherwise be at
-	// least two full regions.
+	// least MaxParity+2 full regions (lengthSize+maxPacketSize bytes each):
+	// the recovery scratch, one region per parity shard, counts too.
 	MaxBytes int
 }
 
@@ -71,14 +72,17 @@ func (d *Decoder) SetLimits(l Limits) error {
 		return fmt.Errorf("%w: Limits.MaxData %d not in 0..%d", ErrInvalidArgument, l.MaxData, MaxDataShards)
 	case l.MaxParity < 0 || l.MaxParity > MaxParityShards:
 		return fmt.Errorf("%w: Limits.MaxParity %d not in 0..%d", ErrInvalidArgument, l.MaxParity, MaxParityShards)
-	case l.MaxBytes < 0 || l.MaxBytes > 0 && l.MaxBytes < 2*full:
-		return fmt.Errorf("%w: Limits.MaxBytes %d is negative or below two regions (%d)", ErrInvalidArgument, l.MaxBytes, 2*full)
 	}
 	if l.MaxData == 0 {
 		l.MaxData = MaxDataShards
 		if l.MaxParity == 0 {
 			l.MaxParity = MaxParityShards
 		}
+	}
+	// The recovery scratch (one region per parity shard) counts against
+	// the budget, and a group needs room for two regions besides.
+	if least := (l.MaxParity + 2) * full; l.MaxBytes < 0 || l.MaxBytes > 0 && l.MaxBytes < least {
+		return fmt.Errorf("%w: Limits.MaxBytes %d is negative or below MaxParity+2 regions (%d)", ErrInvalidArgument, l.MaxBytes, least)
 	}
 	d.limits = l
 	// Keep in the pool what two full groups need: steady traffic then

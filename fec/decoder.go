@@ -84,7 +84,10 @@ type Decoder struct {
 	scratchBytes int
 	limits       Limits
 	codecs       codecCache
-	credit       int // codec builds paid for, in shards (decoder_mem.go)
+	// Codec build credit, in shards (decoder_mem.go): credit now, at most
+	// creditMax; buildCost is the cost of every build so far.
+	credit, creditMax int
+	buildCost         uint64
 
 	// Recovery scratch.
 	scratch [][]byte // one buffer per parity shard
@@ -117,7 +120,6 @@ func NewDecoder(maxGroups int, maxAge time.Duration, maxPacketSize int) (*Decode
 		maxPacketSize: maxPacketSize,
 		active:        make([]*group, 0, maxGroups),
 		shards:        make([][]byte, MaxDataShards+MaxParityShards),
-		credit:        codecCreditMax,
 	}
 	_ = d.SetLimits(Limits{}) // no limits: cannot fail
 	return d, nil
@@ -146,7 +148,7 @@ func (d *Decoder) Decode(shard []byte, now time.Time, deliver func(pkt []byte, r
 		d.stats.Malformed++
 		return err
 	}
-	d.credit = min(d.credit+1, codecCreditMax)
+	d.credit = min(d.credit+1, d.creditMax)
 	if s.parity {
 		d.stats.ParityShards++
 	} else {

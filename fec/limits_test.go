@@ -59,12 +59,12 @@ func TestDecoderLimitsCounts(t *testing.T) {
 }
 
 // TestDecoderCodecBuildBound: a peer that cycles through (data, parity)
-// pairs so that every recovery needs a codec the cache lacks. Without
-// limits the decoder built one Reed-Solomon codec per shard (each costs
-// about as much as decoding 30 to 60 shards). Now, with the negotiated
-// limits of RS(10,3) every pair it can still claim fits the cache: at most
-// 10×3 builds in all. With no count limits (64/32, 2048 pairs), builds past
-// a full cache are held to one per codecBuildCost shards.
+// pairs so that every recovery needs a codec the cache lacks. Before, the
+// decoder built one Reed-Solomon codec per group (RS(10,3) costs as much as
+// decoding about 80 shards, RS(64,32) about 12,000). Now, with the
+// negotiated limits of RS(10,3) every pair it can still claim fits the
+// cache: at most 10×3 builds in all. With no count limits (64/32, 2048
+// pairs), builds are paid for with credit earned per shard (codecCost).
 func TestDecoderCodecBuildBound(t *testing.T) {
 	// Each group: data-1 tiny data shards and one parity shard, which
 	// completes it and so needs its codec.
@@ -88,14 +88,20 @@ func TestDecoderCodecBuildBound(t *testing.T) {
 	require.LessOrEqual(t, d.Stats().CodecBuilds, uint64(10*3), "negotiated RS(10,3): only its 30 pairs are built")
 	require.NotZero(t, d.Stats().Malformed)
 
-	// No count limits: 4×32 pairs, twice the cache.
-	d = newTestDecoder(t, 8)
-	shards := cycle(d, 4, MaxParityShards)
-	builds := d.Stats().CodecBuilds
-	bound := uint64(codecCacheSize + codecCreditMax/codecBuildCost + shards/codecBuildCost)
-	t.Logf("no count limits: %d codec builds for %d shards in 5000 groups (bound %d; one per group before)", builds, shards, bound)
-	require.LessOrEqual(t, builds, bound)
-	require.NotZero(t, d.Stats().Throttled)
+	// No count limits: 4×32 pairs, twice the cache, then the largest
+	// pairs, whose codecs cost a thousand times more to build.
+	for _, pairs := range [][2]int{{4, MaxParityShards}, {MaxDataShards, 4}} {
+		d = newTestDecoder(t, 8)
+		shards := cycle(d, pairs[0], pairs[1])
+		st := d.Stats()
+		bound := uint64(d.creditMax + shards)
+		t.Logf("pairs up to %v: %d shards in 5000 groups: %d codecs built (one per group before), costing %d shard-decodes (bound %d), %d refused",
+			pairs, shards, st.CodecBuilds, d.buildCost, bound, st.Throttled)
+		require.LessOrEqual(t, d.buildCost, bound, "builds cost no more than decoding the shards, plus two of the largest")
+		if pairs[0] == MaxDataShards {
+			require.NotZero(t, st.Throttled, "large codecs are refused once the credit is spent")
+		}
+	}
 }
 
 // TestDecoderMemoryBound: tiny shards pinned a full-size region buffer each

@@ -248,6 +248,7 @@ func dropReasons(d uxp.DropStats) []dropCount {
 		{"unknown_session", d.UnknownSession},
 		{"overload", d.Overload},
 		{"rate_limited", d.RateLimited},
+		{"recv_bound", d.RecvBound},
 	}
 }
 

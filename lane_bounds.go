@@ -133,7 +133,8 @@ type segFilter struct {
 	k    *kcp.KCP
 	body []byte
 	off  int    // bytes of body taken so far
-	out  []byte // the filtered copy; nil while body passes unchanged
+	mod  bool   // a segment was changed or left out: KCP gets out
+	out  []byte // the filtered copy, once mod is set
 
 	recvRead       bool // the receive state below was read
 	known          bool // kcp_mem.go knows the layout
@@ -200,11 +201,12 @@ func (f *segFilter) ack(seg []byte) segAction {
 
 // take adds seg to what KCP gets, as act says.
 func (f *segFilter) take(seg []byte, act segAction) {
-	if act != segKeep && f.out == nil {
+	if act != segKeep && !f.mod {
+		f.mod = true
 		f.out = append(f.c.shard.segScratch[:0], f.body[:f.off]...)
 	}
 	f.off += len(seg)
-	if f.out == nil {
+	if !f.mod {
 		return
 	}
 	switch act {
@@ -221,7 +223,7 @@ func (f *segFilter) take(seg []byte, act segAction) {
 
 // segments returns what KCP gets.
 func (f *segFilter) segments() []byte {
-	if f.out == nil {
+	if !f.mod {
 		return f.body[:f.off]
 	}
 	f.c.shard.segScratch = f.out[:0]

@@ -102,26 +102,32 @@ func unackedServer(t testing.TB, n int) (sp *sessionPairs, cli, srv *Conn, now t
 	return sp, cli, srv, now, lost
 }
 
-// BenchmarkACKFlood is the server's cost of one lane-0 frame of ACK
-// segments (laneInput, after decryption) while 256 of its segments are
-// unacknowledged: ack is an ordinary frame of one ACK for the newest
-// segment, flood one packed with 56 of them, as a hostile client sends
-// them again and again. Compare the two in the same run.
+// BenchmarkACKFlood is the server's cost of one lane-0 frame (laneInput,
+// after decryption) while 256 of its segments are unacknowledged: ack is a
+// frame of one ACK for the newest segment, flood one packed with 56 of
+// them, as a hostile client sends them again and again; data, the
+// baseline, is a frame of one full-size data segment the server already
+// has (KCP acknowledges it again). Compare them in the same run.
 func BenchmarkACKFlood(b *testing.B) {
 	const unacked = 256
 	for _, bc := range []struct {
 		name string
 		acks int
-	}{{"ack", 1}, {"flood", 0}} {
+	}{{"data", -1}, {"ack", 1}, {"flood", 0}} {
 		b.Run(bc.name, func(b *testing.B) {
-			_, cli, srv, _, _ := unackedServer(b, unacked)
-			n := bc.acks
-			if n == 0 {
-				n = cli.ep.set.kcpMTU() / kcpOverhead
-			}
+			sp, cli, srv, _, _ := unackedServer(b, unacked)
 			var body []byte
-			for range n {
-				body = kcpSeg(body, cli.id, kcp.IKCP_CMD_ACK, 0, 256, kcpNow(), unacked-1, 0, 0)
+			switch n := bc.acks; {
+			case n < 0:
+				// sn 0 is the client's first message, long received.
+				body = kcpSeg(nil, cli.id, kcp.IKCP_CMD_PUSH, 0, 256, kcpNow(), 0, 0, srv.ep.set.mss())
+			default:
+				if n == 0 {
+					n = cli.ep.set.kcpMTU() / kcpOverhead
+				}
+				for range n {
+					body = kcpSeg(body, cli.id, kcp.IKCP_CMD_ACK, 0, 256, kcpNow(), unacked-1, 0, 0)
+				}
 			}
 			frame := make([]byte, len(body))
 			l := srv.lanes[0]
@@ -130,8 +136,11 @@ func BenchmarkACKFlood(b *testing.B) {
 			for b.Loop() {
 				copy(frame, body) // laneInput may not keep it; fresh bytes each time
 				srv.laneInput(l, frame, kcp.IKCP_PACKET_REGULAR)
+				srv.shard.flushSends() // the ACKs the data frames earn
+				sp.srvOut.take()
 			}
 			require.Equal(b, stateEstablished, srv.state)
+			require.Zero(b, srv.Stats().Drops.Malformed)
 		})
 	}
 }

@@ -90,9 +90,6 @@ func (cc *codecCache) lookup(data, parity int) *codec {
 	return nil
 }
 
-// full reports whether a new codec would evict one.
-func (cc *codecCache) full() bool { return len(cc.codecs) >= codecCacheSize }
-
 func (cc *codecCache) get(data, parity int) (*codec, error) {
 	cc.clock++
 	for _, c := range cc.codecs {

@@ -144,7 +144,7 @@ type segFilter struct {
 
 // push decides about a data segment.
 func (f *segFilter) push(seg []byte) segAction {
-	if int(seg[5]) > f.c.ep.set.maxFrag() {
+	if frg := seg[5]; frg != 0 && int(frg) > f.c.ep.set.maxFrag() {
 		return segBad // more fragments than a message this side accepts
 	}
 	if !f.recvRead {

@@ -216,11 +216,11 @@ func TestRecvMemoryBound(t *testing.T) {
 			heap1, _ := settledMemory()
 			budget := set.recvBudgetSegs() * kcpSegBuf
 			t.Logf("%d lanes: %d bytes sent; session holds %d bytes in stored segments (budget %d, %d per lane); heap grew %d",
-				lanes, sent, held, budget, window*kcpSegBuf, int64(heap1)-int64(heap0))
+				lanes, sent, held, budget, (window+int(set.recvSlack()))*kcpSegBuf, int64(heap1)-int64(heap0))
 			require.LessOrEqual(t, held, budget)
 			for _, l := range srv.lanes {
 				_, _, h, _ := kcpRecvState(srv.laneKCP(l))
-				require.LessOrEqual(t, h, window, "a lane stores at most its advertised window")
+				require.LessOrEqual(t, h, window+int(set.recvSlack()), "a lane stores at most its advertised window and slack")
 			}
 			// The heap, which also holds the KCPs' rings and receive heaps
 			// (a few KB per lane), stays within the budget plus 64 KB.
@@ -261,7 +261,7 @@ func TestSegmentFieldBounds(t *testing.T) {
 		{"una past what was sent", push(0, rcvNxt+1, srv.lanes[0].sndSN+1, 1), false},
 		{"len past the frame", push(0, rcvNxt+1, 0, 10)[:kcpOverhead+5], false},
 		{"trailing bytes", append(push(0, rcvNxt-1, 0, 1), 1, 2, 3), false}, // a repeat, then junk
-		{"sn past the advertised window", push(0, rcvEnd, 0, 1), true},
+		{"sn past the advertised window and its slack", push(0, rcvEnd+srv.ep.set.recvSlack(), 0, 1), true},
 		{"sn far past the window", push(0, rcvNxt+1<<30, 0, 1), true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -185,6 +185,9 @@ func resolveKCPMem(kt reflect.Type) (*kcpMemLayout, error) {
 	if f, err = field(ht, "marks", reflect.Map); err != nil {
 		return nil, err
 	}
+	if f.Type != reflect.TypeFor[map[uint32]struct{}]() {
+		return nil, fmt.Errorf("kcp-go segmentHeap.marks: type %v, want map[uint32]struct{}", f.Type)
+	}
 	m.heapMarks, m.marksType = f.Offset, f.Type
 
 	if f, err = field(kt, "acklist", reflect.Slice); err != nil {
@@ -426,6 +429,15 @@ func kcpRecvState(k *kcp.KCP) (rcvNxt, end uint32, held int, ok bool) {
 	h := *(*unsafe.Pointer)(unsafe.Add(p, m.rcvBuf))
 	held = queued + (*sliceHeader)(unsafe.Add(h, m.heapSegs)).len
 	return rcvNxt, rcvNxt + uint32(max(0, wnd-queued)), held, true
+}
+
+// kcpStored reports whether k's receive heap holds segment sn (kcp-go's
+// segmentHeap.Has): a copy of it adds no memory. The layout must be known.
+func kcpStored(k *kcp.KCP, sn uint32) bool {
+	m := kcpMem
+	h := *(*unsafe.Pointer)(unsafe.Add(unsafe.Pointer(k), m.rcvBuf))
+	_, ok := (*(*map[uint32]struct{})(unsafe.Add(h, m.heapMarks)))[sn]
+	return ok
 }
 
 // kcpQuiet reports whether k holds nothing to send, acknowledge or

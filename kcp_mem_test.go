@@ -67,6 +67,17 @@ type (
 		buffer                        []byte
 		rcv_nxt, rcv_wnd              uint32
 	}
+	fakeHeapBoolMarks struct {
+		segments []fakeSeg
+		marks    map[uint32]bool
+	}
+	fakeKCPBoolMarks struct {
+		snd_queue, rcv_queue, snd_buf *fakeRing
+		rcv_buf                       *fakeHeapBoolMarks
+		acklist                       []struct{ sn, ts uint32 }
+		buffer                        []byte
+		rcv_nxt, rcv_wnd              uint32
+	}
 	fakeKCPIntWnd struct {
 		snd_queue, rcv_queue, snd_buf *fakeRing
 		rcv_buf                       *fakeHeap
@@ -138,6 +149,7 @@ func TestKCPMemLayout(t *testing.T) {
 		{"rings of two types", reflect.TypeFor[fakeKCPMixedRings]()},
 		{"heap of other segments", reflect.TypeFor[fakeKCPOtherHeap]()},
 		{"int receive window", reflect.TypeFor[fakeKCPIntWnd]()},
+		{"receive heap marks of another type", reflect.TypeFor[fakeKCPBoolMarks]()},
 	} {
 		m, err := resolveKCPMem(bad.typ)
 		require.Error(t, err, bad.name)

@@ -32,11 +32,12 @@ import (
 //     256-fragment message and send empty segments beyond a hole: 12.5 KB
 //     sent pinned 726 KB per lane. Now a data segment is left out unless
 //     its sn is below the end of the window this side advertised
-//     (rcv_nxt + rcv_wnd − queued, which no conforming sender passes), so a
-//     lane stores at most RecvWindow segments; beyond the sn KCP expects
-//     next, the session's lanes together store at most recvBudgetSegs; and
-//     a fragment count beyond what a MaxMessageSize message needs at the
-//     smallest MSS any peer can have is malformed.
+//     (rcv_nxt + rcv_wnd − queued) plus recvSlack, so a lane stores at most
+//     RecvWindow + recvSlack segments; beyond the sn KCP expects next, the
+//     session's lanes together store at most recvBudgetSegs (a copy of a
+//     segment already held is still taken: it costs nothing and earns the
+//     sender its ACK); and a fragment count beyond what a MaxMessageSize
+//     message needs at the smallest MSS any peer can have is malformed.
 //
 // Empty and short data segments cannot be refused: skip markers
 // (deadline.go) are exactly that. The budget counts segments, not bytes,
@@ -69,11 +70,21 @@ func (s *settings) maxFrag() int {
 	return min(frags, maxFragments) - 1
 }
 
+// recvSlack is how far past the end of its advertised window a lane still
+// takes a data segment. kcp-go's sender takes the window from the latest
+// packet to arrive and una from the highest seen (it does not track, as
+// TCP's SND.WL1/WL2 do, which segment last set the window), so after
+// reordering, or a packet recovered by FEC (which updates una, not the
+// window), it pairs a newer una with an older, larger window, and
+// overshoots by what entered the receive queue in between. A few segments
+// do in practice (TestStreamMux); an eighth of the window covers it.
+func (s *settings) recvSlack() uint32 { return uint32(max(1, s.recvWindow/8)) }
+
 // recvBudgetSegs bounds the data segments the session's lanes store in
 // total (beyond the one each lane expects next): min(lanes, 2) receive
-// windows, at kcpSegBuf bytes each.
+// windows and their slack, at kcpSegBuf bytes each.
 func (s *settings) recvBudgetSegs() int {
-	return min(len(s.lanes), recvBudgetLanes) * s.recvWindow
+	return min(len(s.lanes), recvBudgetLanes) * (s.recvWindow + int(s.recvSlack()))
 }
 
 // recvHeldSegs is the data segments the session's lanes store.
@@ -158,9 +169,9 @@ func (f *segFilter) push(seg []byte) segAction {
 	switch {
 	case int32(sn-f.rcvNxt) < 0:
 		return segKeep // a repeat: KCP only acknowledges it
-	case int32(sn-f.rcvEnd) >= 0:
-		// Beyond the window this side advertised: no conforming sender
-		// sends it, and KCP would store it. The sender retransmits it.
+	case int32(sn-f.rcvEnd-f.c.ep.set.recvSlack()) >= 0:
+		// Beyond the window this side advertised, and its slack: KCP
+		// would store it. The sender retransmits it.
 		f.c.dropSegment()
 		return segSkip
 	case sn == f.rcvNxt:
@@ -172,6 +183,9 @@ func (f *segFilter) push(seg []byte) segAction {
 		f.sessHeld = f.c.recvHeldSegs()
 	}
 	if f.sessHeld >= f.c.ep.set.recvBudgetSegs() {
+		if kcpStored(f.k, sn) {
+			return segKeep // a copy of one held: KCP only acknowledges it again
+		}
 		f.c.dropSegment()
 		return segSkip
 	}

@@ -199,9 +199,10 @@ func (f *segFilter) ack(seg []byte) segAction {
 	sn := binary.LittleEndian.Uint32(seg[12:16])
 	size := uint32(len(l.acked) * 64)
 	d := sn - l.sndUna
-	if int32(d) < 0 || d >= size {
-		// Below una, or beyond anything sent (the send buffer spans at
-		// most the send window): KCP returns at once.
+	if int32(d) < 0 || d >= size || !l.sentData || int32(sn-l.maxSentSN) > 0 {
+		// Below una, or not sent by KCP yet (the send buffer spans at
+		// most the send window; a skip marker may be acknowledged before
+		// KCP sends its segment): KCP returns at once.
 		return segKeep
 	}
 	i := sn & (size - 1)

@@ -86,7 +86,7 @@ func (d *Decoder) SetLimits(l Limits) error {
 		return fmt.Errorf("%w: Limits.MaxBytes %d is negative or below MaxParity+2 regions (%d)", ErrInvalidArgument, l.MaxBytes, least)
 	}
 	d.limits = l
-	d.creditMax = 2 * codecCost(l.MaxData, l.MaxParity)
+	d.creditMax = creditMax(l.MaxData, l.MaxParity)
 	d.credit = d.creditMax
 	// Keep in the pool what two full groups need: steady traffic then
 	// reuses its buffers; anything beyond is returned to the runtime.
@@ -195,12 +195,31 @@ func (d *Decoder) store(g *group, i int, region []byte) bool {
 // shards: see codecCostDiv.
 func codecCost(data, parity int) int { return codecCostBase + data*data*(data+parity)/codecCostDiv }
 
+// creditMax is the codec build credit a decoder saves up: two builds of
+// the largest pair the limits allow, or, when every pair they allow fits
+// the codec cache at once (RS(10,3): 30 pairs), enough to build them all,
+// about 1,200 shard-decodes for RS(10,3): a peer can then make the decoder
+// build each at most once, and a conforming peer is never refused one.
+func creditMax(maxData, maxParity int) int {
+	c := 2 * codecCost(maxData, maxParity)
+	if maxData*maxParity <= codecCacheSize {
+		all := 0
+		for data := 1; data <= maxData; data++ {
+			for parity := 1; parity <= maxParity; parity++ {
+				all += codecCost(data, parity)
+			}
+		}
+		c = max(c, all)
+	}
+	return c
+}
+
 // codec returns the codec for (data, parity), building it if needed. A
 // build spends codecCost credits, earned one per accepted shard and saved
-// up to two builds of the largest pair the limits allow; without them the
-// build is refused (counted in Throttled). So the codecs a peer makes the
-// decoder build cost, over any run of shards, no more than decoding those
-// shards plus two of the largest builds, however it cycles through pairs.
+// up to creditMax; without them the build is refused (counted in
+// Throttled). So the codecs a peer makes the decoder build cost, over any
+// run of shards, no more than decoding those shards plus creditMax,
+// however it cycles through pairs.
 func (d *Decoder) codec(data, parity int) (*codec, bool) {
 	if c := d.codecs.lookup(data, parity); c != nil {
 		return c, true

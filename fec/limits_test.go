@@ -97,7 +97,7 @@ func TestDecoderCodecBuildBound(t *testing.T) {
 		bound := uint64(d.creditMax + shards)
 		t.Logf("pairs up to %v: %d shards in 5000 groups: %d codecs built (one per group before), costing %d shard-decodes (bound %d), %d refused",
 			pairs, shards, st.CodecBuilds, d.buildCost, bound, st.Throttled)
-		require.LessOrEqual(t, d.buildCost, bound, "builds cost no more than decoding the shards, plus two of the largest")
+		require.LessOrEqual(t, d.buildCost, bound, "builds cost no more than decoding the shards, plus the saved credit")
 		if pairs[0] == MaxDataShards {
 			require.NotZero(t, st.Throttled, "large codecs are refused once the credit is spent")
 		}

@@ -174,7 +174,12 @@
 // any Diffie-Hellman; a panicking AuthorizeClient refuses the client instead
 // of crashing; handshakes never amplify; MaxSessions counts established sessions
 // only, so half-open handshakes cannot fill it; and a restarted server
-// resets its old sessions statelessly (at most 10 resets a second). The cipher choice is bound into the handshake, so an
+// resets its old sessions statelessly (at most 10 resets a second). An
+// authenticated peer is held to what it negotiated and this side configured:
+// FEC shard counts, KCP fragment counts, the advertised receive window, and
+// a per-session receive budget (min(lanes, 2) × 9/8 of KCP.RecvWindow
+// segments; 16 FEC groups); repeated ACKs no longer reach KCP, so a datagram
+// cannot make it walk its send buffer more than once per segment sent. The cipher choice is bound into the handshake, so an
 // attacker cannot downgrade it. Keys come from crypto/rand and X25519; nothing
 // secret is hard-coded. See docs/security.md for the threat model, what is
 // not protected yet, and the tests that back each claim. Report

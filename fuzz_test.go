@@ -210,6 +210,10 @@ func FuzzFrame(f *testing.F) {
 		require.LessOrEqual(t, receiver.path.bytesOut, pathAmplification*receiver.path.bytesIn)
 		if d := receiver.fec.dec; d != nil {
 			require.LessOrEqual(t, d.Groups(), fecMaxGroups)
+			require.LessOrEqual(t, d.Held(), fecLimits(receiver.fec.params, receiver.ep.set.fecMaxPacket()).MaxBytes)
+		}
+		if receiver.state != stateClosed {
+			require.LessOrEqual(t, receiver.recvHeldSegs(), receiver.ep.set.recvBudgetSegs())
 		}
 		if receiver.state == stateClosed {
 			require.True(t, errors.Is(receiver.Err(), net.ErrClosed), "ended with %v", receiver.Err())

@@ -155,6 +155,12 @@ type lane struct {
 	probe     tailProbe       // probe.go
 	wnd       wndProbe        // wndprobe.go
 
+	// acked marks the sns in [sndUna, sndUna+64×len) whose first ACK was
+	// passed to arq; repeats are neutralised (lane_bounds.go). ackWalks
+	// counts the send-buffer segments those ACKs made arq walk, for tests.
+	acked    []uint64
+	ackWalks uint64
+
 	// Receive side.
 	ackPending bool // arq holds ACKs (or a window answer) not yet flushed
 
@@ -180,6 +186,7 @@ func (c *Conn) initLanes() {
 func (c *Conn) laneKCP(l *lane) *kcp.KCP {
 	if l.arq == nil {
 		l.arq = c.newLaneKCP(c.id, c.laneKCPOutput(l))
+		l.acked = make([]uint64, ackedWords(c.ep.set.sendWindow))
 	}
 	return l.arq
 }

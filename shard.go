@@ -37,6 +37,9 @@ type shard struct {
 	out     sendBatch    // datagrams sealed in this event, sent when it ends
 	bs      *batchSender // nil without batched sends (off Linux, other PacketConns)
 	recvBuf []byte       // one reassembled message at a time
+	// segScratch holds a lane frame's segments when laneInput must change
+	// some before KCP sees them (lane_bounds.go).
+	segScratch []byte
 
 	kcpMem kcpShardMem // the sessions' shared KCP flush buffer (kcp_mem.go)
 

@@ -70,6 +70,9 @@ func (c *Conn) pump(now time.Time) {
 		c.pendBytes -= taken
 		c.mu.Unlock()
 	}
+	if c.wndOpen.Swap(false) {
+		c.takeOpenWindow()
+	}
 	resumed := c.recvResume.Swap(false) && c.state != stateHalfOpen
 	if resumed {
 		c.deliverLanes(false) // KCP tells the peer its reopened window in the flush below
@@ -78,8 +81,7 @@ func (c *Conn) pump(now time.Time) {
 		}
 	}
 	if closeReq && c.state == stateEstablished {
-		c.state = stateClosing
-		c.lingerUntil = now.Add(closeLinger)
+		c.startClosing(now)
 	}
 	if c.state == stateHalfOpen {
 		c.reschedule(now)
@@ -101,8 +103,7 @@ func (c *Conn) pump(now time.Time) {
 			c.checkWndProbe(l, now) // new data for a closed window
 		}
 	}
-	if c.state == stateClosing && c.lanesIdle() {
-		c.terminate(ErrConnClosed, closeNormal, true)
+	if c.closingTick(now) {
 		return
 	}
 	c.rekeyTick(now)
@@ -119,7 +120,7 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	}
 	if b[0] == msgReset {
 		// The read loop checked its token (Client.handleControl).
-		c.terminate(ErrStatelessReset, closeNormal, false)
+		c.terminate(ErrStatelessReset, CloseNormal, "", false)
 		return
 	}
 	h := transportHeader(b[:transportHeaderSize])
@@ -199,19 +200,7 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 		}
 		c.takePong(body, now)
 	case frameClose:
-		if len(body) != closeBodySize {
-			c.drop(dropMalformed)
-			return
-		}
-		// The peer sends close only after we acknowledged all its data,
-		// which may still wait in KCP if a flowHandler was full: hand it
-		// over first (at most a receive window's worth) so none is lost.
-		c.deliverLanes(true)
-		err := ErrPeerClosed
-		if body[0] == closeFull && c.isClient {
-			err = errServerFullLate
-		}
-		c.terminate(err, body[0], false) // other reasons only traced
+		c.takeClose(body)
 	case frameRekey:
 		c.takeRekey(body, now)
 	case framePathChallenge:
@@ -331,16 +320,13 @@ func (c *Conn) onTimer(now time.Time) {
 	switch {
 	case c.state == stateHalfOpen && !now.Before(c.handshakeBy):
 		// The client never confirmed: forget it silently.
-		c.terminate(nil, closeNormal, false)
-		return
-	case c.state == stateClosing && !now.Before(c.lingerUntil):
-		c.terminate(ErrConnClosed, closeNormal, true)
+		c.terminate(nil, CloseNormal, "", false)
 		return
 	case c.exhausted || c.sendCounter >= replay.RejectAfter:
-		c.terminate(ErrCounterExhausted, closeProtocol, false)
+		c.terminate(ErrCounterExhausted, CloseProtocolError, "", false)
 		return
 	case c.hb.idleExpired(now):
-		c.terminate(&IdleTimeoutError{}, closeNormal, true)
+		c.terminate(&IdleTimeoutError{}, CloseIdleTimeout, "", true)
 		return
 	}
 	if c.state != stateHalfOpen {
@@ -352,8 +338,7 @@ func (c *Conn) onTimer(now time.Time) {
 		c.fecTimers(now)
 		c.laneTimers(now)
 		c.noteQueued()
-		if c.state == stateClosing && c.lanesIdle() {
-			c.terminate(ErrConnClosed, closeNormal, true)
+		if c.closingTick(now) {
 			return
 		}
 	}
@@ -369,7 +354,9 @@ func (c *Conn) reschedule(now time.Time) {
 	case stateHalfOpen:
 		d = earlier(d, c.handshakeBy)
 	case stateClosing:
-		d = earlier(d, c.lingerUntil)
+		if c.ep.set.closeLinger > 0 {
+			d = earlier(d, c.lingerDeadline())
+		}
 	}
 	if c.state != stateHalfOpen {
 		d = earlier(d, c.fecDeadline())
@@ -399,13 +386,19 @@ func earlier(d, t time.Time) time.Time {
 // establish promotes a server session once the client proved it holds the
 // keys, and announces it.
 func (c *Conn) establish(now time.Time) {
-	if c.ep.onAdmit != nil && !c.ep.onAdmit(c) {
-		// The server filled up while this session was half-open. Tell the
-		// client (close reason 3: it sees ErrServerFull) and end the
-		// session unannounced.
-		c.sendFrame(frameClose, []byte{closeFull})
-		c.terminate(ErrServerFull, closeFull, false)
-		return
+	if c.ep.onAdmit != nil {
+		if code := c.ep.onAdmit(c); code != CloseNormal {
+			// The server filled up, or began to shut down, while this
+			// session was half-open. Tell the client (it sees a
+			// *CloseError with the code) and end the session unannounced.
+			c.sendFrame(frameClose, c.appendCloseFrame(nil, code, ""))
+			err := ErrServerFull
+			if code == CloseServerShutdown {
+				err = ErrServerShuttingDown
+			}
+			c.terminate(err, code, "", false)
+			return
+		}
 	}
 	c.state = stateEstablished
 	c.hb.received(now)
@@ -418,21 +411,24 @@ func (c *Conn) establish(now time.Time) {
 	}
 }
 
-// terminate ends the session once: it tells the peer (if notify), unhooks
-// the session from every table, and runs the close callbacks. err nil means
-// a half-open session expired unannounced.
-func (c *Conn) terminate(err error, reason byte, notify bool) {
+// terminate ends the session once: it tells the peer (if notify) with
+// code and reason, unhooks the session from every table, and runs the
+// close callbacks. err nil means a half-open session expired unannounced.
+func (c *Conn) terminate(err error, code uint16, reason string, notify bool) {
 	if c.state == stateClosed {
 		return
 	}
 	announced := c.state != stateHalfOpen
-	c.tr.closed(c.id, err, reason, errors.Is(err, ErrPeerClosed), announced)
+	c.tr.closed(c.id, err, code, errors.Is(err, ErrPeerClosed), announced)
 	if notify && announced {
-		c.sendFrame(frameClose, []byte{reason})
+		c.sendFrame(frameClose, c.appendCloseFrame(nil, code, reason))
 	}
 	c.state = stateClosed
 	c.mu.Lock()
-	if c.closeReq && err != nil {
+	var local *CloseError
+	if c.closeReq && err != nil && !(errors.As(err, &local) && !local.Remote) {
+		// Closed locally, then ended otherwise (the peer's close, a
+		// timeout, Server.Close): this side asked for the end.
 		err = ErrConnClosed
 	}
 	if c.err == nil {
@@ -499,7 +495,7 @@ func (c *Conn) callClosed(err error) {
 func (c *Conn) recoverCallback(name string) {
 	if r := recover(); r != nil {
 		c.ep.log.Error("uxp: callback panicked; closing its session", "callback", name, "session", c.id, "panic", r)
-		c.terminate(&CallbackPanicError{Callback: name, Value: r}, closeProtocol, true)
+		c.terminate(&CallbackPanicError{Callback: name, Value: r}, CloseCallbackPanic, "callback "+name+" panicked", true)
 	}
 }
 

@@ -227,7 +227,7 @@ func (s *shard) shutdown() {
 		s.conns[c] = struct{}{}
 	}
 	for c := range s.conns {
-		c.terminate(ErrServerClosed, closeShutdown, true)
+		c.terminate(ErrServerClosed, CloseServerShutdown, "server closed", true)
 	}
 	for {
 		select {

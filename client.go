@@ -62,9 +62,11 @@ func NewClient(pc net.PacketConn, server net.Addr, handler ConnHandler, cfg *Con
 	c.ep.onResponse = func(b []byte, from netip.AddrPort) { c.at.takeResponse(b, from) }
 	c.ep.onControl = c.handleControl
 	c.ep.onReadError = c.at.readError
-	c.ep.onConnClosed = func(*Conn, error, bool) {
-		// The client has nothing left to do; stop its goroutines. This runs
-		// on the client's only shard, which must not wait for itself.
+	c.ep.onConnFreed = func(*Conn) {
+		// The client has nothing left to do once its session ended and
+		// the peer confirmed the close (or draining gave up); stop its
+		// goroutines. This runs on the client's only shard, which must not
+		// wait for itself.
 		c.ep.stopFromShard()
 	}
 	return c, nil

@@ -34,6 +34,7 @@ type Conn struct {
 	handler  atomic.Pointer[handlerBox]
 	remote   atomic.Pointer[net.UDPAddr] // for RemoteAddr; remoteAP is the shard's copy
 	done     chan struct{}               // closed when the session has ended
+	freed    chan struct{}               // closed when it left every table (after draining)
 
 	// Posted by other goroutines; guarded by mu.
 	mu        sync.Mutex
@@ -96,6 +97,15 @@ type Conn struct {
 	// Listener's backlog (listener.go). Set on the shard in
 	// OnNewConnComing, cleared by openWindow's request.
 	recvWndCap int
+	// Draining (conn_close.go): the session ended after sending its close
+	// frame, and stays in the tables, keys included, to send it again
+	// until the peer confirms.
+	draining   bool
+	closeBody  []byte
+	drainTries int
+	drainNext  time.Time
+	drainUntil time.Time
+	drainSent  time.Time // last repetition
 	pendSpare    []byte
 	laneScratch  []byte // one lane message with its header, for KCP Send
 	frameScratch []byte // one inner frame, for FEC
@@ -132,6 +142,7 @@ func newConn(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fecPa
 		isClient:  isClient,
 		cipher:    cipher,
 		done:      make(chan struct{}),
+		freed:     make(chan struct{}),
 		heapIndex: -1,
 		remoteAP:  remote,
 		ready:     make(chan struct{}),

@@ -245,6 +245,9 @@ func (c *Conn) takeClose(body []byte) {
 	if c.state == stateClosed {
 		return // a callback closed the session, or the data broke the protocol
 	}
+	// Confirm, so that the peer stops draining (it sends its close again
+	// until this arrives).
+	c.sendFrame(frameClose, c.appendCloseFrame(nil, f.code, ""))
 	err := &CloseError{Code: f.code, Reason: f.reason, Remote: true}
 	if f.code == CloseNormal && f.counts != nil && !c.tookAll(f.counts) {
 		// The peer claims an orderly end, but messages it sent never
@@ -272,8 +275,8 @@ func (c *Conn) tookAll(counts []byte) bool {
 }
 
 // closeAndWait closes conns and waits until each has ended (lingering to
-// deliver what was written), for at most the linger's hard cap plus a
-// second in all.
+// deliver what was written) and the peer confirmed the close (draining),
+// for at most the linger's hard cap plus drainTime in all.
 func closeAndWait(conns []*Conn) {
 	if len(conns) == 0 {
 		return
@@ -281,7 +284,7 @@ func closeAndWait(conns []*Conn) {
 	for _, c := range conns {
 		c.Close()
 	}
-	limit := time.Second
+	limit := drainTime
 	if l := conns[0].ep.set.closeLinger; l > 0 {
 		limit += closeLingerCapFactor * l
 	}
@@ -289,9 +292,99 @@ func closeAndWait(conns []*Conn) {
 	defer t.Stop()
 	for _, c := range conns {
 		select {
-		case <-c.done:
+		case <-c.freed:
 		case <-t.C:
 			return
 		}
+	}
+}
+
+// Draining. A close frame is one unreliable datagram; on a lossy path it
+// may never arrive, and the peer would then see an idle timeout instead of
+// the code. So the side that sent it keeps the session (its keys and table
+// entry, not its data) for a short while after it ended: it sends the
+// close frame again on a backing-off timer and whenever an authenticated
+// packet arrives from the peer, until the peer's own close frame (which a
+// session sends back when it takes one) confirms it, or drainMaxTries
+// repetitions or drainTime have passed. The application sees the end at
+// once (OnClosed, Done); only the endpoint's goroutines wait (a Client
+// stops when its session is freed; Server.Shutdown waits for draining).
+/* Implementation constants */
+const (
+	drainFirst    = 50 * time.Millisecond // first repetition, at least
+	drainMaxTries = 7                     // 50 ms doubling: the last at ~3.2 s
+	drainTime     = 4 * time.Second
+)
+
+// startDrain enters draining after terminate sent the close frame.
+func (c *Conn) startDrain(now time.Time) {
+	c.draining = true
+	c.ep.draining.Add(1)
+	c.drainUntil = now.Add(drainTime)
+	c.drainNext = now.Add(max(drainFirst, 2*c.hb.srtt))
+	c.deadline = c.drainNext
+	c.shard.schedule(c)
+}
+
+// drainTimer repeats the close frame, or frees the session when draining
+// is over.
+func (c *Conn) drainTimer(now time.Time) {
+	if c.drainTries >= drainMaxTries || !now.Before(c.drainUntil) {
+		c.free()
+		return
+	}
+	c.drainTries++
+	c.drainSent = now
+	c.sendFrame(frameClose, c.closeBody)
+	c.drainNext = now.Add(max(drainFirst, 2*c.hb.srtt) << c.drainTries)
+	c.deadline = earlierNonZero(c.drainNext, c.drainUntil)
+	c.shard.schedule(c)
+}
+
+// drainInput handles a datagram for a draining session: the peer's close
+// (or a stateless reset) confirms; anything else from the peer means it
+// has not heard the close yet, so it goes again.
+func (c *Conn) drainInput(b []byte, now time.Time) {
+	if b[0] == msgReset {
+		c.free()
+		return
+	}
+	pt, _, ok := c.open(b)
+	if !ok {
+		return
+	}
+	if len(pt) >= frameHeaderSize && pt[0] == frameClose {
+		c.free()
+		return
+	}
+	if now.Sub(c.drainSent) >= drainFirst/5 {
+		// At most one repetition per 10 ms, however fast the peer sends.
+		c.drainSent = now
+		c.sendFrame(frameClose, c.closeBody)
+	}
+}
+
+// free takes an ended session out of the shard's heap and set and the
+// endpoint's table, and zeroes its keys. Shard only; idempotent.
+func (c *Conn) free() {
+	if isClosed(c.freed) {
+		return
+	}
+	s := c.shard
+	if c.heapIndex >= 0 {
+		c.deadline = time.Time{}
+		s.schedule(c)
+	}
+	delete(s.conns, c)
+	c.ep.table.remove(c.id)
+	c.zeroKeys()
+	c.closeBody = nil
+	if c.draining {
+		c.draining = false
+		c.ep.draining.Add(-1)
+	}
+	close(c.freed)
+	if c.ep.onConnFreed != nil {
+		c.ep.onConnFreed(c)
 	}
 }

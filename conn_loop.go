@@ -115,6 +115,10 @@ func (c *Conn) pump(now time.Time) {
 func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	s := c.shard
 	if c.state == stateClosed {
+		if c.draining {
+			c.drainInput(b, now)
+			return
+		}
 		c.drop(dropUnknownSession)
 		return
 	}
@@ -123,28 +127,8 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 		c.terminate(ErrStatelessReset, CloseNormal, "", false)
 		return
 	}
-	h := transportHeader(b[:transportHeaderSize])
-	ctr := h.counter()
-	// Cheap check first: a replayed packet costs no decryption.
-	if !c.replay.Check(ctr) {
-		c.drop(dropReplay)
-		return
-	}
-	key := c.keys.slots[h.keyPhase()]
-	if key == nil {
-		// No live key generation has this phase: a retired key, or garbage.
-		c.drop(dropAuthFailed)
-		return
-	}
-	pt, err := key.recv.Open(b[transportHeaderSize:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
-	if err != nil {
-		c.drop(dropAuthFailed)
-		return
-	}
-	// Commit only now that the packet is authentic: a forged packet with a
-	// huge counter cannot move the window.
-	if !c.replay.Accept(ctr) {
-		c.drop(dropReplay)
+	pt, key, ok := c.open(b)
+	if !ok {
 		return
 	}
 	c.traffic.packetsIn.Add(1)
@@ -210,6 +194,37 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	default:
 		c.drop(dropMalformed)
 	}
+}
+
+// open authenticates a transport datagram and replay-checks it, counting
+// a drop when it fails. It returns the plaintext frame and the key
+// generation that opened it.
+func (c *Conn) open(b []byte) ([]byte, *keySlot, bool) {
+	h := transportHeader(b[:transportHeaderSize])
+	ctr := h.counter()
+	// Cheap check first: a replayed packet costs no decryption.
+	if !c.replay.Check(ctr) {
+		c.drop(dropReplay)
+		return nil, nil, false
+	}
+	key := c.keys.slots[h.keyPhase()]
+	if key == nil {
+		// No live key generation has this phase: a retired key, or garbage.
+		c.drop(dropAuthFailed)
+		return nil, nil, false
+	}
+	pt, err := key.recv.Open(b[transportHeaderSize:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
+	if err != nil {
+		c.drop(dropAuthFailed)
+		return nil, nil, false
+	}
+	// Commit only now that the packet is authentic: a forged packet with a
+	// huge counter cannot move the window.
+	if !c.replay.Accept(ctr) {
+		c.drop(dropReplay)
+		return nil, nil, false
+	}
+	return pt, key, true
 }
 
 // Heartbeat frames. A ping carries the client's clock, plus the server
@@ -280,7 +295,7 @@ func (c *Conn) sendFrame(kind byte, body []byte) {
 // sendFrameTo seals one frame and sends it to to. It returns the bytes
 // sent.
 func (c *Conn) sendFrameTo(kind byte, hdr, body []byte, to netip.AddrPort) int {
-	if c.state == stateClosed || c.exhausted {
+	if c.state == stateClosed && !c.draining || c.exhausted {
 		return 0
 	}
 	if c.sendCounter >= replay.RejectAfter {
@@ -317,6 +332,10 @@ func (c *Conn) sendFrameTo(kind byte, hdr, body []byte, to netip.AddrPort) int {
 
 // onTimer runs when the session's deadline has passed.
 func (c *Conn) onTimer(now time.Time) {
+	if c.draining {
+		c.drainTimer(now)
+		return
+	}
 	switch {
 	case c.state == stateHalfOpen && !now.Before(c.handshakeBy):
 		// The client never confirmed: forget it silently.
@@ -412,16 +431,22 @@ func (c *Conn) establish(now time.Time) {
 }
 
 // terminate ends the session once: it tells the peer (if notify) with
-// code and reason, unhooks the session from every table, and runs the
-// close callbacks. err nil means a half-open session expired unannounced.
+// code and reason, runs the close callbacks, and unhooks the session from
+// every table, at once or, when it told the peer, once the peer confirmed
+// (draining, conn_close.go). err nil means a half-open session expired
+// unannounced.
 func (c *Conn) terminate(err error, code uint16, reason string, notify bool) {
 	if c.state == stateClosed {
 		return
 	}
 	announced := c.state != stateHalfOpen
 	c.tr.closed(c.id, err, code, errors.Is(err, ErrPeerClosed), announced)
+	drain := false
 	if notify && announced {
-		c.sendFrame(frameClose, c.appendCloseFrame(nil, code, reason))
+		body := c.appendCloseFrame(nil, code, reason)
+		if c.sendFrameTo(frameClose, nil, body, c.remoteAP) > 0 {
+			c.closeBody, drain = body, true
+		}
 	}
 	c.state = stateClosed
 	c.mu.Lock()
@@ -440,14 +465,11 @@ func (c *Conn) terminate(err error, code uint16, reason string, notify bool) {
 	c.pend = nil
 	c.mu.Unlock()
 
-	s := c.shard
-	if c.heapIndex >= 0 {
-		c.deadline = time.Time{}
-		s.schedule(c)
+	if drain {
+		c.startDrain(c.shard.now)
+	} else {
+		c.free()
 	}
-	delete(s.conns, c)
-	c.ep.table.remove(c.id)
-	c.zeroKeys()
 	for _, l := range c.lanes {
 		c.releaseProbe(l)
 	}

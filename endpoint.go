@@ -48,6 +48,10 @@ type endpoint struct {
 	onAdmit       func(c *Conn) uint16 // server: a close code other than CloseNormal refuses a confirmed session
 	onEstablished func(c *Conn)      // server: announce the session
 	onConnClosed  func(c *Conn, err error, announced bool)
+	// onConnFreed runs on the shard once an ended session left the
+	// tables: at once, or after draining.
+	onConnFreed func(c *Conn)
+	draining    atomic.Int64 // sessions draining
 
 	closing    chan struct{}
 	closeOnce  sync.Once // closes closing

@@ -229,6 +229,10 @@ func (s *shard) shutdown() {
 	for c := range s.conns {
 		c.terminate(ErrServerClosed, CloseServerShutdown, "server closed", true)
 	}
+	// No time is left to repeat the close frames: stop draining.
+	for c := range s.conns {
+		c.free()
+	}
 	for {
 		select {
 		case b := <-s.in:

@@ -306,6 +306,23 @@ func (s *StreamConn) Close() error {
 	return err
 }
 
+// CloseWithError is Close with a code and a reason for the peer, as
+// Conn.CloseWithError: the peer's Read returns a *CloseError carrying
+// them once it has read everything written before. It returns
+// ErrBadCloseCode (and closes nothing) for a reserved code or a reason
+// longer than MaxCloseReason, and ErrConnClosed after Close.
+func (s *StreamConn) CloseWithError(code uint16, reason string) error {
+	if (code != CloseNormal && code < CloseApplicationMin) || len(reason) > MaxCloseReason {
+		return ErrBadCloseCode
+	}
+	err := ErrConnClosed
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		err = s.c.CloseWithError(code, reason)
+	})
+	return err
+}
+
 // LocalAddr returns the address of the session's UDP socket.
 func (s *StreamConn) LocalAddr() net.Addr { return s.c.LocalAddr() }
 

@@ -132,7 +132,7 @@ func (l *Listener) Close() error {
 		close(l.closed)
 		l.srv.refusing.Store(true)
 		l.drainBacklog()
-		if l.srv.sessions.Load() == 0 {
+		if l.idle() {
 			l.srv.Close()
 		}
 	})
@@ -223,11 +223,22 @@ func (h *listenHandler) OnNewConnComing(c *Conn) {
 // OnConnClosed runs on the session's shard after the session ended. Once
 // the Listener is closed, the last session to end stops the Server; that
 // must not run on the shard it waits for.
-func (h *listenHandler) OnConnClosed(*Conn, error) {
+func (h *listenHandler) OnConnClosed(*Conn, error) { (*Listener)(h).maybeStop() }
+
+// idle reports whether the Server has no session left, ended sessions
+// still repeating their close frame (draining) included.
+func (l *Listener) idle() bool {
+	return l.srv.sessions.Load() == 0 && l.srv.ep.draining.Load() == 0
+}
+
+// maybeStop stops the Server once the Listener is closed and idle. It runs
+// on a shard (a session ended or stopped draining), which Server.Close
+// waits for: hence the goroutine.
+func (l *Listener) maybeStop() {
 	select {
-	case <-h.closed:
-		if h.srv.sessions.Load() == 0 {
-			go h.srv.Close()
+	case <-l.closed:
+		if l.idle() {
+			go l.srv.Close()
 		}
 	default:
 	}

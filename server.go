@@ -57,8 +57,8 @@ type Server struct {
 	// refusing is set by Shutdown and Listener.Close: new initiations get
 	// an authenticated refusal and half-open sessions are not admitted.
 	refusing atomic.Bool
-	// ended is signalled (capacity 1) whenever an announced session ends,
-	// for Shutdown.
+	// ended is signalled (capacity 1) whenever an announced session ends
+	// or a session stops draining, for Shutdown.
 	ended chan struct{}
 	lst   *Listener // set by Listen before Start; nil for a plain Server
 
@@ -146,6 +146,12 @@ func NewServer(pc net.PacketConn, handler ServerHandler, cfg *Config) (*Server, 
 	ep.onAdmit = s.admit
 	ep.onEstablished = s.announce
 	ep.onConnClosed = s.connClosed
+	ep.onConnFreed = func(*Conn) {
+		notify(s.ended)
+		if s.lst != nil {
+			s.lst.maybeStop()
+		}
+	}
 	s.ep = ep
 	return s, nil
 }
@@ -206,8 +212,9 @@ func (s *Server) Close() error {
 // clients get an authenticated refusal: their Start fails with
 // ErrServerShuttingDown), closes every session with CloseServerShutdown
 // once what was written to it has been delivered (each lingers as after
-// Conn.Close, Config.CloseLinger), and returns nil when all have ended and
-// the Server has stopped, as after Close. If ctx is done first, it ends
+// Conn.Close, Config.CloseLinger), and returns nil when all have ended,
+// their peers have confirmed the close (or a few seconds of repeating it
+// passed), and the Server has stopped, as after Close. If ctx is done first, it ends
 // the remaining sessions at once (as Close does, with the same code) and
 // returns ctx's error. Do not call it from a handler callback.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -221,7 +228,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range s.live.snapshot() {
 		c.requestClose(CloseServerShutdown, "server shutdown", true)
 	}
-	for s.sessions.Load() > 0 {
+	// Wait for the sessions to end, and for their close frames to be
+	// confirmed (draining): Close would cut the repetitions short.
+	for s.sessions.Load() > 0 || s.ep.draining.Load() > 0 {
 		select {
 		case <-s.ended:
 		case <-s.stopped:

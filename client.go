@@ -165,10 +165,13 @@ func (c *Client) handleControl(bp *packetBuf, n int, from netip.AddrPort) {
 // Conn returns the session, or nil before Start has succeeded.
 func (c *Client) Conn() *Conn { return c.at.conn.Load() }
 
-// Close closes the session (messages already written get up to two
-// seconds to be delivered), stops the client's goroutines and closes its
-// PacketConn. It waits for all of that, so do not call it from a callback;
-// call Conn().Close there. Close is idempotent.
+// Close closes the session (messages already written are still delivered
+// while the server acknowledges them, Config.CloseLinger), waits for it to
+// end and for the server to confirm the close, stops the client's
+// goroutines and closes its PacketConn. So it may wait up to the linger's
+// hard cap (60 s by default) for a slow server; do not call it from a
+// callback, call Conn().Close there, which returns at once (the Client
+// then stops by itself once the session has ended). Close is idempotent.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {

@@ -171,9 +171,10 @@ func (d *Dialer) handleControl(bp *packetBuf, n int, from netip.AddrPort) {
 	putPacketBuf(bp)
 }
 
-// Close closes every session (messages already written get up to two
-// seconds to be delivered), stops the Dialer's goroutines and closes its
-// PacketConn. It waits for all of that, so do not call it from a callback.
+// Close closes every session (messages already written are still
+// delivered while the servers acknowledge them, Config.CloseLinger), waits
+// for them to end, up to the linger's hard cap, stops the Dialer's
+// goroutines and closes its PacketConn. Do not call it from a callback.
 // Dials in progress fail with ErrConnClosed. Close is idempotent.
 func (d *Dialer) Close() error {
 	d.mu.Lock()

@@ -335,10 +335,10 @@ func TestCloseFrameCodec(t *testing.T) {
 
 	for _, bad := range [][]byte{
 		nil,
-		{0, 0},                         // no lane count
-		{0, 0, 0},                      // zero lanes
-		{0, 0, 2, 1, 0, 0, 0},          // counts cut short
-		{0, 0, maxLanes + 1},           // too many lanes
+		{0, 0},                // no lane count
+		{0, 0, 0},             // zero lanes
+		{0, 0, 2, 1, 0, 0, 0}, // counts cut short
+		{0, 0, maxLanes + 1},  // too many lanes
 		append([]byte{0, 0, 1, 0, 0, 0, 0}, make([]byte, MaxCloseReason+1)...), // reason too long
 	} {
 		_, ok := parseCloseFrame(bad)

@@ -47,22 +47,22 @@ type Conn struct {
 	closeReason string
 	closeSet    bool
 	err         error // why the session ended; set once
-	posted    bool  // on the shard's ready list; guarded by shard.mu
+	posted      bool  // on the shard's ready list; guarded by shard.mu
 
 	kcpQueued atomic.Int64 // estimate of bytes inside KCP, written by the shard
 	// recvResume asks the shard to drain KCP's receive queue again after a
 	// flowHandler's buffer was full (see deliver).
 	recvResume atomic.Bool
 	// wndOpen asks the shard to lift recvWndCap (Listener.Accept).
-	wndOpen atomic.Bool
-	traffic    trafficCounters
-	drops      dropCounters
-	rtt        atomic.Int64
-	rttVar     atomic.Int64
-	fecParity  atomic.Int64
-	lossIn     atomic.Int64 // 1/10000
-	lossOut    atomic.Int64 // 1/10000
-	latency    histogramCounters
+	wndOpen   atomic.Bool
+	traffic   trafficCounters
+	drops     dropCounters
+	rtt       atomic.Int64
+	rttVar    atomic.Int64
+	fecParity atomic.Int64
+	lossIn    atomic.Int64 // 1/10000
+	lossOut   atomic.Int64 // 1/10000
+	latency   histogramCounters
 
 	// Owned by the shard.
 	state       connState
@@ -83,9 +83,9 @@ type Conn struct {
 	// A client session's stateless reset token and the only address a
 	// reset is accepted from; written before the session is in the
 	// table, then immutable.
-	resetToken   [resetTokenSize]byte
-	resetFrom    netip.AddrPort
-	handshakeBy  time.Time // stateHalfOpen: drop the session if not confirmed by then
+	resetToken  [resetTokenSize]byte
+	resetFrom   netip.AddrPort
+	handshakeBy time.Time // stateHalfOpen: drop the session if not confirmed by then
 	// stateClosing (conn_close.go): when the peer last acknowledged
 	// something, and the hard end of the linger.
 	lingerProgress time.Time
@@ -100,12 +100,12 @@ type Conn struct {
 	// Draining (conn_close.go): the session ended after sending its close
 	// frame, and stays in the tables, keys included, to send it again
 	// until the peer confirms.
-	draining   bool
-	closeBody  []byte
-	drainTries int
-	drainNext  time.Time
-	drainUntil time.Time
-	drainSent  time.Time // last repetition
+	draining     bool
+	closeBody    []byte
+	drainTries   int
+	drainNext    time.Time
+	drainUntil   time.Time
+	drainSent    time.Time // last repetition
 	pendSpare    []byte
 	laneScratch  []byte // one lane message with its header, for KCP Send
 	frameScratch []byte // one inner frame, for FEC

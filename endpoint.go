@@ -19,15 +19,15 @@ import (
 // (the Server's handshake loop). All of them stop when closing is closed;
 // wg joins them.
 type endpoint struct {
-	set   *settings
-	pc    net.PacketConn
-	udp   *net.UDPConn // pc, when it is one: allocation-free reads and writes
+	set *settings
+	pc  net.PacketConn
+	udp *net.UDPConn // pc, when it is one: allocation-free reads and writes
 	// connected: udp is connected to the one peer (Dial, DialConn), so
 	// writes go without an address and the kernel reports that peer's
 	// ICMP errors (port unreachable) on reads.
 	connected bool
-	log   *slog.Logger
-	epoch time.Time // origin of heartbeat echo values
+	log       *slog.Logger
+	epoch     time.Time // origin of heartbeat echo values
 
 	shards []*shard
 	table  sessionTable
@@ -46,7 +46,7 @@ type endpoint struct {
 	onReadError func(err error)
 	// Called on a shard goroutine, no lock held.
 	onAdmit       func(c *Conn) uint16 // server: a close code other than CloseNormal refuses a confirmed session
-	onEstablished func(c *Conn)      // server: announce the session
+	onEstablished func(c *Conn)        // server: announce the session
 	onConnClosed  func(c *Conn, err error, announced bool)
 	// onConnFreed runs on the shard once an ended session left the
 	// tables: at once, or after draining.

@@ -68,10 +68,10 @@ const (
 
 func newStreamConn(c *Conn) *StreamConn {
 	return &StreamConn{
-		c:      c,
-		data:   make(chan struct{}, 1),
-		room:   make(chan struct{}, 1),
-		wlock:  make(chan struct{}, 1),
+		c:         c,
+		data:      make(chan struct{}, 1),
+		room:      make(chan struct{}, 1),
+		wlock:     make(chan struct{}, 1),
 		closed:    make(chan struct{}),
 		rd:        makeDeadline(),
 		wd:        makeDeadline(),

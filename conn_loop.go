@@ -453,8 +453,13 @@ func (c *Conn) terminate(err error, code uint16, reason string, notify bool) {
 	var local *CloseError
 	if c.closeReq && err != nil && !(errors.As(err, &local) && !local.Remote) {
 		// Closed locally, then ended otherwise (the peer's close, a
-		// timeout, Server.Close): this side asked for the end.
-		err = ErrConnClosed
+		// timeout, Server.Close): this side asked for the end, but it
+		// says so only if nothing it wrote was lost.
+		if c.lanesIdle() {
+			err = ErrConnClosed
+		} else {
+			err = &CloseError{Code: CloseAbandoned, Reason: "the session ended before everything written was acknowledged: " + err.Error()}
+		}
 	}
 	if c.err == nil {
 		c.err = err

@@ -70,7 +70,7 @@ func (c *Conn) pump(now time.Time) {
 		c.pendBytes -= taken
 		c.mu.Unlock()
 	}
-	if c.wndOpen.Swap(false) {
+	if c.wndOpen.Load() && c.wndOpen.Swap(false) { // a plain load on the hot path
 		c.takeOpenWindow()
 	}
 	resumed := c.recvResume.Swap(false) && c.state != stateHalfOpen

@@ -321,3 +321,29 @@ func TestListenerBacklogMemory(t *testing.T) {
 		wg.Wait()
 	})
 }
+
+// TestListenerShutdown: Listener.Shutdown delivers what was written to the
+// accepted streams, ends them with the server-shutdown code (an error,
+// not io.EOF), and returns once the Server has stopped.
+func TestListenerShutdown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newStreamPair(t, 54, netsim.Impairment{Delay: 10 * time.Millisecond, Loss: 0.1}, nil, nil)
+		data := testMessage(54, 300<<10)
+		_, err := p.srv.Write(data)
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		require.NoError(t, p.ln.Shutdown(ctx))
+		select {
+		case <-p.ln.stopped:
+		default:
+			t.Fatal("Shutdown returned before the Server stopped")
+		}
+		got, err := io.ReadAll(p.cli)
+		require.True(t, bytes.Equal(data, got), "got %d of %d bytes", len(got), len(data))
+		var ce *CloseError
+		require.ErrorAs(t, err, &ce)
+		require.Equal(t, CloseServerShutdown, ce.Code)
+		require.True(t, ce.Remote)
+	})
+}

@@ -217,13 +217,14 @@ func (t *sessionTable) setIfAbsent(id uint32, c *Conn) bool {
 	return true
 }
 
-// count returns how many sessions are in the table.
+// count returns how many live sessions are in the table: not those that
+// ended and only repeat their close frame (draining).
 func (t *sessionTable) count() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	n := 0
 	for _, c := range t.m {
-		if c != nil {
+		if c != nil && !isClosed(c.done) {
 			n++
 		}
 	}

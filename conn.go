@@ -16,7 +16,7 @@ type connState uint8
 const (
 	stateHalfOpen    connState = iota // server: response sent, waiting for the client's first packet
 	stateEstablished                  // carrying messages
-	stateClosing                      // Close called: flushing queued messages, then the close packet
+	stateClosing                      // Close called: flushing queued messages, then the close packet (conn_close.go)
 	stateClosed
 )
 

@@ -69,8 +69,24 @@
 // whose Accept gives net.Conns (*StreamConn), and DialConn (or DialConnOver,
 // on the caller's PacketConn) dials one. They run on the same sessions;
 // StreamConn.Write blocks under backpressure until its deadline instead of
-// returning ErrWouldBlock, and Read returns io.EOF after the peer's Close.
-// smux, yamux and net/http run over them unchanged.
+// returning ErrWouldBlock, and Read returns io.EOF after the peer's Close,
+// once everything it wrote arrived. smux, yamux and net/http run over them
+// unchanged.
+//
+// # Closing
+//
+// Conn.Close (and StreamConn.Close) returns at once. The session keeps
+// delivering what was written for as long as the peer keeps acknowledging
+// (Config.CloseLinger without progress ends it; 2 s by default, 60 s at
+// most in all), then sends an authenticated close frame. Only when every
+// message was acknowledged is the end orderly: the peer's OnClosed gets a
+// *CloseError with CloseNormal and its stream reads io.EOF. Otherwise the
+// code is CloseAbandoned, an error on both sides (Conn.Err after Conn.Done).
+// Conn.CloseWithError sends an application's code and reason. The SDK's
+// own ends carry their code too (CloseServerShutdown, CloseIdleTimeout,
+// CloseProtocolError, ...). Server.Shutdown drains every session before it
+// stops; Server.Close ends them at once. Listener.Close stops accepting and
+// leaves accepted streams alone, as TCP does.
 //
 // For a game server's loop: Conn.SetUserData keeps per-session state on
 // the session and Server.Conn finds a session by ID; Server.Broadcast (and
@@ -155,8 +171,10 @@
 //   - Path MTU discovery is not implemented; Config.KCP.MTU (default 1400)
 //     bounds every datagram, and a receiver drops transport datagrams longer
 //     than its own MTU.
-//   - The close packet is sent once and not retransmitted; if it is lost the
-//     peer ends the session at its idle timeout.
+//   - The close packet is repeated, backing off from 50 ms, until the peer
+//     confirms it, for at most 7 repetitions or 4 s; if all of them are
+//     lost the peer ends the session at its idle timeout (an error, never
+//     io.EOF).
 //
 // # Security
 //

@@ -169,7 +169,8 @@ func FuzzFrame(f *testing.F) {
 	}{
 		{framePing, make([]byte, pingSize)},
 		{framePong, make([]byte, pongSize)},
-		{frameClose, []byte{closeNormal}},
+		{frameClose, []byte{byte(CloseNormal)}},
+		{frameClose, []byte{4, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 'b', 'y', 'e'}},
 		{frameLoss, make([]byte, lossBodySize)},
 		{frameRekey, rk[:]},
 		{framePathChallenge, make([]byte, pathTokenSize)},

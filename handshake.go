@@ -75,6 +75,7 @@ const (
 	statusOK           byte = 0
 	statusServerFull   byte = 2
 	statusClientDenied byte = 3
+	statusShuttingDown byte = 4
 
 	prologueLabel = "uxp/1 Noise_NK"
 	mac1Label     = "mac1----"
@@ -538,6 +539,8 @@ func statusErr(status byte) error {
 		return ErrServerFull
 	case statusClientDenied:
 		return ErrClientRejected
+	case statusShuttingDown:
+		return ErrServerShuttingDown
 	}
 	return nil
 }

@@ -50,10 +50,13 @@ type ConnHandler interface {
 	OnNewDataComing(c *Conn, data []byte)
 
 	// OnClosed is called exactly once when the session ends, whatever the
-	// reason: local Close (err is ErrConnClosed), the peer closing
-	// (ErrPeerClosed), an idle timeout (*IdleTimeoutError), Server.Close
-	// (ErrServerClosed), or a panicking callback (*CallbackPanicError).
-	// err always unwraps to net.ErrClosed.
+	// reason: local Close (err is ErrConnClosed once everything written was
+	// acknowledged, else a *CloseError with CloseAbandoned), the peer
+	// closing (a *CloseError with Remote set, carrying the peer's code and
+	// reason, which matches ErrPeerClosed; CloseNormal only when everything
+	// the peer wrote arrived), an idle timeout (*IdleTimeoutError),
+	// Server.Close (ErrServerClosed), or a panicking callback
+	// (*CallbackPanicError). err always unwraps to net.ErrClosed.
 	OnClosed(c *Conn, err error)
 }
 

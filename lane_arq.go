@@ -244,13 +244,14 @@ func (c *Conn) laneDeliver(l *lane, force bool) {
 			return
 		}
 		if n > len(buf) {
-			c.terminate(&ProtocolError{Reason: "peer sent a message larger than MaxMessageSize"}, closeProtocol, true)
+			c.terminate(&ProtocolError{Reason: "peer sent a message larger than MaxMessageSize"}, CloseProtocolError, "message larger than MaxMessageSize", true)
 			return
 		}
 		n = l.arq.Recv(buf)
 		if n < 0 {
 			return // cannot happen after PeekSize
 		}
+		l.rcvMsgs++
 		if n == 0 {
 			// An empty message has no kind byte: malformed, and it can only
 			// come from a peer that crafted the KCP segment. Count it and go
@@ -268,7 +269,7 @@ func (c *Conn) laneDeliver(l *lane, force bool) {
 		case laneMsgDeadline:
 			dl, k1 := binary.Uvarint(buf[1:n])
 			if k1 <= 0 {
-				c.terminate(&ProtocolError{Reason: "bad lane message header"}, closeProtocol, true)
+				c.terminate(&ProtocolError{Reason: "bad lane message header"}, CloseProtocolError, "bad lane message header", true)
 				return
 			}
 			size, k2 := binary.Uvarint(buf[1+k1 : n])
@@ -285,7 +286,7 @@ func (c *Conn) laneDeliver(l *lane, force bool) {
 			}
 			payload = buf[1+k1+k2 : n]
 		default:
-			c.terminate(&ProtocolError{Reason: "bad lane message kind"}, closeProtocol, true)
+			c.terminate(&ProtocolError{Reason: "bad lane message kind"}, CloseProtocolError, "bad lane message kind", true)
 			return
 		}
 		l.ctr.msgsIn.Add(1)

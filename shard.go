@@ -230,7 +230,11 @@ func (s *shard) shutdown() {
 		s.conns[c] = struct{}{}
 	}
 	for c := range s.conns {
-		c.terminate(ErrServerClosed, closeShutdown, true)
+		c.terminate(ErrServerClosed, CloseServerShutdown, "server closed", true)
+	}
+	// No time is left to repeat the close frames: stop draining.
+	for c := range s.conns {
+		c.free()
 	}
 	for {
 		select {

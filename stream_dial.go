@@ -41,6 +41,8 @@ func (l *Listener) AcceptStream() (*StreamConn, error) {
 	}
 	select {
 	case s := <-l.backlog:
+		l.waiting.Add(-1)
+		s.accepted()
 		return s, nil
 	case <-l.closed:
 		return nil, ErrListenerClosed

@@ -177,6 +177,23 @@ type Config struct {
 	// count-based rekeying. Otherwise it must be at least 64.
 	RekeyAfterPackets int64
 
+	// CloseLinger is how long a closing session (Conn.Close, a stream's
+	// Close, Server.Shutdown) keeps delivering what was written while the
+	// peer acknowledges nothing new. As long as the peer keeps
+	// acknowledging, the session keeps delivering, like a TCP socket
+	// closed with data queued, up to a hard cap of 30 × CloseLinger after
+	// Close. When everything was acknowledged the peer gets an orderly
+	// close (its stream reads io.EOF); when the linger runs out first it
+	// gets a *CloseError with CloseAbandoned, and so does this side's
+	// Conn.Err. Zero means 2 s (so a 60 s cap). Negative means abort at
+	// once, like SO_LINGER with a zero timeout: unless everything written
+	// was already acknowledged, Close abandons it.
+	//
+	// (Zero means the default, as for every Config field, rather than
+	// SO_LINGER's "abort": a Config literal that does not mention
+	// CloseLinger must not lose data on Close.)
+	CloseLinger time.Duration
+
 	// testDropShard, set only by this package's tests, drops chosen FEC
 	// shards on the way out (after they were counted as sent).
 	testDropShard func(shard []byte) bool
@@ -277,6 +294,7 @@ func DefaultConfig() *Config {
 		SocketBufferBytes: defaultSocketBuffer,
 		RekeyAfterTime:    defaultRekeyAfterTime,
 		RekeyAfterPackets: defaultRekeyAfterPackets,
+		CloseLinger:       defaultCloseLinger,
 	}
 }
 
@@ -343,6 +361,7 @@ type settings struct {
 
 	rekeyAfterTime    time.Duration // <= 0: disabled
 	rekeyAfterPackets int64         // <= 0: disabled
+	closeLinger       time.Duration // < 0: abort at once
 	testStartCounter  uint64
 	testOnRetire      func(k *keySlot)
 	testOldHello      bool
@@ -387,6 +406,7 @@ func (c *Config) resolve() (*settings, error) {
 
 		rekeyAfterTime:    pick(c.RekeyAfterTime, defaultRekeyAfterTime),
 		rekeyAfterPackets: pick(c.RekeyAfterPackets, defaultRekeyAfterPackets),
+		closeLinger:       pick(c.CloseLinger, defaultCloseLinger),
 		testStartCounter:  c.testStartCounter,
 		testOnRetire:      c.testOnRetire,
 		testOldHello:      c.testOldHello,
@@ -524,6 +544,10 @@ func (s *settings) kcpMTUAt(mtu int) int {
 	}
 	return s.frameRoomAt(mtu)
 }
+
+// fecMaxPacket is the largest packet handed to the FEC encoder at the
+// configured MTU: an inner frame, type byte included.
+func (s *settings) fecMaxPacket() int { return s.frameRoom() + frameHeaderSize }
 
 // maxMessageLimit is the largest MaxMessageSize that fits, with its lane
 // message header, in min(255, RecvWindow-1) segments.

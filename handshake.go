@@ -98,6 +98,7 @@ const (
 	statusOK           byte = 0
 	statusServerFull   byte = 2
 	statusClientDenied byte = 3
+	statusShuttingDown byte = 4
 	statusIncompatible byte = 5 // lanes or packet size cannot be reconciled
 	statusRejected     byte = 6 // the application's decision (ConnectHandler)
 
@@ -711,6 +712,8 @@ func statusErr(status byte) error {
 		return ErrServerFull
 	case statusClientDenied:
 		return ErrClientRejected
+	case statusShuttingDown:
+		return ErrServerShuttingDown
 	}
 	return nil
 }

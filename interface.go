@@ -50,17 +50,27 @@ type ConnHandler interface {
 	OnNewDataComing(c *Conn, data []byte)
 
 	// OnClosed is called exactly once when the session ends, whatever the
-	// reason: local Close (err is ErrConnClosed), the peer closing
-	// (ErrPeerClosed), an idle timeout (*IdleTimeoutError), Server.Close
-	// (ErrServerClosed), or a panicking callback (*CallbackPanicError).
-	// err always unwraps to net.ErrClosed.
+	// reason: local Close (err is ErrConnClosed once everything written was
+	// acknowledged, else a *CloseError with CloseAbandoned), the peer
+	// closing (a *CloseError with Remote set, carrying the peer's code and
+	// reason, which matches ErrPeerClosed; CloseNormal only when everything
+	// the peer wrote arrived), an idle timeout (*IdleTimeoutError),
+	// Server.Close (ErrServerClosed), or a panicking callback
+	// (*CallbackPanicError). err always unwraps to net.ErrClosed.
 	OnClosed(c *Conn, err error)
 }
 
 // LaneHandler is an optional interface of a ConnHandler: a handler that
 // implements it receives the messages of every lane (lane 0 included)
 // through OnNewLaneDataComing, and its OnNewDataComing is not called.
-// Without it, OnNewDataComing receives the messages of every lane.
+// Without it, OnNewDataComing receives the messages of every lane, and
+// those of lanes other than 0 are counted in ConnStats.Unhandled (with a
+// warning logged once per session), since their lane is lost.
+//
+// Check at compile time that your handler implements it; a method with a
+// misspelled name compiles and is never called:
+//
+//	var _ uxp.LaneHandler = (*MyHandler)(nil)
 type LaneHandler interface {
 	// OnNewLaneDataComing is called once per message, in the order the
 	// peer wrote them on that lane, under the same rules as

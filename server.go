@@ -1,6 +1,7 @@
 package uxp
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"net"
@@ -66,6 +67,14 @@ type Server struct {
 	hsConfirmed atomic.Uint64
 	hsLatency   histogramCounters
 
+	// refusing is set by Shutdown and Listener.Close: new initiations get
+	// an authenticated refusal and half-open sessions are not admitted.
+	refusing atomic.Bool
+	// ended is signalled (capacity 1) whenever an announced session ends
+	// or a session stops draining, for Shutdown.
+	ended chan struct{}
+	lst   *Listener // set by Listen before Start; nil for a plain Server
+
 	mu      sync.Mutex
 	started bool
 	closed  bool
@@ -129,6 +138,7 @@ func NewServer(pc net.PacketConn, handler ServerHandler, cfg *Config) (*Server, 
 		hsQueue:   make(chan handshakeJob, handshakeQueueLen),
 		halfOpen:  make(map[[noiseKeySize]byte]*Conn),
 		stopped:   make(chan struct{}),
+		ended:     make(chan struct{}, 1),
 		cookies:   newCookieChecker(pub, rand.Reader),
 		sources:   make(sourceTable),
 		stamps:    newTimestampTable(maxClientKeys),
@@ -149,6 +159,12 @@ func NewServer(pc net.PacketConn, handler ServerHandler, cfg *Config) (*Server, 
 	ep.onAdmit = s.admit
 	ep.onEstablished = s.announce
 	ep.onConnClosed = s.connClosed
+	ep.onConnFreed = func(*Conn) {
+		notify(s.ended)
+		if s.lst != nil {
+			s.lst.maybeStop()
+		}
+	}
 	s.ep = ep
 	return s, nil
 }
@@ -178,10 +194,13 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// Close ends every session (each gets ErrServerClosed and a close packet),
-// stops every goroutine the Server started, closes the PacketConn, and
-// returns when all of that is done and OnClosed has run. Do not call it
-// from a handler callback: it waits for the workers those callbacks run on.
+// Close ends every session at once (each gets ErrServerClosed, and its
+// peer a close packet with CloseServerShutdown, which it reads as an
+// error, never as an orderly end), stops every goroutine the Server
+// started, closes the PacketConn, and returns when all of that is done
+// and OnClosed has run. Data not yet delivered is lost; Shutdown delivers
+// it first. Do not call it from a handler callback: it waits for the
+// workers those callbacks run on.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -200,6 +219,41 @@ func (s *Server) Close() error {
 	s.ep.stop()
 	<-s.stopped
 	return nil
+}
+
+// Shutdown ends the server gracefully. It stops taking new sessions (new
+// clients get an authenticated refusal: their Start fails with
+// ErrServerShuttingDown), closes every session with CloseServerShutdown
+// once what was written to it has been delivered (each lingers as after
+// Conn.Close, Config.CloseLinger), and returns nil when all have ended,
+// their peers have confirmed the close (or a few seconds of repeating it
+// passed), and the Server has stopped, as after Close. If ctx is done first, it ends
+// the remaining sessions at once (as Close does, with the same code) and
+// returns ctx's error. Do not call it from a handler callback.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	live := s.started && !s.closed
+	s.mu.Unlock()
+	if !live {
+		return s.Close()
+	}
+	s.refusing.Store(true)
+	for _, c := range s.live.snapshot() {
+		c.requestClose(CloseServerShutdown, "server shutdown", true)
+	}
+	// Wait for the sessions to end, and for their close frames to be
+	// confirmed (draining): Close would cut the repetitions short.
+	for s.sessions.Load() > 0 || s.ep.draining.Load() > 0 {
+		select {
+		case <-s.ended:
+		case <-s.stopped:
+			return nil // the socket failed, or Close ran
+		case <-ctx.Done():
+			s.Close()
+			return ctx.Err()
+		}
+	}
+	return s.Close()
 }
 
 func (s *Server) finish() {
@@ -252,6 +306,7 @@ func (s *Server) Stats() ServerStats {
 		HandshakeLatency:    s.hsLatency.snapshot(),
 		SessionsClosed:      s.ep.closes.snapshot(),
 		CallbackPanics:      s.ep.callbackPanics.Load(),
+		Unhandled:           s.ep.unhandled.snapshot(),
 	}
 	s.halfMu.Lock()
 	st.HalfOpen = len(s.halfOpen)
@@ -412,6 +467,8 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 	status := statusOK
 	var refusal error
 	switch {
+	case s.refusing.Load():
+		status = statusShuttingDown
 	case !s.admits(in):
 		status = statusClientDenied
 		s.hstats.refusedClientKey.Add(1)
@@ -419,6 +476,12 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		// Only established sessions fill the server: half-open ones cost
 		// an attacker nothing but a Diffie-Hellman of ours, so counting
 		// them would let it lock real clients out.
+		status = statusServerFull
+		s.hstats.refusedFull.Add(1)
+	case s.lst != nil && s.lst.backlogFull(halfOpen):
+		// The Listener's backlog (with the half-open sessions that will
+		// join it) is full: refuse now, so the client's Dial fails,
+		// rather than establish a session that would have to be closed.
 		status = statusServerFull
 		s.hstats.refusedFull.Add(1)
 	case !fecOK:
@@ -553,13 +616,19 @@ func (s *Server) sendReset(pkt []byte, from netip.AddrPort) {
 // nearlyFull reports whether established and half-open sessions together
 // reach MaxSessions.
 func (s *Server) nearlyFull() bool {
-	if s.set.maxSessions <= 0 {
+	if s.set.maxSessions <= 0 && s.lst == nil {
 		return false
 	}
 	s.halfMu.Lock()
 	n := len(s.halfOpen)
 	s.halfMu.Unlock()
-	return int(s.sessions.Load())+n >= s.set.maxSessions
+	if s.lst != nil && s.lst.backlogFull(n) {
+		// The same protection for a Listener's backlog: half-open
+		// sessions count against it, so only sources that prove their
+		// address may add more.
+		return true
+	}
+	return s.set.maxSessions > 0 && int(s.sessions.Load())+n >= s.set.maxSessions
 }
 
 // sourceFull reports whether src holds MaxSessionsPerSource sessions,
@@ -571,10 +640,12 @@ func (s *Server) sourceFull(src [16]byte) bool {
 }
 
 // admit runs on the session's shard when the client's first packet
-// authenticated, before announce. It takes one of the MaxSessions slots,
-// and fails when other half-open sessions were confirmed first and took
-// the last ones: MaxSessions is a hard bound on established sessions.
-func (s *Server) admit(c *Conn) bool {
+// authenticated, before announce. It takes one of the MaxSessions slots
+// (and a Listener's backlog slot), and refuses with a close code when
+// other half-open sessions were confirmed first and took the last ones
+// (MaxSessions is a hard bound on established sessions), or when the
+// server began to shut down.
+func (s *Server) admit(c *Conn) uint16 {
 	// The client's first packet authenticated: its handshake is complete,
 	// whether or not a slot is left. The handshake loop took the
 	// initiation handshakeTimeout before the half-open deadline newConn
@@ -582,14 +653,24 @@ func (s *Server) admit(c *Conn) bool {
 	// cheap.
 	s.hsConfirmed.Add(1)
 	s.hsLatency.observe(time.Since(c.handshakeBy.Add(-s.set.handshakeTimeout)))
+	if s.refusing.Load() {
+		return CloseServerShutdown
+	}
+	if s.lst != nil && !s.lst.reserve() {
+		s.hstats.refusedFull.Add(1)
+		return CloseServerFull
+	}
 	for max := int64(s.set.maxSessions); ; {
 		n := s.sessions.Load()
 		if max > 0 && n >= max {
 			s.hstats.refusedFull.Add(1)
-			return false
+			if s.lst != nil {
+				s.lst.waiting.Add(-1)
+			}
+			return CloseServerFull
 		}
 		if s.sessions.CompareAndSwap(n, n+1) {
-			return true
+			return CloseNormal
 		}
 	}
 }
@@ -610,6 +691,12 @@ func (s *Server) announce(c *Conn) {
 	s.halfMu.Unlock()
 	s.accepted.Add(1)
 	s.live.add(c)
+	if s.refusing.Load() {
+		// Shutdown began after admit and may have missed this session in
+		// its snapshot of live: close it here (Shutdown stores refusing
+		// before it reads live, and this reads refusing after the add).
+		c.requestClose(CloseServerShutdown, "server shutdown", true)
+	}
 	defer c.recoverCallback("OnNewConnComing")
 	s.handler.OnNewConnComing(c)
 }
@@ -626,6 +713,7 @@ func (s *Server) connClosed(c *Conn, err error, announced bool) {
 	}
 	s.sessions.Add(-1)
 	s.live.remove(c)
+	notify(s.ended)
 	defer func() {
 		if r := recover(); r != nil {
 			// The session has already ended: only log and count.

@@ -206,8 +206,11 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 	)
 	if errors.As(err, &incompatible) {
 		// The server's refusal names its values; ours say what differs.
-		err = a.set.negotiate(incompatible.mtu, incompatible.lanes, 0).err
-		if err == nil {
+		// (Assigned only when non-nil: a nil *IncompatibleError in an
+		// error would not be a nil error.)
+		if ie := a.set.negotiate(incompatible.mtu, incompatible.lanes, 0).err; ie != nil {
+			err = ie
+		} else {
 			err = &IncompatibleError{Field: "MTU", Local: a.set.mtu, Remote: incompatible.mtu}
 		}
 	}

@@ -355,6 +355,7 @@ type settings struct {
 	testEagerRekey   bool
 	lanes            []LaneConfig // at least one
 	connectData      []byte       // nil: none (the plain initiation)
+	minPacket        int          // the smallest packet size MaxMessageSize fits (negotiate.go)
 	maxSessions      int          // 0: no limit
 	admission        admissionSettings
 	identity         identitySettings
@@ -490,6 +491,7 @@ func (c *Config) resolve() (*settings, error) {
 	if limit := s.maxMessageLimit(); s.maxMessage > limit {
 		return bad("MaxMessageSize", "%d exceeds %d, the most that fits with its %d-byte lane header in min(255, KCP.RecvWindow-1) segments of %d bytes at this MTU", s.maxMessage, limit, laneHeaderMax, s.mss())
 	}
+	s.minPacket = s.computeMinMTU()
 	if s.sendQueue < s.maxMessage {
 		return bad("SendQueueBytes", "%d is smaller than MaxMessageSize %d", s.sendQueue, s.maxMessage)
 	}

@@ -197,15 +197,30 @@ func (s *Server) takeDecision(req *ConnectRequest, now time.Time) {
 	if s.pending[req.eph] != req || !now.Before(req.deadline) {
 		return // expired meanwhile
 	}
-	if req.decision.kind == decideAccept && s.set.maxSessions > 0 && int(s.sessions.Load()) >= s.set.maxSessions {
-		// The server filled up while the application thought.
-		s.hstats.refusedFull.Add(1)
-		resp, _, err := req.h.writeAnswer(0, statusServerFull, fecParams{}, nil, answerInfo{mtu: s.set.mtu, lanes: len(s.set.lanes)})
-		if err == nil {
-			req.answer = resp
-			_ = s.ep.writeTo(resp, req.remote)
+	if req.decision.kind == decideAccept {
+		// The server may have filled up, or begun to shut down, while
+		// the application thought.
+		s.halfMu.Lock()
+		halfOpen := len(s.halfOpen)
+		s.halfMu.Unlock()
+		status := statusOK
+		switch {
+		case s.refusing.Load():
+			status = statusShuttingDown
+		case s.set.maxSessions > 0 && int(s.sessions.Load()) >= s.set.maxSessions,
+			s.lst != nil && s.lst.backlogFull(halfOpen):
+			status = statusServerFull
+			s.hstats.refusedFull.Add(1)
 		}
-		return
+		if status != statusOK {
+			s.tr.handshakeRefused(req.remote, statusErr(status))
+			resp, _, err := req.h.writeAnswer(0, status, fecParams{}, nil, answerInfo{mtu: s.set.mtu, lanes: len(s.set.lanes)})
+			if err == nil {
+				req.answer = resp
+				_ = s.ep.writeTo(resp, req.remote)
+			}
+			return
+		}
 	}
 	s.applyDecision(req, req.decision, now)
 	if req.answer == nil {

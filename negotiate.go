@@ -44,7 +44,10 @@ func (s *settings) negotiate(peerMTU, peerLanes, peerMinMTU int) negotiation {
 
 // minMTU is the smallest packet size at which MaxMessageSize, with its
 // lane header, still fits in KCP's fragment limit and the receive window.
-func (s *settings) minMTU() int {
+// resolve computes it once (minPacket).
+func (s *settings) minMTU() int { return s.minPacket }
+
+func (s *settings) computeMinMTU() int {
 	m := minMTU
 	for m < s.mtu && s.maxMessage > s.maxMessageLimitAt(m) {
 		m++

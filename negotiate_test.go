@@ -40,6 +40,10 @@ func TestNegotiation(t *testing.T) {
 			// The server's own MaxMessageSize fits its MTU; the client's
 			// does not fit the server's.
 			wantErr: &IncompatibleError{Field: "MTU", Local: 1500, Remote: 600}},
+		{name: "server's message size does not fit the smaller MTU",
+			srv: Config{KCP: KCPConfig{MTU: 1500, RecvWindow: 1024}, MaxMessageSize: 200 * 1000, SendQueueBytes: 4 << 20},
+			cli: Config{KCP: KCPConfig{MTU: 600}},
+			wantErr: &IncompatibleError{Field: "MTU", Local: 600, Remote: 1500}},
 		{name: "older client announces nothing", srv: Config{Lanes: make([]LaneConfig, 2)},
 			cli: Config{Lanes: make([]LaneConfig, 2), testOldHello: true}, wantMTU: defaultMTU},
 	}
@@ -312,5 +316,30 @@ func TestDeferredDecision(t *testing.T) {
 		st := p.srv.Stats()
 		require.Equal(t, uint64(102), st.Handshake.Deferred)
 		require.Equal(t, 52, st.Sessions)
+	})
+}
+
+// TestDeferredAcceptWhenFull: a deferred acceptance that comes after the
+// server filled MaxSessions is refused with ErrServerFull, as a prompt one
+// would be.
+func TestDeferredAcceptWhenFull(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		waiting := make(chan *ConnectRequest, 1)
+		p := newDecidingPair(t, &Config{MaxSessions: 1}, func(req *ConnectRequest) ConnectDecision {
+			if string(req.ConnectData()) == "slow" {
+				waiting <- req
+				return DeferConnect()
+			}
+			return AcceptConnect(nil)
+		})
+		errc := make(chan error, 1)
+		slow := p.client(t, []byte("slow"))
+		go func() { errc <- slow.Start(context.Background()) }()
+		req := <-waiting
+		require.NoError(t, p.client(t, []byte("fast")).Start(context.Background()))
+		time.Sleep(50 * time.Millisecond)
+		require.NoError(t, req.Accept(nil))
+		require.ErrorIs(t, <-errc, ErrServerFull)
+		require.Equal(t, 1, p.srv.Stats().Sessions)
 	})
 }

@@ -41,8 +41,8 @@ func TestNegotiation(t *testing.T) {
 			// does not fit the server's.
 			wantErr: &IncompatibleError{Field: "MTU", Local: 1500, Remote: 600}},
 		{name: "server's message size does not fit the smaller MTU",
-			srv: Config{KCP: KCPConfig{MTU: 1500, RecvWindow: 1024}, MaxMessageSize: 200 * 1000, SendQueueBytes: 4 << 20},
-			cli: Config{KCP: KCPConfig{MTU: 600}},
+			srv:     Config{KCP: KCPConfig{MTU: 1500, RecvWindow: 1024}, MaxMessageSize: 200 * 1000, SendQueueBytes: 4 << 20},
+			cli:     Config{KCP: KCPConfig{MTU: 600}},
 			wantErr: &IncompatibleError{Field: "MTU", Local: 600, Remote: 1500}},
 		{name: "older client announces nothing", srv: Config{Lanes: make([]LaneConfig, 2)},
 			cli: Config{Lanes: make([]LaneConfig, 2), testOldHello: true}, wantMTU: defaultMTU},

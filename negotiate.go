@@ -63,6 +63,15 @@ func (s *settings) hello() helloParams {
 	return helloParams{mtu: s.mtu, lanes: len(s.lanes), minMTU: s.minMTU(), connectData: s.connectData}
 }
 
+// answer is what a server's response says besides the session: its own
+// packet size and lane count, and the application's code and data.
+func (s *settings) answer(code uint16, data []byte) answerInfo {
+	if s.testOldHello {
+		return answerInfo{code: code, data: data} // as a server from before negotiation
+	}
+	return answerInfo{mtu: s.mtu, lanes: len(s.lanes), code: code, data: data}
+}
+
 // MTU returns the session's largest packet size: the smaller of the two
 // sides' Config.KCP.MTU (for a peer from before negotiation, this side's
 // own). Path MTU discovery searches up to it; PathMTU is the size in use.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -44,6 +45,8 @@ func TestNegotiation(t *testing.T) {
 			srv:     Config{KCP: KCPConfig{MTU: 1500, RecvWindow: 1024}, MaxMessageSize: 200 * 1000, SendQueueBytes: 4 << 20},
 			cli:     Config{KCP: KCPConfig{MTU: 600}},
 			wantErr: &IncompatibleError{Field: "MTU", Local: 600, Remote: 1500}},
+		{name: "older server announces nothing", srv: Config{Lanes: make([]LaneConfig, 2), testOldHello: true},
+			cli: Config{Lanes: make([]LaneConfig, 2), KCP: KCPConfig{MTU: 1300}}, wantMTU: 1300},
 		{name: "older client announces nothing", srv: Config{Lanes: make([]LaneConfig, 2)},
 			cli: Config{Lanes: make([]LaneConfig, 2), testOldHello: true}, wantMTU: defaultMTU},
 	}
@@ -342,4 +345,44 @@ func TestDeferredAcceptWhenFull(t *testing.T) {
 		require.ErrorIs(t, <-errc, ErrServerFull)
 		require.Equal(t, 1, p.srv.Stats().Sessions)
 	})
+}
+
+// TestConnectDataLoopback: connect data, accept data and a rejection over
+// real UDP on 127.0.0.1, through Dial and a Dialer.
+func TestConnectDataLoopback(t *testing.T) {
+	kp := testKeys(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	h := &decidingServer{decide: func(req *ConnectRequest) ConnectDecision {
+		if len(req.ConnectData()) == 0 {
+			return RejectConnect(7, "who are you?")
+		}
+		return AcceptConnect(append([]byte("hi "), req.ConnectData()...))
+	}}
+	srv, err := NewServer(pc, h, &Config{PrivateKey: kp.Private})
+	require.NoError(t, err)
+	require.NoError(t, srv.Start())
+	t.Cleanup(func() { srv.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	cl, err := Dial(ctx, srv.Addr().String(), nil, &Config{ServerPublicKey: kp.Public, ConnectData: []byte("ann")})
+	require.NoError(t, err)
+	t.Cleanup(func() { cl.Close() })
+	require.Equal(t, []byte("hi ann"), cl.Conn().AcceptData())
+
+	var re *RejectError
+	_, err = Dial(ctx, srv.Addr().String(), nil, &Config{ServerPublicKey: kp.Public})
+	require.ErrorAs(t, err, &re)
+	require.Equal(t, &RejectError{Code: 7, Reason: "who are you?"}, re)
+
+	dpc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	d, err := NewDialer(dpc, &Config{ServerPublicKey: kp.Public, ConnectData: []byte("bot")})
+	require.NoError(t, err)
+	t.Cleanup(func() { d.Close() })
+	c, err := d.Dial(ctx, srv.Addr(), nil)
+	require.NoError(t, err)
+	require.Equal(t, []byte("hi bot"), c.AcceptData())
+	require.Equal(t, []byte("bot"), c.ConnectData())
 }

@@ -502,7 +502,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		s.tr.handshakeRefused(from, refusal)
 		// Authenticated, so the client can trust the refusal and report
 		// it; no session state is kept.
-		resp, _, err := h.writeAnswer(0, status, fecParams{}, nil, answerInfo{mtu: s.set.mtu, lanes: len(s.set.lanes)})
+		resp, _, err := h.writeAnswer(0, status, fecParams{}, nil, s.set.answer(0, nil))
 		if err == nil {
 			_ = s.ep.writeTo(resp, from)
 		}
@@ -551,7 +551,7 @@ func (s *Server) open(req *ConnectRequest, acceptData []byte, now time.Time) {
 	}
 	token := resetToken(&s.resetKey, id)
 	resp, keys, err := h.writeAnswer(id, statusOK, req.fec, &token,
-		answerInfo{mtu: s.set.mtu, lanes: len(s.set.lanes), data: acceptData})
+		s.set.answer(0, acceptData))
 	if err != nil {
 		s.ep.table.remove(id)
 		s.ep.drops.authFailed.Add(1)

@@ -348,7 +348,8 @@ func TestDeferredAcceptWhenFull(t *testing.T) {
 }
 
 // TestConnectDataLoopback: connect data, accept data and a rejection over
-// real UDP on 127.0.0.1, through Dial and a Dialer.
+// real UDP on 127.0.0.1, through Dial and a Dialer; path MTU discovery
+// confirms the full packet size there.
 func TestConnectDataLoopback(t *testing.T) {
 	kp := testKeys(t)
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -370,6 +371,8 @@ func TestConnectDataLoopback(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { cl.Close() })
 	require.Equal(t, []byte("hi ann"), cl.Conn().AcceptData())
+	// Loopback carries any size: path MTU discovery reaches the maximum.
+	require.Eventually(t, func() bool { return cl.Conn().PathMTU() == defaultMTU }, 5*time.Second, 10*time.Millisecond)
 
 	var re *RejectError
 	_, err = Dial(ctx, srv.Addr().String(), nil, &Config{ServerPublicKey: kp.Public})

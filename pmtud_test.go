@@ -83,40 +83,58 @@ func TestPathMTUDiscovery(t *testing.T) {
 // TestPathMTUShrink: a session that settled at 1400 keeps delivering when
 // the path shrinks to 1280 mid-transfer: it detects the black hole,
 // falls back, searches again and settles at 1280; segments built for 1400
-// travel fragmented meanwhile. Every message arrives once and in order.
+// travel fragmented meanwhile. Every message arrives once and in order,
+// on lane 0 and on another lane, with and without FEC.
 func TestPathMTUShrink(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		p := newSimPair(t, 41, nil, nil, false)
-		limitPath(p, 0)
-		rec := &mtuRecorder{recordConn: newRecordConn()}
-		p.cli, _ = NewClient(p.cliPC, p.srvPC.LocalAddr(), rec, p.cliCfg)
-		t.Cleanup(func() { p.cli.Close() })
-		require.NoError(t, p.cli.Start(context.Background()))
-		c := p.cli.Conn()
-		time.Sleep(5 * time.Second)
-		require.Equal(t, defaultMTU, c.PathMTU())
+	for _, tt := range []struct {
+		name string
+		cfg  Config
+		lane int
+	}{
+		{name: "plain"},
+		{name: "fec", cfg: Config{FEC: FECConfig{DataShards: 4, ParityShards: 2}}},
+		{name: "lane 1", cfg: Config{Lanes: make([]LaneConfig, 2)}, lane: 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := newSimPair(t, 41, &tt.cfg, &tt.cfg, false)
+				limitPath(p, 0)
+				lrec := serverRecorder(p)
+				rec := &mtuRecorder{recordConn: newRecordConn()}
+				p.cli, _ = NewClient(p.cliPC, p.srvPC.LocalAddr(), rec, p.cliCfg)
+				t.Cleanup(func() { p.cli.Close() })
+				require.NoError(t, p.cli.Start(context.Background()))
+				c := p.cli.Conn()
+				time.Sleep(5 * time.Second)
+				require.Equal(t, defaultMTU, c.PathMTU())
 
-		const n = 40
-		var want [][]byte
-		for i := range n {
-			msg := bytes.Repeat([]byte{byte(i)}, 5000)
-			want = append(want, msg)
-			_, err := c.Write(msg)
-			require.NoError(t, err)
-			if i == 5 {
-				limitPath(p, 1280) // shrinks with segments of 1400 in flight
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		time.Sleep(20 * time.Second)
-		_, msgs, _ := p.srvH.handler(0).snapshot()
-		require.Equal(t, want, msgs)
-		require.Equal(t, 1280, c.PathMTU())
-		seen := rec.seen()
-		require.Contains(t, seen, pmtuBase, "fell back to the base")
-		require.Equal(t, 1280, seen[len(seen)-1])
-		require.Nil(t, c.Err(), "the session lives on")
-		require.NotZero(t, c.fragsSent.Load(), "segments built for 1400 went fragmented")
-		t.Logf("path MTU changes %v, %d frames fragmented, %d retransmissions", seen, c.fragsSent.Load(), c.Stats().Retransmissions)
-	})
+				const n = 40
+				var want [][]byte
+				for i := range n {
+					msg := bytes.Repeat([]byte{byte(i)}, 5000)
+					want = append(want, msg)
+					_, err := c.WriteLane(tt.lane, msg)
+					require.NoError(t, err)
+					if i == 5 {
+						limitPath(p, 1280) // shrinks with segments of 1400 in flight
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				time.Sleep(20 * time.Second)
+				msgs, _ := lrec.snapshot()
+				var got [][]byte
+				for _, e := range onLane(msgs, tt.lane) {
+					got = append(got, e.data)
+				}
+				require.Equal(t, want, got)
+				require.Equal(t, 1280, c.PathMTU())
+				seen := rec.seen()
+				require.Contains(t, seen, pmtuBase, "fell back to the base")
+				require.Equal(t, 1280, seen[len(seen)-1])
+				require.Nil(t, c.Err(), "the session lives on")
+				require.NotZero(t, c.fragsSent.Load(), "segments built for 1400 went fragmented")
+				t.Logf("path MTU changes %v, %d frames fragmented, %d retransmissions", seen, c.fragsSent.Load(), c.Stats().Retransmissions)
+			})
+		})
+	}
 }

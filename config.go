@@ -117,9 +117,9 @@ type Config struct {
 	// (lanes.go). Lane i is Lanes[i]; lane 0 is the one Write uses. A loss
 	// on one lane never holds back delivery on another. Nil or empty means
 	// one lane with the zero LaneConfig. At most 32 lanes. Both sides must
-	// declare the same number of lanes: frames for a lane the receiver does
-	// not have are dropped as malformed. Priorities and deadlines are the
-	// sender's own and need not match.
+	// declare the same number of lanes: the handshake compares them and a
+	// difference fails the client's Start with an *IncompatibleError.
+	// Priorities and deadlines are the sender's own and need not match.
 	Lanes []LaneConfig
 
 	// Logger receives the SDK's log records. Nil means no logging.
@@ -245,7 +245,9 @@ type KCPConfig struct {
 	RecvWindow int
 
 	// MTU is the largest UDP payload uxp sends, headers, tag and KCP header
-	// included. Zero means 1400. It must be between 576 and 1500.
+	// included. Zero means 1400. It must be between 576 and 1500. A session
+	// uses at most the smaller of its two sides' MTU (Conn.MTU), and path
+	// MTU discovery starts it at 1200 bytes (Conn.PathMTU).
 	MTU int
 }
 

@@ -35,14 +35,18 @@ const (
 	pmtuCheckEvery    = time.Second      // how often retransmissions are looked at
 	pmtuConfirmEvery  = 30 * time.Second // confirm the size anyway this often
 	pmtuRaiseAfter    = 10 * time.Minute // [PMTU_RAISE_TIMER]
-	pmtuProbeIDSize   = 4
-	pmtuAckBodySize   = pmtuProbeIDSize + 2
-	frameMTUProbe     = 13 // body: probe id u32 | zero padding to the probe size
-	frameMTUAck       = 14 // body: probe id u32 | size of the probe datagram u16
-	frameFragment     = 15 // body: id u16 | offset u16 | total u16 | bytes of an inner frame
-	fragmentHdrSize   = 6
-	pmtuMinFragment   = 64     // bounds the fragments of one frame (a peer sends ≥ 1100-byte ones)
-	maxFragmentedSize = maxMTU // an inner frame is one packet of an older, larger size
+	pmtuMinFragment   = 64               // bounds the fragments of one frame (a peer sends ≥ 1100-byte ones)
+	maxFragmentedSize = maxMTU           // an inner frame is one packet of an older, larger size
+)
+
+/* Specification constants (docs/protocol.md, section 5.7) */
+const (
+	frameMTUProbe   byte = 13 // body: probe id u32 | zero padding to the probe size
+	frameMTUAck     byte = 14 // body: probe id u32 | size of the probe datagram u16
+	frameFragment   byte = 15 // body: id u16 | offset u16 | total u16 | bytes of an inner frame
+	pmtuProbeIDSize      = 4
+	pmtuAckBodySize      = pmtuProbeIDSize + 2
+	fragmentHdrSize      = 6
 )
 
 // pmtuState is one session's search, owned by its shard.

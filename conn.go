@@ -141,12 +141,11 @@ type Conn struct {
 
 	// Path MTU discovery (pmtud.go), owned by the shard; pathMTU is its
 	// current size, published for PathMTU and MaxDatagramSize.
-	pmtu         pmtuState
-	pathMTU      atomic.Int32
-	probeScratch []byte
-	fragID       uint16
-	frag         *fragState
-	fragsSent    atomic.Uint64 // inner frames sent fragmented (tests)
+	pmtu      pmtuState
+	pathMTU   atomic.Int32
+	fragID    uint16
+	frag      *fragState
+	fragsSent atomic.Uint64 // inner frames sent fragmented (tests)
 
 	ready chan struct{} // client: closed after OnReady returned
 

@@ -68,10 +68,11 @@ func (c *Conn) pmtuTick(now time.Time) {
 // sendProbe sends a probe datagram of exactly size bytes.
 func (c *Conn) sendProbe(size int, id uint32) {
 	n := size - transportOverhead
-	if cap(c.probeScratch) < n {
-		c.probeScratch = make([]byte, maxMTU)
+	s := c.shard
+	if s.probeBuf == nil {
+		s.probeBuf = make([]byte, maxMTU)
 	}
-	b := c.probeScratch[:n]
+	b := s.probeBuf[:n]
 	clear(b)
 	binary.LittleEndian.PutUint32(b, id)
 	c.sendFrame(frameMTUProbe, b)

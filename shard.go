@@ -28,15 +28,16 @@ type shard struct {
 	readySpare []*Conn
 
 	// Owned by the loop goroutine.
-	conns   map[*Conn]struct{} // every live session of the shard
-	timers  connHeap
-	timer   *time.Timer
-	timerAt time.Time
-	touched []*Conn      // sessions that took input in the current batch
-	now     time.Time    // when the current event began
-	out     sendBatch    // datagrams sealed in this event, sent when it ends
-	bs      *batchSender // nil without batched sends (off Linux, other PacketConns)
-	recvBuf []byte       // one reassembled message at a time
+	probeBuf []byte             // path MTU probe bodies (pmtud_conn.go), made at the first probe
+	conns    map[*Conn]struct{} // every live session of the shard
+	timers   connHeap
+	timer    *time.Timer
+	timerAt  time.Time
+	touched  []*Conn      // sessions that took input in the current batch
+	now      time.Time    // when the current event began
+	out      sendBatch    // datagrams sealed in this event, sent when it ends
+	bs       *batchSender // nil without batched sends (off Linux, other PacketConns)
+	recvBuf  []byte       // one reassembled message at a time
 	// segScratch holds a lane frame's segments when laneInput must change
 	// some before KCP sees them (lane_bounds.go).
 	segScratch []byte

@@ -107,16 +107,19 @@ const (
 // Not implemented (documented limitations): the ACK-aggregation extra
 // cwnd, idle restart, and the draft's special handling of RTO recovery.
 type BBRController struct {
-	cfg     Config
-	mss     int
-	s       sampler
-	rtt     rttStats
-	rng     *rand.Rand
-	state   bbrState
-	phase   bbrPhase
-	pacing  Bandwidth
-	cwnd    int
-	priorCw int // cwnd saved on entering ProbeRTT
+	cfg    Config
+	mss    int
+	s      sampler
+	rtt    rttStats
+	rng    *rand.Rand
+	state  bbrState
+	phase  bbrPhase
+	pacing Bandwidth
+	// pacingFromRTT is set once the initial pacing rate has been re-based
+	// on the first smoothed RTT.
+	pacingFromRTT bool
+	cwnd          int
+	priorCw       int // cwnd saved on entering ProbeRTT
 
 	pacingGain, cwndGain float64
 
@@ -141,6 +144,7 @@ type BBRController struct {
 	fullBwCount int
 
 	// ProbeRTT.
+	probeRTTExpired   bool      // probe_rtt_min_delay was older than bbrProbeRTTInterval at this ACK
 	probeRTTDone      time.Time // zero until inflight has dropped to the ProbeRTT cwnd
 	probeRTTRoundDone bool
 
@@ -369,7 +373,8 @@ func (b *BBRController) updateMinRTT(now time.Time, rtt time.Duration) {
 	if rtt <= 0 {
 		return
 	}
-	expired := now.Sub(b.probeMinStamp) > bbrProbeRTTInterval
+	expired := !b.probeMinStamp.IsZero() && now.Sub(b.probeMinStamp) > bbrProbeRTTInterval
+	b.probeRTTExpired = expired
 	if b.probeMin == 0 || rtt < b.probeMin || expired {
 		b.probeMin = rtt
 		b.probeMinStamp = now

@@ -87,7 +87,7 @@ func (b *BBRController) advanceProbeBW(inflight int, roundStart bool, rs rateSam
 // refreshed for bbrProbeRTTInterval, and leaves it after 200 ms and a
 // round at the reduced window.
 func (b *BBRController) checkProbeRTT(now time.Time, inflight int, roundStart bool) {
-	if b.state != bbrProbeRTT && b.probeMin > 0 && now.Sub(b.probeMinStamp) > bbrProbeRTTInterval {
+	if b.state != bbrProbeRTT && b.probeRTTExpired {
 		b.priorCw = b.cwnd
 		b.state = bbrProbeRTT
 		b.pacingGain = 1
@@ -133,6 +133,12 @@ func (b *BBRController) probeRTTCwnd() int {
 // setPacing is the draft's BBRSetPacingRate: in Startup the rate only
 // grows, so an early low sample does not slow the ramp.
 func (b *BBRController) setPacing() {
+	if !b.pacingFromRTT && b.rtt.smoothed > 0 {
+		// The draft initialises the rate from SRTT when one exists;
+		// ours arrives with the first ACK (or the handshake's RTT).
+		b.pacingFromRTT = true
+		b.pacing = b.initialPacing()
+	}
 	bw := b.bw()
 	if bw == 0 || b.minRTT == 0 {
 		b.pacing = b.initialPacing()

@@ -68,7 +68,9 @@ type AckEvent struct {
 	Lost []PacketState
 	// RTT is the sender's RTT sample for this acknowledgement, ack delay
 	// already subtracted; zero means the controller takes now minus the
-	// send time of the newest acknowledged packet.
+	// send time of the newest acknowledged packet. An AckEvent with only
+	// RTT set feeds an RTT measured elsewhere, such as the handshake's
+	// round trip, before any data was sent.
 	RTT time.Duration
 	// Inflight is the number of bytes still in flight after Acked and Lost
 	// were removed.

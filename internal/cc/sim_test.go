@@ -340,6 +340,7 @@ type simScenario struct {
 	loss     float64
 	flows    []simFlowSpec
 	duration time.Duration
+	seed     uint64 // added to each flow's Config.Seed and the loss generator's
 }
 
 type simFlowSpec struct {
@@ -368,13 +369,13 @@ func runSimTrace(tb testing.TB, sc simScenario, trace func(now time.Time, f *sim
 			Rate: sc.rate, QueueDelay: sc.queue, Delay: sc.oneWay, Schedule: sc.schedule,
 		}, simStart),
 		loss:     sc.loss,
-		rng:      rand.New(rand.NewPCG(1, 2)),
+		rng:      rand.New(rand.NewPCG(1+sc.seed, 2)),
 		ackDelay: sc.oneWay,
 	}
 	var r simResult
 	r.link = link
 	for i, spec := range sc.flows {
-		c, err := New(spec.alg, Config{MSS: simMSS, Seed: uint64(i + 1)})
+		c, err := New(spec.alg, Config{MSS: simMSS, Seed: sc.seed + uint64(i+1)})
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -36,7 +36,20 @@ func (b Bandwidth) TimeFor(n int) time.Duration {
 	if b <= 0 || math.IsInf(float64(b), 1) {
 		return 0
 	}
-	return time.Duration(math.Ceil(float64(n) / float64(b) * float64(time.Second)))
+	return durationOf(float64(n) / float64(b))
+}
+
+// maxWait bounds every computed wait, so that an absurdly low rate cannot
+// overflow time.Duration (which would turn into a negative wait, "send
+// now").
+const maxWait = time.Hour
+
+// durationOf converts seconds to a Duration, rounded up, at most maxWait.
+func durationOf(sec float64) time.Duration {
+	if !(sec < maxWait.Seconds()) {
+		return maxWait
+	}
+	return time.Duration(math.Ceil(sec * float64(time.Second)))
 }
 
 // PacketState is what a [Controller] remembers about one sent packet. The

@@ -104,7 +104,7 @@ func (p *Pacer) TimeUntilSend(now time.Time, size int) time.Duration {
 	if p.tokens >= need {
 		return 0
 	}
-	return time.Duration(math.Ceil((need - p.tokens) / float64(p.rate) * float64(time.Second)))
+	return durationOf((need - p.tokens) / float64(p.rate))
 }
 
 // NextSendTime returns the earliest time a packet of size bytes may leave:

@@ -148,3 +148,25 @@ func TestBottleneckConn(t *testing.T) {
 		require.ErrorIs(t, err, net.ErrClosed)
 	})
 }
+
+// TestBottleneckConnSchedule steps the rate from 96 to 48 kbit/s 50 ms in
+// under synctest: the 12-byte test packets, sent 4 ms apart, arrive 1 ms
+// after they are sent before the step and 2 ms after it.
+func TestBottleneckConnSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newTestNetwork(t, 1, 0)
+		a := listen(t, n, "10.0.0.1:1")
+		b := listen(t, n, "10.0.0.2:1")
+		bc := NewBottleneckConn(a, BottleneckConfig{Rate: 96_000, Schedule: []RateStep{{At: 50 * time.Millisecond, Rate: 48_000}}})
+		got := sendAndCollect(t, bc, b, 25, 4*time.Millisecond)
+		require.Len(t, got, 25)
+		for _, r := range got {
+			want := time.Millisecond
+			if r.sent.Sub(got[0].sent) >= 50*time.Millisecond {
+				want = 2 * time.Millisecond
+			}
+			require.Equal(t, want, r.at.Sub(r.sent), "packet %d", r.seq)
+		}
+		require.Zero(t, bc.Stats().Dropped)
+	})
+}

@@ -38,12 +38,13 @@ func TestConfigValidate(t *testing.T) {
 				}
 				return
 			}
-			require.Error(t, err)
+			require.ErrorIs(t, err, ErrInvalidConfig)
 			_, err = New(BBR, tt.cfg)
-			require.Error(t, err)
+			require.ErrorIs(t, err, ErrInvalidConfig)
 		})
 	}
 	_, err := New("vegas", Config{})
+	require.ErrorIs(t, err, ErrUnknownAlgorithm)
 	require.ErrorContains(t, err, "vegas")
 }
 

@@ -62,9 +62,10 @@ type Config struct {
 	Seed uint64
 }
 
-// Validate reports whether c is usable.
+// Validate reports whether c is usable. The error wraps
+// [ErrInvalidConfig].
 func (c Config) Validate() error {
-	bad := func(field string, v any) error { return fmt.Errorf("cc: invalid Config.%s = %v", field, v) }
+	bad := func(field string, v any) error { return fmt.Errorf("%w: %s = %v", ErrInvalidConfig, field, v) }
 	switch {
 	case c.MSS < 0:
 		return bad("MSS", c.MSS)
@@ -102,8 +103,8 @@ func (c *Config) clamp(b Bandwidth) Bandwidth {
 	return max(b, c.MinBandwidth)
 }
 
-// New returns a controller of algorithm a, or an error if a is unknown or
-// cfg is invalid.
+// New returns a controller of algorithm a, or an error wrapping
+// [ErrUnknownAlgorithm] or [ErrInvalidConfig].
 func New(a Algorithm, cfg Config) (Controller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -116,6 +117,6 @@ func New(a Algorithm, cfg Config) (Controller, error) {
 	case None:
 		return NewNone(cfg), nil
 	default:
-		return nil, fmt.Errorf("cc: unknown algorithm %q", string(a))
+		return nil, fmt.Errorf("%w %q", ErrUnknownAlgorithm, string(a))
 	}
 }

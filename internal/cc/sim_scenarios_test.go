@@ -184,3 +184,21 @@ func TestSimBandwidthBounds(t *testing.T) {
 		require.GreaterOrEqual(t, st.Bandwidth, floor)
 	})
 }
+
+// TestSimVersusCubic shares the bottleneck with a Cubic flow (the stand-in
+// for a TCP bulk transfer) for 60 s: BBR's share over [10 s, 60 s] must be
+// between 25 % and 75 %, issue 14's bottleneck-vs-tcp target. Cubic keeps
+// the queue full, so BBR neither starves nor takes the link.
+func TestSimVersusCubic(t *testing.T) {
+	const dur = 60 * time.Second
+	for _, start := range []time.Duration{0, time.Second} {
+		t.Run("cubic starts at "+start.String(), func(t *testing.T) {
+			r := runSim(t, simScenario{rate: simRate, oneWay: simOneWay, queue: simQueue, duration: dur,
+				flows: []simFlowSpec{{alg: BBR}, {alg: Cubic, start: start}}})
+			a := r.flows[0].goodputBetween(10*time.Second, dur)
+			b := r.flows[1].goodputBetween(10*time.Second, dur)
+			t.Logf("BBR share %.3f\n%s", a/(a+b), r)
+			require.InDelta(t, 0.5, a/(a+b), 0.25)
+		})
+	}
+}

@@ -11,7 +11,7 @@ const (
 	// KeySize is the size in bytes of a session key.
 	KeySize = 32
 
-	// TagSize is the size in bytes of the Poly1305 tag that every suite
+	// TagSize is the size in bytes of the tag (Poly1305 or GHASH) that every suite
 	// appends to the ciphertext. It is also every suite's [AEAD.Overhead].
 	TagSize = 16
 )
@@ -52,6 +52,8 @@ func NewAEAD(s Suite, key *[KeySize]byte) (AEAD, error) {
 		return newChaCha(key)
 	case Salsa20Poly1305:
 		return newSalsa(key), nil
+	case AES256GCM:
+		return newAESGCM(key)
 	default:
 		return nil, fmt.Errorf("%w: %v", errUnknownSuite, s)
 	}

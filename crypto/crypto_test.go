@@ -2,10 +2,13 @@ package crypto
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -17,7 +20,7 @@ import (
 )
 
 var (
-	suites = []Suite{ChaCha20Poly1305, Salsa20Poly1305}
+	suites = []Suite{ChaCha20Poly1305, Salsa20Poly1305, AES256GCM}
 	sizes  = []int{0, 1, 15, 16, 17, 63, 64, 65, 1400, 4000}
 )
 
@@ -60,7 +63,8 @@ func TestSuite(t *testing.T) {
 		{"chacha", ChaCha20Poly1305, "chacha20-poly1305", true},
 		{"salsa", Salsa20Poly1305, "salsa20-poly1305", true},
 		{"zero", 0, "suite(0)", false},
-		{"three", 3, "suite(3)", false},
+		{"aes", AES256GCM, "aes-256-gcm", true},
+		{"four", 4, "suite(4)", false},
 		{"max", 255, "suite(255)", false},
 	}
 	for _, tt := range tests {
@@ -189,13 +193,17 @@ func TestTamperRejected(t *testing.T) {
 }
 
 func TestOtherSuiteRejected(t *testing.T) {
-	c := newTestAEAD(t, ChaCha20Poly1305, testKey(1))
-	s := newTestAEAD(t, Salsa20Poly1305, testKey(1))
 	pt := testBytes(100, 1)
-	_, err := s.Open(nil, 1, c.Seal(nil, 1, pt, testHeader), testHeader)
-	require.ErrorIs(t, err, ErrOpen)
-	_, err = c.Open(nil, 1, s.Seal(nil, 1, pt, testHeader), testHeader)
-	require.ErrorIs(t, err, ErrOpen)
+	for _, from := range suites {
+		for _, to := range suites {
+			if from == to {
+				continue
+			}
+			sealed := newTestAEAD(t, from, testKey(1)).Seal(nil, 1, pt, testHeader)
+			_, err := newTestAEAD(t, to, testKey(1)).Open(nil, 1, sealed, testHeader)
+			require.ErrorIs(t, err, ErrOpen, "%v packet opened as %v", from, to)
+		}
+	}
 }
 
 func TestTruncationRejected(t *testing.T) {
@@ -402,4 +410,39 @@ func TestZero(t *testing.T) {
 	Zero(b)
 	require.Equal(t, make([]byte, 100), b)
 	Zero(nil) // no panic
+}
+
+// TestAESGCMKnownAnswer checks the AES256GCM suite against the standard
+// library's AES-256-GCM with the nonce built by hand, so the nonce layout
+// (four zero bytes, then the little-endian counter) is pinned.
+func TestAESGCMKnownAnswer(t *testing.T) {
+	key := testKey(7)
+	a := newTestAEAD(t, AES256GCM, key)
+	block, err := aes.NewCipher(key[:])
+	require.NoError(t, err)
+	ref, err := cipher.NewGCM(block)
+	require.NoError(t, err)
+	for _, counter := range []uint64{0, 1, 0x0102030405060708, ^uint64(0)} {
+		nonce := make([]byte, 12)
+		binary.LittleEndian.PutUint64(nonce[4:], counter)
+		pt := testBytes(100, 9)
+		require.Equal(t, ref.Seal(nil, nonce, pt, testHeader), a.Seal(nil, counter, pt, testHeader))
+	}
+	// NIST-style fixed vector: all-zero key, counter 0, empty plaintext and
+	// ad. The tag is AES-256-GCM's well-known empty-message tag.
+	var zero [KeySize]byte
+	z := newTestAEAD(t, AES256GCM, &zero)
+	require.Equal(t, "530f8afbc74536b9a963b4f1c4cb738b", hex.EncodeToString(z.Seal(nil, 0, nil, nil)))
+}
+
+// TestHasAESHardware only checks that the probe is consistent with the
+// architecture; which answer is right depends on the machine.
+func TestHasAESHardware(t *testing.T) {
+	got := HasAESHardware()
+	t.Logf("HasAESHardware() = %v on %s", got, runtime.GOARCH)
+	switch runtime.GOARCH {
+	case "amd64", "386", "arm64", "s390x":
+	default:
+		require.False(t, got, "no AES feature bits are probed on %s", runtime.GOARCH)
+	}
 }

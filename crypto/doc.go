@@ -67,21 +67,30 @@
 // (crypto/subtle.ConstantTimeCompare) and only then decrypts. The one-time
 // key is wiped with [Zero] after use.
 //
-// Both suites produce the same wire layout for the sealed part of a packet:
+// AES256GCM (3) is AES-256-GCM from the standard library (crypto/aes,
+// crypto/cipher) with the same 96-bit nonce layout as ChaCha20Poly1305. It
+// is the fastest suite on CPUs with AES instructions ([HasAESHardware]); in
+// software it is slower than ChaCha20Poly1305 and the standard library's
+// generic code is not guaranteed constant-time, so it should be selected only
+// when both ends have AES hardware. (Negotiating it in the handshake is not
+// wired up yet.)
+//
+// All suites produce the same wire layout for the sealed part of a packet:
 //
 //	|---------- ciphertext (len(plaintext)) ----------|--- tag (16) ---|
 //
 // # Concurrency
 //
-// Both AEADs hold only their key after construction and are safe for
+// All AEADs hold only their key after construction and are safe for
 // concurrent use by multiple goroutines. In uxp each AEAD is nonetheless
 // owned by the worker shard that owns its session. The caller must still
 // never seal two packets with the same counter, whichever goroutine does it.
 //
 // # Limitations
 //
-// A single packet can carry at most 256 GiB (ChaCha20-Poly1305's limit);
-// Seal panics above that, which no datagram can reach. Rekeying before the
+// A single packet can carry at most 256 GiB with ChaCha20-Poly1305 and about
+// 64 GiB with AES-256-GCM; Seal panics above that, which no datagram can
+// reach. Rekeying before the
 // counter wraps is the caller's job (see internal/replay.RejectAfter).
 //
 // # Security

@@ -12,6 +12,13 @@
 //     testing/synctest bubbles, so delays cost no real time and tests are
 //     deterministic.
 //
+// A bottleneck model, [Bottleneck], adds what [Impairment] lacks: a link
+// rate in bits/s (optionally following a [RateStep] schedule), a FIFO queue
+// with a byte or time limit and tail drop, and a propagation delay. It is
+// pure (it takes now), so simulations can drive it directly, and
+// [BottleneckConn] wraps it around any net.PacketConn for tests under
+// synctest.
+//
 // # Usage
 //
 // In a test, build the network inside the synctest bubble:
@@ -51,7 +58,8 @@
 //
 //   - Only outgoing packets of a [Conn] are impaired; wrap both ends for a
 //     two-way impaired link.
-//   - There is no bandwidth or queueing-delay model, no MTU other than
+//   - Bandwidth and queueing exist only through [Bottleneck]; there is no
+//     AQM (only tail drop), no MTU other than
 //     [MaxDatagram], no ICMP errors, and no wildcard (0.0.0.0) binding: an
 //     endpoint receives only datagrams addressed to its exact IP and port.
 //   - Changing an impairment affects later packets only; packets already in

@@ -1,0 +1,121 @@
+package wire
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// FuzzTransportHeader: ParseTransportHeader never panics, accepts only
+// what PutTransportHeader can produce, and round-trips.
+func FuzzTransportHeader(f *testing.F) {
+	for _, phase := range []uint8{0, 1} {
+		b := make([]byte, MinTransportSize+8)
+		PutTransportHeader(b, 0xdeadbeef, 1<<40+5, phase)
+		f.Add(b)
+	}
+	f.Add([]byte{MsgTransport, 2, 0, 0})
+	f.Add(make([]byte, MinTransportSize))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, ok := ParseTransportHeader(b)
+		if !ok {
+			return
+		}
+		require.GreaterOrEqual(t, len(b), MinTransportSize)
+		re := make([]byte, TransportHeaderSize)
+		PutTransportHeader(re, h.Receiver(), h.Counter(), h.KeyPhase())
+		require.Equal(t, b[:TransportHeaderSize], re, "decode(encode(x)) != x")
+	})
+}
+
+// FuzzRekeyFrame: the rekey body decoder never panics and round-trips.
+func FuzzRekeyFrame(f *testing.F) {
+	for _, kind := range []byte{RekeyInit, RekeyAck} {
+		var b [RekeySize]byte
+		PutRekey(b[:], Rekey{Kind: kind, Epoch: 1, Pub: [32]byte{9}})
+		f.Add(b[:])
+	}
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fr, ok := ParseRekey(b)
+		if !ok {
+			return
+		}
+		re := make([]byte, RekeySize)
+		PutRekey(re, fr)
+		require.Equal(t, b, re)
+	})
+}
+
+// FuzzSegments: walking a frame body with NextSegment never panics, cuts
+// it into segments that exactly tile what it accepted, and SegmentSize
+// agrees with it.
+func FuzzSegments(f *testing.F) {
+	seg := make([]byte, SegmentHeaderSize+2)
+	Segment(seg).SetLen(2)
+	f.Add(append(seg, seg...))
+	f.Add(seg[:10])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		used := 0
+		for p := b; len(p) > 0; {
+			s, rest, ok := NextSegment(p)
+			if !ok {
+				require.Equal(t, len(p), SegmentSize(p), "a bad segment runs to the end")
+				break
+			}
+			require.Equal(t, SegmentHeaderSize+int(s.Len()), len(s))
+			require.Equal(t, len(s), SegmentSize(p))
+			used += len(s)
+			p = rest
+		}
+		require.LessOrEqual(t, used, len(b))
+	})
+}
+
+// FuzzFrameBodies: every body decoder never panics, and each accepted body
+// re-encodes to the same bytes.
+func FuzzFrameBodies(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(make([]byte, PingSize))
+	f.Add(AppendCloseCount(AppendCloseHeader(nil, 1, 1), 3))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if p, ok := ParsePing(b); ok {
+			re := make([]byte, PingSize)
+			PutPing(re, p)
+			require.Equal(t, b, re)
+		}
+		if p, ok := ParsePong(b); ok {
+			re := make([]byte, PongSize)
+			PutPong(re, p)
+			require.Equal(t, b, re)
+		}
+		if l, ok := ParseLoss(b); ok {
+			re := make([]byte, LossSize)
+			PutLoss(re, l)
+			require.Equal(t, b, re)
+		}
+		if a, ok := ParseMTUAck(b); ok {
+			re := make([]byte, MTUAckSize)
+			PutMTUAck(re, a)
+			require.Equal(t, b, re)
+		}
+		if c, ok := ParseClose(b, 32, 256); ok && c.Counts != nil {
+			re := AppendCloseHeader(nil, c.Code, c.Lanes())
+			for i := range c.Lanes() {
+				re = AppendCloseCount(re, c.Count(i))
+			}
+			require.Equal(t, b, append(re, c.Reason...))
+		}
+		if ch, seq, msg, ok := ParseLatest(b); ok {
+			re := make([]byte, LatestSize)
+			PutLatest(re, ch, seq)
+			require.Equal(t, b, append(re, msg...))
+		}
+		if fr, data, ok := ParseFragment(b, 1<<16-1); ok {
+			require.LessOrEqual(t, int(fr.Offset)+len(data), int(fr.Total))
+			re := make([]byte, FragmentHeaderSize)
+			PutFragment(re, fr)
+			require.Equal(t, b, append(re, data...))
+		}
+	})
+}

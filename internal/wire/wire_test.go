@@ -1,0 +1,201 @@
+package wire
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestTransportHeader(t *testing.T) {
+	b := make([]byte, MinTransportSize)
+	PutTransportHeader(b, 0xdeadbeef, 1<<40+5, 0)
+	h, ok := ParseTransportHeader(b)
+	require.True(t, ok)
+	require.Equal(t, uint32(0xdeadbeef), h.Receiver())
+	require.Equal(t, uint64(1<<40+5), h.Counter())
+	for n := range MinTransportSize {
+		_, ok := ParseTransportHeader(b[:n])
+		require.False(t, ok)
+	}
+	require.Equal(t, uint8(0), h.KeyPhase())
+	PutTransportHeader(b, 0xdeadbeef, 7, 1)
+	h, ok = ParseTransportHeader(b)
+	require.True(t, ok)
+	require.Equal(t, uint8(1), h.KeyPhase())
+	// Every reserved bit: bits 1..7 of the flags byte, and bytes 2 and 3.
+	for i := 1; i < 4; i++ {
+		for bit := range 8 {
+			if i == 1 && bit == 0 {
+				continue // the key phase
+			}
+			bad := append([]byte(nil), b...)
+			bad[i] |= 1 << bit
+			_, ok := ParseTransportHeader(bad)
+			require.False(t, ok, "reserved byte %d bit %d", i, bit)
+		}
+	}
+}
+
+// TestFrameRegistry pins every frame type's number: they are the wire.
+func TestFrameRegistry(t *testing.T) {
+	want := map[string]byte{
+		"kcp": 1, "ping": 2, "pong": 3, "close": 4, "fec": 5, "loss": 6, "rekey": 7,
+		"path-challenge": 8, "path-response": 9, "lane": 10, "datagram": 11, "latest": 12,
+		"mtu-probe": 13, "mtu-ack": 14, "fragment": 15,
+	}
+	for name, v := range want {
+		require.Equal(t, name, FrameName(v))
+		require.True(t, KnownFrame(v))
+	}
+	for _, v := range []byte{0, 16, 255} {
+		require.False(t, KnownFrame(v))
+		require.Equal(t, "unknown", FrameName(v))
+	}
+	require.Equal(t, []byte{1, 2, 3, 4, 5}, []byte{MsgInitiation, MsgResponse, MsgCookieReply, MsgTransport, MsgReset})
+}
+
+// TestSegmentView checks each accessor against kcp-go's header layout,
+// written out by hand.
+func TestSegmentView(t *testing.T) {
+	b := []byte{
+		0x01, 0x02, 0x03, 0x04, // conv
+		CmdPush, 7, // cmd, frg
+		0x10, 0x20, // wnd
+		0x11, 0x12, 0x13, 0x14, // ts
+		0x21, 0x22, 0x23, 0x24, // sn
+		0x31, 0x32, 0x33, 0x34, // una
+		3, 0, 0, 0, // len
+		'a', 'b', 'c', 'd', // data, and one byte of the next segment
+	}
+	s, rest, ok := NextSegment(b)
+	require.True(t, ok)
+	require.Equal(t, []byte("d"), rest)
+	require.Equal(t, uint32(0x04030201), s.Conv())
+	require.Equal(t, CmdPush, s.Cmd())
+	require.Equal(t, byte(7), s.Frg())
+	require.Equal(t, uint16(0x2010), s.Wnd())
+	require.Equal(t, uint32(0x14131211), s.Ts())
+	require.Equal(t, uint32(0x24232221), s.Sn())
+	require.Equal(t, uint32(0x34333231), s.Una())
+	require.Equal(t, uint32(3), s.Len())
+	require.Equal(t, []byte("abc"), s.Data())
+	require.Equal(t, SegmentHeaderSize+3, SegmentSize(b))
+
+	var h [SegmentHeaderSize]byte
+	re := Segment(h[:])
+	re.SetConv(s.Conv())
+	re.SetCmd(s.Cmd())
+	re.SetFrg(s.Frg())
+	re.SetWnd(s.Wnd())
+	re.SetTs(s.Ts())
+	re.SetSn(s.Sn())
+	re.SetUna(s.Una())
+	re.SetLen(s.Len())
+	require.Equal(t, b[:SegmentHeaderSize], h[:])
+
+	_, _, ok = NextSegment(b[:SegmentHeaderSize+2]) // data cut short
+	require.False(t, ok)
+	_, _, ok = NextSegment(b[:SegmentHeaderSize-1])
+	require.False(t, ok)
+	require.Equal(t, SegmentHeaderSize+2, SegmentSize(b[:SegmentHeaderSize+2]))
+	require.Equal(t, 5, SegmentSize(b[:5]))
+}
+
+// TestFixedBodiesExactLength: every fixed-size body decodes from exactly
+// its size, round-trips, and is refused one byte short or long.
+func TestFixedBodiesExactLength(t *testing.T) {
+	type codec struct {
+		size  int
+		put   func([]byte)
+		parse func([]byte) bool
+	}
+	for name, c := range map[string]codec{
+		"ping": {PingSize, func(b []byte) { PutPing(b, Ping{1, 2, 3}) },
+			func(b []byte) bool { p, ok := ParsePing(b); return ok && p == Ping{1, 2, 3} }},
+		"pong": {PongSize, func(b []byte) { PutPong(b, Pong{4, 5}) },
+			func(b []byte) bool { p, ok := ParsePong(b); return ok && p == Pong{4, 5} }},
+		"loss": {LossSize, func(b []byte) { PutLoss(b, Loss{6, 7}) },
+			func(b []byte) bool { l, ok := ParseLoss(b); return ok && l == Loss{6, 7} }},
+		"rekey": {RekeySize, func(b []byte) { PutRekey(b, Rekey{RekeyAck, 8, [32]byte{9}}) },
+			func(b []byte) bool { r, ok := ParseRekey(b); return ok && r == Rekey{RekeyAck, 8, [32]byte{9}} }},
+		"mtu-ack": {MTUAckSize, func(b []byte) { PutMTUAck(b, MTUAck{10, 1400}) },
+			func(b []byte) bool { a, ok := ParseMTUAck(b); return ok && a == MTUAck{10, 1400} }},
+	} {
+		b := make([]byte, c.size+1)
+		c.put(b[:c.size])
+		require.True(t, c.parse(b[:c.size]), name)
+		require.False(t, c.parse(b[:c.size-1]), name+" short")
+		require.False(t, c.parse(b), name+" long")
+	}
+	var r [RekeySize]byte
+	r[0] = RekeyAck + 1
+	_, ok := ParseRekey(r[:])
+	require.False(t, ok, "unknown rekey kind")
+}
+
+func TestCloseBody(t *testing.T) {
+	b := AppendCloseHeader(nil, 0x1234, 2)
+	b = AppendCloseCount(b, 5)
+	b = AppendCloseCount(b, 6)
+	b = append(b, "bye"...)
+	c, ok := ParseClose(b, 32, 256)
+	require.True(t, ok)
+	require.Equal(t, uint16(0x1234), c.Code)
+	require.Equal(t, 2, c.Lanes())
+	require.Equal(t, []uint32{5, 6}, []uint32{c.Count(0), c.Count(1)})
+	require.Equal(t, "bye", c.Reason)
+
+	c, ok = ParseClose([]byte{9}, 32, 256)
+	require.True(t, ok, "legacy layout")
+	require.Equal(t, Close{Code: 9}, c)
+
+	for name, bad := range map[string][]byte{
+		"empty":        {},
+		"two bytes":    {1, 2},
+		"no lanes":     AppendCloseHeader(nil, 1, 0),
+		"counts short": AppendCloseCount(AppendCloseHeader(nil, 1, 2), 1),
+		"many lanes":   AppendCloseCount(AppendCloseHeader(nil, 1, 1), 1),
+	} {
+		maxLanes := 32
+		if name == "many lanes" {
+			maxLanes = 0
+		}
+		_, ok := ParseClose(bad, maxLanes, 256)
+		require.False(t, ok, name)
+	}
+	_, ok = ParseClose(append(AppendCloseCount(AppendCloseHeader(nil, 1, 1), 1), "toolong"...), 32, 6)
+	require.False(t, ok, "reason too long")
+}
+
+func TestVariableBodies(t *testing.T) {
+	var h [LatestSize]byte
+	PutLatest(h[:], 3, 0x01020304)
+	ch, seq, msg, ok := ParseLatest(append(h[:], 'x'))
+	require.True(t, ok)
+	require.Equal(t, uint8(3), ch)
+	require.Equal(t, uint32(0x01020304), seq)
+	require.Equal(t, []byte("x"), msg)
+	_, _, _, ok = ParseLatest(h[:])
+	require.False(t, ok, "empty message")
+
+	var p [MTUProbeIDSize + 3]byte
+	PutMTUProbe(p[:], 77)
+	id, ok := ParseMTUProbe(p[:])
+	require.True(t, ok)
+	require.Equal(t, uint32(77), id)
+	_, ok = ParseMTUProbe(p[:MTUProbeIDSize-1])
+	require.False(t, ok)
+
+	var fh [FragmentHeaderSize]byte
+	PutFragment(fh[:], Fragment{ID: 1, Offset: 2, Total: 4})
+	f, data, ok := ParseFragment(append(fh[:], 'a', 'b'), 100)
+	require.True(t, ok)
+	require.Equal(t, Fragment{1, 2, 4}, f)
+	require.Equal(t, []byte("ab"), data)
+	_, _, ok = ParseFragment(append(fh[:], 'a', 'b', 'c'), 100)
+	require.False(t, ok, "past the total")
+	_, _, ok = ParseFragment(append(fh[:], 'a'), 3)
+	require.False(t, ok, "total above the bound")
+	_, _, ok = ParseFragment(fh[:], 100)
+	require.False(t, ok, "no data")
+}

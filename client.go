@@ -1,6 +1,8 @@
 package uxp
 
 import (
+	"github.com/uxp-go/uxp/internal/wire"
+
 	"context"
 	"fmt"
 	"net"
@@ -154,7 +156,7 @@ func (c *Client) Start(ctx context.Context) error {
 // handleControl runs on the read loop for cookie replies and stateless
 // resets. It owns bp.
 func (c *Client) handleControl(bp *packetBuf, n int, from netip.AddrPort) {
-	if bp[0] == msgReset {
+	if bp[0] == wire.MsgReset {
 		c.ep.takeReset(bp, n, from, &c.hstats)
 		return
 	}

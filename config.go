@@ -1,6 +1,8 @@
 package uxp
 
 import (
+	"github.com/uxp-go/uxp/internal/wire"
+
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -520,7 +522,7 @@ func (s *settings) mss() int { return s.mssAt(s.mtu) }
 // mssAt, frameRoomAt and kcpMTUAt are mss, frameRoom and kcpMTU for a
 // session whose packet size is mtu (the smaller of the two sides', see
 // negotiate.go).
-func (s *settings) mssAt(mtu int) int { return s.kcpMTUAt(mtu) - kcpOverhead }
+func (s *settings) mssAt(mtu int) int { return s.kcpMTUAt(mtu) - wire.SegmentHeaderSize }
 
 // frameRoom is the most frame body one datagram carries: what remains
 // after the transport header, the frame type byte and the AEAD tag, and,
@@ -531,9 +533,9 @@ func (s *settings) mssAt(mtu int) int { return s.kcpMTUAt(mtu) - kcpOverhead }
 func (s *settings) frameRoom() int { return s.frameRoomAt(s.mtu) }
 
 func (s *settings) frameRoomAt(mtu int) int {
-	m := mtu - transportOverhead
+	m := mtu - wire.TransportOverhead
 	if s.fec.data > 0 {
-		m -= fec.HeaderSize + fecParityExtra + frameHeaderSize
+		m -= fec.HeaderSize + fecParityExtra + wire.FrameHeaderSize
 	}
 	return m
 }
@@ -551,7 +553,7 @@ func (s *settings) kcpMTUAt(mtu int) int {
 
 // fecMaxPacket is the largest packet handed to the FEC encoder at the
 // configured MTU: an inner frame, type byte included.
-func (s *settings) fecMaxPacket() int { return s.frameRoom() + frameHeaderSize }
+func (s *settings) fecMaxPacket() int { return s.frameRoom() + wire.FrameHeaderSize }
 
 // maxMessageLimit is the largest MaxMessageSize that fits, with its lane
 // message header, in min(255, RecvWindow-1) segments.

@@ -1,6 +1,8 @@
 package uxp
 
 import (
+	"github.com/uxp-go/uxp/internal/wire"
+
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -21,7 +23,7 @@ import (
 //     or the hard cap), the close frame says CloseAbandoned, the peer
 //     gets that as an error, and this side's Err reports it too.
 //
-// The close frame body (frameClose), little-endian:
+// The close frame body (wire.FrameClose), little-endian:
 //
 //	 0        2        3                            3+4n
 //	+--------+--------+----------------------------+--------------------+
@@ -31,11 +33,7 @@ import (
 // A body of exactly one byte is the earlier layout: a u8 code, no counts
 // and no reason. It is still accepted (its counts cannot be checked).
 
-/* Specification constants */
-const (
-	closeHeaderSize = 3 // code and lane count
-	closeLegacySize = 1 // the earlier layout: u8 code only
-)
+// The codec is wire.Close.
 
 /* Implementation constants */
 const (
@@ -71,20 +69,20 @@ type closeFrame struct {
 
 // parseCloseFrame checks a close frame body's lengths exactly.
 func parseCloseFrame(body []byte) (closeFrame, bool) {
-	if len(body) == closeLegacySize {
+	if len(body) == wire.CloseLegacySize {
 		return closeFrame{code: uint16(body[0])}, true
 	}
-	if len(body) < closeHeaderSize {
+	if len(body) < wire.CloseHeaderSize {
 		return closeFrame{}, false
 	}
 	n := int(body[2])
-	end := closeHeaderSize + 4*n
+	end := wire.CloseHeaderSize + 4*n
 	if n == 0 || n > maxLanes || len(body) < end || len(body)-end > MaxCloseReason {
 		return closeFrame{}, false
 	}
 	return closeFrame{
 		code:   binary.LittleEndian.Uint16(body),
-		counts: body[closeHeaderSize:end],
+		counts: body[wire.CloseHeaderSize:end],
 		reason: string(body[end:]),
 	}, true
 }
@@ -247,7 +245,7 @@ func (c *Conn) takeClose(body []byte) {
 	}
 	// Confirm, so that the peer stops draining (it sends its close again
 	// until this arrives).
-	c.sendFrame(frameClose, c.appendCloseFrame(nil, f.code, ""))
+	c.sendFrame(wire.FrameClose, c.appendCloseFrame(nil, f.code, ""))
 	err := &CloseError{Code: f.code, Reason: f.reason, Remote: true}
 	if f.code == CloseNormal && f.counts != nil && !c.tookAll(f.counts) {
 		// The peer claims an orderly end, but messages it sent never
@@ -335,7 +333,7 @@ func (c *Conn) drainTimer(now time.Time) {
 	}
 	c.drainTries++
 	c.drainSent = now
-	c.sendFrame(frameClose, c.closeBody)
+	c.sendFrame(wire.FrameClose, c.closeBody)
 	c.drainNext = now.Add(max(drainFirst, 2*c.hb.srtt) << c.drainTries)
 	c.deadline = earlierNonZero(c.drainNext, c.drainUntil)
 	c.shard.schedule(c)
@@ -345,7 +343,7 @@ func (c *Conn) drainTimer(now time.Time) {
 // (or a stateless reset) confirms; anything else from the peer means it
 // has not heard the close yet, so it goes again.
 func (c *Conn) drainInput(b []byte, now time.Time) {
-	if b[0] == msgReset {
+	if b[0] == wire.MsgReset {
 		c.free()
 		return
 	}
@@ -353,14 +351,14 @@ func (c *Conn) drainInput(b []byte, now time.Time) {
 	if !ok {
 		return
 	}
-	if len(pt) >= frameHeaderSize && pt[0] == frameClose {
+	if len(pt) >= wire.FrameHeaderSize && pt[0] == wire.FrameClose {
 		c.free()
 		return
 	}
 	if now.Sub(c.drainSent) >= drainFirst/5 {
 		// At most one repetition per 10 ms, however fast the peer sends.
 		c.drainSent = now
-		c.sendFrame(frameClose, c.closeBody)
+		c.sendFrame(wire.FrameClose, c.closeBody)
 	}
 }
 

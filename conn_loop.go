@@ -1,6 +1,8 @@
 package uxp
 
 import (
+	"github.com/uxp-go/uxp/internal/wire"
+
 	"encoding/binary"
 	"errors"
 	"net/netip"
@@ -126,7 +128,7 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 		c.drop(dropUnknownSession)
 		return
 	}
-	if b[0] == msgReset {
+	if b[0] == wire.MsgReset {
 		// The read loop checked its token (Client.handleControl).
 		c.terminate(ErrStatelessReset, CloseNormal, "", false)
 		return
@@ -155,47 +157,47 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 			return
 		}
 	}
-	if len(pt) < frameHeaderSize {
+	if len(pt) < wire.FrameHeaderSize {
 		c.drop(dropMalformed)
 		return
 	}
-	body := pt[frameHeaderSize:]
+	body := pt[wire.FrameHeaderSize:]
 	switch pt[0] {
-	case frameKCP:
+	case wire.FrameKCP:
 		c.laneInput(c.lanes[0], body, kcp.IKCP_PACKET_REGULAR)
-	case frameLane:
+	case wire.FrameLane:
 		c.laneFrameInput(body, kcp.IKCP_PACKET_REGULAR)
-	case frameDatagram, frameLatest:
+	case wire.FrameDatagram, wire.FrameLatest:
 		c.datagramInput(pt[0], body)
-	case frameFEC:
+	case wire.FrameFEC:
 		c.fecInput(body, now)
-	case frameLoss:
-		if len(body) != lossBodySize {
+	case wire.FrameLoss:
+		if len(body) != wire.LossSize {
 			c.drop(dropMalformed)
 			return
 		}
 		c.takeLossReport(body)
-	case framePing:
-		if len(body) != pingSize {
+	case wire.FramePing:
+		if len(body) != wire.PingSize {
 			c.drop(dropMalformed)
 			return
 		}
 		c.answerPing(body, now)
-	case framePong:
-		if len(body) != pongSize {
+	case wire.FramePong:
+		if len(body) != wire.PongSize {
 			c.drop(dropMalformed)
 			return
 		}
 		c.takePong(body, now)
-	case frameClose:
+	case wire.FrameClose:
 		c.takeClose(body)
-	case frameRekey:
+	case wire.FrameRekey:
 		c.takeRekey(body, now)
-	case framePathChallenge:
+	case wire.FramePathChallenge:
 		c.answerChallenge(body, from)
-	case framePathResponse:
+	case wire.FramePathResponse:
 		c.takePathResponse(body, from)
-	case frameMTUProbe, frameMTUAck, frameFragment:
+	case wire.FrameMTUProbe, wire.FrameMTUAck, wire.FrameFragment:
 		c.pmtuInput(pt[0], body, now)
 	default:
 		c.drop(dropMalformed)
@@ -206,7 +208,7 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 // a drop when it fails. It returns the plaintext frame and the key
 // generation that opened it.
 func (c *Conn) open(b []byte) ([]byte, *keySlot, bool) {
-	h := transportHeader(b[:transportHeaderSize])
+	h := transportHeader(b[:wire.TransportHeaderSize])
 	ctr := h.counter()
 	// Cheap check first: a replayed packet costs no decryption.
 	if !c.replay.Check(ctr) {
@@ -219,7 +221,7 @@ func (c *Conn) open(b []byte) ([]byte, *keySlot, bool) {
 		c.drop(dropAuthFailed)
 		return nil, nil, false
 	}
-	pt, err := key.recv.Open(b[transportHeaderSize:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
+	pt, err := key.recv.Open(b[wire.TransportHeaderSize:wire.TransportHeaderSize], ctr, b[wire.TransportHeaderSize:], b[:wire.TransportHeaderSize])
 	if err != nil {
 		c.drop(dropAuthFailed)
 		return nil, nil, false
@@ -239,15 +241,13 @@ func (c *Conn) open(b []byte) ([]byte, *keySlot, bool) {
 //
 //	ping: client time (u64 ns) | last server time (u64 ns) | held for (u64 ns)
 //	pong: client time echoed (u64 ns) | server time (u64 ns)
-const (
-	pingSize = 24
-	pongSize = 16
-)
+//
+// The codecs are wire.Ping and wire.Pong.
 
 func (c *Conn) clock(now time.Time) uint64 { return uint64(now.Sub(c.ep.epoch)) }
 
 func (c *Conn) sendPing(now time.Time) {
-	var b [pingSize]byte
+	var b [wire.PingSize]byte
 	ts := c.clock(now)
 	binary.LittleEndian.PutUint64(b[0:], ts)
 	if !c.lastPong.IsZero() {
@@ -255,7 +255,7 @@ func (c *Conn) sendPing(now time.Time) {
 		binary.LittleEndian.PutUint64(b[16:], uint64(now.Sub(c.lastPong)))
 	}
 	c.hb.echoes.sent(ts)
-	c.sendFrame(framePing, b[:])
+	c.sendFrame(wire.FramePing, b[:])
 }
 
 // answerPing answers a ping and takes the server's RTT sample from it.
@@ -274,11 +274,11 @@ func (c *Conn) answerPing(body []byte, now time.Time) {
 		c.drop(dropMalformed)
 		return
 	}
-	var b [pongSize]byte
+	var b [wire.PongSize]byte
 	copy(b[0:8], body[0:8])
 	binary.LittleEndian.PutUint64(b[8:], clock)
 	c.hb.echoes.sent(clock)
-	c.sendFrame(framePong, b[:])
+	c.sendFrame(wire.FramePong, b[:])
 	c.peerTS, c.peerAt = peer, now // deadline.go
 	// Server-side RTT: now - when we sent that pong - how long the client
 	// sat on it; in [0, clock-sent] by the checks above.
@@ -338,15 +338,15 @@ func (c *Conn) sendFrameTo(kind byte, hdr, body []byte, to netip.AddrPort) int {
 	key, phase := c.sealKey()
 	// Seal in place in the shard's send batch (sendbatch.go); the
 	// datagram leaves when the current event ends.
-	b := s.sendRoom()[:transportHeaderSize]
+	b := s.sendRoom()[:wire.TransportHeaderSize]
 	putTransportHeader(b, c.id, ctr, phase)
 	b = append(b, kind)
 	b = append(b, hdr...)
 	b = append(b, body...)
-	pkt := key.send.Seal(b[:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
+	pkt := key.send.Seal(b[:wire.TransportHeaderSize], ctr, b[wire.TransportHeaderSize:], b[:wire.TransportHeaderSize])
 	s.commitSend(len(pkt), to, c)
 	c.hb.sent(s.now)
-	if kind == frameClose {
+	if kind == wire.FrameClose {
 		// The endpoint may close its socket right after this (a client
 		// whose only session ended): send now.
 		s.flushSends()
@@ -440,7 +440,7 @@ func (c *Conn) establish(now time.Time) {
 			// The server filled up, or began to shut down, while this
 			// session was half-open. Tell the client (it sees a
 			// *CloseError with the code) and end the session unannounced.
-			c.sendFrame(frameClose, c.appendCloseFrame(nil, code, ""))
+			c.sendFrame(wire.FrameClose, c.appendCloseFrame(nil, code, ""))
 			err := ErrServerFull
 			if code == CloseServerShutdown {
 				err = ErrServerShuttingDown
@@ -475,7 +475,7 @@ func (c *Conn) terminate(err error, code uint16, reason string, notify bool) {
 	drain := false
 	if notify && announced {
 		body := c.appendCloseFrame(nil, code, reason)
-		if c.sendFrameTo(frameClose, nil, body, c.remoteAP) > 0 {
+		if c.sendFrameTo(wire.FrameClose, nil, body, c.remoteAP) > 0 {
 			c.closeBody, drain = body, true
 		}
 	}

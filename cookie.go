@@ -1,6 +1,8 @@
 package uxp
 
 import (
+	"github.com/uxp-go/uxp/internal/wire"
+
 	"crypto/subtle"
 	"encoding/binary"
 	"io"
@@ -35,8 +37,6 @@ import (
 
 /* Specification constants */
 const (
-	msgCookieReply byte = 3
-
 	cookieReplySize  = 64
 	cookieNonceSize  = chacha20poly1305.NonceSizeX
 	cookieLabel      = "cookie--"
@@ -97,7 +97,7 @@ func (cc *cookieChecker) reply(pkt []byte, addr netip.AddrPort, now time.Time) (
 	if err != nil {
 		return r, err
 	}
-	r[0] = msgCookieReply
+	r[0] = wire.MsgCookieReply
 	copy(r[4:8], pkt[4:8])
 	nonce := r[8 : 8+cookieNonceSize]
 	if _, err := io.ReadFull(cc.rng, nonce); err != nil {
@@ -116,7 +116,7 @@ func (cc *cookieChecker) reply(pkt []byte, addr netip.AddrPort, now time.Time) (
 // encKey is BLAKE2s-256("cookie--" || server public key).
 func openCookieReply(b []byte, init []byte, encKey *[32]byte) ([macSize]byte, error) {
 	var c [macSize]byte
-	if len(b) != cookieReplySize || b[0] != msgCookieReply || b[1]|b[2]|b[3] != 0 {
+	if len(b) != cookieReplySize || b[0] != wire.MsgCookieReply || b[1]|b[2]|b[3] != 0 {
 		return c, errHandshakeMalformed
 	}
 	if subtle.ConstantTimeCompare(b[4:8], init[4:8]) != 1 {

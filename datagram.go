@@ -1,6 +1,8 @@
 package uxp
 
 import (
+	"github.com/uxp-go/uxp/internal/wire"
+
 	"encoding/binary"
 	"sync/atomic"
 )
@@ -18,14 +20,6 @@ import (
 // (serial arithmetic on u32) than the newest one delivered on its channel;
 // an older one is dropped and counted as superseded. Each side numbers its
 // own channels from 0.
-
-/* Specification constants */
-const (
-	frameDatagram byte = 11
-	frameLatest   byte = 12
-
-	latestHeaderSize = 5
-)
 
 // DatagramHandler is an optional interface of a ConnHandler: a handler
 // that implements it receives the peer's datagrams. Without it datagrams
@@ -80,12 +74,12 @@ type latestState struct {
 // inner frame type 1). With the default MTU of 1400 that is 1362 bytes
 // (1349 with FEC) once path MTU discovery confirmed the path carries
 // 1400-byte packets, and 1162 (1149) before. Safe from any goroutine.
-func (c *Conn) MaxDatagramSize() int { return c.ep.set.frameRoomAt(c.PathMTU()) - latestHeaderSize }
+func (c *Conn) MaxDatagramSize() int { return c.ep.set.frameRoomAt(c.PathMTU()) - wire.LatestSize }
 
 // maxDatagram is the largest datagram any session of this configuration
 // can take: at the configured MTU. A session's own limit
 // (Conn.MaxDatagramSize) follows its negotiated and discovered packet size.
-func (s *settings) maxDatagram() int { return s.frameRoom() - latestHeaderSize }
+func (s *settings) maxDatagram() int { return s.frameRoom() - wire.LatestSize }
 
 // WriteDatagram queues msg as one unreliable datagram: it is sent once, at
 // the next turn of the session's worker, ahead of the lanes' reliable
@@ -114,26 +108,26 @@ func (c *Conn) sendDatagram(kind byte, channel int, msg []byte) {
 		if c.latest == nil {
 			c.latest = new(latestState)
 		}
-		var h [latestHeaderSize]byte
+		var h [wire.LatestSize]byte
 		h[0] = byte(channel)
 		binary.LittleEndian.PutUint32(h[1:], c.latest.sendSeq[channel])
 		c.latest.sendSeq[channel]++
-		c.emitFrame(frameLatest, h[:], msg, true)
+		c.emitFrame(wire.FrameLatest, h[:], msg, true)
 	} else {
-		c.emitFrame(frameDatagram, nil, msg, true)
+		c.emitFrame(wire.FrameDatagram, nil, msg, true)
 	}
 	c.dgrams.sent.Add(1)
 }
 
 // datagramInput handles an authenticated datagram frame.
 func (c *Conn) datagramInput(kind byte, body []byte) {
-	if kind == frameLatest {
-		if len(body) < latestHeaderSize {
+	if kind == wire.FrameLatest {
+		if len(body) < wire.LatestSize {
 			c.drop(dropMalformed)
 			return
 		}
 		ch, seq := body[0], binary.LittleEndian.Uint32(body[1:])
-		body = body[latestHeaderSize:]
+		body = body[wire.LatestSize:]
 		if len(body) == 0 {
 			c.drop(dropMalformed)
 			return

@@ -1,6 +1,8 @@
 package uxp
 
 import (
+	"github.com/uxp-go/uxp/internal/wire"
+
 	"encoding/binary"
 	"slices"
 	"time"
@@ -124,13 +126,13 @@ func (c *Conn) sendSkipMarkers(l *lane, m *laneSent) {
 	b := c.skipScratch[:0]
 	ts := kcpNow()
 	for sn := m.firstSN; int32(sn-m.lastSN) <= 0; sn++ {
-		if len(b)+kcpOverhead+1 > mtu {
+		if len(b)+wire.SegmentHeaderSize+1 > mtu {
 			for range skipMarkerCopies {
 				c.laneOutput(l, b, true)
 			}
 			b = b[:0]
 		}
-		var h [kcpOverhead]byte
+		var h [wire.SegmentHeaderSize]byte
 		binary.LittleEndian.PutUint32(h[0:], c.id)
 		h[4] = kcp.IKCP_CMD_PUSH
 		h[5] = byte(m.lastSN - sn) // frg
@@ -176,10 +178,10 @@ func skipSegment(seg []byte, first bool) []byte {
 	n := 0
 	if first {
 		n = 1
-		seg[kcpOverhead] = laneMsgSkip
+		seg[wire.SegmentHeaderSize] = laneMsgSkip
 	}
 	binary.LittleEndian.PutUint32(seg[20:24], uint32(n))
-	return seg[:kcpOverhead+n]
+	return seg[:wire.SegmentHeaderSize+n]
 }
 
 // recomputeExpiry finds the lane's earliest expiry not yet lapsed.

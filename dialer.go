@@ -1,6 +1,8 @@
 package uxp
 
 import (
+	"github.com/uxp-go/uxp/internal/wire"
+
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -172,7 +174,7 @@ func (d *Dialer) handleResponse(b []byte, from netip.AddrPort) {
 // handleControl runs on the read loop for cookie replies and stateless
 // resets. It owns bp.
 func (d *Dialer) handleControl(bp *packetBuf, n int, from netip.AddrPort) {
-	if bp[0] == msgReset {
+	if bp[0] == wire.MsgReset {
 		d.ep.takeReset(bp, n, from, &d.hstats)
 		return
 	}

@@ -1,6 +1,8 @@
 package uxp
 
 import (
+	"github.com/uxp-go/uxp/internal/wire"
+
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -312,13 +314,13 @@ func (ep *endpoint) readFailed(err error) (bool, error) {
 }
 
 func (ep *endpoint) dispatch(bp *packetBuf, n int, from netip.AddrPort) {
-	if n < 1 || n > ep.set.mtu && bp[0] == msgTransport {
+	if n < 1 || n > ep.set.mtu && bp[0] == wire.MsgTransport {
 		ep.drops.malformed.Add(1)
 		putPacketBuf(bp)
 		return
 	}
 	switch bp[0] {
-	case msgTransport:
+	case wire.MsgTransport:
 		h, ok := parseTransportHeader(bp[:n])
 		if !ok {
 			ep.drops.malformed.Add(1)
@@ -334,19 +336,19 @@ func (ep *endpoint) dispatch(bp *packetBuf, n int, from netip.AddrPort) {
 		}
 		ep.stage(c, bp, n, from) // handed to the shard after this read
 		return
-	case msgInitiation:
+	case wire.MsgInitiation:
 		if ep.onInitiation != nil {
 			ep.onInitiation(bp, n, from)
 			return
 		}
 		ep.drops.malformed.Add(1)
-	case msgCookieReply, msgReset:
+	case wire.MsgCookieReply, wire.MsgReset:
 		if ep.onControl != nil {
 			ep.onControl(bp, n, from)
 			return
 		}
 		ep.drops.malformed.Add(1)
-	case msgResponse:
+	case wire.MsgResponse:
 		if ep.onResponse != nil {
 			ep.onResponse(bp[:n], from)
 			break

@@ -1,6 +1,8 @@
 package uxp
 
 import (
+	"github.com/uxp-go/uxp/internal/wire"
+
 	"encoding/binary"
 	"math"
 	"time"
@@ -20,11 +22,6 @@ import (
 
 /* Specification constants */
 const (
-	frameFEC  byte = 5 // body: one fec shard (fec/doc.go)
-	frameLoss byte = 6 // body: loss u16 (1/10000) | packets expected u32
-
-	lossBodySize = 6
-
 	// fecParityExtra is how much longer a parity shard is than the group's
 	// largest data shard (the coded 2-byte length; fec/doc.go).
 	fecParityExtra = 2
@@ -124,7 +121,7 @@ func (c *Conn) initFEC(p fecParams, now time.Time) error {
 	if !p.on() {
 		return nil
 	}
-	max := c.ep.set.frameRoomAt(c.mtu) + frameHeaderSize
+	max := c.ep.set.frameRoomAt(c.mtu) + wire.FrameHeaderSize
 	enc, err := fec.NewEncoder(p.data, p.parity, max)
 	if err != nil {
 		return err
@@ -175,7 +172,7 @@ func (c *Conn) emitShard(shard []byte) {
 	if h := c.ep.set.testDropShard; h != nil && h(shard) {
 		return
 	}
-	c.sendFrame(frameFEC, shard)
+	c.sendFrame(wire.FrameFEC, shard)
 }
 
 // fecInput hands one authenticated shard to the decoder; packets it yields
@@ -203,17 +200,17 @@ func (c *Conn) fecDeliver(pkt []byte, recovered bool) {
 	if recovered {
 		typ = kcp.IKCP_PACKET_FEC
 	}
-	if len(pkt) < frameHeaderSize {
+	if len(pkt) < wire.FrameHeaderSize {
 		c.drop(dropMalformed)
 		return
 	}
-	body := pkt[frameHeaderSize:]
+	body := pkt[wire.FrameHeaderSize:]
 	switch pkt[0] {
-	case frameKCP:
+	case wire.FrameKCP:
 		c.laneInput(c.lanes[0], body, typ)
-	case frameLane:
+	case wire.FrameLane:
 		c.laneFrameInput(body, typ)
-	case frameDatagram, frameLatest:
+	case wire.FrameDatagram, wire.FrameLatest:
 		c.datagramInput(pkt[0], body)
 	default:
 		c.drop(dropMalformed)
@@ -302,10 +299,10 @@ func (c *Conn) measureLoss() {
 	}
 	c.lossIn.Store(int64(loss * 10000))
 	if f.params.adaptive {
-		var b [lossBodySize]byte
+		var b [wire.LossSize]byte
 		binary.LittleEndian.PutUint16(b[0:], uint16(loss*10000))
 		binary.LittleEndian.PutUint32(b[2:], uint32(expected))
-		c.sendFrame(frameLoss, b[:])
+		c.sendFrame(wire.FrameLoss, b[:])
 	}
 }
 

@@ -19,47 +19,6 @@ import (
 	"github.com/uxp-go/uxp/internal/netsim"
 )
 
-// FuzzTransportHeader: parseTransportHeader never panics, accepts only
-// what putTransportHeader can produce, and round-trips.
-func FuzzTransportHeader(f *testing.F) {
-	for _, phase := range []uint8{0, 1} {
-		b := make([]byte, minTransportSize+8)
-		putTransportHeader(b, 0xdeadbeef, 1<<40+5, phase)
-		f.Add(b)
-	}
-	f.Add([]byte{msgTransport, 2, 0, 0})
-	f.Add(make([]byte, minTransportSize))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		h, ok := parseTransportHeader(b)
-		if !ok {
-			return
-		}
-		require.GreaterOrEqual(t, len(b), minTransportSize)
-		re := make([]byte, transportHeaderSize)
-		putTransportHeader(re, h.receiver(), h.counter(), h.keyPhase())
-		require.Equal(t, b[:transportHeaderSize], re, "decode(encode(x)) != x")
-	})
-}
-
-// FuzzRekeyFrame: the rekey body decoder never panics and round-trips.
-func FuzzRekeyFrame(f *testing.F) {
-	for _, kind := range []byte{rekeyInit, rekeyAck} {
-		var b [rekeyBodySize]byte
-		putRekeyFrame(b[:], rekeyFrame{kind: kind, epoch: 1, pub: [32]byte{9}})
-		f.Add(b[:])
-	}
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		fr, ok := parseRekeyFrame(b)
-		if !ok {
-			return
-		}
-		re := make([]byte, rekeyBodySize)
-		putRekeyFrame(re, fr)
-		require.Equal(t, b, re)
-	})
-}
-
 // sinkPC is a PacketConn that records what is written to it and never
 // delivers anything: enough for a Conn driven by hand on the test goroutine.
 type sinkPC struct {

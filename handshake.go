@@ -1,6 +1,8 @@
 package uxp
 
 import (
+	"github.com/uxp-go/uxp/internal/wire"
+
 	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/subtle"
@@ -386,8 +388,8 @@ func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index ui
 	}
 	c := &clientHandshake{index: index, cipher: cipher, ext: flags&flagExtended != 0, packet: make([]byte, size)}
 	p := c.packet
-	p[0] = msgInitiation
-	p[1] = protocolVersion
+	p[0] = wire.MsgInitiation
+	p[1] = wire.ProtocolVersion
 	p[2] = byte(cipher)
 	p[3] = flags
 	binary.LittleEndian.PutUint32(p[4:8], index)
@@ -451,7 +453,7 @@ func (c *clientHandshake) consumeResponse(pkt []byte) (responseResult, error) {
 	if c.ext {
 		size = len(pkt) >= responseSize+2 && len(pkt) <= responseSize+responseExtMax
 	}
-	if !size || pkt[0] != msgResponse || pkt[1]|pkt[2]|pkt[3] != 0 {
+	if !size || pkt[0] != wire.MsgResponse || pkt[1]|pkt[2]|pkt[3] != 0 {
 		return r, errHandshakeMalformed
 	}
 	id := binary.LittleEndian.Uint32(pkt[4:8])
@@ -528,7 +530,7 @@ type initiation struct {
 // no Diffie-Hellman. mac2 is not looked at here: only a server under load
 // checks it (cookie.go).
 func checkInitiation(pkt []byte, key *[32]byte) error {
-	if len(pkt) < 8 || pkt[0] != msgInitiation || pkt[1] != protocolVersion || pkt[3]&^knownFlagsExt != 0 {
+	if len(pkt) < 8 || pkt[0] != wire.MsgInitiation || pkt[1] != wire.ProtocolVersion || pkt[3]&^knownFlagsExt != 0 {
 		return errHandshakeMalformed
 	}
 	size := len(pkt) == initiationLen(pkt[3])
@@ -648,7 +650,7 @@ func (h *serverHandshake) writeAnswer(sessionID uint32, status byte, decision fe
 		size += 2 + len(data)
 	}
 	resp := make([]byte, size)
-	resp[0] = msgResponse
+	resp[0] = wire.MsgResponse
 	binary.LittleEndian.PutUint32(resp[4:8], sessionID)
 	binary.LittleEndian.PutUint32(resp[8:12], h.in.senderIndex)
 	rp := make([]byte, size-responseSize+responsePayloadSize)

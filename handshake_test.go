@@ -141,36 +141,6 @@ func TestHeartbeat(t *testing.T) {
 	require.True(t, srv.deadline().IsZero())
 }
 
-func TestTransportHeader(t *testing.T) {
-	b := make([]byte, minTransportSize)
-	putTransportHeader(b, 0xdeadbeef, 1<<40+5, 0)
-	h, ok := parseTransportHeader(b)
-	require.True(t, ok)
-	require.Equal(t, uint32(0xdeadbeef), h.receiver())
-	require.Equal(t, uint64(1<<40+5), h.counter())
-	for n := range minTransportSize {
-		_, ok := parseTransportHeader(b[:n])
-		require.False(t, ok)
-	}
-	require.Equal(t, uint8(0), h.keyPhase())
-	putTransportHeader(b, 0xdeadbeef, 7, 1)
-	h, ok = parseTransportHeader(b)
-	require.True(t, ok)
-	require.Equal(t, uint8(1), h.keyPhase())
-	// Every reserved bit: bits 1..7 of the flags byte, and bytes 2 and 3.
-	for i := 1; i < 4; i++ {
-		for bit := range 8 {
-			if i == 1 && bit == 0 {
-				continue // the key phase
-			}
-			bad := append([]byte(nil), b...)
-			bad[i] |= 1 << bit
-			_, ok := parseTransportHeader(bad)
-			require.False(t, ok, "reserved byte %d bit %d", i, bit)
-		}
-	}
-}
-
 // TestKCPLinkname guards the go:linkname into kcp-go (see kcp_link.go).
 func TestKCPLinkname(t *testing.T) {
 	now := kcpNow()

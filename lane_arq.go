@@ -1,6 +1,8 @@
 package uxp
 
 import (
+	"github.com/uxp-go/uxp/internal/wire"
+
 	"encoding/binary"
 
 	kcp "github.com/xtaci/kcp-go/v5"
@@ -33,13 +35,13 @@ func (c *Conn) laneKCPOutput(l *lane) func([]byte, int) {
 		// Segments of lapsed messages become skip markers on the way.
 		out := segs[:0]
 		data := false
-		for p := segs; len(p) >= kcpOverhead; {
+		for p := segs; len(p) >= wire.SegmentHeaderSize; {
 			n := int(binary.LittleEndian.Uint32(p[20:24]))
-			if n > len(p)-kcpOverhead {
+			if n > len(p)-wire.SegmentHeaderSize {
 				break
 			}
-			seg := p[:kcpOverhead+n]
-			p = p[kcpOverhead+n:]
+			seg := p[:wire.SegmentHeaderSize+n]
+			p = p[wire.SegmentHeaderSize+n:]
 			// Every segment KCP sends carries its current receive state;
 			// skip markers, sent outside KCP, repeat the latest.
 			l.outWnd = binary.LittleEndian.Uint16(seg[6:8])
@@ -83,14 +85,14 @@ func (c *Conn) laneOutput(l *lane, segs []byte, viaFEC bool) {
 	// they are small, cumulative and resent by KCP's next flush anyway, so
 	// parity over them would cost bytes and enlarge groups for nothing.
 	if l.id == 0 {
-		if !c.emitKCP(frameKCP, nil, segs, viaFEC) {
-			c.emitFrame(frameKCP, nil, segs, viaFEC)
+		if !c.emitKCP(wire.FrameKCP, nil, segs, viaFEC) {
+			c.emitFrame(wire.FrameKCP, nil, segs, viaFEC)
 		}
 		return
 	}
 	id := [laneIDSize]byte{byte(l.id)}
-	if !c.emitKCP(frameLane, id[:], segs, viaFEC) {
-		c.emitFrame(frameLane, id[:], segs, viaFEC)
+	if !c.emitKCP(wire.FrameLane, id[:], segs, viaFEC) {
+		c.emitFrame(wire.FrameLane, id[:], segs, viaFEC)
 	}
 }
 
@@ -138,13 +140,13 @@ func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 	in := segFilter{c: c, l: l, k: k, body: body}
 	bad := false
 	for p := body; len(p) > 0; {
-		if len(p) < kcpOverhead {
+		if len(p) < wire.SegmentHeaderSize {
 			bad = true
 			break
 		}
 		n := binary.LittleEndian.Uint32(p[20:24])
 		una := binary.LittleEndian.Uint32(p[16:20])
-		if uint64(n) > uint64(len(p)-kcpOverhead) || binary.LittleEndian.Uint32(p[0:4]) != c.id ||
+		if uint64(n) > uint64(len(p)-wire.SegmentHeaderSize) || binary.LittleEndian.Uint32(p[0:4]) != c.id ||
 			int32(una-l.sndSN) > 0 {
 			// Truncated, another conversation, or acknowledging segments
 			// this side never sent (KCP would discard its whole send
@@ -158,7 +160,7 @@ func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 			bad = true
 			break
 		}
-		seg := p[:kcpOverhead+int(n)]
+		seg := p[:wire.SegmentHeaderSize+int(n)]
 		act := segKeep
 		switch p[4] {
 		case kcp.IKCP_CMD_PUSH:

@@ -1,6 +1,8 @@
 package uxp
 
 import (
+	"github.com/uxp-go/uxp/internal/wire"
+
 	"encoding/binary"
 	"math/bits"
 
@@ -51,7 +53,7 @@ const (
 
 	// minMSS is the smallest MSS a conforming peer can have: the KCP
 	// payload at the smallest MTU, with FEC and a lane byte.
-	minMSS = minMTU - transportOverhead - (fec.HeaderSize + fecParityExtra + frameHeaderSize) - laneIDSize - kcpOverhead
+	minMSS = minMTU - wire.TransportOverhead - (fec.HeaderSize + fecParityExtra + wire.FrameHeaderSize) - laneIDSize - wire.SegmentHeaderSize
 
 	// recvBudgetLanes is how many lanes' full receive windows the session's
 	// receive budget holds (recvBudgetSegs). A conforming peer keeps at

@@ -1,6 +1,8 @@
 package uxp
 
 import (
+	"github.com/uxp-go/uxp/internal/wire"
+
 	"crypto/rand"
 	"crypto/subtle"
 	"net"
@@ -33,13 +35,6 @@ import (
 //
 //	| token (16) |
 
-/* Specification constants */
-const (
-	framePathChallenge byte = 8
-	framePathResponse  byte = 9
-	pathTokenSize           = 16
-)
-
 /* Implementation constants */
 const (
 	// pathAmplification bounds what an unvalidated address receives: at
@@ -70,7 +65,7 @@ type MigrationHandler interface {
 // pathState is a server session's address validation in progress.
 type pathState struct {
 	candidate netip.AddrPort // zero: none
-	token     [pathTokenSize]byte
+	token     [wire.PathTokenSize]byte
 	bytesIn   uint64 // authenticated bytes received from candidate
 	bytesOut  uint64 // bytes sent to candidate
 	retryAt   time.Time
@@ -102,11 +97,11 @@ func (c *Conn) notePath(from netip.AddrPort, n int, now time.Time) {
 // allows; otherwise it waits for more bytes from the candidate.
 func (c *Conn) sendChallenge(now time.Time) {
 	p := &c.path
-	size := uint64(transportOverhead + pathTokenSize)
+	size := uint64(wire.TransportOverhead + wire.PathTokenSize)
 	if p.bytesOut+size > pathAmplification*p.bytesIn {
 		return
 	}
-	p.bytesOut += uint64(c.sendFrameTo(framePathChallenge, nil, p.token[:], p.candidate))
+	p.bytesOut += uint64(c.sendFrameTo(wire.FramePathChallenge, nil, p.token[:], p.candidate))
 	p.retryAt = now.Add(p.retryGap)
 	p.retryGap = min(2*p.retryGap, pathTimeout)
 }
@@ -143,18 +138,18 @@ func (c *Conn) pathDeadline() time.Time {
 // trying to get the token answered so that it can race the answer from its
 // own address and pull the session there.
 func (c *Conn) answerChallenge(body []byte, from netip.AddrPort) {
-	if len(body) != pathTokenSize || (c.isClient && from != c.remoteAP) {
+	if len(body) != wire.PathTokenSize || (c.isClient && from != c.remoteAP) {
 		c.drop(dropMalformed)
 		return
 	}
-	c.sendFrame(framePathResponse, body)
+	c.sendFrame(wire.FramePathResponse, body)
 }
 
 // takePathResponse moves the session if the response carries the
 // outstanding token and came from the candidate address.
 func (c *Conn) takePathResponse(body []byte, from netip.AddrPort) {
 	p := &c.path
-	if len(body) != pathTokenSize || c.isClient {
+	if len(body) != wire.PathTokenSize || c.isClient {
 		c.drop(dropMalformed)
 		return
 	}

@@ -39,16 +39,6 @@ const (
 	maxFragmentedSize = maxMTU           // an inner frame is one packet of an older, larger size
 )
 
-/* Specification constants (docs/protocol.md, section 5.7) */
-const (
-	frameMTUProbe   byte = 13 // body: probe id u32 | zero padding to the probe size
-	frameMTUAck     byte = 14 // body: probe id u32 | size of the probe datagram u16
-	frameFragment   byte = 15 // body: id u16 | offset u16 | total u16 | bytes of an inner frame
-	pmtuProbeIDSize      = 4
-	pmtuAckBodySize      = pmtuProbeIDSize + 2
-	fragmentHdrSize      = 6
-)
-
 // pmtuState is one session's search, owned by its shard.
 type pmtuState struct {
 	base, max int // the search range

@@ -1,6 +1,8 @@
 package uxp
 
 import (
+	"github.com/uxp-go/uxp/internal/wire"
+
 	"encoding/binary"
 	"time"
 
@@ -67,7 +69,7 @@ func (c *Conn) pmtuTick(now time.Time) {
 
 // sendProbe sends a probe datagram of exactly size bytes.
 func (c *Conn) sendProbe(size int, id uint32) {
-	n := size - transportOverhead
+	n := size - wire.TransportOverhead
 	s := c.shard
 	if s.probeBuf == nil {
 		s.probeBuf = make([]byte, maxMTU)
@@ -75,25 +77,25 @@ func (c *Conn) sendProbe(size int, id uint32) {
 	b := s.probeBuf[:n]
 	clear(b)
 	binary.LittleEndian.PutUint32(b, id)
-	c.sendFrame(frameMTUProbe, b)
+	c.sendFrame(wire.FrameMTUProbe, b)
 }
 
 // pmtuInput handles a probe, a probe acknowledgement or a fragment.
 func (c *Conn) pmtuInput(kind byte, body []byte, now time.Time) {
 	switch kind {
-	case frameMTUProbe:
-		if len(body) < pmtuProbeIDSize {
+	case wire.FrameMTUProbe:
+		if len(body) < wire.MTUProbeIDSize {
 			c.drop(dropMalformed)
 			return
 		}
 		// Acknowledge with the size that arrived: smaller than the
 		// probe, so probes cannot be used to amplify.
-		var ack [pmtuAckBodySize]byte
+		var ack [wire.MTUAckSize]byte
 		copy(ack[:4], body[:4])
-		binary.LittleEndian.PutUint16(ack[4:], uint16(len(body)+transportOverhead))
-		c.sendFrame(frameMTUAck, ack[:])
-	case frameMTUAck:
-		if len(body) != pmtuAckBodySize {
+		binary.LittleEndian.PutUint16(ack[4:], uint16(len(body)+wire.TransportOverhead))
+		c.sendFrame(wire.FrameMTUAck, ack[:])
+	case wire.FrameMTUAck:
+		if len(body) != wire.MTUAckSize {
 			c.drop(dropMalformed)
 			return
 		}
@@ -102,7 +104,7 @@ func (c *Conn) pmtuInput(kind byte, body []byte, now time.Time) {
 			c.pathMTUChanged()
 		}
 		c.pmtuTick(now) // the next probe of the search, if any
-	case frameFragment:
+	case wire.FrameFragment:
 		c.fragmentInput(body)
 	}
 }
@@ -136,8 +138,8 @@ func (c *Conn) emitKCP(kind byte, hdr, segs []byte, viaFEC bool) bool {
 	}
 	start := 0
 	for p := 0; p < len(segs); {
-		n := kcpOverhead
-		if len(segs)-p >= kcpOverhead {
+		n := wire.SegmentHeaderSize
+		if len(segs)-p >= wire.SegmentHeaderSize {
 			n += int(binary.LittleEndian.Uint32(segs[p+20 : p+24]))
 		}
 		n = min(n, len(segs)-p)
@@ -160,17 +162,17 @@ func (c *Conn) emitKCP(kind byte, hdr, segs []byte, viaFEC bool) bool {
 // sendFragments sends the inner frame kind || hdr || seg in fragment
 // frames that fit the current packet size, outside FEC.
 func (c *Conn) sendFragments(kind byte, hdr, seg []byte) {
-	inner := make([]byte, 0, frameHeaderSize+len(hdr)+len(seg))
+	inner := make([]byte, 0, wire.FrameHeaderSize+len(hdr)+len(seg))
 	inner = append(append(append(inner, kind), hdr...), seg...)
 	c.fragID++
 	c.fragsSent.Add(1)
-	room := c.curMTU() - transportOverhead - fragmentHdrSize
-	var h [fragmentHdrSize]byte
+	room := c.curMTU() - wire.TransportOverhead - wire.FragmentHeaderSize
+	var h [wire.FragmentHeaderSize]byte
 	binary.LittleEndian.PutUint16(h[0:], c.fragID)
 	binary.LittleEndian.PutUint16(h[4:], uint16(len(inner)))
 	for off := 0; off < len(inner); off += room {
 		binary.LittleEndian.PutUint16(h[2:], uint16(off))
-		c.sendFrameTo(frameFragment, h[:], inner[off:min(off+room, len(inner))], c.remoteAP)
+		c.sendFrameTo(wire.FrameFragment, h[:], inner[off:min(off+room, len(inner))], c.remoteAP)
 	}
 }
 
@@ -186,14 +188,14 @@ type fragState struct {
 }
 
 func (c *Conn) fragmentInput(body []byte) {
-	if len(body) <= fragmentHdrSize {
+	if len(body) <= wire.FragmentHeaderSize {
 		c.drop(dropMalformed)
 		return
 	}
 	id := binary.LittleEndian.Uint16(body[0:])
 	off := int(binary.LittleEndian.Uint16(body[2:]))
 	total := int(binary.LittleEndian.Uint16(body[4:]))
-	data := body[fragmentHdrSize:]
+	data := body[wire.FragmentHeaderSize:]
 	if total > maxFragmentedSize || off+len(data) > total {
 		c.drop(dropMalformed)
 		return
@@ -223,15 +225,15 @@ func (c *Conn) fragmentInput(body []byte) {
 	}
 	inner := f.buf[:f.total]
 	f.filled, f.offs = 0, f.offs[:0]
-	if len(inner) < frameHeaderSize {
+	if len(inner) < wire.FrameHeaderSize {
 		c.drop(dropMalformed)
 		return
 	}
 	switch inner[0] {
-	case frameKCP:
-		c.laneInput(c.lanes[0], inner[frameHeaderSize:], kcp.IKCP_PACKET_REGULAR)
-	case frameLane:
-		c.laneFrameInput(inner[frameHeaderSize:], kcp.IKCP_PACKET_REGULAR)
+	case wire.FrameKCP:
+		c.laneInput(c.lanes[0], inner[wire.FrameHeaderSize:], kcp.IKCP_PACKET_REGULAR)
+	case wire.FrameLane:
+		c.laneFrameInput(inner[wire.FrameHeaderSize:], kcp.IKCP_PACKET_REGULAR)
 	default:
 		c.drop(dropMalformed)
 	}

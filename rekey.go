@@ -1,6 +1,8 @@
 package uxp
 
 import (
+	"github.com/uxp-go/uxp/internal/wire"
+
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/subtle"
@@ -53,12 +55,6 @@ import (
 
 /* Specification constants */
 const (
-	frameRekey    byte = 7
-	rekeyBodySize      = 1 + 4 + noiseKeySize
-
-	rekeyInit byte = 0
-	rekeyAck  byte = 1
-
 	rekeyRootLabel = "uxp/1 rekey root"
 	rekeyLabel     = "uxp/1 rekey"
 )
@@ -263,7 +259,7 @@ func (c *Conn) rekeyTick(now time.Time) {
 	}
 	if rk.pending {
 		if !now.Before(rk.retryAt) {
-			c.sendRekey(rekeyInit, rk.cur+1, &rk.pub)
+			c.sendRekey(wire.RekeyInit, rk.cur+1, &rk.pub)
 			rk.retryGap = min(2*rk.retryGap, rekeyMaxRetry)
 			rk.retryAt = now.Add(rk.retryGap)
 		}
@@ -292,7 +288,7 @@ func (c *Conn) rekeyTick(now time.Time) {
 	rk.pending = true
 	rk.retryGap = rekeyFirstRetry
 	rk.retryAt = now.Add(rk.retryGap)
-	c.sendRekey(rekeyInit, rk.cur+1, &rk.pub)
+	c.sendRekey(wire.RekeyInit, rk.cur+1, &rk.pub)
 }
 
 // rekeyDeadline is the earliest time rekeyTick has work.
@@ -316,58 +312,32 @@ func (c *Conn) rekeyDeadline() time.Time {
 }
 
 func (c *Conn) sendRekey(kind byte, epoch uint32, pub *[32]byte) {
-	var b [rekeyBodySize]byte
-	putRekeyFrame(b[:], rekeyFrame{kind: kind, epoch: epoch, pub: *pub})
-	c.sendFrame(frameRekey, b[:])
-}
-
-// rekeyFrame is the decoded body of a rekey frame.
-type rekeyFrame struct {
-	kind  byte
-	epoch uint32
-	pub   [32]byte
-}
-
-func putRekeyFrame(b []byte, f rekeyFrame) {
-	_ = b[rekeyBodySize-1]
-	b[0] = f.kind
-	binary.LittleEndian.PutUint32(b[1:5], f.epoch)
-	copy(b[5:rekeyBodySize], f.pub[:])
-}
-
-// parseRekeyFrame checks a rekey frame body: exact size and a known kind.
-func parseRekeyFrame(b []byte) (rekeyFrame, bool) {
-	var f rekeyFrame
-	if len(b) != rekeyBodySize || b[0] > rekeyAck {
-		return f, false
-	}
-	f.kind = b[0]
-	f.epoch = binary.LittleEndian.Uint32(b[1:5])
-	copy(f.pub[:], b[5:])
-	return f, true
+	var b [wire.RekeySize]byte
+	wire.PutRekey(b[:], wire.Rekey{Kind: kind, Epoch: epoch, Pub: *pub})
+	c.sendFrame(wire.FrameRekey, b[:])
 }
 
 // takeRekey handles an authenticated rekey frame.
 func (c *Conn) takeRekey(body []byte, now time.Time) {
-	f, ok := parseRekeyFrame(body)
+	f, ok := wire.ParseRekey(body)
 	if !ok {
 		c.drop(dropMalformed)
 		return
 	}
 	rk := &c.keys
-	if f.epoch == rk.cur {
+	if f.Epoch == rk.cur {
 		return // a duplicate of a finished exchange
 	}
-	if f.epoch != rk.cur+1 {
+	if f.Epoch != rk.cur+1 {
 		c.drop(dropMalformed)
 		return
 	}
-	next := rk.slots[f.epoch&1]
-	switch f.kind {
-	case rekeyInit:
-		if next != nil && next.epoch == f.epoch {
+	next := rk.slots[f.Epoch&1]
+	switch f.Kind {
+	case wire.RekeyInit:
+		if next != nil && next.epoch == f.Epoch {
 			// Our ack was lost: answer the retransmitted init again.
-			c.sendRekey(rekeyAck, f.epoch, &rk.ackPub)
+			c.sendRekey(wire.RekeyAck, f.Epoch, &rk.ackPub)
 			return
 		}
 		if rk.pending && c.isClient {
@@ -395,7 +365,7 @@ func (c *Conn) takeRekey(body []byte, now time.Time) {
 		if err != nil {
 			return
 		}
-		slot, ok := c.deriveKeys(f.epoch, &priv, &f.pub)
+		slot, ok := c.deriveKeys(f.Epoch, &priv, &f.Pub)
 		if !ok {
 			return
 		}
@@ -404,14 +374,14 @@ func (c *Conn) takeRekey(body []byte, now time.Time) {
 			// peer has moved on, so end it early (KCP resends stragglers).
 			c.retireKey(next)
 		}
-		rk.slots[f.epoch&1] = slot
+		rk.slots[f.Epoch&1] = slot
 		copy(rk.ackPub[:], pub)
-		c.sendRekey(rekeyAck, f.epoch, &rk.ackPub)
-	case rekeyAck:
+		c.sendRekey(wire.RekeyAck, f.Epoch, &rk.ackPub)
+	case wire.RekeyAck:
 		if !rk.pending {
 			return // a duplicate ack
 		}
-		slot, ok := c.deriveKeys(f.epoch, &rk.priv, &f.pub)
+		slot, ok := c.deriveKeys(f.Epoch, &rk.priv, &f.Pub)
 		rk.pending = false
 		ucrypto.Zero(rk.priv[:])
 		if !ok {
@@ -420,8 +390,8 @@ func (c *Conn) takeRekey(body []byte, now time.Time) {
 		if next != nil {
 			c.retireKey(next)
 		}
-		rk.slots[f.epoch&1] = slot
-		c.startEpoch(f.epoch, now)
+		rk.slots[f.Epoch&1] = slot
+		c.startEpoch(f.Epoch, now)
 	}
 }
 

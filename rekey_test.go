@@ -169,26 +169,6 @@ func testRekeyUnderTraffic(t *testing.T, cipher Cipher, base Config) {
 	mu.Unlock()
 }
 
-// TestRekeyFrameCodec checks the rekey frame body's exact size and kinds.
-func TestRekeyFrameCodec(t *testing.T) {
-	f := rekeyFrame{kind: rekeyAck, epoch: 0x01020304}
-	for i := range f.pub {
-		f.pub[i] = byte(i)
-	}
-	var b [rekeyBodySize]byte
-	putRekeyFrame(b[:], f)
-	got, ok := parseRekeyFrame(b[:])
-	require.True(t, ok)
-	require.Equal(t, f, got)
-	_, ok = parseRekeyFrame(b[:rekeyBodySize-1])
-	require.False(t, ok, "short body")
-	_, ok = parseRekeyFrame(append(b[:], 0))
-	require.False(t, ok, "long body")
-	b[0] = 2
-	_, ok = parseRekeyFrame(b[:])
-	require.False(t, ok, "unknown kind")
-}
-
 // TestCounterExhaustion starts the client's counter just below the limit:
 // the session must send no packet at or beyond it (the peer would reject
 // it anyway), and end with ErrCounterExhausted, not ErrConnClosed.

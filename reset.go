@@ -1,6 +1,8 @@
 package uxp
 
 import (
+	"github.com/uxp-go/uxp/internal/wire"
+
 	"crypto/subtle"
 	"encoding/binary"
 	"net/netip"
@@ -32,12 +34,11 @@ import (
 
 /* Specification constants */
 const (
-	msgReset   byte = 5
-	resetSize       = 8 + resetTokenSize
-	resetLabel      = "reset---"
+	resetSize  = 8 + resetTokenSize
+	resetLabel = "reset---"
 )
 
-var _ = [minTransportSize - resetSize - 1]struct{}{} // a reset is always smaller than its trigger
+var _ = [wire.MinTransportSize - resetSize - 1]struct{}{} // a reset is always smaller than its trigger
 
 /* Implementation constants */
 const (
@@ -70,7 +71,7 @@ func resetToken(key *[32]byte, sessionID uint32) [resetTokenSize]byte {
 }
 
 func putReset(b *[resetSize]byte, sessionID uint32, token *[resetTokenSize]byte) {
-	*b = [resetSize]byte{msgReset}
+	*b = [resetSize]byte{wire.MsgReset}
 	binary.LittleEndian.PutUint32(b[4:8], sessionID)
 	copy(b[8:], token[:])
 }
@@ -79,7 +80,7 @@ func putReset(b *[resetSize]byte, sessionID uint32, token *[resetTokenSize]byte)
 // session ID and token.
 func parseReset(b []byte) (uint32, [resetTokenSize]byte, bool) {
 	var tok [resetTokenSize]byte
-	if len(b) != resetSize || b[0] != msgReset || b[1]|b[2]|b[3] != 0 {
+	if len(b) != resetSize || b[0] != wire.MsgReset || b[1]|b[2]|b[3] != 0 {
 		return 0, tok, false
 	}
 	copy(tok[:], b[8:])
@@ -113,7 +114,7 @@ func newResetSender(static PrivateKey) *resetSender {
 // parsed) from addr, or false when none may be sent.
 func (r *resetSender) answer(pkt []byte, from netip.AddrPort, now time.Time) ([resetSize]byte, bool) {
 	var out [resetSize]byte
-	if len(pkt) <= resetSize || pkt[0] != msgTransport {
+	if len(pkt) <= resetSize || pkt[0] != wire.MsgTransport {
 		return out, false // never answer a reset, nor anything not larger than one
 	}
 	// The global budget is checked first, and spent last: a source gets a

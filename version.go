@@ -1,5 +1,7 @@
 package uxp
 
+import "github.com/uxp-go/uxp/internal/wire"
+
 // Version is the version of this module, in semantic versioning form
 // (https://semver.org) without the leading "v". It is reported by
 // `uxp version` and by the metrics package's uxp_build_info gauge.
@@ -13,4 +15,4 @@ const Version = "0.9.0"
 // the label "uxp/1 Noise_NK" (docs/protocol.md § 4.2). A server drops an
 // initiation of any other version. It changes only with a wire protocol
 // break.
-const ProtocolVersion = protocolVersion
+const ProtocolVersion = wire.ProtocolVersion

@@ -1,6 +1,8 @@
 package uxp
 
 import (
+	"github.com/uxp-go/uxp/internal/wire"
+
 	"encoding/binary"
 	"time"
 
@@ -70,7 +72,7 @@ func (c *Conn) wndProbeTimer(l *lane, now time.Time) {
 	if w.peerWnd != 0 || l.waitSnd() == 0 {
 		return
 	}
-	var seg [kcpOverhead]byte
+	var seg [wire.SegmentHeaderSize]byte
 	binary.LittleEndian.PutUint32(seg[0:4], c.id)
 	seg[4] = kcp.IKCP_CMD_WASK
 	binary.LittleEndian.PutUint16(seg[6:8], l.outWnd)

@@ -199,3 +199,24 @@ func TestVariableBodies(t *testing.T) {
 	_, _, ok = ParseFragment(fh[:], 100)
 	require.False(t, ok, "no data")
 }
+
+// TestRekeyFrameCodec checks the rekey frame body's exact size and kinds.
+func TestRekeyFrameCodec(t *testing.T) {
+	f := Rekey{Kind: RekeyAck, Epoch: 0x01020304}
+	for i := range f.Pub {
+		f.Pub[i] = byte(i)
+	}
+	var b [RekeySize]byte
+	PutRekey(b[:], f)
+	require.Equal(t, []byte{RekeyAck, 4, 3, 2, 1, 0, 1, 2}, b[:8], "layout")
+	got, ok := ParseRekey(b[:])
+	require.True(t, ok)
+	require.Equal(t, f, got)
+	_, ok = ParseRekey(b[:RekeySize-1])
+	require.False(t, ok, "short body")
+	_, ok = ParseRekey(append(b[:], 0))
+	require.False(t, ok, "long body")
+	b[0] = 2
+	_, ok = ParseRekey(b[:])
+	require.False(t, ok, "unknown kind")
+}

@@ -1,14 +1,14 @@
 package uxp
 
 import (
-	"github.com/uxp-go/uxp/internal/wire"
-
 	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // Client is one session to a uxp server. Create it with NewClient (on your

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/uxp-go/uxp/internal/netsim"
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // closeTestSize is what the slow-reader tests write before Close: 3 MiB,
@@ -321,14 +322,14 @@ func TestCloseFrameCodec(t *testing.T) {
 	require.Equal(t, []byte{0x34, 0x12, 2, 7, 0, 0, 0, 0, 0, 0, 0x80, 'w', 'h', 'y'}, body)
 	f, ok := parseCloseFrame(body)
 	require.True(t, ok)
-	require.Equal(t, uint16(0x1234), f.code)
-	require.Equal(t, "why", f.reason)
-	require.Len(t, f.counts, 8)
+	require.Equal(t, uint16(0x1234), f.Code)
+	require.Equal(t, "why", f.Reason)
+	require.Len(t, f.Counts, 8)
 
 	f, ok = parseCloseFrame([]byte{byte(CloseServerShutdown)})
 	require.True(t, ok, "the earlier one-byte layout")
-	require.Equal(t, CloseServerShutdown, f.code)
-	require.Nil(t, f.counts)
+	require.Equal(t, CloseServerShutdown, f.Code)
+	require.Nil(t, f.Counts)
 
 	long := c.appendCloseFrame(nil, 1, string(make([]byte, MaxCloseReason+10)))
 	require.Len(t, long, closeHeaderSize+8+MaxCloseReason, "the reason is cut to MaxCloseReason")
@@ -348,12 +349,12 @@ func TestCloseFrameCodec(t *testing.T) {
 	// The receiver checks the counts: a claim of an orderly end with a
 	// message missing is reported as abandoned.
 	rc := &Conn{lanes: []*lane{{rcvMsgs: 7}, {rcvMsgs: 1 << 31}}}
-	require.True(t, rc.tookAll(f0(t, body).counts))
+	require.True(t, rc.tookAll(f0(t, body)))
 	rc.lanes[1].rcvMsgs--
-	require.False(t, rc.tookAll(f0(t, body).counts))
+	require.False(t, rc.tookAll(f0(t, body)))
 }
 
-func f0(t *testing.T, body []byte) closeFrame {
+func f0(t *testing.T, body []byte) wire.Close {
 	t.Helper()
 	f, ok := parseCloseFrame(body)
 	require.True(t, ok)

@@ -1,8 +1,6 @@
 package uxp
 
 import (
-	"github.com/uxp-go/uxp/internal/wire"
-
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -10,6 +8,7 @@ import (
 
 	ucrypto "github.com/uxp-go/uxp/crypto"
 	"github.com/uxp-go/uxp/fec"
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // Cipher selects the AEAD that seals data packets.

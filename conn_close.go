@@ -1,11 +1,10 @@
 package uxp
 
 import (
-	"github.com/uxp-go/uxp/internal/wire"
-
-	"encoding/binary"
 	"fmt"
 	"time"
+
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // How a session ends. Close (or CloseWithError, or Server.Shutdown) only
@@ -49,10 +48,9 @@ const (
 
 // appendCloseFrame appends a close frame body to b.
 func (c *Conn) appendCloseFrame(b []byte, code uint16, reason string) []byte {
-	b = binary.LittleEndian.AppendUint16(b, code)
-	b = append(b, byte(len(c.lanes)))
+	b = wire.AppendCloseHeader(b, code, len(c.lanes))
 	for _, l := range c.lanes {
-		b = binary.LittleEndian.AppendUint32(b, l.sndMsgs)
+		b = wire.AppendCloseCount(b, l.sndMsgs)
 	}
 	if len(reason) > MaxCloseReason {
 		reason = reason[:MaxCloseReason]
@@ -60,31 +58,10 @@ func (c *Conn) appendCloseFrame(b []byte, code uint16, reason string) []byte {
 	return append(b, reason...)
 }
 
-// closeFrame is a parsed close frame body. counts aliases the packet.
-type closeFrame struct {
-	code   uint16
-	counts []byte // u32 per lane; nil in the earlier layout
-	reason string
-}
-
-// parseCloseFrame checks a close frame body's lengths exactly.
-func parseCloseFrame(body []byte) (closeFrame, bool) {
-	if len(body) == wire.CloseLegacySize {
-		return closeFrame{code: uint16(body[0])}, true
-	}
-	if len(body) < wire.CloseHeaderSize {
-		return closeFrame{}, false
-	}
-	n := int(body[2])
-	end := wire.CloseHeaderSize + 4*n
-	if n == 0 || n > maxLanes || len(body) < end || len(body)-end > MaxCloseReason {
-		return closeFrame{}, false
-	}
-	return closeFrame{
-		code:   binary.LittleEndian.Uint16(body),
-		counts: body[wire.CloseHeaderSize:end],
-		reason: string(body[end:]),
-	}, true
+// parseCloseFrame checks a close frame body's lengths exactly, against
+// this side's bounds.
+func parseCloseFrame(body []byte) (wire.Close, bool) {
+	return wire.ParseClose(body, maxLanes, MaxCloseReason)
 }
 
 // Close ends the session. Messages already written are still delivered
@@ -245,9 +222,9 @@ func (c *Conn) takeClose(body []byte) {
 	}
 	// Confirm, so that the peer stops draining (it sends its close again
 	// until this arrives).
-	c.sendFrame(wire.FrameClose, c.appendCloseFrame(nil, f.code, ""))
-	err := &CloseError{Code: f.code, Reason: f.reason, Remote: true}
-	if f.code == CloseNormal && f.counts != nil && !c.tookAll(f.counts) {
+	c.sendFrame(wire.FrameClose, c.appendCloseFrame(nil, f.Code, ""))
+	err := &CloseError{Code: f.Code, Reason: f.Reason, Remote: true}
+	if f.Code == CloseNormal && f.Counts != nil && !c.tookAll(f) {
 		// The peer claims an orderly end, but messages it sent never
 		// arrived: never let that read as one.
 		err.Code = CloseAbandoned
@@ -258,9 +235,9 @@ func (c *Conn) takeClose(body []byte) {
 
 // tookAll reports whether every lane delivered the number of messages the
 // peer's close frame says it sent.
-func (c *Conn) tookAll(counts []byte) bool {
-	for i := 0; i < len(counts)/4; i++ {
-		want := binary.LittleEndian.Uint32(counts[4*i:])
+func (c *Conn) tookAll(f wire.Close) bool {
+	for i := range f.Lanes() {
+		want := f.Count(i)
 		var got uint32
 		if i < len(c.lanes) {
 			got = c.lanes[i].rcvMsgs

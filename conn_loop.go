@@ -1,8 +1,6 @@
 package uxp
 
 import (
-	"github.com/uxp-go/uxp/internal/wire"
-
 	"encoding/binary"
 	"errors"
 	"net/netip"
@@ -11,6 +9,7 @@ import (
 	kcp "github.com/xtaci/kcp-go/v5"
 
 	"github.com/uxp-go/uxp/internal/replay"
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // This file is the session's side of the update worker: everything here
@@ -172,23 +171,26 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	case wire.FrameFEC:
 		c.fecInput(body, now)
 	case wire.FrameLoss:
-		if len(body) != wire.LossSize {
+		l, ok := wire.ParseLoss(body)
+		if !ok {
 			c.drop(dropMalformed)
 			return
 		}
-		c.takeLossReport(body)
+		c.takeLossReport(l)
 	case wire.FramePing:
-		if len(body) != wire.PingSize {
+		p, ok := wire.ParsePing(body)
+		if !ok {
 			c.drop(dropMalformed)
 			return
 		}
-		c.answerPing(body, now)
+		c.answerPing(p, now)
 	case wire.FramePong:
-		if len(body) != wire.PongSize {
+		p, ok := wire.ParsePong(body)
+		if !ok {
 			c.drop(dropMalformed)
 			return
 		}
-		c.takePong(body, now)
+		c.takePong(p, now)
 	case wire.FrameClose:
 		c.takeClose(body)
 	case wire.FrameRekey:
@@ -247,13 +249,13 @@ func (c *Conn) open(b []byte) ([]byte, *keySlot, bool) {
 func (c *Conn) clock(now time.Time) uint64 { return uint64(now.Sub(c.ep.epoch)) }
 
 func (c *Conn) sendPing(now time.Time) {
-	var b [wire.PingSize]byte
 	ts := c.clock(now)
-	binary.LittleEndian.PutUint64(b[0:], ts)
+	p := wire.Ping{Clock: ts}
 	if !c.lastPong.IsZero() {
-		binary.LittleEndian.PutUint64(b[8:], c.lastPongTS)
-		binary.LittleEndian.PutUint64(b[16:], uint64(now.Sub(c.lastPong)))
+		p.LastPong, p.Held = c.lastPongTS, uint64(now.Sub(c.lastPong))
 	}
+	var b [wire.PingSize]byte
+	wire.PutPing(b[:], p)
 	c.hb.echoes.sent(ts)
 	c.sendFrame(wire.FramePing, b[:])
 }
@@ -265,18 +267,15 @@ func (c *Conn) sendPing(now time.Time) {
 // pong; the hold time no longer than the time since that pong. The sample
 // is then between zero and the age of the pong it answers. A ping that
 // fails a check is dropped (Drops.Malformed) and not answered.
-func (c *Conn) answerPing(body []byte, now time.Time) {
-	peer := binary.LittleEndian.Uint64(body[0:8])
-	sent := binary.LittleEndian.Uint64(body[8:16])
-	held := binary.LittleEndian.Uint64(body[16:24])
+func (c *Conn) answerPing(ping wire.Ping, now time.Time) {
+	peer, sent, held := ping.Clock, ping.LastPong, ping.Held
 	clock := c.clock(now)
 	if peer >= maxPeerClock || sent != 0 && (!c.hb.echoes.holds(sent) || held > clock-sent) {
 		c.drop(dropMalformed)
 		return
 	}
 	var b [wire.PongSize]byte
-	copy(b[0:8], body[0:8])
-	binary.LittleEndian.PutUint64(b[8:], clock)
+	wire.PutPong(b[:], wire.Pong{Echo: peer, Clock: clock})
 	c.hb.echoes.sent(clock)
 	c.sendFrame(wire.FramePong, b[:])
 	c.peerTS, c.peerAt = peer, now // deadline.go
@@ -291,9 +290,8 @@ func (c *Conn) answerPing(body []byte, now time.Time) {
 // takePong takes a client's RTT sample. The echoed time must be one of
 // this session's pings and the server's clock below maxPeerClock; a pong
 // that fails is dropped (Drops.Malformed).
-func (c *Conn) takePong(body []byte, now time.Time) {
-	echo := binary.LittleEndian.Uint64(body[0:8])
-	peer := binary.LittleEndian.Uint64(body[8:16])
+func (c *Conn) takePong(pong wire.Pong, now time.Time) {
+	echo, peer := pong.Echo, pong.Clock
 	clock := c.clock(now)
 	if !c.hb.echoes.holds(echo) || echo > clock || peer >= maxPeerClock {
 		c.drop(dropMalformed)

@@ -1,8 +1,6 @@
 package uxp
 
 import (
-	"github.com/uxp-go/uxp/internal/wire"
-
 	"crypto/subtle"
 	"encoding/binary"
 	"io"
@@ -10,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // Cookie replies, as in WireGuard (whitepaper section 5.4.7). A server

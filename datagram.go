@@ -1,10 +1,9 @@
 package uxp
 
 import (
-	"github.com/uxp-go/uxp/internal/wire"
-
-	"encoding/binary"
 	"sync/atomic"
+
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // Unreliable datagrams: one message in one transport packet, sent once, no
@@ -109,8 +108,7 @@ func (c *Conn) sendDatagram(kind byte, channel int, msg []byte) {
 			c.latest = new(latestState)
 		}
 		var h [wire.LatestSize]byte
-		h[0] = byte(channel)
-		binary.LittleEndian.PutUint32(h[1:], c.latest.sendSeq[channel])
+		wire.PutLatest(h[:], uint8(channel), c.latest.sendSeq[channel])
 		c.latest.sendSeq[channel]++
 		c.emitFrame(wire.FrameLatest, h[:], msg, true)
 	} else {
@@ -122,16 +120,12 @@ func (c *Conn) sendDatagram(kind byte, channel int, msg []byte) {
 // datagramInput handles an authenticated datagram frame.
 func (c *Conn) datagramInput(kind byte, body []byte) {
 	if kind == wire.FrameLatest {
-		if len(body) < wire.LatestSize {
+		ch, seq, msg, ok := wire.ParseLatest(body)
+		if !ok {
 			c.drop(dropMalformed)
 			return
 		}
-		ch, seq := body[0], binary.LittleEndian.Uint32(body[1:])
-		body = body[wire.LatestSize:]
-		if len(body) == 0 {
-			c.drop(dropMalformed)
-			return
-		}
+		body = msg
 		if c.latest == nil {
 			c.latest = new(latestState)
 		}

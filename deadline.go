@@ -1,13 +1,10 @@
 package uxp
 
 import (
-	"github.com/uxp-go/uxp/internal/wire"
-
-	"encoding/binary"
 	"slices"
 	"time"
 
-	kcp "github.com/xtaci/kcp-go/v5"
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // Deadlines. A reliable message may carry a time limit. Once it can no
@@ -133,17 +130,20 @@ func (c *Conn) sendSkipMarkers(l *lane, m *laneSent) {
 			b = b[:0]
 		}
 		var h [wire.SegmentHeaderSize]byte
-		binary.LittleEndian.PutUint32(h[0:], c.id)
-		h[4] = kcp.IKCP_CMD_PUSH
-		h[5] = byte(m.lastSN - sn) // frg
+		seg := wire.Segment(h[:])
+		seg.SetConv(c.id)
+		seg.SetCmd(wire.CmdPush)
+		seg.SetFrg(byte(m.lastSN - sn))
 		// wnd and una: the peer's KCP takes them from every segment.
-		binary.LittleEndian.PutUint16(h[6:], l.outWnd)
-		binary.LittleEndian.PutUint32(h[8:], ts)
-		binary.LittleEndian.PutUint32(h[12:], sn)
-		binary.LittleEndian.PutUint32(h[16:], l.outUna)
+		seg.SetWnd(l.outWnd)
+		seg.SetTs(ts)
+		seg.SetSn(sn)
+		seg.SetUna(l.outUna)
+		if sn == m.firstSN {
+			seg.SetLen(1)
+		}
 		b = append(b, h[:]...)
 		if sn == m.firstSN {
-			binary.LittleEndian.PutUint32(b[len(b)-4:], 1)
 			b = append(b, laneMsgSkip)
 		}
 	}
@@ -174,13 +174,13 @@ func (c *Conn) laneLapsed(l *lane, sn uint32) *laneSent {
 // skipSegment rewrites a PUSH segment in place into a skip marker: the
 // first segment of a message keeps one byte, the kind-1 marker; the others
 // keep none. It returns the shortened segment.
-func skipSegment(seg []byte, first bool) []byte {
+func skipSegment(seg wire.Segment, first bool) wire.Segment {
 	n := 0
 	if first {
 		n = 1
 		seg[wire.SegmentHeaderSize] = laneMsgSkip
 	}
-	binary.LittleEndian.PutUint32(seg[20:24], uint32(n))
+	seg.SetLen(uint32(n))
 	return seg[:wire.SegmentHeaderSize+n]
 }
 

@@ -1,8 +1,6 @@
 package uxp
 
 import (
-	"github.com/uxp-go/uxp/internal/wire"
-
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -11,6 +9,8 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // Dialer runs many client sessions over one PacketConn: one socket, one

@@ -1,8 +1,6 @@
 package uxp
 
 import (
-	"github.com/uxp-go/uxp/internal/wire"
-
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -12,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // endpoint is the machinery a Server and a Client share: the socket, the

@@ -1,15 +1,13 @@
 package uxp
 
 import (
-	"github.com/uxp-go/uxp/internal/wire"
-
-	"encoding/binary"
 	"math"
 	"time"
 
 	kcp "github.com/xtaci/kcp-go/v5"
 
 	"github.com/uxp-go/uxp/fec"
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // Forward error correction in a session. KCP output → fec.Encoder → each
@@ -300,15 +298,14 @@ func (c *Conn) measureLoss() {
 	c.lossIn.Store(int64(loss * 10000))
 	if f.params.adaptive {
 		var b [wire.LossSize]byte
-		binary.LittleEndian.PutUint16(b[0:], uint16(loss*10000))
-		binary.LittleEndian.PutUint32(b[2:], uint32(expected))
+		wire.PutLoss(b[:], wire.Loss{Loss: uint16(loss * 10000), Expected: uint32(expected)})
 		c.sendFrame(wire.FrameLoss, b[:])
 	}
 }
 
 // takeLossReport adapts the parity count to the loss the peer sees.
-func (c *Conn) takeLossReport(body []byte) {
-	loss := float64(binary.LittleEndian.Uint16(body[0:])) / 10000
+func (c *Conn) takeLossReport(r wire.Loss) {
+	loss := float64(r.Loss) / 10000
 	if loss > 1 {
 		c.drop(dropMalformed)
 		return

@@ -1,8 +1,6 @@
 package uxp
 
 import (
-	"github.com/uxp-go/uxp/internal/wire"
-
 	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/subtle"
@@ -16,6 +14,7 @@ import (
 	"golang.org/x/crypto/blake2s"
 
 	ucrypto "github.com/uxp-go/uxp/crypto"
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // The handshake is one Noise round trip. An anonymous client uses Noise NK:

@@ -1,11 +1,11 @@
 package uxp
 
 import (
-	"github.com/uxp-go/uxp/internal/wire"
-
 	"encoding/binary"
 
 	kcp "github.com/xtaci/kcp-go/v5"
+
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // A lane's ARQ. Each lane runs one KCP state machine, arq, used the
@@ -35,20 +35,19 @@ func (c *Conn) laneKCPOutput(l *lane) func([]byte, int) {
 		// Segments of lapsed messages become skip markers on the way.
 		out := segs[:0]
 		data := false
-		for p := segs; len(p) >= wire.SegmentHeaderSize; {
-			n := int(binary.LittleEndian.Uint32(p[20:24]))
-			if n > len(p)-wire.SegmentHeaderSize {
+		for p := segs; ; {
+			seg, rest, ok := wire.NextSegment(p)
+			if !ok {
 				break
 			}
-			seg := p[:wire.SegmentHeaderSize+n]
-			p = p[wire.SegmentHeaderSize+n:]
+			p = rest
 			// Every segment KCP sends carries its current receive state;
 			// skip markers, sent outside KCP, repeat the latest.
-			l.outWnd = binary.LittleEndian.Uint16(seg[6:8])
-			l.outUna = binary.LittleEndian.Uint32(seg[16:20])
-			if seg[4] == kcp.IKCP_CMD_PUSH {
+			l.outWnd = seg.Wnd()
+			l.outUna = seg.Una()
+			if seg.Cmd() == wire.CmdPush {
 				data = true
-				sn := binary.LittleEndian.Uint32(seg[12:16])
+				sn := seg.Sn()
 				fresh := !l.sentData || int32(sn-l.maxSentSN) > 0
 				if fresh {
 					l.maxSentSN, l.sentData = sn, true
@@ -140,39 +139,33 @@ func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 	in := segFilter{c: c, l: l, k: k, body: body}
 	bad := false
 	for p := body; len(p) > 0; {
-		if len(p) < wire.SegmentHeaderSize {
-			bad = true
-			break
-		}
-		n := binary.LittleEndian.Uint32(p[20:24])
-		una := binary.LittleEndian.Uint32(p[16:20])
-		if uint64(n) > uint64(len(p)-wire.SegmentHeaderSize) || binary.LittleEndian.Uint32(p[0:4]) != c.id ||
-			int32(una-l.sndSN) > 0 {
+		seg, rest, ok := wire.NextSegment(p)
+		if !ok || seg.Conv() != c.id || int32(seg.Una()-l.sndSN) > 0 {
 			// Truncated, another conversation, or acknowledging segments
 			// this side never sent (KCP would discard its whole send
 			// buffer for it).
 			bad = true
 			break
 		}
-		if p[4] != kcp.IKCP_CMD_PUSH && (n != 0 || p[5] != 0) {
+		una := seg.Una()
+		if seg.Cmd() != wire.CmdPush && (seg.Len() != 0 || seg.Frg() != 0) {
 			// ACKs and window probes carry no payload and no fragment
 			// number (KCP would skip a payload unread).
 			bad = true
 			break
 		}
-		seg := p[:wire.SegmentHeaderSize+int(n)]
 		act := segKeep
-		switch p[4] {
-		case kcp.IKCP_CMD_PUSH:
+		switch seg.Cmd() {
+		case wire.CmdPush:
 			act = in.push(seg)
 			if act == segKeep {
 				l.ackPending = true // it needs an ACK
 			}
-		case kcp.IKCP_CMD_WASK:
+		case wire.CmdWask:
 			l.ackPending = true // it needs a window answer
-		case kcp.IKCP_CMD_ACK:
-			c.probeACK(l, binary.LittleEndian.Uint32(p[12:16]), binary.LittleEndian.Uint32(p[8:12]), c.shard.now)
-		case kcp.IKCP_CMD_WINS:
+		case wire.CmdAck:
+			c.probeACK(l, seg.Sn(), seg.Ts(), c.shard.now)
+		case wire.CmdWins:
 		default:
 			act = segBad
 		}
@@ -182,12 +175,12 @@ func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 		}
 		c.noteUna(&l.lat, una, c.shard.now)
 		c.laneConfirm(l, una)
-		l.notePeerWnd(p)
-		if p[4] == kcp.IKCP_CMD_ACK {
+		l.notePeerWnd(seg)
+		if seg.Cmd() == wire.CmdAck {
 			act = in.ack(seg)
 		}
 		in.take(seg, act)
-		p = p[len(seg):]
+		p = rest
 	}
 	if segs := in.segments(); len(segs) > 0 && k.Input(segs, typ, false) < 0 {
 		bad = true // cannot happen: the segments were checked above

@@ -1,14 +1,12 @@
 package uxp
 
 import (
-	"github.com/uxp-go/uxp/internal/wire"
-
-	"encoding/binary"
 	"math/bits"
 
 	kcp "github.com/xtaci/kcp-go/v5"
 
 	"github.com/uxp-go/uxp/fec"
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // Bounds on what a lane's peer can make its KCP spend (issue 13; the table
@@ -156,8 +154,8 @@ type segFilter struct {
 }
 
 // push decides about a data segment.
-func (f *segFilter) push(seg []byte) segAction {
-	if frg := seg[5]; frg != 0 && int(frg) > f.c.ep.set.maxFrag() {
+func (f *segFilter) push(seg wire.Segment) segAction {
+	if frg := seg.Frg(); frg != 0 && int(frg) > f.c.ep.set.maxFrag() {
 		return segBad // more fragments than a message this side accepts
 	}
 	if !f.recvRead {
@@ -167,7 +165,7 @@ func (f *segFilter) push(seg []byte) segAction {
 	if !f.known {
 		return segKeep // no layout: KCP's own window applies
 	}
-	sn := binary.LittleEndian.Uint32(seg[12:16])
+	sn := seg.Sn()
 	switch {
 	case int32(sn-f.rcvNxt) < 0:
 		return segKeep // a repeat: KCP only acknowledges it
@@ -196,9 +194,9 @@ func (f *segFilter) push(seg []byte) segAction {
 }
 
 // ack decides about an ACK segment, after laneConfirm took its una.
-func (f *segFilter) ack(seg []byte) segAction {
+func (f *segFilter) ack(seg wire.Segment) segAction {
 	l := f.l
-	sn := binary.LittleEndian.Uint32(seg[12:16])
+	sn := seg.Sn()
 	size := uint32(len(l.acked) * 64)
 	d := sn - l.sndUna
 	if int32(d) < 0 || d >= size || !l.sentData || int32(sn-l.maxSentSN) > 0 {
@@ -217,7 +215,7 @@ func (f *segFilter) ack(seg []byte) segAction {
 }
 
 // take adds seg to what KCP gets, as act says.
-func (f *segFilter) take(seg []byte, act segAction) {
+func (f *segFilter) take(seg wire.Segment, act segAction) {
 	if act != segKeep && !f.mod {
 		f.mod = true
 		f.out = append(f.c.shard.segScratch[:0], f.body[:f.off]...)
@@ -233,8 +231,7 @@ func (f *segFilter) take(seg []byte, act segAction) {
 		f.out = append(f.out, seg...)
 		// Below the una it carries: KCP has taken that una before it
 		// looks at the sn, so its snd_una is past it.
-		una := binary.LittleEndian.Uint32(seg[16:20])
-		binary.LittleEndian.PutUint32(f.out[len(f.out)-len(seg)+12:], una-1)
+		wire.Segment(f.out[len(f.out)-len(seg):]).SetSn(seg.Una() - 1)
 	}
 }
 

@@ -1,13 +1,13 @@
 package uxp
 
 import (
-	"github.com/uxp-go/uxp/internal/wire"
-
 	"crypto/rand"
 	"crypto/subtle"
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // Connection migration (NAT rebinding, a phone moving from Wi-Fi to LTE),

@@ -1,12 +1,11 @@
 package uxp
 
 import (
-	"github.com/uxp-go/uxp/internal/wire"
-
-	"encoding/binary"
 	"time"
 
 	"github.com/xtaci/kcp-go/v5"
+
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // The session side of path MTU discovery (pmtud.go): probes, their
@@ -76,7 +75,7 @@ func (c *Conn) sendProbe(size int, id uint32) {
 	}
 	b := s.probeBuf[:n]
 	clear(b)
-	binary.LittleEndian.PutUint32(b, id)
+	wire.PutMTUProbe(b, id)
 	c.sendFrame(wire.FrameMTUProbe, b)
 }
 
@@ -84,23 +83,23 @@ func (c *Conn) sendProbe(size int, id uint32) {
 func (c *Conn) pmtuInput(kind byte, body []byte, now time.Time) {
 	switch kind {
 	case wire.FrameMTUProbe:
-		if len(body) < wire.MTUProbeIDSize {
+		id, ok := wire.ParseMTUProbe(body)
+		if !ok {
 			c.drop(dropMalformed)
 			return
 		}
 		// Acknowledge with the size that arrived: smaller than the
 		// probe, so probes cannot be used to amplify.
 		var ack [wire.MTUAckSize]byte
-		copy(ack[:4], body[:4])
-		binary.LittleEndian.PutUint16(ack[4:], uint16(len(body)+wire.TransportOverhead))
+		wire.PutMTUAck(ack[:], wire.MTUAck{ID: id, Size: uint16(len(body) + wire.TransportOverhead)})
 		c.sendFrame(wire.FrameMTUAck, ack[:])
 	case wire.FrameMTUAck:
-		if len(body) != wire.MTUAckSize {
+		a, ok := wire.ParseMTUAck(body)
+		if !ok {
 			c.drop(dropMalformed)
 			return
 		}
-		id := binary.LittleEndian.Uint32(body)
-		if c.pmtu.ack(id, int(binary.LittleEndian.Uint16(body[4:])), now) {
+		if c.pmtu.ack(a.ID, int(a.Size), now) {
 			c.pathMTUChanged()
 		}
 		c.pmtuTick(now) // the next probe of the search, if any
@@ -138,11 +137,7 @@ func (c *Conn) emitKCP(kind byte, hdr, segs []byte, viaFEC bool) bool {
 	}
 	start := 0
 	for p := 0; p < len(segs); {
-		n := wire.SegmentHeaderSize
-		if len(segs)-p >= wire.SegmentHeaderSize {
-			n += int(binary.LittleEndian.Uint32(segs[p+20 : p+24]))
-		}
-		n = min(n, len(segs)-p)
+		n := wire.SegmentSize(segs[p:])
 		if p+n-start > room && p > start {
 			c.emitFrame(kind, hdr, segs[start:p], viaFEC)
 			start = p
@@ -168,10 +163,8 @@ func (c *Conn) sendFragments(kind byte, hdr, seg []byte) {
 	c.fragsSent.Add(1)
 	room := c.curMTU() - wire.TransportOverhead - wire.FragmentHeaderSize
 	var h [wire.FragmentHeaderSize]byte
-	binary.LittleEndian.PutUint16(h[0:], c.fragID)
-	binary.LittleEndian.PutUint16(h[4:], uint16(len(inner)))
 	for off := 0; off < len(inner); off += room {
-		binary.LittleEndian.PutUint16(h[2:], uint16(off))
+		wire.PutFragment(h[:], wire.Fragment{ID: c.fragID, Offset: uint16(off), Total: uint16(len(inner))})
 		c.sendFrameTo(wire.FrameFragment, h[:], inner[off:min(off+room, len(inner))], c.remoteAP)
 	}
 }
@@ -188,18 +181,12 @@ type fragState struct {
 }
 
 func (c *Conn) fragmentInput(body []byte) {
-	if len(body) <= wire.FragmentHeaderSize {
+	h, data, ok := wire.ParseFragment(body, maxFragmentedSize)
+	if !ok {
 		c.drop(dropMalformed)
 		return
 	}
-	id := binary.LittleEndian.Uint16(body[0:])
-	off := int(binary.LittleEndian.Uint16(body[2:]))
-	total := int(binary.LittleEndian.Uint16(body[4:]))
-	data := body[wire.FragmentHeaderSize:]
-	if total > maxFragmentedSize || off+len(data) > total {
-		c.drop(dropMalformed)
-		return
-	}
+	id, off, total := h.ID, int(h.Offset), int(h.Total)
 	f := c.frag
 	if f == nil {
 		f = &fragState{buf: make([]byte, maxFragmentedSize)}

@@ -1,8 +1,9 @@
 package uxp
 
 import (
-	"encoding/binary"
 	"time"
+
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // Tail-loss probes (after RFC 9002's probe timeout, PTO).
@@ -80,7 +81,7 @@ func (c *Conn) pto() time.Duration {
 
 // noteDataSent records a data segment the lane's KCP sends: fresh is set
 // for new data (the highest sn so far), which becomes the tail.
-func (c *Conn) noteDataSent(l *lane, seg []byte, sn uint32, fresh bool, now time.Time) {
+func (c *Conn) noteDataSent(l *lane, seg wire.Segment, sn uint32, fresh bool, now time.Time) {
 	p := &l.probe
 	switch {
 	case fresh:
@@ -89,7 +90,7 @@ func (c *Conn) noteDataSent(l *lane, seg []byte, sn uint32, fresh bool, now time
 		}
 		p.n = copy(p.buf[:], seg)
 		p.sn, p.sentAt = sn, now
-		p.ts = binary.LittleEndian.Uint32(seg[8:12])
+		p.ts = seg.Ts()
 		p.resent, p.sampled, p.probeTS = false, false, 0
 	case p.buf != nil && sn == p.sn:
 		p.resent = true // KCP retransmitted the tail itself
@@ -162,13 +163,13 @@ func (c *Conn) probeTimer(l *lane, now time.Time) {
 	if p.buf == nil || p.count >= maxTailProbes || int32(p.sn-l.sndUna) < 0 {
 		return
 	}
-	seg := p.buf[:p.n]
+	seg := wire.Segment(p.buf[:p.n])
 	// The receive state and timestamp of now, as KCP's own retransmission
 	// would carry.
-	binary.LittleEndian.PutUint16(seg[6:8], l.outWnd)
+	seg.SetWnd(l.outWnd)
 	p.probeTS, p.probeSentAt = kcpNow(), now
-	binary.LittleEndian.PutUint32(seg[8:12], p.probeTS)
-	binary.LittleEndian.PutUint32(seg[16:20], l.outUna)
+	seg.SetTs(p.probeTS)
+	seg.SetUna(l.outUna)
 	if m := c.laneLapsed(l, p.sn); m != nil {
 		seg = skipSegment(seg, p.sn == m.firstSN)
 		p.n = len(seg)

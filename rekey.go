@@ -1,8 +1,6 @@
 package uxp
 
 import (
-	"github.com/uxp-go/uxp/internal/wire"
-
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/subtle"
@@ -14,6 +12,7 @@ import (
 	"golang.org/x/crypto/curve25519"
 
 	ucrypto "github.com/uxp-go/uxp/crypto"
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // Rekeying. A session replaces its transport keys after RekeyAfterTime or

@@ -1,14 +1,14 @@
 package uxp
 
 import (
-	"github.com/uxp-go/uxp/internal/wire"
-
 	"crypto/subtle"
 	"encoding/binary"
 	"net/netip"
 	"time"
 
 	"golang.org/x/crypto/blake2s"
+
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // Stateless reset (after RFC 9000 section 10.3). The server gives the

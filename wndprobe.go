@@ -1,12 +1,9 @@
 package uxp
 
 import (
-	"github.com/uxp-go/uxp/internal/wire"
-
-	"encoding/binary"
 	"time"
 
-	kcp "github.com/xtaci/kcp-go/v5"
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // Zero-window probes (TCP's persist timer).
@@ -40,8 +37,8 @@ type wndProbe struct {
 }
 
 // notePeerWnd records the window of a segment from the peer.
-func (l *lane) notePeerWnd(seg []byte) {
-	l.wnd.peerWnd = binary.LittleEndian.Uint16(seg[6:8])
+func (l *lane) notePeerWnd(seg wire.Segment) {
+	l.wnd.peerWnd = seg.Wnd()
 }
 
 // checkWndProbe arms or disarms the lane's zero-window probe after input
@@ -72,13 +69,14 @@ func (c *Conn) wndProbeTimer(l *lane, now time.Time) {
 	if w.peerWnd != 0 || l.waitSnd() == 0 {
 		return
 	}
-	var seg [wire.SegmentHeaderSize]byte
-	binary.LittleEndian.PutUint32(seg[0:4], c.id)
-	seg[4] = kcp.IKCP_CMD_WASK
-	binary.LittleEndian.PutUint16(seg[6:8], l.outWnd)
-	binary.LittleEndian.PutUint32(seg[8:12], kcpNow())
-	binary.LittleEndian.PutUint32(seg[16:20], l.outUna)
-	c.laneOutput(l, seg[:], false)
+	var h [wire.SegmentHeaderSize]byte
+	seg := wire.Segment(h[:])
+	seg.SetConv(c.id)
+	seg.SetCmd(wire.CmdWask)
+	seg.SetWnd(l.outWnd)
+	seg.SetTs(kcpNow())
+	seg.SetUna(l.outUna)
+	c.laneOutput(l, seg, false)
 	c.traffic.wndProbes.Add(1)
 	w.interval = min(2*w.interval, wndProbeMax)
 	w.at = now.Add(w.interval)

@@ -57,19 +57,18 @@ type fecParams struct {
 
 func (p fecParams) on() bool { return p.data > 0 }
 
-// put writes the 4-byte handshake form: data | parity | flags | max parity.
+// put writes the handshake form (wire.FECParams).
 func (p fecParams) put(b []byte) {
-	b[0], b[1], b[3] = byte(p.data), byte(p.parity), byte(p.maxParity)
-	b[2] = 0
-	if p.adaptive {
-		b[2] = 1
-	}
+	wire.PutFECParams(b, wire.FECParams{Data: uint8(p.data), Parity: uint8(p.parity), MaxParity: uint8(p.maxParity), Adaptive: p.adaptive})
 }
 
+// parseFECParams decodes the handshake form and checks it against the fec
+// package's bounds.
 func parseFECParams(b []byte) (fecParams, bool) {
-	p := fecParams{data: int(b[0]), parity: int(b[1]), maxParity: int(b[3]), adaptive: b[2]&1 != 0}
+	w, ok := wire.ParseFECParams(b)
+	p := fecParams{data: int(w.Data), parity: int(w.Parity), maxParity: int(w.MaxParity), adaptive: w.Adaptive}
 	switch {
-	case b[2]&^1 != 0:
+	case !ok:
 		return p, false
 	case p.data == 0:
 		return fecParams{}, p.parity == 0 && p.maxParity == 0 && !p.adaptive

@@ -79,7 +79,7 @@ const (
 	responsePayloadSize   = 32
 	noiseKeySize          = 32
 	macSize               = 16
-	resetTokenSize        = 16
+	resetTokenSize        = wire.ResetTokenSize
 
 	// Initiation flags (byte 3).
 	flagIdentity byte = 1 << 0 // Noise IK: the client sends its static key

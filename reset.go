@@ -34,7 +34,7 @@ import (
 
 /* Specification constants */
 const (
-	resetSize  = 8 + resetTokenSize
+	resetSize  = wire.ResetSize
 	resetLabel = "reset---"
 )
 
@@ -71,21 +71,12 @@ func resetToken(key *[32]byte, sessionID uint32) [resetTokenSize]byte {
 }
 
 func putReset(b *[resetSize]byte, sessionID uint32, token *[resetTokenSize]byte) {
-	*b = [resetSize]byte{wire.MsgReset}
-	binary.LittleEndian.PutUint32(b[4:8], sessionID)
-	copy(b[8:], token[:])
+	wire.PutReset(b, sessionID, token)
 }
 
 // parseReset checks a reset's size and reserved bytes and returns its
-// session ID and token.
-func parseReset(b []byte) (uint32, [resetTokenSize]byte, bool) {
-	var tok [resetTokenSize]byte
-	if len(b) != resetSize || b[0] != wire.MsgReset || b[1]|b[2]|b[3] != 0 {
-		return 0, tok, false
-	}
-	copy(tok[:], b[8:])
-	return binary.LittleEndian.Uint32(b[4:8]), tok, true
-}
+// session ID and token (wire.ParseReset).
+func parseReset(b []byte) (uint32, [resetTokenSize]byte, bool) { return wire.ParseReset(b) }
 
 // resetMatches reports, in constant time, whether a reset carries want.
 func resetMatches(got, want *[resetTokenSize]byte) bool {

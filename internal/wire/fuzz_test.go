@@ -72,7 +72,8 @@ func FuzzSegments(f *testing.F) {
 	})
 }
 
-// FuzzFrameBodies: every body decoder never panics, and each accepted body
+// FuzzFrameBodies: every body decoder (and the handshake's FEC
+// parameters and the reset) never panics, and each accepted body
 // re-encodes to the same bytes.
 func FuzzFrameBodies(f *testing.F) {
 	f.Add([]byte{})
@@ -110,6 +111,16 @@ func FuzzFrameBodies(f *testing.F) {
 			re := make([]byte, LatestSize)
 			PutLatest(re, ch, seq)
 			require.Equal(t, b, append(re, msg...))
+		}
+		if p, ok := ParseFECParams(b); ok {
+			re := make([]byte, FECParamsSize)
+			PutFECParams(re, p)
+			require.Equal(t, b, re)
+		}
+		if id, tok, ok := ParseReset(b); ok {
+			var re [ResetSize]byte
+			PutReset(&re, id, &tok)
+			require.Equal(t, b, re[:])
 		}
 		if fr, data, ok := ParseFragment(b, 1<<16-1); ok {
 			require.LessOrEqual(t, int(fr.Offset)+len(data), int(fr.Total))

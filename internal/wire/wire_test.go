@@ -220,3 +220,39 @@ func TestRekeyFrameCodec(t *testing.T) {
 	_, ok = ParseRekey(b[:])
 	require.False(t, ok, "unknown kind")
 }
+
+func TestFECParams(t *testing.T) {
+	var b [FECParamsSize]byte
+	p := FECParams{Data: 10, Parity: 3, MaxParity: 6, Adaptive: true}
+	PutFECParams(b[:], p)
+	require.Equal(t, []byte{10, 3, 1, 6}, b[:])
+	got, ok := ParseFECParams(b[:])
+	require.True(t, ok)
+	require.Equal(t, p, got)
+	b[2] = 2
+	_, ok = ParseFECParams(b[:])
+	require.False(t, ok, "reserved flag bit")
+	_, ok = ParseFECParams(b[:3])
+	require.False(t, ok, "short")
+}
+
+func TestReset(t *testing.T) {
+	var b [ResetSize]byte
+	tok := [ResetTokenSize]byte{1, 2, 3}
+	PutReset(&b, 0x0a0b0c0d, &tok)
+	require.Equal(t, []byte{MsgReset, 0, 0, 0, 0x0d, 0x0c, 0x0b, 0x0a, 1, 2, 3}, b[:11])
+	id, got, ok := ParseReset(b[:])
+	require.True(t, ok)
+	require.Equal(t, uint32(0x0a0b0c0d), id)
+	require.Equal(t, tok, got)
+	for i := 1; i < 4; i++ {
+		bad := b
+		bad[i] = 1
+		_, _, ok := ParseReset(bad[:])
+		require.False(t, ok, "reserved byte %d", i)
+	}
+	_, _, ok = ParseReset(b[:ResetSize-1])
+	require.False(t, ok)
+	_, _, ok = ParseReset(append(b[:], 0))
+	require.False(t, ok)
+}

@@ -2,6 +2,8 @@ package uxp
 
 import (
 	"net/netip"
+
+	"github.com/uxp-go/uxp/internal/handshake"
 )
 
 // AdmissionConfig bounds what the sources of new sessions may take of a
@@ -163,4 +165,4 @@ func (t sourceTable) remove(src [16]byte, proven bool) {
 }
 
 // sourceOf is the per-source key of a session's first address.
-func sourceOf(ap netip.AddrPort) [16]byte { return sourceKey(ap.Addr()) }
+func sourceOf(ap netip.AddrPort) [16]byte { return handshake.SourceKey(ap.Addr()) }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/uxp-go/uxp/internal/handshake"
 	"github.com/uxp-go/uxp/internal/wire"
 )
 
@@ -56,7 +57,7 @@ func NewClient(pc net.PacketConn, server net.Addr, handler ConnHandler, cfg *Con
 		set:       set,
 		handler:   handler,
 		server:    ap,
-		cookieKey: labelKey(cookieLabel, set.serverPublicKey),
+		cookieKey: handshake.LabelKey(handshake.CookieLabel, set.serverPublicKey),
 		tr:        newTracer(set.tracer, true),
 	}
 	c.ep = newEndpoint(pc, set, 1)

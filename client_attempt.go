@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/uxp-go/uxp/internal/handshake"
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // clientAttempt is one client handshake and the session it makes: what a
@@ -128,8 +131,8 @@ func (a *clientAttempt) run(ctx context.Context, hs *clientHandshake) (*Conn, er
 	send := func(now time.Time) {
 		p := pkt[:copy(pkt, hs.initiation())]
 		a.cookieMu.Lock()
-		if !a.cookieAt.IsZero() && now.Sub(a.cookieAt) < cookieSecretLife {
-			putMAC2(p, &a.cookie)
+		if !a.cookieAt.IsZero() && now.Sub(a.cookieAt) < handshake.CookieSecretLife {
+			handshake.PutMAC2(p, &a.cookie)
 		}
 		a.cookieMu.Unlock()
 		if err := a.ep.writeTo(p, a.server); err != nil {
@@ -297,7 +300,7 @@ func (a *clientAttempt) takeCookie(b []byte) {
 		a.ep.drops.malformed.Add(1) // no handshake in progress
 		return
 	}
-	cookie, err := openCookieReply(b, hs.initiation(), a.cookieKey)
+	cookie, err := handshake.OpenCookieReply(b, hs.initiation(), a.cookieKey)
 	if err != nil {
 		a.dropAnswer(err)
 		return
@@ -320,7 +323,7 @@ func (a *clientAttempt) takeCookie(b []byte) {
 
 // takeReset runs on the read loop with a stateless reset; it owns bp.
 func (ep *endpoint) takeReset(bp *packetBuf, n int, from netip.AddrPort, hstats *handshakeCounters) {
-	id, tok, ok := parseReset(bp[:n])
+	id, tok, ok := wire.ParseReset(bp[:n])
 	if !ok {
 		ep.drops.malformed.Add(1)
 		putPacketBuf(bp)
@@ -329,7 +332,7 @@ func (ep *endpoint) takeReset(bp *packetBuf, n int, from netip.AddrPort, hstats 
 	conn := ep.table.get(id)
 	// Only the server sends resets: one from any other address is forged,
 	// whatever its token (security.md, stateless reset).
-	if conn == nil || !conn.isClient || from != conn.resetFrom || !resetMatches(&tok, &conn.resetToken) {
+	if conn == nil || !conn.isClient || from != conn.resetFrom || !handshake.ResetMatches(&tok, &conn.resetToken) {
 		ep.drops.authFailed.Add(1)
 		putPacketBuf(bp)
 		return

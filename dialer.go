@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/uxp-go/uxp/internal/handshake"
 	"github.com/uxp-go/uxp/internal/wire"
 )
 
@@ -73,7 +74,7 @@ func NewDialer(pc net.PacketConn, cfg *Config) (*Dialer, error) {
 	}
 	d := &Dialer{
 		set:       set,
-		cookieKey: labelKey(cookieLabel, set.serverPublicKey),
+		cookieKey: handshake.LabelKey(handshake.CookieLabel, set.serverPublicKey),
 		tr:        newTracer(set.tracer, true),
 		attempts:  make(map[uint32]*clientAttempt),
 	}

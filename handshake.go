@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/flynn/noise"
-	"golang.org/x/crypto/blake2s"
 
 	ucrypto "github.com/uxp-go/uxp/crypto"
+	"github.com/uxp-go/uxp/internal/handshake"
 	"github.com/uxp-go/uxp/internal/wire"
 )
 
@@ -78,7 +78,7 @@ const (
 	responseSize          = 92
 	responsePayloadSize   = 32
 	noiseKeySize          = 32
-	macSize               = 16
+	macSize               = handshake.MACSize
 	resetTokenSize        = wire.ResetTokenSize
 
 	// Initiation flags (byte 3).
@@ -104,7 +104,6 @@ const (
 	statusRejected     byte = 6 // the application's decision (ConnectHandler)
 
 	prologueLabel = "uxp/1 Noise_NK"
-	mac1Label     = "mac1----"
 )
 
 // The server must never answer with more bytes than it received.
@@ -224,9 +223,9 @@ func newStaticKey(priv PrivateKey) (*staticKey, error) {
 }
 
 var (
-	errHandshakeMalformed = errors.New("uxp: malformed handshake message")
+	errHandshakeMalformed = handshake.ErrMalformed
 	errHandshakeMAC       = errors.New("uxp: handshake mac1 mismatch")
-	errHandshakeAuth      = errors.New("uxp: handshake message failed to authenticate")
+	errHandshakeAuth      = handshake.ErrAuth
 	errHandshakePSK       = errors.New("uxp: initiation's psk flag does not match the server's configuration")
 )
 
@@ -247,61 +246,6 @@ func initiationLen(flags byte) int {
 		return initiationIKSize
 	}
 	return initiationSize
-}
-
-// mac1Offset and mac2Offset locate the MACs: the last 32 bytes.
-func mac1Offset(pkt []byte) int { return len(pkt) - 2*macSize }
-func mac2Offset(pkt []byte) int { return len(pkt) - macSize }
-
-// labelKey returns BLAKE2s-256(label || server public key). It keys mac1
-// ("mac1----") and the cookie reply's encryption ("cookie--").
-func labelKey(label string, server PublicKey) [32]byte {
-	h, _ := blake2s.New256(nil)
-	h.Write([]byte(label))
-	h.Write(server[:])
-	var k [32]byte
-	h.Sum(k[:0])
-	return k
-}
-
-// mac1Key derives the key for an initiation's mac1 from the server's public
-// key and, when one is configured, the pre-shared key:
-//
-//	no psk:   BLAKE2s-256("mac1----" || server public key)
-//	with psk: BLAKE2s-256("mac1----" || server public key || psk)
-//
-// Anyone who knows the server's public key (and its psk, if it has one)
-// can compute it; it lets the server reject datagrams from those who don't
-// before doing any Diffie-Hellman and without keeping state. With a psk, an
-// initiation from a client without it (or with another one) fails mac1
-// exactly as one for another server does: it costs one BLAKE2s, and the
-// server's silence does not tell whether it has a psk.
-func mac1Key(server PublicKey, psk []byte) [32]byte {
-	if psk == nil {
-		return labelKey(mac1Label, server)
-	}
-	h, _ := blake2s.New256(nil)
-	h.Write([]byte(mac1Label))
-	h.Write(server[:])
-	h.Write(psk)
-	var k [32]byte
-	h.Sum(k[:0])
-	return k
-}
-
-// keyedMAC returns BLAKE2s-128 keyed by key over msg.
-func keyedMAC(key []byte, msg []byte) [macSize]byte {
-	h, _ := blake2s.New128(key)
-	h.Write(msg)
-	var m [macSize]byte
-	h.Sum(m[:0])
-	return m
-}
-
-// computeMAC1 returns mac1 for an initiation: keyed by key, over everything
-// before the mac1 field.
-func computeMAC1(key *[32]byte, msg []byte) [macSize]byte {
-	return keyedMAC(key[:], msg[:mac1Offset(msg)])
 }
 
 func prologue(hdr []byte) []byte {
@@ -414,12 +358,12 @@ func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index ui
 	if err != nil {
 		return nil, err
 	}
-	if len(msg) != mac1Offset(p)-8 {
+	if len(msg) != handshake.MAC1Offset(p)-8 {
 		return nil, errHandshakeMalformed
 	}
-	k := mac1Key(server, id.psk)
-	mac := computeMAC1(&k, p)
-	copy(p[mac1Offset(p):], mac[:])
+	k := handshake.MAC1Key(server, id.psk)
+	mac := handshake.ComputeMAC1(&k, p)
+	copy(p[handshake.MAC1Offset(p):], mac[:])
 	c.hs = hs
 	return c, nil
 }
@@ -539,8 +483,8 @@ func checkInitiation(pkt []byte, key *[32]byte) error {
 	if !size || !Cipher(pkt[2]).Valid() {
 		return errHandshakeMalformed
 	}
-	mac := computeMAC1(key, pkt)
-	if subtle.ConstantTimeCompare(mac[:], pkt[mac1Offset(pkt):mac2Offset(pkt)]) != 1 {
+	mac := handshake.ComputeMAC1(key, pkt)
+	if subtle.ConstantTimeCompare(mac[:], pkt[handshake.MAC1Offset(pkt):handshake.MAC2Offset(pkt)]) != 1 {
 		return errHandshakeMAC
 	}
 	return nil
@@ -573,7 +517,7 @@ func readInitiation(static *staticKey, psk []byte, pkt []byte, rng io.Reader) (*
 	}
 	var payload [maxInitiationSize]byte
 	want := initiationPayloadSize + len(pkt) - initiationLen(flags)
-	out, _, _, err := hs.ReadMessage(payload[:0], pkt[8:mac1Offset(pkt)])
+	out, _, _, err := hs.ReadMessage(payload[:0], pkt[8:handshake.MAC1Offset(pkt)])
 	if err != nil || len(out) != want {
 		return nil, errHandshakeAuth
 	}

@@ -111,34 +111,3 @@ func (s *identitySettings) admits(in *initiation) bool {
 // (Noise IK); an anonymous client has none. On a client it is the server's
 // static key. Safe from any goroutine.
 func (c *Conn) PeerKey() (PublicKey, bool) { return c.peerKey, c.hasPeerKey }
-
-// timestampTable enforces that the initiation timestamps of each client key
-// strictly increase, so a replayed initiation is ignored (WireGuard's
-// anti-replay for handshakes). It is owned by the handshake loop. It is
-// bounded: past maxEntries keys, an arbitrary entry is forgotten, which
-// re-opens replay of that one client's old initiations (docs/security.md).
-type timestampTable struct {
-	last       map[PublicKey]uint64
-	maxEntries int
-}
-
-func newTimestampTable(maxEntries int) *timestampTable {
-	return &timestampTable{last: make(map[PublicKey]uint64), maxEntries: maxEntries}
-}
-
-// fresh reports whether ts is newer than the last accepted one for key.
-func (t *timestampTable) fresh(key PublicKey, ts uint64) bool {
-	last, ok := t.last[key]
-	return !ok || ts > last
-}
-
-// accept records ts for key.
-func (t *timestampTable) accept(key PublicKey, ts uint64) {
-	if _, ok := t.last[key]; !ok && len(t.last) >= t.maxEntries {
-		for k := range t.last {
-			delete(t.last, k)
-			break
-		}
-	}
-	t.last[key] = ts
-}

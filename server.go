@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/uxp-go/uxp/internal/handshake"
 )
 
 // Server accepts uxp sessions on a PacketConn. Create it with NewServer,
@@ -38,10 +40,10 @@ type Server struct {
 	sources sourceTable
 
 	// Owned by the handshake loop.
-	cookies   *cookieChecker
-	limiter   *rateLimiter    // per source, for cookie-validated initiations; nil: none
-	stamps    *timestampTable // last initiation timestamp per client key
-	loadUntil time.Time       // under load until then
+	cookies   *handshake.CookieChecker
+	limiter   *handshake.RateLimiter    // per source, for cookie-validated initiations; nil: none
+	stamps    *handshake.TimestampTable // last initiation timestamp per client key
+	loadUntil time.Time                 // under load until then
 	// pending holds deferred connect requests (connect.go) by client
 	// ephemeral key, bounded by maxPendingRequests; decisions brings
 	// their answers.
@@ -50,7 +52,7 @@ type Server struct {
 	resetKey  [32]byte // immutable
 
 	// Owned by the read loop.
-	resets *resetSender
+	resets *handshake.ResetSender
 
 	hstats    handshakeCounters
 	forceLoad atomic.Bool // tests: behave as under load
@@ -134,23 +136,23 @@ func NewServer(pc net.PacketConn, handler ServerHandler, cfg *Config) (*Server, 
 		handler:   handler,
 		static:    static,
 		pub:       pub,
-		mac1:      mac1Key(pub, set.identity.psk),
+		mac1:      handshake.MAC1Key(pub, set.identity.psk),
 		hsQueue:   make(chan handshakeJob, handshakeQueueLen),
 		halfOpen:  make(map[[noiseKeySize]byte]*Conn),
 		stopped:   make(chan struct{}),
 		ended:     make(chan struct{}, 1),
-		cookies:   newCookieChecker(pub, rand.Reader),
+		cookies:   handshake.NewCookieChecker(pub, rand.Reader),
 		sources:   make(sourceTable),
-		stamps:    newTimestampTable(maxClientKeys),
-		resetKey:  resetKey(set.privateKey),
-		resets:    newResetSender(set.privateKey),
+		stamps:    handshake.NewTimestampTable(maxClientKeys),
+		resetKey:  handshake.ResetKey(set.privateKey),
+		resets:    handshake.NewResetSender(set.privateKey),
 		tr:        newTracer(set.tracer, false),
 		confirmed: make(map[[noiseKeySize]byte]time.Time),
 		pending:   make(map[[noiseKeySize]byte]*ConnectRequest),
 		decisions: make(chan *ConnectRequest, 2*maxPendingRequests),
 	}
 	if a := set.admission; a.rate > 0 {
-		s.limiter = newRateLimiter(a.rate, a.burst, handshakeSources)
+		s.limiter = handshake.NewRateLimiter(a.rate, a.burst, handshakeSources)
 	}
 	ep := newEndpoint(pc, set, set.workers)
 	static.ops = &ep.x25519
@@ -373,10 +375,10 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		// their rate limit may add more.
 		underLoad = true
 	}
-	if underLoad && !s.cookies.validMAC2(pkt, from, now) {
+	if underLoad && !s.cookies.ValidMAC2(pkt, from, now) {
 		// The source has not shown it can receive at its address: no
 		// Diffie-Hellman, just a cookie it must echo.
-		reply, err := s.cookies.reply(pkt, from, now)
+		reply, err := s.cookies.Reply(pkt, from, now)
 		if err == nil && s.ep.writeTo(reply[:], from) == nil {
 			s.hstats.cookiesSent.Add(1)
 		}
@@ -436,7 +438,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 	}
 	// The rate limit guards the Diffie-Hellman below, so it comes after
 	// the half-open lookup: retransmissions spend no tokens.
-	if underLoad && s.limiter != nil && !s.limiter.allow(from.Addr(), now) {
+	if underLoad && s.limiter != nil && !s.limiter.Allow(from.Addr(), now) {
 		s.hstats.rateLimited.Add(1)
 		s.ep.drops.rateLimited.Add(1) // also a drop without reply
 		return
@@ -456,7 +458,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		return
 	}
 	in := &h.in
-	if in.hasPeerKey && !s.stamps.fresh(in.peerKey, in.timestamp) {
+	if in.hasPeerKey && !s.stamps.Fresh(in.peerKey, in.timestamp) {
 		// A replay of an initiation already accepted: ignore it, as
 		// WireGuard does, without answering.
 		s.hstats.timestampReplays.Add(1)
@@ -549,7 +551,7 @@ func (s *Server) open(req *ConnectRequest, acceptData []byte, now time.Time) {
 	if err != nil {
 		return
 	}
-	token := resetToken(&s.resetKey, id)
+	token := handshake.ResetToken(&s.resetKey, id)
 	resp, keys, err := h.writeAnswer(id, statusOK, req.fec, &token,
 		s.set.answer(0, acceptData))
 	if err != nil {
@@ -563,7 +565,7 @@ func (s *Server) open(req *ConnectRequest, acceptData []byte, now time.Time) {
 		return
 	}
 	if in.hasPeerKey {
-		s.stamps.accept(in.peerKey, in.timestamp)
+		s.stamps.Accept(in.peerKey, in.timestamp)
 		c.peerKey, c.hasPeerKey = in.peerKey, true
 	}
 	c.connectData = in.connectData
@@ -604,7 +606,7 @@ func (s *Server) admits(in *initiation) (ok bool) {
 // so a client of a previous run of this server learns at once that its
 // session is gone.
 func (s *Server) sendReset(pkt []byte, from netip.AddrPort) {
-	r, ok := s.resets.answer(pkt, from, time.Now())
+	r, ok := s.resets.Answer(pkt, from, time.Now())
 	if !ok {
 		return
 	}

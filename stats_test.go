@@ -248,7 +248,7 @@ func TestRateLimitedDrops(t *testing.T) {
 		const tries = handshakeBurst + 20 // beyond the per-source burst allowance
 		for range tries {
 			init := append([]byte(nil), testInitiation(t, kp.Public, clientIdentity{}).initiation()...)
-			reply, err := srv.cookies.reply(init, from, now)
+			reply, err := srv.cookies.Reply(init, from, now)
 			require.NoError(t, err)
 			cookie, err := openCookieReply(reply[:], init, &encKey)
 			require.NoError(t, err)

@@ -130,3 +130,25 @@ func FuzzFrameBodies(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReset: ParseReset accepts only what PutReset writes, and any session
+// ID and token round-trip.
+func FuzzReset(f *testing.F) {
+	var r [ResetSize]byte
+	PutReset(&r, 77, &[ResetTokenSize]byte{1, 2, 3})
+	f.Add(r[:], uint32(77), []byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, data []byte, id uint32, token []byte) {
+		if gotID, tok, ok := ParseReset(data); ok {
+			var again [ResetSize]byte
+			PutReset(&again, gotID, &tok)
+			require.Equal(t, data, again[:])
+		}
+		var tok [ResetTokenSize]byte
+		copy(tok[:], token)
+		PutReset(&r, id, &tok)
+		gotID, gotTok, ok := ParseReset(r[:])
+		require.True(t, ok)
+		require.Equal(t, id, gotID)
+		require.Equal(t, tok, gotTok)
+	})
+}

@@ -1,11 +1,11 @@
-package uxp
+package handshake
 
 import (
 	"net/netip"
 	"time"
 )
 
-// rateLimiter is a per-source token bucket, as in wireguard-go's
+// RateLimiter is a per-source token bucket, as in wireguard-go's
 // ratelimiter: each source may spend burst tokens at once and earns one
 // every interval. Sources are IPv4 addresses and IPv6 /64 prefixes (one
 // subscriber usually holds a whole /64). It is pure: the caller passes in
@@ -16,7 +16,7 @@ import (
 // a new source is refused, which fails closed. The Server only consults it
 // for initiations that carry a valid mac2, so only addresses that can
 // receive packets can fill it.
-type rateLimiter struct {
+type RateLimiter struct {
 	interval   time.Duration
 	burst      int64
 	maxEntries int
@@ -29,8 +29,10 @@ type tokenBucket struct {
 	last   time.Time
 }
 
-func newRateLimiter(perSecond, burst, maxEntries int) *rateLimiter {
-	return &rateLimiter{
+// NewRateLimiter returns a limiter of perSecond tokens a second per
+// source, burst at once, over at most maxEntries sources.
+func NewRateLimiter(perSecond, burst, maxEntries int) *RateLimiter {
+	return &RateLimiter{
 		interval:   time.Second / time.Duration(perSecond),
 		burst:      int64(burst),
 		maxEntries: maxEntries,
@@ -38,7 +40,9 @@ func newRateLimiter(perSecond, burst, maxEntries int) *rateLimiter {
 	}
 }
 
-func sourceKey(a netip.Addr) [16]byte {
+// SourceKey is a's source: its IPv4 address (IPv4-mapped addresses
+// included) or its IPv6 /64.
+func SourceKey(a netip.Addr) [16]byte {
 	a = a.Unmap()
 	k := a.As16()
 	if a.Is6() {
@@ -47,14 +51,14 @@ func sourceKey(a netip.Addr) [16]byte {
 	return k
 }
 
-// allow spends one token of a's bucket and reports whether there was one.
-func (r *rateLimiter) allow(a netip.Addr, now time.Time) bool {
+// Allow spends one token of a's bucket and reports whether there was one.
+func (r *RateLimiter) Allow(a netip.Addr, now time.Time) bool {
 	full := r.burst * int64(r.interval)
 	cost := int64(r.interval)
 	if now.Sub(r.lastSweep) >= time.Second {
 		r.sweep(now)
 	}
-	k := sourceKey(a)
+	k := SourceKey(a)
 	b := r.buckets[k]
 	if b == nil {
 		if len(r.buckets) >= r.maxEntries {
@@ -77,10 +81,10 @@ func (r *rateLimiter) allow(a netip.Addr, now time.Time) bool {
 	return true
 }
 
-// ready reports whether a's bucket holds a token, without spending it or
+// Ready reports whether a's bucket holds a token, without spending it or
 // creating a bucket.
-func (r *rateLimiter) ready(a netip.Addr, now time.Time) bool {
-	b := r.buckets[sourceKey(a)]
+func (r *RateLimiter) Ready(a netip.Addr, now time.Time) bool {
+	b := r.buckets[SourceKey(a)]
 	if b == nil {
 		return len(r.buckets) < r.maxEntries // a new bucket starts full
 	}
@@ -92,7 +96,7 @@ func (r *rateLimiter) ready(a netip.Addr, now time.Time) bool {
 }
 
 // sweep forgets buckets that are full again: they carry no information.
-func (r *rateLimiter) sweep(now time.Time) {
+func (r *RateLimiter) sweep(now time.Time) {
 	r.lastSweep = now
 	full := r.burst * int64(r.interval)
 	for k, b := range r.buckets {
@@ -102,4 +106,5 @@ func (r *rateLimiter) sweep(now time.Time) {
 	}
 }
 
-func (r *rateLimiter) len() int { return len(r.buckets) }
+// Len is the number of sources tracked.
+func (r *RateLimiter) Len() int { return len(r.buckets) }

@@ -1,0 +1,56 @@
+package uxp
+
+import (
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/uxp-go/uxp/internal/handshake"
+	"github.com/uxp-go/uxp/internal/wire"
+)
+
+// The tests' names for internal/handshake, as they were before it moved
+// there: vectors_test.go above all stays as it was.
+
+const (
+	cookieLabel     = handshake.CookieLabel
+	resetLabel      = handshake.ResetLabel
+	cookieReplySize = handshake.CookieReplySize
+	resetSize       = wire.ResetSize
+	cookieNonceSize = handshake.CookieNonceSize
+)
+
+func mac1Key(server PublicKey, psk []byte) [32]byte { return handshake.MAC1Key(server, psk) }
+func labelKey(label string, server PublicKey) [32]byte {
+	return handshake.LabelKey(label, server)
+}
+func computeMAC1(key *[32]byte, msg []byte) [macSize]byte { return handshake.ComputeMAC1(key, msg) }
+func mac1Offset(pkt []byte) int                           { return handshake.MAC1Offset(pkt) }
+func sourceKey(a netip.Addr) [16]byte                     { return handshake.SourceKey(a) }
+func resetKey(static PrivateKey) [32]byte                 { return handshake.ResetKey(static) }
+func resetToken(key *[32]byte, id uint32) [resetTokenSize]byte {
+	return handshake.ResetToken(key, id)
+}
+func putReset(b *[resetSize]byte, id uint32, token *[resetTokenSize]byte) {
+	wire.PutReset(b, id, token)
+}
+func openCookieReply(b, init []byte, encKey *[32]byte) ([macSize]byte, error) {
+	return handshake.OpenCookieReply(b, init, encKey)
+}
+func parseReset(b []byte) (uint32, [resetTokenSize]byte, bool) { return wire.ParseReset(b) }
+func putMAC2(pkt []byte, cookie *[macSize]byte)                { handshake.PutMAC2(pkt, cookie) }
+
+// testCookieChecker is handshake.CookieChecker under the tests' names.
+type testCookieChecker struct{ *handshake.CookieChecker }
+
+func newCookieChecker(server PublicKey, rng io.Reader) testCookieChecker {
+	return testCookieChecker{handshake.NewCookieChecker(server, rng)}
+}
+
+func (c testCookieChecker) reply(pkt []byte, addr netip.AddrPort, now time.Time) ([cookieReplySize]byte, error) {
+	return c.Reply(pkt, addr, now)
+}
+
+func (c testCookieChecker) validMAC2(pkt []byte, addr netip.AddrPort, now time.Time) bool {
+	return c.ValidMAC2(pkt, addr, now)
+}

@@ -109,6 +109,7 @@ const (
 // The server must never answer with more bytes than it received.
 var (
 	_ = [initiationSize - responseSize]struct{}{}
+	_ = [initiationSize - handshake.CookieReplySize]struct{}{} // a cookie reply, too
 	_ = [minExtInitiation - responseSize - responseExtMax]struct{}{}
 	_ = [maxInitiationSize - initiationIKSize - 2 - MaxConnectDataSize]struct{}{}
 )

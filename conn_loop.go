@@ -210,14 +210,14 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 // a drop when it fails. It returns the plaintext frame and the key
 // generation that opened it.
 func (c *Conn) open(b []byte) ([]byte, *keySlot, bool) {
-	h := transportHeader(b[:wire.TransportHeaderSize])
-	ctr := h.counter()
+	h := wire.TransportHeader(b[:wire.TransportHeaderSize])
+	ctr := h.Counter()
 	// Cheap check first: a replayed packet costs no decryption.
 	if !c.replay.Check(ctr) {
 		c.drop(dropReplay)
 		return nil, nil, false
 	}
-	key := c.keys.slots[h.keyPhase()]
+	key := c.keys.slots[h.KeyPhase()]
 	if key == nil {
 		// No live key generation has this phase: a retired key, or garbage.
 		c.drop(dropAuthFailed)
@@ -337,7 +337,7 @@ func (c *Conn) sendFrameTo(kind byte, hdr, body []byte, to netip.AddrPort) int {
 	// Seal in place in the shard's send batch (sendbatch.go); the
 	// datagram leaves when the current event ends.
 	b := s.sendRoom()[:wire.TransportHeaderSize]
-	putTransportHeader(b, c.id, ctr, phase)
+	wire.PutTransportHeader(b, c.id, ctr, phase)
 	b = append(b, kind)
 	b = append(b, hdr...)
 	b = append(b, body...)

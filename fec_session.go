@@ -57,10 +57,13 @@ type fecParams struct {
 
 func (p fecParams) on() bool { return p.data > 0 }
 
-// put writes the handshake form (wire.FECParams).
-func (p fecParams) put(b []byte) {
-	wire.PutFECParams(b, wire.FECParams{Data: uint8(p.data), Parity: uint8(p.parity), MaxParity: uint8(p.maxParity), Adaptive: p.adaptive})
+// wire is the handshake form.
+func (p fecParams) wire() wire.FECParams {
+	return wire.FECParams{Data: uint8(p.data), Parity: uint8(p.parity), MaxParity: uint8(p.maxParity), Adaptive: p.adaptive}
 }
+
+// put writes the handshake form.
+func (p fecParams) put(b []byte) { wire.PutFECParams(b, p.wire()) }
 
 // parseFECParams decodes the handshake form and checks it against the fec
 // package's bounds.

@@ -74,9 +74,9 @@ import (
 const (
 	initiationSize        = 112 // NK
 	initiationIKSize      = 160 // IK: plus the encrypted static key (48)
-	initiationPayloadSize = 24
+	initiationPayloadSize = wire.InitiationPayloadSize
 	responseSize          = 92
-	responsePayloadSize   = 32
+	responsePayloadSize   = wire.ResponsePayloadSize
 	noiseKeySize          = 32
 	macSize               = handshake.MACSize
 	resetTokenSize        = wire.ResetTokenSize
@@ -93,7 +93,7 @@ const (
 	minExtInitiation  = 400  // keeps every extended response smaller
 	maxInitiationSize = 1200 // the safe path MTU: never fragmented
 	responseExtMax    = 2 + max(MaxRejectReasonSize, MaxAcceptDataSize)
-	plainReasonMax    = responsePayloadSize - 7
+	plainReasonMax    = wire.PlainReasonMax
 
 	// Response status codes. statusFECRefused (1) is in fec_session.go.
 	statusOK           byte = 0
@@ -312,12 +312,6 @@ type helloParams struct {
 	connectData        []byte
 }
 
-func (p helloParams) put(b []byte) {
-	binary.LittleEndian.PutUint16(b[0:2], uint16(p.mtu))
-	b[2] = byte(p.lanes)
-	binary.LittleEndian.PutUint16(b[3:5], uint16(p.minMTU))
-}
-
 // newClientHandshake builds the initiation. rng supplies the ephemeral key
 // (crypto/rand in production).
 func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index uint32, now time.Time, rng io.Reader, id clientIdentity, hello helloParams) (*clientHandshake, error) {
@@ -348,13 +342,13 @@ func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index ui
 		return nil, err
 	}
 	payload := make([]byte, initiationPayloadSize+size-initiationLen(flags))
-	binary.LittleEndian.PutUint64(payload[0:8], uint64(now.UnixNano()))
-	req.put(payload[8:12])
-	hello.put(payload[12:17])
-	if c.ext {
-		binary.LittleEndian.PutUint16(payload[24:26], uint16(len(hello.connectData)))
-		copy(payload[26:], hello.connectData)
-	}
+	wire.PutHello(payload, wire.Hello{
+		Timestamp: uint64(now.UnixNano()),
+		FEC:       req.wire(),
+		MTU:       uint16(hello.mtu),
+		Lanes:     uint8(hello.lanes),
+		MinMTU:    uint16(hello.minMTU),
+	}, c.ext, hello.connectData)
 	msg, _, _, err := hs.WriteMessage(p[8:8], payload)
 	if err != nil {
 		return nil, err
@@ -411,41 +405,42 @@ func (c *clientHandshake) consumeResponse(pkt []byte) (responseResult, error) {
 	if err != nil || send == nil || recv == nil || len(out) != len(pkt)-responseSize+responsePayloadSize {
 		return r, errHandshakeAuth
 	}
+	rp := wire.ResponsePayload(out)
 	var ext []byte
 	if c.ext {
-		ext = out[responsePayloadSize+2:]
-		if int(binary.LittleEndian.Uint16(out[responsePayloadSize:])) != len(ext) {
+		var ok bool
+		if ext, ok = rp.Ext(); !ok {
 			return r, errHandshakeMalformed
 		}
 	}
-	r.peerMTU = int(binary.LittleEndian.Uint16(out[1:3]))
-	r.peerLanes = int(out[3])
-	switch out[0] {
+	r.peerMTU = int(rp.MTU())
+	r.peerLanes = int(rp.Lanes())
+	switch rp.Status() {
 	case statusIncompatible:
 		return r, &incompatibleStatus{mtu: r.peerMTU, lanes: r.peerLanes}
 	case statusRejected:
-		e := &RejectError{Code: binary.LittleEndian.Uint16(out[4:6])}
-		if n := int(out[6]); n <= plainReasonMax && len(ext) == 0 {
-			e.Reason = string(out[7 : 7+n])
+		e := &RejectError{Code: rp.RejectCode()}
+		if reason, ok := rp.PlainReason(); ok && len(ext) == 0 {
+			e.Reason = reason
 		} else {
 			e.Reason = string(ext[:min(len(ext), MaxRejectReasonSize)])
 		}
 		return r, e
 	}
-	if err := statusErr(out[0]); err != nil {
+	if err := statusErr(rp.Status()); err != nil {
 		return r, err
 	}
 	if len(ext) > MaxAcceptDataSize {
 		return r, errHandshakeMalformed
 	}
 	r.acceptData = append([]byte(nil), ext...)
-	fp, ok := parseFECParams(out[8:12])
-	if out[0] != statusOK || binary.LittleEndian.Uint32(out[4:8]) != id || id == 0 || !ok {
+	fp, ok := parseFECParams(rp.FEC())
+	if rp.Status() != statusOK || rp.SessionID() != id || id == 0 || !ok {
 		return r, errHandshakeAuth
 	}
 	r.id = id
 	r.fec = fp
-	copy(r.token[:], out[12:12+resetTokenSize])
+	r.token = rp.Token()
 	r.keys.send = send.UnsafeKey()
 	r.keys.recv = recv.UnsafeKey()
 	return r, nil
@@ -525,16 +520,17 @@ func readInitiation(static *staticKey, psk []byte, pkt []byte, rng io.Reader) (*
 	h := &serverHandshake{hs: hs}
 	in := &h.in
 	in.size = len(pkt)
-	in.peerMTU = int(binary.LittleEndian.Uint16(out[12:14]))
-	in.peerLanes = int(out[14])
-	in.peerMinMTU = int(binary.LittleEndian.Uint16(out[15:17]))
+	hello := wire.InitiationPayload(out)
+	in.peerMTU = int(hello.MTU())
+	in.peerLanes = int(hello.Lanes())
+	in.peerMinMTU = int(hello.MinMTU())
 	if flags&flagExtended != 0 {
-		n := int(binary.LittleEndian.Uint16(out[24:26]))
-		if n > MaxConnectDataSize || 26+n > len(out) {
+		data, ok := hello.ConnectData(MaxConnectDataSize)
+		if !ok {
 			return nil, errHandshakeMalformed
 		}
 		in.ext = true
-		in.connectData = append([]byte{}, out[26:26+n]...)
+		in.connectData = append([]byte{}, data...)
 	}
 	in.senderIndex = binary.LittleEndian.Uint32(pkt[4:8])
 	in.cipher = Cipher(pkt[2])
@@ -548,8 +544,8 @@ func readInitiation(static *staticKey, psk []byte, pkt []byte, rng io.Reader) (*
 		copy(in.peerKey[:], ps)
 		in.hasPeerKey = true
 	}
-	in.timestamp = binary.LittleEndian.Uint64(out[0:8])
-	req, ok := parseFECParams(out[8:12])
+	in.timestamp = hello.Timestamp()
+	req, ok := parseFECParams(hello.FEC())
 	if !ok {
 		return nil, errHandshakeMalformed
 	}
@@ -598,25 +594,15 @@ func (h *serverHandshake) writeAnswer(sessionID uint32, status byte, decision fe
 	binary.LittleEndian.PutUint32(resp[4:8], sessionID)
 	binary.LittleEndian.PutUint32(resp[8:12], h.in.senderIndex)
 	rp := make([]byte, size-responseSize+responsePayloadSize)
-	rp[0] = status
-	binary.LittleEndian.PutUint16(rp[1:3], uint16(info.mtu))
-	rp[3] = byte(info.lanes)
-	switch status {
-	case statusOK:
-		binary.LittleEndian.PutUint32(rp[4:8], sessionID)
-		decision.put(rp[8:12])
-		copy(rp[12:12+resetTokenSize], token[:])
-	case statusRejected:
-		binary.LittleEndian.PutUint16(rp[4:6], info.code)
-		if !h.in.ext {
-			n := copy(rp[7:], data[:min(len(data), plainReasonMax)])
-			rp[6] = byte(n)
-		}
-	}
-	if h.in.ext {
-		binary.LittleEndian.PutUint16(rp[responsePayloadSize:], uint16(len(data)))
-		copy(rp[responsePayloadSize+2:], data)
-	}
+	wire.PutAnswer(rp, wire.Answer{
+		Status:    status,
+		MTU:       uint16(info.mtu),
+		Lanes:     uint8(info.lanes),
+		SessionID: sessionID,
+		FEC:       decision.wire(),
+		Token:     token,
+		Code:      info.code,
+	}, status == statusOK, status == statusRejected, h.in.ext, data)
 	msg, recv, send, err := h.hs.WriteMessage(resp[12:12], rp)
 	if err != nil || recv == nil || send == nil || len(msg) != size-12 || size >= h.in.size {
 		return resp, keys, errHandshakeAuth

@@ -122,6 +122,22 @@ func FuzzFrameBodies(f *testing.F) {
 			PutReset(&re, id, &tok)
 			require.Equal(t, b, re[:])
 		}
+		if len(b) >= InitiationPayloadSize {
+			p := InitiationPayload(b)
+			if d, ok := p.ConnectData(1 << 16); ok {
+				require.LessOrEqual(t, 26+len(d), len(b))
+			}
+			_, _, _, _ = p.Timestamp(), p.MTU(), p.Lanes(), p.MinMTU()
+		}
+		if len(b) >= ResponsePayloadSize {
+			p := ResponsePayload(b)
+			if r, ok := p.PlainReason(); ok {
+				require.LessOrEqual(t, len(r), PlainReasonMax)
+			}
+			if ext, ok := p.Ext(); ok {
+				require.Equal(t, len(b)-ResponsePayloadSize-2, len(ext))
+			}
+		}
 		if fr, data, ok := ParseFragment(b, 1<<16-1); ok {
 			require.LessOrEqual(t, int(fr.Offset)+len(data), int(fr.Total))
 			re := make([]byte, FragmentHeaderSize)

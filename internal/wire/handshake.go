@@ -62,3 +62,166 @@ func ParseReset(b []byte) (sessionID uint32, token [ResetTokenSize]byte, ok bool
 	copy(token[:], b[8:])
 	return binary.LittleEndian.Uint32(b[4:8]), token, true
 }
+
+// Handshake payloads: what Noise encrypts inside an initiation and a
+// response (docs/protocol.md sections 3.1 and 3.2). Both are views over the
+// decrypted bytes; their size is checked by the caller, which knows the
+// message's form from its flags.
+/* Specification constants */
+const (
+	// Initiation payload: timestamp u64 (Unix ns) | FEC request (4) | max
+	// packet size u16 | lane count u8 | min packet size u16 | 7 reserved
+	// zero bytes; the extended form goes on with data length u16 | data.
+	InitiationPayloadSize = 24
+	// Response payload: status u8 | max packet size u16 | lane count u8 |
+	// session id u32 | FEC decision (4) | reset token (16) | 4 reserved
+	// zero bytes; a rejection has code u16 | reason length u8 | reason at
+	// offset 4 instead. The extended form goes on with data length u16 |
+	// data.
+	ResponsePayloadSize = 32
+	// PlainReasonMax is the most reason a plain rejection carries.
+	PlainReasonMax = ResponsePayloadSize - 7
+)
+
+// Hello is the fixed part of an initiation payload.
+type Hello struct {
+	Timestamp   uint64 // Unix ns
+	FEC         FECParams
+	MTU, MinMTU uint16 // zero: absent (a client from before negotiation)
+	Lanes       uint8
+}
+
+// PutHello writes h into b[:InitiationPayloadSize], and in the extended
+// form (ext) the connect data after it: b must then hold
+// InitiationPayloadSize+2+len(data) bytes.
+func PutHello(b []byte, h Hello, ext bool, data []byte) {
+	_ = b[InitiationPayloadSize-1]
+	binary.LittleEndian.PutUint64(b[0:8], h.Timestamp)
+	PutFECParams(b[8:12], h.FEC)
+	binary.LittleEndian.PutUint16(b[12:14], h.MTU)
+	b[14] = h.Lanes
+	binary.LittleEndian.PutUint16(b[15:17], h.MinMTU)
+	if ext {
+		binary.LittleEndian.PutUint16(b[24:26], uint16(len(data)))
+		copy(b[26:], data)
+	}
+}
+
+// InitiationPayload is a view of a decrypted initiation payload of at least
+// InitiationPayloadSize bytes.
+type InitiationPayload []byte
+
+// Timestamp is the client's clock, Unix ns.
+func (p InitiationPayload) Timestamp() uint64 { return binary.LittleEndian.Uint64(p[0:8]) }
+
+// FEC is the FEC request, for ParseFECParams.
+func (p InitiationPayload) FEC() []byte { return p[8:12] }
+
+// MTU is the client's maximum packet size; zero: absent.
+func (p InitiationPayload) MTU() uint16 { return binary.LittleEndian.Uint16(p[12:14]) }
+
+// Lanes is the client's lane count; zero: absent.
+func (p InitiationPayload) Lanes() uint8 { return p[14] }
+
+// MinMTU is the smallest packet size the client accepts; zero: absent.
+func (p InitiationPayload) MinMTU() uint16 { return binary.LittleEndian.Uint16(p[15:17]) }
+
+// ConnectData is the connect data of the extended form: false when its
+// length is over max or past the payload.
+func (p InitiationPayload) ConnectData(max int) ([]byte, bool) {
+	if len(p) < InitiationPayloadSize+2 {
+		return nil, false
+	}
+	n := int(binary.LittleEndian.Uint16(p[24:26]))
+	if n > max || 26+n > len(p) {
+		return nil, false
+	}
+	return p[26 : 26+n], true
+}
+
+// Answer is what a response payload carries besides Noise.
+type Answer struct {
+	Status    byte
+	MTU       uint16
+	Lanes     uint8
+	SessionID uint32                // statusOK only
+	FEC       FECParams             // statusOK only
+	Token     *[ResetTokenSize]byte // statusOK only
+	Code      uint16                // a rejection's code
+}
+
+// PutAnswer writes a into b[:ResponsePayloadSize] with ok being whether
+// a.Status is the accepting one and reject whether it is a rejection, whose
+// plain reason (at most PlainReasonMax bytes of it) is written too unless
+// ext; in the extended form the data (the reason or the accept data)
+// follows the fixed part.
+func PutAnswer(b []byte, a Answer, ok, reject, ext bool, data []byte) {
+	_ = b[ResponsePayloadSize-1]
+	b[0] = a.Status
+	binary.LittleEndian.PutUint16(b[1:3], a.MTU)
+	b[3] = a.Lanes
+	switch {
+	case ok:
+		binary.LittleEndian.PutUint32(b[4:8], a.SessionID)
+		PutFECParams(b[8:12], a.FEC)
+		copy(b[12:12+ResetTokenSize], a.Token[:])
+	case reject:
+		binary.LittleEndian.PutUint16(b[4:6], a.Code)
+		if !ext {
+			n := copy(b[7:], data[:min(len(data), PlainReasonMax)])
+			b[6] = byte(n)
+		}
+	}
+	if ext {
+		binary.LittleEndian.PutUint16(b[ResponsePayloadSize:], uint16(len(data)))
+		copy(b[ResponsePayloadSize+2:], data)
+	}
+}
+
+// ResponsePayload is a view of a decrypted response payload of at least
+// ResponsePayloadSize bytes.
+type ResponsePayload []byte
+
+// Status is the server's status code.
+func (p ResponsePayload) Status() byte { return p[0] }
+
+// MTU is the server's maximum packet size; zero: absent.
+func (p ResponsePayload) MTU() uint16 { return binary.LittleEndian.Uint16(p[1:3]) }
+
+// Lanes is the server's lane count; zero: absent.
+func (p ResponsePayload) Lanes() uint8 { return p[3] }
+
+// SessionID is the session ID an accepting response repeats.
+func (p ResponsePayload) SessionID() uint32 { return binary.LittleEndian.Uint32(p[4:8]) }
+
+// FEC is the FEC decision, for ParseFECParams.
+func (p ResponsePayload) FEC() []byte { return p[8:12] }
+
+// Token is the stateless reset token.
+func (p ResponsePayload) Token() (t [ResetTokenSize]byte) {
+	copy(t[:], p[12:12+ResetTokenSize])
+	return t
+}
+
+// RejectCode is a rejection's code.
+func (p ResponsePayload) RejectCode() uint16 { return binary.LittleEndian.Uint16(p[4:6]) }
+
+// PlainReason is a plain rejection's reason: false when its length is over
+// PlainReasonMax.
+func (p ResponsePayload) PlainReason() (string, bool) {
+	n := int(p[6])
+	if n > PlainReasonMax {
+		return "", false
+	}
+	return string(p[7 : 7+n]), true
+}
+
+// Ext is the data of the extended form: false when its declared length is
+// not the rest of the payload.
+func (p ResponsePayload) Ext() ([]byte, bool) {
+	if len(p) < ResponsePayloadSize+2 {
+		return nil, false
+	}
+	ext := p[ResponsePayloadSize+2:]
+	return ext, int(binary.LittleEndian.Uint16(p[ResponsePayloadSize:])) == len(ext)
+}

@@ -256,3 +256,54 @@ func TestReset(t *testing.T) {
 	_, _, ok = ParseReset(append(b[:], 0))
 	require.False(t, ok)
 }
+
+// TestHelloAndAnswer: the handshake payloads' layouts (docs/protocol.md
+// sections 3.1 and 3.2) and their views.
+func TestHelloAndAnswer(t *testing.T) {
+	b := make([]byte, InitiationPayloadSize+2+3)
+	h := Hello{Timestamp: 0x0102030405060708, FEC: FECParams{Data: 10, Parity: 3, MaxParity: 6}, MTU: 1400, Lanes: 2, MinMTU: 1200}
+	PutHello(b, h, true, []byte("abc"))
+	require.Equal(t, []byte{8, 7, 6, 5, 4, 3, 2, 1, 10, 3, 0, 6, 0x78, 0x05, 2, 0xb0, 0x04, 0, 0, 0, 0, 0, 0, 0, 3, 0, 'a', 'b', 'c'}, b)
+	p := InitiationPayload(b)
+	require.Equal(t, h.Timestamp, p.Timestamp())
+	fec, ok := ParseFECParams(p.FEC())
+	require.True(t, ok)
+	require.Equal(t, h.FEC, fec)
+	require.Equal(t, []any{uint16(1400), uint8(2), uint16(1200)}, []any{p.MTU(), p.Lanes(), p.MinMTU()})
+	data, ok := p.ConnectData(3)
+	require.True(t, ok)
+	require.Equal(t, []byte("abc"), data)
+	_, ok = p.ConnectData(2)
+	require.False(t, ok, "over the bound")
+	_, ok = InitiationPayload(b[:len(b)-1]).ConnectData(3)
+	require.False(t, ok, "past the payload")
+	_, ok = InitiationPayload(b[:InitiationPayloadSize]).ConnectData(3)
+	require.False(t, ok, "no length")
+
+	tok := [ResetTokenSize]byte{0xee}
+	r := make([]byte, ResponsePayloadSize)
+	PutAnswer(r, Answer{Status: 0, MTU: 1300, Lanes: 4, SessionID: 0x11223344, FEC: FECParams{Data: 1, Parity: 1, MaxParity: 1}, Token: &tok}, true, false, false, nil)
+	rp := ResponsePayload(r)
+	require.Equal(t, []any{byte(0), uint16(1300), uint8(4), uint32(0x11223344), tok}, []any{rp.Status(), rp.MTU(), rp.Lanes(), rp.SessionID(), rp.Token()})
+	require.Equal(t, []byte{1, 1, 0, 1}, rp.FEC())
+
+	r = make([]byte, ResponsePayloadSize)
+	PutAnswer(r, Answer{Status: 6, Code: 0x0102}, false, true, false, []byte("no room here, and a reason longer than fits"))
+	rp = ResponsePayload(r)
+	require.Equal(t, uint16(0x0102), rp.RejectCode())
+	reason, ok := rp.PlainReason()
+	require.True(t, ok)
+	require.Equal(t, "no room here, and a reason"[:PlainReasonMax], reason)
+	r[6] = PlainReasonMax + 1
+	_, ok = ResponsePayload(r).PlainReason()
+	require.False(t, ok)
+
+	r = make([]byte, ResponsePayloadSize+2+2)
+	PutAnswer(r, Answer{Status: 6}, false, true, true, []byte("no"))
+	ext, ok := ResponsePayload(r).Ext()
+	require.True(t, ok)
+	require.Equal(t, []byte("no"), ext)
+	require.Equal(t, byte(0), r[6], "no plain reason in the extended form")
+	_, ok = ResponsePayload(r[:len(r)-1]).Ext()
+	require.False(t, ok)
+}

@@ -1,13 +1,10 @@
 package uxp
 
 import (
-	"crypto/ecdh"
-	"crypto/rand"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"io"
-	"sync/atomic"
 	"time"
 
 	"github.com/flynn/noise"
@@ -127,102 +124,6 @@ const (
 	MaxAcceptDataSize = 256
 )
 
-var noiseSuite = noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashBLAKE2s)
-
-// x25519Suite is noiseSuite with a Diffie-Hellman that costs one X25519
-// ladder per operation. noise.DH25519 goes through curve25519.X25519, which
-// builds a crypto/ecdh private key, and so derives its public key (a second
-// ladder), on every call: six ladders for the server's three operations
-// instead of three. This one keeps the crypto/ecdh keys it has: a static
-// key prepared once (staticKey) and the ephemeral key it generated. The
-// results, the checks (a low-order peer key fails) and the protocol name
-// are those of noise.DH25519. One suite serves one handshake.
-type x25519Suite struct {
-	noise.CipherSuite
-	static *ecdh.PrivateKey // nil: none prepared
-	eph    *ecdh.PrivateKey // the key GenerateKeypair made, nil before
-	ops    *atomic.Uint64   // counts X25519 ladders; nil: not counted
-}
-
-func newX25519Suite(static *ecdh.PrivateKey, ops *atomic.Uint64) *x25519Suite {
-	return &x25519Suite{CipherSuite: noiseSuite, static: static, ops: ops}
-}
-
-// count records one X25519 ladder: the unit of handshake work that the
-// DoS tests bound (a BLAKE2s or an AEAD is two orders of magnitude
-// cheaper).
-func countX25519(ops *atomic.Uint64) {
-	if ops != nil {
-		ops.Add(1)
-	}
-}
-
-// GenerateKeypair reads the private key from rng, as noise.DH25519 does.
-func (s *x25519Suite) GenerateKeypair(rng io.Reader) (noise.DHKey, error) {
-	if rng == nil {
-		rng = rand.Reader
-	}
-	priv := make([]byte, KeySize)
-	if _, err := io.ReadFull(rng, priv); err != nil {
-		return noise.DHKey{}, err
-	}
-	k, err := ecdh.X25519().NewPrivateKey(priv)
-	if err != nil {
-		return noise.DHKey{}, err
-	}
-	countX25519(s.ops) // the public key
-	s.eph = k
-	return noise.DHKey{Private: priv, Public: k.PublicKey().Bytes()}, nil
-}
-
-// DH returns X25519(priv, pub), an error for a low-order pub.
-func (s *x25519Suite) DH(priv, pub []byte) ([]byte, error) {
-	curve := ecdh.X25519()
-	k := s.held(priv)
-	if k == nil {
-		var err error
-		if k, err = curve.NewPrivateKey(priv); err != nil {
-			return nil, err
-		}
-	}
-	p, err := curve.NewPublicKey(pub)
-	if err != nil {
-		return nil, err
-	}
-	countX25519(s.ops)
-	return k.ECDH(p)
-}
-
-// held returns the prepared key whose private half is priv, or nil.
-func (s *x25519Suite) held(priv []byte) *ecdh.PrivateKey {
-	if s.eph != nil && subtle.ConstantTimeCompare(s.eph.Bytes(), priv) == 1 {
-		return s.eph
-	}
-	if s.static != nil && subtle.ConstantTimeCompare(s.static.Bytes(), priv) == 1 {
-		return s.static
-	}
-	return nil
-}
-
-// staticKey is the server's static key pair, in the form flynn/noise takes
-// and as a crypto/ecdh key prepared once for every handshake's es.
-type staticKey struct {
-	dh  noise.DHKey
-	key *ecdh.PrivateKey
-	ops *atomic.Uint64 // where the handshakes count their X25519; nil: nowhere
-}
-
-func newStaticKey(priv PrivateKey) (*staticKey, error) {
-	k, err := ecdh.X25519().NewPrivateKey(priv[:])
-	if err != nil {
-		return nil, err
-	}
-	return &staticKey{
-		dh:  noise.DHKey{Private: append([]byte(nil), priv[:]...), Public: k.PublicKey().Bytes()},
-		key: k,
-	}, nil
-}
-
 var (
 	errHandshakeMalformed = handshake.ErrMalformed
 	errHandshakeMAC       = errors.New("uxp: handshake mac1 mismatch")
@@ -274,7 +175,7 @@ func (id clientIdentity) flags() byte {
 	return f
 }
 
-func noiseConfig(flags byte, initiator bool, prologueBytes []byte, rng io.Reader, suite *x25519Suite) noise.Config {
+func noiseConfig(flags byte, initiator bool, prologueBytes []byte, rng io.Reader, suite *handshake.X25519Suite) noise.Config {
 	cfg := noise.Config{
 		CipherSuite: suite,
 		Random:      rng,
@@ -331,7 +232,7 @@ func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index ui
 	p[2] = byte(cipher)
 	p[3] = flags
 	binary.LittleEndian.PutUint32(p[4:8], index)
-	cfg := noiseConfig(flags, true, prologue(p), rng, newX25519Suite(nil, nil))
+	cfg := noiseConfig(flags, true, prologue(p), rng, handshake.NewX25519Suite(nil))
 	cfg.PeerStatic = server[:]
 	if id.static != nil {
 		cfg.StaticKeypair = *id.static
@@ -499,13 +400,13 @@ type serverHandshake struct {
 // pre-shared key (nil for none); an initiation whose psk flag does not
 // match is rejected before any Diffie-Hellman. On error nothing was created
 // and nothing must be sent.
-func readInitiation(static *staticKey, psk []byte, pkt []byte, rng io.Reader) (*serverHandshake, error) {
+func readInitiation(static *handshake.StaticKey, psk []byte, pkt []byte, rng io.Reader) (*serverHandshake, error) {
 	flags := pkt[3]
 	if (flags&flagPSK != 0) != (psk != nil) {
 		return nil, errHandshakePSK
 	}
-	cfg := noiseConfig(flags, false, prologue(pkt), rng, newX25519Suite(static.key, static.ops))
-	cfg.StaticKeypair = static.dh
+	cfg := noiseConfig(flags, false, prologue(pkt), rng, handshake.NewX25519Suite(static))
+	cfg.StaticKeypair = static.DH
 	cfg.PresharedKey = psk
 	hs, err := noise.NewHandshakeState(cfg)
 	if err != nil {
@@ -618,7 +519,7 @@ func (h *serverHandshake) writeAnswer(sessionID uint32, status byte, decision fe
 
 // respond is readInitiation and writeResponse with only the FEC policy
 // applied: the whole server side for tests and fuzzing.
-func respond(static *staticKey, pkt []byte, sessionID uint32, policy fecParams, rng io.Reader) (initiation, [responseSize]byte, sessionKeys, error) {
+func respond(static *handshake.StaticKey, pkt []byte, sessionID uint32, policy fecParams, rng io.Reader) (initiation, [responseSize]byte, sessionKeys, error) {
 	h, err := readInitiation(static, nil, pkt, rng)
 	if err != nil {
 		return initiation{}, [responseSize]byte{}, sessionKeys{}, err

@@ -37,8 +37,9 @@ func putReset(b *[resetSize]byte, id uint32, token *[resetTokenSize]byte) {
 func openCookieReply(b, init []byte, encKey *[32]byte) ([macSize]byte, error) {
 	return handshake.OpenCookieReply(b, init, encKey)
 }
-func parseReset(b []byte) (uint32, [resetTokenSize]byte, bool) { return wire.ParseReset(b) }
-func putMAC2(pkt []byte, cookie *[macSize]byte)                { handshake.PutMAC2(pkt, cookie) }
+func parseReset(b []byte) (uint32, [resetTokenSize]byte, bool)   { return wire.ParseReset(b) }
+func newStaticKey(priv PrivateKey) (*handshake.StaticKey, error) { return handshake.NewStaticKey(priv) }
+func putMAC2(pkt []byte, cookie *[macSize]byte)                  { handshake.PutMAC2(pkt, cookie) }
 
 // testCookieChecker is handshake.CookieChecker under the tests' names.
 type testCookieChecker struct{ *handshake.CookieChecker }

@@ -6,8 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flynn/noise"
 	"github.com/stretchr/testify/require"
+
+	"github.com/uxp-go/uxp/internal/handshake"
 )
 
 func newLoopbackPC(t testing.TB) net.PacketConn {
@@ -18,7 +19,7 @@ func newLoopbackPC(t testing.TB) net.PacketConn {
 	return pc
 }
 
-func serverStatic(kp KeyPair) *staticKey {
+func serverStatic(kp KeyPair) *handshake.StaticKey {
 	k, err := newStaticKey(kp.Private)
 	if err != nil {
 		panic(err)
@@ -148,35 +149,3 @@ func TestKCPLinkname(t *testing.T) {
 	require.GreaterOrEqual(t, int32(kcpNow()-now), int32(4))
 }
 
-// TestX25519SuiteMatchesDH25519: the one-ladder Diffie-Hellman gives what
-// noise.DH25519 gives, for the keys it holds and for any other, reads its
-// private key from the reader the same way, rejects a low-order peer key,
-// and keeps the protocol name.
-func TestX25519SuiteMatchesDH25519(t *testing.T) {
-	kp := testKeys(t)
-	static := serverStatic(kp)
-	require.Equal(t, kp.Public[:], static.dh.Public)
-	s := newX25519Suite(static.key, nil)
-	require.Equal(t, noiseSuite.Name(), s.Name())
-	for i := range 8 {
-		eph, err := s.GenerateKeypair(newSeededReader(byte(i)))
-		require.NoError(t, err)
-		want, err := noise.DH25519.GenerateKeypair(newSeededReader(byte(i)))
-		require.NoError(t, err)
-		require.Equal(t, want, eph)
-		peer, err := noise.DH25519.GenerateKeypair(rand.Reader)
-		require.NoError(t, err)
-		for _, priv := range [][]byte{eph.Private, static.dh.Private, peer.Private} {
-			got, err := s.DH(priv, peer.Public)
-			require.NoError(t, err)
-			want, err := noise.DH25519.DH(priv, peer.Public)
-			require.NoError(t, err)
-			require.Equal(t, want, got)
-		}
-		var lowOrder [KeySize]byte // the zero point
-		_, err = s.DH(eph.Private, lowOrder[:])
-		require.Error(t, err, "a low-order peer key gives the all-zero secret")
-		_, err = s.DH(eph.Private, peer.Public[:31])
-		require.Error(t, err)
-	}
-}

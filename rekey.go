@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/curve25519"
 
 	ucrypto "github.com/uxp-go/uxp/crypto"
+	"github.com/uxp-go/uxp/internal/handshake"
 	"github.com/uxp-go/uxp/internal/wire"
 )
 
@@ -278,7 +279,7 @@ func (c *Conn) rekeyTick(now time.Time) {
 	if _, err := rand.Read(rk.priv[:]); err != nil {
 		return
 	}
-	countX25519(&c.ep.x25519)
+	handshake.CountX25519(&c.ep.x25519)
 	pub, err := curve25519.X25519(rk.priv[:], curve25519.Basepoint)
 	if err != nil {
 		return
@@ -359,7 +360,7 @@ func (c *Conn) takeRekey(body []byte, now time.Time) {
 			return
 		}
 		defer ucrypto.Zero(priv[:])
-		countX25519(&c.ep.x25519)
+		handshake.CountX25519(&c.ep.x25519)
 		pub, err := curve25519.X25519(priv[:], curve25519.Basepoint)
 		if err != nil {
 			return
@@ -399,7 +400,7 @@ func (c *Conn) takeRekey(body []byte, now time.Time) {
 // key (all-zero shared secret) is refused and counted.
 func (c *Conn) deriveKeys(epoch uint32, priv, peer *[32]byte) (*keySlot, bool) {
 	rk := &c.keys
-	countX25519(&c.ep.x25519)
+	handshake.CountX25519(&c.ep.x25519)
 	dh, err := curve25519.X25519(priv[:], peer[:])
 	if err != nil || subtle.ConstantTimeCompare(dh, make([]byte, 32)) == 1 {
 		c.drop(dropMalformed)

@@ -18,7 +18,7 @@ import (
 type Server struct {
 	set     *settings
 	handler ServerHandler
-	static  *staticKey
+	static  *handshake.StaticKey
 	pub     PublicKey
 	mac1    [32]byte
 	ep      *endpoint
@@ -124,7 +124,7 @@ func NewServer(pc net.PacketConn, handler ServerHandler, cfg *Config) (*Server, 
 	if err != nil {
 		return nil, &ConfigError{Field: "PrivateKey", Reason: err.Error()}
 	}
-	static, err := newStaticKey(set.privateKey)
+	static, err := handshake.NewStaticKey(set.privateKey)
 	if err != nil {
 		return nil, &ConfigError{Field: "PrivateKey", Reason: err.Error()}
 	}
@@ -155,7 +155,7 @@ func NewServer(pc net.PacketConn, handler ServerHandler, cfg *Config) (*Server, 
 		s.limiter = handshake.NewRateLimiter(a.rate, a.burst, handshakeSources)
 	}
 	ep := newEndpoint(pc, set, set.workers)
-	static.ops = &ep.x25519
+	static.Ops = &ep.x25519
 	ep.onInitiation = s.queueInitiation
 	ep.onUnknownSession = s.sendReset
 	ep.onAdmit = s.admit

@@ -3,24 +3,17 @@ package uxp
 import (
 	"bytes"
 	"crypto/rand"
-	mrand "math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/flynn/noise"
 	"github.com/stretchr/testify/require"
+
+	"github.com/uxp-go/uxp/internal/testutil"
 )
 
-// seededReader is a deterministic io.Reader for pure-code tests.
-type seededReader struct{ r *mrand.ChaCha8 }
-
-func newSeededReader(seed byte) *seededReader {
-	var s [32]byte
-	s[0] = seed
-	return &seededReader{mrand.NewChaCha8(s)}
-}
-
-func (s *seededReader) Read(p []byte) (int, error) { return s.r.Read(p) }
+// newSeededReader is a deterministic io.Reader for pure-code tests.
+var newSeededReader = testutil.SeededReader
 
 func testInitiation(t testing.TB, server PublicKey, id clientIdentity) *clientHandshake {
 	t.Helper()

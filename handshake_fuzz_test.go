@@ -187,4 +187,3 @@ func FuzzResponse(f *testing.F) {
 		}
 	})
 }
-

@@ -148,4 +148,3 @@ func TestKCPLinkname(t *testing.T) {
 	time.Sleep(5 * time.Millisecond)
 	require.GreaterOrEqual(t, int32(kcpNow()-now), int32(4))
 }
-

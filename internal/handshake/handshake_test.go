@@ -2,26 +2,17 @@ package handshake
 
 import (
 	"crypto/rand"
-	mrand "math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/uxp-go/uxp/internal/testutil"
 	"github.com/uxp-go/uxp/internal/wire"
 )
 
-// seededReader is a deterministic io.Reader.
-type seededReader struct{ r *mrand.ChaCha8 }
-
-func newSeededReader(seed byte) *seededReader {
-	var s [32]byte
-	s[0] = seed
-	return &seededReader{mrand.NewChaCha8(s)}
-}
-
-func (s *seededReader) Read(p []byte) (int, error) { return s.r.Read(p) }
+var newSeededReader = testutil.SeededReader
 
 func randomKey(t testing.TB) [32]byte {
 	t.Helper()

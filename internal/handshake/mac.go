@@ -40,9 +40,15 @@ func MAC2Offset(pkt []byte) int { return len(pkt) - MACSize }
 // LabelKey returns BLAKE2s-256(label || server public key). It keys mac1
 // (MAC1Label) and the cookie reply's encryption (CookieLabel).
 func LabelKey(label string, server [32]byte) [32]byte {
+	return hash256([]byte(label), server[:])
+}
+
+// hash256 is BLAKE2s-256 of the concatenated parts.
+func hash256(parts ...[]byte) [32]byte {
 	h, _ := blake2s.New256(nil)
-	h.Write([]byte(label))
-	h.Write(server[:])
+	for _, p := range parts {
+		h.Write(p)
+	}
 	var k [32]byte
 	h.Sum(k[:0])
 	return k
@@ -64,13 +70,7 @@ func MAC1Key(server [32]byte, psk []byte) [32]byte {
 	if psk == nil {
 		return LabelKey(MAC1Label, server)
 	}
-	h, _ := blake2s.New256(nil)
-	h.Write([]byte(MAC1Label))
-	h.Write(server[:])
-	h.Write(psk)
-	var k [32]byte
-	h.Sum(k[:0])
-	return k
+	return hash256([]byte(MAC1Label), server[:], psk)
 }
 
 // KeyedMAC returns BLAKE2s-128 keyed by key over msg.

@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"time"
 
-	"golang.org/x/crypto/blake2s"
-
 	"github.com/uxp-go/uxp/internal/wire"
 )
 
@@ -46,14 +44,7 @@ const (
 )
 
 // ResetKey derives the reset key from the server's static private key.
-func ResetKey(static [32]byte) [32]byte {
-	h, _ := blake2s.New256(nil)
-	h.Write([]byte(ResetLabel))
-	h.Write(static[:])
-	var k [32]byte
-	h.Sum(k[:0])
-	return k
-}
+func ResetKey(static [32]byte) [32]byte { return hash256([]byte(ResetLabel), static[:]) }
 
 // ResetToken is the reset token of a session.
 func ResetToken(key *[32]byte, sessionID uint32) [wire.ResetTokenSize]byte {

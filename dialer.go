@@ -164,7 +164,7 @@ func (d *Dialer) attempt(index uint32) *clientAttempt {
 
 // handleResponse runs on the read loop.
 func (d *Dialer) handleResponse(b []byte, from netip.AddrPort) {
-	a := d.attempt(binary.LittleEndian.Uint32(b[8:12]))
+	a := d.attempt(wire.ResponseHeader(b).ReceiverIndex())
 	if a == nil {
 		d.ep.drops.malformed.Add(1) // no such handshake in progress
 		return
@@ -179,7 +179,7 @@ func (d *Dialer) handleControl(bp *packetBuf, n int, from netip.AddrPort) {
 		d.ep.takeReset(bp, n, from, &d.hstats)
 		return
 	}
-	if a := d.attempt(binary.LittleEndian.Uint32(bp[4:8])); a != nil && n >= 8 {
+	if a := d.attempt(wire.ResponseHeader(bp[:]).SessionID()); a != nil && n >= 8 { // a cookie reply: the sender index
 		a.takeCookie(bp[:n])
 	} else {
 		d.ep.drops.malformed.Add(1)

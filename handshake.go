@@ -2,7 +2,6 @@ package uxp
 
 import (
 	"crypto/subtle"
-	"encoding/binary"
 	"errors"
 	"io"
 	"time"
@@ -79,12 +78,10 @@ const (
 	resetTokenSize        = wire.ResetTokenSize
 
 	// Initiation flags (byte 3).
-	flagIdentity byte = 1 << 0 // Noise IK: the client sends its static key
-	flagPSK      byte = 1 << 1 // psk2: a pre-shared key is mixed into the response
-	knownFlags        = flagIdentity | flagPSK
-
-	flagExtended  byte = 1 << 2 // the payload carries connect data
-	knownFlagsExt      = knownFlags | flagExtended
+	flagIdentity  = wire.FlagIK
+	flagPSK       = wire.FlagPSK
+	flagExtended  = wire.FlagExtended
+	knownFlagsExt = wire.KnownFlags
 
 	// Extended handshake messages (connect data, accept data, reasons).
 	minExtInitiation  = 400  // keeps every extended response smaller
@@ -227,11 +224,7 @@ func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index ui
 	}
 	c := &clientHandshake{index: index, cipher: cipher, ext: flags&flagExtended != 0, packet: make([]byte, size)}
 	p := c.packet
-	p[0] = wire.MsgInitiation
-	p[1] = wire.ProtocolVersion
-	p[2] = byte(cipher)
-	p[3] = flags
-	binary.LittleEndian.PutUint32(p[4:8], index)
+	wire.PutInitiationHeader(p, byte(cipher), flags, index)
 	cfg := noiseConfig(flags, true, prologue(p), rng, handshake.NewX25519Suite(nil))
 	cfg.PeerStatic = server[:]
 	if id.static != nil {
@@ -292,11 +285,12 @@ func (c *clientHandshake) consumeResponse(pkt []byte) (responseResult, error) {
 	if c.ext {
 		size = len(pkt) >= responseSize+2 && len(pkt) <= responseSize+responseExtMax
 	}
-	if !size || pkt[0] != wire.MsgResponse || pkt[1]|pkt[2]|pkt[3] != 0 {
+	rh := wire.ResponseHeader(pkt)
+	if !size || !rh.Valid() {
 		return r, errHandshakeMalformed
 	}
-	id := binary.LittleEndian.Uint32(pkt[4:8])
-	if binary.LittleEndian.Uint32(pkt[8:12]) != c.index {
+	id := rh.SessionID()
+	if rh.ReceiverIndex() != c.index {
 		return r, errHandshakeMalformed
 	}
 	var payload [responsePayloadSize + responseExtMax]byte
@@ -433,10 +427,11 @@ func readInitiation(static *handshake.StaticKey, psk []byte, pkt []byte, rng io.
 		in.ext = true
 		in.connectData = append([]byte{}, data...)
 	}
-	in.senderIndex = binary.LittleEndian.Uint32(pkt[4:8])
-	in.cipher = Cipher(pkt[2])
+	ih := wire.InitiationHeader(pkt)
+	in.senderIndex = ih.SenderIndex()
+	in.cipher = Cipher(ih.Cipher())
 	in.flags = flags
-	copy(in.ephemeral[:], pkt[8:8+noiseKeySize])
+	in.ephemeral = ih.Ephemeral()
 	if flags&flagIdentity != 0 {
 		ps := hs.PeerStatic()
 		if len(ps) != KeySize {
@@ -491,9 +486,7 @@ func (h *serverHandshake) writeAnswer(sessionID uint32, status byte, decision fe
 		size += 2 + len(data)
 	}
 	resp := make([]byte, size)
-	resp[0] = wire.MsgResponse
-	binary.LittleEndian.PutUint32(resp[4:8], sessionID)
-	binary.LittleEndian.PutUint32(resp[8:12], h.in.senderIndex)
+	wire.PutResponseHeader(resp, sessionID, h.in.senderIndex)
 	rp := make([]byte, size-responseSize+responsePayloadSize)
 	wire.PutAnswer(rp, wire.Answer{
 		Status:    status,

@@ -54,6 +54,7 @@ const (
 	cookieReplySize     = handshake.CookieReplySize
 	cookieNonceSize     = handshake.CookieNonceSize
 	resetSize           = wire.ResetSize
+	knownFlags          = wire.FlagIK | wire.FlagPSK
 )
 
 // putTransportHeader is wire.PutTransportHeader.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/uxp-go/uxp/internal/handshake"
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // Server accepts uxp sessions on a PacketConn. Create it with NewServer,
@@ -384,8 +385,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		}
 		return
 	}
-	var eph [noiseKeySize]byte
-	copy(eph[:], pkt[8:8+noiseKeySize])
+	eph := wire.InitiationHeader(pkt).Ephemeral()
 	s.halfMu.Lock()
 	if c := s.halfOpen[eph]; c != nil {
 		// A retransmitted initiation: answer again with the same response

@@ -225,3 +225,80 @@ func (p ResponsePayload) Ext() ([]byte, bool) {
 	ext := p[ResponsePayloadSize+2:]
 	return ext, int(binary.LittleEndian.Uint16(p[ResponsePayloadSize:])) == len(ext)
 }
+
+// Handshake message headers (docs/protocol.md sections 3.1, 3.2 and 3.6).
+//
+// Initiation, 8 bytes, also the Noise prologue:
+//
+//	| type | version | cipher | flags | sender idx (u32) | e (32) ...
+//
+// Response, 12 bytes; cookie reply, the first 8 of the same form:
+//
+//	| type | rsv (3, zero) | session id (u32) | receiver idx (u32) |
+//
+// A cookie reply carries the initiation's sender index where a response
+// carries the session ID.
+/* Specification constants */
+const (
+	InitiationHeaderSize = 8
+	ResponseHeaderSize   = 12
+	EphemeralSize        = 32
+
+	// Initiation flags.
+	FlagIK       byte = 1 << 0 // Noise IK: the client sends its static key
+	FlagPSK      byte = 1 << 1 // psk2: a pre-shared key is mixed into the response
+	FlagExtended byte = 1 << 2 // the payload carries connect data
+	KnownFlags        = FlagIK | FlagPSK | FlagExtended
+)
+
+// PutInitiationHeader writes an initiation's header into
+// b[:InitiationHeaderSize].
+func PutInitiationHeader(b []byte, cipher, flags byte, senderIndex uint32) {
+	_ = b[InitiationHeaderSize-1]
+	b[0], b[1], b[2], b[3] = MsgInitiation, ProtocolVersion, cipher, flags
+	binary.LittleEndian.PutUint32(b[4:8], senderIndex)
+}
+
+// InitiationHeader is a view of an initiation of at least
+// InitiationHeaderSize+EphemeralSize bytes.
+type InitiationHeader []byte
+
+// Cipher is the packet AEAD the client asks for.
+func (h InitiationHeader) Cipher() byte { return h[2] }
+
+// Flags are the initiation's flags.
+func (h InitiationHeader) Flags() byte { return h[3] }
+
+// SenderIndex is the client's handshake index.
+func (h InitiationHeader) SenderIndex() uint32 { return binary.LittleEndian.Uint32(h[4:8]) }
+
+// Ephemeral is the client's ephemeral public key, in the clear.
+func (h InitiationHeader) Ephemeral() (e [EphemeralSize]byte) {
+	copy(e[:], h[InitiationHeaderSize:InitiationHeaderSize+EphemeralSize])
+	return e
+}
+
+// PutResponseHeader writes a response's header into b[:ResponseHeaderSize].
+func PutResponseHeader(b []byte, sessionID, receiverIndex uint32) {
+	_ = b[ResponseHeaderSize-1]
+	b[0], b[1], b[2], b[3] = MsgResponse, 0, 0, 0
+	binary.LittleEndian.PutUint32(b[4:8], sessionID)
+	binary.LittleEndian.PutUint32(b[8:12], receiverIndex)
+}
+
+// ResponseHeader is a view of a response of at least ResponseHeaderSize
+// bytes, or of a cookie reply's first 8.
+type ResponseHeader []byte
+
+// Valid reports whether the header is a response's: its type and zero
+// reserved bytes.
+func (h ResponseHeader) Valid() bool {
+	return len(h) >= ResponseHeaderSize && h[0] == MsgResponse && h[1]|h[2]|h[3] == 0
+}
+
+// SessionID is the session ID a response gives; in a cookie reply, the
+// initiation's sender index.
+func (h ResponseHeader) SessionID() uint32 { return binary.LittleEndian.Uint32(h[4:8]) }
+
+// ReceiverIndex is the client's handshake index a response answers.
+func (h ResponseHeader) ReceiverIndex() uint32 { return binary.LittleEndian.Uint32(h[8:12]) }

@@ -307,3 +307,27 @@ func TestHelloAndAnswer(t *testing.T) {
 	_, ok = ResponsePayload(r[:len(r)-1]).Ext()
 	require.False(t, ok)
 }
+
+func TestHandshakeHeaders(t *testing.T) {
+	b := make([]byte, InitiationHeaderSize+EphemeralSize)
+	b[InitiationHeaderSize] = 0xaa
+	PutInitiationHeader(b, 2, FlagIK|FlagPSK, 0x01020304)
+	require.Equal(t, []byte{MsgInitiation, ProtocolVersion, 2, 3, 4, 3, 2, 1, 0xaa}, b[:9])
+	h := InitiationHeader(b)
+	require.Equal(t, []any{byte(2), FlagIK | FlagPSK, uint32(0x01020304)}, []any{h.Cipher(), h.Flags(), h.SenderIndex()})
+	require.Equal(t, byte(0xaa), h.Ephemeral()[0])
+
+	r := make([]byte, ResponseHeaderSize)
+	PutResponseHeader(r, 0x0a0b0c0d, 0x01020304)
+	require.Equal(t, []byte{MsgResponse, 0, 0, 0, 0x0d, 0x0c, 0x0b, 0x0a, 4, 3, 2, 1}, r)
+	rh := ResponseHeader(r)
+	require.True(t, rh.Valid())
+	require.Equal(t, uint32(0x0a0b0c0d), rh.SessionID())
+	require.Equal(t, uint32(0x01020304), rh.ReceiverIndex())
+	for i := 1; i < 4; i++ {
+		bad := append([]byte(nil), r...)
+		bad[i] = 1
+		require.False(t, ResponseHeader(bad).Valid(), "reserved byte %d", i)
+	}
+	require.False(t, ResponseHeader(r[:ResponseHeaderSize-1]).Valid())
+}

@@ -68,10 +68,10 @@ import (
 
 /* Specification constants */
 const (
-	initiationSize        = 112 // NK
-	initiationIKSize      = 160 // IK: plus the encrypted static key (48)
+	initiationSize        = handshake.InitiationSize
+	initiationIKSize      = handshake.InitiationIKSize
 	initiationPayloadSize = wire.InitiationPayloadSize
-	responseSize          = 92
+	responseSize          = handshake.ResponseSize
 	responsePayloadSize   = wire.ResponsePayloadSize
 	noiseKeySize          = 32
 	macSize               = handshake.MACSize
@@ -97,7 +97,6 @@ const (
 	statusIncompatible byte = 5 // lanes or packet size cannot be reconciled
 	statusRejected     byte = 6 // the application's decision (ConnectHandler)
 
-	prologueLabel = "uxp/1 Noise_NK"
 )
 
 // The server must never answer with more bytes than it received.
@@ -138,21 +137,6 @@ func (k *sessionKeys) zero() {
 	ucrypto.Zero(k.recv[:])
 }
 
-// initiationLen is the exact length of an initiation with these flags,
-// the extended flag aside: the length of its fixed part.
-func initiationLen(flags byte) int {
-	if flags&flagIdentity != 0 {
-		return initiationIKSize
-	}
-	return initiationSize
-}
-
-func prologue(hdr []byte) []byte {
-	p := make([]byte, 0, len(prologueLabel)+8)
-	p = append(p, prologueLabel...)
-	return append(p, hdr[:8]...)
-}
-
 // clientIdentity is what a client may prove about itself: a static key
 // (IK) and a pre-shared key (psk2). The zero value is an anonymous NK
 // client without a psk.
@@ -170,23 +154,6 @@ func (id clientIdentity) flags() byte {
 		f |= flagPSK
 	}
 	return f
-}
-
-func noiseConfig(flags byte, initiator bool, prologueBytes []byte, rng io.Reader, suite *handshake.X25519Suite) noise.Config {
-	cfg := noise.Config{
-		CipherSuite: suite,
-		Random:      rng,
-		Pattern:     noise.HandshakeNK,
-		Initiator:   initiator,
-		Prologue:    prologueBytes,
-	}
-	if flags&flagIdentity != 0 {
-		cfg.Pattern = noise.HandshakeIK
-	}
-	if flags&flagPSK != 0 {
-		cfg.PresharedKeyPlacement = 2
-	}
-	return cfg
 }
 
 // clientHandshake is the initiator's state between sending the initiation
@@ -214,7 +181,7 @@ type helloParams struct {
 // (crypto/rand in production).
 func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index uint32, now time.Time, rng io.Reader, id clientIdentity, hello helloParams) (*clientHandshake, error) {
 	flags := id.flags()
-	size := initiationLen(flags)
+	size := handshake.InitiationLen(flags)
 	if hello.connectData != nil {
 		if len(hello.connectData) > MaxConnectDataSize {
 			return nil, &ConfigError{Field: "ConnectData", Reason: "longer than MaxConnectDataSize"}
@@ -225,7 +192,7 @@ func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index ui
 	c := &clientHandshake{index: index, cipher: cipher, ext: flags&flagExtended != 0, packet: make([]byte, size)}
 	p := c.packet
 	wire.PutInitiationHeader(p, byte(cipher), flags, index)
-	cfg := noiseConfig(flags, true, prologue(p), rng, handshake.NewX25519Suite(nil))
+	cfg := handshake.NoiseConfig(flags, true, handshake.Prologue(p), rng, handshake.NewX25519Suite(nil))
 	cfg.PeerStatic = server[:]
 	if id.static != nil {
 		cfg.StaticKeypair = *id.static
@@ -235,7 +202,7 @@ func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index ui
 	if err != nil {
 		return nil, err
 	}
-	payload := make([]byte, initiationPayloadSize+size-initiationLen(flags))
+	payload := make([]byte, initiationPayloadSize+size-handshake.InitiationLen(flags))
 	wire.PutHello(payload, wire.Hello{
 		Timestamp: uint64(now.UnixNano()),
 		FEC:       req.wire(),
@@ -367,9 +334,9 @@ func checkInitiation(pkt []byte, key *[32]byte) error {
 	if len(pkt) < 8 || pkt[0] != wire.MsgInitiation || pkt[1] != wire.ProtocolVersion || pkt[3]&^knownFlagsExt != 0 {
 		return errHandshakeMalformed
 	}
-	size := len(pkt) == initiationLen(pkt[3])
+	size := len(pkt) == handshake.InitiationLen(pkt[3])
 	if pkt[3]&flagExtended != 0 {
-		size = len(pkt) >= max(minExtInitiation, initiationLen(pkt[3])+2) && len(pkt) <= maxInitiationSize
+		size = len(pkt) >= max(minExtInitiation, handshake.InitiationLen(pkt[3])+2) && len(pkt) <= maxInitiationSize
 	}
 	if !size || !Cipher(pkt[2]).Valid() {
 		return errHandshakeMalformed
@@ -399,7 +366,7 @@ func readInitiation(static *handshake.StaticKey, psk []byte, pkt []byte, rng io.
 	if (flags&flagPSK != 0) != (psk != nil) {
 		return nil, errHandshakePSK
 	}
-	cfg := noiseConfig(flags, false, prologue(pkt), rng, handshake.NewX25519Suite(static))
+	cfg := handshake.NoiseConfig(flags, false, handshake.Prologue(pkt), rng, handshake.NewX25519Suite(static))
 	cfg.StaticKeypair = static.DH
 	cfg.PresharedKey = psk
 	hs, err := noise.NewHandshakeState(cfg)
@@ -407,7 +374,7 @@ func readInitiation(static *handshake.StaticKey, psk []byte, pkt []byte, rng io.
 		return nil, err
 	}
 	var payload [maxInitiationSize]byte
-	want := initiationPayloadSize + len(pkt) - initiationLen(flags)
+	want := initiationPayloadSize + len(pkt) - handshake.InitiationLen(flags)
 	out, _, _, err := hs.ReadMessage(payload[:0], pkt[8:handshake.MAC1Offset(pkt)])
 	if err != nil || len(out) != want {
 		return nil, errHandshakeAuth

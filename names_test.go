@@ -92,6 +92,7 @@ func openCookieReply(b, init []byte, encKey *[32]byte) ([macSize]byte, error) {
 }
 func parseReset(b []byte) (uint32, [resetTokenSize]byte, bool)   { return wire.ParseReset(b) }
 func newStaticKey(priv PrivateKey) (*handshake.StaticKey, error) { return handshake.NewStaticKey(priv) }
+func initiationLen(flags byte) int                               { return handshake.InitiationLen(flags) }
 func putMAC2(pkt []byte, cookie *[macSize]byte)                  { handshake.PutMAC2(pkt, cookie) }
 
 // testCookieChecker is handshake.CookieChecker under the tests' names.

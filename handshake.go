@@ -1,8 +1,6 @@
 package uxp
 
 import (
-	"crypto/subtle"
-	"errors"
 	"io"
 	"time"
 
@@ -68,24 +66,22 @@ import (
 
 /* Specification constants */
 const (
-	initiationSize        = handshake.InitiationSize
-	initiationIKSize      = handshake.InitiationIKSize
-	initiationPayloadSize = wire.InitiationPayloadSize
-	responseSize          = handshake.ResponseSize
-	responsePayloadSize   = wire.ResponsePayloadSize
-	noiseKeySize          = 32
-	macSize               = handshake.MACSize
-	resetTokenSize        = wire.ResetTokenSize
+	initiationSize      = handshake.InitiationSize
+	initiationIKSize    = handshake.InitiationIKSize
+	responseSize        = handshake.ResponseSize
+	responsePayloadSize = wire.ResponsePayloadSize
+	noiseKeySize        = 32
+	macSize             = handshake.MACSize
+	resetTokenSize      = wire.ResetTokenSize
 
 	// Initiation flags (byte 3).
-	flagIdentity  = wire.FlagIK
-	flagPSK       = wire.FlagPSK
-	flagExtended  = wire.FlagExtended
-	knownFlagsExt = wire.KnownFlags
+	flagIdentity = wire.FlagIK
+	flagPSK      = wire.FlagPSK
+	flagExtended = wire.FlagExtended
 
 	// Extended handshake messages (connect data, accept data, reasons).
-	minExtInitiation  = 400  // keeps every extended response smaller
-	maxInitiationSize = 1200 // the safe path MTU: never fragmented
+	minExtInitiation  = handshake.MinExtInitiation  // keeps every extended response smaller
+	maxInitiationSize = handshake.MaxInitiationSize // the safe path MTU: never fragmented
 	responseExtMax    = 2 + max(MaxRejectReasonSize, MaxAcceptDataSize)
 	plainReasonMax    = wire.PlainReasonMax
 
@@ -122,9 +118,8 @@ const (
 
 var (
 	errHandshakeMalformed = handshake.ErrMalformed
-	errHandshakeMAC       = errors.New("uxp: handshake mac1 mismatch")
+	errHandshakeMAC       = handshake.ErrMAC
 	errHandshakeAuth      = handshake.ErrAuth
-	errHandshakePSK       = errors.New("uxp: initiation's psk flag does not match the server's configuration")
 )
 
 // sessionKeys are the two directional transport keys a handshake yields.
@@ -157,12 +152,10 @@ func (id clientIdentity) flags() byte {
 }
 
 // clientHandshake is the initiator's state between sending the initiation
-// and receiving the response.
+// and receiving the response (handshake.Client, with the cipher asked for).
 type clientHandshake struct {
-	hs     *noise.HandshakeState
-	index  uint32
+	hs     *handshake.Client
 	cipher Cipher
-	ext    bool   // the extended form: the response is extended too
 	packet []byte // sent as is; only mac2 changes between copies
 }
 
@@ -180,48 +173,28 @@ type helloParams struct {
 // newClientHandshake builds the initiation. rng supplies the ephemeral key
 // (crypto/rand in production).
 func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index uint32, now time.Time, rng io.Reader, id clientIdentity, hello helloParams) (*clientHandshake, error) {
-	flags := id.flags()
-	size := handshake.InitiationLen(flags)
-	if hello.connectData != nil {
-		if len(hello.connectData) > MaxConnectDataSize {
-			return nil, &ConfigError{Field: "ConnectData", Reason: "longer than MaxConnectDataSize"}
-		}
-		flags |= flagExtended
-		size = max(minExtInitiation, size+2+len(hello.connectData))
+	if len(hello.connectData) > MaxConnectDataSize {
+		return nil, &ConfigError{Field: "ConnectData", Reason: "longer than MaxConnectDataSize"}
 	}
-	c := &clientHandshake{index: index, cipher: cipher, ext: flags&flagExtended != 0, packet: make([]byte, size)}
-	p := c.packet
-	wire.PutInitiationHeader(p, byte(cipher), flags, index)
-	cfg := handshake.NoiseConfig(flags, true, handshake.Prologue(p), rng, handshake.NewX25519Suite(nil))
-	cfg.PeerStatic = server[:]
-	if id.static != nil {
-		cfg.StaticKeypair = *id.static
-	}
-	cfg.PresharedKey = id.psk
-	hs, err := noise.NewHandshakeState(cfg)
+	hs, err := handshake.NewClient(handshake.ClientConfig{
+		Server: server,
+		Static: id.static,
+		PSK:    id.psk,
+		Cipher: byte(cipher),
+		Index:  index,
+		Hello: wire.Hello{
+			Timestamp: uint64(now.UnixNano()),
+			FEC:       req.wire(),
+			MTU:       uint16(hello.mtu),
+			Lanes:     uint8(hello.lanes),
+			MinMTU:    uint16(hello.minMTU),
+		},
+		ConnectData: hello.connectData,
+	}, rng)
 	if err != nil {
 		return nil, err
 	}
-	payload := make([]byte, initiationPayloadSize+size-handshake.InitiationLen(flags))
-	wire.PutHello(payload, wire.Hello{
-		Timestamp: uint64(now.UnixNano()),
-		FEC:       req.wire(),
-		MTU:       uint16(hello.mtu),
-		Lanes:     uint8(hello.lanes),
-		MinMTU:    uint16(hello.minMTU),
-	}, c.ext, hello.connectData)
-	msg, _, _, err := hs.WriteMessage(p[8:8], payload)
-	if err != nil {
-		return nil, err
-	}
-	if len(msg) != handshake.MAC1Offset(p)-8 {
-		return nil, errHandshakeMalformed
-	}
-	k := handshake.MAC1Key(server, id.psk)
-	mac := handshake.ComputeMAC1(&k, p)
-	copy(p[handshake.MAC1Offset(p):], mac[:])
-	c.hs = hs
-	return c, nil
+	return &clientHandshake{hs: hs, cipher: cipher, packet: hs.Initiation()}, nil
 }
 
 // responseResult is what a client learns from a genuine response.
@@ -248,33 +221,11 @@ func (e *incompatibleStatus) Error() string { return "uxp: server refused: incom
 // refusal returns ErrFECRefused, ErrServerFull or ErrClientRejected.
 func (c *clientHandshake) consumeResponse(pkt []byte) (responseResult, error) {
 	var r responseResult
-	size := len(pkt) == responseSize
-	if c.ext {
-		size = len(pkt) >= responseSize+2 && len(pkt) <= responseSize+responseExtMax
+	res, err := c.hs.ReadResponse(pkt, responseExtMax)
+	if err != nil {
+		return r, err
 	}
-	rh := wire.ResponseHeader(pkt)
-	if !size || !rh.Valid() {
-		return r, errHandshakeMalformed
-	}
-	id := rh.SessionID()
-	if rh.ReceiverIndex() != c.index {
-		return r, errHandshakeMalformed
-	}
-	var payload [responsePayloadSize + responseExtMax]byte
-	// flynn/noise rolls its symmetric state back when decryption fails, so
-	// a forged response does not poison the handshake.
-	out, send, recv, err := c.hs.ReadMessage(payload[:0], pkt[12:])
-	if err != nil || send == nil || recv == nil || len(out) != len(pkt)-responseSize+responsePayloadSize {
-		return r, errHandshakeAuth
-	}
-	rp := wire.ResponsePayload(out)
-	var ext []byte
-	if c.ext {
-		var ok bool
-		if ext, ok = rp.Ext(); !ok {
-			return r, errHandshakeMalformed
-		}
-	}
+	id, rp, ext := res.SessionID, res.Payload, res.Ext
 	r.peerMTU = int(rp.MTU())
 	r.peerLanes = int(rp.Lanes())
 	switch rp.Status() {
@@ -303,8 +254,7 @@ func (c *clientHandshake) consumeResponse(pkt []byte) (responseResult, error) {
 	r.id = id
 	r.fec = fp
 	r.token = rp.Token()
-	r.keys.send = send.UnsafeKey()
-	r.keys.recv = recv.UnsafeKey()
+	r.keys = sessionKeys{send: res.Keys.Send, recv: res.Keys.Recv}
 	return r, nil
 }
 
@@ -326,33 +276,17 @@ type initiation struct {
 	size        int    // the initiation's length, which bounds the answer
 }
 
-// checkInitiation does the cheap checks on an initiation: exact length for
-// its flags, type, version, a known cipher, known flags, and mac1. It does
-// no Diffie-Hellman. mac2 is not looked at here: only a server under load
-// checks it (cookie.go).
+// checkInitiation does the cheap checks on an initiation
+// (handshake.CheckInitiation) with this module's ciphers.
 func checkInitiation(pkt []byte, key *[32]byte) error {
-	if len(pkt) < 8 || pkt[0] != wire.MsgInitiation || pkt[1] != wire.ProtocolVersion || pkt[3]&^knownFlagsExt != 0 {
-		return errHandshakeMalformed
-	}
-	size := len(pkt) == handshake.InitiationLen(pkt[3])
-	if pkt[3]&flagExtended != 0 {
-		size = len(pkt) >= max(minExtInitiation, handshake.InitiationLen(pkt[3])+2) && len(pkt) <= maxInitiationSize
-	}
-	if !size || !Cipher(pkt[2]).Valid() {
-		return errHandshakeMalformed
-	}
-	mac := handshake.ComputeMAC1(key, pkt)
-	if subtle.ConstantTimeCompare(mac[:], pkt[handshake.MAC1Offset(pkt):handshake.MAC2Offset(pkt)]) != 1 {
-		return errHandshakeMAC
-	}
-	return nil
+	return handshake.CheckInitiation(pkt, key, func(c byte) bool { return Cipher(c).Valid() })
 }
 
 // serverHandshake is the responder's state between reading an initiation
 // and writing the response. It lives only inside one call of the
 // handshake loop.
 type serverHandshake struct {
-	hs *noise.HandshakeState
+	hs *handshake.Server
 	in initiation
 }
 
@@ -363,26 +297,14 @@ type serverHandshake struct {
 // and nothing must be sent.
 func readInitiation(static *handshake.StaticKey, psk []byte, pkt []byte, rng io.Reader) (*serverHandshake, error) {
 	flags := pkt[3]
-	if (flags&flagPSK != 0) != (psk != nil) {
-		return nil, errHandshakePSK
-	}
-	cfg := handshake.NoiseConfig(flags, false, handshake.Prologue(pkt), rng, handshake.NewX25519Suite(static))
-	cfg.StaticKeypair = static.DH
-	cfg.PresharedKey = psk
-	hs, err := noise.NewHandshakeState(cfg)
+	var buf [handshake.MaxInitiationSize]byte
+	hs, hello, err := handshake.ReadInitiation(static, psk, pkt, rng, buf[:])
 	if err != nil {
 		return nil, err
-	}
-	var payload [maxInitiationSize]byte
-	want := initiationPayloadSize + len(pkt) - handshake.InitiationLen(flags)
-	out, _, _, err := hs.ReadMessage(payload[:0], pkt[8:handshake.MAC1Offset(pkt)])
-	if err != nil || len(out) != want {
-		return nil, errHandshakeAuth
 	}
 	h := &serverHandshake{hs: hs}
 	in := &h.in
 	in.size = len(pkt)
-	hello := wire.InitiationPayload(out)
 	in.peerMTU = int(hello.MTU())
 	in.peerLanes = int(hello.Lanes())
 	in.peerMinMTU = int(hello.MinMTU())
@@ -400,12 +322,9 @@ func readInitiation(static *handshake.StaticKey, psk []byte, pkt []byte, rng io.
 	in.flags = flags
 	in.ephemeral = ih.Ephemeral()
 	if flags&flagIdentity != 0 {
-		ps := hs.PeerStatic()
-		if len(ps) != KeySize {
+		if in.peerKey, in.hasPeerKey = hs.PeerStatic(); !in.hasPeerKey {
 			return nil, errHandshakeAuth
 		}
-		copy(in.peerKey[:], ps)
-		in.hasPeerKey = true
 	}
 	in.timestamp = hello.Timestamp()
 	req, ok := parseFECParams(hello.FEC())
@@ -452,8 +371,6 @@ func (h *serverHandshake) writeAnswer(sessionID uint32, status byte, decision fe
 	if h.in.ext {
 		size += 2 + len(data)
 	}
-	resp := make([]byte, size)
-	wire.PutResponseHeader(resp, sessionID, h.in.senderIndex)
 	rp := make([]byte, size-responseSize+responsePayloadSize)
 	wire.PutAnswer(rp, wire.Answer{
 		Status:    status,
@@ -464,16 +381,14 @@ func (h *serverHandshake) writeAnswer(sessionID uint32, status byte, decision fe
 		Token:     token,
 		Code:      info.code,
 	}, status == statusOK, status == statusRejected, h.in.ext, data)
-	msg, recv, send, err := h.hs.WriteMessage(resp[12:12], rp)
-	if err != nil || recv == nil || send == nil || len(msg) != size-12 || size >= h.in.size {
+	resp, k, err := h.hs.WriteResponse(sessionID, rp)
+	if err != nil {
 		return resp, keys, errHandshakeAuth
 	}
 	if status != statusOK {
-		return resp, keys, nil
+		return resp, keys, nil // a refusal gives no keys
 	}
-	// Split gives (initiator->responder, responder->initiator).
-	keys.recv = recv.UnsafeKey()
-	keys.send = send.UnsafeKey()
+	keys.send, keys.recv = k.Send, k.Recv
 	return resp, keys, nil
 }
 

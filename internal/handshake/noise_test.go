@@ -91,3 +91,63 @@ func TestX25519SuiteMatchesDH25519(t *testing.T) {
 		require.Error(t, err)
 	}
 }
+
+// TestMessagesRoundTrip: an initiation built by NewClient passes
+// CheckInitiation and ReadInitiation with its hello intact, the response
+// WriteResponse seals reads back with matching keys, and a response for
+// another index or cut short is refused without spoiling the handshake.
+func TestMessagesRoundTrip(t *testing.T) {
+	server := dhKeyPair(t)
+	static, err := NewStaticKey([32]byte(server.Private))
+	require.NoError(t, err)
+	client := dhKeyPair(t)
+	anyCipher := func(byte) bool { return true }
+	for _, tt := range []struct {
+		name string
+		cfg  ClientConfig
+	}{
+		{"NK", ClientConfig{}},
+		{"IK psk2", ClientConfig{Static: &client, PSK: make([]byte, 32)}},
+		{"NK extended", ClientConfig{ConnectData: []byte("hello")}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			cfg.Server = [32]byte(server.Public)
+			cfg.Index = 42
+			cfg.Hello = wire.Hello{Timestamp: 7, MTU: 1400, Lanes: 2}
+			c, err := NewClient(cfg, rand.Reader)
+			require.NoError(t, err)
+			init := c.Initiation()
+			key := MAC1Key(cfg.Server, cfg.PSK)
+			require.NoError(t, CheckInitiation(init, &key, anyCipher))
+			require.ErrorIs(t, CheckInitiation(init, &key, func(byte) bool { return false }), ErrMalformed)
+			_, _, err = ReadInitiation(static, nil, init, rand.Reader, make([]byte, MaxInitiationSize))
+			if cfg.PSK != nil {
+				require.ErrorIs(t, err, ErrPSK, "psk flag against a server without one")
+			}
+			s, hello, err := ReadInitiation(static, cfg.PSK, init, rand.Reader, make([]byte, MaxInitiationSize))
+			require.NoError(t, err)
+			require.Equal(t, uint64(7), hello.Timestamp())
+			require.Equal(t, uint16(1400), hello.MTU())
+			peer, ok := s.PeerStatic()
+			require.Equal(t, cfg.Static != nil, ok)
+			if ok {
+				require.Equal(t, [32]byte(client.Public), peer)
+			}
+			payload := make([]byte, wire.ResponsePayloadSize)
+			if cfg.ConnectData != nil {
+				payload = make([]byte, wire.ResponsePayloadSize+2)
+			}
+			resp, skeys, err := s.WriteResponse(99, payload)
+			require.NoError(t, err)
+			require.Less(t, len(resp), len(init), "never amplifies")
+			_, err = c.ReadResponse(resp[:len(resp)-1], 0)
+			require.Error(t, err)
+			r, err := c.ReadResponse(resp, 2)
+			require.NoError(t, err)
+			require.Equal(t, uint32(99), r.SessionID)
+			require.Equal(t, skeys.Send, r.Keys.Recv)
+			require.Equal(t, skeys.Recv, r.Keys.Send)
+		})
+	}
+}

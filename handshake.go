@@ -286,7 +286,7 @@ func checkInitiation(pkt []byte, key *[32]byte) error {
 // and writing the response. It lives only inside one call of the
 // handshake loop.
 type serverHandshake struct {
-	hs *handshake.Server
+	hs handshake.Server
 	in initiation
 }
 

@@ -180,27 +180,28 @@ type Server struct {
 // ReadInitiation processes an initiation that passed CheckInitiation. For
 // NK it costs one X25519 (es), for IK two (es, ss). psk is the server's
 // pre-shared key (nil for none); an initiation whose psk flag does not
-// match is rejected before any Diffie-Hellman. The payload is decrypted
+// match is rejected before any Diffie-Hellman. The Server is returned by
+// value, for the caller to keep in its own state. The payload is decrypted
 // into buf (MaxInitiationSize bytes do) and returned as a view of it. On
 // error nothing was created and nothing must be sent.
-func ReadInitiation(static *StaticKey, psk []byte, pkt []byte, rng io.Reader, buf []byte) (*Server, wire.InitiationPayload, error) {
+func ReadInitiation(static *StaticKey, psk []byte, pkt []byte, rng io.Reader, buf []byte) (Server, wire.InitiationPayload, error) {
 	flags := pkt[3]
 	if (flags&wire.FlagPSK != 0) != (psk != nil) {
-		return nil, nil, ErrPSK
+		return Server{}, nil, ErrPSK
 	}
 	cfg := NoiseConfig(flags, false, Prologue(pkt), rng, NewX25519Suite(static))
 	cfg.StaticKeypair = static.DH
 	cfg.PresharedKey = psk
 	hs, err := noise.NewHandshakeState(cfg)
 	if err != nil {
-		return nil, nil, err
+		return Server{}, nil, err
 	}
 	want := wire.InitiationPayloadSize + len(pkt) - InitiationLen(flags)
 	out, _, _, err := hs.ReadMessage(buf[:0], pkt[wire.InitiationHeaderSize:MAC1Offset(pkt)])
 	if err != nil || len(out) != want {
-		return nil, nil, ErrAuth
+		return Server{}, nil, ErrAuth
 	}
-	s := &Server{hs: hs, senderIndex: wire.InitiationHeader(pkt).SenderIndex(), size: len(pkt)}
+	s := Server{hs: hs, senderIndex: wire.InitiationHeader(pkt).SenderIndex(), size: len(pkt)}
 	return s, wire.InitiationPayload(out), nil
 }
 

@@ -3,13 +3,12 @@ package uxp
 import (
 	"bytes"
 	"fmt"
-
-	kcp "github.com/xtaci/kcp-go/v5"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	kcp "github.com/xtaci/kcp-go/v5"
 
 	"github.com/uxp-go/uxp/fec"
 )

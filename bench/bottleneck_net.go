@@ -41,7 +41,7 @@ const (
 )
 
 const bnLossRule = `table inet uxpbn {
- chain fwd {
+ chain forward {
   type filter hook forward priority 0; policy accept;
   numgen random mod 100 < 5 drop
  }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -64,29 +65,31 @@ func TestBatchReader(t *testing.T) {
 	if len(dgrams) != run+5 {
 		t.Fatalf("got %d datagrams in %d reads, want %d", len(dgrams), reads, run+5)
 	}
-	var a, b []byte
+	// Per sender, the tags in the order they were sent.
+	var got [2][]byte
+	var want [2][]byte
+	for i := range run {
+		want[0] = append(want[0], byte(i))
+	}
+	for i := range 5 {
+		want[1] = append(want[1], byte(100+i))
+	}
 	for i, d := range dgrams {
-		tag := d[0]
 		if bytes.Count(d, d[:1]) != len(d) {
 			t.Fatalf("datagram %d is not one tag repeated", i)
 		}
-		switch {
+		switch tag := d[0]; {
 		case tag < 100 && len(d) == 1200 && from[i] == addrOf(ts.sock.UDP()):
-			a = append(a, tag)
+			got[0] = append(got[0], tag)
 		case tag >= 100 && len(d) == 150 && from[i] == addrOf(s2):
-			b = append(b, tag)
+			got[1] = append(got[1], tag)
 		default:
 			t.Fatalf("datagram %d: tag %d, %d bytes from %v", i, tag, len(d), from[i])
 		}
 	}
-	for i := range a {
-		if a[i] != byte(i) {
-			t.Fatalf("first sender's datagrams arrived as %v", a)
-		}
-	}
-	for i := range b {
-		if b[i] != byte(100+i) {
-			t.Fatalf("second sender's datagrams arrived as %v", b)
+	for k := range got {
+		if !bytes.Equal(got[k], want[k]) {
+			t.Fatalf("sender %d's datagrams arrived as %v, want %v", k+1, got[k], want[k])
 		}
 	}
 	t.Logf("%d datagrams in %d reads", len(dgrams), reads)
@@ -120,24 +123,12 @@ func TestBatchReaderTruncated(t *testing.T) {
 			sizes, truncs = append(sizes, len(b)), append(truncs, trunc)
 		}
 	}
-	if want := []int{100, testMaxDatagram, 0, 101}; !equal(sizes, want) {
+	if want := []int{100, testMaxDatagram, 0, 101}; !slices.Equal(sizes, want) {
 		t.Fatalf("sizes %v, want %v", sizes, want)
 	}
-	if want := []bool{false, true, false, false}; !equal(truncs, want) {
+	if want := []bool{false, true, false, false}; !slices.Equal(truncs, want) {
 		t.Fatalf("truncated %v, want %v", truncs, want)
 	}
-}
-
-func equal[T comparable](a, b []T) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestBatchReaderClosed closes the socket under a blocked Read: it returns

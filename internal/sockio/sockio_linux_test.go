@@ -9,23 +9,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/uxp-go/uxp/internal/testutil"
 )
 
 const testMaxDatagram = 2048 // uxp's receive buffer size
 
-// udpSocket opens a loopback UDP socket with 4 MiB buffers, closed at the
-// end of the test.
-func udpSocket(t testing.TB) *net.UDPConn {
-	t.Helper()
-	u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = u.SetReadBuffer(4 << 20)
-	_ = u.SetWriteBuffer(4 << 20)
-	t.Cleanup(func() { u.Close() })
-	return u
-}
+// udpSocket is testutil.UDPSocket.
+func udpSocket(t testing.TB) *net.UDPConn { return testutil.UDPSocket(t) }
 
 func addrOf(u *net.UDPConn) netip.AddrPort { return u.LocalAddr().(*net.UDPAddr).AddrPort() }
 

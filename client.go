@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/uxp-go/uxp/internal/sockio"
 )
 
 // Client is one session to a uxp server. Create it with NewClient (on your
@@ -43,7 +45,7 @@ func NewClient(pc net.PacketConn, server net.Addr, handler ConnHandler, cfg *Con
 	if err != nil {
 		return nil, err
 	}
-	ap := addrPortOf(server)
+	ap := sockio.AddrPort(server)
 	if !ap.IsValid() || ap.Port() == 0 {
 		return nil, fmt.Errorf("uxp: NewClient: server address %v is not a UDP address", server)
 	}

@@ -2,8 +2,9 @@ package uxp
 
 import (
 	"fmt"
-	"net/netip"
 	"testing"
+
+	"github.com/uxp-go/uxp/internal/sockio"
 )
 
 // BenchmarkReadBatch measures the server read path per datagram (recvmmsg,
@@ -16,10 +17,10 @@ import (
 func BenchmarkReadBatch(b *testing.B) {
 	const burst = 256
 	for _, scen := range []string{"bulk", "flows"} {
-		for _, cnt := range []int{1, readBatchLen, 32} {
+		for _, cnt := range []int{1, sockio.DefaultReadBatch, 32} {
 			b.Run(fmt.Sprintf("%s/msgs=%d", scen, cnt), func(b *testing.B) {
 				ep, c, u := readingEndpoint(b, true)
-				ep.batch = newBatchReaderN(u, true, cnt)
+				ep.batch = sockio.NewReader(&ep.sock, true, maxDatagram, cnt)
 				to := addrOf(u)
 				snd := sendingShard(b, udpSocket(b))
 				flows := make([]*shard, 64)
@@ -76,56 +77,5 @@ func BenchmarkReadBatch(b *testing.B) {
 				}
 			})
 		}
-	}
-}
-
-// BenchmarkSendBatch measures flushSends per datagram for a batch of 64
-// 150-byte datagrams to 64 destinations (a server answering many
-// clients): one sendmmsg ("mmsg"), one sendmsg per datagram as without
-// sendmmsg ("msg"), and WriteToUDPAddrPort per datagram as off Linux
-// ("writeto"). The receivers drain between batches with the timer
-// stopped.
-func BenchmarkSendBatch(b *testing.B) {
-	const dests = 64
-	for _, mode := range []string{"mmsg", "msg", "writeto"} {
-		b.Run(mode, func(b *testing.B) {
-			s := sendingShard(b, udpSocket(b))
-			switch mode {
-			case "msg":
-				s.bs.single = true
-			case "writeto":
-				s.bs = nil
-			}
-			rcv := make([]*endpoint, dests)
-			to := make([]netip.AddrPort, dests)
-			for i := range rcv {
-				ep, _, u := readingEndpoint(b, false)
-				rcv[i], to[i] = ep, addrOf(u)
-			}
-			c := &Conn{id: 9}
-			b.ReportAllocs()
-			b.SetBytes(150)
-			b.ResetTimer()
-			for i := 0; i < b.N; i += dests {
-				for k := range dests {
-					buf := s.sendRoom()[:150]
-					putTransportHeader(buf, 9, uint64(i+k), 0)
-					s.commitSend(150, to[k], c)
-				}
-				s.flushSends()
-				b.StopTimer()
-				for _, ep := range rcv {
-					if done, err := ep.readOnce(); done {
-						b.Fatal(err)
-					}
-					for _, sh := range ep.shards {
-						for len(sh.in) > 0 {
-							sh.discardBatch(<-sh.in)
-						}
-					}
-				}
-				b.StartTimer()
-			}
-		})
 	}
 }

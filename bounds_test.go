@@ -1,13 +1,14 @@
 package uxp
 
 import (
+	"bytes"
 	"fmt"
-
-	kcp "github.com/xtaci/kcp-go/v5"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	kcp "github.com/xtaci/kcp-go/v5"
 
 	"github.com/uxp-go/uxp/fec"
 )
@@ -288,4 +289,38 @@ func TestSegmentFieldBounds(t *testing.T) {
 	feed(srv, sp.cliOut.take(), sp.cliAP, now)
 	_, msgs, _ := h.snapshot()
 	require.Equal(t, [][]byte{[]byte("after")}, msgs)
+}
+
+// TestOversizeMessageEndsSession: a message over the receiver's
+// MaxMessageSize (within the fragment bound, so it reaches reassembly) ends
+// the session with a protocol error on the receiver, and the sender sees
+// close code CloseProtocolError from its peer; a message at the limit
+// before it is delivered.
+func TestOversizeMessageEndsSession(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srvCfg := DefaultConfig()
+		srvCfg.MaxMessageSize = 16 << 10
+		p := newSimPair(t, 1, srvCfg, DefaultConfig(), true)
+		ok := bytes.Repeat([]byte{1}, 16<<10)
+		_, err := p.cli.Conn().Write(ok)
+		require.NoError(t, err)
+		_, err = p.cli.Conn().Write(bytes.Repeat([]byte{2}, 30000))
+		require.NoError(t, err, "the sender's own MaxMessageSize is 64 KiB")
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+
+		_, msgs, closed := p.srvH.handler(0).snapshot()
+		require.Len(t, msgs, 1, "the message at the limit arrived, the oversize one did not")
+		require.Equal(t, ok, msgs[0])
+		require.Len(t, closed, 1)
+		var pe *ProtocolError
+		require.ErrorAs(t, closed[0], &pe)
+
+		_, _, cliClosed := p.cliH.snapshot()
+		require.Len(t, cliClosed, 1)
+		var ce *CloseError
+		require.ErrorAs(t, cliClosed[0], &ce)
+		require.True(t, ce.Remote)
+		require.Equal(t, CloseProtocolError, ce.Code)
+	})
 }

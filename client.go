@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/uxp-go/uxp/internal/handshake"
+	"github.com/uxp-go/uxp/internal/sockio"
 	"github.com/uxp-go/uxp/internal/wire"
 )
 
@@ -46,7 +47,7 @@ func NewClient(pc net.PacketConn, server net.Addr, handler ConnHandler, cfg *Con
 	if err != nil {
 		return nil, err
 	}
-	ap := addrPortOf(server)
+	ap := sockio.AddrPort(server)
 	if !ap.IsValid() || ap.Port() == 0 {
 		return nil, fmt.Errorf("uxp: NewClient: server address %v is not a UDP address", server)
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/uxp-go/uxp/internal/handshake"
+	"github.com/uxp-go/uxp/internal/sockio"
 	"github.com/uxp-go/uxp/internal/wire"
 )
 
@@ -91,7 +92,7 @@ func NewDialer(pc net.PacketConn, cfg *Config) (*Dialer, error) {
 // with ErrConnClosed once the Dialer is closed; a failed Dial leaves the
 // Dialer and its other sessions as they were.
 func (d *Dialer) Dial(ctx context.Context, server net.Addr, handler ConnHandler) (*Conn, error) {
-	ap := addrPortOf(server)
+	ap := sockio.AddrPort(server)
 	if !ap.IsValid() || ap.Port() == 0 {
 		return nil, fmt.Errorf("uxp: Dial: server address %v is not a UDP address", server)
 	}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/uxp-go/uxp/internal/sockio"
 	"github.com/uxp-go/uxp/internal/wire"
 )
 
@@ -21,15 +22,11 @@ import (
 // (the Server's handshake loop). All of them stop when closing is closed;
 // wg joins them.
 type endpoint struct {
-	set *settings
-	pc  net.PacketConn
-	udp *net.UDPConn // pc, when it is one: allocation-free reads and writes
-	// connected: udp is connected to the one peer (Dial, DialConn), so
-	// writes go without an address and the kernel reports that peer's
-	// ICMP errors (port unreachable) on reads.
-	connected bool
-	log       *slog.Logger
-	epoch     time.Time // origin of heartbeat echo values
+	set   *settings
+	pc    net.PacketConn
+	sock  sockio.Socket // pc: reads and writes (allocation-free on a *net.UDPConn)
+	log   *slog.Logger
+	epoch time.Time // origin of heartbeat echo values
 
 	shards []*shard
 	table  sessionTable
@@ -72,9 +69,9 @@ type endpoint struct {
 	socketOnce sync.Once // closes pc
 	wg         sync.WaitGroup
 	readErr    error           // set by readLoop before it exits
-	gsoOff     atomic.Bool     // set when the socket refused a GSO send
+	gsoOff     atomic.Bool     // set when the socket refused a GSO send; shared by the shards' senders
 	batchRead  bool            // set by the owner before start: read in batches (servers always do)
-	batch      *batchReader    // servers and Dialers on Linux: recvmmsg (with GRO); nil reads one datagram per call
+	batch      *sockio.Reader  // servers and Dialers on Linux: recvmmsg (with GRO); nil reads one datagram per call
 	staged     []*inboundBatch // per shard: datagrams of the current read; read loop only
 }
 
@@ -90,16 +87,7 @@ func newEndpoint(pc net.PacketConn, set *settings, workers int) *endpoint {
 		ep.log = slog.New(slog.DiscardHandler)
 	}
 	ep.table.m = make(map[uint32]*Conn)
-	if u, ok := pc.(*net.UDPConn); ok {
-		ep.udp = u
-		ep.connected = u.RemoteAddr() != nil
-		if set.socketBuffer > 0 {
-			// Loopback and LAN bursts overflow the default buffers; the
-			// kernel caps the value at its maximum, which is fine.
-			_ = u.SetReadBuffer(set.socketBuffer)
-			_ = u.SetWriteBuffer(set.socketBuffer)
-		}
-	}
+	ep.sock = sockio.NewSocket(pc, set.socketBuffer)
 	ep.shards = make([]*shard, workers)
 	for i := range ep.shards {
 		ep.shards[i] = newShard(ep, i)
@@ -117,13 +105,13 @@ func (ep *endpoint) start() bool {
 		return false
 	}
 	ep.running = true
-	if ep.udp != nil && (ep.onInitiation != nil || ep.batchRead) {
+	if ep.onInitiation != nil || ep.batchRead {
 		// Only servers (the owners that take initiations) and Dialers
 		// read in batches, with GRO: the batch reader's 512 KiB of slots
 		// is too much for each of many Clients, a Client receives little,
 		// and a server or a Dialer is where many flows, and many packets
 		// of one flow, meet.
-		ep.batch = newBatchReader(ep.udp, true)
+		ep.batch = sockio.NewReader(&ep.sock, true, maxDatagram, 0)
 	}
 	for _, s := range ep.shards {
 		ep.wg.Add(1)
@@ -186,49 +174,10 @@ func getPacketBuf() *packetBuf { return packetPool.Get().(*packetBuf) }
 
 func putPacketBuf(b *packetBuf) { packetPool.Put(b) }
 
-func (ep *endpoint) read(b []byte) (int, netip.AddrPort, error) {
-	if ep.udp != nil {
-		n, ap, err := ep.udp.ReadFromUDPAddrPort(b)
-		return n, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), err
-	}
-	n, addr, err := ep.pc.ReadFrom(b)
-	if err != nil {
-		return n, netip.AddrPort{}, err
-	}
-	return n, addrPortOf(addr), nil
-}
-
-func (ep *endpoint) writeTo(b []byte, to netip.AddrPort) error {
-	if ep.connected {
-		// A connected socket refuses an address (net.ErrWriteToConnected);
-		// its peer is the only destination a client has.
-		_, err := ep.udp.Write(b)
-		return err
-	}
-	if ep.udp != nil {
-		_, err := ep.udp.WriteToUDPAddrPort(b, to)
-		return err
-	}
-	_, err := ep.pc.WriteTo(b, net.UDPAddrFromAddrPort(to))
-	return err
-}
-
-// addrPortOf converts any UDP-like address; an address it cannot parse
-// becomes the zero AddrPort, which routes nowhere.
-func addrPortOf(a net.Addr) netip.AddrPort {
-	if u, ok := a.(*net.UDPAddr); ok {
-		ap := u.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	if a == nil {
-		return netip.AddrPort{}
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return netip.AddrPort{}
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-}
+// writeTo sends one datagram now, bypassing the shards' send batches:
+// handshake replies and other packets of the read loop or a handshake
+// worker.
+func (ep *endpoint) writeTo(b []byte, to netip.AddrPort) error { return ep.sock.WriteTo(b, to) }
 
 // readLoop reads datagrams and routes them by type and session ID, never
 // by address, without allocating. It returns nil when the endpoint is
@@ -242,21 +191,21 @@ func (ep *endpoint) readLoop() error {
 }
 
 // readOnce reads and dispatches one datagram, or one batch of datagrams
-// and runs the kernel merged (batchReader), then hands the shards their
+// and runs the kernel merged (sockio.Reader), then hands the shards their
 // transport datagrams. done reports that the read loop must end, with err.
 func (ep *endpoint) readOnce() (done bool, err error) {
 	defer ep.flushStaged()
 	if r := ep.batch; r != nil {
-		n, err := r.read()
+		n, err := r.Read()
 		if err != nil {
-			if noBatchIO(err) {
+			if sockio.NoBatchIO(err) {
 				ep.batch = nil // no recvmmsg in this kernel: read one by one
 				return false, nil
 			}
 			return ep.readFailed(err)
 		}
 		for i := range n {
-			b, seg, from, trunc := r.message(i)
+			b, seg, from, trunc := r.Message(i)
 			if trunc || len(b) == 0 {
 				ep.drops.malformed.Add(1) // larger than any datagram we accept, or empty
 				continue
@@ -274,7 +223,7 @@ func (ep *endpoint) readOnce() (done bool, err error) {
 		return false, nil
 	}
 	bp := getPacketBuf()
-	n, from, err := ep.read(bp[:])
+	n, from, err := ep.sock.Read(bp[:])
 	if err != nil {
 		putPacketBuf(bp)
 		return ep.readFailed(err)

@@ -9,6 +9,7 @@ import (
 
 	ucrypto "github.com/uxp-go/uxp/crypto"
 	"github.com/uxp-go/uxp/internal/replay"
+	"github.com/uxp-go/uxp/internal/sockio"
 )
 
 // Per-packet hot-path micro-benchmarks. uxp's own code reports 0
@@ -158,7 +159,7 @@ func newBenchRound(tb testing.TB, size int) *benchRound {
 	epA, epB := newEndpoint(pa, set, 1), newEndpoint(pb, set, 1)
 	// B reads as a server does (recvmmsg with GRO on Linux), A as a
 	// client does (one datagram per call): both read paths are measured.
-	epB.batch = newBatchReader(pb, true)
+	epB.batch = sockio.NewReader(&epB.sock, true, maxDatagram, 0)
 	var k1, k2 [ucrypto.KeySize]byte
 	k1[0], k2[0] = 1, 2
 	now := time.Now()

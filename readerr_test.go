@@ -72,7 +72,7 @@ func (f *flakyPC) errorsReturned() (n int, minGap time.Duration) {
 }
 
 // TestReadErrorsSkipped covers the per-datagram read path, the one every
-// platform without recvmmsg uses (batch_other.go) and Linux uses for a
+// platform without recvmmsg uses (internal/sockio/batch_other.go) and Linux uses for a
 // PacketConn that is not a *net.UDPConn: a read error that is neither a
 // timeout nor net.ErrClosed (Windows' WSAECONNRESET after an ICMP port
 // unreachable) is skipped after a 1 ms pause, so that it neither ends the

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/uxp-go/uxp/internal/sockio"
 )
 
 // shard is one update worker. It owns the KCP, crypto, replay and heartbeat
@@ -33,11 +35,11 @@ type shard struct {
 	timers   connHeap
 	timer    *time.Timer
 	timerAt  time.Time
-	touched  []*Conn      // sessions that took input in the current batch
-	now      time.Time    // when the current event began
-	out      sendBatch    // datagrams sealed in this event, sent when it ends
-	bs       *batchSender // nil without batched sends (off Linux, other PacketConns)
-	recvBuf  []byte       // one reassembled message at a time
+	touched  []*Conn        // sessions that took input in the current batch
+	now      time.Time      // when the current event began
+	out      sockio.Batch   // datagrams sealed in this event, sent when it ends
+	bs       *sockio.Sender // nil without batched sends (off Linux, other PacketConns)
+	recvBuf  []byte         // one reassembled message at a time
 	// segScratch holds a lane frame's segments when laneInput must change
 	// some before KCP sees them (lane_bounds.go).
 	segScratch []byte
@@ -66,19 +68,15 @@ const (
 func newShard(ep *endpoint, idx int) *shard {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	var bs *batchSender
-	if ep.udp != nil {
-		bs = newBatchSender(ep.udp)
-	}
 	return &shard{
-		bs:      bs,
+		bs:      sockio.NewSender(&ep.sock, &ep.gsoOff, ep.log),
 		ep:      ep,
 		idx:     idx,
 		in:      make(chan *inboundBatch, shardQueueLen),
 		wake:    make(chan struct{}, 1),
 		timer:   t,
 		conns:   make(map[*Conn]struct{}),
-		out:     newSendBatch(),
+		out:     sockio.NewBatch(maxDatagram),
 		recvBuf: make([]byte, ep.set.maxMessage+laneHeaderMax),
 		done:    make(chan struct{}),
 	}

@@ -1,6 +1,8 @@
 package uxp
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"encoding/binary"
 	"hash"
@@ -91,6 +93,24 @@ func refPublic(priv []byte) []byte { return refX25519(priv, curve25519.Basepoint
 // le64(n), as both Noise and uxp's cipher 1 use it.
 func refChaChaSeal(key []byte, n uint64, pt, ad []byte) []byte {
 	a, err := chacha20poly1305.New(key)
+	if err != nil {
+		panic(err)
+	}
+	var nonce [12]byte
+	binary.LittleEndian.PutUint64(nonce[4:], n)
+	return a.Seal(nil, nonce[:], pt, ad)
+}
+
+// refAESGCMSeal is the AES-256-GCM transport seal of docs/protocol.md
+// section 4.5 built from the standard library directly: the same nonce
+// layout as ChaCha20-Poly1305 (four zero bytes, then the little-endian
+// counter).
+func refAESGCMSeal(key []byte, n uint64, pt, ad []byte) []byte {
+	blk, err := aes.NewCipher(key)
+	if err != nil {
+		panic(err)
+	}
+	a, err := cipher.NewGCM(blk)
 	if err != nil {
 		panic(err)
 	}

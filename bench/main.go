@@ -58,11 +58,11 @@ func main() {
 	fs.StringVar(&o.role, "role", "", "internal: server or client (the orchestrator starts these)")
 	fs.BoolVar(&o.quick, "quick", false, "smoke mode: one short repetition of each case, 1k sessions only")
 	fs.StringVar(&o.out, "out", ".", "directory for results.md and results.json")
-	fs.StringVar(&o.only, "scenarios", "", "comma-separated scenarios to run (bulk,rr,loss,scale,handshake); empty runs all")
+	fs.StringVar(&o.only, "scenarios", "", "comma-separated scenarios to run (bulk,rr,loss,scale,handshake,bottleneck,bottleneck-vs-tcp,bottleneck-loss); empty runs all")
 	fs.StringVar(&o.systems, "systems", "", "comma-separated systems to run; empty runs all")
 	fs.IntVar(&o.reps, "reps", 0, "repetitions per case; 0 means 3 (1 with -quick)")
 	fs.StringVar(&o.scaleNs, "sessions", "", "comma-separated session counts for the scale scenario; empty means 1000,10000,50000 (1000 with -quick)")
-	fs.BoolVar(&o.noNetns, "no-netns", false, "skip the loss scenario (needs root, ip and nft)")
+	fs.BoolVar(&o.noNetns, "no-netns", false, "skip the loss and bottleneck scenarios (need root, ip, nft and tc)")
 	fs.StringVar(&o.profDir, "profile", "", "write a CPU profile of every uxp server child (from MARK on) into `DIR`")
 	// Child flags.
 	fs.StringVar(&o.sys, "sys", "", "internal: system under test")

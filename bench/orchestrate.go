@@ -134,6 +134,7 @@ func orchestrate(ctx context.Context, o *options) error {
 			}
 		}
 	}
+	runBottleneck(ctx, o, r, p.reps, want, pick, logf)
 	r.Elapsed = time.Since(start).Round(time.Second).String()
 	r.summarize()
 	if err := r.write(o.out); err != nil {

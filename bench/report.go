@@ -127,6 +127,9 @@ func (r *report) targets() []target {
 		{Name: "50k sessions holding (sessions live)", Ratio: r.med("scale", sysUXP, "50000 sessions", "sessions"), Bound: 50000},
 		{Name: "handshakes/s with 1 core ≥ 3000 (server CPU-bound capacity, see §5)", Ratio: r.med("handshake", sysUXP, "1 core", "capacity_per_core"), Bound: 3000},
 	}
+	for _, f := range extraTargets {
+		t = append(t, f(r)...)
+	}
 	for i := range t {
 		x := &t[i]
 		switch {
@@ -162,6 +165,13 @@ func (r *report) write(dir string) error {
 	}
 	return os.WriteFile(filepath.Join(dir, "results.md"), []byte(r.markdown()), 0o644)
 }
+
+// extraScenarios (in report order) and extraTargets are what scenario
+// files outside this one register from their init functions.
+var (
+	extraScenarios []string
+	extraTargets   []func(*report) []target
+)
 
 // Columns shown per scenario, in order, with their unit labels.
 var scenarioColumns = map[string][][2]string{
@@ -201,7 +211,7 @@ func (r *report) markdown() string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s %s | %s |\n", t.Name, m, op, num(t.Bound), t.Met)
 	}
-	for _, scen := range []string{"bulk", "rr", "loss", "scale", "handshake"} {
+	for _, scen := range append([]string{"bulk", "rr", "loss", "scale", "handshake"}, extraScenarios...) {
 		var cases []*bcase
 		for _, c := range r.Cases {
 			if c.Scenario == scen {

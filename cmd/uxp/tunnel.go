@@ -68,7 +68,7 @@ Tuning, with kcptun's flag names (the same on both ends):
 	-sockbuf, -smuxbuf, -streambuf   socket, smux session and stream buffers
 	-keepalive SECONDS         uxp heartbeat; idle timeout max(10, 3x) s
 	-statsinterval SECONDS     log transport statistics periodically
-	-metrics ADDR              (server) Prometheus metrics at /metrics
+	-metrics ADDR              Prometheus metrics at /metrics (server: uxp_*; client: uxp_client_*)
 	-c FILE                    JSON object of flag names and values, e.g.
 	                           {"mode": "normal", "sndwnd": 2048,
 	                            "fec": "10/3", "target": "127.0.0.1:22"};

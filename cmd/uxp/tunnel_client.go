@@ -28,6 +28,7 @@ func tunnelClientCommand(ctx context.Context, args []string, stderr io.Writer) e
 	clientKeyFile := fs.String("client-key", "", "`FILE` holding this client's base64 private key, for a server with -allow-client-keys; default $"+envTunnelClientKey)
 	var tune tunnelTuning
 	tuningFlags(fs, &tune)
+	fs.StringVar(&tune.metrics, "metrics", "", "serve the client session's Prometheus metrics at http://`ADDR`/metrics (keep it internal)")
 	set, err := parseTunnelFlags(fs, args)
 	if err != nil {
 		return err
@@ -67,6 +68,15 @@ func tunnelClientCommand(ctx context.Context, args []string, stderr io.Writer) e
 	}, log)
 	c.smux = tune.smux()
 	c.stats = time.Duration(tune.statsInterval) * time.Second
+	if tune.metrics != "" {
+		maddr, stop, err := serveMetrics(tune.metrics, clientMetricsHandler(c), log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
+		log.Info("tunnel: metrics", "url", "http://"+maddr.String()+"/metrics")
+	}
 	attrs := []any{"addr", ln.Addr().String(), "server", addr, "psk", hasPSK,
 		"mode", tune.mode, "fec", tune.fec, "cipher", cfg.Cipher.String(), "mtu", tune.mtu, "sndwnd", tune.sndWnd, "rcvwnd", tune.rcvWnd}
 	if hasKey {

@@ -15,6 +15,7 @@ import (
 	"github.com/xtaci/smux"
 
 	"github.com/uxp-go/uxp"
+	"github.com/uxp-go/uxp/metrics"
 )
 
 // defaultMaxStreams bounds the concurrent smux streams, and so the TCP
@@ -83,7 +84,7 @@ func tunnelServerCommand(ctx context.Context, args []string, stderr io.Writer) e
 		return err
 	}
 	if tune.metrics != "" {
-		addr, stop, err := serveMetrics(tune.metrics, s.ln.Server(), log)
+		addr, stop, err := serveMetrics(tune.metrics, metrics.MetricsHandler(s.ln.Server(), nil), log)
 		if err != nil {
 			s.ln.Close()
 			return err

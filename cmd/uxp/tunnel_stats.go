@@ -10,12 +10,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/uxp-go/uxp"
 	"github.com/uxp-go/uxp/metrics"
 )
 
 // The tunnel's periodic stats log (-statsinterval), kcptun's SNMP log in
-// uxp's terms, and the server's -metrics endpoint.
+// uxp's terms, and the -metrics endpoint of both sides.
 
 // statsLoop calls f every interval until ctx ends. It returns at once
 // when interval is not positive. The caller runs it on its own goroutine
@@ -67,15 +70,16 @@ func logConnStats(log *slog.Logger, c *uxp.Conn) {
 		"send_queue_bytes", st.SendQueueBytes)
 }
 
-// serveMetrics serves src's Prometheus metrics on addr at /metrics. The
-// returned stop shuts the HTTP server down and waits for it.
-func serveMetrics(addr string, src metrics.Source, log *slog.Logger) (bound net.Addr, stop func(), err error) {
+// serveMetrics serves h (a metrics.MetricsHandler: no debug page) on addr
+// at /metrics. The returned stop shuts the HTTP server down and waits for
+// it.
+func serveMetrics(addr string, h http.Handler, log *slog.Logger) (bound net.Addr, stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("-metrics: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", metrics.MetricsHandler(src, nil))
+	mux.Handle("/metrics", h)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -89,4 +93,25 @@ func serveMetrics(addr string, src metrics.Source, log *slog.Logger) (bound net.
 		_ = hs.Shutdown(ctx)
 		wg.Wait()
 	}, nil
+}
+
+// clientMetrics exports the tunnel client's current uxp session through
+// metrics.NewClientCollector; between sessions its counters read zero.
+type clientMetrics struct{ c *tunnelClient }
+
+// Stats implements metrics.ClientSource.
+func (m clientMetrics) Stats() uxp.ConnStats {
+	if conn := m.c.current(); conn != nil {
+		return conn.Stats()
+	}
+	return uxp.ConnStats{}
+}
+
+// clientMetricsHandler serves the client exporter with the Go runtime and
+// process collectors, as metrics.MetricsHandler does for a server.
+func clientMetricsHandler(c *tunnelClient) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.NewClientCollector(clientMetrics{c}, nil))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }

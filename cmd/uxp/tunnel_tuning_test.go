@@ -218,11 +218,12 @@ func TestTunnelProfiles(t *testing.T) {
 			srvArgs = append(srvArgs, tt.args...)
 			go func() { codes <- run(ctx, srvArgs, io.Discard, &srvErr) }()
 			srvAddr := waitLogAddr(t, &srvErr, "tunnel server listening")
-			cliArgs := []string{"tunnel", "client", "-listen", "127.0.0.1:0", "-server", srvAddr, "-server-key", kp.Public.String(), "-psk-file", pskFile, "-statsinterval", "1"}
+			cliArgs := []string{"tunnel", "client", "-listen", "127.0.0.1:0", "-server", srvAddr, "-server-key", kp.Public.String(), "-psk-file", pskFile, "-statsinterval", "1",
+				"-metrics", "127.0.0.1:0"}
 			if tt.serverFile != "" {
 				cliArgs = []string{"tunnel", "client", "-c", writeFile(t, t.TempDir(), "client.json",
 					`{"listen": "127.0.0.1:0", "server": "`+srvAddr+`", "server-key": "`+kp.Public.String()+`", "psk-file": "`+pskFile+`",
-					"mode": "normal", "fec": "10/3", "sndwnd": 512, "rcvwnd": 512, "mtu": 1300, "statsinterval": 1}`)}
+					"mode": "normal", "fec": "10/3", "sndwnd": 512, "rcvwnd": 512, "mtu": 1300, "statsinterval": 1, "metrics": "127.0.0.1:0"}`)}
 			}
 			cliArgs = append(cliArgs, tt.args...)
 			go func() { codes <- run(ctx, cliArgs, io.Discard, &cliErr) }()
@@ -265,6 +266,12 @@ func TestTunnelProfiles(t *testing.T) {
 			body := httpGet(t, strings.Fields(url)[0])
 			if !strings.Contains(body, "uxp_sessions 1") || !strings.Contains(body, "uxp_bytes_received_total") {
 				t.Errorf("metrics lack the session:\n%s", body)
+			}
+			url = waitLog(t, &cliErr, "tunnel: metrics", 1)
+			_, url, _ = strings.Cut(url, "url=")
+			body = httpGet(t, strings.Fields(url)[0])
+			if !strings.Contains(body, "uxp_client_bytes_total{direction=\"sent\"}") || strings.Contains(body, "uxp_client_bytes_total{direction=\"sent\"} 0\n") {
+				t.Errorf("client metrics lack the session's traffic:\n%s", body)
 			}
 
 			cancel()

@@ -1,5 +1,5 @@
 // Package testutil holds small helpers shared by the tests of the sample
-// programs and commands. It is internal: nothing outside this module can
+// programs and commands, and of the batched socket I/O. It is internal: nothing outside this module can
 // import it.
 package testutil
 

@@ -61,9 +61,6 @@ func (b *bot) OnNewLaneDataComing(c *uxp.Conn, lane int, data []byte) {
 			// callback: it only queues.)
 			_, _ = c.WriteLane(laneChat, []byte("hello from "+b.name))
 		}
-	case strings.HasPrefix(s, "kick "):
-		b.kick = strings.TrimPrefix(s, "kick ")
-		c.Close() // the server closes too; whichever close arrives first ends it
 	case s == "shutdown":
 		b.shutdown = true
 		c.Close()
@@ -88,6 +85,9 @@ func (b *bot) OnNewDatagramComing(_ *uxp.Conn, msg []byte) {
 func (b *bot) OnClosed(_ *uxp.Conn, err error) {
 	b.mu.Lock()
 	b.err = err
+	if ce, ok := errors.AsType[*uxp.CloseError](err); ok && ce.Remote && ce.Code == closeKicked {
+		b.kick = ce.Reason
+	}
 	b.mu.Unlock()
 	close(b.done)
 }

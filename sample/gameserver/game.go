@@ -152,16 +152,16 @@ func (g *game) leave(c *uxp.Conn, err error) {
 	}
 }
 
-// kick removes a player with a reason the client receives: the reason goes
-// on the control lane, then Close, which still delivers what was written
-// before it. (With a close reason in the close packet itself, when the SDK
-// has one, the reason would need no lane message.)
+// kick removes a player with a reason the client receives in its OnClosed
+// as a *uxp.CloseError (code closeKicked), once what was written before
+// the kick has been delivered.
 func (g *game) kick(c *uxp.Conn, p *player, reason string) {
 	p.kicked = true
 	p.room.conns = slices.DeleteFunc(p.room.conns, func(o *uxp.Conn) bool { return o == c })
 	g.log.Info("kicking player", "session", c.ID(), "reason", reason)
-	_, _ = c.WriteLane(laneControl, []byte("kick "+reason))
-	c.Close()
+	// The reason travels in the authenticated close frame, after
+	// everything already written to the player.
+	_ = c.CloseWithError(closeKicked, reason)
 	g.broadcastReliable(p.room, laneChat, "* "+p.name+" was kicked: "+reason)
 }
 

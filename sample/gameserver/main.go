@@ -12,7 +12,8 @@
 // The application protocol:
 //
 //	lane 0 (control, reliable):  player → server  "name NAME" (first: it seats the player)
-//	                             server → player  "welcome ID ROOM", "kick REASON", "shutdown"
+//	                             server → player  "welcome ID ROOM", "shutdown"
+//	close frame:                 server → player  a kick: code closeKicked, reason REASON
 //	lane 1 (chat, reliable):     player → server  a line; server → room  "NAME: line"
 //	latest datagram, channel 0:  player → server  input: x (i16) | y (i16)
 //	                             server → room    snapshot: tick (u32) | count (u8) |
@@ -89,6 +90,10 @@ func run(ctx context.Context, args []string, flagOut io.Writer, log *slog.Logger
 }
 
 // Config shared by both sides: the lanes must match.
+// closeKicked is the application close code a kick carries; its reason
+// is why (uxp.Conn.CloseWithError).
+const closeKicked = uxp.CloseApplicationMin + 1
+
 const (
 	laneControl = 0
 	laneChat    = 1

@@ -1,4 +1,4 @@
-package uxp
+package sockio
 
 import (
 	"net"
@@ -9,8 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Batched socket I/O (Linux): recvmmsg fills up to readBatchLen datagrams
-// (or GRO runs) per system call on a server's read loop, and sendmmsg sends
+// Batched socket I/O (Linux): recvmmsg fills up to DefaultReadBatch
+// datagrams (or GRO runs) per system call on a server's read loop, and sendmmsg sends
 // a shard's whole send batch, GSO runs included, in one call. Both use
 // message headers and closures built once, so that they do not allocate,
 // as gso_linux.go and gro_linux.go did for one message. x/net's
@@ -25,12 +25,12 @@ type mmsghdr struct {
 
 /* Implementation constants */
 const (
-	// readBatchLen is how many datagrams or GRO runs one recvmmsg takes.
-	// Each needs a 64 KiB slot with GRO; 8 keeps the slots (512 KiB)
-	// closer to the cache while still taking up to 8 small datagrams, or
-	// about 360 merged full-size ones, per call.
-	readBatchLen = 8
-	// maxReadBatch bounds the count benchmarks may ask for.
+	// DefaultReadBatch is how many datagrams or GRO runs one recvmmsg
+	// takes by default. Each needs a 64 KiB slot with GRO; 8 keeps the
+	// slots (512 KiB) closer to the cache while still taking up to 8
+	// small datagrams, or about 360 merged full-size ones, per call.
+	DefaultReadBatch = 8
+	// maxReadBatch bounds the messages per call a caller may ask for.
 	maxReadBatch = 64
 	// groSlot is the room for one GRO run: the largest UDP payload.
 	groSlot = 1 << 16
@@ -39,10 +39,12 @@ const (
 	oobRoom = 64
 )
 
-// batchReader is a server read loop's recvmmsg state. Each message has a
-// slot of its own in buf; the read loop copies every datagram out into a
-// packetBuf, so slots are never handed on.
-type batchReader struct {
+// Reader is a server read loop's recvmmsg state. Each message has a slot
+// of its own in buf; the caller copies every datagram out before the next
+// Read, so slots are never handed on.
+//
+// Owned by the read loop goroutine.
+type Reader struct {
 	rc    syscall.RawConn
 	fn    func(fd uintptr) bool
 	hdrs  [maxReadBatch]mmsghdr
@@ -56,19 +58,21 @@ type batchReader struct {
 	errno syscall.Errno
 }
 
-// newBatchReader returns a recvmmsg reader for u's socket. With gro it
-// turns UDP_GRO on and gives each message a 64 KiB slot; without it, or
-// when the kernel refuses GRO, slots are maxDatagram bytes. It returns nil
-// when u has no raw connection.
-func newBatchReader(u *net.UDPConn, gro bool) *batchReader {
-	return newBatchReaderN(u, gro, readBatchLen)
-}
-
-// newBatchReaderN is newBatchReader taking at most cnt messages per call
-// (benchmarks compare counts; 1 is the one-message-per-call GRO reader).
-func newBatchReaderN(u *net.UDPConn, gro bool, cnt int) *batchReader {
-	cnt = min(max(cnt, 1), maxReadBatch)
-	rc, err := u.SyscallConn()
+// NewReader returns a recvmmsg reader for s, taking up to cnt messages
+// per call (DefaultReadBatch when cnt <= 0, at most 64; benchmarks compare
+// counts, 1 is a one-message-per-call GRO reader). With gro it turns
+// UDP_GRO on and gives each message a 64 KiB slot; without it, or when the
+// kernel refuses GRO, slots are maxDatagram bytes. It returns nil when s is
+// not a *net.UDPConn or has no raw connection.
+func NewReader(s *Socket, gro bool, maxDatagram, cnt int) *Reader {
+	if s.udp == nil {
+		return nil
+	}
+	if cnt <= 0 {
+		cnt = DefaultReadBatch
+	}
+	cnt = min(cnt, maxReadBatch)
+	rc, err := s.udp.SyscallConn()
 	if err != nil {
 		return nil
 	}
@@ -76,7 +80,7 @@ func newBatchReaderN(u *net.UDPConn, gro bool, cnt int) *batchReader {
 	if gro && enableGRO(rc) {
 		slot = groSlot
 	}
-	r := &batchReader{rc: rc, slot: slot, cnt: cnt, buf: make([]byte, cnt*slot)}
+	r := &Reader{rc: rc, slot: slot, cnt: cnt, buf: make([]byte, cnt*slot)}
 	for i := range cnt {
 		r.iovs[i].Base = &r.buf[i*slot]
 		r.iovs[i].SetLen(slot)
@@ -104,9 +108,9 @@ func newBatchReaderN(u *net.UDPConn, gro bool, cnt int) *batchReader {
 	return r
 }
 
-// read receives up to readBatchLen messages and returns how many; read
-// them with message. A socket error is a *net.OpError.
-func (r *batchReader) read() (int, error) {
+// Read receives up to the reader's count of messages and returns how
+// many; get them with Message. A socket error is a *net.OpError.
+func (r *Reader) Read() (int, error) {
 	if err := r.rc.Read(r.fn); err != nil {
 		return 0, err
 	}
@@ -116,10 +120,10 @@ func (r *batchReader) read() (int, error) {
 	return r.n, nil
 }
 
-// message returns message i of the last read: its bytes (valid until the
-// next read), the size of each datagram in them (the last may be shorter;
+// Message returns message i of the last Read: its bytes (valid until the
+// next Read), the size of each datagram in them (the last may be shorter;
 // len(b) without GRO), the sender, and whether the kernel truncated it.
-func (r *batchReader) message(i int) (b []byte, seg int, from netip.AddrPort, trunc bool) {
+func (r *Reader) Message(i int) (b []byte, seg int, from netip.AddrPort, trunc bool) {
 	h := &r.hdrs[i]
 	n := min(int(h.n), r.slot)
 	b = r.buf[i*r.slot : i*r.slot+n]
@@ -127,9 +131,9 @@ func (r *batchReader) message(i int) (b []byte, seg int, from netip.AddrPort, tr
 	return b, seg, sockaddrAddrPort(&r.names[i]), h.hdr.Flags&syscall.MSG_TRUNC != 0
 }
 
-// noBatchIO reports whether err means the kernel lacks recvmmsg or
-// sendmmsg, so that the caller falls back to one datagram per call.
-func noBatchIO(err error) bool {
+// NoBatchIO reports whether err, from Reader.Read, means the kernel lacks
+// recvmmsg, so that the caller falls back to one datagram per call.
+func NoBatchIO(err error) bool {
 	if e, ok := err.(*net.OpError); ok {
 		err = e.Err
 	}

@@ -1,4 +1,4 @@
-package uxp
+package sockio
 
 import (
 	"syscall"
@@ -10,7 +10,7 @@ import (
 // together, with a UDP_GRO control message giving their size. A bulk
 // sender using GSO then costs the receiver one message per 64 KiB instead
 // of one per datagram. Datagrams the kernel did not merge arrive as usual,
-// one per message. The server's batch reader (batch_linux.go) turns it on.
+// one per message. The batch Reader (batch_linux.go) turns it on.
 
 /* Specification constants (linux/udp.h) */
 const udpGRO = 104 // UDP_GRO

@@ -1,17 +1,18 @@
-package uxp
+package sockio
 
 import (
 	"errors"
-	"net"
+	"log/slog"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// batchSender is one shard's sendmmsg state: flush turns the shard's send
-// batch into messages, one per datagram or one per GSO run (consecutive
+// Sender is one shard's sendmmsg state: Flush turns the shard's send
+// Batch into messages, one per datagram or one per GSO run (consecutive
 // datagrams to one address with one size, the last possibly shorter, with
 // a UDP_SEGMENT control message), and sends them all in as few system
 // calls as the kernel takes. The arrays grow on first need, up to
@@ -19,11 +20,14 @@ import (
 // datagrams per event and never need more.
 //
 // Owned by the shard goroutine.
-type batchSender struct {
+type Sender struct {
+	sock   *Socket
 	rc     syscall.RawConn
-	inet6  bool // the socket is AF_INET6 (IPv4 peers as mapped addresses)
-	gso    bool // the kernel knows UDP_SEGMENT
-	single bool // the kernel lacks sendmmsg (ENOSYS): one sendmsg per message
+	log    *slog.Logger
+	gsoOff *atomic.Bool // shared by the socket's senders: set when it refused a GSO send
+	inet6  bool         // the socket is AF_INET6 (IPv4 peers as mapped addresses)
+	gso    bool         // the kernel knows UDP_SEGMENT
+	single bool         // the kernel lacks sendmmsg (ENOSYS): one sendmsg per message
 	fn     func(fd uintptr) bool
 	hdrs   []mmsghdr
 	iovs   []syscall.Iovec
@@ -39,14 +43,19 @@ type batchSender struct {
 
 var errAddrFamily = errors.New("uxp: destination address family does not match the socket")
 
-// newBatchSender returns a sender for u's socket, or nil when u has no raw
-// connection.
-func newBatchSender(u *net.UDPConn) *batchSender {
-	rc, err := u.SyscallConn()
+// NewSender returns a sender for sock, or nil when sock is not a
+// *net.UDPConn or has no raw connection. gsoOff is shared by every sender
+// of sock: the first GSO send the socket refuses sets it, and then none of
+// them uses GSO again. Failed sends are logged to log at debug level.
+func NewSender(sock *Socket, gsoOff *atomic.Bool, log *slog.Logger) *Sender {
+	if sock.udp == nil {
+		return nil
+	}
+	rc, err := sock.udp.SyscallConn()
 	if err != nil {
 		return nil
 	}
-	s := &batchSender{rc: rc, gso: gsoSupported(rc)}
+	s := &Sender{sock: sock, rc: rc, log: log, gsoOff: gsoOff, gso: gsoSupported(rc)}
 	_ = rc.Control(func(fd uintptr) {
 		d, err := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_DOMAIN)
 		s.inet6 = err == nil && d == syscall.AF_INET6
@@ -74,7 +83,7 @@ func newBatchSender(u *net.UDPConn) *batchSender {
 }
 
 // grow makes room for n messages.
-func (s *batchSender) grow(n int) {
+func (s *Sender) grow(n int) {
 	if n <= len(s.hdrs) {
 		return
 	}
@@ -87,21 +96,22 @@ func (s *batchSender) grow(n int) {
 	s.last = make([]int, n)
 }
 
-// flush sends every datagram of b. A datagram the kernel refuses is
-// logged and skipped (UDP is lossy; KCP retransmits); a GSO run refused
-// because the socket or path cannot segment turns GSO off for the
-// endpoint and goes out again one datagram per message; a closed socket
-// ends the flush.
-func (s *batchSender) flush(ep *endpoint, b *sendBatch) {
+// Flush sends every datagram of b; the caller then Resets it. A datagram
+// the kernel refuses is logged and skipped (UDP is lossy; KCP
+// retransmits); a GSO run refused because the socket or path cannot
+// segment turns GSO off for the socket and goes out again one datagram
+// per message; a closed socket ends the flush.
+func (s *Sender) Flush(b *Batch) {
 	s.grow(len(b.pkts))
 	for i := 0; i < len(b.pkts); {
-		i = s.build(ep, b, i)
+		i = s.build(b, i)
 		for s.off = 0; s.off < s.cnt; {
 			s.sent, s.errno = 0, 0
 			if err := s.rc.Write(s.fn); err != nil {
 				// The socket is closed (the endpoint is stopping):
 				// nothing more can leave.
-				ep.log.Debug("uxp: send failed", "err", err)
+				s.log.Debug("uxp: send failed", "err", err)
+				s.clearIovs()
 				return
 			}
 			if s.errno == 0 && s.sent > 0 {
@@ -117,16 +127,22 @@ func (s *batchSender) flush(ep *endpoint, b *sendBatch) {
 				// The kernel or the device refused GSO: stop using it
 				// on this socket and send this run and the rest again,
 				// one datagram per message.
-				ep.gsoOff.Store(true)
+				s.gsoOff.Store(true)
 				i = first
 				break
 			}
-			ep.log.Debug("uxp: send failed", "session", b.pkts[first].conn.id, "err", s.errno)
+			s.log.Debug("uxp: send failed", "session", b.pkts[first].session, "err", s.errno)
 			s.off++
 		}
 	}
+	s.clearIovs()
+}
+
+// clearIovs drops the messages' references to the batch buffer, so that
+// a buffer the batch replaces (Grow) does not stay reachable from here.
+func (s *Sender) clearIovs() {
 	for m := range s.cnt {
-		s.iovs[m].Base = nil // do not keep the batch buffer reachable from here
+		s.iovs[m].Base = nil
 	}
 }
 
@@ -134,8 +150,8 @@ func (s *batchSender) flush(ep *endpoint, b *sendBatch) {
 // index after the last one it took. Datagrams it cannot put in a message
 // (an address of the other family) are skipped; those to a zoned IPv6
 // address go out on their own through the socket, which resolves zones.
-func (s *batchSender) build(ep *endpoint, b *sendBatch, i int) int {
-	gso := s.gso && !ep.gsoOff.Load()
+func (s *Sender) build(b *Batch, i int) int {
+	gso := s.gso && !s.gsoOff.Load()
 	m := 0
 	for i < len(b.pkts) {
 		p := b.pkts[i]
@@ -150,8 +166,8 @@ func (s *batchSender) build(ep *endpoint, b *sendBatch, i int) int {
 		if p.to.Addr().Zone() != "" {
 			for k := i; k < j; k++ {
 				q := b.pkts[k]
-				if err := ep.writeTo(b.buf[q.off:q.end], q.to); err != nil {
-					ep.log.Debug("uxp: send failed", "session", q.conn.id, "err", err)
+				if err := s.sock.WriteTo(b.buf[q.off:q.end], q.to); err != nil {
+					s.log.Debug("uxp: send failed", "session", q.session, "err", err)
 				}
 			}
 			i = j
@@ -159,7 +175,7 @@ func (s *batchSender) build(ep *endpoint, b *sendBatch, i int) int {
 		}
 		h := &s.hdrs[m].hdr
 		if !s.setName(m, p.to) {
-			ep.log.Debug("uxp: send failed", "session", p.conn.id, "err", errAddrFamily)
+			s.log.Debug("uxp: send failed", "session", p.session, "err", errAddrFamily)
 			i = j
 			continue
 		}
@@ -185,7 +201,7 @@ func (s *batchSender) build(ep *endpoint, b *sendBatch, i int) int {
 
 // setName writes message m's destination. It reports false for an
 // address the socket's family cannot reach.
-func (s *batchSender) setName(m int, to netip.AddrPort) bool {
+func (s *Sender) setName(m int, to netip.AddrPort) bool {
 	h := &s.hdrs[m].hdr
 	a := to.Addr()
 	switch {

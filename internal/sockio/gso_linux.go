@@ -1,4 +1,4 @@
-package uxp
+package sockio
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 // with a UDP_SEGMENT control message giving the size. The kernel splits
 // them, in the NIC where it can; on loopback the stack handles the
 // super-packet whole. It saves the per-datagram work of the send path,
-// which dominates the CPU cost of bulk sending. The shard's batch sender
+// which dominates the CPU cost of bulk sending. The batch Sender
 // (batch_send_linux.go) puts GSO runs in its sendmmsg batch.
 
 /* Specification constants (linux/udp.h) */

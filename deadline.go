@@ -144,7 +144,7 @@ func (c *Conn) sendSkipMarkers(l *lane, m *laneSent) {
 		}
 		b = append(b, h[:]...)
 		if sn == m.firstSN {
-			b = append(b, laneMsgSkip)
+			b = append(b, wire.LaneMsgSkip)
 		}
 	}
 	if len(b) > 0 {
@@ -178,7 +178,7 @@ func skipSegment(seg wire.Segment, first bool) wire.Segment {
 	n := 0
 	if first {
 		n = 1
-		seg[wire.SegmentHeaderSize] = laneMsgSkip
+		seg[wire.SegmentHeaderSize] = wire.LaneMsgSkip
 	}
 	seg.SetLen(uint32(n))
 	return seg[:wire.SegmentHeaderSize+n]

@@ -1,7 +1,7 @@
 package uxp
 
 import (
-	"encoding/binary"
+	"errors"
 
 	kcp "github.com/xtaci/kcp-go/v5"
 
@@ -251,43 +251,31 @@ func (c *Conn) laneDeliver(l *lane, force bool) {
 			return // cannot happen after PeekSize
 		}
 		l.rcvMsgs++
-		if n == 0 {
+		m, err := wire.ParseLaneMessage(buf[:n])
+		switch {
+		case errors.Is(err, wire.ErrLaneEmpty):
 			// An empty message has no kind byte: malformed, and it can only
 			// come from a peer that crafted the KCP segment. Count it and go
 			// on to the messages behind it.
 			c.drop(dropMalformed)
 			continue
-		}
-		var payload []byte
-		switch buf[0] {
-		case laneMsgPlain:
-			payload = buf[1:n]
-		case laneMsgSkip:
-			l.ctr.skipped.Add(1)
-			continue
-		case laneMsgDeadline:
-			dl, k1 := binary.Uvarint(buf[1:n])
-			if k1 <= 0 {
-				c.terminate(&ProtocolError{Reason: "bad lane message header"}, CloseProtocolError, "bad lane message header", true)
-				return
-			}
-			size, k2 := binary.Uvarint(buf[1+k1 : n])
-			switch {
-			case k2 <= 0 || size != uint64(n-1-k1-k2):
-				// Some segments were replaced by skip markers.
-				l.ctr.skipped.Add(1)
-				continue
-			case dl != 0 && c.clock(c.shard.now)/1000 > dl:
-				// Complete, but too late: it waited behind an earlier
-				// message (deadline.go).
-				l.ctr.skipped.Add(1)
-				continue
-			}
-			payload = buf[1+k1+k2 : n]
-		default:
+		case errors.Is(err, wire.ErrLaneHeader):
+			c.terminate(&ProtocolError{Reason: "bad lane message header"}, CloseProtocolError, "bad lane message header", true)
+			return
+		case err != nil:
 			c.terminate(&ProtocolError{Reason: "bad lane message kind"}, CloseProtocolError, "bad lane message kind", true)
 			return
+		case m.Kind == wire.LaneMsgSkip, m.Short:
+			// Abandoned, or some segments were replaced by skip markers.
+			l.ctr.skipped.Add(1)
+			continue
+		case m.Deadline != 0 && c.clock(c.shard.now)/1000 > m.Deadline:
+			// Complete, but too late: it waited behind an earlier
+			// message (deadline.go).
+			l.ctr.skipped.Add(1)
+			continue
 		}
+		payload := m.Payload
 		l.ctr.msgsIn.Add(1)
 		c.traffic.msgsIn.Add(1)
 		c.shard.traffic.msgsIn.Add(1)

@@ -8,14 +8,21 @@ import (
 // transport header, KCP segments and the frame body codecs. docs/protocol.md
 // is its normative description. What is left here is the root's view of
 // the transport header for the read path (endpoint.go), and a check on the
-// one frame type lanes.go still defines itself until the arq layer moves.
+// frame type and lane message kinds lanes.go still defines itself until
+// the arq layer moves (it encodes with them; wire.AppendLaneHeader is
+// its replacement).
 
 // maxDatagram is the receive buffer size. Anything longer than settings.mtu
 // is malformed anyway; this just must not truncate silently.
 /* Implementation constant */
 const maxDatagram = 2048
 
-var _ = [1]struct{}{}[frameLane-wire.FrameLane]
+var (
+	_ = [1]struct{}{}[frameLane-wire.FrameLane]
+	_ = [1]struct{}{}[laneMsgPlain-wire.LaneMsgPlain]
+	_ = [1]struct{}{}[laneMsgSkip-wire.LaneMsgSkip]
+	_ = [1]struct{}{}[laneMsgDeadline-wire.LaneMsgDeadline]
+)
 
 // transportHeader is the root's view of a transport header
 // (wire.TransportHeader).

@@ -123,6 +123,12 @@ func FuzzFrameBodies(f *testing.F) {
 				require.Equal(t, len(b)-ResponsePayloadSize-2, len(ext))
 			}
 		}
+		if m, err := ParseLaneMessage(b); err == nil && !m.Short && m.Kind != LaneMsgSkip {
+			re := AppendLaneHeader(nil, m.Kind, m.Deadline, uint32(len(m.Payload)))
+			if len(re) == len(b)-len(m.Payload) { // a non-minimal uvarint decodes too
+				require.Equal(t, b, append(re, m.Payload...))
+			}
+		}
 		if fr, data, ok := ParseFragment(b, 1<<16-1); ok {
 			require.LessOrEqual(t, int(fr.Offset)+len(data), int(fr.Total))
 			re := make([]byte, FragmentHeaderSize)

@@ -331,3 +331,30 @@ func TestHandshakeHeaders(t *testing.T) {
 	}
 	require.False(t, ResponseHeader(r[:ResponseHeaderSize-1]).Valid())
 }
+
+func TestLaneMessage(t *testing.T) {
+	for _, tt := range []struct {
+		kind     byte
+		deadline uint64
+	}{{LaneMsgPlain, 0}, {LaneMsgDeadline, 0}, {LaneMsgDeadline, 1 << 40}} {
+		b := append(AppendLaneHeader(nil, tt.kind, tt.deadline, 3), "abc"...)
+		m, err := ParseLaneMessage(b)
+		require.NoError(t, err)
+		require.Equal(t, LaneMessage{Kind: tt.kind, Deadline: tt.deadline, Payload: []byte("abc")}, m)
+		if tt.kind == LaneMsgDeadline {
+			m, err = ParseLaneMessage(b[:len(b)-1])
+			require.NoError(t, err)
+			require.True(t, m.Short, "cut by skip markers")
+		}
+	}
+	require.Equal(t, []byte{LaneMsgDeadline, 0x80, 0x01, 3}, AppendLaneHeader(nil, LaneMsgDeadline, 128, 3), "uvarints")
+	m, err := ParseLaneMessage([]byte{LaneMsgSkip})
+	require.NoError(t, err)
+	require.Equal(t, LaneMsgSkip, m.Kind)
+	_, err = ParseLaneMessage(nil)
+	require.ErrorIs(t, err, ErrLaneEmpty)
+	_, err = ParseLaneMessage([]byte{LaneMsgDeadline, 0x80})
+	require.ErrorIs(t, err, ErrLaneHeader)
+	_, err = ParseLaneMessage([]byte{3, 1})
+	require.ErrorIs(t, err, ErrLaneKind)
+}

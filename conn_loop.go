@@ -339,7 +339,7 @@ func (c *Conn) onTimer(now time.Time) {
 	case c.exhausted || c.sendCounter >= replay.RejectAfter:
 		c.terminate(ErrCounterExhausted, closeProtocol, false)
 		return
-	case c.hb.idleExpired(now):
+	case c.hb.idleExpired(now) && !c.overloadHeard():
 		c.terminate(&IdleTimeoutError{}, closeNormal, true)
 		return
 	}

@@ -270,7 +270,10 @@ func (s *Server) handshakeLoop() {
 		select {
 		case j := <-s.hsQueue:
 			now := time.Now()
-			if len(s.hsQueue) >= underLoadQueueLen || s.forceLoad.Load() {
+			// Workers behind on established sessions' traffic count as
+			// load too: new handshakes then need a cookie and pass the
+			// rate limit, rather than take CPU the sessions need.
+			if len(s.hsQueue) >= underLoadQueueLen || s.forceLoad.Load() || s.ep.workersBehind() {
 				s.loadUntil = now.Add(underLoadAfter)
 			}
 			s.handleInitiation(j.buf[:j.n], j.from, now, now.Before(s.loadUntil))

@@ -117,6 +117,15 @@ type ServerStats struct {
 	Handshake  HandshakeStats
 	Migrations uint64 // sessions moved to a validated new client address
 	Rekeys     uint64 // key rotations completed, summed over sessions
+	// TimerEvents counts session timer runs on the workers: each is one
+	// wake of one session for a deadline (retransmission, probe, ACK
+	// delay, heartbeat, idle, rekey, ...). TimerFlushes counts the KCP
+	// flushes those runs made because a retransmission timeout had come.
+	// Together they show the timer work per session (issue 18).
+	TimerEvents, TimerFlushes uint64
+	// RekeysDeferred counts rekeys a worker postponed because it was
+	// behind or its rekey budget for the second was spent (rekey_sched.go).
+	RekeysDeferred uint64
 	// HandshakesConfirmed counts handshakes the client completed: its
 	// first transport packet authenticated. Each is then announced, or
 	// refused if the server filled up meanwhile (Handshake.RefusedFull).
@@ -190,6 +199,9 @@ type trafficCounters struct {
 	fecDataOut, fecParityOut, fecDataIn, fecParityIn, fecRecovered, fecExpired trafficCounter
 
 	migrations, rekeys trafficCounter
+
+	// Timer work (shard.go, kcp_sched.go, rekey_sched.go).
+	timerEvents, timerFlushes, rekeysDeferred trafficCounter
 }
 
 func (t *trafficCounters) fecStats() FECStats {
@@ -237,5 +249,8 @@ func (t *trafficCounters) addTo(s *ServerStats) {
 	s.TailProbes += t.probes.Load()
 	s.Migrations += t.migrations.Load()
 	s.Rekeys += t.rekeys.Load()
+	s.TimerEvents += t.timerEvents.Load()
+	s.TimerFlushes += t.timerFlushes.Load()
+	s.RekeysDeferred += t.rekeysDeferred.Load()
 	s.FEC.add(t.fecStats())
 }

@@ -33,7 +33,7 @@ import (
 // kcpSegLayout locates the fields of kcp-go's segment that kcpSendWork
 // reads.
 type kcpSegLayout struct {
-	size                             uintptr // sizeof(segment)
+	size                           uintptr // sizeof(segment)
 	resendts, xmit, fastack, acked uintptr // all uint32
 }
 

@@ -37,11 +37,11 @@ type shard struct {
 	// (noteBehind), read by other goroutines.
 	timersBehind bool
 	behind       atomic.Bool
-	touched []*Conn      // sessions that took input in the current batch
-	now     time.Time    // when the current event began
-	out     sendBatch    // datagrams sealed in this event, sent when it ends
-	bs      *batchSender // nil without batched sends (off Linux, other PacketConns)
-	recvBuf []byte       // one reassembled message at a time
+	touched      []*Conn      // sessions that took input in the current batch
+	now          time.Time    // when the current event began
+	out          sendBatch    // datagrams sealed in this event, sent when it ends
+	bs           *batchSender // nil without batched sends (off Linux, other PacketConns)
+	recvBuf      []byte       // one reassembled message at a time
 
 	kcpMem kcpShardMem // the sessions' shared KCP flush buffer (kcp_mem.go)
 	rekeys rekeyBudget // rekey starts (rekey_sched.go)

@@ -170,6 +170,10 @@ type Config struct {
 	// testOnRetire, tests only: called on the shard after a key
 	// generation was zeroed.
 	testOnRetire func(k *keySlot)
+	// testKCPTick, tests only: lanes run KCP's interval tick while any
+	// data is unacknowledged, as before kcp_sched.go (the baseline the
+	// timer-work tests and benchmarks compare with).
+	testKCPTick bool
 }
 
 // KCPConfig tunes the KCP reliability layer. The zero value is the fast
@@ -308,6 +312,7 @@ type settings struct {
 	rekeyAfterPackets int64         // <= 0: disabled
 	testStartCounter  uint64
 	testOnRetire      func(k *keySlot)
+	testKCPTick       bool
 }
 
 func pick[T int | int64 | time.Duration](v, def T) T {
@@ -349,6 +354,7 @@ func (c *Config) resolve() (*settings, error) {
 		rekeyAfterPackets: pick(c.RekeyAfterPackets, defaultRekeyAfterPackets),
 		testStartCounter:  c.testStartCounter,
 		testOnRetire:      c.testOnRetire,
+		testKCPTick:       c.testKCPTick,
 	}
 	if len(s.lanes) == 0 {
 		s.lanes = []LaneConfig{{}}

@@ -98,3 +98,12 @@ func kcpSendWork(k *kcp.KCP) (at uint32, has, tick bool) {
 	}
 	return at, has, false
 }
+
+// laneSendWork is kcpSendWork for a lane's KCP, or the old tick while
+// anything is unacknowledged under the testKCPTick knob.
+func (c *Conn) laneSendWork(l *lane) (at uint32, has, tick bool) {
+	if c.ep.set.testKCPTick {
+		return 0, false, l.arq.WaitSnd() > 0
+	}
+	return kcpSendWork(l.arq)
+}

@@ -407,7 +407,7 @@ func (c *Conn) laneTimers(now time.Time) {
 		if l.arq == nil {
 			continue
 		}
-		if _, _, tick := kcpSendWork(l.arq); (l.ackPending || tick) && kcpDue(l.arq) {
+		if _, _, tick := c.laneSendWork(l); (l.ackPending || tick) && kcpDue(l.arq) {
 			// Update flushes everything on KCP's interval tick. Check may
 			// also be due for a retransmission before that tick, when
 			// Update does nothing: that is handled below.
@@ -417,7 +417,7 @@ func (c *Conn) laneTimers(now time.Time) {
 				l.ackPending = false
 			}
 		}
-		if at, has, _ := kcpSendWork(l.arq); has && int32(at-kcpNow()) <= 0 {
+		if at, has, _ := c.laneSendWork(l); has && int32(at-kcpNow()) <= 0 {
 			// A retransmission timeout has come: flush now rather than
 			// wait for KCP's tick (which the lane no longer runs while
 			// it only waits for ACKs).
@@ -443,7 +443,7 @@ func (c *Conn) lanesDeadline(now time.Time) time.Time {
 	margin := c.expiryMargin()
 	for _, l := range c.lanes {
 		if l.arq != nil {
-			switch at, has, tick := kcpSendWork(l.arq); {
+			switch at, has, tick := c.laneSendWork(l); {
 			case l.ackPending || tick:
 				d = earlier(d, kcpAt(l.arq.Check()))
 			case has:

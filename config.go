@@ -151,6 +151,10 @@ type Config struct {
 	// transport keys before it replaces them in band (fresh X25519
 	// ephemerals; no pause in traffic). Zero means 2 minutes. Negative
 	// disables time-based rekeying. Otherwise it must be at least 1 s.
+	// Each key generation's actual time is jittered by up to ±20 % (from
+	// the session ID and epoch), and a worker that is behind, or past its
+	// rekey budget for the second, postpones a due rekey, at most until
+	// the generation is twice this old (docs/architecture.md, Overload).
 	RekeyAfterTime time.Duration
 
 	// RekeyAfterPackets rekeys a session once this side has sent this many

@@ -109,6 +109,7 @@ func soakServerRole(_ context.Context, o *options) error {
 		switch f[0] {
 		case "STATS":
 			st := srv.Stats()
+			te, tf, rd := timerStats(st)
 			var closed []string
 			for _, c := range st.SessionsClosed {
 				if c.Count > 0 {
@@ -117,8 +118,8 @@ func soakServerRole(_ context.Context, o *options) error {
 			}
 			j, _ := json.Marshal(soakServerStats{
 				CPUNs: int64(cpuTime()), Heap: liveHeap(), RSS: rss(), Goroutines: runtime.NumGoroutine(), FDs: fdCount(),
-				Sessions: st.Sessions, TimerEvents: st.TimerEvents, TimerFlushes: st.TimerFlushes, Rekeys: st.Rekeys,
-				RekeysDeferred: st.RekeysDeferred, Cookies: st.Handshake.CookiesSent, Drops: st.Drops, Closed: strings.Join(closed, " "),
+				Sessions: st.Sessions, TimerEvents: te, TimerFlushes: tf, Rekeys: st.Rekeys,
+				RekeysDeferred: rd, Cookies: st.Handshake.CookiesSent, Drops: st.Drops, Closed: strings.Join(closed, " "),
 			})
 			fmt.Println(string(j))
 		case "PROF":

@@ -67,7 +67,8 @@ func fdCount() int {
 // soakServerRole is the soak's server: the bench's echo server with
 // RekeyAfterTime o.rekey, on o.addr with key o.privKey (so that a
 // restarted server is the same server to its clients). Commands on stdin:
-// STATS, PROF <file> (start a CPU profile), PROFSTOP, QUIT.
+// STATS, PROF <file> <seconds> (a CPU profile), QUIT; each answers one
+// line.
 func soakServerRole(_ context.Context, o *options) error {
 	priv, err := uxp.ParsePrivateKey(o.privKey)
 	if err != nil {
@@ -100,7 +101,6 @@ func soakServerRole(_ context.Context, o *options) error {
 	}
 	fmt.Printf("READY %s %s\n", srv.Addr(), pub)
 	sc := bufio.NewScanner(os.Stdin)
-	var prof *os.File
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) == 0 {
@@ -122,18 +122,15 @@ func soakServerRole(_ context.Context, o *options) error {
 				RekeysDeferred: rd, Cookies: st.Handshake.CookiesSent, Drops: st.Drops, Closed: strings.Join(closed, " "),
 			})
 			fmt.Println(string(j))
-		case "PROF":
-			if prof == nil && len(f) == 2 {
+		case "PROF": // PROF <file> <seconds>: a CPU profile of that long
+			if len(f) == 3 {
+				secs, _ := time.ParseDuration(f[2] + "s")
 				if p, err := os.Create(f[1]); err == nil && pprof.StartCPUProfile(p) == nil {
-					prof = p
+					time.AfterFunc(secs, func() {
+						pprof.StopCPUProfile()
+						p.Close()
+					})
 				}
-			}
-			fmt.Println("OK")
-		case "PROFSTOP":
-			if prof != nil {
-				pprof.StopCPUProfile()
-				prof.Close()
-				prof = nil
 			}
 			fmt.Println("OK")
 		case "QUIT":
@@ -395,13 +392,9 @@ func soakCase(ctx context.Context, p soakParams) (map[string]float64, error) {
 		}
 		if p.profile != "" && !profiled && el >= p.dur/2 {
 			f := filepath.Join(p.profile, name+"-server.pprof")
-			srv.command("PROF " + f)
+			srv.command("PROF " + f + " 10")
 			profiled = true
 			logf("CPU profile (10 s) into %s", f)
-			go func(s *server) {
-				time.Sleep(10 * time.Second)
-				_ = s.send("PROFSTOP")
-			}(srv)
 		}
 		if restartAt >= 0 && restartedAt.IsZero() && el >= restartAt {
 			logf("killing the server (SIGKILL) and starting it again on %s", srv.addr)
@@ -655,14 +648,22 @@ func writeSoakSummary(p soakParams, name string, m map[string]float64, rows []so
 		}
 		return "**no**"
 	}
-	fmt.Fprintf(&b, "| probe p99 <= 50 ms in every interval | worst %.1f ms | %s |\n", m["probe_p99_worst_ms"], yes(m["probe_p99_worst_ms"] <= 50))
-	fmt.Fprintf(&b, "| no message lost on a live session | %.0f | %s |\n", m["lost_on_live_sessions"], yes(m["lost_on_live_sessions"] == 0))
-	fmt.Fprintf(&b, "| no session idled out while in use | %.0f | %s |\n", m["idle_closed_in_use"], yes(m["idle_closed_in_use"] == 0))
-	fmt.Fprintf(&b, "| heap after GC <= 1.5x the first minute's | %.2fx (%.0f of %.0f MB) | %s |\n",
-		m["heap_max_over_first_min"], m["heap_max_MB"], m["heap_first_min_MB"], yes(m["heap_max_over_first_min"] <= 1.5))
-	for _, k := range []string{"rss", "goroutines", "fds"} {
-		v := m[k+"_slope_pct_per_h"]
-		fmt.Fprintf(&b, "| %s slope < 1 %%/h | %.2f %%/h | %s |\n", k, v, yes(v < 1 && v > -100))
+	if !p.restart {
+		// The restart storm loses the server's sessions on purpose: its
+		// losses and idle timeouts are figures below, not targets.
+		fmt.Fprintf(&b, "| probe p99 <= 50 ms in every interval | worst %.1f ms | %s |\n", m["probe_p99_worst_ms"], yes(m["probe_p99_worst_ms"] <= 50))
+		fmt.Fprintf(&b, "| no message lost on a live session | %.0f | %s |\n", m["lost_on_live_sessions"], yes(m["lost_on_live_sessions"] == 0))
+		fmt.Fprintf(&b, "| no session idled out while in use | %.0f | %s |\n", m["idle_closed_in_use"], yes(m["idle_closed_in_use"] == 0))
+		fmt.Fprintf(&b, "| heap after GC <= 1.5x the first minute's | %.2fx (%.0f of %.0f MB) | %s |\n",
+			m["heap_max_over_first_min"], m["heap_max_MB"], m["heap_first_min_MB"], yes(m["heap_max_over_first_min"] <= 1.5))
+		for _, k := range []string{"rss", "goroutines", "fds"} {
+			v := m[k+"_slope_pct_per_h"]
+			verdict := yes(v < 1)
+			if p.dur < 20*time.Minute {
+				verdict = "n/a (run under 20 min)"
+			}
+			fmt.Fprintf(&b, "| %s slope < 1 %%/h (last 15 min) | %.2f %%/h | %s |\n", k, v, verdict)
+		}
 	}
 	if p.restart {
 		fmt.Fprintf(&b, "| all sessions back within 30 s | %.1f s | %s |\n", m["restart_back_s"], yes(m["restart_back_s"] >= 0 && m["restart_back_s"] <= 30))

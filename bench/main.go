@@ -59,6 +59,8 @@ type options struct {
 	garbage     int
 	privKey     string
 	sampleEvery time.Duration
+	loss        float64
+	idle        bool
 }
 
 func main() {
@@ -74,6 +76,8 @@ func main() {
 	fs.BoolVar(&o.noNetns, "no-netns", false, "skip the loss scenario (needs root, ip and nft)")
 	fs.DurationVar(&o.soakDur, "duration", 0, "soak scenario: how long it runs; 0 means 20m (90s with -quick)")
 	fs.DurationVar(&o.burn, "burn", 0, "soak scenario: burn one core for this long in the middle of the run")
+	fs.Float64Var(&o.loss, "loss", 0, "soak scenario: fraction of datagrams the load generators drop, each way")
+	fs.BoolVar(&o.idle, "idle", false, "soak scenario: sessions send no messages (heartbeats and rekeys only)")
 	fs.StringVar(&o.profDir, "profile", "", "write a CPU profile of every uxp server child (from MARK on) into `DIR`")
 	// Child flags.
 	fs.StringVar(&o.sys, "sys", "", "internal: system under test")

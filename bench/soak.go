@@ -206,6 +206,8 @@ type soakParams struct {
 	profile  string // directory for a mid-run server CPU profile ("" none)
 	label    string
 	settleUp time.Duration
+	loss     float64 // each way, at the load generators' sockets
+	idle     bool    // load sessions send no messages
 }
 
 // soakServer starts a soak server child and reads its READY line.
@@ -308,7 +310,8 @@ func soakCase(ctx context.Context, p soakParams) (map[string]float64, error) {
 		}
 		load, err := startChild(ctx, loadWrap(), "-role", "client", "-scen", "soak", "-n", fmt.Sprint(k), "-addr", srv.addr,
 			"-key", srv.key, "-bind", fmt.Sprintf("127.0.0.%d", 2+len(loads)), "-rekey", p.rekey.String(),
-			"-churn", fmt.Sprint(p.churn), "-garbage", fmt.Sprint(garbage), "-every", p.every.String())
+			"-churn", fmt.Sprint(p.churn), "-garbage", fmt.Sprint(garbage), "-every", p.every.String(),
+			"-loss", fmt.Sprint(p.loss), fmt.Sprintf("-idle=%v", p.idle))
 		if err != nil {
 			return nil, err
 		}
@@ -640,6 +643,12 @@ func writeSoakSummary(p soakParams, name string, m map[string]float64, rows []so
 		p.rekey, p.churn*100, p.garbage, p.probeHz, p.every)
 	if p.burn > 0 {
 		fmt.Fprintf(&b, ", one core burnt for %v in the middle", p.burn)
+	}
+	if p.loss > 0 {
+		fmt.Fprintf(&b, ", %.0f %% loss each way at the load generators", p.loss*100)
+	}
+	if p.idle {
+		b.WriteString(", load sessions idle (no messages)")
 	}
 	fmt.Fprintf(&b, ". Rows: %s.csv.\n\n| target | measured | met |\n|---|---|---|\n", name)
 	yes := func(ok bool) string {

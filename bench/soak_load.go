@@ -153,12 +153,28 @@ func (s *soakSess) OnClosed(_ *uxp.Conn, err error) {
 // mutePC is the load generator's socket: it drops the datagrams of muted
 // sessions, to abandon them silently (no close, no heartbeat) as a
 // client that vanished does.
+//
+// With loss > 0 it also drops that fraction of the datagrams it sends and
+// of those it receives: the path's loss, each way.
 type mutePC struct {
 	net.PacketConn
 	muted sync.Map // session ID (uint32) → struct{}
+	loss  float64
+}
+
+func (m *mutePC) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := m.PacketConn.ReadFrom(b)
+		if err != nil || m.loss == 0 || rand.Float64() >= m.loss {
+			return n, addr, err
+		}
+	}
 }
 
 func (m *mutePC) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if m.loss > 0 && rand.Float64() < m.loss {
+		return len(b), nil
+	}
 	if len(b) >= 8 && b[0] == msgTransport {
 		if _, ok := m.muted.Load(binary.LittleEndian.Uint32(b[4:8])); ok {
 			return len(b), nil
@@ -275,7 +291,7 @@ func soakLoadRole(ctx context.Context, o *options) error {
 		}
 		_ = pc.SetReadBuffer(4 << 20)
 		_ = pc.SetWriteBuffer(4 << 20)
-		m := &mutePC{PacketConn: pc}
+		m := &mutePC{PacketConn: pc, loss: o.loss}
 		d, err := uxp.NewDialer(m, cfg)
 		if err != nil {
 			pc.Close()
@@ -356,6 +372,9 @@ func soakLoadRole(ctx context.Context, o *options) error {
 			g.churn(ctx)
 			continue
 		case <-t.C:
+		}
+		if o.idle {
+			continue // sessions only keep alive (heartbeats, rekeys)
 		}
 		for i := tick % ticks; i < len(g.slots); i += ticks {
 			s := g.slots[i].Load()

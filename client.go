@@ -61,9 +61,12 @@ func NewClient(pc net.PacketConn, server net.Addr, handler ConnHandler, cfg *Con
 	c.at = newClientAttempt(set, c.ep, ap, handler, &c.tr, &c.cookieKey, &c.hstats)
 	c.ep.onResponse = func(b []byte, from netip.AddrPort) { c.at.takeResponse(b, from) }
 	c.ep.onControl = c.handleControl
-	c.ep.onConnClosed = func(*Conn, error, bool) {
-		// The client has nothing left to do; stop its goroutines. This runs
-		// on the client's only shard, which must not wait for itself.
+	c.ep.onReadError = c.at.readError
+	c.ep.onConnFreed = func(*Conn) {
+		// The client has nothing left to do once its session ended and
+		// the peer confirmed the close (or draining gave up); stop its
+		// goroutines. This runs on the client's only shard, which must not
+		// wait for itself.
 		c.ep.stopFromShard()
 	}
 	return c, nil
@@ -77,11 +80,7 @@ func Dial(ctx context.Context, addr string, handler ConnHandler, cfg *Config) (*
 	if err != nil {
 		return nil, fmt.Errorf("uxp: dial %s: %w", addr, err)
 	}
-	network := "udp4"
-	if raddr.IP.To4() == nil {
-		network = "udp6"
-	}
-	pc, err := net.ListenUDP(network, nil)
+	pc, err := dialUDP(raddr)
 	if err != nil {
 		return nil, fmt.Errorf("uxp: dial %s: %w", addr, err)
 	}
@@ -97,12 +96,30 @@ func Dial(ctx context.Context, addr string, handler ConnHandler, cfg *Config) (*
 	return c, nil
 }
 
+// dialUDP opens a UDP socket connected to raddr, for Dial and DialConn:
+// the kernel then reports an ICMP port unreachable from the server as
+// ECONNREFUSED on the socket's next read or write, which fails the
+// handshake within a round trip instead of at its timeout (clientAttempt.
+// readError). Loss alone still gets the usual retransmissions. Its
+// LocalAddr is the source address the kernel routes from, not the
+// wildcard.
+func dialUDP(raddr *net.UDPAddr) (*net.UDPConn, error) {
+	network := "udp4"
+	if raddr.IP.To4() == nil {
+		network = "udp6"
+	}
+	return net.DialUDP(network, nil, raddr)
+}
+
 // Start runs the handshake: it sends the initiation, retransmits it with
 // back-off, and returns nil once the session is established and OnReady
 // has returned. It fails with an error matching ErrHandshakeFailed (a
 // *HandshakeTimeoutError) when Config.HandshakeTimeout or ctx's deadline
 // passes first, and with ctx.Err() if ctx is cancelled. An authenticated
-// refusal fails it with ErrServerFull, ErrClientRejected or ErrFECRefused.
+// refusal fails it with ErrServerFull, ErrClientRejected, ErrFECRefused or
+// ErrServerShuttingDown. On a socket connected to the server (Dial,
+// DialConn), an ICMP port unreachable fails it at once with an error
+// matching syscall.ECONNREFUSED.
 // A Close during the handshake makes it return ErrConnClosed at once.
 // After a failure the Client is closed.
 func (c *Client) Start(ctx context.Context) error {
@@ -148,10 +165,13 @@ func (c *Client) handleControl(bp *packetBuf, n int, from netip.AddrPort) {
 // Conn returns the session, or nil before Start has succeeded.
 func (c *Client) Conn() *Conn { return c.at.conn.Load() }
 
-// Close closes the session (messages already written get up to two
-// seconds to be delivered), stops the client's goroutines and closes its
-// PacketConn. It waits for all of that, so do not call it from a callback;
-// call Conn().Close there. Close is idempotent.
+// Close closes the session (messages already written are still delivered
+// while the server acknowledges them, Config.CloseLinger), waits for it to
+// end and for the server to confirm the close, stops the client's
+// goroutines and closes its PacketConn. So it may wait up to the linger's
+// hard cap (60 s by default) for a slow server; do not call it from a
+// callback, call Conn().Close there, which returns at once (the Client
+// then stops by itself once the session has ended). Close is idempotent.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -58,23 +59,6 @@ func newClientAttempt(set *settings, ep *endpoint, server netip.AddrPort, handle
 		established: make(chan *Conn, 1),
 		refused:     make(chan error, 1),
 		cookieCh:    make(chan struct{}, 1),
-	}
-}
-
-// closeAndWait closes conns and waits until each has ended (lingering to
-// deliver what was written), for closeLinger + 1 s at most in all.
-func closeAndWait(conns []*Conn) {
-	for _, c := range conns {
-		c.Close()
-	}
-	t := time.NewTimer(closeLinger + time.Second)
-	defer t.Stop()
-	for _, c := range conns {
-		select {
-		case <-c.done:
-		case <-t.C:
-			return
-		}
 	}
 }
 
@@ -150,6 +134,7 @@ func (a *clientAttempt) run(ctx context.Context, hs *clientHandshake) (*Conn, er
 		a.cookieMu.Unlock()
 		if err := a.ep.writeTo(p, a.server); err != nil {
 			a.ep.log.Debug("uxp: sending initiation failed", "err", err)
+			a.readError(err) // a connected socket reports ICMP errors on writes too
 		}
 		attempts++
 		a.tr.initiationSent(attempts, a.server)
@@ -215,7 +200,7 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 	r, err := hs.consumeResponse(b)
 	id, keys, fp := r.id, r.keys, r.fec
 	r.keys.zero() // keys is the only copy from here on
-	if errors.Is(err, ErrFECRefused) || errors.Is(err, ErrServerFull) || errors.Is(err, ErrClientRejected) {
+	if errors.Is(err, ErrFECRefused) || errors.Is(err, ErrServerFull) || errors.Is(err, ErrClientRejected) || errors.Is(err, ErrServerShuttingDown) {
 		if a.hs.CompareAndSwap(hs, nil) {
 			a.tr.handshakeRefused(from, err)
 			a.refused <- err
@@ -259,6 +244,22 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 	a.conn.Store(conn)
 	conn.shard.post(conn) // runs OnReady and sends the first heartbeat
 	a.established <- conn
+}
+
+// readError fails the handshake in progress, if any, when the socket
+// reports that nothing listens at the server's port: an ICMP port
+// unreachable on a connected socket (ECONNREFUSED), like TCP's RST. Other
+// errors, and this one once the session is established, are left to the
+// retransmissions and timeouts. Any goroutine.
+func (a *clientAttempt) readError(err error) {
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return
+	}
+	hs := a.hs.Load()
+	if hs == nil || !a.hs.CompareAndSwap(hs, nil) {
+		return
+	}
+	a.refused <- fmt.Errorf("uxp: handshake with %v: nothing listens there: %w", a.server, err)
 }
 
 // takeCookie runs on the read loop with a cookie reply for this attempt.

@@ -9,29 +9,39 @@ import (
 // report: sessions closed by close reason, and the distributions of
 // handshake latency and of the live sessions' RTT.
 
-// closeReasonNames names the close reasons (packet.go) for
-// ServerStats.SessionsClosed and DialerStats.SessionsClosed, indexed by the
-// reason byte. It is the one table the counters, their snapshot and the
-// metrics package's uxp_sessions_closed_total labels follow: to add a
-// close reason, add its name here. A reason byte past the table (a peer's
-// unknown code) counts as closeReasonOther.
+// closeReasonNames names the SDK's close codes (errors.go: CloseNormal
+// and the rest) for ServerStats.SessionsClosed and
+// DialerStats.SessionsClosed, indexed by the code. It is the one table the
+// counters, their snapshot and the metrics package's
+// uxp_sessions_closed_total labels follow: to add a close code, add its
+// name here. Codes from CloseApplicationMin up count as
+// closeReasonApplication; any other code past the table (a reserved code
+// from a newer peer) counts as closeReasonOther.
 var closeReasonNames = [...]string{
-	closeNormal:   "normal",
-	closeShutdown: "shutdown",
-	closeProtocol: "protocol",
-	closeFull:     "full",
+	CloseNormal:         "normal",
+	CloseServerShutdown: "shutdown",
+	CloseProtocolError:  "protocol",
+	CloseServerFull:     "full",
+	CloseAbandoned:      "abandoned",
+	CloseIdleTimeout:    "idle_timeout",
+	CloseCallbackPanic:  "callback_panic",
 }
 
-// closeReasonOther names the reasons closeReasonNames does not know.
-const closeReasonOther = "other"
+// The reasons closeReasonNames does not list: application codes
+// (CloseWithError), and reserved codes this version does not know.
+const (
+	closeReasonApplication = "application"
+	closeReasonOther       = "other"
+)
 
 // CloseReasons returns the reason names CloseCount.Reason takes, in the
-// order SessionsClosed lists them; the last is "other", for reason codes
-// this version does not know. The result is a fresh copy.
+// order SessionsClosed lists them; the last two are "application", for
+// codes from CloseApplicationMin up, and "other", for reserved codes this
+// version does not know. The result is a fresh copy.
 func CloseReasons() []string {
-	out := make([]string, 0, len(closeReasonNames)+1)
+	out := make([]string, 0, len(closeReasonNames)+2)
 	out = append(out, closeReasonNames[:]...)
-	return append(out, closeReasonOther)
+	return append(out, closeReasonApplication, closeReasonOther)
 }
 
 // CloseCount is how many sessions ended with one close reason.
@@ -42,16 +52,19 @@ type CloseCount struct {
 	Count  uint64
 }
 
-// closeCounters counts ended sessions by close reason: one slot per
-// closeReasonNames entry and a last one for other codes. Any goroutine
-// may add and read.
-type closeCounters [len(closeReasonNames) + 1]atomic.Uint64
+// closeCounters counts ended sessions by close code: one slot per
+// closeReasonNames entry, then one for application codes and one for
+// other codes. Any goroutine may add and read.
+type closeCounters [len(closeReasonNames) + 2]atomic.Uint64
 
-// inc counts a session that ended with reason.
-func (cc *closeCounters) inc(reason byte) {
-	i := int(reason)
-	if i >= len(closeReasonNames) {
+// inc counts a session that ended with code.
+func (cc *closeCounters) inc(code uint16) {
+	i := int(code)
+	switch {
+	case code >= CloseApplicationMin:
 		i = len(closeReasonNames)
+	case i >= len(closeReasonNames):
+		i = len(closeReasonNames) + 1
 	}
 	cc[i].Add(1)
 }
@@ -61,21 +74,24 @@ func (cc *closeCounters) snapshot() []CloseCount {
 	out := make([]CloseCount, len(cc))
 	for i := range cc {
 		out[i].Count = cc[i].Load()
-		if i < len(closeReasonNames) {
+		switch {
+		case i < len(closeReasonNames):
 			out[i].Reason = closeReasonNames[i]
-		} else {
+		case i == len(closeReasonNames):
+			out[i].Reason = closeReasonApplication
+		default:
 			out[i].Reason = closeReasonOther
 		}
 	}
 	return out
 }
 
-// noteClosed counts a session that ends with reason. A half-open session
+// noteClosed counts a session that ends with close code code. A half-open session
 // that expired unconfirmed (err nil) never was a session and is not
 // counted.
-func (ep *endpoint) noteClosed(err error, reason byte, announced bool) {
+func (ep *endpoint) noteClosed(err error, code uint16, announced bool) {
 	if announced || err != nil {
-		ep.closes.inc(reason)
+		ep.closes.inc(code)
 	}
 }
 

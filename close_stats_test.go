@@ -7,17 +7,20 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestCloseCounters: every close reason has its own count, unknown codes
-// (a peer's) count as "other", and a half-open session that expired
+// TestCloseCounters: every close code has its own count, application
+// codes count as "application", unknown reserved codes (a peer's) as
+// "other", and a half-open session that expired
 // unconfirmed is not counted.
 func TestCloseCounters(t *testing.T) {
 	var ep endpoint
-	ep.noteClosed(nil, closeNormal, true)
-	ep.noteClosed(nil, closeShutdown, true)
-	ep.noteClosed(nil, closeShutdown, true)
-	ep.noteClosed(ErrServerFull, closeFull, false)
-	ep.noteClosed(nil, closeNormal, false) // half-open expiry
+	ep.noteClosed(nil, CloseNormal, true)
+	ep.noteClosed(nil, CloseServerShutdown, true)
+	ep.noteClosed(nil, CloseServerShutdown, true)
+	ep.noteClosed(ErrServerFull, CloseServerFull, false)
+	ep.noteClosed(nil, CloseNormal, false) // half-open expiry
 	ep.noteClosed(ErrPeerClosed, 200, true)
+	ep.noteClosed(ErrPeerClosed, CloseApplicationMin+7, true)
+	ep.noteClosed(ErrPeerClosed, CloseAbandoned, true)
 	got := map[string]uint64{}
 	snap := ep.closes.snapshot()
 	var names []string
@@ -26,7 +29,8 @@ func TestCloseCounters(t *testing.T) {
 		names = append(names, c.Reason)
 	}
 	require.Equal(t, CloseReasons(), names, "snapshot lists every reason, in CloseReasons order")
-	require.Equal(t, map[string]uint64{"normal": 1, "shutdown": 2, "protocol": 0, "full": 1, "other": 1}, got)
+	require.Equal(t, map[string]uint64{"normal": 1, "shutdown": 2, "protocol": 0, "full": 1,
+		"abandoned": 1, "idle_timeout": 0, "callback_panic": 0, "application": 1, "other": 1}, got)
 }
 
 // TestRTTHistogram: sessions without an RTT sample are left out.

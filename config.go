@@ -130,11 +130,18 @@ type Config struct {
 	// Start fails with ErrServerFull. Half-open sessions (answered, not yet
 	// confirmed) do not count; once they and the established ones together
 	// reach MaxSessions, the server requires cookies and applies its
-	// per-source rate limit to new initiations. A session confirmed when
+	// per-source rate limit to new initiations (Admission also bounds the
+	// sessions of each source). A session confirmed when
 	// the server is already full is closed unannounced (the client sees
 	// ErrPeerClosed). Zero means no limit. Negative is invalid. Ignored by
 	// clients.
 	MaxSessions int
+
+	// Admission bounds what one source address may take of a server:
+	// sessions per source, and the handshake work it may cause under
+	// load. The zero value is the defaults (AdmissionConfig). Ignored by
+	// clients.
+	Admission AdmissionConfig
 
 	// Identity configures client keys (Noise IK), the server's policy
 	// about them, and an optional pre-shared key. The zero value means
@@ -162,12 +169,37 @@ type Config struct {
 	// count-based rekeying. Otherwise it must be at least 64.
 	RekeyAfterPackets int64
 
+	// CloseLinger is how long a closing session (Conn.Close, a stream's
+	// Close, Server.Shutdown) keeps delivering what was written while the
+	// peer acknowledges nothing new. As long as the peer keeps
+	// acknowledging, the session keeps delivering, like a TCP socket
+	// closed with data queued, up to a hard cap of 30 × CloseLinger after
+	// Close. When everything was acknowledged the peer gets an orderly
+	// close (its stream reads io.EOF); when the linger runs out first it
+	// gets a *CloseError with CloseAbandoned, and so does this side's
+	// Conn.Err. Zero means 2 s (so a 60 s cap). Negative means abort at
+	// once, like SO_LINGER with a zero timeout: unless everything written
+	// was already acknowledged, Close abandons it.
+	//
+	// (Zero means the default, as for every Config field, rather than
+	// SO_LINGER's "abort": a Config literal that does not mention
+	// CloseLinger must not lose data on Close.)
+	CloseLinger time.Duration
+
 	// testDropShard, set only by this package's tests, drops chosen FEC
 	// shards on the way out (after they were counted as sent).
 	testDropShard func(shard []byte) bool
 	// testDropLane, set only by this package's tests, drops chosen lane
 	// frames (data or ACKs; segs are their KCP segments) on the way out.
 	testDropLane func(lane int, segs []byte) bool
+	// testRewriteFrame, tests only: called on the shard with every frame
+	// body before it is sealed, to forge what an authenticated peer may
+	// send.
+	testRewriteFrame func(kind byte, body []byte)
+	// testEagerRekey, tests only: start a rekey whenever none is pending,
+	// without waiting for the previous generation to retire (a peer
+	// flooding rekeys).
+	testEagerRekey bool
 	// testStartCounter, tests only: the first packet counter of every
 	// session (to reach counter exhaustion quickly).
 	testStartCounter uint64
@@ -255,6 +287,7 @@ func DefaultConfig() *Config {
 		SocketBufferBytes: defaultSocketBuffer,
 		RekeyAfterTime:    defaultRekeyAfterTime,
 		RekeyAfterPackets: defaultRekeyAfterPackets,
+		CloseLinger:       defaultCloseLinger,
 	}
 }
 
@@ -308,12 +341,16 @@ type settings struct {
 	fecGroupDelay    time.Duration
 	testDropShard    func(shard []byte) bool
 	testDropLane     func(lane int, segs []byte) bool
+	testRewriteFrame func(kind byte, body []byte)
+	testEagerRekey   bool
 	lanes            []LaneConfig // at least one
 	maxSessions      int          // 0: no limit
+	admission        admissionSettings
 	identity         identitySettings
 
 	rekeyAfterTime    time.Duration // <= 0: disabled
 	rekeyAfterPackets int64         // <= 0: disabled
+	closeLinger       time.Duration // < 0: abort at once
 	testStartCounter  uint64
 	testOnRetire      func(k *keySlot)
 	testKCPTick       bool
@@ -352,10 +389,13 @@ func (c *Config) resolve() (*settings, error) {
 		tracer:           c.Tracer,
 		testDropShard:    c.testDropShard,
 		testDropLane:     c.testDropLane,
+		testRewriteFrame: c.testRewriteFrame,
+		testEagerRekey:   c.testEagerRekey,
 		lanes:            append([]LaneConfig(nil), c.Lanes...),
 
 		rekeyAfterTime:    pick(c.RekeyAfterTime, defaultRekeyAfterTime),
 		rekeyAfterPackets: pick(c.RekeyAfterPackets, defaultRekeyAfterPackets),
+		closeLinger:       pick(c.CloseLinger, defaultCloseLinger),
 		testStartCounter:  c.testStartCounter,
 		testOnRetire:      c.testOnRetire,
 		testKCPTick:       c.testKCPTick,
@@ -440,6 +480,11 @@ func (c *Config) resolve() (*settings, error) {
 	if s.maxSessions = c.MaxSessions; s.maxSessions < 0 {
 		return bad("MaxSessions", "negative (%d)", s.maxSessions)
 	}
+	adm, err := c.Admission.resolve()
+	if err != nil {
+		return nil, err
+	}
+	s.admission = adm
 	id, err := c.Identity.resolve()
 	if err != nil {
 		return nil, err

@@ -35,6 +35,11 @@ func TestConfigValidate(t *testing.T) {
 		{"idle below heartbeat", Config{HeartbeatInterval: 5 * time.Second, IdleTimeout: 2 * time.Second}, "IdleTimeout"},
 		{"heartbeats off", Config{HeartbeatInterval: -1, IdleTimeout: time.Second}, ""},
 		{"idle off", Config{IdleTimeout: -1}, ""},
+		{"no per-source session limit", Config{Admission: AdmissionConfig{MaxSessionsPerSource: -1}}, ""},
+		{"no per-source handshake rate", Config{Admission: AdmissionConfig{SourceHandshakeRate: -1}}, ""},
+		{"negative load threshold", Config{Admission: AdmissionConfig{LoadThreshold: -1}}, "Admission.LoadThreshold"},
+		{"load threshold above the queue", Config{Admission: AdmissionConfig{LoadThreshold: 1025}}, "Admission.LoadThreshold"},
+		{"negative handshake burst", Config{Admission: AdmissionConfig{SourceHandshakeBurst: -1}}, "Admission.SourceHandshakeBurst"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

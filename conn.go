@@ -16,14 +16,9 @@ type connState uint8
 const (
 	stateHalfOpen    connState = iota // server: response sent, waiting for the client's first packet
 	stateEstablished                  // carrying messages
-	stateClosing                      // Close called: flushing queued messages, then the close packet
+	stateClosing                      // Close called: flushing queued messages, then the close packet (conn_close.go)
 	stateClosed
 )
-
-// closeLinger bounds how long a closed session keeps retransmitting the
-// messages written before Close before it gives up and sends the close
-// packet. /* Implementation constant */
-const closeLinger = 2 * time.Second
 
 // Conn is one session: a reliable, ordered, encrypted message channel to a
 // peer. Write, Close, ID, RemoteAddr, LocalAddr, Stats and SetHandler are
@@ -39,14 +34,20 @@ type Conn struct {
 	handler  atomic.Pointer[handlerBox]
 	remote   atomic.Pointer[net.UDPAddr] // for RemoteAddr; remoteAP is the shard's copy
 	done     chan struct{}               // closed when the session has ended
+	freed    chan struct{}               // closed when it left every table (after draining)
 
 	// Posted by other goroutines; guarded by mu.
 	mu        sync.Mutex
 	pend      []byte // queued messages, each as u32 length + bytes
 	pendBytes int
 	closeReq  bool
-	err       error // why the session ended; set once
-	posted    bool  // on the shard's ready list; guarded by shard.mu
+	// closeCode and closeReason are what the close frame will carry
+	// (CloseWithError, Server.Shutdown); closeSet says they were given.
+	closeCode   uint16
+	closeReason string
+	closeSet    bool
+	err         error // why the session ended; set once
+	posted      bool  // on the shard's ready list; guarded by shard.mu
 
 	kcpQueued atomic.Int64 // estimate of bytes inside KCP, written by the shard
 	// overloadAt is when (unix ns) the read loop last dropped a datagram
@@ -60,14 +61,16 @@ type Conn struct {
 	// recvResume asks the shard to drain KCP's receive queue again after a
 	// flowHandler's buffer was full (see deliver).
 	recvResume atomic.Bool
-	traffic    trafficCounters
-	drops      dropCounters
-	rtt        atomic.Int64
-	rttVar     atomic.Int64
-	fecParity  atomic.Int64
-	lossIn     atomic.Int64 // 1/10000
-	lossOut    atomic.Int64 // 1/10000
-	latency    histogramCounters
+	// wndOpen asks the shard to lift recvWndCap (Listener.Accept).
+	wndOpen   atomic.Bool
+	traffic   trafficCounters
+	drops     dropCounters
+	rtt       atomic.Int64
+	rttVar    atomic.Int64
+	fecParity atomic.Int64
+	lossIn    atomic.Int64 // 1/10000
+	lossOut   atomic.Int64 // 1/10000
+	latency   histogramCounters
 
 	// Owned by the shard.
 	state       connState
@@ -88,10 +91,29 @@ type Conn struct {
 	// A client session's stateless reset token and the only address a
 	// reset is accepted from; written before the session is in the
 	// table, then immutable.
-	resetToken   [resetTokenSize]byte
-	resetFrom    netip.AddrPort
-	handshakeBy  time.Time // stateHalfOpen: drop the session if not confirmed by then
-	lingerUntil  time.Time // stateClosing
+	resetToken  [resetTokenSize]byte
+	resetFrom   netip.AddrPort
+	handshakeBy time.Time // stateHalfOpen: drop the session if not confirmed by then
+	// stateClosing (conn_close.go): when the peer last acknowledged
+	// something, and the hard end of the linger.
+	lingerProgress time.Time
+	lingerCap      time.Time
+	lingerQueued   int // l.queued and waitSnd totals at the last progress
+	lingerSegs     int
+	// recvWndCap, when non-zero, is the receive window the lanes' KCPs
+	// advertise instead of KCP.RecvWindow: a session waiting in a
+	// Listener's backlog (listener.go). Set on the shard in
+	// OnNewConnComing, cleared by openWindow's request.
+	recvWndCap int
+	// Draining (conn_close.go): the session ended after sending its close
+	// frame, and stays in the tables, keys included, to send it again
+	// until the peer confirms.
+	draining     bool
+	closeBody    []byte
+	drainTries   int
+	drainNext    time.Time
+	drainUntil   time.Time
+	drainSent    time.Time // last repetition
 	pendSpare    []byte
 	laneScratch  []byte // one lane message with its header, for KCP Send
 	frameScratch []byte // one inner frame, for FEC
@@ -108,6 +130,11 @@ type Conn struct {
 	// Server half-open bookkeeping, immutable after creation.
 	ephemeral [noiseKeySize]byte
 	response  [responseSize]byte
+	// Server: the source the session counts against
+	// (AdmissionConfig.MaxSessionsPerSource); sourceProven is guarded by
+	// Server.halfMu.
+	source       [16]byte
+	sourceProven bool
 
 	// The peer's authenticated static key (identity.go), immutable after
 	// creation.
@@ -115,6 +142,8 @@ type Conn struct {
 	hasPeerKey bool
 
 	ready chan struct{} // client: closed after OnReady returned
+
+	ext connExt // user data, writability, broadcast, quality (userdata.go)
 }
 
 type handlerBox struct{ h ConnHandler }
@@ -128,6 +157,7 @@ func newConn(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fecPa
 		isClient:  isClient,
 		cipher:    cipher,
 		done:      make(chan struct{}),
+		freed:     make(chan struct{}),
 		heapIndex: -1,
 		remoteAP:  remote,
 		ready:     make(chan struct{}),
@@ -173,17 +203,6 @@ func (c *Conn) SetHandler(h ConnHandler) {
 		h = NopHandler{}
 	}
 	c.handler.Store(&handlerBox{h})
-}
-
-// Done returns a channel that is closed when the session has ended, after
-// its OnClosed (and, on a server, OnConnClosed) returned.
-func (c *Conn) Done() <-chan struct{} { return c.done }
-
-// Err returns why the session ended, or nil while it is live.
-func (c *Conn) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
 }
 
 // Write queues msg as one reliable, ordered message and returns len(msg).
@@ -232,6 +251,7 @@ func (c *Conn) write(kind byte, arg int, deadline int64, msg []byte) (int, error
 	}
 	queued := c.pendBytes + int(c.kcpQueued.Load())
 	if queued > 0 && queued+len(msg) > c.ep.set.sendQueue {
+		c.ext.wr.blocked.Store(true) // writable.go: OnWritable is due once there is room
 		c.mu.Unlock()
 		return 0, ErrWouldBlock
 	}
@@ -243,23 +263,6 @@ func (c *Conn) write(kind byte, arg int, deadline int64, msg []byte) (int, error
 	c.mu.Unlock()
 	c.shard.post(c)
 	return len(msg), nil
-}
-
-// Close ends the session. Messages already written are still delivered
-// for up to two seconds (if the link allows); then an authenticated close
-// packet tells the peer, and OnClosed runs with ErrConnClosed. Close does
-// not wait for any of that, so it is safe inside callbacks; use Done to
-// wait. Close is idempotent.
-func (c *Conn) Close() error {
-	c.mu.Lock()
-	if c.closeReq || c.err != nil {
-		c.mu.Unlock()
-		return nil
-	}
-	c.closeReq = true
-	c.mu.Unlock()
-	c.shard.post(c)
-	return nil
 }
 
 // Stats returns a snapshot of the session's counters.
@@ -287,6 +290,7 @@ func (c *Conn) Stats() ConnStats {
 		Rekeys:           c.traffic.rekeys.Load(),
 		Lanes:            c.laneStats(),
 		Datagrams:        c.dgrams.snapshot(),
+		Unhandled:        c.Unhandled(),
 	}
 	st.FEC.Parity = int(c.fecParity.Load())
 	st.SendQueueBytes = c.sendQueued()
@@ -314,6 +318,31 @@ type flowHandler interface {
 	// sendRoom is called whenever the send queue may have shrunk, so that
 	// a writer blocked on ErrWouldBlock can retry.
 	sendRoom()
+}
+
+// openWindow asks the shard to lift recvWndCap and to deliver what the
+// stream refused meanwhile. Safe from any goroutine.
+func (c *Conn) openWindow() {
+	c.wndOpen.Store(true)
+	c.recvResume.Store(true)
+	c.shard.post(c)
+}
+
+// takeOpenWindow runs on the shard for openWindow. It first delivers with
+// the small window still set: a full receive queue then makes KCP tell the
+// peer at its next flush that the window reopened (kcp-go's fast recover),
+// and the window it tells is the full one set just after.
+func (c *Conn) takeOpenWindow() {
+	if c.recvWndCap == 0 {
+		return
+	}
+	c.deliverLanes(false)
+	c.recvWndCap = 0
+	for _, l := range c.lanes {
+		if l.arq != nil {
+			l.arq.WndSize(0, c.ep.set.recvWindow)
+		}
+	}
 }
 
 // resumeRecv asks the shard to deliver the messages a flowHandler refused

@@ -18,7 +18,7 @@ import (
 // close request into the closing state. Then it flushes KCP and
 // reschedules.
 func (c *Conn) pump(now time.Time) {
-	if c.state == stateClosed {
+	if c.state == stateClosed || !c.pumpWritable() { // writable.go
 		return
 	}
 	s := c.shard
@@ -42,6 +42,7 @@ func (c *Conn) pump(now time.Time) {
 	c.pend = c.pendSpare[:0]
 	taken := c.pendBytes
 	closeReq := c.closeReq
+	c.takeShared() // broadcast.go
 	c.mu.Unlock()
 
 	direct := false // some message went straight into KCP
@@ -51,6 +52,9 @@ func (c *Conn) pump(now time.Time) {
 		deadline := int64(binary.LittleEndian.Uint64(b[6:14]))
 		msg := b[pendHeaderSize : pendHeaderSize+n]
 		b = b[pendHeaderSize+n:]
+		if kind&pendShared != 0 {
+			kind, msg = c.nextShared(kind) // broadcast.go
+		}
 		switch {
 		case c.state == stateHalfOpen:
 			// Cannot happen: a server's session is announced, and so
@@ -70,6 +74,9 @@ func (c *Conn) pump(now time.Time) {
 		c.pendBytes -= taken
 		c.mu.Unlock()
 	}
+	if c.wndOpen.Load() && c.wndOpen.Swap(false) { // a plain load on the hot path
+		c.takeOpenWindow()
+	}
 	resumed := c.recvResume.Swap(false) && c.state != stateHalfOpen
 	if resumed {
 		c.deliverLanes(false) // KCP tells the peer its reopened window in the flush below
@@ -78,8 +85,7 @@ func (c *Conn) pump(now time.Time) {
 		}
 	}
 	if closeReq && c.state == stateEstablished {
-		c.state = stateClosing
-		c.lingerUntil = now.Add(closeLinger)
+		c.startClosing(now)
 	}
 	if c.state == stateHalfOpen {
 		c.reschedule(now)
@@ -101,8 +107,7 @@ func (c *Conn) pump(now time.Time) {
 			c.checkWndProbe(l, now) // new data for a closed window
 		}
 	}
-	if c.state == stateClosing && c.lanesIdle() {
-		c.terminate(ErrConnClosed, closeNormal, true)
+	if c.closingTick(now) {
 		return
 	}
 	c.rekeyTick(now)
@@ -114,36 +119,20 @@ func (c *Conn) pump(now time.Time) {
 func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	s := c.shard
 	if c.state == stateClosed {
+		if c.draining {
+			c.drainInput(b, now)
+			return
+		}
 		c.drop(dropUnknownSession)
 		return
 	}
 	if b[0] == msgReset {
 		// The read loop checked its token (Client.handleControl).
-		c.terminate(ErrStatelessReset, closeNormal, false)
+		c.terminate(ErrStatelessReset, CloseNormal, "", false)
 		return
 	}
-	h := transportHeader(b[:transportHeaderSize])
-	ctr := h.counter()
-	// Cheap check first: a replayed packet costs no decryption.
-	if !c.replay.Check(ctr) {
-		c.drop(dropReplay)
-		return
-	}
-	key := c.keys.slots[h.keyPhase()]
-	if key == nil {
-		// No live key generation has this phase: a retired key, or garbage.
-		c.drop(dropAuthFailed)
-		return
-	}
-	pt, err := key.recv.Open(b[transportHeaderSize:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
-	if err != nil {
-		c.drop(dropAuthFailed)
-		return
-	}
-	// Commit only now that the packet is authentic: a forged packet with a
-	// huge counter cannot move the window.
-	if !c.replay.Accept(ctr) {
-		c.drop(dropReplay)
+	pt, key, ok := c.open(b)
+	if !ok {
 		return
 	}
 	c.traffic.packetsIn.Add(1)
@@ -199,19 +188,7 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 		}
 		c.takePong(body, now)
 	case frameClose:
-		if len(body) != closeBodySize {
-			c.drop(dropMalformed)
-			return
-		}
-		// The peer sends close only after we acknowledged all its data,
-		// which may still wait in KCP if a flowHandler was full: hand it
-		// over first (at most a receive window's worth) so none is lost.
-		c.deliverLanes(true)
-		err := ErrPeerClosed
-		if body[0] == closeFull && c.isClient {
-			err = errServerFullLate
-		}
-		c.terminate(err, body[0], false) // other reasons only traced
+		c.takeClose(body)
 	case frameRekey:
 		c.takeRekey(body, now)
 	case framePathChallenge:
@@ -221,6 +198,37 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	default:
 		c.drop(dropMalformed)
 	}
+}
+
+// open authenticates a transport datagram and replay-checks it, counting
+// a drop when it fails. It returns the plaintext frame and the key
+// generation that opened it.
+func (c *Conn) open(b []byte) ([]byte, *keySlot, bool) {
+	h := transportHeader(b[:transportHeaderSize])
+	ctr := h.counter()
+	// Cheap check first: a replayed packet costs no decryption.
+	if !c.replay.Check(ctr) {
+		c.drop(dropReplay)
+		return nil, nil, false
+	}
+	key := c.keys.slots[h.keyPhase()]
+	if key == nil {
+		// No live key generation has this phase: a retired key, or garbage.
+		c.drop(dropAuthFailed)
+		return nil, nil, false
+	}
+	pt, err := key.recv.Open(b[transportHeaderSize:transportHeaderSize], ctr, b[transportHeaderSize:], b[:transportHeaderSize])
+	if err != nil {
+		c.drop(dropAuthFailed)
+		return nil, nil, false
+	}
+	// Commit only now that the packet is authentic: a forged packet with a
+	// huge counter cannot move the window.
+	if !c.replay.Accept(ctr) {
+		c.drop(dropReplay)
+		return nil, nil, false
+	}
+	return pt, key, true
 }
 
 // Heartbeat frames. A ping carries the client's clock, plus the server
@@ -238,41 +246,60 @@ func (c *Conn) clock(now time.Time) uint64 { return uint64(now.Sub(c.ep.epoch)) 
 
 func (c *Conn) sendPing(now time.Time) {
 	var b [pingSize]byte
-	binary.LittleEndian.PutUint64(b[0:], c.clock(now))
+	ts := c.clock(now)
+	binary.LittleEndian.PutUint64(b[0:], ts)
 	if !c.lastPong.IsZero() {
 		binary.LittleEndian.PutUint64(b[8:], c.lastPongTS)
 		binary.LittleEndian.PutUint64(b[16:], uint64(now.Sub(c.lastPong)))
 	}
+	c.hb.echoes.sent(ts)
 	c.sendFrame(framePing, b[:])
 }
 
+// answerPing answers a ping and takes the server's RTT sample from it.
+// Every value in it comes from the peer, so each is checked against what
+// this session can have seen (docs/protocol.md section 5.3): its clock
+// below maxPeerClock; the echoed server time one this session sent in a
+// pong; the hold time no longer than the time since that pong. The sample
+// is then between zero and the age of the pong it answers. A ping that
+// fails a check is dropped (Drops.Malformed) and not answered.
 func (c *Conn) answerPing(body []byte, now time.Time) {
-	var b [pongSize]byte
-	copy(b[0:8], body[0:8])
-	binary.LittleEndian.PutUint64(b[8:], c.clock(now))
-	c.sendFrame(framePong, b[:])
-	c.peerTS, c.peerAt = binary.LittleEndian.Uint64(body[0:8]), now // deadline.go
-	// Server-side RTT: now - when we sent that pong - how long the client
-	// sat on it.
-	if sent := binary.LittleEndian.Uint64(body[8:]); sent != 0 {
-		held := time.Duration(binary.LittleEndian.Uint64(body[16:]))
-		rttStart := c.ep.epoch.Add(time.Duration(sent)).Add(held)
-		if !rttStart.After(now) {
-			c.hb.pong(rttStart, now)
-			c.publishRTT()
-		}
-	}
-}
-
-func (c *Conn) takePong(body []byte, now time.Time) {
-	sent := c.ep.epoch.Add(time.Duration(binary.LittleEndian.Uint64(body[0:8])))
-	if sent.After(now) {
+	peer := binary.LittleEndian.Uint64(body[0:8])
+	sent := binary.LittleEndian.Uint64(body[8:16])
+	held := binary.LittleEndian.Uint64(body[16:24])
+	clock := c.clock(now)
+	if peer >= maxPeerClock || sent != 0 && (!c.hb.echoes.holds(sent) || held > clock-sent) {
 		c.drop(dropMalformed)
 		return
 	}
-	c.hb.pong(sent, now)
+	var b [pongSize]byte
+	copy(b[0:8], body[0:8])
+	binary.LittleEndian.PutUint64(b[8:], clock)
+	c.hb.echoes.sent(clock)
+	c.sendFrame(framePong, b[:])
+	c.peerTS, c.peerAt = peer, now // deadline.go
+	// Server-side RTT: now - when we sent that pong - how long the client
+	// sat on it; in [0, clock-sent] by the checks above.
+	if sent != 0 {
+		c.hb.pong(now.Add(-time.Duration(clock-sent-held)), now)
+		c.publishRTT()
+	}
+}
+
+// takePong takes a client's RTT sample. The echoed time must be one of
+// this session's pings and the server's clock below maxPeerClock; a pong
+// that fails is dropped (Drops.Malformed).
+func (c *Conn) takePong(body []byte, now time.Time) {
+	echo := binary.LittleEndian.Uint64(body[0:8])
+	peer := binary.LittleEndian.Uint64(body[8:16])
+	clock := c.clock(now)
+	if !c.hb.echoes.holds(echo) || echo > clock || peer >= maxPeerClock {
+		c.drop(dropMalformed)
+		return
+	}
+	c.hb.pong(now.Add(-time.Duration(clock-echo)), now)
 	c.lastPong = now
-	c.lastPongTS = binary.LittleEndian.Uint64(body[8:])
+	c.lastPongTS = peer
 	c.peerTS, c.peerAt = c.lastPongTS, now // deadline.go
 	c.publishRTT()
 }
@@ -291,7 +318,7 @@ func (c *Conn) sendFrame(kind byte, body []byte) {
 // sendFrameTo seals one frame and sends it to to. It returns the bytes
 // sent.
 func (c *Conn) sendFrameTo(kind byte, hdr, body []byte, to netip.AddrPort) int {
-	if c.state == stateClosed || c.exhausted {
+	if c.state == stateClosed && !c.draining || c.exhausted {
 		return 0
 	}
 	if c.sendCounter >= replay.RejectAfter {
@@ -299,6 +326,9 @@ func (c *Conn) sendFrameTo(kind byte, hdr, body []byte, to netip.AddrPort) int {
 		// with ErrCounterExhausted at its next timer (reschedule).
 		c.exhausted = true
 		return 0
+	}
+	if f := c.ep.set.testRewriteFrame; f != nil {
+		f(kind, body)
 	}
 	s := c.shard
 	ctr := c.sendCounter
@@ -328,19 +358,20 @@ func (c *Conn) sendFrameTo(kind byte, hdr, body []byte, to netip.AddrPort) int {
 
 // onTimer runs when the session's deadline has passed.
 func (c *Conn) onTimer(now time.Time) {
+	if c.draining {
+		c.drainTimer(now)
+		return
+	}
 	switch {
 	case c.state == stateHalfOpen && !now.Before(c.handshakeBy):
 		// The client never confirmed: forget it silently.
-		c.terminate(nil, closeNormal, false)
-		return
-	case c.state == stateClosing && !now.Before(c.lingerUntil):
-		c.terminate(ErrConnClosed, closeNormal, true)
+		c.terminate(nil, CloseNormal, "", false)
 		return
 	case c.exhausted || c.sendCounter >= replay.RejectAfter:
-		c.terminate(ErrCounterExhausted, closeProtocol, false)
+		c.terminate(ErrCounterExhausted, CloseProtocolError, "", false)
 		return
 	case c.hb.idleExpired(now) && !c.overloadHeard():
-		c.terminate(&IdleTimeoutError{}, closeNormal, true)
+		c.terminate(&IdleTimeoutError{}, CloseIdleTimeout, "", true)
 		return
 	}
 	if c.state != stateHalfOpen {
@@ -352,8 +383,7 @@ func (c *Conn) onTimer(now time.Time) {
 		c.fecTimers(now)
 		c.laneTimers(now)
 		c.noteQueued()
-		if c.state == stateClosing && c.lanesIdle() {
-			c.terminate(ErrConnClosed, closeNormal, true)
+		if c.closingTick(now) {
 			return
 		}
 	}
@@ -369,7 +399,9 @@ func (c *Conn) reschedule(now time.Time) {
 	case stateHalfOpen:
 		d = earlier(d, c.handshakeBy)
 	case stateClosing:
-		d = earlier(d, c.lingerUntil)
+		if c.ep.set.closeLinger > 0 {
+			d = earlier(d, c.lingerDeadline())
+		}
 	}
 	if c.state != stateHalfOpen {
 		d = earlier(d, c.fecDeadline())
@@ -399,13 +431,19 @@ func earlier(d, t time.Time) time.Time {
 // establish promotes a server session once the client proved it holds the
 // keys, and announces it.
 func (c *Conn) establish(now time.Time) {
-	if c.ep.onAdmit != nil && !c.ep.onAdmit(c) {
-		// The server filled up while this session was half-open. Tell the
-		// client (close reason 3: it sees ErrServerFull) and end the
-		// session unannounced.
-		c.sendFrame(frameClose, []byte{closeFull})
-		c.terminate(ErrServerFull, closeFull, false)
-		return
+	if c.ep.onAdmit != nil {
+		if code := c.ep.onAdmit(c); code != CloseNormal {
+			// The server filled up, or began to shut down, while this
+			// session was half-open. Tell the client (it sees a
+			// *CloseError with the code) and end the session unannounced.
+			c.sendFrame(frameClose, c.appendCloseFrame(nil, code, ""))
+			err := ErrServerFull
+			if code == CloseServerShutdown {
+				err = ErrServerShuttingDown
+			}
+			c.terminate(err, code, "", false)
+			return
+		}
 	}
 	c.state = stateEstablished
 	c.hb.received(now)
@@ -418,23 +456,37 @@ func (c *Conn) establish(now time.Time) {
 	}
 }
 
-// terminate ends the session once: it tells the peer (if notify), unhooks
-// the session from every table, and runs the close callbacks. err nil means
-// a half-open session expired unannounced.
-func (c *Conn) terminate(err error, reason byte, notify bool) {
+// terminate ends the session once: it tells the peer (if notify) with
+// code and reason, runs the close callbacks, and unhooks the session from
+// every table, at once or, when it told the peer, once the peer confirmed
+// (draining, conn_close.go). err nil means a half-open session expired
+// unannounced.
+func (c *Conn) terminate(err error, code uint16, reason string, notify bool) {
 	if c.state == stateClosed {
 		return
 	}
 	announced := c.state != stateHalfOpen
-	c.ep.noteClosed(err, reason, announced)
-	c.tr.closed(c.id, err, reason, errors.Is(err, ErrPeerClosed), announced)
+	c.ep.noteClosed(err, code, announced)
+	c.tr.closed(c.id, err, code, errors.Is(err, ErrPeerClosed), announced)
+	drain := false
 	if notify && announced {
-		c.sendFrame(frameClose, []byte{reason})
+		body := c.appendCloseFrame(nil, code, reason)
+		if c.sendFrameTo(frameClose, nil, body, c.remoteAP) > 0 {
+			c.closeBody, drain = body, true
+		}
 	}
 	c.state = stateClosed
 	c.mu.Lock()
-	if c.closeReq && err != nil {
-		err = ErrConnClosed
+	var local *CloseError
+	if c.closeReq && err != nil && !(errors.As(err, &local) && !local.Remote) {
+		// Closed locally, then ended otherwise (the peer's close, a
+		// timeout, Server.Close): this side asked for the end, but it
+		// says so only if nothing it wrote was lost.
+		if c.lanesIdle() {
+			err = ErrConnClosed
+		} else {
+			err = &CloseError{Code: CloseAbandoned, Reason: "the session ended before everything written was acknowledged: " + err.Error()}
+		}
 	}
 	if c.err == nil {
 		c.err = err
@@ -445,14 +497,11 @@ func (c *Conn) terminate(err error, reason byte, notify bool) {
 	c.pend = nil
 	c.mu.Unlock()
 
-	s := c.shard
-	if c.heapIndex >= 0 {
-		c.deadline = time.Time{}
-		s.schedule(c)
+	if drain {
+		c.startDrain(c.shard.now)
+	} else {
+		c.free()
 	}
-	delete(s.conns, c)
-	c.ep.table.remove(c.id)
-	c.zeroKeys()
 	for _, l := range c.lanes {
 		c.releaseProbe(l)
 	}
@@ -484,6 +533,9 @@ func (c *Conn) callLaneData(lane int, b []byte) {
 		lh.OnNewLaneDataComing(c, lane, b)
 		return
 	}
+	if lane != 0 {
+		c.noteUnhandled(h, false, lane) // unhandled.go
+	}
 	defer c.recoverCallback("OnNewDataComing")
 	h.OnNewDataComing(c, b)
 }
@@ -491,7 +543,8 @@ func (c *Conn) callLaneData(lane int, b []byte) {
 func (c *Conn) callClosed(err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.ep.log.Error("uxp: OnClosed callback panicked", "session", c.id, "panic", r)
+			// The session has already ended: only log and count.
+			c.ep.callbackPanicked("OnClosed", c.id, r)
 		}
 	}()
 	c.handlerFor().OnClosed(c, err)
@@ -499,8 +552,8 @@ func (c *Conn) callClosed(err error) {
 
 func (c *Conn) recoverCallback(name string) {
 	if r := recover(); r != nil {
-		c.ep.log.Error("uxp: callback panicked; closing its session", "callback", name, "session", c.id, "panic", r)
-		c.terminate(&CallbackPanicError{Callback: name, Value: r}, closeProtocol, true)
+		c.ep.callbackPanicked(name, c.id, r)
+		c.terminate(&CallbackPanicError{Callback: name, Value: r}, CloseCallbackPanic, "callback "+name+" panicked", true)
 	}
 }
 

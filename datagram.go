@@ -29,7 +29,13 @@ const (
 
 // DatagramHandler is an optional interface of a ConnHandler: a handler
 // that implements it receives the peer's datagrams. Without it datagrams
-// are counted in ConnStats.Datagrams.Received and discarded.
+// are counted in ConnStats.Datagrams.Received and ConnStats.Unhandled,
+// then discarded, and a warning is logged once per session.
+//
+// Check at compile time that your handler implements it; a method with a
+// misspelled name compiles and is never called:
+//
+//	var _ uxp.DatagramHandler = (*MyHandler)(nil)
 type DatagramHandler interface {
 	// OnNewDatagramComing is called once per datagram that arrived, on the
 	// same goroutine and under the same rules as OnNewDataComing. msg is
@@ -147,8 +153,10 @@ func (c *Conn) datagramInput(kind byte, body []byte) {
 }
 
 func (c *Conn) callDatagram(b []byte) {
-	h, ok := c.handlerFor().(DatagramHandler)
+	hh := c.handlerFor()
+	h, ok := hh.(DatagramHandler)
 	if !ok {
+		c.noteUnhandled(hh, true, 0) // unhandled.go
 		return
 	}
 	defer c.recoverCallback("OnNewDatagramComing")

@@ -184,9 +184,10 @@ func (d *Dialer) handleControl(bp *packetBuf, n int, from netip.AddrPort) {
 	putPacketBuf(bp)
 }
 
-// Close closes every session (messages already written get up to two
-// seconds to be delivered), stops the Dialer's goroutines and closes its
-// PacketConn. It waits for all of that, so do not call it from a callback.
+// Close closes every session (messages already written are still
+// delivered while the servers acknowledge them, Config.CloseLinger), waits
+// for them to end, up to the linger's hard cap, stops the Dialer's
+// goroutines and closes its PacketConn. Do not call it from a callback.
 // Dials in progress fail with ErrConnClosed. Close is idempotent.
 func (d *Dialer) Close() error {
 	d.mu.Lock()
@@ -231,13 +232,14 @@ func (t *sessionTable) setIfAbsent(id uint32, c *Conn) bool {
 	return true
 }
 
-// count returns how many sessions are in the table.
+// count returns how many live sessions are in the table: not those that
+// ended and only repeat their close frame (draining).
 func (t *sessionTable) count() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	n := 0
 	for _, c := range t.m {
-		if c != nil {
+		if c != nil && !isClosed(c.done) {
 			n++
 		}
 	}

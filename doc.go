@@ -69,8 +69,49 @@
 // whose Accept gives net.Conns (*StreamConn), and DialConn (or DialConnOver,
 // on the caller's PacketConn) dials one. They run on the same sessions;
 // StreamConn.Write blocks under backpressure until its deadline instead of
-// returning ErrWouldBlock, and Read returns io.EOF after the peer's Close.
-// smux, yamux and net/http run over them unchanged.
+// returning ErrWouldBlock, and Read returns io.EOF after the peer's Close,
+// once everything it wrote arrived. smux, yamux and net/http run over them
+// unchanged.
+//
+// # Closing
+//
+// Conn.Close (and StreamConn.Close) returns at once. The session keeps
+// delivering what was written for as long as the peer keeps acknowledging
+// (Config.CloseLinger without progress ends it; 2 s by default, 60 s at
+// most in all), then sends an authenticated close frame. Only when every
+// message was acknowledged is the end orderly: the peer's OnClosed gets a
+// *CloseError with CloseNormal and its stream reads io.EOF. Otherwise the
+// code is CloseAbandoned, an error on both sides (Conn.Err after Conn.Done).
+// Conn.CloseWithError sends an application's code and reason. The SDK's
+// own ends carry their code too (CloseServerShutdown, CloseIdleTimeout,
+// CloseProtocolError, ...). Server.Shutdown drains every session before it
+// stops; Server.Close ends them at once. Listener.Close stops accepting and
+// leaves accepted streams alone, as TCP does.
+//
+// For a game server's loop: Conn.SetUserData keeps per-session state on
+// the session and Server.Conn finds a session by ID; Server.Broadcast (and
+// BroadcastLane, BroadcastDatagram, BroadcastDatagramLatest) sends one
+// message to many sessions, copied once and sealed per session on its own
+// worker, reporting per session what failed; Conn.Quality reads RTT,
+// jitter, rates, loss and queued bytes from atomics, cheap enough for
+// every tick; WritableHandler.OnWritable and Conn.WaitWritable are the
+// partners of ErrWouldBlock. A PollGroup replaces callbacks altogether:
+// its handler copies each event into a pooled buffer and queues it, and
+// the game loop drains the queue with PollGroup.Poll on its own goroutine,
+// so game state needs no lock (see sample/gameserver). A server bound to
+// the IPv6 wildcard address ("[::]:4000") serves IPv4 and IPv6 clients on
+// one socket where the operating system allows it, as Linux does by
+// default.
+//
+// Optional handler interfaces (LaneHandler, DatagramHandler,
+// WritableHandler, MigrationHandler) are found by type assertion, so a
+// misspelled method compiles and is never called. Assert them where the
+// handler is defined:
+//
+//	var _ uxp.DatagramHandler = (*myHandler)(nil)
+//
+// Messages that found no method for them are counted in ConnStats.Unhandled
+// and a warning is logged once per session.
 //
 // # Concurrency
 //
@@ -90,8 +131,15 @@
 // *CallbackPanicError.
 //
 // Conn.Write never blocks: beyond Config.SendQueueBytes it returns
-// ErrWouldBlock and queues nothing. Every error that ends a session unwraps
-// to net.ErrClosed.
+// ErrWouldBlock and queues nothing; OnWritable follows once, when the queue
+// has drained to half. Every error that ends a session unwraps to
+// net.ErrClosed.
+//
+// A PollGroup's handler runs on the workers like any other, but only
+// copies and queues; PollGroup.Poll is meant for one goroutine, the game
+// loop, and each event's Data stays valid until its Release. A full poll
+// group holds reliable messages back in the sender's lanes and drops
+// datagrams (counted).
 //
 // # Limitations
 //
@@ -123,8 +171,10 @@
 //   - Path MTU discovery is not implemented; Config.KCP.MTU (default 1400)
 //     bounds every datagram, and a receiver drops transport datagrams longer
 //     than its own MTU.
-//   - The close packet is sent once and not retransmitted; if it is lost the
-//     peer ends the session at its idle timeout.
+//   - The close packet is repeated, backing off from 50 ms, until the peer
+//     confirms it, for at most 7 repetitions or 4 s; if all of them are
+//     lost the peer ends the session at its idle timeout (an error, never
+//     io.EOF).
 //
 // # Security
 //
@@ -137,9 +187,17 @@
 // and an optional pre-shared key). Under handshake load (or with
 // Config.MaxSessions nearly taken) the server does no Diffie-Hellman for a
 // source until it has echoed a WireGuard-style cookie, and rate-limits each
-// source; handshakes never amplify; MaxSessions counts established sessions
+// source (Config.Admission, which also bounds the sessions of one source);
+// with a pre-shared key, an initiation without it is dropped at mac1, before
+// any Diffie-Hellman; a panicking AuthorizeClient refuses the client instead
+// of crashing; handshakes never amplify; MaxSessions counts established sessions
 // only, so half-open handshakes cannot fill it; and a restarted server
-// resets its old sessions statelessly (at most 10 resets a second). The cipher choice is bound into the handshake, so an
+// resets its old sessions statelessly (at most 10 resets a second). An
+// authenticated peer is held to what it negotiated and this side configured:
+// FEC shard counts, KCP fragment counts, the advertised receive window, and
+// a per-session receive budget (min(lanes, 2) × 9/8 of KCP.RecvWindow
+// segments; 16 FEC groups); repeated ACKs no longer reach KCP, so a datagram
+// cannot make it walk its send buffer more than once per segment sent. The cipher choice is bound into the handshake, so an
 // attacker cannot downgrade it. Keys come from crypto/rand and X25519; nothing
 // secret is hard-coded. See docs/security.md for the threat model, what is
 // not protected yet, and the tests that back each claim. Report

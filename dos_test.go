@@ -25,7 +25,7 @@ func floodInitiation(t testing.TB, base []byte, server PublicKey, i int) []byte 
 	_, err := rand.Read(p[8 : 8+noiseKeySize])
 	require.NoError(t, err)
 	p[4], p[5] = byte(i), byte(i>>8)
-	mk := mac1Key(server)
+	mk := mac1Key(server, nil)
 	mac := computeMAC1(&mk, p)
 	copy(p[mac1Offset(p):], mac[:])
 	return p

@@ -19,17 +19,28 @@ import (
 // (the Server's handshake loop). All of them stop when closing is closed;
 // wg joins them.
 type endpoint struct {
-	set   *settings
-	pc    net.PacketConn
-	udp   *net.UDPConn // pc, when it is one: allocation-free reads and writes
-	log   *slog.Logger
-	epoch time.Time // origin of heartbeat echo values
+	set *settings
+	pc  net.PacketConn
+	udp *net.UDPConn // pc, when it is one: allocation-free reads and writes
+	// connected: udp is connected to the one peer (Dial, DialConn), so
+	// writes go without an address and the kernel reports that peer's
+	// ICMP errors (port unreachable) on reads.
+	connected bool
+	log       *slog.Logger
+	epoch     time.Time // origin of heartbeat echo values
 
 	shards []*shard
 	table  sessionTable
 	drops  dropCounters // drops before a session is known
+	// callbackPanics counts recovered panics of application callbacks
+	// (callback_panic.go).
+	callbackPanics atomic.Uint64
+	// x25519 counts the X25519 ladders done for peers: handshakes
+	// (server) and rekeys. Tests bound handshake and rekey work with it.
+	x25519 atomic.Uint64
 
-	closes closeCounters // sessions ended, by close reason (close_stats.go)
+	closes    closeCounters     // sessions ended, by close reason (close_stats.go)
+	unhandled unhandledCounters // messages no handler method took (unhandled.go)
 
 	// Set by the owner before start. Called on the read loop.
 	onInitiation func(bp *packetBuf, n int, from netip.AddrPort)
@@ -39,10 +50,17 @@ type endpoint struct {
 	// packets for unknown session IDs, to answer with a stateless reset.
 	onControl        func(bp *packetBuf, n int, from netip.AddrPort)
 	onUnknownSession func(b []byte, from netip.AddrPort)
+	// onReadError (client) sees read errors that do not end the endpoint,
+	// such as ECONNREFUSED from an ICMP port unreachable.
+	onReadError func(err error)
 	// Called on a shard goroutine, no lock held.
-	onAdmit       func(c *Conn) bool // server: false refuses a confirmed session (MaxSessions)
-	onEstablished func(c *Conn)      // server: announce the session
+	onAdmit       func(c *Conn) uint16 // server: a close code other than CloseNormal refuses a confirmed session
+	onEstablished func(c *Conn)        // server: announce the session
 	onConnClosed  func(c *Conn, err error, announced bool)
+	// onConnFreed runs on the shard once an ended session left the
+	// tables: at once, or after draining.
+	onConnFreed func(c *Conn)
+	draining    atomic.Int64 // sessions draining
 
 	closing    chan struct{}
 	closeOnce  sync.Once // closes closing
@@ -72,6 +90,7 @@ func newEndpoint(pc net.PacketConn, set *settings, workers int) *endpoint {
 	ep.table.m = make(map[uint32]*Conn)
 	if u, ok := pc.(*net.UDPConn); ok {
 		ep.udp = u
+		ep.connected = u.RemoteAddr() != nil
 		if set.socketBuffer > 0 {
 			// Loopback and LAN bursts overflow the default buffers; the
 			// kernel caps the value at its maximum, which is fine.
@@ -178,6 +197,12 @@ func (ep *endpoint) read(b []byte) (int, netip.AddrPort, error) {
 }
 
 func (ep *endpoint) writeTo(b []byte, to netip.AddrPort) error {
+	if ep.connected {
+		// A connected socket refuses an address (net.ErrWriteToConnected);
+		// its peer is the only destination a client has.
+		_, err := ep.udp.Write(b)
+		return err
+	}
 	if ep.udp != nil {
 		_, err := ep.udp.WriteToUDPAddrPort(b, to)
 		return err
@@ -272,8 +297,12 @@ func (ep *endpoint) readFailed(err error) (bool, error) {
 		return true, err
 	}
 	// ICMP port unreachable and similar per-datagram errors must not take
-	// the whole endpoint down.
+	// the whole endpoint down; a client in its handshake fails on the
+	// first (onReadError).
 	ep.log.Debug("uxp: read error", "err", err)
+	if ep.onReadError != nil {
+		ep.onReadError(err)
+	}
 	select {
 	case <-ep.closing:
 		return true, nil

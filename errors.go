@@ -39,8 +39,10 @@ var (
 	// locally. It unwraps to net.ErrClosed.
 	ErrConnClosed = fmt.Errorf("uxp: connection closed: %w", net.ErrClosed)
 
-	// ErrPeerClosed ends a session when the peer sent an authenticated
-	// close packet. It unwraps to net.ErrClosed.
+	// ErrPeerClosed matches (errors.Is) every *CloseError whose Remote is
+	// set: the peer sent an authenticated close packet. Sessions end with
+	// the *CloseError, which carries the peer's code and reason; it unwraps
+	// to net.ErrClosed.
 	ErrPeerClosed = fmt.Errorf("uxp: closed by peer: %w", net.ErrClosed)
 
 	// ErrServerClosed ends every session of a Server when Server.Close is
@@ -60,15 +62,10 @@ var (
 	ErrFECRefused = errors.New("uxp: server refused the requested FEC settings")
 
 	// ErrServerFull is returned by Client.Start when the server already
-	// holds Config.MaxSessions established sessions. The refusal is authenticated: it
+	// holds Config.MaxSessions established sessions, or a Listener's
+	// backlog of sessions waiting for Accept is full. The refusal is authenticated: it
 	// comes from the server whose key the client pinned.
 	ErrServerFull = errors.New("uxp: server refused the session: MaxSessions reached")
-
-	// errServerFullLate ends a client session the server accepted but
-	// could not announce: other sessions filled MaxSessions before this
-	// one's first packet confirmed it. It matches ErrServerFull and
-	// ErrPeerClosed.
-	errServerFullLate = fmt.Errorf("%w before the session was confirmed (%w)", ErrServerFull, ErrPeerClosed)
 
 	// ErrClientRejected is returned by Client.Start when the server's
 	// client key policy (Config.Identity) does not accept this client:
@@ -157,3 +154,124 @@ func (*DeadlineError) Temporary() bool      { return true }
 func (*DeadlineError) Is(target error) bool { return target == os.ErrDeadlineExceeded }
 
 var _ net.Error = (*DeadlineError)(nil)
+
+// Close codes, carried by the authenticated close frame
+// (docs/protocol.md, "Close frame") and reported in CloseError.Code.
+// Codes below CloseApplicationMin are the SDK's own; of those, an
+// application may send only CloseNormal. /* Specification constants */
+const (
+	// CloseNormal: an orderly end. A session is closed with it only once
+	// every message the closing side wrote was acknowledged, and the
+	// receiver checks that it holds them all; a stream then reads io.EOF.
+	CloseNormal uint16 = 0
+	// CloseServerShutdown: the server is shutting down (Server.Shutdown,
+	// Server.Close, Listener.Close for sessions it never handed out).
+	CloseServerShutdown uint16 = 1
+	// CloseProtocolError: the peer broke the protocol after authenticating,
+	// or its packet counter ran out.
+	CloseProtocolError uint16 = 2
+	// CloseServerFull: the server filled up (MaxSessions, or a Listener's
+	// backlog) before it could announce the session.
+	CloseServerFull uint16 = 3
+	// CloseAbandoned: the closing side gave up before everything it wrote
+	// was acknowledged (Config.CloseLinger ran out): data was lost.
+	CloseAbandoned uint16 = 4
+	// CloseIdleTimeout: nothing was heard from the peer for
+	// Config.IdleTimeout.
+	CloseIdleTimeout uint16 = 5
+	// CloseCallbackPanic: a callback of the closing side panicked.
+	CloseCallbackPanic uint16 = 6
+
+	// CloseApplicationMin is the first code of the range, up to 0xffff,
+	// that applications define for themselves (Conn.CloseWithError).
+	CloseApplicationMin uint16 = 0x100
+
+	// MaxCloseReason is the longest reason, in bytes, a close frame
+	// carries.
+	MaxCloseReason = 256
+)
+
+// CloseError is how a session ended when a close code is known: the peer
+// closed it (Remote), or this side did with CloseWithError or gave up on
+// unacknowledged data (CloseAbandoned). It unwraps to net.ErrClosed.
+// errors.Is matches a remote CloseError against ErrPeerClosed, a local one
+// against ErrConnClosed, and one with CloseServerFull against
+// ErrServerFull.
+//
+// A stream (StreamConn.Read) reports io.EOF instead of a remote
+// CloseError with CloseNormal, and only then: every other end of a
+// session is an error.
+type CloseError struct {
+	Code   uint16 // one of the Close constants, or an application code
+	Reason string // at most MaxCloseReason bytes; may be empty
+	Remote bool   // the peer closed the session
+}
+
+func (e *CloseError) Error() string {
+	who := "closed locally"
+	if e.Remote {
+		who = "closed by peer"
+	}
+	s := fmt.Sprintf("uxp: %s (%s)", who, closeCodeName(e.Code))
+	if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	return s
+}
+
+func (*CloseError) Unwrap() error { return net.ErrClosed }
+
+func (e *CloseError) Is(target error) bool {
+	switch target {
+	case ErrPeerClosed:
+		return e.Remote
+	case ErrConnClosed:
+		return !e.Remote
+	case ErrServerFull:
+		return e.Code == CloseServerFull
+	case ErrServerClosed:
+		return !e.Remote && e.Code == CloseServerShutdown
+	}
+	return false
+}
+
+// closeCodeName names a close code for errors and traces.
+func closeCodeName(code uint16) string {
+	switch code {
+	case CloseNormal:
+		return "normal"
+	case CloseServerShutdown:
+		return "server shutdown"
+	case CloseProtocolError:
+		return "protocol error"
+	case CloseServerFull:
+		return "server full"
+	case CloseAbandoned:
+		return "abandoned: data was not delivered"
+	case CloseIdleTimeout:
+		return "idle timeout"
+	case CloseCallbackPanic:
+		return "callback panic"
+	}
+	if code >= CloseApplicationMin {
+		return fmt.Sprintf("application code %d", code)
+	}
+	return fmt.Sprintf("code %d", code)
+}
+
+// orderlyEnd reports whether err is the peer's orderly close: every byte
+// it wrote was delivered. Only that end reads as io.EOF on a stream.
+func orderlyEnd(err error) bool {
+	var ce *CloseError
+	return errors.As(err, &ce) && ce.Remote && ce.Code == CloseNormal
+}
+
+// ErrBadCloseCode is returned by Conn.CloseWithError for a code reserved
+// for the SDK (below CloseApplicationMin, other than CloseNormal) or a
+// reason longer than MaxCloseReason. The session is not closed.
+var ErrBadCloseCode = errors.New("uxp: close code reserved for the SDK, or reason too long")
+
+// ErrServerShuttingDown is returned by Client.Start (and Dial, DialConn)
+// when the server refused the session because it is shutting down
+// (Server.Shutdown, Listener.Close). The refusal is authenticated.
+var ErrServerShuttingDown = errors.New("uxp: server refused the session: shutting down")

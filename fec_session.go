@@ -35,6 +35,13 @@ const (
 /* Implementation constants */
 const (
 	fecMaxGroups = 64
+	// fecBudgetGroups is how many full groups (data plus maximum parity
+	// regions of the largest packet) the decoder's memory budget holds
+	// (fec.Limits.MaxBytes). Without loss a group holds its data only until
+	// its last data shard arrives; a group held longer lacks data its
+	// parity could not repair, and is the first dropped when the budget is
+	// reached.
+	fecBudgetGroups = 16
 	// fecMaxAge drops an incomplete group after this long; KCP will have
 	// retransmitted its packets by then.
 	fecMaxAge = 500 * time.Millisecond
@@ -127,9 +134,26 @@ func (c *Conn) initFEC(p fecParams, now time.Time) error {
 	if err != nil {
 		return err
 	}
+	// The peer encodes with the negotiated counts: data shards claim
+	// p.data (1 without parity), parity shards at most p.data and up to
+	// p.maxParity (adaptive mode moves between 0 and it). Anything more is
+	// dropped and counted, which bounds the codecs the peer can make this
+	// side build and the memory a group may hold.
+	if err := dec.SetLimits(fecLimits(p, max)); err != nil {
+		return err
+	}
 	c.fec.params, c.fec.enc, c.fec.dec = p, enc, dec
 	c.fecParity.Store(int64(p.parity))
 	return nil
+}
+
+// fecLimits bounds a session's FEC decoder by the negotiated parameters.
+func fecLimits(p fecParams, maxPacket int) fec.Limits {
+	return fec.Limits{
+		MaxData:   p.data,
+		MaxParity: p.maxParity,
+		MaxBytes:  fecBudgetGroups * (p.data + p.maxParity) * (maxPacket + fecParityExtra),
+	}
 }
 
 // fecOutput sends one inner frame through the encoder when FEC is on.

@@ -169,7 +169,8 @@ func FuzzFrame(f *testing.F) {
 	}{
 		{framePing, make([]byte, pingSize)},
 		{framePong, make([]byte, pongSize)},
-		{frameClose, []byte{closeNormal}},
+		{frameClose, []byte{byte(CloseNormal)}},
+		{frameClose, []byte{4, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 'b', 'y', 'e'}},
 		{frameLoss, make([]byte, lossBodySize)},
 		{frameRekey, rk[:]},
 		{framePathChallenge, make([]byte, pathTokenSize)},
@@ -210,6 +211,10 @@ func FuzzFrame(f *testing.F) {
 		require.LessOrEqual(t, receiver.path.bytesOut, pathAmplification*receiver.path.bytesIn)
 		if d := receiver.fec.dec; d != nil {
 			require.LessOrEqual(t, d.Groups(), fecMaxGroups)
+			require.LessOrEqual(t, d.Held(), fecLimits(receiver.fec.params, receiver.ep.set.fecMaxPacket()).MaxBytes)
+		}
+		if receiver.state != stateClosed {
+			require.LessOrEqual(t, receiver.recvHeldSegs(), receiver.ep.set.recvBudgetSegs())
 		}
 		if receiver.state == stateClosed {
 			require.True(t, errors.Is(receiver.Err(), net.ErrClosed), "ended with %v", receiver.Err())

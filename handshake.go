@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/flynn/noise"
@@ -74,6 +75,7 @@ const (
 	statusOK           byte = 0
 	statusServerFull   byte = 2
 	statusClientDenied byte = 3
+	statusShuttingDown byte = 4
 
 	prologueLabel = "uxp/1 Noise_NK"
 	mac1Label     = "mac1----"
@@ -96,10 +98,20 @@ type x25519Suite struct {
 	noise.CipherSuite
 	static *ecdh.PrivateKey // nil: none prepared
 	eph    *ecdh.PrivateKey // the key GenerateKeypair made, nil before
+	ops    *atomic.Uint64   // counts X25519 ladders; nil: not counted
 }
 
-func newX25519Suite(static *ecdh.PrivateKey) *x25519Suite {
-	return &x25519Suite{CipherSuite: noiseSuite, static: static}
+func newX25519Suite(static *ecdh.PrivateKey, ops *atomic.Uint64) *x25519Suite {
+	return &x25519Suite{CipherSuite: noiseSuite, static: static, ops: ops}
+}
+
+// count records one X25519 ladder: the unit of handshake work that the
+// DoS tests bound (a BLAKE2s or an AEAD is two orders of magnitude
+// cheaper).
+func countX25519(ops *atomic.Uint64) {
+	if ops != nil {
+		ops.Add(1)
+	}
 }
 
 // GenerateKeypair reads the private key from rng, as noise.DH25519 does.
@@ -115,6 +127,7 @@ func (s *x25519Suite) GenerateKeypair(rng io.Reader) (noise.DHKey, error) {
 	if err != nil {
 		return noise.DHKey{}, err
 	}
+	countX25519(s.ops) // the public key
 	s.eph = k
 	return noise.DHKey{Private: priv, Public: k.PublicKey().Bytes()}, nil
 }
@@ -133,6 +146,7 @@ func (s *x25519Suite) DH(priv, pub []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	countX25519(s.ops)
 	return k.ECDH(p)
 }
 
@@ -152,6 +166,7 @@ func (s *x25519Suite) held(priv []byte) *ecdh.PrivateKey {
 type staticKey struct {
 	dh  noise.DHKey
 	key *ecdh.PrivateKey
+	ops *atomic.Uint64 // where the handshakes count their X25519; nil: nowhere
 }
 
 func newStaticKey(priv PrivateKey) (*staticKey, error) {
@@ -206,10 +221,29 @@ func labelKey(label string, server PublicKey) [32]byte {
 }
 
 // mac1Key derives the key for an initiation's mac1 from the server's public
-// key. Anyone who knows the server's public key can compute it; it lets the
-// server reject datagrams from those who don't before doing any
-// Diffie-Hellman.
-func mac1Key(server PublicKey) [32]byte { return labelKey(mac1Label, server) }
+// key and, when one is configured, the pre-shared key:
+//
+//	no psk:   BLAKE2s-256("mac1----" || server public key)
+//	with psk: BLAKE2s-256("mac1----" || server public key || psk)
+//
+// Anyone who knows the server's public key (and its psk, if it has one)
+// can compute it; it lets the server reject datagrams from those who don't
+// before doing any Diffie-Hellman and without keeping state. With a psk, an
+// initiation from a client without it (or with another one) fails mac1
+// exactly as one for another server does: it costs one BLAKE2s, and the
+// server's silence does not tell whether it has a psk.
+func mac1Key(server PublicKey, psk []byte) [32]byte {
+	if psk == nil {
+		return labelKey(mac1Label, server)
+	}
+	h, _ := blake2s.New256(nil)
+	h.Write([]byte(mac1Label))
+	h.Write(server[:])
+	h.Write(psk)
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
 
 // keyedMAC returns BLAKE2s-128 keyed by key over msg.
 func keyedMAC(key []byte, msg []byte) [macSize]byte {
@@ -292,7 +326,7 @@ func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index ui
 	p[2] = byte(cipher)
 	p[3] = flags
 	binary.LittleEndian.PutUint32(p[4:8], index)
-	cfg := noiseConfig(flags, true, prologue(p), rng, newX25519Suite(nil))
+	cfg := noiseConfig(flags, true, prologue(p), rng, newX25519Suite(nil, nil))
 	cfg.PeerStatic = server[:]
 	if id.static != nil {
 		cfg.StaticKeypair = *id.static
@@ -312,7 +346,7 @@ func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index ui
 	if len(msg) != mac1Offset(p)-8 {
 		return nil, errHandshakeMalformed
 	}
-	k := mac1Key(server)
+	k := mac1Key(server, id.psk)
 	mac := computeMAC1(&k, p)
 	copy(p[mac1Offset(p):], mac[:])
 	c.hs = hs
@@ -410,7 +444,7 @@ func readInitiation(static *staticKey, psk []byte, pkt []byte, rng io.Reader) (*
 	if (flags&flagPSK != 0) != (psk != nil) {
 		return nil, errHandshakePSK
 	}
-	cfg := noiseConfig(flags, false, prologue(pkt), rng, newX25519Suite(static.key))
+	cfg := noiseConfig(flags, false, prologue(pkt), rng, newX25519Suite(static.key, static.ops))
 	cfg.StaticKeypair = static.dh
 	cfg.PresharedKey = psk
 	hs, err := noise.NewHandshakeState(cfg)
@@ -505,6 +539,8 @@ func statusErr(status byte) error {
 		return ErrServerFull
 	case statusClientDenied:
 		return ErrClientRejected
+	case statusShuttingDown:
+		return ErrServerShuttingDown
 	}
 	return nil
 }

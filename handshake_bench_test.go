@@ -15,7 +15,7 @@ import (
 func BenchmarkInitiationCost(b *testing.B) {
 	kp := testKeys(b)
 	init := testInitiation(b, kp.Public, clientIdentity{}).initiation()
-	mk := mac1Key(kp.Public)
+	mk := mac1Key(kp.Public, nil)
 	addr := netip.MustParseAddrPort("192.0.2.1:4000")
 	b.Run("dh", func(b *testing.B) {
 		static := serverStatic(kp)

@@ -48,7 +48,7 @@ func TestCookieReply(t *testing.T) {
 		require.NoError(t, err)
 
 		putMAC2(init, &cookie)
-		require.NoError(t, checkInitiation(init, ptr(mac1Key(kp.Public))), "mac2 does not disturb mac1")
+		require.NoError(t, checkInitiation(init, ptr(mac1Key(kp.Public, nil))), "mac2 does not disturb mac1")
 		require.True(t, cc.validMAC2(init, addr, t0.Add(time.Minute)))
 		require.False(t, cc.validMAC2(init, netip.MustParseAddrPort("192.0.2.7:4001"), t0), "cookie is bound to the port")
 		require.False(t, cc.validMAC2(init, netip.MustParseAddrPort("192.0.2.8:4000"), t0), "cookie is bound to the IP")
@@ -210,16 +210,17 @@ func TestHandshakeIK(t *testing.T) {
 		client     clientIdentity
 		serverPSK  []byte
 		wantFlags  byte
+		wantMAC1OK bool // mac1 is keyed with the server's psk
 		wantReadOK bool
 		wantRespOK bool
 	}{
-		{"NK", clientIdentity{}, nil, 0, true, true},
-		{"IK", idKey, nil, flagIdentity, true, true},
-		{"IK psk2", clientIdentity{static: idKey.static, psk: psk}, psk, flagIdentity | flagPSK, true, true},
-		{"NK psk2", clientIdentity{psk: psk}, psk, flagPSK, true, true},
-		{"psk mismatch", clientIdentity{static: idKey.static, psk: psk}, bytes.Repeat([]byte{8}, KeySize), flagIdentity | flagPSK, true, false},
-		{"client has psk, server none", clientIdentity{psk: psk}, nil, flagPSK, false, false},
-		{"server has psk, client none", idKey, psk, flagIdentity, false, false},
+		{"NK", clientIdentity{}, nil, 0, true, true, true},
+		{"IK", idKey, nil, flagIdentity, true, true, true},
+		{"IK psk2", clientIdentity{static: idKey.static, psk: psk}, psk, flagIdentity | flagPSK, true, true, true},
+		{"NK psk2", clientIdentity{psk: psk}, psk, flagPSK, true, true, true},
+		{"psk mismatch", clientIdentity{static: idKey.static, psk: psk}, bytes.Repeat([]byte{8}, KeySize), flagIdentity | flagPSK, false, false, false},
+		{"client has psk, server none", clientIdentity{psk: psk}, nil, flagPSK, false, false, false},
+		{"server has psk, client none", idKey, psk, flagIdentity, false, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,7 +229,21 @@ func TestHandshakeIK(t *testing.T) {
 			pkt := c.initiation()
 			require.Equal(t, tt.wantFlags, pkt[3])
 			require.Len(t, pkt, initiationLen(tt.wantFlags))
-			require.NoError(t, checkInitiation(pkt, ptr(mac1Key(kp.Public))))
+			err = checkInitiation(pkt, ptr(mac1Key(kp.Public, tt.serverPSK)))
+			if !tt.wantMAC1OK {
+				require.ErrorIs(t, err, errHandshakeMAC, "rejected before any Diffie-Hellman")
+				// What a server would do without the mac1 check: still no
+				// session.
+				if h, err := readInitiation(serverStatic(kp), tt.serverPSK, pkt, rand.Reader); err == nil {
+					tok := [resetTokenSize]byte{}
+					resp, _, err := h.writeResponse(55, statusOK, fecParams{}, &tok)
+					require.NoError(t, err)
+					_, err = c.consumeResponse(resp[:])
+					require.Error(t, err, "a wrong psk never completes")
+				}
+				return
+			}
+			require.NoError(t, err)
 			h, err := readInitiation(serverStatic(kp), tt.serverPSK, pkt, rand.Reader)
 			if !tt.wantReadOK {
 				require.Error(t, err)

@@ -54,15 +54,18 @@ func FuzzInitiation(f *testing.F) {
 		}
 		f.Add(c.initiation(), uint32(9), uint64(77), byte(ChaCha20Poly1305), flags)
 	}
-	mk := mac1Key(srv.Public)
+	// mac1 keys of a server without and with the psk (section 4.3).
+	mks := [2][32]byte{mac1Key(srv.Public, nil), mac1Key(srv.Public, fuzzPSK)}
 	static := serverStatic(srv)
 	cc := newCookieChecker(srv.Public, newSeededReader(3))
 	addr := netip.MustParseAddrPort("192.0.2.1:9")
 	f.Fuzz(func(t *testing.T, data []byte, index uint32, ts uint64, cipher byte, flags byte) {
 		// Decode arbitrary bytes. Keep going after errors: the later
 		// checks must cope with whatever the earlier ones let through.
-		err := checkInitiation(data, &mk)
-		if err == nil {
+		for i, psk := range [][]byte{nil, fuzzPSK} {
+			if err := checkInitiation(data, &mks[i]); err != nil {
+				continue
+			}
 			if len(data) != initiationLen(data[3]) {
 				t.Fatalf("accepted length %d for flags %#x", len(data), data[3])
 			}
@@ -70,11 +73,9 @@ func FuzzInitiation(f *testing.F) {
 			if _, err := cc.reply(data, addr, time.Unix(1, 0)); err != nil {
 				t.Fatal(err)
 			}
-			for _, psk := range [][]byte{nil, fuzzPSK} {
-				if h, err := readInitiation(static, psk, data, newSeededReader(4)); err == nil {
-					if h.in.flags != data[3] || h.in.hasPeerKey != (data[3]&flagIdentity != 0) {
-						t.Fatalf("decoded flags %#x, peer key %v from %x", h.in.flags, h.in.hasPeerKey, data[:4])
-					}
+			if h, err := readInitiation(static, psk, data, newSeededReader(4)); err == nil {
+				if h.in.flags != data[3] || h.in.hasPeerKey != (data[3]&flagIdentity != 0) {
+					t.Fatalf("decoded flags %#x, peer key %v from %x", h.in.flags, h.in.hasPeerKey, data[:4])
 				}
 			}
 		}
@@ -89,12 +90,16 @@ func FuzzInitiation(f *testing.F) {
 			t.Fatal(err)
 		}
 		pkt := c.initiation()
-		if err := checkInitiation(pkt, &mk); err != nil {
+		var psk []byte
+		mk := &mks[0]
+		if flags&flagPSK != 0 {
+			psk, mk = fuzzPSK, &mks[1]
+		}
+		if err := checkInitiation(pkt, mk); err != nil {
 			t.Fatal(err)
 		}
-		var psk []byte
-		if flags&flagPSK != 0 {
-			psk = fuzzPSK
+		if err := checkInitiation(pkt, &mks[1-flags&flagPSK>>1]); err == nil {
+			t.Fatal("mac1 passed under the other psk setting")
 		}
 		h, err := readInitiation(static, psk, pkt, newSeededReader(6))
 		if err != nil {

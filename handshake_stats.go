@@ -25,6 +25,11 @@ type HandshakeStats struct {
 	// RefusedClientKey (server): authenticated refusals by the client key
 	// policy (Config.Identity).
 	RefusedClientKey uint64
+	// SourceLimited (server): initiations dropped, before any
+	// Diffie-Hellman and without an answer, because their source held
+	// Config.Admission.MaxSessionsPerSource sessions. Also counted in
+	// DropStats.RateLimited.
+	SourceLimited uint64
 	// ResetsSent (server): stateless resets sent for transport packets of
 	// unknown sessions.
 	ResetsSent uint64
@@ -37,7 +42,7 @@ type HandshakeStats struct {
 
 type handshakeCounters struct {
 	processed, cookiesSent, rateLimited, timestampReplays, refusedFull,
-	refusedClientKey, resetsSent, cookiesReceived, resetsReceived atomic.Uint64
+	refusedClientKey, resetsSent, cookiesReceived, resetsReceived, sourceLimited atomic.Uint64
 }
 
 func (h *handshakeCounters) snapshot() HandshakeStats {
@@ -48,6 +53,7 @@ func (h *handshakeCounters) snapshot() HandshakeStats {
 		TimestampReplays: h.timestampReplays.Load(),
 		RefusedFull:      h.refusedFull.Load(),
 		RefusedClientKey: h.refusedClientKey.Load(),
+		SourceLimited:    h.sourceLimited.Load(),
 		ResetsSent:       h.resetsSent.Load(),
 		CookiesReceived:  h.cookiesReceived.Load(),
 		ResetsReceived:   h.resetsReceived.Load(),

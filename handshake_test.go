@@ -31,7 +31,7 @@ func TestHandshakeRoundTrip(t *testing.T) {
 		kp := testKeys(t)
 		c, err := newClientHandshake(kp.Public, cipher, fecParams{}, 77, time.Unix(1, 0), rand.Reader, clientIdentity{})
 		require.NoError(t, err)
-		mk := mac1Key(kp.Public)
+		mk := mac1Key(kp.Public, nil)
 		require.NoError(t, checkInitiation(c.initiation(), &mk))
 		in, resp, skeys, err := respond(serverStatic(kp), c.initiation(), 1234, fecParams{}, rand.Reader)
 		require.NoError(t, err)
@@ -50,7 +50,7 @@ func TestHandshakeRoundTrip(t *testing.T) {
 
 func TestHandshakeRejects(t *testing.T) {
 	kp := testKeys(t)
-	mk := mac1Key(kp.Public)
+	mk := mac1Key(kp.Public, nil)
 	fresh := func() *clientHandshake {
 		c, err := newClientHandshake(kp.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader, clientIdentity{})
 		require.NoError(t, err)
@@ -186,7 +186,7 @@ func TestX25519SuiteMatchesDH25519(t *testing.T) {
 	kp := testKeys(t)
 	static := serverStatic(kp)
 	require.Equal(t, kp.Public[:], static.dh.Public)
-	s := newX25519Suite(static.key)
+	s := newX25519Suite(static.key, nil)
 	require.Equal(t, noiseSuite.Name(), s.Name())
 	for i := range 8 {
 		eph, err := s.GenerateKeypair(newSeededReader(byte(i)))

@@ -19,22 +19,30 @@ type heartbeat struct {
 	// confirmInterval, because its first ping is also the key confirmation
 	// the server waits for before it announces the session.
 	confirmed bool
+	// echoes: the clock values this side sent in pings (client) or pongs
+	// (server), which the peer echoes back for an RTT sample.
+	echoes echoRange
 
 	rttEstimator
 }
 
 // rttEstimator smooths round-trip samples as RFC 6298 does. The zero value
-// has no sample yet.
+// has no sample yet. Samples are clamped to [0, maxRTTSample], so srtt and
+// rttvar stay in that range and the arithmetic here and in their users
+// (probe timeout, expiry margin, deadline estimates) cannot overflow,
+// whatever a peer claims.
 type rttEstimator struct {
 	srtt, rttvar time.Duration
 	samples      uint64
 }
 
-// sample takes one round-trip measurement; a negative one is ignored.
+// sample takes one round-trip measurement; a negative one is ignored, one
+// above maxRTTSample counts as maxRTTSample.
 func (e *rttEstimator) sample(rtt time.Duration) {
 	if rtt < 0 {
 		return
 	}
+	rtt = min(rtt, maxRTTSample)
 	if e.samples == 0 {
 		e.srtt, e.rttvar = rtt, rtt/2
 	} else {
@@ -56,7 +64,33 @@ const (
 	// maxSkippedPings bounds the pings a busy session skips in a row, so
 	// that its heartbeat RTT and the peers' clock offset stay fresh.
 	maxSkippedPings = 3
+	// maxRTTSample caps one round-trip sample. A real path is far below
+	// it; it exists so that 7*srtt and 4*rttvar cannot overflow.
+	maxRTTSample = time.Minute
+	// maxPeerClock bounds a clock value (ns since the peer's epoch) in a
+	// ping or pong: 2^62 ns is 146 years of uptime. A larger one is
+	// malformed; the bound keeps int64 arithmetic on it from wrapping.
+	maxPeerClock = 1 << 62
 )
+
+// echoRange is the range of this side's own clock values (heartbeat.go
+// clock) that it sent in pings (client) or pongs (server): the only values
+// a peer can honestly echo. An echo outside it is malformed.
+type echoRange struct {
+	first, last uint64
+	any         bool // a value was sent
+}
+
+func (r *echoRange) sent(ts uint64) {
+	if !r.any {
+		r.first, r.any = ts, true
+	}
+	r.last = ts
+}
+
+func (r *echoRange) holds(ts uint64) bool {
+	return r.any && ts >= r.first && ts <= r.last
+}
 
 func newHeartbeat(interval, idle time.Duration, pinger bool, now time.Time) heartbeat {
 	h := heartbeat{interval: interval, idle: idle, pinger: pinger, lastRecv: now}

@@ -1,10 +1,15 @@
 package uxp
 
 import (
+	"encoding/binary"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/uxp-go/uxp/internal/netsim"
 )
 
 // TestHeartbeatSkipsPingWhenBusy: a confirmed session that sent and heard
@@ -55,4 +60,76 @@ func TestHeartbeatSkipsPingWhenBusy(t *testing.T) {
 		}
 	}
 	require.Equal(t, 3, pings)
+}
+
+// TestRTTPoisoning: an authenticated client forges the RTT fields of its
+// pings (the echoed server time and the hold time) and its own clock. The
+// server must never report an RTT or RTTVar outside [0, the longest a
+// genuine sample can be]: the time since the pong the ping answers, at most
+// a heartbeat interval plus a round trip here. Forged values outside what
+// the session sent are dropped and counted. On main two such pings made
+// the server report RTT = -1ns and an overflowed RTTVar.
+func TestRTTPoisoning(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const oneWay = 10 * time.Millisecond
+		max := uint64(1<<64 - 1)
+		attacks := []struct {
+			name      string
+			forge     func(b []byte)
+			malformed bool
+		}{
+			{"held = MinInt64", func(b []byte) { binary.LittleEndian.PutUint64(b[16:], 1<<63) }, true},
+			{"held = -1ns", func(b []byte) { binary.LittleEndian.PutUint64(b[16:], max) }, true},
+			{"held beyond the pong's age", func(b []byte) { binary.LittleEndian.PutUint64(b[16:], uint64(time.Hour)) }, true},
+			{"echo of a server time never sent", func(b []byte) { binary.LittleEndian.PutUint64(b[8:], 1) }, true},
+			{"echo from the future", func(b []byte) {
+				binary.LittleEndian.PutUint64(b[8:], binary.LittleEndian.Uint64(b[8:])+uint64(time.Hour))
+			}, true},
+			{"client clock 2^64-1", func(b []byte) { binary.LittleEndian.PutUint64(b[0:], max) }, true},
+			{"held = 0 (largest sample in range)", func(b []byte) { binary.LittleEndian.PutUint64(b[16:], 0) }, false},
+		}
+		var next atomic.Int32 // attacks done; the hook runs on the client's shard
+		honest := true
+		cliCfg := &Config{testRewriteFrame: func(kind byte, b []byte) {
+			if kind != framePing || binary.LittleEndian.Uint64(b[8:]) == 0 {
+				return
+			}
+			// Every other ping is honest, so the session stays alive.
+			n := int(next.Load())
+			if honest = !honest; honest || n >= len(attacks) {
+				return
+			}
+			attacks[n].forge(b)
+			next.Add(1)
+		}}
+		p := newSimPair(t, 41, nil, cliCfg, false)
+		p.net.SetDefault(netsim.Impairment{Delay: oneWay})
+		require.NoError(t, p.cli.Start(t.Context()))
+		time.Sleep(50 * time.Millisecond)
+		p.srvH.mu.Lock()
+		srv := p.srvH.conns[0]
+		p.srvH.mu.Unlock()
+		bound := defaultHeartbeatInterval + 4*oneWay // a genuine sample's ceiling
+		malformed := 0
+		for i, a := range attacks {
+			before := p.srv.Stats().Drops.Malformed
+			for k := 0; int(next.Load()) == i; k++ {
+				require.Less(t, k, 200, "%s: the forged ping was never sent", a.name)
+				time.Sleep(100 * time.Millisecond)
+			}
+			time.Sleep(2 * oneWay)
+			st := srv.Stats()
+			t.Logf("%s: server RTT %v, RTTVar %v", a.name, st.RTT, st.RTTVar)
+			require.GreaterOrEqual(t, st.RTT, time.Duration(0), a.name)
+			require.LessOrEqual(t, st.RTT, bound, a.name)
+			require.GreaterOrEqual(t, st.RTTVar, time.Duration(0), a.name)
+			require.LessOrEqual(t, st.RTTVar, bound, a.name)
+			if a.malformed {
+				malformed++
+				require.Equal(t, before+1, p.srv.Stats().Drops.Malformed, "%s: dropped and counted", a.name)
+			}
+		}
+		require.NoError(t, srv.Err(), "the session survived")
+		require.Equal(t, 6, malformed)
+	})
 }

@@ -37,7 +37,9 @@ type IdentityConfig struct {
 	// in AllowedClientKeys. Nil means none is accepted that way. It is
 	// called on the server's handshake goroutine, one call at a time and
 	// with no SDK lock held, before any state exists for the client; it
-	// must return quickly. Ignored by clients.
+	// must return quickly. A panic in it is recovered and counts as a
+	// refusal: it is logged with its stack and counted in
+	// ServerStats.CallbackPanics. Ignored by clients.
 	AuthorizeClient func(key PublicKey) bool
 
 	// RequireClientKey, on a server, refuses anonymous (Noise NK) clients

@@ -81,14 +81,16 @@ func TestClientIdentity(t *testing.T) {
 		_, _, err = p.addClient(t, "10.0.0.4:5000", &Config{Identity: IdentityConfig{PresharedKey: psk}})
 		require.ErrorIs(t, err, ErrClientRejected)
 
-		// A wrong pre-shared key never completes.
+		// A wrong pre-shared key never completes, and costs no
+		// Diffie-Hellman: mac1 is keyed with the psk.
+		processed := p.srv.Stats().Handshake.Processed
 		_, _, err = p.addClient(t, "10.0.0.5:5000", &Config{HandshakeTimeout: time.Second, Identity: IdentityConfig{ClientPrivateKey: allowed.Private, PresharedKey: unknown.Private}})
 		require.ErrorIs(t, err, ErrHandshakeFailed)
+		require.Equal(t, processed, p.srv.Stats().Handshake.Processed, "dropped at mac1, before any Diffie-Hellman")
 		// No pre-shared key at all is dropped before any Diffie-Hellman.
-		processed := p.srv.Stats().Handshake.Processed
 		_, _, err = p.addClient(t, "10.0.0.6:5000", &Config{HandshakeTimeout: time.Second, Identity: IdentityConfig{ClientPrivateKey: allowed.Private}})
 		require.ErrorIs(t, err, ErrHandshakeFailed)
-		require.Equal(t, processed, p.srv.Stats().Handshake.Processed, "dropped at the psk flag check, before any Diffie-Hellman")
+		require.Equal(t, processed, p.srv.Stats().Handshake.Processed, "dropped at mac1, before any Diffie-Hellman")
 		time.Sleep(2 * defaultHandshakeTimeout) // half-open entries of failed attempts expire
 		st = p.srv.Stats()
 		require.Equal(t, 1, st.Sessions)

@@ -95,6 +95,8 @@ type kcpMemLayout struct {
 	acklist   uintptr // KCP.acklist ([]ackItem)
 	ackType   reflect.Type
 	buffer    uintptr // KCP.buffer ([]byte)
+	rcvNxt    uintptr // KCP.rcv_nxt (uint32), read by kcpRecvState
+	rcvWnd    uintptr // KCP.rcv_wnd (uint32)
 }
 
 // kcpMem is the layout of this kcp-go version's KCP, or nil (with
@@ -183,6 +185,9 @@ func resolveKCPMem(kt reflect.Type) (*kcpMemLayout, error) {
 	if f, err = field(ht, "marks", reflect.Map); err != nil {
 		return nil, err
 	}
+	if f.Type != reflect.TypeFor[map[uint32]struct{}]() {
+		return nil, fmt.Errorf("kcp-go segmentHeap.marks: type %v, want map[uint32]struct{}", f.Type)
+	}
 	m.heapMarks, m.marksType = f.Offset, f.Type
 
 	if f, err = field(kt, "acklist", reflect.Slice); err != nil {
@@ -197,6 +202,16 @@ func resolveKCPMem(kt reflect.Type) (*kcpMemLayout, error) {
 		return nil, errors.New("kcp-go KCP.buffer: not a []byte")
 	}
 	m.buffer = f.Offset
+	for _, p := range []struct {
+		name string
+		off  *uintptr
+	}{{"rcv_nxt", &m.rcvNxt}, {"rcv_wnd", &m.rcvWnd}} {
+		f, ok := kt.FieldByName(p.name)
+		if !ok || len(f.Index) != 1 || f.Type != reflect.TypeFor[uint32]() {
+			return nil, fmt.Errorf("kcp-go KCP.%s: missing or not a uint32", p.name)
+		}
+		*p.off = f.Offset
+	}
 	return &m, nil
 }
 
@@ -384,6 +399,45 @@ func (m *kcpMemLayout) trimRing(r unsafe.Pointer) {
 	*(*int)(unsafe.Add(r, m.ringHead)) = 0
 	*(*int)(unsafe.Add(r, m.ringTail)) = 0
 	reflect.NewAt(m.segsType, unsafe.Add(r, m.ringElems)).Elem().Set(reflect.MakeSlice(m.segsType, kcpRingEntries, kcpRingEntries))
+}
+
+// ringLen is the number of segments ring r holds (RingBuffer.Len).
+func (m *kcpMemLayout) ringLen(r unsafe.Pointer) int {
+	head := *(*int)(unsafe.Add(r, m.ringHead))
+	tail := *(*int)(unsafe.Add(r, m.ringTail))
+	if head <= tail {
+		return tail - head
+	}
+	return (*sliceHeader)(unsafe.Add(r, m.ringElems)).len - head + tail
+}
+
+// kcpRecvState reads k's receive side: rcvNxt, the next sn it expects;
+// end, the end of the window it advertises (rcv_nxt + rcv_wnd less the
+// segments waiting in its receive queue, which is what its una and wnd
+// tell the peer); and held, the segments it stores (receive queue and
+// receive heap), each in a buffer of kcpSegBuf bytes. ok is false when the
+// layout is unknown.
+func kcpRecvState(k *kcp.KCP) (rcvNxt, end uint32, held int, ok bool) {
+	m := kcpMem
+	if m == nil {
+		return 0, 0, 0, false
+	}
+	p := unsafe.Pointer(k)
+	rcvNxt = *(*uint32)(unsafe.Add(p, m.rcvNxt))
+	wnd := int(*(*uint32)(unsafe.Add(p, m.rcvWnd)))
+	queued := m.ringLen(m.ring(p, 1)) // rcv_queue
+	h := *(*unsafe.Pointer)(unsafe.Add(p, m.rcvBuf))
+	held = queued + (*sliceHeader)(unsafe.Add(h, m.heapSegs)).len
+	return rcvNxt, rcvNxt + uint32(max(0, wnd-queued)), held, true
+}
+
+// kcpStored reports whether k's receive heap holds segment sn (kcp-go's
+// segmentHeap.Has): a copy of it adds no memory. The layout must be known.
+func kcpStored(k *kcp.KCP, sn uint32) bool {
+	m := kcpMem
+	h := *(*unsafe.Pointer)(unsafe.Add(unsafe.Pointer(k), m.rcvBuf))
+	_, ok := (*(*map[uint32]struct{})(unsafe.Add(h, m.heapMarks)))[sn]
+	return ok
 }
 
 // kcpQuiet reports whether k holds nothing to send, acknowledge or

@@ -67,6 +67,25 @@ type (
 		rcv_buf                       *fakeHeap
 		acklist                       []struct{ sn, ts uint32 }
 		buffer                        []byte
+		rcv_nxt, rcv_wnd              uint32
+	}
+	fakeHeapBoolMarks struct {
+		segments []fakeSeg
+		marks    map[uint32]bool
+	}
+	fakeKCPBoolMarks struct {
+		snd_queue, rcv_queue, snd_buf *fakeRing
+		rcv_buf                       *fakeHeapBoolMarks
+		acklist                       []struct{ sn, ts uint32 }
+		buffer                        []byte
+		rcv_nxt, rcv_wnd              uint32
+	}
+	fakeKCPIntWnd struct {
+		snd_queue, rcv_queue, snd_buf *fakeRing
+		rcv_buf                       *fakeHeap
+		acklist                       []struct{ sn, ts uint32 }
+		buffer                        []byte
+		rcv_nxt, rcv_wnd              int
 	}
 	fakeKCPNoBuffer struct {
 		snd_queue, rcv_queue, snd_buf *fakeRing
@@ -131,6 +150,8 @@ func TestKCPMemLayout(t *testing.T) {
 		{"int32 ring indexes", reflect.TypeFor[fakeKCPRing32]()},
 		{"rings of two types", reflect.TypeFor[fakeKCPMixedRings]()},
 		{"heap of other segments", reflect.TypeFor[fakeKCPOtherHeap]()},
+		{"int receive window", reflect.TypeFor[fakeKCPIntWnd]()},
+		{"receive heap marks of another type", reflect.TypeFor[fakeKCPBoolMarks]()},
 	} {
 		m, err := resolveKCPMem(bad.typ)
 		require.Error(t, err, bad.name)
@@ -490,6 +511,7 @@ type (
 		rcv_buf                       *fakeHeap
 		acklist                       []struct{ sn, ts uint32 }
 		buffer                        []byte
+		rcv_nxt, rcv_wnd              uint32
 		output                        func([]byte, int)
 		log                           func(string, ...any)
 	}
@@ -499,6 +521,7 @@ type (
 		rcv_buf                       *fakeHeap
 		acklist                       []struct{ sn, ts uint32 }
 		buffer                        []byte
+		rcv_nxt, rcv_wnd              uint32
 		output                        func([]byte, int)
 		log                           func(string, ...any)
 		stats                         *int
@@ -509,6 +532,7 @@ type (
 		rcv_buf                       *fakeHeap
 		acklist                       []struct{ sn, ts uint32 }
 		buffer                        []byte
+		rcv_nxt, rcv_wnd              uint32
 		output                        func([]byte)
 		log                           func(string, ...any)
 	}

@@ -24,29 +24,29 @@ import (
 // timeout (or its tail probe, probe.go) instead of ticking.
 //
 // It reads the unexported segment fields resendts, xmit, fastack and acked
-// in the snd_buf ring whose layout kcp_mem.go resolves; kcpSegLayout
+// in the snd_buf ring whose layout kcp_mem.go resolves; kcpSchedLayout
 // resolves the segment's own offsets once, with reflect, and checks their
 // types. With another kcp-go version (either layout nil) kcpSendWork
 // reports tick, the old behaviour: correct, only more timer work.
 // TestKCPSchedLayout fails on such a version so an upgrade is noticed.
 
-// kcpSegLayout locates the fields of kcp-go's segment that kcpSendWork
+// kcpSchedLayout locates the fields of kcp-go's segment that kcpSendWork
 // reads.
-type kcpSegLayout struct {
+type kcpSchedLayout struct {
 	size                           uintptr // sizeof(segment)
 	resendts, xmit, fastack, acked uintptr // all uint32
 }
 
-// kcpSeg is this kcp-go version's segment layout, or nil (kcpSegErr says
+// kcpSched is this kcp-go version's segment layout, or nil (kcpSchedErr says
 // why). Computed once at init and never written after.
-var kcpSeg, kcpSegErr = resolveKCPSeg(kcpMem)
+var kcpSched, kcpSchedErr = resolveKCPSched(kcpMem)
 
-func resolveKCPSeg(m *kcpMemLayout) (*kcpSegLayout, error) {
+func resolveKCPSched(m *kcpMemLayout) (*kcpSchedLayout, error) {
 	if m == nil {
 		return nil, fmt.Errorf("kcp-go layout unknown: %v", kcpMemErr)
 	}
 	st := m.segsType.Elem()
-	l := kcpSegLayout{size: st.Size()}
+	l := kcpSchedLayout{size: st.Size()}
 	u32 := reflect.TypeFor[uint32]()
 	for _, f := range []struct {
 		name string
@@ -69,7 +69,7 @@ func resolveKCPSeg(m *kcpMemLayout) (*kcpSegLayout, error) {
 // retransmission, or the layout is unknown. Cost: one pass over the send
 // buffer, the segments in flight.
 func kcpSendWork(k *kcp.KCP) (at uint32, has, tick bool) {
-	m, sl := kcpMem, kcpSeg
+	m, sl := kcpMem, kcpSched
 	if m == nil || sl == nil {
 		return 0, false, k.WaitSnd() > 0
 	}

@@ -120,14 +120,19 @@ func (c *Conn) laneFrameInput(body []byte, typ kcp.PacketType) {
 // latency tracker and laneConfirm read it before KCP does), hands them to
 // the lane's KCP in one Input, then delivers what became complete.
 // A malformed segment is counted and ends the frame; the segments before
-// it are still taken.
+// it are still taken. Segments KCP would spend unbounded work or memory on
+// are filtered first (lane_bounds.go): an ACK this side already took is
+// passed with its sn moved out of range, and a data segment beyond the
+// receive window or the session's receive budget is left out.
 func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 	if len(body) == 0 {
 		c.drop(dropMalformed)
 		return
 	}
 	c.expireLanes(c.shard.now)
-	good, bad := 0, false
+	k := c.laneKCP(l)
+	in := segFilter{c: c, l: l, k: k, body: body}
+	bad := false
 	for p := body; len(p) > 0; {
 		if len(p) < kcpOverhead {
 			bad = true
@@ -143,26 +148,42 @@ func (c *Conn) laneInput(l *lane, body []byte, typ kcp.PacketType) {
 			bad = true
 			break
 		}
+		if p[4] != kcp.IKCP_CMD_PUSH && (n != 0 || p[5] != 0) {
+			// ACKs and window probes carry no payload and no fragment
+			// number (KCP would skip a payload unread).
+			bad = true
+			break
+		}
+		seg := p[:kcpOverhead+int(n)]
+		act := segKeep
 		switch p[4] {
-		case kcp.IKCP_CMD_PUSH, kcp.IKCP_CMD_WASK:
-			// Each needs an answer: an ACK or a window size.
-			l.ackPending = true
+		case kcp.IKCP_CMD_PUSH:
+			act = in.push(seg)
+			if act == segKeep {
+				l.ackPending = true // it needs an ACK
+			}
+		case kcp.IKCP_CMD_WASK:
+			l.ackPending = true // it needs a window answer
 		case kcp.IKCP_CMD_ACK:
 			c.probeACK(l, binary.LittleEndian.Uint32(p[12:16]), binary.LittleEndian.Uint32(p[8:12]), c.shard.now)
 		case kcp.IKCP_CMD_WINS:
 		default:
-			bad = true
+			act = segBad
 		}
-		if bad {
+		if act == segBad {
+			bad = true
 			break
 		}
 		c.noteUna(&l.lat, una, c.shard.now)
 		c.laneConfirm(l, una)
 		l.notePeerWnd(p)
-		p = p[kcpOverhead+int(n):]
-		good = len(body) - len(p)
+		if p[4] == kcp.IKCP_CMD_ACK {
+			act = in.ack(seg)
+		}
+		in.take(seg, act)
+		p = p[len(seg):]
 	}
-	if good > 0 && c.laneKCP(l).Input(body[:good], typ, false) < 0 {
+	if segs := in.segments(); len(segs) > 0 && k.Input(segs, typ, false) < 0 {
 		bad = true // cannot happen: the segments were checked above
 	}
 	if bad {
@@ -178,6 +199,7 @@ func (c *Conn) laneConfirm(l *lane, una uint32) {
 	if int32(una-l.sndUna) <= 0 {
 		return
 	}
+	l.forgetAcked(una)
 	l.sndUna = una
 	c.probeAcked(l, una, c.shard.now)
 	i := 0
@@ -222,13 +244,14 @@ func (c *Conn) laneDeliver(l *lane, force bool) {
 			return
 		}
 		if n > len(buf) {
-			c.terminate(&ProtocolError{Reason: "peer sent a message larger than MaxMessageSize"}, closeProtocol, true)
+			c.terminate(&ProtocolError{Reason: "peer sent a message larger than MaxMessageSize"}, CloseProtocolError, "message larger than MaxMessageSize", true)
 			return
 		}
 		n = l.arq.Recv(buf)
 		if n < 0 {
 			return // cannot happen after PeekSize
 		}
+		l.rcvMsgs++
 		if n == 0 {
 			// An empty message has no kind byte: malformed, and it can only
 			// come from a peer that crafted the KCP segment. Count it and go
@@ -246,7 +269,7 @@ func (c *Conn) laneDeliver(l *lane, force bool) {
 		case laneMsgDeadline:
 			dl, k1 := binary.Uvarint(buf[1:n])
 			if k1 <= 0 {
-				c.terminate(&ProtocolError{Reason: "bad lane message header"}, closeProtocol, true)
+				c.terminate(&ProtocolError{Reason: "bad lane message header"}, CloseProtocolError, "bad lane message header", true)
 				return
 			}
 			size, k2 := binary.Uvarint(buf[1+k1 : n])
@@ -263,7 +286,7 @@ func (c *Conn) laneDeliver(l *lane, force bool) {
 			}
 			payload = buf[1+k1+k2 : n]
 		default:
-			c.terminate(&ProtocolError{Reason: "bad lane message kind"}, closeProtocol, true)
+			c.terminate(&ProtocolError{Reason: "bad lane message kind"}, CloseProtocolError, "bad lane message kind", true)
 			return
 		}
 		l.ctr.msgsIn.Add(1)

@@ -155,8 +155,19 @@ type lane struct {
 	probe     tailProbe       // probe.go
 	wnd       wndProbe        // wndprobe.go
 
+	// acked marks the sns in [sndUna, sndUna+64×len) whose first ACK was
+	// passed to arq; repeats are neutralised (lane_bounds.go). ackWalks
+	// counts the send-buffer segments those ACKs made arq walk, for tests.
+	acked    []uint64
+	ackWalks uint64
+
 	// Receive side.
 	ackPending bool // arq holds ACKs (or a window answer) not yet flushed
+
+	// Messages handed to arq, and taken out of it, mod 2^32: the close
+	// frame carries sndMsgs, and the receiver checks its rcvMsgs against
+	// it (conn_close.go).
+	sndMsgs, rcvMsgs uint32
 
 	// trimAt is when the lane's grown memory goes back, in unix ms mod
 	// 2^32; 0 = not armed (kcp_mem.go).
@@ -180,6 +191,10 @@ func (c *Conn) initLanes() {
 func (c *Conn) laneKCP(l *lane) *kcp.KCP {
 	if l.arq == nil {
 		l.arq = c.newLaneKCP(c.id, c.laneKCPOutput(l))
+		l.acked = make([]uint64, ackedWords(c.ep.set.sendWindow))
+		if c.recvWndCap > 0 {
+			l.arq.WndSize(0, c.recvWndCap)
+		}
 	}
 	return l.arq
 }
@@ -320,6 +335,7 @@ func (c *Conn) admitOne(l *lane, data []byte, expiry int64, skip bool) int {
 		l.queued -= len(data)
 		return 0
 	}
+	l.sndMsgs++
 	mss := c.ep.set.mss()
 	frags := max(1, (len(b)+mss-1)/mss)
 	l.inflight = append(l.inflight, laneSent{firstSN: l.sndSN, lastSN: l.sndSN + uint32(frags) - 1, size: len(data), expiry: expiry})
@@ -389,6 +405,7 @@ func (c *Conn) noteQueued() {
 	if fh, ok := c.handlerFor().(flowHandler); ok {
 		fh.sendRoom()
 	}
+	c.checkWritable() // writable.go
 }
 
 // laneTimers runs the lanes' KCP clocks: retransmissions and delayed ACKs.

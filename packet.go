@@ -43,18 +43,11 @@ const (
 	frameKCP   byte = 1 // body: one or more KCP segments
 	framePing  byte = 2 // body: pingSize bytes (conn_loop.go)
 	framePong  byte = 3 // body: pongSize bytes (conn_loop.go)
-	frameClose byte = 4 // body: u8 close reason
+	frameClose byte = 4 // body: see closeFrame (conn_close.go)
 	// frameFEC (5) and frameLoss (6) are in fec_session.go.
 	// frameRekey (7) is in rekey.go; framePathChallenge (8) and
 	// framePathResponse (9) are in path.go.
 
-	closeBodySize = 1
-
-	// Close reasons carried by frameClose.
-	closeNormal   byte = 0
-	closeShutdown byte = 1
-	closeProtocol byte = 2
-	closeFull     byte = 3 // the server filled up before it could announce the session
 )
 
 /* Derived constants */

@@ -53,6 +53,11 @@ const (
 
 // MigrationHandler is optionally implemented by a ConnHandler that wants
 // to know when a server session moved to a new client address.
+//
+// Check at compile time that your handler implements it; a method with a
+// misspelled name compiles and is never called:
+//
+//	var _ uxp.MigrationHandler = (*MyHandler)(nil)
 type MigrationHandler interface {
 	// OnMigrated is called on the session's update worker, with no SDK
 	// lock held, after the session moved from one peer address to another

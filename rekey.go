@@ -77,6 +77,14 @@ const (
 
 	rekeyFirstRetry = 250 * time.Millisecond
 	rekeyMaxRetry   = 2 * time.Second
+
+	// minPeerRekeyGap bounds how often a peer can make this side do a
+	// responder's rekey work (a key generation and an X25519): an init
+	// that arrives sooner after the last one answered is dropped and
+	// counted (Drops.RateLimited); the peer retransmits it. An honest
+	// peer starts a rekey only once its previous generation retired,
+	// rekeyGrace after the switch, so it is never held back.
+	minPeerRekeyGap = rekeyGrace / 2
 )
 
 // keySlot is one key generation: both directions' AEADs and the raw keys
@@ -125,8 +133,10 @@ type rekeyState struct {
 	retryAt  time.Time
 	retryGap time.Duration
 
-	// Responder: the ephemeral sent in the ack, for retransmitted inits.
-	ackPub [32]byte
+	// Responder: the ephemeral sent in the ack, for retransmitted inits,
+	// and when the last init was answered (minPeerRekeyGap).
+	ackPub   [32]byte
+	answered time.Time
 }
 
 func blake2sHash() hash.Hash {
@@ -262,11 +272,11 @@ func (c *Conn) rekeyTick(now time.Time) {
 		}
 		return
 	}
-	if rk.slots[(rk.cur+1)&1] != nil {
+	set := c.ep.set
+	if rk.slots[(rk.cur+1)&1] != nil && !set.testEagerRekey {
 		return // a generation is retiring, or we answered and wait
 	}
-	set := c.ep.set
-	due := set.rekeyAfterPackets > 0 && c.sendCounter-rk.sentAtStart >= uint64(set.rekeyAfterPackets)
+	due := set.rekeyAfterPackets > 0 && c.sendCounter-rk.sentAtStart >= uint64(set.rekeyAfterPackets) || set.testEagerRekey
 	if t := c.rekeyAfterTime(); t > 0 && now.Sub(rk.since) >= t {
 		due = true
 	}
@@ -276,6 +286,7 @@ func (c *Conn) rekeyTick(now time.Time) {
 	if _, err := rand.Read(rk.priv[:]); err != nil {
 		return
 	}
+	countX25519(&c.ep.x25519)
 	pub, err := curve25519.X25519(rk.priv[:], curve25519.Basepoint)
 	if err != nil {
 		return
@@ -362,18 +373,27 @@ func (c *Conn) takeRekey(body []byte, now time.Time) {
 			c.sendRekey(rekeyAck, f.epoch, &rk.ackPub)
 			return
 		}
+		if rk.pending && c.isClient {
+			return // a collision: the server answers ours instead
+		}
+		if !rk.answered.IsZero() && now.Sub(rk.answered) < minPeerRekeyGap {
+			// Too soon after the last one: every init answered costs a
+			// key generation and an X25519, so a peer gets at most one
+			// per minPeerRekeyGap.
+			c.drop(dropRateLimited)
+			return
+		}
 		if rk.pending {
-			if c.isClient {
-				return // a collision: the server answers ours instead
-			}
 			rk.pending = false
 			ucrypto.Zero(rk.priv[:])
 		}
+		rk.answered = now
 		var priv [32]byte
 		if _, err := rand.Read(priv[:]); err != nil {
 			return
 		}
 		defer ucrypto.Zero(priv[:])
+		countX25519(&c.ep.x25519)
 		pub, err := curve25519.X25519(priv[:], curve25519.Basepoint)
 		if err != nil {
 			return
@@ -413,6 +433,7 @@ func (c *Conn) takeRekey(body []byte, now time.Time) {
 // key (all-zero shared secret) is refused and counted.
 func (c *Conn) deriveKeys(epoch uint32, priv, peer *[32]byte) (*keySlot, bool) {
 	rk := &c.keys
+	countX25519(&c.ep.x25519)
 	dh, err := curve25519.X25519(priv[:], peer[:])
 	if err != nil || subtle.ConstantTimeCompare(dh, make([]byte, 32)) == 1 {
 		c.drop(dropMalformed)

@@ -273,3 +273,48 @@ func TestRekeyConfig(t *testing.T) {
 	require.Equal(t, 2*time.Minute, set.rekeyAfterTime)
 	require.Equal(t, int64(1<<32), set.rekeyAfterPackets)
 }
+
+// TestPeerRekeyFlood: a client that starts a new rekey as soon as the last
+// one finished (as a hostile peer would) can make the server answer at most
+// one rekey per minPeerRekeyGap; each answer costs the server 2 X25519 (a
+// key generation and the exchange). Inits beyond the bound are dropped and
+// counted (Drops.RateLimited), and the session's traffic is undisturbed. On
+// main the server answered one rekey per round trip.
+func TestPeerRekeyFlood(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const (
+			oneWay   = 5 * time.Millisecond
+			duration = 10 * time.Second
+			gap      = 10 * time.Millisecond
+		)
+		p := newSimPair(t, 51, nil, &Config{testEagerRekey: true}, false)
+		p.net.SetDefault(netsim.Impairment{Delay: oneWay})
+		require.NoError(t, p.cli.Start(context.Background()))
+		time.Sleep(50 * time.Millisecond)
+		p.srvH.mu.Lock()
+		srv := p.srvH.conns[0]
+		p.srvH.mu.Unlock()
+		x0, st0 := p.srv.ep.x25519.Load(), srv.Stats()
+		sent := 0
+		for end := time.Now().Add(duration); time.Now().Before(end); sent++ {
+			_, err := p.cli.Conn().Write([]byte("tick"))
+			require.NoError(t, err)
+			time.Sleep(gap)
+		}
+		time.Sleep(200 * time.Millisecond)
+		st := srv.Stats()
+		x := p.srv.ep.x25519.Load() - x0
+		rekeys := st.Rekeys - st0.Rekeys
+		packets := st.PacketsReceived - st0.PacketsReceived
+		const maxRekeys = uint64(duration/time.Second) + 1 // minPeerRekeyGap is 1 s
+		require.Equal(t, time.Second, minPeerRekeyGap)
+		t.Logf("%v: server answered %d rekeys (bound %d), refused %d inits, %d X25519 for %d datagrams (%.4f per datagram; default schedule: one rekey per %v)",
+			duration, rekeys, maxRekeys, st.Drops.RateLimited, x, packets, float64(x)/float64(packets), defaultRekeyAfterTime)
+		require.LessOrEqual(t, rekeys, maxRekeys, "at most one peer rekey per %v", minPeerRekeyGap)
+		require.GreaterOrEqual(t, rekeys, maxRekeys/2, "an eager but honest-paced peer still rekeys")
+		require.LessOrEqual(t, x, 2*maxRekeys, "2 X25519 per answered rekey, none for refused ones")
+		require.Positive(t, st.Drops.RateLimited, "inits beyond the bound were dropped and counted")
+		require.Equal(t, uint64(sent), st.MessagesReceived, "traffic went on")
+		require.NoError(t, srv.Err())
+	})
+}

@@ -1,6 +1,7 @@
 package uxp
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"net"
@@ -32,10 +33,13 @@ type Server struct {
 	// no Diffie-Hellman. Bounded by maxHalfOpen.
 	confirmed map[[noiseKeySize]byte]time.Time
 	lastSweep time.Time // handshake loop: last pruning of confirmed
+	// sources counts sessions per source for
+	// Config.Admission.MaxSessionsPerSource (admission.go).
+	sources sourceTable
 
 	// Owned by the handshake loop.
 	cookies   *cookieChecker
-	limiter   *rateLimiter    // per source, for cookie-validated initiations
+	limiter   *rateLimiter    // per source, for cookie-validated initiations; nil: none
 	stamps    *timestampTable // last initiation timestamp per client key
 	loadUntil time.Time       // under load until then
 	resetKey  [32]byte        // immutable
@@ -58,6 +62,14 @@ type Server struct {
 	hsConfirmed atomic.Uint64
 	hsLatency   histogramCounters
 
+	// refusing is set by Shutdown and Listener.Close: new initiations get
+	// an authenticated refusal and half-open sessions are not admitted.
+	refusing atomic.Bool
+	// ended is signalled (capacity 1) whenever an announced session ends
+	// or a session stops draining, for Shutdown.
+	ended chan struct{}
+	lst   *Listener // set by Listen before Start; nil for a plain Server
+
 	mu      sync.Mutex
 	started bool
 	closed  bool
@@ -77,16 +89,10 @@ const (
 	// proved they hold the keys.
 	maxHalfOpen = 1 << 16
 	// The server is under load when the handshake queue holds at least
-	// underLoadQueueLen initiations, and stays so for underLoadAfter
-	// (wireguard-go: QueueHandshakeSize/8 and UnderLoadAfterTime).
-	underLoadQueueLen = handshakeQueueLen / 8
-	underLoadAfter    = time.Second
-	// Per-source Diffie-Hellman budget while under load, for initiations
-	// that carry a valid mac2. wireguard-go allows 20 per second, burst 5,
-	// per IP; a game server sees many players behind one carrier-grade NAT
-	// address, so uxp allows more: about 1.5 % of a core per source.
-	handshakeRate    = 100
-	handshakeBurst   = 100
+	// Config.Admission.LoadThreshold initiations, and stays so for
+	// underLoadAfter (wireguard-go: UnderLoadAfterTime). The per-source
+	// rate limit's defaults are in admission.go.
+	underLoadAfter   = time.Second
 	handshakeSources = 1 << 16
 	// maxClientKeys bounds the per-client-key timestamp table.
 	maxClientKeys = 1 << 16
@@ -123,24 +129,35 @@ func NewServer(pc net.PacketConn, handler ServerHandler, cfg *Config) (*Server, 
 		handler:   handler,
 		static:    static,
 		pub:       pub,
-		mac1:      mac1Key(pub),
+		mac1:      mac1Key(pub, set.identity.psk),
 		hsQueue:   make(chan handshakeJob, handshakeQueueLen),
 		halfOpen:  make(map[[noiseKeySize]byte]*Conn),
 		stopped:   make(chan struct{}),
+		ended:     make(chan struct{}, 1),
 		cookies:   newCookieChecker(pub, rand.Reader),
-		limiter:   newRateLimiter(handshakeRate, handshakeBurst, handshakeSources),
+		sources:   make(sourceTable),
 		stamps:    newTimestampTable(maxClientKeys),
 		resetKey:  resetKey(set.privateKey),
 		resets:    newResetSender(set.privateKey),
 		tr:        newTracer(set.tracer, false),
 		confirmed: make(map[[noiseKeySize]byte]time.Time),
 	}
+	if a := set.admission; a.rate > 0 {
+		s.limiter = newRateLimiter(a.rate, a.burst, handshakeSources)
+	}
 	ep := newEndpoint(pc, set, set.workers)
+	static.ops = &ep.x25519
 	ep.onInitiation = s.queueInitiation
 	ep.onUnknownSession = s.sendReset
 	ep.onAdmit = s.admit
 	ep.onEstablished = s.announce
 	ep.onConnClosed = s.connClosed
+	ep.onConnFreed = func(*Conn) {
+		notify(s.ended)
+		if s.lst != nil {
+			s.lst.maybeStop()
+		}
+	}
 	s.ep = ep
 	return s, nil
 }
@@ -170,10 +187,13 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// Close ends every session (each gets ErrServerClosed and a close packet),
-// stops every goroutine the Server started, closes the PacketConn, and
-// returns when all of that is done and OnClosed has run. Do not call it
-// from a handler callback: it waits for the workers those callbacks run on.
+// Close ends every session at once (each gets ErrServerClosed, and its
+// peer a close packet with CloseServerShutdown, which it reads as an
+// error, never as an orderly end), stops every goroutine the Server
+// started, closes the PacketConn, and returns when all of that is done
+// and OnClosed has run. Data not yet delivered is lost; Shutdown delivers
+// it first. Do not call it from a handler callback: it waits for the
+// workers those callbacks run on.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -194,11 +214,47 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// Shutdown ends the server gracefully. It stops taking new sessions (new
+// clients get an authenticated refusal: their Start fails with
+// ErrServerShuttingDown), closes every session with CloseServerShutdown
+// once what was written to it has been delivered (each lingers as after
+// Conn.Close, Config.CloseLinger), and returns nil when all have ended,
+// their peers have confirmed the close (or a few seconds of repeating it
+// passed), and the Server has stopped, as after Close. If ctx is done first, it ends
+// the remaining sessions at once (as Close does, with the same code) and
+// returns ctx's error. Do not call it from a handler callback.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	live := s.started && !s.closed
+	s.mu.Unlock()
+	if !live {
+		return s.Close()
+	}
+	s.refusing.Store(true)
+	for _, c := range s.live.snapshot() {
+		c.requestClose(CloseServerShutdown, "server shutdown", true)
+	}
+	// Wait for the sessions to end, and for their close frames to be
+	// confirmed (draining): Close would cut the repetitions short.
+	for s.sessions.Load() > 0 || s.ep.draining.Load() > 0 {
+		select {
+		case <-s.ended:
+		case <-s.stopped:
+			return nil // the socket failed, or Close ran
+		case <-ctx.Done():
+			s.Close()
+			return ctx.Err()
+		}
+	}
+	return s.Close()
+}
+
 func (s *Server) finish() {
 	s.ep.wg.Wait()
 	s.halfMu.Lock()
 	clear(s.halfOpen)
 	clear(s.confirmed)
+	clear(s.sources)
 	s.halfMu.Unlock()
 	// The handshake loop has stopped; return what it left queued.
 	for len(s.hsQueue) > 0 {
@@ -215,7 +271,7 @@ func (s *Server) finish() {
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
-				s.ep.log.Error("uxp: OnClosed callback panicked", "panic", r)
+				s.ep.callbackPanicked("Server OnClosed", 0, r)
 			}
 		}()
 		s.handler.OnClosed(err)
@@ -242,6 +298,8 @@ func (s *Server) Stats() ServerStats {
 		HandshakesConfirmed: s.hsConfirmed.Load(),
 		HandshakeLatency:    s.hsLatency.snapshot(),
 		SessionsClosed:      s.ep.closes.snapshot(),
+		CallbackPanics:      s.ep.callbackPanics.Load(),
+		Unhandled:           s.ep.unhandled.snapshot(),
 	}
 	s.halfMu.Lock()
 	st.HalfOpen = len(s.halfOpen)
@@ -273,7 +331,7 @@ func (s *Server) handshakeLoop() {
 			// Workers behind on established sessions' traffic count as
 			// load too: new handshakes then need a cookie and pass the
 			// rate limit, rather than take CPU the sessions need.
-			if len(s.hsQueue) >= underLoadQueueLen || s.forceLoad.Load() || s.ep.workersBehind() {
+			if len(s.hsQueue) >= s.set.admission.loadThreshold || s.forceLoad.Load() || s.ep.workersBehind() {
 				s.loadUntil = now.Add(underLoadAfter)
 			}
 			s.handleInitiation(j.buf[:j.n], j.from, now, now.Before(s.loadUntil))
@@ -285,9 +343,10 @@ func (s *Server) handshakeLoop() {
 }
 
 // handleInitiation answers one initiation. Order matters, cheapest first:
-// length, version and mac1; then, under load, mac2 (or a cookie reply);
-// the half-open table; under load, the per-source rate limit; only then
-// Diffie-Hellman. No session state exists until the initiation has
+// length, version and mac1; then, under load or for a source at its
+// session limit, mac2 (or a cookie reply); the half-open table; the
+// per-source session limit; under load, the per-source rate limit; only
+// then Diffie-Hellman. No session state exists until the initiation has
 // decrypted and the policy (client key, timestamp, MaxSessions, FEC)
 // accepted it. Every answer is smaller than the initiation.
 func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time, underLoad bool) {
@@ -299,10 +358,13 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		s.ep.drops.malformed.Add(1)
 		return
 	}
-	if !underLoad && s.nearlyFull() {
-		// Half-open sessions could take the free slots: only sources that
-		// can receive at their address (mac2) and stay within their rate
-		// limit may add more.
+	src := sourceOf(from)
+	perSource := s.set.admission.perSource
+	if !underLoad && (s.nearlyFull() || s.sourceFull(src)) {
+		// Half-open sessions could take the free slots (of the server, or
+		// of this source, in whose name anyone can send initiations): only
+		// sources that can receive at their address (mac2) and stay within
+		// their rate limit may add more.
 		underLoad = true
 	}
 	if underLoad && !s.cookies.validMAC2(pkt, from, now) {
@@ -341,21 +403,33 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		}
 	}
 	halfOpen := len(s.halfOpen)
+	// Under load, mac2 was valid: the source receives at its address.
+	proven := underLoad
+	admitted := s.sources.admits(src, perSource, proven)
 	s.halfMu.Unlock()
 	if halfOpen >= maxHalfOpen {
 		s.ep.drops.overload.Add(1)
 		return
 	}
+	if !admitted {
+		// The source holds MaxSessionsPerSource sessions: no
+		// Diffie-Hellman, no state, no answer.
+		s.hstats.sourceLimited.Add(1)
+		s.ep.drops.rateLimited.Add(1)
+		return
+	}
 	// The rate limit guards the Diffie-Hellman below, so it comes after
 	// the half-open lookup: retransmissions spend no tokens.
-	if underLoad && !s.limiter.allow(from.Addr(), now) {
+	if underLoad && s.limiter != nil && !s.limiter.allow(from.Addr(), now) {
 		s.hstats.rateLimited.Add(1)
 		s.ep.drops.rateLimited.Add(1) // also a drop without reply
 		return
 	}
 	if (pkt[3]&flagPSK != 0) != (s.set.identity.psk != nil) {
 		// With or without a pre-shared key, the two sides cannot agree:
-		// no need to spend a Diffie-Hellman finding out.
+		// no need to spend a Diffie-Hellman finding out. (Only a client
+		// that holds our psk, or a server without one, gets here: mac1 is
+		// keyed with the psk.)
 		s.ep.drops.authFailed.Add(1)
 		return
 	}
@@ -375,13 +449,21 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 	decision, fecOK := negotiateFEC(s.set.fec, in.fecReq)
 	status := statusOK
 	switch {
-	case !s.set.identity.admits(in):
+	case s.refusing.Load():
+		status = statusShuttingDown
+	case !s.admits(in):
 		status = statusClientDenied
 		s.hstats.refusedClientKey.Add(1)
 	case s.set.maxSessions > 0 && int(s.sessions.Load()) >= s.set.maxSessions:
 		// Only established sessions fill the server: half-open ones cost
 		// an attacker nothing but a Diffie-Hellman of ours, so counting
 		// them would let it lock real clients out.
+		status = statusServerFull
+		s.hstats.refusedFull.Add(1)
+	case s.lst != nil && s.lst.backlogFull(halfOpen):
+		// The Listener's backlog (with the half-open sessions that will
+		// join it) is full: refuse now, so the client's Dial fails,
+		// rather than establish a session that would have to be closed.
 		status = statusServerFull
 		s.hstats.refusedFull.Add(1)
 	case !fecOK:
@@ -420,14 +502,31 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 	}
 	c.ephemeral = eph
 	c.response = resp
+	c.source, c.sourceProven = src, proven
 	s.halfMu.Lock()
 	s.halfOpen[eph] = c
+	s.sources.add(src, proven)
 	s.halfMu.Unlock()
 	s.ep.table.set(id, c)
 	c.shard.post(c) // schedules the half-open expiry
 	s.completed.Add(1)
 	s.tr.initiationAnswered(id, from, in.cipher, decision.data, decision.parity)
 	_ = s.ep.writeTo(resp[:], from)
+}
+
+// admits applies the client key policy. Config.Identity.AuthorizeClient is
+// application code running on the handshake loop: a panic there must not
+// take the process down, nor let the client in. It counts as a refusal (the
+// client gets ErrClientRejected), is logged with its stack and is counted
+// in ServerStats.CallbackPanics.
+func (s *Server) admits(in *initiation) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.ep.callbackPanicked("AuthorizeClient", 0, r)
+			ok = false
+		}
+	}()
+	return s.set.identity.admits(in)
 }
 
 // sendReset runs on the read loop for a transport packet whose session ID
@@ -447,20 +546,36 @@ func (s *Server) sendReset(pkt []byte, from netip.AddrPort) {
 // nearlyFull reports whether established and half-open sessions together
 // reach MaxSessions.
 func (s *Server) nearlyFull() bool {
-	if s.set.maxSessions <= 0 {
+	if s.set.maxSessions <= 0 && s.lst == nil {
 		return false
 	}
 	s.halfMu.Lock()
 	n := len(s.halfOpen)
 	s.halfMu.Unlock()
-	return int(s.sessions.Load())+n >= s.set.maxSessions
+	if s.lst != nil && s.lst.backlogFull(n) {
+		// The same protection for a Listener's backlog: half-open
+		// sessions count against it, so only sources that prove their
+		// address may add more.
+		return true
+	}
+	return s.set.maxSessions > 0 && int(s.sessions.Load())+n >= s.set.maxSessions
+}
+
+// sourceFull reports whether src holds MaxSessionsPerSource sessions,
+// half-open ones included.
+func (s *Server) sourceFull(src [16]byte) bool {
+	s.halfMu.Lock()
+	defer s.halfMu.Unlock()
+	return s.sources.full(src, s.set.admission.perSource)
 }
 
 // admit runs on the session's shard when the client's first packet
-// authenticated, before announce. It takes one of the MaxSessions slots,
-// and fails when other half-open sessions were confirmed first and took
-// the last ones: MaxSessions is a hard bound on established sessions.
-func (s *Server) admit(c *Conn) bool {
+// authenticated, before announce. It takes one of the MaxSessions slots
+// (and a Listener's backlog slot), and refuses with a close code when
+// other half-open sessions were confirmed first and took the last ones
+// (MaxSessions is a hard bound on established sessions), or when the
+// server began to shut down.
+func (s *Server) admit(c *Conn) uint16 {
 	// The client's first packet authenticated: its handshake is complete,
 	// whether or not a slot is left. The handshake loop took the
 	// initiation handshakeTimeout before the half-open deadline newConn
@@ -468,14 +583,24 @@ func (s *Server) admit(c *Conn) bool {
 	// cheap.
 	s.hsConfirmed.Add(1)
 	s.hsLatency.observe(time.Since(c.handshakeBy.Add(-s.set.handshakeTimeout)))
+	if s.refusing.Load() {
+		return CloseServerShutdown
+	}
+	if s.lst != nil && !s.lst.reserve() {
+		s.hstats.refusedFull.Add(1)
+		return CloseServerFull
+	}
 	for max := int64(s.set.maxSessions); ; {
 		n := s.sessions.Load()
 		if max > 0 && n >= max {
 			s.hstats.refusedFull.Add(1)
-			return false
+			if s.lst != nil {
+				s.lst.waiting.Add(-1)
+			}
+			return CloseServerFull
 		}
 		if s.sessions.CompareAndSwap(n, n+1) {
-			return true
+			return CloseNormal
 		}
 	}
 }
@@ -485,30 +610,44 @@ func (s *Server) admit(c *Conn) bool {
 func (s *Server) announce(c *Conn) {
 	s.halfMu.Lock()
 	delete(s.halfOpen, c.ephemeral)
+	if !c.sourceProven {
+		// The client received our response there: its address is real.
+		s.sources.prove(c.source)
+		c.sourceProven = true
+	}
 	if len(s.confirmed) < maxHalfOpen {
 		s.confirmed[c.ephemeral] = time.Now().Add(s.set.handshakeTimeout)
 	}
 	s.halfMu.Unlock()
 	s.accepted.Add(1)
 	s.live.add(c)
+	if s.refusing.Load() {
+		// Shutdown began after admit and may have missed this session in
+		// its snapshot of live: close it here (Shutdown stores refusing
+		// before it reads live, and this reads refusing after the add).
+		c.requestClose(CloseServerShutdown, "server shutdown", true)
+	}
 	defer c.recoverCallback("OnNewConnComing")
 	s.handler.OnNewConnComing(c)
 }
 
 func (s *Server) connClosed(c *Conn, err error, announced bool) {
+	s.halfMu.Lock()
+	s.sources.remove(c.source, c.sourceProven)
+	if !announced && s.halfOpen[c.ephemeral] == c {
+		delete(s.halfOpen, c.ephemeral)
+	}
+	s.halfMu.Unlock()
 	if !announced {
-		s.halfMu.Lock()
-		if s.halfOpen[c.ephemeral] == c {
-			delete(s.halfOpen, c.ephemeral)
-		}
-		s.halfMu.Unlock()
 		return
 	}
 	s.sessions.Add(-1)
 	s.live.remove(c)
+	notify(s.ended)
 	defer func() {
 		if r := recover(); r != nil {
-			s.ep.log.Error("uxp: OnConnClosed callback panicked", "session", c.id, "panic", r)
+			// The session has already ended: only log and count.
+			s.ep.callbackPanicked("OnConnClosed", c.id, r)
 		}
 	}()
 	s.handler.OnConnClosed(c, err)

@@ -42,6 +42,9 @@ type shard struct {
 	out          sendBatch    // datagrams sealed in this event, sent when it ends
 	bs           *batchSender // nil without batched sends (off Linux, other PacketConns)
 	recvBuf      []byte       // one reassembled message at a time
+	// segScratch holds a lane frame's segments when laneInput must change
+	// some before KCP sees them (lane_bounds.go).
+	segScratch []byte
 
 	kcpMem kcpShardMem // the sessions' shared KCP flush buffer (kcp_mem.go)
 	rekeys rekeyBudget // rekey starts (rekey_sched.go)
@@ -309,7 +312,11 @@ func (s *shard) shutdown() {
 		s.conns[c] = struct{}{}
 	}
 	for c := range s.conns {
-		c.terminate(ErrServerClosed, closeShutdown, true)
+		c.terminate(ErrServerClosed, CloseServerShutdown, "server closed", true)
+	}
+	// No time is left to repeat the close frames: stop draining.
+	for c := range s.conns {
+		c.free()
 	}
 	for {
 		select {

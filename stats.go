@@ -26,6 +26,11 @@ type DropStats struct {
 	// the per-source rate limit while the server was under load; the same
 	// count as HandshakeStats.RateLimited.
 	RateLimited uint64
+	// RecvBound counts KCP data segments, not datagrams, left out because
+	// they lay beyond the receive window this side advertised or the
+	// session's receive budget (lane_bounds.go). The sender retransmits
+	// them; a conforming sender rarely meets either bound.
+	RecvBound uint64
 }
 
 func (d *DropStats) add(o DropStats) {
@@ -35,11 +40,12 @@ func (d *DropStats) add(o DropStats) {
 	d.UnknownSession += o.UnknownSession
 	d.Overload += o.Overload
 	d.RateLimited += o.RateLimited
+	d.RecvBound += o.RecvBound
 }
 
 // Total is the sum of all drop reasons.
 func (d DropStats) Total() uint64 {
-	return d.Malformed + d.AuthFailed + d.Replay + d.UnknownSession + d.Overload + d.RateLimited
+	return d.Malformed + d.AuthFailed + d.Replay + d.UnknownSession + d.Overload + d.RateLimited + d.RecvBound
 }
 
 // ConnStats is a snapshot of one session's counters.
@@ -93,6 +99,9 @@ type ConnStats struct {
 	Lanes []LaneStats
 	// Datagrams counts unreliable datagrams (datagram.go).
 	Datagrams DatagramStats
+	// Unhandled counts messages that arrived for a handler without the
+	// method that takes them (unhandled.go).
+	Unhandled UnhandledStats
 }
 
 // ServerStats is a snapshot of a Server's counters.
@@ -144,11 +153,19 @@ type ServerStats struct {
 	// CloseReasons name. Half-open sessions that expired unconfirmed are
 	// not counted; those closed because the server filled up are.
 	SessionsClosed []CloseCount
+	// CallbackPanics counts panics of application callbacks that the
+	// Server recovered (a panicking AuthorizeClient refuses the client; a
+	// panicking session callback ends that session with a
+	// *CallbackPanicError). Each is also logged with its stack.
+	CallbackPanics uint64
+	// Unhandled totals the sessions' ConnStats.Unhandled, closed sessions
+	// included.
+	Unhandled UnhandledStats
 }
 
 // dropCounters is the concurrently readable form of DropStats.
 type dropCounters struct {
-	malformed, authFailed, replay, unknownSession, overload, rateLimited atomic.Uint64
+	malformed, authFailed, replay, unknownSession, overload, rateLimited, recvBound atomic.Uint64
 }
 
 func (d *dropCounters) snapshot() DropStats {
@@ -159,6 +176,7 @@ func (d *dropCounters) snapshot() DropStats {
 		UnknownSession: d.unknownSession.Load(),
 		Overload:       d.overload.Load(),
 		RateLimited:    d.rateLimited.Load(),
+		RecvBound:      d.recvBound.Load(),
 	}
 }
 
@@ -171,6 +189,7 @@ const (
 	dropUnknownSession
 	dropOverload
 	dropRateLimited
+	dropRecvBound
 )
 
 func (d *dropCounters) inc(r dropReason) {
@@ -187,6 +206,8 @@ func (d *dropCounters) inc(r dropReason) {
 		d.overload.Add(1)
 	case dropRateLimited:
 		d.rateLimited.Add(1)
+	case dropRecvBound:
+		d.recvBound.Add(1)
 	}
 }
 

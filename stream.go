@@ -22,9 +22,12 @@ import (
 // until there is room, the write deadline passes, or the session ends.
 // The receive side is bounded too: once streamRecvBuffer bytes wait
 // unread, the session stops taking messages out of KCP, whose receive
-// window then closes, so the peer stops sending. Read returns io.EOF after
-// the peer closed the session in an orderly way (its Close), and the
-// session's error (which unwraps to net.ErrClosed) after any other end.
+// window then closes, so the peer stops sending. Read returns io.EOF only
+// after an orderly end: the peer closed the session (its Close) and
+// everything it wrote arrived. Every other end is an error that unwraps to
+// net.ErrClosed: a *CloseError with the peer's code (CloseAbandoned when
+// the peer gave up on data it had written, CloseServerShutdown, an
+// application's code), or this side's own error.
 // Deadlines make Read and Write fail with a *DeadlineError, a net.Error
 // whose Timeout method reports true.
 //
@@ -40,6 +43,9 @@ type StreamConn struct {
 	off    int
 	err    error // why the session ended, once OnClosed ran
 	paused bool  // recvFull said yes; Read must call resumeRecv
+	// recvLimit is streamRecvBuffer, or backlogRecvBuffer while the
+	// stream waits in a Listener's backlog.
+	recvLimit int
 
 	data      chan struct{} // capacity 1: new data or the session ended
 	room      chan struct{} // capacity 1: the send queue may have room
@@ -47,6 +53,8 @@ type StreamConn struct {
 	closed    chan struct{} // closed by Close
 	closeOnce sync.Once
 	rd, wd    deadline
+
+	dg streamDatagrams // stream_datagram.go
 }
 
 /* Implementation constants */
@@ -61,15 +69,28 @@ const (
 )
 
 func newStreamConn(c *Conn) *StreamConn {
-	return &StreamConn{
-		c:      c,
-		data:   make(chan struct{}, 1),
-		room:   make(chan struct{}, 1),
-		wlock:  make(chan struct{}, 1),
-		closed: make(chan struct{}),
-		rd:     makeDeadline(),
-		wd:     makeDeadline(),
+	s := &StreamConn{
+		c:         c,
+		data:      make(chan struct{}, 1),
+		room:      make(chan struct{}, 1),
+		wlock:     make(chan struct{}, 1),
+		closed:    make(chan struct{}),
+		rd:        makeDeadline(),
+		wd:        makeDeadline(),
+		recvLimit: streamRecvBuffer,
 	}
+	s.dg.avail = make(chan struct{}, 1)
+	return s
+}
+
+// accepted lifts the limits of a stream that waited in a Listener's
+// backlog (Listener.Accept).
+func (s *StreamConn) accepted() {
+	s.mu.Lock()
+	s.recvLimit = streamRecvBuffer
+	s.paused = false
+	s.mu.Unlock()
+	s.c.openWindow()
 }
 
 // DialConn opens a UDP socket, runs the handshake with the server at addr
@@ -82,20 +103,7 @@ func DialConn(ctx context.Context, addr string, cfg *Config) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("uxp: dial %s: %w", addr, err)
 	}
-	// Bind to the source address the kernel would route from, so that
-	// LocalAddr names a real address rather than the wildcard.
-	var laddr *net.UDPAddr
-	if probe, err := net.DialUDP("udp", nil, raddr); err == nil {
-		if a, ok := probe.LocalAddr().(*net.UDPAddr); ok {
-			laddr = &net.UDPAddr{IP: a.IP, Zone: a.Zone}
-		}
-		probe.Close()
-	}
-	network := "udp4"
-	if raddr.IP.To4() == nil {
-		network = "udp6"
-	}
-	pc, err := net.ListenUDP(network, laddr)
+	pc, err := dialUDP(raddr)
 	if err != nil {
 		return nil, fmt.Errorf("uxp: dial %s: %w", addr, err)
 	}
@@ -115,7 +123,9 @@ func DialConnOver(ctx context.Context, pc net.PacketConn, server net.Addr, cfg *
 	s := newStreamConn(nil)
 	cl, err := NewClient(pc, server, (*streamHandler)(s), cfg)
 	if err != nil {
-		pc.Close()
+		if pc != nil {
+			pc.Close()
+		}
 		return nil, err
 	}
 	if err := cl.Start(ctx); err != nil {
@@ -173,7 +183,7 @@ func (h *streamHandler) recvFull() bool {
 	s := (*StreamConn)(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.buf)-s.off >= streamRecvBuffer {
+	if len(s.buf)-s.off >= s.recvLimit {
 		s.paused = true
 	}
 	return s.paused
@@ -184,8 +194,9 @@ func (h *streamHandler) sendRoom() { notify(h.room) }
 
 // Read reads up to len(b) received bytes. It blocks until some are
 // available, the read deadline passes (*DeadlineError), the peer closed
-// the session (io.EOF, once everything it sent has been read), or the
-// session ended otherwise (its error).
+// the session in order (io.EOF, once everything it sent has been read),
+// or the session ended otherwise (its error, which unwraps to
+// net.ErrClosed: see StreamConn).
 func (s *StreamConn) Read(b []byte) (int, error) {
 	for {
 		select {
@@ -200,7 +211,7 @@ func (s *StreamConn) Read(b []byte) (int, error) {
 			n := copy(b, s.buf[s.off:])
 			s.off += n
 			left := len(s.buf) - s.off
-			resume := s.paused && left < streamRecvBuffer
+			resume := s.paused && left < s.recvLimit
 			if resume {
 				s.paused = false
 			}
@@ -218,7 +229,7 @@ func (s *StreamConn) Read(b []byte) (int, error) {
 		s.mu.Unlock()
 		if err != nil {
 			notify(s.data) // every other reader sees the end too
-			if errors.Is(err, ErrPeerClosed) {
+			if orderlyEnd(err) {
 				return 0, io.EOF
 			}
 			return 0, err
@@ -281,19 +292,41 @@ func (s *StreamConn) Write(b []byte) (int, error) {
 }
 
 // Close closes the session: bytes already written are still delivered
-// (for up to two seconds, as with Conn.Close), then the peer reads
-// io.EOF. Blocked Reads and Writes return at once with ErrConnClosed. For
-// a stream from DialConn, Close also waits for the session to end and
-// closes the socket. Close is idempotent.
+// while the peer acknowledges them (Config.CloseLinger, as with
+// Conn.Close), then the peer reads io.EOF; if the linger runs out first
+// the peer reads a *CloseError with CloseAbandoned instead. Close returns
+// at once, as a TCP socket's does; Session().Done() and Session().Err()
+// tell when and how the session ended. Blocked Reads and Writes return at
+// once with ErrConnClosed. A stream from DialConn closes its socket when
+// the session has ended. A second Close returns ErrConnClosed.
 func (s *StreamConn) Close() error {
+	err := ErrConnClosed
 	s.closeOnce.Do(func() {
+		err = nil
 		close(s.closed)
 		s.c.Close()
-		if s.client != nil {
-			s.client.Close()
-		}
+		// A dialled stream's Client stops its goroutines and closes its
+		// socket by itself once the session ends (NewClient's
+		// onConnClosed), so nothing here waits for the linger.
 	})
-	return nil
+	return err
+}
+
+// CloseWithError is Close with a code and a reason for the peer, as
+// Conn.CloseWithError: the peer's Read returns a *CloseError carrying
+// them once it has read everything written before. It returns
+// ErrBadCloseCode (and closes nothing) for a reserved code or a reason
+// longer than MaxCloseReason, and ErrConnClosed after Close.
+func (s *StreamConn) CloseWithError(code uint16, reason string) error {
+	if (code != CloseNormal && code < CloseApplicationMin) || len(reason) > MaxCloseReason {
+		return ErrBadCloseCode
+	}
+	err := ErrConnClosed
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		err = s.c.CloseWithError(code, reason)
+	})
+	return err
 }
 
 // LocalAddr returns the address of the session's UDP socket.
@@ -303,8 +336,11 @@ func (s *StreamConn) LocalAddr() net.Addr { return s.c.LocalAddr() }
 func (s *StreamConn) RemoteAddr() net.Addr { return s.c.RemoteAddr() }
 
 // SetDeadline sets both the read and the write deadline. A zero t means
-// no deadline.
+// no deadline. After Close it returns ErrConnClosed.
 func (s *StreamConn) SetDeadline(t time.Time) error {
+	if isClosed(s.closed) {
+		return ErrConnClosed
+	}
 	s.rd.set(t)
 	s.wd.set(t)
 	return nil
@@ -312,21 +348,30 @@ func (s *StreamConn) SetDeadline(t time.Time) error {
 
 // SetReadDeadline sets the time after which Read fails with a
 // *DeadlineError, including a Read already blocked. A zero t means none.
+// After Close it returns ErrConnClosed.
 func (s *StreamConn) SetReadDeadline(t time.Time) error {
+	if isClosed(s.closed) {
+		return ErrConnClosed
+	}
 	s.rd.set(t)
 	return nil
 }
 
 // SetWriteDeadline sets the time after which Write fails with a
 // *DeadlineError, including a Write already blocked. A zero t means none.
+// After Close it returns ErrConnClosed.
 func (s *StreamConn) SetWriteDeadline(t time.Time) error {
+	if isClosed(s.closed) {
+		return ErrConnClosed
+	}
 	s.wd.set(t)
 	return nil
 }
 
 var (
-	_ net.Conn    = (*StreamConn)(nil)
-	_ flowHandler = (*streamHandler)(nil)
+	_ net.Conn        = (*StreamConn)(nil)
+	_ flowHandler     = (*streamHandler)(nil)
+	_ DatagramHandler = (*streamHandler)(nil)
 )
 
 // deadline is a settable deadline whose wait channel is closed once it has

@@ -260,8 +260,10 @@ func TestStreamCloseUnblocks(t *testing.T) {
 	})
 }
 
-// TestStreamListenerClose: Accept returns ErrListenerClosed after Close,
-// and the accepted streams end with net.ErrClosed errors.
+// TestStreamListenerClose: as with a TCP listener, Close stops Accept
+// (ErrListenerClosed) and refuses new clients (ErrServerShuttingDown, an
+// authenticated refusal), while the stream already accepted keeps working
+// both ways. The Server under the Listener stops once that stream ended.
 func TestStreamListenerClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newStreamPair(t, 5, netsim.Impairment{Delay: 5 * time.Millisecond}, nil, nil)
@@ -274,11 +276,32 @@ func TestStreamListenerClose(t *testing.T) {
 		require.NoError(t, p.ln.Close())
 		require.ErrorIs(t, <-acceptErr, ErrListenerClosed)
 		require.ErrorIs(t, <-acceptErr2(p.ln), net.ErrClosed)
-		_, err := p.srv.Read(make([]byte, 1))
-		require.ErrorIs(t, err, ErrServerClosed)
-		// The client hears the server's close packet: an orderly end.
-		_, err = io.ReadAll(p.cli)
+
+		// A new client is refused, clearly.
+		pc, err := p.net.Listen("10.0.0.3:5000")
 		require.NoError(t, err)
+		cfg := &Config{ServerPublicKey: p.ln.Server().PublicKey()}
+		_, err = DialConnOver(context.Background(), pc, p.ln.Addr(), cfg)
+		require.ErrorIs(t, err, ErrServerShuttingDown)
+
+		// The accepted stream still carries data both ways.
+		_, err = p.cli.Write([]byte("ping"))
+		require.NoError(t, err)
+		got := make([]byte, 4)
+		_, err = io.ReadFull(p.srv, got)
+		require.NoError(t, err)
+		require.Equal(t, "ping", string(got))
+		_, err = p.srv.Write([]byte("pong"))
+		require.NoError(t, err)
+		require.NoError(t, p.srv.Close())
+		all, err := io.ReadAll(p.cli)
+		require.NoError(t, err, "an orderly close after everything arrived reads io.EOF")
+		require.Equal(t, "pong", string(all))
+		select {
+		case <-p.ln.stopped:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the Server did not stop after its last session ended")
+		}
 	})
 }
 

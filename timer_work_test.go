@@ -17,7 +17,7 @@ import (
 // buffer: a queued segment needs KCP's tick, a sent one its retransmission
 // time, an acknowledged one nothing.
 func TestKCPSchedLayout(t *testing.T) {
-	require.NoError(t, kcpSegErr, "kcp-go layout changed: lanes fall back to KCP's interval tick")
+	require.NoError(t, kcpSchedErr, "kcp-go layout changed: lanes fall back to KCP's interval tick")
 	var out [][]byte
 	a := kcp.NewKCP(7, func(b []byte, n int) { out = append(out, append([]byte(nil), b[:n]...)) })
 	b := kcp.NewKCP(7, func([]byte, int) {})

@@ -157,25 +157,13 @@ func (t *tracer) migratedSlow(id uint32, from, to netip.AddrPort) {
 // closed: the session ended. reason is the close code sent or received,
 // byPeer says who ended it, and err is what OnClosed receives (nil for a
 // half-open session that expired unannounced).
-func (t *tracer) closed(id uint32, err error, reason byte, byPeer, announced bool) {
+func (t *tracer) closed(id uint32, err error, reason uint16, byPeer, announced bool) {
 	if t.log != nil {
 		t.closedSlow(id, err, reason, byPeer, announced)
 	}
 }
 
-func (t *tracer) closedSlow(id uint32, err error, reason byte, byPeer, announced bool) {
-	t.emit(TraceClosed, id, slog.Any("err", err), slog.String("reason", closeReasonName(reason)),
+func (t *tracer) closedSlow(id uint32, err error, reason uint16, byPeer, announced bool) {
+	t.emit(TraceClosed, id, slog.Any("err", err), slog.String("reason", closeCodeName(reason)),
 		slog.Bool("by_peer", byPeer), slog.Bool("announced", announced))
-}
-
-func closeReasonName(r byte) string {
-	switch r {
-	case closeNormal:
-		return "normal"
-	case closeShutdown:
-		return "shutdown"
-	case closeProtocol:
-		return "protocol"
-	}
-	return "unknown"
 }

@@ -182,7 +182,7 @@ func traceLifecycle(t *tracer, id uint32, ap netip.AddrPort) {
 	t.handshakeDone(id, ap, ChaCha20Poly1305, 10, 3)
 	t.established(id, ap)
 	t.addressChanged(id, ap, ap)
-	t.closed(id, errBench, closeNormal, false, true)
+	t.closed(id, errBench, CloseNormal, false, true)
 }
 
 // traceBaseline is traceLifecycle without the trace points.

@@ -211,7 +211,7 @@ func refHandshake(in refHandshakeIn, rec *vectorRecorder) (initiation, response,
 	rec.hex("initiation payload", payload)
 	msg = append(msg, r.encryptAndHash("encrypted initiation payload", payload)...)
 	initiation = append(append([]byte(nil), hdr...), msg...)
-	mac1Key := refBlake2s256([]byte("mac1----"), serverPub)
+	mac1Key := refBlake2s256([]byte("mac1----"), serverPub, in.psk) // section 4.3: the psk, when there is one
 	rec.hex("mac1 key", mac1Key)
 	mac1 := refBlake2s128(mac1Key, initiation)
 	rec.hex("mac1", mac1)

@@ -218,7 +218,7 @@ func runVecHandshake(t testing.TB, ik, psk bool, rec *vectorRecorder) vecHandsha
 	ch, err := newClientHandshake(PublicKey(serverPub), ChaCha20Poly1305, req, in.senderIndex, vecTime, bytes.NewReader(in.clientEph), id)
 	require.NoError(t, err)
 	init := bytes.Clone(ch.initiation())
-	mk := mac1Key(PublicKey(serverPub))
+	mk := mac1Key(PublicKey(serverPub), in.psk)
 	require.NoError(t, checkInitiation(init, &mk))
 	sh, err := readInitiation(static, in.psk, init, bytes.NewReader(in.serverEph))
 	require.NoError(t, err)
@@ -292,9 +292,10 @@ func genTransport(t testing.TB) vectorFile {
 	rec.hex("transport key client to server", hs.c2s[:])
 	rec.hex("transport key server to client", hs.s2c[:])
 	rec.uint("session id (receiver)", uint64(hs.sessionID))
-	// A datagram frame (type 11) and a close frame (type 4, reason 0).
+	// A datagram frame (type 11) and a close frame (type 4: code
+	// CloseNormal, one lane that took 3 messages, reason "bye").
 	datagram := append([]byte{frameDatagram}, "uxp test vector"...)
-	closeFrame := []byte{frameClose, closeNormal}
+	closeFrame := append([]byte{frameClose, 0, 0, 1, 3, 0, 0, 0}, "bye"...)
 	rec.hex("plaintext A: datagram frame", datagram)
 	rec.hex("plaintext B: close frame", closeFrame)
 	for _, cipher := range []Cipher{ChaCha20Poly1305, Salsa20Poly1305} {

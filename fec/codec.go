@@ -78,6 +78,18 @@ type codecCache struct {
 	clock  uint64
 }
 
+// lookup returns the cached codec for (data, parity), or nil.
+func (cc *codecCache) lookup(data, parity int) *codec {
+	for _, c := range cc.codecs {
+		if c.data == data && c.parity == parity {
+			cc.clock++
+			c.used = cc.clock
+			return c
+		}
+	}
+	return nil
+}
+
 func (cc *codecCache) get(data, parity int) (*codec, error) {
 	cc.clock++
 	for _, c := range cc.codecs {

@@ -26,6 +26,15 @@ type DecoderStats struct {
 	Expired      uint64 // groups dropped (age, distance, capacity) while data was missing
 	Malformed    uint64 // shards rejected with an error (see ErrMalformed)
 	Duplicates   uint64 // shards whose group already had a shard at that index
+	// OverBudget counts shards not stored because Limits.MaxBytes could
+	// not hold them even after dropping every other group.
+	OverBudget uint64
+	// Throttled counts recoveries given up because building their codec
+	// would have exceeded the codec build rate (see Limits).
+	Throttled uint64
+	// CodecBuilds counts Reed-Solomon codecs built: one per (data, parity)
+	// pair in use, more only when the cache of 64 overflows.
+	CodecBuilds uint64
 	// Late counts shards ignored because their group had already finished,
 	// been dropped, or fallen more than 1024 groups behind the newest. On a
 	// lossless link the parity of every group arrives after its data and
@@ -65,8 +74,20 @@ type Decoder struct {
 	active    []*group                 // active groups, unordered
 
 	freeGroups []*group
-	freeBufs   [][]byte // region buffers, each of capacity lengthSize+maxPacketSize
-	codecs     codecCache
+	// Region buffers (decoder_mem.go): freeBufs by size class; held is
+	// the bytes of every region buffer the decoder made and still owns,
+	// stored or pooled, freeBytes those pooled.
+	freeBufs     [bufClasses][][]byte
+	held         int
+	freeBytes    int
+	freeKeep     int
+	scratchBytes int
+	limits       Limits
+	codecs       codecCache
+	// Codec build credit, in shards (decoder_mem.go): credit now, at most
+	// creditMax; buildCost is the cost of every build so far.
+	credit, creditMax int
+	buildCost         uint64
 
 	// Recovery scratch.
 	scratch [][]byte // one buffer per parity shard
@@ -93,13 +114,15 @@ func NewDecoder(maxGroups int, maxAge time.Duration, maxPacketSize int) (*Decode
 	if maxPacketSize < 1 || maxPacketSize > MaxPacketSize {
 		return nil, fmt.Errorf("%w: maxPacketSize %d not in 1..%d", ErrInvalidArgument, maxPacketSize, MaxPacketSize)
 	}
-	return &Decoder{
+	d := &Decoder{
 		maxGroups:     maxGroups,
 		maxAge:        maxAge,
 		maxPacketSize: maxPacketSize,
 		active:        make([]*group, 0, maxGroups),
 		shards:        make([][]byte, MaxDataShards+MaxParityShards),
-	}, nil
+	}
+	_ = d.SetLimits(Limits{}) // no limits: cannot fail
+	return d, nil
 }
 
 // Stats returns the decoder's counters.
@@ -118,10 +141,14 @@ func (d *Decoder) Stats() DecoderStats { return d.stats }
 // or too old groups, and duplicates, are counted and ignored with a nil error.
 func (d *Decoder) Decode(shard []byte, now time.Time, deliver func(pkt []byte, recovered bool)) error {
 	s, err := parseShard(shard, d.maxPacketSize)
+	if err == nil && (s.data > d.limits.MaxData || s.par > d.limits.MaxParity) {
+		err = ErrShardCount // more than the session negotiated
+	}
 	if err != nil {
 		d.stats.Malformed++
 		return err
 	}
+	d.credit = min(d.credit+1, d.creditMax)
 	if s.parity {
 		d.stats.ParityShards++
 	} else {
@@ -214,7 +241,9 @@ func (d *Decoder) addData(g *group, s *shardInfo, deliver func([]byte, bool)) er
 		// Nothing can be recovered, so the packet need not be kept.
 		return nil
 	}
-	g.shards[s.index] = append(d.getBuf(), s.region...)
+	if !d.store(g, s.index, s.region) {
+		return nil
+	}
 	return d.tryRecover(g, deliver)
 }
 
@@ -238,10 +267,12 @@ func (d *Decoder) addParity(g *group, s *shardInfo, deliver func([]byte, bool)) 
 			return nil
 		}
 	}
+	if !d.store(g, g.dataCount+j, s.region) {
+		return nil
+	}
 	g.regionSize = len(s.region)
 	g.paritySeen |= 1 << j
 	g.nParity++
-	g.shards[g.dataCount+j] = append(d.getBuf(), s.region...)
 	return d.tryRecover(g, deliver)
 }
 
@@ -251,13 +282,7 @@ func (d *Decoder) newGroup(s *shardInfo, now time.Time) *group {
 	}
 	if len(d.active) == d.maxGroups {
 		// Still full: make room by dropping the oldest group.
-		oldest := d.active[0]
-		for _, g := range d.active[1:] {
-			if g.created.Before(oldest.created) {
-				oldest = g
-			}
-		}
-		d.drop(oldest)
+		d.drop(d.oldest(nil))
 	}
 	var g *group
 	if n := len(d.freeGroups); n > 0 {
@@ -277,12 +302,29 @@ func (d *Decoder) newGroup(s *shardInfo, now time.Time) *group {
 	}
 	n := s.data + s.par
 	if cap(shards) < n {
-		shards = make([][]byte, n, MaxDataShards+MaxParityShards)
+		shards = make([][]byte, n, d.limits.MaxData+d.limits.MaxParity)
 	}
 	g.shards = shards[:n]
 	d.active = append(d.active, g)
 	d.slots[s.group%groupWindow] = g
 	return g
+}
+
+// oldest returns the active group created first, other than skip; nil if
+// there is none. Groups created in the same instant go by group ID
+// (wrap-around safe), so the one the sender started first goes first.
+func (d *Decoder) oldest(skip *group) *group {
+	var o *group
+	for _, g := range d.active {
+		if g == skip {
+			continue
+		}
+		if o == nil || g.created.Before(o.created) ||
+			g.created.Equal(o.created) && int32(g.id-o.id) < 0 {
+			o = g
+		}
+	}
+	return o
 }
 
 // finish retires a group whose data is complete or recovered.
@@ -357,23 +399,6 @@ func (d *Decoder) Expire(now time.Time) {
 
 // Groups returns the number of incomplete groups held, at most maxGroups.
 func (d *Decoder) Groups() int { return len(d.active) }
-
-func (d *Decoder) getBuf() []byte {
-	if n := len(d.freeBufs); n > 0 {
-		b := d.freeBufs[n-1]
-		d.freeBufs = d.freeBufs[:n-1]
-		return b[:0]
-	}
-	return make([]byte, 0, lengthSize+d.maxPacketSize)
-}
-
-// putBuf returns b to the pool, rejecting a buffer the pool did not make.
-func (d *Decoder) putBuf(b []byte) {
-	if cap(b) != lengthSize+d.maxPacketSize {
-		return
-	}
-	d.freeBufs = append(d.freeBufs, b[:0])
-}
 
 // missingData returns the indices of the data shards g lacks.
 func (g *group) missingData(dst []int) []int {

@@ -27,12 +27,13 @@ func (d *Decoder) tryRecover(g *group, deliver func([]byte, bool)) error {
 	k, p, size := g.dataCount, g.parity, g.regionSize
 	missing := g.missingData(d.missing[:0])
 	m := len(missing)
-	c, err := d.codecs.get(k, p)
-	if err != nil {
-		// Unreachable: parseShard bounds k and p to what reedsolomon
-		// accepts. Treat the group as undecodable.
+	c, ok := d.codec(k, p)
+	if !ok {
+		// Throttled (decoder_mem.go), or unreachable: parseShard bounds k
+		// and p to what reedsolomon accepts. Either way the group cannot
+		// be decoded; KCP retransmits what it lacked.
 		d.drop(g)
-		return ErrRecoveryFailed
+		return nil
 	}
 
 	shards := d.shards[:k+p]
@@ -40,8 +41,12 @@ func (d *Decoder) tryRecover(g *group, deliver func([]byte, bool)) error {
 		b := g.shards[i]
 		if b == nil {
 			// Zero input now, output buffer afterwards.
-			b = d.getBuf()
-			g.shards[i] = b
+			b = d.getBuf(size)
+		} else if cap(b) < size {
+			// Stored at its own size: move it to a buffer the padding fits.
+			nb := append(d.getBuf(size), b...)
+			d.putBuf(b)
+			b = nb
 		}
 		// Pad to the parity size; the buffer may hold an older packet.
 		n := len(b)
@@ -52,6 +57,7 @@ func (d *Decoder) tryRecover(g *group, deliver func([]byte, bool)) error {
 	}
 	for len(d.scratch) < p {
 		d.scratch = append(d.scratch, make([]byte, lengthSize+d.maxPacketSize))
+		d.scratchBytes += lengthSize + d.maxPacketSize
 	}
 	for j := range p {
 		shards[k+j] = d.scratch[j][:size]

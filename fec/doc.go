@@ -82,11 +82,19 @@
 // finished or were dropped and ignores their later shards, as it ignores
 // shards of groups older than that; such a late data shard is not delivered.
 // An incomplete group keeps copies of fewer than its data count of regions
-// (a group reconstructs as soon as it has as many), so the decoder's pool
-// never grows past maxGroups × MaxDataShards + MaxParityShards region buffers
-// of maxPacketSize+2 bytes, plus MaxParityShards scratch regions; pooled
-// buffers are kept, not freed. The codec cache holds at most 64 codecs, least
-// recently used first out. The encoder holds data+parity shard buffers.
+// (a group reconstructs as soon as it has as many), each in a buffer of the
+// smallest size class that holds it (16, 32, 64, ... bytes up to
+// maxPacketSize+2), so tiny shards pin little more than they carry; plus up
+// to MaxParityShards scratch regions for recovery. Decoder.SetLimits
+// (Limits, decoder_mem.go) bounds what a shard may claim to the counts the
+// session negotiated, and the bytes held to Limits.MaxBytes: the oldest
+// incomplete groups are dropped to stay within it. Freed buffers are pooled
+// up to two groups' worth and returned to the runtime beyond that;
+// Decoder.Held reports the total. The codec cache holds at most 64 codecs,
+// least recently used first out, and every build is paid for with credit
+// earned per accepted shard, so a peer cycling through (data, parity) pairs
+// cannot make builds cost more than decoding its shards does. The encoder
+// holds data+parity shard buffers.
 //
 // # Concurrency
 //

@@ -52,5 +52,5 @@ func Example() {
 	// fec recovered=false
 	// hello recovered=true
 	// world recovered=false
-	// {DataShards:2 ParityShards:2 Recovered:1 Expired:0 Malformed:0 Duplicates:0 Late:0}
+	// {DataShards:2 ParityShards:2 Recovered:1 Expired:0 Malformed:0 Duplicates:0 OverBudget:0 Throttled:0 CodecBuilds:1 Late:0}
 }

@@ -54,6 +54,22 @@ func newFuzzStream(tb testing.TB) *fuzzStream {
 // Input: a sequence of ops. Byte b < 0xC0 feeds valid shard b % n. 0xFF
 // advances the clock by half the maximum age and calls Expire. Any other b
 // feeds the next (b & 0x3F) input bytes as a shard.
+// countHeld recounts the region buffers d holds, in its groups and pool.
+func countHeld(d *Decoder) int {
+	n := 0
+	for _, g := range d.active {
+		for _, b := range g.shards {
+			n += cap(b)
+		}
+	}
+	for _, free := range d.freeBufs {
+		for _, b := range free {
+			n += cap(b)
+		}
+	}
+	return n
+}
+
 func FuzzDecoder(f *testing.F) {
 	fs := newFuzzStream(f)
 	n := len(fs.shards)
@@ -85,6 +101,12 @@ func FuzzDecoder(f *testing.F) {
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		d, err := NewDecoder(maxGroups, maxAge, 256)
 		require.NoError(t, err)
+		// Half the inputs run under a budget of six regions.
+		budget := 0
+		if len(ops)%2 == 1 {
+			budget = 6 * (lengthSize + 256)
+			require.NoError(t, d.SetLimits(Limits{MaxData: 4, MaxParity: 3, MaxBytes: budget}))
+		}
 		now := testEpoch
 		touched := make(map[uint32]bool)
 		delivered := make(map[string]bool)
@@ -127,7 +149,11 @@ func FuzzDecoder(f *testing.F) {
 			}
 			require.LessOrEqual(t, d.Groups(), maxGroups)
 			require.LessOrEqual(t, len(d.freeGroups)+d.Groups(), maxGroups)
-			require.LessOrEqual(t, len(d.freeBufs), maxGroups*(MaxDataShards+MaxParityShards))
+			require.LessOrEqual(t, d.freeBytes, d.freeKeep)
+			require.Equal(t, countHeld(d), d.held, "held is what groups and the pool hold")
+			if budget > 0 {
+				require.LessOrEqual(t, d.Held(), budget)
+			}
 			require.LessOrEqual(t, len(d.codecs.codecs), codecCacheSize)
 		}
 	})

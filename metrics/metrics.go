@@ -161,13 +161,14 @@ var Metrics = []Metric{
 	{Name: "uxp_retransmissions_total", Type: "counter", Help: "Reliable data segments sent more than once."},
 	{Name: "uxp_tail_probes_total", Type: "counter", Help: "Data segments resent because no acknowledgement came within one probe timeout."},
 	{Name: "uxp_send_queue_bytes", Type: "gauge", Help: "Bytes the live sessions hold for sending."},
-	{Name: "uxp_drops_total", Type: "counter", Labels: []string{"reason"}, Help: "Datagrams dropped, by reason (malformed, auth_failed, replay, unknown_session, overload, rate_limited)."},
+	{Name: "uxp_drops_total", Type: "counter", Labels: []string{"reason"}, Help: "Datagrams dropped, by reason (malformed, auth_failed, replay, unknown_session, overload, rate_limited, recv_bound: KCP data segments left out by the receive bounds)."},
 	{Name: "uxp_fec_shards_sent_total", Type: "counter", Labels: []string{"kind"}, Help: "FEC shards sent, by kind (data, parity)."},
 	{Name: "uxp_fec_shards_received_total", Type: "counter", Labels: []string{"kind"}, Help: "FEC shards received, by kind (data, parity)."},
 	{Name: "uxp_fec_recovered_total", Type: "counter", Help: "Packets rebuilt from FEC parity."},
 	{Name: "uxp_fec_expired_groups_total", Type: "counter", Help: "FEC groups dropped while still missing data."},
 	{Name: "uxp_migrations_total", Type: "counter", Help: "Sessions moved to a validated new client address."},
 	{Name: "uxp_rekeys_total", Type: "counter", Help: "Key rotations completed, summed over sessions."},
+	{Name: "uxp_unhandled_messages_total", Type: "counter", Labels: []string{"kind"}, Help: "Messages that arrived for a handler without the method that takes them, by kind (datagram, lane): see ConnStats.Unhandled."},
 	{Name: "uxp_delivery_latency_seconds", Type: "histogram", Help: "Message delivery latency of sampled sent messages, estimated with the heartbeat RTT."},
 	{Name: "uxp_rtt_seconds", Type: "histogram", Help: "Smoothed heartbeat round-trip times of the live sessions that have one, one sample per session."},
 
@@ -360,6 +361,7 @@ func dropReasons(d uxp.DropStats) []dropCount {
 		{"unknown_session", d.UnknownSession},
 		{"overload", d.Overload},
 		{"rate_limited", d.RateLimited},
+		{"recv_bound", d.RecvBound},
 	}
 }
 

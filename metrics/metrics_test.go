@@ -187,7 +187,7 @@ func TestPrometheusExposition(t *testing.T) {
 		lat := fams["uxp_delivery_latency_seconds"].GetMetric()[0].GetHistogram()
 		require.EqualValues(t, 40, lat.GetSampleCount(), "every echo sampled")
 		require.Len(t, lat.GetBucket(), len(uxp.LatencyBounds())+1, "bounds and +Inf")
-		require.Len(t, fams["uxp_drops_total"].GetMetric(), 6)
+		require.Len(t, fams["uxp_drops_total"].GetMetric(), 7)
 
 		// Two clients: two responses, two completed handshakes, each
 		// timed; two sessions with an RTT.

@@ -43,6 +43,8 @@ func (c *Collector) collectServer(e *emitter, src Source) {
 	e.counter("uxp_fec_expired_groups_total", st.FEC.ExpiredGroups)
 	e.counter("uxp_migrations_total", st.Migrations)
 	e.counter("uxp_rekeys_total", st.Rekeys)
+	e.counter("uxp_unhandled_messages_total", st.Unhandled.Datagrams, "datagram")
+	e.counter("uxp_unhandled_messages_total", st.Unhandled.LaneMessages, "lane")
 	e.histogram("uxp_delivery_latency_seconds", st.Latency)
 	e.histogram("uxp_rtt_seconds", st.RTT)
 

@@ -121,6 +121,11 @@ type tunnelServer struct {
 	ids        atomic.Uint64 // numbers forwarded connections in log lines
 }
 
+// tunnelShutdownWait bounds how long serve waits, once it stops, for the
+// uxp sessions to deliver what they hold and close. /* Implementation
+// constant */
+const tunnelShutdownWait = 5 * time.Second
+
 // newTunnelServer listens on pc. It refuses a cfg.Identity without a
 // pre-shared key or allowed client keys unless opts.insecureAnonymous is
 // set (then it logs a warning).
@@ -168,6 +173,12 @@ func (s *tunnelServer) serve(ctx context.Context) error {
 	stopStats()
 	s.conns.closeAll()
 	s.wg.Wait()
+	// Listener.Close leaves the sessions to end by themselves (they
+	// deliver what was written, then tell the client); wait for that, a
+	// bounded time, so that the server has stopped when serve returns.
+	sctx, cancel := context.WithTimeout(context.Background(), tunnelShutdownWait)
+	s.ln.Shutdown(sctx)
+	cancel()
 	if ctx.Err() != nil {
 		s.log.Info("tunnel server stopped")
 		return nil

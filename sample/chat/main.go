@@ -1,6 +1,7 @@
 // Command chat is a chat room server and client on uxp's callback API:
 // clients join rooms, and the server broadcasts each line to everyone in
-// the sender's room.
+// the sender's room (Server.Broadcast), keeping each player's nick and room
+// on the session (Conn.SetUserData).
 //
 //	go run ./sample/chat server -listen 127.0.0.1:4000
 //	go run ./sample/chat client -server 127.0.0.1:4000 -server-key BASE64 -nick alice
@@ -76,28 +77,36 @@ func (l *lockedWriter) Printf(format string, a ...any) {
 
 // ---- server ----
 
-// chatServer is the ServerHandler and owns the rooms. Callbacks of
-// different sessions run on different workers, so rooms is locked; a
-// broadcast collects the members under the lock and writes after
-// releasing it (Write never blocks, but no SDK call needs our lock held).
+// chatServer is the ServerHandler and owns the rooms. Each session's
+// member record travels on the session itself (Conn.SetUserData), so no
+// map from sessions to members is needed; the rooms are lists of sessions
+// for Server.Broadcast. Callbacks of different sessions run on different
+// workers, so the rooms and members are guarded by mu; a broadcast
+// collects the room's sessions under the lock and sends after releasing
+// it (Broadcast never blocks, but no SDK call needs our lock held).
 type chatServer struct {
 	uxp.NopServerHandler
 	out   *lockedWriter
+	srv   *uxp.Server // set before Start
 	mu    sync.Mutex
-	rooms map[string]map[*uxp.Conn]*member
+	rooms map[string]map[*uxp.Conn]struct{}
 }
 
-// member is one session's handler and its place in the rooms. Its fields
-// are guarded by chatServer.mu.
+// member is one session's place in the rooms, stored as its user data.
+// Its fields are guarded by chatServer.mu.
 type member struct {
-	srv  *chatServer
 	nick string
 	room string
 }
 
+func memberOf(c *uxp.Conn) *member { return c.UserData().(*member) }
+
+// OnNewConnComing runs on the session's worker. The session gets the one
+// shared handler (chatConn); its state is the user data.
 func (s *chatServer) OnNewConnComing(c *uxp.Conn) {
-	m := &member{srv: s, nick: fmt.Sprintf("guest-%d", c.ID()%10000), room: "lobby"}
-	c.SetHandler(m)
+	m := &member{nick: fmt.Sprintf("guest-%d", c.ID()%10000)}
+	c.SetUserData(m)
+	c.SetHandler(chatConn{s: s})
 	s.mu.Lock()
 	s.join(c, m, "lobby")
 	s.mu.Unlock()
@@ -106,47 +115,34 @@ func (s *chatServer) OnNewConnComing(c *uxp.Conn) {
 }
 
 func (s *chatServer) OnConnClosed(c *uxp.Conn, err error) {
+	m := memberOf(c)
 	s.mu.Lock()
-	m := s.rooms[s.roomOf(c)][c]
-	room := s.roomOf(c)
-	s.leave(c)
+	room, nick := m.room, m.nick
+	s.leave(c, m)
 	s.mu.Unlock()
-	if m != nil {
-		s.out.Printf("%s left (%v)\n", m.nick, err)
-		s.broadcast(room, "* "+m.nick+" left")
-	}
+	s.out.Printf("%s left (%v)\n", nick, err)
+	s.broadcast(room, "* "+nick+" left")
 }
 
 // join and leave need s.mu held.
 func (s *chatServer) join(c *uxp.Conn, m *member, room string) {
 	if s.rooms[room] == nil {
-		s.rooms[room] = make(map[*uxp.Conn]*member)
+		s.rooms[room] = make(map[*uxp.Conn]struct{})
 	}
-	s.rooms[room][c] = m
+	s.rooms[room][c] = struct{}{}
 	m.room = room
 }
 
-func (s *chatServer) leave(c *uxp.Conn) {
-	for name, r := range s.rooms {
-		if _, ok := r[c]; ok {
-			delete(r, c)
-			if len(r) == 0 {
-				delete(s.rooms, name)
-			}
-		}
+func (s *chatServer) leave(c *uxp.Conn, m *member) {
+	r := s.rooms[m.room]
+	delete(r, c)
+	if len(r) == 0 {
+		delete(s.rooms, m.room)
 	}
 }
 
-func (s *chatServer) roomOf(c *uxp.Conn) string {
-	for name, r := range s.rooms {
-		if _, ok := r[c]; ok {
-			return name
-		}
-	}
-	return ""
-}
-
-// broadcast sends msg to every member of room.
+// broadcast sends msg to every member of room: one Broadcast, which
+// copies msg once and seals it for each session on that session's worker.
 func (s *chatServer) broadcast(room, msg string) {
 	s.mu.Lock()
 	conns := make([]*uxp.Conn, 0, len(s.rooms[room]))
@@ -154,20 +150,28 @@ func (s *chatServer) broadcast(room, msg string) {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
-	for _, c := range conns {
-		if _, err := c.Write([]byte(msg)); errors.Is(err, uxp.ErrWouldBlock) {
+	res := s.srv.Broadcast(conns, []byte(msg))
+	for _, f := range res.Failed {
+		if errors.Is(f.Err, uxp.ErrWouldBlock) {
 			// A client that cannot keep up misses lines rather than
 			// making the server buffer without bound.
-			s.out.Printf("send queue of session %d full; line dropped\n", c.ID())
+			s.out.Printf("send queue of session %d full; line dropped\n", f.Conn.ID())
 		}
+		// Other failures are sessions that just ended: OnConnClosed
+		// takes them out of the room.
 	}
 }
 
-func (m *member) OnReady(*uxp.Conn) {}
+// chatConn is every session's ConnHandler; the session's own state is its
+// user data. Its callbacks run on the session's worker.
+type chatConn struct {
+	uxp.NopHandler
+	s *chatServer
+}
 
-func (m *member) OnNewDataComing(c *uxp.Conn, data []byte) {
+func (h chatConn) OnNewDataComing(c *uxp.Conn, data []byte) {
 	line := strings.TrimSpace(string(data))
-	s := m.srv
+	s, m := h.s, memberOf(c)
 	switch {
 	case strings.HasPrefix(line, "/join "):
 		room := strings.TrimSpace(strings.TrimPrefix(line, "/join "))
@@ -176,7 +180,7 @@ func (m *member) OnNewDataComing(c *uxp.Conn, data []byte) {
 		}
 		s.mu.Lock()
 		old, nick := m.room, m.nick
-		s.leave(c)
+		s.leave(c, m)
 		s.join(c, m, room)
 		s.mu.Unlock()
 		s.broadcast(old, "* "+nick+" left for "+room)
@@ -199,8 +203,6 @@ func (m *member) OnNewDataComing(c *uxp.Conn, data []byte) {
 	}
 }
 
-func (m *member) OnClosed(*uxp.Conn, error) {}
-
 func serve(ctx context.Context, listen string, out *lockedWriter, ready func(net.Addr, uxp.PublicKey)) error {
 	kp, err := uxp.GenerateKey()
 	if err != nil {
@@ -210,12 +212,13 @@ func serve(ctx context.Context, listen string, out *lockedWriter, ready func(net
 	if err != nil {
 		return err
 	}
-	h := &chatServer{out: out, rooms: make(map[string]map[*uxp.Conn]*member)}
+	h := &chatServer{out: out, rooms: make(map[string]map[*uxp.Conn]struct{})}
 	srv, err := uxp.NewServer(pc, h, &uxp.Config{PrivateKey: kp.Private})
 	if err != nil {
 		pc.Close()
 		return err
 	}
+	h.srv = srv // before Start: no callback runs earlier
 	if err := srv.Start(); err != nil {
 		srv.Close()
 		return err

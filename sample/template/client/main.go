@@ -92,8 +92,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, flagOut
 		}
 		return err
 	}
-	// Close flushes what is still queued (for up to two seconds), sends
-	// the server a close packet and waits for the client's goroutines.
+	// Close flushes what is still queued (while the server keeps
+	// acknowledging: Config.CloseLinger), sends the server a close packet
+	// and waits for the client's goroutines.
 	defer cl.Close()
 	conn := cl.Conn()
 

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/uxp-go/uxp"
 )
@@ -18,17 +19,21 @@ type serverHandler struct {
 
 // OnNewConnComing is called once the client has proved it holds the
 // session keys. Set the session's handler here; OnReady follows at once.
+// The session's own state goes in its user data, where every callback
+// (and any other goroutine holding the *Conn) finds it without a map.
 func (h *serverHandler) OnNewConnComing(c *uxp.Conn) {
 	log := h.log.With("conn", c.ID())
 	log.Info("OnNewConnComing", "remote", c.RemoteAddr(), "cipher", c.Cipher())
-	c.SetHandler(&echoHandler{log: log})
+	c.SetUserData(&session{log: log, since: time.Now()})
+	c.SetHandler(echoHandler{})
 }
 
 // OnConnClosed is called after the session's own OnClosed. err unwraps to
 // net.ErrClosed.
 func (h *serverHandler) OnConnClosed(c *uxp.Conn, err error) {
-	st := c.Stats()
-	h.log.Info("OnConnClosed", "conn", c.ID(), "remote", c.RemoteAddr(), "err", err,
+	st, s := c.Stats(), sessionOf(c)
+	s.log.Info("OnConnClosed", "remote", c.RemoteAddr(), "err", err, "lasted", time.Since(s.since).Round(time.Millisecond),
+		"echoed", s.echoed, "dropped", s.dropped,
 		"msgs_in", st.MessagesReceived, "msgs_out", st.MessagesSent, "retransmissions", st.Retransmissions)
 }
 
@@ -41,35 +46,61 @@ func (h *serverHandler) OnClosed(err error) {
 	}
 }
 
-// echoHandler handles one session. Its callbacks run one at a time on the
-// session's worker, so it needs no lock for its own state.
-type echoHandler struct {
-	log *slog.Logger
+// session is one session's state, kept as its user data
+// (Conn.SetUserData). Its counters are written only by the session's
+// callbacks, which run one at a time; OnConnClosed reads them after the
+// last one.
+type session struct {
+	log     *slog.Logger
+	since   time.Time
+	echoed  int
+	dropped int
 }
 
-func (e *echoHandler) OnReady(c *uxp.Conn) {
-	e.log.Info("OnReady", "remote", c.RemoteAddr())
+func sessionOf(c *uxp.Conn) *session { return c.UserData().(*session) }
+
+// echoHandler is every session's handler: it has no state of its own (the
+// session's is its user data). Its callbacks run one at a time on the
+// session's worker. Besides ConnHandler it implements the optional
+// WritableHandler; the assertion below catches a misspelled method name at
+// compile time.
+type echoHandler struct{}
+
+var _ uxp.WritableHandler = echoHandler{}
+
+func (echoHandler) OnReady(c *uxp.Conn) {
+	sessionOf(c).log.Info("OnReady", "remote", c.RemoteAddr())
 }
 
 // OnNewDataComing echoes data. data is only valid during the call, but
 // Write copies it, so no copy is needed here.
-func (e *echoHandler) OnNewDataComing(c *uxp.Conn, data []byte) {
+func (echoHandler) OnNewDataComing(c *uxp.Conn, data []byte) {
+	s := sessionOf(c)
 	_, err := c.Write(data)
 	switch {
 	case err == nil:
-		e.log.Debug("echoed", "bytes", len(data))
+		s.echoed++
+		s.log.Debug("echoed", "bytes", len(data))
 	case errors.Is(err, uxp.ErrWouldBlock):
 		// Write never blocks: the send queue is full because the client
-		// reads slower than it writes. This template drops the echo; a real
-		// server would keep a bounded backlog, or close a client that
-		// never catches up.
-		e.log.Warn("send queue full, echo dropped", "bytes", len(data))
+		// reads slower than it writes. This template drops the echo (and
+		// OnWritable reports when there is room again); a real server
+		// would keep a bounded backlog, or close a client that never
+		// catches up.
+		s.dropped++
+		s.log.Warn("send queue full, echo dropped", "bytes", len(data))
 	default:
 		// The session is ending; OnClosed follows.
-		e.log.Debug("echo failed", "err", err)
+		s.log.Debug("echo failed", "err", err)
 	}
 }
 
-func (e *echoHandler) OnClosed(c *uxp.Conn, err error) {
-	e.log.Info("OnClosed", "err", err)
+// OnWritable is called once after a Write returned ErrWouldBlock, when the
+// send queue has drained to half its size.
+func (echoHandler) OnWritable(c *uxp.Conn) {
+	sessionOf(c).log.Info("OnWritable: send queue has room again")
+}
+
+func (echoHandler) OnClosed(c *uxp.Conn, err error) {
+	sessionOf(c).log.Info("OnClosed", "err", err)
 }

@@ -250,6 +250,7 @@ func (s *shard) runTimers(now time.Time) (more bool) {
 			return false
 		}
 		if n == timerSlice {
+			s.traffic.timerCuts.Add(1)
 			return true
 		}
 		s.traffic.timerEvents.Add(1)

@@ -223,6 +223,9 @@ type trafficCounters struct {
 
 	// Timer work (shard.go, kcp_sched.go, rekey_sched.go).
 	timerEvents, timerFlushes, rekeysDeferred trafficCounter
+	// timerCuts counts runTimers calls that left due timers for a later
+	// slice (tests).
+	timerCuts trafficCounter
 }
 
 func (t *trafficCounters) fecStats() FECStats {

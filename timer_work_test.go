@@ -265,3 +265,45 @@ func TestTimerCoalescing(t *testing.T) {
 		})
 	}
 }
+
+// TestTimerSlicesInterleave: 600 sessions of one worker all come due in
+// the same millisecond (each has a message in flight whose ACKs are
+// black-holed). The worker runs them in slices of timerSlice, taking
+// inbound work between slices, and every one of them still retransmits,
+// and every message arrives once the path is back.
+func TestTimerSlicesInterleave(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const sessions = 600
+		n := newDialerNet(t, 7, 1, netsim.Impairment{Delay: 2 * time.Millisecond}, &Config{Workers: 1})
+		conns := make([]*Conn, sessions)
+		handlers := make([]*recordConn, sessions)
+		for i := range sessions {
+			handlers[i] = newRecordConn()
+			c, err := n.d.Dial(t.Context(), n.addrs[0], handlers[i])
+			require.NoError(t, err)
+			conns[i] = c
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		s := n.d.ep.shards[0]
+		cuts, flushes := s.traffic.timerCuts.Load(), s.traffic.timerFlushes.Load()
+		// The server's answers (ACKs, echoes) are lost from now on.
+		n.net.SetLink(n.addrs[0], conns[0].LocalAddr(), netsim.Impairment{Blackhole: true})
+		for i, c := range conns {
+			_, err := c.Write(testMessage(i, 100))
+			require.NoError(t, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		synctest.Wait()
+		require.Greater(t, s.traffic.timerCuts.Load(), cuts, "600 due timers take more than one slice")
+		require.GreaterOrEqual(t, s.traffic.timerFlushes.Load()-flushes, uint64(sessions), "every session retransmitted")
+		n.net.SetLink(n.addrs[0], conns[0].LocalAddr(), netsim.Impairment{Delay: 2 * time.Millisecond})
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		for i, h := range handlers {
+			_, got, closed := h.snapshot()
+			require.Empty(t, closed)
+			require.Len(t, got, 1, "session %d: its echo arrived", i)
+		}
+	})
+}

@@ -54,6 +54,9 @@ type Conn struct {
 	// of this session because its worker was saturated: the idle timer
 	// counts it as heard (overloadHeard).
 	overloadAt atomic.Int64
+	// segBytes is the memory of the KCP segment buffers the session's
+	// lanes hold, sending and receiving (noteQueued). Written by the shard.
+	segBytes atomic.Int64
 	// rekeyWait is when a postponed rekey tries again, and rekeyDeferrals
 	// how often it was postponed (rekey_sched.go). Owned by the shard.
 	rekeyWait      time.Time
@@ -294,6 +297,7 @@ func (c *Conn) Stats() ConnStats {
 	}
 	st.FEC.Parity = int(c.fecParity.Load())
 	st.SendQueueBytes = c.sendQueued()
+	st.HeldBytes = st.SendQueueBytes + int(c.segBytes.Load())
 	return st
 }
 

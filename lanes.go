@@ -402,6 +402,11 @@ func (c *Conn) noteQueued() {
 		l.ctr.queued.Store(int64(l.queued))
 	}
 	c.kcpQueued.Store(int64(total))
+	segs := c.recvHeldSegs()
+	for _, l := range c.lanes {
+		segs += l.waitSnd()
+	}
+	c.segBytes.Store(int64(segs) * kcpSegBuf)
 	if fh, ok := c.handlerFor().(flowHandler); ok {
 		fh.sendRoom()
 	}

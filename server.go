@@ -308,7 +308,7 @@ func (s *Server) Stats() ServerStats {
 		sh.traffic.addTo(&st)
 		st.Drops.add(sh.drops.snapshot())
 	}
-	st.SendQueueBytes, st.Latency, st.RTT = s.live.totals()
+	st.SendQueueBytes, st.HeldBytes, st.Latency, st.RTT = s.live.totals()
 	return st
 }
 

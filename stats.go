@@ -75,6 +75,13 @@ type ConnStats struct {
 	Latency Histogram
 	// SendQueueBytes is how much the session holds for sending.
 	SendQueueBytes int
+	// HeldBytes estimates the memory the session holds for data in
+	// transit: SendQueueBytes plus kcp-go's buffer (1500 bytes) for every
+	// segment its lanes hold, sent and unacknowledged, waiting for
+	// window, or received and not yet delivered. A small message costs a
+	// whole segment buffer until it is acknowledged. Updated by the
+	// session's worker after each event.
+	HeldBytes int
 	Drops          DropStats
 	Cipher         Cipher
 	// LossIn is the fraction of the peer's packets that did not arrive,
@@ -116,8 +123,9 @@ type ServerStats struct {
 	MessagesSent, MessagesReceived uint64
 	Retransmissions                uint64
 	TailProbes                     uint64 // see ConnStats.TailProbes
-	// SendQueueBytes is the sum of the live sessions' send queues.
-	SendQueueBytes int
+	// SendQueueBytes is the sum of the live sessions' send queues, and
+	// HeldBytes of their ConnStats.HeldBytes.
+	SendQueueBytes, HeldBytes int
 	// Latency merges every session's delivery latency histogram, closed
 	// sessions included.
 	Latency    Histogram

@@ -297,6 +297,9 @@ func TestTimerSlicesInterleave(t *testing.T) {
 		synctest.Wait()
 		require.Greater(t, s.traffic.timerCuts.Load(), cuts, "600 due timers take more than one slice")
 		require.GreaterOrEqual(t, s.traffic.timerFlushes.Load()-flushes, uint64(sessions), "every session retransmitted")
+		// Memory accounting: the unacknowledged message holds a whole
+		// segment buffer.
+		require.GreaterOrEqual(t, conns[0].Stats().HeldBytes, kcpSegBuf+100)
 		n.net.SetLink(n.addrs[0], conns[0].LocalAddr(), netsim.Impairment{Delay: 2 * time.Millisecond})
 		time.Sleep(3 * time.Second)
 		synctest.Wait()
@@ -304,6 +307,8 @@ func TestTimerSlicesInterleave(t *testing.T) {
 			_, got, closed := h.snapshot()
 			require.Empty(t, closed)
 			require.Len(t, got, 1, "session %d: its echo arrived", i)
+			require.Zero(t, conns[i].Stats().HeldBytes, "session %d holds nothing once acknowledged", i)
 		}
+		require.Zero(t, n.servers[0].Stats().HeldBytes)
 	})
 }

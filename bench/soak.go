@@ -43,6 +43,7 @@ import (
 type soakServerStats struct {
 	CPUNs          int64         `json:"cpu_ns"` // user+system since start
 	Heap           int64         `json:"heap"`   // live heap after a GC
+	Held           int64         `json:"held"`   // ServerStats.HeldBytes
 	RSS            int64         `json:"rss"`
 	Goroutines     int           `json:"goroutines"`
 	FDs            int           `json:"fds"`
@@ -109,7 +110,7 @@ func soakServerRole(_ context.Context, o *options) error {
 		switch f[0] {
 		case "STATS":
 			st := srv.Stats()
-			te, tf, rd := timerStats(st)
+			te, tf, rd, held := timerStats(st)
 			var closed []string
 			for _, c := range st.SessionsClosed {
 				if c.Count > 0 {
@@ -119,7 +120,7 @@ func soakServerRole(_ context.Context, o *options) error {
 			j, _ := json.Marshal(soakServerStats{
 				CPUNs: int64(cpuTime()), Heap: liveHeap(), RSS: rss(), Goroutines: runtime.NumGoroutine(), FDs: fdCount(),
 				Sessions: st.Sessions, TimerEvents: te, TimerFlushes: tf, Rekeys: st.Rekeys,
-				RekeysDeferred: rd, Cookies: st.Handshake.CookiesSent, Drops: st.Drops, Closed: strings.Join(closed, " "),
+				RekeysDeferred: rd, Held: int64(held), Cookies: st.Handshake.CookiesSent, Drops: st.Drops, Closed: strings.Join(closed, " "),
 			})
 			fmt.Println(string(j))
 		case "PROF": // PROF <file> <seconds>: a CPU profile of that long
@@ -146,6 +147,7 @@ type soakRow struct {
 	Sessions       int
 	CPUPct         float64 // server CPU over the interval, % of one core
 	HeapMB, RSSMB  float64
+	HeldMB         float64 // ServerStats.HeldBytes: what the sessions hold for data in transit
 	Goroutines     int
 	FDs            int
 	ProbeP50       float64 // ms
@@ -169,7 +171,7 @@ type soakRow struct {
 	Burn           bool
 }
 
-var soakHeader = []string{"t_s", "sessions", "server_cpu_pct", "heap_MB", "rss_MB", "goroutines", "fds",
+var soakHeader = []string{"t_s", "sessions", "server_cpu_pct", "heap_MB", "held_MB", "rss_MB", "goroutines", "fds",
 	"probe_p50_ms", "probe_p99_ms", "probe_max_ms", "probe_n", "probe_lost", "sent", "echoed",
 	"out_of_order", "dup", "late_5s", "lost_dead", "idle_closed", "other_closed", "closed_outstanding",
 	"timer_events_per_s", "timer_flushes_per_s", "rekeys_per_s", "rekeys_deferred",
@@ -178,7 +180,7 @@ var soakHeader = []string{"t_s", "sessions", "server_cpu_pct", "heap_MB", "rss_M
 func (r soakRow) csv() []string {
 	f := func(v float64) string { return fmt.Sprintf("%.2f", v) }
 	d := func(v int64) string { return fmt.Sprint(v) }
-	return []string{f(r.T), fmt.Sprint(r.Sessions), f(r.CPUPct), f(r.HeapMB), f(r.RSSMB), fmt.Sprint(r.Goroutines), fmt.Sprint(r.FDs),
+	return []string{f(r.T), fmt.Sprint(r.Sessions), f(r.CPUPct), f(r.HeapMB), f(r.HeldMB), f(r.RSSMB), fmt.Sprint(r.Goroutines), fmt.Sprint(r.FDs),
 		f(r.ProbeP50), f(r.ProbeP99), f(r.ProbeMax), fmt.Sprint(r.ProbeN), fmt.Sprint(r.ProbeLost), d(r.Sent), d(r.Echoed),
 		d(r.OutOfOrder), d(r.Dup), d(r.Late), d(r.LostDead), d(r.IdleClosed), d(r.OtherClosed), d(r.ClosedOut),
 		f(r.TimerEventsPS), f(r.TimerFlushesPS), f(r.RekeysPS), fmt.Sprint(r.RekeysDeferred),
@@ -442,7 +444,7 @@ func soakCase(ctx context.Context, p soakParams) (map[string]float64, error) {
 			cpu = float64(st.CPUNs) / 1e9 / dt * 100
 		}
 		row := soakRow{
-			T: el.Seconds(), Sessions: st.Sessions, CPUPct: cpu, HeapMB: float64(st.Heap) / 1e6, RSSMB: float64(st.RSS) / 1e6,
+			T: el.Seconds(), Sessions: st.Sessions, CPUPct: cpu, HeapMB: float64(st.Heap) / 1e6, HeldMB: float64(st.Held) / 1e6, RSSMB: float64(st.RSS) / 1e6,
 			Goroutines: st.Goroutines, FDs: st.FDs, ProbeP50: probeS.P50ms, ProbeP99: probeS.P99ms, ProbeMax: probeS.MaxMs,
 			ProbeN: probeS.N, ProbeLost: probeS.Lost, Sent: agg.Sent - prevLoad.Sent, Echoed: agg.Echoed - prevLoad.Echoed,
 			OutOfOrder: agg.OutOfOrder, Dup: agg.Dup, Late: agg.Late, LostDead: agg.LostDead, IdleClosed: agg.IdleClosed,
@@ -454,8 +456,8 @@ func soakCase(ctx context.Context, p soakParams) (map[string]float64, error) {
 		rows = append(rows, row)
 		_ = w.Write(row.csv())
 		w.Flush()
-		logf("t=%3.0fs sessions=%d cpu=%.0f%% heap=%.0fMB rss=%.0fMB gr=%d fds=%d probe p50=%.2f p99=%.2f max=%.1fms lost=%d | sent=%d echoed=%d ooo=%d lostDead=%d idle=%d other=%d closedOut=%d | timers/s=%.0f flushes/s=%.0f rekeys/s=%.0f deferred=%d | drops %+v closed: %s",
-			row.T, row.Sessions, row.CPUPct, row.HeapMB, row.RSSMB, row.Goroutines, row.FDs, row.ProbeP50, row.ProbeP99, row.ProbeMax, row.ProbeLost,
+		logf("t=%3.0fs sessions=%d cpu=%.0f%% heap=%.0fMB held=%.1fMB rss=%.0fMB gr=%d fds=%d probe p50=%.2f p99=%.2f max=%.1fms lost=%d | sent=%d echoed=%d ooo=%d lostDead=%d idle=%d other=%d closedOut=%d | timers/s=%.0f flushes/s=%.0f rekeys/s=%.0f deferred=%d | drops %+v closed: %s",
+			row.T, row.Sessions, row.CPUPct, row.HeapMB, row.HeldMB, row.RSSMB, row.Goroutines, row.FDs, row.ProbeP50, row.ProbeP99, row.ProbeMax, row.ProbeLost,
 			row.Sent, row.Echoed, row.OutOfOrder, row.LostDead, row.IdleClosed, row.OtherClosed, row.ClosedOut,
 			row.TimerEventsPS, row.TimerFlushesPS, row.RekeysPS, row.RekeysDeferred, row.Drops, st.Closed)
 		if !restartedAt.IsZero() && backAfter < 0 && st.Sessions >= loaded+1 {

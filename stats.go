@@ -82,8 +82,8 @@ type ConnStats struct {
 	// whole segment buffer until it is acknowledged. Updated by the
 	// session's worker after each event.
 	HeldBytes int
-	Drops          DropStats
-	Cipher         Cipher
+	Drops     DropStats
+	Cipher    Cipher
 	// LossIn is the fraction of the peer's packets that did not arrive,
 	// measured from gaps in their counters over the last interval of about
 	// 500 ms that saw packets (it keeps its value while none arrive). LossOut

@@ -123,6 +123,11 @@ func (s *Server) broadcast(conns []*Conn, kind byte, arg int, msg []byte) Broadc
 			fail(c, ErrNotServerSession)
 			continue
 		}
+		if kind != pendSharedReliable && len(msg) > c.MaxDatagramSize() {
+			// This session's packet size is smaller (negotiate.go, pmtud.go).
+			fail(c, ErrMessageTooLarge)
+			continue
+		}
 		if err := c.queueShared(kind, arg, deadline, shared); err != nil {
 			fail(c, err)
 			continue

@@ -102,7 +102,7 @@ func (a *clientAttempt) newHandshake(index uint32) (*clientHandshake, error) {
 		}
 		index = binary.LittleEndian.Uint32(b[:])
 	}
-	hs, err := newClientHandshake(a.set.serverPublicKey, a.set.cipher, a.set.fec, index, time.Now(), rand.Reader, a.set.identity.client())
+	hs, err := newClientHandshake(a.set.serverPublicKey, a.set.cipher, a.set.fec, index, time.Now(), rand.Reader, a.set.identity.client(), a.set.hello())
 	if err != nil {
 		return nil, fmt.Errorf("uxp: handshake: %w", err)
 	}
@@ -124,9 +124,9 @@ func (a *clientAttempt) run(ctx context.Context, hs *clientHandshake) (*Conn, er
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	attempts := 0
-	var pkt [initiationIKSize]byte
+	pkt := make([]byte, len(hs.initiation()))
 	send := func(now time.Time) {
-		p := pkt[:copy(pkt[:], hs.initiation())]
+		p := pkt[:copy(pkt, hs.initiation())]
 		a.cookieMu.Lock()
 		if !a.cookieAt.IsZero() && now.Sub(a.cookieAt) < cookieSecretLife {
 			putMAC2(p, &a.cookie)
@@ -200,7 +200,22 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 	r, err := hs.consumeResponse(b)
 	id, keys, fp := r.id, r.keys, r.fec
 	r.keys.zero() // keys is the only copy from here on
-	if errors.Is(err, ErrFECRefused) || errors.Is(err, ErrServerFull) || errors.Is(err, ErrClientRejected) || errors.Is(err, ErrServerShuttingDown) {
+	var (
+		rejected     *RejectError
+		incompatible *incompatibleStatus
+	)
+	if errors.As(err, &incompatible) {
+		// The server's refusal names its values; ours say what differs.
+		// (Assigned only when non-nil: a nil *IncompatibleError in an
+		// error would not be a nil error.)
+		if ie := a.set.negotiate(incompatible.mtu, incompatible.lanes, 0).err; ie != nil {
+			err = ie
+		} else {
+			err = &IncompatibleError{Field: "MTU", Local: a.set.mtu, Remote: incompatible.mtu}
+		}
+	}
+	if errors.Is(err, ErrFECRefused) || errors.Is(err, ErrServerFull) || errors.Is(err, ErrClientRejected) ||
+		errors.As(err, &rejected) || incompatible != nil || errors.Is(err, ErrServerShuttingDown) {
 		if a.hs.CompareAndSwap(hs, nil) {
 			a.tr.handshakeRefused(from, err)
 			a.refused <- err
@@ -209,6 +224,18 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 	}
 	if err != nil {
 		a.dropAnswer(err)
+		return
+	}
+	neg := a.set.negotiate(r.peerMTU, r.peerLanes, 0)
+	if neg.err != nil {
+		// The server accepted what we cannot run (an older server does
+		// not compare; this one would have refused). Its half-open
+		// session expires unconfirmed.
+		keys.zero()
+		if a.hs.CompareAndSwap(hs, nil) {
+			a.tr.handshakeRefused(from, neg.err)
+			a.refused <- neg.err
+		}
 		return
 	}
 	if fp.on() && !a.set.fec.on() {
@@ -221,7 +248,7 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 		keys.zero()
 		return
 	}
-	conn, err := newConn(a.ep, id, &keys, hs.cipher, fp, a.server, true, time.Now())
+	conn, err := newSession(a.ep, id, &keys, hs.cipher, fp, a.server, true, time.Now(), neg.mtu)
 	if err != nil {
 		// The server sent a decision this client cannot run (the handshake
 		// is spent: hs is gone). Fail now rather than at the timeout.
@@ -231,6 +258,7 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 	}
 	conn.SetHandler(a.handler)
 	conn.peerKey, conn.hasPeerKey = a.set.serverPublicKey, true
+	conn.connectData, conn.acceptData = a.set.connectData, r.acceptData
 	// Written before the session is published in the table, which the
 	// read loop reads it through.
 	conn.resetToken, conn.resetFrom = r.token, a.server

@@ -117,9 +117,9 @@ type Config struct {
 	// (lanes.go). Lane i is Lanes[i]; lane 0 is the one Write uses. A loss
 	// on one lane never holds back delivery on another. Nil or empty means
 	// one lane with the zero LaneConfig. At most 32 lanes. Both sides must
-	// declare the same number of lanes: frames for a lane the receiver does
-	// not have are dropped as malformed. Priorities and deadlines are the
-	// sender's own and need not match.
+	// declare the same number of lanes: the handshake compares them and a
+	// difference fails the client's Start with an *IncompatibleError.
+	// Priorities and deadlines are the sender's own and need not match.
 	Lanes []LaneConfig
 
 	// Logger receives the SDK's log records. Nil means no logging.
@@ -153,6 +153,18 @@ type Config struct {
 	// disables tracing, which then costs a nil check per event and no
 	// allocation. It may be the same logger as Logger.
 	Tracer *slog.Logger
+
+	// ConnectData is application data a client sends, encrypted and
+	// authenticated, inside its handshake: a connect token, an auth
+	// ticket, a player name, a build version. The server's
+	// ConnectHandler reads it before any session exists, and
+	// Conn.ConnectData returns it on both sides. Nil or empty means none
+	// (a server that needs some can reject the client). At most
+	// MaxConnectDataSize (1000) bytes; longer is invalid. A client with
+	// connect data sends a longer initiation (at least 400 bytes) that
+	// servers from before this field do not understand. Ignored by
+	// servers.
+	ConnectData []byte
 
 	// RekeyAfterTime is how long a session uses one generation of
 	// transport keys before it replaces them in band (fresh X25519
@@ -210,6 +222,9 @@ type Config struct {
 	// data is unacknowledged, as before kcp_sched.go (the baseline the
 	// timer-work tests and benchmarks compare with).
 	testKCPTick bool
+	// testOldHello, tests only: announce no packet size and no lane
+	// count, as a client from before negotiation.
+	testOldHello bool
 }
 
 // KCPConfig tunes the KCP reliability layer. The zero value is the fast
@@ -238,7 +253,9 @@ type KCPConfig struct {
 	RecvWindow int
 
 	// MTU is the largest UDP payload uxp sends, headers, tag and KCP header
-	// included. Zero means 1400. It must be between 576 and 1500.
+	// included. Zero means 1400. It must be between 576 and 1500. A session
+	// uses at most the smaller of its two sides' MTU (Conn.MTU), and path
+	// MTU discovery starts it at 1200 bytes (Conn.PathMTU).
 	MTU int
 }
 
@@ -291,7 +308,7 @@ func DefaultConfig() *Config {
 	}
 }
 
-// Clone returns a deep copy of c: its slices (Lanes,
+// Clone returns a deep copy of c: its slices (Lanes, ConnectData,
 // Identity.AllowedClientKeys) are copied too, so changing the clone never
 // changes c. Funcs and the Logger and Tracer are shared. A nil c clones
 // DefaultConfig().
@@ -301,6 +318,9 @@ func (c *Config) Clone() *Config {
 	}
 	cp := *c
 	cp.Lanes = append([]LaneConfig(nil), c.Lanes...)
+	if c.ConnectData != nil {
+		cp.ConnectData = append([]byte{}, c.ConnectData...)
+	}
 	cp.Identity.AllowedClientKeys = append([]PublicKey(nil), c.Identity.AllowedClientKeys...)
 	return &cp
 }
@@ -344,6 +364,8 @@ type settings struct {
 	testRewriteFrame func(kind byte, body []byte)
 	testEagerRekey   bool
 	lanes            []LaneConfig // at least one
+	connectData      []byte       // nil: none (the plain initiation)
+	minPacket        int          // the smallest packet size MaxMessageSize fits (negotiate.go)
 	maxSessions      int          // 0: no limit
 	admission        admissionSettings
 	identity         identitySettings
@@ -354,6 +376,7 @@ type settings struct {
 	testStartCounter  uint64
 	testOnRetire      func(k *keySlot)
 	testKCPTick       bool
+	testOldHello      bool
 }
 
 func pick[T int | int64 | time.Duration](v, def T) T {
@@ -399,9 +422,13 @@ func (c *Config) resolve() (*settings, error) {
 		testStartCounter:  c.testStartCounter,
 		testOnRetire:      c.testOnRetire,
 		testKCPTick:       c.testKCPTick,
+		testOldHello:      c.testOldHello,
 	}
 	if len(s.lanes) == 0 {
 		s.lanes = []LaneConfig{{}}
+	}
+	if len(c.ConnectData) > 0 {
+		s.connectData = append([]byte{}, c.ConnectData...)
 	}
 	s.fec = fecParams{
 		data:      c.FEC.DataShards,
@@ -439,6 +466,8 @@ func (c *Config) resolve() (*settings, error) {
 		return bad("KCP.RecvWindow", "%d exceeds 32768 (KCP advertises it in 16 bits)", s.recvWindow)
 	case s.mtu < minMTU || s.mtu > maxMTU:
 		return bad("KCP.MTU", "%d is outside [%d, %d]", s.mtu, minMTU, maxMTU)
+	case len(c.ConnectData) > MaxConnectDataSize:
+		return bad("ConnectData", "%d bytes exceed MaxConnectDataSize (%d)", len(c.ConnectData), MaxConnectDataSize)
 	case s.handshakeTimeout < 0:
 		return bad("HandshakeTimeout", "negative (%v)", s.handshakeTimeout)
 	case s.workers < 0:
@@ -474,6 +503,7 @@ func (c *Config) resolve() (*settings, error) {
 	if limit := s.maxMessageLimit(); s.maxMessage > limit {
 		return bad("MaxMessageSize", "%d exceeds %d, the most that fits with its %d-byte lane header in min(255, KCP.RecvWindow-1) segments of %d bytes at this MTU", s.maxMessage, limit, laneHeaderMax, s.mss())
 	}
+	s.minPacket = s.computeMinMTU()
 	if s.sendQueue < s.maxMessage {
 		return bad("SendQueueBytes", "%d is smaller than MaxMessageSize %d", s.sendQueue, s.maxMessage)
 	}
@@ -495,7 +525,12 @@ func (c *Config) resolve() (*settings, error) {
 
 // mss is the KCP payload per segment: the MTU less the transport overhead
 // and KCP's own segment header.
-func (s *settings) mss() int { return s.kcpMTU() - kcpOverhead }
+func (s *settings) mss() int { return s.mssAt(s.mtu) }
+
+// mssAt, frameRoomAt and kcpMTUAt are mss, frameRoom and kcpMTU for a
+// session whose packet size is mtu (the smaller of the two sides', see
+// negotiate.go).
+func (s *settings) mssAt(mtu int) int { return s.kcpMTUAt(mtu) - kcpOverhead }
 
 // frameRoom is the most frame body one datagram carries: what remains
 // after the transport header, the frame type byte and the AEAD tag, and,
@@ -503,8 +538,10 @@ func (s *settings) mss() int { return s.kcpMTU() - kcpOverhead }
 // shard exceeds the group's largest packet, and the inner frame type byte
 // (section 9 of docs/protocol.md). The FEC room is reserved whenever this
 // side is configured for FEC, so the MTU holds whatever the server decides.
-func (s *settings) frameRoom() int {
-	m := s.mtu - transportOverhead
+func (s *settings) frameRoom() int { return s.frameRoomAt(s.mtu) }
+
+func (s *settings) frameRoomAt(mtu int) int {
+	m := mtu - transportOverhead
 	if s.fec.data > 0 {
 		m -= fec.HeaderSize + fecParityExtra + frameHeaderSize
 	}
@@ -513,20 +550,24 @@ func (s *settings) frameRoom() int {
 
 // kcpMTU is the MTU handed to each lane's KCP: the frame room less the
 // lane byte when there is more than one lane.
-func (s *settings) kcpMTU() int {
+func (s *settings) kcpMTU() int { return s.kcpMTUAt(s.mtu) }
+
+func (s *settings) kcpMTUAt(mtu int) int {
 	if len(s.lanes) > 1 {
-		return s.frameRoom() - laneIDSize
+		return s.frameRoomAt(mtu) - laneIDSize
 	}
-	return s.frameRoom()
+	return s.frameRoomAt(mtu)
 }
 
-// fecMaxPacket is the largest packet handed to the FEC encoder: an inner
-// frame, type byte included.
+// fecMaxPacket is the largest packet handed to the FEC encoder at the
+// configured MTU: an inner frame, type byte included.
 func (s *settings) fecMaxPacket() int { return s.frameRoom() + frameHeaderSize }
 
 // maxMessageLimit is the largest MaxMessageSize that fits, with its lane
 // message header, in min(255, RecvWindow-1) segments.
-func (s *settings) maxMessageLimit() int {
+func (s *settings) maxMessageLimit() int { return s.maxMessageLimitAt(s.mtu) }
+
+func (s *settings) maxMessageLimitAt(mtu int) int {
 	frags := min(maxFragments, s.recvWindow-1)
-	return frags*s.mss() - laneHeaderMax
+	return frags*s.mssAt(mtu) - laneHeaderMax
 }

@@ -132,7 +132,7 @@ type Conn struct {
 
 	// Server half-open bookkeeping, immutable after creation.
 	ephemeral [noiseKeySize]byte
-	response  [responseSize]byte
+	response  []byte
 	// Server: the source the session counts against
 	// (AdmissionConfig.MaxSessionsPerSource); sourceProven is guarded by
 	// Server.halfMu.
@@ -144,6 +144,20 @@ type Conn struct {
 	peerKey    PublicKey
 	hasPeerKey bool
 
+	// The session's packet size (negotiate.go) and the application data
+	// of its handshake; immutable after creation.
+	mtu         int
+	connectData []byte
+	acceptData  []byte
+
+	// Path MTU discovery (pmtud.go), owned by the shard; pathMTU is its
+	// current size, published for PathMTU and MaxDatagramSize.
+	pmtu      pmtuState
+	pathMTU   atomic.Int32
+	fragID    uint16
+	frag      *fragState
+	fragsSent atomic.Uint64 // inner frames sent fragmented (tests)
+
 	ready chan struct{} // client: closed after OnReady returned
 
 	ext connExt // user data, writability, broadcast, quality (userdata.go)
@@ -152,8 +166,15 @@ type Conn struct {
 type handlerBox struct{ h ConnHandler }
 
 func newConn(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fecParams, remote netip.AddrPort, isClient bool, now time.Time) (*Conn, error) {
+	return newSession(ep, id, keys, cipher, fp, remote, isClient, now, ep.set.mtu)
+}
+
+// newSession is newConn for a session whose packet size is mtu: the
+// smaller of the two sides' (negotiate.go).
+func newSession(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fecParams, remote netip.AddrPort, isClient bool, now time.Time, mtu int) (*Conn, error) {
 	set := ep.set
 	c := &Conn{
+		mtu:       mtu,
 		id:        id,
 		ep:        ep,
 		shard:     ep.shardFor(id),
@@ -179,6 +200,7 @@ func newConn(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fecPa
 		c.state = stateHalfOpen
 		c.handshakeBy = now.Add(set.handshakeTimeout)
 	}
+	c.initPMTU(now)
 	c.initLanes()
 	if err := c.initFEC(fp, now); err != nil {
 		return nil, err
@@ -234,7 +256,7 @@ const (
 func (c *Conn) write(kind byte, arg int, deadline int64, msg []byte) (int, error) {
 	limit := c.ep.set.maxMessage
 	if kind != pendReliable {
-		limit = c.ep.set.maxDatagram()
+		limit = c.MaxDatagramSize()
 	}
 	if len(msg) > limit {
 		return 0, ErrMessageTooLarge

@@ -195,6 +195,8 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 		c.answerChallenge(body, from)
 	case framePathResponse:
 		c.takePathResponse(body, from)
+	case frameMTUProbe, frameMTUAck, frameFragment:
+		c.pmtuInput(pt[0], body, now)
 	default:
 		c.drop(dropMalformed)
 	}
@@ -377,6 +379,7 @@ func (c *Conn) onTimer(now time.Time) {
 	if c.state != stateHalfOpen {
 		c.rekeyTick(now)
 		c.pathTick(now)
+		c.pmtuTick(now)
 		if c.hb.pingDue(now) {
 			c.sendPing(now)
 		}
@@ -407,6 +410,7 @@ func (c *Conn) reschedule(now time.Time) {
 		d = earlier(d, c.fecDeadline())
 		d = earlier(d, c.rekeyDeadline())
 		d = earlier(d, c.pathDeadline())
+		d = earlier(d, c.pmtu.deadline())
 		d = earlier(d, c.lanesDeadline(now))
 	}
 	if c.exhausted {

@@ -72,13 +72,19 @@ type latestState struct {
 }
 
 // MaxDatagramSize returns the largest message WriteDatagram and
-// WriteDatagramLatest accept: Config.KCP.MTU less 38 bytes (transport
+// WriteDatagramLatest accept: the session's packet size (the smaller of
+// the two sides' Config.KCP.MTU as path MTU discovery confirmed it, see
+// Conn.PathMTU) less 38 bytes (transport
 // header 16, frame type 1, AEAD tag 16, latest header 5), and, on a side
 // configured for FEC, 13 bytes more (shard header 10, parity length 2,
 // inner frame type 1). With the default MTU of 1400 that is 1362 bytes
-// (1349 with FEC).
-func (c *Conn) MaxDatagramSize() int { return c.ep.set.maxDatagram() }
+// (1349 with FEC) once path MTU discovery confirmed the path carries
+// 1400-byte packets, and 1162 (1149) before. Safe from any goroutine.
+func (c *Conn) MaxDatagramSize() int { return c.ep.set.frameRoomAt(c.PathMTU()) - latestHeaderSize }
 
+// maxDatagram is the largest datagram any session of this configuration
+// can take: at the configured MTU. A session's own limit
+// (Conn.MaxDatagramSize) follows its negotiated and discovered packet size.
 func (s *settings) maxDatagram() int { return s.frameRoom() - latestHeaderSize }
 
 // WriteDatagram queues msg as one unreliable datagram: it is sent once, at

@@ -120,7 +120,7 @@ func (c *Conn) expireLanes(now time.Time) {
 // Segments that already arrived are ignored by the receiver's KCP as
 // duplicates.
 func (c *Conn) sendSkipMarkers(l *lane, m *laneSent) {
-	mtu := c.ep.set.kcpMTU()
+	mtu := c.kcpMTU()
 	b := c.skipScratch[:0]
 	ts := kcpNow()
 	for sn := m.firstSN; int32(sn-m.lastSN) <= 0; sn++ {

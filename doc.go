@@ -113,6 +113,25 @@
 // Messages that found no method for them are counted in ConnStats.Unhandled
 // and a warning is logged once per session.
 //
+// A client can send application data in its handshake (Config.ConnectData:
+// a connect token, a player name, up to 1000 bytes, encrypted), and a
+// server decides about each client before any session exists by
+// implementing ConnectHandler on its ServerHandler: accept (with optional
+// accept data back), reject with a code and reason (the client's Start
+// fails with a *RejectError), or defer and answer later from another
+// goroutine (ConnectRequest.Accept, ConnectRequest.Reject):
+//
+//	func (s *game) OnConnectRequest(req *uxp.ConnectRequest) uxp.ConnectDecision {
+//		if len(req.ConnectData()) == 0 {
+//			return uxp.RejectConnect(1, "name required")
+//		}
+//		return uxp.AcceptConnect([]byte("room 7"))
+//	}
+//
+// The handshake also compares the two sides' lane counts and packet sizes
+// (Config.Lanes, Config.KCP.MTU): the session uses the smaller packet size
+// (Conn.MTU), and lanes that differ fail Start with an *IncompatibleError.
+//
 // # Concurrency
 //
 // A Server runs one read loop, one handshake loop and Config.Workers update
@@ -159,8 +178,9 @@
 //     address. A server that restarted tells clients of its old sessions
 //     with a stateless reset (ErrStatelessReset); a client that restarted is
 //     noticed by the server only at its idle timeout.
-//   - Lanes are not negotiated: both sides must configure the same
-//     Config.Lanes. Datagrams bypass KCP's send window and are not paced.
+//   - Both sides must configure the same number of lanes; the handshake
+//     refuses a difference with an *IncompatibleError. Datagrams bypass
+//     KCP's send window and are not paced.
 //   - Deadlines (Conn.WriteWithDeadline, LaneConfig.Deadline) rest on the
 //     heartbeat's RTT estimate: a message stops being sent half an RTT
 //     (plus half the RTT variation) before its deadline, and the receiver
@@ -168,9 +188,14 @@
 //     clock. Asymmetric paths or jitter beyond the RTT variation blur both
 //     by a few milliseconds. Until the first heartbeat answer there is no
 //     estimate and deadlines are enforced only by the sender.
-//   - Path MTU discovery is not implemented; Config.KCP.MTU (default 1400)
-//     bounds every datagram, and a receiver drops transport datagrams longer
-//     than its own MTU.
+//   - Path MTU discovery (Conn.PathMTU) starts every session at 1200-byte
+//     packets and probes up to the smaller of the two sides' Config.KCP.MTU
+//     (default 1400); a peer from before it keeps the session at 1200. A
+//     path that carries less than 1200 bytes needs a smaller MTU
+//     configured. Probes lost on purpose count as loss in the FEC loss
+//     estimate.
+//   - Connect data needs a server of this version: an older one drops the
+//     longer initiation and the client's Start times out.
 //   - The close packet is repeated, backing off from 50 ms, until the peer
 //     confirms it, for at most 7 repetitions or 4 s; if all of them are
 //     lost the peer ends the session at its idle timeout (an error, never

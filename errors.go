@@ -155,6 +155,37 @@ func (*DeadlineError) Is(target error) bool { return target == os.ErrDeadlineExc
 
 var _ net.Error = (*DeadlineError)(nil)
 
+// RejectError is returned by Client.Start, Dial and Dialer.Dial when the
+// server's ConnectHandler rejected the session. Code and Reason are the
+// application's, received authenticated from the server whose key the
+// client pinned. A client that sent no Config.ConnectData receives at
+// most 25 bytes of the reason (its initiation leaves no more room; see
+// docs/protocol.md).
+type RejectError struct {
+	Code   uint16
+	Reason string
+}
+
+func (e *RejectError) Error() string {
+	return fmt.Sprintf("uxp: server rejected the session: code %d: %q", e.Code, e.Reason)
+}
+
+// IncompatibleError is returned by Client.Start, Dial and Dialer.Dial
+// when the two sides' configurations cannot make one session: Field names
+// what differs ("Lanes": the lane counts differ; "MTU": the smaller of the
+// two packet sizes cannot carry this side's MaxMessageSize), Local and
+// Remote are the client's and the server's values. The server counts the
+// refusal in HandshakeStats.RefusedIncompatible and traces it.
+type IncompatibleError struct {
+	Field  string
+	Local  int
+	Remote int
+}
+
+func (e *IncompatibleError) Error() string {
+	return fmt.Sprintf("uxp: incompatible configuration: %s is %d here and %d on the peer", e.Field, e.Local, e.Remote)
+}
+
 // Close codes, carried by the authenticated close frame
 // (docs/protocol.md, "Close frame") and reported in CloseError.Code.
 // Codes below CloseApplicationMin are the SDK's own; of those, an

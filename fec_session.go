@@ -124,7 +124,7 @@ func (c *Conn) initFEC(p fecParams, now time.Time) error {
 	if !p.on() {
 		return nil
 	}
-	max := c.ep.set.fecMaxPacket()
+	max := c.ep.set.frameRoomAt(c.mtu) + frameHeaderSize
 	enc, err := fec.NewEncoder(p.data, p.parity, max)
 	if err != nil {
 		return err

@@ -30,6 +30,10 @@ func TestFECRepairsWithoutRetransmission(t *testing.T) {
 		p.net.SetDefault(netsim.Impairment{Delay: 20 * time.Millisecond})
 		require.NoError(t, p.cli.Start(context.Background()))
 		conn := p.cli.Conn()
+		// Full segments need the full packet size: let path MTU
+		// discovery confirm it first (pmtud.go).
+		time.Sleep(time.Second)
+		require.Equal(t, conn.MTU(), conn.PathMTU())
 		// One message of ten full segments is one KCP flush of ten
 		// packets: exactly one FEC group. The lane message header takes
 		// one byte (a gap of 0).

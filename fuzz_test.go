@@ -180,6 +180,10 @@ func FuzzFrame(f *testing.F) {
 		{frameDatagram, []byte("dgram")},
 		{frameLatest, []byte{1, 2, 0, 0, 0, 'x'}},
 		{frameFEC, make([]byte, 12)},
+		{frameMTUProbe, make([]byte, 1200-transportOverhead)},
+		{frameMTUAck, []byte{1, 0, 0, 0, 0xb0, 0x04}},
+		{frameFragment, append([]byte{1, 0, 0, 0, 30, 0, frameKCP}, make([]byte, 29)...)},
+		{frameFragment, []byte{2, 0, 10, 0, 12, 0, 1, 2}},
 		{42, nil},
 	}
 	for _, s := range seeds {
@@ -271,7 +275,7 @@ func TestFramePairDelivers(t *testing.T) {
 // (op/3)-th most recent packet and XORs bytes into it.
 func FuzzServerDatagrams(f *testing.F) {
 	kp := testKeys(f)
-	hs, err := newClientHandshake(kp.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader, clientIdentity{})
+	hs, err := newClientHandshake(kp.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader, clientIdentity{}, helloParams{})
 	require.NoError(f, err)
 	var hdr [minTransportSize]byte
 	putTransportHeader(hdr[:], 7, 1, 1)

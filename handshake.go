@@ -36,12 +36,21 @@ import (
 //	| mac1 (16)                                                 |  len-32..len-16
 //	| mac2 (16), zero unless answering a cookie reply           |  len-16..len
 //
-// flags: bit 0 = IK (the client sends a static key), bit 1 = psk2.
+// flags: bit 0 = IK (the client sends a static key), bit 1 = psk2, bit 2 =
+// extended (the payload carries connect data; see below).
 //
 // Initiation payload: timestamp u64 (Unix ns) | FEC request (4: data,
-// parity, flags, max parity) | 12 reserved zero bytes (padding: they keep
-// the initiation at least as large as any answer, so the server never
-// amplifies).
+// parity, flags, max parity) | max packet size u16 | lane count u8 | min
+// packet size u16 (the smallest at which the client's MaxMessageSize fits)
+// | 7 reserved zero bytes. A zero means "absent" (a client from before
+// negotiation); the server then assumes its own value. The
+// payload keeps the initiation at least as large as any answer, so the
+// server never amplifies.
+//
+// Extended initiation (flag bit 2): the payload goes on after those 24
+// bytes with connect data length u16 | connect data | zero padding, so
+// that the whole initiation is between minExtInitiation and
+// maxInitiationSize bytes. Only a client with connect data sends it.
 //
 // Response (type 2), server -> client, exactly responseSize bytes:
 //
@@ -51,9 +60,14 @@ import (
 //	+------+------+-------------------+----------------------+
 //	| Noise msg 2: e (32) | AEAD(response payload, 32) + tag (16)    | 12..92
 //
-// Response payload: status u8 | 3 reserved | session id u32 (must equal
-// the header's) | FEC decision (4) | stateless reset token (16) | 4
-// reserved zero bytes.
+// Response payload: status u8 | server max packet size u16 | server lane
+// count u8 | session id u32 (must equal the header's) | FEC decision (4) |
+// stateless reset token (16) | 4 reserved zero bytes. A rejection by the
+// application (statusRejected) puts code u16 | reason length u8 | reason
+// (up to 25 bytes) at offset 4 instead. The answer to an extended
+// initiation is extended too: its payload goes on with data length u16 |
+// data, the accept data of an accepted session or the whole reason of a
+// rejection.
 
 /* Specification constants */
 const (
@@ -71,18 +85,46 @@ const (
 	flagPSK      byte = 1 << 1 // psk2: a pre-shared key is mixed into the response
 	knownFlags        = flagIdentity | flagPSK
 
+	flagExtended  byte = 1 << 2 // the payload carries connect data
+	knownFlagsExt      = knownFlags | flagExtended
+
+	// Extended handshake messages (connect data, accept data, reasons).
+	minExtInitiation  = 400  // keeps every extended response smaller
+	maxInitiationSize = 1200 // the safe path MTU: never fragmented
+	responseExtMax    = 2 + max(MaxRejectReasonSize, MaxAcceptDataSize)
+	plainReasonMax    = responsePayloadSize - 7
+
 	// Response status codes. statusFECRefused (1) is in fec_session.go.
 	statusOK           byte = 0
 	statusServerFull   byte = 2
 	statusClientDenied byte = 3
 	statusShuttingDown byte = 4
+	statusIncompatible byte = 5 // lanes or packet size cannot be reconciled
+	statusRejected     byte = 6 // the application's decision (ConnectHandler)
 
 	prologueLabel = "uxp/1 Noise_NK"
 	mac1Label     = "mac1----"
 )
 
 // The server must never answer with more bytes than it received.
-var _ = [initiationSize - responseSize]struct{}{}
+var (
+	_ = [initiationSize - responseSize]struct{}{}
+	_ = [minExtInitiation - responseSize - responseExtMax]struct{}{}
+	_ = [maxInitiationSize - initiationIKSize - 2 - MaxConnectDataSize]struct{}{}
+)
+
+// Specification limits of the application data in the handshake.
+const (
+	// MaxConnectDataSize is the most Config.ConnectData may hold: what
+	// fits, with the handshake, in one 1200-byte datagram.
+	MaxConnectDataSize = 1000
+	// MaxRejectReasonSize is the longest reason a rejection carries; a
+	// longer one is cut to this many bytes.
+	MaxRejectReasonSize = 256
+	// MaxAcceptDataSize is the most accept data a server may send back
+	// with an accepted session (ConnectRequest.Accept).
+	MaxAcceptDataSize = 256
+)
 
 var noiseSuite = noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashBLAKE2s)
 
@@ -197,7 +239,8 @@ func (k *sessionKeys) zero() {
 	ucrypto.Zero(k.recv[:])
 }
 
-// initiationLen is the exact length of an initiation with these flags.
+// initiationLen is the exact length of an initiation with these flags,
+// the extended flag aside: the length of its fixed part.
 func initiationLen(flags byte) int {
 	if flags&flagIdentity != 0 {
 		return initiationIKSize
@@ -308,19 +351,41 @@ type clientHandshake struct {
 	hs     *noise.HandshakeState
 	index  uint32
 	cipher Cipher
-	size   int                    // initiationSize or initiationIKSize
-	packet [initiationIKSize]byte // packet[:size] is sent; only mac2 changes between copies
+	ext    bool   // the extended form: the response is extended too
+	packet []byte // sent as is; only mac2 changes between copies
 }
 
 // initiation returns the packet as built, mac2 zero.
-func (c *clientHandshake) initiation() []byte { return c.packet[:c.size] }
+func (c *clientHandshake) initiation() []byte { return c.packet }
+
+// helloParams is what an initiation tells the server about the client
+// beyond its keys: the negotiated parameters (zero: absent) and the
+// connect data. connectData non-nil selects the extended form.
+type helloParams struct {
+	mtu, lanes, minMTU int
+	connectData        []byte
+}
+
+func (p helloParams) put(b []byte) {
+	binary.LittleEndian.PutUint16(b[0:2], uint16(p.mtu))
+	b[2] = byte(p.lanes)
+	binary.LittleEndian.PutUint16(b[3:5], uint16(p.minMTU))
+}
 
 // newClientHandshake builds the initiation. rng supplies the ephemeral key
 // (crypto/rand in production).
-func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index uint32, now time.Time, rng io.Reader, id clientIdentity) (*clientHandshake, error) {
+func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index uint32, now time.Time, rng io.Reader, id clientIdentity, hello helloParams) (*clientHandshake, error) {
 	flags := id.flags()
-	c := &clientHandshake{index: index, cipher: cipher, size: initiationLen(flags)}
-	p := c.packet[:c.size]
+	size := initiationLen(flags)
+	if hello.connectData != nil {
+		if len(hello.connectData) > MaxConnectDataSize {
+			return nil, &ConfigError{Field: "ConnectData", Reason: "longer than MaxConnectDataSize"}
+		}
+		flags |= flagExtended
+		size = max(minExtInitiation, size+2+len(hello.connectData))
+	}
+	c := &clientHandshake{index: index, cipher: cipher, ext: flags&flagExtended != 0, packet: make([]byte, size)}
+	p := c.packet
 	p[0] = msgInitiation
 	p[1] = protocolVersion
 	p[2] = byte(cipher)
@@ -336,10 +401,15 @@ func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index ui
 	if err != nil {
 		return nil, err
 	}
-	var payload [initiationPayloadSize]byte
+	payload := make([]byte, initiationPayloadSize+size-initiationLen(flags))
 	binary.LittleEndian.PutUint64(payload[0:8], uint64(now.UnixNano()))
 	req.put(payload[8:12])
-	msg, _, _, err := hs.WriteMessage(p[8:8], payload[:])
+	hello.put(payload[12:17])
+	if c.ext {
+		binary.LittleEndian.PutUint16(payload[24:26], uint16(len(hello.connectData)))
+		copy(payload[26:], hello.connectData)
+	}
+	msg, _, _, err := hs.WriteMessage(p[8:8], payload)
 	if err != nil {
 		return nil, err
 	}
@@ -355,11 +425,21 @@ func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index ui
 
 // responseResult is what a client learns from a genuine response.
 type responseResult struct {
-	id    uint32
-	keys  sessionKeys
-	fec   fecParams
-	token [resetTokenSize]byte
+	id         uint32
+	keys       sessionKeys
+	fec        fecParams
+	token      [resetTokenSize]byte
+	peerMTU    int    // the server's max packet size; 0: absent (an older server)
+	peerLanes  int    // the server's lane count; 0: absent
+	acceptData []byte // extended responses only
 }
+
+// incompatibleStatus is the client's view of a statusIncompatible
+// refusal: the server's own parameters, which the client compares with
+// its own to name what differs (negotiate.go).
+type incompatibleStatus struct{ mtu, lanes int }
+
+func (e *incompatibleStatus) Error() string { return "uxp: server refused: incompatible configuration" }
 
 // consumeResponse authenticates the server's response and returns the
 // session ID, keys, FEC decision and stateless reset token. Any failure
@@ -367,23 +447,52 @@ type responseResult struct {
 // refusal returns ErrFECRefused, ErrServerFull or ErrClientRejected.
 func (c *clientHandshake) consumeResponse(pkt []byte) (responseResult, error) {
 	var r responseResult
-	if len(pkt) != responseSize || pkt[0] != msgResponse || pkt[1]|pkt[2]|pkt[3] != 0 {
+	size := len(pkt) == responseSize
+	if c.ext {
+		size = len(pkt) >= responseSize+2 && len(pkt) <= responseSize+responseExtMax
+	}
+	if !size || pkt[0] != msgResponse || pkt[1]|pkt[2]|pkt[3] != 0 {
 		return r, errHandshakeMalformed
 	}
 	id := binary.LittleEndian.Uint32(pkt[4:8])
 	if binary.LittleEndian.Uint32(pkt[8:12]) != c.index {
 		return r, errHandshakeMalformed
 	}
-	var payload [responsePayloadSize]byte
+	var payload [responsePayloadSize + responseExtMax]byte
 	// flynn/noise rolls its symmetric state back when decryption fails, so
 	// a forged response does not poison the handshake.
-	out, send, recv, err := c.hs.ReadMessage(payload[:0], pkt[12:responseSize])
-	if err != nil || send == nil || recv == nil || len(out) != responsePayloadSize {
+	out, send, recv, err := c.hs.ReadMessage(payload[:0], pkt[12:])
+	if err != nil || send == nil || recv == nil || len(out) != len(pkt)-responseSize+responsePayloadSize {
 		return r, errHandshakeAuth
+	}
+	var ext []byte
+	if c.ext {
+		ext = out[responsePayloadSize+2:]
+		if int(binary.LittleEndian.Uint16(out[responsePayloadSize:])) != len(ext) {
+			return r, errHandshakeMalformed
+		}
+	}
+	r.peerMTU = int(binary.LittleEndian.Uint16(out[1:3]))
+	r.peerLanes = int(out[3])
+	switch out[0] {
+	case statusIncompatible:
+		return r, &incompatibleStatus{mtu: r.peerMTU, lanes: r.peerLanes}
+	case statusRejected:
+		e := &RejectError{Code: binary.LittleEndian.Uint16(out[4:6])}
+		if n := int(out[6]); n <= plainReasonMax && len(ext) == 0 {
+			e.Reason = string(out[7 : 7+n])
+		} else {
+			e.Reason = string(ext[:min(len(ext), MaxRejectReasonSize)])
+		}
+		return r, e
 	}
 	if err := statusErr(out[0]); err != nil {
 		return r, err
 	}
+	if len(ext) > MaxAcceptDataSize {
+		return r, errHandshakeMalformed
+	}
+	r.acceptData = append([]byte(nil), ext...)
 	fp, ok := parseFECParams(out[8:12])
 	if out[0] != statusOK || binary.LittleEndian.Uint32(out[4:8]) != id || id == 0 || !ok {
 		return r, errHandshakeAuth
@@ -406,6 +515,12 @@ type initiation struct {
 	hasPeerKey  bool
 	timestamp   uint64 // Unix ns, as the client sent it
 	fecReq      fecParams
+	peerMTU     int    // the client's max packet size; 0: absent
+	peerLanes   int    // the client's lane count; 0: absent
+	peerMinMTU  int    // the smallest packet size the client can use; 0: absent
+	connectData []byte // extended initiations only; a copy
+	ext         bool   // extended: the response must be too
+	size        int    // the initiation's length, which bounds the answer
 }
 
 // checkInitiation does the cheap checks on an initiation: exact length for
@@ -413,10 +528,14 @@ type initiation struct {
 // no Diffie-Hellman. mac2 is not looked at here: only a server under load
 // checks it (cookie.go).
 func checkInitiation(pkt []byte, key *[32]byte) error {
-	if len(pkt) < 8 || pkt[0] != msgInitiation || pkt[1] != protocolVersion || pkt[3]&^knownFlags != 0 {
+	if len(pkt) < 8 || pkt[0] != msgInitiation || pkt[1] != protocolVersion || pkt[3]&^knownFlagsExt != 0 {
 		return errHandshakeMalformed
 	}
-	if len(pkt) != initiationLen(pkt[3]) || !Cipher(pkt[2]).Valid() {
+	size := len(pkt) == initiationLen(pkt[3])
+	if pkt[3]&flagExtended != 0 {
+		size = len(pkt) >= max(minExtInitiation, initiationLen(pkt[3])+2) && len(pkt) <= maxInitiationSize
+	}
+	if !size || !Cipher(pkt[2]).Valid() {
 		return errHandshakeMalformed
 	}
 	mac := computeMAC1(key, pkt)
@@ -451,13 +570,26 @@ func readInitiation(static *staticKey, psk []byte, pkt []byte, rng io.Reader) (*
 	if err != nil {
 		return nil, err
 	}
-	var payload [initiationPayloadSize]byte
+	var payload [maxInitiationSize]byte
+	want := initiationPayloadSize + len(pkt) - initiationLen(flags)
 	out, _, _, err := hs.ReadMessage(payload[:0], pkt[8:mac1Offset(pkt)])
-	if err != nil || len(out) != initiationPayloadSize {
+	if err != nil || len(out) != want {
 		return nil, errHandshakeAuth
 	}
 	h := &serverHandshake{hs: hs}
 	in := &h.in
+	in.size = len(pkt)
+	in.peerMTU = int(binary.LittleEndian.Uint16(out[12:14]))
+	in.peerLanes = int(out[14])
+	in.peerMinMTU = int(binary.LittleEndian.Uint16(out[15:17]))
+	if flags&flagExtended != 0 {
+		n := int(binary.LittleEndian.Uint16(out[24:26]))
+		if n > MaxConnectDataSize || 26+n > len(out) {
+			return nil, errHandshakeMalformed
+		}
+		in.ext = true
+		in.connectData = append([]byte{}, out[26:26+n]...)
+	}
 	in.senderIndex = binary.LittleEndian.Uint32(pkt[4:8])
 	in.cipher = Cipher(pkt[2])
 	in.flags = flags
@@ -484,22 +616,63 @@ func readInitiation(static *staticKey, psk []byte, pkt []byte, rng io.Reader) (*
 // generation and two X25519 (ee, se). A refusal (status != statusOK)
 // returns zero keys.
 func (h *serverHandshake) writeResponse(sessionID uint32, status byte, decision fecParams, token *[resetTokenSize]byte) ([responseSize]byte, sessionKeys, error) {
-	var (
-		resp [responseSize]byte
-		keys sessionKeys
-	)
+	var resp [responseSize]byte
+	b, keys, err := h.writeAnswer(sessionID, status, decision, token, answerInfo{})
+	copy(resp[:], b)
+	return resp, keys, err
+}
+
+// answerInfo is what a response carries besides the session: the
+// server's own parameters and the application's code and data (the
+// reason of a rejection, the accept data of an acceptance).
+type answerInfo struct {
+	mtu, lanes int
+	code       uint16
+	data       []byte
+}
+
+// writeAnswer builds the response to h's initiation: extended if the
+// initiation was. In the plain form, a rejection's reason is cut to
+// plainReasonMax bytes and accept data is left out: they need the room
+// an extended initiation provides (the server never amplifies).
+func (h *serverHandshake) writeAnswer(sessionID uint32, status byte, decision fecParams, token *[resetTokenSize]byte, info answerInfo) ([]byte, sessionKeys, error) {
+	var keys sessionKeys
+	data := info.data
+	if status == statusRejected {
+		data = data[:min(len(data), MaxRejectReasonSize)]
+	} else if status != statusOK {
+		data = nil
+	}
+	size := responseSize
+	if h.in.ext {
+		size += 2 + len(data)
+	}
+	resp := make([]byte, size)
 	resp[0] = msgResponse
 	binary.LittleEndian.PutUint32(resp[4:8], sessionID)
 	binary.LittleEndian.PutUint32(resp[8:12], h.in.senderIndex)
-	var rp [responsePayloadSize]byte
+	rp := make([]byte, size-responseSize+responsePayloadSize)
 	rp[0] = status
-	if status == statusOK {
+	binary.LittleEndian.PutUint16(rp[1:3], uint16(info.mtu))
+	rp[3] = byte(info.lanes)
+	switch status {
+	case statusOK:
 		binary.LittleEndian.PutUint32(rp[4:8], sessionID)
 		decision.put(rp[8:12])
 		copy(rp[12:12+resetTokenSize], token[:])
+	case statusRejected:
+		binary.LittleEndian.PutUint16(rp[4:6], info.code)
+		if !h.in.ext {
+			n := copy(rp[7:], data[:min(len(data), plainReasonMax)])
+			rp[6] = byte(n)
+		}
 	}
-	msg, recv, send, err := h.hs.WriteMessage(resp[12:12], rp[:])
-	if err != nil || recv == nil || send == nil || len(msg) != responseSize-12 {
+	if h.in.ext {
+		binary.LittleEndian.PutUint16(rp[responsePayloadSize:], uint16(len(data)))
+		copy(rp[responsePayloadSize+2:], data)
+	}
+	msg, recv, send, err := h.hs.WriteMessage(resp[12:12], rp)
+	if err != nil || recv == nil || send == nil || len(msg) != size-12 || size >= h.in.size {
 		return resp, keys, errHandshakeAuth
 	}
 	if status != statusOK {

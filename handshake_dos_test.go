@@ -25,7 +25,7 @@ func (s *seededReader) Read(p []byte) (int, error) { return s.r.Read(p) }
 
 func testInitiation(t testing.TB, server PublicKey, id clientIdentity) *clientHandshake {
 	t.Helper()
-	c, err := newClientHandshake(server, ChaCha20Poly1305, fecParams{}, 7, time.Unix(1000, 0), rand.Reader, id)
+	c, err := newClientHandshake(server, ChaCha20Poly1305, fecParams{}, 7, time.Unix(1000, 0), rand.Reader, id, helloParams{})
 	require.NoError(t, err)
 	return c
 }
@@ -224,7 +224,7 @@ func TestHandshakeIK(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := newClientHandshake(kp.Public, ChaCha20Poly1305, fecParams{}, 9, time.Unix(0, 42), rand.Reader, tt.client)
+			c, err := newClientHandshake(kp.Public, ChaCha20Poly1305, fecParams{}, 9, time.Unix(0, 42), rand.Reader, tt.client, helloParams{})
 			require.NoError(t, err)
 			pkt := c.initiation()
 			require.Equal(t, tt.wantFlags, pkt[3])

@@ -48,11 +48,17 @@ func fuzzIdentity(tb testing.TB, flags byte) clientIdentity {
 func FuzzInitiation(f *testing.F) {
 	srv := fuzzKey(f, 1)
 	for _, flags := range []byte{0, flagIdentity, flagPSK, flagIdentity | flagPSK} {
-		c, err := newClientHandshake(srv.Public, ChaCha20Poly1305, fecParams{data: 10, parity: 3, maxParity: 3}, 9, time.Unix(0, 77), newSeededReader(flags), fuzzIdentity(f, flags))
+		c, err := newClientHandshake(srv.Public, ChaCha20Poly1305, fecParams{data: 10, parity: 3, maxParity: 3}, 9, time.Unix(0, 77), newSeededReader(flags), fuzzIdentity(f, flags), helloParams{})
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(c.initiation(), uint32(9), uint64(77), byte(ChaCha20Poly1305), flags)
+		// The extended form, with connect data.
+		c, err = newClientHandshake(srv.Public, ChaCha20Poly1305, fecParams{}, 9, time.Unix(0, 77), newSeededReader(flags), fuzzIdentity(f, flags), helloParams{mtu: 1400, lanes: 2, connectData: []byte("player one")})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(c.initiation(), uint32(9), uint64(77), byte(ChaCha20Poly1305), flags|flagExtended)
 	}
 	// mac1 keys of a server without and with the psk (section 4.3).
 	mks := [2][32]byte{mac1Key(srv.Public, nil), mac1Key(srv.Public, fuzzPSK)}
@@ -66,7 +72,11 @@ func FuzzInitiation(f *testing.F) {
 			if err := checkInitiation(data, &mks[i]); err != nil {
 				continue
 			}
-			if len(data) != initiationLen(data[3]) {
+			if data[3]&flagExtended != 0 {
+				if len(data) < minExtInitiation || len(data) > maxInitiationSize {
+					t.Fatalf("accepted extended length %d", len(data))
+				}
+			} else if len(data) != initiationLen(data[3]) {
 				t.Fatalf("accepted length %d for flags %#x", len(data), data[3])
 			}
 			cc.validMAC2(data, addr, time.Unix(1, 0))
@@ -77,15 +87,22 @@ func FuzzInitiation(f *testing.F) {
 				if h.in.flags != data[3] || h.in.hasPeerKey != (data[3]&flagIdentity != 0) {
 					t.Fatalf("decoded flags %#x, peer key %v from %x", h.in.flags, h.in.hasPeerKey, data[:4])
 				}
+				if len(h.in.connectData) > MaxConnectDataSize || h.in.ext != (data[3]&flagExtended != 0) {
+					t.Fatalf("decoded %d bytes of connect data, extended %v", len(h.in.connectData), h.in.ext)
+				}
 			}
 		}
 
 		// Round trip: encode the fuzzer's fields, decode them back.
+		hello := helloParams{mtu: int(index % 2000), lanes: int(ts % 33)}
+		if flags&flagExtended != 0 {
+			hello.connectData = append([]byte{}, data[:min(len(data), MaxConnectDataSize)]...)
+		}
 		flags &= knownFlags
 		if !Cipher(cipher).Valid() {
 			return
 		}
-		c, err := newClientHandshake(srv.Public, Cipher(cipher), fecParams{}, index, time.Unix(0, int64(ts>>1)), newSeededReader(5), fuzzIdentity(t, flags))
+		c, err := newClientHandshake(srv.Public, Cipher(cipher), fecParams{}, index, time.Unix(0, int64(ts>>1)), newSeededReader(5), fuzzIdentity(t, flags), hello)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,7 +123,11 @@ func FuzzInitiation(f *testing.F) {
 			t.Fatal(err)
 		}
 		in := h.in
-		if in.senderIndex != index || in.timestamp != ts>>1 || in.cipher != Cipher(cipher) || in.flags != flags {
+		if hello.connectData != nil {
+			flags |= flagExtended
+		}
+		if in.senderIndex != index || in.timestamp != ts>>1 || in.cipher != Cipher(cipher) || in.flags != flags ||
+			in.peerMTU != hello.mtu || in.peerLanes != hello.lanes || !bytes.Equal(in.connectData, hello.connectData) {
 			t.Fatalf("round trip: got %+v", in)
 		}
 		if want := fuzzKey(t, 2).Public; flags&flagIdentity != 0 && in.peerKey != want {
@@ -118,7 +139,7 @@ func FuzzInitiation(f *testing.F) {
 func FuzzResponse(f *testing.F) {
 	srv := fuzzKey(f, 1)
 	newClient := func(tb testing.TB, flags byte) *clientHandshake {
-		c, err := newClientHandshake(srv.Public, ChaCha20Poly1305, fecParams{}, 9, time.Unix(0, 1), newSeededReader(7), fuzzIdentity(tb, flags))
+		c, err := newClientHandshake(srv.Public, ChaCha20Poly1305, fecParams{}, 9, time.Unix(0, 1), newSeededReader(7), fuzzIdentity(tb, flags), helloParams{})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -169,7 +190,7 @@ func FuzzResponse(f *testing.F) {
 
 func FuzzCookieReply(f *testing.F) {
 	srv := fuzzKey(f, 1)
-	c, err := newClientHandshake(srv.Public, ChaCha20Poly1305, fecParams{}, 9, time.Unix(0, 1), newSeededReader(9), clientIdentity{})
+	c, err := newClientHandshake(srv.Public, ChaCha20Poly1305, fecParams{}, 9, time.Unix(0, 1), newSeededReader(9), clientIdentity{}, helloParams{})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -25,6 +25,16 @@ type HandshakeStats struct {
 	// RefusedClientKey (server): authenticated refusals by the client key
 	// policy (Config.Identity).
 	RefusedClientKey uint64
+	// RefusedIncompatible (server): authenticated refusals because the
+	// client's lane count or packet size cannot work with the server's
+	// (the client's Start fails with an *IncompatibleError).
+	RefusedIncompatible uint64
+	// RefusedByApp (server): rejections by the ConnectHandler, deferred
+	// ones and panics included (the client gets a *RejectError).
+	RefusedByApp uint64
+	// Deferred (server): connect requests the ConnectHandler deferred
+	// (DeferConnect).
+	Deferred uint64
 	// SourceLimited (server): initiations dropped, before any
 	// Diffie-Hellman and without an answer, because their source held
 	// Config.Admission.MaxSessionsPerSource sessions. Also counted in
@@ -42,20 +52,24 @@ type HandshakeStats struct {
 
 type handshakeCounters struct {
 	processed, cookiesSent, rateLimited, timestampReplays, refusedFull,
-	refusedClientKey, resetsSent, cookiesReceived, resetsReceived, sourceLimited atomic.Uint64
+	refusedClientKey, resetsSent, cookiesReceived, resetsReceived, sourceLimited,
+	refusedIncompatible, refusedByApp, deferred atomic.Uint64
 }
 
 func (h *handshakeCounters) snapshot() HandshakeStats {
 	return HandshakeStats{
-		Processed:        h.processed.Load(),
-		CookiesSent:      h.cookiesSent.Load(),
-		RateLimited:      h.rateLimited.Load(),
-		TimestampReplays: h.timestampReplays.Load(),
-		RefusedFull:      h.refusedFull.Load(),
-		RefusedClientKey: h.refusedClientKey.Load(),
-		SourceLimited:    h.sourceLimited.Load(),
-		ResetsSent:       h.resetsSent.Load(),
-		CookiesReceived:  h.cookiesReceived.Load(),
-		ResetsReceived:   h.resetsReceived.Load(),
+		Processed:           h.processed.Load(),
+		CookiesSent:         h.cookiesSent.Load(),
+		RateLimited:         h.rateLimited.Load(),
+		TimestampReplays:    h.timestampReplays.Load(),
+		RefusedFull:         h.refusedFull.Load(),
+		RefusedClientKey:    h.refusedClientKey.Load(),
+		SourceLimited:       h.sourceLimited.Load(),
+		RefusedIncompatible: h.refusedIncompatible.Load(),
+		RefusedByApp:        h.refusedByApp.Load(),
+		Deferred:            h.deferred.Load(),
+		ResetsSent:          h.resetsSent.Load(),
+		CookiesReceived:     h.cookiesReceived.Load(),
+		ResetsReceived:      h.resetsReceived.Load(),
 	}
 }

@@ -29,7 +29,7 @@ func serverStatic(kp KeyPair) *staticKey {
 func TestHandshakeRoundTrip(t *testing.T) {
 	for _, cipher := range []Cipher{ChaCha20Poly1305, Salsa20Poly1305} {
 		kp := testKeys(t)
-		c, err := newClientHandshake(kp.Public, cipher, fecParams{}, 77, time.Unix(1, 0), rand.Reader, clientIdentity{})
+		c, err := newClientHandshake(kp.Public, cipher, fecParams{}, 77, time.Unix(1, 0), rand.Reader, clientIdentity{}, helloParams{})
 		require.NoError(t, err)
 		mk := mac1Key(kp.Public, nil)
 		require.NoError(t, checkInitiation(c.initiation(), &mk))
@@ -52,19 +52,19 @@ func TestHandshakeRejects(t *testing.T) {
 	kp := testKeys(t)
 	mk := mac1Key(kp.Public, nil)
 	fresh := func() *clientHandshake {
-		c, err := newClientHandshake(kp.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader, clientIdentity{})
+		c, err := newClientHandshake(kp.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader, clientIdentity{}, helloParams{})
 		require.NoError(t, err)
 		return c
 	}
 	t.Run("wrong server key fails mac1", func(t *testing.T) {
 		other := testKeys(t)
-		c, err := newClientHandshake(other.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader, clientIdentity{})
+		c, err := newClientHandshake(other.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader, clientIdentity{}, helloParams{})
 		require.NoError(t, err)
 		require.ErrorIs(t, checkInitiation(c.initiation(), &mk), errHandshakeMAC)
 	})
 	t.Run("wrong server key with forged mac1 fails decryption", func(t *testing.T) {
 		other := testKeys(t)
-		c, err := newClientHandshake(other.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader, clientIdentity{})
+		c, err := newClientHandshake(other.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader, clientIdentity{}, helloParams{})
 		require.NoError(t, err)
 		_, _, _, err = respond(serverStatic(kp), c.initiation(), 1, fecParams{}, rand.Reader)
 		require.Error(t, err)

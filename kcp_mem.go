@@ -366,15 +366,25 @@ func (s *shard) kcpSlim(k *kcp.KCP) {
 		}
 		return
 	}
+	s.kcpShareFlushBuf(k)
 	p := unsafe.Pointer(k)
-	buf := (*[]byte)(unsafe.Add(p, m.buffer))
+	for _, off := range m.rings {
+		m.trimRing(*(*unsafe.Pointer)(unsafe.Add(p, off)))
+	}
+}
+
+// kcpShareFlushBuf gives k the shard's flush buffer in place of its own
+// (after NewKCP or SetMtu allocated one), growing it if k needs more.
+func (s *shard) kcpShareFlushBuf(k *kcp.KCP) {
+	m := kcpMem
+	if m == nil || s.kcpMem.off {
+		return
+	}
+	buf := (*[]byte)(unsafe.Add(unsafe.Pointer(k), m.buffer))
 	if need := len(*buf); len(s.kcpMem.flushBuf) < need {
 		s.kcpMem.flushBuf = make([]byte, need)
 	}
 	*buf = s.kcpMem.flushBuf
-	for _, off := range m.rings {
-		m.trimRing(*(*unsafe.Pointer)(unsafe.Add(p, off)))
-	}
 }
 
 // ring is the RingBuffer at offset off of the KCP at p.

@@ -83,11 +83,15 @@ func (c *Conn) laneOutput(l *lane, segs []byte, viaFEC bool) {
 	// they are small, cumulative and resent by KCP's next flush anyway, so
 	// parity over them would cost bytes and enlarge groups for nothing.
 	if l.id == 0 {
-		c.emitFrame(frameKCP, nil, segs, viaFEC)
+		if !c.emitKCP(frameKCP, nil, segs, viaFEC) {
+			c.emitFrame(frameKCP, nil, segs, viaFEC)
+		}
 		return
 	}
 	id := [laneIDSize]byte{byte(l.id)}
-	c.emitFrame(frameLane, id[:], segs, viaFEC)
+	if !c.emitKCP(frameLane, id[:], segs, viaFEC) {
+		c.emitFrame(frameLane, id[:], segs, viaFEC)
+	}
 }
 
 // emitFrame sends a frame whose body is hdr || body: through FEC as an

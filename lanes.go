@@ -211,12 +211,20 @@ func (l *lane) waitSnd() int {
 // of the shard's prototype where kcp_mem.go can make one (kcpClone), else
 // kcp-go's own.
 func (c *Conn) newLaneKCP(conv uint32, out func([]byte, int)) *kcp.KCP {
-	if k := c.shard.kcpClone(conv, out); k != nil {
-		return k
+	k := c.shard.kcpClone(conv, out)
+	if k == nil {
+		k = kcp.NewKCP(conv, out)
+		c.ep.set.tuneKCP(k)
+		c.shard.kcpSlim(k)
 	}
-	k := kcp.NewKCP(conv, out)
-	c.ep.set.tuneKCP(k)
-	c.shard.kcpSlim(k)
+	if c.curMTU() != c.ep.set.mtu {
+		// The peer's packet size, or the path's, is smaller than ours
+		// (negotiate.go, pmtud.go).
+		// SetMtu allocates a flush buffer of its own; kcpSlim puts the
+		// shard's back, which is large enough for our own, larger MTU.
+		k.SetMtu(c.kcpMTU())
+		c.shard.kcpSlim(k)
+	}
 	return k
 }
 
@@ -336,7 +344,7 @@ func (c *Conn) admitOne(l *lane, data []byte, expiry int64, skip bool) int {
 		return 0
 	}
 	l.sndMsgs++
-	mss := c.ep.set.mss()
+	mss := c.mss()
 	frags := max(1, (len(b)+mss-1)/mss)
 	l.inflight = append(l.inflight, laneSent{firstSN: l.sndSN, lastSN: l.sndSN + uint32(frags) - 1, size: len(data), expiry: expiry})
 	l.sndSN += uint32(frags)

@@ -51,7 +51,6 @@ type qualityState struct {
 	pktsIn, pktsOut     atomic.Uint64
 	rBytesIn, rBytesOut atomic.Uint64 // float64 bits
 	rPktsIn, rPktsOut   atomic.Uint64
-	born                atomic.Int64 // unix ns when the first Quality call ran
 }
 
 // qualityInterval is the shortest interval the rates are averaged over.

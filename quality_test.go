@@ -16,7 +16,7 @@ import (
 func TestQuality(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := &Config{Lanes: []LaneConfig{{}, {}}, HeartbeatInterval: 200 * time.Millisecond}
-		n := newSimServer(t, 7, &connCollector{}, nil, cfg)
+		n := newSimServer(t, 7, &connCollector{}, cfg, cfg) // both sides need the same lanes (negotiate.go)
 		n.net.SetDefault(netsim.Impairment{Delay: 20 * time.Millisecond, Loss: 0.05})
 		c := n.dial(t, 0, nil).Conn()
 		require.Zero(t, c.Quality().OutBytesPerSec, "no rate before an interval passed")

@@ -42,7 +42,12 @@ type Server struct {
 	limiter   *rateLimiter    // per source, for cookie-validated initiations; nil: none
 	stamps    *timestampTable // last initiation timestamp per client key
 	loadUntil time.Time       // under load until then
-	resetKey  [32]byte        // immutable
+	// pending holds deferred connect requests (connect.go) by client
+	// ephemeral key, bounded by maxPendingRequests; decisions brings
+	// their answers.
+	pending   map[[noiseKeySize]byte]*ConnectRequest
+	decisions chan *ConnectRequest
+	resetKey  [32]byte // immutable
 
 	// Owned by the read loop.
 	resets *resetSender
@@ -141,6 +146,8 @@ func NewServer(pc net.PacketConn, handler ServerHandler, cfg *Config) (*Server, 
 		resets:    newResetSender(set.privateKey),
 		tr:        newTracer(set.tracer, false),
 		confirmed: make(map[[noiseKeySize]byte]time.Time),
+		pending:   make(map[[noiseKeySize]byte]*ConnectRequest),
+		decisions: make(chan *ConnectRequest, 2*maxPendingRequests),
 	}
 	if a := set.admission; a.rate > 0 {
 		s.limiter = newRateLimiter(a.rate, a.burst, handshakeSources)
@@ -336,6 +343,8 @@ func (s *Server) handshakeLoop() {
 			}
 			s.handleInitiation(j.buf[:j.n], j.from, now, now.Before(s.loadUntil))
 			putPacketBuf(j.buf)
+		case req := <-s.decisions:
+			s.takeDecision(req, time.Now())
 		case <-s.ep.closing:
 			return
 		}
@@ -387,6 +396,15 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		_ = s.ep.writeTo(resp[:], from)
 		return
 	}
+	if req := s.pending[eph]; req != nil && now.Before(req.deadline) {
+		// The application has not answered yet (no reply), or rejected
+		// (the same reply again).
+		s.halfMu.Unlock()
+		if req.answer != nil {
+			_ = s.ep.writeTo(req.answer, from)
+		}
+		return
+	}
 	if until, ok := s.confirmed[eph]; ok && now.Before(until) {
 		// A late retransmission, or a replay, of an initiation whose
 		// session is already established.
@@ -401,6 +419,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 				delete(s.confirmed, k)
 			}
 		}
+		s.sweepPending(now)
 	}
 	halfOpen := len(s.halfOpen)
 	// Under load, mac2 was valid: the source receives at its address.
@@ -447,7 +466,9 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		return
 	}
 	decision, fecOK := negotiateFEC(s.set.fec, in.fecReq)
+	neg := s.set.negotiate(in.peerMTU, in.peerLanes, in.peerMinMTU)
 	status := statusOK
+	var refusal error
 	switch {
 	case s.refusing.Load():
 		status = statusShuttingDown
@@ -469,29 +490,77 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 	case !fecOK:
 		status = statusFECRefused
 		s.refused.Add(1)
+	case neg.err != nil:
+		// The peer's lanes or packet size cannot work with ours: say so
+		// now (with our values, so the client can name the difference)
+		// rather than run a session that loses messages.
+		status = statusIncompatible
+		refusal = neg.err
+		s.hstats.refusedIncompatible.Add(1)
 	}
 	if status != statusOK {
-		s.tr.handshakeRefused(from, statusErr(status))
+		if refusal == nil {
+			refusal = statusErr(status)
+		}
+		s.tr.handshakeRefused(from, refusal)
 		// Authenticated, so the client can trust the refusal and report
 		// it; no session state is kept.
-		resp, _, err := h.writeResponse(0, status, fecParams{}, nil)
+		resp, _, err := h.writeAnswer(0, status, fecParams{}, nil, s.set.answer(0, nil))
 		if err == nil {
-			_ = s.ep.writeTo(resp[:], from)
+			_ = s.ep.writeTo(resp, from)
 		}
 		return
 	}
+	req := &ConnectRequest{
+		s: s, remote: from, peerKey: in.peerKey, hasPeerKey: in.hasPeerKey, data: in.connectData,
+		deadline: now.Add(s.set.handshakeTimeout),
+		h:        h, src: src, proven: proven, eph: eph, fec: decision, mtu: neg.mtu,
+	}
+	ch, ok := s.handler.(ConnectHandler)
+	if !ok {
+		s.open(req, nil, now)
+		return
+	}
+	// An answer may come (from a goroutine OnConnectRequest started)
+	// before OnConnectRequest returns DeferConnect: it waits in
+	// s.decisions until this call has entered req in s.pending.
+	req.deferred.Store(true)
+	d := s.decide(ch, req)
+	if d.kind != decideDefer {
+		req.answered.Store(true) // later answers are refused
+		s.applyDecision(req, d, now)
+		return
+	}
+	if len(s.pending) >= maxPendingRequests {
+		s.sweepPending(now)
+	}
+	if len(s.pending) >= maxPendingRequests {
+		// Too many answers outstanding: the client retransmits, and the
+		// application sees this initiation again then.
+		s.ep.drops.overload.Add(1)
+		return
+	}
+	s.hstats.deferred.Add(1)
+	s.pending[eph] = req
+}
+
+// open creates the half-open session for an accepted request and sends
+// the response. Handshake loop only.
+func (s *Server) open(req *ConnectRequest, acceptData []byte, now time.Time) {
+	h, in, from := req.h, &req.h.in, req.remote
 	id, err := s.ep.table.reserve()
 	if err != nil {
 		return
 	}
 	token := resetToken(&s.resetKey, id)
-	resp, keys, err := h.writeResponse(id, statusOK, decision, &token)
+	resp, keys, err := h.writeAnswer(id, statusOK, req.fec, &token,
+		s.set.answer(0, acceptData))
 	if err != nil {
 		s.ep.table.remove(id)
 		s.ep.drops.authFailed.Add(1)
 		return
 	}
-	c, err := newConn(s.ep, id, &keys, in.cipher, decision, from, false, now)
+	c, err := newSession(s.ep, id, &keys, in.cipher, req.fec, from, false, now, req.mtu)
 	if err != nil {
 		s.ep.table.remove(id)
 		return
@@ -500,18 +569,22 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		s.stamps.accept(in.peerKey, in.timestamp)
 		c.peerKey, c.hasPeerKey = in.peerKey, true
 	}
-	c.ephemeral = eph
+	c.connectData = in.connectData
+	if in.ext && len(acceptData) > 0 {
+		c.acceptData = append([]byte(nil), acceptData...)
+	}
+	c.ephemeral = req.eph
 	c.response = resp
-	c.source, c.sourceProven = src, proven
+	c.source, c.sourceProven = req.src, req.proven
 	s.halfMu.Lock()
-	s.halfOpen[eph] = c
-	s.sources.add(src, proven)
+	s.halfOpen[req.eph] = c
+	s.sources.add(req.src, req.proven)
 	s.halfMu.Unlock()
 	s.ep.table.set(id, c)
 	c.shard.post(c) // schedules the half-open expiry
 	s.completed.Add(1)
-	s.tr.initiationAnswered(id, from, in.cipher, decision.data, decision.parity)
-	_ = s.ep.writeTo(resp[:], from)
+	s.tr.initiationAnswered(id, from, in.cipher, req.fec.data, req.fec.parity)
+	_ = s.ep.writeTo(resp, from)
 }
 
 // admits applies the client key policy. Config.Identity.AuthorizeClient is

@@ -163,14 +163,15 @@ func (c *capture) first(typ byte) []byte {
 	return nil
 }
 
-// lastTransportWithData returns the largest transport packet seen, which
-// carries the message just sent.
+// largestTransport returns the largest transport packet seen, which
+// carries the message just sent. Path MTU probes (pmtud.go), at least
+// pmtuBase bytes of padding, are not looked at.
 func (c *capture) largestTransport() []byte {
 	<-c.mu
 	defer func() { c.mu <- struct{}{} }()
 	var best []byte
 	for _, p := range c.pkts {
-		if len(p) > 0 && p[0] == msgTransport && len(p) > len(best) {
+		if len(p) > 0 && p[0] == msgTransport && len(p) > len(best) && len(p) < pmtuBase {
 			best = p
 		}
 	}

@@ -28,10 +28,11 @@ type shard struct {
 	readySpare []*Conn
 
 	// Owned by the loop goroutine.
-	conns   map[*Conn]struct{} // every live session of the shard
-	timers  connHeap
-	timer   *time.Timer
-	timerAt time.Time
+	probeBuf []byte             // path MTU probe bodies (pmtud_conn.go), made at the first probe
+	conns    map[*Conn]struct{} // every live session of the shard
+	timers   connHeap
+	timer    *time.Timer
+	timerAt  time.Time
 	// timersBehind: the last runTimers left due timers for the next
 	// slice. behind is its published form with the queue depth
 	// (noteBehind), read by other goroutines.

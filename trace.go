@@ -32,7 +32,19 @@ const (
 	TraceMigrated         = "uxp: session migrated"
 	TraceRekeyed          = "uxp: session rekeyed"
 	TraceClosed           = "uxp: session closed"
+	TracePathMTU          = "uxp: path MTU changed"
 )
+
+// pathMTU: path MTU discovery changed the session's packet size.
+func (t *tracer) pathMTU(id uint32, mtu int) {
+	if t.log != nil {
+		t.pathMTUSlow(id, mtu)
+	}
+}
+
+func (t *tracer) pathMTUSlow(id uint32, mtu int) {
+	t.emit(TracePathMTU, id, slog.Int("mtu", mtu))
+}
 
 // tracer emits trace records. The zero value is disabled.
 type tracer struct {

@@ -215,7 +215,7 @@ func runVecHandshake(t testing.TB, ik, psk bool, rec *vectorRecorder) vecHandsha
 	if ik {
 		id.static = &noise.DHKey{Private: in.clientPriv, Public: refPublic(in.clientPriv)}
 	}
-	ch, err := newClientHandshake(PublicKey(serverPub), ChaCha20Poly1305, req, in.senderIndex, vecTime, bytes.NewReader(in.clientEph), id)
+	ch, err := newClientHandshake(PublicKey(serverPub), ChaCha20Poly1305, req, in.senderIndex, vecTime, bytes.NewReader(in.clientEph), id, helloParams{})
 	require.NoError(t, err)
 	init := bytes.Clone(ch.initiation())
 	mk := mac1Key(PublicKey(serverPub), in.psk)

@@ -24,8 +24,8 @@ const DefaultReorderDelay = 10 * time.Millisecond
 // Impairment describes what happens to packets on one direction of a link.
 // The zero value is a perfect link: no loss, no delay, in-order delivery.
 //
-// The decisions for one packet are made in this order: Blackhole, Drop,
-// Loss, Duplicate, then for each copy Jitter and Reorder.
+// The decisions for one packet are made in this order: Blackhole, MTU,
+// Drop, Loss, Duplicate, then for each copy Jitter and Reorder.
 type Impairment struct {
 	// Loss is the probability in [0, 1] that a packet is dropped.
 	// Zero means no random loss.
@@ -58,6 +58,12 @@ type Impairment struct {
 	// Blackhole drops every packet when true.
 	Blackhole bool
 
+	// MTU, if positive, is the largest packet (UDP payload) the link
+	// carries: longer packets are dropped silently, as a path that does
+	// not fragment and filters ICMP does. Zero means no limit. Negative
+	// is invalid.
+	MTU int
+
 	// Drop, if not nil, is called with each packet before Loss is applied;
 	// returning true drops the packet. It lets a test drop chosen packets,
 	// e.g. exactly shards 3, 7 and 9 of each FEC group. p is valid only
@@ -89,6 +95,9 @@ func (i Impairment) Validate() error {
 		if d.v < 0 {
 			return fmt.Errorf("%w: %s = %v, want a non-negative duration", ErrInvalidImpairment, d.name, d.v)
 		}
+	}
+	if i.MTU < 0 {
+		return fmt.Errorf("%w: MTU = %d, want a non-negative size", ErrInvalidImpairment, i.MTU)
 	}
 	return nil
 }
@@ -165,7 +174,7 @@ func newSource(seed uint64) *source {
 // same impairments give the same verdicts.
 func (s *source) decide(imp *Impairment, p []byte) verdict {
 	var v verdict
-	if imp.Blackhole {
+	if imp.Blackhole || imp.MTU > 0 && len(p) > imp.MTU {
 		return v
 	}
 	// Drop is user code: call it before taking the lock.

@@ -68,3 +68,17 @@ func TestDelayQueueOrder(t *testing.T) {
 	require.Equal(t, []int{5, 1, 3, 8, 2, 6, 0, 7, 4}, got)
 	require.Zero(t, q.len())
 }
+
+func TestImpairmentMTU(t *testing.T) {
+	s := newSource(1)
+	imp := Impairment{MTU: 1280}
+	if v := s.decide(&imp, make([]byte, 1280)); v.copies != 1 {
+		t.Fatalf("a 1280-byte packet on a 1280-byte link: %d copies, want 1", v.copies)
+	}
+	if v := s.decide(&imp, make([]byte, 1281)); v.copies != 0 {
+		t.Fatalf("a 1281-byte packet on a 1280-byte link: %d copies, want 0", v.copies)
+	}
+	if err := (Impairment{MTU: -1}).Validate(); err == nil {
+		t.Fatal("negative MTU validated")
+	}
+}

@@ -99,6 +99,28 @@ type member struct {
 	room string
 }
 
+// rejectNickTaken is this server's reject code for a nick in use.
+const rejectNickTaken uint16 = 1
+
+var _ uxp.ConnectHandler = (*chatServer)(nil)
+
+// OnConnectRequest runs on the server's handshake goroutine before any
+// session exists: the client's connect data is the nick it wants, and a
+// nick already in use is rejected with a reason the client prints.
+func (s *chatServer) OnConnectRequest(req *uxp.ConnectRequest) uxp.ConnectDecision {
+	nick := string(req.ConnectData())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.rooms {
+		for c := range r {
+			if nick != "" && memberOf(c).nick == nick {
+				return uxp.RejectConnect(rejectNickTaken, "nick "+nick+" is taken")
+			}
+		}
+	}
+	return uxp.AcceptConnect(nil)
+}
+
 func memberOf(c *uxp.Conn) *member { return c.UserData().(*member) }
 
 // OnNewConnComing runs on the session's worker. The session gets the one
@@ -107,6 +129,9 @@ func (s *chatServer) OnNewConnComing(c *uxp.Conn) {
 	m := &member{nick: fmt.Sprintf("guest-%d", c.ID()%10000)}
 	c.SetUserData(m)
 	c.SetHandler(chatConn{s: s})
+	if nick := c.ConnectData(); len(nick) > 0 {
+		m.nick = string(nick) // accepted by OnConnectRequest
+	}
 	s.mu.Lock()
 	s.join(c, m, "lobby")
 	s.mu.Unlock()
@@ -253,7 +278,13 @@ func client(ctx context.Context, server, serverKey, nick string, stdin io.Reader
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	cl, err := uxp.Dial(dctx, server, printer{out: out}, &uxp.Config{ServerPublicKey: pub})
+	// The nick travels in the handshake too, so a taken one is refused
+	// before the session exists.
+	cl, err := uxp.Dial(dctx, server, printer{out: out}, &uxp.Config{ServerPublicKey: pub, ConnectData: []byte(nick)})
+	var rej *uxp.RejectError
+	if errors.As(err, &rej) {
+		return fmt.Errorf("the server refused us: %s", rej.Reason)
+	}
 	if err != nil {
 		return err
 	}

@@ -67,6 +67,10 @@ func TestChatRooms(t *testing.T) {
 
 	alice := startClient(t, ctx, u.addr, u.pub, "alice")
 	alice.waitFor(t, "is now alice")
+	// A second alice is refused in the handshake, with the reason.
+	if err := <-startClient(t, ctx, u.addr, u.pub, "alice").done; err == nil || !strings.Contains(err.Error(), "nick alice is taken") {
+		t.Fatalf("second alice: %v, want a rejection", err)
+	}
 	bob := startClient(t, ctx, u.addr, u.pub, "bob")
 	bob.waitFor(t, "is now bob")
 	carol := startClient(t, ctx, u.addr, u.pub, "carol")

@@ -61,6 +61,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, flagOut
 	keyFile := fs.String("server-key-file", "", "`file` holding the server's base64 public key (used if -server-key is empty)")
 	count := fs.Int("count", 10, "messages to send")
 	interval := fs.Duration("interval", time.Second, "time between messages")
+	name := fs.String("name", "player", "player `name`, sent in the handshake as connect data")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -84,11 +85,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, flagOut
 	}
 	// Dial returns once the handshake is done and OnReady has run, or with
 	// an error matching uxp.ErrHandshakeFailed (wrong key, no server).
-	cl, err := uxp.Dial(ctx, *server, h, &uxp.Config{ServerPublicKey: pub, Logger: log})
+	// The server may reject us with a reason (*uxp.RejectError).
+	cl, err := uxp.Dial(ctx, *server, h, &uxp.Config{ServerPublicKey: pub, Logger: log, ConnectData: []byte(*name)})
 	if err != nil {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			log.Info("interrupted while connecting")
 			return nil
+		}
+		var rej *uxp.RejectError
+		if errors.As(err, &rej) {
+			return fmt.Errorf("the server rejected us (code %d): %s", rej.Code, rej.Reason)
 		}
 		return err
 	}
@@ -97,6 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, flagOut
 	// and waits for the client's goroutines.
 	defer cl.Close()
 	conn := cl.Conn()
+	log.Info("joined", "server_says", string(conn.AcceptData()))
 
 	tick := time.NewTicker(*interval)
 	defer tick.Stop()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"github.com/uxp-go/uxp"
 )
@@ -17,12 +18,39 @@ type serverHandler struct {
 	closed chan error // capacity 1: OnClosed's error, if the socket failed
 }
 
+// maxNameLen bounds the player name a client sends as its connect data.
+const maxNameLen = 32
+
+// Reject codes this server sends (application-defined).
+const (
+	rejectNoName  uint16 = 1
+	rejectBadName uint16 = 2
+)
+
+var _ uxp.ConnectHandler = (*serverHandler)(nil) // OnConnectRequest is optional: check the spelling
+
+// OnConnectRequest decides about a client before any session exists. It
+// runs on the server's handshake goroutine, so it must be quick; slow
+// checks (an auth backend) return uxp.DeferConnect and answer later with
+// req.Accept or req.Reject. Here the connect data is the player name.
+func (h *serverHandler) OnConnectRequest(req *uxp.ConnectRequest) uxp.ConnectDecision {
+	name := req.ConnectData()
+	switch {
+	case len(name) == 0:
+		return uxp.RejectConnect(rejectNoName, "send a player name (-name)")
+	case len(name) > maxNameLen || !utf8.Valid(name):
+		return uxp.RejectConnect(rejectBadName, "player name must be UTF-8, at most 32 bytes")
+	}
+	h.log.Info("OnConnectRequest", "remote", req.RemoteAddr(), "name", string(name))
+	return uxp.AcceptConnect([]byte("welcome, " + string(name)))
+}
+
 // OnNewConnComing is called once the client has proved it holds the
 // session keys. Set the session's handler here; OnReady follows at once.
 // The session's own state goes in its user data, where every callback
 // (and any other goroutine holding the *Conn) finds it without a map.
 func (h *serverHandler) OnNewConnComing(c *uxp.Conn) {
-	log := h.log.With("conn", c.ID())
+	log := h.log.With("conn", c.ID(), "name", string(c.ConnectData()))
 	log.Info("OnNewConnComing", "remote", c.RemoteAddr(), "cipher", c.Cipher())
 	c.SetUserData(&session{log: log, since: time.Now()})
 	c.SetHandler(echoHandler{})

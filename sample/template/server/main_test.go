@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -68,10 +69,19 @@ func TestServerEchoes(t *testing.T) {
 				t.Fatalf("server public key %v, want %v from the key file", info.pub, *tt.wantPub)
 			}
 
+			// A client without a player name is rejected with a reason.
+			var rej *uxp.RejectError
+			if _, err := uxp.Dial(ctx, info.addr.String(), nil, &uxp.Config{ServerPublicKey: info.pub}); !errors.As(err, &rej) || rej.Code != rejectNoName {
+				t.Fatalf("Dial without a name: %v, want a *uxp.RejectError with code %d", err, rejectNoName)
+			}
+
 			h := &collector{got: make(chan string, 10)}
-			cl, err := uxp.Dial(ctx, info.addr.String(), h, &uxp.Config{ServerPublicKey: info.pub})
+			cl, err := uxp.Dial(ctx, info.addr.String(), h, &uxp.Config{ServerPublicKey: info.pub, ConnectData: []byte("tester")})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if got := string(cl.Conn().AcceptData()); got != "welcome, tester" {
+				t.Fatalf("accept data %q", got)
 			}
 			for i := range 3 {
 				msg := fmt.Sprintf("message %d", i)

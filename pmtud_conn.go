@@ -1,0 +1,238 @@
+package uxp
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/xtaci/kcp-go/v5"
+)
+
+// The session side of path MTU discovery (pmtud.go): probes, their
+// acknowledgements, and what a change of the packet size does.
+//
+// KCP segments in flight. An acknowledged probe raises the packet size,
+// and each lane's KCP then builds its new segments for it (SetMtu). When
+// the path shrinks, segments KCP built for the larger size are still in
+// its send buffer, and KCP retransmits a segment as it was built: it
+// cannot split one. So emitFrame checks every KCP frame against the
+// current packet size. A frame of several segments is split at segment
+// boundaries into frames that fit. A single segment that does not fit
+// (built before the shrink) travels in fragment frames (type 15) that the
+// peer reassembles into the original frame before KCP sees it. Only those
+// old segments ever need fragments; KCP builds every new one to fit.
+
+// PathMTUHandler is an optional interface a ConnHandler may implement to
+// learn when the session's packet size changes: path MTU discovery
+// confirmed a larger size, or found a black hole and fell back. mtu is the
+// new Conn.PathMTU. It runs on the session's worker, like the other
+// callbacks.
+//
+//	var _ uxp.PathMTUHandler = (*MyHandler)(nil)
+type PathMTUHandler interface {
+	OnPathMTUChanged(c *Conn, mtu int)
+}
+
+// PathMTU returns the packet size the session uses now: the largest
+// datagram it sends, as path MTU discovery has confirmed it (at least
+// 1200 bytes, at most Conn.MTU). MaxDatagramSize and the KCP segment
+// size follow it. Safe from any goroutine.
+func (c *Conn) PathMTU() int { return int(c.pathMTU.Load()) }
+
+// curMTU is the packet size in use, read on the shard.
+func (c *Conn) curMTU() int { return c.pmtu.cur }
+
+// initPMTU starts the search from the base, which MaxMessageSize may
+// raise (a message must fit in KCP's 255 fragments at every size used).
+func (c *Conn) initPMTU(now time.Time) {
+	base := max(min(pmtuBase, c.mtu), c.ep.set.minMTU())
+	c.pmtu = newPMTU(base, c.mtu, now)
+	c.pathMTU.Store(int32(c.pmtu.cur))
+}
+
+// probeTimeout is how long a probe waits for its acknowledgement.
+func (c *Conn) probeTimeout() time.Duration {
+	return min(max(2*c.hb.srtt+4*c.hb.rttvar, pmtuMinTimeout), pmtuMaxTimeout)
+}
+
+// pmtuTick runs the search's timers and sends the probe they ask for.
+func (c *Conn) pmtuTick(now time.Time) {
+	size, id, changed := c.pmtu.tick(now, c.traffic.retrans.Load(), c.probeTimeout())
+	if changed {
+		c.pathMTUChanged()
+	}
+	if size > 0 {
+		c.sendProbe(size, id)
+	}
+}
+
+// sendProbe sends a probe datagram of exactly size bytes.
+func (c *Conn) sendProbe(size int, id uint32) {
+	n := size - transportOverhead
+	s := c.shard
+	if s.probeBuf == nil {
+		s.probeBuf = make([]byte, maxMTU)
+	}
+	b := s.probeBuf[:n]
+	clear(b)
+	binary.LittleEndian.PutUint32(b, id)
+	c.sendFrame(frameMTUProbe, b)
+}
+
+// pmtuInput handles a probe, a probe acknowledgement or a fragment.
+func (c *Conn) pmtuInput(kind byte, body []byte, now time.Time) {
+	switch kind {
+	case frameMTUProbe:
+		if len(body) < pmtuProbeIDSize {
+			c.drop(dropMalformed)
+			return
+		}
+		// Acknowledge with the size that arrived: smaller than the
+		// probe, so probes cannot be used to amplify.
+		var ack [pmtuAckBodySize]byte
+		copy(ack[:4], body[:4])
+		binary.LittleEndian.PutUint16(ack[4:], uint16(len(body)+transportOverhead))
+		c.sendFrame(frameMTUAck, ack[:])
+	case frameMTUAck:
+		if len(body) != pmtuAckBodySize {
+			c.drop(dropMalformed)
+			return
+		}
+		id := binary.LittleEndian.Uint32(body)
+		if c.pmtu.ack(id, int(binary.LittleEndian.Uint16(body[4:])), now) {
+			c.pathMTUChanged()
+		}
+		c.pmtuTick(now) // the next probe of the search, if any
+	case frameFragment:
+		c.fragmentInput(body)
+	}
+}
+
+// pathMTUChanged applies a new packet size: KCP segment size, the
+// published PathMTU, and the application's callback.
+func (c *Conn) pathMTUChanged() {
+	cur := c.pmtu.cur
+	c.pathMTU.Store(int32(cur))
+	for _, l := range c.lanes {
+		if l.arq != nil {
+			l.arq.SetMtu(c.kcpMTU())
+			c.shard.kcpShareFlushBuf(l.arq) // the shard's flush buffer again
+		}
+	}
+	c.tr.pathMTU(c.id, cur)
+	if h, ok := c.handlerFor().(PathMTUHandler); ok {
+		defer c.recoverCallback("OnPathMTUChanged")
+		h.OnPathMTUChanged(c, cur)
+	}
+}
+
+// emitKCP sends a KCP or lane frame (hdr || segs) that may be larger than
+// the packet size now in use (segments built before a shrink): split at
+// segment boundaries, and fragment a segment that does not fit alone.
+// It reports false when the frame fits and the caller sends it as usual.
+func (c *Conn) emitKCP(kind byte, hdr, segs []byte, viaFEC bool) bool {
+	room := c.ep.set.frameRoomAt(c.curMTU()) - len(hdr)
+	if len(segs) <= room {
+		return false
+	}
+	start := 0
+	for p := 0; p < len(segs); {
+		n := kcpOverhead
+		if len(segs)-p >= kcpOverhead {
+			n += int(binary.LittleEndian.Uint32(segs[p+20 : p+24]))
+		}
+		n = min(n, len(segs)-p)
+		if p+n-start > room && p > start {
+			c.emitFrame(kind, hdr, segs[start:p], viaFEC)
+			start = p
+		}
+		if n > room {
+			c.sendFragments(kind, hdr, segs[p:p+n])
+			start = p + n
+		}
+		p += n
+	}
+	if start < len(segs) {
+		c.emitFrame(kind, hdr, segs[start:], viaFEC)
+	}
+	return true
+}
+
+// sendFragments sends the inner frame kind || hdr || seg in fragment
+// frames that fit the current packet size, outside FEC.
+func (c *Conn) sendFragments(kind byte, hdr, seg []byte) {
+	inner := make([]byte, 0, frameHeaderSize+len(hdr)+len(seg))
+	inner = append(append(append(inner, kind), hdr...), seg...)
+	c.fragID++
+	c.fragsSent.Add(1)
+	room := c.curMTU() - transportOverhead - fragmentHdrSize
+	var h [fragmentHdrSize]byte
+	binary.LittleEndian.PutUint16(h[0:], c.fragID)
+	binary.LittleEndian.PutUint16(h[4:], uint16(len(inner)))
+	for off := 0; off < len(inner); off += room {
+		binary.LittleEndian.PutUint16(h[2:], uint16(off))
+		c.sendFrameTo(frameFragment, h[:], inner[off:min(off+room, len(inner))], c.remoteAP)
+	}
+}
+
+// fragState reassembles one fragmented inner frame at a time: fragments
+// of a newer id replace an unfinished older one (KCP resends what was
+// lost).
+type fragState struct {
+	id     uint16
+	total  int
+	filled int
+	offs   []uint16 // offsets received, against duplicates
+	buf    []byte
+}
+
+func (c *Conn) fragmentInput(body []byte) {
+	if len(body) <= fragmentHdrSize {
+		c.drop(dropMalformed)
+		return
+	}
+	id := binary.LittleEndian.Uint16(body[0:])
+	off := int(binary.LittleEndian.Uint16(body[2:]))
+	total := int(binary.LittleEndian.Uint16(body[4:]))
+	data := body[fragmentHdrSize:]
+	if total > maxFragmentedSize || off+len(data) > total {
+		c.drop(dropMalformed)
+		return
+	}
+	f := c.frag
+	if f == nil {
+		f = &fragState{buf: make([]byte, maxFragmentedSize)}
+		c.frag = f
+	}
+	if f.id != id || f.total != total || f.filled == 0 {
+		f.id, f.total, f.filled, f.offs = id, total, 0, f.offs[:0]
+	}
+	for _, o := range f.offs {
+		if int(o) == off {
+			return // a duplicate
+		}
+	}
+	if len(f.offs) >= maxFragmentedSize/pmtuMinFragment {
+		c.drop(dropMalformed)
+		return
+	}
+	f.offs = append(f.offs, uint16(off))
+	copy(f.buf[off:], data)
+	f.filled += len(data)
+	if f.filled < f.total {
+		return
+	}
+	inner := f.buf[:f.total]
+	f.filled, f.offs = 0, f.offs[:0]
+	if len(inner) < frameHeaderSize {
+		c.drop(dropMalformed)
+		return
+	}
+	switch inner[0] {
+	case frameKCP:
+		c.laneInput(c.lanes[0], inner[frameHeaderSize:], kcp.IKCP_PACKET_REGULAR)
+	case frameLane:
+		c.laneFrameInput(inner[frameHeaderSize:], kcp.IKCP_PACKET_REGULAR)
+	default:
+		c.drop(dropMalformed)
+	}
+}

@@ -86,7 +86,7 @@ func soakServerRole(_ context.Context, o *options) error {
 	_ = pc.SetReadBuffer(4 << 20)
 	_ = pc.SetWriteBuffer(4 << 20)
 	h := uxpbench.NewServer()
-	srv, err := uxp.NewServer(pc, h, &uxp.Config{PrivateKey: priv, KCP: benchKCP(), RekeyAfterTime: o.rekey})
+	srv, err := uxp.NewServer(pc, h, &uxp.Config{PrivateKey: priv, KCP: benchKCP(), RekeyAfterTime: o.rekey, Admission: benchAdmission})
 	if err != nil {
 		pc.Close()
 		return err

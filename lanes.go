@@ -302,6 +302,13 @@ func (c *Conn) laneBudget() int {
 // priority, while the segments the KCPs hold stay below the send window.
 // It reports whether anything was admitted.
 func (c *Conn) admitLanes() bool {
+	waiting := false
+	for _, l := range c.lanes {
+		waiting = waiting || len(l.backlog) > 0
+	}
+	if !waiting {
+		return false // the common case: no need to count the window
+	}
 	budget := c.laneBudget()
 	admitted := false
 	for _, l := range c.lanesByPrio {

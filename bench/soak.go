@@ -629,7 +629,7 @@ func summarizeSoak(p soakParams, rows []soakRow, loaded int, backAfter time.Dura
 			if rows[i].ProbeP99 > 50 || rows[i].ProbeN == 0 {
 				break
 			}
-			settle = rows[i].T - p.every.Seconds() - rt
+			settle = max(0, rows[i].T-p.every.Seconds()-rt)
 		}
 		m["restart_probe_p99_ok_after_s"] = settle
 	}
@@ -641,8 +641,12 @@ func summarizeSoak(p soakParams, rows []soakRow, loaded int, backAfter time.Dura
 func writeSoakSummary(p soakParams, name string, m map[string]float64, rows []soakRow) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s: %d sessions, %v\n\n", name, p.n, p.dur)
-	fmt.Fprintf(&b, "RekeyAfterTime %v, churn %.1f %%/s (70 %% Close, 30 %% silent), %d garbage datagrams/s, probe %d/s, sampled every %v",
-		p.rekey, p.churn*100, p.garbage, p.probeHz, p.every)
+	rekey := p.rekey.String()
+	if p.rekey == 0 {
+		rekey = "default (2 min)"
+	}
+	fmt.Fprintf(&b, "RekeyAfterTime %s, churn %.1f %%/s (70 %% Close, 30 %% silent), %d garbage datagrams/s, probe %d/s, sampled every %v",
+		rekey, p.churn*100, p.garbage, p.probeHz, p.every)
 	if p.burn > 0 {
 		fmt.Fprintf(&b, ", one core burnt for %v in the middle", p.burn)
 	}

@@ -410,7 +410,7 @@ func (c *Conn) reschedule(now time.Time) {
 		d = earlier(d, c.fecDeadline())
 		d = earlier(d, c.rekeyDeadline())
 		d = earlier(d, c.pathDeadline())
-		d = earlier(d, c.pmtu.deadline(c.traffic.retrans.Load()))
+		d = earlier(d, c.pmtu.deadline())
 		d = earlier(d, c.lanesDeadline(now))
 	}
 	if c.exhausted {

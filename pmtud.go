@@ -95,25 +95,16 @@ func (p *pmtuState) idle(now time.Time) {
 }
 
 // deadline is when tick must run next; zero: never.
-// retrans is the session's retransmission count: the once-a-second look
-// at it is due only when it rose since the last look; otherwise the next
-// reason to wake is the periodic confirmation (confirmAt), so an idle or
-// loss-free session costs no timer event a second (issue 18: at 10,000
-// sessions that was 10,000 wakes a second for nothing).
-func (p *pmtuState) deadline(retrans uint64) time.Time {
-	check := p.checkAt
-	if retrans == p.lastRetrans {
-		check = later(p.checkAt, p.confirmAt)
-	}
+func (p *pmtuState) deadline() time.Time {
 	switch {
 	case p.probe != 0:
 		return p.probeDue
 	case p.searching:
 		return p.probeDue // the next probe is due
 	case p.cur < p.max:
-		return earlier(check, p.raiseAt)
+		return earlier(p.checkAt, p.raiseAt)
 	case p.cur > p.base:
-		return check
+		return p.checkAt
 	}
 	return time.Time{}
 }

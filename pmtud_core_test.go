@@ -20,7 +20,7 @@ func pmtuRun(p *pmtuState, now *time.Time, limit int, retrans *uint64, d time.Du
 				continue
 			}
 		}
-		next := p.deadline(*retrans)
+		next := p.deadline()
 		if next.IsZero() || next.After(end) {
 			*now = end
 			break
@@ -76,5 +76,5 @@ func TestPMTUCore(t *testing.T) {
 	// Nothing to search when the maximum is the base or below.
 	r := newPMTU(1200, 1000, now)
 	require.Equal(t, 1000, r.cur)
-	require.True(t, r.deadline(0).IsZero())
+	require.True(t, r.deadline().IsZero())
 }

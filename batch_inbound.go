@@ -3,6 +3,7 @@ package uxp
 import (
 	"net/netip"
 	"sync"
+	"time"
 )
 
 // Inbound hand-off in batches. The read loop does not send each datagram
@@ -96,10 +97,14 @@ func (ep *endpoint) handOff(i int) {
 		}
 	}
 	s.queued.Add(-n)
-	// The worker is saturated: drop, and let KCP retransmit.
+	// The worker is saturated: drop, and let KCP retransmit. The session
+	// notes it, so that its idle timer does not take the server's
+	// backlog for a silent peer.
+	now := time.Now().UnixNano()
 	for k := range b.n {
 		p := &b.pkts[k]
 		p.conn.drop(dropOverload)
+		p.conn.overloadAt.Store(now)
 		putPacketBuf(p.buf)
 	}
 	putInboundBatch(b)

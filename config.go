@@ -171,6 +171,10 @@ type Config struct {
 	// transport keys before it replaces them in band (fresh X25519
 	// ephemerals; no pause in traffic). Zero means 2 minutes. Negative
 	// disables time-based rekeying. Otherwise it must be at least 1 s.
+	// Each key generation's actual time is jittered by up to ±20 % (from
+	// the session ID and epoch), and a worker that is behind, or past its
+	// rekey budget for the second, postpones a due rekey, at most until
+	// the generation is twice this old (docs/architecture.md, Overload).
 	RekeyAfterTime time.Duration
 
 	// RekeyAfterPackets rekeys a session once this side has sent this many
@@ -215,6 +219,10 @@ type Config struct {
 	// testOnRetire, tests only: called on the shard after a key
 	// generation was zeroed.
 	testOnRetire func(k *keySlot)
+	// testKCPTick, tests only: lanes run KCP's interval tick while any
+	// data is unacknowledged, as before kcp_sched.go (the baseline the
+	// timer-work tests and benchmarks compare with).
+	testKCPTick bool
 	// testOldHello, tests only: announce no packet size and no lane
 	// count, as a client from before negotiation.
 	testOldHello bool
@@ -368,6 +376,7 @@ type settings struct {
 	closeLinger       time.Duration // < 0: abort at once
 	testStartCounter  uint64
 	testOnRetire      func(k *keySlot)
+	testKCPTick       bool
 	testOldHello      bool
 }
 
@@ -413,6 +422,7 @@ func (c *Config) resolve() (*settings, error) {
 		closeLinger:       pick(c.CloseLinger, defaultCloseLinger),
 		testStartCounter:  c.testStartCounter,
 		testOnRetire:      c.testOnRetire,
+		testKCPTick:       c.testKCPTick,
 		testOldHello:      c.testOldHello,
 	}
 	if len(s.lanes) == 0 {

@@ -50,6 +50,17 @@ type Conn struct {
 	posted      bool  // on the shard's ready list; guarded by shard.mu
 
 	kcpQueued atomic.Int64 // estimate of bytes inside KCP, written by the shard
+	// overloadAt is when (unix ns) the read loop last dropped a datagram
+	// of this session because its worker was saturated: the idle timer
+	// counts it as heard (overloadHeard).
+	overloadAt atomic.Int64
+	// segBytes is the memory of the KCP segment buffers the session's
+	// lanes hold, sending and receiving (noteQueued). Written by the shard.
+	segBytes atomic.Int64
+	// rekeyWait is when a postponed rekey tries again, and rekeyDeferrals
+	// how often it was postponed (rekey_sched.go). Owned by the shard.
+	rekeyWait      time.Time
+	rekeyDeferrals uint32
 	// recvResume asks the shard to drain KCP's receive queue again after a
 	// flowHandler's buffer was full (see deliver).
 	recvResume atomic.Bool
@@ -308,6 +319,7 @@ func (c *Conn) Stats() ConnStats {
 	}
 	st.FEC.Parity = int(c.fecParity.Load())
 	st.SendQueueBytes = c.sendQueued()
+	st.HeldBytes = st.SendQueueBytes + int(c.segBytes.Load())
 	return st
 }
 

@@ -370,7 +370,7 @@ func (c *Conn) onTimer(now time.Time) {
 	case c.exhausted || c.sendCounter >= replay.RejectAfter:
 		c.terminate(ErrCounterExhausted, CloseProtocolError, "", false)
 		return
-	case c.hb.idleExpired(now):
+	case c.hb.idleExpired(now) && !c.overloadHeard():
 		c.terminate(&IdleTimeoutError{}, CloseIdleTimeout, "", true)
 		return
 	}

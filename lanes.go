@@ -302,6 +302,13 @@ func (c *Conn) laneBudget() int {
 // priority, while the segments the KCPs hold stay below the send window.
 // It reports whether anything was admitted.
 func (c *Conn) admitLanes() bool {
+	waiting := false
+	for _, l := range c.lanes {
+		waiting = waiting || len(l.backlog) > 0
+	}
+	if !waiting {
+		return false // the common case: no need to count the window
+	}
 	budget := c.laneBudget()
 	admitted := false
 	for _, l := range c.lanesByPrio {
@@ -410,6 +417,11 @@ func (c *Conn) noteQueued() {
 		l.ctr.queued.Store(int64(l.queued))
 	}
 	c.kcpQueued.Store(int64(total))
+	segs := c.recvHeldSegs()
+	for _, l := range c.lanes {
+		segs += l.waitSnd()
+	}
+	c.segBytes.Store(int64(segs) * kcpSegBuf)
 	if fh, ok := c.handlerFor().(flowHandler); ok {
 		fh.sendRoom()
 	}
@@ -417,6 +429,10 @@ func (c *Conn) noteQueued() {
 }
 
 // laneTimers runs the lanes' KCP clocks: retransmissions and delayed ACKs.
+// A lane flushes only when it has work due (kcp_sched.go): KCP's interval
+// tick while ACKs are owed or segments wait for window, else only once its
+// earliest retransmission time has come. So the cost of a wake is the
+// segments it sends plus one pass over those in flight.
 func (c *Conn) laneTimers(now time.Time) {
 	c.expireLanes(now)
 	if c.admitLanes() {
@@ -425,16 +441,26 @@ func (c *Conn) laneTimers(now time.Time) {
 	for _, l := range c.lanesByPrio {
 		c.probeTimer(l, now)
 		c.wndProbeTimer(l, now)
-		if l.arq != nil && (l.ackPending || l.arq.WaitSnd() > 0) && kcpDue(l.arq) {
+		if l.arq == nil {
+			continue
+		}
+		if _, _, tick := c.laneSendWork(l); (l.ackPending || tick) && kcpDue(l.arq) {
 			// Update flushes everything on KCP's interval tick. Check may
 			// also be due for a retransmission before that tick, when
-			// Update does nothing: then the pending ACKs go out now rather
-			// than wait (a no-op if Update just sent them).
+			// Update does nothing: that is handled below.
 			l.arq.Update()
 			if l.ackPending {
 				kcpFlush(l.arq, kcp.IKCP_FLUSH_ACKONLY)
 				l.ackPending = false
 			}
+		}
+		if at, has, _ := c.laneSendWork(l); has && int32(at-kcpNow()) <= 0 {
+			// A retransmission timeout has come: flush now rather than
+			// wait for KCP's tick (which the lane no longer runs while
+			// it only waits for ACKs).
+			kcpFlush(l.arq, kcp.IKCP_FLUSH_FULL)
+			l.ackPending = false
+			c.shard.traffic.timerFlushes.Add(1)
 		}
 	}
 }
@@ -442,16 +468,24 @@ func (c *Conn) laneTimers(now time.Time) {
 func kcpDue(k *kcp.KCP) bool { return int32(k.Check()-kcpNow()) <= 0 }
 
 // lanesDeadline is the earliest lane timer: a KCP clock or an expiry.
+// While a lane only waits for ACKs, its KCP clock is the earliest
+// retransmission time of its segments in flight, not KCP's interval tick
+// (kcp_sched.go).
 func (c *Conn) lanesDeadline(now time.Time) time.Time {
 	var d time.Time
-	kcpAt := func(k *kcp.KCP) time.Time {
-		wait := time.Duration(int32(k.Check()-kcpNow())) * time.Millisecond
+	kcpAt := func(ms uint32) time.Time {
+		wait := time.Duration(int32(ms-kcpNow())) * time.Millisecond
 		return now.Add(max(wait, time.Millisecond))
 	}
 	margin := c.expiryMargin()
 	for _, l := range c.lanes {
-		if l.arq != nil && (l.ackPending || l.arq.WaitSnd() > 0) {
-			d = earlier(d, kcpAt(l.arq))
+		if l.arq != nil {
+			switch at, has, tick := c.laneSendWork(l); {
+			case l.ackPending || tick:
+				d = earlier(d, kcpAt(l.arq.Check()))
+			case has:
+				d = earlier(d, kcpAt(at))
+			}
 		}
 		if l.minExpiry != 0 {
 			d = earlier(d, time.Unix(0, l.minExpiry).Add(-margin))

@@ -242,6 +242,9 @@ func (c *Conn) rekeyAfterTime() time.Duration {
 		// backstop. This makes collisions rare (they are handled anyway).
 		t += t / 8
 	}
+	if t > 0 {
+		t = c.rekeyJittered(t) // rekey_sched.go
+	}
 	return t
 }
 
@@ -273,7 +276,7 @@ func (c *Conn) rekeyTick(now time.Time) {
 	if t := c.rekeyAfterTime(); t > 0 && now.Sub(rk.since) >= t {
 		due = true
 	}
-	if !due {
+	if !due || !c.rekeyAdmit(now) { // rekey_sched.go: budget and overload
 		return
 	}
 	if _, err := rand.Read(rk.priv[:]); err != nil {
@@ -305,7 +308,7 @@ func (c *Conn) rekeyDeadline() time.Time {
 		d = earlier(d, rk.retryAt)
 	case rk.slots[(rk.cur+1)&1] == nil:
 		if t := c.rekeyAfterTime(); t > 0 {
-			d = earlier(d, rk.since.Add(t))
+			d = earlier(d, later(rk.since.Add(t), c.rekeyWait))
 		}
 	}
 	return d

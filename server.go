@@ -318,7 +318,7 @@ func (s *Server) Stats() ServerStats {
 		sh.traffic.addTo(&st)
 		st.Drops.add(sh.drops.snapshot())
 	}
-	st.SendQueueBytes, st.Latency, st.RTT = s.live.totals()
+	st.SendQueueBytes, st.HeldBytes, st.Latency, st.RTT = s.live.totals()
 	return st
 }
 
@@ -338,7 +338,10 @@ func (s *Server) handshakeLoop() {
 		select {
 		case j := <-s.hsQueue:
 			now := time.Now()
-			if len(s.hsQueue) >= s.set.admission.loadThreshold || s.forceLoad.Load() {
+			// Workers behind on established sessions' traffic count as
+			// load too: new handshakes then need a cookie and pass the
+			// rate limit, rather than take CPU the sessions need.
+			if len(s.hsQueue) >= s.set.admission.loadThreshold || s.forceLoad.Load() || s.ep.workersBehind() {
 				s.loadUntil = now.Add(underLoadAfter)
 			}
 			s.handleInitiation(j.buf[:j.n], j.from, now, now.Before(s.loadUntil))

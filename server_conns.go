@@ -71,16 +71,18 @@ func (s *Server) RangeConns(f func(c *Conn) bool) {
 // totals sums the live sessions' send queues, and every session's latency
 // histogram, live or closed; rtt is the distribution of the live
 // sessions' smoothed RTTs (those with a sample).
-func (s *connSet) totals() (queued int, latency, rtt Histogram) {
+func (s *connSet) totals() (queued, held int, latency, rtt Histogram) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	latency = s.closed
 	for c := range s.m {
-		queued += c.sendQueued()
+		q := c.sendQueued()
+		queued += q
+		held += q + int(c.segBytes.Load())
 		latency.add(c.latency.snapshot())
 		if r := time.Duration(c.rtt.Load()); r > 0 {
 			rtt.record(r)
 		}
 	}
-	return queued, latency, rtt
+	return queued, held, latency, rtt
 }

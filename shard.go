@@ -35,16 +35,22 @@ type shard struct {
 	timers   connHeap
 	timer    *time.Timer
 	timerAt  time.Time
-	touched  []*Conn        // sessions that took input in the current batch
-	now      time.Time      // when the current event began
-	out      sockio.Batch   // datagrams sealed in this event, sent when it ends
-	bs       *sockio.Sender // nil without batched sends (off Linux, other PacketConns)
-	recvBuf  []byte         // one reassembled message at a time
+	// timersBehind: the last runTimers left due timers for the next
+	// slice. behind is its published form with the queue depth
+	// (noteBehind), read by other goroutines.
+	timersBehind bool
+	behind       atomic.Bool
+	touched      []*Conn        // sessions that took input in the current batch
+	now          time.Time      // when the current event began
+	out          sockio.Batch   // datagrams sealed in this event, sent when it ends
+	bs           *sockio.Sender // nil without batched sends (off Linux, other PacketConns)
+	recvBuf      []byte         // one reassembled message at a time
 	// segScratch holds a lane frame's segments when laneInput must change
 	// some before KCP sees them (lane_bounds.go).
 	segScratch []byte
 
 	kcpMem kcpShardMem // the sessions' shared KCP flush buffer (kcp_mem.go)
+	rekeys rekeyBudget // rekey starts (rekey_sched.go)
 
 	traffic trafficCounters
 	drops   dropCounters
@@ -63,6 +69,14 @@ type inbound struct {
 const (
 	shardQueueLen = 4096 // datagrams a worker may lag behind before dropping
 	batchLimit    = 128  // datagrams handled before flushing ACKs (at least one whole hand-off)
+
+	// timerSlice is how many session timers run before the worker takes
+	// inbound datagrams again while timers are behind: about a batch's
+	// worth of work, so ACKs wait at most one slice.
+	timerSlice = 256
+	// timerCoalesce is the granularity of the timer heap's keys: deadlines
+	// round up to it, so the sessions due in one slot run in one wake.
+	timerCoalesce = time.Millisecond
 )
 
 func newShard(ep *endpoint, idx int) *shard {
@@ -100,36 +114,90 @@ func (s *shard) post(c *Conn) {
 func (s *shard) loop() {
 	defer close(s.done)
 	for {
+		if s.timersBehind {
+			// More timers were due than one slice runs: give inbound
+			// datagrams (the ACKs that stop those timers) and posted
+			// work their turn first, then run the next slice.
+			select {
+			case <-s.ep.closing:
+				s.now = time.Now()
+				s.shutdown()
+				s.flushSends()
+				return
+			default:
+			}
+			s.now = time.Now()
+			s.takeInbound(nil)
+			select {
+			case <-s.wake:
+				s.drainReady(s.now)
+			default:
+			}
+			s.timersBehind = s.runTimers(s.now)
+			s.noteBehind()
+			s.flushSends()
+			s.armTimer()
+			continue
+		}
 		select {
 		case b := <-s.in:
 			s.now = time.Now()
-			handled := s.handleBatch(b)
-		batch:
-			for handled < batchLimit {
-				select {
-				case b = <-s.in:
-					handled += s.handleBatch(b)
-				default:
-					break batch
-				}
-			}
-			s.flushTouched(s.now)
+			s.takeInbound(b)
 		case <-s.wake:
 			s.now = time.Now()
 			s.drainReady(s.now)
 		case <-s.timer.C:
 			s.timerAt = time.Time{}
 			s.now = time.Now()
-			s.runTimers(s.now)
+			s.timersBehind = s.runTimers(s.now)
 		case <-s.ep.closing:
 			s.now = time.Now()
 			s.shutdown()
 			s.flushSends()
 			return
 		}
+		s.noteBehind()
 		s.flushSends()
 		s.armTimer()
 	}
+}
+
+// takeInbound handles b (if not nil) and whatever else waits on in, up to
+// batchLimit datagrams, then flushes the sessions that took input.
+func (s *shard) takeInbound(b *inboundBatch) {
+	handled := 0
+	if b != nil {
+		handled = s.handleBatch(b)
+	}
+	for handled < batchLimit {
+		select {
+		case b = <-s.in:
+			handled += s.handleBatch(b)
+			continue
+		default:
+		}
+		break
+	}
+	s.flushTouched(s.now)
+}
+
+// workersBehind reports whether any worker is behind (noteBehind). Safe
+// from any goroutine.
+func (ep *endpoint) workersBehind() bool {
+	for _, s := range ep.shards {
+		if s.behind.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// noteBehind publishes whether the shard is behind: timers due that it has
+// not run, or more than a quarter of its inbound queue waiting. Rekeys
+// wait while it is (rekey_sched.go), and the handshake loop treats it as
+// load (cookies and the rate limit).
+func (s *shard) noteBehind() {
+	s.behind.Store(s.timersBehind || s.queued.Load() > shardQueueLen/4)
 }
 
 func (s *shard) handle(p inbound, now time.Time) {
@@ -169,15 +237,25 @@ func (s *shard) drainReady(now time.Time) {
 	s.readySpare = ready[:0]
 }
 
-func (s *shard) runTimers(now time.Time) {
-	at := s.key(now)
-	for len(s.timers) > 0 {
+// runTimers runs the sessions whose deadline has come, at most timerSlice
+// of them, and reports whether more are due: the loop then takes inbound
+// work before the next slice, so timers cannot starve the ACKs that would
+// stop them.
+func (s *shard) runTimers(now time.Time) (more bool) {
+	at := int64(now.Sub(s.ep.epoch))
+	for n := 0; len(s.timers) > 0; n++ {
 		e := s.timers[0]
 		if e.at > at {
-			return
+			return false
 		}
+		if n == timerSlice {
+			s.traffic.timerCuts.Add(1)
+			return true
+		}
+		s.traffic.timerEvents.Add(1)
 		e.c.onTimer(now) // reschedules or removes e.c
 	}
+	return false
 }
 
 // schedule puts c in the timer heap at its current deadline, or removes it
@@ -198,8 +276,13 @@ func (s *shard) schedule(c *Conn) {
 }
 
 // key is a deadline as the heap orders it: nanoseconds since the
-// endpoint's epoch (monotonic, as both come from time.Now).
-func (s *shard) key(t time.Time) int64 { return int64(t.Sub(s.ep.epoch)) }
+// endpoint's epoch (monotonic, as both come from time.Now), rounded up to
+// timerCoalesce. Sessions due within the same slot share one timer event:
+// the shard's timer fires once for all of them, none early.
+func (s *shard) key(t time.Time) int64 {
+	k := int64(t.Sub(s.ep.epoch))
+	return (k + int64(timerCoalesce) - 1) / int64(timerCoalesce) * int64(timerCoalesce)
+}
 
 func (s *shard) armTimer() {
 	if len(s.timers) == 0 {
@@ -209,7 +292,7 @@ func (s *shard) armTimer() {
 		}
 		return
 	}
-	next := s.timers[0].c.deadline
+	next := s.ep.epoch.Add(time.Duration(s.timers[0].at))
 	if next.Equal(s.timerAt) {
 		return
 	}

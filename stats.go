@@ -75,8 +75,15 @@ type ConnStats struct {
 	Latency Histogram
 	// SendQueueBytes is how much the session holds for sending.
 	SendQueueBytes int
-	Drops          DropStats
-	Cipher         Cipher
+	// HeldBytes estimates the memory the session holds for data in
+	// transit: SendQueueBytes plus kcp-go's buffer (1500 bytes) for every
+	// segment its lanes hold, sent and unacknowledged, waiting for
+	// window, or received and not yet delivered. A small message costs a
+	// whole segment buffer until it is acknowledged. Updated by the
+	// session's worker after each event.
+	HeldBytes int
+	Drops     DropStats
+	Cipher    Cipher
 	// LossIn is the fraction of the peer's packets that did not arrive,
 	// measured from gaps in their counters over the last interval of about
 	// 500 ms that saw packets (it keeps its value while none arrive). LossOut
@@ -116,8 +123,9 @@ type ServerStats struct {
 	MessagesSent, MessagesReceived uint64
 	Retransmissions                uint64
 	TailProbes                     uint64 // see ConnStats.TailProbes
-	// SendQueueBytes is the sum of the live sessions' send queues.
-	SendQueueBytes int
+	// SendQueueBytes is the sum of the live sessions' send queues, and
+	// HeldBytes of their ConnStats.HeldBytes.
+	SendQueueBytes, HeldBytes int
 	// Latency merges every session's delivery latency histogram, closed
 	// sessions included.
 	Latency    Histogram
@@ -126,6 +134,15 @@ type ServerStats struct {
 	Handshake  HandshakeStats
 	Migrations uint64 // sessions moved to a validated new client address
 	Rekeys     uint64 // key rotations completed, summed over sessions
+	// TimerEvents counts session timer runs on the workers: each is one
+	// wake of one session for a deadline (retransmission, probe, ACK
+	// delay, heartbeat, idle, rekey, ...). TimerFlushes counts the KCP
+	// flushes those runs made because a retransmission timeout had come.
+	// Together they show the timer work per session (issue 18).
+	TimerEvents, TimerFlushes uint64
+	// RekeysDeferred counts rekeys a worker postponed because it was
+	// behind or its rekey budget for the second was spent (rekey_sched.go).
+	RekeysDeferred uint64
 	// HandshakesConfirmed counts handshakes the client completed: its
 	// first transport packet authenticated. Each is then announced, or
 	// refused if the server filled up meanwhile (Handshake.RefusedFull).
@@ -211,6 +228,12 @@ type trafficCounters struct {
 	fecDataOut, fecParityOut, fecDataIn, fecParityIn, fecRecovered, fecExpired trafficCounter
 
 	migrations, rekeys trafficCounter
+
+	// Timer work (shard.go, kcp_sched.go, rekey_sched.go).
+	timerEvents, timerFlushes, rekeysDeferred trafficCounter
+	// timerCuts counts runTimers calls that left due timers for a later
+	// slice (tests).
+	timerCuts trafficCounter
 }
 
 func (t *trafficCounters) fecStats() FECStats {
@@ -258,5 +281,8 @@ func (t *trafficCounters) addTo(s *ServerStats) {
 	s.TailProbes += t.probes.Load()
 	s.Migrations += t.migrations.Load()
 	s.Rekeys += t.rekeys.Load()
+	s.TimerEvents += t.timerEvents.Load()
+	s.TimerFlushes += t.timerFlushes.Load()
+	s.RekeysDeferred += t.rekeysDeferred.Load()
 	s.FEC.add(t.fecStats())
 }

@@ -50,6 +50,17 @@ type options struct {
 	profile string
 	profDir string
 	bind    string
+
+	// Soak (soak.go).
+	soakDur     time.Duration
+	burn        time.Duration
+	rekey       time.Duration
+	churn       float64
+	garbage     int
+	privKey     string
+	sampleEvery time.Duration
+	loss        float64
+	idle        bool
 }
 
 func main() {
@@ -58,11 +69,15 @@ func main() {
 	fs.StringVar(&o.role, "role", "", "internal: server or client (the orchestrator starts these)")
 	fs.BoolVar(&o.quick, "quick", false, "smoke mode: one short repetition of each case, 1k sessions only")
 	fs.StringVar(&o.out, "out", ".", "directory for results.md and results.json")
-	fs.StringVar(&o.only, "scenarios", "", "comma-separated scenarios to run (bulk,rr,loss,scale,handshake,bottleneck,bottleneck-vs-tcp,bottleneck-loss); empty runs all")
+	fs.StringVar(&o.only, "scenarios", "", "comma-separated scenarios to run (bulk,rr,loss,scale,handshake,bottleneck,bottleneck-vs-tcp,bottleneck-loss,soak,restart); empty runs all but soak and restart (which -quick includes, short)")
 	fs.StringVar(&o.systems, "systems", "", "comma-separated systems to run; empty runs all")
 	fs.IntVar(&o.reps, "reps", 0, "repetitions per case; 0 means 3 (1 with -quick)")
 	fs.StringVar(&o.scaleNs, "sessions", "", "comma-separated session counts for the scale scenario; empty means 1000,10000,50000 (1000 with -quick)")
 	fs.BoolVar(&o.noNetns, "no-netns", false, "skip the loss and bottleneck scenarios (need root, ip, nft and tc)")
+	fs.DurationVar(&o.soakDur, "duration", 0, "soak scenario: how long it runs; 0 means 20m (90s with -quick)")
+	fs.DurationVar(&o.burn, "burn", 0, "soak scenario: burn one core for this long in the middle of the run")
+	fs.Float64Var(&o.loss, "loss", 0, "soak scenario: fraction of datagrams the load generators drop, each way")
+	fs.BoolVar(&o.idle, "idle", false, "soak scenario: sessions send no messages (heartbeats and rekeys only)")
 	fs.StringVar(&o.profDir, "profile", "", "write a CPU profile of every uxp server child (from MARK on) into `DIR`")
 	// Child flags.
 	fs.StringVar(&o.sys, "sys", "", "internal: system under test")
@@ -77,6 +92,11 @@ func main() {
 	fs.DurationVar(&o.dur, "dur", time.Second, "internal: measured duration")
 	fs.DurationVar(&o.grace, "grace", 2*time.Second, "internal: wait for late replies")
 	fs.IntVar(&o.procs, "procs", 0, "internal: GOMAXPROCS for the child")
+	fs.DurationVar(&o.rekey, "rekey", 0, "internal: RekeyAfterTime (soak)")
+	fs.Float64Var(&o.churn, "churn", 0, "internal: fraction of sessions replaced per second (soak)")
+	fs.IntVar(&o.garbage, "garbage", 0, "internal: garbage datagrams per second (soak)")
+	fs.StringVar(&o.privKey, "privkey", "", "internal: server private key (soak server)")
+	fs.DurationVar(&o.sampleEvery, "every", 10*time.Second, "internal: soak sampling interval")
 	fs.StringVar(&o.bind, "bind", "", "internal: local IP a load generator binds its sockets to")
 	fs.StringVar(&o.profile, "cpuprofile", "", "internal: write a CPU profile of this child to `file` (a server: from MARK on)")
 	_ = fs.Parse(os.Args[1:])
@@ -95,6 +115,10 @@ func main() {
 		err = orchestrate(ctx, &o)
 	case "server":
 		err = serverRole(ctx, &o)
+	case "soakserver":
+		err = soakServerRole(ctx, &o)
+	case "burn":
+		err = burnRole()
 	case "client":
 		err = clientRole(ctx, &o)
 	default:

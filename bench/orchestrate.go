@@ -121,6 +121,22 @@ func orchestrate(ctx context.Context, o *options) error {
 			}
 		}
 	}
+	// The soak and the restart storm run when named, or short with -quick
+	// (CI's smoke run).
+	named := func(s string) bool { return slices.Contains(splitList(o.only), s) || (o.quick && want(s)) }
+	for _, scen := range []string{"soak", "restart"} {
+		if !named(scen) {
+			continue
+		}
+		sp := soakPlan(o, scen)
+		variant := fmt.Sprintf("%d sessions, %v", sp.n, sp.dur)
+		logf("%s: %s", scen, variant)
+		m, err := soakCase(ctx, sp)
+		r.add(scen, sysUXP, variant, m, err)
+		if err != nil {
+			logf("%s %s: %v", scen, variant, err)
+		}
+	}
 	if want("handshake") && len(pick([]string{sysUXP})) > 0 {
 		for rep := range p.reps {
 			for _, cores := range []int{1, 2} {
@@ -368,4 +384,36 @@ func loadWrap() []string {
 		return nil
 	}
 	return []string{"nice", "-n", "10"}
+}
+
+// soakPlan is the soak's (or the restart storm's) settings: the issue's,
+// or a short smoke run with -quick.
+func soakPlan(o *options, scen string) soakParams {
+	p := soakParams{n: 10000, dur: 20 * time.Minute, every: 10 * time.Second, rekey: 30 * time.Second,
+		churn: 0.01, garbage: 200, probeHz: 20, burn: o.burn, out: o.out, profile: profileDir, label: scen,
+		loss: o.loss, idle: o.idle}
+	if o.quick {
+		p.n, p.dur, p.every, p.rekey = 1000, 90*time.Second, 5*time.Second, 15*time.Second
+	}
+	if s := splitList(o.scaleNs); len(s) > 0 {
+		if n, err := strconv.Atoi(s[0]); err == nil && n > 0 {
+			p.n = n
+		}
+	}
+	if o.soakDur > 0 {
+		p.dur = o.soakDur
+	}
+	if scen == "restart" {
+		// Clients attached, no churn, default rekeys; the server is
+		// killed once they are all up and settled, and the run goes on
+		// 60 s after (40 s with -quick).
+		p.restart, p.churn, p.garbage, p.rekey, p.burn = true, 0, 0, 0, 0
+		p.settleUp = 20 * time.Second
+		p.dur = p.settleUp + 60*time.Second
+		p.every = 2 * time.Second
+		if o.quick {
+			p.settleUp, p.dur = 10*time.Second, 50*time.Second
+		}
+	}
+	return p
 }

@@ -137,6 +137,10 @@ func clientRole(ctx context.Context, o *options) error {
 	switch o.scen {
 	case "scale":
 		return loadRole(ctx, o)
+	case "soak":
+		return soakLoadRole(ctx, o)
+	case "soakprobe":
+		return soakProbeRole(ctx, o)
 	case "hs":
 		res, err = handshakeRole(ctx, o)
 	default:

@@ -37,6 +37,7 @@ func listenUXP(addr string) (*uxpServer, error) {
 		PrivateKey: kp.Private,
 		FEC:        uxp.FECConfig{DataShards: 10, ParityShards: 3, Adaptive: true, MaxParity: 8},
 		KCP:        benchKCP(),
+		Admission:  benchAdmission,
 	}
 	h := uxpbench.NewServer()
 	srv, err := uxp.NewServer(pc, h, cfg)
@@ -58,6 +59,13 @@ func (s *uxpServer) Sink() (int64, time.Duration) { return s.h.SinkStats() }
 func (s *uxpServer) Drops() string                { return fmt.Sprintf("%+v", s.srv.Stats().Drops) }
 func (s *uxpServer) Ended() string                { return s.h.Ended() }
 func (s *uxpServer) Close()                       { s.srv.Close() }
+
+// benchAdmission turns off the per-source bounds: a load process stands
+// in for thousands of clients on other machines, but all its sessions
+// come from one loopback address, which the default 4096 sessions per
+// source (and, under load, 256 handshakes a second per source) would cap.
+// Cookies under load still apply.
+var benchAdmission = uxp.AdmissionConfig{MaxSessionsPerSource: -1, SourceHandshakeRate: -1}
 
 // uxpClientConfig is the client side of sys.
 // benchKCP is uxp's default KCP configuration with the 1024-segment

@@ -5,158 +5,35 @@ import (
 	"context"
 	"encoding/binary"
 	"math/rand/v2"
-	"reflect"
-	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
-	"unsafe"
 
 	"github.com/stretchr/testify/require"
 	kcp "github.com/xtaci/kcp-go/v5"
 
+	"github.com/uxp-go/uxp/internal/kcpx"
 	"github.com/uxp-go/uxp/internal/netsim"
 )
 
-// kcpMemView is what kcp_mem.go manages in one KCP.
-type kcpMemView struct {
-	rings          [3]int // entries of snd_queue, rcv_queue, snd_buf
-	heapCap        int    // capacity of the receive heap's slice
-	ackCap         int    // capacity of the ACK list
-	buf            unsafe.Pointer
-	bufLen, bufCap int
-}
+const kcpRingEntries = kcpx.RingEntries
 
-func viewKCP(t testing.TB, k *kcp.KCP) kcpMemView {
+// testKCP reads KCPs' state for tests (a factory of no shard).
+var testKCP = kcpx.NewFactory(kcpx.Options{Tune: func(*kcp.KCP) {}})
+
+// viewKCP is what internal/kcpx manages in one KCP.
+func viewKCP(t testing.TB, k *kcp.KCP) kcpx.View {
 	t.Helper()
-	m := kcpMem
-	require.NotNil(t, m, "kcp-go layout not resolved: %v", kcpMemErr)
-	p := unsafe.Pointer(k)
-	var v kcpMemView
-	for i := range m.rings {
-		v.rings[i], _ = m.ringEntries(m.ring(p, i))
-	}
-	h := *(*unsafe.Pointer)(unsafe.Add(p, m.rcvBuf))
-	v.heapCap = (*sliceHeader)(unsafe.Add(h, m.heapSegs)).cap
-	v.ackCap = (*sliceHeader)(unsafe.Add(p, m.acklist)).cap
-	b := (*sliceHeader)(unsafe.Add(p, m.buffer))
-	v.buf, v.bufLen, v.bufCap = b.data, b.len, b.cap
+	v, ok := kcpx.Inspect(k)
+	require.True(t, ok, "kcp-go layout not resolved")
 	return v
 }
 
-//lint:file-ignore U1000 the fake* stand-ins below are only inspected through reflect (resolveKCPMem, resolveKCPClone), never used as values, so staticcheck sees their fields as unused.
-
-// Stand-ins for kcp-go's types, to check that resolveKCPMem accepts the
-// layout it expects and nothing else.
-type (
-	fakeSeg struct {
-		sn   uint32
-		data []byte
-	}
-	fakeRing struct {
-		head, tail int
-		elements   []fakeSeg
-	}
-	fakeHeap struct {
-		segments []fakeSeg
-		marks    map[uint32]struct{}
-	}
-	fakeKCP struct {
-		snd_queue, rcv_queue, snd_buf *fakeRing
-		rcv_buf                       *fakeHeap
-		acklist                       []struct{ sn, ts uint32 }
-		buffer                        []byte
-		rcv_nxt, rcv_wnd              uint32
-	}
-	fakeHeapBoolMarks struct {
-		segments []fakeSeg
-		marks    map[uint32]bool
-	}
-	fakeKCPBoolMarks struct {
-		snd_queue, rcv_queue, snd_buf *fakeRing
-		rcv_buf                       *fakeHeapBoolMarks
-		acklist                       []struct{ sn, ts uint32 }
-		buffer                        []byte
-		rcv_nxt, rcv_wnd              uint32
-	}
-	fakeKCPIntWnd struct {
-		snd_queue, rcv_queue, snd_buf *fakeRing
-		rcv_buf                       *fakeHeap
-		acklist                       []struct{ sn, ts uint32 }
-		buffer                        []byte
-		rcv_nxt, rcv_wnd              int
-	}
-	fakeKCPNoBuffer struct {
-		snd_queue, rcv_queue, snd_buf *fakeRing
-		rcv_buf                       *fakeHeap
-		acklist                       []struct{ sn, ts uint32 }
-	}
-	fakeKCPIntBuffer struct {
-		snd_queue, rcv_queue, snd_buf *fakeRing
-		rcv_buf                       *fakeHeap
-		acklist                       []struct{ sn, ts uint32 }
-		buffer                        []int
-	}
-	fakeRing32 struct {
-		head, tail int32
-		elements   []fakeSeg
-	}
-	fakeKCPRing32 struct {
-		snd_queue, rcv_queue, snd_buf *fakeRing32
-		rcv_buf                       *fakeHeap
-		acklist                       []struct{ sn, ts uint32 }
-		buffer                        []byte
-	}
-	fakeKCPMixedRings struct {
-		snd_queue, rcv_queue *fakeRing
-		snd_buf              *fakeRing32
-		rcv_buf              *fakeHeap
-		acklist              []struct{ sn, ts uint32 }
-		buffer               []byte
-	}
-	fakeHeapOther struct {
-		segments []struct{ data []byte }
-		marks    map[uint32]struct{}
-	}
-	fakeKCPOtherHeap struct {
-		snd_queue, rcv_queue, snd_buf *fakeRing
-		rcv_buf                       *fakeHeapOther
-		acklist                       []struct{ sn, ts uint32 }
-		buffer                        []byte
-	}
-)
-
-// TestKCPMemLayout: kcp_mem.go finds every field it needs in the pinned
-// kcp-go (this fails on a kcp-go whose KCP changed: update kcp_mem.go),
-// refuses layouts it does not know, and a lane's new KCP starts with
-// 2-entry rings and its shard's flush buffer, one for all the shard's
-// sessions; with kcp_mem.go off, kcp-go's own 64-entry rings and buffers.
-func TestKCPMemLayout(t *testing.T) {
-	require.NoError(t, kcpMemErr, "kcp-go's KCP is not the layout kcp_mem.go knows")
-	require.NotNil(t, kcpMem)
-
-	m, err := resolveKCPMem(reflect.TypeFor[fakeKCP]())
-	require.NoError(t, err, "the stand-in has the expected layout")
-	require.Equal(t, unsafe.Offsetof(fakeKCP{}.buffer), m.buffer)
-	require.Equal(t, unsafe.Offsetof(fakeRing{}.elements), m.ringElems)
-	for _, bad := range []struct {
-		name string
-		typ  reflect.Type
-	}{
-		{"not a struct", reflect.TypeFor[int]()},
-		{"no buffer", reflect.TypeFor[fakeKCPNoBuffer]()},
-		{"buffer of ints", reflect.TypeFor[fakeKCPIntBuffer]()},
-		{"int32 ring indexes", reflect.TypeFor[fakeKCPRing32]()},
-		{"rings of two types", reflect.TypeFor[fakeKCPMixedRings]()},
-		{"heap of other segments", reflect.TypeFor[fakeKCPOtherHeap]()},
-		{"int receive window", reflect.TypeFor[fakeKCPIntWnd]()},
-		{"receive heap marks of another type", reflect.TypeFor[fakeKCPBoolMarks]()},
-	} {
-		m, err := resolveKCPMem(bad.typ)
-		require.Error(t, err, bad.name)
-		require.Nil(t, m, bad.name)
-	}
+// TestKCPMemShared: a lane's new KCP starts with 2-entry rings and its
+// shard's flush buffer, one for all the shard's sessions; with the
+// memory tricks off, kcp-go's own 64-entry rings and buffers.
+func TestKCPMemShared(t *testing.T) {
 
 	for _, kcpDefault := range []bool{false, true} {
 		sp := newSessionPairs(t, &Config{}, kcpDefault)
@@ -171,19 +48,19 @@ func TestKCPMemLayout(t *testing.T) {
 			if kcpDefault {
 				want = (side[0].kcpMTU() + kcp.IKCP_OVERHEAD) * 3
 			}
-			require.Equal(t, want, a.bufLen, "the flush buffer keeps kcp-go's size")
-			require.Equal(t, want, b.bufLen)
+			require.Equal(t, want, a.BufLen, "the flush buffer keeps kcp-go's size")
+			require.Equal(t, want, b.BufLen)
 			if kcpDefault {
-				require.Equal(t, [3]int{64, 64, 64}, a.rings)
-				require.NotEqual(t, a.buf, b.buf, "kcp-go's own buffer per KCP")
+				require.Equal(t, [3]int{64, 64, 64}, a.Rings)
+				require.NotEqual(t, a.Buf, b.Buf, "kcp-go's own buffer per KCP")
 				continue
 			}
-			require.Equal(t, [3]int{kcpRingEntries, kcpRingEntries, kcpRingEntries}, a.rings)
-			require.Equal(t, [3]int{kcpRingEntries, kcpRingEntries, kcpRingEntries}, b.rings)
-			shared := side[0].shard.kcpMem.flushBuf
+			require.Equal(t, [3]int{kcpRingEntries, kcpRingEntries, kcpRingEntries}, a.Rings)
+			require.Equal(t, [3]int{kcpRingEntries, kcpRingEntries, kcpRingEntries}, b.Rings)
+			shared := side[0].shard.kcp.FlushBuf()
 			require.Same(t, side[0].shard, side[1].shard)
-			require.Equal(t, unsafe.Pointer(unsafe.SliceData(shared)), a.buf, "the shard's buffer")
-			require.Equal(t, a.buf, b.buf, "one buffer for the shard's sessions")
+			require.Same(t, &shared[0], a.Buf, "the shard's buffer")
+			require.Equal(t, a.Buf, b.Buf, "one buffer for the shard's sessions")
 		}
 	}
 }
@@ -272,27 +149,27 @@ func TestKCPMemTrim(t *testing.T) {
 	want = append(want, p.burst(t, 100, 1000, 1)...)
 	p.cli.pump(t0)
 	cliK, srvK := p.cli.lanes[0].arq, p.srv.lanes[0].arq
-	require.Greater(t, viewKCP(t, cliK).rings[2], 8, "100 segments in flight: snd_buf grew past 8")
+	require.Greater(t, viewKCP(t, cliK).Rings[2], 8, "100 segments in flight: snd_buf grew past 8")
 	p.exchange(t0)
 	_, got, _ := p.srvH.snapshot()
 	require.Equal(t, want, got)
-	require.True(t, kcpQuiet(cliK) && kcpQuiet(srvK), "everything acknowledged")
-	require.True(t, kcpGrown(cliK), "still holding the burst's memory")
-	require.Greater(t, viewKCP(t, srvK).ackCap, kcpMinEntries, "the receiver's ACK list grew")
+	require.True(t, testKCP.Quiet(cliK) && testKCP.Quiet(srvK), "everything acknowledged")
+	require.True(t, testKCP.Grown(cliK), "still holding the burst's memory")
+	require.Greater(t, viewKCP(t, srvK).AckCap, kcpMinEntries, "the receiver's ACK list grew")
 	require.Greater(t, cap(p.cli.lanes[0].inflight), kcpMinEntries)
 	require.False(t, p.cli.deadline.After(t0.Add(kcpTrimDelay)), "the trim is on the session's timer")
 
 	p.wait(t0.Add(kcpTrimDelay - time.Millisecond))
-	require.True(t, kcpGrown(cliK), "trimmed before the lane was quiet for kcpTrimDelay")
+	require.True(t, testKCP.Grown(cliK), "trimmed before the lane was quiet for kcpTrimDelay")
 	p.wait(t0.Add(kcpTrimDelay))
 	for _, c := range []*Conn{p.cli, p.srv} {
 		v := viewKCP(t, c.lanes[0].arq)
-		require.Equal(t, [3]int{kcpRingEntries, kcpRingEntries, kcpRingEntries}, v.rings)
-		require.LessOrEqual(t, v.heapCap, kcpMinEntries)
-		require.LessOrEqual(t, v.ackCap, kcpMinEntries)
+		require.Equal(t, [3]int{kcpRingEntries, kcpRingEntries, kcpRingEntries}, v.Rings)
+		require.LessOrEqual(t, v.HeapCap, kcpMinEntries)
+		require.LessOrEqual(t, v.AckCap, kcpMinEntries)
 		require.LessOrEqual(t, cap(c.lanes[0].inflight), kcpMinEntries)
 		require.LessOrEqual(t, len(c.lanes[0].lat.ring), trackerMinSlots)
-		require.False(t, kcpGrown(c.lanes[0].arq))
+		require.False(t, testKCP.Grown(c.lanes[0].arq))
 		require.Zero(t, c.lanes[0].trimAt, "nothing left to trim: disarmed")
 	}
 
@@ -301,13 +178,13 @@ func TestKCPMemTrim(t *testing.T) {
 	t1 := t0.Add(5 * time.Second)
 	want = append(want, p.burst(t, 50, 3000, 2)...)
 	p.exchange(t1)
-	require.True(t, kcpGrown(cliK))
+	require.True(t, testKCP.Grown(cliK))
 	want = append(want, p.burst(t, 1, 10, 3)...)
 	p.exchange(t1.Add(600 * time.Millisecond))
 	p.wait(t1.Add(kcpTrimDelay))
-	require.True(t, kcpGrown(cliK), "the message at +600ms restarted the delay")
+	require.True(t, testKCP.Grown(cliK), "the message at +600ms restarted the delay")
 	p.wait(t1.Add(600*time.Millisecond + kcpTrimDelay))
-	require.False(t, kcpGrown(cliK))
+	require.False(t, testKCP.Grown(cliK))
 
 	// And the trimmed rings grow again for the next burst.
 	t2 := t1.Add(5 * time.Second)
@@ -315,7 +192,7 @@ func TestKCPMemTrim(t *testing.T) {
 	p.exchange(t2)
 	_, got, _ = p.srvH.snapshot()
 	require.Equal(t, want, got, "every message, in order, once")
-	require.True(t, kcpGrown(cliK))
+	require.True(t, testKCP.Grown(cliK))
 }
 
 // kcpMemProbe records, on the shard goroutine that owns each session (in
@@ -335,7 +212,7 @@ func (pr *kcpMemProbe) record(t testing.TB, c *Conn, data []byte) {
 	v := viewKCP(t, k)
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
-	if v.buf == unsafe.Pointer(unsafe.SliceData(c.shard.kcpMem.flushBuf)) {
+	if fb := c.shard.kcp.FlushBuf(); len(fb) > 0 && v.Buf == &fb[0] {
 		pr.shared++
 	} else {
 		pr.notShared++
@@ -343,10 +220,10 @@ func (pr *kcpMemProbe) record(t testing.TB, c *Conn, data []byte) {
 	switch {
 	case string(data) == "probe":
 		pr.probes++
-		if kcpGrown(k) {
+		if testKCP.Grown(k) {
 			pr.probeGrown++
 		}
-	case kcpGrown(k):
+	case testKCP.Grown(k):
 		pr.grown++
 	}
 }
@@ -496,140 +373,12 @@ func TestKCPMemSteadyEcho(t *testing.T) {
 		p.exchange(now)
 		for _, c := range []*Conn{p.cli, p.srv} {
 			l := c.lanes[0]
-			require.False(t, kcpGrown(l.arq), "round %d", i)
-			require.Equal(t, [3]int{kcpRingEntries, kcpRingEntries, kcpRingEntries}, viewKCP(t, l.arq).rings)
+			require.False(t, testKCP.Grown(l.arq), "round %d", i)
+			require.Equal(t, [3]int{kcpRingEntries, kcpRingEntries, kcpRingEntries}, viewKCP(t, l.arq).Rings)
 			require.Zero(t, l.trimAt, "round %d: a trim armed", i)
 		}
 		_, echoed, _ := p.cliH.snapshot()
 		require.Len(t, echoed, i+1)
 		require.Equal(t, msg, echoed[i])
 	}
-}
-
-// Stand-ins for resolveKCPClone: the layout it expects, and one with a
-// reference a struct copy would share.
-type (
-	fakeCloneKCP struct {
-		conv                          uint32
-		mtu                           uint32
-		snd_queue, rcv_queue, snd_buf *fakeRing
-		rcv_buf                       *fakeHeap
-		acklist                       []struct{ sn, ts uint32 }
-		buffer                        []byte
-		rcv_nxt, rcv_wnd              uint32
-		output                        func([]byte, int)
-		log                           func(string, ...any)
-	}
-	fakeCloneKCPExtra struct {
-		conv                          uint32
-		snd_queue, rcv_queue, snd_buf *fakeRing
-		rcv_buf                       *fakeHeap
-		acklist                       []struct{ sn, ts uint32 }
-		buffer                        []byte
-		rcv_nxt, rcv_wnd              uint32
-		output                        func([]byte, int)
-		log                           func(string, ...any)
-		stats                         *int
-	}
-	fakeCloneKCPOutput struct {
-		conv                          uint32
-		snd_queue, rcv_queue, snd_buf *fakeRing
-		rcv_buf                       *fakeHeap
-		acklist                       []struct{ sn, ts uint32 }
-		buffer                        []byte
-		rcv_nxt, rcv_wnd              uint32
-		output                        func([]byte)
-		log                           func(string, ...any)
-	}
-)
-
-// TestKCPClone: a lane's KCP copied from the shard's prototype is, field
-// for field, what NewKCP, the endpoint's tuning and kcpSlim make, with
-// its own conv, output, rings, receive heap and ACK list (a second copy
-// shares none of them), and it carries data both ways with a KCP kcp-go
-// made. resolveKCPClone refuses a KCP with a reference it does not know.
-func TestKCPClone(t *testing.T) {
-	require.NoError(t, kcpCloneErr, "kcp-go's KCP is not the layout kcpClone knows")
-	require.NotNil(t, kcpCloneMem)
-	fake := reflect.TypeFor[fakeCloneKCP]()
-	fm, err := resolveKCPMem(fake)
-	require.NoError(t, err)
-	_, err = resolveKCPClone(fake, fm)
-	require.NoError(t, err, "the stand-in has the expected layout")
-	for name, fake := range map[string]reflect.Type{
-		"extra pointer": reflect.TypeFor[fakeCloneKCPExtra](),
-		"output type":   reflect.TypeFor[fakeCloneKCPOutput](),
-	} {
-		m, err := resolveKCPMem(fake)
-		require.NoError(t, err, name)
-		c, err := resolveKCPClone(fake, m)
-		require.Error(t, err, name)
-		require.Nil(t, c, name)
-	}
-
-	cfg := &Config{KCP: KCPConfig{SendWindow: 100, RecvWindow: 300, FastResend: 3, Interval: 20 * time.Millisecond, CongestionControl: true}}
-	sp := newSessionPairs(t, cfg, false)
-	s := sp.srvEP.shards[0]
-	var out1, out2 [][]byte
-	k1 := s.kcpClone(7, func(b []byte, n int) { out1 = append(out1, bytes.Clone(b[:n])) })
-	k2 := s.kcpClone(9, func(b []byte, n int) { out2 = append(out2, bytes.Clone(b[:n])) })
-	require.NotNil(t, k1)
-	require.NotNil(t, k2)
-	ref := kcp.NewKCP(7, func([]byte, int) {})
-	sp.srvEP.set.tuneKCP(ref)
-	s.kcpSlim(ref)
-
-	// Field for field: every reference-free field equal to ref's.
-	kt := reflect.TypeFor[kcp.KCP]()
-	p1, pr := unsafe.Pointer(k1), unsafe.Pointer(ref)
-	for i := range kt.NumField() {
-		f := kt.Field(i)
-		if slices.Contains(kcpCloneRefs, f.Name) {
-			continue
-		}
-		a := unsafe.Slice((*byte)(unsafe.Add(p1, f.Offset)), f.Type.Size())
-		b := unsafe.Slice((*byte)(unsafe.Add(pr, f.Offset)), f.Type.Size())
-		require.Equal(t, b, a, "field %s", f.Name)
-	}
-	require.Equal(t, viewKCP(t, ref), viewKCP(t, k1), "rings, heap, ACK list and flush buffer as kcpSlim leaves them")
-	require.Equal(t, uint32(9), *(*uint32)(unsafe.Add(unsafe.Pointer(k2), kcpCloneMem.conv)))
-
-	// Nothing shared between copies, or with the prototype.
-	m := kcpMem
-	for _, k := range []*kcp.KCP{k2, s.kcpMem.proto} {
-		p := unsafe.Pointer(k)
-		for i := range m.rings {
-			require.NotEqual(t, m.ring(p1, i), m.ring(p, i), "ring %d shared", i)
-		}
-		require.NotEqual(t, *(*unsafe.Pointer)(unsafe.Add(p1, m.rcvBuf)), *(*unsafe.Pointer)(unsafe.Add(p, m.rcvBuf)), "receive heap shared")
-	}
-
-	// It works: k1 and a kcp-go KCP exchange messages; k2 stays untouched.
-	var toK1 [][]byte
-	peer := kcp.NewKCP(7, func(b []byte, n int) { toK1 = append(toK1, bytes.Clone(b[:n])) })
-	sp.srvEP.set.tuneKCP(peer)
-	for i := range 50 {
-		msg := bytes.Repeat([]byte{byte(i)}, 1+i*97)
-		require.GreaterOrEqual(t, k1.Send(msg), 0)
-		require.GreaterOrEqual(t, peer.Send(msg), 0)
-		for range 4 {
-			kcpFlush(k1, kcp.IKCP_FLUSH_FULL)
-			kcpFlush(peer, kcp.IKCP_FLUSH_FULL)
-			for _, b := range out1 {
-				peer.Input(b, kcp.IKCP_PACKET_REGULAR, false)
-			}
-			for _, b := range toK1 {
-				k1.Input(b, kcp.IKCP_PACKET_REGULAR, false)
-			}
-			out1, toK1 = out1[:0], toK1[:0]
-		}
-		for _, k := range []*kcp.KCP{peer, k1} {
-			buf := make([]byte, 8192)
-			n := k.Recv(buf)
-			require.Equal(t, msg, buf[:max(n, 0)], "message %d", i)
-		}
-	}
-	require.Empty(t, out2, "the other copy sent nothing")
-	require.Zero(t, k2.WaitSnd())
-	require.Equal(t, -1, k2.PeekSize())
 }

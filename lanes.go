@@ -372,10 +372,9 @@ func appendUvarint32(b []byte, v uint32) []byte {
 // important lane first.
 func (c *Conn) flushLanes() {
 	for _, l := range c.lanesByPrio {
-		if l.arq != nil {
-			c.shard.kcp.Flush(l.arq, kcp.IKCP_FLUSH_FULL)
+		if l.arq == nil || c.shard.kcp.Flush(l.arq, kcp.IKCP_FLUSH_FULL) {
+			l.ackPending = false
 		}
-		l.ackPending = false
 	}
 }
 
@@ -384,10 +383,11 @@ func (c *Conn) flushLanes() {
 // tick.
 func (c *Conn) flushAcks() {
 	for _, l := range c.lanesByPrio {
-		if l.ackPending && l.arq != nil {
-			c.shard.kcp.Flush(l.arq, kcp.IKCP_FLUSH_ACKONLY)
+		if l.arq == nil || !l.ackPending || c.shard.kcp.Flush(l.arq, kcp.IKCP_FLUSH_ACKONLY) {
+			// Without the fast path (internal/kcpx) the ACKs may wait
+			// for KCP's tick: ackPending stays, lanesDeadline wakes then.
+			l.ackPending = false
 		}
-		l.ackPending = false
 	}
 }
 
@@ -422,7 +422,7 @@ func (c *Conn) noteQueued() {
 }
 
 // laneTimers runs the lanes' KCP clocks: retransmissions and delayed ACKs.
-// A lane flushes only when it has work due (kcp_sched.go): KCP's interval
+// A lane flushes only when it has work due (internal/kcpx SendWork): KCP's interval
 // tick while ACKs are owed or segments wait for window, else only once its
 // earliest retransmission time has come. So the cost of a wake is the
 // segments it sends plus one pass over those in flight.
@@ -442,8 +442,7 @@ func (c *Conn) laneTimers(now time.Time) {
 			// also be due for a retransmission before that tick, when
 			// Update does nothing: that is handled below.
 			l.arq.Update()
-			if l.ackPending {
-				c.shard.kcp.Flush(l.arq, kcp.IKCP_FLUSH_ACKONLY)
+			if l.ackPending && c.shard.kcp.Flush(l.arq, kcp.IKCP_FLUSH_ACKONLY) {
 				l.ackPending = false
 			}
 		}
@@ -451,8 +450,9 @@ func (c *Conn) laneTimers(now time.Time) {
 			// A retransmission timeout has come: flush now rather than
 			// wait for KCP's tick (which the lane no longer runs while
 			// it only waits for ACKs).
-			c.shard.kcp.Flush(l.arq, kcp.IKCP_FLUSH_FULL)
-			l.ackPending = false
+			if c.shard.kcp.Flush(l.arq, kcp.IKCP_FLUSH_FULL) {
+				l.ackPending = false
+			}
 			c.shard.traffic.timerFlushes.Add(1)
 		}
 	}
@@ -463,7 +463,7 @@ func kcpDue(k *kcp.KCP) bool { return int32(k.Check()-kcpx.Now()) <= 0 }
 // lanesDeadline is the earliest lane timer: a KCP clock or an expiry.
 // While a lane only waits for ACKs, its KCP clock is the earliest
 // retransmission time of its segments in flight, not KCP's interval tick
-// (kcp_sched.go).
+// (internal/kcpx SendWork).
 func (c *Conn) lanesDeadline(now time.Time) time.Time {
 	var d time.Time
 	kcpAt := func(ms uint32) time.Time {

@@ -13,7 +13,8 @@
 // tick), KCPs get NewKCP's own memory, SendWork asks for the interval tick
 // while anything is unacknowledged, and Now reads Check of a KCP never
 // updated. Correct, with more latency, memory and timer work; never
-// undefined behaviour. FastPath says which one runs, and why not.
+// undefined behaviour. FastPath says which one runs, and why not: the
+// caller logs it and reports it in its statistics.
 //
 // # Memory
 //
@@ -53,7 +54,6 @@
 package kcpx
 
 import (
-	"log/slog"
 	"reflect"
 	"unsafe"
 
@@ -79,9 +79,6 @@ type Options struct {
 	// on every KCP on the fallback path.
 	Tune func(*kcp.KCP)
 
-	// Log receives the one warning of the fallback path. Nil: no log.
-	Log *slog.Logger
-
 	// Audited replaces the audited version list when not nil (tests: an
 	// empty list forces the fallback path).
 	Audited []string
@@ -102,21 +99,11 @@ type Factory struct {
 	proto    *kcp.KCP // New's prototype, made on first use
 }
 
-// fallbackWarned makes the fallback warning once per process.
-var fallbackWarned = make(chan struct{}, 1)
-
 // NewFactory returns a Factory for one shard.
 func NewFactory(o Options) *Factory {
 	f := &Factory{tune: o.Tune, noMem: o.NoMem, err: gateErr}
 	if o.Audited != nil {
 		f.err = check(o.Audited)
-	}
-	if f.err != nil && o.Log != nil {
-		select {
-		case fallbackWarned <- struct{}{}:
-			o.Log.Warn("uxp: kcp-go fast path off, using kcp-go's public API (more latency and memory)", "err", f.err)
-		default:
-		}
 	}
 	return f
 }
@@ -153,14 +140,19 @@ func (f *Factory) SetMtu(k *kcp.KCP, mtu int) {
 }
 
 // Flush sends what k has to send now: with flushType kcp.IKCP_FLUSH_FULL
-// data, window probes and ACKs, with kcp.IKCP_FLUSH_ACKONLY the ACKs. On
-// the fallback path it is k.Update: output at the interval tick.
-func (f *Factory) Flush(k *kcp.KCP, flushType kcp.FlushType) {
+// data, window probes and ACKs, with kcp.IKCP_FLUSH_ACKONLY the ACKs. It
+// reports whether k flushed. On the fallback path it is k.Update, which
+// flushes (everything) only when KCP's interval tick has come (Check): a
+// false answer means k still holds what it owes, and the caller wakes at
+// k.Check to try again.
+func (f *Factory) Flush(k *kcp.KCP, flushType kcp.FlushType) bool {
 	if f.err != nil {
+		due := int32(k.Check()-Now()) <= 0
 		k.Update()
-		return
+		return due
 	}
 	linkedFlush(k, flushType)
+	return true
 }
 
 // clone returns a new KCP for conv and out, made by copying the

@@ -52,7 +52,7 @@ func TestKCPMemShared(t *testing.T) {
 			require.Equal(t, want, b.BufLen)
 			if kcpDefault {
 				require.Equal(t, [3]int{64, 64, 64}, a.Rings)
-				require.NotEqual(t, a.Buf, b.Buf, "kcp-go's own buffer per KCP")
+				require.NotSame(t, a.Buf, b.Buf, "kcp-go's own buffer per KCP")
 				continue
 			}
 			require.Equal(t, [3]int{kcpRingEntries, kcpRingEntries, kcpRingEntries}, a.Rings)
@@ -60,7 +60,7 @@ func TestKCPMemShared(t *testing.T) {
 			shared := side[0].shard.kcp.FlushBuf()
 			require.Same(t, side[0].shard, side[1].shard)
 			require.Same(t, &shared[0], a.Buf, "the shard's buffer")
-			require.Equal(t, a.Buf, b.Buf, "one buffer for the shard's sessions")
+			require.Same(t, a.Buf, b.Buf, "one buffer for the shard's sessions")
 		}
 	}
 }

@@ -117,7 +117,15 @@ func (f *Factory) mem() bool { return f.err == nil && !f.noMem }
 
 // New returns a KCP for conv and out with the Factory's tuning and packet
 // size mtu (0: the tuning's).
+//
+// In race builds the output bytes are overwritten with Poison as soon as
+// out returns, so a caller that keeps them past the callback (or a kcp-go
+// whose flush reads bytes it wrote in an earlier call) sends garbage the
+// tests see.
 func (f *Factory) New(conv uint32, out func([]byte, int), mtu int) *kcp.KCP {
+	if raceEnabled {
+		out = poisonAfter(out)
+	}
 	k := f.clone(conv, out)
 	if k == nil {
 		k = kcp.NewKCP(conv, out)
@@ -218,3 +226,17 @@ func (f *Factory) FlushBuf() []byte { return f.flushBuf }
 
 // Proto is the Factory's prototype, nil before the first New (tests).
 func (f *Factory) Proto() *kcp.KCP { return f.proto }
+
+// Poison is the byte race builds fill output with after the callback.
+const Poison = 0xA5
+
+// poisonAfter wraps out so that the bytes it was given are overwritten
+// when it returns.
+func poisonAfter(out func([]byte, int)) func([]byte, int) {
+	return func(b []byte, n int) {
+		out(b, n)
+		for i := range b[:n] {
+			b[i] = Poison
+		}
+	}
+}

@@ -214,7 +214,9 @@ func TestClone(t *testing.T) {
 		b := unsafe.Slice((*byte)(unsafe.Add(pr, f.Offset)), f.Type.Size())
 		require.Equal(t, b, a, "field %s", f.Name)
 	}
-	require.Equal(t, inspect(t, ref), inspect(t, k1), "rings, heap, ACK list and flush buffer as kcpSlim leaves them")
+	vr, v1 := inspect(t, ref), inspect(t, k1)
+	require.Equal(t, vr, v1, "rings, heap, ACK list and flush buffer as slim leaves them")
+	require.Same(t, vr.Buf, v1.Buf, "the Factory's flush buffer")
 	require.Equal(t, uint32(9), *(*uint32)(unsafe.Add(unsafe.Pointer(k2), kcpCloneMem.conv)))
 
 	// Nothing shared between copies, or with the prototype.

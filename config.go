@@ -220,7 +220,7 @@ type Config struct {
 	// generation was zeroed.
 	testOnRetire func(k *keySlot)
 	// testKCPTick, tests only: lanes run KCP's interval tick while any
-	// data is unacknowledged, as before kcp_sched.go (the baseline the
+	// data is unacknowledged, as before internal/kcpx SendWork (the baseline the
 	// timer-work tests and benchmarks compare with).
 	testKCPTick bool
 	// testKCPAudited, tests only: replaces internal/kcpx's audited kcp-go

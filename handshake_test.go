@@ -143,7 +143,7 @@ func TestHeartbeat(t *testing.T) {
 	require.True(t, srv.deadline().IsZero())
 }
 
-// TestKCPLinkname guards the go:linkname into kcp-go (see kcp_link.go).
+// TestKCPLinkname guards the go:linkname into kcp-go (see internal/kcpx).
 func TestKCPLinkname(t *testing.T) {
 	now := kcpx.Now()
 	time.Sleep(5 * time.Millisecond)

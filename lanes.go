@@ -135,7 +135,7 @@ type lane struct {
 	// arq is the lane's KCP state machine: it sends this side's messages
 	// and receives the peer's (lane_arq.go). It is made when the lane is
 	// first used (laneKCP): nil until then, as if idle, which saves its
-	// ~1 KB (kcp_mem.go; ~20 KB as kcp-go makes it) on lanes a session
+	// ~1 KB (internal/kcpx; ~20 KB as kcp-go makes it) on lanes a session
 	// never uses.
 	arq *kcp.KCP
 	// outUna and outWnd are the una and wnd of the last segment arq sent:
@@ -172,7 +172,7 @@ type lane struct {
 	sndMsgs, rcvMsgs uint32
 
 	// trimAt is when the lane's grown memory goes back, in unix ms mod
-	// 2^32; 0 = not armed (kcp_mem.go).
+	// 2^32; 0 = not armed (lane_trim.go).
 	trimAt uint32
 }
 

@@ -22,7 +22,7 @@ import (
 // windows are in their working state (lanes=4: three lanes never used;
 // datagrams: one datagram each way instead, no lane used). The
 // kcp-go-default case is lanes=1 with the KCPs as kcp-go's NewKCP makes
-// them (kcp_mem.go off): the baseline the savings are measured against,
+// them (the kcpx memory tricks off): the baseline the savings are measured against,
 // in the same run. Run it with -benchtime=1x; the figure is a heap delta
 // after GC divided by the session count, not a timing.
 func BenchmarkSessionHeap(b *testing.B) {
@@ -94,7 +94,7 @@ type sessionPairs struct {
 }
 
 // newSessionPairs makes the endpoints; with kcpDefault, their KCPs keep
-// kcp-go's own allocation (kcp_mem.go off).
+// kcp-go's own allocation (the kcpx memory tricks off).
 func newSessionPairs(tb testing.TB, cfg *Config, kcpDefault bool) *sessionPairs {
 	tb.Helper()
 	set, err := cfg.resolve()

@@ -235,7 +235,7 @@ type trafficCounters struct {
 
 	migrations, rekeys trafficCounter
 
-	// Timer work (shard.go, kcp_sched.go, rekey_sched.go).
+	// Timer work (shard.go, internal/kcpx SendWork, rekey_sched.go).
 	timerEvents, timerFlushes, rekeysDeferred trafficCounter
 	// timerCuts counts runTimers calls that left due timers for a later
 	// slice (tests).

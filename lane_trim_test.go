@@ -196,7 +196,7 @@ func TestKCPMemTrim(t *testing.T) {
 }
 
 // kcpMemProbe records, on the shard goroutine that owns each session (in
-// its OnNewDataComing), what kcp_mem.go left in the session's lane-0 KCP:
+// its OnNewDataComing), what internal/kcpx left in the session's lane-0 KCP:
 // state the test goroutine may not read itself while the shards run.
 type kcpMemProbe struct {
 	mu         sync.Mutex

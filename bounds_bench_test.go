@@ -9,6 +9,7 @@ import (
 	kcp "github.com/xtaci/kcp-go/v5"
 
 	"github.com/uxp-go/uxp/fec"
+	"github.com/uxp-go/uxp/internal/kcpx"
 )
 
 // Helpers and benchmarks for the bounds on hostile peers (bounds_test.go).
@@ -120,13 +121,13 @@ func BenchmarkACKFlood(b *testing.B) {
 			switch n := bc.acks; {
 			case n < 0:
 				// sn 0 is the client's first message, long received.
-				body = kcpSeg(nil, cli.id, kcp.IKCP_CMD_PUSH, 0, 256, kcpNow(), 0, 0, srv.ep.set.mss())
+				body = kcpSeg(nil, cli.id, kcp.IKCP_CMD_PUSH, 0, 256, kcpx.Now(), 0, 0, srv.ep.set.mss())
 			default:
 				if n == 0 {
 					n = cli.ep.set.kcpMTU() / kcpOverhead
 				}
 				for range n {
-					body = kcpSeg(body, cli.id, kcp.IKCP_CMD_ACK, 0, 256, kcpNow(), unacked-1, 0, 0)
+					body = kcpSeg(body, cli.id, kcp.IKCP_CMD_ACK, 0, 256, kcpx.Now(), unacked-1, 0, 0)
 				}
 			}
 			frame := make([]byte, len(body))

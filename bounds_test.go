@@ -11,6 +11,7 @@ import (
 	kcp "github.com/xtaci/kcp-go/v5"
 
 	"github.com/uxp-go/uxp/fec"
+	"github.com/uxp-go/uxp/internal/kcpx"
 )
 
 // Regression tests for the bounds on what a hostile but authenticated peer
@@ -106,13 +107,13 @@ func TestACKFloodBound(t *testing.T) {
 	for i := range flood {
 		var b []byte
 		for range perDatagram {
-			b = kcpSeg(b, cli.id, kcp.IKCP_CMD_ACK, 0, 256, kcpNow(), unacked-1, 0, 0)
+			b = kcpSeg(b, cli.id, kcp.IKCP_CMD_ACK, 0, 256, kcpx.Now(), unacked-1, 0, 0)
 		}
 		flood[i] = b
 	}
 	// Frames of one ACK each, all for the newest segment.
 	for range datagrams {
-		flood = append(flood, kcpSeg(nil, cli.id, kcp.IKCP_CMD_ACK, 0, 256, kcpNow(), unacked-1, 0, 0))
+		flood = append(flood, kcpSeg(nil, cli.id, kcp.IKCP_CMD_ACK, 0, 256, kcpx.Now(), unacked-1, 0, 0))
 	}
 	w0 := l.ackWalks
 	sp.inject(cli, srv, frameKCP, flood, now)
@@ -126,7 +127,7 @@ func TestACKFloodBound(t *testing.T) {
 	// acknowledged, in sending order.
 	ordinary := make([][]byte, unacked-1)
 	for sn := range ordinary {
-		ordinary[sn] = kcpSeg(nil, cli.id, kcp.IKCP_CMD_ACK, 0, 256, kcpNow(), uint32(sn), 0, 0)
+		ordinary[sn] = kcpSeg(nil, cli.id, kcp.IKCP_CMD_ACK, 0, 256, kcpx.Now(), uint32(sn), 0, 0)
 	}
 	w0 = l.ackWalks
 	sp.inject(cli, srv, frameKCP, ordinary, now)
@@ -179,7 +180,7 @@ func TestRecvMemoryBound(t *testing.T) {
 			}
 			sent := 0
 			for lane := range lanes {
-				rcvNxt, _, _, ok := kcpRecvState(srv.laneKCP(srv.lanes[lane]))
+				rcvNxt, _, _, ok := testKCP.RecvState(srv.laneKCP(srv.lanes[lane]))
 				require.True(t, ok)
 				// Per datagram, as many empty segments as fit.
 				perDatagram := (cli.ep.set.kcpMTU() - laneIDSize) / kcpOverhead
@@ -192,17 +193,17 @@ func TestRecvMemoryBound(t *testing.T) {
 						sn++ // the hole
 						frg = 0
 					}
-					segs = append(segs, kcpSeg(nil, cli.id, kcp.IKCP_CMD_PUSH, frg, 256, kcpNow(), sn, 0, 0))
+					segs = append(segs, kcpSeg(nil, cli.id, kcp.IKCP_CMD_PUSH, frg, 256, kcpx.Now(), sn, 0, 0))
 				}
 				// Complete one-segment messages beyond the hole, across twice
 				// the window: what KCP's own window check lets through.
 				for i := 1; i < 2*window; i++ {
-					segs = append(segs, kcpSeg(nil, cli.id, kcp.IKCP_CMD_PUSH, 0, 256, kcpNow(), rcvNxt+uint32(i), 0, 0))
+					segs = append(segs, kcpSeg(nil, cli.id, kcp.IKCP_CMD_PUSH, 0, 256, kcpx.Now(), rcvNxt+uint32(i), 0, 0))
 				}
 				// Incomplete messages with the largest fragment count allowed.
 				base := rcvNxt + uint32(2*window) + 10
 				for i := range 2 * window {
-					segs = append(segs, kcpSeg(nil, cli.id, kcp.IKCP_CMD_PUSH, byte(set.maxFrag()), 256, kcpNow(), base+uint32(i), 0, 0))
+					segs = append(segs, kcpSeg(nil, cli.id, kcp.IKCP_CMD_PUSH, byte(set.maxFrag()), 256, kcpx.Now(), base+uint32(i), 0, 0))
 				}
 				for i := 0; i < len(segs); i += perDatagram {
 					var b []byte
@@ -220,7 +221,7 @@ func TestRecvMemoryBound(t *testing.T) {
 				lanes, sent, held, budget, (window+int(set.recvSlack()))*kcpSegBuf, int64(heap1)-int64(heap0))
 			require.LessOrEqual(t, held, budget)
 			for _, l := range srv.lanes {
-				_, _, h, _ := kcpRecvState(srv.laneKCP(l))
+				_, _, h, _ := testKCP.RecvState(srv.laneKCP(l))
 				require.LessOrEqual(t, h, window+int(set.recvSlack()), "a lane stores at most its advertised window and slack")
 			}
 			// The heap, which also holds the KCPs' rings and receive heaps
@@ -240,11 +241,11 @@ func TestSegmentFieldBounds(t *testing.T) {
 	sp := newSessionPairs(t, &Config{}, false)
 	cli, srv := sp.addPair(t, fecParams{})
 	now := time.Now()
-	rcvNxt, rcvEnd, _, ok := kcpRecvState(srv.laneKCP(srv.lanes[0]))
+	rcvNxt, rcvEnd, _, ok := testKCP.RecvState(srv.laneKCP(srv.lanes[0]))
 	require.True(t, ok)
 	id := cli.id
 	push := func(frg byte, sn, una uint32, n int) []byte {
-		return kcpSeg(nil, id, kcp.IKCP_CMD_PUSH, frg, 256, kcpNow(), sn, una, n)
+		return kcpSeg(nil, id, kcp.IKCP_CMD_PUSH, frg, 256, kcpx.Now(), sn, una, n)
 	}
 	maxFrag := byte(srv.ep.set.maxFrag())
 	for _, tt := range []struct {
@@ -275,7 +276,7 @@ func TestSegmentFieldBounds(t *testing.T) {
 				require.Equal(t, before.Malformed+1, after.Malformed)
 			}
 			require.Equal(t, stateEstablished, srv.state)
-			_, _, held, _ := kcpRecvState(srv.lanes[0].arq)
+			_, _, held, _ := testKCP.RecvState(srv.lanes[0].arq)
 			require.Zero(t, held, "nothing out of bounds is stored")
 		})
 	}

@@ -128,4 +128,12 @@ func (ep *endpoint) addEndpointStats(st *DialerStats) {
 	st.Retransmissions = t.Retransmissions
 	st.RTT = rttHistogram(ep.table.live())
 	st.SessionsClosed = ep.closes.snapshot()
+	st.KCPFastPath = ep.kcpFastPath()
+}
+
+// kcpFastPath reports whether the endpoint's shards run internal/kcpx's
+// fast path (fixed when the shards are made).
+func (ep *endpoint) kcpFastPath() bool {
+	fast, _ := ep.shards[0].kcp.FastPath()
+	return fast
 }

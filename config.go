@@ -220,9 +220,12 @@ type Config struct {
 	// generation was zeroed.
 	testOnRetire func(k *keySlot)
 	// testKCPTick, tests only: lanes run KCP's interval tick while any
-	// data is unacknowledged, as before kcp_sched.go (the baseline the
+	// data is unacknowledged, as before internal/kcpx SendWork (the baseline the
 	// timer-work tests and benchmarks compare with).
 	testKCPTick bool
+	// testKCPAudited, tests only: replaces internal/kcpx's audited kcp-go
+	// versions when not nil (empty: the public-API fallback).
+	testKCPAudited []string
 	// testOldHello, tests only: announce no packet size and no lane
 	// count, as a client from before negotiation.
 	testOldHello bool
@@ -377,6 +380,7 @@ type settings struct {
 	testStartCounter  uint64
 	testOnRetire      func(k *keySlot)
 	testKCPTick       bool
+	testKCPAudited    []string
 	testOldHello      bool
 }
 
@@ -423,6 +427,7 @@ func (c *Config) resolve() (*settings, error) {
 		testStartCounter:  c.testStartCounter,
 		testOnRetire:      c.testOnRetire,
 		testKCPTick:       c.testKCPTick,
+		testKCPAudited:    c.testKCPAudited,
 		testOldHello:      c.testOldHello,
 	}
 	if len(s.lanes) == 0 {

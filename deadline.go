@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/uxp-go/uxp/internal/kcpx"
 	"github.com/uxp-go/uxp/internal/wire"
 )
 
@@ -121,7 +122,7 @@ func (c *Conn) expireLanes(now time.Time) {
 func (c *Conn) sendSkipMarkers(l *lane, m *laneSent) {
 	mtu := c.kcpMTU()
 	b := c.skipScratch[:0]
-	ts := kcpNow()
+	ts := kcpx.Now()
 	for sn := m.firstSN; int32(sn-m.lastSN) <= 0; sn++ {
 		if len(b)+wire.SegmentHeaderSize+1 > mtu {
 			for range skipMarkerCopies {

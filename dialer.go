@@ -60,6 +60,8 @@ type DialerStats struct {
 	// SessionsClosed counts ended sessions by close reason, one entry per
 	// CloseReasons name.
 	SessionsClosed []CloseCount
+	// KCPFastPath is as in ServerStats.
+	KCPFastPath bool
 }
 
 /* Implementation constants */

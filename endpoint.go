@@ -92,6 +92,10 @@ func newEndpoint(pc net.PacketConn, set *settings, workers int) *endpoint {
 	for i := range ep.shards {
 		ep.shards[i] = newShard(ep, i)
 	}
+	if _, err := ep.shards[0].kcp.FastPath(); err != nil {
+		// Every shard's factory passed the same gate (internal/kcpx).
+		ep.log.Warn("uxp: kcp-go fast path off, using kcp-go's public API (sends wait for KCP's interval tick, more memory per session)", "err", err)
+	}
 	ep.staged = make([]*inboundBatch, workers)
 	return ep
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/uxp-go/uxp/internal/handshake"
+	"github.com/uxp-go/uxp/internal/kcpx"
 )
 
 func newLoopbackPC(t testing.TB) net.PacketConn {
@@ -142,9 +143,9 @@ func TestHeartbeat(t *testing.T) {
 	require.True(t, srv.deadline().IsZero())
 }
 
-// TestKCPLinkname guards the go:linkname into kcp-go (see kcp_link.go).
+// TestKCPLinkname guards the go:linkname into kcp-go (see internal/kcpx).
 func TestKCPLinkname(t *testing.T) {
-	now := kcpNow()
+	now := kcpx.Now()
 	time.Sleep(5 * time.Millisecond)
-	require.GreaterOrEqual(t, int32(kcpNow()-now), int32(4))
+	require.GreaterOrEqual(t, int32(kcpx.Now()-now), int32(4))
 }

@@ -31,7 +31,7 @@ func TestHotPathZeroAlloc(t *testing.T) {
 	}
 
 	t.Run("round", func(t *testing.T) {
-		// The round goes through kcp-go v5.6.72, a required dependency,
+		// The round goes through kcp-go (v5.7.6), a required dependency,
 		// which allocates on its own: for one message and its ACK, its
 		// receive heap boxes the segment in interface{} twice
 		// (container/heap Push and Pop in parse_data) and its sync.Pool

@@ -92,7 +92,7 @@ func (c *Conn) recvHeldSegs() int {
 	n := 0
 	for _, l := range c.lanes {
 		if l.arq != nil {
-			_, _, held, _ := kcpRecvState(l.arq)
+			_, _, held, _ := c.shard.kcp.RecvState(l.arq)
 			n += held
 		}
 	}
@@ -148,7 +148,7 @@ type segFilter struct {
 	out  []byte // the filtered copy, once mod is set
 
 	recvRead       bool // the receive state below was read
-	known          bool // kcp_mem.go knows the layout
+	known          bool // internal/kcpx reads the receive state (fast path)
 	rcvNxt, rcvEnd uint32
 	sessHeld       int // segments the session stores; -1 until counted
 }
@@ -160,7 +160,7 @@ func (f *segFilter) push(seg wire.Segment) segAction {
 	}
 	if !f.recvRead {
 		f.recvRead, f.sessHeld = true, -1
-		f.rcvNxt, f.rcvEnd, _, f.known = kcpRecvState(f.k)
+		f.rcvNxt, f.rcvEnd, _, f.known = f.c.shard.kcp.RecvState(f.k)
 	}
 	if !f.known {
 		return segKeep // no layout: KCP's own window applies
@@ -183,7 +183,7 @@ func (f *segFilter) push(seg wire.Segment) segAction {
 		f.sessHeld = f.c.recvHeldSegs()
 	}
 	if f.sessHeld >= f.c.ep.set.recvBudgetSegs() {
-		if kcpStored(f.k, sn) {
+		if f.c.shard.kcp.Stored(f.k, sn) {
 			return segKeep // a copy of one held: KCP only acknowledges it again
 		}
 		f.c.dropSegment()

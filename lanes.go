@@ -9,6 +9,8 @@ import (
 	"time"
 
 	kcp "github.com/xtaci/kcp-go/v5"
+
+	"github.com/uxp-go/uxp/internal/kcpx"
 )
 
 // Lanes: several independent reliable, ordered message streams in one
@@ -133,7 +135,7 @@ type lane struct {
 	// arq is the lane's KCP state machine: it sends this side's messages
 	// and receives the peer's (lane_arq.go). It is made when the lane is
 	// first used (laneKCP): nil until then, as if idle, which saves its
-	// ~1 KB (kcp_mem.go; ~20 KB as kcp-go makes it) on lanes a session
+	// ~1 KB (internal/kcpx; ~20 KB as kcp-go makes it) on lanes a session
 	// never uses.
 	arq *kcp.KCP
 	// outUna and outWnd are the una and wnd of the last segment arq sent:
@@ -170,7 +172,7 @@ type lane struct {
 	sndMsgs, rcvMsgs uint32
 
 	// trimAt is when the lane's grown memory goes back, in unix ms mod
-	// 2^32; 0 = not armed (kcp_mem.go).
+	// 2^32; 0 = not armed (lane_trim.go).
 	trimAt uint32
 }
 
@@ -207,25 +209,16 @@ func (l *lane) waitSnd() int {
 	return l.arq.WaitSnd()
 }
 
-// newLaneKCP makes a KCP state machine with the session's tuning: a copy
-// of the shard's prototype where kcp_mem.go can make one (kcpClone), else
-// kcp-go's own.
+// newLaneKCP makes a KCP state machine with the session's tuning, from
+// the shard's factory (internal/kcpx).
 func (c *Conn) newLaneKCP(conv uint32, out func([]byte, int)) *kcp.KCP {
-	k := c.shard.kcpClone(conv, out)
-	if k == nil {
-		k = kcp.NewKCP(conv, out)
-		c.ep.set.tuneKCP(k)
-		c.shard.kcpSlim(k)
-	}
+	mtu := 0
 	if c.curMTU() != c.ep.set.mtu {
 		// The peer's packet size, or the path's, is smaller than ours
 		// (negotiate.go, pmtud.go).
-		// SetMtu allocates a flush buffer of its own; kcpSlim puts the
-		// shard's back, which is large enough for our own, larger MTU.
-		k.SetMtu(c.kcpMTU())
-		c.shard.kcpSlim(k)
+		mtu = c.kcpMTU()
 	}
-	return k
+	return c.shard.kcp.New(conv, out, mtu)
 }
 
 // tuneKCP applies the configuration to a new KCP.
@@ -379,10 +372,9 @@ func appendUvarint32(b []byte, v uint32) []byte {
 // important lane first.
 func (c *Conn) flushLanes() {
 	for _, l := range c.lanesByPrio {
-		if l.arq != nil {
-			kcpFlush(l.arq, kcp.IKCP_FLUSH_FULL)
+		if l.arq == nil || c.shard.kcp.Flush(l.arq, kcp.IKCP_FLUSH_FULL) {
+			l.ackPending = false
 		}
-		l.ackPending = false
 	}
 }
 
@@ -391,10 +383,11 @@ func (c *Conn) flushLanes() {
 // tick.
 func (c *Conn) flushAcks() {
 	for _, l := range c.lanesByPrio {
-		if l.ackPending && l.arq != nil {
-			kcpFlush(l.arq, kcp.IKCP_FLUSH_ACKONLY)
+		if l.arq == nil || !l.ackPending || c.shard.kcp.Flush(l.arq, kcp.IKCP_FLUSH_ACKONLY) {
+			// Without the fast path (internal/kcpx) the ACKs may wait
+			// for KCP's tick: ackPending stays, lanesDeadline wakes then.
+			l.ackPending = false
 		}
-		l.ackPending = false
 	}
 }
 
@@ -429,7 +422,7 @@ func (c *Conn) noteQueued() {
 }
 
 // laneTimers runs the lanes' KCP clocks: retransmissions and delayed ACKs.
-// A lane flushes only when it has work due (kcp_sched.go): KCP's interval
+// A lane flushes only when it has work due (internal/kcpx SendWork): KCP's interval
 // tick while ACKs are owed or segments wait for window, else only once its
 // earliest retransmission time has come. So the cost of a wake is the
 // segments it sends plus one pass over those in flight.
@@ -449,32 +442,32 @@ func (c *Conn) laneTimers(now time.Time) {
 			// also be due for a retransmission before that tick, when
 			// Update does nothing: that is handled below.
 			l.arq.Update()
-			if l.ackPending {
-				kcpFlush(l.arq, kcp.IKCP_FLUSH_ACKONLY)
+			if l.ackPending && c.shard.kcp.Flush(l.arq, kcp.IKCP_FLUSH_ACKONLY) {
 				l.ackPending = false
 			}
 		}
-		if at, has, _ := c.laneSendWork(l); has && int32(at-kcpNow()) <= 0 {
+		if at, has, _ := c.laneSendWork(l); has && int32(at-kcpx.Now()) <= 0 {
 			// A retransmission timeout has come: flush now rather than
 			// wait for KCP's tick (which the lane no longer runs while
 			// it only waits for ACKs).
-			kcpFlush(l.arq, kcp.IKCP_FLUSH_FULL)
-			l.ackPending = false
+			if c.shard.kcp.Flush(l.arq, kcp.IKCP_FLUSH_FULL) {
+				l.ackPending = false
+			}
 			c.shard.traffic.timerFlushes.Add(1)
 		}
 	}
 }
 
-func kcpDue(k *kcp.KCP) bool { return int32(k.Check()-kcpNow()) <= 0 }
+func kcpDue(k *kcp.KCP) bool { return int32(k.Check()-kcpx.Now()) <= 0 }
 
 // lanesDeadline is the earliest lane timer: a KCP clock or an expiry.
 // While a lane only waits for ACKs, its KCP clock is the earliest
 // retransmission time of its segments in flight, not KCP's interval tick
-// (kcp_sched.go).
+// (internal/kcpx SendWork).
 func (c *Conn) lanesDeadline(now time.Time) time.Time {
 	var d time.Time
 	kcpAt := func(ms uint32) time.Time {
-		wait := time.Duration(int32(ms-kcpNow())) * time.Millisecond
+		wait := time.Duration(int32(ms-kcpx.Now())) * time.Millisecond
 		return now.Add(max(wait, time.Millisecond))
 	}
 	margin := c.expiryMargin()
@@ -513,4 +506,13 @@ func (c *Conn) laneStats() []LaneStats {
 		}
 	}
 	return out
+}
+
+// laneSendWork is the shard factory's SendWork for a lane's KCP, or the
+// old tick while anything is unacknowledged under the testKCPTick knob.
+func (c *Conn) laneSendWork(l *lane) (at uint32, has, tick bool) {
+	if c.ep.set.testKCPTick {
+		return 0, false, l.arq.WaitSnd() > 0
+	}
+	return c.shard.kcp.SendWork(l.arq)
 }

@@ -21,14 +21,9 @@ var pureLayers = []string{"internal/wire", "internal/handshake", "internal/arq"}
 var pureForbidden = []string{"net", "os", "syscall", "unsafe", "reflect"}
 
 // kcpQuarantine is where go:linkname, and unsafe or reflect next to kcp-go,
-// may appear: the kcpx package, and until it takes them over the root's
-// kcp_link.go and kcp_mem.go.
-var kcpQuarantine = []string{"internal/kcpx/", "kcp_link.go", "kcp_mem.go"}
-
-// rootUnsafe is where the root package may import unsafe: the part of
-// kcpQuarantine still in the root. (internal/sockio imports unsafe for its
-// syscall structures; its own TestImports holds it to that.)
-var rootUnsafe = []string{"kcp_link.go", "kcp_mem.go"}
+// may appear: the kcpx package only. (internal/sockio imports unsafe for
+// its syscall structures; its own TestImports holds it to that.)
+var kcpQuarantine = []string{"internal/kcpx/"}
 
 type goFile struct {
 	path    string // slash-separated, relative to the module root
@@ -130,8 +125,8 @@ func TestLayerPurity(t *testing.T) {
 }
 
 // TestKCPQuarantine: go:linkname, and unsafe or reflect in a file that
-// imports kcp-go, appear only in kcpQuarantine; the root imports unsafe
-// only in rootUnsafe.
+// imports kcp-go, appear only in kcpQuarantine; the root package imports
+// unsafe nowhere.
 func TestKCPQuarantine(t *testing.T) {
 	for _, g := range moduleFiles(t) {
 		for _, cg := range g.f.Comments {
@@ -147,8 +142,8 @@ func TestKCPQuarantine(t *testing.T) {
 				t.Errorf("%s imports %s and kcp-go outside %v", g.path, p, kcpQuarantine)
 			}
 		}
-		if _, ok := g.imports["unsafe"]; ok && !strings.Contains(g.path, "/") && !under(g.path, rootUnsafe) {
-			t.Errorf("%s: the root package imports unsafe only in %v", g.path, rootUnsafe)
+		if _, ok := g.imports["unsafe"]; ok && !strings.Contains(g.path, "/") {
+			t.Errorf("%s: the root package imports unsafe", g.path)
 		}
 	}
 }

@@ -115,8 +115,7 @@ func (c *Conn) pathMTUChanged() {
 	c.pathMTU.Store(int32(cur))
 	for _, l := range c.lanes {
 		if l.arq != nil {
-			l.arq.SetMtu(c.kcpMTU())
-			c.shard.kcpShareFlushBuf(l.arq) // the shard's flush buffer again
+			c.shard.kcp.SetMtu(l.arq, c.kcpMTU()) // keeps the shard's flush buffer
 		}
 	}
 	c.tr.pathMTU(c.id, cur)

@@ -3,6 +3,7 @@ package uxp
 import (
 	"time"
 
+	"github.com/uxp-go/uxp/internal/kcpx"
 	"github.com/uxp-go/uxp/internal/wire"
 )
 
@@ -167,7 +168,7 @@ func (c *Conn) probeTimer(l *lane, now time.Time) {
 	// The receive state and timestamp of now, as KCP's own retransmission
 	// would carry.
 	seg.SetWnd(l.outWnd)
-	p.probeTS, p.probeSentAt = kcpNow(), now
+	p.probeTS, p.probeSentAt = kcpx.Now(), now
 	seg.SetTs(p.probeTS)
 	seg.SetUna(l.outUna)
 	if m := c.laneLapsed(l, p.sn); m != nil {

@@ -310,6 +310,7 @@ func (s *Server) Stats() ServerStats {
 		SessionsClosed:      s.ep.closes.snapshot(),
 		CallbackPanics:      s.ep.callbackPanics.Load(),
 		Unhandled:           s.ep.unhandled.snapshot(),
+		KCPFastPath:         s.ep.kcpFastPath(),
 	}
 	s.halfMu.Lock()
 	st.HalfOpen = len(s.halfOpen)

@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	kcp "github.com/xtaci/kcp-go/v5"
+
+	"github.com/uxp-go/uxp/internal/kcpx"
 )
 
 // BenchmarkSessionHeap reports the live heap one established session
@@ -21,7 +22,7 @@ import (
 // windows are in their working state (lanes=4: three lanes never used;
 // datagrams: one datagram each way instead, no lane used). The
 // kcp-go-default case is lanes=1 with the KCPs as kcp-go's NewKCP makes
-// them (kcp_mem.go off): the baseline the savings are measured against,
+// them (the kcpx memory tricks off): the baseline the savings are measured against,
 // in the same run. Run it with -benchtime=1x; the figure is a heap delta
 // after GC divided by the session count, not a timing.
 func BenchmarkSessionHeap(b *testing.B) {
@@ -93,7 +94,7 @@ type sessionPairs struct {
 }
 
 // newSessionPairs makes the endpoints; with kcpDefault, their KCPs keep
-// kcp-go's own allocation (kcp_mem.go off).
+// kcp-go's own allocation (the kcpx memory tricks off).
 func newSessionPairs(tb testing.TB, cfg *Config, kcpDefault bool) *sessionPairs {
 	tb.Helper()
 	set, err := cfg.resolve()
@@ -106,7 +107,7 @@ func newSessionPairs(tb testing.TB, cfg *Config, kcpDefault bool) *sessionPairs 
 	sp.srvOut = &sinkPC{addr: net.UDPAddrFromAddrPort(sp.srvAP)}
 	sp.cliEP, sp.srvEP = newEndpoint(sp.cliOut, set, 1), newEndpoint(sp.srvOut, set, 1)
 	for _, ep := range []*endpoint{sp.cliEP, sp.srvEP} {
-		ep.shards[0].kcpMem.off = kcpDefault
+		ep.shards[0].kcp = kcpx.NewFactory(kcpx.Options{Tune: ep.set.tuneKCP, NoMem: kcpDefault})
 	}
 	return sp
 }
@@ -153,42 +154,4 @@ func (sp *sessionPairs) add(tb testing.TB, msg []byte, reliable bool) (cli, srv 
 	require.Zero(tb, srv.kcpQueued.Load(), "server message not acknowledged")
 	sp.conns = append(sp.conns, cli, srv)
 	return cli, srv
-}
-
-// BenchmarkLaneKCP reports what making one lane's KCP costs (B/op,
-// allocs/op): clone is kcp_mem.go's copy of the shard's prototype (what
-// lanes get); newkcp+slim is NewKCP, the tuning and kcpSlim (the path
-// when the clone layout is unknown); kcp-go-default is NewKCP and the
-// tuning alone, the baseline in the same run. The garbage matters when
-// thousands of clients join at once.
-func BenchmarkLaneKCP(b *testing.B) {
-	sp := newSessionPairs(b, &Config{}, false)
-	s := sp.srvEP.shards[0]
-	out := func([]byte, int) {}
-	for _, bc := range []struct {
-		name string
-		make func() *kcp.KCP
-	}{
-		{"clone", func() *kcp.KCP { return s.kcpClone(1, out) }},
-		{"newkcp+slim", func() *kcp.KCP {
-			k := kcp.NewKCP(1, out)
-			s.ep.set.tuneKCP(k)
-			s.kcpSlim(k)
-			return k
-		}},
-		{"kcp-go-default", func() *kcp.KCP {
-			k := kcp.NewKCP(1, out)
-			s.ep.set.tuneKCP(k)
-			return k
-		}},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if bc.make() == nil {
-					b.Fatal("no KCP")
-				}
-			}
-		})
-	}
 }

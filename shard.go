@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/uxp-go/uxp/internal/kcpx"
 	"github.com/uxp-go/uxp/internal/sockio"
 )
 
@@ -49,8 +50,8 @@ type shard struct {
 	// some before KCP sees them (lane_bounds.go).
 	segScratch []byte
 
-	kcpMem kcpShardMem // the sessions' shared KCP flush buffer (kcp_mem.go)
-	rekeys rekeyBudget // rekey starts (rekey_sched.go)
+	kcp    *kcpx.Factory // the sessions' KCPs: prototype, shared flush buffer (internal/kcpx)
+	rekeys rekeyBudget   // rekey starts (rekey_sched.go)
 
 	traffic trafficCounters
 	drops   dropCounters
@@ -93,6 +94,9 @@ func newShard(ep *endpoint, idx int) *shard {
 		out:     sockio.NewBatch(maxDatagram),
 		recvBuf: make([]byte, ep.set.maxMessage+laneHeaderMax),
 		done:    make(chan struct{}),
+		kcp: kcpx.NewFactory(kcpx.Options{
+			Tune: ep.set.tuneKCP, Audited: ep.set.testKCPAudited,
+		}),
 	}
 }
 

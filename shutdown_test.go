@@ -11,10 +11,11 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
-	"unsafe"
 
 	"github.com/stretchr/testify/require"
+	kcp "github.com/xtaci/kcp-go/v5"
 
+	"github.com/uxp-go/uxp/internal/kcpx"
 	"github.com/uxp-go/uxp/internal/netsim"
 )
 
@@ -223,25 +224,15 @@ func TestListenerBacklogFull(t *testing.T) {
 }
 
 // kcpRecvSegs counts the segments a KCP holds on its receive side: its
-// receive queue and its out-of-order buffer (kcp_mem.go's layout). kcp-go
-// keeps each in a 1500-byte buffer.
-func kcpRecvSegs(t *testing.T, k interface{}) int {
+// receive queue and its out-of-order buffer. kcp-go keeps each in a
+// 1500-byte buffer.
+func kcpRecvSegs(t *testing.T, k *kcp.KCP) int {
 	t.Helper()
-	m := kcpMem
-	if m == nil {
-		t.Skipf("kcp-go layout unknown: %v", kcpMemErr)
+	v, ok := kcpx.Inspect(k)
+	if !ok {
+		t.Skip("kcp-go layout unknown")
 	}
-	type ifaceWords struct{ typ, data unsafe.Pointer }
-	p := (*ifaceWords)(unsafe.Pointer(&k)).data
-	r := m.ring(p, 1) // rcv_queue
-	head := *(*int)(unsafe.Add(r, m.ringHead))
-	tail := *(*int)(unsafe.Add(r, m.ringTail))
-	n := tail - head
-	if n < 0 {
-		n += (*sliceHeader)(unsafe.Add(r, m.ringElems)).len
-	}
-	h := *(*unsafe.Pointer)(unsafe.Add(p, m.rcvBuf))
-	return n + (*sliceHeader)(unsafe.Add(h, m.heapSegs)).len
+	return v.RecvSegs
 }
 
 // TestListenerBacklogMemory (issue 13, section 2, item 9): sessions

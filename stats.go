@@ -140,6 +140,12 @@ type ServerStats struct {
 	// flushes those runs made because a retransmission timeout had come.
 	// Together they show the timer work per session (issue 18).
 	TimerEvents, TimerFlushes uint64
+	// KCPFastPath reports whether the sessions drive kcp-go through
+	// internal/kcpx's fast path (linked flush, shared memory, resend-time
+	// scheduling), which runs only on an audited kcp-go version. False:
+	// kcp-go's public API (sends wait for KCP's interval tick, more memory
+	// per session), and a warning was logged once.
+	KCPFastPath bool
 	// RekeysDeferred counts rekeys a worker postponed because it was
 	// behind or its rekey budget for the second was spent (rekey_sched.go).
 	RekeysDeferred uint64
@@ -229,7 +235,7 @@ type trafficCounters struct {
 
 	migrations, rekeys trafficCounter
 
-	// Timer work (shard.go, kcp_sched.go, rekey_sched.go).
+	// Timer work (shard.go, internal/kcpx SendWork, rekey_sched.go).
 	timerEvents, timerFlushes, rekeysDeferred trafficCounter
 	// timerCuts counts runTimers calls that left due timers for a later
 	// slice (tests).

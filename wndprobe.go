@@ -3,6 +3,7 @@ package uxp
 import (
 	"time"
 
+	"github.com/uxp-go/uxp/internal/kcpx"
 	"github.com/uxp-go/uxp/internal/wire"
 )
 
@@ -74,7 +75,7 @@ func (c *Conn) wndProbeTimer(l *lane, now time.Time) {
 	seg.SetConv(c.id)
 	seg.SetCmd(wire.CmdWask)
 	seg.SetWnd(l.outWnd)
-	seg.SetTs(kcpNow())
+	seg.SetTs(kcpx.Now())
 	seg.SetUna(l.outUna)
 	c.laneOutput(l, seg, false)
 	c.traffic.wndProbes.Add(1)

@@ -1,0 +1,23 @@
+package kcpx
+
+import (
+	_ "unsafe" // for go:linkname
+
+	kcp "github.com/xtaci/kcp-go/v5"
+)
+
+// kcp-go's raw KCP only flushes from Update, which waits for the next
+// interval tick (10 ms by default): every message would sit in the send
+// queue for half an interval on average. kcp-go's own UDPSession avoids that
+// by calling the unexported flush right after Send; we need the same to
+// keep latency at the network's, so we link to it. A linkname is not
+// type-checked: it is called only when the version gate (gate.go) passed,
+// and TestLinkedFlush checks what it emits.
+//
+//go:linkname linkedFlush github.com/xtaci/kcp-go/v5.(*KCP).flush
+func linkedFlush(k *kcp.KCP, flushType kcp.FlushType) uint32
+
+// linkedNow is KCP's own millisecond clock, the one Check answers in.
+//
+//go:linkname linkedNow github.com/xtaci/kcp-go/v5.currentMs
+func linkedNow() uint32

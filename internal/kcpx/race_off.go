@@ -1,0 +1,5 @@
+//go:build !race
+
+package kcpx
+
+const raceEnabled = false

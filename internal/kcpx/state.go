@@ -1,0 +1,164 @@
+package kcpx
+
+import (
+	"reflect"
+	"unsafe"
+
+	kcp "github.com/xtaci/kcp-go/v5"
+)
+
+// RecvState reads k's receive side: rcvNxt, the next sn it expects; end,
+// the end of the window it advertises (rcv_nxt + rcv_wnd less the segments
+// waiting in its receive queue, which is what its una and wnd tell the
+// peer); and held, the segments it stores (receive queue and receive heap).
+// ok is false on the fallback path.
+func (f *Factory) RecvState(k *kcp.KCP) (rcvNxt, end uint32, held int, ok bool) {
+	if f.err != nil {
+		return 0, 0, 0, false
+	}
+	m, p := kcpMem, unsafe.Pointer(k)
+	rcvNxt = *(*uint32)(unsafe.Add(p, m.rcvNxt))
+	wnd := int(*(*uint32)(unsafe.Add(p, m.rcvWnd)))
+	queued := m.ringLen(m.ring(p, 1)) // rcv_queue
+	h := *(*unsafe.Pointer)(unsafe.Add(p, m.rcvBuf))
+	held = queued + (*sliceHeader)(unsafe.Add(h, m.heapSegs)).len
+	return rcvNxt, rcvNxt + uint32(max(0, wnd-queued)), held, true
+}
+
+// Stored reports whether k's receive heap holds segment sn (kcp-go's
+// segmentHeap.Has). False on the fallback path.
+func (f *Factory) Stored(k *kcp.KCP, sn uint32) bool {
+	if f.err != nil {
+		return false
+	}
+	h := *(*unsafe.Pointer)(unsafe.Add(unsafe.Pointer(k), kcpMem.rcvBuf))
+	_, ok := (*(*map[uint32]struct{})(unsafe.Add(h, kcpMem.heapMarks)))[sn]
+	return ok
+}
+
+// Quiet reports whether k holds nothing to send, acknowledge or deliver:
+// its rings, receive heap and ACK list are empty. False on the fallback
+// path.
+func (f *Factory) Quiet(k *kcp.KCP) bool {
+	if f.err != nil {
+		return false
+	}
+	m, p := kcpMem, unsafe.Pointer(k)
+	for i := range m.rings {
+		if _, empty := m.ringEntries(m.ring(p, i)); !empty {
+			return false
+		}
+	}
+	h := *(*unsafe.Pointer)(unsafe.Add(p, m.rcvBuf))
+	return (*sliceHeader)(unsafe.Add(h, m.heapSegs)).len == 0 &&
+		(*sliceHeader)(unsafe.Add(p, m.acklist)).len == 0
+}
+
+// Grown reports whether k holds more memory than New left it with: a ring
+// past RingEntries, or a receive heap or ACK list past MinEntries. False
+// on the fallback path.
+func (f *Factory) Grown(k *kcp.KCP) bool {
+	if f.err != nil {
+		return false
+	}
+	m, p := kcpMem, unsafe.Pointer(k)
+	for i := range m.rings {
+		if n, _ := m.ringEntries(m.ring(p, i)); n > RingEntries {
+			return true
+		}
+	}
+	h := *(*unsafe.Pointer)(unsafe.Add(p, m.rcvBuf))
+	return (*sliceHeader)(unsafe.Add(h, m.heapSegs)).cap > MinEntries ||
+		(*sliceHeader)(unsafe.Add(p, m.acklist)).cap > MinEntries
+}
+
+// Trim gives a quiet KCP's grown memory back: minimum rings, and a fresh
+// receive heap and ACK list. The receive heap's map of sequence numbers
+// has had as many entries as its slice (segmentHeap Push and Pop keep them
+// in step), so it is replaced along with a slice that grew past the
+// minimum: a map never shrinks. A no-op on the fallback path.
+func (f *Factory) Trim(k *kcp.KCP) {
+	if f.err != nil || !f.Quiet(k) {
+		return
+	}
+	m, p := kcpMem, unsafe.Pointer(k)
+	for i := range m.rings {
+		m.trimRing(m.ring(p, i))
+	}
+	h := *(*unsafe.Pointer)(unsafe.Add(p, m.rcvBuf))
+	if (*sliceHeader)(unsafe.Add(h, m.heapSegs)).cap > MinEntries {
+		reflect.NewAt(m.segsType, unsafe.Add(h, m.heapSegs)).Elem().SetZero()
+		reflect.NewAt(m.marksType, unsafe.Add(h, m.heapMarks)).Elem().Set(reflect.MakeMap(m.marksType))
+	}
+	if (*sliceHeader)(unsafe.Add(p, m.acklist)).cap > MinEntries {
+		reflect.NewAt(m.ackType, unsafe.Add(p, m.acklist)).Elem().SetZero()
+	}
+}
+
+// SendWork reports when k's send side next needs a flush, in KCP
+// milliseconds (Now's clock): at (valid when has) is the earliest
+// retransmission time of an unacknowledged segment in the send buffer.
+// tick means k needs KCP's interval tick instead: segments wait in the
+// send queue for window, a segment was never sent or is marked for fast
+// retransmission, or (the fallback path) anything is unacknowledged. Cost:
+// one pass over the send buffer, the segments in flight.
+func (f *Factory) SendWork(k *kcp.KCP) (at uint32, has, tick bool) {
+	if f.err != nil {
+		return 0, false, k.WaitSnd() > 0
+	}
+	m, sl, p := kcpMem, kcpSched, unsafe.Pointer(k)
+	if _, empty := m.ringEntries(m.ring(p, 0)); !empty {
+		return 0, false, true // snd_queue: waits for window
+	}
+	r := m.ring(p, 2) // snd_buf
+	head := *(*int)(unsafe.Add(r, m.ringHead))
+	tail := *(*int)(unsafe.Add(r, m.ringTail))
+	elems := (*sliceHeader)(unsafe.Add(r, m.ringElems))
+	n := elems.len
+	for i := head; i != tail; i = (i + 1) % n {
+		seg := unsafe.Add(elems.data, uintptr(i)*sl.size)
+		if *(*uint32)(unsafe.Add(seg, sl.acked)) != 0 {
+			continue
+		}
+		fa := *(*uint32)(unsafe.Add(seg, sl.fastack))
+		if *(*uint32)(unsafe.Add(seg, sl.xmit)) == 0 || (fa > 0 && fa != 0xFFFFFFFF) {
+			return 0, false, true
+		}
+		ts := *(*uint32)(unsafe.Add(seg, sl.resendts))
+		if !has || int32(ts-at) < 0 {
+			at, has = ts, true
+		}
+	}
+	return at, has, false
+}
+
+// View is what the memory tricks manage in one KCP, for tests. ok is false
+// when the layout is unknown.
+type View struct {
+	Rings    [3]int // entries of snd_queue, rcv_queue, snd_buf
+	HeapCap  int    // capacity of the receive heap's slice
+	AckCap   int    // capacity of the ACK list
+	Buf      *byte  // the flush buffer's array
+	BufLen   int
+	BufCap   int
+	RecvSegs int // segments in the receive queue and receive heap
+}
+
+// Inspect reads k's View (tests).
+func Inspect(k *kcp.KCP) (v View, ok bool) {
+	m := kcpMem
+	if m == nil {
+		return v, false
+	}
+	p := unsafe.Pointer(k)
+	for i := range m.rings {
+		v.Rings[i], _ = m.ringEntries(m.ring(p, i))
+	}
+	h := *(*unsafe.Pointer)(unsafe.Add(p, m.rcvBuf))
+	v.HeapCap = (*sliceHeader)(unsafe.Add(h, m.heapSegs)).cap
+	v.AckCap = (*sliceHeader)(unsafe.Add(p, m.acklist)).cap
+	b := (*sliceHeader)(unsafe.Add(p, m.buffer))
+	v.Buf, v.BufLen, v.BufCap = (*byte)(b.data), b.len, b.cap
+	v.RecvSegs = m.ringLen(m.ring(p, 1)) + (*sliceHeader)(unsafe.Add(h, m.heapSegs)).len
+	return v, true
+}

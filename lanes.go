@@ -509,9 +509,18 @@ func (c *Conn) laneStats() []LaneStats {
 }
 
 // laneSendWork is the shard factory's SendWork for a lane's KCP, or the
-// old tick while anything is unacknowledged under the testKCPTick knob.
+// old tick while anything is unacknowledged: under the testKCPTick knob,
+// and on a lane with deadline messages in flight.
 func (c *Conn) laneSendWork(l *lane) (at uint32, has, tick bool) {
-	if c.ep.set.testKCPTick {
+	if c.ep.set.testKCPTick || l.minExpiry != 0 || l.lapsed > 0 {
+		// A lane with deadline messages in flight keeps KCP's interval
+		// tick: a lost segment of such a message must be resent (as a
+		// skip marker once lapsed) within the deadline, and waking only
+		// at the segment's own RTO let a frame behind a lost one wait
+		// past its deadline when both copies of its skip marker were
+		// lost too (TestDeadlineFrames, at some phases of KCP's clock).
+		// Lanes without deadlines, the bulk of a server's sessions, wake
+		// at their real retransmission time.
 		return 0, false, l.arq.WaitSnd() > 0
 	}
 	return c.shard.kcp.SendWork(l.arq)

@@ -1,6 +1,6 @@
 // Package kcpx is the only package that reaches into kcp-go's internals:
-// go:linkname to the unexported (*KCP).flush and currentMs, and unsafe and
-// reflect on KCP's unexported fields. The root package uses kcp-go's raw
+// linknames (go:linkname) to the unexported (*KCP).flush and currentMs,
+// and unsafe and reflect on KCP's unexported fields. The root package uses kcp-go's raw
 // KCP only through a Factory (one per shard) and Now.
 //
 // # Version gate

@@ -13,13 +13,7 @@ import (
 // never panic.
 const maxGCMCiphertext = (1<<32-2)*aes.BlockSize + TagSize
 
-// aesGCMAEAD is the AES256GCM suite. It holds no mutable state and is safe
-// for concurrent use.
-type aesGCMAEAD struct {
-	aead cipher.AEAD
-}
-
-func newAESGCM(key *[KeySize]byte) (*aesGCMAEAD, error) {
+func newAESGCM(key *[KeySize]byte) (*counterAEAD, error) {
 	block, err := aes.NewCipher(key[:])
 	if err != nil {
 		// Unreachable: a 32-byte key selects AES-256.
@@ -30,37 +24,10 @@ func newAESGCM(key *[KeySize]byte) (*aesGCMAEAD, error) {
 		// Unreachable: the standard nonce and tag sizes are always accepted.
 		return nil, err
 	}
-	return &aesGCMAEAD{aead: aead}, nil
+	// Same nonce layout as ChaCha20Poly1305: four zero bytes, then the
+	// little-endian counter (counterAEAD).
+	return &counterAEAD{aead: aead, maxCiphertext: maxGCMCiphertext}, nil
 }
-
-// Seal uses the same 96-bit nonce layout as ChaCha20Poly1305 (four zero
-// bytes, then the little-endian counter) and the same nonce pool; see
-// noncePool for why the nonce is not a local array.
-func (c *aesGCMAEAD) Seal(dst []byte, counter uint64, plaintext, ad []byte) []byte {
-	nonce := noncePool.Get().(*chachaNonce)
-	nonce.set(counter)
-	out := c.aead.Seal(dst, nonce[:], plaintext, ad)
-	noncePool.Put(nonce)
-	return out
-}
-
-func (c *aesGCMAEAD) Open(dst []byte, counter uint64, ciphertext, ad []byte) ([]byte, error) {
-	if len(ciphertext) < TagSize || uint64(len(ciphertext)) > maxGCMCiphertext {
-		return nil, ErrOpen
-	}
-	nonce := noncePool.Get().(*chachaNonce)
-	nonce.set(counter)
-	out, err := c.aead.Open(dst, nonce[:], ciphertext, ad)
-	noncePool.Put(nonce)
-	if err != nil {
-		// One sentinel for every suite, so a forgery reveals nothing and
-		// callers need not know which suite is in use.
-		return nil, ErrOpen
-	}
-	return out, nil
-}
-
-func (c *aesGCMAEAD) Overhead() int { return TagSize }
 
 // HasAESHardware reports whether this CPU has instructions that make
 // AES-GCM both fast and constant-time: AES-NI with PCLMULQDQ on x86, the AES

@@ -13,19 +13,24 @@ import (
 // input must never panic. (It is 256 GiB, far beyond any datagram.)
 const maxChaChaCiphertext = 1<<38 - 48
 
-// chachaAEAD is the ChaCha20Poly1305 suite. It holds no mutable state and is
-// safe for concurrent use.
-type chachaAEAD struct {
+// counterAEAD is a suite whose AEAD takes the 96-bit counter nonce
+// (chachaNonce): ChaCha20Poly1305 and AES256GCM. It holds no mutable state
+// and is safe for concurrent use.
+type counterAEAD struct {
 	aead cipher.AEAD
+	// maxCiphertext is the longest ciphertext aead accepts; it panics on
+	// anything longer, so Open checks it first (peer input must never
+	// panic).
+	maxCiphertext uint64
 }
 
-func newChaCha(key *[KeySize]byte) (*chachaAEAD, error) {
+func newChaCha(key *[KeySize]byte) (*counterAEAD, error) {
 	aead, err := chacha20poly1305.New(key[:])
 	if err != nil {
 		// Unreachable: the key has the right length by type.
 		return nil, err
 	}
-	return &chachaAEAD{aead: aead}, nil
+	return &counterAEAD{aead: aead, maxCiphertext: maxChaChaCiphertext}, nil
 }
 
 // chachaNonce is the 96-bit nonce: four zero bytes followed by the packet
@@ -42,7 +47,7 @@ func (n *chachaNonce) set(counter uint64) {
 // Why not a local array: cipher.AEAD is an interface, so escape analysis
 // must assume Seal and Open keep the nonce slice, and a local nonce array is
 // moved to the heap, costing one allocation per packet. A scratch buffer
-// inside chachaAEAD would avoid that but make the AEAD unsafe for concurrent
+// inside counterAEAD would avoid that but make the AEAD unsafe for concurrent
 // use, and a mutex around it would serialise parallel decryption. A pool
 // keeps the AEAD concurrency-safe at 0 allocs/op in steady state for about
 // 10 ns (measured against the alloc and mutex variants). It is a cache, not
@@ -51,7 +56,7 @@ func (n *chachaNonce) set(counter uint64) {
 // per AEAD would cost GOMAXPROCS*128 bytes per session direction.
 var noncePool = sync.Pool{New: func() any { return new(chachaNonce) }}
 
-func (c *chachaAEAD) Seal(dst []byte, counter uint64, plaintext, ad []byte) []byte {
+func (c *counterAEAD) Seal(dst []byte, counter uint64, plaintext, ad []byte) []byte {
 	nonce := noncePool.Get().(*chachaNonce)
 	nonce.set(counter)
 	out := c.aead.Seal(dst, nonce[:], plaintext, ad)
@@ -59,8 +64,8 @@ func (c *chachaAEAD) Seal(dst []byte, counter uint64, plaintext, ad []byte) []by
 	return out
 }
 
-func (c *chachaAEAD) Open(dst []byte, counter uint64, ciphertext, ad []byte) ([]byte, error) {
-	if len(ciphertext) < TagSize || uint64(len(ciphertext)) > maxChaChaCiphertext {
+func (c *counterAEAD) Open(dst []byte, counter uint64, ciphertext, ad []byte) ([]byte, error) {
+	if len(ciphertext) < TagSize || uint64(len(ciphertext)) > c.maxCiphertext {
 		return nil, ErrOpen
 	}
 	nonce := noncePool.Get().(*chachaNonce)
@@ -75,4 +80,4 @@ func (c *chachaAEAD) Open(dst []byte, counter uint64, ciphertext, ad []byte) ([]
 	return out, nil
 }
 
-func (c *chachaAEAD) Overhead() int { return TagSize }
+func (c *counterAEAD) Overhead() int { return TagSize }

@@ -49,20 +49,7 @@ const bnLossRule = `table inet uxpbn {
 `
 
 // bottleneckUnavailable says why the bottleneck scenarios cannot run, or "".
-func bottleneckUnavailable(o *options) string {
-	if o.noNetns {
-		return "disabled by -no-netns"
-	}
-	if os.Geteuid() != 0 {
-		return "needs root to create network namespaces"
-	}
-	for _, tool := range []string{"ip", "tc", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return tool + " not installed (apt-get install -y iproute2 nftables)"
-		}
-	}
-	return ""
-}
+func bottleneckUnavailable(o *options) string { return namespacesUnavailable(o, "ip", "tc", "nft") }
 
 // bnPath is one client–router–server line of namespaces.
 type bnPath struct{ client, router, server string }

@@ -26,14 +26,19 @@ const lossRule = `table inet uxpbench {
 }
 `
 
-func netnsUnavailable(o *options) string {
+// netnsUnavailable says why the loss scenario cannot run, or "".
+func netnsUnavailable(o *options) string { return namespacesUnavailable(o, "ip", "nft") }
+
+// namespacesUnavailable says why a scenario that builds network namespaces
+// with tools cannot run here, or "".
+func namespacesUnavailable(o *options, tools ...string) string {
 	if o.noNetns {
 		return "disabled by -no-netns"
 	}
 	if os.Geteuid() != 0 {
-		return "needs root to create a network namespace"
+		return "needs root to create network namespaces"
 	}
-	for _, tool := range []string{"ip", "nft"} {
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			return tool + " not installed (apt-get install -y iproute2 nftables)"
 		}

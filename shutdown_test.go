@@ -98,15 +98,7 @@ func addRecordClient(t testing.TB, p *simPair, addr string) (*Client, *recordCon
 func TestHTTPShutdownCompletesResponse(t *testing.T) {
 	const size = 8 << 20
 	synctest.Test(t, func(t *testing.T) {
-		nw := netsim.NewNetwork(51)
-		defer nw.Close()
-		nw.SetDefault(netsim.Impairment{Delay: 5 * time.Millisecond})
-		kp := testKeys(t)
-		srvPC, err := nw.Listen("10.0.0.1:80")
-		require.NoError(t, err)
-		ln, err := Listen(srvPC, &Config{PrivateKey: kp.Private})
-		require.NoError(t, err)
-		defer ln.Close()
+		nw, kp, srvPC, ln := newSimListener(t, 51, "10.0.0.1:80")
 
 		body := testMessage(51, size)
 		started := make(chan struct{})
@@ -161,15 +153,7 @@ func TestHTTPShutdownCompletesResponse(t *testing.T) {
 func TestListenerBacklogFull(t *testing.T) {
 	const clients = 200
 	synctest.Test(t, func(t *testing.T) {
-		nw := netsim.NewNetwork(52)
-		defer nw.Close()
-		nw.SetDefault(netsim.Impairment{Delay: 5 * time.Millisecond})
-		kp := testKeys(t)
-		srvPC, err := nw.Listen("10.0.0.1:4000")
-		require.NoError(t, err)
-		ln, err := Listen(srvPC, &Config{PrivateKey: kp.Private})
-		require.NoError(t, err)
-		defer ln.Close()
+		nw, kp, srvPC, ln := newSimListener(t, 52, "10.0.0.1:4000")
 
 		type result struct {
 			dialErr error
@@ -250,15 +234,7 @@ func TestListenerBacklogMemory(t *testing.T) {
 	)
 	perSession := backlogRecvBuffer + streamChunk + 2*backlogRecvWindow*maxMTU
 	synctest.Test(t, func(t *testing.T) {
-		nw := netsim.NewNetwork(53)
-		defer nw.Close()
-		nw.SetDefault(netsim.Impairment{Delay: 5 * time.Millisecond})
-		kp := testKeys(t)
-		srvPC, err := nw.Listen("10.0.0.1:4000")
-		require.NoError(t, err)
-		ln, err := Listen(srvPC, &Config{PrivateKey: kp.Private})
-		require.NoError(t, err)
-		defer ln.Close()
+		nw, kp, srvPC, ln := newSimListener(t, 53, "10.0.0.1:4000")
 		data := testMessage(53, size)
 		var wg sync.WaitGroup
 		for i := range clients {
@@ -337,4 +313,21 @@ func TestListenerShutdown(t *testing.T) {
 		require.Equal(t, CloseServerShutdown, ce.Code)
 		require.True(t, ce.Remote)
 	})
+}
+
+// newSimListener starts a Listener at addr on a netsim network with 5 ms
+// of delay each way, for use inside a synctest bubble; the network and the
+// Listener are closed when the test ends.
+func newSimListener(t *testing.T, seed uint64, addr string) (*netsim.Network, KeyPair, *netsim.PacketConn, *Listener) {
+	t.Helper()
+	nw := netsim.NewNetwork(seed)
+	t.Cleanup(func() { nw.Close() })
+	nw.SetDefault(netsim.Impairment{Delay: 5 * time.Millisecond})
+	kp := testKeys(t)
+	srvPC, err := nw.Listen(addr)
+	require.NoError(t, err)
+	ln, err := Listen(srvPC, &Config{PrivateKey: kp.Private})
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	return nw, kp, srvPC, ln
 }

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // The bottleneck scenarios run over three network namespaces in a line:
@@ -204,19 +203,5 @@ func (p *bnPath) snapshot() (bnSnapshot, error) {
 
 // startServerAt starts a server child listening on addr inside wrap.
 func startServerAt(ctx context.Context, wrap []string, sys, addr string) (*server, error) {
-	c, err := startChild(ctx, wrap, "-role", "server", "-sys", sys, "-addr", addr)
-	if err != nil {
-		return nil, err
-	}
-	l, err := c.line(20 * time.Second)
-	if err != nil {
-		c.finish(time.Second)
-		return nil, err
-	}
-	f := strings.Fields(l)
-	if len(f) != 3 || f[0] != "READY" {
-		c.finish(time.Second)
-		return nil, fmt.Errorf("server %s: unexpected %q", sys, l)
-	}
-	return &server{child: c, addr: f[1], key: f[2]}, nil
+	return awaitServer(ctx, wrap, "server "+sys, "-role", "server", "-sys", sys, "-addr", addr)
 }

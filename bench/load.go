@@ -27,16 +27,7 @@ const loadPerSocket = 2000
 // message per second (spread evenly over the second) until its stdin
 // closes.
 func loadRole(ctx context.Context, o *options) error {
-	raiseNoFile(uint64(o.n/loadPerSocket) + 1024)
-	cfg, err := uxpClientConfig(sysUXP, o.key)
-	if err != nil {
-		return err
-	}
-	// A load client needs no 64 KiB message buffer.
-	cfg.MaxMessageSize = 1024
-	cfg.SendQueueBytes = 4096
-	cfg.Workers = 1
-	server, err := net.ResolveUDPAddr("udp", o.addr)
+	cfg, server, err := loadSetup(o)
 	if err != nil {
 		return err
 	}
@@ -136,4 +127,24 @@ func raiseNoFile(want uint64) {
 		rl.Cur = rl.Max
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
 	}
+}
+
+// loadSetup prepares a load process of o.n sessions: the file limit for
+// its sockets, a client Config sized for small messages, and the server's
+// address.
+func loadSetup(o *options) (*uxp.Config, *net.UDPAddr, error) {
+	raiseNoFile(uint64(o.n/loadPerSocket) + 1024)
+	cfg, err := uxpClientConfig(sysUXP, o.key)
+	if err != nil {
+		return nil, nil, err
+	}
+	// A load client needs no 64 KiB message buffer.
+	cfg.MaxMessageSize = 1024
+	cfg.SendQueueBytes = 4096
+	cfg.Workers = 1
+	server, err := net.ResolveUDPAddr("udp", o.addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, server, nil
 }

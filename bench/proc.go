@@ -112,6 +112,12 @@ func startServer(ctx context.Context, wrap []string, sys string, procs int) (*se
 		args = append(args, "-cpuprofile", f)
 		fmt.Fprintf(os.Stderr, "profile: %s\n", f)
 	}
+	return awaitServer(ctx, wrap, "server "+sys, args...)
+}
+
+// awaitServer starts a server child with args inside wrap and reads its
+// "READY addr key" line; name labels the error.
+func awaitServer(ctx context.Context, wrap []string, name string, args ...string) (*server, error) {
 	c, err := startChild(ctx, wrap, args...)
 	if err != nil {
 		return nil, err
@@ -124,7 +130,7 @@ func startServer(ctx context.Context, wrap []string, sys string, procs int) (*se
 	f := strings.Fields(l)
 	if len(f) != 3 || f[0] != "READY" {
 		c.finish(time.Second)
-		return nil, fmt.Errorf("server %s: unexpected %q", sys, l)
+		return nil, fmt.Errorf("%s: unexpected %q", name, l)
 	}
 	return &server{child: c, addr: f[1], key: f[2]}, nil
 }

@@ -214,21 +214,7 @@ type soakParams struct {
 
 // soakServer starts a soak server child and reads its READY line.
 func startSoakServer(ctx context.Context, addr, priv string, rekey time.Duration) (*server, error) {
-	c, err := startChild(ctx, nil, "-role", "soakserver", "-addr", addr, "-privkey", priv, "-rekey", rekey.String())
-	if err != nil {
-		return nil, err
-	}
-	l, err := c.line(20 * time.Second)
-	if err != nil {
-		c.finish(time.Second)
-		return nil, err
-	}
-	f := strings.Fields(l)
-	if len(f) != 3 || f[0] != "READY" {
-		c.finish(time.Second)
-		return nil, fmt.Errorf("soak server: unexpected %q", l)
-	}
-	return &server{child: c, addr: f[1], key: f[2]}, nil
+	return awaitServer(ctx, nil, "soak server", "-role", "soakserver", "-addr", addr, "-privkey", priv, "-rekey", rekey.String())
 }
 
 func (s *server) soakStats() (soakServerStats, error) {

@@ -269,19 +269,11 @@ func (g *soakLoad) abandonSlot(s *soakSess) {
 // soakLoadRole runs o.n sessions, each writing one echo message a second,
 // with churn and (if o.garbage > 0) garbage datagrams, until stdin closes.
 func soakLoadRole(ctx context.Context, o *options) error {
-	raiseNoFile(uint64(o.n/loadPerSocket) + 1024)
-	cfg, err := uxpClientConfig(sysUXP, o.key)
+	cfg, server, err := loadSetup(o)
 	if err != nil {
 		return err
 	}
-	cfg.MaxMessageSize = 1024
-	cfg.SendQueueBytes = 4096
-	cfg.Workers = 1
 	cfg.RekeyAfterTime = o.rekey
-	server, err := net.ResolveUDPAddr("udp", o.addr)
-	if err != nil {
-		return err
-	}
 	g := &soakLoad{o: o, server: server, slots: make([]atomic.Pointer[soakSess], o.n), redial: make(chan int, o.n+1), base: time.Now()}
 	bind := net.ParseIP(o.bind)
 	for range (o.n + loadPerSocket - 1) / loadPerSocket {

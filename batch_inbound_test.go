@@ -18,7 +18,7 @@ func newStagingEndpoint(t testing.TB, workers, n int) (*endpoint, []*Conn) {
 	ep := newEndpoint(nullPacketConn{}, set, workers)
 	conns := make([]*Conn, n)
 	for i := range conns {
-		c := &Conn{id: uint32(i + 1), ep: ep, heapIndex: -1}
+		c := &Conn{connFixed: connFixed{id: uint32(i + 1), ep: ep}, connShard: connShard{heapIndex: -1}}
 		c.shard = ep.shardFor(c.id)
 		ep.table.set(c.id, c)
 		conns[i] = c

@@ -53,7 +53,7 @@ func readingEndpoint(t testing.TB, gro bool) (*endpoint, *Conn, *net.UDPConn) {
 	if ep.batch == nil {
 		t.Fatal("no batch reader on a *net.UDPConn")
 	}
-	c := &Conn{id: 9, ep: ep, heapIndex: -1}
+	c := &Conn{connFixed: connFixed{id: 9, ep: ep}, connShard: connShard{heapIndex: -1}}
 	c.shard = ep.shardFor(c.id)
 	ep.table.set(c.id, c)
 	return ep, c, u

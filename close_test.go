@@ -317,7 +317,7 @@ func TestStreamAfterClose(t *testing.T) {
 // TestCloseFrameCodec: the close frame's layout, the earlier one-byte
 // layout, and exact length checks.
 func TestCloseFrameCodec(t *testing.T) {
-	c := &Conn{lanes: []*lane{{sndMsgs: 7}, {sndMsgs: 1 << 31}}}
+	c := &Conn{connShard: connShard{lanes: []*lane{{sndMsgs: 7}, {sndMsgs: 1 << 31}}}}
 	body := c.appendCloseFrame(nil, 0x1234, "why")
 	require.Equal(t, []byte{0x34, 0x12, 2, 7, 0, 0, 0, 0, 0, 0, 0x80, 'w', 'h', 'y'}, body)
 	f, ok := parseCloseFrame(body)
@@ -348,7 +348,7 @@ func TestCloseFrameCodec(t *testing.T) {
 
 	// The receiver checks the counts: a claim of an orderly end with a
 	// message missing is reported as abandoned.
-	rc := &Conn{lanes: []*lane{{rcvMsgs: 7}, {rcvMsgs: 1 << 31}}}
+	rc := &Conn{connShard: connShard{lanes: []*lane{{rcvMsgs: 7}, {rcvMsgs: 1 << 31}}}}
 	require.True(t, rc.tookAll(f0(t, body)))
 	rc.lanes[1].rcvMsgs--
 	require.False(t, rc.tookAll(f0(t, body)))

@@ -22,21 +22,61 @@ const (
 
 // Conn is one session: a reliable, ordered, encrypted message channel to a
 // peer. Write, Close, ID, RemoteAddr, LocalAddr, Stats and SetHandler are
-// safe to call from any goroutine, callbacks included. Except where noted,
-// every other field is owned by the update worker (shard) the session is
-// assigned to.
+// safe to call from any goroutine, callbacks included.
+//
+// Its state is grouped by owner: connFixed is immutable once the session
+// is in the tables; connPosted is guarded by mu (what other goroutines
+// hand to the shard); connShared is atomics, written by the shard and
+// read anywhere; connShard, the rest, is owned by the update worker
+// (shard) the session is assigned to, and touched only on its goroutine.
 type Conn struct {
+	connFixed
+	connPosted
+	connShared
+	connShard
+
+	ext connExt // user data, writability, broadcast, quality (userdata.go)
+}
+
+// connFixed is set at creation and immutable after.
+type connFixed struct {
 	id       uint32
 	ep       *endpoint
 	shard    *shard
 	isClient bool
 	cipher   Cipher
-	handler  atomic.Pointer[handlerBox]
-	remote   atomic.Pointer[net.UDPAddr] // for RemoteAddr; remoteAP is the shard's copy
-	done     chan struct{}               // closed when the session has ended
-	freed    chan struct{}               // closed when it left every table (after draining)
+	done     chan struct{} // closed when the session has ended
+	freed    chan struct{} // closed when it left every table (after draining)
+	ready    chan struct{} // client: closed after OnReady returned
 
-	// Posted by other goroutines; guarded by mu.
+	// A client session's stateless reset token and the only address a
+	// reset is accepted from; written before the session is in the
+	// table, then immutable.
+	resetToken [resetTokenSize]byte
+	resetFrom  netip.AddrPort
+
+	// Server half-open bookkeeping.
+	ephemeral [noiseKeySize]byte
+	response  []byte
+	// Server: the source the session counts against
+	// (AdmissionConfig.MaxSessionsPerSource); sourceProven is the one
+	// field here that changes, guarded by Server.halfMu.
+	source       [16]byte
+	sourceProven bool
+
+	// The peer's authenticated static key (identity.go).
+	peerKey    PublicKey
+	hasPeerKey bool
+
+	// The session's packet size (negotiate.go) and the application data
+	// of its handshake.
+	mtu         int
+	connectData []byte
+	acceptData  []byte
+}
+
+// connPosted is what other goroutines post to the shard; guarded by mu.
+type connPosted struct {
 	mu        sync.Mutex
 	pend      []byte // queued messages, each as u32 length + bytes
 	pendBytes int
@@ -47,22 +87,25 @@ type Conn struct {
 	closeReason string
 	closeSet    bool
 	err         error // why the session ended; set once
-	posted      bool  // on the shard's ready list; guarded by shard.mu
+	posted      bool  // on the shard's ready list; guarded by shard.mu, not mu
+}
 
-	kcpQueued atomic.Int64 // estimate of bytes inside KCP, written by the shard
+// connShared is written by the shard (or, where noted, posted by another
+// goroutine) and read from any goroutine.
+type connShared struct {
+	handler atomic.Pointer[handlerBox]
+	remote  atomic.Pointer[net.UDPAddr] // for RemoteAddr; remoteAP is the shard's copy
+
+	kcpQueued atomic.Int64 // estimate of bytes inside KCP
 	// overloadAt is when (unix ns) the read loop last dropped a datagram
 	// of this session because its worker was saturated: the idle timer
-	// counts it as heard (overloadHeard).
+	// counts it as heard (overloadHeard). Written by the read loop.
 	overloadAt atomic.Int64
 	// segBytes is the memory of the KCP segment buffers the session's
-	// lanes hold, sending and receiving (noteQueued). Written by the shard.
+	// lanes hold, sending and receiving (noteQueued).
 	segBytes atomic.Int64
-	// rekeyWait is when a postponed rekey tries again, and rekeyDeferrals
-	// how often it was postponed (rekey_sched.go). Owned by the shard.
-	rekeyWait      time.Time
-	rekeyDeferrals uint32
 	// recvResume asks the shard to drain KCP's receive queue again after a
-	// flowHandler's buffer was full (see deliver).
+	// flowHandler's buffer was full (see deliver). Posted by the reader.
 	recvResume atomic.Bool
 	// wndOpen asks the shard to lift recvWndCap (Listener.Accept).
 	wndOpen   atomic.Bool
@@ -74,8 +117,12 @@ type Conn struct {
 	lossIn    atomic.Int64 // 1/10000
 	lossOut   atomic.Int64 // 1/10000
 	latency   histogramCounters
+	pathMTU   atomic.Int32  // PMTUD's current size, for PathMTU and MaxDatagramSize
+	fragsSent atomic.Uint64 // inner frames sent fragmented (tests)
+}
 
-	// Owned by the shard.
+// connShard is owned by the shard: only its goroutine touches it.
+type connShard struct {
 	state       connState
 	added       bool
 	touched     bool
@@ -91,12 +138,11 @@ type Conn struct {
 	replay      replay.Window
 	hb          heartbeat
 	dataRTT     rttEstimator // data round trips, for tail probes (probe.go)
-	// A client session's stateless reset token and the only address a
-	// reset is accepted from; written before the session is in the
-	// table, then immutable.
-	resetToken  [resetTokenSize]byte
-	resetFrom   netip.AddrPort
-	handshakeBy time.Time // stateHalfOpen: drop the session if not confirmed by then
+	handshakeBy time.Time    // stateHalfOpen: drop the session if not confirmed by then
+	// rekeyWait is when a postponed rekey tries again, and rekeyDeferrals
+	// how often it was postponed (rekey_sched.go).
+	rekeyWait      time.Time
+	rekeyDeferrals uint32
 	// stateClosing (conn_close.go): when the peer last acknowledged
 	// something, and the hard end of the linger.
 	lingerProgress time.Time
@@ -129,38 +175,10 @@ type Conn struct {
 	peerAt       time.Time // when that ping or pong arrived
 	fec          fecState
 	tr           tracer
-
-	// Server half-open bookkeeping, immutable after creation.
-	ephemeral [noiseKeySize]byte
-	response  []byte
-	// Server: the source the session counts against
-	// (AdmissionConfig.MaxSessionsPerSource); sourceProven is guarded by
-	// Server.halfMu.
-	source       [16]byte
-	sourceProven bool
-
-	// The peer's authenticated static key (identity.go), immutable after
-	// creation.
-	peerKey    PublicKey
-	hasPeerKey bool
-
-	// The session's packet size (negotiate.go) and the application data
-	// of its handshake; immutable after creation.
-	mtu         int
-	connectData []byte
-	acceptData  []byte
-
-	// Path MTU discovery (pmtud.go), owned by the shard; pathMTU is its
-	// current size, published for PathMTU and MaxDatagramSize.
-	pmtu      pmtuState
-	pathMTU   atomic.Int32
-	fragID    uint16
-	frag      *fragState
-	fragsSent atomic.Uint64 // inner frames sent fragmented (tests)
-
-	ready chan struct{} // client: closed after OnReady returned
-
-	ext connExt // user data, writability, broadcast, quality (userdata.go)
+	// Path MTU discovery (pmtud.go).
+	pmtu   pmtuState
+	fragID uint16
+	frag   *fragState
 }
 
 type handlerBox struct{ h ConnHandler }
@@ -174,17 +192,18 @@ func newConn(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fecPa
 func newSession(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fecParams, remote netip.AddrPort, isClient bool, now time.Time, mtu int) (*Conn, error) {
 	set := ep.set
 	c := &Conn{
-		mtu:       mtu,
-		id:        id,
-		ep:        ep,
-		shard:     ep.shardFor(id),
-		isClient:  isClient,
-		cipher:    cipher,
-		done:      make(chan struct{}),
-		freed:     make(chan struct{}),
-		heapIndex: -1,
-		remoteAP:  remote,
-		ready:     make(chan struct{}),
+		connFixed: connFixed{
+			mtu:      mtu,
+			id:       id,
+			ep:       ep,
+			shard:    ep.shardFor(id),
+			isClient: isClient,
+			cipher:   cipher,
+			done:     make(chan struct{}),
+			freed:    make(chan struct{}),
+			ready:    make(chan struct{}),
+		},
+		connShard: connShard{heapIndex: -1, remoteAP: remote},
 	}
 	c.sendCounter = set.testStartCounter
 	if err := c.initKeys(keys, now); err != nil {

@@ -1,6 +1,7 @@
 package uxp
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -362,4 +363,74 @@ func (c *Conn) free() {
 	if c.ep.onConnFreed != nil {
 		c.ep.onConnFreed(c)
 	}
+}
+
+// terminate ends the session once: it tells the peer (if notify) with
+// code and reason, runs the close callbacks, and unhooks the session from
+// every table, at once or, when it told the peer, once the peer confirmed
+// (draining, conn_close.go). err nil means a half-open session expired
+// unannounced.
+func (c *Conn) terminate(err error, code uint16, reason string, notify bool) {
+	if c.state == stateClosed {
+		return
+	}
+	announced := c.state != stateHalfOpen
+	c.ep.noteClosed(err, code, announced)
+	c.tr.closed(c.id, err, code, errors.Is(err, ErrPeerClosed), announced)
+	drain := false
+	if notify && announced {
+		body := c.appendCloseFrame(nil, code, reason)
+		if c.sendFrameTo(wire.FrameClose, nil, body, c.remoteAP) > 0 {
+			c.closeBody, drain = body, true
+		}
+	}
+	c.state = stateClosed
+	c.mu.Lock()
+	var local *CloseError
+	if c.closeReq && err != nil && !(errors.As(err, &local) && !local.Remote) {
+		// Closed locally, then ended otherwise (the peer's close, a
+		// timeout, Server.Close): this side asked for the end, but it
+		// says so only if nothing it wrote was lost.
+		if c.lanesIdle() {
+			err = ErrConnClosed
+		} else {
+			err = &CloseError{Code: CloseAbandoned, Reason: "the session ended before everything written was acknowledged: " + err.Error()}
+		}
+	}
+	if c.err == nil {
+		c.err = err
+	}
+	if c.err == nil {
+		c.err = ErrConnClosed
+	}
+	c.pend = nil
+	c.mu.Unlock()
+
+	if drain {
+		c.startDrain(c.shard.now)
+	} else {
+		c.free()
+	}
+	for _, l := range c.lanes {
+		c.releaseProbe(l)
+	}
+	c.kcpQueued.Store(0)
+	if announced {
+		c.callClosed(err)
+	}
+	if c.ep.onConnClosed != nil {
+		c.ep.onConnClosed(c, err, announced)
+	}
+	// Last, so that whoever waits on Done sees the callbacks' effects.
+	close(c.done)
+}
+
+func (c *Conn) callClosed(err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			// The session has already ended: only log and count.
+			c.ep.callbackPanicked("OnClosed", c.id, r)
+		}
+	}()
+	c.handlerFor().OnClosed(c, err)
 }

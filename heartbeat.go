@@ -1,6 +1,10 @@
 package uxp
 
-import "time"
+import (
+	"time"
+
+	"github.com/uxp-go/uxp/internal/wire"
+)
 
 // heartbeat is a session's liveness state: when to send the next ping, when
 // the session counts as idle, and the RTT estimate from ping/pong pairs.
@@ -167,4 +171,76 @@ func (h *heartbeat) pong(sent, now time.Time) {
 		}
 	}
 	h.sample(now.Sub(sent))
+}
+
+// Heartbeat frames. A ping carries the client's clock, plus the server
+// timestamp from the last pong and how long the client held it, which gives
+// the server an RTT sample too:
+//
+//	ping: client time (u64 ns) | last server time (u64 ns) | held for (u64 ns)
+//	pong: client time echoed (u64 ns) | server time (u64 ns)
+//
+// The codecs are wire.Ping and wire.Pong.
+
+func (c *Conn) clock(now time.Time) uint64 { return uint64(now.Sub(c.ep.epoch)) }
+
+func (c *Conn) sendPing(now time.Time) {
+	ts := c.clock(now)
+	p := wire.Ping{Clock: ts}
+	if !c.lastPong.IsZero() {
+		p.LastPong, p.Held = c.lastPongTS, uint64(now.Sub(c.lastPong))
+	}
+	var b [wire.PingSize]byte
+	wire.PutPing(b[:], p)
+	c.hb.echoes.sent(ts)
+	c.sendFrame(wire.FramePing, b[:])
+}
+
+// answerPing answers a ping and takes the server's RTT sample from it.
+// Every value in it comes from the peer, so each is checked against what
+// this session can have seen (docs/protocol.md section 5.3): its clock
+// below maxPeerClock; the echoed server time one this session sent in a
+// pong; the hold time no longer than the time since that pong. The sample
+// is then between zero and the age of the pong it answers. A ping that
+// fails a check is dropped (Drops.Malformed) and not answered.
+func (c *Conn) answerPing(ping wire.Ping, now time.Time) {
+	peer, sent, held := ping.Clock, ping.LastPong, ping.Held
+	clock := c.clock(now)
+	if peer >= maxPeerClock || sent != 0 && (!c.hb.echoes.holds(sent) || held > clock-sent) {
+		c.drop(dropMalformed)
+		return
+	}
+	var b [wire.PongSize]byte
+	wire.PutPong(b[:], wire.Pong{Echo: peer, Clock: clock})
+	c.hb.echoes.sent(clock)
+	c.sendFrame(wire.FramePong, b[:])
+	c.peerTS, c.peerAt = peer, now // deadline.go
+	// Server-side RTT: now - when we sent that pong - how long the client
+	// sat on it; in [0, clock-sent] by the checks above.
+	if sent != 0 {
+		c.hb.pong(now.Add(-time.Duration(clock-sent-held)), now)
+		c.publishRTT()
+	}
+}
+
+// takePong takes a client's RTT sample. The echoed time must be one of
+// this session's pings and the server's clock below maxPeerClock; a pong
+// that fails is dropped (Drops.Malformed).
+func (c *Conn) takePong(pong wire.Pong, now time.Time) {
+	echo, peer := pong.Echo, pong.Clock
+	clock := c.clock(now)
+	if !c.hb.echoes.holds(echo) || echo > clock || peer >= maxPeerClock {
+		c.drop(dropMalformed)
+		return
+	}
+	c.hb.pong(now.Add(-time.Duration(clock-echo)), now)
+	c.lastPong = now
+	c.lastPongTS = peer
+	c.peerTS, c.peerAt = c.lastPongTS, now // deadline.go
+	c.publishRTT()
+}
+
+func (c *Conn) publishRTT() {
+	c.rtt.Store(int64(c.hb.srtt))
+	c.rttVar.Store(int64(c.hb.rttvar))
 }

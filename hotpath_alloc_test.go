@@ -80,7 +80,7 @@ func TestHotPathZeroAlloc(t *testing.T) {
 			t.Fatal(err)
 		}
 		ep := newEndpoint(nullPacketConn{}, set, 2)
-		c := &Conn{id: 9, ep: ep, heapIndex: -1}
+		c := &Conn{connFixed: connFixed{id: 9, ep: ep}, connShard: connShard{heapIndex: -1}}
 		c.shard = ep.shardFor(c.id)
 		ep.table.set(c.id, c)
 		from := netip.MustParseAddrPort("127.0.0.1:4000")

@@ -100,13 +100,13 @@ func TestRekeyJitterSpread(t *testing.T) {
 	var hist [bins]int
 	lo, hi := time.Duration(float64(after)*(1-rekeyJitter)), time.Duration(float64(after)*(1+rekeyJitter))
 	for range n {
-		c := &Conn{id: rng.Uint32()}
+		c := &Conn{connFixed: connFixed{id: rng.Uint32()}}
 		c.keys.cur = rng.Uint32N(8)
 		d := c.rekeyJittered(after)
 		require.GreaterOrEqual(t, d, lo)
 		require.Less(t, d, hi)
 		hist[int(float64(d-lo)/float64(hi-lo)*bins)]++
-		peer := &Conn{id: c.id}
+		peer := &Conn{connFixed: connFixed{id: c.id}}
 		peer.keys.cur = c.keys.cur
 		require.Equal(t, d, peer.rekeyJittered(after))
 	}
@@ -148,7 +148,7 @@ func TestRekeyAdmit(t *testing.T) {
 	newConn := func() *Conn {
 		ep := &endpoint{set: &settings{rekeyAfterTime: 30 * time.Second}}
 		s := &shard{ep: ep, conns: map[*Conn]struct{}{}}
-		c := &Conn{ep: ep, shard: s, id: 42, isClient: true}
+		c := &Conn{connFixed: connFixed{ep: ep, shard: s, id: 42, isClient: true}}
 		c.keys.since = t0
 		s.conns[c] = struct{}{}
 		return c
@@ -198,7 +198,7 @@ func TestRekeyAdmit(t *testing.T) {
 // timer: the peer was sending, the server could not keep up.
 func TestOverloadKeepsSessionFromIdling(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	c := &Conn{hb: newHeartbeat(time.Second, 10*time.Second, false, t0)}
+	c := &Conn{connShard: connShard{hb: newHeartbeat(time.Second, 10*time.Second, false, t0)}}
 	now := t0.Add(10 * time.Second)
 	require.True(t, c.hb.idleExpired(now))
 	require.False(t, c.overloadHeard(), "no overload drop: idle")

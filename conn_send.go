@@ -1,0 +1,160 @@
+package uxp
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"time"
+
+	"github.com/uxp-go/uxp/internal/replay"
+	"github.com/uxp-go/uxp/internal/wire"
+)
+
+// The session's send side: posted work into the lanes, frames sealed into
+// the shard's send batch. Everything here runs on c.shard's goroutine.
+
+// pump moves posted work into the session: queued messages into KCP, a
+// close request into the closing state. Then it flushes KCP and
+// reschedules.
+func (c *Conn) pump(now time.Time) {
+	if c.state == stateClosed || !c.pumpWritable() { // writable.go
+		return
+	}
+	s := c.shard
+	if !c.added {
+		c.added = true
+		s.conns[c] = struct{}{}
+		if c.isClient {
+			c.tr.established(c.id, c.remoteAP)
+			c.callReady()
+			close(c.ready)
+			if c.state == stateClosed {
+				return
+			}
+			if c.hb.pingDue(now) {
+				c.sendPing(now) // also confirms the keys to the server
+			}
+		}
+	}
+	c.mu.Lock()
+	pend := c.pend
+	c.pend = c.pendSpare[:0]
+	taken := c.pendBytes
+	closeReq := c.closeReq
+	c.takeShared() // broadcast.go
+	c.mu.Unlock()
+
+	direct := false // some message went straight into KCP
+	for b := pend; len(b) >= pendHeaderSize; {
+		n := int(binary.LittleEndian.Uint32(b))
+		kind, arg := b[4], int(b[5])
+		deadline := int64(binary.LittleEndian.Uint64(b[6:14]))
+		msg := b[pendHeaderSize : pendHeaderSize+n]
+		b = b[pendHeaderSize+n:]
+		if kind&pendShared != 0 {
+			kind, msg = c.nextShared(kind) // broadcast.go
+		}
+		switch {
+		case c.state == stateHalfOpen:
+			// Cannot happen: a server's session is announced, and so
+			// written to, only once established.
+		case kind == pendReliable:
+			direct = c.enqueueLane(c.lanes[arg], msg, deadline) || direct
+		default:
+			c.sendDatagram(kind, arg, msg)
+		}
+	}
+	c.pendSpare = pend[:0]
+	if taken > 0 {
+		// Publish the bytes now in KCP before un-counting them from the
+		// queue, so Write's limit check never sees them in neither.
+		c.noteQueued()
+		c.mu.Lock()
+		c.pendBytes -= taken
+		c.mu.Unlock()
+	}
+	if c.wndOpen.Load() && c.wndOpen.Swap(false) { // a plain load on the hot path
+		c.takeOpenWindow()
+	}
+	resumed := c.recvResume.Swap(false) && c.state != stateHalfOpen
+	if resumed {
+		c.deliverLanes(false) // KCP tells the peer its reopened window in the flush below
+		if c.state == stateClosed {
+			return
+		}
+	}
+	if closeReq && c.state == stateEstablished {
+		c.startClosing(now)
+	}
+	if c.state == stateHalfOpen {
+		c.reschedule(now)
+		return
+	}
+	c.expireLanes(now)
+	admitted := c.admitLanes() || direct
+	if c.fec.enc == nil || admitted || closeReq || resumed {
+		c.flushLanes()
+	} else if c.fec.dec.Groups() == 0 {
+		// ACKs go at once, unless a group the decoder holds may still
+		// fill a hole they would report: then they wait for KCP's tick,
+		// so that a repair does not race a fast retransmission.
+		c.flushAcks()
+	}
+	c.noteQueued()
+	for _, l := range c.lanes {
+		if l.wnd.peerWnd == 0 {
+			c.checkWndProbe(l, now) // new data for a closed window
+		}
+	}
+	if c.closingTick(now) {
+		return
+	}
+	c.rekeyTick(now)
+	c.reschedule(now)
+}
+
+// sendFrame seals one frame into a transport packet and sends it to the
+// peer.
+func (c *Conn) sendFrame(kind byte, body []byte) {
+	c.sendFrameTo(kind, nil, body, c.remoteAP)
+}
+
+// sendFrameTo seals one frame and sends it to to. It returns the bytes
+// sent.
+func (c *Conn) sendFrameTo(kind byte, hdr, body []byte, to netip.AddrPort) int {
+	if c.state == stateClosed && !c.draining || c.exhausted {
+		return 0
+	}
+	if c.sendCounter >= replay.RejectAfter {
+		// Never wrap or reuse a nonce: refuse to send. The session ends
+		// with ErrCounterExhausted at its next timer (reschedule).
+		c.exhausted = true
+		return 0
+	}
+	if f := c.ep.set.testRewriteFrame; f != nil {
+		f(kind, body)
+	}
+	s := c.shard
+	ctr := c.sendCounter
+	c.sendCounter++
+	key, phase := c.sealKey()
+	// Seal in place in the shard's send batch (sendbatch.go); the
+	// datagram leaves when the current event ends.
+	b := s.sendRoom()[:wire.TransportHeaderSize]
+	wire.PutTransportHeader(b, c.id, ctr, phase)
+	b = append(b, kind)
+	b = append(b, hdr...)
+	b = append(b, body...)
+	pkt := key.send.Seal(b[:wire.TransportHeaderSize], ctr, b[wire.TransportHeaderSize:], b[:wire.TransportHeaderSize])
+	s.commitSend(len(pkt), to, c)
+	c.hb.sent(s.now)
+	if kind == wire.FrameClose {
+		// The endpoint may close its socket right after this (a client
+		// whose only session ended): send now.
+		s.flushSends()
+	}
+	c.traffic.packetsOut.Add(1)
+	c.traffic.bytesOut.Add(uint64(len(pkt)))
+	s.traffic.packetsOut.Add(1)
+	s.traffic.bytesOut.Add(uint64(len(pkt)))
+	return len(pkt)
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -93,7 +94,15 @@ func TestStreamMux(t *testing.T) {
 // holds a sync.Mutex while waiting for a timer (Stream.sendWindowUpdate ->
 // waitForSendErr), and a goroutine blocked on a mutex keeps synctest from
 // advancing the clock, so the bubble hangs instead of progressing.
+//
+// smux keeps the result channels of its writes in a package-level
+// sync.Pool: a channel made in this bubble and pooled would be taken by the
+// next smux user, outside the bubble or in another one, which the runtime
+// stops with "select on synctest channel from outside bubble". Two
+// collections empty every sync.Pool (its primary and victim caches) once
+// the bubble is over.
 func TestStreamMuxSynctest(t *testing.T) {
+	t.Cleanup(func() { runtime.GC(); runtime.GC() })
 	synctest.Test(t, func(t *testing.T) {
 		p := newStreamPair(t, 7, muxLink, nil, nil)
 		mk := muxKinds[0]

@@ -15,7 +15,7 @@ func newStagingEndpoint(t testing.TB, workers, n int) (*endpoint, []*Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep := newEndpoint(nullPacketConn{}, set, workers)
+	ep := newEndpoint(nullPacketConn{}, set, workers, nopOwner{})
 	conns := make([]*Conn, n)
 	for i := range conns {
 		c := &Conn{connFixed: connFixed{id: uint32(i + 1), ep: ep}, connShard: connShard{heapIndex: -1}}

@@ -89,9 +89,9 @@ func newFramePairConfig(tb testing.TB, cfg *Config) *framePair {
 	if fecOn {
 		fp = set.fec
 	}
-	p.cli, err = newConn(newEndpoint(p.cliOut, set, 1), 7, &ck, ChaCha20Poly1305, fp, p.srvAP, true, now)
+	p.cli, err = newConn(newEndpoint(p.cliOut, set, 1, nopOwner{}), 7, &ck, ChaCha20Poly1305, fp, p.srvAP, true, now)
 	require.NoError(tb, err)
-	p.srv, err = newConn(newEndpoint(p.srvOut, set, 1), 7, &sk, ChaCha20Poly1305, fp, p.cliAP, false, now)
+	p.srv, err = newConn(newEndpoint(p.srvOut, set, 1, nopOwner{}), 7, &sk, ChaCha20Poly1305, fp, p.cliAP, false, now)
 	require.NoError(tb, err)
 	p.cli.SetHandler(p.cliH)
 	p.srv.SetHandler(p.srvH)

@@ -3,6 +3,7 @@ package uxp
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sync"
 	"testing"
 
@@ -167,3 +168,11 @@ func newSimPair(t testing.TB, seed uint64, srvCfg, cliCfg *Config, start bool) *
 	}
 	return p
 }
+
+// nopOwner owns an endpoint a test builds by hand (newEndpoint without a
+// Server, Client or Dialer): it takes no handshake messages and admits
+// every session.
+type nopOwner struct{ dialSide }
+
+func (nopOwner) onResponse([]byte, netip.AddrPort) bool         { return false }
+func (nopOwner) onControl(*packetBuf, int, netip.AddrPort) bool { return false }

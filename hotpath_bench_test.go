@@ -156,7 +156,7 @@ func newBenchRound(tb testing.TB, size int) *benchRound {
 		return pc
 	}
 	pa, pb := listen(), listen()
-	epA, epB := newEndpoint(pa, set, 1), newEndpoint(pb, set, 1)
+	epA, epB := newEndpoint(pa, set, 1, nopOwner{}), newEndpoint(pb, set, 1, nopOwner{})
 	// B reads as a server does (recvmmsg with GRO on Linux), A as a
 	// client does (one datagram per call): both read paths are measured.
 	epB.batch = sockio.NewReader(&epB.sock, true, maxDatagram, 0)

@@ -205,7 +205,7 @@ func newSession(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fe
 		},
 		connShard: connShard{heapIndex: -1, remoteAP: remote},
 	}
-	c.sendCounter = set.testStartCounter
+	c.sendCounter = set.hooks.startCounter
 	if err := c.initKeys(keys, now); err != nil {
 		return nil, err
 	}

@@ -84,7 +84,7 @@ func stampIndex(b []byte) int                { return int(binary.LittleEndian.Ui
 func stampSent(b []byte) time.Time           { return time.Unix(0, int64(binary.LittleEndian.Uint64(b[4:]))) }
 func stampLatency(e laneEvent) time.Duration { return e.at.Sub(stampSent(e.data)) }
 
-// laneDropper returns a testDropLane hook that drops the given fraction of
+// laneDropper returns a dropLane hook that drops the given fraction of
 // one lane's frames, deterministically.
 func laneDropper(lane int, loss float64, seed uint64) func(int, []byte) bool {
 	var mu sync.Mutex

@@ -176,3 +176,11 @@ type nopOwner struct{ dialSide }
 
 func (nopOwner) onResponse([]byte, netip.AddrPort) bool         { return false }
 func (nopOwner) onControl(*packetBuf, int, netip.AddrPort) bool { return false }
+
+// hooksOf returns c's test hooks (hooks.go), allocating them on first use.
+func hooksOf(c *Config) *testHooks {
+	if c.hooks == nil {
+		c.hooks = &testHooks{}
+	}
+	return c.hooks
+}

@@ -90,7 +90,7 @@ func TestRTTPoisoning(t *testing.T) {
 		}
 		var next atomic.Int32 // attacks done; the hook runs on the client's shard
 		honest := true
-		cliCfg := &Config{testRewriteFrame: func(kind byte, b []byte) {
+		cliCfg := &Config{hooks: &testHooks{rewriteFrame: func(kind byte, b []byte) {
 			if kind != framePing || binary.LittleEndian.Uint64(b[8:]) == 0 {
 				return
 			}
@@ -101,7 +101,7 @@ func TestRTTPoisoning(t *testing.T) {
 			}
 			attacks[n].forge(b)
 			next.Add(1)
-		}}
+		}}}
 		p := newSimPair(t, 41, nil, cliCfg, false)
 		p.net.SetDefault(netsim.Impairment{Delay: oneWay})
 		require.NoError(t, p.cli.Start(t.Context()))

@@ -509,10 +509,10 @@ func (c *Conn) laneStats() []LaneStats {
 }
 
 // laneSendWork is the shard factory's SendWork for a lane's KCP, or the
-// old tick while anything is unacknowledged: under the testKCPTick knob,
+// old tick while anything is unacknowledged: under the kcpTick test hook,
 // and on a lane with deadline messages in flight.
 func (c *Conn) laneSendWork(l *lane) (at uint32, has, tick bool) {
-	if c.ep.set.testKCPTick || l.minExpiry != 0 || l.lapsed > 0 {
+	if c.ep.set.hooks.kcpTick || l.minExpiry != 0 || l.lapsed > 0 {
 		// A lane with deadline messages in flight keeps KCP's interval
 		// tick: a lost segment of such a message must be resent (as a
 		// skip marker once lapsed) within the deadline, and waking only

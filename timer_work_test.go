@@ -13,7 +13,7 @@ import (
 )
 
 // TestTimerWorkBoundedByUsefulWork counts the server's session timer runs
-// (ServerStats.TimerEvents) against the old scheduling (testKCPTick: KCP's
+// (ServerStats.TimerEvents) against the old scheduling (the kcpTick hook: KCP's
 // 10 ms tick while anything is unacknowledged), in the same test:
 //
 //   - unacked: the server has one message in flight and the client's
@@ -28,7 +28,7 @@ func TestTimerWorkBoundedByUsefulWork(t *testing.T) {
 	run := func(t *testing.T, scenario string, tick bool) result {
 		var res result
 		synctest.Test(t, func(t *testing.T) {
-			cfg := &Config{testKCPTick: tick}
+			cfg := &Config{hooks: &testHooks{kcpTick: tick}}
 			p := newSimPair(t, 5, cfg, cfg, false)
 			p.srvH.newConn = func() *recordConn { r := newRecordConn(); r.echo = true; return r }
 			require.NoError(t, p.cli.Start(t.Context()))

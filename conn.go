@@ -97,7 +97,7 @@ type connShared struct {
 	remote  atomic.Pointer[net.UDPAddr] // for RemoteAddr; remoteAP is the shard's copy
 
 	kcpQueued atomic.Int64 // estimate of bytes inside KCP
-	// overloadAt is when (unix ns) the read loop last dropped a datagram
+	// overloadAt is when (endpoint.mono) the read loop last dropped a datagram
 	// of this session because its worker was saturated: the idle timer
 	// counts it as heard (overloadHeard). Written by the read loop.
 	overloadAt atomic.Int64

@@ -26,7 +26,7 @@ type endpoint struct {
 	pc    net.PacketConn
 	sock  sockio.Socket // pc: reads and writes (allocation-free on a *net.UDPConn)
 	log   *slog.Logger
-	epoch time.Time // origin of heartbeat echo values
+	epoch time.Time // origin of the int64 time base (timebase.go) and of the clock in pings and pongs
 
 	shards []*shard
 	table  sessionTable

@@ -67,7 +67,7 @@ func (c *Conn) Quality() Quality {
 		LossOut: float64(c.lossOut.Load()) / 10000,
 	}
 	st := &c.ext.q
-	now := time.Now().UnixNano()
+	now := c.ep.monoNow()
 	last := st.at.Load()
 	switch {
 	case last == 0:

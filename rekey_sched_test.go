@@ -119,12 +119,13 @@ func TestRekeyAdmit(t *testing.T) {
 // timer: the peer was sending, the server could not keep up.
 func TestOverloadKeepsSessionFromIdling(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	c := &Conn{connShard: connShard{hb: newHeartbeat(time.Second, 10*time.Second, false, t0)}}
+	ep := &endpoint{epoch: t0.Add(-time.Hour)}
+	c := &Conn{connFixed: connFixed{ep: ep}, connShard: connShard{hb: newHeartbeat(time.Second, 10*time.Second, false, t0)}}
 	now := t0.Add(10 * time.Second)
 	require.True(t, c.hb.idleExpired(now))
 	require.False(t, c.overloadHeard(), "no overload drop: idle")
 
-	c.overloadAt.Store(t0.Add(9 * time.Second).UnixNano())
+	c.overloadAt.Store(ep.mono(t0.Add(9 * time.Second)))
 	require.True(t, c.overloadHeard())
 	require.False(t, c.hb.idleExpired(now), "idle timer restarted from the drop")
 	require.True(t, c.hb.idleExpired(t0.Add(19*time.Second)))

@@ -1,9 +1,9 @@
 package uxp
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -305,11 +305,12 @@ func (t *sessionTable) get(id uint32) *Conn {
 	return c
 }
 
-// reserve picks a random, unused, non-zero session ID from crypto/rand.
-func (t *sessionTable) reserve() (uint32, error) {
+// reserve picks a random, unused, non-zero session ID from rng
+// (crypto/rand outside tests: settings.rng).
+func (t *sessionTable) reserve(rng io.Reader) (uint32, error) {
 	var b [4]byte
 	for {
-		if _, err := rand.Read(b[:]); err != nil {
+		if _, err := io.ReadFull(rng, b[:]); err != nil {
 			return 0, err
 		}
 		id := binary.LittleEndian.Uint32(b[:])

@@ -13,6 +13,7 @@ import (
 	crand "crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -468,3 +469,6 @@ func percentile(t testing.TB, ds []time.Duration, p float64) time.Duration {
 	i := int(float64(len(s))*p+0.999999) - 1
 	return s[min(max(i, 0), len(s)-1)]
 }
+
+// withRand injects the handshakes' randomness (the rand test hook).
+func withRand(c *Config, r io.Reader) { hooksOf(c).rand = r }

@@ -1,5 +1,10 @@
 package uxp
 
+import (
+	"crypto/rand"
+	"io"
+)
+
 // testHooks are this package's test-only knobs. A Config carries them in
 // its one unexported field, hooks, which only this package's tests set
 // (nil in every other program); resolve copies them into settings, where
@@ -33,4 +38,18 @@ type testHooks struct {
 	// oldHello announces no packet size and no lane count, as a client
 	// from before negotiation.
 	oldHello bool
+	// rand replaces crypto/rand for a handshake's randomness: a client's
+	// sender index and ephemeral key, a server's session ID and ephemeral
+	// key (a deterministic session for the wire transcript test). Only
+	// the goroutine of one side's handshakes reads it.
+	rand io.Reader
+}
+
+// rng is the randomness of the handshakes: crypto/rand unless a test
+// injected its own.
+func (s *settings) rng() io.Reader {
+	if s.hooks.rand != nil {
+		return s.hooks.rand
+	}
+	return rand.Reader
 }

@@ -466,7 +466,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		return
 	}
 	s.hstats.processed.Add(1)
-	h, err := readInitiation(s.static, s.set.identity.psk, pkt, rand.Reader)
+	h, err := readInitiation(s.static, s.set.identity.psk, pkt, s.set.rng())
 	if err != nil {
 		s.ep.drops.authFailed.Add(1)
 		return
@@ -561,7 +561,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 // the response. Handshake loop only.
 func (s *Server) open(req *ConnectRequest, acceptData []byte, now time.Time) {
 	h, in, from := req.h, &req.h.in, req.remote
-	id, err := s.ep.table.reserve()
+	id, err := s.ep.table.reserve(s.set.rng())
 	if err != nil {
 		return
 	}

@@ -78,7 +78,7 @@ type connFixed struct {
 // connPosted is what other goroutines post to the shard; guarded by mu.
 type connPosted struct {
 	mu        sync.Mutex
-	pend      []byte // queued messages, each as u32 length + bytes
+	pend      []byte // queued messages, each behind a pend header (pendHeaderSize)
 	pendBytes int
 	closeReq  bool
 	// closeCode and closeReason are what the close frame will carry
@@ -261,8 +261,9 @@ func (c *Conn) Write(msg []byte) (int, error) {
 }
 
 // Kinds of queued writes, and the header each has in Conn.pend:
-// u32 length | u8 kind | u8 lane or channel | i64 deadline (unix ns, 0 =
-// none), then the message.
+// u32 length | u8 kind | u8 lane or channel | i64 expiry (endpoint.mono,
+// nanoseconds since the endpoint's epoch, timebase.go; 0 = none), then the
+// message.
 const (
 	pendReliable byte = iota
 	pendDatagram

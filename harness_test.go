@@ -472,3 +472,49 @@ func percentile(t testing.TB, ds []time.Duration, p float64) time.Duration {
 
 // withRand injects the handshakes' randomness (the rand test hook).
 func withRand(c *Config, r io.Reader) { hooksOf(c).rand = r }
+
+// recordingPC records every datagram written through it.
+type recordingPC struct {
+	net.PacketConn
+	mu      sync.Mutex
+	written [][]byte
+}
+
+func (r *recordingPC) WriteTo(p []byte, addr net.Addr) (int, error) {
+	r.mu.Lock()
+	r.written = append(r.written, append([]byte(nil), p...))
+	r.mu.Unlock()
+	return r.PacketConn.WriteTo(p, addr)
+}
+
+func (r *recordingPC) first(kind byte) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, b := range r.written {
+		if len(b) > 0 && b[0] == kind {
+			return b
+		}
+	}
+	return nil
+}
+
+// all returns every datagram written so far.
+func (r *recordingPC) all() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][]byte(nil), r.written...)
+}
+
+// addClient starts another client of p's server from addr.
+func (p *simPair) addClient(t testing.TB, addr string, cfg *Config) (*Client, *recordingPC, error) {
+	t.Helper()
+	pc, err := p.net.Listen(addr)
+	require.NoError(t, err)
+	rec := &recordingPC{PacketConn: pc}
+	cfg = cfg.Clone()
+	cfg.ServerPublicKey = p.keys.Public
+	c, err := NewClient(rec, p.srvPC.LocalAddr(), nil, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c, rec, c.Start(context.Background())
+}

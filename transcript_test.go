@@ -6,11 +6,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -54,26 +52,6 @@ import (
 
 const transcriptFile = "testdata/transcript/session.txt"
 
-// tapConn records every datagram its side writes.
-type tapConn struct {
-	net.PacketConn
-	mu  sync.Mutex
-	out [][]byte
-}
-
-func (c *tapConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	c.mu.Lock()
-	c.out = append(c.out, append([]byte(nil), p...))
-	c.mu.Unlock()
-	return c.PacketConn.WriteTo(p, addr)
-}
-
-func (c *tapConn) written() [][]byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([][]byte(nil), c.out...)
-}
-
 // transcriptEcho echoes every message and datagram.
 type transcriptEcho struct{ NopHandler }
 
@@ -116,7 +94,7 @@ func runTranscript(t *testing.T) (cli, srv [][]byte, c2s, s2c [32]byte) {
 		require.NoError(t, err)
 		cliPC, err := n.Listen("10.0.0.2:5000")
 		require.NoError(t, err)
-		srvTap, cliTap := &tapConn{PacketConn: srvPC}, &tapConn{PacketConn: cliPC}
+		srvTap, cliTap := &recordingPC{PacketConn: srvPC}, &recordingPC{PacketConn: cliPC}
 
 		srvCfg := &Config{PrivateKey: priv, Workers: 1}
 		withRand(srvCfg, testutil.SeededReader(2))
@@ -148,7 +126,7 @@ func runTranscript(t *testing.T) (cli, srv [][]byte, c2s, s2c [32]byte) {
 		require.Equal(t, msgs, got, "every message echoed, in order")
 		require.NoError(t, client.Close())
 		time.Sleep(time.Second)
-		cli, srv = cliTap.written(), srvTap.written()
+		cli, srv = cliTap.all(), srvTap.all()
 	})
 	return cli, srv, c2s, s2c
 }

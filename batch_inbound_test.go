@@ -6,47 +6,12 @@ import (
 	"testing"
 )
 
-// newStagingEndpoint is an endpoint with shards that do not run, and n
-// sessions spread over them, for driving the read loop's hand-off by hand.
-func newStagingEndpoint(t testing.TB, workers, n int) (*endpoint, []*Conn) {
-	t.Helper()
-	set, err := (&Config{}).resolve()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep := newEndpoint(nullPacketConn{}, set, workers, nopOwner{})
-	conns := make([]*Conn, n)
-	for i := range conns {
-		c := &Conn{connFixed: connFixed{id: uint32(i + 1), ep: ep}, connShard: connShard{heapIndex: -1}}
-		c.shard = ep.shardFor(c.id)
-		ep.table.set(c.id, c)
-		conns[i] = c
-	}
-	return ep, conns
-}
-
 // stageSeq dispatches a transport datagram for c carrying seq in its
 // counter field, as the read loop would.
 func stageSeq(ep *endpoint, c *Conn, seq uint64) {
 	bp := getPacketBuf()
 	putTransportHeader(bp[:], c.id, seq, 0)
 	ep.dispatch(bp, 100, netip.MustParseAddrPort("127.0.0.1:4000"))
-}
-
-// drainShard takes every queued batch off s, returning the counters of
-// the datagrams per session in the order the shard would see them, and
-// frees them.
-func drainShard(s *shard) map[uint32][]uint64 {
-	got := map[uint32][]uint64{}
-	for len(s.in) > 0 {
-		b := <-s.in
-		for _, p := range b.pkts[:b.n] {
-			h, _ := parseTransportHeader(p.buf[:p.n])
-			got[p.conn.id] = append(got[p.conn.id], h.counter())
-		}
-		s.discardBatch(b)
-	}
-	return got
 }
 
 // TestInboundBatchOrder checks that datagrams handed off in batches reach

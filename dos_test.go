@@ -3,7 +3,6 @@ package uxp
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"net"
 	"testing"
 	"testing/synctest"
@@ -113,23 +112,6 @@ func TestHandshakeFloodCookieMode(t *testing.T) {
 	})
 }
 
-// byteCounter records what one netsim endpoint receives.
-func drainBytes(t testing.TB, pc net.PacketConn) (n, packets int) {
-	t.Helper()
-	buf := make([]byte, maxDatagram)
-	for {
-		require.NoError(t, pc.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
-		k, _, err := pc.ReadFrom(buf)
-		if err != nil {
-			var ne net.Error
-			require.True(t, errors.As(err, &ne) && ne.Timeout(), "read: %v", err)
-			return n, packets
-		}
-		n += k
-		packets++
-	}
-}
-
 // TestSpoofedSourceNoAmplification sends, from a spoofed victim address,
 // everything that makes the server answer an unvalidated address: valid
 // initiations (NK and IK, new and retransmitted), initiations with a
@@ -173,25 +155,6 @@ func TestSpoofedSourceNoAmplification(t *testing.T) {
 			}
 		})
 	}
-}
-
-// restartServer simulates a crash: the server's packets stop reaching the
-// client, the server goes away without telling anyone, and a new one
-// starts on the same address with the same key.
-func (p *simPair) restartServer(t testing.TB, link netsim.Impairment) {
-	t.Helper()
-	addr := p.srvPC.LocalAddr()
-	p.net.SetLink(addr, p.cliPC.LocalAddr(), netsim.Impairment{Loss: 1})
-	require.NoError(t, p.srv.Close())
-	p.net.SetLink(addr, p.cliPC.LocalAddr(), link)
-	var err error
-	p.srvPC, err = p.net.Listen(addr.String())
-	require.NoError(t, err)
-	p.srvH = &recordServer{}
-	p.srv, err = NewServer(p.srvPC, p.srvH, p.srvCfg)
-	require.NoError(t, err)
-	require.NoError(t, p.srv.Start())
-	t.Cleanup(func() { p.srv.Close() })
 }
 
 // TestSpoofedFloodKeepsClientBudget floods the server, under load, with

@@ -1,22 +1,26 @@
 package uxp
 
-// The root's one test harness: the handlers that record what a session
-// sees (recordConn, recordServer, laneRecorder, connCollector), the
+// The root's one test harness, shared by its integration, lifecycle and
+// end-to-end tests: the handlers that record what a session sees
+// (recordConn, recordServer, laneRecorder, connCollector, echoServer), the
 // simulated networks (simPair, simServer, dialerNet on internal/netsim),
-// loopback sockets, handshake helpers for pure-code tests, and the
-// hand-built endpoint's owner (nopOwner) and test hooks (hooksOf). The
-// tests' names for internal/wire and internal/handshake live in
-// names_test.go.
+// sockets that record or discard (recordingPC, sinkPC, nullPacketConn,
+// loopback), sessions driven by hand (framePair, newStagingEndpoint),
+// handshake helpers for pure-code tests, and the hand-built endpoint's
+// owner (nopOwner) and test hooks (hooksOf, withRand). The tests' names for
+// internal/wire and internal/handshake live in names_test.go.
 
 import (
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -517,4 +521,234 @@ func (p *simPair) addClient(t testing.TB, addr string, cfg *Config) (*Client, *r
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	return c, rec, c.Start(context.Background())
+}
+
+// sinkPC is a PacketConn that records what is written to it and never
+// delivers anything: enough for a Conn driven by hand on the test goroutine.
+type sinkPC struct {
+	mu   sync.Mutex
+	pkts [][]byte
+	addr net.Addr
+}
+
+func (s *sinkPC) ReadFrom([]byte) (int, net.Addr, error) { return 0, nil, net.ErrClosed }
+
+func (s *sinkPC) WriteTo(p []byte, _ net.Addr) (int, error) {
+	s.mu.Lock()
+	s.pkts = append(s.pkts, append([]byte(nil), p...))
+	s.mu.Unlock()
+	return len(p), nil
+}
+
+func (s *sinkPC) take() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pkts
+	s.pkts = nil
+	return p
+}
+
+func (s *sinkPC) Close() error                     { return nil }
+func (s *sinkPC) LocalAddr() net.Addr              { return s.addr }
+func (s *sinkPC) SetDeadline(time.Time) error      { return nil }
+func (s *sinkPC) SetReadDeadline(time.Time) error  { return nil }
+func (s *sinkPC) SetWriteDeadline(time.Time) error { return nil }
+
+// framePair is a client and a server Conn sharing keys, driven by hand on
+// the calling goroutine (which plays both shards): whatever one seals lands
+// in its sink, and the test feeds it to the other's receive.
+type framePair struct {
+	cli, srv       *Conn
+	cliOut, srvOut *sinkPC
+	cliH, srvH     *recordConn
+	cliAP, srvAP   netip.AddrPort
+}
+
+func newFramePair(tb testing.TB, fecOn bool) *framePair {
+	tb.Helper()
+	cfg := &Config{}
+	if fecOn {
+		cfg.FEC = FECConfig{DataShards: 4, ParityShards: 2, Adaptive: true}
+	}
+	return newFramePairConfig(tb, cfg)
+}
+
+// newFramePairConfig is newFramePair with both sides on cfg.
+func newFramePairConfig(tb testing.TB, cfg *Config) *framePair {
+	tb.Helper()
+	fecOn := cfg.FEC.DataShards > 0
+	set, err := cfg.resolve()
+	require.NoError(tb, err)
+	p := &framePair{
+		cliAP: netip.MustParseAddrPort("10.0.0.2:5000"),
+		srvAP: netip.MustParseAddrPort("10.0.0.1:4000"),
+		cliH:  newRecordConn(),
+		srvH:  newRecordConn(),
+	}
+	p.cliOut = &sinkPC{addr: net.UDPAddrFromAddrPort(p.cliAP)}
+	p.srvOut = &sinkPC{addr: net.UDPAddrFromAddrPort(p.srvAP)}
+	var k1, k2 [32]byte
+	k1[0], k2[0] = 1, 2
+	ck := sessionKeys{send: k1, recv: k2}
+	sk := sessionKeys{send: k2, recv: k1}
+	now := time.Now()
+	var fp fecParams
+	if fecOn {
+		fp = set.fec
+	}
+	p.cli, err = newConn(newEndpoint(p.cliOut, set, 1, nopOwner{}), 7, &ck, ChaCha20Poly1305, fp, p.srvAP, true, now)
+	require.NoError(tb, err)
+	p.srv, err = newConn(newEndpoint(p.srvOut, set, 1, nopOwner{}), 7, &sk, ChaCha20Poly1305, fp, p.cliAP, false, now)
+	require.NoError(tb, err)
+	p.cli.SetHandler(p.cliH)
+	p.srv.SetHandler(p.srvH)
+	return p
+}
+
+// feed hands sealed datagrams to c as the endpoint's dispatch would.
+func feed(c *Conn, pkts [][]byte, from netip.AddrPort, now time.Time) {
+	for _, pkt := range pkts {
+		if len(pkt) > c.ep.set.mtu {
+			continue
+		}
+		if _, ok := parseTransportHeader(pkt); ok {
+			c.receive(pkt, from, now)
+		}
+	}
+	c.shard.flushSends() // replies leave when the shard's event ends
+}
+
+// nullPacketConn is a PacketConn that accepts and discards writes; reads
+// fail. It lets an endpoint exist without a socket.
+type nullPacketConn struct{}
+
+func (nullPacketConn) ReadFrom([]byte) (int, net.Addr, error)    { return 0, nil, net.ErrClosed }
+func (nullPacketConn) WriteTo(b []byte, _ net.Addr) (int, error) { return len(b), nil }
+func (nullPacketConn) Close() error                              { return nil }
+func (nullPacketConn) LocalAddr() net.Addr                       { return &net.UDPAddr{} }
+func (nullPacketConn) SetDeadline(time.Time) error               { return nil }
+func (nullPacketConn) SetReadDeadline(time.Time) error           { return nil }
+func (nullPacketConn) SetWriteDeadline(time.Time) error          { return nil }
+
+type echoServer struct{ NopServerHandler }
+
+func (echoServer) OnNewConnComing(c *Conn) { c.SetHandler(echoConn{}) }
+
+type echoConn struct{ NopHandler }
+
+// OnNewDataComing writes from inside the callback: this must not deadlock.
+func (echoConn) OnNewDataComing(c *Conn, data []byte) {
+	if _, err := c.Write(data); err != nil {
+		c.Close()
+	}
+}
+
+// byteCounter records what one netsim endpoint receives.
+func drainBytes(t testing.TB, pc net.PacketConn) (n, packets int) {
+	t.Helper()
+	buf := make([]byte, maxDatagram)
+	for {
+		require.NoError(t, pc.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
+		k, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			var ne net.Error
+			require.True(t, errors.As(err, &ne) && ne.Timeout(), "read: %v", err)
+			return n, packets
+		}
+		n += k
+		packets++
+	}
+}
+
+// restartServer simulates a crash: the server's packets stop reaching the
+// client, the server goes away without telling anyone, and a new one
+// starts on the same address with the same key.
+func (p *simPair) restartServer(t testing.TB, link netsim.Impairment) {
+	t.Helper()
+	addr := p.srvPC.LocalAddr()
+	p.net.SetLink(addr, p.cliPC.LocalAddr(), netsim.Impairment{Loss: 1})
+	require.NoError(t, p.srv.Close())
+	p.net.SetLink(addr, p.cliPC.LocalAddr(), link)
+	var err error
+	p.srvPC, err = p.net.Listen(addr.String())
+	require.NoError(t, err)
+	p.srvH = &recordServer{}
+	p.srv, err = NewServer(p.srvPC, p.srvH, p.srvCfg)
+	require.NoError(t, err)
+	require.NoError(t, p.srv.Start())
+	t.Cleanup(func() { p.srv.Close() })
+}
+
+// settledMemory returns the live heap and goroutine count once garbage and
+// pooled buffers are gone: two GCs empty a sync.Pool.
+func settledMemory() (heap uint64, goroutines int) {
+	var ms runtime.MemStats
+	for range 3 {
+		runtime.GC()
+		time.Sleep(20 * time.Millisecond) // let exiting goroutines finish
+	}
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc, runtime.NumGoroutine()
+}
+
+// waitEcho waits until h has received n messages.
+func waitEcho(t *testing.T, h *recordConn, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if _, msgs, _ := h.snapshot(); len(msgs) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			_, msgs, _ := h.snapshot()
+			t.Fatalf("got %d of %d messages", len(msgs), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
+
+// newStagingEndpoint is an endpoint with shards that do not run, and n
+// sessions spread over them, for driving the read loop's hand-off by hand.
+func newStagingEndpoint(t testing.TB, workers, n int) (*endpoint, []*Conn) {
+	t.Helper()
+	set, err := (&Config{}).resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := newEndpoint(nullPacketConn{}, set, workers, nopOwner{})
+	conns := make([]*Conn, n)
+	for i := range conns {
+		c := &Conn{connFixed: connFixed{id: uint32(i + 1), ep: ep}, connShard: connShard{heapIndex: -1}}
+		c.shard = ep.shardFor(c.id)
+		ep.table.set(c.id, c)
+		conns[i] = c
+	}
+	return ep, conns
+}
+
+// drainShard takes every queued batch off s, returning the counters of
+// the datagrams per session in the order the shard would see them, and
+// frees them.
+func drainShard(s *shard) map[uint32][]uint64 {
+	got := map[uint32][]uint64{}
+	for len(s.in) > 0 {
+		b := <-s.in
+		for _, p := range b.pkts[:b.n] {
+			h, _ := parseTransportHeader(p.buf[:p.n])
+			got[p.conn.id] = append(got[p.conn.id], h.counter())
+		}
+		s.discardBatch(b)
+	}
+	return got
 }

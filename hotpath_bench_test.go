@@ -217,15 +217,3 @@ func (r *benchRound) round(tb testing.TB) {
 		tb.Fatalf("message not acknowledged: %d segments waiting", w)
 	}
 }
-
-// nullPacketConn is a PacketConn that accepts and discards writes; reads
-// fail. It lets an endpoint exist without a socket.
-type nullPacketConn struct{}
-
-func (nullPacketConn) ReadFrom([]byte) (int, net.Addr, error)    { return 0, nil, net.ErrClosed }
-func (nullPacketConn) WriteTo(b []byte, _ net.Addr) (int, error) { return len(b), nil }
-func (nullPacketConn) Close() error                              { return nil }
-func (nullPacketConn) LocalAddr() net.Addr                       { return &net.UDPAddr{} }
-func (nullPacketConn) SetDeadline(time.Time) error               { return nil }
-func (nullPacketConn) SetReadDeadline(time.Time) error           { return nil }
-func (nullPacketConn) SetWriteDeadline(time.Time) error          { return nil }

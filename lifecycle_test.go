@@ -32,19 +32,6 @@ func startUDPServer(t testing.TB, h ServerHandler, cfg *Config) (*Server, KeyPai
 	return srv, kp
 }
 
-type echoServer struct{ NopServerHandler }
-
-func (echoServer) OnNewConnComing(c *Conn) { c.SetHandler(echoConn{}) }
-
-type echoConn struct{ NopHandler }
-
-// OnNewDataComing writes from inside the callback: this must not deadlock.
-func (echoConn) OnNewDataComing(c *Conn, data []byte) {
-	if _, err := c.Write(data); err != nil {
-		c.Close()
-	}
-}
-
 // countingConn counts messages and signals when want have arrived.
 type countingConn struct {
 	NopHandler

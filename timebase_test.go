@@ -2,16 +2,14 @@ package uxp
 
 import (
 	"go/ast"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
-// wallClockAllowed lists the files of the session engine that may convert
-// to or from wall-clock time, and why (timebase.go).
+// wallClockAllowed lists the files of this module that may convert to or
+// from wall-clock time, and why (timebase.go).
 var wallClockAllowed = map[string]string{
 	"handshake.go": "the IK initiation's timestamp is Unix ns on the wire (docs/protocol.md section 4.2)",
 }
@@ -22,15 +20,12 @@ var wallClockCalls = map[string]bool{
 	"Unix": true, "UnixNano": true, "UnixMilli": true, "UnixMicro": true,
 }
 
-// TestOneTimeBase: the root package and the reliability layer keep local
-// time monotonic; the only wall-clock conversions are those of
+// TestOneTimeBase: every package of this module (the session engine, the
+// layers below it, the commands and samples; not the bench module) keeps
+// local time monotonic; the only wall-clock conversions are those of
 // wallClockAllowed.
 func TestOneTimeBase(t *testing.T) {
 	for _, g := range moduleFiles(t) {
-		dir := filepath.ToSlash(filepath.Dir(g.path))
-		if dir != "." && dir != "internal/arq" && !strings.HasPrefix(dir, "internal/arq/") {
-			continue
-		}
 		if _, ok := wallClockAllowed[g.path]; ok {
 			continue
 		}

@@ -196,6 +196,8 @@ func TestWireTranscript(t *testing.T) {
 	want, err := os.ReadFile(transcriptFile)
 	require.NoError(t, err, "record it with: go test -run TestWireTranscript -update .")
 	if !bytes.Equal(got, want) {
+		// UXP_TRANSCRIPT_OUT=dir keeps a failing run's transcript there,
+		// to diff with the recorded one.
 		if dir := os.Getenv("UXP_TRANSCRIPT_OUT"); dir != "" {
 			_ = os.WriteFile(filepath.Join(dir, "session.got.txt"), got, 0o644)
 		}

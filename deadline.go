@@ -49,7 +49,8 @@ import (
 // from now. If the peer has not received it by then (as far as this side
 // can tell from the RTT), it is abandoned: it is not sent again, and the
 // peer skips it without holding back later messages. d must be positive;
-// otherwise WriteWithDeadline returns ErrBadDeadline.
+// otherwise WriteWithDeadline returns ErrBadDeadline. d runs on the
+// monotonic clock: a step of the wall clock (NTP) does not move it.
 func (c *Conn) WriteWithDeadline(msg []byte, d time.Duration) (int, error) {
 	return c.WriteLaneWithDeadline(0, msg, d)
 }

@@ -1,7 +1,6 @@
 package uxp
 
 import (
-	"encoding/hex"
 	"net"
 	"net/netip"
 	"testing"
@@ -146,7 +145,7 @@ func TestMaxSessionsPerSource(t *testing.T) {
 // triggers load on its own and when the server is held under load
 // throughout. On main (per-source budget 100/s, burst 100) dials took up
 // to 6 s and a fifth failed. The existing flood tests (dos_test.go,
-// handshake_dos_test.go, flood_test.go) bound the spoofed-flood side with
+// flood_test.go) bound the spoofed-flood side with
 // the same defaults.
 func TestCGNATBurst(t *testing.T) {
 	n := 1024
@@ -202,21 +201,6 @@ func TestCGNATBurst(t *testing.T) {
 			})
 		})
 	}
-}
-
-// TestMAC1KeyVector pins mac1's key derivation (docs/protocol.md section
-// 4.3), without and with a pre-shared key. The values were checked against
-// Python's hashlib.blake2s.
-func TestMAC1KeyVector(t *testing.T) {
-	var pub PublicKey
-	psk := make([]byte, KeySize)
-	for i := range pub {
-		pub[i], psk[i] = byte(i), byte(0x80+i)
-	}
-	k := mac1Key(pub, nil)
-	require.Equal(t, "4fb2527ac956001553dc1ad9b55171b7d9daa3de1cdbcd71451830170c7e6cac", hex.EncodeToString(k[:]))
-	k = mac1Key(pub, psk)
-	require.Equal(t, "4917781e21bc70c9d6f2288ec221ff6f45c17f2941e92e8e49aa6af7e1809053", hex.EncodeToString(k[:]))
 }
 
 // TestSourceTable: the per-source count's rule. Unproven sessions (created

@@ -3,7 +3,6 @@ package uxp
 import (
 	"net/netip"
 	"sync"
-	"time"
 )
 
 // Inbound hand-off in batches. The read loop does not send each datagram
@@ -100,7 +99,7 @@ func (ep *endpoint) handOff(i int) {
 	// The worker is saturated: drop, and let KCP retransmit. The session
 	// notes it, so that its idle timer does not take the server's
 	// backlog for a silent peer.
-	now := time.Now().UnixNano()
+	now := ep.monoNow()
 	for k := range b.n {
 		p := &b.pkts[k]
 		p.conn.drop(dropOverload)

@@ -4,27 +4,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"testing"
-	"time"
 )
-
-// newStagingEndpoint is an endpoint with shards that do not run, and n
-// sessions spread over them, for driving the read loop's hand-off by hand.
-func newStagingEndpoint(t testing.TB, workers, n int) (*endpoint, []*Conn) {
-	t.Helper()
-	set, err := (&Config{}).resolve()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep := newEndpoint(nullPacketConn{}, set, workers)
-	conns := make([]*Conn, n)
-	for i := range conns {
-		c := &Conn{connFixed: connFixed{id: uint32(i + 1), ep: ep}, connShard: connShard{heapIndex: -1}}
-		c.shard = ep.shardFor(c.id)
-		ep.table.set(c.id, c)
-		conns[i] = c
-	}
-	return ep, conns
-}
 
 // stageSeq dispatches a transport datagram for c carrying seq in its
 // counter field, as the read loop would.
@@ -32,22 +12,6 @@ func stageSeq(ep *endpoint, c *Conn, seq uint64) {
 	bp := getPacketBuf()
 	putTransportHeader(bp[:], c.id, seq, 0)
 	ep.dispatch(bp, 100, netip.MustParseAddrPort("127.0.0.1:4000"))
-}
-
-// drainShard takes every queued batch off s, returning the counters of
-// the datagrams per session in the order the shard would see them, and
-// frees them.
-func drainShard(s *shard) map[uint32][]uint64 {
-	got := map[uint32][]uint64{}
-	for len(s.in) > 0 {
-		b := <-s.in
-		for _, p := range b.pkts[:b.n] {
-			h, _ := parseTransportHeader(p.buf[:p.n])
-			got[p.conn.id] = append(got[p.conn.id], h.counter())
-		}
-		s.discardBatch(b)
-	}
-	return got
 }
 
 // TestInboundBatchOrder checks that datagrams handed off in batches reach
@@ -156,64 +120,5 @@ func TestShardShutdownFreesQueuedBatches(t *testing.T) {
 	s.shutdown()
 	if len(s.in) != 0 || s.queued.Load() != 0 {
 		t.Fatalf("after shutdown: %d batches queued, %d datagrams counted", len(s.in), s.queued.Load())
-	}
-}
-
-// TestConnHeap runs random pushes, moves and removals against the timer
-// heap and checks after each that it is a heap, that every session knows
-// its slot, and that the minimum is right.
-func TestConnHeap(t *testing.T) {
-	ep, conns := newStagingEndpoint(t, 1, 200)
-	s := ep.shards[0]
-	rng := rand.New(rand.NewPCG(3, 4))
-	base := ep.epoch
-	check := func(step int) {
-		h := s.timers
-		for i, e := range h {
-			if e.c.heapIndex != i {
-				t.Fatalf("step %d: session %d at slot %d thinks it is at %d", step, e.c.id, i, e.c.heapIndex)
-			}
-			if e.at != s.key(e.c.deadline) {
-				t.Fatalf("step %d: slot %d key %d, deadline key %d", step, i, e.at, s.key(e.c.deadline))
-			}
-			if i > 0 && h[(i-1)/2].at > e.at {
-				t.Fatalf("step %d: slot %d is earlier than its parent", step, i)
-			}
-		}
-		in := 0
-		for _, c := range conns {
-			if c.heapIndex >= 0 {
-				in++
-				if c.deadline.Before(h[0].c.deadline) {
-					t.Fatalf("step %d: session %d is due before the root", step, c.id)
-				}
-			}
-		}
-		if in != len(h) {
-			t.Fatalf("step %d: %d sessions claim a slot, heap has %d", step, in, len(h))
-		}
-	}
-	for step := range 5000 {
-		c := conns[rng.IntN(len(conns))]
-		if rng.IntN(4) == 0 {
-			c.deadline = time.Time{} // removal (or no-op when not in)
-		} else {
-			c.deadline = base.Add(time.Duration(rng.IntN(1000)) * time.Millisecond)
-		}
-		s.schedule(c)
-		check(step)
-	}
-	// runTimers fires every due session in deadline order.
-	var fired []time.Time
-	for len(s.timers) > 0 {
-		c := s.timers[0].c
-		fired = append(fired, c.deadline)
-		c.deadline = time.Time{}
-		s.schedule(c)
-	}
-	for i := 1; i < len(fired); i++ {
-		if fired[i].Before(fired[i-1]) {
-			t.Fatalf("popped %v after %v", fired[i], fired[i-1])
-		}
 	}
 }

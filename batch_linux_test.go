@@ -30,7 +30,7 @@ func sendingShard(t testing.TB, u *net.UDPConn) *shard {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep := newEndpoint(u, set, 1)
+	ep := newEndpoint(u, set, 1, nopOwner{})
 	s := ep.shards[0]
 	if s.bs == nil {
 		t.Fatal("no batch sender on a *net.UDPConn")
@@ -48,7 +48,7 @@ func readingEndpoint(t testing.TB, gro bool) (*endpoint, *Conn, *net.UDPConn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep := newEndpoint(u, set, 1)
+	ep := newEndpoint(u, set, 1, nopOwner{})
 	ep.batch = sockio.NewReader(&ep.sock, gro, maxDatagram, 0)
 	if ep.batch == nil {
 		t.Fatal("no batch reader on a *net.UDPConn")

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"sync"
-	"time"
 )
 
 // Broadcast: one message to many sessions. The message is copied once,
@@ -107,7 +106,7 @@ func (s *Server) broadcast(conns []*Conn, kind byte, arg int, msg []byte) Broadc
 	}
 	var deadline int64
 	if kind == pendSharedReliable {
-		deadline = laneDeadlineOf(set, arg)
+		deadline = laneDeadlineOf(s.ep, arg)
 	}
 	if len(msg) == 0 {
 		return res // an empty message sends nothing, as with Write
@@ -193,11 +192,12 @@ func (c *Conn) nextShared(kind byte) (byte, []byte) {
 	return kind &^ pendShared, m.data
 }
 
-// laneDeadlineOf is Conn.laneDeadline for settings.
-func laneDeadlineOf(set *settings, lane int) int64 {
-	if lane < len(set.lanes) {
-		if d := set.lanes[lane].Deadline; d > 0 {
-			return time.Now().Add(d).UnixNano()
+// laneDeadlineOf is the expiry (endpoint.mono, timebase.go) the lane's
+// default deadline gives a message written now to a session of ep, or 0.
+func laneDeadlineOf(ep *endpoint, lane int) int64 {
+	if lane < len(ep.set.lanes) {
+		if d := ep.set.lanes[lane].Deadline; d > 0 {
+			return ep.expiryIn(d)
 		}
 	}
 	return 0

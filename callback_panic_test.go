@@ -1,35 +1,15 @@
 package uxp
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/uxp-go/uxp/internal/testutil"
 )
-
-// lockedBuffer is a bytes.Buffer safe for a slog handler on several
-// goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // panicServer panics in OnNewConnComing for the sessions panicOn picks.
 type panicServer struct {
@@ -52,7 +32,7 @@ func (s *panicServer) OnNewConnComing(c *Conn) {
 func TestCallbackPanics(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		good, bad := testKeys(t), testKeys(t)
-		var logs lockedBuffer
+		var logs testutil.SyncBuffer
 		srvCfg := &Config{
 			Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 			Identity: IdentityConfig{AuthorizeClient: func(k PublicKey) bool {

@@ -17,6 +17,8 @@ import (
 // own PacketConn) or Dial (which opens a socket), then call Start. All
 // methods are safe for concurrent use.
 type Client struct {
+	dialSide // the endpoint events only a server acts on
+
 	set     *settings
 	handler ConnHandler
 	server  netip.AddrPort
@@ -61,18 +63,8 @@ func NewClient(pc net.PacketConn, server net.Addr, handler ConnHandler, cfg *Con
 		cookieKey: handshake.LabelKey(handshake.CookieLabel, set.serverPublicKey),
 		tr:        newTracer(set.tracer, true),
 	}
-	c.ep = newEndpoint(pc, set, 1)
+	c.ep = newEndpoint(pc, set, 1, c)
 	c.at = newClientAttempt(set, c.ep, ap, handler, &c.tr, &c.cookieKey, &c.hstats)
-	c.ep.onResponse = func(b []byte, from netip.AddrPort) { c.at.takeResponse(b, from) }
-	c.ep.onControl = c.handleControl
-	c.ep.onReadError = c.at.readError
-	c.ep.onConnFreed = func(*Conn) {
-		// The client has nothing left to do once its session ended and
-		// the peer confirmed the close (or draining gave up); stop its
-		// goroutines. This runs on the client's only shard, which must not
-		// wait for itself.
-		c.ep.stopFromShard()
-	}
 	return c, nil
 }
 
@@ -155,16 +147,33 @@ func (c *Client) Start(ctx context.Context) error {
 	return err
 }
 
-// handleControl runs on the read loop for cookie replies and stateless
+// onResponse runs on the read loop.
+func (c *Client) onResponse(b []byte, from netip.AddrPort) bool {
+	c.at.takeResponse(b, from)
+	return true
+}
+
+// onControl runs on the read loop for cookie replies and stateless
 // resets. It owns bp.
-func (c *Client) handleControl(bp *packetBuf, n int, from netip.AddrPort) {
+func (c *Client) onControl(bp *packetBuf, n int, from netip.AddrPort) bool {
 	if bp[0] == wire.MsgReset {
 		c.ep.takeReset(bp, n, from, &c.hstats)
-		return
+		return true
 	}
 	c.at.takeCookie(bp[:n])
 	putPacketBuf(bp)
+	return true
 }
+
+// onReadError runs on the read loop: a client in its handshake fails on
+// the first read error (ICMP port unreachable).
+func (c *Client) onReadError(err error) { c.at.readError(err) }
+
+// onConnFreed runs on the client's only shard once its session left the
+// tables. The client has nothing left to do once its session ended and
+// the peer confirmed the close (or draining gave up); stop its goroutines.
+// The shard must not wait for itself.
+func (c *Client) onConnFreed(*Conn) { c.ep.stopFromShard() }
 
 // Conn returns the session, or nil before Start has succeeded.
 func (c *Client) Conn() *Conn { return c.at.conn.Load() }

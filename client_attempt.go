@@ -2,10 +2,10 @@ package uxp
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -100,12 +100,12 @@ func (a *clientAttempt) dropAnswer(err error) {
 func (a *clientAttempt) newHandshake(index uint32) (*clientHandshake, error) {
 	if index == 0 {
 		var b [4]byte
-		if _, err := rand.Read(b[:]); err != nil {
+		if _, err := io.ReadFull(a.set.rng(), b[:]); err != nil {
 			return nil, err
 		}
 		index = binary.LittleEndian.Uint32(b[:])
 	}
-	hs, err := newClientHandshake(a.set.serverPublicKey, a.set.cipher, a.set.fec, index, time.Now(), rand.Reader, a.set.identity.client(), a.set.hello())
+	hs, err := newClientHandshake(a.set.serverPublicKey, a.set.cipher, a.set.fec, index, time.Now(), a.set.rng(), a.set.identity.client(), a.set.hello())
 	if err != nil {
 		return nil, fmt.Errorf("uxp: handshake: %w", err)
 	}

@@ -110,3 +110,33 @@ func TestStartFailsWhenSessionSetupFails(t *testing.T) {
 		require.Equal(t, uint64(1), p.cli.Stats().Drops.Malformed)
 	})
 }
+
+func TestHandshakeRetransmit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Lose the first two initiations and the first response.
+		var inits, resps atomic.Int32
+		p := newSimPair(t, 10, nil, nil, false)
+		p.net.SetLink(p.cliPC.LocalAddr(), p.srvPC.LocalAddr(), netsim.Impairment{Drop: func(b []byte) bool {
+			return b[0] == msgInitiation && inits.Add(1) <= 2
+		}})
+		p.net.SetLink(p.srvPC.LocalAddr(), p.cliPC.LocalAddr(), netsim.Impairment{Drop: func(b []byte) bool {
+			return b[0] == msgResponse && resps.Add(1) <= 1
+		}})
+		require.NoError(t, p.cli.Start(context.Background()))
+		require.EqualValues(t, 4, inits.Load())
+		require.EqualValues(t, 1, p.srv.Stats().HandshakesCompleted, "a retransmitted initiation is answered from the half-open table, not with a new session")
+	})
+}
+
+func TestStartCancelled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newSimPair(t, 11, nil, nil, false)
+		p.net.SetDefault(netsim.Impairment{Blackhole: true})
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(300*time.Millisecond, cancel)
+		err := p.cli.Start(ctx)
+		require.ErrorIs(t, err, context.Canceled)
+		require.False(t, errors.Is(err, ErrHandshakeFailed))
+		require.ErrorIs(t, p.cli.Start(ctx), ErrConnClosed, "a failed Client is closed")
+	})
+}

@@ -199,36 +199,9 @@ type Config struct {
 	// CloseLinger must not lose data on Close.)
 	CloseLinger time.Duration
 
-	// testDropShard, set only by this package's tests, drops chosen FEC
-	// shards on the way out (after they were counted as sent).
-	testDropShard func(shard []byte) bool
-	// testDropLane, set only by this package's tests, drops chosen lane
-	// frames (data or ACKs; segs are their KCP segments) on the way out.
-	testDropLane func(lane int, segs []byte) bool
-	// testRewriteFrame, tests only: called on the shard with every frame
-	// body before it is sealed, to forge what an authenticated peer may
-	// send.
-	testRewriteFrame func(kind byte, body []byte)
-	// testEagerRekey, tests only: start a rekey whenever none is pending,
-	// without waiting for the previous generation to retire (a peer
-	// flooding rekeys).
-	testEagerRekey bool
-	// testStartCounter, tests only: the first packet counter of every
-	// session (to reach counter exhaustion quickly).
-	testStartCounter uint64
-	// testOnRetire, tests only: called on the shard after a key
-	// generation was zeroed.
-	testOnRetire func(k *keySlot)
-	// testKCPTick, tests only: lanes run KCP's interval tick while any
-	// data is unacknowledged, as before internal/kcpx SendWork (the baseline the
-	// timer-work tests and benchmarks compare with).
-	testKCPTick bool
-	// testKCPAudited, tests only: replaces internal/kcpx's audited kcp-go
-	// versions when not nil (empty: the public-API fallback).
-	testKCPAudited []string
-	// testOldHello, tests only: announce no packet size and no lane
-	// count, as a client from before negotiation.
-	testOldHello bool
+	// hooks holds this package's test-only knobs (hooks.go); nil
+	// outside its tests.
+	hooks *testHooks
 }
 
 // KCPConfig tunes the KCP reliability layer. The zero value is the fast
@@ -326,6 +299,10 @@ func (c *Config) Clone() *Config {
 		cp.ConnectData = append([]byte{}, c.ConnectData...)
 	}
 	cp.Identity.AllowedClientKeys = append([]PublicKey(nil), c.Identity.AllowedClientKeys...)
+	if c.hooks != nil {
+		h := *c.hooks
+		cp.hooks = &h
+	}
 	return &cp
 }
 
@@ -363,10 +340,6 @@ type settings struct {
 	logger           *slog.Logger
 	tracer           *slog.Logger
 	fecGroupDelay    time.Duration
-	testDropShard    func(shard []byte) bool
-	testDropLane     func(lane int, segs []byte) bool
-	testRewriteFrame func(kind byte, body []byte)
-	testEagerRekey   bool
 	lanes            []LaneConfig // at least one
 	connectData      []byte       // nil: none (the plain initiation)
 	minPacket        int          // the smallest packet size MaxMessageSize fits (negotiate.go)
@@ -377,11 +350,7 @@ type settings struct {
 	rekeyAfterTime    time.Duration // <= 0: disabled
 	rekeyAfterPackets int64         // <= 0: disabled
 	closeLinger       time.Duration // < 0: abort at once
-	testStartCounter  uint64
-	testOnRetire      func(k *keySlot)
-	testKCPTick       bool
-	testKCPAudited    []string
-	testOldHello      bool
+	hooks             testHooks     // zero: none (hooks.go)
 }
 
 func pick[T int | int64 | time.Duration](v, def T) T {
@@ -415,20 +384,14 @@ func (c *Config) resolve() (*settings, error) {
 		socketBuffer:     pick(c.SocketBufferBytes, defaultSocketBuffer),
 		logger:           c.Logger,
 		tracer:           c.Tracer,
-		testDropShard:    c.testDropShard,
-		testDropLane:     c.testDropLane,
-		testRewriteFrame: c.testRewriteFrame,
-		testEagerRekey:   c.testEagerRekey,
 		lanes:            append([]LaneConfig(nil), c.Lanes...),
 
 		rekeyAfterTime:    pick(c.RekeyAfterTime, defaultRekeyAfterTime),
 		rekeyAfterPackets: pick(c.RekeyAfterPackets, defaultRekeyAfterPackets),
 		closeLinger:       pick(c.CloseLinger, defaultCloseLinger),
-		testStartCounter:  c.testStartCounter,
-		testOnRetire:      c.testOnRetire,
-		testKCPTick:       c.testKCPTick,
-		testKCPAudited:    c.testKCPAudited,
-		testOldHello:      c.testOldHello,
+	}
+	if c.hooks != nil {
+		s.hooks = *c.hooks
 	}
 	if len(s.lanes) == 0 {
 		s.lanes = []LaneConfig{{}}

@@ -78,7 +78,7 @@ type connFixed struct {
 // connPosted is what other goroutines post to the shard; guarded by mu.
 type connPosted struct {
 	mu        sync.Mutex
-	pend      []byte // queued messages, each as u32 length + bytes
+	pend      []byte // queued messages, each behind a pend header (pendHeaderSize)
 	pendBytes int
 	closeReq  bool
 	// closeCode and closeReason are what the close frame will carry
@@ -97,7 +97,7 @@ type connShared struct {
 	remote  atomic.Pointer[net.UDPAddr] // for RemoteAddr; remoteAP is the shard's copy
 
 	kcpQueued atomic.Int64 // estimate of bytes inside KCP
-	// overloadAt is when (unix ns) the read loop last dropped a datagram
+	// overloadAt is when (endpoint.mono) the read loop last dropped a datagram
 	// of this session because its worker was saturated: the idle timer
 	// counts it as heard (overloadHeard). Written by the read loop.
 	overloadAt atomic.Int64
@@ -205,7 +205,7 @@ func newSession(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fe
 		},
 		connShard: connShard{heapIndex: -1, remoteAP: remote},
 	}
-	c.sendCounter = set.testStartCounter
+	c.sendCounter = set.hooks.startCounter
 	if err := c.initKeys(keys, now); err != nil {
 		return nil, err
 	}
@@ -261,8 +261,9 @@ func (c *Conn) Write(msg []byte) (int, error) {
 }
 
 // Kinds of queued writes, and the header each has in Conn.pend:
-// u32 length | u8 kind | u8 lane or channel | i64 deadline (unix ns, 0 =
-// none), then the message.
+// u32 length | u8 kind | u8 lane or channel | i64 expiry (endpoint.mono,
+// nanoseconds since the endpoint's epoch, timebase.go; 0 = none), then the
+// message.
 const (
 	pendReliable byte = iota
 	pendDatagram

@@ -360,9 +360,7 @@ func (c *Conn) free() {
 		c.ep.draining.Add(-1)
 	}
 	close(c.freed)
-	if c.ep.onConnFreed != nil {
-		c.ep.onConnFreed(c)
-	}
+	c.ep.owner.onConnFreed(c)
 }
 
 // terminate ends the session once: it tells the peer (if notify) with
@@ -418,9 +416,7 @@ func (c *Conn) terminate(err error, code uint16, reason string, notify bool) {
 	if announced {
 		c.callClosed(err)
 	}
-	if c.ep.onConnClosed != nil {
-		c.ep.onConnClosed(c, err, announced)
-	}
+	c.ep.owner.onConnClosed(c, err, announced)
 	// Last, so that whoever waits on Done sees the callbacks' effects.
 	close(c.done)
 }

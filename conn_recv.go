@@ -137,26 +137,22 @@ func (c *Conn) open(b []byte) ([]byte, *keySlot, bool) {
 // establish promotes a server session once the client proved it holds the
 // keys, and announces it.
 func (c *Conn) establish(now time.Time) {
-	if c.ep.onAdmit != nil {
-		if code := c.ep.onAdmit(c); code != CloseNormal {
-			// The server filled up, or began to shut down, while this
-			// session was half-open. Tell the client (it sees a
-			// *CloseError with the code) and end the session unannounced.
-			c.sendFrame(wire.FrameClose, c.appendCloseFrame(nil, code, ""))
-			err := ErrServerFull
-			if code == CloseServerShutdown {
-				err = ErrServerShuttingDown
-			}
-			c.terminate(err, code, "", false)
-			return
+	if code := c.ep.owner.onAdmit(c); code != CloseNormal {
+		// The server filled up, or began to shut down, while this
+		// session was half-open. Tell the client (it sees a
+		// *CloseError with the code) and end the session unannounced.
+		c.sendFrame(wire.FrameClose, c.appendCloseFrame(nil, code, ""))
+		err := ErrServerFull
+		if code == CloseServerShutdown {
+			err = ErrServerShuttingDown
 		}
+		c.terminate(err, code, "", false)
+		return
 	}
 	c.state = stateEstablished
 	c.hb.received(now)
 	c.tr.established(c.id, c.remoteAP)
-	if c.ep.onEstablished != nil {
-		c.ep.onEstablished(c)
-	}
+	c.ep.owner.onEstablished(c)
 	if c.state == stateEstablished {
 		c.callReady()
 	}

@@ -130,7 +130,7 @@ func (c *Conn) sendFrameTo(kind byte, hdr, body []byte, to netip.AddrPort) int {
 		c.exhausted = true
 		return 0
 	}
-	if f := c.ep.set.testRewriteFrame; f != nil {
+	if f := c.ep.set.hooks.rewriteFrame; f != nil {
 		f(kind, body)
 	}
 	s := c.shard

@@ -49,7 +49,8 @@ import (
 // from now. If the peer has not received it by then (as far as this side
 // can tell from the RTT), it is abandoned: it is not sent again, and the
 // peer skips it without holding back later messages. d must be positive;
-// otherwise WriteWithDeadline returns ErrBadDeadline.
+// otherwise WriteWithDeadline returns ErrBadDeadline. d runs on the
+// monotonic clock: a step of the wall clock (NTP) does not move it.
 func (c *Conn) WriteWithDeadline(msg []byte, d time.Duration) (int, error) {
 	return c.WriteLaneWithDeadline(0, msg, d)
 }
@@ -63,7 +64,7 @@ func (c *Conn) WriteLaneWithDeadline(lane int, msg []byte, d time.Duration) (int
 	if d <= 0 {
 		return 0, ErrBadDeadline
 	}
-	return c.write(pendReliable, lane, time.Now().Add(d).UnixNano(), msg)
+	return c.write(pendReliable, lane, c.ep.expiryIn(d), msg)
 }
 
 // skipMarkerCopies is how many times the skip markers of a lapsed message
@@ -75,13 +76,15 @@ const skipMarkerCopies = 2
 // delay; half the RTT variation covers jitter.
 func (c *Conn) expiryMargin() time.Duration { return c.hb.srtt/2 + c.hb.rttvar/2 }
 
-// peerDeadline converts a deadline (unix ns) to the peer's clock, in
-// microseconds, for the lane message header; 0 when no estimate exists yet.
+// peerDeadline converts an expiry (endpoint.mono, timebase.go) to the
+// peer's clock, in microseconds, for the lane message header; 0 when no
+// estimate exists yet. It is the one place a local instant becomes a peer
+// time.
 func (c *Conn) peerDeadline(expiry int64) uint64 {
 	if c.peerAt.IsZero() || c.hb.srtt <= 0 {
 		return 0
 	}
-	peer := int64(c.peerTS) + int64(time.Unix(0, expiry).Sub(c.peerAt)) + int64(c.hb.srtt/2)
+	peer := int64(c.peerTS) + int64(c.ep.monoTime(expiry).Sub(c.peerAt)) + int64(c.hb.srtt/2)
 	if peer <= 0 {
 		return 0
 	}
@@ -90,7 +93,7 @@ func (c *Conn) peerDeadline(expiry int64) uint64 {
 
 // expireLanes lapses every message whose deadline can no longer be met.
 func (c *Conn) expireLanes(now time.Time) {
-	cut := now.Add(c.expiryMargin()).UnixNano()
+	cut := c.ep.mono(now.Add(c.expiryMargin()))
 	for _, l := range c.lanes {
 		if l.minExpiry == 0 || l.minExpiry > cut {
 			continue

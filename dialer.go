@@ -27,6 +27,8 @@ import (
 // runs a new handshake (at most dialIDRetries times). All methods are safe
 // for concurrent use.
 type Dialer struct {
+	dialSide // the endpoint events only a server acts on
+
 	set       *settings
 	ep        *endpoint
 	tr        tracer
@@ -81,9 +83,7 @@ func NewDialer(pc net.PacketConn, cfg *Config) (*Dialer, error) {
 		tr:        newTracer(set.tracer, true),
 		attempts:  make(map[uint32]*clientAttempt),
 	}
-	d.ep = newEndpoint(pc, set, set.workers)
-	d.ep.onResponse = d.handleResponse
-	d.ep.onControl = d.handleControl
+	d.ep = newEndpoint(pc, set, set.workers, d)
 	d.ep.batchRead = true // many sessions share the socket: read in batches, as a server does
 	return d, nil
 }
@@ -165,22 +165,23 @@ func (d *Dialer) attempt(index uint32) *clientAttempt {
 	return a
 }
 
-// handleResponse runs on the read loop.
-func (d *Dialer) handleResponse(b []byte, from netip.AddrPort) {
+// onResponse runs on the read loop.
+func (d *Dialer) onResponse(b []byte, from netip.AddrPort) bool {
 	a := d.attempt(wire.ResponseHeader(b).ReceiverIndex())
 	if a == nil {
 		d.ep.drops.malformed.Add(1) // no such handshake in progress
-		return
+		return true
 	}
 	a.takeResponse(b, from)
+	return true
 }
 
-// handleControl runs on the read loop for cookie replies and stateless
+// onControl runs on the read loop for cookie replies and stateless
 // resets. It owns bp.
-func (d *Dialer) handleControl(bp *packetBuf, n int, from netip.AddrPort) {
+func (d *Dialer) onControl(bp *packetBuf, n int, from netip.AddrPort) bool {
 	if bp[0] == wire.MsgReset {
 		d.ep.takeReset(bp, n, from, &d.hstats)
-		return
+		return true
 	}
 	if a := d.attempt(wire.ResponseHeader(bp[:]).SessionID()); a != nil && n >= 8 { // a cookie reply: the sender index
 		a.takeCookie(bp[:n])
@@ -188,6 +189,7 @@ func (d *Dialer) handleControl(bp *packetBuf, n int, from netip.AddrPort) {
 		d.ep.drops.malformed.Add(1)
 	}
 	putPacketBuf(bp)
+	return true
 }
 
 // Close closes every session (messages already written are still

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -15,41 +14,6 @@ import (
 
 	"github.com/uxp-go/uxp/internal/netsim"
 )
-
-// dialerNet is servers and a Dialer on one netsim network, inside a
-// synctest bubble.
-type dialerNet struct {
-	net     *netsim.Network
-	keys    KeyPair
-	servers []*Server
-	addrs   []net.Addr
-	d       *Dialer
-}
-
-func newDialerNet(t *testing.T, seed uint64, servers int, imp netsim.Impairment, cfg *Config) *dialerNet {
-	t.Helper()
-	n := &dialerNet{net: netsim.NewNetwork(seed), keys: testKeys(t)}
-	t.Cleanup(func() { n.net.Close() })
-	n.net.SetDefault(imp)
-	for i := range servers {
-		pc, err := n.net.Listen(fmt.Sprintf("10.0.1.%d:4000", i+1))
-		require.NoError(t, err)
-		srv, err := NewServer(pc, echoServer{}, &Config{PrivateKey: n.keys.Private})
-		require.NoError(t, err)
-		require.NoError(t, srv.Start())
-		t.Cleanup(func() { srv.Close() })
-		n.servers = append(n.servers, srv)
-		n.addrs = append(n.addrs, pc.LocalAddr())
-	}
-	pc, err := n.net.Listen("10.0.2.1:5000")
-	require.NoError(t, err)
-	cfg = cfg.Clone()
-	cfg.ServerPublicKey = n.keys.Public
-	n.d, err = NewDialer(pc, cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { n.d.Close() })
-	return n
-}
 
 // TestDialerManySessions: 300 sessions to two servers over one socket,
 // dialled concurrently, each echoing its own messages over a lossy link;

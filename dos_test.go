@@ -3,7 +3,6 @@ package uxp
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"net"
 	"testing"
 	"testing/synctest"
@@ -113,23 +112,6 @@ func TestHandshakeFloodCookieMode(t *testing.T) {
 	})
 }
 
-// byteCounter records what one netsim endpoint receives.
-func drainBytes(t testing.TB, pc net.PacketConn) (n, packets int) {
-	t.Helper()
-	buf := make([]byte, maxDatagram)
-	for {
-		require.NoError(t, pc.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
-		k, _, err := pc.ReadFrom(buf)
-		if err != nil {
-			var ne net.Error
-			require.True(t, errors.As(err, &ne) && ne.Timeout(), "read: %v", err)
-			return n, packets
-		}
-		n += k
-		packets++
-	}
-}
-
 // TestSpoofedSourceNoAmplification sends, from a spoofed victim address,
 // everything that makes the server answer an unvalidated address: valid
 // initiations (NK and IK, new and retransmitted), initiations with a
@@ -173,77 +155,6 @@ func TestSpoofedSourceNoAmplification(t *testing.T) {
 			}
 		})
 	}
-}
-
-// restartServer simulates a crash: the server's packets stop reaching the
-// client, the server goes away without telling anyone, and a new one
-// starts on the same address with the same key.
-func (p *simPair) restartServer(t testing.TB, link netsim.Impairment) {
-	t.Helper()
-	addr := p.srvPC.LocalAddr()
-	p.net.SetLink(addr, p.cliPC.LocalAddr(), netsim.Impairment{Loss: 1})
-	require.NoError(t, p.srv.Close())
-	p.net.SetLink(addr, p.cliPC.LocalAddr(), link)
-	var err error
-	p.srvPC, err = p.net.Listen(addr.String())
-	require.NoError(t, err)
-	p.srvH = &recordServer{}
-	p.srv, err = NewServer(p.srvPC, p.srvH, p.srvCfg)
-	require.NoError(t, err)
-	require.NoError(t, p.srv.Start())
-	t.Cleanup(func() { p.srv.Close() })
-}
-
-// TestStatelessReset restarts the server (same address, same key) under a
-// live session. The next packet the client sends gets a stateless reset
-// and the client learns within about one round trip, instead of at its
-// idle timeout.
-func TestStatelessReset(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		const oneWay = 20 * time.Millisecond
-		p := newSimPair(t, 5, nil, nil, false)
-		p.net.SetDefault(netsim.Impairment{Delay: oneWay})
-		require.NoError(t, p.cli.Start(context.Background()))
-		conn := p.cli.Conn()
-		_, err := conn.Write([]byte("before"))
-		require.NoError(t, err)
-		time.Sleep(200 * time.Millisecond)
-
-		p.restartServer(t, netsim.Impairment{Delay: oneWay})
-
-		// A forged reset (wrong token) is ignored.
-		id := conn.ID()
-		forged := [resetSize]byte{}
-		putReset(&forged, id, &[resetTokenSize]byte{1})
-		p.net.Inject(p.srvPC.LocalAddr(), p.cliPC.LocalAddr(), forged[:])
-		time.Sleep(10 * time.Millisecond)
-		require.NoError(t, conn.Err(), "a reset with the wrong token does nothing")
-		require.Equal(t, uint64(1), p.cli.Stats().Drops.AuthFailed)
-
-		start := time.Now()
-		_, err = conn.Write([]byte("after the restart"))
-		require.NoError(t, err)
-		<-conn.Done()
-		took := time.Since(start)
-		t.Logf("client learned of the reset after %v (RTT %v, idle timeout %v)", took, 2*oneWay, defaultIdleTimeout)
-		require.ErrorIs(t, conn.Err(), ErrStatelessReset)
-		require.ErrorIs(t, conn.Err(), net.ErrClosed)
-		require.GreaterOrEqual(t, took, 2*oneWay)
-		require.LessOrEqual(t, took, 2*oneWay+5*time.Millisecond, "within about one round trip")
-		require.Equal(t, uint64(1), p.cli.Stats().Handshake.ResetsReceived)
-		require.GreaterOrEqual(t, p.srv.Stats().Handshake.ResetsSent, uint64(1))
-		_, _, closed := p.cliH.snapshot()
-		require.Len(t, closed, 1)
-		require.ErrorIs(t, closed[0], ErrStatelessReset)
-
-		// The server never answers a reset.
-		before := p.srv.Stats()
-		p.net.Inject(p.cliPC.LocalAddr(), p.srvPC.LocalAddr(), forged[:])
-		time.Sleep(100 * time.Millisecond)
-		after := p.srv.Stats()
-		require.Equal(t, before.Handshake.ResetsSent, after.Handshake.ResetsSent)
-		require.Equal(t, before.Drops.Malformed+1, after.Drops.Malformed)
-	})
 }
 
 // TestSpoofedFloodKeepsClientBudget floods the server, under load, with

@@ -1,9 +1,9 @@
 package uxp
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -26,7 +26,7 @@ type endpoint struct {
 	pc    net.PacketConn
 	sock  sockio.Socket // pc: reads and writes (allocation-free on a *net.UDPConn)
 	log   *slog.Logger
-	epoch time.Time // origin of heartbeat echo values
+	epoch time.Time // origin of the int64 time base (timebase.go) and of the clock in pings and pongs
 
 	shards []*shard
 	table  sessionTable
@@ -41,25 +41,10 @@ type endpoint struct {
 	closes    closeCounters     // sessions ended, by close reason (close_stats.go)
 	unhandled unhandledCounters // messages no handler method took (unhandled.go)
 
-	// Set by the owner before start. Called on the read loop.
-	onInitiation func(bp *packetBuf, n int, from netip.AddrPort)
-	onResponse   func(b []byte, from netip.AddrPort)
-	// onControl (client) gets cookie replies and stateless resets and
-	// takes ownership of bp. onUnknownSession (server) sees transport
-	// packets for unknown session IDs, to answer with a stateless reset.
-	onControl        func(bp *packetBuf, n int, from netip.AddrPort)
-	onUnknownSession func(b []byte, from netip.AddrPort)
-	// onReadError (client) sees read errors that do not end the endpoint,
-	// such as ECONNREFUSED from an ICMP port unreachable.
-	onReadError func(err error)
-	// Called on a shard goroutine, no lock held.
-	onAdmit       func(c *Conn) uint16 // server: a close code other than CloseNormal refuses a confirmed session
-	onEstablished func(c *Conn)        // server: announce the session
-	onConnClosed  func(c *Conn, err error, announced bool)
-	// onConnFreed runs on the shard once an ended session left the
-	// tables: at once, or after draining.
-	onConnFreed func(c *Conn)
-	draining    atomic.Int64 // sessions draining
+	// owner is the Server, Client or Dialer that runs this endpoint; the
+	// read loop and the shards call up into it (endpoint_owner.go).
+	owner    endpointOwner
+	draining atomic.Int64 // sessions draining
 
 	closing    chan struct{}
 	closeOnce  sync.Once // closes closing
@@ -75,9 +60,10 @@ type endpoint struct {
 	staged     []*inboundBatch // per shard: datagrams of the current read; read loop only
 }
 
-func newEndpoint(pc net.PacketConn, set *settings, workers int) *endpoint {
+func newEndpoint(pc net.PacketConn, set *settings, workers int, owner endpointOwner) *endpoint {
 	ep := &endpoint{
 		set:     set,
+		owner:   owner,
 		pc:      pc,
 		log:     set.logger,
 		epoch:   time.Now(),
@@ -109,9 +95,8 @@ func (ep *endpoint) start() bool {
 		return false
 	}
 	ep.running = true
-	if ep.onInitiation != nil || ep.batchRead {
-		// Only servers (the owners that take initiations) and Dialers
-		// read in batches, with GRO: the batch reader's 512 KiB of slots
+	if ep.batchRead {
+		// Only servers and Dialers read in batches, with GRO: the batch reader's 512 KiB of slots
 		// is too much for each of many Clients, a Client receives little,
 		// and a server or a Dialer is where many flows, and many packets
 		// of one flow, meet.
@@ -255,9 +240,7 @@ func (ep *endpoint) readFailed(err error) (bool, error) {
 	// the whole endpoint down; a client in its handshake fails on the
 	// first (onReadError).
 	ep.log.Debug("uxp: read error", "err", err)
-	if ep.onReadError != nil {
-		ep.onReadError(err)
-	}
+	ep.owner.onReadError(err)
 	select {
 	case <-ep.closing:
 		return true, nil
@@ -282,28 +265,23 @@ func (ep *endpoint) dispatch(bp *packetBuf, n int, from netip.AddrPort) {
 		c := ep.table.get(h.receiver())
 		if c == nil {
 			ep.drops.unknownSession.Add(1)
-			if ep.onUnknownSession != nil {
-				ep.onUnknownSession(bp[:n], from)
-			}
+			ep.owner.onUnknownSession(bp[:n], from)
 			break
 		}
 		ep.stage(c, bp, n, from) // handed to the shard after this read
 		return
 	case wire.MsgInitiation:
-		if ep.onInitiation != nil {
-			ep.onInitiation(bp, n, from)
+		if ep.owner.onInitiation(bp, n, from) {
 			return
 		}
 		ep.drops.malformed.Add(1)
 	case wire.MsgCookieReply, wire.MsgReset:
-		if ep.onControl != nil {
-			ep.onControl(bp, n, from)
+		if ep.owner.onControl(bp, n, from) {
 			return
 		}
 		ep.drops.malformed.Add(1)
 	case wire.MsgResponse:
-		if ep.onResponse != nil {
-			ep.onResponse(bp[:n], from)
+		if ep.owner.onResponse(bp[:n], from) {
 			break
 		}
 		ep.drops.malformed.Add(1)
@@ -327,11 +305,12 @@ func (t *sessionTable) get(id uint32) *Conn {
 	return c
 }
 
-// reserve picks a random, unused, non-zero session ID from crypto/rand.
-func (t *sessionTable) reserve() (uint32, error) {
+// reserve picks a random, unused, non-zero session ID from rng
+// (crypto/rand outside tests: settings.rng).
+func (t *sessionTable) reserve(rng io.Reader) (uint32, error) {
 	var b [4]byte
 	for {
-		if _, err := rand.Read(b[:]); err != nil {
+		if _, err := io.ReadFull(rng, b[:]); err != nil {
 			return 0, err
 		}
 		id := binary.LittleEndian.Uint32(b[:])

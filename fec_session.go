@@ -169,7 +169,7 @@ func (c *Conn) emitShard(shard []byte) {
 		c.traffic.fecDataOut.Add(1)
 		c.shard.traffic.fecDataOut.Add(1)
 	}
-	if h := c.ep.set.testDropShard; h != nil && h(shard) {
+	if h := c.ep.set.hooks.dropShard; h != nil && h(shard) {
 		return
 	}
 	c.sendFrame(wire.FrameFEC, shard)

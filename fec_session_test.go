@@ -19,7 +19,7 @@ func TestFECRepairsWithoutRetransmission(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fecCfg := FECConfig{DataShards: 10, ParityShards: 3}
 		cli := &Config{FEC: fecCfg}
-		cli.testDropShard = func(shard []byte) bool {
+		hooksOf(cli).dropShard = func(shard []byte) bool {
 			switch shard[4] { // the shard's index in its group
 			case 1, 6, 11:
 				return true

@@ -5,25 +5,12 @@ import (
 	"context"
 	"math/rand/v2"
 	"net"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
-
-// settledMemory returns the live heap and goroutine count once garbage and
-// pooled buffers are gone: two GCs empty a sync.Pool.
-func settledMemory() (heap uint64, goroutines int) {
-	var ms runtime.MemStats
-	for range 3 {
-		runtime.GC()
-		time.Sleep(20 * time.Millisecond) // let exiting goroutines finish
-	}
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc, runtime.NumGoroutine()
-}
 
 // TestGarbageFlood sends 100,000 garbage datagrams as fast as possible to a
 // real server socket on 127.0.0.1 while an established session keeps
@@ -139,20 +126,4 @@ func TestGarbageFlood(t *testing.T) {
 	require.Positive(t, st.Drops.AuthFailed, "forged packets for the live session reach the AEAD and are counted")
 	require.Positive(t, st.Drops.UnknownSession)
 	require.Positive(t, st.Drops.Malformed)
-}
-
-// waitEcho waits until h has received n messages.
-func waitEcho(t *testing.T, h *recordConn, n int, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if _, msgs, _ := h.snapshot(); len(msgs) >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			_, msgs, _ := h.snapshot()
-			t.Fatalf("got %d of %d messages", len(msgs), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

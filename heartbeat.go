@@ -182,7 +182,9 @@ func (h *heartbeat) pong(sent, now time.Time) {
 //
 // The codecs are wire.Ping and wire.Pong.
 
-func (c *Conn) clock(now time.Time) uint64 { return uint64(now.Sub(c.ep.epoch)) }
+// clock is this side's clock on the wire: nanoseconds since the endpoint's
+// epoch (endpoint.mono, timebase.go).
+func (c *Conn) clock(now time.Time) uint64 { return uint64(c.ep.mono(now)) }
 
 func (c *Conn) sendPing(now time.Time) {
 	ts := c.clock(now)

@@ -90,7 +90,7 @@ func TestRTTPoisoning(t *testing.T) {
 		}
 		var next atomic.Int32 // attacks done; the hook runs on the client's shard
 		honest := true
-		cliCfg := &Config{testRewriteFrame: func(kind byte, b []byte) {
+		cliCfg := &Config{hooks: &testHooks{rewriteFrame: func(kind byte, b []byte) {
 			if kind != framePing || binary.LittleEndian.Uint64(b[8:]) == 0 {
 				return
 			}
@@ -101,7 +101,7 @@ func TestRTTPoisoning(t *testing.T) {
 			}
 			attacks[n].forge(b)
 			next.Add(1)
-		}}
+		}}}
 		p := newSimPair(t, 41, nil, cliCfg, false)
 		p.net.SetDefault(netsim.Impairment{Delay: oneWay})
 		require.NoError(t, p.cli.Start(t.Context()))
@@ -132,4 +132,27 @@ func TestRTTPoisoning(t *testing.T) {
 		require.NoError(t, srv.Err(), "the session survived")
 		require.Equal(t, 6, malformed)
 	})
+}
+
+func TestHeartbeat(t *testing.T) {
+	t0 := time.Unix(100, 0)
+	h := newHeartbeat(3*time.Second, 10*time.Second, true, t0)
+	require.True(t, h.pingDue(t0), "the first ping goes at once")
+	require.False(t, h.pingDue(t0.Add(100*time.Millisecond)))
+	require.True(t, h.pingDue(t0.Add(confirmInterval)), "unconfirmed: re-ping quickly")
+	h.pong(t0.Add(confirmInterval), t0.Add(confirmInterval+20*time.Millisecond))
+	require.Equal(t, 20*time.Millisecond, h.srtt)
+	require.False(t, h.pingDue(t0.Add(time.Second)))
+	require.True(t, h.pingDue(t0.Add(confirmInterval+3*time.Second)))
+	require.False(t, h.idleExpired(t0.Add(9*time.Second)))
+	require.True(t, h.idleExpired(t0.Add(10*time.Second)))
+	h.received(t0.Add(9 * time.Second))
+	require.False(t, h.idleExpired(t0.Add(10*time.Second)))
+	idle := newHeartbeat(0, 10*time.Second, false, t0.Add(9*time.Second))
+	require.Equal(t, t0.Add(19*time.Second), idle.deadline())
+
+	srv := newHeartbeat(3*time.Second, -1, false, t0)
+	require.False(t, srv.pingDue(t0.Add(time.Hour)), "servers never ping")
+	require.False(t, srv.idleExpired(t0.Add(time.Hour)), "negative idle timeout never expires")
+	require.True(t, srv.deadline().IsZero())
 }

@@ -79,7 +79,7 @@ func TestHotPathZeroAlloc(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ep := newEndpoint(nullPacketConn{}, set, 2)
+		ep := newEndpoint(nullPacketConn{}, set, 2, nopOwner{})
 		c := &Conn{connFixed: connFixed{id: 9, ep: ep}, connShard: connShard{heapIndex: -1}}
 		c.shard = ep.shardFor(c.id)
 		ep.table.set(c.id, c)

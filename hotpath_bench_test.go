@@ -156,7 +156,7 @@ func newBenchRound(tb testing.TB, size int) *benchRound {
 		return pc
 	}
 	pa, pb := listen(), listen()
-	epA, epB := newEndpoint(pa, set, 1), newEndpoint(pb, set, 1)
+	epA, epB := newEndpoint(pa, set, 1, nopOwner{}), newEndpoint(pb, set, 1, nopOwner{})
 	// B reads as a server does (recvmmsg with GRO on Linux), A as a
 	// client does (one datagram per call): both read paths are measured.
 	epB.batch = sockio.NewReader(&epB.sock, true, maxDatagram, 0)
@@ -217,15 +217,3 @@ func (r *benchRound) round(tb testing.TB) {
 		tb.Fatalf("message not acknowledged: %d segments waiting", w)
 	}
 }
-
-// nullPacketConn is a PacketConn that accepts and discards writes; reads
-// fail. It lets an endpoint exist without a socket.
-type nullPacketConn struct{}
-
-func (nullPacketConn) ReadFrom([]byte) (int, net.Addr, error)    { return 0, nil, net.ErrClosed }
-func (nullPacketConn) WriteTo(b []byte, _ net.Addr) (int, error) { return len(b), nil }
-func (nullPacketConn) Close() error                              { return nil }
-func (nullPacketConn) LocalAddr() net.Addr                       { return &net.UDPAddr{} }
-func (nullPacketConn) SetDeadline(time.Time) error               { return nil }
-func (nullPacketConn) SetReadDeadline(time.Time) error           { return nil }
-func (nullPacketConn) SetWriteDeadline(time.Time) error          { return nil }

@@ -2,53 +2,12 @@ package uxp
 
 import (
 	"context"
-	"net"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
-
-// recordingPC records every datagram written through it.
-type recordingPC struct {
-	net.PacketConn
-	mu      sync.Mutex
-	written [][]byte
-}
-
-func (r *recordingPC) WriteTo(p []byte, addr net.Addr) (int, error) {
-	r.mu.Lock()
-	r.written = append(r.written, append([]byte(nil), p...))
-	r.mu.Unlock()
-	return r.PacketConn.WriteTo(p, addr)
-}
-
-func (r *recordingPC) first(kind byte) []byte {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, b := range r.written {
-		if len(b) > 0 && b[0] == kind {
-			return b
-		}
-	}
-	return nil
-}
-
-// addClient starts another client of p's server from addr.
-func (p *simPair) addClient(t testing.TB, addr string, cfg *Config) (*Client, *recordingPC, error) {
-	t.Helper()
-	pc, err := p.net.Listen(addr)
-	require.NoError(t, err)
-	rec := &recordingPC{PacketConn: pc}
-	cfg = cfg.Clone()
-	cfg.ServerPublicKey = p.keys.Public
-	c, err := NewClient(rec, p.srvPC.LocalAddr(), nil, cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	return c, rec, c.Start(context.Background())
-}
 
 func TestClientIdentity(t *testing.T) {
 	allowed, unknown := testKeys(t), testKeys(t)
@@ -174,25 +133,6 @@ func TestNKInitiationReplay(t *testing.T) {
 		st = p.srv.Stats()
 		require.Equal(t, 0, st.HalfOpen, "the replayed half-open session expired")
 		require.Equal(t, uint64(1), st.SessionsAccepted, "and was never announced")
-	})
-}
-
-func TestMaxSessions(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		p := newSimPair(t, 8, &Config{MaxSessions: 1}, nil, true)
-		time.Sleep(50 * time.Millisecond)
-		_, _, err := p.addClient(t, "10.0.0.3:5000", nil)
-		require.ErrorIs(t, err, ErrServerFull)
-		st := p.srv.Stats()
-		require.Equal(t, uint64(1), st.Handshake.RefusedFull)
-		require.Equal(t, 1, st.Sessions)
-		require.Equal(t, 0, st.HalfOpen)
-
-		// Room again once the first session has gone.
-		require.NoError(t, p.cli.Close())
-		time.Sleep(100 * time.Millisecond)
-		_, _, err = p.addClient(t, "10.0.0.4:5000", nil)
-		require.NoError(t, err)
 	})
 }
 

@@ -14,7 +14,7 @@ import (
 )
 
 // TestKCPFallback: with internal/kcpx's audited kcp-go versions emptied
-// (the testKCPAudited hook), both ends run kcp-go's public API: a session
+// (the kcpAudited hook), both ends run kcp-go's public API: a session
 // pair still exchanges every message both ways, small and fragmented,
 // over a lossy link; both endpoints log the warning and report
 // KCPFastPath false. With the audited list, KCPFastPath is true and
@@ -27,7 +27,7 @@ func TestKCPFallback(t *testing.T) {
 				srvCfg := &Config{Logger: slog.New(slog.NewTextHandler(&srvLog, nil))}
 				cliCfg := &Config{Logger: slog.New(slog.NewTextHandler(&cliLog, nil))}
 				if fallback {
-					srvCfg.testKCPAudited, cliCfg.testKCPAudited = []string{}, []string{}
+					hooksOf(srvCfg).kcpAudited, hooksOf(cliCfg).kcpAudited = []string{}, []string{}
 				}
 				p := newSimPair(t, 17, srvCfg, cliCfg, false)
 				p.srvH.newConn = func() *recordConn { r := newRecordConn(); r.echo = true; return r }

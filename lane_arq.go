@@ -77,7 +77,7 @@ func (c *Conn) laneKCPOutput(l *lane) func([]byte, int) {
 // laneOutput frames a lane's segments: frame type 1 for lane 0, frame type
 // 10 with the lane byte for the others.
 func (c *Conn) laneOutput(l *lane, segs []byte, viaFEC bool) {
-	if h := c.ep.set.testDropLane; h != nil && h(l.id, segs) {
+	if h := c.ep.set.hooks.dropLane; h != nil && h(l.id, segs) {
 		return
 	}
 	// Segments without data (ACKs, window probes and answers) bypass FEC:

@@ -52,10 +52,10 @@ func (c *Conn) laneTrimDeadline(l *lane, now time.Time) time.Time {
 		l.trimAt = 0
 		return time.Time{}
 	}
-	ms := uint32(now.UnixMilli())
+	ms := uint32(c.ep.mono(now) / int64(time.Millisecond)) // mod 2^32, compared by wrapping difference
 	wait := time.Duration(int32(l.trimAt-ms)) * time.Millisecond
 	if l.trimAt == 0 || wait > kcpTrimDelay {
-		// Not armed yet (or the clock stepped back): arm.
+		// Not armed yet (or the millisecond count wrapped): arm.
 		l.trimAt = max(1, ms+uint32(kcpTrimDelay/time.Millisecond))
 		return now.Add(kcpTrimDelay)
 	}

@@ -113,7 +113,7 @@ type laneCounters struct {
 
 // laneMsg is one reliable message waiting in a lane's backlog.
 type laneMsg struct {
-	expiry int64 // unix ns after which it is abandoned; 0 = never
+	expiry int64 // endpoint.mono after which it is abandoned; 0 = never
 	data   []byte
 	skip   bool // abandoned before it was admitted: send a skip marker
 }
@@ -250,13 +250,10 @@ func (c *Conn) WriteLane(lane int, msg []byte) (int, error) {
 	return c.write(pendReliable, lane, c.laneDeadline(lane), msg)
 }
 
-// laneDeadline is the absolute deadline (unix ns) the lane's default gives
-// a message written now, or 0.
+// laneDeadline is the expiry (endpoint.mono, timebase.go) the lane's
+// default gives a message written now, or 0.
 func (c *Conn) laneDeadline(lane int) int64 {
-	if d := c.ep.set.lanes[lane].Deadline; d > 0 {
-		return time.Now().Add(d).UnixNano()
-	}
-	return 0
+	return laneDeadlineOf(c.ep, lane)
 }
 
 // enqueueLane takes a written message on the shard, in pump. When no lane
@@ -481,7 +478,7 @@ func (c *Conn) lanesDeadline(now time.Time) time.Time {
 			}
 		}
 		if l.minExpiry != 0 {
-			d = earlier(d, time.Unix(0, l.minExpiry).Add(-margin))
+			d = earlier(d, c.ep.monoTime(l.minExpiry).Add(-margin))
 		}
 		d = earlier(d, l.probe.at)
 		d = earlier(d, l.wnd.at)
@@ -509,10 +506,10 @@ func (c *Conn) laneStats() []LaneStats {
 }
 
 // laneSendWork is the shard factory's SendWork for a lane's KCP, or the
-// old tick while anything is unacknowledged: under the testKCPTick knob,
+// old tick while anything is unacknowledged: under the kcpTick test hook,
 // and on a lane with deadline messages in flight.
 func (c *Conn) laneSendWork(l *lane) (at uint32, has, tick bool) {
-	if c.ep.set.testKCPTick || l.minExpiry != 0 || l.lapsed > 0 {
+	if c.ep.set.hooks.kcpTick || l.minExpiry != 0 || l.lapsed > 0 {
 		// A lane with deadline messages in flight keeps KCP's interval
 		// tick: a lost segment of such a message must be resent (as a
 		// skip marker once lapsed) within the deadline, and waking only

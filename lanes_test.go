@@ -25,8 +25,8 @@ func laneRun(t *testing.T, lane1Loss float64) (lat0, lat1 []time.Duration) {
 		srvCfg := &Config{Lanes: lanes}
 		cliCfg := &Config{Lanes: lanes}
 		if lane1Loss > 0 {
-			srvCfg.testDropLane = laneDropper(1, lane1Loss, 1)
-			cliCfg.testDropLane = laneDropper(1, lane1Loss, 2)
+			hooksOf(srvCfg).dropLane = laneDropper(1, lane1Loss, 1)
+			hooksOf(cliCfg).dropLane = laneDropper(1, lane1Loss, 2)
 		}
 		p := newSimPair(t, 64, srvCfg, cliCfg, false)
 		rec := serverRecorder(p)

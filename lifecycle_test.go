@@ -2,7 +2,6 @@ package uxp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"runtime"
@@ -30,19 +29,6 @@ func startUDPServer(t testing.TB, h ServerHandler, cfg *Config) (*Server, KeyPai
 	require.NoError(t, srv.Start())
 	t.Cleanup(func() { srv.Close() })
 	return srv, kp
-}
-
-type echoServer struct{ NopServerHandler }
-
-func (echoServer) OnNewConnComing(c *Conn) { c.SetHandler(echoConn{}) }
-
-type echoConn struct{ NopHandler }
-
-// OnNewDataComing writes from inside the callback: this must not deadlock.
-func (echoConn) OnNewDataComing(c *Conn, data []byte) {
-	if _, err := c.Write(data); err != nil {
-		c.Close()
-	}
 }
 
 // countingConn counts messages and signals when want have arrived.
@@ -297,35 +283,5 @@ func TestHalfOpenExpires(t *testing.T) {
 		require.Zero(t, st.SessionsAccepted)
 		conns, connClosed, _ := p.srvH.counts()
 		require.Zero(t, conns+connClosed)
-	})
-}
-
-func TestHandshakeRetransmit(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		// Lose the first two initiations and the first response.
-		var inits, resps atomic.Int32
-		p := newSimPair(t, 10, nil, nil, false)
-		p.net.SetLink(p.cliPC.LocalAddr(), p.srvPC.LocalAddr(), netsim.Impairment{Drop: func(b []byte) bool {
-			return b[0] == msgInitiation && inits.Add(1) <= 2
-		}})
-		p.net.SetLink(p.srvPC.LocalAddr(), p.cliPC.LocalAddr(), netsim.Impairment{Drop: func(b []byte) bool {
-			return b[0] == msgResponse && resps.Add(1) <= 1
-		}})
-		require.NoError(t, p.cli.Start(context.Background()))
-		require.EqualValues(t, 4, inits.Load())
-		require.EqualValues(t, 1, p.srv.Stats().HandshakesCompleted, "a retransmitted initiation is answered from the half-open table, not with a new session")
-	})
-}
-
-func TestStartCancelled(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		p := newSimPair(t, 11, nil, nil, false)
-		p.net.SetDefault(netsim.Impairment{Blackhole: true})
-		ctx, cancel := context.WithCancel(context.Background())
-		time.AfterFunc(300*time.Millisecond, cancel)
-		err := p.cli.Start(ctx)
-		require.ErrorIs(t, err, context.Canceled)
-		require.False(t, errors.Is(err, ErrHandshakeFailed))
-		require.ErrorIs(t, p.cli.Start(ctx), ErrConnClosed, "a failed Client is closed")
 	})
 }

@@ -162,7 +162,7 @@ func (l *Listener) drainBacklog() {
 }
 
 // reserve takes a backlog slot for a session the server is about to
-// announce; false means the backlog is full. Any goroutine.
+// announce (Server.onAdmit); false means the backlog is full. Any goroutine.
 func (l *Listener) reserve() bool {
 	for {
 		n := l.waiting.Load()

@@ -88,3 +88,22 @@ func TestMaxSessionsHardBound(t *testing.T) {
 		require.Equal(t, 1, conns, "only one session was announced")
 	})
 }
+
+func TestMaxSessions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newSimPair(t, 8, &Config{MaxSessions: 1}, nil, true)
+		time.Sleep(50 * time.Millisecond)
+		_, _, err := p.addClient(t, "10.0.0.3:5000", nil)
+		require.ErrorIs(t, err, ErrServerFull)
+		st := p.srv.Stats()
+		require.Equal(t, uint64(1), st.Handshake.RefusedFull)
+		require.Equal(t, 1, st.Sessions)
+		require.Equal(t, 0, st.HalfOpen)
+
+		// Room again once the first session has gone.
+		require.NoError(t, p.cli.Close())
+		time.Sleep(100 * time.Millisecond)
+		_, _, err = p.addClient(t, "10.0.0.4:5000", nil)
+		require.NoError(t, err)
+	})
+}

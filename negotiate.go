@@ -57,7 +57,7 @@ func (s *settings) computeMinMTU() int {
 
 // hello is what this side's initiation announces.
 func (s *settings) hello() helloParams {
-	if s.testOldHello {
+	if s.hooks.oldHello {
 		return helloParams{connectData: s.connectData}
 	}
 	return helloParams{mtu: s.mtu, lanes: len(s.lanes), minMTU: s.minMTU(), connectData: s.connectData}
@@ -66,7 +66,7 @@ func (s *settings) hello() helloParams {
 // answer is what a server's response says besides the session: its own
 // packet size and lane count, and the application's code and data.
 func (s *settings) answer(code uint16, data []byte) answerInfo {
-	if s.testOldHello {
+	if s.hooks.oldHello {
 		return answerInfo{code: code, data: data} // as a server from before negotiation
 	}
 	return answerInfo{mtu: s.mtu, lanes: len(s.lanes), code: code, data: data}

@@ -45,10 +45,10 @@ func TestNegotiation(t *testing.T) {
 			srv:     Config{KCP: KCPConfig{MTU: 1500, RecvWindow: 1024}, MaxMessageSize: 200 * 1000, SendQueueBytes: 4 << 20},
 			cli:     Config{KCP: KCPConfig{MTU: 600}},
 			wantErr: &IncompatibleError{Field: "MTU", Local: 600, Remote: 1500}},
-		{name: "older server announces nothing", srv: Config{Lanes: make([]LaneConfig, 2), testOldHello: true},
+		{name: "older server announces nothing", srv: Config{Lanes: make([]LaneConfig, 2), hooks: &testHooks{oldHello: true}},
 			cli: Config{Lanes: make([]LaneConfig, 2), KCP: KCPConfig{MTU: 1300}}, wantMTU: 1300},
 		{name: "older client announces nothing", srv: Config{Lanes: make([]LaneConfig, 2)},
-			cli: Config{Lanes: make([]LaneConfig, 2), testOldHello: true}, wantMTU: defaultMTU},
+			cli: Config{Lanes: make([]LaneConfig, 2), hooks: &testHooks{oldHello: true}}, wantMTU: defaultMTU},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

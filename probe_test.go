@@ -15,7 +15,7 @@ import (
 	"github.com/uxp-go/uxp/internal/netsim"
 )
 
-// dropNextLane returns a testDropLane hook that drops the lane frame sent
+// dropNextLane returns a dropLane hook that drops the lane frame sent
 // after arm is set, and only that one.
 func dropNextLane(arm *atomic.Bool) func(int, []byte) bool {
 	return func(int, []byte) bool { return arm.CompareAndSwap(true, false) }
@@ -41,7 +41,7 @@ func TestTailProbeRecoversLoss(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var arm atomic.Bool
 		cli := &Config{}
-		cli.testDropLane = dropNextLane(&arm)
+		hooksOf(cli).dropLane = dropNextLane(&arm)
 		p := newSimPair(t, 31, &Config{}, cli, true)
 		p.net.SetDefault(netsim.Impairment{Delay: time.Millisecond})
 		const warm = 20
@@ -76,7 +76,7 @@ func TestTailProbeLostAck(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var arm atomic.Bool
 		srv := &Config{}
-		srv.testDropLane = dropNextLane(&arm)
+		hooksOf(srv).dropLane = dropNextLane(&arm)
 		p := newSimPair(t, 32, srv, &Config{}, true)
 		p.net.SetDefault(netsim.Impairment{Delay: time.Millisecond})
 		const warm = 20
@@ -168,7 +168,7 @@ func TestWindowProbeLostUpdate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var dropped atomic.Int32
 		srv := &Config{}
-		srv.testDropLane = func(_ int, segs []byte) bool {
+		hooksOf(srv).dropLane = func(_ int, segs []byte) bool {
 			for p := segs; len(p) >= kcpOverhead; p = p[kcpOverhead+int(binary.LittleEndian.Uint32(p[20:24])):] {
 				if p[4] == kcp.IKCP_CMD_WINS && binary.LittleEndian.Uint16(p[6:8]) > 0 {
 					return dropped.CompareAndSwap(0, 1)

@@ -46,7 +46,7 @@ const QualityLanes = maxLanes
 // and the rates it computed. Whichever Quality call finds the interval
 // over claims the update with a compare-and-swap on at.
 type qualityState struct {
-	at                  atomic.Int64 // unix ns of the last update; 0 = the session's start
+	at                  atomic.Int64 // endpoint.mono of the last update (timebase.go); 0 = none yet
 	bytesIn, bytesOut   atomic.Uint64
 	pktsIn, pktsOut     atomic.Uint64
 	rBytesIn, rBytesOut atomic.Uint64 // float64 bits
@@ -67,7 +67,7 @@ func (c *Conn) Quality() Quality {
 		LossOut: float64(c.lossOut.Load()) / 10000,
 	}
 	st := &c.ext.q
-	now := time.Now().UnixNano()
+	now := c.ep.monoNow()
 	last := st.at.Load()
 	switch {
 	case last == 0:

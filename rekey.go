@@ -217,7 +217,7 @@ func (c *Conn) retireKey(k *keySlot) {
 	if c.keys.slots[k.epoch&1] == k {
 		c.keys.slots[k.epoch&1] = nil
 	}
-	if h := c.ep.set.testOnRetire; h != nil {
+	if h := c.ep.set.hooks.onRetire; h != nil {
 		h(k)
 	}
 }
@@ -269,10 +269,10 @@ func (c *Conn) rekeyTick(now time.Time) {
 		return
 	}
 	set := c.ep.set
-	if rk.slots[(rk.cur+1)&1] != nil && !set.testEagerRekey {
+	if rk.slots[(rk.cur+1)&1] != nil && !set.hooks.eagerRekey {
 		return // a generation is retiring, or we answered and wait
 	}
-	due := set.rekeyAfterPackets > 0 && c.sendCounter-rk.sentAtStart >= uint64(set.rekeyAfterPackets) || set.testEagerRekey
+	due := set.rekeyAfterPackets > 0 && c.sendCounter-rk.sentAtStart >= uint64(set.rekeyAfterPackets) || set.hooks.eagerRekey
 	if t := c.rekeyAfterTime(); t > 0 && now.Sub(rk.since) >= t {
 		due = true
 	}

@@ -142,9 +142,9 @@ func later(d, t time.Time) time.Time {
 // it ends when the overload does, and costs the slot MaxSessions bounds.)
 func (c *Conn) overloadHeard() bool {
 	ns := c.overloadAt.Load()
-	if ns == 0 || ns <= c.hb.lastRecv.UnixNano() {
+	if ns == 0 || ns <= c.ep.mono(c.hb.lastRecv) {
 		return false
 	}
-	c.hb.received(time.Unix(0, ns))
+	c.hb.received(c.ep.monoTime(ns))
 	return true
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/uxp-go/uxp/internal/replay"
 )
 
-// retiredKeys records every key generation a side zeroed (testOnRetire).
+// retiredKeys records every key generation a side zeroed (the onRetire hook).
 type retiredKeys struct {
 	mu     sync.Mutex
 	epochs []uint32
@@ -73,9 +73,9 @@ func testRekeyUnderTraffic(t *testing.T, cipher Cipher, base Config) {
 	)
 	var srvRetired, cliRetired retiredKeys
 	srvCfg, cliCfg := base, base
-	srvCfg.testOnRetire = srvRetired.hook
+	hooksOf(&srvCfg).onRetire = srvRetired.hook
 	cliCfg.Cipher = cipher
-	cliCfg.testOnRetire = cliRetired.hook
+	hooksOf(&cliCfg).onRetire = cliRetired.hook
 	p := newSimPair(t, 11, &srvCfg, &cliCfg, false)
 
 	var (
@@ -174,7 +174,7 @@ func testRekeyUnderTraffic(t *testing.T, cipher Cipher, base Config) {
 // it anyway), and end with ErrCounterExhausted, not ErrConnClosed.
 func TestCounterExhaustion(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cliCfg := &Config{testStartCounter: rejectAfterForTest() - 50}
+		cliCfg := &Config{hooks: &testHooks{startCounter: rejectAfterForTest() - 50}}
 		p := newSimPair(t, 3, nil, cliCfg, true)
 		conn := p.cli.Conn()
 		for i := range 200 {
@@ -267,7 +267,7 @@ func TestPeerRekeyFlood(t *testing.T) {
 			duration = 10 * time.Second
 			gap      = 10 * time.Millisecond
 		)
-		p := newSimPair(t, 51, nil, &Config{testEagerRekey: true}, false)
+		p := newSimPair(t, 51, nil, &Config{hooks: &testHooks{eagerRekey: true}}, false)
 		p.net.SetDefault(netsim.Impairment{Delay: oneWay})
 		require.NoError(t, p.cli.Start(context.Background()))
 		time.Sleep(50 * time.Millisecond)

@@ -66,7 +66,7 @@ type Server struct {
 	tr        tracer
 
 	// hsConfirmed and hsLatency count the handshakes clients completed
-	// (admit) and how long each took.
+	// (onAdmit) and how long each took.
 	hsConfirmed atomic.Uint64
 	hsLatency   histogramCounters
 
@@ -155,19 +155,11 @@ func NewServer(pc net.PacketConn, handler ServerHandler, cfg *Config) (*Server, 
 	if a := set.admission; a.rate > 0 {
 		s.limiter = handshake.NewRateLimiter(a.rate, a.burst, handshakeSources)
 	}
-	ep := newEndpoint(pc, set, set.workers)
+	ep := newEndpoint(pc, set, set.workers, s)
 	static.Ops = &ep.x25519
-	ep.onInitiation = s.queueInitiation
-	ep.onUnknownSession = s.sendReset
-	ep.onAdmit = s.admit
-	ep.onEstablished = s.announce
-	ep.onConnClosed = s.connClosed
-	ep.onConnFreed = func(*Conn) {
-		notify(s.ended)
-		if s.lst != nil {
-			s.lst.maybeStop()
-		}
-	}
+	// A server is where many flows, and many packets of one flow, meet:
+	// it reads in batches, with GRO.
+	ep.batchRead = true
 	s.ep = ep
 	return s, nil
 }
@@ -323,14 +315,32 @@ func (s *Server) Stats() ServerStats {
 	return st
 }
 
-// queueInitiation runs on the read loop: it hands the initiation to the
+// onInitiation runs on the read loop: it hands the initiation to the
 // handshake loop without doing any cryptography itself.
-func (s *Server) queueInitiation(bp *packetBuf, n int, from netip.AddrPort) {
+func (s *Server) onInitiation(bp *packetBuf, n int, from netip.AddrPort) bool {
 	select {
 	case s.hsQueue <- handshakeJob{buf: bp, n: n, from: from}:
 	default:
 		s.ep.drops.overload.Add(1)
 		putPacketBuf(bp)
+	}
+	return true
+}
+
+// onResponse: a server takes no handshake responses.
+func (s *Server) onResponse([]byte, netip.AddrPort) bool { return false }
+
+// onControl: a server takes no cookie replies or stateless resets.
+func (s *Server) onControl(*packetBuf, int, netip.AddrPort) bool { return false }
+
+// onReadError: a server keeps serving through per-datagram read errors.
+func (s *Server) onReadError(error) {}
+
+// onConnFreed runs on the shard once an ended session left the tables.
+func (s *Server) onConnFreed(*Conn) {
+	notify(s.ended)
+	if s.lst != nil {
+		s.lst.maybeStop()
 	}
 }
 
@@ -456,7 +466,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		return
 	}
 	s.hstats.processed.Add(1)
-	h, err := readInitiation(s.static, s.set.identity.psk, pkt, rand.Reader)
+	h, err := readInitiation(s.static, s.set.identity.psk, pkt, s.set.rng())
 	if err != nil {
 		s.ep.drops.authFailed.Add(1)
 		return
@@ -551,7 +561,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 // the response. Handshake loop only.
 func (s *Server) open(req *ConnectRequest, acceptData []byte, now time.Time) {
 	h, in, from := req.h, &req.h.in, req.remote
-	id, err := s.ep.table.reserve()
+	id, err := s.ep.table.reserve(s.set.rng())
 	if err != nil {
 		return
 	}
@@ -605,11 +615,11 @@ func (s *Server) admits(in *initiation) (ok bool) {
 	return s.set.identity.admits(in)
 }
 
-// sendReset runs on the read loop for a transport packet whose session ID
+// onUnknownSession runs on the read loop for a transport packet whose session ID
 // is unknown: if the rate limits allow, it answers with a stateless reset
 // so a client of a previous run of this server learns at once that its
 // session is gone.
-func (s *Server) sendReset(pkt []byte, from netip.AddrPort) {
+func (s *Server) onUnknownSession(pkt []byte, from netip.AddrPort) {
 	r, ok := s.resets.Answer(pkt, from, time.Now())
 	if !ok {
 		return
@@ -645,17 +655,17 @@ func (s *Server) sourceFull(src [16]byte) bool {
 	return s.sources.full(src, s.set.admission.perSource)
 }
 
-// admit runs on the session's shard when the client's first packet
-// authenticated, before announce. It takes one of the MaxSessions slots
+// onAdmit runs on the session's shard when the client's first packet
+// authenticated, before onEstablished. It takes one of the MaxSessions slots
 // (and a Listener's backlog slot), and refuses with a close code when
 // other half-open sessions were confirmed first and took the last ones
 // (MaxSessions is a hard bound on established sessions), or when the
 // server began to shut down.
-func (s *Server) admit(c *Conn) uint16 {
+func (s *Server) onAdmit(c *Conn) uint16 {
 	// The client's first packet authenticated: its handshake is complete,
 	// whether or not a slot is left. The handshake loop took the
 	// initiation handshakeTimeout before the half-open deadline newConn
-	// set; admit has no now of its own, and a clock read per handshake is
+	// set; onAdmit has no now of its own, and a clock read per handshake is
 	// cheap.
 	s.hsConfirmed.Add(1)
 	s.hsLatency.observe(time.Since(c.handshakeBy.Add(-s.set.handshakeTimeout)))
@@ -681,9 +691,9 @@ func (s *Server) admit(c *Conn) uint16 {
 	}
 }
 
-// announce runs on the session's shard when the client's first packet
-// authenticated and admit took a slot for it.
-func (s *Server) announce(c *Conn) {
+// onEstablished runs on the session's shard when the client's first packet
+// authenticated and onAdmit took a slot for it.
+func (s *Server) onEstablished(c *Conn) {
 	s.halfMu.Lock()
 	delete(s.halfOpen, c.ephemeral)
 	if !c.sourceProven {
@@ -698,7 +708,7 @@ func (s *Server) announce(c *Conn) {
 	s.accepted.Add(1)
 	s.live.add(c)
 	if s.refusing.Load() {
-		// Shutdown began after admit and may have missed this session in
+		// Shutdown began after onAdmit and may have missed this session in
 		// its snapshot of live: close it here (Shutdown stores refusing
 		// before it reads live, and this reads refusing after the add).
 		c.requestClose(CloseServerShutdown, "server shutdown", true)
@@ -707,7 +717,8 @@ func (s *Server) announce(c *Conn) {
 	s.handler.OnNewConnComing(c)
 }
 
-func (s *Server) connClosed(c *Conn, err error, announced bool) {
+// onConnClosed runs on the session's shard once the session ended.
+func (s *Server) onConnClosed(c *Conn, err error, announced bool) {
 	s.halfMu.Lock()
 	s.sources.remove(c.source, c.sourceProven)
 	if !announced && s.halfOpen[c.ephemeral] == c {

@@ -105,7 +105,7 @@ func newSessionPairs(tb testing.TB, cfg *Config, kcpDefault bool) *sessionPairs 
 	}
 	sp.cliOut = &sinkPC{addr: net.UDPAddrFromAddrPort(sp.cliAP)}
 	sp.srvOut = &sinkPC{addr: net.UDPAddrFromAddrPort(sp.srvAP)}
-	sp.cliEP, sp.srvEP = newEndpoint(sp.cliOut, set, 1), newEndpoint(sp.srvOut, set, 1)
+	sp.cliEP, sp.srvEP = newEndpoint(sp.cliOut, set, 1, nopOwner{}), newEndpoint(sp.srvOut, set, 1, nopOwner{})
 	for _, ep := range []*endpoint{sp.cliEP, sp.srvEP} {
 		ep.shards[0].kcp = kcpx.NewFactory(kcpx.Options{Tune: ep.set.tuneKCP, NoMem: kcpDefault})
 	}

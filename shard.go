@@ -95,7 +95,7 @@ func newShard(ep *endpoint, idx int) *shard {
 		recvBuf: make([]byte, ep.set.maxMessage+laneHeaderMax),
 		done:    make(chan struct{}),
 		kcp: kcpx.NewFactory(kcpx.Options{
-			Tune: ep.set.tuneKCP, Audited: ep.set.testKCPAudited,
+			Tune: ep.set.tuneKCP, Audited: ep.set.hooks.kcpAudited,
 		}),
 	}
 }

@@ -306,8 +306,8 @@ func (s *StreamConn) Close() error {
 		close(s.closed)
 		s.c.Close()
 		// A dialled stream's Client stops its goroutines and closes its
-		// socket by itself once the session ends (NewClient's
-		// onConnClosed), so nothing here waits for the linger.
+		// socket by itself once the session ends (Client.onConnFreed), so nothing here
+		// waits for the linger.
 	})
 	return err
 }

@@ -1,8 +1,6 @@
 package uxp
 
 import (
-	"fmt"
-	"math/rand/v2"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -13,7 +11,7 @@ import (
 )
 
 // TestTimerWorkBoundedByUsefulWork counts the server's session timer runs
-// (ServerStats.TimerEvents) against the old scheduling (testKCPTick: KCP's
+// (ServerStats.TimerEvents) against the old scheduling (the kcpTick hook: KCP's
 // 10 ms tick while anything is unacknowledged), in the same test:
 //
 //   - unacked: the server has one message in flight and the client's
@@ -28,7 +26,7 @@ func TestTimerWorkBoundedByUsefulWork(t *testing.T) {
 	run := func(t *testing.T, scenario string, tick bool) result {
 		var res result
 		synctest.Test(t, func(t *testing.T) {
-			cfg := &Config{testKCPTick: tick}
+			cfg := &Config{hooks: &testHooks{kcpTick: tick}}
 			p := newSimPair(t, 5, cfg, cfg, false)
 			p.srvH.newConn = func() *recordConn { r := newRecordConn(); r.echo = true; return r }
 			require.NoError(t, p.cli.Start(t.Context()))
@@ -83,145 +81,6 @@ func TestTimerWorkBoundedByUsefulWork(t *testing.T) {
 			require.Positive(t, old.events)
 			require.LessOrEqual(t, float64(now.events), tc.maxRatio*float64(old.events),
 				"timer work must follow the deadlines, not KCP's tick")
-		})
-	}
-}
-
-// TestRekeyJitterSpread checks the spread of rekey times: within ±20 % of
-// RekeyAfterTime, evenly over that range, and the same on both ends of a
-// session (both compute it from the session ID and epoch).
-func TestRekeyJitterSpread(t *testing.T) {
-	const (
-		n     = 10000
-		after = 30 * time.Second
-		bins  = 10
-	)
-	rng := rand.New(rand.NewPCG(1, 2))
-	var hist [bins]int
-	lo, hi := time.Duration(float64(after)*(1-rekeyJitter)), time.Duration(float64(after)*(1+rekeyJitter))
-	for range n {
-		c := &Conn{connFixed: connFixed{id: rng.Uint32()}}
-		c.keys.cur = rng.Uint32N(8)
-		d := c.rekeyJittered(after)
-		require.GreaterOrEqual(t, d, lo)
-		require.Less(t, d, hi)
-		hist[int(float64(d-lo)/float64(hi-lo)*bins)]++
-		peer := &Conn{connFixed: connFixed{id: c.id}}
-		peer.keys.cur = c.keys.cur
-		require.Equal(t, d, peer.rekeyJittered(after))
-	}
-	for i, h := range hist {
-		require.InDelta(t, n/bins, h, n/bins*0.2, "bin %d of the rekey times: %v", i, hist)
-	}
-}
-
-// TestRekeyBudget checks the worker's token bucket of rekey starts.
-func TestRekeyBudget(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	var b rekeyBudget
-	const rate = 50
-	for i := range rate {
-		require.True(t, b.take(t0, rate), "token %d", i)
-	}
-	require.False(t, b.take(t0, rate), "one second's worth spent")
-	got := 0
-	for b.take(t0.Add(100*time.Millisecond), rate) {
-		got++
-	}
-	require.Equal(t, 5, got, "refills at rate per second")
-	require.False(t, b.take(t0.Add(100*time.Millisecond), rate))
-	// After a long pause the bucket holds one second's worth, no more.
-	got = 0
-	for b.take(t0.Add(time.Hour), rate) {
-		got++
-	}
-	require.Equal(t, rate, got)
-	require.Equal(t, float64(rekeyRateMin), rekeyRate(10, 2*time.Minute))
-	require.InDelta(t, 2*5000/30.0, rekeyRate(5000, 30*time.Second), 1e-9)
-}
-
-// TestRekeyAdmit checks that a worker that is behind, or out of budget,
-// postpones a due rekey (and says when to try again), and that a
-// generation twice its rekey age goes ahead regardless.
-func TestRekeyAdmit(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	newConn := func() *Conn {
-		ep := &endpoint{set: &settings{rekeyAfterTime: 30 * time.Second}}
-		s := &shard{ep: ep, conns: map[*Conn]struct{}{}}
-		c := &Conn{connFixed: connFixed{ep: ep, shard: s, id: 42, isClient: true}}
-		c.keys.since = t0
-		s.conns[c] = struct{}{}
-		return c
-	}
-	for _, tc := range []struct {
-		name   string
-		behind bool
-		spent  bool
-		at     time.Duration // since the generation began
-		want   bool
-	}{
-		{"due", false, false, 37 * time.Second, true},
-		{"behind", true, false, 37 * time.Second, false},
-		{"no budget", false, true, 37 * time.Second, false},
-		{"behind but overdue", true, false, 73 * time.Second, true},
-		{"no budget but overdue", false, true, 73 * time.Second, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := newConn()
-			now := t0.Add(tc.at)
-			c.shard.behind.Store(tc.behind)
-			if tc.spent {
-				for c.shard.rekeys.take(now, rekeyRate(1, 30*time.Second)) {
-				}
-			}
-			require.Equal(t, tc.want, c.rekeyAdmit(now))
-			if tc.want {
-				require.True(t, c.rekeyWait.IsZero())
-				return
-			}
-			require.Equal(t, uint64(1), c.shard.traffic.rekeysDeferred.Load())
-			wait := c.rekeyWait.Sub(now)
-			require.GreaterOrEqual(t, wait, rekeyRetryBase)
-			require.Less(t, wait, rekeyRetryBase+rekeyRetrySpread)
-			// Until then it does not ask again (nor count again).
-			require.False(t, c.rekeyAdmit(now.Add(wait/2)))
-			require.Equal(t, uint64(1), c.shard.traffic.rekeysDeferred.Load())
-			// The deadline the shard's timer sees is the retry, not the
-			// past due time: no spinning.
-			require.Equal(t, c.rekeyWait, c.rekeyDeadline())
-		})
-	}
-}
-
-// TestOverloadKeepsSessionFromIdling checks that a datagram the read loop
-// dropped because the worker was saturated counts as heard for the idle
-// timer: the peer was sending, the server could not keep up.
-func TestOverloadKeepsSessionFromIdling(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	c := &Conn{connShard: connShard{hb: newHeartbeat(time.Second, 10*time.Second, false, t0)}}
-	now := t0.Add(10 * time.Second)
-	require.True(t, c.hb.idleExpired(now))
-	require.False(t, c.overloadHeard(), "no overload drop: idle")
-
-	c.overloadAt.Store(t0.Add(9 * time.Second).UnixNano())
-	require.True(t, c.overloadHeard())
-	require.False(t, c.hb.idleExpired(now), "idle timer restarted from the drop")
-	require.True(t, c.hb.idleExpired(t0.Add(19*time.Second)))
-	require.False(t, c.overloadHeard(), "the same drop does not count twice")
-}
-
-// TestTimerCoalescing checks the timer heap's keys: deadlines round up to
-// timerCoalesce, never down, so sessions due in one slot share one wake
-// and none runs early.
-func TestTimerCoalescing(t *testing.T) {
-	ep := &endpoint{epoch: time.Unix(1000, 0)}
-	s := &shard{ep: ep}
-	for _, off := range []time.Duration{0, 1, time.Microsecond, 999 * time.Microsecond, time.Millisecond, time.Millisecond + 1} {
-		t.Run(fmt.Sprint(off), func(t *testing.T) {
-			k := s.key(ep.epoch.Add(off))
-			require.GreaterOrEqual(t, k, int64(off))
-			require.Less(t, k-int64(off), int64(timerCoalesce))
-			require.Zero(t, k%int64(timerCoalesce))
 		})
 	}
 }

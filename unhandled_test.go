@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/uxp-go/uxp/internal/testutil"
 )
 
 // misspelled has OnNewDatagramComming: it compiles, and is never called.
@@ -20,7 +21,7 @@ func (misspelled) OnNewDatagramComming(*Conn, []byte) {}
 // session and the server, with one warning per session.
 func TestUnhandledCounted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var log lockedBuffer
+		var log testutil.SyncBuffer
 		cfg := &Config{Lanes: []LaneConfig{{}, {}}}
 		srvCfg := cfg.Clone()
 		srvCfg.Logger = slog.New(slog.NewTextHandler(&log, nil))

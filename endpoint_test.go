@@ -3,7 +3,9 @@ package uxp
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"syscall"
@@ -132,4 +134,78 @@ func TestReadErrorsSkipped(t *testing.T) {
 		_, _, srvClosed = srvH.counts()
 		require.Equal(t, 1, srvClosed, "Close ends the server")
 	})
+}
+
+// TestDispatchByOwner: the read loop hands each message type to its
+// endpoint's owner (endpointOwner), and an owner that takes no such
+// message leaves it counted as malformed, as the nil-checked callbacks
+// did: a server takes initiations (into its handshake queue), clients and
+// Dialers responses and control messages (and, with no handshake in
+// progress, count them malformed themselves), and every owner counts an
+// unknown session.
+func TestDispatchByOwner(t *testing.T) {
+	kp := testKeys(t)
+	srvAddr := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 4000}
+	from := netip.MustParseAddrPort("192.0.2.9:5000")
+	var srv *Server
+	owners := map[string]func(t *testing.T) *endpoint{
+		"server": func(t *testing.T) *endpoint {
+			s, err := NewServer(nullPacketConn{}, nil, &Config{PrivateKey: kp.Private})
+			require.NoError(t, err)
+			srv = s
+			return s.ep
+		},
+		"client": func(t *testing.T) *endpoint {
+			c, err := NewClient(nullPacketConn{}, srvAddr, nil, &Config{ServerPublicKey: kp.Public})
+			require.NoError(t, err)
+			return c.ep
+		},
+		"dialer": func(t *testing.T) *endpoint {
+			d, err := NewDialer(nullPacketConn{}, &Config{ServerPublicKey: kp.Public})
+			require.NoError(t, err)
+			return d.ep
+		},
+		"test endpoint": func(t *testing.T) *endpoint {
+			set, err := (&Config{}).resolve()
+			require.NoError(t, err)
+			return newEndpoint(nullPacketConn{}, set, 1, nopOwner{})
+		},
+	}
+	tests := []struct {
+		msg       byte
+		malformed map[string]bool // by owner: counted as malformed
+	}{
+		{msgInitiation, map[string]bool{"client": true, "dialer": true, "test endpoint": true}},
+		// The client's attempt and the Dialer take them and find no
+		// handshake in progress.
+		{msgResponse, map[string]bool{"server": true, "client": true, "dialer": true, "test endpoint": true}},
+		{msgCookieReply, map[string]bool{"server": true, "client": true, "dialer": true, "test endpoint": true}},
+		{0x7f, map[string]bool{"server": true, "client": true, "dialer": true, "test endpoint": true}},
+	}
+	for name, newEP := range owners {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/type %d", name, tt.msg), func(t *testing.T) {
+				ep := newEP(t)
+				bp := getPacketBuf()
+				bp[0] = tt.msg
+				ep.dispatch(bp, 200, from)
+				var want uint64
+				if tt.malformed[name] {
+					want = 1
+				}
+				require.Equal(t, want, ep.drops.malformed.Load())
+				if name == "server" && tt.msg == msgInitiation {
+					require.Len(t, srv.hsQueue, 1, "queued for the handshake loop")
+				}
+			})
+		}
+		t.Run(name+"/unknown session", func(t *testing.T) {
+			ep := newEP(t)
+			bp := getPacketBuf()
+			putTransportHeader(bp[:], 42, 0, 0)
+			ep.dispatch(bp, minTransportSize+8, from)
+			require.EqualValues(t, 1, ep.drops.unknownSession.Load())
+			require.Zero(t, ep.drops.malformed.Load())
+		})
+	}
 }

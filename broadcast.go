@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"sync"
-	"time"
 )
 
 // Broadcast: one message to many sessions. The message is copied once,
@@ -107,7 +106,7 @@ func (s *Server) broadcast(conns []*Conn, kind byte, arg int, msg []byte) Broadc
 	}
 	var deadline int64
 	if kind == pendSharedReliable {
-		deadline = laneDeadlineOf(set, arg)
+		deadline = laneDeadlineOf(s.ep, arg)
 	}
 	if len(msg) == 0 {
 		return res // an empty message sends nothing, as with Write
@@ -191,16 +190,6 @@ func (c *Conn) nextShared(kind byte) (byte, []byte) {
 		x.sharedTaken, x.sharedNext = x.sharedTaken[:0], 0
 	}
 	return kind &^ pendShared, m.data
-}
-
-// laneDeadlineOf is Conn.laneDeadline for settings.
-func laneDeadlineOf(set *settings, lane int) int64 {
-	if lane < len(set.lanes) {
-		if d := set.lanes[lane].Deadline; d > 0 {
-			return time.Now().Add(d).UnixNano()
-		}
-	}
-	return 0
 }
 
 // postMany is post for many sessions of this shard: one lock, one wake-up.

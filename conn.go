@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/uxp-go/uxp/internal/arq"
 	"github.com/uxp-go/uxp/internal/replay"
 )
 
@@ -129,15 +130,14 @@ type connShard struct {
 	heapIndex   int
 	deadline    time.Time
 	remoteAP    netip.AddrPort
-	lanes       []*lane // fixed at creation; lane counters are read by Stats
-	lanesByPrio []*lane
+	arq         *arq.Lanes // fixed at creation; lane counters are read by Stats (lanes.go)
 	keys        rekeyState // transport keys, by generation (rekey.go)
 	path        pathState  // server: validation of a new peer address (path.go)
 	sendCounter uint64     // runs on across rekeys
 	exhausted   bool       // sendCounter reached replay.RejectAfter
 	replay      replay.Window
 	hb          heartbeat
-	dataRTT     rttEstimator // data round trips, for tail probes (probe.go)
+	dataRTT     rttEstimator // data round trips, for tail probes (lanes.go pto)
 	handshakeBy time.Time    // stateHalfOpen: drop the session if not confirmed by then
 	// rekeyWait is when a postponed rekey tries again, and rekeyDeferrals
 	// how often it was postponed (rekey_sched.go).
@@ -164,14 +164,14 @@ type connShard struct {
 	drainUntil   time.Time
 	drainSent    time.Time // last repetition
 	pendSpare    []byte
-	laneScratch  []byte // one lane message with its header, for KCP Send
 	frameScratch []byte // one inner frame, for FEC
-	skipScratch  []byte // skip markers (deadline.go)
+	// deliverForce is laneDeliver's force while the lanes deliver.
+	deliverForce bool
 	latest       *latestState
 	dgrams       datagramCounters
 	lastPong     time.Time // client: when the last pong arrived
 	lastPongTS   uint64    // client: the server timestamp it carried
-	peerTS       uint64    // the peer's clock in its last ping or pong (deadline.go)
+	peerTS       uint64    // the peer's clock in its last ping or pong (laneIO.PeerDeadline)
 	peerAt       time.Time // when that ping or pong arrived
 	fec          fecState
 	tr           tracer
@@ -261,8 +261,8 @@ func (c *Conn) Write(msg []byte) (int, error) {
 }
 
 // Kinds of queued writes, and the header each has in Conn.pend:
-// u32 length | u8 kind | u8 lane or channel | i64 deadline (unix ns, 0 =
-// none), then the message.
+// u32 length | u8 kind | u8 lane or channel | i64 deadline (deadlineIn:
+// ns since the endpoint's epoch, 0 = none), then the message.
 const (
 	pendReliable byte = iota
 	pendDatagram
@@ -383,11 +383,7 @@ func (c *Conn) takeOpenWindow() {
 	}
 	c.deliverLanes(false)
 	c.recvWndCap = 0
-	for _, l := range c.lanes {
-		if l.arq != nil {
-			l.arq.WndSize(0, c.ep.set.recvWindow)
-		}
-	}
+	c.arq.SetRecvWindowCap(0)
 }
 
 // resumeRecv asks the shard to deliver the messages a flowHandler refused

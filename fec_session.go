@@ -207,7 +207,7 @@ func (c *Conn) fecDeliver(pkt []byte, recovered bool) {
 	body := pkt[wire.FrameHeaderSize:]
 	switch pkt[0] {
 	case wire.FrameKCP:
-		c.laneInput(c.lanes[0], body, typ)
+		c.laneInput(0, body, typ)
 	case wire.FrameLane:
 		c.laneFrameInput(body, typ)
 	case wire.FrameDatagram, wire.FrameLatest:

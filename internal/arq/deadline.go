@@ -1,17 +1,17 @@
-package uxp
+package arq
 
 import (
 	"slices"
 	"time"
 
-	"github.com/uxp-go/uxp/internal/kcpx"
 	"github.com/uxp-go/uxp/internal/wire"
 )
 
-// Deadlines. A reliable message may carry a time limit. Once it can no
-// longer arrive in time (its deadline, less half the smoothed RTT and half
-// the RTT variation, has passed), the message lapses: the sender abandons
-// it without disturbing the lane's KCP conversation.
+// Deadlines. A reliable message may carry a time limit (its expiry, on
+// the owner's monotonic clock). Once it can no longer arrive in time (its
+// expiry, less half the smoothed RTT and half the RTT variation, has
+// passed), the message lapses: the sender abandons it without disturbing
+// the lane's KCP conversation.
 //
 //   - Still in the backlog: it enters KCP as a one-byte skip message
 //     instead, so the receiver can count it.
@@ -35,80 +35,52 @@ import (
 // A message that arrived in time can still wait behind an earlier one: a
 // plain message being retransmitted, or a lapsed one whose markers were
 // lost. So each deadline message also carries its deadline on the
-// receiver's clock, in microseconds since the receiver's epoch, which the
-// sender estimates from the last heartbeat (the peer's clock value it
-// carried, plus the time since, plus half the smoothed RTT; 0 until there
-// is an RTT). The receiver skips a complete message whose deadline has
-// passed instead of delivering it late.
+// receiver's clock (Output.PeerDeadline: the caller converts, from the
+// peer's clock in its last heartbeat), and the receiver skips a complete
+// message whose deadline has passed (Output.LocalClock) instead of
+// delivering it late.
 //
 // Guarantee: a lapsed message's payload is never sent again, and a late
 // one is never delivered, up to the error of the clock estimate (half the
 // difference between the two one-way delays) and of the expiry margin.
 
-// WriteWithDeadline queues msg on lane 0 like Write, with a time limit d
-// from now. If the peer has not received it by then (as far as this side
-// can tell from the RTT), it is abandoned: it is not sent again, and the
-// peer skips it without holding back later messages. d must be positive;
-// otherwise WriteWithDeadline returns ErrBadDeadline.
-func (c *Conn) WriteWithDeadline(msg []byte, d time.Duration) (int, error) {
-	return c.WriteLaneWithDeadline(0, msg, d)
-}
-
-// WriteLaneWithDeadline is WriteWithDeadline on the given lane; the
-// deadline d replaces the lane's default.
-func (c *Conn) WriteLaneWithDeadline(lane int, msg []byte, d time.Duration) (int, error) {
-	if lane < 0 || lane >= len(c.ep.set.lanes) {
-		return 0, ErrNoSuchLane
-	}
-	if d <= 0 {
-		return 0, ErrBadDeadline
-	}
-	return c.write(pendReliable, lane, time.Now().Add(d).UnixNano(), msg)
-}
-
-// skipMarkerCopies is how many times the skip markers of a lapsed message
+// SkipMarkerCopies is how many times the skip markers of a lapsed message
 // are sent at once. /* Implementation constant */
-const skipMarkerCopies = 2
+const SkipMarkerCopies = 2
 
-// expiryMargin is how long before its deadline a message lapses: a copy
+// expiryMargin is how long before its expiry a message lapses: a copy
 // sent later would arrive too late. Half the smoothed RTT is the one-way
 // delay; half the RTT variation covers jitter.
-func (c *Conn) expiryMargin() time.Duration { return c.hb.srtt/2 + c.hb.rttvar/2 }
+func expiryMargin(t Timing) time.Duration { return t.SRTT/2 + t.RTTVar/2 }
 
-// peerDeadline converts a deadline (unix ns) to the peer's clock, in
-// microseconds, for the lane message header; 0 when no estimate exists yet.
-func (c *Conn) peerDeadline(expiry int64) uint64 {
-	if c.peerAt.IsZero() || c.hb.srtt <= 0 {
-		return 0
-	}
-	peer := int64(c.peerTS) + int64(time.Unix(0, expiry).Sub(c.peerAt)) + int64(c.hb.srtt/2)
-	if peer <= 0 {
-		return 0
-	}
-	return max(uint64(peer)/1000, 1)
-}
-
-// expireLanes lapses every message whose deadline can no longer be met.
-func (c *Conn) expireLanes(now time.Time) {
-	cut := now.Add(c.expiryMargin()).UnixNano()
-	for _, l := range c.lanes {
-		if l.minExpiry == 0 || l.minExpiry > cut {
+// Expire lapses every message whose deadline can no longer be met.
+func (ls *Lanes) Expire(now time.Time) {
+	var cut time.Time
+	for _, l := range ls.lanes {
+		if l.minExpiry.IsZero() {
 			continue
 		}
+		if cut.IsZero() {
+			cut = now.Add(expiryMargin(ls.out.Timing()))
+		}
+		if l.minExpiry.After(cut) {
+			continue
+		}
+		ls.begin(now)
 		for i := range l.backlog {
-			if m := &l.backlog[i]; !m.skip && m.expiry != 0 && m.expiry <= cut {
+			if m := &l.backlog[i]; !m.skip && !m.expiry.IsZero() && !m.expiry.After(cut) {
 				l.queued -= len(m.data)
 				m.data, m.skip = nil, true
-				l.ctr.expired.Add(1)
+				l.ctr.Expired.Add(1)
 			}
 		}
 		for i := range l.inflight {
-			if m := &l.inflight[i]; !m.lapsed && m.expiry != 0 && m.expiry <= cut {
+			if m := &l.inflight[i]; !m.lapsed && !m.expiry.IsZero() && !m.expiry.After(cut) {
 				m.lapsed = true
 				l.lapsed++
 				l.queued -= m.size
-				l.ctr.expired.Add(1)
-				c.sendSkipMarkers(l, m)
+				l.ctr.Expired.Add(1)
+				ls.sendSkipMarkers(l, m)
 			}
 		}
 		l.recomputeExpiry()
@@ -119,25 +91,28 @@ func (c *Conn) expireLanes(now time.Time) {
 // message, bypassing KCP (which would only resend them at its next RTO).
 // Segments that already arrived are ignored by the receiver's KCP as
 // duplicates.
-func (c *Conn) sendSkipMarkers(l *lane, m *laneSent) {
-	mtu := c.kcpMTU()
-	b := c.skipScratch[:0]
-	ts := kcpx.Now()
+func (ls *Lanes) sendSkipMarkers(l *lane, m *laneSent) {
+	b := ls.skipScratch[:0]
+	send := func(b []byte) {
+		// Twice, in separate packets: a lost marker keeps the hole open
+		// until KCP's next retransmission, which stalls the lane.
+		for range SkipMarkerCopies {
+			ls.emit(l, b, Sent{Data: true, Bytes: len(b), Skip: true})
+		}
+	}
 	for sn := m.firstSN; int32(sn-m.lastSN) <= 0; sn++ {
-		if len(b)+wire.SegmentHeaderSize+1 > mtu {
-			for range skipMarkerCopies {
-				c.laneOutput(l, b, true)
-			}
+		if len(b)+wire.SegmentHeaderSize+1 > ls.mtu {
+			send(b)
 			b = b[:0]
 		}
 		var h [wire.SegmentHeaderSize]byte
 		seg := wire.Segment(h[:])
-		seg.SetConv(c.id)
+		seg.SetConv(ls.cfg.Conv)
 		seg.SetCmd(wire.CmdPush)
 		seg.SetFrg(byte(m.lastSN - sn))
 		// wnd and una: the peer's KCP takes them from every segment.
 		seg.SetWnd(l.outWnd)
-		seg.SetTs(ts)
+		seg.SetTs(ls.ms)
 		seg.SetSn(sn)
 		seg.SetUna(l.outUna)
 		if sn == m.firstSN {
@@ -149,17 +124,13 @@ func (c *Conn) sendSkipMarkers(l *lane, m *laneSent) {
 		}
 	}
 	if len(b) > 0 {
-		// Twice, in separate packets: a lost marker keeps the hole open
-		// until KCP's next retransmission, which stalls the lane.
-		for range skipMarkerCopies {
-			c.laneOutput(l, b, true)
-		}
+		send(b)
 	}
-	c.skipScratch = b[:0]
+	ls.skipScratch = b[:0]
 }
 
-// laneLapsed returns the lapsed message that segment sn belongs to, or nil.
-func (c *Conn) laneLapsed(l *lane, sn uint32) *laneSent {
+// lapsedAt returns the lapsed message that segment sn belongs to, or nil.
+func (l *lane) lapsedAt(sn uint32) *laneSent {
 	if l.lapsed == 0 {
 		return nil
 	}
@@ -187,16 +158,16 @@ func skipSegment(seg wire.Segment, first bool) wire.Segment {
 
 // recomputeExpiry finds the lane's earliest expiry not yet lapsed.
 func (l *lane) recomputeExpiry() {
-	var min int64
+	var first time.Time
 	for i := range l.backlog {
-		if m := &l.backlog[i]; !m.skip && m.expiry != 0 && (min == 0 || m.expiry < min) {
-			min = m.expiry
+		if m := &l.backlog[i]; !m.skip && !m.expiry.IsZero() && (first.IsZero() || m.expiry.Before(first)) {
+			first = m.expiry
 		}
 	}
 	for i := range l.inflight {
-		if m := &l.inflight[i]; !m.lapsed && m.expiry != 0 && (min == 0 || m.expiry < min) {
-			min = m.expiry
+		if m := &l.inflight[i]; !m.lapsed && !m.expiry.IsZero() && (first.IsZero() || m.expiry.Before(first)) {
+			first = m.expiry
 		}
 	}
-	l.minExpiry = min
+	l.minExpiry = first
 }

@@ -2,7 +2,6 @@ package uxp
 
 import (
 	"encoding/binary"
-	"github.com/uxp-go/uxp/internal/arq"
 	"testing"
 	"time"
 
@@ -19,46 +18,6 @@ func (p *framePair) exchange(now time.Time) {
 	p.srv.pump(now)
 	p.srv.shard.flushSends()
 	feed(p.cli, p.srvOut.take(), p.srvAP, now)
-}
-
-// TestSkipMarkerAcknowledges: a lane's KCP sends and receives, so a skip
-// marker carries the una of what its sender has received, like every
-// segment. Here the client's ACK for the server's message is lost along
-// with the client's deadline message; the skip markers alone then confirm
-// the server's message, and the server counts the skipped one.
-func TestSkipMarkerAcknowledges(t *testing.T) {
-	p := newFramePair(t, false)
-	now := time.Now()
-	_, err := p.cli.Write([]byte("a"))
-	require.NoError(t, err)
-	p.exchange(now) // establishes the server
-	require.Equal(t, stateEstablished, p.srv.state)
-
-	_, err = p.srv.Write([]byte("b"))
-	require.NoError(t, err)
-	p.srv.pump(now)
-	p.srv.shard.flushSends()
-	feed(p.cli, p.srvOut.take(), p.srvAP, now)
-	_, msgs, _ := p.cliH.snapshot()
-	require.Equal(t, [][]byte{[]byte("b")}, msgs)
-
-	_, err = p.cli.WriteWithDeadline([]byte("c"), time.Millisecond)
-	require.NoError(t, err)
-	p.cli.pump(now)
-	p.cli.shard.flushSends()
-	lost := p.cliOut.take() // the ACK for "b" and the PUSH of "c"
-	require.NotEmpty(t, lost)
-	require.Equal(t, 1, p.srv.arq.View(0).WaitSnd, "the server's message is unacknowledged")
-
-	p.cli.arq.Expire(time.Now().Add(time.Second))
-	p.cli.shard.flushSends()
-	markers := p.cliOut.take()
-	require.Len(t, markers, arq.SkipMarkerCopies)
-	feed(p.srv, markers, p.cliAP, now)
-	require.Zero(t, p.srv.arq.View(0).WaitSnd, "the markers' una confirms the server's message")
-	require.Zero(t, p.srv.arq.View(0).Inflight)
-	require.EqualValues(t, 1, p.srv.Stats().Lanes[0].Skipped)
-	require.EqualValues(t, 1, p.cli.Stats().Lanes[0].Expired)
 }
 
 // TestLaneUnaAhead: a segment whose una acknowledges segments its receiver

@@ -22,6 +22,7 @@ func (ls *Lanes) Timers(now time.Time, budget int) {
 		ls.flushAcks(now)
 	}
 	ls.begin(now)
+	acked := false
 	for _, l := range ls.byPrio {
 		ls.probeTimer(l, now)
 		ls.wndProbeTimer(l, now)
@@ -35,6 +36,7 @@ func (ls *Lanes) Timers(now time.Time, budget int) {
 			l.arq.Update()
 			if l.ackPending && ls.sh.KCP.Flush(l.arq, kcp.IKCP_FLUSH_ACKONLY) {
 				l.ackPending = false
+				acked = true
 			}
 		}
 		if at, has, _ := ls.sendWork(l); has && ls.due(at) {
@@ -42,10 +44,14 @@ func (ls *Lanes) Timers(now time.Time, budget int) {
 			// wait for KCP's tick (which the lane no longer runs while
 			// it only waits for ACKs).
 			if ls.sh.KCP.Flush(l.arq, kcp.IKCP_FLUSH_FULL) {
+				acked = acked || l.ackPending
 				l.ackPending = false
 			}
 			ls.out.Event(EvTimerFlush)
 		}
+	}
+	if acked {
+		ls.acks.OnAckSent(now)
 	}
 }
 

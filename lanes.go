@@ -60,8 +60,8 @@ type LaneConfig struct {
 	// written on this lane (Conn.WriteWithDeadline and
 	// Conn.WriteLaneWithDeadline override it per message). A message not
 	// delivered within its deadline is abandoned: the sender stops sending
-	// it and the receiver skips it (internal/arq deadline.go). Zero means messages on
-	// this lane have no deadline. Negative is invalid.
+	// it and the receiver skips it (internal/arq deadline.go). Zero
+	// means messages on this lane have no deadline. Negative is invalid.
 	Deadline time.Duration
 }
 

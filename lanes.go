@@ -275,7 +275,7 @@ func (c *Conn) laneDeliver(lane int, force bool) {
 	case err == nil:
 	case errors.Is(err, arq.ErrTooLarge):
 		c.terminate(&ProtocolError{Reason: "peer sent a message larger than MaxMessageSize"}, CloseProtocolError, "message larger than MaxMessageSize", true)
-	case errors.Is(err, arq.ErrBadHeader):
+	case errors.Is(err, wire.ErrLaneHeader):
 		c.terminate(&ProtocolError{Reason: "bad lane message header"}, CloseProtocolError, "bad lane message header", true)
 	default:
 		c.terminate(&ProtocolError{Reason: "bad lane message kind"}, CloseProtocolError, "bad lane message kind", true)

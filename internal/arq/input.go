@@ -221,10 +221,8 @@ func (ls *Lanes) DeliverLane(now time.Time, lane int) error {
 			// it and go on to the messages behind it.
 			ls.out.Event(EvMalformed)
 			continue
-		case errors.Is(err, wire.ErrLaneHeader):
-			return ErrBadHeader
 		case err != nil:
-			return ErrBadKind
+			return err // wire.ErrLaneHeader or wire.ErrLaneKind
 		case m.Kind == wire.LaneMsgSkip, m.Short:
 			// Abandoned, or some segments were replaced by skip markers.
 			l.ctr.Skipped.Add(1)

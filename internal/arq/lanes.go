@@ -25,17 +25,11 @@ import (
 // NoLimit is the budget that leaves admission to the send window alone.
 const NoLimit = -1
 
-// Errors Deliver and Input return: the peer broke the protocol, and the
-// session ends.
-var (
-	// ErrTooLarge: the peer sent a message larger than the receive buffer
-	// (the session's MaxMessageSize).
-	ErrTooLarge = errors.New("arq: peer sent a message larger than MaxMessageSize")
-	// ErrBadHeader: a lane message header is truncated or inconsistent.
-	ErrBadHeader = errors.New("arq: bad lane message header")
-	// ErrBadKind: a lane message has an unknown kind.
-	ErrBadKind = errors.New("arq: bad lane message kind")
-)
+// ErrTooLarge is DeliverLane's error for a message of the peer's larger
+// than the receive buffer (the session's MaxMessageSize). DeliverLane's
+// other errors are internal/wire's ErrLaneHeader and ErrLaneKind. Each
+// means the peer broke the protocol, and the session ends.
+var ErrTooLarge = errors.New("arq: peer sent a message larger than MaxMessageSize")
 
 // Config is the fixed configuration of a session's lanes.
 type Config struct {

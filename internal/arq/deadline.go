@@ -112,7 +112,7 @@ func (ls *Lanes) sendSkipMarkers(l *lane, m *laneSent) {
 		seg.SetFrg(byte(m.lastSN - sn))
 		// wnd and una: the peer's KCP takes them from every segment.
 		seg.SetWnd(l.outWnd)
-		seg.SetTs(ls.ms)
+		seg.SetTs(ls.kcpMs())
 		seg.SetSn(sn)
 		seg.SetUna(l.outUna)
 		if sn == m.firstSN {

@@ -19,9 +19,9 @@
 //
 // The package never reads the clock. Every method that depends on time
 // takes now, the monotonic time the owner's event began, and converts it
-// to KCP's millisecond clock in one place (kcpx.Ms): the timestamps of
-// the segments this layer forges (skip markers, probes) and every
-// comparison with KCP's own timers use that value. kcp-go stamps its own
+// to KCP's millisecond clock in one place (Lanes.kcpMs, by kcpx.Ms): the
+// timestamps of the segments this layer forges (skip markers, probes) and
+// every comparison with KCP's own timers use that value. kcp-go stamps its own
 // segments from its package clock, time.Since(refTime), which kcpx.Ms
 // computes for the instant now: the two agree exactly under
 // testing/synctest (time does not move within an event) and lag by the

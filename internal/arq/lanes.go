@@ -175,9 +175,11 @@ type Lanes struct {
 	mss        int
 	recvWndCap int // receive window while capped; 0: RecvWindow
 
-	// The current call's time, for the output callback and deliveries.
-	now time.Time
-	ms  uint32 // kcpx.Ms(now)
+	// The current call's time, for the output callback and deliveries,
+	// and its KCP milliseconds, computed when first needed (kcpMs).
+	now   time.Time
+	ms    uint32
+	msSet bool
 
 	scratch     []byte // one lane message with its header, for KCP Send
 	skipScratch []byte // skip markers (deadline.go)
@@ -297,8 +299,17 @@ func (ls *Lanes) SetRecvWindowCap(n int) {
 
 // begin starts a call at now.
 func (ls *Lanes) begin(now time.Time) {
-	ls.now = now
-	ls.ms = kcpx.Ms(now)
+	ls.now, ls.msSet = now, false
+}
+
+// kcpMs is the current call's time on KCP's millisecond clock: the one
+// place the layer converts (kcpx.Ms). Lazily, since most calls (input,
+// delivery, admission) never need it.
+func (ls *Lanes) kcpMs() uint32 {
+	if !ls.msSet {
+		ls.ms, ls.msSet = kcpx.Ms(ls.now), true
+	}
+	return ls.ms
 }
 
 // kcp returns the lane's KCP, making it on first use.

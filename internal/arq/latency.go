@@ -99,8 +99,8 @@ func (t *deliveryTracker) acked(una uint32, rtt time.Duration, now time.Time) (l
 // completes (Output.Latency). It runs before the segment goes to KCP.
 func (ls *Lanes) noteUna(l *lane, una uint32, now time.Time) {
 	t := &l.lat
-	if t.n == 0 {
-		return
+	if t.n == 0 || int32(una-t.ring[t.head].end) < 0 {
+		return // completes nothing: the common case, without Timing
 	}
 	rtt := ls.out.Timing().SRTT
 	for t.n > 0 {

@@ -179,7 +179,7 @@ func (ls *Lanes) probeTimer(l *lane, now time.Time) {
 	// The receive state and timestamp of now, as KCP's own retransmission
 	// would carry.
 	seg.SetWnd(l.outWnd)
-	p.probeTS, p.probeSentAt = ls.ms, now
+	p.probeTS, p.probeSentAt = ls.kcpMs(), now
 	seg.SetTs(p.probeTS)
 	seg.SetUna(l.outUna)
 	if m := l.lapsedAt(p.sn); m != nil {

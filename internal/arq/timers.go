@@ -59,7 +59,7 @@ func (ls *Lanes) Timers(now time.Time, budget int) {
 // KCP's Check answers its own clock read at the call, which may be ahead
 // of the event's by the time the event has run so far: a timer that fell
 // due in between waits for the next wake (Deadline: a millisecond).
-func (ls *Lanes) due(ms uint32) bool { return int32(ms-ls.ms) <= 0 }
+func (ls *Lanes) due(ms uint32) bool { return int32(ms-ls.kcpMs()) <= 0 }
 
 // Deadline is the earliest lane timer at now: a KCP clock, an expiry, a
 // probe, the ACK policy's deadline while ACKs are owed, or a memory trim.
@@ -72,7 +72,7 @@ func (ls *Lanes) Deadline(now time.Time) time.Time {
 	kcpAt := func(ms uint32) time.Time {
 		// Rounded up: KCP's milliseconds and now's need not share a
 		// phase (kcpx.Ms).
-		wait := time.Duration(int32(ms-ls.ms)) * time.Millisecond
+		wait := time.Duration(int32(ms-ls.kcpMs())) * time.Millisecond
 		return now.Add(max(wait, time.Millisecond))
 	}
 	var margin time.Duration

@@ -79,7 +79,7 @@ func (ls *Lanes) wndProbeTimer(l *lane, now time.Time) {
 	seg.SetConv(ls.cfg.Conv)
 	seg.SetCmd(wire.CmdWask)
 	seg.SetWnd(l.outWnd)
-	seg.SetTs(ls.ms)
+	seg.SetTs(ls.kcpMs())
 	seg.SetUna(l.outUna)
 	ls.emit(l, seg, Sent{Bytes: len(seg), WndProbe: true})
 	w.interval = min(2*w.interval, wndProbeMax)

@@ -24,7 +24,9 @@ func linkedFlush(k *kcp.KCP, flushType kcp.FlushType) uint32
 func linkedNow() uint32
 
 // linkedRefTime is the reference point of kcp-go's millisecond clock:
-// currentMs is time.Since(refTime) in milliseconds.
+// currentMs is time.Since(refTime) in milliseconds. Read once at init,
+// and only when the version gate passed (gate.go refTime); Ms converts
+// with it, so that this package's clock and kcp-go's are one.
 //
 //go:linkname linkedRefTime github.com/xtaci/kcp-go/v5.refTime
 var linkedRefTime time.Time

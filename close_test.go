@@ -318,7 +318,7 @@ func TestStreamAfterClose(t *testing.T) {
 // TestCloseFrameCodec: the close frame's layout, the earlier one-byte
 // layout, and exact length checks.
 func TestCloseFrameCodec(t *testing.T) {
-	c := &Conn{connShard: connShard{arq: twoLanes(t)}}
+	c := twoLanes(t)
 	c.arq.SetMessageCounts(0, 7, 0)
 	c.arq.SetMessageCounts(1, 1<<31, 0)
 	body := c.appendCloseFrame(nil, 0x1234, "why")
@@ -351,7 +351,7 @@ func TestCloseFrameCodec(t *testing.T) {
 
 	// The receiver checks the counts: a claim of an orderly end with a
 	// message missing is reported as abandoned.
-	rc := &Conn{connShard: connShard{arq: twoLanes(t)}}
+	rc := twoLanes(t)
 	rc.arq.SetMessageCounts(0, 0, 7)
 	rc.arq.SetMessageCounts(1, 0, 1<<31)
 	require.True(t, rc.tookAll(f0(t, body)))
@@ -366,9 +366,11 @@ func f0(t *testing.T, body []byte) wire.Close {
 	return f
 }
 
-// twoLanes is a session's two lanes, never used, for the close frame's
+// twoLanes is a session with two lanes, never used, for the close frame's
 // counts.
-func twoLanes(t testing.TB) *arq.Lanes {
+func twoLanes(t testing.TB) *Conn {
 	t.Helper()
-	return arq.New(arq.Config{Priorities: make([]int, 2)}, &arq.Shard{}, nil, 1000)
+	c := &Conn{}
+	c.arq.Init(arq.Config{Priorities: make([]int, 2)}, &arq.Shard{}, nil, 1000)
+	return c
 }

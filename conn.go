@@ -130,7 +130,7 @@ type connShard struct {
 	heapIndex   int
 	deadline    time.Time
 	remoteAP    netip.AddrPort
-	arq         *arq.Lanes // fixed at creation; lane counters are read by Stats (lanes.go)
+	arq         arq.Lanes  // made with the session; lane counters are read by Stats (lanes.go)
 	keys        rekeyState // transport keys, by generation (rekey.go)
 	path        pathState  // server: validation of a new peer address (path.go)
 	sendCounter uint64     // runs on across rekeys

@@ -109,7 +109,7 @@ func (c *Conn) initLanes() {
 	for i, l := range set.lanes {
 		prios[i] = l.Priority
 	}
-	c.arq = arq.New(arq.Config{
+	c.arq.Init(arq.Config{
 		Conv:         c.id,
 		Priorities:   prios,
 		SendWindow:   set.sendWindow,

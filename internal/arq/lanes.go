@@ -249,7 +249,16 @@ type laneSent struct {
 // New returns a session's lanes. kcpMTU is the KCP MTU of the lanes'
 // KCPs (SetMTU changes it).
 func New(cfg Config, sh *Shard, out Output, kcpMTU int) *Lanes {
-	ls := &Lanes{cfg: cfg, sh: sh, out: out, acks: Immediate{}}
+	ls := new(Lanes)
+	ls.Init(cfg, sh, out, kcpMTU)
+	return ls
+}
+
+// Init is New for a Lanes the caller holds (a session embeds its own, to
+// save an allocation). A Lanes must not be copied after Init: its KCPs'
+// output callbacks point to it.
+func (ls *Lanes) Init(cfg Config, sh *Shard, out Output, kcpMTU int) {
+	*ls = Lanes{cfg: cfg, sh: sh, out: out, acks: Immediate{}}
 	ls.lanes = make([]*lane, len(cfg.Priorities))
 	for i, p := range cfg.Priorities {
 		l := &lane{id: i, prio: p, outWnd: uint16(min(cfg.RecvWindow, 1<<16-1))}
@@ -259,7 +268,6 @@ func New(cfg Config, sh *Shard, out Output, kcpMTU int) *Lanes {
 	ls.byPrio = slices.Clone(ls.lanes)
 	slices.SortStableFunc(ls.byPrio, func(a, b *lane) int { return cmp.Compare(b.prio, a.prio) })
 	ls.mtu, ls.mss = kcpMTU, max(1, kcpMTU-wire.SegmentHeaderSize)
-	return ls
 }
 
 // Len is the number of lanes.

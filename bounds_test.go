@@ -99,8 +99,7 @@ func TestFECShardBounds(t *testing.T) {
 func TestACKFloodBound(t *testing.T) {
 	const unacked, datagrams = 256, 200
 	sp, cli, srv, now, lost := unackedServer(t, unacked)
-	l := srv.lanes[0]
-	require.Equal(t, uint32(unacked), l.sndSN)
+	require.Equal(t, uint32(unacked), srv.arq.View(0).SndSN)
 	perDatagram := (cli.ep.set.kcpMTU()) / kcpOverhead
 
 	flood := make([][]byte, datagrams)
@@ -115,9 +114,9 @@ func TestACKFloodBound(t *testing.T) {
 	for range datagrams {
 		flood = append(flood, kcpSeg(nil, cli.id, kcp.IKCP_CMD_ACK, 0, 256, kcpx.Now(), unacked-1, 0, 0))
 	}
-	w0 := l.ackWalks
+	w0 := srv.arq.View(0).AckWalks
 	sp.inject(cli, srv, frameKCP, flood, now)
-	floodWalks := float64(l.ackWalks-w0) / float64(len(flood))
+	floodWalks := float64(srv.arq.View(0).AckWalks-w0) / float64(len(flood))
 	// Each repeat also counted as a duplicate ACK for every older segment:
 	// two made KCP fast-retransmit all 255 (up to 5 times each), 1.8 MB
 	// sent for a few 57-byte datagrams.
@@ -129,9 +128,9 @@ func TestACKFloodBound(t *testing.T) {
 	for sn := range ordinary {
 		ordinary[sn] = kcpSeg(nil, cli.id, kcp.IKCP_CMD_ACK, 0, 256, kcpx.Now(), uint32(sn), 0, 0)
 	}
-	w0 = l.ackWalks
+	w0 = srv.arq.View(0).AckWalks
 	sp.inject(cli, srv, frameKCP, ordinary, now)
-	ordinaryWalks := float64(l.ackWalks-w0) / float64(len(ordinary))
+	ordinaryWalks := float64(srv.arq.View(0).AckWalks-w0) / float64(len(ordinary))
 	t.Logf("send buffer segments walked per datagram: flood of %d ACKs %.1f, ordinary %.1f (before: %d per flood datagram)",
 		perDatagram, floodWalks, ordinaryWalks, 2*perDatagram*unacked)
 	require.LessOrEqual(t, floodWalks, ordinaryWalks, "a flood datagram makes KCP walk no more than an ordinary one")
@@ -144,7 +143,7 @@ func TestACKFloodBound(t *testing.T) {
 	cli.pump(now)
 	cli.shard.flushSends()
 	feed(srv, sp.cliOut.take(), sp.cliAP, now)
-	require.Zero(t, srv.lanes[0].waitSnd(), "real ACKs still acknowledge")
+	require.Zero(t, srv.arq.View(0).WaitSnd, "real ACKs still acknowledge")
 }
 
 // TestRecvMemoryBound (issue 13, section 2 item 4): a client announces a
@@ -180,7 +179,7 @@ func TestRecvMemoryBound(t *testing.T) {
 			}
 			sent := 0
 			for lane := range lanes {
-				rcvNxt, _, _, ok := testKCP.RecvState(srv.laneKCP(srv.lanes[lane]))
+				rcvNxt, _, _, ok := testKCP.RecvState(srv.arq.MakeKCP(lane))
 				require.True(t, ok)
 				// Per datagram, as many empty segments as fit.
 				perDatagram := (cli.ep.set.kcpMTU() - laneIDSize) / kcpOverhead
@@ -220,8 +219,8 @@ func TestRecvMemoryBound(t *testing.T) {
 			t.Logf("%d lanes: %d bytes sent; session holds %d bytes in stored segments (budget %d, %d per lane); heap grew %d",
 				lanes, sent, held, budget, (window+int(set.recvSlack()))*kcpSegBuf, int64(heap1)-int64(heap0))
 			require.LessOrEqual(t, held, budget)
-			for _, l := range srv.lanes {
-				_, _, h, _ := testKCP.RecvState(srv.laneKCP(l))
+			for l := range srv.arq.Len() {
+				_, _, h, _ := testKCP.RecvState(srv.arq.MakeKCP(l))
 				require.LessOrEqual(t, h, window+int(set.recvSlack()), "a lane stores at most its advertised window and slack")
 			}
 			// The heap, which also holds the KCPs' rings and receive heaps
@@ -241,7 +240,7 @@ func TestSegmentFieldBounds(t *testing.T) {
 	sp := newSessionPairs(t, &Config{}, false)
 	cli, srv := sp.addPair(t, fecParams{})
 	now := time.Now()
-	rcvNxt, rcvEnd, _, ok := testKCP.RecvState(srv.laneKCP(srv.lanes[0]))
+	rcvNxt, rcvEnd, _, ok := testKCP.RecvState(srv.arq.MakeKCP(0))
 	require.True(t, ok)
 	id := cli.id
 	push := func(frg byte, sn, una uint32, n int) []byte {
@@ -260,7 +259,7 @@ func TestSegmentFieldBounds(t *testing.T) {
 		{"WASK with a payload", kcpSeg(nil, id, kcp.IKCP_CMD_WASK, 0, 256, 0, 0, 0, 1), false},
 		{"WINS with a fragment number", kcpSeg(nil, id, kcp.IKCP_CMD_WINS, 1, 256, 0, 0, 0, 0), false},
 		{"frg past what MaxMessageSize needs", push(maxFrag+1, rcvNxt+1, 0, 1), false},
-		{"una past what was sent", push(0, rcvNxt+1, srv.lanes[0].sndSN+1, 1), false},
+		{"una past what was sent", push(0, rcvNxt+1, srv.arq.View(0).SndSN+1, 1), false},
 		{"len past the frame", push(0, rcvNxt+1, 0, 10)[:kcpOverhead+5], false},
 		{"trailing bytes", append(push(0, rcvNxt-1, 0, 1), 1, 2, 3), false}, // a repeat, then junk
 		{"sn past the advertised window and its slack", push(0, rcvEnd+srv.ep.set.recvSlack(), 0, 1), true},
@@ -276,7 +275,7 @@ func TestSegmentFieldBounds(t *testing.T) {
 				require.Equal(t, before.Malformed+1, after.Malformed)
 			}
 			require.Equal(t, stateEstablished, srv.state)
-			_, _, held, _ := testKCP.RecvState(srv.lanes[0].arq)
+			_, _, held, _ := testKCP.RecvState(srv.arq.View(0).KCP)
 			require.Zero(t, held, "nothing out of bounds is stored")
 		})
 	}

@@ -192,17 +192,6 @@ func (c *Conn) nextShared(kind byte) (byte, []byte) {
 	return kind &^ pendShared, m.data
 }
 
-// laneDeadlineOf is the expiry (endpoint.mono, timebase.go) the lane's
-// default deadline gives a message written now to a session of ep, or 0.
-func laneDeadlineOf(ep *endpoint, lane int) int64 {
-	if lane < len(ep.set.lanes) {
-		if d := ep.set.lanes[lane].Deadline; d > 0 {
-			return ep.expiryIn(d)
-		}
-	}
-	return 0
-}
-
 // postMany is post for many sessions of this shard: one lock, one wake-up.
 func (s *shard) postMany(cs []*Conn) {
 	s.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/uxp-go/uxp/internal/arq"
 	"io"
 	"net"
 	"os"
@@ -317,7 +318,9 @@ func TestStreamAfterClose(t *testing.T) {
 // TestCloseFrameCodec: the close frame's layout, the earlier one-byte
 // layout, and exact length checks.
 func TestCloseFrameCodec(t *testing.T) {
-	c := &Conn{connShard: connShard{lanes: []*lane{{sndMsgs: 7}, {sndMsgs: 1 << 31}}}}
+	c := twoLanes(t)
+	c.arq.SetMessageCounts(0, 7, 0)
+	c.arq.SetMessageCounts(1, 1<<31, 0)
 	body := c.appendCloseFrame(nil, 0x1234, "why")
 	require.Equal(t, []byte{0x34, 0x12, 2, 7, 0, 0, 0, 0, 0, 0, 0x80, 'w', 'h', 'y'}, body)
 	f, ok := parseCloseFrame(body)
@@ -348,9 +351,11 @@ func TestCloseFrameCodec(t *testing.T) {
 
 	// The receiver checks the counts: a claim of an orderly end with a
 	// message missing is reported as abandoned.
-	rc := &Conn{connShard: connShard{lanes: []*lane{{rcvMsgs: 7}, {rcvMsgs: 1 << 31}}}}
+	rc := twoLanes(t)
+	rc.arq.SetMessageCounts(0, 0, 7)
+	rc.arq.SetMessageCounts(1, 0, 1<<31)
 	require.True(t, rc.tookAll(f0(t, body)))
-	rc.lanes[1].rcvMsgs--
+	rc.arq.SetMessageCounts(1, 0, 1<<31-1)
 	require.False(t, rc.tookAll(f0(t, body)))
 }
 
@@ -359,4 +364,13 @@ func f0(t *testing.T, body []byte) wire.Close {
 	f, ok := parseCloseFrame(body)
 	require.True(t, ok)
 	return f
+}
+
+// twoLanes is a session with two lanes, never used, for the close frame's
+// counts.
+func twoLanes(t testing.TB) *Conn {
+	t.Helper()
+	c := &Conn{}
+	c.arq.Init(arq.Config{Priorities: make([]int, 2)}, &arq.Shard{}, nil, 1000)
+	return c
 }

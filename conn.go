@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/uxp-go/uxp/internal/arq"
 	"github.com/uxp-go/uxp/internal/replay"
 )
 
@@ -78,7 +79,7 @@ type connFixed struct {
 // connPosted is what other goroutines post to the shard; guarded by mu.
 type connPosted struct {
 	mu        sync.Mutex
-	pend      []byte // queued messages, each behind a pend header (pendHeaderSize)
+	pend      []byte // queued messages, each as u32 length + bytes
 	pendBytes int
 	closeReq  bool
 	// closeCode and closeReason are what the close frame will carry
@@ -97,7 +98,7 @@ type connShared struct {
 	remote  atomic.Pointer[net.UDPAddr] // for RemoteAddr; remoteAP is the shard's copy
 
 	kcpQueued atomic.Int64 // estimate of bytes inside KCP
-	// overloadAt is when (endpoint.mono) the read loop last dropped a datagram
+	// overloadAt is when (unix ns) the read loop last dropped a datagram
 	// of this session because its worker was saturated: the idle timer
 	// counts it as heard (overloadHeard). Written by the read loop.
 	overloadAt atomic.Int64
@@ -129,15 +130,14 @@ type connShard struct {
 	heapIndex   int
 	deadline    time.Time
 	remoteAP    netip.AddrPort
-	lanes       []*lane // fixed at creation; lane counters are read by Stats
-	lanesByPrio []*lane
+	arq         arq.Lanes  // made with the session; lane counters are read by Stats (lanes.go)
 	keys        rekeyState // transport keys, by generation (rekey.go)
 	path        pathState  // server: validation of a new peer address (path.go)
 	sendCounter uint64     // runs on across rekeys
 	exhausted   bool       // sendCounter reached replay.RejectAfter
 	replay      replay.Window
 	hb          heartbeat
-	dataRTT     rttEstimator // data round trips, for tail probes (probe.go)
+	dataRTT     rttEstimator // data round trips, for tail probes (lanes.go pto)
 	handshakeBy time.Time    // stateHalfOpen: drop the session if not confirmed by then
 	// rekeyWait is when a postponed rekey tries again, and rekeyDeferrals
 	// how often it was postponed (rekey_sched.go).
@@ -164,14 +164,14 @@ type connShard struct {
 	drainUntil   time.Time
 	drainSent    time.Time // last repetition
 	pendSpare    []byte
-	laneScratch  []byte // one lane message with its header, for KCP Send
 	frameScratch []byte // one inner frame, for FEC
-	skipScratch  []byte // skip markers (deadline.go)
+	// deliverForce is laneDeliver's force while the lanes deliver.
+	deliverForce bool
 	latest       *latestState
 	dgrams       datagramCounters
 	lastPong     time.Time // client: when the last pong arrived
 	lastPongTS   uint64    // client: the server timestamp it carried
-	peerTS       uint64    // the peer's clock in its last ping or pong (deadline.go)
+	peerTS       uint64    // the peer's clock in its last ping or pong (laneIO.PeerDeadline)
 	peerAt       time.Time // when that ping or pong arrived
 	fec          fecState
 	tr           tracer
@@ -384,11 +384,7 @@ func (c *Conn) takeOpenWindow() {
 	}
 	c.deliverLanes(false)
 	c.recvWndCap = 0
-	for _, l := range c.lanes {
-		if l.arq != nil {
-			l.arq.WndSize(0, c.ep.set.recvWindow)
-		}
-	}
+	c.arq.SetRecvWindowCap(0)
 }
 
 // resumeRecv asks the shard to deliver the messages a flowHandler refused

@@ -49,9 +49,9 @@ const (
 
 // appendCloseFrame appends a close frame body to b.
 func (c *Conn) appendCloseFrame(b []byte, code uint16, reason string) []byte {
-	b = wire.AppendCloseHeader(b, code, len(c.lanes))
-	for _, l := range c.lanes {
-		b = wire.AppendCloseCount(b, l.sndMsgs)
+	b = wire.AppendCloseHeader(b, code, c.arq.Len())
+	for i := range c.arq.Len() {
+		b = wire.AppendCloseCount(b, c.arq.SentMessages(i))
 	}
 	if len(reason) > MaxCloseReason {
 		reason = reason[:MaxCloseReason]
@@ -143,11 +143,7 @@ func (c *Conn) startClosing(now time.Time) {
 // the last look (the bytes waiting for an acknowledgement by una, or the
 // segments KCP holds, reached a new low) moves lingerProgress to now.
 func (c *Conn) lingerMark(now time.Time) {
-	queued, segs := 0, 0
-	for _, l := range c.lanes {
-		queued += l.queued
-		segs += l.waitSnd()
-	}
+	queued, segs := c.arq.Sending()
 	switch {
 	case now.Equal(c.lingerProgress):
 		// startClosing
@@ -180,7 +176,7 @@ func (c *Conn) closingTick(now time.Time) bool {
 	if c.state != stateClosing {
 		return false
 	}
-	if c.lanesIdle() {
+	if c.arq.Idle() {
 		c.mu.Lock()
 		code, reason, set := c.closeCode, c.closeReason, c.closeSet
 		c.mu.Unlock()
@@ -195,10 +191,7 @@ func (c *Conn) closingTick(now time.Time) bool {
 	if c.ep.set.closeLinger > 0 && now.Before(c.lingerDeadline()) {
 		return false
 	}
-	queued := 0
-	for _, l := range c.lanes {
-		queued += l.queued
-	}
+	queued, _ := c.arq.Sending()
 	reason := fmt.Sprintf("gave up after %v with %d bytes unacknowledged", now.Sub(c.lingerProgress).Round(time.Millisecond), queued)
 	if c.ep.set.closeLinger < 0 {
 		reason = fmt.Sprintf("closed at once (CloseLinger < 0) with %d bytes unacknowledged", queued)
@@ -240,8 +233,8 @@ func (c *Conn) tookAll(f wire.Close) bool {
 	for i := range f.Lanes() {
 		want := f.Count(i)
 		var got uint32
-		if i < len(c.lanes) {
-			got = c.lanes[i].rcvMsgs
+		if i < c.arq.Len() {
+			got = c.arq.ReceivedMessages(i)
 		}
 		if got != want {
 			return false
@@ -389,7 +382,7 @@ func (c *Conn) terminate(err error, code uint16, reason string, notify bool) {
 		// Closed locally, then ended otherwise (the peer's close, a
 		// timeout, Server.Close): this side asked for the end, but it
 		// says so only if nothing it wrote was lost.
-		if c.lanesIdle() {
+		if c.arq.Idle() {
 			err = ErrConnClosed
 		} else {
 			err = &CloseError{Code: CloseAbandoned, Reason: "the session ended before everything written was acknowledged: " + err.Error()}
@@ -409,9 +402,7 @@ func (c *Conn) terminate(err error, code uint16, reason string, notify bool) {
 	} else {
 		c.free()
 	}
-	for _, l := range c.lanes {
-		c.releaseProbe(l)
-	}
+	c.arq.Close()
 	c.kcpQueued.Store(0)
 	if announced {
 		c.callClosed(err)

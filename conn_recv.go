@@ -60,7 +60,7 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	body := pt[wire.FrameHeaderSize:]
 	switch pt[0] {
 	case wire.FrameKCP:
-		c.laneInput(c.lanes[0], body, kcp.IKCP_PACKET_REGULAR)
+		c.laneInput(0, body, kcp.IKCP_PACKET_REGULAR)
 	case wire.FrameLane:
 		c.laneFrameInput(body, kcp.IKCP_PACKET_REGULAR)
 	case wire.FrameDatagram, wire.FrameLatest:

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/uxp-go/uxp/internal/arq"
 	"github.com/uxp-go/uxp/internal/replay"
 	"github.com/uxp-go/uxp/internal/wire"
 )
@@ -47,7 +48,7 @@ func (c *Conn) pump(now time.Time) {
 	for b := pend; len(b) >= pendHeaderSize; {
 		n := int(binary.LittleEndian.Uint32(b))
 		kind, arg := b[4], int(b[5])
-		deadline := int64(binary.LittleEndian.Uint64(b[6:14]))
+		deadline := c.ep.expiryOf(int64(binary.LittleEndian.Uint64(b[6:14])))
 		msg := b[pendHeaderSize : pendHeaderSize+n]
 		b = b[pendHeaderSize+n:]
 		if kind&pendShared != 0 {
@@ -58,7 +59,7 @@ func (c *Conn) pump(now time.Time) {
 			// Cannot happen: a server's session is announced, and so
 			// written to, only once established.
 		case kind == pendReliable:
-			direct = c.enqueueLane(c.lanes[arg], msg, deadline) || direct
+			direct = c.arq.Enqueue(now, arg, msg, deadline, arq.NoLimit) || direct
 		default:
 			c.sendDatagram(kind, arg, msg)
 		}
@@ -89,22 +90,18 @@ func (c *Conn) pump(now time.Time) {
 		c.reschedule(now)
 		return
 	}
-	c.expireLanes(now)
-	admitted := c.admitLanes() || direct
-	if c.fec.enc == nil || admitted || closeReq || resumed {
-		c.flushLanes()
-	} else if c.fec.dec.Groups() == 0 {
-		// ACKs go at once, unless a group the decoder holds may still
-		// fill a hole they would report: then they wait for KCP's tick,
-		// so that a repair does not race a fast retransmission.
-		c.flushAcks()
+	c.arq.Expire(now)
+	_, admitted := c.arq.Admit(now, arq.NoLimit)
+	if c.fec.enc == nil || admitted || direct || closeReq || resumed {
+		c.arq.Flush(now)
+	} else {
+		// The ACKs owed go when the ACK policy says: with FEC, not while
+		// a group the decoder holds may still fill a hole they would
+		// report (fecAcks).
+		c.arq.FlushAcks(now)
 	}
 	c.noteQueued()
-	for _, l := range c.lanes {
-		if l.wnd.peerWnd == 0 {
-			c.checkWndProbe(l, now) // new data for a closed window
-		}
-	}
+	c.arq.CheckWindows(now) // new data for a closed window
 	if c.closingTick(now) {
 		return
 	}

@@ -1,6 +1,7 @@
 package uxp
 
 import (
+	"github.com/uxp-go/uxp/internal/arq"
 	"time"
 
 	"github.com/uxp-go/uxp/internal/replay"
@@ -35,7 +36,7 @@ func (c *Conn) onTimer(now time.Time) {
 			c.sendPing(now)
 		}
 		c.fecTimers(now)
-		c.laneTimers(now)
+		c.arq.Timers(now, arq.NoLimit)
 		c.noteQueued()
 		if c.closingTick(now) {
 			return
@@ -62,7 +63,7 @@ func (c *Conn) reschedule(now time.Time) {
 		d = earlier(d, c.rekeyDeadline())
 		d = earlier(d, c.pathDeadline())
 		d = earlier(d, c.pmtu.deadline())
-		d = earlier(d, c.lanesDeadline(now))
+		d = earlier(d, c.arq.Deadline(now))
 	}
 	if c.exhausted {
 		d = earlier(d, now) // end the session (onTimer)

@@ -207,7 +207,7 @@ func (c *Conn) fecDeliver(pkt []byte, recovered bool) {
 	body := pkt[wire.FrameHeaderSize:]
 	switch pkt[0] {
 	case wire.FrameKCP:
-		c.laneInput(c.lanes[0], body, typ)
+		c.laneInput(0, body, typ)
 	case wire.FrameLane:
 		c.laneFrameInput(body, typ)
 	case wire.FrameDatagram, wire.FrameLatest:
@@ -336,7 +336,8 @@ func (c *Conn) takeLossReport(r wire.Loss) {
 }
 
 // parityPays reports whether parity would repair a loss sooner than a tail
-// probe (probe.go) does, which is when adaptive mode spends bytes on it.
+// probe (internal/arq probe.go) does, which is when adaptive mode spends
+// bytes on it.
 // Parity repairs a loss once its group is complete: after the group fills,
 // or after the group delay for sparse traffic. A probe repairs it one probe
 // timeout after the last send. On a short path the probe wins and costs

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/uxp-go/uxp/internal/arq"
 	"net"
 	"net/netip"
 	"runtime"
@@ -111,9 +112,10 @@ func FuzzFrame(f *testing.F) {
 
 // sendLaneNow puts msg on lane 0 and flushes it, as pump would.
 func sendLaneNow(c *Conn, msg []byte) {
-	c.enqueueLane(c.lanes[0], msg, 0)
-	c.admitLanes()
-	c.flushLanes()
+	now := time.Now()
+	c.arq.Enqueue(now, 0, msg, time.Time{}, arq.NoLimit)
+	c.arq.Admit(now, arq.NoLimit)
+	c.arq.Flush(now)
 	c.shard.flushSends() // as the shard does when its event ends
 }
 

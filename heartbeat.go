@@ -216,7 +216,7 @@ func (c *Conn) answerPing(ping wire.Ping, now time.Time) {
 	wire.PutPong(b[:], wire.Pong{Echo: peer, Clock: clock})
 	c.hb.echoes.sent(clock)
 	c.sendFrame(wire.FramePong, b[:])
-	c.peerTS, c.peerAt = peer, now // deadline.go
+	c.peerTS, c.peerAt = peer, now // laneIO.PeerDeadline
 	// Server-side RTT: now - when we sent that pong - how long the client
 	// sat on it; in [0, clock-sent] by the checks above.
 	if sent != 0 {
@@ -238,7 +238,7 @@ func (c *Conn) takePong(pong wire.Pong, now time.Time) {
 	c.hb.pong(now.Add(-time.Duration(clock-echo)), now)
 	c.lastPong = now
 	c.lastPongTS = peer
-	c.peerTS, c.peerAt = c.lastPongTS, now // deadline.go
+	c.peerTS, c.peerAt = c.lastPongTS, now // laneIO.PeerDeadline
 	c.publishRTT()
 }
 

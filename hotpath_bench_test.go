@@ -213,7 +213,7 @@ func (r *benchRound) round(tb testing.TB) {
 	r.a.shard.flushSends()    // sendto
 	r.deliver(tb, r.b)        // open, KCP input, OnNewDataComing, ACK out
 	r.deliver(tb, r.a)        // the ACK
-	if w := r.a.lanes[0].waitSnd(); w != 0 {
+	if w := r.a.arq.View(0).WaitSnd; w != 0 {
 		tb.Fatalf("message not acknowledged: %d segments waiting", w)
 	}
 }

@@ -20,46 +20,6 @@ func (p *framePair) exchange(now time.Time) {
 	feed(p.cli, p.srvOut.take(), p.srvAP, now)
 }
 
-// TestSkipMarkerAcknowledges: a lane's KCP sends and receives, so a skip
-// marker carries the una of what its sender has received, like every
-// segment. Here the client's ACK for the server's message is lost along
-// with the client's deadline message; the skip markers alone then confirm
-// the server's message, and the server counts the skipped one.
-func TestSkipMarkerAcknowledges(t *testing.T) {
-	p := newFramePair(t, false)
-	now := time.Now()
-	_, err := p.cli.Write([]byte("a"))
-	require.NoError(t, err)
-	p.exchange(now) // establishes the server
-	require.Equal(t, stateEstablished, p.srv.state)
-
-	_, err = p.srv.Write([]byte("b"))
-	require.NoError(t, err)
-	p.srv.pump(now)
-	p.srv.shard.flushSends()
-	feed(p.cli, p.srvOut.take(), p.srvAP, now)
-	_, msgs, _ := p.cliH.snapshot()
-	require.Equal(t, [][]byte{[]byte("b")}, msgs)
-
-	_, err = p.cli.WriteWithDeadline([]byte("c"), time.Millisecond)
-	require.NoError(t, err)
-	p.cli.pump(now)
-	p.cli.shard.flushSends()
-	lost := p.cliOut.take() // the ACK for "b" and the PUSH of "c"
-	require.NotEmpty(t, lost)
-	require.Equal(t, 1, p.srv.lanes[0].waitSnd(), "the server's message is unacknowledged")
-
-	p.cli.expireLanes(time.Now().Add(time.Second))
-	p.cli.shard.flushSends()
-	markers := p.cliOut.take()
-	require.Len(t, markers, skipMarkerCopies)
-	feed(p.srv, markers, p.cliAP, now)
-	require.Zero(t, p.srv.lanes[0].waitSnd(), "the markers' una confirms the server's message")
-	require.Empty(t, p.srv.lanes[0].inflight)
-	require.EqualValues(t, 1, p.srv.Stats().Lanes[0].Skipped)
-	require.EqualValues(t, 1, p.cli.Stats().Lanes[0].Expired)
-}
-
 // TestLaneUnaAhead: a segment whose una acknowledges segments its receiver
 // never sent is malformed. The frame stops there (the segments before it
 // are taken) and the receiver's send buffer is untouched: KCP would have
@@ -76,7 +36,7 @@ func TestLaneUnaAhead(t *testing.T) {
 	p.srv.pump(now)
 	p.srv.shard.flushSends()
 	pending := p.srvOut.take() // held back: "b" is unacknowledged
-	require.Equal(t, 1, p.srv.lanes[0].waitSnd())
+	require.Equal(t, 1, p.srv.arq.View(0).WaitSnd)
 
 	hostile := kcpPush(7, 1, []byte{laneMsgPlain, 'x'})
 	ack := make([]byte, kcpOverhead)
@@ -90,15 +50,15 @@ func TestLaneUnaAhead(t *testing.T) {
 	require.Equal(t, before+1, p.srv.Stats().Drops.Malformed, "the una ahead is counted")
 	_, msgs, _ := p.srvH.snapshot()
 	require.Equal(t, [][]byte{[]byte("a"), []byte("x")}, msgs, "the segment before it is taken")
-	require.Equal(t, 1, p.srv.lanes[0].waitSnd(), "the server's message is still in flight")
-	require.NotEmpty(t, p.srv.lanes[0].inflight)
+	require.Equal(t, 1, p.srv.arq.View(0).WaitSnd, "the server's message is still in flight")
+	require.NotZero(t, p.srv.arq.View(0).Inflight)
 
 	// The real exchange still completes.
 	feed(p.cli, pending, p.srvAP, now)
 	p.exchange(now)
 	_, msgs, _ = p.cliH.snapshot()
 	require.Equal(t, [][]byte{[]byte("b")}, msgs)
-	require.Zero(t, p.srv.lanes[0].waitSnd())
+	require.Zero(t, p.srv.arq.View(0).WaitSnd)
 }
 
 // TestLaneKCPOnFirstUse: a lane's KCP (about 1 KB) exists only once the
@@ -111,8 +71,8 @@ func TestLaneKCPOnFirstUse(t *testing.T) {
 	require.NoError(t, err)
 	p.exchange(now)
 	for _, c := range []*Conn{p.cli, p.srv} {
-		require.NotNil(t, c.lanes[0].arq)
-		require.Nil(t, c.lanes[1].arq, "lane 1 has carried nothing")
+		require.NotNil(t, c.arq.View(0).KCP)
+		require.Nil(t, c.arq.View(1).KCP, "lane 1 has carried nothing")
 	}
 	_, err = p.srv.WriteLane(1, []byte("b"))
 	require.NoError(t, err)
@@ -122,7 +82,7 @@ func TestLaneKCPOnFirstUse(t *testing.T) {
 	p.exchange(now)
 	_, msgs, _ := p.cliH.snapshot()
 	require.Equal(t, [][]byte{[]byte("b")}, msgs)
-	require.NotNil(t, p.cli.lanes[1].arq)
-	require.Zero(t, p.srv.lanes[1].waitSnd(), "the client's ACK arrived")
+	require.NotNil(t, p.cli.arq.View(1).KCP)
+	require.Zero(t, p.srv.arq.View(1).WaitSnd, "the client's ACK arrived")
 	require.EqualValues(t, 1, p.cli.Stats().Lanes[1].MessagesReceived)
 }

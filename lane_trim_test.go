@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"github.com/uxp-go/uxp/internal/arq"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -18,6 +19,10 @@ import (
 )
 
 const kcpRingEntries = kcpx.RingEntries
+
+// kcpMinEntries is the capacity past which a KCP's lists, and a lane's
+// inflight list, count as grown.
+const kcpMinEntries = kcpx.MinEntries
 
 // testKCP reads KCPs' state for tests (a factory of no shard).
 var testKCP = kcpx.NewFactory(kcpx.Options{Tune: func(*kcp.KCP) {}})
@@ -41,7 +46,7 @@ func TestKCPMemShared(t *testing.T) {
 		cli1, srv1 := sp.add(t, msg, true)
 		cli2, srv2 := sp.add(t, msg, true)
 		for _, side := range [][2]*Conn{{cli1, cli2}, {srv1, srv2}} {
-			a, b := viewKCP(t, side[0].lanes[0].arq), viewKCP(t, side[1].lanes[0].arq)
+			a, b := viewKCP(t, side[0].arq.View(0).KCP), viewKCP(t, side[1].arq.View(0).KCP)
 			// kcp-go's own buffer is for the packet size in use (pmtud.go);
 			// the shard's serves every size up to the configured one.
 			want := (side[0].ep.set.kcpMTU() + kcp.IKCP_OVERHEAD) * 3
@@ -138,7 +143,7 @@ func (p *memPair) burst(t testing.TB, n, size int, seed uint64) [][]byte {
 
 // TestKCPMemTrim: a burst grows the lane's KCP past its 2-entry rings
 // (and its ACK list and inflight list past their minimum); once the lane
-// has been quiet for kcpTrimDelay, with no other traffic, the session's
+// has been quiet for arq.TrimDelay, with no other traffic, the session's
 // own timer gives the memory back, not earlier, and any activity in the
 // meantime restarts the delay. After a trim the lane carries bursts as
 // before, exactly.
@@ -148,7 +153,7 @@ func TestKCPMemTrim(t *testing.T) {
 	var want [][]byte
 	want = append(want, p.burst(t, 100, 1000, 1)...)
 	p.cli.pump(t0)
-	cliK, srvK := p.cli.lanes[0].arq, p.srv.lanes[0].arq
+	cliK, srvK := p.cli.arq.View(0).KCP, p.srv.arq.View(0).KCP
 	require.Greater(t, viewKCP(t, cliK).Rings[2], 8, "100 segments in flight: snd_buf grew past 8")
 	p.exchange(t0)
 	_, got, _ := p.srvH.snapshot()
@@ -156,21 +161,21 @@ func TestKCPMemTrim(t *testing.T) {
 	require.True(t, testKCP.Quiet(cliK) && testKCP.Quiet(srvK), "everything acknowledged")
 	require.True(t, testKCP.Grown(cliK), "still holding the burst's memory")
 	require.Greater(t, viewKCP(t, srvK).AckCap, kcpMinEntries, "the receiver's ACK list grew")
-	require.Greater(t, cap(p.cli.lanes[0].inflight), kcpMinEntries)
-	require.False(t, p.cli.deadline.After(t0.Add(kcpTrimDelay)), "the trim is on the session's timer")
+	require.Greater(t, p.cli.arq.View(0).InflightCap, kcpMinEntries)
+	require.False(t, p.cli.deadline.After(t0.Add(arq.TrimDelay)), "the trim is on the session's timer")
 
-	p.wait(t0.Add(kcpTrimDelay - time.Millisecond))
-	require.True(t, testKCP.Grown(cliK), "trimmed before the lane was quiet for kcpTrimDelay")
-	p.wait(t0.Add(kcpTrimDelay))
+	p.wait(t0.Add(arq.TrimDelay - time.Millisecond))
+	require.True(t, testKCP.Grown(cliK), "trimmed before the lane was quiet for arq.TrimDelay")
+	p.wait(t0.Add(arq.TrimDelay))
 	for _, c := range []*Conn{p.cli, p.srv} {
-		v := viewKCP(t, c.lanes[0].arq)
+		v := viewKCP(t, c.arq.View(0).KCP)
 		require.Equal(t, [3]int{kcpRingEntries, kcpRingEntries, kcpRingEntries}, v.Rings)
 		require.LessOrEqual(t, v.HeapCap, kcpMinEntries)
 		require.LessOrEqual(t, v.AckCap, kcpMinEntries)
-		require.LessOrEqual(t, cap(c.lanes[0].inflight), kcpMinEntries)
-		require.LessOrEqual(t, len(c.lanes[0].lat.ring), trackerMinSlots)
-		require.False(t, testKCP.Grown(c.lanes[0].arq))
-		require.Zero(t, c.lanes[0].trimAt, "nothing left to trim: disarmed")
+		require.LessOrEqual(t, c.arq.View(0).InflightCap, kcpMinEntries)
+		require.LessOrEqual(t, c.arq.View(0).TrackerSlots, arq.TrackerMinSlots)
+		require.False(t, testKCP.Grown(c.arq.View(0).KCP))
+		require.False(t, c.arq.View(0).TrimArmed, "nothing left to trim: disarmed")
 	}
 
 	// Activity restarts the delay: a message at t1+600ms, quiet again at
@@ -181,9 +186,9 @@ func TestKCPMemTrim(t *testing.T) {
 	require.True(t, testKCP.Grown(cliK))
 	want = append(want, p.burst(t, 1, 10, 3)...)
 	p.exchange(t1.Add(600 * time.Millisecond))
-	p.wait(t1.Add(kcpTrimDelay))
+	p.wait(t1.Add(arq.TrimDelay))
 	require.True(t, testKCP.Grown(cliK), "the message at +600ms restarted the delay")
-	p.wait(t1.Add(600*time.Millisecond + kcpTrimDelay))
+	p.wait(t1.Add(600*time.Millisecond + arq.TrimDelay))
 	require.False(t, testKCP.Grown(cliK))
 
 	// And the trimmed rings grow again for the next burst.
@@ -208,7 +213,7 @@ type kcpMemProbe struct {
 }
 
 func (pr *kcpMemProbe) record(t testing.TB, c *Conn, data []byte) {
-	k := c.lanes[0].arq
+	k := c.arq.View(0).KCP
 	v := viewKCP(t, k)
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
@@ -235,7 +240,7 @@ func (pr *kcpMemProbe) record(t testing.TB, c *Conn, data []byte) {
 // retransmissions, ACKs) interleave. Every message must arrive intact, in
 // order, once, both ways, and the KCPs grow their rings for it. Then, with
 // heartbeats too rare to wake anyone, each session's own timer trims its
-// KCP within kcpTrimDelay of going quiet: a probe message sent after that
+// KCP within arq.TrimDelay of going quiet: a probe message sent after that
 // finds every KCP back at its baseline.
 func TestKCPMemSharedBufferLossy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -336,9 +341,9 @@ func TestKCPMemSharedBufferLossy(t *testing.T) {
 			require.Positive(t, c.conn.Stats().Retransmissions, "5%% loss must cost retransmissions")
 		}
 
-		// Quiet for kcpTrimDelay: every session trims by its own timer,
+		// Quiet for arq.TrimDelay: every session trims by its own timer,
 		// which the probe (one small message each way) then sees.
-		time.Sleep(kcpTrimDelay + 100*time.Millisecond)
+		time.Sleep(arq.TrimDelay + 100*time.Millisecond)
 		for _, c := range clients {
 			_, err := c.conn.Write([]byte("probe"))
 			require.NoError(t, err)
@@ -350,7 +355,7 @@ func TestKCPMemSharedBufferLossy(t *testing.T) {
 			require.Equal(t, 2*(n+1), pr.shared)
 			require.Positive(t, pr.grown, "large messages grow the rings")
 			require.Equal(t, 2, pr.probes)
-			require.Zero(t, pr.probeGrown, "a KCP not trimmed after kcpTrimDelay")
+			require.Zero(t, pr.probeGrown, "a KCP not trimmed after arq.TrimDelay")
 			pr.mu.Unlock()
 		}
 		t.Logf("server: %d of %d bulk deliveries on grown rings; net %+v", srvProbe.grown, 2*n, p.net.Stats())
@@ -372,10 +377,10 @@ func TestKCPMemSteadyEcho(t *testing.T) {
 		require.NoError(t, err)
 		p.exchange(now)
 		for _, c := range []*Conn{p.cli, p.srv} {
-			l := c.lanes[0]
-			require.False(t, testKCP.Grown(l.arq), "round %d", i)
-			require.Equal(t, [3]int{kcpRingEntries, kcpRingEntries, kcpRingEntries}, viewKCP(t, l.arq).Rings)
-			require.Zero(t, l.trimAt, "round %d: a trim armed", i)
+			l := c.arq.View(0)
+			require.False(t, testKCP.Grown(l.KCP), "round %d", i)
+			require.Equal(t, [3]int{kcpRingEntries, kcpRingEntries, kcpRingEntries}, viewKCP(t, l.KCP).Rings)
+			require.False(t, l.TrimArmed, "round %d: a trim armed", i)
 		}
 		_, echoed, _ := p.cliH.snapshot()
 		require.Len(t, echoed, i+1)

@@ -1,16 +1,14 @@
 package uxp
 
 import (
-	"cmp"
-	"encoding/binary"
+	"errors"
 	"fmt"
-	"slices"
-	"sync/atomic"
 	"time"
 
 	kcp "github.com/xtaci/kcp-go/v5"
 
-	"github.com/uxp-go/uxp/internal/kcpx"
+	"github.com/uxp-go/uxp/internal/arq"
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // Lanes: several independent reliable, ordered message streams in one
@@ -18,15 +16,15 @@ import (
 // receives, so a segment lost on one lane holds back only that lane.
 // Lane 0 travels in frame type 1, every other lane in frame type 10 with a
 // lane byte in front of the KCP segments. A message on a lane is a small
-// header (the lane message header; see lane_arq.go) followed by the
+// header (the lane message header; internal/wire lane.go) followed by the
 // application bytes. docs/protocol.md section 3.6 is normative.
 //
-// Scheduling: the session admits written messages into the lanes' KCPs
-// while the segments they hold in total stay below KCP.SendWindow, taking
-// lanes by descending Priority (ties: lower lane first). A message that is
-// not admitted waits in its lane's backlog, owned by the shard. So when the
-// link cannot keep up, the free window goes to the most important lane, and
-// each flush sends the lanes' packets in the same order.
+// The lanes themselves (admission and priorities, backlog, probes,
+// deadlines and skip markers, receive bounds, delivery latency, memory
+// trimming) are internal/arq's Lanes, owned by the session's shard. This
+// file is the glue: the public faces (LaneConfig, LaneStats, WriteLane,
+// WriteWithDeadline), and laneIO, through which the lanes send frames,
+// deliver messages and count (arq.Output).
 
 /* Specification constants */
 const (
@@ -62,8 +60,8 @@ type LaneConfig struct {
 	// written on this lane (Conn.WriteWithDeadline and
 	// Conn.WriteLaneWithDeadline override it per message). A message not
 	// delivered within its deadline is abandoned: the sender stops sending
-	// it and the receiver skips it (deadline.go). Zero means messages on
-	// this lane have no deadline. Negative is invalid.
+	// it and the receiver skips it (internal/arq deadline.go). Zero
+	// means messages on this lane have no deadline. Negative is invalid.
 	Deadline time.Duration
 }
 
@@ -104,121 +102,26 @@ type LaneStats struct {
 	QueuedBytes int
 }
 
-// laneCounters are a lane's statistics, written by the shard and read by
-// Conn.Stats.
-type laneCounters struct {
-	msgsOut, msgsIn, retrans, expired, skipped atomic.Uint64
-	queued                                     atomic.Int64
-}
-
-// laneMsg is one reliable message waiting in a lane's backlog.
-type laneMsg struct {
-	expiry int64 // endpoint.mono after which it is abandoned; 0 = never
-	data   []byte
-	skip   bool // abandoned before it was admitted: send a skip marker
-}
-
-// laneSent is one message in a lane's KCP, by sn range.
-type laneSent struct {
-	firstSN, lastSN uint32
-	size            int   // payload bytes
-	expiry          int64 // 0 = never
-	lapsed          bool  // past its expiry: its segments go out as skip markers
-}
-
-// lane is one lane's state, owned by the shard.
-type lane struct {
-	id  int
-	cfg LaneConfig
-	ctr laneCounters
-
-	// arq is the lane's KCP state machine: it sends this side's messages
-	// and receives the peer's (lane_arq.go). It is made when the lane is
-	// first used (laneKCP): nil until then, as if idle, which saves its
-	// ~1 KB (internal/kcpx; ~20 KB as kcp-go makes it) on lanes a session
-	// never uses.
-	arq *kcp.KCP
-	// outUna and outWnd are the una and wnd of the last segment arq sent:
-	// the receive state skip markers carry (deadline.go).
-	outUna uint32
-	outWnd uint16
-
-	// Send side.
-	sndSN     uint32          // sn arq will give its next segment
-	sndUna    uint32          // every sn below this is acknowledged
-	maxSentSN uint32          // highest sn sent, to count retransmissions
-	sentData  bool            // maxSentSN is valid
-	backlog   []laneMsg       // written, not admitted yet
-	inflight  []laneSent      // admitted, not acknowledged, by sn
-	queued    int             // payload bytes in backlog and inflight
-	minExpiry int64           // earliest expiry not yet lapsed; 0 = none
-	lat       deliveryTracker // delivery latency samples (stats_latency.go)
-	lapsed    int             // lapsed messages in inflight
-	probe     tailProbe       // probe.go
-	wnd       wndProbe        // wndprobe.go
-
-	// acked marks the sns in [sndUna, sndUna+64×len) whose first ACK was
-	// passed to arq; repeats are neutralised (lane_bounds.go). ackWalks
-	// counts the send-buffer segments those ACKs made arq walk, for tests.
-	acked    []uint64
-	ackWalks uint64
-
-	// Receive side.
-	ackPending bool // arq holds ACKs (or a window answer) not yet flushed
-
-	// Messages handed to arq, and taken out of it, mod 2^32: the close
-	// frame carries sndMsgs, and the receiver checks its rcvMsgs against
-	// it (conn_close.go).
-	sndMsgs, rcvMsgs uint32
-
-	// trimAt is when the lane's grown memory goes back, in unix ms mod
-	// 2^32; 0 = not armed (lane_trim.go).
-	trimAt uint32
-}
-
 // initLanes builds the session's lanes from the settings.
 func (c *Conn) initLanes() {
-	cfgs := c.ep.set.lanes
-	c.lanes = make([]*lane, len(cfgs))
-	for i, cfg := range cfgs {
-		l := &lane{id: i, cfg: cfg, outWnd: uint16(min(c.ep.set.recvWindow, 1<<16-1))}
-		l.wnd.peerWnd = kcp.IKCP_WND_RCV // KCP's assumption until the peer says
-		c.lanes[i] = l
+	set := c.ep.set
+	prios := make([]int, len(set.lanes))
+	for i, l := range set.lanes {
+		prios[i] = l.Priority
 	}
-	c.lanesByPrio = slices.Clone(c.lanes)
-	slices.SortStableFunc(c.lanesByPrio, func(a, b *lane) int { return cmp.Compare(b.cfg.Priority, a.cfg.Priority) })
-}
-
-// laneKCP returns the lane's KCP, making it on first use.
-func (c *Conn) laneKCP(l *lane) *kcp.KCP {
-	if l.arq == nil {
-		l.arq = c.newLaneKCP(c.id, c.laneKCPOutput(l))
-		l.acked = make([]uint64, ackedWords(c.ep.set.sendWindow))
-		if c.recvWndCap > 0 {
-			l.arq.WndSize(0, c.recvWndCap)
-		}
-	}
-	return l.arq
-}
-
-// waitSnd is how many segments the lane's KCP holds for sending.
-func (l *lane) waitSnd() int {
-	if l.arq == nil {
-		return 0
-	}
-	return l.arq.WaitSnd()
-}
-
-// newLaneKCP makes a KCP state machine with the session's tuning, from
-// the shard's factory (internal/kcpx).
-func (c *Conn) newLaneKCP(conv uint32, out func([]byte, int)) *kcp.KCP {
-	mtu := 0
-	if c.curMTU() != c.ep.set.mtu {
-		// The peer's packet size, or the path's, is smaller than ours
-		// (negotiate.go, pmtud.go).
-		mtu = c.kcpMTU()
-	}
-	return c.shard.kcp.New(conv, out, mtu)
+	c.arq.Init(arq.Config{
+		Conv:         c.id,
+		Priorities:   prios,
+		SendWindow:   set.sendWindow,
+		RecvWindow:   set.recvWindow,
+		MaxFrag:      set.maxFrag(),
+		RecvSlack:    set.recvSlack(),
+		RecvBudget:   set.recvBudgetSegs(),
+		MaxFragments: maxFragments,
+		TuneMTU:      set.kcpMTU(),
+		TickAlways:   set.hooks.kcpTick,
+	}, &c.shard.arq, (*laneIO)(c), c.kcpMTU())
+	c.arq.SetAckPolicy((*fecAcks)(c))
 }
 
 // tuneKCP applies the configuration to a new KCP.
@@ -250,167 +153,47 @@ func (c *Conn) WriteLane(lane int, msg []byte) (int, error) {
 	return c.write(pendReliable, lane, c.laneDeadline(lane), msg)
 }
 
-// laneDeadline is the expiry (endpoint.mono, timebase.go) the lane's
-// default gives a message written now, or 0.
-func (c *Conn) laneDeadline(lane int) int64 {
-	return laneDeadlineOf(c.ep, lane)
+// WriteWithDeadline queues msg on lane 0 like Write, with a time limit d
+// from now. If the peer has not received it by then (as far as this side
+// can tell from the RTT), it is abandoned: it is not sent again, and the
+// peer skips it without holding back later messages (internal/arq
+// deadline.go). d must be positive; otherwise WriteWithDeadline returns
+// ErrBadDeadline.
+func (c *Conn) WriteWithDeadline(msg []byte, d time.Duration) (int, error) {
+	return c.WriteLaneWithDeadline(0, msg, d)
 }
 
-// enqueueLane takes a written message on the shard, in pump. When no lane
-// has a backlog and the send window has room, the message goes straight
-// into its lane's KCP (which copies it), and enqueueLane reports true;
-// otherwise it is copied to the lane's backlog for admitLanes.
-func (c *Conn) enqueueLane(l *lane, msg []byte, expiry int64) bool {
-	l.queued += len(msg)
-	if budget := c.laneBudget(); budget > 0 {
-		direct := true
-		for _, o := range c.lanes {
-			direct = direct && len(o.backlog) == 0
-		}
-		if direct {
-			c.admitOne(l, msg, expiry, false)
-			return true
-		}
+// WriteLaneWithDeadline is WriteWithDeadline on the given lane; the
+// deadline d replaces the lane's default.
+func (c *Conn) WriteLaneWithDeadline(lane int, msg []byte, d time.Duration) (int, error) {
+	if lane < 0 || lane >= len(c.ep.set.lanes) {
+		return 0, ErrNoSuchLane
 	}
-	l.backlog = append(l.backlog, laneMsg{expiry: expiry, data: append([]byte(nil), msg...)})
-	if expiry != 0 && (l.minExpiry == 0 || expiry < l.minExpiry) {
-		l.minExpiry = expiry
+	if d <= 0 {
+		return 0, ErrBadDeadline
 	}
-	return false
+	return c.write(pendReliable, lane, c.ep.expiryIn(d), msg)
 }
 
-// laneBudget is how many more segments the lanes' KCPs may take.
-func (c *Conn) laneBudget() int {
-	budget := c.ep.set.sendWindow
-	for _, l := range c.lanes {
-		budget -= l.waitSnd()
-	}
-	return budget
-}
+// laneDeadline is the expiry (endpoint.expiryIn) the lane's default gives a
+// message written now, or 0.
+func (c *Conn) laneDeadline(lane int) int64 { return laneDeadlineOf(c.ep, lane) }
 
-// admitLanes moves messages from the lanes' backlogs into their KCPs, by
-// priority, while the segments the KCPs hold stay below the send window.
-// It reports whether anything was admitted.
-func (c *Conn) admitLanes() bool {
-	waiting := false
-	for _, l := range c.lanes {
-		waiting = waiting || len(l.backlog) > 0
-	}
-	if !waiting {
-		return false // the common case: no need to count the window
-	}
-	budget := c.laneBudget()
-	admitted := false
-	for _, l := range c.lanesByPrio {
-		i := 0
-		for ; i < len(l.backlog) && budget > 0; i++ {
-			m := &l.backlog[i]
-			budget -= c.admitOne(l, m.data, m.expiry, m.skip)
-			*m = laneMsg{}
-			admitted = true
-		}
-		l.backlog = l.backlog[i:]
-		if len(l.backlog) == 0 {
-			l.backlog = l.backlog[:0:0]
+// laneDeadlineOf is Conn.laneDeadline for an endpoint (broadcasts).
+func laneDeadlineOf(ep *endpoint, lane int) int64 {
+	if lane < len(ep.set.lanes) {
+		if d := ep.set.lanes[lane].Deadline; d > 0 {
+			return ep.expiryIn(d)
 		}
 	}
-	return admitted
-}
-
-// admitOne hands one message, with its lane message header, to the lane's
-// KCP, and returns the segments it takes.
-func (c *Conn) admitOne(l *lane, data []byte, expiry int64, skip bool) int {
-	b := c.laneScratch[:0]
-	switch {
-	case skip:
-		b = append(b, laneMsgSkip)
-	case expiry != 0:
-		b = append(b, laneMsgDeadline)
-		b = binary.AppendUvarint(b, c.peerDeadline(expiry))
-		b = appendUvarint32(b, uint32(len(data)))
-	default:
-		b = append(b, laneMsgPlain)
-	}
-	b = append(b, data...)
-	c.laneScratch = b[:0]
-	if c.laneKCP(l).Send(b) < 0 {
-		// Cannot happen: Write bounds the size. Drop it loudly rather
-		// than wedge the lane.
-		c.ep.log.Error("uxp: lane message rejected by KCP", "session", c.id, "lane", l.id, "size", len(b))
-		l.queued -= len(data)
-		return 0
-	}
-	l.sndMsgs++
-	mss := c.mss()
-	frags := max(1, (len(b)+mss-1)/mss)
-	l.inflight = append(l.inflight, laneSent{firstSN: l.sndSN, lastSN: l.sndSN + uint32(frags) - 1, size: len(data), expiry: expiry})
-	l.sndSN += uint32(frags)
-	l.lat.sent(frags, c.shard.now)
-	if expiry != 0 && (l.minExpiry == 0 || expiry < l.minExpiry) {
-		l.minExpiry = expiry
-	}
-	if !skip {
-		l.ctr.msgsOut.Add(1)
-		c.traffic.msgsOut.Add(1)
-		c.shard.traffic.msgsOut.Add(1)
-	}
-	return frags
-}
-
-func appendUvarint32(b []byte, v uint32) []byte {
-	for v >= 0x80 {
-		b = append(b, byte(v)|0x80)
-		v >>= 7
-	}
-	return append(b, byte(v))
-}
-
-// flushLanes sends what the lanes' KCPs hold (ACKs, then data), most
-// important lane first.
-func (c *Conn) flushLanes() {
-	for _, l := range c.lanesByPrio {
-		if l.arq == nil || c.shard.kcp.Flush(l.arq, kcp.IKCP_FLUSH_FULL) {
-			l.ackPending = false
-		}
-	}
-}
-
-// flushAcks sends the ACKs the lanes owe, without data: the peer's probe
-// timeout assumes acknowledgements are not held back for KCP's interval
-// tick.
-func (c *Conn) flushAcks() {
-	for _, l := range c.lanesByPrio {
-		if l.arq == nil || !l.ackPending || c.shard.kcp.Flush(l.arq, kcp.IKCP_FLUSH_ACKONLY) {
-			// Without the fast path (internal/kcpx) the ACKs may wait
-			// for KCP's tick: ackPending stays, lanesDeadline wakes then.
-			l.ackPending = false
-		}
-	}
-}
-
-// lanesIdle reports whether every message written has been acknowledged.
-func (c *Conn) lanesIdle() bool {
-	for _, l := range c.lanes {
-		if len(l.backlog) > 0 || l.waitSnd() > 0 {
-			return false
-		}
-	}
-	return true
+	return 0
 }
 
 // noteQueued publishes the payload bytes the lanes hold, for Write's
 // backpressure check and Stats.
 func (c *Conn) noteQueued() {
-	total := 0
-	for _, l := range c.lanes {
-		total += l.queued
-		l.ctr.queued.Store(int64(l.queued))
-	}
+	total, segs := c.arq.Queued()
 	c.kcpQueued.Store(int64(total))
-	segs := c.recvHeldSegs()
-	for _, l := range c.lanes {
-		segs += l.waitSnd()
-	}
 	c.segBytes.Store(int64(segs) * kcpSegBuf)
 	if fh, ok := c.handlerFor().(flowHandler); ok {
 		fh.sendRoom()
@@ -418,107 +201,237 @@ func (c *Conn) noteQueued() {
 	c.checkWritable() // writable.go
 }
 
-// laneTimers runs the lanes' KCP clocks: retransmissions and delayed ACKs.
-// A lane flushes only when it has work due (internal/kcpx SendWork): KCP's interval
-// tick while ACKs are owed or segments wait for window, else only once its
-// earliest retransmission time has come. So the cost of a wake is the
-// segments it sends plus one pass over those in flight.
-func (c *Conn) laneTimers(now time.Time) {
-	c.expireLanes(now)
-	if c.admitLanes() {
-		c.flushLanes()
-	}
-	for _, l := range c.lanesByPrio {
-		c.probeTimer(l, now)
-		c.wndProbeTimer(l, now)
-		if l.arq == nil {
-			continue
-		}
-		if _, _, tick := c.laneSendWork(l); (l.ackPending || tick) && kcpDue(l.arq) {
-			// Update flushes everything on KCP's interval tick. Check may
-			// also be due for a retransmission before that tick, when
-			// Update does nothing: that is handled below.
-			l.arq.Update()
-			if l.ackPending && c.shard.kcp.Flush(l.arq, kcp.IKCP_FLUSH_ACKONLY) {
-				l.ackPending = false
-			}
-		}
-		if at, has, _ := c.laneSendWork(l); has && int32(at-kcpx.Now()) <= 0 {
-			// A retransmission timeout has come: flush now rather than
-			// wait for KCP's tick (which the lane no longer runs while
-			// it only waits for ACKs).
-			if c.shard.kcp.Flush(l.arq, kcp.IKCP_FLUSH_FULL) {
-				l.ackPending = false
-			}
-			c.shard.traffic.timerFlushes.Add(1)
-		}
-	}
-}
-
-func kcpDue(k *kcp.KCP) bool { return int32(k.Check()-kcpx.Now()) <= 0 }
-
-// lanesDeadline is the earliest lane timer: a KCP clock or an expiry.
-// While a lane only waits for ACKs, its KCP clock is the earliest
-// retransmission time of its segments in flight, not KCP's interval tick
-// (internal/kcpx SendWork).
-func (c *Conn) lanesDeadline(now time.Time) time.Time {
-	var d time.Time
-	kcpAt := func(ms uint32) time.Time {
-		wait := time.Duration(int32(ms-kcpx.Now())) * time.Millisecond
-		return now.Add(max(wait, time.Millisecond))
-	}
-	margin := c.expiryMargin()
-	for _, l := range c.lanes {
-		if l.arq != nil {
-			switch at, has, tick := c.laneSendWork(l); {
-			case l.ackPending || tick:
-				d = earlier(d, kcpAt(l.arq.Check()))
-			case has:
-				d = earlier(d, kcpAt(at))
-			}
-		}
-		if l.minExpiry != 0 {
-			d = earlier(d, c.ep.monoTime(l.minExpiry).Add(-margin))
-		}
-		d = earlier(d, l.probe.at)
-		d = earlier(d, l.wnd.at)
-		d = earlier(d, c.laneTrimDeadline(l, now))
-	}
-	return d
-}
-
 // laneStats snapshots the per-lane counters.
 func (c *Conn) laneStats() []LaneStats {
-	out := make([]LaneStats, len(c.lanes))
-	for i, l := range c.lanes {
+	out := make([]LaneStats, len(c.ep.set.lanes))
+	for i, cfg := range c.ep.set.lanes {
+		s := c.arq.Stats(i)
 		out[i] = LaneStats{
-			Priority:         l.cfg.Priority,
-			Deadline:         l.cfg.Deadline,
-			MessagesSent:     l.ctr.msgsOut.Load(),
-			MessagesReceived: l.ctr.msgsIn.Load(),
-			Retransmissions:  l.ctr.retrans.Load(),
-			Expired:          l.ctr.expired.Load(),
-			Skipped:          l.ctr.skipped.Load(),
-			QueuedBytes:      int(l.ctr.queued.Load()),
+			Priority:         cfg.Priority,
+			Deadline:         cfg.Deadline,
+			MessagesSent:     s.MessagesSent,
+			MessagesReceived: s.MessagesReceived,
+			Retransmissions:  s.Retransmissions,
+			Expired:          s.Expired,
+			Skipped:          s.Skipped,
+			QueuedBytes:      s.QueuedBytes,
 		}
 	}
 	return out
 }
 
-// laneSendWork is the shard factory's SendWork for a lane's KCP, or the
-// old tick while anything is unacknowledged: under the kcpTick test hook,
-// and on a lane with deadline messages in flight.
-func (c *Conn) laneSendWork(l *lane) (at uint32, has, tick bool) {
-	if c.ep.set.hooks.kcpTick || l.minExpiry != 0 || l.lapsed > 0 {
-		// A lane with deadline messages in flight keeps KCP's interval
-		// tick: a lost segment of such a message must be resent (as a
-		// skip marker once lapsed) within the deadline, and waking only
-		// at the segment's own RTO let a frame behind a lost one wait
-		// past its deadline when both copies of its skip marker were
-		// lost too (TestDeadlineFrames, at some phases of KCP's clock).
-		// Lanes without deadlines, the bulk of a server's sessions, wake
-		// at their real retransmission time.
-		return 0, false, l.arq.WaitSnd() > 0
+// laneFrameInput handles the body of a frame of type 10.
+func (c *Conn) laneFrameInput(body []byte, typ kcp.PacketType) {
+	if len(body) < laneIDSize || int(body[0]) >= c.arq.Len() || body[0] == 0 {
+		// Lane 0 has its own frame type; an unknown lane is a
+		// configuration mismatch or garbage.
+		c.drop(dropMalformed)
+		return
 	}
-	return c.shard.kcp.SendWork(l.arq)
+	c.laneInput(int(body[0]), body[laneIDSize:], typ)
 }
+
+// laneInput hands a lane's segments to the lanes, then delivers what
+// became complete.
+func (c *Conn) laneInput(lane int, body []byte, typ kcp.PacketType) {
+	c.arq.Input(c.shard.now, lane, body, typ)
+	c.laneDeliver(lane, false)
+}
+
+// deliverLanes runs laneDeliver on every lane.
+func (c *Conn) deliverLanes(force bool) {
+	for i := range c.arq.Len() {
+		c.laneDeliver(i, force)
+	}
+}
+
+// laneDeliver hands the lane's complete messages to the application.
+// Unless force is set, it stops while a flowHandler reports its buffer
+// full; the messages stay in KCP (bounded by the receive window, which KCP
+// then advertises as closed) until the handler calls resumeRecv.
+func (c *Conn) laneDeliver(lane int, force bool) {
+	if !c.mayDeliver(force) {
+		return
+	}
+	c.deliverForce = force
+	err := c.arq.DeliverLane(c.shard.now, lane)
+	switch {
+	case err == nil:
+	case errors.Is(err, arq.ErrTooLarge):
+		c.terminate(&ProtocolError{Reason: "peer sent a message larger than MaxMessageSize"}, CloseProtocolError, "message larger than MaxMessageSize", true)
+	case errors.Is(err, wire.ErrLaneHeader):
+		c.terminate(&ProtocolError{Reason: "bad lane message header"}, CloseProtocolError, "bad lane message header", true)
+	default:
+		c.terminate(&ProtocolError{Reason: "bad lane message kind"}, CloseProtocolError, "bad lane message kind", true)
+	}
+}
+
+// mayDeliver reports whether the application takes messages now.
+func (c *Conn) mayDeliver(force bool) bool {
+	if c.state == stateClosed {
+		return false
+	}
+	if !force && c.state == stateEstablished {
+		if fh, ok := c.handlerFor().(flowHandler); ok && fh.recvFull() {
+			return false
+		}
+	}
+	return true
+}
+
+// emitFrame sends a frame whose body is hdr || body: through FEC as an
+// inner frame when FEC is on and viaFEC is set, else as its own transport
+// packet. A receiver accepts every inner frame type directly too.
+func (c *Conn) emitFrame(kind byte, hdr, body []byte, viaFEC bool) {
+	if c.fec.enc == nil || !viaFEC {
+		c.sendFrameTo(kind, hdr, body, c.remoteAP)
+		return
+	}
+	b := append(c.frameScratch[:0], kind)
+	b = append(b, hdr...)
+	b = append(b, body...)
+	c.frameScratch = b[:0]
+	c.fecOutput(b)
+}
+
+/* Implementation constants */
+const (
+	// probeGranularity is the smallest variance term of the probe
+	// timeout: timer and scheduling jitter on a busy host, where the
+	// measured rttvar of a sub-millisecond path would be too small.
+	probeGranularity = 2 * time.Millisecond
+)
+
+// pto is the session's probe timeout (after RFC 9002): srtt +
+// max(4·rttvar, probeGranularity) of the data round trips the lanes
+// measure (arq.Ack.RTT), or of the heartbeat's until the first; zero
+// when no RTT is known yet.
+func (c *Conn) pto() time.Duration {
+	e := &c.dataRTT
+	if e.samples == 0 {
+		e = &c.hb.rttEstimator
+	}
+	if e.samples == 0 {
+		return 0
+	}
+	return e.srtt + max(4*e.rttvar, probeGranularity)
+}
+
+// laneIO is the Conn as the lanes' arq.Output: its methods run on the
+// shard, inside the arq.Lanes call that causes them. A defined type
+// rather than methods of Conn, which would be public.
+type laneIO Conn
+
+// Output frames a lane's segments: frame type 1 for lane 0, frame type 10
+// with the lane byte for the others.
+func (o *laneIO) Output(lane int, segs []byte, s arq.Sent) {
+	c := (*Conn)(o)
+	if s.Retrans > 0 {
+		c.traffic.retrans.Add(uint64(s.Retrans))
+		c.shard.traffic.retrans.Add(uint64(s.Retrans))
+	}
+	if s.Probe {
+		c.traffic.probes.Add(1)
+		c.shard.traffic.probes.Add(1)
+	}
+	if s.WndProbe {
+		c.traffic.wndProbes.Add(1)
+	}
+	if h := c.ep.set.hooks.dropLane; h != nil && h(lane, segs) {
+		return
+	}
+	// Segments without data (ACKs, window probes and answers) bypass FEC:
+	// they are small, cumulative and resent by KCP's next flush anyway, so
+	// parity over them would cost bytes and enlarge groups for nothing.
+	if lane == 0 {
+		if !c.emitKCP(wire.FrameKCP, nil, segs, s.Data) {
+			c.emitFrame(wire.FrameKCP, nil, segs, s.Data)
+		}
+		return
+	}
+	id := [laneIDSize]byte{byte(lane)}
+	if !c.emitKCP(wire.FrameLane, id[:], segs, s.Data) {
+		c.emitFrame(wire.FrameLane, id[:], segs, s.Data)
+	}
+}
+
+// Deliver passes one message to the application (laneDeliver).
+func (o *laneIO) Deliver(lane int, msg []byte) bool {
+	c := (*Conn)(o)
+	c.traffic.msgsIn.Add(1)
+	c.shard.traffic.msgsIn.Add(1)
+	// After a local Close the application no longer wants data; keep
+	// draining KCP so its window stays open while we linger.
+	if c.state == stateEstablished {
+		c.callLaneData(lane, msg)
+	}
+	return c.mayDeliver(c.deliverForce)
+}
+
+// Acked takes the data RTT samples, for the probe timeout.
+func (o *laneIO) Acked(_ int, a arq.Ack) {
+	if a.RTT > 0 {
+		o.dataRTT.sample(a.RTT)
+	}
+}
+
+// Latency records a message's delivery latency in the session's
+// histogram (Server.Stats merges them: see connSet).
+func (o *laneIO) Latency(d time.Duration) { o.latency.observe(d) }
+
+// Event counts what the lanes report.
+func (o *laneIO) Event(e arq.Event) {
+	c := (*Conn)(o)
+	switch e {
+	case arq.EvMessageSent:
+		c.traffic.msgsOut.Add(1)
+		c.shard.traffic.msgsOut.Add(1)
+	case arq.EvTimerFlush:
+		c.shard.traffic.timerFlushes.Add(1)
+	case arq.EvMalformed:
+		c.drop(dropMalformed)
+	case arq.EvRecvBound:
+		c.drop(dropRecvBound)
+	case arq.EvRejected:
+		// Cannot happen: Write bounds the size.
+		c.ep.log.Error("uxp: lane message rejected by KCP", "session", c.id)
+	}
+}
+
+// Timing is the RTT inputs of the lanes: the heartbeat's estimate and the
+// probe timeout.
+func (o *laneIO) Timing() arq.Timing {
+	c := (*Conn)(o)
+	return arq.Timing{SRTT: c.hb.srtt, RTTVar: c.hb.rttvar, PTO: c.pto()}
+}
+
+// PeerDeadline converts an expiry to the peer's clock, in microseconds,
+// for the lane message header; 0 when no estimate exists yet. The peer's
+// clock is the value its last ping or pong carried (peerTS, arrived at
+// peerAt), plus the time since, plus half the smoothed RTT.
+func (o *laneIO) PeerDeadline(expiry time.Time) uint64 {
+	c := (*Conn)(o)
+	if c.peerAt.IsZero() || c.hb.srtt <= 0 {
+		return 0
+	}
+	peer := int64(c.peerTS) + int64(expiry.Sub(c.peerAt)) + int64(c.hb.srtt/2)
+	if peer <= 0 {
+		return 0
+	}
+	return max(uint64(peer)/1000, 1)
+}
+
+// LocalClock is this side's clock in the microseconds deadline messages
+// carry: the heartbeat's (since the endpoint's epoch).
+func (o *laneIO) LocalClock(now time.Time) uint64 { return (*Conn)(o).clock(now) / 1000 }
+
+// fecAcks is the ACK policy of a session with FEC: ACKs go at once unless
+// a group the decoder holds may still fill a hole they would report; then
+// they wait for KCP's tick, so that a repair does not race a fast
+// retransmission.
+type fecAcks Conn
+
+func (a *fecAcks) OnData(time.Time, int, int) {}
+func (a *fecAcks) AckNow(time.Time) bool      { return a.fec.dec == nil || a.fec.dec.Groups() == 0 }
+func (a *fecAcks) Deadline() time.Time        { return time.Time{} }
+func (a *fecAcks) OnAckSent(time.Time)        {}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +20,9 @@ import (
 var pureLayers = []string{"internal/wire", "internal/handshake", "internal/arq"}
 
 var pureForbidden = []string{"net", "os", "syscall", "unsafe", "reflect"}
+
+// clockReaders are the functions of package time that read the clock.
+var clockReaders = []string{"Now", "Since", "Until"}
 
 // kcpQuarantine is where go:linkname, and unsafe or reflect next to kcp-go,
 // may appear: the kcpx package only. (internal/sockio imports unsafe for
@@ -93,7 +97,7 @@ func under(path string, prefixes []string) bool {
 }
 
 // TestLayerPurity: the pure layers import no I/O package and never read the
-// clock.
+// clock (time.Now, time.Since, time.Until).
 func TestLayerPurity(t *testing.T) {
 	for _, g := range moduleFiles(t) {
 		dir := filepath.ToSlash(filepath.Dir(g.path))
@@ -114,9 +118,9 @@ func TestLayerPurity(t *testing.T) {
 			continue
 		}
 		ast.Inspect(g.f, func(n ast.Node) bool {
-			if s, ok := n.(*ast.SelectorExpr); ok && s.Sel.Name == "Now" {
+			if s, ok := n.(*ast.SelectorExpr); ok && slices.Contains(clockReaders, s.Sel.Name) {
 				if x, ok := s.X.(*ast.Ident); ok && x.Name == name {
-					t.Errorf("%s calls time.Now: %s takes now as a parameter", g.path, dir)
+					t.Errorf("%s calls time.%s: %s takes now as a parameter", g.path, s.Sel.Name, dir)
 				}
 			}
 			return true

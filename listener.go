@@ -190,6 +190,7 @@ func (h *listenHandler) OnNewConnComing(c *Conn) {
 	s := newStreamConn(c)
 	s.recvLimit = backlogRecvBuffer
 	c.recvWndCap = backlogRecvWindow
+	c.arq.SetRecvWindowCap(backlogRecvWindow)
 	c.SetHandler((*streamHandler)(s))
 	select {
 	case h.backlog <- s:

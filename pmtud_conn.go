@@ -113,11 +113,7 @@ func (c *Conn) pmtuInput(kind byte, body []byte, now time.Time) {
 func (c *Conn) pathMTUChanged() {
 	cur := c.pmtu.cur
 	c.pathMTU.Store(int32(cur))
-	for _, l := range c.lanes {
-		if l.arq != nil {
-			c.shard.kcp.SetMtu(l.arq, c.kcpMTU()) // keeps the shard's flush buffer
-		}
-	}
+	c.arq.SetMTU(c.kcpMTU()) // keeps the shard's flush buffer
 	c.tr.pathMTU(c.id, cur)
 	if h, ok := c.handlerFor().(PathMTUHandler); ok {
 		defer c.recoverCallback("OnPathMTUChanged")
@@ -217,7 +213,7 @@ func (c *Conn) fragmentInput(body []byte) {
 	}
 	switch inner[0] {
 	case wire.FrameKCP:
-		c.laneInput(c.lanes[0], inner[wire.FrameHeaderSize:], kcp.IKCP_PACKET_REGULAR)
+		c.laneInput(0, inner[wire.FrameHeaderSize:], kcp.IKCP_PACKET_REGULAR)
 	case wire.FrameLane:
 		c.laneFrameInput(inner[wire.FrameHeaderSize:], kcp.IKCP_PACKET_REGULAR)
 	default:

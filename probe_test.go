@@ -3,6 +3,7 @@ package uxp
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/uxp-go/uxp/internal/arq"
 	"io"
 	"sync/atomic"
 	"testing"
@@ -100,7 +101,7 @@ func TestTailProbeLostAck(t *testing.T) {
 }
 
 // TestTailProbeBounded: with the peer gone silent, a lane sends at most
-// maxTailProbes probes, at a doubling interval, and leaves the rest to
+// arq.MaxTailProbes probes, at a doubling interval, and leaves the rest to
 // KCP's timeout.
 func TestTailProbeBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -113,8 +114,8 @@ func TestTailProbeBounded(t *testing.T) {
 		writeRetry(t, conn, testMessage(20, 100))
 		time.Sleep(time.Second)
 		after := conn.Stats()
-		require.EqualValues(t, maxTailProbes, after.TailProbes-before.TailProbes)
-		require.Greater(t, after.Retransmissions-before.Retransmissions, uint64(maxTailProbes), "KCP's timeout still resends")
+		require.EqualValues(t, arq.MaxTailProbes, after.TailProbes-before.TailProbes)
+		require.Greater(t, after.Retransmissions-before.Retransmissions, uint64(arq.MaxTailProbes), "KCP's timeout still resends")
 	})
 }
 

@@ -95,8 +95,8 @@ func (c *Conn) Quality() Quality {
 	q.OutBytesPerSec = math.Float64frombits(st.rBytesOut.Load())
 	q.InPacketsPerSec = math.Float64frombits(st.rPktsIn.Load())
 	q.OutPacketsPerSec = math.Float64frombits(st.rPktsOut.Load())
-	for i, l := range c.lanes {
-		q.LanePending[i] = int(l.ctr.queued.Load())
+	for i := range min(c.arq.Len(), len(q.LanePending)) {
+		q.LanePending[i] = int(c.arq.Counters(i).Queued.Load())
 	}
 	// The lanes' total as the shard last published it. Messages written
 	// since and not yet taken by the shard (at most one turn of its loop)

@@ -108,6 +108,7 @@ func newSessionPairs(tb testing.TB, cfg *Config, kcpDefault bool) *sessionPairs 
 	sp.cliEP, sp.srvEP = newEndpoint(sp.cliOut, set, 1, nopOwner{}), newEndpoint(sp.srvOut, set, 1, nopOwner{})
 	for _, ep := range []*endpoint{sp.cliEP, sp.srvEP} {
 		ep.shards[0].kcp = kcpx.NewFactory(kcpx.Options{Tune: ep.set.tuneKCP, NoMem: kcpDefault})
+		ep.shards[0].arq.KCP = ep.shards[0].kcp
 	}
 	return sp
 }

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/uxp-go/uxp/internal/arq"
 	"github.com/uxp-go/uxp/internal/kcpx"
 	"github.com/uxp-go/uxp/internal/sockio"
 )
@@ -45,10 +46,9 @@ type shard struct {
 	now          time.Time      // when the current event began
 	out          sockio.Batch   // datagrams sealed in this event, sent when it ends
 	bs           *sockio.Sender // nil without batched sends (off Linux, other PacketConns)
-	recvBuf      []byte         // one reassembled message at a time
-	// segScratch holds a lane frame's segments when laneInput must change
-	// some before KCP sees them (lane_bounds.go).
-	segScratch []byte
+	// arq is what the sessions' lanes share: the KCP factory (kcp), the
+	// buffer of one reassembled message, scratch (internal/arq).
+	arq arq.Shard
 
 	kcp    *kcpx.Factory // the sessions' KCPs: prototype, shared flush buffer (internal/kcpx)
 	rekeys rekeyBudget   // rekey starts (rekey_sched.go)
@@ -83,21 +83,22 @@ const (
 func newShard(ep *endpoint, idx int) *shard {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &shard{
-		bs:      sockio.NewSender(&ep.sock, &ep.gsoOff, ep.log),
-		ep:      ep,
-		idx:     idx,
-		in:      make(chan *inboundBatch, shardQueueLen),
-		wake:    make(chan struct{}, 1),
-		timer:   t,
-		conns:   make(map[*Conn]struct{}),
-		out:     sockio.NewBatch(maxDatagram),
-		recvBuf: make([]byte, ep.set.maxMessage+laneHeaderMax),
-		done:    make(chan struct{}),
+	s := &shard{
+		bs:    sockio.NewSender(&ep.sock, &ep.gsoOff, ep.log),
+		ep:    ep,
+		idx:   idx,
+		in:    make(chan *inboundBatch, shardQueueLen),
+		wake:  make(chan struct{}, 1),
+		timer: t,
+		conns: make(map[*Conn]struct{}),
+		out:   sockio.NewBatch(maxDatagram),
+		done:  make(chan struct{}),
 		kcp: kcpx.NewFactory(kcpx.Options{
 			Tune: ep.set.tuneKCP, Audited: ep.set.hooks.kcpAudited,
 		}),
 	}
+	s.arq = arq.Shard{KCP: s.kcp, RecvBuf: make([]byte, ep.set.maxMessage+laneHeaderMax)}
+	return s
 }
 
 // post queues c for the loop and wakes it. Safe from any goroutine,

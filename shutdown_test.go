@@ -266,9 +266,9 @@ func TestListenerBacklogMemory(t *testing.T) {
 			s.mu.Lock()
 			held := len(s.buf) - s.off
 			s.mu.Unlock()
-			for _, l := range c.lanes {
-				if l.arq != nil {
-					held += kcpRecvSegs(t, l.arq) * maxMTU
+			for l := range c.arq.Len() {
+				if k := c.arq.View(l).KCP; k != nil {
+					held += kcpRecvSegs(t, k) * maxMTU
 				}
 			}
 			total += held

@@ -28,8 +28,8 @@ type DropStats struct {
 	RateLimited uint64
 	// RecvBound counts KCP data segments, not datagrams, left out because
 	// they lay beyond the receive window this side advertised or the
-	// session's receive budget (lane_bounds.go). The sender retransmits
-	// them; a conforming sender rarely meets either bound.
+	// session's receive budget (internal/arq bounds.go). The sender
+	// retransmits them; a conforming sender rarely meets either bound.
 	RecvBound uint64
 }
 
@@ -57,10 +57,11 @@ type ConnStats struct {
 	// probes included.
 	Retransmissions uint64
 	// TailProbes counts data segments resent because no acknowledgement
-	// came within one probe timeout (probe.go).
+	// came within one probe timeout (internal/arq probe.go).
 	TailProbes uint64
 	// WindowProbes counts window probes sent while the peer advertised a
-	// closed receive window and data was waiting (wndprobe.go).
+	// closed receive window and data was waiting (internal/arq
+	// wndprobe.go).
 	WindowProbes uint64
 	// RTT and RTTVar are the smoothed heartbeat round-trip time and its
 	// variation (RFC 6298), zero until a heartbeat was answered. Clients
@@ -70,8 +71,9 @@ type ConnStats struct {
 	// Latency is the distribution of message delivery latency for the
 	// messages this side sent: from the message entering KCP until the peer
 	// had all of it in order, estimated on this side's clock with the
-	// heartbeat RTT (see stats_latency.go and docs/architecture.md). A
-	// bulk sender's messages are sampled, not all recorded.
+	// heartbeat RTT (see internal/arq latency.go and
+	// docs/architecture.md). A bulk sender's messages are sampled, not all
+	// recorded.
 	Latency Histogram
 	// SendQueueBytes is how much the session holds for sending.
 	SendQueueBytes int

@@ -12,11 +12,11 @@ import "time"
 //   - this side's clock on the wire (ping and pong, docs/protocol.md
 //     section 5.3) is the same count of nanoseconds since the epoch:
 //     Conn.clock;
-//   - the peer's clock (a deadline message's header, deadline.go) is
-//     estimated from the last heartbeat in Conn.peerDeadline, the only
-//     place a local expiry becomes a peer time;
-//   - KCP's millisecond clock belongs to the reliability layer
-//     (internal/kcpx Now);
+//   - the peer's clock (a deadline message's header, internal/arq
+//     deadline.go) is estimated from the last heartbeat in
+//     laneIO.PeerDeadline (lanes.go), the only place a local expiry becomes a peer time;
+//   - KCP's millisecond clock belongs to the reliability layer: internal/arq
+//     converts the shard's now with internal/kcpx Ms, in one place;
 //   - wall-clock time appears only in the IK initiation's timestamp
 //     (handshake.go), which the protocol defines as Unix nanoseconds so
 //     that a server can reject a replayed initiation across its restarts.
@@ -37,3 +37,12 @@ func (ep *endpoint) monoNow() int64 { return max(ep.mono(time.Now()), 1) }
 // lane's default, WriteWithDeadline, the broadcasts). Never 0, which means
 // "no deadline" in the pend queue and the lanes.
 func (ep *endpoint) expiryIn(d time.Duration) int64 { return max(ep.mono(time.Now().Add(d)), 1) }
+
+// expiryOf converts a queued expiry (mono) to the instant internal/arq
+// takes, the zero time for none.
+func (ep *endpoint) expiryOf(expiry int64) time.Time {
+	if expiry == 0 {
+		return time.Time{}
+	}
+	return ep.monoTime(expiry)
+}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	kcp "github.com/xtaci/kcp-go/v5"
 )
@@ -103,10 +104,41 @@ var gateErr = check(Audited)
 // millisecond clock through the public API. Only read after init.
 var clock = kcp.NewKCP(0, func([]byte, int) {})
 
-// Now is kcp-go's millisecond clock, the one KCP.Check answers in.
+// Now is kcp-go's millisecond clock, the one KCP.Check answers in, read
+// from the real clock. The reliability layer does not read it: it takes
+// Ms(now) of the time its event began.
 func Now() uint32 {
 	if gateErr == nil {
 		return linkedNow()
 	}
 	return clock.Check() // a KCP never updated answers currentMs
 }
+
+// refTime is the reference point of kcp-go's millisecond clock: kcp-go's
+// own on the fast path; on the fallback path the time whose distance to
+// the first reading of Now is that reading, within a millisecond.
+var refTime = func() time.Time {
+	if gateErr == nil {
+		return linkedRefTime
+	}
+	now := time.Now()
+	return now.Add(-time.Duration(clock.Check()) * time.Millisecond)
+}()
+
+// Ms converts now to kcp-go's millisecond clock: the one conversion from
+// time.Time to KCP milliseconds in uxp. It computes what kcp-go's
+// currentMs (time.Since(refTime) in milliseconds) answers at the instant
+// now, the same formula on the same reference, so the timestamps the
+// reliability layer forges agree with those KCP stamps itself, and
+// Ms(now) == Now() whenever now is the current time.
+//
+// Under testing/synctest the bubble's clock starts at 2000-01-01 without
+// a monotonic reading while refTime is the real process start, so the
+// difference is taken between wall clocks, as kcp-go's is: it is huge and
+// negative, and wraps mod 2^32 the same way on both sides. Where the
+// bubble's millisecond boundaries fall relative to KCP's depends on
+// refTime's sub-millisecond phase, which changes from run to run: code
+// that compares KCP milliseconds must only ever compare values of this
+// one clock (never a duration rounded to milliseconds against a
+// time.Time), and convert back with an upper bound of a millisecond.
+func Ms(now time.Time) uint32 { return uint32(now.Sub(refTime) / time.Millisecond) }

@@ -1,7 +1,9 @@
 // Package kcpx is the only package that reaches into kcp-go's internals:
-// linknames (go:linkname) to the unexported (*KCP).flush and currentMs,
-// and unsafe and reflect on KCP's unexported fields. The root package uses kcp-go's raw
-// KCP only through a Factory (one per shard) and Now.
+// linknames (go:linkname) to the unexported (*KCP).flush, currentMs and
+// refTime, and unsafe and reflect on KCP's unexported fields. The
+// reliability layer (internal/arq) uses kcp-go's raw KCP only through a
+// Factory (one per shard) and Ms, the one conversion of a time to KCP's
+// milliseconds.
 //
 // # Version gate
 //

@@ -1,6 +1,7 @@
 package kcpx
 
 import (
+	"time"
 	_ "unsafe" // for go:linkname
 
 	kcp "github.com/xtaci/kcp-go/v5"
@@ -21,3 +22,11 @@ func linkedFlush(k *kcp.KCP, flushType kcp.FlushType) uint32
 //
 //go:linkname linkedNow github.com/xtaci/kcp-go/v5.currentMs
 func linkedNow() uint32
+
+// linkedRefTime is the reference point of kcp-go's millisecond clock:
+// currentMs is time.Since(refTime) in milliseconds. Read once at init,
+// and only when the version gate passed (gate.go refTime); Ms converts
+// with it, so that this package's clock and kcp-go's are one.
+//
+//go:linkname linkedRefTime github.com/xtaci/kcp-go/v5.refTime
+var linkedRefTime time.Time

@@ -1,9 +1,8 @@
-package uxp
+package arq
 
 import (
 	"time"
 
-	"github.com/uxp-go/uxp/internal/kcpx"
 	"github.com/uxp-go/uxp/internal/wire"
 )
 
@@ -30,21 +29,26 @@ const (
 	wndProbeInitial = 100 * time.Millisecond
 )
 
-// wndProbe is a lane's zero-window probe state, owned by the shard.
+// wndProbe is a lane's zero-window probe state.
 type wndProbe struct {
 	peerWnd  uint16    // the window in the peer's latest segment
 	at       time.Time // next probe; zero when not armed
 	interval time.Duration
 }
 
-// notePeerWnd records the window of a segment from the peer.
-func (l *lane) notePeerWnd(seg wire.Segment) {
-	l.wnd.peerWnd = seg.Wnd()
+// CheckWindows arms the zero-window probe of every lane whose peer's
+// window is closed and that has data waiting (after new data).
+func (ls *Lanes) CheckWindows(now time.Time) {
+	for _, l := range ls.lanes {
+		if l.wnd.peerWnd == 0 {
+			ls.checkWndProbe(l, now)
+		}
+	}
 }
 
 // checkWndProbe arms or disarms the lane's zero-window probe after input
 // or new data: armed while the peer's window is 0 and data waits.
-func (c *Conn) checkWndProbe(l *lane, now time.Time) {
+func (ls *Lanes) checkWndProbe(l *lane, now time.Time) {
 	w := &l.wnd
 	if w.peerWnd != 0 || l.waitSnd() == 0 {
 		w.at, w.interval = time.Time{}, 0
@@ -53,7 +57,7 @@ func (c *Conn) checkWndProbe(l *lane, now time.Time) {
 	if !w.at.IsZero() {
 		return
 	}
-	w.interval = c.pto()
+	w.interval = ls.out.Timing().PTO
 	if w.interval == 0 {
 		w.interval = wndProbeInitial
 	}
@@ -61,7 +65,7 @@ func (c *Conn) checkWndProbe(l *lane, now time.Time) {
 }
 
 // wndProbeTimer sends the lane's zero-window probe when it is due.
-func (c *Conn) wndProbeTimer(l *lane, now time.Time) {
+func (ls *Lanes) wndProbeTimer(l *lane, now time.Time) {
 	w := &l.wnd
 	if w.at.IsZero() || now.Before(w.at) {
 		return
@@ -72,13 +76,12 @@ func (c *Conn) wndProbeTimer(l *lane, now time.Time) {
 	}
 	var h [wire.SegmentHeaderSize]byte
 	seg := wire.Segment(h[:])
-	seg.SetConv(c.id)
+	seg.SetConv(ls.cfg.Conv)
 	seg.SetCmd(wire.CmdWask)
 	seg.SetWnd(l.outWnd)
-	seg.SetTs(kcpx.Now())
+	seg.SetTs(ls.kcpMs())
 	seg.SetUna(l.outUna)
-	c.laneOutput(l, seg, false)
-	c.traffic.wndProbes.Add(1)
+	ls.emit(l, seg, Sent{Bytes: len(seg), WndProbe: true})
 	w.interval = min(2*w.interval, wndProbeMax)
 	w.at = now.Add(w.interval)
 }

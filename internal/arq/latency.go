@@ -1,8 +1,6 @@
-package uxp
+package arq
 
-import (
-	"time"
-)
+import "time"
 
 // Message delivery latency, measured by the sender without any wire change.
 //
@@ -17,7 +15,7 @@ import (
 //	latency = (first una past the message) - (time the message entered KCP)
 //	          - RTT/2
 //
-// where RTT is the heartbeat's smoothed round trip, which estimates the
+// where RTT is the heartbeat's smoothed round trip (Timing.SRTT), which estimates the
 // one-way trip of the una back to us. Both timestamps are on our own clock,
 // so no clock offset between the peers is involved, and retransmissions,
 // FEC repairs and head-of-line blocking are all inside the measurement.
@@ -32,8 +30,8 @@ import (
 /* Implementation constants */
 const trackerSlots = 128
 
-// trackerMinSlots is the size a tracker's ring starts with.
-const trackerMinSlots = 4
+// TrackerMinSlots is the size a tracker's ring starts with.
+const TrackerMinSlots = 4
 
 // deliveryTracker is pure: the owner (the session's shard) passes now.
 type deliveryTracker struct {
@@ -64,7 +62,7 @@ func (t *deliveryTracker) sent(segs int, now time.Time) {
 // grow doubles the ring (from 4 slots): a session with a few messages in
 // flight, the common case, holds 128 bytes here instead of 4 KiB.
 func (t *deliveryTracker) grow() {
-	r := make([]inflightMsg, max(trackerMinSlots, min(2*len(t.ring), trackerSlots)))
+	r := make([]inflightMsg, max(TrackerMinSlots, min(2*len(t.ring), trackerSlots)))
 	for i := range t.n {
 		r[i] = t.ring[(t.head+i)%len(t.ring)]
 	}
@@ -96,16 +94,20 @@ func (t *deliveryTracker) acked(una uint32, rtt time.Duration, now time.Time) (l
 	return max(round-back, 0), true
 }
 
-// noteUna feeds a una the peer sent back for one lane (lane_arq.go) to
-// that lane's delivery tracker, and records the latencies of the messages
-// it completes in the session's histogram (Server.Stats merges them: see
-// connSet). It runs on the shard, before the segment goes to KCP.
-func (c *Conn) noteUna(t *deliveryTracker, una uint32, now time.Time) {
+// noteUna feeds a una the peer sent back for a lane (input.go) to that
+// lane's delivery tracker, and reports the latencies of the messages it
+// completes (Output.Latency). It runs before the segment goes to KCP.
+func (ls *Lanes) noteUna(l *lane, una uint32, now time.Time) {
+	t := &l.lat
+	if t.n == 0 || int32(una-t.ring[t.head].end) < 0 {
+		return // completes nothing: the common case, without Timing
+	}
+	rtt := ls.out.Timing().SRTT
 	for t.n > 0 {
-		d, ok := t.acked(una, c.hb.srtt, now)
+		d, ok := t.acked(una, rtt, now)
 		if !ok {
 			return
 		}
-		c.latency.observe(d)
+		ls.out.Latency(d)
 	}
 }

@@ -1,0 +1,31 @@
+package arq
+
+import "time"
+
+// AckPolicy decides when the ACKs the lanes owe are sent: ACK generation
+// is a policy of this layer. An ACK (or window answer) is owed once a
+// data segment or window probe was taken. Flush always sends the owed
+// ACKs along with data; FlushAcks sends them alone when AckNow says so;
+// otherwise they wait until Deadline (Timers sends them then) or KCP's
+// interval tick, whichever comes first. Its methods are called on the
+// owning goroutine.
+type AckPolicy interface {
+	// OnData records a data segment of size bytes that lane took at now.
+	OnData(now time.Time, lane int, size int)
+	// AckNow reports whether the ACKs owed go out at now.
+	AckNow(now time.Time) bool
+	// Deadline is when owed ACKs go at the latest; zero for no deadline
+	// of the policy's own (KCP's interval tick then).
+	Deadline() time.Time
+	// OnAckSent records that the owed ACKs were sent at now.
+	OnAckSent(now time.Time)
+}
+
+// Immediate is the default AckPolicy: owed ACKs go at once, at the end of
+// the event that made them owed.
+type Immediate struct{}
+
+func (Immediate) OnData(time.Time, int, int) {}
+func (Immediate) AckNow(time.Time) bool      { return true }
+func (Immediate) Deadline() time.Time        { return time.Time{} }
+func (Immediate) OnAckSent(time.Time)        {}

@@ -1,0 +1,566 @@
+package arq
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	kcp "github.com/xtaci/kcp-go/v5"
+
+	"github.com/uxp-go/uxp/internal/kcpx"
+	"github.com/uxp-go/uxp/internal/wire"
+)
+
+// Scheduling: the session admits written messages into the lanes' KCPs
+// while the segments they hold in total stay below the send window (and
+// the bytes within the caller's budget), taking lanes by descending
+// Priority (ties: lower lane first). A message that is not admitted waits
+// in its lane's backlog. So when the link cannot keep up, the free window
+// goes to the most important lane, and each flush sends the lanes' packets
+// in the same order.
+
+// NoLimit is the budget that leaves admission to the send window alone.
+const NoLimit = -1
+
+// ErrTooLarge is DeliverLane's error for a message of the peer's larger
+// than the receive buffer (the session's MaxMessageSize). DeliverLane's
+// other errors are internal/wire's ErrLaneHeader and ErrLaneKind. Each
+// means the peer broke the protocol, and the session ends.
+var ErrTooLarge = errors.New("arq: peer sent a message larger than MaxMessageSize")
+
+// Config is the fixed configuration of a session's lanes.
+type Config struct {
+	// Conv is the KCP conversation: the session ID.
+	Conv uint32
+	// Priorities has one entry per lane: the lane's priority (higher
+	// first). At least one lane.
+	Priorities []int
+	// SendWindow bounds the segments the lanes' KCPs hold together;
+	// RecvWindow is each lane's receive window, in segments.
+	SendWindow, RecvWindow int
+	// MaxFrag is the largest fragment number a data segment may carry.
+	MaxFrag int
+	// RecvSlack is how far past its advertised window a lane still takes
+	// a data segment; RecvBudget bounds the data segments the lanes store
+	// in total beyond the one each expects next (bounds.go).
+	RecvSlack  uint32
+	RecvBudget int
+	// MaxFragments is KCP's per-message fragment limit, which sizes the
+	// acked bitmap (bounds.go).
+	MaxFragments int
+	// TuneMTU is the KCP MTU the factory's tuning gives new KCPs.
+	TuneMTU int
+	// TickAlways makes the lanes run KCP's interval tick while anything
+	// is unacknowledged, as kcp-go's own scheduling does (tests).
+	TickAlways bool
+}
+
+// Shard is what the lanes of one shard's sessions share: the KCP factory,
+// the receive buffer and a scratch buffer. Owned by the shard goroutine.
+type Shard struct {
+	// KCP makes and drives the shard's KCPs.
+	KCP *kcpx.Factory
+	// RecvBuf takes one message out of a lane's KCP; a message longer
+	// than it is ErrTooLarge.
+	RecvBuf []byte
+
+	seg  []byte                // a lane frame's segments when Input must change them
+	bufs []*[probeBufSize]byte // free tail copies (probe.go)
+}
+
+// Timing is what the session knows of the path's round trip.
+type Timing struct {
+	// SRTT and RTTVar are the heartbeat's smoothed RTT and its variation:
+	// the expiry margin of deadline messages and the one-way estimate of
+	// the delivery tracker. Zero when unknown.
+	SRTT, RTTVar time.Duration
+	// PTO is the probe timeout of tail-loss and window probes, zero when
+	// no RTT is known (no tail-loss probes then).
+	PTO time.Duration
+}
+
+// Sent describes segments handed to Output.
+type Sent struct {
+	// Data is set when the segments carry data (PUSH segments, skip
+	// markers, probes): the caller sends them through FEC. ACKs and
+	// window segments do not.
+	Data bool
+	// Bytes is the length of the segments, headers included.
+	Bytes int
+	// Retrans counts the data segments among them that were sent before
+	// (KCP's retransmissions, tail-loss probes), and RetransBytes their
+	// length.
+	Retrans, RetransBytes int
+	// Probe is set for a tail-loss probe, WndProbe for a zero-window
+	// probe, Skip for the skip markers of a lapsed message (deadline.go),
+	// sent outside KCP and not counted as retransmissions.
+	Probe, WndProbe, Skip bool
+}
+
+// Ack describes acknowledgement progress on a lane.
+type Ack struct {
+	// Bytes is the message payload newly confirmed (una passed every
+	// segment of those messages); Segments the segments una advanced by.
+	Bytes, Segments int
+	// RTT is a data round-trip sample (the tail's send to its ACK), zero
+	// when this acknowledgement gives none.
+	RTT time.Duration
+}
+
+// Event is a count Output.Event receives.
+type Event uint8
+
+const (
+	// EvMessageSent: a message (not a skip message) entered a lane's KCP.
+	EvMessageSent Event = iota
+	// EvTimerFlush: a retransmission timeout made a lane flush.
+	EvTimerFlush
+	// EvMalformed: a malformed segment or message was dropped.
+	EvMalformed
+	// EvRecvBound: a data segment was left out by the receive bounds.
+	EvRecvBound
+	// EvRejected: KCP refused a message (cannot happen: the caller bounds
+	// the size); it is dropped.
+	EvRejected
+)
+
+// Output is the session side of the lanes: the root's Conn. Its methods
+// are called on the owning goroutine, from inside the Lanes method that
+// causes them; they must not call back into the Lanes.
+type Output interface {
+	// Output sends segs, KCP segments of lane, in a frame. The bytes are
+	// valid only until it returns.
+	Output(lane int, segs []byte, s Sent)
+	// Deliver hands a complete message of lane to the application, valid
+	// until it returns. It reports whether delivery may go on: false
+	// leaves the rest in KCP until the next Deliver call.
+	Deliver(lane int, msg []byte) bool
+	// Acked reports acknowledgement progress on lane.
+	Acked(lane int, a Ack)
+	// Latency reports the delivery latency of one of this side's
+	// messages (latency.go).
+	Latency(d time.Duration)
+	// Event counts an event.
+	Event(e Event)
+	// Timing returns the current RTT inputs.
+	Timing() Timing
+	// PeerDeadline converts a local expiry to the peer's clock, in
+	// microseconds, for a deadline message's header; 0 when unknown.
+	PeerDeadline(expiry time.Time) uint64
+	// LocalClock is this side's clock at now, in the microseconds the
+	// peer's deadline messages carry.
+	LocalClock(now time.Time) uint64
+}
+
+// Counters are a lane's statistics, written by the owner and read by any
+// goroutine.
+type Counters struct {
+	MsgsOut, MsgsIn, Retrans, Expired, Skipped atomic.Uint64
+	Queued                                     atomic.Int64
+}
+
+// Lanes is a session's set of lanes.
+type Lanes struct {
+	cfg    Config
+	sh     *Shard
+	out    Output
+	acks   AckPolicy
+	lanes  []*lane
+	byPrio []*lane
+
+	mtu        int // KCP MTU of the lanes' KCPs
+	mss        int
+	recvWndCap int // receive window while capped; 0: RecvWindow
+
+	// The current call's time, for the output callback and deliveries,
+	// and its KCP milliseconds, computed when first needed (kcpMs).
+	now   time.Time
+	ms    uint32
+	msSet bool
+
+	scratch     []byte // one lane message with its header, for KCP Send
+	skipScratch []byte // skip markers (deadline.go)
+	sent        Sent   // totals of the current Flush
+}
+
+// lane is one lane's state.
+type lane struct {
+	id   int
+	prio int
+	ctr  Counters
+
+	// arq is the lane's KCP: it sends this side's messages and receives
+	// the peer's (input.go). Made on first use (kcp): nil until then, as
+	// if idle, which saves its ~1 KB on lanes a session never uses.
+	arq *kcp.KCP
+	// outUna and outWnd are the una and wnd of the last segment arq sent:
+	// the receive state forged segments carry.
+	outUna uint32
+	outWnd uint16
+
+	// Send side.
+	sndSN     uint32          // sn arq will give its next segment
+	sndUna    uint32          // every sn below this is acknowledged
+	maxSentSN uint32          // highest sn sent, to count retransmissions
+	sentData  bool            // maxSentSN is valid
+	backlog   []laneMsg       // written, not admitted yet
+	inflight  []laneSent      // admitted, not acknowledged, by sn
+	queued    int             // payload bytes in backlog and inflight
+	minExpiry time.Time       // earliest expiry not yet lapsed; zero = none
+	lat       deliveryTracker // latency.go
+	lapsed    int             // lapsed messages in inflight
+	probe     tailProbe       // probe.go
+	wnd       wndProbe        // wndprobe.go
+
+	// acked marks the sns in [sndUna, sndUna+64×len) whose first ACK was
+	// passed to arq; repeats are neutralised (bounds.go). ackWalks counts
+	// the send-buffer segments those ACKs made arq walk, for tests.
+	acked    []uint64
+	ackWalks uint64
+
+	// Receive side.
+	ackPending bool // arq holds ACKs (or a window answer) not yet flushed
+
+	// Messages handed to arq, and taken out of it, mod 2^32 (the close
+	// frame's counts).
+	sndMsgs, rcvMsgs uint32
+
+	trimAt time.Time // when the lane's grown memory goes back; zero = not armed (trim.go)
+}
+
+// laneMsg is one message waiting in a lane's backlog.
+type laneMsg struct {
+	expiry time.Time // zero = never
+	data   []byte
+	skip   bool // abandoned before it was admitted: send a skip message
+}
+
+// laneSent is one message in a lane's KCP, by sn range.
+type laneSent struct {
+	firstSN, lastSN uint32
+	size            int       // payload bytes
+	expiry          time.Time // zero = never
+	lapsed          bool      // past its expiry: its segments go out as skip markers
+}
+
+// New returns a session's lanes. kcpMTU is the KCP MTU of the lanes'
+// KCPs (SetMTU changes it).
+func New(cfg Config, sh *Shard, out Output, kcpMTU int) *Lanes {
+	ls := new(Lanes)
+	ls.Init(cfg, sh, out, kcpMTU)
+	return ls
+}
+
+// Init is New for a Lanes the caller holds (a session embeds its own, to
+// save an allocation). A Lanes must not be copied after Init: its KCPs'
+// output callbacks point to it.
+func (ls *Lanes) Init(cfg Config, sh *Shard, out Output, kcpMTU int) {
+	*ls = Lanes{cfg: cfg, sh: sh, out: out, acks: Immediate{}}
+	ls.lanes = make([]*lane, len(cfg.Priorities))
+	for i, p := range cfg.Priorities {
+		l := &lane{id: i, prio: p, outWnd: uint16(min(cfg.RecvWindow, 1<<16-1))}
+		l.wnd.peerWnd = kcp.IKCP_WND_RCV // KCP's assumption until the peer says
+		ls.lanes[i] = l
+	}
+	ls.byPrio = slices.Clone(ls.lanes)
+	slices.SortStableFunc(ls.byPrio, func(a, b *lane) int { return cmp.Compare(b.prio, a.prio) })
+	ls.mtu, ls.mss = kcpMTU, max(1, kcpMTU-wire.SegmentHeaderSize)
+}
+
+// Len is the number of lanes.
+func (ls *Lanes) Len() int { return len(ls.lanes) }
+
+// SetAckPolicy replaces the ACK policy (Immediate by default).
+func (ls *Lanes) SetAckPolicy(p AckPolicy) { ls.acks = p }
+
+// Counters returns lane's statistics, safe to read from any goroutine.
+func (ls *Lanes) Counters(lane int) *Counters { return &ls.lanes[lane].ctr }
+
+// SetMTU changes the KCP MTU of the lanes' KCPs (path MTU discovery).
+func (ls *Lanes) SetMTU(kcpMTU int) {
+	ls.mtu = kcpMTU
+	ls.mss = max(1, kcpMTU-wire.SegmentHeaderSize)
+	for _, l := range ls.lanes {
+		if l.arq != nil {
+			ls.sh.KCP.SetMtu(l.arq, kcpMTU) // keeps the shard's flush buffer
+		}
+	}
+}
+
+// SetRecvWindowCap caps the receive window of the lanes' KCPs made from
+// now on (n > 0: a session waiting in a Listener's backlog), or lifts the
+// cap (n == 0): every lane's KCP then advertises RecvWindow.
+func (ls *Lanes) SetRecvWindowCap(n int) {
+	ls.recvWndCap = n
+	if n > 0 {
+		return
+	}
+	for _, l := range ls.lanes {
+		if l.arq != nil {
+			l.arq.WndSize(0, ls.cfg.RecvWindow)
+		}
+	}
+}
+
+// begin starts a call at now.
+func (ls *Lanes) begin(now time.Time) {
+	ls.now, ls.msSet = now, false
+}
+
+// kcpMs is the current call's time on KCP's millisecond clock: the one
+// place the layer converts (kcpx.Ms). Lazily, since most calls (input,
+// delivery, admission) never need it.
+func (ls *Lanes) kcpMs() uint32 {
+	if !ls.msSet {
+		ls.ms, ls.msSet = kcpx.Ms(ls.now), true
+	}
+	return ls.ms
+}
+
+// kcp returns the lane's KCP, making it on first use.
+func (ls *Lanes) kcp(l *lane) *kcp.KCP {
+	if l.arq == nil {
+		mtu := 0
+		if ls.mtu != ls.cfg.TuneMTU {
+			// The peer's packet size, or the path's, is smaller than ours.
+			mtu = ls.mtu
+		}
+		l.arq = ls.sh.KCP.New(ls.cfg.Conv, func(buf []byte, size int) { ls.output(l, buf[:size]) }, mtu)
+		l.acked = make([]uint64, ackedWords(ls.cfg.SendWindow, ls.cfg.MaxFragments))
+		if ls.recvWndCap > 0 {
+			l.arq.WndSize(0, ls.recvWndCap)
+		}
+	}
+	return l.arq
+}
+
+// waitSnd is how many segments the lane's KCP holds for sending.
+func (l *lane) waitSnd() int {
+	if l.arq == nil {
+		return 0
+	}
+	return l.arq.WaitSnd()
+}
+
+// Enqueue takes a message written on lane, with its expiry (zero: none).
+// When no lane has a backlog, the send window has room and budget allows
+// the message (NoLimit: no byte budget), it goes straight into the lane's
+// KCP, which copies it, and Enqueue reports true; otherwise it is copied
+// to the lane's backlog for Admit.
+func (ls *Lanes) Enqueue(now time.Time, lane int, msg []byte, expiry time.Time, budget int) bool {
+	ls.begin(now)
+	l := ls.lanes[lane]
+	l.queued += len(msg)
+	if (budget < 0 || len(msg) <= budget) && ls.budget() > 0 {
+		direct := true
+		for _, o := range ls.lanes {
+			direct = direct && len(o.backlog) == 0
+		}
+		if direct {
+			ls.admitOne(l, msg, expiry, false)
+			return true
+		}
+	}
+	l.backlog = append(l.backlog, laneMsg{expiry: expiry, data: append([]byte(nil), msg...)})
+	if !expiry.IsZero() && (l.minExpiry.IsZero() || expiry.Before(l.minExpiry)) {
+		l.minExpiry = expiry
+	}
+	return false
+}
+
+// budget is how many more segments the lanes' KCPs may take.
+func (ls *Lanes) budget() int {
+	budget := ls.cfg.SendWindow
+	for _, l := range ls.lanes {
+		budget -= l.waitSnd()
+	}
+	return budget
+}
+
+// Admit moves messages from the lanes' backlogs into their KCPs, by
+// priority, while the segments the KCPs hold stay below the send window
+// and the payload admitted within budget bytes (NoLimit: no byte budget).
+// A message larger than what is left of the budget waits, and so do the
+// messages behind it on its lane. It returns the payload bytes admitted
+// and whether anything (skip messages included) was.
+func (ls *Lanes) Admit(now time.Time, budget int) (bytes int, admitted bool) {
+	waiting := false
+	for _, l := range ls.lanes {
+		waiting = waiting || len(l.backlog) > 0
+	}
+	if !waiting {
+		return 0, false // the common case: no need to count the window
+	}
+	ls.begin(now)
+	segs := ls.budget()
+	for _, l := range ls.byPrio {
+		i := 0
+		for ; i < len(l.backlog) && segs > 0; i++ {
+			m := &l.backlog[i]
+			if budget >= 0 && len(m.data) > budget-bytes {
+				break
+			}
+			bytes += len(m.data)
+			segs -= ls.admitOne(l, m.data, m.expiry, m.skip)
+			*m = laneMsg{}
+			admitted = true
+		}
+		l.backlog = l.backlog[i:]
+		if len(l.backlog) == 0 {
+			l.backlog = l.backlog[:0:0]
+		}
+	}
+	return bytes, admitted
+}
+
+// admitOne hands one message, with its lane message header, to the lane's
+// KCP, and returns the segments it takes.
+func (ls *Lanes) admitOne(l *lane, data []byte, expiry time.Time, skip bool) int {
+	b := ls.scratch[:0]
+	switch {
+	case skip:
+		b = append(b, wire.LaneMsgSkip)
+	case !expiry.IsZero():
+		b = append(b, wire.LaneMsgDeadline)
+		b = binary.AppendUvarint(b, ls.out.PeerDeadline(expiry))
+		b = appendUvarint32(b, uint32(len(data)))
+	default:
+		b = append(b, wire.LaneMsgPlain)
+	}
+	b = append(b, data...)
+	ls.scratch = b[:0]
+	if ls.kcp(l).Send(b) < 0 {
+		// Cannot happen: Write bounds the size. Drop it loudly rather
+		// than wedge the lane.
+		ls.out.Event(EvRejected)
+		l.queued -= len(data)
+		return 0
+	}
+	l.sndMsgs++
+	frags := max(1, (len(b)+ls.mss-1)/ls.mss)
+	l.inflight = append(l.inflight, laneSent{firstSN: l.sndSN, lastSN: l.sndSN + uint32(frags) - 1, size: len(data), expiry: expiry})
+	l.sndSN += uint32(frags)
+	l.lat.sent(frags, ls.now)
+	if !expiry.IsZero() && (l.minExpiry.IsZero() || expiry.Before(l.minExpiry)) {
+		l.minExpiry = expiry
+	}
+	if !skip {
+		l.ctr.MsgsOut.Add(1)
+		ls.out.Event(EvMessageSent)
+	}
+	return frags
+}
+
+func appendUvarint32(b []byte, v uint32) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+// Flush sends what the lanes' KCPs hold (ACKs, then data), most
+// important lane first, and returns what it sent.
+func (ls *Lanes) Flush(now time.Time) Sent {
+	ls.begin(now)
+	ls.sent = Sent{}
+	acked := false
+	for _, l := range ls.byPrio {
+		if l.arq == nil {
+			continue
+		}
+		if ls.sh.KCP.Flush(l.arq, kcp.IKCP_FLUSH_FULL) {
+			acked = acked || l.ackPending
+			l.ackPending = false
+		}
+	}
+	if acked {
+		ls.acks.OnAckSent(now)
+	}
+	return ls.sent
+}
+
+// FlushAcks sends the ACKs the lanes owe, without data, if the ACK
+// policy says they go now: the peer's probe timeout assumes
+// acknowledgements are not held back for KCP's interval tick.
+func (ls *Lanes) FlushAcks(now time.Time) {
+	if !ls.acksOwed() || !ls.acks.AckNow(now) {
+		return
+	}
+	ls.flushAcks(now)
+}
+
+func (ls *Lanes) acksOwed() bool {
+	for _, l := range ls.lanes {
+		if l.ackPending {
+			return true
+		}
+	}
+	return false
+}
+
+func (ls *Lanes) flushAcks(now time.Time) {
+	ls.begin(now)
+	acked := false
+	for _, l := range ls.byPrio {
+		if l.arq == nil || !l.ackPending {
+			continue
+		}
+		if ls.sh.KCP.Flush(l.arq, kcp.IKCP_FLUSH_ACKONLY) {
+			// Without the fast path (internal/kcpx) the ACKs may wait
+			// for KCP's tick: ackPending stays, Deadline wakes then.
+			l.ackPending = false
+			acked = true
+		}
+	}
+	if acked {
+		ls.acks.OnAckSent(now)
+	}
+}
+
+// Idle reports whether every message written has been acknowledged.
+func (ls *Lanes) Idle() bool {
+	for _, l := range ls.lanes {
+		if len(l.backlog) > 0 || l.waitSnd() > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Queued publishes each lane's payload bytes waiting or unacknowledged
+// (Counters.Queued) and returns their total and the segments the lanes'
+// KCPs hold for sending and have stored from the peer.
+func (ls *Lanes) Queued() (bytes, segs int) {
+	for _, l := range ls.lanes {
+		bytes += l.queued
+		l.ctr.Queued.Store(int64(l.queued))
+		segs += l.waitSnd()
+	}
+	return bytes, segs + ls.RecvHeld()
+}
+
+// Sending returns the payload bytes the lanes hold for sending and the
+// segments their KCPs hold for sending (for the close linger).
+func (ls *Lanes) Sending() (bytes, segs int) {
+	for _, l := range ls.lanes {
+		bytes += l.queued
+		segs += l.waitSnd()
+	}
+	return bytes, segs
+}
+
+// SentMessages and ReceivedMessages are the messages lane handed to its
+// KCP and took out of it, mod 2^32: the counts of the close frame.
+func (ls *Lanes) SentMessages(lane int) uint32     { return ls.lanes[lane].sndMsgs }
+func (ls *Lanes) ReceivedMessages(lane int) uint32 { return ls.lanes[lane].rcvMsgs }
+
+// Close releases what the lanes hold outside KCP (tail copies).
+func (ls *Lanes) Close() {
+	for _, l := range ls.lanes {
+		ls.releaseProbe(l)
+	}
+}

@@ -105,7 +105,7 @@ func (a *clientAttempt) newHandshake(index uint32) (*clientHandshake, error) {
 		}
 		index = binary.LittleEndian.Uint32(b[:])
 	}
-	hs, err := newClientHandshake(a.set.serverPublicKey, a.set.cipher, a.set.fec, index, time.Now(), rand.Reader, a.set.identity.client(), a.set.hello())
+	hs, err := newClientHandshake(a.set.serverPublicKey, a.set.headerCipher(), a.set.fec, index, time.Now(), rand.Reader, a.set.identity.client(), a.set.hello())
 	if err != nil {
 		return nil, fmt.Errorf("uxp: handshake: %w", err)
 	}
@@ -213,6 +213,8 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 		// error would not be a nil error.)
 		if ie := a.set.negotiate(incompatible.mtu, incompatible.lanes, 0).err; ie != nil {
 			err = ie
+		} else if _, ok := a.set.acceptSuite(incompatible.suite); !ok {
+			err = &IncompatibleError{Field: "Cipher", Local: int(a.set.cipher), Remote: int(incompatible.suite)}
 		} else {
 			err = &IncompatibleError{Field: "MTU", Local: a.set.mtu, Remote: incompatible.mtu}
 		}
@@ -241,6 +243,14 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 		}
 		return
 	}
+	cipher, ok := a.set.acceptSuite(r.suite)
+	if !ok {
+		// The server chose a cipher this client did not offer: only a
+		// broken server does (the choice is authenticated).
+		a.ep.drops.authFailed.Add(1)
+		keys.zero()
+		return
+	}
 	if fp.on() && !a.set.fec.on() {
 		// The server must not impose FEC on a client that did not ask.
 		a.ep.drops.authFailed.Add(1)
@@ -251,7 +261,7 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 		keys.zero()
 		return
 	}
-	conn, err := newSession(a.ep, id, &keys, hs.cipher, fp, a.server, true, time.Now(), neg.mtu)
+	conn, err := newSession(a.ep, id, &keys, cipher, fp, a.server, true, time.Now(), neg.mtu)
 	if err != nil {
 		// The server sent a decision this client cannot run (the handshake
 		// is spent: hs is gone). Fail now rather than at the timeout.
@@ -271,7 +281,7 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 		a.refused <- errSessionIDTaken
 		return
 	}
-	a.tr.handshakeDone(id, a.server, hs.cipher, fp.data, fp.parity)
+	a.tr.handshakeDone(id, a.server, cipher, fp.data, fp.parity)
 	a.conn.Store(conn)
 	conn.shard.post(conn) // runs OnReady and sends the first heartbeat
 	a.established <- conn

@@ -14,15 +14,23 @@ import (
 // Cipher selects the AEAD that seals data packets.
 type Cipher = ucrypto.Suite
 
-// The ciphers. Both sides must use the same one; it is bound into the
-// handshake, so a mismatch fails the handshake instead of downgrading.
+// The ciphers. The two sides negotiate one in the handshake (see
+// Config.Cipher and docs/protocol.md section 5.1.3); the offers and the
+// choice are authenticated by the Noise transcript, so an attacker cannot
+// downgrade it.
 const (
-	// ChaCha20Poly1305 is the default (RFC 8439 AEAD, 96-bit nonce built from
-	// the packet counter).
+	// ChaCha20Poly1305 is the RFC 8439 AEAD with a 96-bit nonce built from
+	// the packet counter: the default when either side lacks AES
+	// instructions.
 	ChaCha20Poly1305 = ucrypto.ChaCha20Poly1305
 	// Salsa20Poly1305 seals with Salsa20 and a one-time Poly1305 key that
-	// also authenticates the packet header. See docs/protocol.md.
+	// also authenticates the packet header. See docs/protocol.md. It is
+	// used only when a side asks for it explicitly.
 	Salsa20Poly1305 = ucrypto.Salsa20Poly1305
+	// AES256GCM is AES-256 in Galois/Counter Mode: the default when both
+	// sides have AES instructions (crypto.HasAESHardware), as TLS 1.3
+	// stacks choose it.
+	AES256GCM = ucrypto.AES256GCM
 )
 
 // Implementation defaults. Each is documented on its Config field.
@@ -62,7 +70,15 @@ type Config struct {
 	// handshake.
 	ServerPublicKey PublicKey
 
-	// Cipher is the AEAD for data packets. Zero means ChaCha20Poly1305.
+	// Cipher is the AEAD for data packets. Zero means negotiate: each side
+	// offers every cipher and says whether it has AES instructions;
+	// AES256GCM is chosen when both have them, ChaCha20Poly1305
+	// otherwise, as TLS 1.3 stacks do. A non-zero value pins the cipher:
+	// a client offers only it, and a server accepts only it. When the
+	// other side pinned another one, the server refuses and the client's
+	// Start fails with an *IncompatibleError whose Field is "Cipher". A
+	// peer from before negotiation uses the client's cipher
+	// (ChaCha20Poly1305 for a client here that pins none).
 	Cipher Cipher
 
 	// KCP tunes the reliability layer. The zero value is the fast game
@@ -229,7 +245,19 @@ type Config struct {
 	// testOldHello, tests only: announce no packet size and no lane
 	// count, as a client from before negotiation.
 	testOldHello bool
+	// testAES, tests only: pretend this side has (aesPresent) or lacks
+	// (aesAbsent) AES instructions instead of asking the CPU.
+	testAES aesOverride
 }
+
+// aesOverride is the testAES hook's value.
+type aesOverride uint8
+
+const (
+	aesDetect aesOverride = iota // ask the CPU (crypto.HasAESHardware)
+	aesPresent
+	aesAbsent
+)
 
 // KCPConfig tunes the KCP reliability layer. The zero value is the fast
 // game profile.
@@ -297,7 +325,6 @@ type FECConfig struct {
 // still have to be filled in.
 func DefaultConfig() *Config {
 	return &Config{
-		Cipher:            ChaCha20Poly1305,
 		KCP:               KCPConfig{Interval: defaultKCPInterval, FastResend: defaultFastResend, SendWindow: defaultWindow, RecvWindow: defaultWindow, MTU: defaultMTU},
 		HeartbeatInterval: defaultHeartbeatInterval,
 		IdleTimeout:       defaultIdleTimeout,
@@ -382,6 +409,7 @@ type settings struct {
 	testKCPTick       bool
 	testKCPAudited    []string
 	testOldHello      bool
+	aesHardware       bool // this side reports AES instructions (testAES)
 }
 
 func pick[T int | int64 | time.Duration](v, def T) T {
@@ -448,8 +476,11 @@ func (c *Config) resolve() (*settings, error) {
 		s.fec.maxParity = pick(s.fec.maxParity, s.fec.parity)
 	}
 	s.fecGroupDelay = fecDelay
-	if s.cipher == 0 {
-		s.cipher = ChaCha20Poly1305
+	switch c.testAES {
+	case aesPresent:
+		s.aesHardware = true
+	case aesDetect:
+		s.aesHardware = ucrypto.HasAESHardware()
 	}
 	if s.kcpFastResend < 0 {
 		s.kcpFastResend = 0
@@ -458,7 +489,7 @@ func (c *Config) resolve() (*settings, error) {
 		return nil, &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
 	}
 	switch {
-	case !s.cipher.Valid():
+	case s.cipher != 0 && !s.cipher.Valid():
 		return bad("Cipher", "unknown cipher %d", uint8(s.cipher))
 	case s.kcpInterval < 10*time.Millisecond || s.kcpInterval > 5*time.Second:
 		return bad("KCP.Interval", "%v is outside [10ms, 5s]", s.kcpInterval)

@@ -4,8 +4,9 @@
 // A session starts with a one-round-trip Noise NK handshake
 // (Noise_NK_25519_ChaChaPoly_BLAKE2s) in which the client authenticates the
 // server by its pinned static public key. Every later datagram is sealed with
-// ChaCha20-Poly1305 (the default) or Salsa20-Poly1305 under a per-direction
-// key, with the packet counter as the nonce and a replay window on the
+// the cipher the handshake negotiated (AES-256-GCM when both ends have AES
+// instructions, else ChaCha20-Poly1305; Salsa20-Poly1305 when pinned in
+// Config.Cipher) under a per-direction key, with the packet counter as the nonce and a replay window on the
 // receiving side. Reliability and ordering come from KCP (kcp-go's state
 // machine, in message mode), so each Conn.Write arrives as one
 // OnNewDataComing call. docs/protocol.md is the wire specification,

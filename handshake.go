@@ -37,8 +37,9 @@ import (
 // Initiation payload: timestamp u64 (Unix ns) | FEC request (4: data,
 // parity, flags, max parity) | max packet size u16 | lane count u8 | min
 // packet size u16 (the smallest at which the client's MaxMessageSize fits)
-// | 7 reserved zero bytes. A zero means "absent" (a client from before
-// negotiation); the server then assumes its own value. The
+// | suites u8 | suite flags u8 | 5 reserved zero bytes. A zero means
+// "absent" (a client from before negotiation); the server then assumes its
+// own value, and the header's cipher (negotiate.go, chooseSuite). The
 // payload keeps the initiation at least as large as any answer, so the
 // server never amplifies.
 //
@@ -57,7 +58,8 @@ import (
 //
 // Response payload: status u8 | server max packet size u16 | server lane
 // count u8 | session id u32 (must equal the header's) | FEC decision (4) |
-// stateless reset token (16) | 4 reserved zero bytes. A rejection by the
+// stateless reset token (16) | suite u8 | suite flags u8 | 2 reserved
+// zero bytes. A rejection by the
 // application (statusRejected) puts code u16 | reason length u8 | reason
 // (up to 25 bytes) at offset 4 instead. The answer to an extended
 // initiation is extended too: its payload goes on with data length u16 |

@@ -45,6 +45,11 @@ type clientAttempt struct {
 	cookieCh chan struct{} // capacity 1: resend now with mac2
 
 	conn atomic.Pointer[Conn] // the session, from just before OnReady
+
+	// sentAt is when run first sent the initiation (or resent it with a
+	// cookie), in ns since ep.epoch: the start of the handshake's RTT
+	// sample (handshakeRTT).
+	sentAt atomic.Int64
 }
 
 // errSessionIDTaken refuses a session whose server-chosen ID another
@@ -140,6 +145,9 @@ func (a *clientAttempt) run(ctx context.Context, hs *clientHandshake) (*Conn, er
 			a.readError(err) // a connected socket reports ICMP errors on writes too
 		}
 		attempts++
+		if attempts == 1 {
+			a.sentAt.Store(int64(now.Sub(a.ep.epoch)))
+		}
 		a.tr.initiationSent(attempts, a.server)
 	}
 	for {
@@ -172,6 +180,9 @@ func (a *clientAttempt) run(ctx context.Context, hs *clientHandshake) (*Conn, er
 			// The server is under load and gave us a cookie: retry at
 			// once with mac2 rather than wait for the next retransmission.
 			if now := time.Now(); now.Before(deadline) {
+				// The cookie reply answered an earlier copy: the response
+				// will answer this one, so the RTT sample starts here.
+				a.sentAt.Store(int64(now.Sub(a.ep.epoch)))
 				send(now)
 			}
 		case <-ctx.Done():
@@ -270,6 +281,11 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 		return
 	}
 	conn.SetHandler(a.handler)
+	// The handshake's round trip is the session's first RTT sample, so
+	// Stats().RTT is valid when OnReady runs. The session is not shared
+	// yet: this goroutine still owns its shard state.
+	now := time.Now()
+	conn.handshakeRTT(now.Sub(a.ep.epoch)-time.Duration(a.sentAt.Load()), now)
 	conn.peerKey, conn.hasPeerKey = a.set.serverPublicKey, true
 	conn.connectData, conn.acceptData = a.set.connectData, r.acceptData
 	// Written before the session is published in the table, which the

@@ -215,6 +215,31 @@ type Config struct {
 	// CloseLinger must not lose data on Close.)
 	CloseLinger time.Duration
 
+	// CongestionControl selects the session's congestion controller. Zero
+	// ("") means CongestionModel, the model-based (BBR-style) one;
+	// CongestionCubic and CongestionNone (no control, for dedicated links
+	// and LANs) are the others. Any other value is invalid. Each side
+	// controls what it sends; the two need not agree. (KCP.CongestionControl
+	// is KCP's own window, separate from this.)
+	CongestionControl CongestionControl
+
+	// MinBandwidth is a floor: the controller's bandwidth estimate and
+	// pacing rate never go below it, for a game that must keep its tick
+	// rate whatever the path seems to allow. Zero means no floor. Negative
+	// is invalid.
+	MinBandwidth Bandwidth
+
+	// MaxBandwidth caps each session's bandwidth estimate and pacing rate.
+	// Zero means no cap. Negative, or below a non-zero MinBandwidth, is
+	// invalid.
+	MaxBandwidth Bandwidth
+
+	// InitialRate is the pacing rate before the controller has an RTT
+	// sample. Zero means the controller's default (its initial window per
+	// millisecond: effectively no pacing of the first window). Negative is
+	// invalid.
+	InitialRate Bandwidth
+
 	// testDropShard, set only by this package's tests, drops chosen FEC
 	// shards on the way out (after they were counted as sent).
 	testDropShard func(shard []byte) bool
@@ -410,6 +435,7 @@ type settings struct {
 	testKCPAudited    []string
 	testOldHello      bool
 	aesHardware       bool // this side reports AES instructions (testAES)
+	congestion        congestionSettings
 }
 
 func pick[T int | int64 | time.Duration](v, def T) T {
@@ -547,6 +573,11 @@ func (c *Config) resolve() (*settings, error) {
 	if s.maxSessions = c.MaxSessions; s.maxSessions < 0 {
 		return bad("MaxSessions", "negative (%d)", s.maxSessions)
 	}
+	cong, err := c.resolveCongestion()
+	if err != nil {
+		return nil, err
+	}
+	s.congestion = cong
 	adm, err := c.Admission.resolve()
 	if err != nil {
 		return nil, err

@@ -591,6 +591,7 @@ func (s *Server) open(req *ConnectRequest, acceptData []byte, now time.Time) {
 	}
 	c.ephemeral = req.eph
 	c.response = resp
+	c.cong.handshakeSent.Store(int64(now.Sub(s.ep.epoch)))
 	c.source, c.sourceProven = req.src, req.proven
 	s.halfMu.Lock()
 	s.halfOpen[req.eph] = c

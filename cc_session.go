@@ -28,7 +28,7 @@ import (
 
 // congestionState is a session's controller and what it publishes.
 type congestionState struct {
-	ctrl cc.Controller    // owned by the shard (before the session is shared: by its creator)
+	ctrl cc.Controller     // owned by the shard (before the session is shared: by its creator)
 	alg  CongestionControl // immutable
 
 	// snap is the controller's last published view, for Stats (any
@@ -39,10 +39,12 @@ type congestionState struct {
 	reportedBW Bandwidth
 	reportedAt time.Time
 
-	// handshakeSent is when a server session's response was first sent,
-	// in ns since ep.epoch: the start of its handshake RTT sample. Written
-	// by the handshake loop, read by the shard in establish.
-	handshakeSent atomic.Int64
+	// handshakeSent is when a server session's response was last sent,
+	// in ns since ep.epoch, the start of its handshake RTT sample, and
+	// handshakeResent says it was sent more than once (handshakeRTT).
+	// Written by the handshake loop, read by the shard in establish.
+	handshakeSent   atomic.Int64
+	handshakeResent atomic.Bool
 
 	// sendQueueDelay is the stream's send queue delay in ns
 	// (ConnStats.SendQueueDelay), written by the StreamConn (stream_send.go).
@@ -101,22 +103,24 @@ func (c *Conn) initCongestion() {
 }
 
 // handshakeRTT takes the handshake's round trip as the session's first RTT
-// sample: for the heartbeat's smoothed RTT (Stats().RTT) and for the
-// controller. A client measures from its first initiation (or the one it
-// resent with a cookie) to the response, a server from its first response
-// to the client's first authenticated packet. When a copy was lost and
-// retransmitted, which copy was answered is ambiguous (Karn); timing the
-// first copy errs long, by at most the retransmission back-off, never
-// short: a short sample would stick in the controller's minimum-RTT filter
-// and shrink its window, a long one is replaced by the next heartbeat's.
-// Owner only.
-func (c *Conn) handshakeRTT(rtt time.Duration, now time.Time) {
+// sample, so that Stats().RTT is valid when OnReady runs. A client measures
+// from its last initiation to the response, a server from its last
+// response to the client's first authenticated packet. After a
+// retransmission (resent) which copy was answered is ambiguous (Karn): the
+// last copy's time is exact when the earlier one was lost, the common case
+// on paths shorter than the 250 ms retransmission, and short otherwise.
+// Stats takes it either way (the heartbeats correct it); the controller
+// takes only an unambiguous sample, because a short one would stick in its
+// minimum-RTT filter and shrink its window. Owner only.
+func (c *Conn) handshakeRTT(rtt time.Duration, resent bool, now time.Time) {
 	if rtt <= 0 {
 		return
 	}
 	c.hb.sample(rtt)
 	c.publishRTT()
-	c.congestionRTT(rtt, now)
+	if !resent {
+		c.congestionRTT(rtt, now)
+	}
 }
 
 // congestionRTT feeds an RTT sample measured outside the acknowledgements

@@ -46,10 +46,13 @@ type clientAttempt struct {
 
 	conn atomic.Pointer[Conn] // the session, from just before OnReady
 
-	// sentAt is when run first sent the initiation (or resent it with a
-	// cookie), in ns since ep.epoch: the start of the handshake's RTT
-	// sample (handshakeRTT).
+	// sentAt is when run last sent the initiation, in ns since ep.epoch:
+	// the start of the handshake's RTT sample (handshakeRTT); resent says
+	// a copy sent before it went unanswered, which makes the sample
+	// ambiguous. (A copy resent for a cookie reply is not: the reply
+	// answered the earlier one.)
 	sentAt atomic.Int64
+	resent atomic.Bool
 }
 
 // errSessionIDTaken refuses a session whose server-chosen ID another
@@ -145,9 +148,7 @@ func (a *clientAttempt) run(ctx context.Context, hs *clientHandshake) (*Conn, er
 			a.readError(err) // a connected socket reports ICMP errors on writes too
 		}
 		attempts++
-		if attempts == 1 {
-			a.sentAt.Store(int64(now.Sub(a.ep.epoch)))
-		}
+		a.sentAt.Store(int64(now.Sub(a.ep.epoch)))
 		a.tr.initiationSent(attempts, a.server)
 	}
 	for {
@@ -180,9 +181,7 @@ func (a *clientAttempt) run(ctx context.Context, hs *clientHandshake) (*Conn, er
 			// The server is under load and gave us a cookie: retry at
 			// once with mac2 rather than wait for the next retransmission.
 			if now := time.Now(); now.Before(deadline) {
-				// The cookie reply answered an earlier copy: the response
-				// will answer this one, so the RTT sample starts here.
-				a.sentAt.Store(int64(now.Sub(a.ep.epoch)))
+				a.resent.Store(false) // the cookie reply answered the earlier copy
 				send(now)
 			}
 		case <-ctx.Done():
@@ -197,6 +196,7 @@ func (a *clientAttempt) run(ctx context.Context, hs *clientHandshake) (*Conn, er
 				a.hs.Store(nil)
 				return nil, &HandshakeTimeoutError{Attempts: attempts}
 			}
+			a.resent.Store(attempts > 0)
 			send(now)
 			timer.Reset(min(retry, deadline.Sub(now)))
 			retry = min(2*retry, maxRetransmit)
@@ -285,7 +285,7 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 	// Stats().RTT is valid when OnReady runs. The session is not shared
 	// yet: this goroutine still owns its shard state.
 	now := time.Now()
-	conn.handshakeRTT(now.Sub(a.ep.epoch)-time.Duration(a.sentAt.Load()), now)
+	conn.handshakeRTT(now.Sub(a.ep.epoch)-time.Duration(a.sentAt.Load()), a.resent.Load(), now)
 	conn.peerKey, conn.hasPeerKey = a.set.serverPublicKey, true
 	conn.connectData, conn.acceptData = a.set.connectData, r.acceptData
 	// Written before the session is published in the table, which the

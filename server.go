@@ -395,6 +395,8 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		// A retransmitted initiation: answer again with the same response
 		// (never larger than the initiation), without new work or state.
 		resp := c.response
+		c.cong.handshakeSent.Store(int64(now.Sub(s.ep.epoch)))
+		c.cong.handshakeResent.Store(true)
 		s.halfMu.Unlock()
 		_ = s.ep.writeTo(resp[:], from)
 		return

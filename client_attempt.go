@@ -224,7 +224,7 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 		// error would not be a nil error.)
 		if ie := a.set.negotiate(incompatible.mtu, incompatible.lanes, 0).err; ie != nil {
 			err = ie
-		} else if _, ok := a.set.acceptSuite(incompatible.suite); !ok {
+		} else if _, ok := a.set.acceptSuite(incompatible.suite, hs.cipher); !ok {
 			err = &IncompatibleError{Field: "Cipher", Local: int(a.set.cipher), Remote: int(incompatible.suite)}
 		} else {
 			err = &IncompatibleError{Field: "MTU", Local: a.set.mtu, Remote: incompatible.mtu}
@@ -254,7 +254,7 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 		}
 		return
 	}
-	cipher, ok := a.set.acceptSuite(r.suite)
+	cipher, ok := a.set.acceptSuite(r.suite, hs.cipher)
 	if !ok {
 		// The server chose a cipher this client did not offer: only a
 		// broken server does (the choice is authenticated).

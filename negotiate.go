@@ -150,11 +150,11 @@ func chooseSuite(own Cipher, aes bool, header Cipher, offer, peerFlags byte) (Ci
 
 // acceptSuite is the client's check of the suite a response names: the
 // session's cipher, or false when this client did not offer it. A response
-// without one (suite 0, a server from before negotiation) runs the header's
-// cipher, as such servers do.
-func (s *settings) acceptSuite(suite byte) (Cipher, bool) {
+// without one (suite 0, a server from before negotiation) runs the
+// initiation header's cipher, header, as such servers do.
+func (s *settings) acceptSuite(suite byte, header Cipher) (Cipher, bool) {
 	if suite == 0 {
-		return s.headerCipher(), true
+		return header, true
 	}
 	c := Cipher(suite)
 	return c, c.Valid() && s.suiteOffer()&suiteBit(c) != 0

@@ -194,7 +194,6 @@ func (h *streamHandler) recvFull() bool {
 	return s.paused
 }
 
-
 // Read reads up to len(b) received bytes. It blocks until some are
 // available, the read deadline passes (*DeadlineError), the peer closed
 // the session in order (io.EOF, once everything it sent has been read),

@@ -18,22 +18,30 @@ import (
 // stream into frames and times each probe. It runs TCP (Go's default,
 // TCP_NODELAY) and a uxp StreamConn over loopback in the same run and
 // reports each one's probe p50 and p99 and uxp's ratio to TCP
-// (ratio-p50, ratio-p99; issue 14's target: at most 2). Each iteration
-// floods for 400 ms per transport; run with -benchtime=3x or so.
+// (ratio-p50, ratio-p99; issue 14's target: at most 2). The idle-p50
+// metrics are the same probes without the flood: each transport's floor.
+// Each iteration floods for 400 ms per transport; run with -benchtime=3x
+// or so.
 func BenchmarkStreamProbeBehindFlood(b *testing.B) {
 	const flood = 400 * time.Millisecond
-	var tcp, ux []time.Duration
+	var tcp, ux, tcpIdle, uxIdle []time.Duration
 	var tcpBytes, uxBytes int64
 	for b.Loop() {
 		w, r, stop := tcpPair(b)
-		lat, n := probeBehindFlood(b, w, r, flood)
+		lat, _ := probeBehindFlood(b, w, r, flood/4, false)
+		tcpIdle = append(tcpIdle, lat...)
+		lat, n := probeBehindFlood(b, w, r, flood, true)
 		stop()
 		tcp, tcpBytes = append(tcp, lat...), tcpBytes+n
 		w, r, stop = uxpPair(b, nil)
-		lat, n = probeBehindFlood(b, w, r, flood)
+		lat, _ = probeBehindFlood(b, w, r, flood/4, false)
+		uxIdle = append(uxIdle, lat...)
+		lat, n = probeBehindFlood(b, w, r, flood, true)
 		stop()
 		ux, uxBytes = append(ux, lat...), uxBytes+n
 	}
+	ti50, _ := quantiles(tcpIdle)
+	ui50, _ := quantiles(uxIdle)
 	tp50, tp99 := quantiles(tcp)
 	up50, up99 := quantiles(ux)
 	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
@@ -41,6 +49,8 @@ func BenchmarkStreamProbeBehindFlood(b *testing.B) {
 	b.ReportMetric(ms(tp99), "tcp-p99-ms")
 	b.ReportMetric(ms(up50), "uxp-p50-ms")
 	b.ReportMetric(ms(up99), "uxp-p99-ms")
+	b.ReportMetric(ms(ti50), "tcp-idle-p50-ms")
+	b.ReportMetric(ms(ui50), "uxp-idle-p50-ms")
 	b.ReportMetric(ms(up50)/max(ms(tp50), 1e-3), "ratio-p50")
 	b.ReportMetric(ms(up99)/max(ms(tp99), 1e-3), "ratio-p99")
 	secs := flood.Seconds() * float64(b.N)
@@ -64,10 +74,10 @@ const (
 	frameEnd       = 2 // the last frame
 )
 
-// probeBehindFlood floods w for d and returns the probe latencies seen on
-// r and the bytes delivered. Every frame must arrive, in order: the
-// sender numbers them.
-func probeBehindFlood(b *testing.B, w, r net.Conn, d time.Duration) ([]time.Duration, int64) {
+// probeBehindFlood floods w for d (or, without flood, sends only the
+// probes) and returns the probe latencies seen on r and the bytes
+// delivered. Every frame must arrive, in order: the sender numbers them.
+func probeBehindFlood(b *testing.B, w, r net.Conn, d time.Duration, flood bool) ([]time.Duration, int64) {
 	var (
 		wg   sync.WaitGroup
 		werr error
@@ -89,6 +99,10 @@ func probeBehindFlood(b *testing.B, w, r net.Conn, d time.Duration) ([]time.Dura
 				f[0] = frameProbe
 				binary.LittleEndian.PutUint64(f[5:13], uint64(now.UnixNano()))
 				nextProbe = now.Add(2 * time.Millisecond)
+			case !flood:
+				time.Sleep(nextProbe.Sub(now))
+				seq--
+				continue
 			}
 			if _, err := w.Write(f[:]); err != nil {
 				werr = err

@@ -23,13 +23,22 @@ import (
 //
 // A time bound. Bytes in the session's send queue wait there; the queue is
 // bounded in bytes by Config.SendQueueBytes, which at a slow drain is
-// seconds of delay. In the spirit of TCP_NOTSENT_LOWAT, Write also blocks
-// while the oldest byte in the queue has waited more than
-// streamQueueTarget beyond one minimum RTT (the time it spends in flight),
-// once at least streamQueueMin bytes are queued: backpressure reaches the
-// writer before a queue of seconds builds, and a frame written behind a
-// flood waits for about streamQueueTarget, not for the whole queue. The
-// wait is measured (sendMarks) and reported in ConnStats.SendQueueDelay.
+// seconds of delay. In the spirit of TCP_NOTSENT_LOWAT, once at least
+// streamQueueMin bytes are queued Write also blocks
+//
+//   - while the oldest byte in the queue has waited more than
+//     streamQueueTarget beyond one minimum RTT (the time it spends in
+//     flight), measured from the hand-over times (sendMark); and
+//   - while the queue holds more than twice what drains in a minimum RTT
+//     plus streamQueueTarget at the measured drain rate (plus
+//     streamQueueMin), so that a burst cannot fill the byte limit in the
+//     instant before any byte has had time to wait. The factor 2 lets the
+//     drain rate, and so the queue, grow while the path has room, as a
+//     congestion window's gain does.
+//
+// So backpressure reaches the writer before a queue of seconds builds, and
+// a frame written behind a flood waits for milliseconds, not for the whole
+// queue. The wait is reported in ConnStats.SendQueueDelay.
 
 /* Implementation constants */
 const (
@@ -46,6 +55,10 @@ const (
 	streamMaxMarks = 4096
 	// streamMarkGap is the least time between two marks.
 	streamMarkGap = 50 * time.Microsecond
+	// streamRateGap is the least time over which the drain rate is
+	// sampled; streamRateGain the weight of a new sample.
+	streamRateGap  = 5 * time.Millisecond
+	streamRateGain = 0.25
 )
 
 // streamSend is the StreamConn's send-side state, guarded by mu. The
@@ -60,6 +73,12 @@ type streamSend struct {
 	// dropped from the front.
 	marks []sendMark
 	head  int // marks[head:] are live
+	// rate is the drain rate (bytes acknowledged per second) while
+	// something was queued, smoothed; rateAt and rateDone are the last
+	// sample's time and acknowledged offset.
+	rate     float64
+	rateAt   time.Time
+	rateDone int64
 	// closing: Close found the queue full; the shard hands the tail
 	// over, then closes the session with closeCode and closeReason.
 	closing     bool
@@ -138,34 +157,52 @@ func (s *StreamConn) flushTail(now time.Time) error {
 	return nil
 }
 
-// queueDelay is how long the oldest byte still in the session's queue has
-// waited beyond one minimum RTT, and the bytes queued. Holding snd.mu.
-func (s *StreamConn) queueDelay(now time.Time) (time.Duration, int) {
+// queueState is the send queue as the stream sees it.
+type queueState struct {
+	delay  time.Duration // the oldest queued byte's wait beyond one minimum RTT
+	queued int           // bytes the session holds for sending, in flight included
+	limit  int           // the drain-rate bound on queued
+}
+
+// queueDelay measures the send queue: it drops the marks of acknowledged
+// bytes, samples the drain rate and publishes the delay for Stats.
+// Holding snd.mu.
+func (s *StreamConn) queueDelay(now time.Time) queueState {
 	d := &s.snd
-	queued := s.c.sendQueued()
-	done := d.flushed - int64(queued) // acknowledged
+	q := queueState{queued: s.c.sendQueued()}
+	done := d.flushed - int64(q.queued) // acknowledged
+	if d.rateAt.IsZero() || q.queued == 0 {
+		// Nothing queued: an app-limited interval says nothing of the
+		// path; restart the sample.
+		d.rateAt, d.rateDone = now, done
+	} else if dt := now.Sub(d.rateAt); dt >= streamRateGap {
+		d.rate += (float64(done-d.rateDone)/dt.Seconds() - d.rate) * streamRateGain
+		d.rateAt, d.rateDone = now, done
+	}
+	rtt := s.c.congestionStats().MinRTT
+	if rtt == 0 {
+		rtt = time.Duration(s.c.rtt.Load())
+	}
+	q.limit = streamQueueMin + int(2*d.rate*(rtt+streamQueueTarget).Seconds())
 	for d.head < len(d.marks) && d.marks[d.head].off <= done {
 		d.head++
 	}
 	if d.head == len(d.marks) {
 		d.marks, d.head = d.marks[:0], 0
 		s.c.cong.sendQueueDelay.Store(0)
-		return 0, queued
+		return q
 	}
-	rtt := s.c.congestionStats().MinRTT
-	if rtt == 0 {
-		rtt = time.Duration(s.c.rtt.Load())
-	}
-	delay := max(now.Sub(d.marks[d.head].at)-rtt, 0)
-	s.c.cong.sendQueueDelay.Store(int64(delay))
-	return delay, queued
+	q.delay = max(now.Sub(d.marks[d.head].at)-rtt, 0)
+	s.c.cong.sendQueueDelay.Store(int64(q.delay))
+	return q
 }
 
-// overTime reports whether Write must wait for the queue to drain
-// (streamQueueTarget). Holding snd.mu.
+// overTime reports whether Write must wait for the queue to drain: over
+// streamQueueMin, and either its oldest byte waited too long or it holds
+// more than its drain rate justifies. Holding snd.mu.
 func (s *StreamConn) overTime(now time.Time) bool {
-	delay, queued := s.queueDelay(now)
-	return delay > streamQueueTarget && queued >= streamQueueMin
+	q := s.queueDelay(now)
+	return q.queued >= streamQueueMin && (q.delay > streamQueueTarget || q.queued > q.limit)
 }
 
 // Write sends b on the stream. It blocks while the session's send queue is

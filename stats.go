@@ -62,10 +62,13 @@ type ConnStats struct {
 	// WindowProbes counts window probes sent while the peer advertised a
 	// closed receive window and data was waiting (wndprobe.go).
 	WindowProbes uint64
-	// RTT and RTTVar are the smoothed heartbeat round-trip time and its
-	// variation (RFC 6298), zero until a heartbeat was answered. Clients
-	// time their pings; servers time their pongs, from the server time
-	// and hold time the next ping echoes.
+	// RTT and RTTVar are the smoothed round-trip time and its variation
+	// (RFC 6298). The handshake's round trip is the first sample, so both
+	// are set when OnReady runs (a client times its last initiation to the
+	// response, a server its last response to the client's first packet);
+	// heartbeats give the later ones: clients time their pings, servers
+	// their pongs, from the server time and hold time the next ping
+	// echoes.
 	RTT, RTTVar time.Duration
 	// Latency is the distribution of message delivery latency for the
 	// messages this side sent: from the message entering KCP until the peer

@@ -78,12 +78,13 @@ type ConnStats struct {
 	Latency Histogram
 	// SendQueueBytes is how much the session holds for sending.
 	SendQueueBytes int
-	// SendQueueDelay is how long the oldest byte a StreamConn wrote has
-	// been waiting in the session's send queue beyond one minimum RTT: an
-	// estimate of the time data spends queued on this side, measured when
-	// its writer last wrote or the queue last changed (stream_send.go).
-	// Zero when nothing waits, and for sessions used through Conn.Write,
-	// which see their backlog in SendQueueBytes.
+	// SendQueueDelay is how long the oldest byte a StreamConn wrote and
+	// the session has not sent yet (posted, or behind a full send window)
+	// has been waiting: the time data spends queued on this side, in the
+	// spirit of TCP_NOTSENT_LOWAT. Measured when the writer last wrote or
+	// the queue last changed (stream_send.go). Zero when nothing waits,
+	// and for sessions used through Conn.Write, which see their backlog in
+	// SendQueueBytes.
 	SendQueueDelay time.Duration
 	// Congestion is the congestion controller's view: its bandwidth
 	// estimate, pacing rate, window, RTTs and state (congestion.go).

@@ -19,9 +19,10 @@ import (
 // Byte-stream semantics: Write may be split into several messages, small
 // Writes may be coalesced into one (stream_send.go), and Read returns
 // whatever has arrived (a partial read is normal). Write blocks while the
-// session's send queue is full (Config.SendQueueBytes) or its oldest byte
-// has waited more than a few milliseconds beyond one RTT, until there is
-// room, the write deadline passes, or the session ends.
+// session's send queue is full (Config.SendQueueBytes), its oldest unsent
+// byte has waited more than 2 ms, or it holds more than about twice what
+// drains in an RTT, until there is room, the write deadline passes, or the
+// session ends.
 // The receive side is bounded too: once streamRecvBuffer bytes wait
 // unread, the session stops taking messages out of KCP, whose receive
 // window then closes, so the peer stops sending. Read returns io.EOF only
@@ -58,8 +59,9 @@ type StreamConn struct {
 
 	dg streamDatagrams // stream_datagram.go
 
-	snd        streamSend  // stream_send.go
-	backlogged atomic.Bool // the session's lanes hold a backlog (sendRoom)
+	snd          streamSend   // stream_send.go
+	backlogged   atomic.Bool  // the session's lanes hold a backlog (sendRoom)
+	backlogBytes atomic.Int64 // the bytes in it
 }
 
 /* Implementation constants */

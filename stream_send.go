@@ -26,9 +26,11 @@ import (
 // seconds of delay. In the spirit of TCP_NOTSENT_LOWAT, once at least
 // streamQueueMin bytes are queued Write also blocks
 //
-//   - while the oldest byte in the queue has waited more than
-//     streamQueueTarget beyond one minimum RTT (the time it spends in
-//     flight), measured from the hand-over times (sendMark); and
+//   - while the oldest byte not yet sent (posted to the shard, or in a
+//     lane's backlog behind a full window) has waited more than
+//     streamQueueTarget since Write handed it over (sendMark). Bytes in
+//     flight do not count: they are the window the path needs, and
+//     counting them would stall the pipe once per round trip; and
 //   - while the queue holds more than twice what drains in a minimum RTT
 //     plus streamQueueTarget at the measured drain rate (plus
 //     streamQueueMin), so that a burst cannot fill the byte limit in the
@@ -74,11 +76,12 @@ type streamSend struct {
 	marks []sendMark
 	head  int // marks[head:] are live
 	// rate is the drain rate (bytes acknowledged per second) while
-	// something was queued, smoothed; rateAt and rateDone are the last
-	// sample's time and acknowledged offset.
+	// something was queued, smoothed; rateAt and rateDone are the start
+	// of the running interval and its acknowledged offset.
 	rate     float64
 	rateAt   time.Time
 	rateDone int64
+	rateBusy bool // an interval is running
 	// closing: Close found the queue full; the shard hands the tail
 	// over, then closes the session with closeCode and closeReason.
 	closing     bool
@@ -101,7 +104,7 @@ func (s *StreamConn) streamSegment() int {
 
 // waiting reports whether the session holds data not yet sent: posted
 // messages the shard has not taken, or lane backlogs behind a full
-// window (sendBacklogged, published by the shard).
+// window (sendBacklog, published by the shard).
 func (s *StreamConn) waiting() bool {
 	if s.backlogged.Load() {
 		return true
@@ -112,15 +115,17 @@ func (s *StreamConn) waiting() bool {
 	return c.pendBytes > 0
 }
 
-// sendBacklogged reports whether a lane holds messages its window has no
-// room for yet. Shard only: it reads the lanes.
-func (c *Conn) sendBacklogged() bool {
+// sendBacklog reports whether a lane holds messages its window has no
+// room for yet, and their bytes. Shard only: it reads the lanes. The time
+// bound keeps the backlog short, so the walk is too.
+func (c *Conn) sendBacklog() (backlogged bool, bytes int) {
 	for _, l := range c.lanes {
-		if len(l.backlog) > 0 {
-			return true
+		backlogged = backlogged || len(l.backlog) > 0
+		for i := range l.backlog {
+			bytes += len(l.backlog[i].data)
 		}
 	}
-	return false
+	return backlogged, bytes
 }
 
 // handOver passes b to the session as one message and records its mark.
@@ -159,41 +164,54 @@ func (s *StreamConn) flushTail(now time.Time) error {
 
 // queueState is the send queue as the stream sees it.
 type queueState struct {
-	delay  time.Duration // the oldest queued byte's wait beyond one minimum RTT
+	delay  time.Duration // how long the oldest byte not yet sent has waited
 	queued int           // bytes the session holds for sending, in flight included
 	limit  int           // the drain-rate bound on queued
 }
 
-// queueDelay measures the send queue: it drops the marks of acknowledged
-// bytes, samples the drain rate and publishes the delay for Stats.
-// Holding snd.mu.
+// queueDelay measures the send queue: it drops the marks of bytes sent,
+// samples the drain rate and publishes the delay for Stats. Holding
+// snd.mu.
 func (s *StreamConn) queueDelay(now time.Time) queueState {
 	d := &s.snd
-	q := queueState{queued: s.c.sendQueued()}
+	c := s.c
+	c.mu.Lock()
+	pend := c.pendBytes
+	q := queueState{queued: pend + int(c.kcpQueued.Load())}
+	c.mu.Unlock()
 	done := d.flushed - int64(q.queued) // acknowledged
-	if d.rateAt.IsZero() || q.queued == 0 {
-		// Nothing queued: an app-limited interval says nothing of the
-		// path; restart the sample.
-		d.rateAt, d.rateDone = now, done
-	} else if dt := now.Sub(d.rateAt); dt >= streamRateGap {
+	// Sent: everything but what is posted or in a backlog. (The stream
+	// is the session's only writer of reliable data; a datagram posted
+	// meanwhile makes this err early, by its size.)
+	sent := d.flushed - int64(pend) - s.backlogBytes.Load()
+	// The drain rate is sampled over busy intervals only: one starts when
+	// something is queued and ends after streamRateGap or when the queue
+	// is found empty (an idle stretch says nothing of the path, and the
+	// shard reports every change, so the end is seen when it happens).
+	switch dt := now.Sub(d.rateAt); {
+	case !d.rateBusy:
+		if q.queued > 0 {
+			d.rateAt, d.rateDone, d.rateBusy = now, done, true
+		}
+	case dt >= streamRateGap || q.queued == 0 && dt > 0:
 		d.rate += (float64(done-d.rateDone)/dt.Seconds() - d.rate) * streamRateGain
-		d.rateAt, d.rateDone = now, done
+		d.rateAt, d.rateDone, d.rateBusy = now, done, q.queued > 0
 	}
 	rtt := s.c.congestionStats().MinRTT
 	if rtt == 0 {
 		rtt = time.Duration(s.c.rtt.Load())
 	}
 	q.limit = streamQueueMin + int(2*d.rate*(rtt+streamQueueTarget).Seconds())
-	for d.head < len(d.marks) && d.marks[d.head].off <= done {
+	for d.head < len(d.marks) && d.marks[d.head].off <= sent {
 		d.head++
 	}
 	if d.head == len(d.marks) {
 		d.marks, d.head = d.marks[:0], 0
-		s.c.cong.sendQueueDelay.Store(0)
+		c.cong.sendQueueDelay.Store(0)
 		return q
 	}
-	q.delay = max(now.Sub(d.marks[d.head].at)-rtt, 0)
-	s.c.cong.sendQueueDelay.Store(int64(q.delay))
+	q.delay = max(now.Sub(d.marks[d.head].at), 0)
+	c.cong.sendQueueDelay.Store(int64(q.delay))
 	return q
 }
 
@@ -206,8 +224,9 @@ func (s *StreamConn) overTime(now time.Time) bool {
 }
 
 // Write sends b on the stream. It blocks while the session's send queue is
-// full (Config.SendQueueBytes) or its oldest byte has waited longer than
-// about a minimum RTT plus 2 ms (see stream_send.go); it returns how many
+// full (Config.SendQueueBytes), while its oldest unsent byte has waited
+// longer than 2 ms, or while it holds more than about twice what drains
+// in an RTT (see stream_send.go); it returns how many
 // bytes were accepted, with a *DeadlineError if the write deadline passed
 // first, or the session's error if it ended. Small writes may be
 // coalesced into one message. Bytes Write returned as accepted are
@@ -298,7 +317,9 @@ func (h *streamHandler) sendRoom() {
 	if s.c == nil {
 		return
 	}
-	s.backlogged.Store(s.c.sendBacklogged())
+	backlogged, bytes := s.c.sendBacklog()
+	s.backlogged.Store(backlogged)
+	s.backlogBytes.Store(int64(bytes))
 	d := &s.snd
 	now := s.c.shard.now
 	d.mu.Lock()

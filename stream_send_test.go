@@ -185,3 +185,36 @@ func TestStreamTimeBoundKeepsWindowFull(t *testing.T) {
 		require.Greater(t, rate, 0.75*window, "the window stays full")
 	})
 }
+
+// TestStreamCloseHandsTailOver: bytes a Write accepted into the tail while
+// the session's queue was full are still delivered when Close comes before
+// there is room: the shard hands the tail over once the queue drains, then
+// closes, and the reader gets everything, then io.EOF.
+func TestStreamCloseHandsTailOver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := &Config{MaxMessageSize: 2000, SendQueueBytes: 2000}
+		p := newStreamPair(t, 46, netsim.Impairment{Delay: 5 * time.Millisecond}, cfg, cfg)
+		p.net.SetDefault(netsim.Impairment{Blackhole: true}) // nothing is acknowledged
+		first := testMessage(46, 1500)                        // a full segment: straight to the session
+		_, err := p.cli.Write(first)
+		require.NoError(t, err)
+		time.Sleep(time.Millisecond)
+		second := testMessage(47, 600) // into the tail; the queue has no room for it
+		n, err := p.cli.Write(second)
+		require.NoError(t, err)
+		require.Equal(t, len(second), n, "accepted into the tail")
+		require.Equal(t, len(first), p.cli.Session().Stats().SendQueueBytes, "the tail is not in the session yet")
+		require.NoError(t, p.cli.Close())
+		select {
+		case <-p.cli.Session().Done():
+			t.Fatal("the session closed before the tail was handed over")
+		default:
+		}
+		p.net.SetDefault(netsim.Impairment{Delay: 5 * time.Millisecond})
+		got, err := io.ReadAll(p.srv)
+		require.NoError(t, err, "an orderly end: io.EOF")
+		require.True(t, bytes.Equal(append(first, second...), got), "every accepted byte, in order")
+		<-p.cli.Session().Done()
+		require.NotErrorAs(t, p.cli.Session().Err(), new(*CloseError), "an orderly close")
+	})
+}

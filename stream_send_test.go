@@ -195,7 +195,7 @@ func TestStreamCloseHandsTailOver(t *testing.T) {
 		cfg := &Config{MaxMessageSize: 2000, SendQueueBytes: 2000}
 		p := newStreamPair(t, 46, netsim.Impairment{Delay: 5 * time.Millisecond}, cfg, cfg)
 		p.net.SetDefault(netsim.Impairment{Blackhole: true}) // nothing is acknowledged
-		first := testMessage(46, 1500)                        // a full segment: straight to the session
+		first := testMessage(46, 1500)                       // a full segment: straight to the session
 		_, err := p.cli.Write(first)
 		require.NoError(t, err)
 		time.Sleep(time.Millisecond)

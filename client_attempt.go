@@ -45,6 +45,14 @@ type clientAttempt struct {
 	cookieCh chan struct{} // capacity 1: resend now with mac2
 
 	conn atomic.Pointer[Conn] // the session, from just before OnReady
+
+	// sentAt is when run last sent the initiation, in ns since ep.epoch:
+	// the start of the handshake's RTT sample (handshakeRTT); resent says
+	// a copy sent before it went unanswered, which makes the sample
+	// ambiguous. (A copy resent for a cookie reply is not: the reply
+	// answered the earlier one.)
+	sentAt atomic.Int64
+	resent atomic.Bool
 }
 
 // errSessionIDTaken refuses a session whose server-chosen ID another
@@ -105,7 +113,7 @@ func (a *clientAttempt) newHandshake(index uint32) (*clientHandshake, error) {
 		}
 		index = binary.LittleEndian.Uint32(b[:])
 	}
-	hs, err := newClientHandshake(a.set.serverPublicKey, a.set.cipher, a.set.fec, index, time.Now(), a.set.rng(), a.set.identity.client(), a.set.hello())
+	hs, err := newClientHandshake(a.set.serverPublicKey, a.set.headerCipher(), a.set.fec, index, time.Now(), a.set.rng(), a.set.identity.client(), a.set.hello())
 	if err != nil {
 		return nil, fmt.Errorf("uxp: handshake: %w", err)
 	}
@@ -140,6 +148,7 @@ func (a *clientAttempt) run(ctx context.Context, hs *clientHandshake) (*Conn, er
 			a.readError(err) // a connected socket reports ICMP errors on writes too
 		}
 		attempts++
+		a.sentAt.Store(int64(now.Sub(a.ep.epoch)))
 		a.tr.initiationSent(attempts, a.server)
 	}
 	for {
@@ -172,6 +181,7 @@ func (a *clientAttempt) run(ctx context.Context, hs *clientHandshake) (*Conn, er
 			// The server is under load and gave us a cookie: retry at
 			// once with mac2 rather than wait for the next retransmission.
 			if now := time.Now(); now.Before(deadline) {
+				a.resent.Store(false) // the cookie reply answered the earlier copy
 				send(now)
 			}
 		case <-ctx.Done():
@@ -186,6 +196,7 @@ func (a *clientAttempt) run(ctx context.Context, hs *clientHandshake) (*Conn, er
 				a.hs.Store(nil)
 				return nil, &HandshakeTimeoutError{Attempts: attempts}
 			}
+			a.resent.Store(attempts > 0)
 			send(now)
 			timer.Reset(min(retry, deadline.Sub(now)))
 			retry = min(2*retry, maxRetransmit)
@@ -213,6 +224,8 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 		// error would not be a nil error.)
 		if ie := a.set.negotiate(incompatible.mtu, incompatible.lanes, 0).err; ie != nil {
 			err = ie
+		} else if _, ok := a.set.acceptSuite(incompatible.suite, hs.cipher); !ok {
+			err = &IncompatibleError{Field: "Cipher", Local: int(a.set.cipher), Remote: int(incompatible.suite)}
 		} else {
 			err = &IncompatibleError{Field: "MTU", Local: a.set.mtu, Remote: incompatible.mtu}
 		}
@@ -241,6 +254,14 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 		}
 		return
 	}
+	cipher, ok := a.set.acceptSuite(r.suite, hs.cipher)
+	if !ok {
+		// The server chose a cipher this client did not offer: only a
+		// broken server does (the choice is authenticated).
+		a.ep.drops.authFailed.Add(1)
+		keys.zero()
+		return
+	}
 	if fp.on() && !a.set.fec.on() {
 		// The server must not impose FEC on a client that did not ask.
 		a.ep.drops.authFailed.Add(1)
@@ -251,7 +272,7 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 		keys.zero()
 		return
 	}
-	conn, err := newSession(a.ep, id, &keys, hs.cipher, fp, a.server, true, time.Now(), neg.mtu)
+	conn, err := newSession(a.ep, id, &keys, cipher, fp, a.server, true, time.Now(), neg.mtu)
 	if err != nil {
 		// The server sent a decision this client cannot run (the handshake
 		// is spent: hs is gone). Fail now rather than at the timeout.
@@ -260,6 +281,11 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 		return
 	}
 	conn.SetHandler(a.handler)
+	// The handshake's round trip is the session's first RTT sample, so
+	// Stats().RTT is valid when OnReady runs. The session is not shared
+	// yet: this goroutine still owns its shard state.
+	now := time.Now()
+	conn.handshakeRTT(now.Sub(a.ep.epoch)-time.Duration(a.sentAt.Load()), a.resent.Load(), now)
 	conn.peerKey, conn.hasPeerKey = a.set.serverPublicKey, true
 	conn.connectData, conn.acceptData = a.set.connectData, r.acceptData
 	// Written before the session is published in the table, which the
@@ -271,7 +297,7 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 		a.refused <- errSessionIDTaken
 		return
 	}
-	a.tr.handshakeDone(id, a.server, hs.cipher, fp.data, fp.parity)
+	a.tr.handshakeDone(id, a.server, cipher, fp.data, fp.parity)
 	a.conn.Store(conn)
 	conn.shard.post(conn) // runs OnReady and sends the first heartbeat
 	a.established <- conn

@@ -87,11 +87,12 @@ func TestCloseStopsStart(t *testing.T) {
 
 // TestStartFailsWhenSessionSetupFails: a genuine response that the client
 // cannot turn into a session (here: a cipher it cannot build, forced after
-// the initiation went out) fails Start at once, counted, instead of
-// leaving it to time out.
+// the initiation went out, which a server from before suite negotiation
+// leaves in force) fails Start at once, counted, instead of leaving it to
+// time out.
 func TestStartFailsWhenSessionSetupFails(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := newSimPair(t, 26, nil, nil, false)
+		p := newSimPair(t, 26, &Config{hooks: &testHooks{oldHello: true}}, nil, false)
 		var hold atomic.Bool
 		hold.Store(true)
 		p.net.SetLink(p.srvPC.LocalAddr(), p.cliPC.LocalAddr(), netsim.Impairment{Drop: func(b []byte) bool {

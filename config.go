@@ -14,15 +14,23 @@ import (
 // Cipher selects the AEAD that seals data packets.
 type Cipher = ucrypto.Suite
 
-// The ciphers. Both sides must use the same one; it is bound into the
-// handshake, so a mismatch fails the handshake instead of downgrading.
+// The ciphers. The two sides negotiate one in the handshake (see
+// Config.Cipher and docs/protocol.md section 5.1.3); the offers and the
+// choice are authenticated by the Noise transcript, so an attacker cannot
+// downgrade it.
 const (
-	// ChaCha20Poly1305 is the default (RFC 8439 AEAD, 96-bit nonce built from
-	// the packet counter).
+	// ChaCha20Poly1305 is the RFC 8439 AEAD with a 96-bit nonce built from
+	// the packet counter: the default when either side lacks AES
+	// instructions.
 	ChaCha20Poly1305 = ucrypto.ChaCha20Poly1305
 	// Salsa20Poly1305 seals with Salsa20 and a one-time Poly1305 key that
-	// also authenticates the packet header. See docs/protocol.md.
+	// also authenticates the packet header. See docs/protocol.md. It is
+	// used only when a side asks for it explicitly.
 	Salsa20Poly1305 = ucrypto.Salsa20Poly1305
+	// AES256GCM is AES-256 in Galois/Counter Mode: the default when both
+	// sides have AES instructions (crypto.HasAESHardware), as TLS 1.3
+	// stacks choose it.
+	AES256GCM = ucrypto.AES256GCM
 )
 
 // Implementation defaults. Each is documented on its Config field.
@@ -62,7 +70,15 @@ type Config struct {
 	// handshake.
 	ServerPublicKey PublicKey
 
-	// Cipher is the AEAD for data packets. Zero means ChaCha20Poly1305.
+	// Cipher is the AEAD for data packets. Zero means negotiate: each side
+	// offers every cipher and says whether it has AES instructions;
+	// AES256GCM is chosen when both have them, ChaCha20Poly1305
+	// otherwise, as TLS 1.3 stacks do. A non-zero value pins the cipher:
+	// a client offers only it, and a server accepts only it. When the
+	// other side pinned another one, the server refuses and the client's
+	// Start fails with an *IncompatibleError whose Field is "Cipher". A
+	// peer from before negotiation uses the client's cipher
+	// (ChaCha20Poly1305 for a client here that pins none).
 	Cipher Cipher
 
 	// KCP tunes the reliability layer. The zero value is the fast game
@@ -199,10 +215,44 @@ type Config struct {
 	// CloseLinger must not lose data on Close.)
 	CloseLinger time.Duration
 
+	// CongestionControl selects the session's congestion controller. Zero
+	// ("") means CongestionModel, the model-based (BBR-style) one;
+	// CongestionCubic and CongestionNone (no control, for dedicated links
+	// and LANs) are the others. Any other value is invalid. Each side
+	// controls what it sends; the two need not agree. (KCP.CongestionControl
+	// is KCP's own window, separate from this.)
+	CongestionControl CongestionControl
+
+	// MinBandwidth is a floor: the controller's bandwidth estimate and
+	// pacing rate never go below it, for a game that must keep its tick
+	// rate whatever the path seems to allow. Zero means no floor. Negative
+	// is invalid.
+	MinBandwidth Bandwidth
+
+	// MaxBandwidth caps each session's bandwidth estimate and pacing rate.
+	// Zero means no cap. Negative, or below a non-zero MinBandwidth, is
+	// invalid.
+	MaxBandwidth Bandwidth
+
+	// InitialRate is the pacing rate before the controller has an RTT
+	// sample. Zero means the controller's default (its initial window per
+	// millisecond: effectively no pacing of the first window). Negative is
+	// invalid.
+	InitialRate Bandwidth
+
 	// hooks holds this package's test-only knobs (hooks.go); nil
 	// outside its tests.
 	hooks *testHooks
 }
+
+// aesOverride is the aes test hook's value (hooks.go).
+type aesOverride uint8
+
+const (
+	aesDetect aesOverride = iota // ask the CPU (crypto.HasAESHardware)
+	aesPresent
+	aesAbsent
+)
 
 // KCPConfig tunes the KCP reliability layer. The zero value is the fast
 // game profile.
@@ -270,7 +320,6 @@ type FECConfig struct {
 // still have to be filled in.
 func DefaultConfig() *Config {
 	return &Config{
-		Cipher:            ChaCha20Poly1305,
 		KCP:               KCPConfig{Interval: defaultKCPInterval, FastResend: defaultFastResend, SendWindow: defaultWindow, RecvWindow: defaultWindow, MTU: defaultMTU},
 		HeartbeatInterval: defaultHeartbeatInterval,
 		IdleTimeout:       defaultIdleTimeout,
@@ -351,6 +400,8 @@ type settings struct {
 	rekeyAfterPackets int64         // <= 0: disabled
 	closeLinger       time.Duration // < 0: abort at once
 	hooks             testHooks     // zero: none (hooks.go)
+	aesHardware       bool          // this side reports AES instructions (hooks.aes)
+	congestion        congestionSettings
 }
 
 func pick[T int | int64 | time.Duration](v, def T) T {
@@ -411,8 +462,15 @@ func (c *Config) resolve() (*settings, error) {
 		s.fec.maxParity = pick(s.fec.maxParity, s.fec.parity)
 	}
 	s.fecGroupDelay = fecDelay
-	if s.cipher == 0 {
-		s.cipher = ChaCha20Poly1305
+	var aes aesOverride
+	if c.hooks != nil {
+		aes = c.hooks.aes
+	}
+	switch aes {
+	case aesPresent:
+		s.aesHardware = true
+	case aesDetect:
+		s.aesHardware = ucrypto.HasAESHardware()
 	}
 	if s.kcpFastResend < 0 {
 		s.kcpFastResend = 0
@@ -421,7 +479,7 @@ func (c *Config) resolve() (*settings, error) {
 		return nil, &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
 	}
 	switch {
-	case !s.cipher.Valid():
+	case s.cipher != 0 && !s.cipher.Valid():
 		return bad("Cipher", "unknown cipher %d", uint8(s.cipher))
 	case s.kcpInterval < 10*time.Millisecond || s.kcpInterval > 5*time.Second:
 		return bad("KCP.Interval", "%v is outside [10ms, 5s]", s.kcpInterval)
@@ -479,6 +537,11 @@ func (c *Config) resolve() (*settings, error) {
 	if s.maxSessions = c.MaxSessions; s.maxSessions < 0 {
 		return bad("MaxSessions", "negative (%d)", s.maxSessions)
 	}
+	cong, err := c.resolveCongestion()
+	if err != nil {
+		return nil, err
+	}
+	s.congestion = cong
 	adm, err := c.Admission.resolve()
 	if err != nil {
 		return nil, err

@@ -68,7 +68,7 @@ func TestConfigDefaults(t *testing.T) {
 	require.Equal(t, set, zero, "the zero Config means the defaults")
 	require.Equal(t, 3*time.Second, set.heartbeat)
 	require.Equal(t, 10*time.Second, set.idleTimeout)
-	require.Equal(t, ChaCha20Poly1305, set.cipher)
+	require.Zero(t, set.cipher, "no cipher pinned: negotiated (negotiate.go)")
 	require.True(t, set.kcpNoDelay)
 	require.Equal(t, 2, set.kcpFastResend)
 	require.False(t, set.kcpCongestion)

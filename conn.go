@@ -37,6 +37,10 @@ type Conn struct {
 	connShard
 
 	ext connExt // user data, writability, broadcast, quality (userdata.go)
+
+	// cong is the congestion controller (cc_session.go): its controller
+	// is owned by the shard, its published view is read anywhere.
+	cong congestionState
 }
 
 // connFixed is set at creation and immutable after.
@@ -220,6 +224,7 @@ func newSession(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fe
 		c.handshakeBy = now.Add(set.handshakeTimeout)
 	}
 	c.initPMTU(now)
+	c.initCongestion()
 	c.initLanes()
 	if err := c.initFEC(fp, now); err != nil {
 		return nil, err
@@ -336,6 +341,8 @@ func (c *Conn) Stats() ConnStats {
 		Lanes:            c.laneStats(),
 		Datagrams:        c.dgrams.snapshot(),
 		Unhandled:        c.Unhandled(),
+		Congestion:       c.congestionStats(),
+		SendQueueDelay:   time.Duration(c.cong.sendQueueDelay.Load()),
 	}
 	st.FEC.Parity = int(c.fecParity.Load())
 	st.SendQueueBytes = c.sendQueued()

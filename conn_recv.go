@@ -151,6 +151,9 @@ func (c *Conn) establish(now time.Time) {
 	}
 	c.state = stateEstablished
 	c.hb.received(now)
+	if sent := c.cong.handshakeSent.Load(); sent > 0 {
+		c.handshakeRTT(now.Sub(c.ep.epoch)-time.Duration(sent), c.cong.handshakeResent.Load(), now)
+	}
 	c.tr.established(c.id, c.remoteAP)
 	c.ep.owner.onEstablished(c)
 	if c.state == stateEstablished {

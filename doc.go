@@ -4,8 +4,9 @@
 // A session starts with a one-round-trip Noise NK handshake
 // (Noise_NK_25519_ChaChaPoly_BLAKE2s) in which the client authenticates the
 // server by its pinned static public key. Every later datagram is sealed with
-// ChaCha20-Poly1305 (the default) or Salsa20-Poly1305 under a per-direction
-// key, with the packet counter as the nonce and a replay window on the
+// the cipher the handshake negotiated (AES-256-GCM when both ends have AES
+// instructions, else ChaCha20-Poly1305; Salsa20-Poly1305 when pinned in
+// Config.Cipher) under a per-direction key, with the packet counter as the nonce and a replay window on the
 // receiving side. Reliability and ordering come from KCP (kcp-go's state
 // machine, in message mode), so each Conn.Write arrives as one
 // OnNewDataComing call. docs/protocol.md is the wire specification,
@@ -186,8 +187,15 @@
 //     (plus half the RTT variation) before its deadline, and the receiver
 //     skips one that completes after its deadline as estimated on its own
 //     clock. Asymmetric paths or jitter beyond the RTT variation blur both
-//     by a few milliseconds. Until the first heartbeat answer there is no
-//     estimate and deadlines are enforced only by the sender.
+//     by a few milliseconds. Until the first heartbeat answer the receiver
+//     cannot convert deadlines to its clock, so they are enforced only by
+//     the sender (whose margin uses the handshake's RTT sample).
+//   - Each session has a congestion controller (Config.CongestionControl,
+//     model-based by default), but it does not limit or pace sending yet:
+//     it learns only RTT samples (handshake and heartbeats), and
+//     ConnStats.Congestion shows its initial window and rate. Its
+//     bandwidth estimate, and so BandwidthHandler, wait for delivery-rate
+//     samples from the acknowledgements.
 //   - Path MTU discovery (Conn.PathMTU) starts every session at 1200-byte
 //     packets and probes up to the smaller of the two sides' Config.KCP.MTU
 //     (default 1400); a peer from before it keeps the session at 1200. A

@@ -173,8 +173,9 @@ func (e *RejectError) Error() string {
 // IncompatibleError is returned by Client.Start, Dial and Dialer.Dial
 // when the two sides' configurations cannot make one session: Field names
 // what differs ("Lanes": the lane counts differ; "MTU": the smaller of the
-// two packet sizes cannot carry this side's MaxMessageSize), Local and
-// Remote are the client's and the server's values. The server counts the
+// two packet sizes cannot carry this side's MaxMessageSize; "Cipher": the
+// two sides pinned different Config.Cipher values, given as their Cipher
+// numbers), Local and Remote are the client's and the server's values. The server counts the
 // refusal in HandshakeStats.RefusedIncompatible and traces it.
 type IncompatibleError struct {
 	Field  string

@@ -37,8 +37,9 @@ import (
 // Initiation payload: timestamp u64 (Unix ns) | FEC request (4: data,
 // parity, flags, max parity) | max packet size u16 | lane count u8 | min
 // packet size u16 (the smallest at which the client's MaxMessageSize fits)
-// | 7 reserved zero bytes. A zero means "absent" (a client from before
-// negotiation); the server then assumes its own value. The
+// | suites u8 | suite flags u8 | 5 reserved zero bytes. A zero means
+// "absent" (a client from before negotiation); the server then assumes its
+// own value, and the header's cipher (negotiate.go, chooseSuite). The
 // payload keeps the initiation at least as large as any answer, so the
 // server never amplifies.
 //
@@ -57,7 +58,8 @@ import (
 //
 // Response payload: status u8 | server max packet size u16 | server lane
 // count u8 | session id u32 (must equal the header's) | FEC decision (4) |
-// stateless reset token (16) | 4 reserved zero bytes. A rejection by the
+// stateless reset token (16) | suite u8 | suite flags u8 | 2 reserved
+// zero bytes. A rejection by the
 // application (statusRejected) puts code u16 | reason length u8 | reason
 // (up to 25 bytes) at offset 4 instead. The answer to an extended
 // initiation is extended too: its payload goes on with data length u16 |
@@ -167,6 +169,7 @@ func (c *clientHandshake) initiation() []byte { return c.packet }
 // connect data. connectData non-nil selects the extended form.
 type helloParams struct {
 	mtu, lanes, minMTU int
+	suites, suiteFlags byte // the suites offered (wire.SuiteBit) and wire.SuiteAESHardware
 	connectData        []byte
 }
 
@@ -183,11 +186,13 @@ func newClientHandshake(server PublicKey, cipher Cipher, req fecParams, index ui
 		Cipher: byte(cipher),
 		Index:  index,
 		Hello: wire.Hello{
-			Timestamp: uint64(now.UnixNano()),
-			FEC:       req.wire(),
-			MTU:       uint16(hello.mtu),
-			Lanes:     uint8(hello.lanes),
-			MinMTU:    uint16(hello.minMTU),
+			Timestamp:  uint64(now.UnixNano()),
+			FEC:        req.wire(),
+			MTU:        uint16(hello.mtu),
+			Lanes:      uint8(hello.lanes),
+			MinMTU:     uint16(hello.minMTU),
+			Suites:     hello.suites,
+			SuiteFlags: hello.suiteFlags,
 		},
 		ConnectData: hello.connectData,
 	}, rng)
@@ -205,13 +210,17 @@ type responseResult struct {
 	token      [resetTokenSize]byte
 	peerMTU    int    // the server's max packet size; 0: absent (an older server)
 	peerLanes  int    // the server's lane count; 0: absent
+	suite      byte   // the server's cipher suite; 0: absent (an older server)
 	acceptData []byte // extended responses only
 }
 
 // incompatibleStatus is the client's view of a statusIncompatible
 // refusal: the server's own parameters, which the client compares with
 // its own to name what differs (negotiate.go).
-type incompatibleStatus struct{ mtu, lanes int }
+type incompatibleStatus struct {
+	mtu, lanes int
+	suite      byte // the cipher the server requires; 0: none
+}
 
 func (e *incompatibleStatus) Error() string { return "uxp: server refused: incompatible configuration" }
 
@@ -230,7 +239,7 @@ func (c *clientHandshake) consumeResponse(pkt []byte) (responseResult, error) {
 	r.peerLanes = int(rp.Lanes())
 	switch rp.Status() {
 	case statusIncompatible:
-		return r, &incompatibleStatus{mtu: r.peerMTU, lanes: r.peerLanes}
+		return r, &incompatibleStatus{mtu: r.peerMTU, lanes: r.peerLanes, suite: rp.Suite()}
 	case statusRejected:
 		e := &RejectError{Code: rp.RejectCode()}
 		if reason, ok := rp.PlainReason(); ok && len(ext) == 0 {
@@ -252,6 +261,7 @@ func (c *clientHandshake) consumeResponse(pkt []byte) (responseResult, error) {
 		return r, errHandshakeAuth
 	}
 	r.id = id
+	r.suite = rp.Suite()
 	r.fec = fp
 	r.token = rp.Token()
 	r.keys = sessionKeys{send: res.Keys.Send, recv: res.Keys.Recv}
@@ -271,6 +281,8 @@ type initiation struct {
 	peerMTU     int    // the client's max packet size; 0: absent
 	peerLanes   int    // the client's lane count; 0: absent
 	peerMinMTU  int    // the smallest packet size the client can use; 0: absent
+	suites      byte   // the suites the client accepts (wire.SuiteBit); 0: absent
+	suiteFlags  byte   // wire.SuiteAESHardware
 	connectData []byte // extended initiations only; a copy
 	ext         bool   // extended: the response must be too
 	size        int    // the initiation's length, which bounds the answer
@@ -308,6 +320,7 @@ func readInitiation(static *handshake.StaticKey, psk []byte, pkt []byte, rng io.
 	in.peerMTU = int(hello.MTU())
 	in.peerLanes = int(hello.Lanes())
 	in.peerMinMTU = int(hello.MinMTU())
+	in.suites, in.suiteFlags = hello.Suites(), hello.SuiteFlags()
 	if flags&flagExtended != 0 {
 		data, ok := hello.ConnectData(MaxConnectDataSize)
 		if !ok {
@@ -350,9 +363,10 @@ func (h *serverHandshake) writeResponse(sessionID uint32, status byte, decision 
 // server's own parameters and the application's code and data (the
 // reason of a rejection, the accept data of an acceptance).
 type answerInfo struct {
-	mtu, lanes int
-	code       uint16
-	data       []byte
+	mtu, lanes        int
+	suite, suiteFlags byte // the cipher suite (zero: absent) and wire.SuiteAESHardware
+	code              uint16
+	data              []byte
 }
 
 // writeAnswer builds the response to h's initiation: extended if the
@@ -373,13 +387,15 @@ func (h *serverHandshake) writeAnswer(sessionID uint32, status byte, decision fe
 	}
 	rp := make([]byte, size-responseSize+responsePayloadSize)
 	wire.PutAnswer(rp, wire.Answer{
-		Status:    status,
-		MTU:       uint16(info.mtu),
-		Lanes:     uint8(info.lanes),
-		SessionID: sessionID,
-		FEC:       decision.wire(),
-		Token:     token,
-		Code:      info.code,
+		Status:     status,
+		MTU:        uint16(info.mtu),
+		Lanes:      uint8(info.lanes),
+		SessionID:  sessionID,
+		FEC:        decision.wire(),
+		Token:      token,
+		Code:       info.code,
+		Suite:      info.suite,
+		SuiteFlags: info.suiteFlags,
 	}, status == statusOK, status == statusRejected, h.in.ext, data)
 	resp, k, err := h.hs.WriteResponse(sessionID, rp)
 	if err != nil {

@@ -220,8 +220,11 @@ func (c *Conn) answerPing(ping wire.Ping, now time.Time) {
 	// Server-side RTT: now - when we sent that pong - how long the client
 	// sat on it; in [0, clock-sent] by the checks above.
 	if sent != 0 {
-		c.hb.pong(now.Add(-time.Duration(clock-sent-held)), now)
+		rtt := time.Duration(clock - sent - held)
+		c.hb.pong(now.Add(-rtt), now)
 		c.publishRTT()
+		c.congestionRTT(rtt, now)
+		c.reportBandwidth(now)
 	}
 }
 
@@ -235,11 +238,14 @@ func (c *Conn) takePong(pong wire.Pong, now time.Time) {
 		c.drop(dropMalformed)
 		return
 	}
-	c.hb.pong(now.Add(-time.Duration(clock-echo)), now)
+	rtt := time.Duration(clock - echo)
+	c.hb.pong(now.Add(-rtt), now)
 	c.lastPong = now
 	c.lastPongTS = peer
 	c.peerTS, c.peerAt = c.lastPongTS, now // laneIO.PeerDeadline
 	c.publishRTT()
+	c.congestionRTT(rtt, now)
+	c.reportBandwidth(now)
 }
 
 func (c *Conn) publishRTT() {

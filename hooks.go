@@ -43,6 +43,9 @@ type testHooks struct {
 	// key (a deterministic session for the wire transcript test). Only
 	// the goroutine of one side's handshakes reads it.
 	rand io.Reader
+	// aes pretends this side has (aesPresent) or lacks (aesAbsent) AES
+	// instructions instead of asking the CPU (cipher negotiation).
+	aes aesOverride
 }
 
 // rng is the randomness of the handshakes: crypto/rand unless a test

@@ -1,5 +1,7 @@
 package uxp
 
+import "github.com/uxp-go/uxp/internal/wire"
+
 // Negotiation: the handshake carries each side's packet size (KCP.MTU)
 // and lane count (docs/protocol.md, sections 3.1 and 3.2).
 //
@@ -17,6 +19,13 @@ package uxp
 //     The server answers with an authenticated statusIncompatible that
 //     carries its own values; the client's Start fails with an
 //     *IncompatibleError. The server counts it and traces it.
+//
+// The cipher suite (docs/protocol.md section 5.1.3) is negotiated too: the
+// client offers the suites it accepts and says whether it has AES
+// instructions; the server picks one (chooseSuite) and names it in its
+// response. Both travel inside Noise payloads, so the transcript
+// authenticates them: an attacker who rewrites the offer or the choice
+// makes the handshake fail, it cannot downgrade the cipher.
 
 // negotiation is the outcome of comparing the two sides' parameters.
 type negotiation struct {
@@ -60,16 +69,95 @@ func (s *settings) hello() helloParams {
 	if s.hooks.oldHello {
 		return helloParams{connectData: s.connectData}
 	}
-	return helloParams{mtu: s.mtu, lanes: len(s.lanes), minMTU: s.minMTU(), connectData: s.connectData}
+	return helloParams{mtu: s.mtu, lanes: len(s.lanes), minMTU: s.minMTU(), connectData: s.connectData,
+		suites: s.suiteOffer(), suiteFlags: s.suiteFlags()}
 }
 
 // answer is what a server's response says besides the session: its own
-// packet size and lane count, and the application's code and data.
-func (s *settings) answer(code uint16, data []byte) answerInfo {
+// packet size and lane count, the cipher suite (the session's, or the one
+// it requires in a refusal; zero: none), and the application's code and
+// data.
+func (s *settings) answer(suite Cipher, code uint16, data []byte) answerInfo {
 	if s.hooks.oldHello {
 		return answerInfo{code: code, data: data} // as a server from before negotiation
 	}
-	return answerInfo{mtu: s.mtu, lanes: len(s.lanes), code: code, data: data}
+	return answerInfo{mtu: s.mtu, lanes: len(s.lanes), suite: byte(suite), suiteFlags: s.suiteFlags(), code: code, data: data}
+}
+
+// Cipher suite negotiation.
+
+// allSuites is every suite this build implements, as an offer.
+var allSuites = suiteBit(ChaCha20Poly1305) | suiteBit(Salsa20Poly1305) | suiteBit(AES256GCM)
+
+func suiteBit(c Cipher) byte { return wire.SuiteBit(byte(c)) }
+
+// headerCipher is the cipher an initiation's header names: the pinned one,
+// or ChaCha20Poly1305. A server from before negotiation uses it as is.
+func (s *settings) headerCipher() Cipher {
+	if s.cipher != 0 {
+		return s.cipher
+	}
+	return ChaCha20Poly1305
+}
+
+// suiteOffer is the set of suites a client accepts: only the pinned
+// cipher, or all of them.
+func (s *settings) suiteOffer() byte {
+	if s.cipher != 0 {
+		return suiteBit(s.cipher)
+	}
+	return allSuites
+}
+
+// suiteFlags says whether this side has AES instructions.
+func (s *settings) suiteFlags() byte {
+	if s.aesHardware {
+		return wire.SuiteAESHardware
+	}
+	return 0
+}
+
+// chooseSuite is the server's choice of cipher for an initiation whose
+// header names header and whose payload offers offer (zero: absent, a
+// client from before negotiation) with peerFlags; own is the server's
+// Config.Cipher (zero: negotiate) and aes whether it has AES
+// instructions. ok is false when the two sides pinned different ciphers:
+// the server then refuses with statusIncompatible and names own.
+//
+//   - Server pinned: its cipher, if the client accepts it.
+//   - Client from before negotiation: its header's cipher.
+//   - Client pinned (one suite offered): that one.
+//   - Otherwise AES256GCM when both sides have AES instructions, else
+//     ChaCha20Poly1305, as TLS 1.3 stacks choose. Salsa20Poly1305 is used
+//     only when a side pins it.
+func chooseSuite(own Cipher, aes bool, header Cipher, offer, peerFlags byte) (Cipher, bool) {
+	if offer == 0 {
+		offer = suiteBit(header)
+	}
+	offer &= allSuites
+	switch {
+	case own != 0:
+		return own, offer&suiteBit(own) != 0
+	case offer&(offer-1) == 0 && offer != 0:
+		return header, offer == suiteBit(header) // a pinned client names it in both
+	case aes && peerFlags&wire.SuiteAESHardware != 0 && offer&suiteBit(AES256GCM) != 0:
+		return AES256GCM, true
+	case offer&suiteBit(ChaCha20Poly1305) != 0:
+		return ChaCha20Poly1305, true
+	}
+	return header, offer&suiteBit(header) != 0
+}
+
+// acceptSuite is the client's check of the suite a response names: the
+// session's cipher, or false when this client did not offer it. A response
+// without one (suite 0, a server from before negotiation) runs the
+// initiation header's cipher, header, as such servers do.
+func (s *settings) acceptSuite(suite byte, header Cipher) (Cipher, bool) {
+	if suite == 0 {
+		return header, true
+	}
+	c := Cipher(suite)
+	return c, c.Valid() && s.suiteOffer()&suiteBit(c) != 0
 }
 
 // MTU returns the session's largest packet size: the smaller of the two

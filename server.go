@@ -405,6 +405,8 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		// A retransmitted initiation: answer again with the same response
 		// (never larger than the initiation), without new work or state.
 		resp := c.response
+		c.cong.handshakeSent.Store(int64(now.Sub(s.ep.epoch)))
+		c.cong.handshakeResent.Store(true)
 		s.halfMu.Unlock()
 		_ = s.ep.writeTo(resp[:], from)
 		return
@@ -480,6 +482,11 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 	}
 	decision, fecOK := negotiateFEC(s.set.fec, in.fecReq)
 	neg := s.set.negotiate(in.peerMTU, in.peerLanes, in.peerMinMTU)
+	offer := in.suites
+	if s.set.hooks.oldHello {
+		offer = 0 // as a server from before negotiation: the header's cipher
+	}
+	suite, suiteOK := chooseSuite(s.set.cipher, s.set.aesHardware, in.cipher, offer, in.suiteFlags)
 	status := statusOK
 	var refusal error
 	switch {
@@ -510,6 +517,13 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		status = statusIncompatible
 		refusal = neg.err
 		s.hstats.refusedIncompatible.Add(1)
+	case !suiteOK:
+		// The client pinned a cipher other than ours (or, from before
+		// negotiation, names one): refuse with ours, so the client can
+		// say which it wanted.
+		status = statusIncompatible
+		refusal = &IncompatibleError{Field: "Cipher", Local: int(s.set.cipher), Remote: int(in.cipher)}
+		s.hstats.refusedIncompatible.Add(1)
 	}
 	if status != statusOK {
 		if refusal == nil {
@@ -518,12 +532,13 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		s.tr.handshakeRefused(from, refusal)
 		// Authenticated, so the client can trust the refusal and report
 		// it; no session state is kept.
-		resp, _, err := h.writeAnswer(0, status, fecParams{}, nil, s.set.answer(0, nil))
+		resp, _, err := h.writeAnswer(0, status, fecParams{}, nil, s.set.answer(s.set.cipher, 0, nil))
 		if err == nil {
 			_ = s.ep.writeTo(resp, from)
 		}
 		return
 	}
+	in.cipher = suite
 	req := &ConnectRequest{
 		s: s, remote: from, peerKey: in.peerKey, hasPeerKey: in.hasPeerKey, data: in.connectData,
 		deadline: now.Add(s.set.handshakeTimeout),
@@ -567,7 +582,7 @@ func (s *Server) open(req *ConnectRequest, acceptData []byte, now time.Time) {
 	}
 	token := handshake.ResetToken(&s.resetKey, id)
 	resp, keys, err := h.writeAnswer(id, statusOK, req.fec, &token,
-		s.set.answer(0, acceptData))
+		s.set.answer(in.cipher, 0, acceptData))
 	if err != nil {
 		s.ep.table.remove(id)
 		s.ep.drops.authFailed.Add(1)
@@ -588,6 +603,7 @@ func (s *Server) open(req *ConnectRequest, acceptData []byte, now time.Time) {
 	}
 	c.ephemeral = req.eph
 	c.response = resp
+	c.cong.handshakeSent.Store(int64(now.Sub(s.ep.epoch)))
 	c.source, c.sourceProven = req.src, req.proven
 	s.halfMu.Lock()
 	s.halfOpen[req.eph] = c

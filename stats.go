@@ -63,10 +63,13 @@ type ConnStats struct {
 	// closed receive window and data was waiting (internal/arq
 	// wndprobe.go).
 	WindowProbes uint64
-	// RTT and RTTVar are the smoothed heartbeat round-trip time and its
-	// variation (RFC 6298), zero until a heartbeat was answered. Clients
-	// time their pings; servers time their pongs, from the server time
-	// and hold time the next ping echoes.
+	// RTT and RTTVar are the smoothed round-trip time and its variation
+	// (RFC 6298). The handshake's round trip is the first sample, so both
+	// are set when OnReady runs (a client times its last initiation to the
+	// response, a server its last response to the client's first packet);
+	// heartbeats give the later ones: clients time their pings, servers
+	// their pongs, from the server time and hold time the next ping
+	// echoes.
 	RTT, RTTVar time.Duration
 	// Latency is the distribution of message delivery latency for the
 	// messages this side sent: from the message entering KCP until the peer
@@ -77,6 +80,17 @@ type ConnStats struct {
 	Latency Histogram
 	// SendQueueBytes is how much the session holds for sending.
 	SendQueueBytes int
+	// SendQueueDelay is how long the oldest byte a StreamConn wrote and
+	// the session has not sent yet (posted, or behind a full send window)
+	// has been waiting: the time data spends queued on this side, in the
+	// spirit of TCP_NOTSENT_LOWAT. Measured when the writer last wrote or
+	// the queue last changed (stream_send.go). Zero when nothing waits,
+	// and for sessions used through Conn.Write, which see their backlog in
+	// SendQueueBytes.
+	SendQueueDelay time.Duration
+	// Congestion is the congestion controller's view: its bandwidth
+	// estimate, pacing rate, window, RTTs and state (congestion.go).
+	Congestion CongestionStats
 	// HeldBytes estimates the memory the session holds for data in
 	// transit: SendQueueBytes plus kcp-go's buffer (1500 bytes) for every
 	// segment its lanes hold, sent and unacknowledged, waiting for

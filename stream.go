@@ -2,11 +2,11 @@ package uxp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,10 +16,13 @@ import (
 // session's ConnHandler, so the session's Stats, Config and lifecycle all
 // apply.
 //
-// Byte-stream semantics: Write may be split into several messages and
-// Read returns whatever has arrived (a partial read is normal). Write
-// blocks while the session's send queue is full (Config.SendQueueBytes),
-// until there is room, the write deadline passes, or the session ends.
+// Byte-stream semantics: Write may be split into several messages, small
+// Writes may be coalesced into one (stream_send.go), and Read returns
+// whatever has arrived (a partial read is normal). Write blocks while the
+// session's send queue is full (Config.SendQueueBytes), its oldest unsent
+// byte has waited more than 2 ms, or it holds more than about twice what
+// drains in an RTT, until there is room, the write deadline passes, or the
+// session ends.
 // The receive side is bounded too: once streamRecvBuffer bytes wait
 // unread, the session stops taking messages out of KCP, whose receive
 // window then closes, so the peer stops sending. Read returns io.EOF only
@@ -55,6 +58,10 @@ type StreamConn struct {
 	rd, wd    deadline
 
 	dg streamDatagrams // stream_datagram.go
+
+	snd          streamSend   // stream_send.go
+	backlogged   atomic.Bool  // the session's lanes hold a backlog (sendRoom)
+	backlogBytes atomic.Int64 // the bytes in it
 }
 
 /* Implementation constants */
@@ -189,9 +196,6 @@ func (h *streamHandler) recvFull() bool {
 	return s.paused
 }
 
-// sendRoom implements flowHandler.
-func (h *streamHandler) sendRoom() { notify(h.room) }
-
 // Read reads up to len(b) received bytes. It blocks until some are
 // available, the read deadline passes (*DeadlineError), the peer closed
 // the session in order (io.EOF, once everything it sent has been read),
@@ -245,52 +249,6 @@ func (s *StreamConn) Read(b []byte) (int, error) {
 	}
 }
 
-// Write sends b as one or more messages. It blocks while the send queue
-// is full; it returns how many bytes were queued, with a *DeadlineError
-// if the write deadline passed first, or the session's error if it ended.
-// Bytes Write returned as queued are delivered unless the session fails.
-func (s *StreamConn) Write(b []byte) (int, error) {
-	select {
-	case s.wlock <- struct{}{}:
-	case <-s.closed:
-		return 0, ErrConnClosed
-	case <-s.wd.wait():
-		return 0, &DeadlineError{Op: "write"}
-	}
-	defer func() { <-s.wlock }()
-	chunk := min(s.c.ep.set.maxMessage, streamChunk)
-	n := 0
-	for {
-		select {
-		case <-s.closed:
-			return n, ErrConnClosed
-		case <-s.wd.wait():
-			return n, &DeadlineError{Op: "write"}
-		default:
-		}
-		if n == len(b) {
-			return n, nil
-		}
-		p := b[n:min(len(b), n+chunk)]
-		_, err := s.c.Write(p)
-		if err == nil {
-			n += len(p)
-			continue
-		}
-		if !errors.Is(err, ErrWouldBlock) {
-			return n, err
-		}
-		// The shard signals room after every change to the queue; a
-		// stale signal only costs one more try.
-		select {
-		case <-s.room:
-		case <-s.c.Done():
-		case <-s.closed:
-		case <-s.wd.wait():
-		}
-	}
-}
-
 // Close closes the session: bytes already written are still delivered
 // while the peer acknowledges them (Config.CloseLinger, as with
 // Conn.Close), then the peer reads io.EOF; if the linger runs out first
@@ -304,6 +262,9 @@ func (s *StreamConn) Close() error {
 	s.closeOnce.Do(func() {
 		err = nil
 		close(s.closed)
+		if !s.closeSend(CloseNormal, "", false) {
+			return // the shard closes once the tail is handed over
+		}
 		s.c.Close()
 		// A dialled stream's Client stops its goroutines and closes its
 		// socket by itself once the session ends (Client.onConnFreed), so nothing here
@@ -324,6 +285,10 @@ func (s *StreamConn) CloseWithError(code uint16, reason string) error {
 	err := ErrConnClosed
 	s.closeOnce.Do(func() {
 		close(s.closed)
+		if !s.closeSend(code, reason, true) {
+			err = nil // the shard closes once the tail is handed over
+			return
+		}
 		err = s.c.CloseWithError(code, reason)
 	})
 	return err

@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/uxp-go/uxp"
+	ucrypto "github.com/uxp-go/uxp/crypto"
 )
 
 // echoServer echoes every message.
@@ -383,7 +384,12 @@ func TestDebugPage(t *testing.T) {
 	for _, s := range p.Sessions {
 		require.NotZero(t, s.ID)
 		require.Positive(t, s.RTTMs)
-		require.Equal(t, uxp.ChaCha20Poly1305.String(), s.Cipher)
+		// Negotiated: AES-256-GCM on CPUs with AES instructions.
+		want := uxp.ChaCha20Poly1305
+		if ucrypto.HasAESHardware() {
+			want = uxp.AES256GCM
+		}
+		require.Equal(t, want.String(), s.Cipher)
 		require.EqualValues(t, 5, s.MessagesReceived)
 		require.Contains(t, s.Remote, "127.0.0.1:")
 	}

@@ -33,7 +33,7 @@ type benchOptions struct {
 // prints its key; `uxp bench -addr host:7000 -key KEY` measures against
 // it. Without -addr a server runs in-process on loopback.
 func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o := benchOptions{dur: 5 * time.Second, size: 1024, rate: 200, fec: "off", cipher: "chacha20", scen: "bulk,rr,open"}
+	o := benchOptions{dur: 5 * time.Second, size: 1024, rate: 200, fec: "off", cipher: "auto", scen: "bulk,rr,open"}
 	fs := flag.NewFlagSet("uxp bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.serve, "serve", "", "run a bench server on `ADDR` (host:port) until interrupted")
@@ -43,7 +43,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.IntVar(&o.size, "size", o.size, "request size in `bytes` for rr and open")
 	fs.Float64Var(&o.rate, "rate", o.rate, "requests per second for open")
 	fs.StringVar(&o.fec, "fec", o.fec, "FEC: off, D/P (e.g. 10/3) or adaptive")
-	fs.StringVar(&o.cipher, "cipher", o.cipher, "chacha20 or salsa20")
+	fs.StringVar(&o.cipher, "cipher", o.cipher, "auto (negotiated), aes, chacha20 or salsa20")
 	fs.StringVar(&o.scen, "scenarios", o.scen, "comma-separated: bulk (goodput), rr (closed-loop RTT), open (open-loop RTT at -rate)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: uxp bench [flags]\n\nMeasure uxp goodput and round-trip times against a bench server.\nThe cross-system suite (kcp-go, quic-go, TCP, raw UDP) is in bench/.\n\nFlags:\n")

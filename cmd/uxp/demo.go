@@ -49,7 +49,7 @@ func defaultDemoOptions() demoOptions {
 		delay:    20 * time.Millisecond,
 		jitter:   5 * time.Millisecond,
 		seed:     1,
-		cipher:   "chacha20",
+		cipher:   "auto",
 		timeout:  60 * time.Second,
 	}
 }
@@ -66,7 +66,7 @@ func demoFlags(fs *flag.FlagSet, o *demoOptions) {
 	fs.DurationVar(&o.delay, "delay", o.delay, "one-way delay")
 	fs.DurationVar(&o.jitter, "jitter", o.jitter, "random extra one-way delay, up to this")
 	fs.Uint64Var(&o.seed, "seed", o.seed, "seed for the impairment and the payloads")
-	fs.StringVar(&o.cipher, "cipher", o.cipher, "data cipher: chacha20 or salsa20")
+	fs.StringVar(&o.cipher, "cipher", o.cipher, "data cipher: auto (negotiated), aes, chacha20 or salsa20")
 	fs.StringVar(&o.fec, "fec", o.fec, "forward error correction: off, DATA/PARITY (e.g. 10/3), or adaptive (10 data, up to 6 parity)")
 	fs.DurationVar(&o.timeout, "timeout", o.timeout, "overall time limit (-hold comes on top)")
 	fs.StringVar(&o.metrics, "metrics", o.metrics, "serve Prometheus metrics at http://`ADDR`/metrics and the session table at /debug/uxp while the demo runs (e.g. :9100)")
@@ -77,14 +77,26 @@ func (o *demoOptions) impairment() netsim.Impairment {
 	return netsim.Impairment{Loss: o.loss, Duplicate: o.dup, Reorder: o.reorder, Delay: o.delay, Jitter: o.jitter}
 }
 
+// cipherName is c's name, or "auto" for none pinned (negotiated).
+func cipherName(c uxp.Cipher) string {
+	if c == 0 {
+		return "auto"
+	}
+	return c.String()
+}
+
 func parseCipher(s string) (uxp.Cipher, error) {
 	switch s {
+	case "auto", "":
+		return 0, nil // negotiated: AES-256-GCM when both ends have AES instructions
+	case "aes", "aes256gcm", "aes-256-gcm":
+		return uxp.AES256GCM, nil
 	case "chacha20", "chacha20poly1305":
 		return uxp.ChaCha20Poly1305, nil
 	case "salsa20", "salsa20poly1305":
 		return uxp.Salsa20Poly1305, nil
 	}
-	return 0, fmt.Errorf("unknown cipher %q (want chacha20 or salsa20)", s)
+	return 0, fmt.Errorf("unknown cipher %q (want auto, aes, chacha20 or salsa20)", s)
 }
 
 func (o *demoOptions) validate() error {

@@ -78,7 +78,7 @@ func tunnelClientCommand(ctx context.Context, args []string, stderr io.Writer) e
 		log.Info("tunnel: metrics", "url", "http://"+maddr.String()+"/metrics")
 	}
 	attrs := []any{"addr", ln.Addr().String(), "server", addr, "psk", hasPSK,
-		"mode", tune.mode, "fec", tune.fec, "cipher", cfg.Cipher.String(), "mtu", tune.mtu, "sndwnd", tune.sndWnd, "rcvwnd", tune.rcvWnd}
+		"mode", tune.mode, "fec", tune.fec, "cipher", cipherName(cfg.Cipher), "mtu", tune.mtu, "sndwnd", tune.sndWnd, "rcvwnd", tune.rcvWnd}
 	if hasKey {
 		cpub, _ := ck.PublicKey()
 		attrs = append(attrs, "client_key", cpub.String())

@@ -95,7 +95,7 @@ func tunnelServerCommand(ctx context.Context, args []string, stderr io.Writer) e
 	pub, _ := key.PublicKey()
 	log.Info("tunnel server listening", "addr", s.ln.Addr().String(), "target", *target, "public_key", pub.String(),
 		"psk", psk != [uxp.KeySize]byte{}, "allowed_client_keys", len(cfg.Identity.AllowedClientKeys), "max_streams", *maxStreams,
-		"mode", tune.mode, "fec", tune.fec, "cipher", cfg.Cipher.String(), "mtu", tune.mtu, "sndwnd", tune.sndWnd, "rcvwnd", tune.rcvWnd)
+		"mode", tune.mode, "fec", tune.fec, "cipher", cipherName(cfg.Cipher), "mtu", tune.mtu, "sndwnd", tune.sndWnd, "rcvwnd", tune.rcvWnd)
 	return s.serve(ctx)
 }
 

@@ -80,7 +80,7 @@ func tuningFlags(fs *flag.FlagSet, t *tunnelTuning) {
 	fs.IntVar(&t.sndWnd, "sndwnd", tunnelWindow, "KCP send window in `segments`")
 	fs.IntVar(&t.rcvWnd, "rcvwnd", tunnelWindow, "KCP receive window in `segments`")
 	fs.StringVar(&t.fec, "fec", "off", "forward error correction: off, DATA/PARITY (e.g. 10/3), or adaptive (10 data, up to 6 parity); on the server, the most a client may ask for")
-	fs.StringVar(&t.cipher, "cipher", "chacha20", "data cipher: chacha20 or salsa20 (both ends must agree)")
+	fs.StringVar(&t.cipher, "cipher", "auto", "data cipher: auto (negotiated), aes, chacha20 or salsa20 (pinned: the other end must allow it)")
 	fs.IntVar(&t.sockBuf, "sockbuf", tunnelSockBuf, "UDP socket send and receive buffer in `bytes` (the kernel may cap it)")
 	fs.IntVar(&t.smuxBuf, "smuxbuf", tunnelSmuxBuf, "smux receive buffer of a session in `bytes`")
 	fs.IntVar(&t.streamBuf, "streambuf", tunnelStreamBuf, "smux window of one stream in `bytes`")

@@ -190,7 +190,7 @@ func TestTunnelProfiles(t *testing.T) {
 		wantLog    []string // in both ends' startup lines
 		wantCli    string   // in the client's stats line
 	}{
-		{name: "fast", wantLog: []string{"mode=fast", "fec=off", "cipher=chacha20-poly1305"}},
+		{name: "fast", wantLog: []string{"mode=fast", "fec=off", "cipher=auto"}},
 		{name: "normal", args: []string{"-mode", "normal"}, wantLog: []string{"mode=normal"}},
 		{name: "manual", args: []string{"-mode", "manual", "-nodelay=false", "-interval", "20", "-resend", "0", "-nc=false"}, wantLog: []string{"mode=manual"}},
 		{name: "fec salsa20 small buffers", args: []string{"-fec", "10/3", "-cipher", "salsa20", "-mtu", "1200", "-sndwnd", "256", "-rcvwnd", "256",

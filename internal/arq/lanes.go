@@ -553,6 +553,19 @@ func (ls *Lanes) Sending() (bytes, segs int) {
 	return bytes, segs
 }
 
+// Backlog reports whether a lane holds messages not yet admitted to its
+// KCP (its window, or the caller's budget, had no room), and their payload
+// bytes. It walks the backlogs, which the callers keep short.
+func (ls *Lanes) Backlog() (backlogged bool, bytes int) {
+	for _, l := range ls.lanes {
+		backlogged = backlogged || len(l.backlog) > 0
+		for i := range l.backlog {
+			bytes += len(l.backlog[i].data)
+		}
+	}
+	return backlogged, bytes
+}
+
 // SentMessages and ReceivedMessages are the messages lane handed to its
 // KCP and took out of it, mod 2^32: the counts of the close frame.
 func (ls *Lanes) SentMessages(lane int) uint32     { return ls.lanes[lane].sndMsgs }

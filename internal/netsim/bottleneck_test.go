@@ -113,6 +113,47 @@ func TestBottleneckSchedule(t *testing.T) {
 	require.Equal(t, t0.Add(301*time.Millisecond), at)
 }
 
+// TestBottleneckStep20To5 is issue 14's reaction scenario on the pure
+// model: 20 Mbit/s with a 50 ms queue, a step to 5 Mbit/s at 1 s and back
+// at 2 s, offered a steady 10 Mbit/s (1250-byte packets every 1 ms). At
+// 20 Mbit/s nothing queues; at 5 Mbit/s the queue fills to its 50 ms limit
+// and half the packets are dropped; back at 20 Mbit/s it drains within
+// 100 ms and nothing queues again.
+func TestBottleneckStep20To5(t *testing.T) {
+	b := NewBottleneck(BottleneckConfig{Rate: 20_000_000, QueueDelay: 50 * time.Millisecond, Schedule: []RateStep{
+		{At: time.Second, Rate: 5_000_000},
+		{At: 2 * time.Second, Rate: 20_000_000},
+	}}, t0)
+	type phase struct {
+		maxWait       time.Duration
+		sent, dropped int
+	}
+	var phases [3]phase
+	var drainedAt time.Duration
+	for ms := range 3000 {
+		now := t0.Add(time.Duration(ms) * time.Millisecond)
+		p := &phases[ms/1000]
+		_, wait, ok := b.Enqueue(now, 1250)
+		p.sent++
+		if !ok {
+			p.dropped++
+			continue
+		}
+		p.maxWait = max(p.maxWait, wait)
+		if ms >= 2000 && drainedAt == 0 && wait == 0 {
+			drainedAt = time.Duration(ms-2000) * time.Millisecond
+		}
+	}
+	require.Zero(t, phases[0].maxWait, "20 Mbit/s: no queue")
+	require.Zero(t, phases[0].dropped)
+	require.InDelta(t, 50*time.Millisecond, phases[1].maxWait, float64(2*time.Millisecond), "5 Mbit/s: the queue reaches its limit")
+	require.InDelta(t, 0.5, float64(phases[1].dropped)/float64(phases[1].sent), 0.05, "5 Mbit/s: half of 10 Mbit/s is dropped")
+	require.Positive(t, drainedAt, "the queue is still full at the step back")
+	require.Less(t, drainedAt, 100*time.Millisecond, "20 Mbit/s again: the 50 ms queue drains at twice the offered rate")
+	require.Zero(t, phases[2].dropped)
+	require.Equal(t, int64(5_000_000), b.Rate(t0.Add(1500*time.Millisecond)))
+}
+
 // TestBottleneckConn runs a burst through a BottleneckConn on a Network
 // under synctest: the 12-byte test packets take 1 ms each at 96 kbit/s, the
 // 20 ms queue holds 21 of the 100, and arrivals are 1 ms apart after the

@@ -70,18 +70,35 @@ func ParseReset(b []byte) (sessionID uint32, token [ResetTokenSize]byte, ok bool
 /* Specification constants */
 const (
 	// Initiation payload: timestamp u64 (Unix ns) | FEC request (4) | max
-	// packet size u16 | lane count u8 | min packet size u16 | 7 reserved
-	// zero bytes; the extended form goes on with data length u16 | data.
+	// packet size u16 | lane count u8 | min packet size u16 | suites u8 |
+	// suite flags u8 | 5 reserved zero bytes; the extended form goes on
+	// with data length u16 | data.
 	InitiationPayloadSize = 24
 	// Response payload: status u8 | max packet size u16 | lane count u8 |
-	// session id u32 | FEC decision (4) | reset token (16) | 4 reserved
-	// zero bytes; a rejection has code u16 | reason length u8 | reason at
-	// offset 4 instead. The extended form goes on with data length u16 |
-	// data.
+	// session id u32 | FEC decision (4) | reset token (16) | suite u8 |
+	// suite flags u8 | 2 reserved zero bytes; a rejection has code u16 |
+	// reason length u8 | reason at offset 4 instead. The extended form
+	// goes on with data length u16 | data.
 	ResponsePayloadSize = 32
 	// PlainReasonMax is the most reason a plain rejection carries.
 	PlainReasonMax = ResponsePayloadSize - 7
+
+	// SuiteAESHardware is the suite flags' bit 0: the sender has AES
+	// instructions (crypto.HasAESHardware). Other flag bits are sent as
+	// zero and ignored.
+	SuiteAESHardware byte = 0x01
 )
+
+// SuiteBit is a suite's bit in an initiation's suites byte: bit n for
+// suite n (1 ChaCha20-Poly1305, 2 Salsa20-Poly1305, 3 AES-256-GCM). A
+// suites byte of zero means absent (a client from before suite
+// negotiation).
+func SuiteBit(suite byte) byte {
+	if suite == 0 || suite > 7 {
+		return 0
+	}
+	return 1 << suite
+}
 
 // Hello is the fixed part of an initiation payload.
 type Hello struct {
@@ -89,6 +106,9 @@ type Hello struct {
 	FEC         FECParams
 	MTU, MinMTU uint16 // zero: absent (a client from before negotiation)
 	Lanes       uint8
+	// Suites is the set of cipher suites the client accepts (SuiteBit);
+	// zero: absent. SuiteFlags holds SuiteAESHardware.
+	Suites, SuiteFlags uint8
 }
 
 // PutHello writes h into b[:InitiationPayloadSize], and in the extended
@@ -101,6 +121,7 @@ func PutHello(b []byte, h Hello, ext bool, data []byte) {
 	binary.LittleEndian.PutUint16(b[12:14], h.MTU)
 	b[14] = h.Lanes
 	binary.LittleEndian.PutUint16(b[15:17], h.MinMTU)
+	b[17], b[18] = h.Suites, h.SuiteFlags
 	if ext {
 		binary.LittleEndian.PutUint16(b[24:26], uint16(len(data)))
 		copy(b[26:], data)
@@ -126,6 +147,13 @@ func (p InitiationPayload) Lanes() uint8 { return p[14] }
 // MinMTU is the smallest packet size the client accepts; zero: absent.
 func (p InitiationPayload) MinMTU() uint16 { return binary.LittleEndian.Uint16(p[15:17]) }
 
+// Suites is the set of cipher suites the client accepts, one SuiteBit
+// each; zero: absent (a client from before suite negotiation).
+func (p InitiationPayload) Suites() uint8 { return p[17] }
+
+// SuiteFlags are the client's suite flags (SuiteAESHardware).
+func (p InitiationPayload) SuiteFlags() uint8 { return p[18] }
+
 // ConnectData is the connect data of the extended form: false when its
 // length is over max or past the payload.
 func (p InitiationPayload) ConnectData(max int) ([]byte, bool) {
@@ -148,6 +176,12 @@ type Answer struct {
 	FEC       FECParams             // statusOK only
 	Token     *[ResetTokenSize]byte // statusOK only
 	Code      uint16                // a rejection's code
+	// Suite is the cipher suite the session uses (statusOK) or the one
+	// the server requires (a refusal for the cipher); zero: absent (a
+	// server from before suite negotiation). SuiteFlags holds
+	// SuiteAESHardware. Neither is written in a rejection (statusRejected),
+	// whose reason takes those bytes.
+	Suite, SuiteFlags uint8
 }
 
 // PutAnswer writes a into b[:ResponsePayloadSize] with ok being whether
@@ -171,6 +205,9 @@ func PutAnswer(b []byte, a Answer, ok, reject, ext bool, data []byte) {
 			n := copy(b[7:], data[:min(len(data), PlainReasonMax)])
 			b[6] = byte(n)
 		}
+	}
+	if !reject {
+		b[28], b[29] = a.Suite, a.SuiteFlags
 	}
 	if ext {
 		binary.LittleEndian.PutUint16(b[ResponsePayloadSize:], uint16(len(data)))
@@ -202,6 +239,14 @@ func (p ResponsePayload) Token() (t [ResetTokenSize]byte) {
 	copy(t[:], p[12:12+ResetTokenSize])
 	return t
 }
+
+// Suite is the server's cipher suite: the session's (statusOK) or the one
+// it requires (a refusal); zero: absent. Not valid in a rejection.
+func (p ResponsePayload) Suite() uint8 { return p[28] }
+
+// SuiteFlags are the server's suite flags (SuiteAESHardware). Not valid in
+// a rejection.
+func (p ResponsePayload) SuiteFlags() uint8 { return p[29] }
 
 // RejectCode is a rejection's code.
 func (p ResponsePayload) RejectCode() uint16 { return binary.LittleEndian.Uint16(p[4:6]) }

@@ -308,6 +308,35 @@ func TestHelloAndAnswer(t *testing.T) {
 	require.False(t, ok)
 }
 
+// TestSuiteFields pins the cipher suite negotiation's bytes: the offer
+// and AES flag at initiation payload bytes 17 and 18, the choice and flag
+// at response payload bytes 28 and 29 (not in a rejection, whose reason
+// has those bytes).
+func TestSuiteFields(t *testing.T) {
+	require.Equal(t, []byte{0, 0x02, 0x04, 0x08, 0x80, 0}, []byte{SuiteBit(0), SuiteBit(1), SuiteBit(2), SuiteBit(3), SuiteBit(7), SuiteBit(8)})
+	b := make([]byte, InitiationPayloadSize)
+	PutHello(b, Hello{Suites: 0x0e, SuiteFlags: SuiteAESHardware}, false, nil)
+	require.Equal(t, []byte{0x0e, SuiteAESHardware, 0, 0, 0, 0, 0}, b[17:24])
+	p := InitiationPayload(b)
+	require.Equal(t, []byte{0x0e, SuiteAESHardware}, []byte{p.Suites(), p.SuiteFlags()})
+
+	tok := [ResetTokenSize]byte{0xee}
+	r := make([]byte, ResponsePayloadSize)
+	PutAnswer(r, Answer{Status: 0, SessionID: 1, Token: &tok, Suite: 3, SuiteFlags: SuiteAESHardware}, true, false, false, nil)
+	require.Equal(t, []byte{3, SuiteAESHardware, 0, 0}, r[28:32])
+	rp := ResponsePayload(r)
+	require.Equal(t, []byte{3, SuiteAESHardware}, []byte{rp.Suite(), rp.SuiteFlags()})
+
+	r = make([]byte, ResponsePayloadSize)
+	PutAnswer(r, Answer{Status: 5, Suite: 2}, false, false, false, nil)
+	require.Equal(t, byte(2), ResponsePayload(r).Suite(), "a refusal names the server's cipher")
+
+	r = make([]byte, ResponsePayloadSize)
+	reason := []byte("0123456789012345678901234")
+	PutAnswer(r, Answer{Status: 6, Suite: 3}, false, true, false, reason)
+	require.Equal(t, reason, r[7:32], "a rejection's reason keeps bytes 28..32")
+}
+
 func TestHandshakeHeaders(t *testing.T) {
 	b := make([]byte, InitiationHeaderSize+EphemeralSize)
 	b[InitiationHeaderSize] = 0xaa

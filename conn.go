@@ -24,13 +24,13 @@ const (
 // Conn is one session: a reliable, ordered, encrypted message channel to a
 // peer. Write, Close, ID, RemoteAddr, LocalAddr, Stats and SetHandler are
 // safe to call from any goroutine, callbacks included.
-//
-// Its state is grouped by owner: connFixed is immutable once the session
-// is in the tables; connPosted is guarded by mu (what other goroutines
-// hand to the shard); connShared is atomics, written by the shard and
-// read anywhere; connShard, the rest, is owned by the update worker
-// (shard) the session is assigned to, and touched only on its goroutine.
 type Conn struct {
+	// Its state is grouped by owner: connFixed is immutable once the
+	// session is in the tables; connPosted is guarded by mu (what other
+	// goroutines hand to the shard); connShared is atomics, written by the
+	// shard and read anywhere; connShard, the rest, is owned by the update
+	// worker (shard) the session is assigned to, and touched only on its
+	// goroutine.
 	connFixed
 	connPosted
 	connShared

@@ -172,14 +172,7 @@ func TestCongestionConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate()
-			if tt.field == "" {
-				require.NoError(t, err)
-				return
-			}
-			var ce *ConfigError
-			require.ErrorAs(t, err, &ce)
-			require.Equal(t, tt.field, ce.Field)
+			requireConfigField(t, tt.cfg.Validate(), tt.field)
 		})
 	}
 	// The floor and cap reach the controller.

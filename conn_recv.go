@@ -68,26 +68,23 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	case wire.FrameFEC:
 		c.fecInput(body, now)
 	case wire.FrameLoss:
-		l, ok := wire.ParseLoss(body)
-		if !ok {
+		if l, ok := wire.ParseLoss(body); ok {
+			c.takeLossReport(l)
+		} else {
 			c.drop(dropMalformed)
-			return
 		}
-		c.takeLossReport(l)
 	case wire.FramePing:
-		p, ok := wire.ParsePing(body)
-		if !ok {
+		if p, ok := wire.ParsePing(body); ok {
+			c.answerPing(p, now)
+		} else {
 			c.drop(dropMalformed)
-			return
 		}
-		c.answerPing(p, now)
 	case wire.FramePong:
-		p, ok := wire.ParsePong(body)
-		if !ok {
+		if p, ok := wire.ParsePong(body); ok {
+			c.takePong(p, now)
+		} else {
 			c.drop(dropMalformed)
-			return
 		}
-		c.takePong(p, now)
 	case wire.FrameClose:
 		c.takeClose(body)
 	case wire.FrameRekey:

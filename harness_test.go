@@ -752,3 +752,16 @@ func drainShard(s *shard) map[uint32][]uint64 {
 	}
 	return got
 }
+
+// requireConfigField checks a Validate result: no error when field is
+// empty, else a *ConfigError naming field.
+func requireConfigField(t testing.TB, err error, field string) {
+	t.Helper()
+	if field == "" {
+		require.NoError(t, err)
+		return
+	}
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, field, ce.Field)
+}

@@ -238,14 +238,7 @@ func TestRekeyConfig(t *testing.T) {
 		{"defaults", Config{}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.cfg.Validate()
-			if tc.field == "" {
-				require.NoError(t, err)
-				return
-			}
-			var ce *ConfigError
-			require.ErrorAs(t, err, &ce)
-			require.Equal(t, tc.field, ce.Field)
+			requireConfigField(t, tc.cfg.Validate(), tc.field)
 		})
 	}
 	set, err := (&Config{}).resolve()

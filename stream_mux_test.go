@@ -96,13 +96,17 @@ func TestStreamMux(t *testing.T) {
 // advancing the clock, so the bubble hangs instead of progressing.
 //
 // smux keeps the result channels of its writes in a package-level
-// sync.Pool: a channel made in this bubble and pooled would be taken by the
-// next smux user, outside the bubble or in another one, which the runtime
-// stops with "select on synctest channel from outside bubble". Two
-// collections empty every sync.Pool (its primary and victim caches) once
-// the bubble is over.
+// sync.Pool, which crosses the bubble's edge both ways: a channel made
+// outside (TestStreamMux) and taken in the bubble makes a blocked write
+// non-durable, so the bubble's clock never advances and the test hangs;
+// a channel made in the bubble and taken by the next smux user, outside
+// or in another bubble, stops the runtime ("select on synctest channel
+// from outside bubble"). Two collections empty every sync.Pool (its
+// primary and victim caches): before the bubble and after it.
 func TestStreamMuxSynctest(t *testing.T) {
-	t.Cleanup(func() { runtime.GC(); runtime.GC() })
+	emptyPools := func() { runtime.GC(); runtime.GC() }
+	emptyPools()
+	t.Cleanup(emptyPools)
 	synctest.Test(t, func(t *testing.T) {
 		p := newStreamPair(t, 7, muxLink, nil, nil)
 		mk := muxKinds[0]

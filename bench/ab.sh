@@ -76,7 +76,7 @@ for n in "AB":
         res = json.load(open(f"{d}/{n}-{i}/results.json"))
         for c in res["cases"]:
             for m, xs in c.get("samples", {}).items():
-                key = (c["scenario"], c["system"], m)
+                key = (c["scenario"] + (" " + c["variant"] if c.get("variant") else ""), c["system"], m)
                 vals.setdefault(key, {"A": [], "B": []})[n].extend(x for x in xs if x is not None)
 out = [open(f"{d}/revs.txt").read().strip(), "",
        "| scenario | system | metric | A median | B median | B/A |",

@@ -29,8 +29,14 @@ import (
 //     and goes ahead regardless once the generation is twice its rekey
 //     age (or count) old, so nothing waits forever.
 //
-// Only the initiator's side is scheduled here; answering a peer's rekey is
-// bounded by the peer's own schedule and rekey.go's checks.
+// The responder's side is scheduled too (rekeyAnswerAdmit): answering an
+// init costs the same two X25519 as starting one, and on a server, where
+// clients start nearly every rekey, it is most of the rekey work. A worker
+// that is behind, or out of budget, drops the init (counted as deferred);
+// the peer retransmits it (250 ms, then doubling up to 2 s), and an init
+// postponed for rekeyAnswerMaxDefer is answered regardless. Both sides
+// draw on the one budget: each session's rekey is one start or one answer
+// on each side.
 
 /* Implementation constants */
 const (
@@ -40,6 +46,10 @@ const (
 	// rekeyRetrySpread spreads the retries of postponed rekeys, so they
 	// do not come back as one wave.
 	rekeyRetrySpread = time.Second
+	// rekeyAnswerMaxDefer bounds how long a peer's rekey init waits for
+	// an answer on this side; the answer then comes at the peer's next
+	// retransmission (at most rekeyMaxRetry later).
+	rekeyAnswerMaxDefer = 4 * time.Second
 )
 
 // mix64 is splitmix64's finalizer: a cheap, well-spread hash of x. Not for
@@ -122,6 +132,24 @@ func (c *Conn) rekeyAdmit(now time.Time) bool {
 		return false
 	}
 	c.rekeyWait = time.Time{}
+	return true
+}
+
+// rekeyAnswerAdmit decides whether the peer's rekey init (a new one, not
+// a retransmission of one answered) is answered now. If not, the init is
+// dropped and counted as a deferred rekey; the peer retransmits it.
+func (c *Conn) rekeyAnswerAdmit(now time.Time) bool {
+	rk := &c.keys
+	s := c.shard
+	if rk.deferredSince.IsZero() {
+		rk.deferredSince = now
+	}
+	if now.Sub(rk.deferredSince) < rekeyAnswerMaxDefer &&
+		(s.behind.Load() || !s.rekeys.take(now, rekeyRate(len(s.conns), c.ep.set.rekeyAfterTime))) {
+		s.traffic.rekeysDeferred.Add(1)
+		return false
+	}
+	rk.deferredSince = time.Time{}
 	return true
 }
 

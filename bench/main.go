@@ -27,29 +27,30 @@ import (
 
 // options are the command line; children get the fields they need.
 type options struct {
-	role    string // "", "server", "client"
-	quick   bool
-	out     string
-	only    string // comma-separated scenario filter
-	systems string // comma-separated system filter
-	reps    int
-	sys     string
-	scen    string
-	addr    string
-	key     string
-	fec     string
-	n       int
-	par     int
-	size    int
-	rate    float64
-	dur     time.Duration
-	grace   time.Duration
-	procs   int
-	noNetns bool
-	scaleNs string
-	profile string
-	profDir string
-	bind    string
+	role      string // "", "server", "client"
+	quick     bool
+	out       string
+	only      string // comma-separated scenario filter
+	systems   string // comma-separated system filter
+	reps      int
+	sys       string
+	scen      string
+	addr      string
+	key       string
+	fec       string
+	n         int
+	par       int
+	size      int
+	rate      float64
+	dur       time.Duration
+	grace     time.Duration
+	procs     int
+	noNetns   bool
+	scaleNs   string
+	profile   string
+	profEvery string
+	profDir   string
+	bind      string
 
 	// Soak (soak.go).
 	soakDur     time.Duration
@@ -78,6 +79,7 @@ func main() {
 	fs.DurationVar(&o.burn, "burn", 0, "soak scenario: burn one core for this long in the middle of the run")
 	fs.Float64Var(&o.loss, "loss", 0, "soak scenario: fraction of datagrams the load generators drop, each way")
 	fs.BoolVar(&o.idle, "idle", false, "soak scenario: sessions send no messages (heartbeats and rekeys only)")
+	fs.StringVar(&o.profEvery, "profile-intervals", "", "soak scenario: write a server CPU profile of every sampling interval into `DIR`")
 	fs.StringVar(&o.profDir, "profile", "", "write a CPU profile of every uxp server child (from MARK on) into `DIR`")
 	// Child flags.
 	fs.StringVar(&o.sys, "sys", "", "internal: system under test")

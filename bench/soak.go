@@ -55,6 +55,13 @@ type soakServerStats struct {
 	Cookies        uint64        `json:"cookies"`
 	Drops          uxp.DropStats `json:"drops"`
 	Closed         string        `json:"closed"` // sessions closed, by reason
+	// SchedP99Ms and SchedMaxMs are the server's goroutine scheduling
+	// latency (runtime/metrics /sched/latencies) over the interval since
+	// the previous STATS: how long its runnable goroutines waited for a
+	// CPU. A probe spike with a high figure here is the server starved of
+	// CPU; a spike without one is the server's own work, or the clients'.
+	SchedP99Ms float64 `json:"sched_p99_ms"`
+	SchedMaxMs float64 `json:"sched_max_ms"`
 }
 
 func fdCount() int {
@@ -101,6 +108,8 @@ func soakServerRole(_ context.Context, o *options) error {
 		return err
 	}
 	fmt.Printf("READY %s %s\n", srv.Addr(), pub)
+	var sched schedLatency
+	sched.read()
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -122,6 +131,10 @@ func soakServerRole(_ context.Context, o *options) error {
 				Sessions: st.Sessions, TimerEvents: te, TimerFlushes: tf, Rekeys: st.Rekeys,
 				RekeysDeferred: rd, Held: int64(held), Cookies: st.Handshake.CookiesSent, Drops: st.Drops, Closed: strings.Join(closed, " "),
 			})
+			var ss soakServerStats
+			_ = json.Unmarshal(j, &ss)
+			ss.SchedP99Ms, ss.SchedMaxMs = sched.read()
+			j, _ = json.Marshal(ss)
 			fmt.Println(string(j))
 		case "PROF": // PROF <file> <seconds>: a CPU profile of that long
 			if len(f) == 3 {
@@ -153,6 +166,8 @@ type soakRow struct {
 	ProbeP50       float64 // ms
 	ProbeP99       float64
 	ProbeMax       float64
+	SchedP99       float64 // ms, the server's goroutine scheduling latency
+	SchedMax       float64
 	ProbeN         int
 	ProbeLost      int
 	Sent, Echoed   int64 // in the interval
@@ -172,7 +187,7 @@ type soakRow struct {
 }
 
 var soakHeader = []string{"t_s", "sessions", "server_cpu_pct", "heap_MB", "held_MB", "rss_MB", "goroutines", "fds",
-	"probe_p50_ms", "probe_p99_ms", "probe_max_ms", "probe_n", "probe_lost", "sent", "echoed",
+	"probe_p50_ms", "probe_p99_ms", "probe_max_ms", "server_sched_p99_ms", "server_sched_max_ms", "probe_n", "probe_lost", "sent", "echoed",
 	"out_of_order", "dup", "late_5s", "lost_dead", "idle_closed", "other_closed", "closed_outstanding",
 	"timer_events_per_s", "timer_flushes_per_s", "rekeys_per_s", "rekeys_deferred",
 	"drop_overload", "drop_unknown", "drop_malformed", "drop_auth", "drop_replay", "drop_ratelimited", "burn"}
@@ -181,7 +196,7 @@ func (r soakRow) csv() []string {
 	f := func(v float64) string { return fmt.Sprintf("%.2f", v) }
 	d := func(v int64) string { return fmt.Sprint(v) }
 	return []string{f(r.T), fmt.Sprint(r.Sessions), f(r.CPUPct), f(r.HeapMB), f(r.HeldMB), f(r.RSSMB), fmt.Sprint(r.Goroutines), fmt.Sprint(r.FDs),
-		f(r.ProbeP50), f(r.ProbeP99), f(r.ProbeMax), fmt.Sprint(r.ProbeN), fmt.Sprint(r.ProbeLost), d(r.Sent), d(r.Echoed),
+		f(r.ProbeP50), f(r.ProbeP99), f(r.ProbeMax), f(r.SchedP99), f(r.SchedMax), fmt.Sprint(r.ProbeN), fmt.Sprint(r.ProbeLost), d(r.Sent), d(r.Echoed),
 		d(r.OutOfOrder), d(r.Dup), d(r.Late), d(r.LostDead), d(r.IdleClosed), d(r.OtherClosed), d(r.ClosedOut),
 		f(r.TimerEventsPS), f(r.TimerFlushesPS), f(r.RekeysPS), fmt.Sprint(r.RekeysDeferred),
 		fmt.Sprint(r.Drops.Overload), fmt.Sprint(r.Drops.UnknownSession), fmt.Sprint(r.Drops.Malformed),
@@ -195,21 +210,24 @@ func dropsSub(a, b uxp.DropStats) uxp.DropStats {
 
 // soakParams are one soak or restart run's settings.
 type soakParams struct {
-	n        int
-	dur      time.Duration
-	every    time.Duration
-	rekey    time.Duration
-	churn    float64
-	garbage  int
-	probeHz  int
-	burn     time.Duration // CPU burner in the middle (0: none)
-	restart  bool          // restart storm instead of the soak's churn
-	out      string
-	profile  string // directory for a mid-run server CPU profile ("" none)
-	label    string
-	settleUp time.Duration
-	loss     float64 // each way, at the load generators' sockets
-	idle     bool    // load sessions send no messages
+	n       int
+	dur     time.Duration
+	every   time.Duration
+	rekey   time.Duration
+	churn   float64
+	garbage int
+	probeHz int
+	burn    time.Duration // CPU burner in the middle (0: none)
+	restart bool          // restart storm instead of the soak's churn
+	out     string
+	profile string // directory for a mid-run server CPU profile ("" none)
+	// profileAll is a directory for a server CPU profile of every
+	// interval ("" none): to find what a latency spike was.
+	profileAll string
+	label      string
+	settleUp   time.Duration
+	loss       float64 // each way, at the load generators' sockets
+	idle       bool    // load sessions send no messages
 }
 
 // soakServer starts a soak server child and reads its READY line.
@@ -387,6 +405,12 @@ func soakCase(ctx context.Context, p soakParams) (map[string]float64, error) {
 			profiled = true
 			logf("CPU profile (10 s) into %s", f)
 		}
+		if p.profileAll != "" {
+			// One profile per interval (a little shorter, so that each
+			// ends before the next starts), named by its start time.
+			f := filepath.Join(p.profileAll, fmt.Sprintf("%s-server-%04.0f.pprof", name, el.Seconds()))
+			srv.command(fmt.Sprintf("PROF %s %.0f", f, max(1, p.every.Seconds()-1)))
+		}
 		if restartAt >= 0 && restartedAt.IsZero() && el >= restartAt {
 			logf("killing the server (SIGKILL) and starting it again on %s", srv.addr)
 			_ = srv.cmd.Process.Signal(syscall.SIGKILL)
@@ -432,6 +456,7 @@ func soakCase(ctx context.Context, p soakParams) (map[string]float64, error) {
 		row := soakRow{
 			T: el.Seconds(), Sessions: st.Sessions, CPUPct: cpu, HeapMB: float64(st.Heap) / 1e6, HeldMB: float64(st.Held) / 1e6, RSSMB: float64(st.RSS) / 1e6,
 			Goroutines: st.Goroutines, FDs: st.FDs, ProbeP50: probeS.P50ms, ProbeP99: probeS.P99ms, ProbeMax: probeS.MaxMs,
+			SchedP99: st.SchedP99Ms, SchedMax: st.SchedMaxMs,
 			ProbeN: probeS.N, ProbeLost: probeS.Lost, Sent: agg.Sent - prevLoad.Sent, Echoed: agg.Echoed - prevLoad.Echoed,
 			OutOfOrder: agg.OutOfOrder, Dup: agg.Dup, Late: agg.Late, LostDead: agg.LostDead, IdleClosed: agg.IdleClosed,
 			OtherClosed: agg.OtherClosed, ClosedOut: agg.ClosedOut,
@@ -442,8 +467,8 @@ func soakCase(ctx context.Context, p soakParams) (map[string]float64, error) {
 		rows = append(rows, row)
 		_ = w.Write(row.csv())
 		w.Flush()
-		logf("t=%3.0fs sessions=%d cpu=%.0f%% heap=%.0fMB held=%.1fMB rss=%.0fMB gr=%d fds=%d probe p50=%.2f p99=%.2f max=%.1fms lost=%d | sent=%d echoed=%d ooo=%d lostDead=%d idle=%d other=%d closedOut=%d | timers/s=%.0f flushes/s=%.0f rekeys/s=%.0f deferred=%d | drops %+v closed: %s",
-			row.T, row.Sessions, row.CPUPct, row.HeapMB, row.HeldMB, row.RSSMB, row.Goroutines, row.FDs, row.ProbeP50, row.ProbeP99, row.ProbeMax, row.ProbeLost,
+		logf("t=%3.0fs sessions=%d cpu=%.0f%% heap=%.0fMB held=%.1fMB rss=%.0fMB gr=%d fds=%d probe p50=%.2f p99=%.2f max=%.1fms lost=%d sched p99=%.1f max=%.1fms | sent=%d echoed=%d ooo=%d lostDead=%d idle=%d other=%d closedOut=%d | timers/s=%.0f flushes/s=%.0f rekeys/s=%.0f deferred=%d | drops %+v closed: %s",
+			row.T, row.Sessions, row.CPUPct, row.HeapMB, row.HeldMB, row.RSSMB, row.Goroutines, row.FDs, row.ProbeP50, row.ProbeP99, row.ProbeMax, row.ProbeLost, row.SchedP99, row.SchedMax,
 			row.Sent, row.Echoed, row.OutOfOrder, row.LostDead, row.IdleClosed, row.OtherClosed, row.ClosedOut,
 			row.TimerEventsPS, row.TimerFlushesPS, row.RekeysPS, row.RekeysDeferred, row.Drops, st.Closed)
 		if !restartedAt.IsZero() && backAfter < 0 && st.Sessions >= loaded+1 {

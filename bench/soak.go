@@ -92,7 +92,7 @@ func soakServerRole(_ context.Context, o *options) error {
 	}
 	_ = pc.SetReadBuffer(4 << 20)
 	_ = pc.SetWriteBuffer(4 << 20)
-	h := uxpbench.NewServer()
+	h := &soakHandler{Server: uxpbench.NewServer()}
 	srv, err := uxp.NewServer(pc, h, &uxp.Config{PrivateKey: priv, KCP: benchKCP(), RekeyAfterTime: o.rekey, Admission: benchAdmission})
 	if err != nil {
 		pc.Close()
@@ -168,6 +168,8 @@ type soakRow struct {
 	ProbeMax       float64
 	SchedP99       float64 // ms, the server's goroutine scheduling latency
 	SchedMax       float64
+	ProbeInP99     float64 // ms, the probe's way to the server's callback (soakHandler)
+	ProbeOutP99    float64 // and back
 	ProbeN         int
 	ProbeLost      int
 	Sent, Echoed   int64 // in the interval
@@ -187,7 +189,7 @@ type soakRow struct {
 }
 
 var soakHeader = []string{"t_s", "sessions", "server_cpu_pct", "heap_MB", "held_MB", "rss_MB", "goroutines", "fds",
-	"probe_p50_ms", "probe_p99_ms", "probe_max_ms", "server_sched_p99_ms", "server_sched_max_ms", "probe_n", "probe_lost", "sent", "echoed",
+	"probe_p50_ms", "probe_p99_ms", "probe_max_ms", "server_sched_p99_ms", "server_sched_max_ms", "probe_in_p99_ms", "probe_out_p99_ms", "probe_n", "probe_lost", "sent", "echoed",
 	"out_of_order", "dup", "late_5s", "lost_dead", "idle_closed", "other_closed", "closed_outstanding",
 	"timer_events_per_s", "timer_flushes_per_s", "rekeys_per_s", "rekeys_deferred",
 	"drop_overload", "drop_unknown", "drop_malformed", "drop_auth", "drop_replay", "drop_ratelimited", "burn"}
@@ -196,7 +198,7 @@ func (r soakRow) csv() []string {
 	f := func(v float64) string { return fmt.Sprintf("%.2f", v) }
 	d := func(v int64) string { return fmt.Sprint(v) }
 	return []string{f(r.T), fmt.Sprint(r.Sessions), f(r.CPUPct), f(r.HeapMB), f(r.HeldMB), f(r.RSSMB), fmt.Sprint(r.Goroutines), fmt.Sprint(r.FDs),
-		f(r.ProbeP50), f(r.ProbeP99), f(r.ProbeMax), f(r.SchedP99), f(r.SchedMax), fmt.Sprint(r.ProbeN), fmt.Sprint(r.ProbeLost), d(r.Sent), d(r.Echoed),
+		f(r.ProbeP50), f(r.ProbeP99), f(r.ProbeMax), f(r.SchedP99), f(r.SchedMax), f(r.ProbeInP99), f(r.ProbeOutP99), fmt.Sprint(r.ProbeN), fmt.Sprint(r.ProbeLost), d(r.Sent), d(r.Echoed),
 		d(r.OutOfOrder), d(r.Dup), d(r.Late), d(r.LostDead), d(r.IdleClosed), d(r.OtherClosed), d(r.ClosedOut),
 		f(r.TimerEventsPS), f(r.TimerFlushesPS), f(r.RekeysPS), fmt.Sprint(r.RekeysDeferred),
 		fmt.Sprint(r.Drops.Overload), fmt.Sprint(r.Drops.UnknownSession), fmt.Sprint(r.Drops.Malformed),
@@ -456,7 +458,7 @@ func soakCase(ctx context.Context, p soakParams) (map[string]float64, error) {
 		row := soakRow{
 			T: el.Seconds(), Sessions: st.Sessions, CPUPct: cpu, HeapMB: float64(st.Heap) / 1e6, HeldMB: float64(st.Held) / 1e6, RSSMB: float64(st.RSS) / 1e6,
 			Goroutines: st.Goroutines, FDs: st.FDs, ProbeP50: probeS.P50ms, ProbeP99: probeS.P99ms, ProbeMax: probeS.MaxMs,
-			SchedP99: st.SchedP99Ms, SchedMax: st.SchedMaxMs,
+			SchedP99: st.SchedP99Ms, SchedMax: st.SchedMaxMs, ProbeInP99: probeS.InP99ms, ProbeOutP99: probeS.OutP99ms,
 			ProbeN: probeS.N, ProbeLost: probeS.Lost, Sent: agg.Sent - prevLoad.Sent, Echoed: agg.Echoed - prevLoad.Echoed,
 			OutOfOrder: agg.OutOfOrder, Dup: agg.Dup, Late: agg.Late, LostDead: agg.LostDead, IdleClosed: agg.IdleClosed,
 			OtherClosed: agg.OtherClosed, ClosedOut: agg.ClosedOut,
@@ -467,8 +469,8 @@ func soakCase(ctx context.Context, p soakParams) (map[string]float64, error) {
 		rows = append(rows, row)
 		_ = w.Write(row.csv())
 		w.Flush()
-		logf("t=%3.0fs sessions=%d cpu=%.0f%% heap=%.0fMB held=%.1fMB rss=%.0fMB gr=%d fds=%d probe p50=%.2f p99=%.2f max=%.1fms lost=%d sched p99=%.1f max=%.1fms | sent=%d echoed=%d ooo=%d lostDead=%d idle=%d other=%d closedOut=%d | timers/s=%.0f flushes/s=%.0f rekeys/s=%.0f deferred=%d | drops %+v closed: %s",
-			row.T, row.Sessions, row.CPUPct, row.HeapMB, row.HeldMB, row.RSSMB, row.Goroutines, row.FDs, row.ProbeP50, row.ProbeP99, row.ProbeMax, row.ProbeLost, row.SchedP99, row.SchedMax,
+		logf("t=%3.0fs sessions=%d cpu=%.0f%% heap=%.0fMB held=%.1fMB rss=%.0fMB gr=%d fds=%d probe p50=%.2f p99=%.2f max=%.1fms lost=%d in/out p99=%.1f/%.1f sched p99=%.1f max=%.1fms | sent=%d echoed=%d ooo=%d lostDead=%d idle=%d other=%d closedOut=%d | timers/s=%.0f flushes/s=%.0f rekeys/s=%.0f deferred=%d | drops %+v closed: %s",
+			row.T, row.Sessions, row.CPUPct, row.HeapMB, row.HeldMB, row.RSSMB, row.Goroutines, row.FDs, row.ProbeP50, row.ProbeP99, row.ProbeMax, row.ProbeLost, row.ProbeInP99, row.ProbeOutP99, row.SchedP99, row.SchedMax,
 			row.Sent, row.Echoed, row.OutOfOrder, row.LostDead, row.IdleClosed, row.OtherClosed, row.ClosedOut,
 			row.TimerEventsPS, row.TimerFlushesPS, row.RekeysPS, row.RekeysDeferred, row.Drops, st.Closed)
 		if !restartedAt.IsZero() && backAfter < 0 && st.Sessions >= loaded+1 {

@@ -448,12 +448,18 @@ func (g *soakLoad) garbageLoop(ctx context.Context, rate int) {
 // probeSample is the probe's view of one interval, printed as
 // "SAMPLE <json>".
 type probeSample struct {
-	N       int     `json:"n"` // replies in the interval
-	P50ms   float64 `json:"p50_ms"`
-	P99ms   float64 `json:"p99_ms"`
-	MaxMs   float64 `json:"max_ms"`
-	Lost    int     `json:"lost"`    // requests unanswered after soakLate
-	Redials int64   `json:"redials"` // cumulative
+	N     int     `json:"n"` // replies in the interval
+	P50ms float64 `json:"p50_ms"`
+	P99ms float64 `json:"p99_ms"`
+	MaxMs float64 `json:"max_ms"`
+	// The round trip's two halves (soakHandler): to the server's
+	// callback, and back from it.
+	InP99ms  float64 `json:"in_p99_ms"`
+	InMaxMs  float64 `json:"in_max_ms"`
+	OutP99ms float64 `json:"out_p99_ms"`
+	OutMaxMs float64 `json:"out_max_ms"`
+	Lost     int     `json:"lost"`    // requests unanswered after soakLate
+	Redials  int64   `json:"redials"` // cumulative
 }
 
 // probe is the soak's probe: request/response at o.rate a second on one
@@ -463,6 +469,8 @@ type probe struct {
 	base    time.Time
 	mu      sync.Mutex
 	rtts    []time.Duration
+	ins     []time.Duration          // to the server's callback
+	outs    []time.Duration          // back from it
 	pending map[uint64]time.Duration // seq → send clock
 	dead    chan struct{}
 }
@@ -473,10 +481,17 @@ func (p *probe) OnNewDataComing(_ *uxp.Conn, b []byte) {
 	}
 	seq := binary.LittleEndian.Uint64(b[uxpbench.HeaderSize:])
 	now := time.Since(p.base)
+	wall := time.Now().UnixNano()
 	p.mu.Lock()
 	if _, ok := p.pending[seq]; ok {
 		delete(p.pending, seq)
 		p.rtts = append(p.rtts, now-uxpbench.Stamp(b))
+		if len(b) >= probeMsgBytes {
+			sent := int64(binary.LittleEndian.Uint64(b[probeSentOff:]))
+			srv := int64(binary.LittleEndian.Uint64(b[probeSrvOff:]))
+			p.ins = append(p.ins, time.Duration(srv-sent))
+			p.outs = append(p.outs, time.Duration(wall-srv))
+		}
 	}
 	p.mu.Unlock()
 }
@@ -552,8 +567,8 @@ func soakProbeRole(ctx context.Context, o *options) error {
 					delete(p.pending, k)
 				}
 			}
-			r := p.rtts
-			p.rtts = nil
+			r, ins, outs := p.rtts, p.ins, p.outs
+			p.rtts, p.ins, p.outs = nil, nil, nil
 			p.mu.Unlock()
 			if len(r) > 0 {
 				slices.Sort(r)
@@ -561,12 +576,16 @@ func soakProbeRole(ctx context.Context, o *options) error {
 				s.P99ms = float64(r[min(len(r)-1, len(r)*99/100)]) / 1e6
 				s.MaxMs = float64(r[len(r)-1]) / 1e6
 			}
+			s.InP99ms, s.InMaxMs = p99Max(ins)
+			s.OutP99ms, s.OutMaxMs = p99Max(outs)
 			j, _ := json.Marshal(s)
 			fmt.Printf("SAMPLE %s\n", j)
 		case <-t.C:
 			now := time.Since(p.base)
 			uxpbench.PutHeader(msg, uxpbench.KindEcho, now)
+			msg[1] = probeMark
 			binary.LittleEndian.PutUint64(msg[uxpbench.HeaderSize:], seq)
+			binary.LittleEndian.PutUint64(msg[probeSentOff:], uint64(time.Now().UnixNano()))
 			p.mu.Lock()
 			p.pending[seq] = now
 			p.mu.Unlock()
@@ -574,4 +593,14 @@ func soakProbeRole(ctx context.Context, o *options) error {
 			_, _ = c.Write(msg)
 		}
 	}
+}
+
+// p99Max returns the p99 and the maximum of d in milliseconds (0 when
+// empty); it sorts d.
+func p99Max(d []time.Duration) (p99, maxMs float64) {
+	if len(d) == 0 {
+		return 0, 0
+	}
+	slices.Sort(d)
+	return float64(d[min(len(d)-1, len(d)*99/100)]) / 1e6, float64(d[len(d)-1]) / 1e6
 }

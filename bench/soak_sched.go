@@ -1,8 +1,57 @@
 package main
 
 import (
+	"encoding/binary"
 	"runtime/metrics"
+	"time"
+
+	"github.com/uxp-go/uxp"
+	"github.com/uxp-go/uxp/internal/uxpbench"
 )
+
+// soakHandler is the soak server's handler: the bench echo server, except
+// that a probe message (probeMark after the kind) gets the server's wall
+// clock written into its echo, at the moment its callback ran. The probe
+// sent its own wall clock (same machine), so it splits each round trip
+// into the way to the server's callback and the way back: a latency spike
+// on the way in is the server's inbound (read loop, worker queue) or the
+// probe's sending; one on the way back, the server's sending or the
+// probe's receiving.
+type soakHandler struct {
+	*uxpbench.Server
+	conn soakConn
+}
+
+// Probe message layout after the 16-byte header: seq (u64), the probe's
+// wall clock at sending (u64 ns), the server's at its callback (u64 ns).
+const (
+	probeMark     = 'P'
+	probeSentOff  = uxpbench.HeaderSize + 8
+	probeSrvOff   = probeSentOff + 8
+	probeMsgBytes = probeSrvOff + 8
+)
+
+func (h *soakHandler) OnNewConnComing(c *uxp.Conn) {
+	h.Server.OnNewConnComing(c)
+	c.SetHandler(&h.conn)
+}
+
+type soakConn struct{ uxp.NopHandler }
+
+func (soakConn) OnNewDataComing(c *uxp.Conn, b []byte) {
+	if len(b) < uxpbench.HeaderSize || b[0] != uxpbench.KindEcho {
+		return
+	}
+	if b[1] == probeMark && len(b) >= probeMsgBytes {
+		// b is the SDK's: stamp a copy.
+		var m [256]byte
+		n := copy(m[:], b)
+		binary.LittleEndian.PutUint64(m[probeSrvOff:], uint64(time.Now().UnixNano()))
+		_, _ = c.Write(m[:n])
+		return
+	}
+	_, _ = c.Write(b) // Write copies b
+}
 
 // schedLatency reads the runtime's goroutine scheduling latency histogram
 // and reports the p99 and the maximum of what was added since the last

@@ -193,6 +193,69 @@ func TestRekeyAdmit(t *testing.T) {
 	}
 }
 
+// TestRekeyAnswerAdmit checks the responder's side: a worker that is
+// behind, or out of budget, leaves a peer's new rekey init unanswered (the
+// peer retransmits it), counted as deferred, but never for longer than
+// rekeyAnswerMaxDefer from the first init it left; an answer resets that
+// clock.
+func TestRekeyAnswerAdmit(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	newConn := func() *Conn {
+		ep := &endpoint{set: &settings{rekeyAfterTime: 30 * time.Second}}
+		s := &shard{ep: ep, conns: map[*Conn]struct{}{}}
+		c := &Conn{connFixed: connFixed{ep: ep, shard: s, id: 42}}
+		s.conns[c] = struct{}{}
+		return c
+	}
+	for _, tc := range []struct {
+		name   string
+		behind bool
+		spent  bool
+		want   bool
+	}{
+		{"answered", false, false, true},
+		{"behind", true, false, false},
+		{"no budget", false, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newConn()
+			c.shard.behind.Store(tc.behind)
+			if tc.spent {
+				for c.shard.rekeys.take(t0, rekeyRate(1, 30*time.Second)) {
+				}
+			}
+			require.Equal(t, tc.want, c.rekeyAnswerAdmit(t0))
+			if tc.want {
+				require.Zero(t, c.shard.traffic.rekeysDeferred.Load())
+				return
+			}
+			require.Equal(t, uint64(1), c.shard.traffic.rekeysDeferred.Load())
+			// The peer's retransmissions (250 ms, doubling to 2 s) are
+			// left too while the overload lasts, up to the bound.
+			at := t0
+			for _, gap := range []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second} {
+				at = at.Add(gap)
+				if at.Sub(t0) >= rekeyAnswerMaxDefer {
+					break
+				}
+				if tc.spent {
+					for c.shard.rekeys.take(at, rekeyRate(1, 30*time.Second)) {
+					}
+				}
+				require.False(t, c.rekeyAnswerAdmit(at), "retransmission at %v", at.Sub(t0))
+			}
+			at = t0.Add(rekeyAnswerMaxDefer)
+			if tc.spent {
+				for c.shard.rekeys.take(at, rekeyRate(1, 30*time.Second)) {
+				}
+			}
+			require.True(t, c.rekeyAnswerAdmit(at), "answered once postponed for rekeyAnswerMaxDefer")
+			require.True(t, c.keys.deferredSince.IsZero(), "the next init starts a new clock")
+			require.False(t, c.rekeyAnswerAdmit(at.Add(time.Millisecond)), "a new init is left again while behind")
+		})
+	}
+}
+
 // TestOverloadKeepsSessionFromIdling checks that a datagram the read loop
 // dropped because the worker was saturated counts as heard for the idle
 // timer: the peer was sending, the server could not keep up.
@@ -270,5 +333,29 @@ func TestTimerSlicesInterleave(t *testing.T) {
 			require.Zero(t, conns[i].Stats().HeldBytes, "session %d holds nothing once acknowledged", i)
 		}
 		require.Zero(t, n.servers[0].Stats().HeldBytes)
+	})
+}
+
+// TestIdleSessionTimerEvents: an established session with nothing to send
+// runs its timer only for real deadlines (its path MTU confirmation, every
+// 30-45 s, and its idle and rekey timers), not once a second to look at a
+// retransmission count that cannot have moved (pmtud.go: the check is
+// lazy). 10,000 such sessions cost 10,000 timer events a second before.
+func TestIdleSessionTimerEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := &Config{}
+		p := newSimPair(t, 9, cfg, cfg, false)
+		require.NoError(t, p.cli.Start(t.Context()))
+		time.Sleep(5 * time.Second) // handshake, path MTU search
+		synctest.Wait()
+		srvConn := func() *Conn { p.srvH.mu.Lock(); defer p.srvH.mu.Unlock(); return p.srvH.conns[0] }()
+		require.Greater(t, srvConn.PathMTU(), pmtuBase, "the search ran: the session has a size to confirm")
+		before := p.srv.Stats().TimerEvents
+		const idle = 60 * time.Second
+		time.Sleep(idle)
+		synctest.Wait()
+		events := p.srv.Stats().TimerEvents - before
+		t.Logf("server timer events over %v idle: %d", idle, events)
+		require.LessOrEqual(t, events, uint64(idle/pmtuConfirmEvery)+4, "no wake per second while idle")
 	})
 }

@@ -20,7 +20,10 @@ import (
 //     so the client still comes first (the server adds 1/8).
 //   - Budget: a worker starts at most rekeyRate(sessions) rekeys a second
 //     (twice the average its sessions need, at least rekeyRateMin), a
-//     token bucket one second deep.
+//     token bucket one second deep, and at most rekeyPerEvent in one event
+//     of its loop: a full bucket (hundreds of rekeys) spent in one batch
+//     of inbound datagrams would hold every other session of the worker
+//     for tens of milliseconds behind the X25519 work.
 //   - Slack: a worker that is behind (shard.behind: timers due it has not
 //     run, or its inbound queue over a quarter full) starts no rekey. A
 //     key is good far longer than its rekey time, so this is the first
@@ -40,8 +43,13 @@ import (
 
 /* Implementation constants */
 const (
-	rekeyJitter    = 0.2 // fraction of RekeyAfterTime, either way
-	rekeyRateMin   = 50  // rekeys a worker may start per second, whatever its sessions
+	rekeyJitter  = 0.2 // fraction of RekeyAfterTime, either way
+	rekeyRateMin = 50  // rekeys a worker may start per second, whatever its sessions
+	// rekeyPerEvent is how many rekeys a worker starts or answers in one
+	// event (a batch of inbound datagrams, a timer slice): two X25519
+	// each, about 0.1-0.2 ms, so an event is held up by at most about a
+	// millisecond. Events come far more often than rekeys are due.
+	rekeyPerEvent  = 6
 	rekeyRetryBase = 250 * time.Millisecond
 	// rekeyRetrySpread spreads the retries of postponed rekeys, so they
 	// do not come back as one wave.
@@ -124,7 +132,7 @@ func (c *Conn) rekeyAdmit(now time.Time) bool {
 	if set.rekeyAfterPackets > 0 && c.sendCounter-rk.sentAtStart >= 2*uint64(set.rekeyAfterPackets) {
 		overdue = true
 	}
-	if !overdue && (s.behind.Load() || !s.rekeys.take(now, rekeyRate(len(s.conns), set.rekeyAfterTime))) {
+	if !overdue && (s.behind.Load() || !s.rekeyEventSlot(now) || !s.rekeys.take(now, rekeyRate(len(s.conns), set.rekeyAfterTime))) {
 		c.rekeyDeferrals++
 		spread := time.Duration(float64(rekeyRetrySpread) * unitFrac(c.id^0x5bd1e995, c.rekeyDeferrals))
 		c.rekeyWait = now.Add(rekeyRetryBase + spread)
@@ -145,11 +153,25 @@ func (c *Conn) rekeyAnswerAdmit(now time.Time) bool {
 		rk.deferredSince = now
 	}
 	if now.Sub(rk.deferredSince) < rekeyAnswerMaxDefer &&
-		(s.behind.Load() || !s.rekeys.take(now, rekeyRate(len(s.conns), c.ep.set.rekeyAfterTime))) {
+		(s.behind.Load() || !s.rekeyEventSlot(now) || !s.rekeys.take(now, rekeyRate(len(s.conns), c.ep.set.rekeyAfterTime))) {
 		s.traffic.rekeysDeferred.Add(1)
 		return false
 	}
 	rk.deferredSince = time.Time{}
+	return true
+}
+
+// rekeyEventSlot takes one of the rekeyPerEvent rekeys of the event that
+// began at now (every event of the loop reads the clock once, and passes
+// that now down), and reports whether there was one left.
+func (s *shard) rekeyEventSlot(now time.Time) bool {
+	if !now.Equal(s.rekeyEventAt) {
+		s.rekeyEventAt, s.rekeyEventN = now, 0
+	}
+	if s.rekeyEventN >= rekeyPerEvent {
+		return false
+	}
+	s.rekeyEventN++
 	return true
 }
 

@@ -256,6 +256,31 @@ func TestRekeyAnswerAdmit(t *testing.T) {
 	}
 }
 
+// TestRekeyPerEvent: one event of a worker's loop (one now) starts or
+// answers at most rekeyPerEvent rekeys, however full the budget: the rest
+// wait for later events (the peers retransmit), so no batch of inbound
+// datagrams holds the worker for a whole bucket of X25519 work.
+func TestRekeyPerEvent(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	ep := &endpoint{set: &settings{rekeyAfterTime: 30 * time.Second}}
+	s := &shard{ep: ep, conns: map[*Conn]struct{}{}}
+	var conns []*Conn
+	for i := range 1000 {
+		c := &Conn{connFixed: connFixed{ep: ep, shard: s, id: uint32(i)}}
+		s.conns[c] = struct{}{}
+		conns = append(conns, c)
+	}
+	answered := 0
+	for _, c := range conns[:50] {
+		if c.rekeyAnswerAdmit(t0) {
+			answered++
+		}
+	}
+	require.Equal(t, rekeyPerEvent, answered, "one event")
+	require.EqualValues(t, 50-rekeyPerEvent, s.traffic.rekeysDeferred.Load())
+	require.True(t, conns[60].rekeyAnswerAdmit(t0.Add(time.Microsecond)), "the next event has its own")
+}
+
 // TestOverloadKeepsSessionFromIdling checks that a datagram the read loop
 // dropped because the worker was saturated counts as heard for the idle
 // timer: the peer was sending, the server could not keep up.

@@ -62,6 +62,9 @@ type soakServerStats struct {
 	// CPU; a spike without one is the server's own work, or the clients'.
 	SchedP99Ms float64 `json:"sched_p99_ms"`
 	SchedMaxMs float64 `json:"sched_max_ms"`
+	// RunDelayNs is runDelay: the kernel's count of the time the
+	// server's threads waited for a CPU, since start.
+	RunDelayNs int64 `json:"run_delay_ns"`
 }
 
 func fdCount() int {
@@ -134,6 +137,7 @@ func soakServerRole(_ context.Context, o *options) error {
 			var ss soakServerStats
 			_ = json.Unmarshal(j, &ss)
 			ss.SchedP99Ms, ss.SchedMaxMs = sched.read()
+			ss.RunDelayNs = int64(runDelay())
 			j, _ = json.Marshal(ss)
 			fmt.Println(string(j))
 		case "PROF": // PROF <file> <seconds>: a CPU profile of that long
@@ -170,6 +174,9 @@ type soakRow struct {
 	SchedMax       float64
 	ProbeInP99     float64 // ms, the probe's way to the server's callback (soakHandler)
 	ProbeOutP99    float64 // and back
+	RunDelayPct    float64 // the server's threads waiting for a CPU (runDelay), % of the interval
+	ProbeSchedMax  float64 // ms, the probe process's goroutine scheduling latency
+	ProbeRunDelay  float64 // the probe's threads waiting for a CPU, % of the interval
 	ProbeN         int
 	ProbeLost      int
 	Sent, Echoed   int64 // in the interval
@@ -189,7 +196,7 @@ type soakRow struct {
 }
 
 var soakHeader = []string{"t_s", "sessions", "server_cpu_pct", "heap_MB", "held_MB", "rss_MB", "goroutines", "fds",
-	"probe_p50_ms", "probe_p99_ms", "probe_max_ms", "server_sched_p99_ms", "server_sched_max_ms", "probe_in_p99_ms", "probe_out_p99_ms", "probe_n", "probe_lost", "sent", "echoed",
+	"probe_p50_ms", "probe_p99_ms", "probe_max_ms", "server_sched_p99_ms", "server_sched_max_ms", "probe_in_p99_ms", "probe_out_p99_ms", "server_run_delay_pct", "probe_sched_max_ms", "probe_run_delay_pct", "probe_n", "probe_lost", "sent", "echoed",
 	"out_of_order", "dup", "late_5s", "lost_dead", "idle_closed", "other_closed", "closed_outstanding",
 	"timer_events_per_s", "timer_flushes_per_s", "rekeys_per_s", "rekeys_deferred",
 	"drop_overload", "drop_unknown", "drop_malformed", "drop_auth", "drop_replay", "drop_ratelimited", "burn"}
@@ -198,7 +205,7 @@ func (r soakRow) csv() []string {
 	f := func(v float64) string { return fmt.Sprintf("%.2f", v) }
 	d := func(v int64) string { return fmt.Sprint(v) }
 	return []string{f(r.T), fmt.Sprint(r.Sessions), f(r.CPUPct), f(r.HeapMB), f(r.HeldMB), f(r.RSSMB), fmt.Sprint(r.Goroutines), fmt.Sprint(r.FDs),
-		f(r.ProbeP50), f(r.ProbeP99), f(r.ProbeMax), f(r.SchedP99), f(r.SchedMax), f(r.ProbeInP99), f(r.ProbeOutP99), fmt.Sprint(r.ProbeN), fmt.Sprint(r.ProbeLost), d(r.Sent), d(r.Echoed),
+		f(r.ProbeP50), f(r.ProbeP99), f(r.ProbeMax), f(r.SchedP99), f(r.SchedMax), f(r.ProbeInP99), f(r.ProbeOutP99), f(r.RunDelayPct), f(r.ProbeSchedMax), f(r.ProbeRunDelay), fmt.Sprint(r.ProbeN), fmt.Sprint(r.ProbeLost), d(r.Sent), d(r.Echoed),
 		d(r.OutOfOrder), d(r.Dup), d(r.Late), d(r.LostDead), d(r.IdleClosed), d(r.OtherClosed), d(r.ClosedOut),
 		f(r.TimerEventsPS), f(r.TimerFlushesPS), f(r.RekeysPS), fmt.Sprint(r.RekeysDeferred),
 		fmt.Sprint(r.Drops.Overload), fmt.Sprint(r.Drops.UnknownSession), fmt.Sprint(r.Drops.Malformed),
@@ -459,6 +466,7 @@ func soakCase(ctx context.Context, p soakParams) (map[string]float64, error) {
 			T: el.Seconds(), Sessions: st.Sessions, CPUPct: cpu, HeapMB: float64(st.Heap) / 1e6, HeldMB: float64(st.Held) / 1e6, RSSMB: float64(st.RSS) / 1e6,
 			Goroutines: st.Goroutines, FDs: st.FDs, ProbeP50: probeS.P50ms, ProbeP99: probeS.P99ms, ProbeMax: probeS.MaxMs,
 			SchedP99: st.SchedP99Ms, SchedMax: st.SchedMaxMs, ProbeInP99: probeS.InP99ms, ProbeOutP99: probeS.OutP99ms,
+			RunDelayPct: float64(st.RunDelayNs-prevSt.RunDelayNs) / 1e9 / dt * 100, ProbeSchedMax: probeS.SchedMaxMs, ProbeRunDelay: probeS.RunDelayPct,
 			ProbeN: probeS.N, ProbeLost: probeS.Lost, Sent: agg.Sent - prevLoad.Sent, Echoed: agg.Echoed - prevLoad.Echoed,
 			OutOfOrder: agg.OutOfOrder, Dup: agg.Dup, Late: agg.Late, LostDead: agg.LostDead, IdleClosed: agg.IdleClosed,
 			OtherClosed: agg.OtherClosed, ClosedOut: agg.ClosedOut,
@@ -469,8 +477,8 @@ func soakCase(ctx context.Context, p soakParams) (map[string]float64, error) {
 		rows = append(rows, row)
 		_ = w.Write(row.csv())
 		w.Flush()
-		logf("t=%3.0fs sessions=%d cpu=%.0f%% heap=%.0fMB held=%.1fMB rss=%.0fMB gr=%d fds=%d probe p50=%.2f p99=%.2f max=%.1fms lost=%d in/out p99=%.1f/%.1f sched p99=%.1f max=%.1fms | sent=%d echoed=%d ooo=%d lostDead=%d idle=%d other=%d closedOut=%d | timers/s=%.0f flushes/s=%.0f rekeys/s=%.0f deferred=%d | drops %+v closed: %s",
-			row.T, row.Sessions, row.CPUPct, row.HeapMB, row.HeldMB, row.RSSMB, row.Goroutines, row.FDs, row.ProbeP50, row.ProbeP99, row.ProbeMax, row.ProbeLost, row.ProbeInP99, row.ProbeOutP99, row.SchedP99, row.SchedMax,
+		logf("t=%3.0fs sessions=%d cpu=%.0f%% heap=%.0fMB held=%.1fMB rss=%.0fMB gr=%d fds=%d probe p50=%.2f p99=%.2f max=%.1fms lost=%d in/out p99=%.1f/%.1f sched p99=%.1f max=%.1fms runq=%.0f%% probe sched max=%.1fms runq=%.0f%% | sent=%d echoed=%d ooo=%d lostDead=%d idle=%d other=%d closedOut=%d | timers/s=%.0f flushes/s=%.0f rekeys/s=%.0f deferred=%d | drops %+v closed: %s",
+			row.T, row.Sessions, row.CPUPct, row.HeapMB, row.HeldMB, row.RSSMB, row.Goroutines, row.FDs, row.ProbeP50, row.ProbeP99, row.ProbeMax, row.ProbeLost, row.ProbeInP99, row.ProbeOutP99, row.SchedP99, row.SchedMax, row.RunDelayPct, row.ProbeSchedMax, row.ProbeRunDelay,
 			row.Sent, row.Echoed, row.OutOfOrder, row.LostDead, row.IdleClosed, row.OtherClosed, row.ClosedOut,
 			row.TimerEventsPS, row.TimerFlushesPS, row.RekeysPS, row.RekeysDeferred, row.Drops, st.Closed)
 		if !restartedAt.IsZero() && backAfter < 0 && st.Sessions >= loaded+1 {

@@ -458,8 +458,13 @@ type probeSample struct {
 	InMaxMs  float64 `json:"in_max_ms"`
 	OutP99ms float64 `json:"out_p99_ms"`
 	OutMaxMs float64 `json:"out_max_ms"`
-	Lost     int     `json:"lost"`    // requests unanswered after soakLate
-	Redials  int64   `json:"redials"` // cumulative
+	// The probe process's own goroutine scheduling latency (max) and
+	// its threads' wait for a CPU (% of the interval): a spike with
+	// these high is the probe starved, not the server slow.
+	SchedMaxMs  float64 `json:"sched_max_ms"`
+	RunDelayPct float64 `json:"run_delay_pct"`
+	Lost        int     `json:"lost"`    // requests unanswered after soakLate
+	Redials     int64   `json:"redials"` // cumulative
 }
 
 // probe is the soak's probe: request/response at o.rate a second on one
@@ -526,6 +531,9 @@ func soakProbeRole(ctx context.Context, o *options) error {
 		close(stop)
 	}()
 	p := &probe{base: time.Now(), pending: make(map[uint64]time.Duration)}
+	var sched schedLatency
+	sched.read()
+	lastDelay, lastAt := runDelay(), time.Now()
 	var redials int64
 	var c *uxp.Conn
 	dial := func() {
@@ -576,6 +584,10 @@ func soakProbeRole(ctx context.Context, o *options) error {
 				s.P99ms = float64(r[min(len(r)-1, len(r)*99/100)]) / 1e6
 				s.MaxMs = float64(r[len(r)-1]) / 1e6
 			}
+			_, s.SchedMaxMs = sched.read()
+			d, at := runDelay(), time.Now()
+			s.RunDelayPct = float64(d-lastDelay) / float64(at.Sub(lastAt)) * 100
+			lastDelay, lastAt = d, at
 			s.InP99ms, s.InMaxMs = p99Max(ins)
 			s.OutP99ms, s.OutMaxMs = p99Max(outs)
 			j, _ := json.Marshal(s)

@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/binary"
+	"os"
 	"runtime/metrics"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/uxp-go/uxp"
@@ -103,4 +106,30 @@ func (s *schedLatency) read() (p99, maxMs float64) {
 		}
 	}
 	return p99, maxMs
+}
+
+// runDelay is the time this process's threads spent runnable but waiting
+// for a CPU, as the kernel counts it (/proc/self/task/*/schedstat, second
+// field), summed over the threads: what the Go scheduler's latency
+// cannot see, a thread the kernel preempted for another process. -1 if
+// unknown.
+func runDelay() time.Duration {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return -1
+	}
+	var sum int64
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseInt(f[1], 10, 64)
+		sum += v
+	}
+	return time.Duration(sum)
 }

@@ -63,12 +63,18 @@ type schedLatency struct {
 	prev []uint64
 }
 
-const schedMetric = "/sched/latencies:seconds"
+const (
+	schedMetric   = "/sched/latencies:seconds"
+	gcPauseMetric = "/sched/pauses/total/gc:seconds" // stop-the-world pauses for GC
+)
 
 // read returns the p99 and the largest bucket's upper bound, in
 // milliseconds, of the scheduling latencies since the previous read.
-func (s *schedLatency) read() (p99, maxMs float64) {
-	smp := []metrics.Sample{{Name: schedMetric}}
+func (s *schedLatency) read() (p99, maxMs float64) { return s.readMetric(schedMetric) }
+
+// readMetric is read for any time histogram of runtime/metrics.
+func (s *schedLatency) readMetric(name string) (p99, maxMs float64) {
+	smp := []metrics.Sample{{Name: name}}
 	metrics.Read(smp)
 	if smp[0].Value.Kind() != metrics.KindFloat64Histogram {
 		return 0, 0

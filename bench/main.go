@@ -59,6 +59,7 @@ type options struct {
 	churn       float64
 	garbage     int
 	privKey     string
+	sockBuf     int
 	sampleEvery time.Duration
 	loss        float64
 	idle        bool
@@ -98,6 +99,7 @@ func main() {
 	fs.Float64Var(&o.churn, "churn", 0, "internal: fraction of sessions replaced per second (soak)")
 	fs.IntVar(&o.garbage, "garbage", 0, "internal: garbage datagrams per second (soak)")
 	fs.StringVar(&o.privKey, "privkey", "", "internal: server private key (soak server)")
+	fs.IntVar(&o.sockBuf, "sockbuf", 32<<20, "soak and restart scenarios: force every soak socket's receive and send buffers to this many `bytes` (SO_RCVBUFFORCE, as root; 0: uxp's 4 MiB default, capped by net.core.rmem_max)")
 	fs.DurationVar(&o.sampleEvery, "every", 10*time.Second, "internal: soak sampling interval")
 	fs.StringVar(&o.bind, "bind", "", "internal: local IP a load generator binds its sockets to")
 	fs.StringVar(&o.profile, "cpuprofile", "", "internal: write a CPU profile of this child to `file` (a server: from MARK on)")

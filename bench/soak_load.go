@@ -283,6 +283,9 @@ func soakLoadRole(ctx context.Context, o *options) error {
 		}
 		_ = pc.SetReadBuffer(4 << 20)
 		_ = pc.SetWriteBuffer(4 << 20)
+		if o.sockBuf > 0 {
+			forceSockBuf(pc, o.sockBuf)
+		}
 		m := &mutePC{PacketConn: pc, loss: o.loss}
 		d, err := uxp.NewDialer(m, cfg)
 		if err != nil {
@@ -425,6 +428,17 @@ func (g *soakLoad) garbageLoop(ctx context.Context, rate int) {
 		return
 	}
 	defer pc.Close()
+	// Read and discard what comes back (stateless resets, cookie
+	// replies), so that this socket's buffer does not fill and count
+	// kernel drops among the load generators'.
+	go func() {
+		b := make([]byte, 2048)
+		for {
+			if _, _, err := pc.ReadFrom(b); err != nil {
+				return
+			}
+		}
+	}()
 	t := time.NewTicker(time.Second / time.Duration(rate))
 	defer t.Stop()
 	b := make([]byte, 256)
@@ -463,8 +477,12 @@ type probeSample struct {
 	// these high is the probe starved, not the server slow.
 	SchedMaxMs  float64 `json:"sched_max_ms"`
 	RunDelayPct float64 `json:"run_delay_pct"`
-	Lost        int     `json:"lost"`    // requests unanswered after soakLate
-	Redials     int64   `json:"redials"` // cumulative
+	// Retrans is the probe session's retransmissions (and tail probes)
+	// in the interval, Recv its datagrams that failed authentication or
+	// were dropped: a spike with retransmissions was a loss.
+	Retrans uint64 `json:"retrans"`
+	Lost    int    `json:"lost"`    // requests unanswered after soakLate
+	Redials int64  `json:"redials"` // cumulative
 }
 
 // probe is the soak's probe: request/response at o.rate a second on one
@@ -517,6 +535,9 @@ func soakProbeRole(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
+	if o.sockBuf > 0 && forceSockBuf(pc, o.sockBuf) {
+		cfg.SocketBufferBytes = -1
+	}
 	d, err := uxp.NewDialer(pc, cfg)
 	if err != nil {
 		pc.Close()
@@ -534,6 +555,7 @@ func soakProbeRole(ctx context.Context, o *options) error {
 	var sched schedLatency
 	sched.read()
 	lastDelay, lastAt := runDelay(), time.Now()
+	var lastRetrans uint64
 	var redials int64
 	var c *uxp.Conn
 	dial := func() {
@@ -565,6 +587,7 @@ func soakProbeRole(ctx context.Context, o *options) error {
 		case <-p.dead:
 			redials++
 			dial()
+			lastRetrans = 0
 		case <-sampleT.C:
 			now := time.Since(p.base)
 			p.mu.Lock()
@@ -585,6 +608,11 @@ func soakProbeRole(ctx context.Context, o *options) error {
 				s.MaxMs = float64(r[len(r)-1]) / 1e6
 			}
 			_, s.SchedMaxMs = sched.read()
+			if c != nil {
+				r := c.Stats().Retransmissions
+				s.Retrans = r - lastRetrans
+				lastRetrans = r
+			}
 			d, at := runDelay(), time.Now()
 			s.RunDelayPct = float64(d-lastDelay) / float64(at.Sub(lastAt)) * 100
 			lastDelay, lastAt = d, at

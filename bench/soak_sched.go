@@ -139,3 +139,36 @@ func runDelay() time.Duration {
 	}
 	return time.Duration(sum)
 }
+
+// udpDrops sums the kernel's receive-buffer drops (/proc/net/udp, last
+// field) of the IPv4 UDP sockets whose local address match accepts: what
+// overflowed a socket's buffer before its reader took it.
+func udpDrops(match func(ip [4]byte, port uint16) bool) int64 {
+	b, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		return -1
+	}
+	var sum int64
+	for _, l := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(l)
+		if len(f) < 13 {
+			continue
+		}
+		a, p, ok := strings.Cut(f[1], ":")
+		if !ok || len(a) != 8 {
+			continue
+		}
+		v, err1 := strconv.ParseUint(a, 16, 32)
+		port, err2 := strconv.ParseUint(p, 16, 16)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		ip := [4]byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)} // little-endian on the machines we run on
+		if !match(ip, uint16(port)) {
+			continue
+		}
+		d, _ := strconv.ParseInt(f[len(f)-1], 10, 64)
+		sum += d
+	}
+	return sum
+}

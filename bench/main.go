@@ -95,7 +95,7 @@ func main() {
 	fs.DurationVar(&o.dur, "dur", time.Second, "internal: measured duration")
 	fs.DurationVar(&o.grace, "grace", 2*time.Second, "internal: wait for late replies")
 	fs.IntVar(&o.procs, "procs", 0, "internal: GOMAXPROCS for the child")
-	fs.DurationVar(&o.rekey, "rekey", 0, "internal: RekeyAfterTime (soak)")
+	fs.DurationVar(&o.rekey, "rekey", 0, "soak scenario: RekeyAfterTime; 0 means the issue's 30s (15s with -quick), negative uxp's default (2 min); also passed to the soak's children")
 	fs.Float64Var(&o.churn, "churn", 0, "internal: fraction of sessions replaced per second (soak)")
 	fs.IntVar(&o.garbage, "garbage", 0, "internal: garbage datagrams per second (soak)")
 	fs.StringVar(&o.privKey, "privkey", "", "internal: server private key (soak server)")

@@ -403,6 +403,12 @@ func soakPlan(o *options, scen string) soakParams {
 	if o.soakDur > 0 {
 		p.dur = o.soakDur
 	}
+	switch {
+	case o.rekey > 0:
+		p.rekey = o.rekey
+	case o.rekey < 0:
+		p.rekey = 0 // uxp's default
+	}
 	if scen == "restart" {
 		// Clients attached, no churn, default rekeys; the server is
 		// killed once they are all up and settled, and the run goes on

@@ -35,6 +35,8 @@ const (
 	soakMsgSize   = 100
 	soakLate      = 5 * time.Second
 	soakDrainWait = 3 * time.Second // how long a session to be closed waits for its echoes
+	soakSockets   = 10              // at least this many sockets, for soakMuteShare's granularity
+	soakMuteShare = 0.3             // of the churn: sessions abandoned silently (the rest Close)
 	msgTransport  = 4               // uxp's transport datagram type (docs/protocol.md)
 )
 
@@ -78,11 +80,14 @@ type soakLoad struct {
 	o       *options
 	server  net.Addr
 	dialers []*uxp.Dialer
-	mutes   []*mutePC // the dialers' sockets, by the same index
-	slots   []atomic.Pointer[soakSess]
-	redial  chan int
-	base    time.Time
-	st      struct {
+	mutes   []*mutePC // the dialers' socket wrappers, by the same index; nil: a plain socket
+	// muteSocks: sockets 0 to muteSocks-1 are wrapped; churn abandons
+	// the sessions on them and closes the others.
+	muteSocks int
+	slots     []atomic.Pointer[soakSess]
+	redial    chan int
+	base      time.Time
+	st        struct {
 		live, sent, echoed, ooo, dup, late, lostDead, idle, other, closed, closedOut, abandoned, dials, dialFails, writeErrs, garbage atomic.Int64
 	}
 }
@@ -276,7 +281,24 @@ func soakLoadRole(ctx context.Context, o *options) error {
 	cfg.RekeyAfterTime = o.rekey
 	g := &soakLoad{o: o, server: server, slots: make([]atomic.Pointer[soakSess], o.n), redial: make(chan int, o.n+1), base: time.Now()}
 	bind := net.ParseIP(o.bind)
-	for range (o.n + loadPerSocket - 1) / loadPerSocket {
+	// Sockets: slot i uses socket i % n. Silent abandonment needs a
+	// wrapper that drops a session's datagrams (mutePC), and a wrapped
+	// socket runs uxp's generic one-datagram-per-call I/O, which cost the
+	// load generator a syscall per datagram: at 20,000 sessions it could
+	// not keep up, stalled, and its missing ACKs made the server
+	// retransmit for every session at once. So only soakMuteShare of the
+	// sockets are wrapped, and churn abandons the sessions on those and
+	// closes the others; the rest get recvmmsg/sendmmsg. With loss every
+	// socket is wrapped (the wrapper drops the path's loss).
+	nSock := max(soakSockets, (o.n+loadPerSocket-1)/loadPerSocket)
+	g.muteSocks = int(soakMuteShare*float64(nSock) + 0.5)
+	if o.loss > 0 {
+		g.muteSocks = nSock
+	}
+	if o.sockBuf > 0 {
+		cfg.SocketBufferBytes = -1 // forced below
+	}
+	for i := range nSock {
 		pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: bind})
 		if err != nil {
 			return err
@@ -286,8 +308,13 @@ func soakLoadRole(ctx context.Context, o *options) error {
 		if o.sockBuf > 0 {
 			forceSockBuf(pc, o.sockBuf)
 		}
-		m := &mutePC{PacketConn: pc, loss: o.loss}
-		d, err := uxp.NewDialer(m, cfg)
+		var m *mutePC
+		var conn net.PacketConn = pc
+		if i < g.muteSocks {
+			m = &mutePC{PacketConn: pc, loss: o.loss}
+			conn = m
+		}
+		d, err := uxp.NewDialer(conn, cfg)
 		if err != nil {
 			pc.Close()
 			return err
@@ -400,9 +427,10 @@ func soakLoadRole(ctx context.Context, o *options) error {
 	}
 }
 
-// churn replaces o.churn of the sessions a second: 70 % closed with
-// Close, 30 % abandoned silently (their dialer's mutePC drops their
-// packets from then on).
+// churn replaces o.churn of the sessions a second, picked at random: 70 %
+// closed with Close, 30 % (soakMuteShare: those on a wrapped socket)
+// abandoned silently (their dialer's mutePC drops their packets from then
+// on).
 func (g *soakLoad) churn(ctx context.Context) {
 	k := int(float64(len(g.slots))*g.o.churn + rand.Float64())
 	for range k {
@@ -411,7 +439,7 @@ func (g *soakLoad) churn(ctx context.Context) {
 		if s == nil {
 			continue
 		}
-		if rand.Float64() < 0.3 {
+		if slot%len(g.dialers) < g.muteSocks { // soakMuteShare of the slots
 			g.abandonSlot(s)
 		} else {
 			go g.closeSlot(ctx, s)

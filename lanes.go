@@ -446,15 +446,10 @@ func (c *Conn) laneTimers(now time.Time) {
 				l.ackPending = false
 			}
 		}
-		if at, has, _ := c.shard.kcp.SendWork(l.arq); has && int32(at-kcpx.Now()) <= 0 {
+		if at, has, _ := c.laneSendWork(l); has && int32(at-kcpx.Now()) <= 0 {
 			// A retransmission timeout has come: flush now rather than
 			// wait for KCP's tick (which the lane no longer runs while
-			// it only waits for ACKs). Lanes that keep the tick
-			// (laneSendWork: deadline messages in flight) are flushed
-			// here too: Check wakes them at the segment's resend time,
-			// and Update would flush only at the next tick, up to an
-			// interval later, a delay whose size depended on the phase
-			// of KCP's clock (TestDeadlineFrames failed at some).
+			// it only waits for ACKs).
 			if c.shard.kcp.Flush(l.arq, kcp.IKCP_FLUSH_FULL) {
 				l.ackPending = false
 			}

@@ -46,7 +46,7 @@ func (c *Conn) curMTU() int { return c.pmtu.cur }
 // raise (a message must fit in KCP's 255 fragments at every size used).
 func (c *Conn) initPMTU(now time.Time) {
 	base := max(min(pmtuBase, c.mtu), c.ep.set.minMTU())
-	c.pmtu = newPMTU(base, c.mtu, now)
+	c.pmtu = newPMTU(base, c.mtu, c.id, now)
 	c.pathMTU.Store(int32(c.pmtu.cur))
 }
 
@@ -56,7 +56,13 @@ func (c *Conn) probeTimeout() time.Duration {
 }
 
 // pmtuTick runs the search's timers and sends the probe they ask for.
+// While the worker is behind it sends nothing: probes wait, like rekeys,
+// until the worker has caught up (pmtud.go, Overload).
 func (c *Conn) pmtuTick(now time.Time) {
+	if c.shard.behind.Load() {
+		c.pmtu.overloaded(now, c.traffic.retrans.Load())
+		return
+	}
 	size, id, changed := c.pmtu.tick(now, c.traffic.retrans.Load(), c.probeTimeout())
 	if changed {
 		c.pathMTUChanged()

@@ -133,6 +133,9 @@ type rekeyState struct {
 	// and when the last init was answered (minPeerRekeyGap).
 	ackPub   [32]byte
 	answered time.Time
+	// deferredSince is when the answer to the peer's pending init was
+	// first postponed (rekeyAnswerAdmit); zero: none is.
+	deferredSince time.Time
 }
 
 func blake2sHash() hash.Hash {
@@ -352,6 +355,9 @@ func (c *Conn) takeRekey(body []byte, now time.Time) {
 			// per minPeerRekeyGap.
 			c.drop(dropRateLimited)
 			return
+		}
+		if !c.rekeyAnswerAdmit(now) { // rekey_sched.go: budget and overload
+			return // the peer retransmits its init
 		}
 		if rk.pending {
 			rk.pending = false

@@ -20,7 +20,10 @@ import (
 //     so the client still comes first (the server adds 1/8).
 //   - Budget: a worker starts at most rekeyRate(sessions) rekeys a second
 //     (twice the average its sessions need, at least rekeyRateMin), a
-//     token bucket one second deep.
+//     token bucket one second deep, and at most rekeyPerEvent in one event
+//     of its loop: a full bucket (hundreds of rekeys) spent in one batch
+//     of inbound datagrams would hold every other session of the worker
+//     for tens of milliseconds behind the X25519 work.
 //   - Slack: a worker that is behind (shard.behind: timers due it has not
 //     run, or its inbound queue over a quarter full) starts no rekey. A
 //     key is good far longer than its rekey time, so this is the first
@@ -29,17 +32,32 @@ import (
 //     and goes ahead regardless once the generation is twice its rekey
 //     age (or count) old, so nothing waits forever.
 //
-// Only the initiator's side is scheduled here; answering a peer's rekey is
-// bounded by the peer's own schedule and rekey.go's checks.
+// The responder's side is scheduled too (rekeyAnswerAdmit): answering an
+// init costs the same two X25519 as starting one, and on a server, where
+// clients start nearly every rekey, it is most of the rekey work. A worker
+// that is behind, or out of budget, drops the init (counted as deferred);
+// the peer retransmits it (250 ms, then doubling up to 2 s), and an init
+// postponed for rekeyAnswerMaxDefer is answered regardless. Both sides
+// draw on the one budget: each session's rekey is one start or one answer
+// on each side.
 
 /* Implementation constants */
 const (
-	rekeyJitter    = 0.2 // fraction of RekeyAfterTime, either way
-	rekeyRateMin   = 50  // rekeys a worker may start per second, whatever its sessions
+	rekeyJitter  = 0.2 // fraction of RekeyAfterTime, either way
+	rekeyRateMin = 50  // rekeys a worker may start per second, whatever its sessions
+	// rekeyPerEvent is how many rekeys a worker starts or answers in one
+	// event (a batch of inbound datagrams, a timer slice): two X25519
+	// each, about 0.1-0.2 ms, so an event is held up by at most about a
+	// millisecond. Events come far more often than rekeys are due.
+	rekeyPerEvent  = 6
 	rekeyRetryBase = 250 * time.Millisecond
 	// rekeyRetrySpread spreads the retries of postponed rekeys, so they
 	// do not come back as one wave.
 	rekeyRetrySpread = time.Second
+	// rekeyAnswerMaxDefer bounds how long a peer's rekey init waits for
+	// an answer on this side; the answer then comes at the peer's next
+	// retransmission (at most rekeyMaxRetry later).
+	rekeyAnswerMaxDefer = 4 * time.Second
 )
 
 // mix64 is splitmix64's finalizer: a cheap, well-spread hash of x. Not for
@@ -114,7 +132,7 @@ func (c *Conn) rekeyAdmit(now time.Time) bool {
 	if set.rekeyAfterPackets > 0 && c.sendCounter-rk.sentAtStart >= 2*uint64(set.rekeyAfterPackets) {
 		overdue = true
 	}
-	if !overdue && (s.behind.Load() || !s.rekeys.take(now, rekeyRate(len(s.conns), set.rekeyAfterTime))) {
+	if !overdue && (s.behind.Load() || !s.rekeyEventSlot(now) || !s.rekeys.take(now, rekeyRate(len(s.conns), set.rekeyAfterTime))) {
 		c.rekeyDeferrals++
 		spread := time.Duration(float64(rekeyRetrySpread) * unitFrac(c.id^0x5bd1e995, c.rekeyDeferrals))
 		c.rekeyWait = now.Add(rekeyRetryBase + spread)
@@ -122,6 +140,38 @@ func (c *Conn) rekeyAdmit(now time.Time) bool {
 		return false
 	}
 	c.rekeyWait = time.Time{}
+	return true
+}
+
+// rekeyAnswerAdmit decides whether the peer's rekey init (a new one, not
+// a retransmission of one answered) is answered now. If not, the init is
+// dropped and counted as a deferred rekey; the peer retransmits it.
+func (c *Conn) rekeyAnswerAdmit(now time.Time) bool {
+	rk := &c.keys
+	s := c.shard
+	if rk.deferredSince.IsZero() {
+		rk.deferredSince = now
+	}
+	if now.Sub(rk.deferredSince) < rekeyAnswerMaxDefer &&
+		(s.behind.Load() || !s.rekeyEventSlot(now) || !s.rekeys.take(now, rekeyRate(len(s.conns), c.ep.set.rekeyAfterTime))) {
+		s.traffic.rekeysDeferred.Add(1)
+		return false
+	}
+	rk.deferredSince = time.Time{}
+	return true
+}
+
+// rekeyEventSlot takes one of the rekeyPerEvent rekeys of the event that
+// began at now (every event of the loop reads the clock once, and passes
+// that now down), and reports whether there was one left.
+func (s *shard) rekeyEventSlot(now time.Time) bool {
+	if !now.Equal(s.rekeyEventAt) {
+		s.rekeyEventAt, s.rekeyEventN = now, 0
+	}
+	if s.rekeyEventN >= rekeyPerEvent {
+		return false
+	}
+	s.rekeyEventN++
 	return true
 }
 

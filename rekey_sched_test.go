@@ -131,3 +131,91 @@ func TestOverloadKeepsSessionFromIdling(t *testing.T) {
 	require.True(t, c.hb.idleExpired(t0.Add(19*time.Second)))
 	require.False(t, c.overloadHeard(), "the same drop does not count twice")
 }
+
+// TestRekeyAnswerAdmit checks the responder's side: a worker that is
+// behind, or out of budget, leaves a peer's new rekey init unanswered (the
+// peer retransmits it), counted as deferred, but never for longer than
+// rekeyAnswerMaxDefer from the first init it left; an answer resets that
+// clock.
+func TestRekeyAnswerAdmit(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	newConn := func() *Conn {
+		ep := &endpoint{set: &settings{rekeyAfterTime: 30 * time.Second}}
+		s := &shard{ep: ep, conns: map[*Conn]struct{}{}}
+		c := &Conn{connFixed: connFixed{ep: ep, shard: s, id: 42}}
+		s.conns[c] = struct{}{}
+		return c
+	}
+	for _, tc := range []struct {
+		name   string
+		behind bool
+		spent  bool
+		want   bool
+	}{
+		{"answered", false, false, true},
+		{"behind", true, false, false},
+		{"no budget", false, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newConn()
+			c.shard.behind.Store(tc.behind)
+			if tc.spent {
+				for c.shard.rekeys.take(t0, rekeyRate(1, 30*time.Second)) {
+				}
+			}
+			require.Equal(t, tc.want, c.rekeyAnswerAdmit(t0))
+			if tc.want {
+				require.Zero(t, c.shard.traffic.rekeysDeferred.Load())
+				return
+			}
+			require.Equal(t, uint64(1), c.shard.traffic.rekeysDeferred.Load())
+			// The peer's retransmissions (250 ms, doubling to 2 s) are
+			// left too while the overload lasts, up to the bound.
+			at := t0
+			for _, gap := range []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second} {
+				at = at.Add(gap)
+				if at.Sub(t0) >= rekeyAnswerMaxDefer {
+					break
+				}
+				if tc.spent {
+					for c.shard.rekeys.take(at, rekeyRate(1, 30*time.Second)) {
+					}
+				}
+				require.False(t, c.rekeyAnswerAdmit(at), "retransmission at %v", at.Sub(t0))
+			}
+			at = t0.Add(rekeyAnswerMaxDefer)
+			if tc.spent {
+				for c.shard.rekeys.take(at, rekeyRate(1, 30*time.Second)) {
+				}
+			}
+			require.True(t, c.rekeyAnswerAdmit(at), "answered once postponed for rekeyAnswerMaxDefer")
+			require.True(t, c.keys.deferredSince.IsZero(), "the next init starts a new clock")
+			require.False(t, c.rekeyAnswerAdmit(at.Add(time.Millisecond)), "a new init is left again while behind")
+		})
+	}
+}
+
+// TestRekeyPerEvent: one event of a worker's loop (one now) starts or
+// answers at most rekeyPerEvent rekeys, however full the budget: the rest
+// wait for later events (the peers retransmit), so no batch of inbound
+// datagrams holds the worker for a whole bucket of X25519 work.
+func TestRekeyPerEvent(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	ep := &endpoint{set: &settings{rekeyAfterTime: 30 * time.Second}}
+	s := &shard{ep: ep, conns: map[*Conn]struct{}{}}
+	var conns []*Conn
+	for i := range 1000 {
+		c := &Conn{connFixed: connFixed{ep: ep, shard: s, id: uint32(i)}}
+		s.conns[c] = struct{}{}
+		conns = append(conns, c)
+	}
+	answered := 0
+	for _, c := range conns[:50] {
+		if c.rekeyAnswerAdmit(t0) {
+			answered++
+		}
+	}
+	require.Equal(t, rekeyPerEvent, answered, "one event")
+	require.EqualValues(t, 50-rekeyPerEvent, s.traffic.rekeysDeferred.Load())
+	require.True(t, conns[60].rekeyAnswerAdmit(t0.Add(time.Microsecond)), "the next event has its own")
+}

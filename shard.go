@@ -51,7 +51,11 @@ type shard struct {
 	arq arq.Shard
 
 	kcp    *kcpx.Factory // the sessions' KCPs: prototype, shared flush buffer (internal/kcpx)
-	rekeys rekeyBudget   // rekey starts (rekey_sched.go)
+	rekeys rekeyBudget   // rekey starts and answers (rekey_sched.go)
+	// rekeyEventAt and rekeyEventN count the rekeys started or answered
+	// in the event that began at rekeyEventAt (rekeyEventSlot).
+	rekeyEventAt time.Time
+	rekeyEventN  int
 
 	traffic trafficCounters
 	drops   dropCounters

@@ -163,7 +163,9 @@ type ServerStats struct {
 	// per session), and a warning was logged once.
 	KCPFastPath bool
 	// RekeysDeferred counts rekeys a worker postponed because it was
-	// behind or its rekey budget for the second was spent (rekey_sched.go).
+	// behind or its rekey budget for the second was spent (rekey_sched.go):
+	// rekeys it would have started, and peers' rekey inits it left
+	// unanswered for their retransmission.
 	RekeysDeferred uint64
 	// HandshakesConfirmed counts handshakes the client completed: its
 	// first transport packet authenticated. Each is then announced, or

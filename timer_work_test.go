@@ -131,3 +131,27 @@ func TestTimerSlicesInterleave(t *testing.T) {
 		require.Zero(t, n.servers[0].Stats().HeldBytes)
 	})
 }
+
+// TestIdleSessionTimerEvents: an established session with nothing to send
+// runs its timer only for real deadlines (its path MTU confirmation, every
+// 30-45 s, and its idle and rekey timers), not once a second to look at a
+// retransmission count that cannot have moved (pmtud.go: the check is
+// lazy). 10,000 such sessions cost 10,000 timer events a second before.
+func TestIdleSessionTimerEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := &Config{}
+		p := newSimPair(t, 9, cfg, cfg, false)
+		require.NoError(t, p.cli.Start(t.Context()))
+		time.Sleep(5 * time.Second) // handshake, path MTU search
+		synctest.Wait()
+		srvConn := func() *Conn { p.srvH.mu.Lock(); defer p.srvH.mu.Unlock(); return p.srvH.conns[0] }()
+		require.Greater(t, srvConn.PathMTU(), pmtuBase, "the search ran: the session has a size to confirm")
+		before := p.srv.Stats().TimerEvents
+		const idle = 60 * time.Second
+		time.Sleep(idle)
+		synctest.Wait()
+		events := p.srv.Stats().TimerEvents - before
+		t.Logf("server timer events over %v idle: %d", idle, events)
+		require.LessOrEqual(t, events, uint64(idle/pmtuConfirmEvery)+4, "no wake per second while idle")
+	})
+}

@@ -27,29 +27,30 @@ import (
 
 // options are the command line; children get the fields they need.
 type options struct {
-	role    string // "", "server", "client"
-	quick   bool
-	out     string
-	only    string // comma-separated scenario filter
-	systems string // comma-separated system filter
-	reps    int
-	sys     string
-	scen    string
-	addr    string
-	key     string
-	fec     string
-	n       int
-	par     int
-	size    int
-	rate    float64
-	dur     time.Duration
-	grace   time.Duration
-	procs   int
-	noNetns bool
-	scaleNs string
-	profile string
-	profDir string
-	bind    string
+	role      string // "", "server", "client"
+	quick     bool
+	out       string
+	only      string // comma-separated scenario filter
+	systems   string // comma-separated system filter
+	reps      int
+	sys       string
+	scen      string
+	addr      string
+	key       string
+	fec       string
+	n         int
+	par       int
+	size      int
+	rate      float64
+	dur       time.Duration
+	grace     time.Duration
+	procs     int
+	noNetns   bool
+	scaleNs   string
+	profile   string
+	profEvery string
+	profDir   string
+	bind      string
 
 	// Soak (soak.go).
 	soakDur     time.Duration
@@ -58,6 +59,7 @@ type options struct {
 	churn       float64
 	garbage     int
 	privKey     string
+	sockBuf     int
 	sampleEvery time.Duration
 	loss        float64
 	idle        bool
@@ -78,6 +80,7 @@ func main() {
 	fs.DurationVar(&o.burn, "burn", 0, "soak scenario: burn one core for this long in the middle of the run")
 	fs.Float64Var(&o.loss, "loss", 0, "soak scenario: fraction of datagrams the load generators drop, each way")
 	fs.BoolVar(&o.idle, "idle", false, "soak scenario: sessions send no messages (heartbeats and rekeys only)")
+	fs.StringVar(&o.profEvery, "profile-intervals", "", "soak scenario: write a server CPU profile of every sampling interval into `DIR`")
 	fs.StringVar(&o.profDir, "profile", "", "write a CPU profile of every uxp server child (from MARK on) into `DIR`")
 	// Child flags.
 	fs.StringVar(&o.sys, "sys", "", "internal: system under test")
@@ -92,10 +95,11 @@ func main() {
 	fs.DurationVar(&o.dur, "dur", time.Second, "internal: measured duration")
 	fs.DurationVar(&o.grace, "grace", 2*time.Second, "internal: wait for late replies")
 	fs.IntVar(&o.procs, "procs", 0, "internal: GOMAXPROCS for the child")
-	fs.DurationVar(&o.rekey, "rekey", 0, "internal: RekeyAfterTime (soak)")
+	fs.DurationVar(&o.rekey, "rekey", 0, "soak scenario: RekeyAfterTime; 0 means the issue's 30s (15s with -quick), negative uxp's default (2 min); also passed to the soak's children")
 	fs.Float64Var(&o.churn, "churn", 0, "internal: fraction of sessions replaced per second (soak)")
 	fs.IntVar(&o.garbage, "garbage", 0, "internal: garbage datagrams per second (soak)")
 	fs.StringVar(&o.privKey, "privkey", "", "internal: server private key (soak server)")
+	fs.IntVar(&o.sockBuf, "sockbuf", 32<<20, "soak and restart scenarios: force every soak socket's receive and send buffers to this many `bytes` (SO_RCVBUFFORCE, as root; 0: uxp's 4 MiB default, capped by net.core.rmem_max)")
 	fs.DurationVar(&o.sampleEvery, "every", 10*time.Second, "internal: soak sampling interval")
 	fs.StringVar(&o.bind, "bind", "", "internal: local IP a load generator binds its sockets to")
 	fs.StringVar(&o.profile, "cpuprofile", "", "internal: write a CPU profile of this child to `file` (a server: from MARK on)")

@@ -390,8 +390,8 @@ func loadWrap() []string {
 // or a short smoke run with -quick.
 func soakPlan(o *options, scen string) soakParams {
 	p := soakParams{n: 10000, dur: 20 * time.Minute, every: 10 * time.Second, rekey: 30 * time.Second,
-		churn: 0.01, garbage: 200, probeHz: 20, burn: o.burn, out: o.out, profile: profileDir, label: scen,
-		loss: o.loss, idle: o.idle}
+		churn: 0.01, garbage: 200, probeHz: 20, burn: o.burn, out: o.out, profile: profileDir, profileAll: o.profEvery, label: scen,
+		loss: o.loss, idle: o.idle, sockBuf: o.sockBuf}
 	if o.quick {
 		p.n, p.dur, p.every, p.rekey = 1000, 90*time.Second, 5*time.Second, 15*time.Second
 	}
@@ -402,6 +402,12 @@ func soakPlan(o *options, scen string) soakParams {
 	}
 	if o.soakDur > 0 {
 		p.dur = o.soakDur
+	}
+	switch {
+	case o.rekey > 0:
+		p.rekey = o.rekey
+	case o.rekey < 0:
+		p.rekey = 0 // uxp's default
 	}
 	if scen == "restart" {
 		// Clients attached, no churn, default rekeys; the server is

@@ -35,6 +35,8 @@ const (
 	soakMsgSize   = 100
 	soakLate      = 5 * time.Second
 	soakDrainWait = 3 * time.Second // how long a session to be closed waits for its echoes
+	soakSockets   = 10              // at least this many sockets, for soakMuteShare's granularity
+	soakMuteShare = 0.3             // of the churn: sessions abandoned silently (the rest Close)
 	msgTransport  = 4               // uxp's transport datagram type (docs/protocol.md)
 )
 
@@ -78,11 +80,14 @@ type soakLoad struct {
 	o       *options
 	server  net.Addr
 	dialers []*uxp.Dialer
-	mutes   []*mutePC // the dialers' sockets, by the same index
-	slots   []atomic.Pointer[soakSess]
-	redial  chan int
-	base    time.Time
-	st      struct {
+	mutes   []*mutePC // the dialers' socket wrappers, by the same index; nil: a plain socket
+	// muteSocks: sockets 0 to muteSocks-1 are wrapped; churn abandons
+	// the sessions on them and closes the others.
+	muteSocks int
+	slots     []atomic.Pointer[soakSess]
+	redial    chan int
+	base      time.Time
+	st        struct {
 		live, sent, echoed, ooo, dup, late, lostDead, idle, other, closed, closedOut, abandoned, dials, dialFails, writeErrs, garbage atomic.Int64
 	}
 }
@@ -276,15 +281,40 @@ func soakLoadRole(ctx context.Context, o *options) error {
 	cfg.RekeyAfterTime = o.rekey
 	g := &soakLoad{o: o, server: server, slots: make([]atomic.Pointer[soakSess], o.n), redial: make(chan int, o.n+1), base: time.Now()}
 	bind := net.ParseIP(o.bind)
-	for range (o.n + loadPerSocket - 1) / loadPerSocket {
+	// Sockets: slot i uses socket i % n. Silent abandonment needs a
+	// wrapper that drops a session's datagrams (mutePC), and a wrapped
+	// socket runs uxp's generic one-datagram-per-call I/O, which cost the
+	// load generator a syscall per datagram: at 20,000 sessions it could
+	// not keep up, stalled, and its missing ACKs made the server
+	// retransmit for every session at once. So only soakMuteShare of the
+	// sockets are wrapped, and churn abandons the sessions on those and
+	// closes the others; the rest get recvmmsg/sendmmsg. With loss every
+	// socket is wrapped (the wrapper drops the path's loss).
+	nSock := max(soakSockets, (o.n+loadPerSocket-1)/loadPerSocket)
+	g.muteSocks = int(soakMuteShare*float64(nSock) + 0.5)
+	if o.loss > 0 {
+		g.muteSocks = nSock
+	}
+	if o.sockBuf > 0 {
+		cfg.SocketBufferBytes = -1 // forced below
+	}
+	for i := range nSock {
 		pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: bind})
 		if err != nil {
 			return err
 		}
 		_ = pc.SetReadBuffer(4 << 20)
 		_ = pc.SetWriteBuffer(4 << 20)
-		m := &mutePC{PacketConn: pc, loss: o.loss}
-		d, err := uxp.NewDialer(m, cfg)
+		if o.sockBuf > 0 {
+			forceSockBuf(pc, o.sockBuf)
+		}
+		var m *mutePC
+		var conn net.PacketConn = pc
+		if i < g.muteSocks {
+			m = &mutePC{PacketConn: pc, loss: o.loss}
+			conn = m
+		}
+		d, err := uxp.NewDialer(conn, cfg)
 		if err != nil {
 			pc.Close()
 			return err
@@ -397,9 +427,10 @@ func soakLoadRole(ctx context.Context, o *options) error {
 	}
 }
 
-// churn replaces o.churn of the sessions a second: 70 % closed with
-// Close, 30 % abandoned silently (their dialer's mutePC drops their
-// packets from then on).
+// churn replaces o.churn of the sessions a second, picked at random: 70 %
+// closed with Close, 30 % (soakMuteShare: those on a wrapped socket)
+// abandoned silently (their dialer's mutePC drops their packets from then
+// on).
 func (g *soakLoad) churn(ctx context.Context) {
 	k := int(float64(len(g.slots))*g.o.churn + rand.Float64())
 	for range k {
@@ -408,7 +439,7 @@ func (g *soakLoad) churn(ctx context.Context) {
 		if s == nil {
 			continue
 		}
-		if rand.Float64() < 0.3 {
+		if slot%len(g.dialers) < g.muteSocks { // soakMuteShare of the slots
 			g.abandonSlot(s)
 		} else {
 			go g.closeSlot(ctx, s)
@@ -425,6 +456,17 @@ func (g *soakLoad) garbageLoop(ctx context.Context, rate int) {
 		return
 	}
 	defer pc.Close()
+	// Read and discard what comes back (stateless resets, cookie
+	// replies), so that this socket's buffer does not fill and count
+	// kernel drops among the load generators'.
+	go func() {
+		b := make([]byte, 2048)
+		for {
+			if _, _, err := pc.ReadFrom(b); err != nil {
+				return
+			}
+		}
+	}()
 	t := time.NewTicker(time.Second / time.Duration(rate))
 	defer t.Stop()
 	b := make([]byte, 256)
@@ -448,12 +490,27 @@ func (g *soakLoad) garbageLoop(ctx context.Context, rate int) {
 // probeSample is the probe's view of one interval, printed as
 // "SAMPLE <json>".
 type probeSample struct {
-	N       int     `json:"n"` // replies in the interval
-	P50ms   float64 `json:"p50_ms"`
-	P99ms   float64 `json:"p99_ms"`
-	MaxMs   float64 `json:"max_ms"`
-	Lost    int     `json:"lost"`    // requests unanswered after soakLate
-	Redials int64   `json:"redials"` // cumulative
+	N     int     `json:"n"` // replies in the interval
+	P50ms float64 `json:"p50_ms"`
+	P99ms float64 `json:"p99_ms"`
+	MaxMs float64 `json:"max_ms"`
+	// The round trip's two halves (soakHandler): to the server's
+	// callback, and back from it.
+	InP99ms  float64 `json:"in_p99_ms"`
+	InMaxMs  float64 `json:"in_max_ms"`
+	OutP99ms float64 `json:"out_p99_ms"`
+	OutMaxMs float64 `json:"out_max_ms"`
+	// The probe process's own goroutine scheduling latency (max) and
+	// its threads' wait for a CPU (% of the interval): a spike with
+	// these high is the probe starved, not the server slow.
+	SchedMaxMs  float64 `json:"sched_max_ms"`
+	RunDelayPct float64 `json:"run_delay_pct"`
+	// Retrans is the probe session's retransmissions (and tail probes)
+	// in the interval, Recv its datagrams that failed authentication or
+	// were dropped: a spike with retransmissions was a loss.
+	Retrans uint64 `json:"retrans"`
+	Lost    int    `json:"lost"`    // requests unanswered after soakLate
+	Redials int64  `json:"redials"` // cumulative
 }
 
 // probe is the soak's probe: request/response at o.rate a second on one
@@ -463,6 +520,8 @@ type probe struct {
 	base    time.Time
 	mu      sync.Mutex
 	rtts    []time.Duration
+	ins     []time.Duration          // to the server's callback
+	outs    []time.Duration          // back from it
 	pending map[uint64]time.Duration // seq → send clock
 	dead    chan struct{}
 }
@@ -473,10 +532,17 @@ func (p *probe) OnNewDataComing(_ *uxp.Conn, b []byte) {
 	}
 	seq := binary.LittleEndian.Uint64(b[uxpbench.HeaderSize:])
 	now := time.Since(p.base)
+	wall := time.Now().UnixNano()
 	p.mu.Lock()
 	if _, ok := p.pending[seq]; ok {
 		delete(p.pending, seq)
 		p.rtts = append(p.rtts, now-uxpbench.Stamp(b))
+		if len(b) >= probeMsgBytes {
+			sent := int64(binary.LittleEndian.Uint64(b[probeSentOff:]))
+			srv := int64(binary.LittleEndian.Uint64(b[probeSrvOff:]))
+			p.ins = append(p.ins, time.Duration(srv-sent))
+			p.outs = append(p.outs, time.Duration(wall-srv))
+		}
 	}
 	p.mu.Unlock()
 }
@@ -497,6 +563,9 @@ func soakProbeRole(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
+	if o.sockBuf > 0 && forceSockBuf(pc, o.sockBuf) {
+		cfg.SocketBufferBytes = -1
+	}
 	d, err := uxp.NewDialer(pc, cfg)
 	if err != nil {
 		pc.Close()
@@ -511,6 +580,10 @@ func soakProbeRole(ctx context.Context, o *options) error {
 		close(stop)
 	}()
 	p := &probe{base: time.Now(), pending: make(map[uint64]time.Duration)}
+	var sched schedLatency
+	sched.read()
+	lastDelay, lastAt := runDelay(), time.Now()
+	var lastRetrans uint64
 	var redials int64
 	var c *uxp.Conn
 	dial := func() {
@@ -542,6 +615,7 @@ func soakProbeRole(ctx context.Context, o *options) error {
 		case <-p.dead:
 			redials++
 			dial()
+			lastRetrans = 0
 		case <-sampleT.C:
 			now := time.Since(p.base)
 			p.mu.Lock()
@@ -552,8 +626,8 @@ func soakProbeRole(ctx context.Context, o *options) error {
 					delete(p.pending, k)
 				}
 			}
-			r := p.rtts
-			p.rtts = nil
+			r, ins, outs := p.rtts, p.ins, p.outs
+			p.rtts, p.ins, p.outs = nil, nil, nil
 			p.mu.Unlock()
 			if len(r) > 0 {
 				slices.Sort(r)
@@ -561,12 +635,25 @@ func soakProbeRole(ctx context.Context, o *options) error {
 				s.P99ms = float64(r[min(len(r)-1, len(r)*99/100)]) / 1e6
 				s.MaxMs = float64(r[len(r)-1]) / 1e6
 			}
+			_, s.SchedMaxMs = sched.read()
+			if c != nil {
+				r := c.Stats().Retransmissions
+				s.Retrans = r - lastRetrans
+				lastRetrans = r
+			}
+			d, at := runDelay(), time.Now()
+			s.RunDelayPct = float64(d-lastDelay) / float64(at.Sub(lastAt)) * 100
+			lastDelay, lastAt = d, at
+			s.InP99ms, s.InMaxMs = p99Max(ins)
+			s.OutP99ms, s.OutMaxMs = p99Max(outs)
 			j, _ := json.Marshal(s)
 			fmt.Printf("SAMPLE %s\n", j)
 		case <-t.C:
 			now := time.Since(p.base)
 			uxpbench.PutHeader(msg, uxpbench.KindEcho, now)
+			msg[1] = probeMark
 			binary.LittleEndian.PutUint64(msg[uxpbench.HeaderSize:], seq)
+			binary.LittleEndian.PutUint64(msg[probeSentOff:], uint64(time.Now().UnixNano()))
 			p.mu.Lock()
 			p.pending[seq] = now
 			p.mu.Unlock()
@@ -574,4 +661,14 @@ func soakProbeRole(ctx context.Context, o *options) error {
 			_, _ = c.Write(msg)
 		}
 	}
+}
+
+// p99Max returns the p99 and the maximum of d in milliseconds (0 when
+// empty); it sorts d.
+func p99Max(d []time.Duration) (p99, maxMs float64) {
+	if len(d) == 0 {
+		return 0, 0
+	}
+	slices.Sort(d)
+	return float64(d[min(len(d)-1, len(d)*99/100)]) / 1e6, float64(d[len(d)-1]) / 1e6
 }

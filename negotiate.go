@@ -165,9 +165,8 @@ func (s *settings) acceptSuite(suite byte, header Cipher) (Cipher, bool) {
 // own). Path MTU discovery searches up to it; PathMTU is the size in use.
 func (c *Conn) MTU() int { return c.mtu }
 
-// kcpMTU and mss are settings.kcpMTU and mss at the session's packet size.
+// kcpMTU is settings.kcpMTU at the session's packet size.
 func (c *Conn) kcpMTU() int { return c.ep.set.kcpMTUAt(c.curMTU()) }
-func (c *Conn) mss() int    { return c.ep.set.mssAt(c.curMTU()) }
 
 // ConnectData returns the connect data of the session's handshake: on a
 // server, what the client sent (Config.ConnectData); on a client, what it

@@ -46,6 +46,20 @@ type congestionState struct {
 	handshakeSent   atomic.Int64
 	handshakeResent atomic.Bool
 
+	// The gate (cc_gate.go); shard only. gated is false for
+	// CongestionNone, which gates nothing.
+	gated       bool
+	pacer       *cc.Pacer
+	paceAt      time.Time // when the pacer lets backlogged data go; zero: not pacer-limited
+	ackPol      cc.AckPolicy
+	ackDue      bool // the ACK policy asked for an ACK now
+	publishedAt time.Time
+	dq          []queuedDgram // datagrams waiting for the pacer
+
+	// The outbound loss measured from acknowledgements (lossFromAcks).
+	lossAt             time.Time
+	lossLost, lossSent uint64
+
 	// sendQueueDelay is the stream's send queue delay in ns
 	// (ConnStats.SendQueueDelay), written by the StreamConn (stream_send.go).
 	sendQueueDelay atomic.Int64
@@ -145,6 +159,7 @@ func (c *Conn) publishCongestion() {
 		Bandwidth:        bandwidthOf(st.Bandwidth),
 		PacingRate:       bandwidthOf(st.PacingRate),
 		CongestionWindow: windowOf(st.CongestionWindow),
+		BytesInFlight:    c.arq.BytesInFlight(),
 		MinRTT:           st.MinRTT,
 		SmoothedRTT:      st.SmoothedRTT,
 	})

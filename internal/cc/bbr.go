@@ -206,19 +206,22 @@ func (b *BBRController) OnAppLimited(inflight int) { b.s.onAppLimited(inflight) 
 
 // OnAck implements [Controller].
 func (b *BBRController) OnAck(now time.Time, ev AckEvent) {
-	b.update(now, b.s.onAck(now, ev.Acked, ev.Lost, b.minRTT), ev.RTT, ev.Inflight)
+	b.update(now, b.s.onAck(now, ev.Acked, ev.Lost, b.minRTT), ev.RTT, ev.NoRTT, ev.Inflight)
 }
 
 // OnLoss implements [Controller].
 func (b *BBRController) OnLoss(now time.Time, lost []PacketState, inflight int) {
-	b.update(now, b.s.onAck(now, nil, lost, b.minRTT), 0, inflight)
+	b.update(now, b.s.onAck(now, nil, lost, b.minRTT), 0, false, inflight)
 }
 
 // update is the draft's BBRUpdateOnACK: model, state machine, then the
 // control parameters.
-func (b *BBRController) update(now time.Time, rs rateSample, rttSample time.Duration, inflight int) {
+func (b *BBRController) update(now time.Time, rs rateSample, rttSample time.Duration, noRTT bool, inflight int) {
 	if rttSample <= 0 {
 		rttSample = rs.rtt
+	}
+	if noRTT {
+		rttSample = 0
 	}
 	b.rtt.update(rttSample)
 	b.updateMinRTT(now, rttSample)

@@ -107,6 +107,16 @@ func (p *Pacer) TimeUntilSend(now time.Time, size int) time.Duration {
 	return durationOf((need - p.tokens) / float64(p.rate))
 }
 
+// Available returns the bytes that may leave at now without waiting: the
+// tokens in the bucket (math.MaxInt/2 when unpaced, 0 when in debt).
+func (p *Pacer) Available(now time.Time) int {
+	p.refill(now)
+	if p.unlimited() {
+		return math.MaxInt / 2
+	}
+	return int(max(p.tokens, 0))
+}
+
 // NextSendTime returns the earliest time a packet of size bytes may leave:
 // now if it may leave at once. It is what a shard puts in its timer heap.
 func (p *Pacer) NextSendTime(now time.Time, size int) time.Time {

@@ -35,7 +35,7 @@ import (
 /* Implementation constants */
 const (
 	// dgramMaxWait bounds how long a datagram waits for the pacer: a
-	// datagram older than this is dropped (counted in
+	// datagram that waited this long is dropped (counted in
 	// DatagramStats.Dropped). Game and media datagrams older than this
 	// are stale anyway.
 	dgramMaxWait = 50 * time.Millisecond
@@ -60,7 +60,7 @@ type queuedDgram struct {
 func (c *Conn) initGate() {
 	g := &c.cong
 	c.arq.SetController(g.ctrl, wire.TransportOverhead)
-	if g.alg == CongestionNone {
+	if !c.ep.set.congestion.gate {
 		return
 	}
 	g.gated = true
@@ -69,14 +69,12 @@ func (c *Conn) initGate() {
 }
 
 // admitBudget is the byte budget for new reliable data at now (arq
-// Enqueue and Admit): arq.NoLimit when not gated. When the pacer is what
-// limits it, paceAt is set to when tokens come back.
+// Enqueue and Admit): arq.NoLimit when not gated.
 func (c *Conn) admitBudget(now time.Time) int {
 	g := &c.cong
 	if !g.gated {
 		return arq.NoLimit
 	}
-	g.paceAt = time.Time{}
 	g.pacer.SetRate(now, g.ctrl.PacingRate())
 	room := g.ctrl.CongestionWindow() - c.arq.BytesInFlight()
 	if room <= 0 {
@@ -84,7 +82,6 @@ func (c *Conn) admitBudget(now time.Time) int {
 	}
 	avail := g.pacer.Available(now)
 	if avail < min(c.mtu, room) {
-		g.paceAt = g.pacer.NextSendTime(now, min(c.mtu, room))
 		return 0
 	}
 	return min(room, avail)
@@ -168,21 +165,23 @@ func (c *Conn) lossFromAcks(now time.Time) {
 	c.lossOut.Store(int64(min(float64(dl)/float64(ds), 1) * 10000))
 }
 
-// gateDeadline is when the gate next needs the session's timer: the
-// pacer's next send time while messages or datagrams wait for it, the
-// oldest datagram's expiry.
-func (c *Conn) gateDeadline() time.Time {
+// gateDeadline is when the gate next needs the session's timer: while
+// messages wait and the window has room, the pacer's next send time (the
+// pacer, not the window, holds them: no ACK may come to admit them); while
+// datagrams wait, the pacer's time for the oldest and its expiry. A
+// window that is full waits for the ACKs (pump admits after input).
+func (c *Conn) gateDeadline(now time.Time) time.Time {
 	g := &c.cong
 	if !g.gated {
 		return time.Time{}
 	}
 	var d time.Time
-	if !g.paceAt.IsZero() && c.arq.Head() != 0 {
-		d = g.paceAt
+	if c.arq.Head() != 0 && g.ctrl.CanSend(c.arq.BytesInFlight()) && c.arq.WindowOpen() {
+		d = g.pacer.NextSendTime(now, c.mtu)
 	}
 	if len(g.dq) > 0 {
 		q := &g.dq[0]
-		d = earlier(d, g.pacer.NextSendTime(c.shard.now, len(q.data)+wire.TransportOverhead))
+		d = earlier(d, g.pacer.NextSendTime(now, len(q.data)+wire.TransportOverhead))
 		d = earlier(d, q.at.Add(dgramMaxWait))
 	}
 	return d
@@ -191,10 +190,10 @@ func (c *Conn) gateDeadline() time.Time {
 // Datagrams under the gate: a datagram goes at once while the pacer has
 // tokens for it and no older datagram waits; otherwise it waits in a
 // queue of at most dgramQueueMax datagrams, for at most dgramMaxWait, and
-// the queue drains (before reliable data, which can wait) as tokens come
-// back. A latest-only datagram supersedes the one of its channel still
-// queued; when the queue is full the oldest latest-only datagram is
-// dropped, else the oldest. Every drop counts in DatagramStats.Dropped.
+// the queue drains, in order (before reliable data, which can wait), as
+// tokens come back. When the queue is full the oldest latest-only
+// datagram is dropped (a newer one of its channel follows), else the
+// oldest. Every drop counts in DatagramStats.Dropped.
 // Bounded waiting rather than dropping at once: a pacer's quantum is a
 // millisecond, so a burst of datagrams above it only needs a few
 // milliseconds; a queue that stays full means the application sends
@@ -207,16 +206,6 @@ func (c *Conn) sendDatagramGated(kind byte, channel int, msg []byte) {
 	if len(g.dq) == 0 && g.pacer.TimeUntilSend(now, len(msg)+wire.TransportOverhead) == 0 {
 		c.emitDatagram(kind, channel, msg)
 		return
-	}
-	if kind == pendLatest {
-		for i := range g.dq {
-			if q := &g.dq[i]; q.kind == pendLatest && q.channel == channel {
-				// Superseded before it left: the newer one takes its place
-				// at the tail.
-				c.dropQueuedDgram(i)
-				break
-			}
-		}
 	}
 	if len(g.dq) >= dgramQueueMax {
 		drop := 0

@@ -50,7 +50,6 @@ type congestionState struct {
 	// CongestionNone, which gates nothing.
 	gated       bool
 	pacer       *cc.Pacer
-	paceAt      time.Time // when the pacer lets backlogged data go; zero: not pacer-limited
 	ackPol      cc.AckPolicy
 	ackDue      bool // the ACK policy asked for an ACK now
 	publishedAt time.Time
@@ -68,12 +67,15 @@ type congestionState struct {
 // congestionSettings is the resolved congestion part of a Config.
 type congestionSettings struct {
 	alg CongestionControl
+	// gate: the controller limits what the session sends (cc_gate.go);
+	// only when CongestionControl names a controller explicitly.
+	gate bool
 	cfg cc.Config // MSS and Seed are per session
 }
 
 // resolveCongestion checks and resolves c's congestion fields.
 func (c *Config) resolveCongestion() (congestionSettings, error) {
-	cs := congestionSettings{alg: c.CongestionControl}
+	cs := congestionSettings{alg: c.CongestionControl, gate: c.CongestionControl != "" && c.CongestionControl != CongestionNone}
 	if cs.alg == "" {
 		cs.alg = CongestionModel
 	}

@@ -69,7 +69,7 @@ func (c *Conn) reschedule(now time.Time) {
 		d = earlier(d, c.pathDeadline())
 		d = earlier(d, c.pmtu.deadline())
 		d = earlier(d, c.arq.Deadline(now))
-		d = earlier(d, c.gateDeadline())
+		d = earlier(d, c.gateDeadline(now))
 	}
 	if c.exhausted {
 		d = earlier(d, now) // end the session (onTimer)

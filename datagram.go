@@ -47,10 +47,9 @@ type DatagramStats struct {
 	// their channel and were dropped.
 	Superseded uint64
 	// Dropped counts datagrams this side dropped before sending: they
-	// waited for the congestion controller's pacer longer than 50 ms, a
-	// newer latest datagram of their channel replaced them, or the queue
-	// of 64 waiting datagrams was full (cc_gate.go). Always zero with
-	// CongestionNone.
+	// waited for the congestion controller's pacer for 50 ms, or the
+	// queue of 64 waiting datagrams was full (then latest-only ones go
+	// first; cc_gate.go). Always zero with CongestionNone.
 	Dropped uint64
 }
 

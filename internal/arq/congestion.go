@@ -191,11 +191,15 @@ func (ls *Lanes) reportAcks(now time.Time) {
 		return
 	}
 	if len(ls.ackedBuf) > 0 {
-		// The ACK segments' echoed timestamps give the RTT; without one,
-		// the newest acknowledged packet's send time does, unless it
-		// (or any acknowledged with it) was retransmitted.
-		ls.cc.OnAck(now, cc.AckEvent{Acked: ls.ackedBuf, Inflight: ls.inflightBytes,
-			RTT: ls.ackedRTT, NoRTT: ls.ackedRTT == 0 && ls.ackedResent})
+		// The newest acknowledged packet's send time gives the RTT, to
+		// the nanosecond, unless a retransmitted segment was acknowledged
+		// (the ACK may be for an earlier copy): then the ACK segments'
+		// echoed timestamps give it, to KCP's millisecond, or nothing.
+		ev := cc.AckEvent{Acked: ls.ackedBuf, Inflight: ls.inflightBytes}
+		if ls.ackedResent {
+			ev.RTT, ev.NoRTT = ls.ackedRTT, ls.ackedRTT == 0
+		}
+		ls.cc.OnAck(now, ev)
 		clear(ls.ackedBuf)
 		ls.ackedBuf = ls.ackedBuf[:0]
 	}

@@ -401,6 +401,10 @@ func (ls *Lanes) Head() int {
 	return 0
 }
 
+// WindowOpen reports whether the send window has room for another
+// segment (Admit could take a message, budget allowing).
+func (ls *Lanes) WindowOpen() bool { return ls.budget() > 0 }
+
 // budget is how many more segments the lanes' KCPs may take.
 func (ls *Lanes) budget() int {
 	budget := ls.cfg.SendWindow

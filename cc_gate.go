@@ -121,7 +121,9 @@ func (c *Conn) noteAppLimited() {
 // (the wire overhead is added here).
 func (c *Conn) paced(n int) {
 	if g := &c.cong; g.gated {
-		g.pacer.OnSent(c.shard.now, n+wire.TransportOverhead)
+		// Charge, not OnSent: KCP's retransmissions and the probes go
+		// out untimed, and their whole burst must be paid for.
+		g.pacer.Charge(c.shard.now, n+wire.TransportOverhead)
 	}
 }
 
@@ -296,6 +298,19 @@ func (a *sessionAcks) OnAckSent(time.Time) {
 		g.ackPol.OnAckSent()
 		g.ackDue = false
 	}
+}
+
+// queueing reports whether the controller sees a queue building on the
+// path, its congestion signal: the smoothed RTT more than a quarter above
+// the minimum (BBR's own test for a queue in a round). Loss while it
+// holds is the queue overflowing, not random loss, and adaptive FEC does
+// not add parity for it (takeLossReport). Only under a gating controller.
+func (c *Conn) queueing() bool {
+	if !c.cong.gated {
+		return false
+	}
+	st := c.cong.ctrl.Stats()
+	return st.MinRTT > 0 && st.SmoothedRTT > st.MinRTT+st.MinRTT/4
 }
 
 // peerAckDelay is what the peer's ACK thinning may add to a round trip,

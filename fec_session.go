@@ -329,6 +329,12 @@ func (c *Conn) takeLossReport(r wire.Loss) {
 	if !c.parityPays(c.shard.now) {
 		p = 0
 	}
+	if c.queueing() {
+		// Congestion loss: the queue in front of the bottleneck
+		// overflows. Parity would add to the load that overflows it, so
+		// the parity count may fall but not rise (cc_gate.go).
+		p = min(p, f.enc.Parity())
+	}
 	if p != f.enc.Parity() {
 		if err := f.enc.SetParity(p); err == nil {
 			c.fecParity.Store(int64(p))

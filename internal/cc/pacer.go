@@ -123,6 +123,15 @@ func (p *Pacer) NextSendTime(now time.Time, size int) time.Time {
 	return now.Add(p.TimeUntilSend(now, size))
 }
 
+// Charge charges size bytes sent at now that the pacer did not time (a
+// sender's retransmissions, which its ARQ sends when it must): unlike
+// OnSent, the debt may grow to PacerMaxQuantum, so that a burst of them
+// delays what the pacer does time by the burst's own transmission time.
+func (p *Pacer) Charge(now time.Time, size int) {
+	p.refill(now)
+	p.tokens = math.Max(p.tokens-float64(size), -PacerMaxQuantum)
+}
+
 // OnSent charges a packet of size bytes sent at now.
 func (p *Pacer) OnSent(now time.Time, size int) {
 	p.refill(now)

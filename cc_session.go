@@ -70,7 +70,7 @@ type congestionSettings struct {
 	// gate: the controller limits what the session sends (cc_gate.go);
 	// only when CongestionControl names a controller explicitly.
 	gate bool
-	cfg cc.Config // MSS and Seed are per session
+	cfg  cc.Config // MSS and Seed are per session
 }
 
 // resolveCongestion checks and resolves c's congestion fields.

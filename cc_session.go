@@ -18,13 +18,11 @@ import (
 //     known when OnReady runs;
 //   - every heartbeat RTT sample (heartbeat.go).
 //
-// What it still needs from the reliability layer (internal/arq), to be
-// wired there: OnPacketSent for every packet that counts against the
-// budget with its PacketState kept beside the segment, OnAck with the
-// acknowledged and lost segments' states (the delivery-rate samples) and
-// the bytes in flight, OnLoss on RTO, OnAppLimited, and the Pacer in front
-// of the lanes' output. Until then the controller limits nothing: it is
-// read for Stats and the bandwidth report only.
+//   - every data segment the lanes send and every acknowledgement
+//     (internal/arq congestion.go: OnPacketSent, OnAck, OnLoss), and
+//     OnAppLimited from the gate (cc_gate.go).
+//
+// Whether it limits what the session sends is cc_gate.go's.
 
 // congestionState is a session's controller and what it publishes.
 type congestionState struct {
@@ -169,7 +167,8 @@ func (c *Conn) publishCongestion() {
 
 // reportBandwidth calls the handler's OnBandwidthChange if the estimate
 // changed meaningfully since the last report. Shard only, outside any
-// lock; the wiring of delivery-rate samples calls it after OnAck.
+// lock; congestionTick (cc_gate.go) calls it after the events that fed
+// the controller.
 func (c *Conn) reportBandwidth(now time.Time) {
 	snap := c.cong.snap.Load()
 	if snap == nil || !bandwidthChanged(c.cong.reportedBW, c.cong.reportedAt, snap.Bandwidth, now) {

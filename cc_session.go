@@ -18,13 +18,11 @@ import (
 //     known when OnReady runs;
 //   - every heartbeat RTT sample (heartbeat.go).
 //
-// What it still needs from the reliability layer (internal/arq), to be
-// wired there: OnPacketSent for every packet that counts against the
-// budget with its PacketState kept beside the segment, OnAck with the
-// acknowledged and lost segments' states (the delivery-rate samples) and
-// the bytes in flight, OnLoss on RTO, OnAppLimited, and the Pacer in front
-// of the lanes' output. Until then the controller limits nothing: it is
-// read for Stats and the bandwidth report only.
+//   - every data segment the lanes send and every acknowledgement
+//     (internal/arq congestion.go: OnPacketSent, OnAck, OnLoss), and
+//     OnAppLimited from the gate (cc_gate.go).
+//
+// Whether it limits what the session sends is cc_gate.go's.
 
 // congestionState is a session's controller and what it publishes.
 type congestionState struct {
@@ -46,6 +44,19 @@ type congestionState struct {
 	handshakeSent   atomic.Int64
 	handshakeResent atomic.Bool
 
+	// The gate (cc_gate.go); shard only. gated is false for
+	// CongestionNone, which gates nothing.
+	gated       bool
+	pacer       *cc.Pacer
+	ackPol      cc.AckPolicy
+	ackDue      bool // the ACK policy asked for an ACK now
+	publishedAt time.Time
+	dq          []queuedDgram // datagrams waiting for the pacer
+
+	// The outbound loss measured from acknowledgements (lossFromAcks).
+	lossAt             time.Time
+	lossLost, lossSent uint64
+
 	// sendQueueDelay is the stream's send queue delay in ns
 	// (ConnStats.SendQueueDelay), written by the StreamConn (stream_send.go).
 	sendQueueDelay atomic.Int64
@@ -54,12 +65,15 @@ type congestionState struct {
 // congestionSettings is the resolved congestion part of a Config.
 type congestionSettings struct {
 	alg CongestionControl
-	cfg cc.Config // MSS and Seed are per session
+	// gate: the controller limits what the session sends (cc_gate.go);
+	// only when CongestionControl names a controller explicitly.
+	gate bool
+	cfg  cc.Config // MSS and Seed are per session
 }
 
 // resolveCongestion checks and resolves c's congestion fields.
 func (c *Config) resolveCongestion() (congestionSettings, error) {
-	cs := congestionSettings{alg: c.CongestionControl}
+	cs := congestionSettings{alg: c.CongestionControl, gate: c.CongestionControl != "" && c.CongestionControl != CongestionNone}
 	if cs.alg == "" {
 		cs.alg = CongestionModel
 	}
@@ -145,6 +159,7 @@ func (c *Conn) publishCongestion() {
 		Bandwidth:        bandwidthOf(st.Bandwidth),
 		PacingRate:       bandwidthOf(st.PacingRate),
 		CongestionWindow: windowOf(st.CongestionWindow),
+		BytesInFlight:    c.arq.BytesInFlight(),
 		MinRTT:           st.MinRTT,
 		SmoothedRTT:      st.SmoothedRTT,
 	})
@@ -152,7 +167,8 @@ func (c *Conn) publishCongestion() {
 
 // reportBandwidth calls the handler's OnBandwidthChange if the estimate
 // changed meaningfully since the last report. Shard only, outside any
-// lock; the wiring of delivery-rate samples calls it after OnAck.
+// lock; congestionTick (cc_gate.go) calls it after the events that fed
+// the controller.
 func (c *Conn) reportBandwidth(now time.Time) {
 	snap := c.cong.snap.Load()
 	if snap == nil || !bandwidthChanged(c.cong.reportedBW, c.cong.reportedAt, snap.Bandwidth, now) {

@@ -215,12 +215,20 @@ type Config struct {
 	// CloseLinger must not lose data on Close.)
 	CloseLinger time.Duration
 
-	// CongestionControl selects the session's congestion controller. Zero
-	// ("") means CongestionModel, the model-based (BBR-style) one;
-	// CongestionCubic and CongestionNone (no control, for dedicated links
-	// and LANs) are the others. Any other value is invalid. Each side
-	// controls what it sends; the two need not agree. (KCP.CongestionControl
-	// is KCP's own window, separate from this.)
+	// CongestionControl selects the session's congestion controller:
+	// CongestionModel, the model-based (BBR-style) one, CongestionCubic,
+	// or CongestionNone (no control, for dedicated links and LANs). A
+	// controller named here limits what the session sends: its window
+	// and pacing gate every lane, datagrams and FEC parity, and ACKs are
+	// thinned (docs/architecture.md, "Congestion control and pacing").
+	// Zero ("") runs CongestionModel as an estimator only: it measures the
+	// path from the acknowledgements (ConnStats.Congestion,
+	// BandwidthHandler) but limits nothing and ACKs are not thinned,
+	// which is the behaviour of uxp before congestion control. (Zero is
+	// to become the gating default; see docs/tuning.md for why it is not
+	// yet.) Any other value is invalid. Each side controls what it sends;
+	// the two need not agree. (KCP.CongestionControl is KCP's own window,
+	// separate from this.)
 	CongestionControl CongestionControl
 
 	// MinBandwidth is a floor: the controller's bandwidth estimate and

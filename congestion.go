@@ -59,12 +59,10 @@ func (b Bandwidth) String() string {
 // ConnStats.Congestion. Updated by the session's worker after each input
 // to the controller.
 //
-// The controller currently learns only RTT samples (the handshake's round
-// trip and the heartbeats); its delivery-rate samples, bytes in flight and
-// pacing come with the reliability layer's integration (see
-// docs/architecture.md, "Congestion control and pacing"). Until then
-// Bandwidth and BytesInFlight stay zero and the window and pacing rate
-// are the controller's initial values.
+// The controller learns from every data segment the session sends and
+// every acknowledgement (internal/arq congestion.go), and from the
+// handshake and heartbeat RTTs. With Config.CongestionControl zero it only
+// measures: the window and pacing rate are what it would enforce.
 type CongestionStats struct {
 	// Algorithm is the controller in use (Config.CongestionControl).
 	Algorithm CongestionControl

@@ -226,6 +226,7 @@ func newSession(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fe
 	c.initPMTU(now)
 	c.initCongestion()
 	c.initLanes()
+	c.initGate()
 	if err := c.initFEC(fp, now); err != nil {
 		return nil, err
 	}

@@ -45,6 +45,7 @@ func (c *Conn) pump(now time.Time) {
 	c.mu.Unlock()
 
 	direct := false // some message went straight into KCP
+	budget := c.admitBudget(now)
 	for b := pend; len(b) >= pendHeaderSize; {
 		n := int(binary.LittleEndian.Uint32(b))
 		kind, arg := b[4], int(b[5])
@@ -59,7 +60,12 @@ func (c *Conn) pump(now time.Time) {
 			// Cannot happen: a server's session is announced, and so
 			// written to, only once established.
 		case kind == pendReliable:
-			direct = c.arq.Enqueue(now, arg, msg, deadline, arq.NoLimit) || direct
+			if c.arq.Enqueue(now, arg, msg, deadline, raise(budget, len(msg))) {
+				direct = true
+				if budget != arq.NoLimit {
+					budget = max(budget-len(msg), 0)
+				}
+			}
 		default:
 			c.sendDatagram(kind, arg, msg)
 		}
@@ -91,15 +97,23 @@ func (c *Conn) pump(now time.Time) {
 		return
 	}
 	c.arq.Expire(now)
-	_, admitted := c.arq.Admit(now, arq.NoLimit)
-	if c.fec.enc == nil || admitted || direct || closeReq || resumed {
+	if c.cong.gated {
+		c.drainDatagrams(now) // cc_gate.go
+	}
+	admitted := c.admit(now, budget)
+	switch {
+	case c.cong.gated && !(admitted || direct || closeReq || resumed) && c.arq.AcksHeld(now):
+		// Thinned ACKs wait for the ACK policy (cc_gate.go
+		// sessionAcks); nothing new to send with them.
+	case c.fec.enc == nil || admitted || direct || closeReq || resumed:
 		c.arq.Flush(now)
-	} else {
+	default:
 		// The ACKs owed go when the ACK policy says: with FEC, not while
 		// a group the decoder holds may still fill a hole they would
-		// report (fecAcks).
+		// report (sessionAcks).
 		c.arq.FlushAcks(now)
 	}
+	c.congestionTick(now)
 	c.noteQueued()
 	c.arq.CheckWindows(now) // new data for a closed window
 	if c.closingTick(now) {

@@ -1,7 +1,6 @@
 package uxp
 
 import (
-	"github.com/uxp-go/uxp/internal/arq"
 	"time"
 
 	"github.com/uxp-go/uxp/internal/replay"
@@ -36,7 +35,13 @@ func (c *Conn) onTimer(now time.Time) {
 			c.sendPing(now)
 		}
 		c.fecTimers(now)
-		c.arq.Timers(now, arq.NoLimit)
+		if c.cong.gated {
+			c.drainDatagrams(now) // cc_gate.go
+		}
+		budget := c.admitBudget(now)
+		c.arq.Timers(now, raise(budget, c.arq.Head()))
+		c.noteAppLimited()
+		c.congestionTick(now)
 		c.noteQueued()
 		if c.closingTick(now) {
 			return
@@ -64,6 +69,7 @@ func (c *Conn) reschedule(now time.Time) {
 		d = earlier(d, c.pathDeadline())
 		d = earlier(d, c.pmtu.deadline())
 		d = earlier(d, c.arq.Deadline(now))
+		d = earlier(d, c.gateDeadline(now))
 	}
 	if c.exhausted {
 		d = earlier(d, now) // end the session (onTimer)

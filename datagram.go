@@ -46,14 +46,19 @@ type DatagramStats struct {
 	// Superseded counts latest datagrams that arrived after a newer one on
 	// their channel and were dropped.
 	Superseded uint64
+	// Dropped counts datagrams this side dropped before sending: they
+	// waited for the congestion controller's pacer for 50 ms, or the
+	// queue of 64 waiting datagrams was full (then latest-only ones go
+	// first; cc_gate.go). Always zero with CongestionNone.
+	Dropped uint64
 }
 
 type datagramCounters struct {
-	sent, received, superseded atomic.Uint64
+	sent, received, superseded, dropped atomic.Uint64
 }
 
 func (d *datagramCounters) snapshot() DatagramStats {
-	return DatagramStats{Sent: d.sent.Load(), Received: d.received.Load(), Superseded: d.superseded.Load()}
+	return DatagramStats{Sent: d.sent.Load(), Received: d.received.Load(), Superseded: d.superseded.Load(), Dropped: d.dropped.Load()}
 }
 
 // latestState is the per-channel sequence state of latest datagrams, in
@@ -103,6 +108,16 @@ func (c *Conn) WriteDatagramLatest(channel uint8, msg []byte) error {
 
 // sendDatagram sends one queued datagram. It runs on the shard, in pump.
 func (c *Conn) sendDatagram(kind byte, channel int, msg []byte) {
+	if c.cong.gated {
+		c.sendDatagramGated(kind, channel, msg) // cc_gate.go
+		return
+	}
+	c.emitDatagram(kind, channel, msg)
+}
+
+// emitDatagram frames and sends one datagram.
+func (c *Conn) emitDatagram(kind byte, channel int, msg []byte) {
+	c.paced(len(msg) + wire.FrameHeaderSize)
 	if kind == pendLatest {
 		if c.latest == nil {
 			c.latest = new(latestState)

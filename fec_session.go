@@ -163,6 +163,7 @@ func (c *Conn) fecOutput(pkt []byte) {
 // emitShard sends one shard; sendFrame copies it, as the encoder requires.
 func (c *Conn) emitShard(shard []byte) {
 	if fec.IsParity(shard) {
+		c.paced(len(shard) + wire.FrameHeaderSize) // the data shards were charged as they were written
 		c.traffic.fecParityOut.Add(1)
 		c.shard.traffic.fecParityOut.Add(1)
 	} else {
@@ -327,6 +328,12 @@ func (c *Conn) takeLossReport(r wire.Loss) {
 	p := parityFor(f.params.data, f.params.maxParity, f.peerLoss)
 	if !c.parityPays(c.shard.now) {
 		p = 0
+	}
+	if c.queueing() {
+		// Congestion loss: the queue in front of the bottleneck
+		// overflows. Parity would add to the load that overflows it, so
+		// the parity count may fall but not rise (cc_gate.go).
+		p = min(p, f.enc.Parity())
 	}
 	if p != f.enc.Parity() {
 		if err := f.enc.SetParity(p); err == nil {

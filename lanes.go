@@ -121,7 +121,7 @@ func (c *Conn) initLanes() {
 		TuneMTU:      set.kcpMTU(),
 		TickAlways:   set.hooks.kcpTick,
 	}, &c.shard.arq, (*laneIO)(c), c.kcpMTU())
-	c.arq.SetAckPolicy((*fecAcks)(c))
+	c.arq.SetAckPolicy((*sessionAcks)(c)) // cc_gate.go
 }
 
 // tuneKCP applies the configuration to a new KCP.
@@ -314,7 +314,7 @@ func (c *Conn) pto() time.Duration {
 	if e.samples == 0 {
 		return 0
 	}
-	return e.srtt + max(4*e.rttvar, probeGranularity)
+	return e.srtt + max(4*e.rttvar, probeGranularity) + c.peerAckDelay(e.srtt)
 }
 
 // laneIO is the Conn as the lanes' arq.Output: its methods run on the
@@ -336,6 +336,9 @@ func (o *laneIO) Output(lane int, segs []byte, s arq.Sent) {
 	}
 	if s.WndProbe {
 		c.traffic.wndProbes.Add(1)
+	}
+	if s.Data {
+		c.paced(len(segs) + wire.FrameHeaderSize + laneIDSize)
 	}
 	if h := c.ep.set.hooks.dropLane; h != nil && h(lane, segs) {
 		return
@@ -424,14 +427,3 @@ func (o *laneIO) PeerDeadline(expiry time.Time) uint64 {
 // LocalClock is this side's clock in the microseconds deadline messages
 // carry: the heartbeat's (since the endpoint's epoch).
 func (o *laneIO) LocalClock(now time.Time) uint64 { return (*Conn)(o).clock(now) / 1000 }
-
-// fecAcks is the ACK policy of a session with FEC: ACKs go at once unless
-// a group the decoder holds may still fill a hole they would report; then
-// they wait for KCP's tick, so that a repair does not race a fast
-// retransmission.
-type fecAcks Conn
-
-func (a *fecAcks) OnData(time.Time, int, int) {}
-func (a *fecAcks) AckNow(time.Time) bool      { return a.fec.dec == nil || a.fec.dec.Groups() == 0 }
-func (a *fecAcks) Deadline() time.Time        { return time.Time{} }
-func (a *fecAcks) OnAckSent(time.Time)        {}

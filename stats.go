@@ -103,8 +103,10 @@ type ConnStats struct {
 	// LossIn is the fraction of the peer's packets that did not arrive,
 	// measured from gaps in their counters over the last interval of about
 	// 500 ms that saw packets (it keeps its value while none arrive). LossOut
-	// is the same as the peer measured it for ours (reported only in
-	// adaptive FEC mode).
+	// is the fraction of ours lost: as the peer measured it in adaptive FEC
+	// mode, else the data segments retransmitted per data segment sent
+	// over the last interval of about 500 ms that sent data (a spurious
+	// retransmission counts as a loss).
 	LossIn, LossOut float64
 	FEC             FECStats
 	// Handshake counts cookies and stateless resets this client received.

@@ -51,6 +51,11 @@ const (
 	// time: a window's worth at small rates, so the bound costs no
 	// throughput on slow or long paths.
 	streamQueueMin = 64 << 10
+	// streamQueueMinGated is the unsent part below which Write never
+	// blocks for time under a congestion controller (overTime): a few
+	// segments, so a flood keeps the controller's backlog non-empty (the
+	// flow is not app-limited) while what waits stays milliseconds' worth.
+	streamQueueMinGated = 8 << 10
 	// streamMaxMarks bounds the send-time marks kept per stream. When it
 	// is reached a new mark is skipped; the next one covers its bytes
 	// with a later time (the estimate errs short for them).
@@ -158,6 +163,7 @@ func (s *StreamConn) flushTail(now time.Time) error {
 type queueState struct {
 	delay  time.Duration // how long the oldest byte not yet sent has waited
 	queued int           // bytes the session holds for sending, in flight included
+	unsent int           // of them, those not sent yet (posted, or in a backlog)
 	limit  int           // the drain-rate bound on queued
 }
 
@@ -176,6 +182,7 @@ func (s *StreamConn) queueDelay(now time.Time) queueState {
 	// is the session's only writer of reliable data; a datagram posted
 	// meanwhile makes this err early, by its size.)
 	sent := d.flushed - int64(pend) - s.backlogBytes.Load()
+	q.unsent = pend + int(s.backlogBytes.Load())
 	// The drain rate is sampled over busy intervals only: one starts when
 	// something is queued and ends after streamRateGap or when the queue
 	// is found empty (an idle stretch says nothing of the path, and the
@@ -212,6 +219,16 @@ func (s *StreamConn) queueDelay(now time.Time) queueState {
 // more than its drain rate justifies. Holding snd.mu.
 func (s *StreamConn) overTime(now time.Time) bool {
 	q := s.queueDelay(now)
+	if s.c.cong.gated && q.unsent >= streamQueueMinGated &&
+		(q.delay > streamQueueTarget || q.unsent > s.c.congestionStats().CongestionWindow) {
+		// Under a congestion controller the window in flight is the
+		// controller's, often well below streamQueueMin: the rest of
+		// streamQueueMin would wait unsent, tens of milliseconds at a
+		// few Mbit/s. The bound then also holds for the part not sent,
+		// and in bytes for more than a window of it (a burst before any
+		// byte has had time to wait).
+		return true
+	}
 	return q.queued >= streamQueueMin && (q.delay > streamQueueTarget || q.queued > q.limit)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"time"
 
 	"github.com/uxp-go/uxp"
@@ -38,6 +39,8 @@ func listenUXP(addr string) (*uxpServer, error) {
 		FEC:        uxp.FECConfig{DataShards: 10, ParityShards: 3, Adaptive: true, MaxParity: 8},
 		KCP:        benchKCP(),
 		Admission:  benchAdmission,
+
+		CongestionControl: benchCongestion(),
 	}
 	h := uxpbench.NewServer()
 	srv, err := uxp.NewServer(pc, h, cfg)
@@ -67,6 +70,14 @@ func (s *uxpServer) Close()                       { s.srv.Close() }
 // Cookies under load still apply.
 var benchAdmission = uxp.AdmissionConfig{MaxSessionsPerSource: -1, SourceHandshakeRate: -1}
 
+// benchCongestion is Config.CongestionControl for every uxp variant, from
+// the environment variable UXP_BENCH_CC ("" the library's zero value,
+// which measures without gating; "bbr", "cubic" or "none"), which the
+// role processes inherit.
+func benchCongestion() uxp.CongestionControl {
+	return uxp.CongestionControl(os.Getenv("UXP_BENCH_CC"))
+}
+
 // uxpClientConfig is the client side of sys.
 // benchKCP is uxp's default KCP configuration with the 1024-segment
 // windows that the kcp-go peers run with (sys_peers.go) and that
@@ -83,7 +94,7 @@ func uxpClientConfig(sys, key string) (*uxp.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &uxp.Config{ServerPublicKey: pub, KCP: benchKCP()}
+	cfg := &uxp.Config{ServerPublicKey: pub, KCP: benchKCP(), CongestionControl: benchCongestion()}
 	switch sys {
 	case sysUXPFEC:
 		cfg.FEC = uxp.FECConfig{DataShards: 10, ParityShards: 3}

@@ -11,7 +11,10 @@ import "time"
 // owning goroutine.
 type AckPolicy interface {
 	// OnData records a data segment of size bytes that lane took at now.
-	OnData(now time.Time, lane int, size int)
+	// full says it is a full-size segment (the KCP MTU), outOfOrder that
+	// its sn is not the one after the highest the lane had seen (a gap
+	// opened, or a gap or repeat arrived).
+	OnData(now time.Time, lane int, size int, full, outOfOrder bool)
 	// AckNow reports whether the ACKs owed go out at now.
 	AckNow(now time.Time) bool
 	// Deadline is when owed ACKs go at the latest; zero for no deadline
@@ -25,7 +28,14 @@ type AckPolicy interface {
 // the event that made them owed.
 type Immediate struct{}
 
-func (Immediate) OnData(time.Time, int, int) {}
-func (Immediate) AckNow(time.Time) bool      { return true }
-func (Immediate) Deadline() time.Time        { return time.Time{} }
-func (Immediate) OnAckSent(time.Time)        {}
+func (Immediate) OnData(time.Time, int, int, bool, bool) {}
+func (Immediate) AckNow(time.Time) bool                  { return true }
+func (Immediate) Deadline() time.Time                    { return time.Time{} }
+func (Immediate) OnAckSent(time.Time)                    {}
+
+// AcksHeld reports whether the lanes owe ACKs that the policy holds back
+// at now: the caller then sends data only if it has new data (a flush
+// sends the owed ACKs along).
+func (ls *Lanes) AcksHeld(now time.Time) bool {
+	return ls.acksOwed() && !ls.acks.AckNow(now)
+}

@@ -38,8 +38,11 @@
 // report through Output the bytes they emit and which are
 // retransmissions (Sent), and acknowledgements report the payload they
 // confirm and the data RTT samples they give (Output.Acked), which a
-// congestion controller's delivery-rate sampler can take. When the ACKs
-// owed go out is an AckPolicy.
+// congestion controller's delivery-rate sampler can take. With
+// SetController the lanes feed a cc.Controller themselves: every data
+// segment sent, its state kept beside it by sn, acknowledgements and
+// retransmissions as AckEvents and losses, the bytes in flight
+// (congestion.go). When the ACKs owed go out is an AckPolicy.
 //
 // # Limitations
 //

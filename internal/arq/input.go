@@ -29,6 +29,7 @@ func (ls *Lanes) output(l *lane, segs []byte) {
 	// lapsed messages become skip markers on the way.
 	out := segs[:0]
 	s := Sent{}
+	ls.packetFirst = true
 	for p := segs; ; {
 		seg, rest, ok := wire.NextSegment(p)
 		if !ok {
@@ -56,6 +57,7 @@ func (ls *Lanes) output(l *lane, segs []byte) {
 				s.RetransBytes += len(seg)
 			}
 			ls.noteDataSent(l, seg, sn, fresh)
+			ls.trackSent(l, sn, len(seg), fresh, false)
 		}
 		// out never overtakes p: skip markers only shrink segments.
 		out = append(out, seg...)
@@ -121,12 +123,19 @@ func (ls *Lanes) Input(now time.Time, lane int, body []byte, typ kcp.PacketType)
 			act = in.push(seg)
 			if act == segKeep {
 				l.ackPending = true // it needs an ACK
-				ls.acks.OnData(now, lane, len(seg))
+				sn := seg.Sn()
+				ooo := l.rcvSeen && sn != l.rcvNext
+				if !l.rcvSeen || int32(sn-l.rcvNext) >= 0 {
+					l.rcvNext, l.rcvSeen = sn+1, true
+				}
+				ls.acks.OnData(now, lane, len(seg), len(seg) >= ls.mtu, ooo)
 			}
 		case wire.CmdWask:
 			l.ackPending = true // it needs a window answer
 		case wire.CmdAck:
 			rtt = ls.probeACK(l, seg.Sn(), seg.Ts(), now)
+			ls.ackedSN(l, seg.Sn())
+			ls.ackRTT(seg.Ts())
 		case wire.CmdWins:
 		default:
 			act = segBad
@@ -136,6 +145,7 @@ func (ls *Lanes) Input(now time.Time, lane int, body []byte, typ kcp.PacketType)
 			break
 		}
 		ls.noteUna(l, una, now)
+		ls.ackedUna(l, una)
 		ls.confirm(l, una, rtt)
 		l.wnd.peerWnd = seg.Wnd()
 		if seg.Cmd() == wire.CmdAck {
@@ -150,6 +160,7 @@ func (ls *Lanes) Input(now time.Time, lane int, body []byte, typ kcp.PacketType)
 	if bad {
 		ls.out.Event(EvMalformed)
 	}
+	ls.reportAcks(now)
 	ls.checkWndProbe(l, now)
 }
 

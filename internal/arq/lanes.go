@@ -10,6 +10,7 @@ import (
 
 	kcp "github.com/xtaci/kcp-go/v5"
 
+	"github.com/uxp-go/uxp/internal/cc"
 	"github.com/uxp-go/uxp/internal/kcpx"
 	"github.com/uxp-go/uxp/internal/wire"
 )
@@ -184,6 +185,16 @@ type Lanes struct {
 	scratch     []byte // one lane message with its header, for KCP Send
 	skipScratch []byte // skip markers (deadline.go)
 	sent        Sent   // totals of the current Flush
+
+	// Congestion accounting (congestion.go); cc nil: none.
+	cc                 cc.Controller
+	ccOverhead         int
+	inflightBytes      int
+	packetFirst        bool // the next data segment is the first of its packet
+	ackedBuf, lostBuf  []cc.PacketState
+	ackedRTT           time.Duration // the current Input's RTT from ACK timestamps
+	ackedResent        bool          // the current Input acknowledged a retransmitted segment
+	lostSegs, sentSegs uint64
 }
 
 // lane is one lane's state.
@@ -221,8 +232,14 @@ type lane struct {
 	acked    []uint64
 	ackWalks uint64
 
+	sent sentRing // the last transmission of each segment in flight (congestion.go)
+
 	// Receive side.
 	ackPending bool // arq holds ACKs (or a window answer) not yet flushed
+	// rcvNext is the sn after the highest data segment taken (rcvSeen:
+	// valid), for the ACK policy's out-of-order test.
+	rcvNext uint32
+	rcvSeen bool
 
 	// Messages handed to arq, and taken out of it, mod 2^32 (the close
 	// frame's counts).
@@ -370,6 +387,23 @@ func (ls *Lanes) Enqueue(now time.Time, lane int, msg []byte, expiry time.Time, 
 	}
 	return false
 }
+
+// Head is the payload size of the message Admit would take first (the
+// highest-priority lane's oldest backlogged message), 0 if none waits: a
+// caller whose budget has room but less than this may raise it, so that a
+// message larger than a congestion window still goes.
+func (ls *Lanes) Head() int {
+	for _, l := range ls.byPrio {
+		if len(l.backlog) > 0 {
+			return max(1, len(l.backlog[0].data))
+		}
+	}
+	return 0
+}
+
+// WindowOpen reports whether the send window has room for another
+// segment (Admit could take a message, budget allowing).
+func (ls *Lanes) WindowOpen() bool { return ls.budget() > 0 }
 
 // budget is how many more segments the lanes' KCPs may take.
 func (ls *Lanes) budget() int {

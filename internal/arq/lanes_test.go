@@ -164,7 +164,7 @@ type delayedAcks struct {
 	sent  int
 }
 
-func (d *delayedAcks) OnData(now time.Time, _, _ int) {
+func (d *delayedAcks) OnData(now time.Time, _, _ int, _, _ bool) {
 	if d.at.IsZero() {
 		d.at = now.Add(d.delay)
 	}

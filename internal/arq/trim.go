@@ -27,6 +27,10 @@ const (
 	// while idle: a message larger than this leaves a buffer that the
 	// trim drops.
 	scratchKeep = 2048
+
+	// sentRingKeep is the size, in slots, past which the lane's ring of
+	// sent segments' congestion states counts as grown.
+	sentRingKeep = 16
 )
 
 // quiet reports whether a lane has nothing in progress: no message
@@ -38,7 +42,7 @@ func (ls *Lanes) quiet(l *lane) bool {
 
 // grown reports whether a lane holds memory a quiet lane does without.
 func (ls *Lanes) grown(l *lane) bool {
-	return ls.sh.KCP.Grown(l.arq) || cap(l.inflight) > minEntries ||
+	return ls.sh.KCP.Grown(l.arq) || cap(l.inflight) > minEntries || len(l.sent.slots) > sentRingKeep ||
 		(len(l.lat.ring) > TrackerMinSlots && l.lat.n == 0) || cap(ls.scratch) > scratchKeep
 }
 
@@ -63,6 +67,9 @@ func (ls *Lanes) trimDeadline(l *lane, now time.Time) time.Time {
 	ls.sh.KCP.Trim(l.arq)
 	if cap(l.inflight) > minEntries {
 		l.inflight = nil
+	}
+	if len(l.sent.slots) > sentRingKeep {
+		l.sent = sentRing{} // quiet: nothing in flight, so n == 0
 	}
 	if len(l.lat.ring) > TrackerMinSlots && l.lat.n == 0 {
 		l.lat.ring, l.lat.head = nil, 0 // sent makes a small one

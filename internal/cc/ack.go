@@ -76,16 +76,23 @@ func (a *AckPolicy) OnPacket(now time.Time, pn uint64, size int, immediate bool)
 		a.largest = pn
 		a.seen = true
 	}
-	a.pending++
 	full := a.FullSize
 	if full <= 0 {
 		full = DefaultMSS
 	}
+	return a.OnData(now, size >= full, outOfOrder, immediate)
+}
+
+// OnData is OnPacket for a receiver that judges order and size itself
+// (several sequence spaces, such as uxp's lanes): full says the packet is
+// full-size, outOfOrder that it did not follow the largest one received.
+func (a *AckPolicy) OnData(now time.Time, full, outOfOrder, immediate bool) (ackNow bool) {
+	a.pending++
 	every := a.AckEvery
 	if every <= 0 {
 		every = DefaultAckEvery
 	}
-	if outOfOrder || immediate || size < full || a.pending >= every {
+	if outOfOrder || immediate || !full || a.pending >= every {
 		return true
 	}
 	if a.deadline.IsZero() {

@@ -206,19 +206,22 @@ func (b *BBRController) OnAppLimited(inflight int) { b.s.onAppLimited(inflight) 
 
 // OnAck implements [Controller].
 func (b *BBRController) OnAck(now time.Time, ev AckEvent) {
-	b.update(now, b.s.onAck(now, ev.Acked, ev.Lost, b.minRTT), ev.RTT, ev.Inflight)
+	b.update(now, b.s.onAck(now, ev.Acked, ev.Lost, b.minRTT), ev.RTT, ev.NoRTT, ev.Inflight)
 }
 
 // OnLoss implements [Controller].
 func (b *BBRController) OnLoss(now time.Time, lost []PacketState, inflight int) {
-	b.update(now, b.s.onAck(now, nil, lost, b.minRTT), 0, inflight)
+	b.update(now, b.s.onAck(now, nil, lost, b.minRTT), 0, false, inflight)
 }
 
 // update is the draft's BBRUpdateOnACK: model, state machine, then the
 // control parameters.
-func (b *BBRController) update(now time.Time, rs rateSample, rttSample time.Duration, inflight int) {
+func (b *BBRController) update(now time.Time, rs rateSample, rttSample time.Duration, noRTT bool, inflight int) {
 	if rttSample <= 0 {
 		rttSample = rs.rtt
+	}
+	if noRTT {
+		rttSample = 0
 	}
 	b.rtt.update(rttSample)
 	b.updateMinRTT(now, rttSample)
@@ -284,15 +287,32 @@ func (b *BBRController) endRound() (r roundStats, congested bool) {
 	// Excess loss, or loss above the baseline while the queue never
 	// emptied (a loss-based signal gated by delay: with a standing queue
 	// the drops are the queue overflowing).
-	congested = r.lostPkts >= 2 && (rate > p0+2*sigma || b.standingQueue(r) && rate > b.baseline)
-	if b.state == bbrStartup && !queued {
+	//
+	// Both need the queue: loss in a round whose RTT samples did not all
+	// show a standing queue is not taken as congestion, however high. A
+	// sender such as uxp, whose ARQ retransmits eagerly (fast retransmit
+	// after two later ACKs, tail-loss probes), counts spurious losses
+	// under reordering, and random loss of 10-30 % with jitter then read
+	// as congestion round after round and cut the model by 0.7 each time.
+	// The cost: a drop-tail queue too shallow to raise the RTT by 1/8 is
+	// seen through the bandwidth samples only (as BBRv1 did).
+	congested = r.lostPkts >= 2 && b.standingQueue(r) && (rate > p0+2*sigma || rate > b.baseline)
+	if b.state == bbrStartup && !(queued && b.standingQueue(r)) {
 		// Without a baseline yet, Startup needs the RTT to show a queue
-		// before it blames loss on congestion.
+		// that never emptied during the round before it blames loss on
+		// congestion: one sample above the minimum (queued alone) is what
+		// jitter gives, and ended Startup on the first round of a path
+		// with random loss and jitter, far below its bandwidth.
 		congested = false
 	}
 	// A round in which the queue was empty at some moment cannot have lost
-	// packets to queue overflow: its loss rate is the path's random loss.
-	if !b.standingQueue(r) && !congested && b.state != bbrStartup {
+	// packets to queue overflow: its loss rate is the path's random loss,
+	// even when it was above the baseline (and judged congested above):
+	// else a path with more random loss than bbrLossThresh would never
+	// learn its baseline, and every round would cut the window (found
+	// wiring the controller into uxp's sessions: 10 % loss with jitter
+	// held the window at its 4-packet minimum).
+	if !b.standingQueue(r) && b.state != bbrStartup {
 		b.baseline += (rate - b.baseline) * bbrBaselineGain
 	}
 	return r, congested

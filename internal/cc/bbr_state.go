@@ -144,7 +144,14 @@ func (b *BBRController) setPacing() {
 		b.pacing = b.initialPacing()
 		return
 	}
-	r := b.cfg.clamp(Bandwidth(b.pacingGain*(1-bbrPacingMargin)) * bw)
+	// The model's bandwidth is a delivery rate: what arrived. On a path
+	// with random loss p the sender must send bw/(1-p) for bw to arrive
+	// (the retransmissions), so the rate is scaled by the random-loss
+	// baseline (at most 2x); else pacing at the delivery rate starved the
+	// retransmissions and the model fell with every cycle (found wiring
+	// the controller into uxp's sessions at 10 % loss).
+	lossScale := 1 / (1 - min(b.baseline, 0.5))
+	r := b.cfg.clamp(Bandwidth(b.pacingGain*(1-bbrPacingMargin)*lossScale) * bw)
 	if b.filledPipe || r > b.pacing {
 		b.pacing = r
 	}

@@ -85,6 +85,11 @@ type AckEvent struct {
 	// RTT set feeds an RTT measured elsewhere, such as the handshake's
 	// round trip, before any data was sent.
 	RTT time.Duration
+	// NoRTT says the acknowledgement gives no RTT sample at all: RTT is
+	// zero and the send time of the newest packet acknowledged is
+	// ambiguous (it was retransmitted, and the acknowledgement may be for
+	// an earlier copy, which would read as a too short round trip).
+	NoRTT bool
 	// Inflight is the number of bytes still in flight after Acked and Lost
 	// were removed.
 	Inflight int

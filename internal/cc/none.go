@@ -76,7 +76,7 @@ func (n *NoneController) Stats() Stats {
 // rttOf returns the RTT sample of an acknowledgement: the sender's if it
 // gave one, else the sampler's.
 func rttOf(ev AckEvent, rs rateSample) time.Duration {
-	if ev.RTT > 0 {
+	if ev.RTT > 0 || ev.NoRTT {
 		return ev.RTT
 	}
 	return rs.rtt

@@ -107,10 +107,29 @@ func (p *Pacer) TimeUntilSend(now time.Time, size int) time.Duration {
 	return durationOf((need - p.tokens) / float64(p.rate))
 }
 
+// Available returns the bytes that may leave at now without waiting: the
+// tokens in the bucket (math.MaxInt/2 when unpaced, 0 when in debt).
+func (p *Pacer) Available(now time.Time) int {
+	p.refill(now)
+	if p.unlimited() {
+		return math.MaxInt / 2
+	}
+	return int(max(p.tokens, 0))
+}
+
 // NextSendTime returns the earliest time a packet of size bytes may leave:
 // now if it may leave at once. It is what a shard puts in its timer heap.
 func (p *Pacer) NextSendTime(now time.Time, size int) time.Time {
 	return now.Add(p.TimeUntilSend(now, size))
+}
+
+// Charge charges size bytes sent at now that the pacer did not time (a
+// sender's retransmissions, which its ARQ sends when it must): unlike
+// OnSent, the debt may grow to PacerMaxQuantum, so that a burst of them
+// delays what the pacer does time by the burst's own transmission time.
+func (p *Pacer) Charge(now time.Time, size int) {
+	p.refill(now)
+	p.tokens = math.Max(p.tokens-float64(size), -PacerMaxQuantum)
 }
 
 // OnSent charges a packet of size bytes sent at now.

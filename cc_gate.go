@@ -1,0 +1,326 @@
+package uxp
+
+import (
+	"time"
+
+	"github.com/uxp-go/uxp/internal/arq"
+	"github.com/uxp-go/uxp/internal/cc"
+	"github.com/uxp-go/uxp/internal/wire"
+)
+
+// Congestion gating: where the session's controller and pacer limit what
+// it sends. Everything here runs on the session's shard.
+//
+//   - Reliable data: new messages enter the lanes' KCPs (arq Enqueue and
+//     Admit) only within a byte budget, the smaller of the window's room
+//     (CongestionWindow − BytesInFlight) and the pacer's tokens. KCP sends
+//     what it was given at the flush that follows, so admission is the
+//     gate; retransmissions and probes are never held back (KCP and the
+//     probe timers send them) but count in flight and take the pacer's
+//     tokens. A budget with room for less than the next message is raised
+//     to that message, so a message larger than the window still goes
+//     (one message of overshoot, like a TCP segment).
+//   - When the pacer has no tokens the session's deadline in the shard's
+//     timer heap includes the pacer's next send time (paceAt): no ticker
+//     or goroutine per session. When the window is full the next ACK
+//     (pump, after input) admits more.
+//   - Datagrams (datagrams below): sent at once while the pacer has
+//     tokens and nothing older waits, else queued for a bounded time.
+//   - FEC parity takes the pacer's tokens like the data it protects.
+//
+// With CongestionNone nothing is gated (gated false): the budget is
+// arq.NoLimit, datagrams go at once and ACKs are not thinned, exactly the
+// behaviour before congestion control.
+
+/* Implementation constants */
+const (
+	// dgramMaxWait bounds how long a datagram waits for the pacer: a
+	// datagram that waited this long is dropped (counted in
+	// DatagramStats.Dropped). Game and media datagrams older than this
+	// are stale anyway.
+	dgramMaxWait = 50 * time.Millisecond
+	// dgramQueueMax bounds the datagrams waiting for the pacer; past it
+	// the oldest latest-only datagram is dropped, else the oldest one.
+	dgramQueueMax = 64
+	// ccPublishInterval rate-limits the controller snapshot Stats reads
+	// (each publish allocates one CongestionStats).
+	ccPublishInterval = 20 * time.Millisecond
+)
+
+// queuedDgram is a datagram waiting for the pacer.
+type queuedDgram struct {
+	kind    byte
+	channel int
+	data    []byte
+	at      time.Time
+}
+
+// initGate sets up pacing, accounting and ACK thinning after the lanes
+// exist (newConn).
+func (c *Conn) initGate() {
+	g := &c.cong
+	c.arq.SetController(g.ctrl, wire.TransportOverhead)
+	if !c.ep.set.congestion.gate {
+		return
+	}
+	g.gated = true
+	g.pacer = cc.NewPacer(c.mtu)
+	g.ackPol = cc.AckPolicy{FullSize: c.mtu}
+}
+
+// admitBudget is the byte budget for new reliable data at now (arq
+// Enqueue and Admit): arq.NoLimit when not gated.
+func (c *Conn) admitBudget(now time.Time) int {
+	g := &c.cong
+	if !g.gated {
+		return arq.NoLimit
+	}
+	g.pacer.SetRate(now, g.ctrl.PacingRate())
+	room := g.ctrl.CongestionWindow() - c.arq.BytesInFlight()
+	if room <= 0 {
+		return 0
+	}
+	avail := g.pacer.Available(now)
+	if avail < min(c.mtu, room) {
+		return 0
+	}
+	return min(room, avail)
+}
+
+// raise lifts a budget with room to at least next bytes (one message of
+// overshoot).
+func raise(budget, next int) int {
+	if budget > 0 && budget < next {
+		return next
+	}
+	return budget
+}
+
+// admit moves backlogged messages into the lanes within the budget and
+// tells the controller when the session has less to send than it may.
+func (c *Conn) admit(now time.Time, budget int) (admitted bool) {
+	_, admitted = c.arq.Admit(now, raise(budget, c.arq.Head()))
+	c.noteAppLimited()
+	return admitted
+}
+
+// noteAppLimited marks the controller app-limited when nothing waits for
+// admission although the window has room: the delivery rate then says
+// nothing about the path.
+func (c *Conn) noteAppLimited() {
+	g := &c.cong
+	if c.arq.Head() != 0 || g.ctrl == nil {
+		return
+	}
+	if in := c.arq.BytesInFlight(); g.ctrl.CanSend(in) {
+		g.ctrl.OnAppLimited(in)
+	}
+}
+
+// paced charges the pacer with a data-bearing packet of n bytes of frame
+// (the wire overhead is added here).
+func (c *Conn) paced(n int) {
+	if g := &c.cong; g.gated {
+		// Charge, not OnSent: KCP's retransmissions and the probes go
+		// out untimed, and their whole burst must be paid for.
+		g.pacer.Charge(c.shard.now, n+wire.TransportOverhead)
+	}
+}
+
+// congestionTick follows the controller after its inputs of an event: the
+// pacer's rate, the published snapshot (rate-limited), the bandwidth
+// report.
+func (c *Conn) congestionTick(now time.Time) {
+	g := &c.cong
+	if g.ctrl == nil {
+		return
+	}
+	if g.gated {
+		g.pacer.SetRate(now, g.ctrl.PacingRate())
+	}
+	if !c.fec.params.adaptive {
+		c.lossFromAcks(now)
+	}
+	if now.Sub(g.publishedAt) >= ccPublishInterval {
+		g.publishedAt = now
+		c.publishCongestion()
+		c.reportBandwidth(now)
+	}
+}
+
+// lossFromAcks sets LossOut, without adaptive FEC (whose peer reports
+// it), from the lanes' acknowledgements: the data segments KCP had to send
+// again (declared lost) per data segment sent, over intervals of
+// lossReportInterval that sent any.
+func (c *Conn) lossFromAcks(now time.Time) {
+	g := &c.cong
+	if now.Sub(g.lossAt) < lossReportInterval {
+		return
+	}
+	g.lossAt = now
+	lost, sent := c.arq.Lost()
+	dl, ds := lost-g.lossLost, sent-g.lossSent
+	g.lossLost, g.lossSent = lost, sent
+	if ds == 0 {
+		return
+	}
+	c.lossOut.Store(int64(min(float64(dl)/float64(ds), 1) * 10000))
+}
+
+// gateDeadline is when the gate next needs the session's timer: while
+// messages wait and the window has room, the pacer's next send time (the
+// pacer, not the window, holds them: no ACK may come to admit them); while
+// datagrams wait, the pacer's time for the oldest and its expiry. A
+// window that is full waits for the ACKs (pump admits after input).
+func (c *Conn) gateDeadline(now time.Time) time.Time {
+	g := &c.cong
+	if !g.gated {
+		return time.Time{}
+	}
+	var d time.Time
+	if c.arq.Head() != 0 && g.ctrl.CanSend(c.arq.BytesInFlight()) && c.arq.WindowOpen() {
+		d = g.pacer.NextSendTime(now, c.mtu)
+	}
+	if len(g.dq) > 0 {
+		q := &g.dq[0]
+		d = earlier(d, g.pacer.NextSendTime(now, len(q.data)+wire.TransportOverhead))
+		d = earlier(d, q.at.Add(dgramMaxWait))
+	}
+	return d
+}
+
+// Datagrams under the gate: a datagram goes at once while the pacer has
+// tokens for it and no older datagram waits; otherwise it waits in a
+// queue of at most dgramQueueMax datagrams, for at most dgramMaxWait, and
+// the queue drains, in order (before reliable data, which can wait), as
+// tokens come back. When the queue is full the oldest latest-only
+// datagram is dropped (a newer one of its channel follows), else the
+// oldest. Every drop counts in DatagramStats.Dropped.
+// Bounded waiting rather than dropping at once: a pacer's quantum is a
+// millisecond, so a burst of datagrams above it only needs a few
+// milliseconds; a queue that stays full means the application sends
+// faster than the path, and then the stale ones go first.
+
+// sendDatagramGated sends or queues one datagram (sendDatagram).
+func (c *Conn) sendDatagramGated(kind byte, channel int, msg []byte) {
+	g := &c.cong
+	now := c.shard.now
+	if len(g.dq) == 0 && g.pacer.TimeUntilSend(now, len(msg)+wire.TransportOverhead) == 0 {
+		c.emitDatagram(kind, channel, msg)
+		return
+	}
+	if len(g.dq) >= dgramQueueMax {
+		drop := 0
+		for i := range g.dq {
+			if g.dq[i].kind == pendLatest {
+				drop = i
+				break
+			}
+		}
+		c.dropQueuedDgram(drop)
+	}
+	g.dq = append(g.dq, queuedDgram{kind: kind, channel: channel, data: append([]byte(nil), msg...), at: now})
+}
+
+func (c *Conn) dropQueuedDgram(i int) {
+	g := &c.cong
+	g.dq = append(g.dq[:i], g.dq[i+1:]...)
+	c.dgrams.dropped.Add(1)
+}
+
+// drainDatagrams sends the queued datagrams the pacer allows at now and
+// drops those that waited too long.
+func (c *Conn) drainDatagrams(now time.Time) {
+	g := &c.cong
+	for len(g.dq) > 0 {
+		q := g.dq[0]
+		if now.Sub(q.at) >= dgramMaxWait {
+			c.dropQueuedDgram(0)
+			continue
+		}
+		if g.pacer.TimeUntilSend(now, len(q.data)+wire.TransportOverhead) > 0 {
+			break
+		}
+		g.dq[0] = queuedDgram{}
+		g.dq = g.dq[1:]
+		c.emitDatagram(q.kind, q.channel, q.data)
+	}
+	if len(g.dq) == 0 {
+		g.dq = nil
+	}
+}
+
+// sessionAcks is the session's arq.AckPolicy. With FEC, ACKs are held
+// while the decoder holds a group that may still fill a hole they would
+// report (so that a repair does not race a fast retransmission). Under a
+// congestion controller they are also thinned (cc.AckPolicy): at most one
+// ACK per two full-size segments or the ACK delay (RTT/4, at most 25 ms),
+// at once for a segment out of order or shorter than full size (the tail
+// of a message or burst). Without a controller (CongestionNone) every
+// data segment is acknowledged at the end of its event, as before.
+type sessionAcks Conn
+
+func (a *sessionAcks) fecHolds() bool { return a.fec.dec != nil && a.fec.dec.Groups() > 0 }
+
+func (a *sessionAcks) OnData(now time.Time, _ int, _ int, full, outOfOrder bool) {
+	g := &a.cong
+	if !g.gated {
+		return
+	}
+	g.ackPol.SetRTT(a.dataRTT.srtt)
+	if g.ackPol.OnData(now, full, outOfOrder, false) {
+		g.ackDue = true
+	}
+}
+
+func (a *sessionAcks) AckNow(now time.Time) bool {
+	if a.fecHolds() {
+		return false
+	}
+	g := &a.cong
+	if !g.gated || g.ackDue {
+		return true
+	}
+	d := g.ackPol.Deadline()
+	return !d.IsZero() && !now.Before(d)
+}
+
+func (a *sessionAcks) Deadline() time.Time {
+	if g := &a.cong; g.gated {
+		return g.ackPol.Deadline()
+	}
+	return time.Time{}
+}
+
+func (a *sessionAcks) OnAckSent(time.Time) {
+	g := &a.cong
+	if g.gated {
+		g.ackPol.OnAckSent()
+		g.ackDue = false
+	}
+}
+
+// queueing reports whether the controller sees a queue building on the
+// path, its congestion signal: the smoothed RTT more than a quarter above
+// the minimum (BBR's own test for a queue in a round). Loss while it
+// holds is the queue overflowing, not random loss, and adaptive FEC does
+// not add parity for it (takeLossReport). Only under a gating controller.
+func (c *Conn) queueing() bool {
+	if !c.cong.gated {
+		return false
+	}
+	st := c.cong.ctrl.Stats()
+	return st.MinRTT > 0 && st.SmoothedRTT > st.MinRTT+st.MinRTT/4
+}
+
+// peerAckDelay is what the peer's ACK thinning may add to a round trip,
+// which the probe timeout allows for: the ACK delay (cc.AckPolicy) at the
+// data RTT; zero without a controller.
+func (c *Conn) peerAckDelay(srtt time.Duration) time.Duration {
+	if !c.cong.gated {
+		return 0
+	}
+	p := cc.AckPolicy{}
+	p.SetRTT(srtt)
+	return p.AckDelay()
+}

@@ -1,0 +1,207 @@
+package arq
+
+import (
+	"time"
+
+	"github.com/uxp-go/uxp/internal/cc"
+)
+
+// Congestion accounting. When the session gives its lanes a congestion
+// controller (SetController), every data segment they emit is reported to
+// it (OnPacketSent) and the PacketState it returns is kept beside the
+// segment, in a ring per lane indexed by sn (sentRing): the state of the
+// segment's last transmission. Acknowledgements build the controller's
+// AckEvents from what Input parses: an ACK segment acknowledges its sn, a
+// una every sn below it. A segment KCP sends again (fast retransmit or
+// RTO) declares its previous transmission lost (OnLoss, at once, before
+// the new copy's OnPacketSent); a tail-loss probe replaces the state
+// without declaring a loss (it is sent on a timer, not on evidence). The
+// lanes keep the bytes in flight across all lanes (BytesInFlight): what
+// was sent, neither acknowledged nor declared lost.
+//
+// Segments of a lapsed message sent as skip markers outside KCP
+// (deadline.go) are not counted: they are rare and small, and KCP's own
+// retransmission of them is.
+
+// SetController makes the lanes report their data segments to ctrl (nil:
+// no accounting, the default). overhead is the bytes a packet costs on
+// the wire beyond its segments (transport header, frame header, AEAD tag):
+// it is added to the first data segment of each packet, so that the
+// controller's windows are in wire bytes.
+func (ls *Lanes) SetController(ctrl cc.Controller, overhead int) {
+	ls.cc, ls.ccOverhead = ctrl, overhead
+}
+
+// BytesInFlight is the bytes of data segments sent and neither
+// acknowledged nor declared lost, wire overhead included; 0 without a
+// controller.
+func (ls *Lanes) BytesInFlight() int { return ls.inflightBytes }
+
+// Lost returns the data segments declared lost so far (retransmitted by
+// KCP) and the data segments sent, for the outbound loss rate.
+func (ls *Lanes) Lost() (lost, sent uint64) { return ls.lostSegs, ls.sentSegs }
+
+// sentSlot is one segment's last transmission.
+type sentSlot struct {
+	st     cc.PacketState
+	live   bool // in flight: neither acknowledged nor declared lost
+	resent bool // st is a retransmission's: its send time is ambiguous for RTT
+}
+
+// sentRing holds the sentSlots of a lane's segments from base on, by sn.
+// It grows by doubling (bounded by the send window: KCP holds at most
+// SendWindow segments, and only those are ever added) and goes back to
+// nothing when the lane is quiet (trim.go).
+type sentRing struct {
+	base  uint32 // sn of slots[head]
+	head  int
+	n     int // sns base..base+n-1 have slots
+	slots []sentSlot
+}
+
+// at returns sn's slot, nil if it has none.
+func (r *sentRing) at(sn uint32) *sentSlot {
+	off := int(int32(sn - r.base))
+	if r.n == 0 || off < 0 || off >= r.n {
+		return nil
+	}
+	return &r.slots[(r.head+off)&(len(r.slots)-1)]
+}
+
+// slot returns sn's slot, adding slots up to it; nil for an sn below base.
+func (r *sentRing) slot(sn uint32) *sentSlot {
+	if r.n == 0 {
+		r.base, r.head = sn, 0
+	}
+	off := int(int32(sn - r.base))
+	if off < 0 {
+		return nil
+	}
+	if off >= len(r.slots) {
+		r.grow(off + 1)
+	}
+	for r.n <= off {
+		r.slots[(r.head+r.n)&(len(r.slots)-1)] = sentSlot{}
+		r.n++
+	}
+	return &r.slots[(r.head+off)&(len(r.slots)-1)]
+}
+
+func (r *sentRing) grow(need int) {
+	size := max(16, len(r.slots))
+	for size < need {
+		size *= 2
+	}
+	s := make([]sentSlot, size)
+	for i := range r.n {
+		s[i] = r.slots[(r.head+i)&(len(r.slots)-1)]
+	}
+	r.slots, r.head = s, 0
+}
+
+// pop removes the slot at base and returns it.
+func (r *sentRing) pop() sentSlot {
+	i := r.head
+	s := r.slots[i]
+	r.slots[i] = sentSlot{}
+	r.head = (i + 1) & (len(r.slots) - 1)
+	r.base++
+	r.n--
+	return s
+}
+
+// trackSent reports one data segment of seg bytes, sn sn, sent at the
+// current call's time. fresh says KCP sends it for the first time; probe
+// that it is a tail-loss probe.
+func (ls *Lanes) trackSent(l *lane, sn uint32, bytes int, fresh, probe bool) {
+	if ls.cc == nil {
+		return
+	}
+	if ls.packetFirst {
+		bytes += ls.ccOverhead
+		ls.packetFirst = false
+	}
+	s := l.sent.slot(sn)
+	if s == nil {
+		return // below una: acknowledged while KCP resent it
+	}
+	if s.live {
+		ls.inflightBytes -= s.st.Bytes
+		s.live = false
+		if !fresh && !probe {
+			ls.lostSegs++
+			ls.lostBuf = append(ls.lostBuf[:0], s.st)
+			ls.cc.OnLoss(ls.now, ls.lostBuf, ls.inflightBytes)
+		}
+	}
+	s.st = ls.cc.OnPacketSent(ls.now, bytes, ls.inflightBytes)
+	s.live, s.resent = true, !fresh
+	ls.inflightBytes += bytes
+	ls.sentSegs++
+}
+
+// ackedSN notes that an ACK segment acknowledged sn.
+func (ls *Lanes) ackedSN(l *lane, sn uint32) {
+	if ls.cc == nil {
+		return
+	}
+	if s := l.sent.at(sn); s != nil && s.live {
+		s.live = false
+		ls.inflightBytes -= s.st.Bytes
+		ls.ackedBuf = append(ls.ackedBuf, s.st)
+		ls.ackedResent = ls.ackedResent || s.resent
+	}
+}
+
+// ackRTT notes the round trip an ACK segment gives: KCP's ACK echoes the
+// timestamp of the copy it acknowledges, so the sample is exact even for
+// a retransmitted segment (no Karn ambiguity), to KCP's millisecond.
+func (ls *Lanes) ackRTT(ts uint32) {
+	if ls.cc == nil {
+		return
+	}
+	d := int32(ls.kcpMs() - ts)
+	if d < 0 || d > 60_000 {
+		return // not a timestamp of ours
+	}
+	rtt := time.Duration(max(d, 1)) * time.Millisecond
+	if ls.ackedRTT == 0 || rtt < ls.ackedRTT {
+		ls.ackedRTT = rtt
+	}
+}
+
+// ackedUna notes that una acknowledged every sn below it.
+func (ls *Lanes) ackedUna(l *lane, una uint32) {
+	if ls.cc == nil {
+		return
+	}
+	r := &l.sent
+	for r.n > 0 && int32(r.base-una) < 0 {
+		if s := r.pop(); s.live {
+			ls.inflightBytes -= s.st.Bytes
+			ls.ackedBuf = append(ls.ackedBuf, s.st)
+			ls.ackedResent = ls.ackedResent || s.resent
+		}
+	}
+}
+
+// reportAcks hands what the current Input acknowledged to the controller.
+func (ls *Lanes) reportAcks(now time.Time) {
+	if ls.cc == nil {
+		return
+	}
+	if len(ls.ackedBuf) > 0 {
+		// The newest acknowledged packet's send time gives the RTT, to
+		// the nanosecond, unless a retransmitted segment was acknowledged
+		// (the ACK may be for an earlier copy): then the ACK segments'
+		// echoed timestamps give it, to KCP's millisecond, or nothing.
+		ev := cc.AckEvent{Acked: ls.ackedBuf, Inflight: ls.inflightBytes}
+		if ls.ackedResent {
+			ev.RTT, ev.NoRTT = ls.ackedRTT, ls.ackedRTT == 0
+		}
+		ls.cc.OnAck(now, ev)
+		clear(ls.ackedBuf)
+		ls.ackedBuf = ls.ackedBuf[:0]
+	}
+	ls.ackedRTT, ls.ackedResent = 0, false
+}

@@ -67,11 +67,8 @@ func TestRekeyBudget(t *testing.T) {
 func TestRekeyAdmit(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	newConn := func() *Conn {
-		ep := &endpoint{set: &settings{rekeyAfterTime: 30 * time.Second}}
-		s := &shard{ep: ep, conns: map[*Conn]struct{}{}}
-		c := &Conn{connFixed: connFixed{ep: ep, shard: s, id: 42, isClient: true}}
+		c := newRekeyTestConn(true)
 		c.keys.since = t0
-		s.conns[c] = struct{}{}
 		return c
 	}
 	for _, tc := range []struct {
@@ -139,13 +136,7 @@ func TestOverloadKeepsSessionFromIdling(t *testing.T) {
 // clock.
 func TestRekeyAnswerAdmit(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	newConn := func() *Conn {
-		ep := &endpoint{set: &settings{rekeyAfterTime: 30 * time.Second}}
-		s := &shard{ep: ep, conns: map[*Conn]struct{}{}}
-		c := &Conn{connFixed: connFixed{ep: ep, shard: s, id: 42}}
-		s.conns[c] = struct{}{}
-		return c
-	}
+	newConn := func() *Conn { return newRekeyTestConn(false) }
 	for _, tc := range []struct {
 		name   string
 		behind bool
@@ -218,4 +209,14 @@ func TestRekeyPerEvent(t *testing.T) {
 	require.Equal(t, rekeyPerEvent, answered, "one event")
 	require.EqualValues(t, 50-rekeyPerEvent, s.traffic.rekeysDeferred.Load())
 	require.True(t, conns[60].rekeyAnswerAdmit(t0.Add(time.Microsecond)), "the next event has its own")
+}
+
+// newRekeyTestConn is a session on a shard of its own, with a 30 s
+// RekeyAfterTime, for the rekey scheduling tests.
+func newRekeyTestConn(isClient bool) *Conn {
+	ep := &endpoint{set: &settings{rekeyAfterTime: 30 * time.Second}}
+	s := &shard{ep: ep, conns: map[*Conn]struct{}{}}
+	c := &Conn{connFixed: connFixed{ep: ep, shard: s, id: 42, isClient: isClient}}
+	s.conns[c] = struct{}{}
+	return c
 }

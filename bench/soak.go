@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -48,9 +49,15 @@ type soakServerStats struct {
 	// held at a GC for one more cycle (its victim cache), so after one GC
 	// the packet and segment buffers a burst left in the pools still
 	// count, and after two they do not.
-	Heap2          int64         `json:"heap2"`
-	Held           int64         `json:"held"` // ServerStats.HeldBytes
-	RSS            int64         `json:"rss"`
+	Heap2 int64 `json:"heap2"`
+	Held  int64 `json:"held"` // ServerStats.HeldBytes
+	RSS   int64 `json:"rss"`
+	// RSS2 is the resident size right after debug.FreeOSMemory, taken
+	// after RSS: what the process holds once the free pages the runtime
+	// has not yet returned to the OS are gone. RSS between two samples
+	// swings by the heap's GC cycle and the scavenger's pace; RSS2 does
+	// not, so a leak shows in its slope without that noise.
+	RSS2           int64         `json:"rss2"`
 	Goroutines     int           `json:"goroutines"`
 	FDs            int           `json:"fds"`
 	Sessions       int           `json:"sessions"`
@@ -154,6 +161,8 @@ func soakServerRole(_ context.Context, o *options) error {
 			})
 			var ss soakServerStats
 			_ = json.Unmarshal(j, &ss)
+			debug.FreeOSMemory()
+			ss.RSS2 = rss()
 			ss.SchedP99Ms, ss.SchedMaxMs = sched.read()
 			ss.RunDelayNs = int64(runDelay())
 			ss.GCPauseMaxMs = gcMax
@@ -185,6 +194,7 @@ type soakRow struct {
 	CPUPct        float64 // server CPU over the interval, % of one core
 	HeapMB, RSSMB float64
 	Heap2MB       float64 // after a second GC (soakServerStats.Heap2)
+	RSS2MB        float64 // after debug.FreeOSMemory (soakServerStats.RSS2)
 	HeldMB        float64 // ServerStats.HeldBytes: what the sessions hold for data in transit
 	Goroutines    int
 	FDs           int
@@ -221,7 +231,7 @@ type soakRow struct {
 	Burn                            bool
 }
 
-var soakHeader = []string{"t_s", "sessions", "server_cpu_pct", "heap_MB", "heap2_MB", "held_MB", "rss_MB", "goroutines", "fds",
+var soakHeader = []string{"t_s", "sessions", "server_cpu_pct", "heap_MB", "heap2_MB", "held_MB", "rss_MB", "rss_scavenged_MB", "goroutines", "fds",
 	"probe_p50_ms", "probe_p99_ms", "probe_max_ms", "server_sched_p99_ms", "server_sched_max_ms", "probe_in_p99_ms", "probe_out_p99_ms", "server_run_delay_pct", "probe_sched_max_ms", "probe_run_delay_pct", "server_gc_pause_max_ms", "kernel_drops_server", "kernel_drops_load", "probe_retrans", "probe_n", "probe_lost", "sent", "echoed",
 	"out_of_order", "dup", "late_5s", "lost_dead", "idle_closed", "other_closed", "closed_outstanding",
 	"timer_events_per_s", "timer_flushes_per_s", "rekeys_per_s", "rekeys_deferred",
@@ -230,7 +240,7 @@ var soakHeader = []string{"t_s", "sessions", "server_cpu_pct", "heap_MB", "heap2
 func (r soakRow) csv() []string {
 	f := func(v float64) string { return fmt.Sprintf("%.2f", v) }
 	d := func(v int64) string { return fmt.Sprint(v) }
-	return []string{f(r.T), fmt.Sprint(r.Sessions), f(r.CPUPct), f(r.HeapMB), f(r.Heap2MB), f(r.HeldMB), f(r.RSSMB), fmt.Sprint(r.Goroutines), fmt.Sprint(r.FDs),
+	return []string{f(r.T), fmt.Sprint(r.Sessions), f(r.CPUPct), f(r.HeapMB), f(r.Heap2MB), f(r.HeldMB), f(r.RSSMB), f(r.RSS2MB), fmt.Sprint(r.Goroutines), fmt.Sprint(r.FDs),
 		f(r.ProbeP50), f(r.ProbeP99), f(r.ProbeMax), f(r.SchedP99), f(r.SchedMax), f(r.ProbeInP99), f(r.ProbeOutP99), f(r.RunDelayPct), f(r.ProbeSchedMax), f(r.ProbeRunDelay), f(r.GCPauseMax), d(r.KernelDropsSrv), d(r.KernelDropsLoad), fmt.Sprint(r.ProbeRetrans), fmt.Sprint(r.ProbeN), fmt.Sprint(r.ProbeLost), d(r.Sent), d(r.Echoed),
 		d(r.OutOfOrder), d(r.Dup), d(r.Late), d(r.LostDead), d(r.IdleClosed), d(r.OtherClosed), d(r.ClosedOut),
 		f(r.TimerEventsPS), f(r.TimerFlushesPS), f(r.RekeysPS), fmt.Sprint(r.RekeysDeferred),
@@ -493,7 +503,7 @@ func soakCase(ctx context.Context, p soakParams) (map[string]float64, error) {
 			cpu = float64(st.CPUNs) / 1e9 / dt * 100
 		}
 		row := soakRow{
-			T: el.Seconds(), Sessions: st.Sessions, CPUPct: cpu, HeapMB: float64(st.Heap) / 1e6, Heap2MB: float64(st.Heap2) / 1e6, HeldMB: float64(st.Held) / 1e6, RSSMB: float64(st.RSS) / 1e6,
+			T: el.Seconds(), Sessions: st.Sessions, CPUPct: cpu, HeapMB: float64(st.Heap) / 1e6, Heap2MB: float64(st.Heap2) / 1e6, HeldMB: float64(st.Held) / 1e6, RSSMB: float64(st.RSS) / 1e6, RSS2MB: float64(st.RSS2) / 1e6,
 			Goroutines: st.Goroutines, FDs: st.FDs, ProbeP50: probeS.P50ms, ProbeP99: probeS.P99ms, ProbeMax: probeS.MaxMs,
 			SchedP99: st.SchedP99Ms, SchedMax: st.SchedMaxMs, ProbeInP99: probeS.InP99ms, ProbeOutP99: probeS.OutP99ms,
 			RunDelayPct: float64(st.RunDelayNs-prevSt.RunDelayNs) / 1e9 / dt * 100, ProbeSchedMax: probeS.SchedMaxMs, ProbeRunDelay: probeS.RunDelayPct, GCPauseMax: st.GCPauseMaxMs, ProbeRetrans: probeS.Retrans, KernelDropsSrv: kdSrv - prevKdSrv, KernelDropsLoad: kdLoad - prevKdLoad,
@@ -658,19 +668,22 @@ func summarizeSoak(p soakParams, rows []soakRow, loaded int, backAfter time.Dura
 	if from < rows[0].T {
 		from = rows[len(rows)-1].T * 0.25
 	}
-	var ts, rss, gr, fds []float64
+	var ts, rss, rss2, gr, fds []float64
 	for _, r := range quiet {
 		if r.T >= from {
 			ts = append(ts, r.T)
 			rss = append(rss, r.RSSMB)
+			rss2 = append(rss2, r.RSS2MB)
 			gr = append(gr, float64(r.Goroutines))
 			fds = append(fds, float64(r.FDs))
 		}
 	}
 	m["rss_slope_pct_per_h"] = slopePctPerHour(ts, rss)
+	m["rss_scavenged_slope_pct_per_h"] = slopePctPerHour(ts, rss2)
 	m["goroutines_slope_pct_per_h"] = slopePctPerHour(ts, gr)
 	m["fds_slope_pct_per_h"] = slopePctPerHour(ts, fds)
 	m["rss_last_MB"] = last.RSSMB
+	m["rss_scavenged_last_MB"] = last.RSS2MB
 	var dropsOverload uint64
 	for _, r := range rows {
 		dropsOverload += r.Drops.Overload
@@ -733,7 +746,7 @@ func writeSoakSummary(p soakParams, name string, m map[string]float64, rows []so
 			m["heap_max_over_first_min"], m["heap_max_MB"], m["heap_first_min_MB"], yes(m["heap_max_over_first_min"] <= 1.5))
 		fmt.Fprintf(&b, "| the same after a second GC (pool caches released) | %.2fx (%.0f of %.0f MB) | %s |\n",
 			m["heap2_max_over_first_min"], m["heap2_max_MB"], m["heap2_first_min_MB"], yes(m["heap2_max_over_first_min"] <= 1.5))
-		for _, k := range []string{"rss", "goroutines", "fds"} {
+		for _, k := range []string{"rss", "rss_scavenged", "goroutines", "fds"} {
 			v := m[k+"_slope_pct_per_h"]
 			verdict := yes(v < 1)
 			if p.dur < 20*time.Minute {

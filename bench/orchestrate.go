@@ -116,7 +116,7 @@ func orchestrate(ctx context.Context, o *options) error {
 			r.Skipped = append(r.Skipped, "game: "+why)
 		} else {
 			d := gameDuration(o.quick)
-			runInterleaved(ctx, r, "game", pick(lossSystems), p.lossReps, logf, func(sys string) (map[string]float64, error) {
+			runInterleaved(ctx, r, "game", pick(lossSystems), p.reps, logf, func(sys string) (map[string]float64, error) {
 				return gameCase(ctx, sys, d)
 			})
 		}

@@ -23,9 +23,13 @@ const (
 	gameSize = 200 // bytes per message, the 16-byte bench header included
 )
 
-// gameDuration is the measured time of one repetition.
-func gameDuration(quick bool) time.Duration {
-	if quick {
+// gameDuration is the measured time of one repetition: -game-duration,
+// else 10 s (3 s with -quick).
+func gameDuration(o *options) time.Duration {
+	switch {
+	case o.gameDur > 0:
+		return o.gameDur
+	case o.quick:
 		return 3 * time.Second
 	}
 	return 10 * time.Second
@@ -41,10 +45,10 @@ func init() {
 		{"wire_bytes_per_msg", "wire bytes/message"},
 	}
 	scenarioTitles["game"] = fmt.Sprintf("9. Game stream: %d Hz of %d-byte messages each way (client ticks, each answered by a server state message) "+
-		"for %v, 5%% random loss each direction (the loss scenario's namespace); round trip from a tick's send to its answer's arrival. "+
+		"for %v (-game-duration), 5%% random loss each direction (the loss scenario's namespace); round trip from a tick's send to its answer's arrival. "+
 		"Ticks unanswered: no answer %v after the last tick. Wire bytes per message: the namespace's loopback tx bytes ÷ the messages sent both ways "+
 		"(2 per tick; IP and transport headers, retransmissions, parity and ACKs included)",
-		gameRate, gameSize, gameDuration(false), gameGrace)
+		gameRate, gameSize, gameDuration(&options{}), gameGrace)
 }
 
 // gameGrace is how long the client waits for the last answers.

@@ -115,7 +115,7 @@ func orchestrate(ctx context.Context, o *options) error {
 			logf("game: skipped: %s", why)
 			r.Skipped = append(r.Skipped, "game: "+why)
 		} else {
-			d := gameDuration(o.quick)
+			d := gameDuration(o)
 			runInterleaved(ctx, r, "game", pick(lossSystems), p.reps, logf, func(sys string) (map[string]float64, error) {
 				return gameCase(ctx, sys, d)
 			})

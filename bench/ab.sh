@@ -19,7 +19,7 @@
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
-	sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 fi
 revA=$1 revB=$2

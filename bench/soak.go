@@ -94,7 +94,7 @@ func fdCount() int {
 // soakServerRole is the soak's server: the bench's echo server with
 // RekeyAfterTime o.rekey, on o.addr with key o.privKey (so that a
 // restarted server is the same server to its clients). Commands on stdin:
-// STATS, PROF <file> <seconds> (a CPU profile), QUIT; each answers one
+// STATS, PROF <file> <seconds> (a CPU profile), HEAP <file> (a heap profile), QUIT; each answers one
 // line.
 func soakServerRole(_ context.Context, o *options) error {
 	priv, err := uxp.ParsePrivateKey(o.privKey)
@@ -163,12 +163,24 @@ func soakServerRole(_ context.Context, o *options) error {
 			_ = json.Unmarshal(j, &ss)
 			debug.FreeOSMemory()
 			ss.RSS2 = rss()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			ss.HeapInuse, ss.RuntimeMeta = int64(ms.HeapInuse), int64(ms.Sys-ms.HeapSys)
 			ss.SchedP99Ms, ss.SchedMaxMs = sched.read()
 			ss.RunDelayNs = int64(runDelay())
 			ss.GCPauseMaxMs = gcMax
 			gcPauses.readMetric(gcPauseMetric) // leave out this STATS's own GC
 			j, _ = json.Marshal(ss)
 			fmt.Println(string(j))
+		case "HEAP": // HEAP <file>: a heap profile after a GC
+			if len(f) == 2 {
+				if p, err := os.Create(f[1]); err == nil {
+					runtime.GC()
+					_ = pprof.Lookup("heap").WriteTo(p, 0)
+					p.Close()
+				}
+			}
+			fmt.Println("OK")
 		case "PROF": // PROF <file> <seconds>: a CPU profile of that long
 			if len(f) == 3 {
 				secs, _ := time.ParseDuration(f[2] + "s")
@@ -195,6 +207,8 @@ type soakRow struct {
 	HeapMB, RSSMB float64
 	Heap2MB       float64 // after a second GC (soakServerStats.Heap2)
 	RSS2MB        float64 // after debug.FreeOSMemory (soakServerStats.RSS2)
+	HeapInuseMB   float64 // soakServerStats.HeapInuse
+	MetaMB        float64 // soakServerStats.RuntimeMeta
 	HeldMB        float64 // ServerStats.HeldBytes: what the sessions hold for data in transit
 	Goroutines    int
 	FDs           int
@@ -231,7 +245,7 @@ type soakRow struct {
 	Burn                            bool
 }
 
-var soakHeader = []string{"t_s", "sessions", "server_cpu_pct", "heap_MB", "heap2_MB", "held_MB", "rss_MB", "rss_scavenged_MB", "goroutines", "fds",
+var soakHeader = []string{"t_s", "sessions", "server_cpu_pct", "heap_MB", "heap2_MB", "held_MB", "rss_MB", "rss_scavenged_MB", "heap_inuse_MB", "runtime_meta_MB", "goroutines", "fds",
 	"probe_p50_ms", "probe_p99_ms", "probe_max_ms", "server_sched_p99_ms", "server_sched_max_ms", "probe_in_p99_ms", "probe_out_p99_ms", "server_run_delay_pct", "probe_sched_max_ms", "probe_run_delay_pct", "server_gc_pause_max_ms", "kernel_drops_server", "kernel_drops_load", "probe_retrans", "probe_n", "probe_lost", "sent", "echoed",
 	"out_of_order", "dup", "late_5s", "lost_dead", "idle_closed", "other_closed", "closed_outstanding",
 	"timer_events_per_s", "timer_flushes_per_s", "rekeys_per_s", "rekeys_deferred",
@@ -240,7 +254,7 @@ var soakHeader = []string{"t_s", "sessions", "server_cpu_pct", "heap_MB", "heap2
 func (r soakRow) csv() []string {
 	f := func(v float64) string { return fmt.Sprintf("%.2f", v) }
 	d := func(v int64) string { return fmt.Sprint(v) }
-	return []string{f(r.T), fmt.Sprint(r.Sessions), f(r.CPUPct), f(r.HeapMB), f(r.Heap2MB), f(r.HeldMB), f(r.RSSMB), f(r.RSS2MB), fmt.Sprint(r.Goroutines), fmt.Sprint(r.FDs),
+	return []string{f(r.T), fmt.Sprint(r.Sessions), f(r.CPUPct), f(r.HeapMB), f(r.Heap2MB), f(r.HeldMB), f(r.RSSMB), f(r.RSS2MB), f(r.HeapInuseMB), f(r.MetaMB), fmt.Sprint(r.Goroutines), fmt.Sprint(r.FDs),
 		f(r.ProbeP50), f(r.ProbeP99), f(r.ProbeMax), f(r.SchedP99), f(r.SchedMax), f(r.ProbeInP99), f(r.ProbeOutP99), f(r.RunDelayPct), f(r.ProbeSchedMax), f(r.ProbeRunDelay), f(r.GCPauseMax), d(r.KernelDropsSrv), d(r.KernelDropsLoad), fmt.Sprint(r.ProbeRetrans), fmt.Sprint(r.ProbeN), fmt.Sprint(r.ProbeLost), d(r.Sent), d(r.Echoed),
 		d(r.OutOfOrder), d(r.Dup), d(r.Late), d(r.LostDead), d(r.IdleClosed), d(r.OtherClosed), d(r.ClosedOut),
 		f(r.TimerEventsPS), f(r.TimerFlushesPS), f(r.RekeysPS), fmt.Sprint(r.RekeysDeferred),
@@ -458,6 +472,11 @@ func soakCase(ctx context.Context, p soakParams) (map[string]float64, error) {
 			// ends before the next starts), named by its start time.
 			f := filepath.Join(p.profileAll, fmt.Sprintf("%s-server-%04.0f.pprof", name, el.Seconds()))
 			srv.command(fmt.Sprintf("PROF %s %.0f", f, max(1, p.every.Seconds()-1)))
+			// And a heap profile every 5 minutes, to tell a slow growth's
+			// owner (go tool pprof -base the earlier one).
+			if n := int(el / p.every); n%int(max(1, 5*time.Minute/p.every)) == 0 {
+				srv.command("HEAP " + filepath.Join(p.profileAll, fmt.Sprintf("%s-heap-%04.0f.pprof", name, el.Seconds())))
+			}
 		}
 		if restartAt >= 0 && restartedAt.IsZero() && el >= restartAt {
 			logf("killing the server (SIGKILL) and starting it again on %s", srv.addr)
@@ -503,7 +522,7 @@ func soakCase(ctx context.Context, p soakParams) (map[string]float64, error) {
 			cpu = float64(st.CPUNs) / 1e9 / dt * 100
 		}
 		row := soakRow{
-			T: el.Seconds(), Sessions: st.Sessions, CPUPct: cpu, HeapMB: float64(st.Heap) / 1e6, Heap2MB: float64(st.Heap2) / 1e6, HeldMB: float64(st.Held) / 1e6, RSSMB: float64(st.RSS) / 1e6, RSS2MB: float64(st.RSS2) / 1e6,
+			T: el.Seconds(), Sessions: st.Sessions, CPUPct: cpu, HeapMB: float64(st.Heap) / 1e6, Heap2MB: float64(st.Heap2) / 1e6, HeldMB: float64(st.Held) / 1e6, RSSMB: float64(st.RSS) / 1e6, RSS2MB: float64(st.RSS2) / 1e6, HeapInuseMB: float64(st.HeapInuse) / 1e6, MetaMB: float64(st.RuntimeMeta) / 1e6,
 			Goroutines: st.Goroutines, FDs: st.FDs, ProbeP50: probeS.P50ms, ProbeP99: probeS.P99ms, ProbeMax: probeS.MaxMs,
 			SchedP99: st.SchedP99Ms, SchedMax: st.SchedMaxMs, ProbeInP99: probeS.InP99ms, ProbeOutP99: probeS.OutP99ms,
 			RunDelayPct: float64(st.RunDelayNs-prevSt.RunDelayNs) / 1e9 / dt * 100, ProbeSchedMax: probeS.SchedMaxMs, ProbeRunDelay: probeS.RunDelayPct, GCPauseMax: st.GCPauseMaxMs, ProbeRetrans: probeS.Retrans, KernelDropsSrv: kdSrv - prevKdSrv, KernelDropsLoad: kdLoad - prevKdLoad,

@@ -57,7 +57,13 @@ type soakServerStats struct {
 	// has not yet returned to the OS are gone. RSS between two samples
 	// swings by the heap's GC cycle and the scavenger's pace; RSS2 does
 	// not, so a leak shows in its slope without that noise.
-	RSS2           int64         `json:"rss2"`
+	RSS2 int64 `json:"rss2"`
+	// At the RSS2 sample, from runtime.MemStats: the heap's spans in use
+	// (live objects and the free slots between them: HeapInuse −
+	// HeapAlloc is fragmentation), and the runtime's own memory (span
+	// structures, GC metadata, stacks and the rest: Sys − HeapSys).
+	HeapInuse      int64         `json:"heap_inuse"`
+	RuntimeMeta    int64         `json:"runtime_meta"`
 	Goroutines     int           `json:"goroutines"`
 	FDs            int           `json:"fds"`
 	Sessions       int           `json:"sessions"`

@@ -154,8 +154,26 @@ func fecLimits(p fecParams, maxPacket int) fec.Limits {
 }
 
 // fecOutput sends one inner frame through the encoder when FEC is on.
+//
+// In adaptive mode at a parity count of 0 (a clean link) the frame goes as
+// its own transport packet instead, as without FEC: a data shard in a group
+// of its own would only add the shard header and the inner type byte
+// (fec.HeaderSize+1 bytes a packet) and repair nothing. The receiver takes
+// every inner frame type directly too (conn_recv.go). takeLossReport
+// closes the group in progress before it lowers the count to 0, so no
+// group is left open while frames bypass the encoder; a count raised again
+// starts a new group with the next frame.
 func (c *Conn) fecOutput(pkt []byte) {
-	if err := c.fec.enc.Encode(pkt, c.shard.now, c.emitShard); err != nil {
+	f := &c.fec
+	if f.params.adaptive && f.enc.Parity() == 0 {
+		// Counted as a data shard (a group of one without the header):
+		// FECStats and parityPays count the data FEC carried.
+		c.traffic.fecDataOut.Add(1)
+		c.shard.traffic.fecDataOut.Add(1)
+		c.sendFrame(pkt[0], pkt[wire.FrameHeaderSize:])
+		return
+	}
+	if err := f.enc.Encode(pkt, c.shard.now, c.emitShard); err != nil {
 		c.ep.log.Debug("uxp: fec encode", "session", c.id, "err", err)
 	}
 }
@@ -336,6 +354,12 @@ func (c *Conn) takeLossReport(r wire.Loss) {
 		p = min(p, f.enc.Parity())
 	}
 	if p != f.enc.Parity() {
+		if p == 0 {
+			// Frames bypass the encoder from now on (fecOutput):
+			// finish the group in progress, with parity for the data
+			// shards it has.
+			f.enc.Flush(c.shard.now, c.emitShard)
+		}
 		if err := f.enc.SetParity(p); err == nil {
 			c.fecParity.Store(int64(p))
 		}

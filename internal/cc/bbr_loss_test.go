@@ -75,20 +75,3 @@ func TestBBRRandomLossKeepsModel(t *testing.T) {
 		require.False(t, congested, "round %d with %d of %d lost", i, l, pkts)
 	}
 }
-
-// TestBBRStartDownKeepsFilter: two ProbeBW cycles begun without a
-// bandwidth sample between them (a congested round right after UP ended)
-// keep the bandwidth model; shifting the empty cycle in emptied the max
-// filter, and a model of 0 paced at the initial rate.
-func TestBBRStartDownKeepsFilter(t *testing.T) {
-	b := NewBBR(Config{MSS: 1000})
-	b.minRTT = 20 * time.Millisecond
-	b.filledPipe = true
-	b.bwHi = [2]Bandwidth{0, 625_000}
-	b.startDown()
-	require.Equal(t, Bandwidth(625_000), b.maxBw())
-	b.startDown()
-	require.Equal(t, Bandwidth(625_000), b.maxBw())
-	b.setPacing()
-	require.InDelta(t, 0.75*0.99*625_000, float64(b.PacingRate()), 1)
-}

@@ -31,15 +31,7 @@ func (b *BBRController) startDown() {
 	b.phaseRounds = 0
 	b.pacingGain = bbrDownPacingGain
 	b.cwndGain = bbrCwndGain
-	if b.bwHi[1] > 0 {
-		// A cycle without a sample (two DOWNs in a row: a congested
-		// round right after UP ended, or ProbeRTT's exit) keeps the
-		// previous cycle's maximum: shifting it out emptied the filter,
-		// and a model of 0 paces at the initial rate and sizes cwnd to
-		// the initial window (seen after a 20 -> 5 Mbit/s step: 7.2
-		// Mbit/s of pacing in DOWN).
-		b.bwHi[0], b.bwHi[1] = b.bwHi[1], 0
-	}
+	b.bwHi[0], b.bwHi[1] = b.bwHi[1], 0
 	b.cruiseFor = bbrCruiseRoundsMin + b.rng.IntN(bbrCruiseRoundsMax-bbrCruiseRoundsMin)
 }
 

@@ -15,18 +15,19 @@ import (
 
 // stepRig is one bulk stream from a server through a netsim bottleneck to
 // a client, written in writes of a given size (bottleneckRig writes 16 KiB
-// only). Run inside a synctest bubble.
+// only), with random loss in both directions. Run inside a synctest
+// bubble.
 type stepRig struct {
 	bc  *netsim.BottleneckConn
 	srv *StreamConn
 	got atomic.Int64
 }
 
-func newStepRig(t *testing.T, seed uint64, write int, bcfg netsim.BottleneckConfig, cfg Config) *stepRig {
+func newStepRig(t *testing.T, seed uint64, write int, loss float64, bcfg netsim.BottleneckConfig, cfg Config) *stepRig {
 	t.Helper()
 	nw := netsim.NewNetwork(seed)
 	t.Cleanup(func() { nw.Close() })
-	nw.SetDefault(netsim.Impairment{Delay: bcfg.Delay}) // the ACKs' direction
+	nw.SetDefault(netsim.Impairment{Delay: bcfg.Delay, Loss: loss}) // the ACKs' direction; loss both ways
 	bcfg.Delay = 0
 	kp := testKeys(t)
 	spc, err := nw.Listen("10.0.0.1:4000")
@@ -118,7 +119,7 @@ func TestBottleneckStepDrain(t *testing.T) {
 					watch  = 5 * time.Second
 				)
 				step := 3 * time.Second
-				r := newStepRig(t, 75, tt.write, netsim.BottleneckConfig{
+				r := newStepRig(t, 75, tt.write, 0, netsim.BottleneckConfig{
 					Rate: 20_000_000, QueueDelay: 50 * time.Millisecond, Delay: base / 2,
 					Schedule: []netsim.RateStep{{At: step, Rate: 5_000_000}},
 				}, gatedModel)

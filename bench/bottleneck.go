@@ -38,6 +38,8 @@ func init() {
 		{"tbf_sent_MB", "tbf sent MB"},
 		{"pkt_bytes", "client wire bytes per packet"},
 		{"retrans_pct", "bulk retransmitted % (uxp)"},
+		{"retrans_rto_pct", "of which on timeout %"},
+		{"retrans_fast_pct", "of which on later ACKs %"},
 	}
 	scenarioColumns["bottleneck"] = cols
 	scenarioColumns["bottleneck-loss"] = cols
@@ -187,6 +189,8 @@ func bottleneckCase(ctx context.Context, sys string, d time.Duration, loss bool)
 	}
 	if b := outs[0].res; b.PacketsOut > 0 {
 		m["retrans_pct"] = 100 * float64(b.Retrans) / float64(b.PacketsOut)
+		m["retrans_rto_pct"] = 100 * float64(b.RetransRTO) / float64(b.PacketsOut)
+		m["retrans_fast_pct"] = 100 * float64(b.RetransFast+b.RetransEarly) / float64(b.PacketsOut)
 	}
 	return m, nil
 }

@@ -10,23 +10,29 @@
 #
 # REV_B may be WORKTREE for the files as they are now (uncommitted
 # changes included). -reps N (default 3) is the number of alternations;
-# every other flag goes to both binaries as it is. Results stay in
-# $AB_DIR (default a new temporary directory): A-1/, B-1/, ... each with
-# its results.json, and ab.md with the table.
+# -bench-from REV (or WORKTREE) builds both binaries from that revision's
+# bench/ directory, each against its own revision's library, to run a
+# scenario that REV_A's bench does not have yet (the game scenario
+# against a main from before it); every other flag goes to both binaries
+# as it is. Results stay in $AB_DIR (default a new temporary directory):
+# A-1/, B-1/, ... each with its results.json, and ab.md with the table.
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
-	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 fi
 revA=$1 revB=$2
 shift 2
 reps=3
+benchFrom=
 args=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	-reps) reps=$2; shift 2 ;;
 	-reps=*) reps=${1#-reps=}; shift ;;
+	-bench-from) benchFrom=$2; shift 2 ;;
+	-bench-from=*) benchFrom=${1#-bench-from=}; shift ;;
 	*) args+=("$1"); shift ;;
 	esac
 done
@@ -51,8 +57,24 @@ build() {
 		git -C "$root" worktree add --detach "$src" "$rev" >/dev/null
 		trees+=("$src")
 	fi
-	(cd "$src/bench" && go build -o "$dir/$name" .)
-	echo "$name = $rev ($(git -C "$src" rev-parse --short HEAD))" >>"$dir/revs.txt"
+	local bench=$src/bench note= modflag=
+	if [ -n "$benchFrom" ]; then
+		# A copy of the chosen bench/ whose replace directive points at
+		# this revision's library.
+		bench=$dir/bench-$name
+		rm -rf "$bench"
+		mkdir -p "$bench"
+		if [ "$benchFrom" = WORKTREE ]; then
+			cp -r "$root/bench/." "$bench"
+		else
+			git -C "$root" archive "$benchFrom" bench | tar -x -C "$bench" --strip-components=1
+		fi
+		(cd "$bench" && go mod edit -replace "github.com/uxp-go/uxp=$src")
+		note=", bench/ from $benchFrom"
+		modflag=-mod=mod # the copy's go.sum may lack this library's dependencies
+	fi
+	(cd "$bench" && go build $modflag -o "$dir/$name" .)
+	echo "$name = $rev ($(git -C "$src" rev-parse --short HEAD))$note" >>"$dir/revs.txt"
 }
 : >"$dir/revs.txt"
 build "$revA" A

@@ -47,6 +47,7 @@ type options struct {
 	procs     int
 	noNetns   bool
 	scaleNs   string
+	gameDur   time.Duration
 	profile   string
 	profEvery string
 	profDir   string
@@ -71,11 +72,12 @@ func main() {
 	fs.StringVar(&o.role, "role", "", "internal: server or client (the orchestrator starts these)")
 	fs.BoolVar(&o.quick, "quick", false, "smoke mode: one short repetition of each case, 1k sessions only")
 	fs.StringVar(&o.out, "out", ".", "directory for results.md and results.json")
-	fs.StringVar(&o.only, "scenarios", "", "comma-separated scenarios to run (bulk,rr,loss,scale,handshake,bottleneck,bottleneck-vs-tcp,bottleneck-loss,soak,restart); empty runs all but soak and restart (which -quick includes, short)")
+	fs.StringVar(&o.only, "scenarios", "", "comma-separated scenarios to run (bulk,rr,loss,game,scale,handshake,bottleneck,bottleneck-vs-tcp,bottleneck-loss,soak,restart); empty runs all but soak and restart (which -quick includes, short)")
 	fs.StringVar(&o.systems, "systems", "", "comma-separated systems to run; empty runs all")
 	fs.IntVar(&o.reps, "reps", 0, "repetitions per case; 0 means 3 (1 with -quick)")
 	fs.StringVar(&o.scaleNs, "sessions", "", "comma-separated session counts for the scale scenario; empty means 1000,10000,50000 (1000 with -quick)")
-	fs.BoolVar(&o.noNetns, "no-netns", false, "skip the loss and bottleneck scenarios (need root, ip, nft and tc)")
+	fs.BoolVar(&o.noNetns, "no-netns", false, "skip the loss, game and bottleneck scenarios (need root, ip, nft and tc)")
+	fs.DurationVar(&o.gameDur, "game-duration", 0, "game scenario: measured time of each case; 0 means 10s (3s with -quick). At 60 ticks a second, the p99 of 10 s is the 6th-worst of 600 round trips: longer runs steady it for A/B comparisons")
 	fs.DurationVar(&o.soakDur, "duration", 0, "soak scenario: how long it runs; 0 means 20m (90s with -quick)")
 	fs.DurationVar(&o.burn, "burn", 0, "soak scenario: burn one core for this long in the middle of the run")
 	fs.Float64Var(&o.loss, "loss", 0, "soak scenario: fraction of datagrams the load generators drop, each way")

@@ -110,6 +110,17 @@ func orchestrate(ctx context.Context, o *options) error {
 			})
 		}
 	}
+	if want("game") {
+		if why := netnsUnavailable(o); why != "" {
+			logf("game: skipped: %s", why)
+			r.Skipped = append(r.Skipped, "game: "+why)
+		} else {
+			d := gameDuration(o)
+			runInterleaved(ctx, r, "game", pick(lossSystems), p.reps, logf, func(sys string) (map[string]float64, error) {
+				return gameCase(ctx, sys, d)
+			})
+		}
+	}
 	if want("scale") && len(pick([]string{sysUXP})) > 0 {
 		for _, n := range p.sessions {
 			variant := fmt.Sprintf("%d sessions", n)

@@ -324,8 +324,10 @@ func sortedNs(ns []int64) []float64 {
 	return s
 }
 
-// pct is the nearest-rank p-th percentile of sorted.
+// pct is the nearest-rank p-th percentile of sorted. The rank is rounded
+// down past a rounding error: 99.9/100*1000 is 999.0000000000001 in
+// floating point, and the 99.9th percentile of 1000 values is the 999th.
 func pct(sorted []float64, p float64) float64 {
-	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	rank := int(math.Ceil(p/100*float64(len(sorted)) - 1e-9))
 	return sorted[min(max(rank, 1), len(sorted))-1]
 }

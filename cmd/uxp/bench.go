@@ -24,6 +24,7 @@ type benchOptions struct {
 	fec    string
 	cipher string
 	scen   string
+	cc     string // Config.CongestionControl
 }
 
 // benchCommand implements `uxp bench`: the uxp scenarios of the bench/
@@ -44,6 +45,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.Float64Var(&o.rate, "rate", o.rate, "requests per second for open")
 	fs.StringVar(&o.fec, "fec", o.fec, "FEC: off, D/P (e.g. 10/3) or adaptive")
 	fs.StringVar(&o.cipher, "cipher", o.cipher, "auto (negotiated), aes, chacha20 or salsa20")
+	fs.StringVar(&o.cc, "cc", o.cc, "congestion control of both ends (Config.CongestionControl): empty for the library's default, bbr, cubic or none")
 	fs.StringVar(&o.scen, "scenarios", o.scen, "comma-separated: bulk (goodput), rr (closed-loop RTT), open (open-loop RTT at -rate)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: uxp bench [flags]\n\nMeasure uxp goodput and round-trip times against a bench server.\nThe cross-system suite (kcp-go, quic-go, TCP, raw UDP) is in bench/.\n\nFlags:\n")
@@ -57,12 +59,17 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, err)
 		return &usageError{err}
 	}
+	if err := (&uxp.Config{CongestionControl: uxp.CongestionControl(o.cc)}).Validate(); err != nil {
+		err = fmt.Errorf("-cc %q: %w", o.cc, err)
+		fmt.Fprintln(stderr, err)
+		return &usageError{err}
+	}
 	if o.serve != "" {
-		return benchServe(ctx, o.serve, stdout)
+		return benchServe(ctx, o.serve, o.cc, stdout)
 	}
 	addr, key := o.addr, o.key
 	if addr == "" {
-		srv, pub, err := startBenchServer("127.0.0.1:0")
+		srv, pub, err := startBenchServer("127.0.0.1:0", o.cc)
 		if err != nil {
 			return err
 		}
@@ -72,7 +79,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return benchRun(ctx, o, addr, key, stdout)
 }
 
-func startBenchServer(addr string) (*uxp.Server, string, error) {
+func startBenchServer(addr, cc string) (*uxp.Server, string, error) {
 	kp, err := uxp.GenerateKey()
 	if err != nil {
 		return nil, "", err
@@ -88,6 +95,8 @@ func startBenchServer(addr string) (*uxp.Server, string, error) {
 	cfg := &uxp.Config{
 		PrivateKey: kp.Private,
 		FEC:        uxp.FECConfig{DataShards: 10, ParityShards: 3, Adaptive: true, MaxParity: 8},
+
+		CongestionControl: uxp.CongestionControl(cc),
 	}
 	srv, err := uxp.NewServer(pc, uxpbench.NewServer(), cfg)
 	if err != nil {
@@ -100,8 +109,8 @@ func startBenchServer(addr string) (*uxp.Server, string, error) {
 	return srv, kp.Public.String(), nil
 }
 
-func benchServe(ctx context.Context, addr string, stdout io.Writer) error {
-	srv, pub, err := startBenchServer(addr)
+func benchServe(ctx context.Context, addr, cc string, stdout io.Writer) error {
+	srv, pub, err := startBenchServer(addr, cc)
 	if err != nil {
 		return err
 	}
@@ -120,7 +129,7 @@ func benchRun(ctx context.Context, o benchOptions, addr, key string, stdout io.W
 	if err != nil {
 		return err
 	}
-	cfg := &uxp.Config{ServerPublicKey: pub, Cipher: cipher}
+	cfg := &uxp.Config{ServerPublicKey: pub, Cipher: cipher, CongestionControl: uxp.CongestionControl(o.cc)}
 	switch o.fec {
 	case "off", "":
 	case "adaptive":
@@ -132,7 +141,11 @@ func benchRun(ctx context.Context, o benchOptions, addr, key string, stdout io.W
 		}
 		cfg.FEC = uxp.FECConfig{DataShards: d, ParityShards: p}
 	}
-	fmt.Fprintf(stdout, "uxp bench against %s, cipher %v, FEC %s, %v per scenario\n", addr, cipher, o.fec, o.dur)
+	cc := o.cc
+	if cc == "" {
+		cc = "default"
+	}
+	fmt.Fprintf(stdout, "uxp bench against %s, cipher %v, FEC %s, congestion control %s, %v per scenario\n", addr, cipherName(cipher), o.fec, cc, o.dur)
 	for _, scen := range splitComma(o.scen) {
 		h := &uxpbench.Client{}
 		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -176,6 +189,9 @@ func benchRun(ctx context.Context, o benchOptions, addr, key string, stdout io.W
 			err := fmt.Errorf("unknown scenario %q (want bulk, rr, open)", scen)
 			return err
 		}
+		// The client's controller as the scenario left it: what it
+		// learned of the path.
+		fmt.Fprintf(stdout, "       cc: %s\n", congestionDetail(c.Stats().Congestion))
 		cl.Close()
 	}
 	return nil

@@ -15,7 +15,7 @@ func TestBenchLocal(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
 	}
-	for _, want := range []string{"bulk:", "MB/s", "rr:", "p99.9", "open:", "answered"} {
+	for _, want := range []string{"bulk:", "MB/s", "rr:", "p99.9", "open:", "answered", "cc: bw ", " state ", "min RTT"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
@@ -31,6 +31,7 @@ func TestBenchBadFlags(t *testing.T) {
 		{[]string{"bench", "-size", "3"}, "-size must be at least 16"},
 		{[]string{"bench", "-rate", "0"}, "-rate and -d positive"},
 		{[]string{"bench", "-addr", "127.0.0.1:1", "-key", "not-a-key"}, "parse public key"},
+		{[]string{"bench", "-cc", "reno"}, `-cc "reno"`},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), tc.args, &out, &errb); code == exitOK {

@@ -346,18 +346,31 @@ func (d *demo) traffic(ctx context.Context) {
 // progress prints one line of live counters to stderr.
 func (d *demo) progress() {
 	var sent, recv, retrans, blocked uint64
+	var cc []uxp.CongestionStats
 	for _, dc := range d.clients {
 		sent += dc.sent.Load()
 		recv += dc.recv.Load()
 		blocked += dc.wouldBlock.Load()
 		if dc.ready {
-			retrans += dc.cl.Conn().Stats().Retransmissions
+			cs := dc.cl.Conn().Stats()
+			retrans += cs.Retransmissions
+			cc = append(cc, cs.Congestion)
 		}
 	}
 	st := d.srv.Stats()
 	retrans += st.Retransmissions
-	fmt.Fprintf(d.stderr, "t=%ds sent=%d recv=%d inflight=%d retrans=%d wouldblock=%d sessions=%d\n",
-		int(time.Since(d.start).Round(time.Second)/time.Second), sent, recv, sent-recv, retrans, blocked+d.echo.retries.Load(), st.Sessions)
+	fmt.Fprintf(d.stderr, "t=%ds sent=%d recv=%d inflight=%d retrans=%d wouldblock=%d sessions=%d%s\n",
+		int(time.Since(d.start).Round(time.Second)/time.Second), sent, recv, sent-recv, retrans, blocked+d.echo.retries.Load(), st.Sessions,
+		progressCongestion(cc))
+}
+
+// progressCongestion is the progress line's congestion part: the clients'
+// median view (congestionSummary), or nothing before a client is ready.
+func progressCongestion(cc []uxp.CongestionStats) string {
+	if len(cc) == 0 {
+		return ""
+	}
+	return " | clients' median: " + congestionLine(congestionSummary(cc))
 }
 
 // shutdown closes the clients (concurrently: each Close may linger to

@@ -62,6 +62,7 @@ func checkSummary(t testing.TB, out string, o demoOptions) {
 		`(?m)^rtt +p50 \S+ +p99 \S+ +max \S+ +\(` + strconv.Itoa(total) + ` samples\)$`,
 		`(?m)^handshake +p50 \S+ +max \S+$`,
 		`(?m)^retransmissions +\d+ \(clients \d+, server \d+\)$`,
+		`(?m)^congestion +clients' median at the end: bw \S+( \S+)? pacing .* cwnd .* state \S+.* min RTT \S+ smoothed RTT \S+$`,
 		`(?m)^drops +\d+ \(clients \d+, server \d+\)$`,
 		`(?m)^  replay +\d+$`,
 		`(?m)^  malformed +0$`,

@@ -26,6 +26,7 @@ type report struct {
 	rtt                  latencySummary
 	handshake            latencySummary
 
+	cc                           uxp.CongestionStats // clients' median (congestionSummary)
 	clientRetrans, serverRetrans uint64
 	clientDrops, serverDrops     uint64
 	drops                        uxp.DropStats // server and clients
@@ -39,6 +40,7 @@ func (d *demo) report(elapsed time.Duration, stopped string) *report {
 	r := &report{opts: d.opts, elapsed: elapsed, stopped: stopped, echoRetries: d.echo.retries.Load()}
 	r.rtt = d.rtts.summary()
 	var hs []time.Duration
+	var cc []uxp.CongestionStats
 	for _, dc := range d.clients {
 		r.sent += dc.sent.Load()
 		r.recv += dc.recv.Load()
@@ -51,6 +53,7 @@ func (d *demo) report(elapsed time.Duration, stopped string) *report {
 			hs = append(hs, dc.handshake)
 			st := dc.cl.Conn().Stats()
 			r.clientRetrans += st.Retransmissions
+			cc = append(cc, st.Congestion)
 			r.fec.add(st.FEC)
 			r.clientDrops += st.Drops.Total()
 			addDrops(&r.drops, st.Drops)
@@ -65,6 +68,7 @@ func (d *demo) report(elapsed time.Duration, stopped string) *report {
 		}
 	}
 	r.handshake = summarize(hs)
+	r.cc = congestionSummary(cc)
 	r.server = d.srv.Stats()
 	r.serverRetrans = r.server.Retransmissions
 	r.fec.add(r.server.FEC)
@@ -124,6 +128,9 @@ func (r *report) print(w io.Writer) {
 		fecMode = "off"
 	}
 	row("fec", "%s: recovered %d packets, %d groups expired unrecovered, shards sent %d data + %d parity", fecMode, r.fec.Recovered, r.fec.ExpiredGroups, r.fec.DataShardsSent, r.fec.ParityShardsSent)
+	if r.connected > 0 {
+		row("congestion", "clients' median at the end: %s", congestionDetail(r.cc))
+	}
 	row("would-block retries", "clients %d, server echoes %d", r.wouldBlock, r.echoRetries)
 	row("drops", "%d (clients %d, server %d)", r.drops.Total(), r.clientDrops, r.serverDrops)
 	row("  malformed", "%d", r.drops.Malformed)

@@ -1,6 +1,7 @@
 package arq
 
 import (
+	"math"
 	"time"
 
 	"github.com/uxp-go/uxp/internal/cc"
@@ -41,11 +42,55 @@ func (ls *Lanes) BytesInFlight() int { return ls.inflightBytes }
 // KCP) and the data segments sent, for the outbound loss rate.
 func (ls *Lanes) Lost() (lost, sent uint64) { return ls.lostSegs, ls.sentSegs }
 
-// sentSlot is one segment's last transmission.
+// sentSlot is one segment's last transmission: its cc.PacketState packed
+// into 56 bytes (a PacketState is 120), since every segment in flight on
+// every session has one. Times are nanoseconds from the lanes' epoch.
 type sentSlot struct {
-	st     cc.PacketState
-	live   bool // in flight: neither acknowledged nor declared lost
-	resent bool // st is a retransmission's: its send time is ambiguous for RTT
+	sent, deliveredAt, firstSent int64 // packTime of the PacketState's times
+	delivered, lost              int64
+	bytes, inflight              int32
+	appLimited                   bool
+	live                         bool // in flight: neither acknowledged nor declared lost
+	resent                       bool // a retransmission's: its send time is ambiguous for RTT
+}
+
+// zeroTime packs the zero time.Time.
+const zeroTime = math.MinInt64
+
+// packTime is t as nanoseconds from the epoch. The epoch is the first
+// time packed; time.Time's Sub and Add keep the monotonic reading, so a
+// round trip through pack and unpack compares as the original did.
+func (ls *Lanes) packTime(t time.Time) int64 {
+	if t.IsZero() {
+		return zeroTime
+	}
+	if ls.ccEpoch.IsZero() {
+		ls.ccEpoch = t
+	}
+	return int64(t.Sub(ls.ccEpoch))
+}
+
+func (ls *Lanes) unpackTime(d int64) time.Time {
+	if d == zeroTime {
+		return time.Time{}
+	}
+	return ls.ccEpoch.Add(time.Duration(d))
+}
+
+// pack stores st in s (live and resent untouched).
+func (ls *Lanes) pack(s *sentSlot, st cc.PacketState) {
+	s.sent, s.deliveredAt, s.firstSent = ls.packTime(st.SentTime), ls.packTime(st.DeliveredTime), ls.packTime(st.FirstSentTime)
+	s.delivered, s.lost = st.Delivered, st.Lost
+	s.bytes, s.inflight = int32(st.Bytes), int32(min(st.Inflight, math.MaxInt32))
+	s.appLimited = st.AppLimited
+}
+
+// state is the PacketState s holds.
+func (ls *Lanes) state(s *sentSlot) cc.PacketState {
+	return cc.PacketState{
+		SentTime: ls.unpackTime(s.sent), DeliveredTime: ls.unpackTime(s.deliveredAt), FirstSentTime: ls.unpackTime(s.firstSent),
+		Delivered: s.delivered, Lost: s.lost, Bytes: int(s.bytes), Inflight: int(s.inflight), AppLimited: s.appLimited,
+	}
 }
 
 // sentRing holds the sentSlots of a lane's segments from base on, by sn.
@@ -88,7 +133,7 @@ func (r *sentRing) slot(sn uint32) *sentSlot {
 }
 
 func (r *sentRing) grow(need int) {
-	size := max(16, len(r.slots))
+	size := max(sentRingMin, len(r.slots))
 	for size < need {
 		size *= 2
 	}
@@ -126,15 +171,15 @@ func (ls *Lanes) trackSent(l *lane, sn uint32, bytes int, fresh, probe bool) {
 		return // below una: acknowledged while KCP resent it
 	}
 	if s.live {
-		ls.inflightBytes -= s.st.Bytes
+		ls.inflightBytes -= int(s.bytes)
 		s.live = false
 		if !fresh && !probe {
 			ls.lostSegs++
-			ls.lostBuf = append(ls.lostBuf[:0], s.st)
+			ls.lostBuf = append(ls.lostBuf[:0], ls.state(s))
 			ls.cc.OnLoss(ls.now, ls.lostBuf, ls.inflightBytes)
 		}
 	}
-	s.st = ls.cc.OnPacketSent(ls.now, bytes, ls.inflightBytes)
+	ls.pack(s, ls.cc.OnPacketSent(ls.now, bytes, ls.inflightBytes))
 	s.live, s.resent = true, !fresh
 	ls.inflightBytes += bytes
 	ls.sentSegs++
@@ -147,8 +192,8 @@ func (ls *Lanes) ackedSN(l *lane, sn uint32) {
 	}
 	if s := l.sent.at(sn); s != nil && s.live {
 		s.live = false
-		ls.inflightBytes -= s.st.Bytes
-		ls.ackedBuf = append(ls.ackedBuf, s.st)
+		ls.inflightBytes -= int(s.bytes)
+		ls.ackedBuf = append(ls.ackedBuf, ls.state(s))
 		ls.ackedResent = ls.ackedResent || s.resent
 	}
 }
@@ -178,8 +223,8 @@ func (ls *Lanes) ackedUna(l *lane, una uint32) {
 	r := &l.sent
 	for r.n > 0 && int32(r.base-una) < 0 {
 		if s := r.pop(); s.live {
-			ls.inflightBytes -= s.st.Bytes
-			ls.ackedBuf = append(ls.ackedBuf, s.st)
+			ls.inflightBytes -= int(s.bytes)
+			ls.ackedBuf = append(ls.ackedBuf, ls.state(&s))
 			ls.ackedResent = ls.ackedResent || s.resent
 		}
 	}

@@ -189,6 +189,7 @@ type Lanes struct {
 	// Congestion accounting (congestion.go); cc nil: none.
 	cc                 cc.Controller
 	ccOverhead         int
+	ccEpoch            time.Time // sentSlot's time base: the first time packed
 	inflightBytes      int
 	packetFirst        bool // the next data segment is the first of its packet
 	ackedBuf, lostBuf  []cc.PacketState

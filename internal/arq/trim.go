@@ -31,6 +31,9 @@ const (
 	// sentRingKeep is the size, in slots, past which the lane's ring of
 	// sent segments' congestion states counts as grown.
 	sentRingKeep = 16
+	// sentRingMin is the slots a lane's ring starts with: a game
+	// session's few segments in flight fit in it.
+	sentRingMin = 4
 )
 
 // quiet reports whether a lane has nothing in progress: no message

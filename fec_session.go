@@ -43,6 +43,14 @@ const (
 	// lossReportInterval is how often each side measures the loss it sees
 	// and, in adaptive mode, reports it.
 	lossReportInterval = 500 * time.Millisecond
+	// lossFirstReport is when an adaptive session measures and reports
+	// for the first time. Adaptive mode starts at the configured parity
+	// (FECConfig.ParityShards) and keeps it until the peer's first report;
+	// a clean link's first report drops it to 0. After a full interval
+	// that was a 30 % overhead for the first half second, in Startup when
+	// the congestion controller's budget is smallest, and left adaptive
+	// FEC at 0.98x the goodput of FEC off through a 20 Mbit/s bottleneck.
+	lossFirstReport = 100 * time.Millisecond
 	// fecTargetFailure is the group failure probability adaptive mode aims
 	// below: more than parity losses among data+parity shards.
 	fecTargetFailure = 0.005
@@ -118,6 +126,9 @@ type fecState struct {
 
 func (c *Conn) initFEC(p fecParams, now time.Time) error {
 	c.fec.reportAt = now.Add(lossReportInterval)
+	if p.adaptive {
+		c.fec.reportAt = now.Add(lossFirstReport)
+	}
 	if !p.on() {
 		return nil
 	}
@@ -154,8 +165,26 @@ func fecLimits(p fecParams, maxPacket int) fec.Limits {
 }
 
 // fecOutput sends one inner frame through the encoder when FEC is on.
+//
+// In adaptive mode at a parity count of 0 (a clean link) the frame goes as
+// its own transport packet instead, as without FEC: a data shard in a group
+// of its own would only add the shard header and the inner type byte
+// (fec.HeaderSize+1 bytes a packet) and repair nothing. The receiver takes
+// every inner frame type directly too (conn_recv.go). takeLossReport
+// closes the group in progress before it lowers the count to 0, so no
+// group is left open while frames bypass the encoder; a count raised again
+// starts a new group with the next frame.
 func (c *Conn) fecOutput(pkt []byte) {
-	if err := c.fec.enc.Encode(pkt, c.shard.now, c.emitShard); err != nil {
+	f := &c.fec
+	if f.params.adaptive && f.enc.Parity() == 0 {
+		// Counted as a data shard (a group of one without the header):
+		// FECStats and parityPays count the data FEC carried.
+		c.traffic.fecDataOut.Add(1)
+		c.shard.traffic.fecDataOut.Add(1)
+		c.sendFrame(pkt[0], pkt[wire.FrameHeaderSize:])
+		return
+	}
+	if err := f.enc.Encode(pkt, c.shard.now, c.emitShard); err != nil {
 		c.ep.log.Debug("uxp: fec encode", "session", c.id, "err", err)
 	}
 }
@@ -336,6 +365,12 @@ func (c *Conn) takeLossReport(r wire.Loss) {
 		p = min(p, f.enc.Parity())
 	}
 	if p != f.enc.Parity() {
+		if p == 0 {
+			// Frames bypass the encoder from now on (fecOutput):
+			// finish the group in progress, with parity for the data
+			// shards it has.
+			f.enc.Flush(c.shard.now, c.emitShard)
+		}
 		if err := f.enc.SetParity(p); err == nil {
 			c.fecParity.Store(int64(p))
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/uxp-go/uxp/fec"
 	"github.com/uxp-go/uxp/internal/netsim"
 )
 
@@ -230,4 +231,51 @@ func TestParityFor(t *testing.T) {
 	require.LessOrEqual(t, p5, p10)
 	require.Equal(t, 6, parityFor(10, 6, 0.6), "capped at the maximum")
 	require.InDelta(t, 1-0.9*0.9, binomialTail(2, 0, 0.1), 1e-9)
+}
+
+// TestFECAdaptivePlainAtZeroParity: once adaptive mode has lowered the
+// parity count to 0 on a clean link, data leaves as plain packets, outside
+// the encoder (no shard header, no inner type byte), while DataShardsSent
+// still counts it; every message arrives, and parity returns with loss.
+func TestFECAdaptivePlainAtZeroParity(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fecCfg := FECConfig{DataShards: 10, ParityShards: 3, MaxParity: 6, Adaptive: true}
+		cli := &Config{FEC: fecCfg}
+		var encoded int // data shards through the encoder
+		hooksOf(cli).dropShard = func(shard []byte) bool {
+			if !fec.IsParity(shard) {
+				encoded++
+			}
+			return false
+		}
+		p := newSimPair(t, 23, &Config{FEC: fecCfg}, cli, false)
+		p.net.SetDefault(netsim.Impairment{Delay: 10 * time.Millisecond})
+		require.NoError(t, p.cli.Start(context.Background()))
+		conn := p.cli.Conn()
+		send := func(from, n int) {
+			for i := from; i < from+n; i++ {
+				writeRetry(t, conn, testMessage(i, 1024))
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		send(0, 100) // one second: the first loss reports lower the parity to 0
+		require.Zero(t, conn.Stats().FEC.Parity)
+		enc0, st0 := encoded, conn.Stats()
+		send(100, 200)
+		st1 := conn.Stats()
+		require.Equal(t, enc0, encoded, "no data shard through the encoder at parity 0")
+		require.GreaterOrEqual(t, st1.FEC.DataShardsSent-st0.FEC.DataShardsSent, uint64(200), "plain packets count as data shards")
+		require.Equal(t, st0.FEC.ParityShardsSent, st1.FEC.ParityShardsSent)
+
+		p.net.SetDefault(netsim.Impairment{Delay: 10 * time.Millisecond, Loss: 0.1})
+		send(300, 300)
+		require.Positive(t, conn.Stats().FEC.Parity, "parity rises with loss")
+		require.Greater(t, encoded, enc0, "data goes through the encoder again")
+		time.Sleep(3 * time.Second)
+		_, got, _ := p.srvH.handler(0).snapshot()
+		require.Len(t, got, 600)
+		for i, m := range got {
+			require.True(t, bytes.Equal(testMessage(i, 1024), m), "message %d", i)
+		}
+	})
 }

@@ -275,6 +275,9 @@ func (t *trafficCounters) fecStats() FECStats {
 
 // FECStats counts forward error correction work.
 type FECStats struct {
+	// DataShardsSent counts the data packets sent with FEC on, including
+	// those that adaptive mode at parity 0 sends as plain packets outside
+	// any group; ParityShardsSent the parity packets.
 	DataShardsSent, ParityShardsSent     uint64
 	DataShardsReceived, ParityShardsRecv uint64
 	// Recovered counts packets rebuilt from parity instead of waiting for a

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	kcp "github.com/xtaci/kcp-go/v5"
+
 	"github.com/uxp-go/uxp"
 	"github.com/uxp-go/uxp/internal/uxpbench"
 )
@@ -51,6 +53,13 @@ type clientResult struct {
 	Failures   int64   `json:"failures,omitempty"`
 	PacketsOut uint64  `json:"packets_out,omitempty"` // uxp only
 	Retrans    uint64  `json:"retrans,omitempty"`     // uxp only
+	// The process's KCP retransmissions by cause (kcp-go's process-wide
+	// counters; a client process runs one session): timeout, fast
+	// (two later ACKs) and early (a later ACK and nothing new to send).
+	// uxp only.
+	RetransRTO   uint64 `json:"retrans_rto,omitempty"`
+	RetransFast  uint64 `json:"retrans_fast,omitempty"`
+	RetransEarly uint64 `json:"retrans_early,omitempty"`
 }
 
 // cpuTime is this process's user+system CPU time.
@@ -186,6 +195,7 @@ func uxpClientRole(ctx context.Context, o *options) (clientResult, error) {
 	defer cl.Close()
 	c := cl.Conn()
 	cpu0 := cpuTime()
+	snmp0 := kcp.DefaultSnmp.Copy()
 	switch o.scen {
 	case "bulk":
 		res.SentBytes, _, err = h.Bulk(ctx, c, bulkChunk, o.dur)
@@ -211,6 +221,10 @@ func uxpClientRole(ctx context.Context, o *options) (clientResult, error) {
 	res.CPUNs = int64(cpuTime() - cpu0)
 	st := c.Stats()
 	res.PacketsOut, res.Retrans = st.PacketsSent, st.Retransmissions
+	snmp := kcp.DefaultSnmp.Copy()
+	res.RetransRTO = snmp.LostSegs - snmp0.LostSegs
+	res.RetransFast = snmp.FastRetransSegs - snmp0.FastRetransSegs
+	res.RetransEarly = snmp.EarlyRetransSegs - snmp0.EarlyRetransSegs
 	return res, nil
 }
 

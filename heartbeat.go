@@ -230,9 +230,8 @@ func (c *Conn) answerPing(ping wire.Ping, now time.Time) {
 	c.sendFrame(wire.FramePong, b[:])
 	c.peerTS, c.peerAt = peer, now // laneIO.PeerDeadline
 	// Server-side RTT: now - when we sent that pong - how long the client
-	// sat on it; in [0, clock-sent] by the checks above. The pong was sent
-	// before now (its time is one this session stamped), so clock-sent
-	// does not wrap.
+	// sat on it, taken only when it lies in [0, clock-sent]: a hold time
+	// beyond the pong's age is skew (above) or a forgery, and gives none.
 	if sent != 0 && sent <= clock && held <= clock-sent {
 		rtt := time.Duration(clock - sent - held)
 		c.hb.pong(now.Add(-rtt), now)

@@ -362,7 +362,7 @@ func (a *sessionAcks) OnData(now time.Time, _ int, _ int, full, outOfOrder bool)
 	if !g.gated || dbgNoThin {
 		return
 	}
-	g.ackPol.SetRTT(a.dataRTT.srtt)
+	g.ackPol.SetRTT((*Conn)(a).ackRTT())
 	if g.ackPol.OnData(now, full, outOfOrder, false) {
 		g.ackDue = true
 	}
@@ -393,6 +393,21 @@ func (a *sessionAcks) OnAckSent(time.Time) {
 		g.ackPol.OnAckSent()
 		g.ackDue = false
 	}
+}
+
+// ackRTT is the RTT the ACK delay is a fraction of: the data round trips
+// this side measures, or, on a side that sends no data of its own (a pure
+// receiver), the heartbeat's estimate, which the handshake's round trip
+// starts. (With the data RTT alone a pure receiver had no RTT and held
+// ACKs for the full 25 ms MaxAckDelay, while the sender allowed for
+// RTT/4 (peerAckDelay): on a 20 ms path KCP's retransmission timeout
+// fired spuriously for 5 % of the segments, and new data waited behind
+// them.)
+func (c *Conn) ackRTT() time.Duration {
+	if c.dataRTT.samples > 0 {
+		return c.dataRTT.srtt
+	}
+	return c.hb.srtt
 }
 
 // queueing reports whether the controller sees a queue building on the

@@ -22,10 +22,12 @@ const (
 	// batch), which capped a sender woken every 0.1-1 ms at 64-600 MB/s
 	// whatever its rate: on loopback, 200 MB/s.
 	PacerMaxQuantum = 1 << 20
-	// PacerMaxDebt bounds the debt Charge leaves (64 KiB): a burst of
-	// retransmissions delays what the pacer times by at most its own
-	// transmission time, and by no more than 64 KiB of it.
-	PacerMaxDebt = 64 << 10
+	// PacerMaxDebt and PacerMaxDebtTime bound the debt Charge leaves: a
+	// burst of retransmissions delays what the pacer times by its own
+	// transmission time at the pacing rate, but by no more than 64 KiB of
+	// it and no more than 10 ms (at least one packet's worth).
+	PacerMaxDebt     = 64 << 10
+	PacerMaxDebtTime = 10 * time.Millisecond
 	// PacerMaxLateness bounds the credit for a late wake (see Pacer):
 	// 2 ms covers a timer heap that rounds deadlines up to 1 ms slots
 	// and wakes at least 1 ms ahead. A wake later than that is not a
@@ -177,7 +179,16 @@ func (p *Pacer) NextSendTime(now time.Time, size int) time.Time {
 // delays what the pacer does time by the burst's own transmission time.
 func (p *Pacer) Charge(now time.Time, size int) {
 	p.refill(now)
-	p.tokens = math.Max(p.tokens-float64(size), -PacerMaxDebt)
+	p.tokens = math.Max(p.tokens-float64(size), -p.maxDebt())
+}
+
+// maxDebt is the most debt Charge leaves, in bytes (PacerMaxDebtTime).
+func (p *Pacer) maxDebt() float64 {
+	if p.unlimited() {
+		return PacerMaxDebt
+	}
+	d := math.Min(PacerMaxDebt, float64(p.rate)*PacerMaxDebtTime.Seconds())
+	return math.Max(d, float64(p.mss))
 }
 
 // OnSent charges a packet of size bytes sent at now.

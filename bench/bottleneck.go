@@ -36,6 +36,8 @@ func init() {
 		{"probe_p99_ms", "probe p99 ms"},
 		{"ack_per_data", "reverse packets per data packet"},
 		{"tbf_sent_MB", "tbf sent MB"},
+		{"pkt_bytes", "client wire bytes per packet"},
+		{"retrans_pct", "bulk retransmitted % (uxp)"},
 	}
 	scenarioColumns["bottleneck"] = cols
 	scenarioColumns["bottleneck-loss"] = cols
@@ -166,7 +168,7 @@ func bottleneckCase(ctx context.Context, sys string, d time.Duration, loss bool)
 	}
 	delivered := st.SinkBytes + int64(pr.Sent)*probeSize
 	s := sortedNs(pr.RTTNs)
-	return map[string]float64{
+	m := map[string]float64{
 		"goodput_MBps":   float64(st.SinkBytes) / 1e6 / (float64(st.SinkSpanNs) / 1e9),
 		"wire_per_byte":  float64(after.client.txBytes-before.client.txBytes) / float64(delivered),
 		"queue_drop_pct": 100 * float64(tbf.drops) / float64(max(tbf.packets+tbf.drops, 1)),
@@ -177,7 +179,16 @@ func bottleneckCase(ctx context.Context, sys string, d time.Duration, loss bool)
 			float64(max(after.server.rxPackets-before.server.rxPackets, 1)),
 		"tbf_sent_MB": float64(tbf.bytes) / 1e6,
 		"tbf_drops":   float64(tbf.drops),
-	}, nil
+		// Where the wire bytes go: the mean frame on the client's veth
+		// (Ethernet, IP and UDP headers included), and for uxp the share
+		// of the bulk session's packets that were retransmissions.
+		"pkt_bytes": float64(after.client.txBytes-before.client.txBytes) /
+			float64(max(after.client.txPackets-before.client.txPackets, 1)),
+	}
+	if b := outs[0].res; b.PacketsOut > 0 {
+		m["retrans_pct"] = 100 * float64(b.Retrans) / float64(b.PacketsOut)
+	}
+	return m, nil
 }
 
 // bottleneckVsTCPCase runs sys's bulk flow and one TCP bulk flow together.

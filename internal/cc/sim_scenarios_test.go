@@ -130,8 +130,10 @@ func TestSimRateStep(t *testing.T) {
 }
 
 // TestSimRandomLoss adds 5 % random loss after the queue, as on a mobile
-// link. BBR must keep >= 0.8 of the link rate (0.95 is the most any sender
-// can get); Cubic, reading every loss as congestion, collapses.
+// link. BBR must keep >= 0.9 of the link rate (0.95 is the most any sender
+// can get; measured 0.924, and 0.886 while a round with a standing queue
+// and loss merely above the random-loss baseline counted as congested);
+// Cubic, reading every loss as congestion, collapses.
 func TestSimRandomLoss(t *testing.T) {
 	const dur = 10 * time.Second
 	good := map[Algorithm]float64{}
@@ -141,7 +143,7 @@ func TestSimRandomLoss(t *testing.T) {
 		good[alg] = r.flows[0].goodputBetween(2*time.Second, dur) / simLinkBs
 		t.Logf("%s under 5%% random loss: goodput %.3f of link\n%s", alg, good[alg], r)
 	}
-	require.GreaterOrEqual(t, good[BBR], 0.8, "BBR goodput")
+	require.GreaterOrEqual(t, good[BBR], 0.9, "BBR goodput")
 	require.Less(t, good[Cubic], 0.25, "Cubic goodput")
 	require.Greater(t, good[BBR], 4*good[Cubic])
 }

@@ -50,6 +50,7 @@ type clientResult struct {
 	Handshakes int64   `json:"handshakes,omitempty"`
 	Failures   int64   `json:"failures,omitempty"`
 	PacketsOut uint64  `json:"packets_out,omitempty"` // uxp only
+	PacketsIn  uint64  `json:"packets_in,omitempty"`  // uxp only
 	Retrans    uint64  `json:"retrans,omitempty"`     // uxp only
 }
 
@@ -210,7 +211,7 @@ func uxpClientRole(ctx context.Context, o *options) (clientResult, error) {
 	}
 	res.CPUNs = int64(cpuTime() - cpu0)
 	st := c.Stats()
-	res.PacketsOut, res.Retrans = st.PacketsSent, st.Retransmissions
+	res.PacketsOut, res.PacketsIn, res.Retrans = st.PacketsSent, st.PacketsReceived, st.Retransmissions
 	return res, nil
 }
 

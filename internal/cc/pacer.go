@@ -112,7 +112,10 @@ func (p *Pacer) SetRate(now time.Time, rate Bandwidth) {
 	if p.unlimited() {
 		p.late = 0
 	}
-	p.tokens = math.Min(p.tokens, p.limit())
+	// A lower rate pays a debt off more slowly: keep it within what
+	// Charge allows at the new rate (BBR's pacing falls 8× from Startup
+	// to Drain, and 10 ms of debt would become 80).
+	p.tokens = math.Max(math.Min(p.tokens, p.limit()), math.Min(-p.maxDebt(), -float64(p.mss)))
 }
 
 func (p *Pacer) refill(now time.Time) {

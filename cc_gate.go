@@ -13,7 +13,8 @@ import (
 //
 //   - Reliable data: new messages enter the lanes' KCPs (arq Enqueue and
 //     Admit) only within a byte budget, the smaller of the window's room
-//     (CongestionWindow − BytesInFlight) and the pacer's tokens. KCP sends
+//     (gateWindow − BytesInFlight: the controller's window, floored at 3
+//     ms of its bandwidth estimate) and the pacer's tokens. KCP sends
 //     what it was given at the flush that follows, so admission is the
 //     gate; retransmissions and probes are never held back (KCP and the
 //     probe timers send them) but count in flight and take the pacer's
@@ -21,12 +22,16 @@ import (
 //     to that message, so a message larger than the window still goes
 //     (one message of overshoot, like a TCP segment).
 //   - When the pacer has no tokens the session's deadline in the shard's
-//     timer heap includes the pacer's next send time (paceAt): no ticker
-//     or goroutine per session. When the window is full the next ACK
-//     (pump, after input) admits more.
+//     timer heap includes the pacer's next send time (gateDeadline): no
+//     ticker or goroutine per session. When the window is full the next
+//     ACK (pump, after input) admits more.
 //   - Datagrams (datagrams below): sent at once while the pacer has
-//     tokens and nothing older waits, else queued for a bounded time.
+//     tokens and nothing older waits, else queued for a bounded time;
+//     they go before reliable data, which gets the tokens they leave.
 //   - FEC parity takes the pacer's tokens like the data it protects.
+//   - The pacer runs at the controller's pacing rate raised by the share
+//     of paced bytes the controller never sees acknowledged (datagrams,
+//     parity: gatePacingRate).
 //
 // With CongestionNone nothing is gated (gated false): the budget is
 // arq.NoLimit, datagrams go at once and ACKs are not thinned, exactly the

@@ -162,34 +162,31 @@ func TestPacerTimerDrivenRate(t *testing.T) {
 }
 
 // TestPacerChargeDebt: retransmissions charged with Charge delay what the
-// pacer times by their own transmission time at the pacing rate, up to
-// PacerMaxDebtTime of it and PacerMaxDebt bytes; a lower rate set later
-// does not stretch the debt past that.
+// pacer times by their own transmission time, up to PacerMaxDebt; a
+// priority packet (a datagram) waits for at most PacerPriorityDebtTime of
+// the debt.
 func TestPacerChargeDebt(t *testing.T) {
 	tests := []struct {
-		name       string
-		rate       Bandwidth
-		charge     int
-		wait       time.Duration // for the next 1000-byte packet
-		afterLower time.Duration // after the rate fell to a tenth
+		name     string
+		charge   int
+		wait     time.Duration // for the next 1000-byte packet
+		priority time.Duration // for a 100-byte priority packet
 	}{
-		// At 100 kB/s: 10 ms is one packet, then the packet's own 10 ms.
-		{"5 KB at 1 MB/s", 1e6, 5000, 6 * time.Millisecond, 20 * time.Millisecond},
-		{"10 ms of 1 MB/s at most", 1e6, 1 << 20, 11 * time.Millisecond, 20 * time.Millisecond},
-		{"64 KiB at most", 1e8, 1 << 20, durationOf((PacerMaxDebt + 1000) / 1e8), durationOf((PacerMaxDebt + 1000) / 1e7)},
+		{"5 KB", 5000, 6 * time.Millisecond, 5100 * time.Microsecond},
+		{"20 KB", 20_000, 21 * time.Millisecond, 10100 * time.Microsecond},
+		{"bounded by PacerMaxDebt", 1 << 20, durationOf((PacerMaxDebt + 1000) / 1e6), 10100 * time.Microsecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := NewPacer(1000)
-			p.SetRate(t0, tt.rate)
+			p.SetRate(t0, 1e6) // 1 MB/s
 			p.OnSent(t0, 0)
 			for p.TimeUntilSend(t0, 1000) == 0 {
 				p.OnSent(t0, 1000)
 			}
 			p.Charge(t0, tt.charge)
 			require.Equal(t, tt.wait, p.TimeUntilSend(t0, 1000))
-			p.SetRate(t0, tt.rate/10)
-			require.Equal(t, tt.afterLower, p.TimeUntilSend(t0, 1000))
+			require.Equal(t, tt.priority, p.TimeUntilSendPriority(t0, 100))
 		})
 	}
 }

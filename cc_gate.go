@@ -17,8 +17,8 @@ import (
 //     ms of its bandwidth estimate) and the pacer's tokens. KCP sends
 //     what it was given at the flush that follows, so admission is the
 //     gate; retransmissions and probes are never held back (KCP and the
-//     probe timers send them) but count in flight and take the pacer's
-//     tokens. A budget with room for less than the next message is raised
+//     probe timers send them) but count in flight, and retransmissions
+//     take the pacer's tokens (laneIO.Output). A budget with room for less than the next message is raised
 //     to that message, so a message larger than the window still goes
 //     (one message of overshoot, like a TCP segment).
 //   - When the pacer has no tokens the session's deadline in the shard's

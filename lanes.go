@@ -346,7 +346,12 @@ func (o *laneIO) Output(lane int, segs []byte, s arq.Sent) {
 	if s.WndProbe {
 		c.traffic.wndProbes.Add(1)
 	}
-	if s.Data {
+	if s.Data && !s.Probe {
+		// A tail-loss probe is one packet after a probe timeout of
+		// silence: the pacer has nothing to spread, and charged, it took
+		// the tokens the next message needed (a request, its probe and
+		// the next request within a millisecond waited for the pacer's
+		// timer). It still counts in flight.
 		c.paced(len(segs) + wire.FrameHeaderSize + laneIDSize)
 	}
 	if h := c.ep.set.hooks.dropLane; h != nil && h(lane, segs) {

@@ -79,6 +79,10 @@ const (
 	// inbound datagrams again while timers are behind: about a batch's
 	// worth of work, so ACKs wait at most one slice.
 	timerSlice = 256
+	// inboundFirst is how many more datagrams a worker whose timers are
+	// behind takes before the next timer slice while its inbound queue
+	// is over a quarter full.
+	inboundFirst = 1024
 	// timerCoalesce is the granularity of the timer heap's keys: deadlines
 	// round up to it, so the sessions due in one slot run in one wake.
 	timerCoalesce = time.Millisecond
@@ -137,6 +141,14 @@ func (s *shard) loop() {
 			}
 			s.now = time.Now()
 			s.takeInbound(nil)
+			// A deep inbound queue goes first: its ACKs stop many of the
+			// timers still due (a peer back from a stall answers for
+			// thousands of sessions at once), and what overflows it is
+			// dropped. At most inboundFirst more datagrams per slice, so
+			// the timers still run.
+			for n := 0; n < inboundFirst && s.queued.Load() > shardQueueLen/4; n += batchLimit {
+				s.takeInbound(nil)
+			}
 			select {
 			case <-s.wake:
 				s.drainReady(s.now)

@@ -153,6 +153,7 @@ func TestBottleneckStepDrain(t *testing.T) {
 				}
 				st1, got1 := r.bc.Stats(), r.got.Load()
 				retr := r.srv.Session().Stats().Retransmissions - retr0
+				spur := r.srv.Session().arq.Spurious()
 				// settle: the end of the last window whose standing
 				// queue was at least the base RTT; late: such windows
 				// from 2 s after the drop on.
@@ -174,8 +175,8 @@ func TestBottleneckStepDrain(t *testing.T) {
 				drops := float64(st1.Dropped-st0.Dropped) / float64(st1.Enqueued-st0.Enqueued+st1.Dropped-st0.Dropped)
 				goodput := float64(got1-got0) / watch.Seconds() / (5e6 / 8)
 				cong := r.srv.Session().Stats().Congestion
-				t.Logf("standing queue last at or above the base RTT %v after the drop; from +2 s in %d of %d windows; queueing delay from +2 s: p50 %v p90 %v p99 %v; goodput %.3f of 5 Mbit/s; queue drops from +1 s %.2f%% (%d); retransmissions %d; estimate %v",
-					settle, late, lateN, pct(50), pct(90), pct(99), goodput, 100*drops, st1.Dropped-st0.Dropped, retr, cong.Bandwidth)
+				t.Logf("standing queue last at or above the base RTT %v after the drop; from +2 s in %d of %d windows; queueing delay from +2 s: p50 %v p90 %v p99 %v; goodput %.3f of 5 Mbit/s; queue drops from +1 s %.2f%% (%d); retransmissions %d (spurious in the whole run %d); estimate %v",
+					settle, late, lateN, pct(50), pct(90), pct(99), goodput, 100*drops, st1.Dropped-st0.Dropped, retr, spur, cong.Bandwidth)
 				require.LessOrEqual(t, float64(late)/float64(lateN), tt.maxLate, "standing queue under the base RTT from 2 s after the drop")
 				require.Greater(t, goodput, 0.6, "the session keeps using the 5 Mbit/s link")
 				require.LessOrEqual(t, drops, tt.drops, "queue drops")

@@ -68,8 +68,9 @@ type Shard struct {
 	// than it is ErrTooLarge.
 	RecvBuf []byte
 
-	seg  []byte                // a lane frame's segments when Input must change them
-	bufs []*[probeBufSize]byte // free tail copies (probe.go)
+	seg   []byte                // a lane frame's segments when Input must change them
+	bufs  []*[probeBufSize]byte // free tail copies (probe.go)
+	reack []byte                // a packet with repeated ACKs in front (reack.go)
 }
 
 // Timing is what the session knows of the path's round trip.
@@ -195,7 +196,10 @@ type Lanes struct {
 	ackedBuf, lostBuf  []cc.PacketState
 	ackedRTT           time.Duration // the current Input's RTT from ACK timestamps
 	ackedResent        bool          // the current Input acknowledged a retransmitted segment
+	ackedSpurious      int           // the current Input's spurious retransmissions found
 	lostSegs, sentSegs uint64
+	spuriousSegs       uint64 // retransmissions shown spurious (congestion.go)
+	reAcks             uint64 // ACK segments repeated (reack.go)
 }
 
 // lane is one lane's state.
@@ -234,6 +238,14 @@ type lane struct {
 	ackWalks uint64
 
 	sent sentRing // the last transmission of each segment in flight (congestion.go)
+
+	reack reAck // ACKs to repeat (reack.go)
+
+	// A retransmission timeout floor raised by a spurious retransmission
+	// (congestion.go): rtoFloor ms until rtoFloorUntil, then rtoDefault
+	// (KCP's own) again; 0 when not raised.
+	rtoFloor, rtoDefault uint32
+	rtoFloorUntil        time.Time
 
 	// Receive side.
 	ackPending bool // arq holds ACKs (or a window answer) not yet flushed

@@ -93,6 +93,14 @@ type AckEvent struct {
 	// Inflight is the number of bytes still in flight after Acked and Lost
 	// were removed.
 	Inflight int
+	// Spurious is the number of packets declared lost earlier (OnLoss or
+	// Lost) that this acknowledgement shows were not: the sender
+	// retransmitted them, and the acknowledgement is for the copy it had
+	// declared lost (an echoed timestamp, as in RFC 3522's Eifel
+	// detection). A controller that judges loss takes them back out of
+	// its count (BBR); Cubic and none ignore it. The bytes they were in
+	// flight are already accounted.
+	Spurious int
 }
 
 // Controller is a congestion controller for one session. It is a pure state

@@ -162,3 +162,30 @@ func Inspect(k *kcp.KCP) (v View, ok bool) {
 	v.RecvSegs = m.ringLen(m.ring(p, 1)) + (*sliceHeader)(unsafe.Add(h, m.heapSegs)).len
 	return v, true
 }
+
+// MinRTO returns k's lower bound on its retransmission timeout, in
+// milliseconds (KCP.rx_minrto: 30 in no-delay mode, else 100); ok is
+// false on the fallback path.
+func (f *Factory) MinRTO(k *kcp.KCP) (ms uint32, ok bool) {
+	if f.err != nil {
+		return 0, false
+	}
+	return *(*uint32)(unsafe.Add(unsafe.Pointer(k), kcpMem.rxMinRTO)), true
+}
+
+// SetMinRTO sets k's lower bound on its retransmission timeout to ms
+// milliseconds (KCP.rx_minrto, which kcp-go's NoDelay sets to one of two
+// values only), and raises its current timeout to it at once (KCP
+// recomputes it from the bound at its next RTT sample). Segments already
+// sent keep the timeout they were sent with. A no-op on the fallback
+// path.
+func (f *Factory) SetMinRTO(k *kcp.KCP, ms uint32) {
+	if f.err != nil {
+		return
+	}
+	p := unsafe.Pointer(k)
+	*(*uint32)(unsafe.Add(p, kcpMem.rxMinRTO)) = ms
+	if rto := (*uint32)(unsafe.Add(p, kcpMem.rxRTO)); *rto < ms {
+		*rto = ms
+	}
+}

@@ -200,6 +200,7 @@ type Lanes struct {
 	lostSegs, sentSegs uint64
 	spuriousSegs       uint64 // retransmissions shown spurious (congestion.go)
 	reAcks             uint64 // ACK segments repeated (reack.go)
+	noReAck            bool   // tests: no ACK repetition
 }
 
 // lane is one lane's state.

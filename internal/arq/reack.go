@@ -70,6 +70,10 @@ func (r *reAck) noteAck(seg wire.Segment) {
 func (ls *Lanes) withReAcks(l *lane, pkt []byte, una uint32, wnd uint16) []byte {
 	r := &l.reack
 	out := pkt
+	if ls.noReAck {
+		r.curN, r.has = 0, false
+		return pkt
+	}
 	room := (ls.mtu - len(pkt)) / wire.SegmentHeaderSize
 	buf := ls.sh.reack[:0]
 	for _, a := range r.items[:r.n] {

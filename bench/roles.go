@@ -38,6 +38,10 @@ type serverStats struct {
 	Sessions       int64  `json:"sessions"`
 	Accepted       int64  `json:"accepted"`
 	Drops          string `json:"drops,omitempty"` // uxp: datagrams dropped, by reason
+	// RepeatSegs is the data segments KCP received that it already had
+	// (or that were beyond its window), process-wide since MARK: the
+	// duplicates that crossed the path. uxp only.
+	RepeatSegs uint64 `json:"repeat_segs,omitempty"`
 	Ended          string `json:"ended,omitempty"` // uxp: sessions ended, by error
 }
 
@@ -102,6 +106,7 @@ func serverRole(ctx context.Context, o *options) error {
 	st := serverStats{BaseHeap: liveHeap(), BaseRSS: rss(), BaseGoroutines: runtime.NumGoroutine()}
 	fmt.Printf("READY %s %s\n", srv.Addr(), srv.Key())
 	markCPU, markAt := cpuTime(), time.Now()
+	repeat0 := kcp.DefaultSnmp.Copy().RepeatSegs
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		switch sc.Text() {
@@ -112,6 +117,7 @@ func serverRole(ctx context.Context, o *options) error {
 				}
 			}
 			markCPU, markAt = cpuTime(), time.Now()
+			repeat0 = kcp.DefaultSnmp.Copy().RepeatSegs
 			fmt.Println("OK")
 		case "STATS":
 			st.CPUNs = int64(cpuTime() - markCPU)
@@ -125,6 +131,7 @@ func serverRole(ctx context.Context, o *options) error {
 			if e, ok := srv.(interface{ Ended() string }); ok {
 				st.Ended = e.Ended()
 			}
+			st.RepeatSegs = kcp.DefaultSnmp.Copy().RepeatSegs - repeat0
 			st.Goroutines = runtime.NumGoroutine()
 			st.Heap = liveHeap()
 			st.RSS = rss()

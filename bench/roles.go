@@ -42,7 +42,7 @@ type serverStats struct {
 	// (or that were beyond its window), process-wide since MARK: the
 	// duplicates that crossed the path. uxp only.
 	RepeatSegs uint64 `json:"repeat_segs,omitempty"`
-	Ended          string `json:"ended,omitempty"` // uxp: sessions ended, by error
+	Ended      string `json:"ended,omitempty"` // uxp: sessions ended, by error
 }
 
 // clientResult is a client child's JSON result.

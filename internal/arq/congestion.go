@@ -42,8 +42,12 @@ import (
 const spuriousRTOHold = 10 * time.Second
 
 // maxSpuriousRTO caps the floor a spurious retransmission raises, in
-// KCP milliseconds.
-const maxSpuriousRTO = 1000
+// KCP milliseconds; spuriousMinRTTs caps it at that many of the
+// controller's minimum RTT.
+const (
+	maxSpuriousRTO  = 1000
+	spuriousMinRTTs = 8
+)
 
 // spuriousRTTFrac is the fraction, in eighths of the minimum RTT, under
 // which an acknowledgement through una arriving after a segment's
@@ -325,7 +329,18 @@ func (ls *Lanes) spurious(l *lane, rttMs int32) {
 	if rttMs <= 0 || rttMs > 60_000 || l.arq == nil {
 		return
 	}
-	floor := min(uint32(rttMs)+uint32(rttMs)/4, maxSpuriousRTO)
+	// At most spuriousMinRTTs minimum RTTs: a queue longer than that
+	// is not what delayed the copy. On a LAN or loopback path the floor
+	// then stays KCP's own, where a late copy means a stalled process
+	// (a starved CPU), not a queue, and the raised floor only delayed
+	// the repair of real losses (loopback bulk fell to 24 MB/s in one
+	// run).
+	minRTT := ls.cc.Stats().MinRTT
+	if minRTT <= 0 {
+		return
+	}
+	cap := uint32(min(spuriousMinRTTs*minRTT/time.Millisecond, maxSpuriousRTO))
+	floor := min(uint32(rttMs)+uint32(rttMs)/4, cap)
 	if l.rtoFloor == 0 {
 		def, ok := ls.sh.KCP.MinRTO(l.arq)
 		if !ok {

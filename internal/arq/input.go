@@ -60,7 +60,11 @@ func (ls *Lanes) output(l *lane, segs []byte) {
 				s.RetransBytes += len(seg)
 			}
 			ls.noteDataSent(l, seg, sn, fresh)
-			ls.trackSent(l, sn, seg.Ts(), len(seg), fresh, false)
+			timeout := false
+			if !fresh && ls.cc != nil {
+				timeout, _ = ls.sh.KCP.ResentOnTimeout(l.arq, sn)
+			}
+			ls.trackSent(l, sn, seg.Ts(), len(seg), fresh, false, timeout)
 		}
 		// out never overtakes p: skip markers only shrink segments.
 		out = append(out, seg...)

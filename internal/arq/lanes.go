@@ -57,6 +57,12 @@ type Config struct {
 	// TickAlways makes the lanes run KCP's interval tick while anything
 	// is unacknowledged, as kcp-go's own scheduling does (tests).
 	TickAlways bool
+	// SpuriousRTOFloor makes a spurious retransmission timeout raise the
+	// lane's KCP timeout floor (congestion.go). Off by default: it
+	// settles a rate drop with 1 KiB writes (TestBottleneckStepDrain) but
+	// raised the queue drops of the 16 KiB-burst rate step
+	// (TestBottleneckRateStep) from a median 0.3 % to 2-3 %.
+	SpuriousRTOFloor bool
 }
 
 // Shard is what the lanes of one shard's sessions share: the KCP factory,

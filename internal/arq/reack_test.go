@@ -93,8 +93,8 @@ func TestReAckLostAcks(t *testing.T) {
 // retransmission timeout (about 30 ms here), so KCP resends segments
 // still queued. Nothing is lost: every retransmission is spurious, and the ACK of each original (its
 // timestamp echoed, or una arriving sooner after the resend than a round
-// trip) shows it. The controller is told (AckEvent.Spurious); the lane
-// raises its KCP's timeout floor to 5/4 of the RTT the late copies took,
+// trip) shows it. The controller is told (AckEvent.Spurious); with
+// Config.SpuriousRTOFloor the lane raises its KCP's timeout floor to 5/4 of the RTT the late copies took,
 // so the same burst again causes far fewer; the floor goes back to KCP's
 // own after spuriousRTOHold. With a 2 ms base RTT the floor rises at
 // most to spuriousMinRTTs minimum RTTs.
@@ -108,6 +108,7 @@ func TestSpuriousTimeout(t *testing.T) {
 func testSpuriousTimeout(t *testing.T, delay time.Duration) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := testConfig(1)
+		cfg.SpuriousRTOFloor = true
 		p := newPair(t, cfg, 0, 3)
 		ctr := &countSpurious{NoneController: cc.NewNone(cc.Config{})}
 		p.a.ls.SetController(ctr, 0)

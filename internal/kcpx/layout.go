@@ -285,6 +285,7 @@ func (m *kcpMemLayout) ringLen(r unsafe.Pointer) int {
 type kcpSchedLayout struct {
 	size                           uintptr // sizeof(segment)
 	resendts, xmit, fastack, acked uintptr // all uint32
+	sn                             uintptr // uint32
 }
 
 // kcpSched is this kcp-go version's segment layout, or nil (kcpSchedErr says
@@ -301,7 +302,7 @@ func resolveKCPSched(m *kcpMemLayout) (*kcpSchedLayout, error) {
 	for _, f := range []struct {
 		name string
 		off  *uintptr
-	}{{"resendts", &l.resendts}, {"xmit", &l.xmit}, {"fastack", &l.fastack}, {"acked", &l.acked}} {
+	}{{"resendts", &l.resendts}, {"xmit", &l.xmit}, {"fastack", &l.fastack}, {"acked", &l.acked}, {"sn", &l.sn}} {
 		sf, ok := st.FieldByName(f.name)
 		if !ok || len(sf.Index) != 1 || sf.Type != u32 {
 			return nil, fmt.Errorf("kcp-go segment.%s: missing or not a uint32", f.name)

@@ -87,7 +87,7 @@ func (r *bottleneckRig) sample() ([]int64, netsim.BottleneckStats) {
 }
 
 // gatedModel is the congestion configuration the tests below run: the
-// model-based controller, named explicitly so that it gates.
+// model-based controller (the default), named explicitly.
 var gatedModel = Config{CongestionControl: CongestionModel}
 
 // TestBottleneckSingleFlow: one bulk session through a 20 Mbit/s
@@ -231,20 +231,20 @@ func TestBottleneckAdaptiveFEC(t *testing.T) {
 	require.GreaterOrEqual(t, adaptive, 0.95*off, "adaptive FEC does not cost goodput under a bottleneck")
 }
 
-// TestCongestionGateOptIn: only a controller named in the Config gates.
-// With CongestionControl zero (the estimator only) or CongestionNone, a
-// burst of 100 messages written in one instant goes into KCP at once, as
-// before congestion control; with CongestionModel only about the initial
+// TestCongestionGateDefault: every controller but CongestionNone gates,
+// the zero value (CongestionModel) included. With CongestionNone a burst
+// of 100 messages written in one instant goes into KCP at once, as before
+// congestion control; with a gating controller only about the initial
 // window (10 packets) does, the rest waits in the lanes' backlog for
 // acknowledgements and the pacer. Every variant measures what is in
 // flight.
-func TestCongestionGateOptIn(t *testing.T) {
+func TestCongestionGateDefault(t *testing.T) {
 	tests := []struct {
 		name  string
 		alg   CongestionControl
 		gated bool
 	}{
-		{"zero", "", false},
+		{"zero", "", true},
 		{"none", CongestionNone, false},
 		{"model", CongestionModel, true},
 		{"cubic", CongestionCubic, true},
@@ -307,4 +307,76 @@ func TestDatagramPacing(t *testing.T) {
 	t.Logf("after %v: sent %d, dropped %d, queued %d", dgramMaxWait, st.Sent, st.Dropped, len(cli.cong.dq))
 	require.Empty(t, cli.cong.dq, "nothing waits longer than dgramMaxWait")
 	require.EqualValues(t, 200, st.Sent+st.Dropped)
+}
+
+// TestGameStreamNotPaced: a 60 Hz game stream of 200-byte messages, far
+// below any budget, is never delayed by the default controller's pacing
+// or window: over a path of 10 ms each way, every message, reliable or
+// datagram (or one of each per tick), arrives exactly one path delay after
+// it was written (synctest's clock), for 5 s, through the controller's
+// startup and its bandwidth probing, as with CongestionNone. At this rate
+// the model's estimate, and so the pacing rate, is the stream's own (a
+// few kB/s): what lets a tick out at once is the pacer's quantum of at
+// least 2 packets.
+func TestGameStreamNotPaced(t *testing.T) {
+	tests := []struct {
+		name            string
+		alg             CongestionControl
+		maxBW           Bandwidth
+		reliable, dgram bool
+	}{
+		{"default/reliable", "", 0, true, false},
+		{"default/datagram", "", 0, false, true},
+		{"default/both", "", 0, true, true},
+		// Paced at 50 kB/s, twice the stream: the pacing rate is low, the
+		// stream still far below it.
+		{"default capped at 400 kbit/s/both", "", 400 * KilobitPerSecond, true, true},
+		{"none/both", CongestionNone, 0, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const ticks, delay = 300, 10 * time.Millisecond
+				cfg := &Config{CongestionControl: tt.alg, MaxBandwidth: tt.maxBW}
+				p := newSimPair(t, 81, cfg, cfg, false)
+				rec := serverRecorder(p)
+				p.net.SetDefault(netsim.Impairment{Delay: delay})
+				require.NoError(t, p.cli.Start(context.Background()))
+				conn := p.cli.Conn()
+				for i := range ticks {
+					if tt.reliable {
+						_, err := conn.Write(stampedMessage(i, 200))
+						require.NoError(t, err)
+					}
+					if tt.dgram {
+						require.NoError(t, conn.WriteDatagram(stampedMessage(i, 200)))
+					}
+					time.Sleep(time.Second / 60)
+				}
+				time.Sleep(100 * time.Millisecond)
+				msgs, dgrams := rec.snapshot()
+				check := func(kind string, evs []laneEvent) {
+					require.Len(t, evs, ticks, "every %s arrives", kind)
+					for i, e := range evs {
+						require.Equal(t, i, stampIndex(e.data), "%s %d in order", kind, i)
+						require.Equal(t, delay, stampLatency(e), "%s %d is not delayed", kind, i)
+					}
+				}
+				if tt.reliable {
+					check("message", msgs)
+				}
+				if tt.dgram {
+					check("datagram", dgrams)
+				}
+				st := conn.Stats()
+				t.Logf("%+v", st.Congestion)
+				require.Zero(t, st.Datagrams.Dropped)
+				if tt.alg == "" {
+					require.Equal(t, CongestionModel, st.Congestion.Algorithm)
+					require.Positive(t, st.Congestion.PacingRate, "paced")
+					require.Positive(t, st.Congestion.CongestionWindow)
+				}
+			})
+		})
+	}
 }

@@ -52,6 +52,7 @@ type congestionState struct {
 	ackDue      bool // the ACK policy asked for an ACK now
 	publishedAt time.Time
 	dq          []queuedDgram // datagrams waiting for the pacer
+	extra       extraShare    // paced bytes the controller does not see (gatePacingRate)
 
 	// The outbound loss measured from acknowledgements (lossFromAcks).
 	lossAt             time.Time
@@ -65,15 +66,15 @@ type congestionState struct {
 // congestionSettings is the resolved congestion part of a Config.
 type congestionSettings struct {
 	alg CongestionControl
-	// gate: the controller limits what the session sends (cc_gate.go);
-	// only when CongestionControl names a controller explicitly.
+	// gate: the controller limits what the session sends (cc_gate.go):
+	// every controller but CongestionNone, the zero value included.
 	gate bool
 	cfg  cc.Config // MSS and Seed are per session
 }
 
 // resolveCongestion checks and resolves c's congestion fields.
 func (c *Config) resolveCongestion() (congestionSettings, error) {
-	cs := congestionSettings{alg: c.CongestionControl, gate: c.CongestionControl != "" && c.CongestionControl != CongestionNone}
+	cs := congestionSettings{alg: c.CongestionControl, gate: c.CongestionControl != CongestionNone}
 	if cs.alg == "" {
 		cs.alg = CongestionModel
 	}

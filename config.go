@@ -217,18 +217,18 @@ type Config struct {
 
 	// CongestionControl selects the session's congestion controller:
 	// CongestionModel, the model-based (BBR-style) one, CongestionCubic,
-	// or CongestionNone (no control, for dedicated links and LANs). A
-	// controller named here limits what the session sends: its window
-	// and pacing gate every lane, datagrams and FEC parity, and ACKs are
-	// thinned (docs/architecture.md, "Congestion control and pacing").
-	// Zero ("") runs CongestionModel as an estimator only: it measures the
-	// path from the acknowledgements (ConnStats.Congestion,
-	// BandwidthHandler) but limits nothing and ACKs are not thinned,
-	// which is the behaviour of uxp before congestion control. (Zero is
-	// to become the gating default; see docs/tuning.md for why it is not
-	// yet.) Any other value is invalid. Each side controls what it sends;
-	// the two need not agree. (KCP.CongestionControl is KCP's own window,
-	// separate from this.)
+	// or CongestionNone (no control, for dedicated links and LANs). Zero
+	// ("") means CongestionModel. A controller limits what the session
+	// sends: its window and pacing gate every lane, datagrams and FEC
+	// parity, and ACKs are thinned (docs/architecture.md, "Congestion
+	// control and pacing"); a small periodic message far below the budget
+	// is never delayed (the pacer lets at least 2 packets out at once).
+	// CongestionNone limits nothing and acknowledges every segment, the
+	// behaviour of uxp before congestion control; the path is still
+	// measured (ConnStats.Congestion, BandwidthHandler). Any other value
+	// is invalid. Each side controls what it sends; the two need not
+	// agree. (KCP.CongestionControl is KCP's own window, separate from
+	// this.)
 	CongestionControl CongestionControl
 
 	// MinBandwidth is a floor: the controller's bandwidth estimate and

@@ -61,8 +61,9 @@ func (b Bandwidth) String() string {
 //
 // The controller learns from every data segment the session sends and
 // every acknowledgement (internal/arq congestion.go), and from the
-// handshake and heartbeat RTTs. With Config.CongestionControl zero it only
-// measures: the window and pacing rate are what it would enforce.
+// handshake and heartbeat RTTs. With CongestionNone it only measures: the
+// bandwidth is the largest delivery rate seen, and the window and pacing
+// rate are zero (nothing is enforced).
 type CongestionStats struct {
 	// Algorithm is the controller in use (Config.CongestionControl).
 	Algorithm CongestionControl

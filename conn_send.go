@@ -46,6 +46,7 @@ func (c *Conn) pump(now time.Time) {
 
 	direct := false // some message went straight into KCP
 	budget := c.admitBudget(now)
+	used := 0 // bytes that went straight into KCP (charged to the pacer at the flush)
 	for b := pend; len(b) >= pendHeaderSize; {
 		n := int(binary.LittleEndian.Uint32(b))
 		kind, arg := b[4], int(b[5])
@@ -62,6 +63,7 @@ func (c *Conn) pump(now time.Time) {
 		case kind == pendReliable:
 			if c.arq.Enqueue(now, arg, msg, deadline, raise(budget, len(msg))) {
 				direct = true
+				used += len(msg)
 				if budget != arq.NoLimit {
 					budget = max(budget-len(msg), 0)
 				}
@@ -99,6 +101,11 @@ func (c *Conn) pump(now time.Time) {
 	c.arq.Expire(now)
 	if c.cong.gated {
 		c.drainDatagrams(now) // cc_gate.go
+		// The datagrams just sent took pacer tokens the budget above
+		// still counts: reliable data gets what is left, so that a
+		// backlog of it cannot push the pacer into debt ahead of the
+		// next datagrams (which go first: they cannot wait long).
+		budget = max(c.admitBudget(now)-used, 0)
 	}
 	admitted := c.admit(now, budget)
 	switch {

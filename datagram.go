@@ -117,7 +117,7 @@ func (c *Conn) sendDatagram(kind byte, channel int, msg []byte) {
 
 // emitDatagram frames and sends one datagram.
 func (c *Conn) emitDatagram(kind byte, channel int, msg []byte) {
-	c.paced(len(msg) + wire.FrameHeaderSize)
+	c.pacedExtra(len(msg) + wire.FrameHeaderSize) // cc_gate.go
 	if kind == pendLatest {
 		if c.latest == nil {
 			c.latest = new(latestState)

@@ -78,7 +78,13 @@ func TestDatagramsUnderLoss(t *testing.T) {
 				srv := p.srv.Stats()
 				cst := conn.Stats()
 				require.EqualValues(t, 2*n, cst.Datagrams.Sent)
-				require.Less(t, plain, n, "10%% loss must lose some datagrams")
+				if tt.fec.DataShards == 0 {
+					// With FEC (10+3 against 10 % loss) every datagram can
+					// be recovered, and under congestion gating, which
+					// sends datagrams in the same groups as the reliable
+					// data, now and then every one is (600 of 600).
+					require.Less(t, plain, n, "10%% loss must lose some datagrams")
+				}
 				require.Greater(t, plain, n*7/10)
 				require.Greater(t, latest, n*6/10)
 				require.Positive(t, srv.Drops.Replay, "duplicated packets are caught by the replay window")

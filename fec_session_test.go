@@ -3,6 +3,7 @@ package uxp
 import (
 	"bytes"
 	"context"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -241,10 +242,10 @@ func TestFECAdaptivePlainAtZeroParity(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fecCfg := FECConfig{DataShards: 10, ParityShards: 3, MaxParity: 6, Adaptive: true}
 		cli := &Config{FEC: fecCfg}
-		var encoded int // data shards through the encoder
+		var encoded atomic.Int64 // data shards through the encoder (written on the shard)
 		hooksOf(cli).dropShard = func(shard []byte) bool {
 			if !fec.IsParity(shard) {
-				encoded++
+				encoded.Add(1)
 			}
 			return false
 		}
@@ -260,17 +261,17 @@ func TestFECAdaptivePlainAtZeroParity(t *testing.T) {
 		}
 		send(0, 100) // one second: the first loss reports lower the parity to 0
 		require.Zero(t, conn.Stats().FEC.Parity)
-		enc0, st0 := encoded, conn.Stats()
+		enc0, st0 := encoded.Load(), conn.Stats()
 		send(100, 200)
 		st1 := conn.Stats()
-		require.Equal(t, enc0, encoded, "no data shard through the encoder at parity 0")
+		require.Equal(t, enc0, encoded.Load(), "no data shard through the encoder at parity 0")
 		require.GreaterOrEqual(t, st1.FEC.DataShardsSent-st0.FEC.DataShardsSent, uint64(200), "plain packets count as data shards")
 		require.Equal(t, st0.FEC.ParityShardsSent, st1.FEC.ParityShardsSent)
 
 		p.net.SetDefault(netsim.Impairment{Delay: 10 * time.Millisecond, Loss: 0.1})
 		send(300, 300)
 		require.Positive(t, conn.Stats().FEC.Parity, "parity rises with loss")
-		require.Greater(t, encoded, enc0, "data goes through the encoder again")
+		require.Greater(t, encoded.Load(), enc0, "data goes through the encoder again")
 		time.Sleep(3 * time.Second)
 		_, got, _ := p.srvH.handler(0).snapshot()
 		require.Len(t, got, 600)

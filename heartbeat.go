@@ -200,15 +200,27 @@ func (c *Conn) sendPing(now time.Time) {
 
 // answerPing answers a ping and takes the server's RTT sample from it.
 // Every value in it comes from the peer, so each is checked against what
-// this session can have seen (docs/protocol.md section 5.3): its clock
-// below maxPeerClock; the echoed server time one this session sent in a
-// pong; the hold time no longer than the time since that pong. The sample
-// is then between zero and the age of the pong it answers. A ping that
-// fails a check is dropped (Drops.Malformed) and not answered.
+// this session can have seen (docs/protocol.md section 5.3): its clock and
+// its hold time below maxPeerClock, and the echoed server time one this
+// session sent in a pong. A ping that fails one of these is dropped
+// (Drops.Malformed) and not answered.
+//
+// A hold time longer than the time since that pong is NOT a reason to
+// drop the ping. An honest client sends one: each side reads its clock
+// once per event (shard.loop), so a pong the client takes from its queue
+// late in a long event is stamped when that event began, possibly before
+// the server even sent it, and a ping the server takes late in an event
+// is stamped early too. The two errors add up to the length of an event
+// (microseconds to milliseconds under load; see the issue 18 idle soak)
+// and exceed the round trip on a fast path. Every later ping echoes the
+// same pong until one is answered, with the same error, so dropping them
+// left the client deaf until its idle timeout. Such a ping is answered
+// and gives no sample: the sample stays between zero and the age of the
+// pong it answers, whatever the peer writes.
 func (c *Conn) answerPing(ping wire.Ping, now time.Time) {
 	peer, sent, held := ping.Clock, ping.LastPong, ping.Held
 	clock := c.clock(now)
-	if peer >= maxPeerClock || sent != 0 && (!c.hb.echoes.holds(sent) || held > clock-sent) {
+	if peer >= maxPeerClock || held >= maxPeerClock || sent != 0 && !c.hb.echoes.holds(sent) {
 		c.drop(dropMalformed)
 		return
 	}
@@ -218,8 +230,9 @@ func (c *Conn) answerPing(ping wire.Ping, now time.Time) {
 	c.sendFrame(wire.FramePong, b[:])
 	c.peerTS, c.peerAt = peer, now // laneIO.PeerDeadline
 	// Server-side RTT: now - when we sent that pong - how long the client
-	// sat on it; in [0, clock-sent] by the checks above.
-	if sent != 0 {
+	// sat on it, taken only when it lies in [0, clock-sent]: a hold time
+	// beyond the pong's age is skew (above) or a forgery, and gives none.
+	if sent != 0 && sent <= clock && held <= clock-sent {
 		rtt := time.Duration(clock - sent - held)
 		c.hb.pong(now.Add(-rtt), now)
 		c.publishRTT()

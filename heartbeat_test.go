@@ -80,7 +80,10 @@ func TestRTTPoisoning(t *testing.T) {
 		}{
 			{"held = MinInt64", func(b []byte) { binary.LittleEndian.PutUint64(b[16:], 1<<63) }, true},
 			{"held = -1ns", func(b []byte) { binary.LittleEndian.PutUint64(b[16:], max) }, true},
-			{"held beyond the pong's age", func(b []byte) { binary.LittleEndian.PutUint64(b[16:], uint64(time.Hour)) }, true},
+			// An honest client's hold time can exceed the pong's age by
+			// the length of an event (TestPingHoldLongerThanPongAge):
+			// answered, and no sample taken.
+			{"held beyond the pong's age", func(b []byte) { binary.LittleEndian.PutUint64(b[16:], uint64(time.Hour)) }, false},
 			{"echo of a server time never sent", func(b []byte) { binary.LittleEndian.PutUint64(b[8:], 1) }, true},
 			{"echo from the future", func(b []byte) {
 				binary.LittleEndian.PutUint64(b[8:], binary.LittleEndian.Uint64(b[8:])+uint64(time.Hour))
@@ -130,7 +133,7 @@ func TestRTTPoisoning(t *testing.T) {
 			}
 		}
 		require.NoError(t, srv.Err(), "the session survived")
-		require.Equal(t, 6, malformed)
+		require.Equal(t, 5, malformed)
 	})
 }
 
@@ -155,4 +158,54 @@ func TestHeartbeat(t *testing.T) {
 	require.False(t, srv.pingDue(t0.Add(time.Hour)), "servers never ping")
 	require.False(t, srv.idleExpired(t0.Add(time.Hour)), "negative idle timeout never expires")
 	require.True(t, srv.deadline().IsZero())
+}
+
+// TestPingHoldLongerThanPongAge is the issue 18 idle soak's bug: each side
+// reads its clock once per event, so an honest client can report holding
+// a pong a little longer than the server counts since it sent that pong
+// (the client stamped the pong when a long event began, before it was
+// even sent). The server dropped such pings as malformed and unanswered;
+// every later ping echoes the same pong with the same error, so an idle
+// client heard nothing more and ended by its idle timeout. Here every
+// ping claims 1 ms more hold time than it had: the idle session must stay
+// up across rekeys, its pings answered and no sample taken from them.
+func TestPingHoldLongerThanPongAge(t *testing.T) {
+	const oneWay = 100 * time.Microsecond
+	// Just past the round trip (what the soak saw on loopback), a
+	// loaded worker's event, a stall.
+	for _, skew := range []time.Duration{2*oneWay + time.Microsecond, 4 * time.Millisecond, 50 * time.Millisecond} {
+		t.Run(skew.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var skewed atomic.Int64
+				cliCfg := &Config{RekeyAfterTime: 10 * time.Second, hooks: &testHooks{rewriteFrame: func(kind byte, b []byte) {
+					if kind != framePing || binary.LittleEndian.Uint64(b[8:]) == 0 {
+						return
+					}
+					held := binary.LittleEndian.Uint64(b[16:])
+					binary.LittleEndian.PutUint64(b[16:], held+uint64(skew))
+					skewed.Add(1)
+				}}}
+				srvCfg := &Config{RekeyAfterTime: 10 * time.Second}
+				p := newSimPair(t, 43, srvCfg, cliCfg, false)
+				p.net.SetDefault(netsim.Impairment{Delay: oneWay})
+				require.NoError(t, p.cli.Start(t.Context()))
+				time.Sleep(time.Minute) // idle: heartbeats and rekeys only
+				conn := p.cli.Conn()
+				require.NoError(t, conn.Err(), "the idle client heard its pongs")
+				require.GreaterOrEqual(t, skewed.Load(), int64(8), "pings sent with the skew")
+				p.srvH.mu.Lock()
+				srv := p.srvH.conns[0]
+				p.srvH.mu.Unlock()
+				require.NoError(t, srv.Err())
+				st := p.srv.Stats()
+				require.Zero(t, st.Drops.Malformed, "an honest ping is not malformed")
+				require.GreaterOrEqual(t, conn.Stats().Rekeys, uint64(4))
+				// No sample from the skewed pings: the server's RTT is
+				// still its handshake sample, a genuine round trip.
+				sst := srv.Stats()
+				require.Greater(t, sst.RTT, time.Duration(0))
+				require.LessOrEqual(t, sst.RTT, 4*oneWay)
+			})
+		})
+	}
 }

@@ -302,19 +302,28 @@ const (
 	probeGranularity = 2 * time.Millisecond
 )
 
-// pto is the session's probe timeout (after RFC 9002): srtt +
-// max(4·rttvar, probeGranularity) of the data round trips the lanes
-// measure (arq.Ack.RTT), or of the heartbeat's until the first; zero
-// when no RTT is known yet.
+// pto is the session's probe timeout (after RFC 9002) for a full-size
+// segment: ptoParts together.
 func (c *Conn) pto() time.Duration {
+	pto, ackDelay := c.ptoParts()
+	return pto + ackDelay
+}
+
+// ptoParts returns the session's probe timeout (after RFC 9002), srtt
+// + max(4·rttvar, probeGranularity) of the data round trips the lanes
+// measure (arq.Ack.RTT), or of the heartbeat's until the first, zero when
+// no RTT is known yet; and what the peer's ACK thinning may add to it for
+// a full-size segment (peerAckDelay; the lanes add it only for those,
+// arq.Timing).
+func (c *Conn) ptoParts() (pto, ackDelay time.Duration) {
 	e := &c.dataRTT
 	if e.samples == 0 {
 		e = &c.hb.rttEstimator
 	}
 	if e.samples == 0 {
-		return 0
+		return 0, 0
 	}
-	return e.srtt + max(4*e.rttvar, probeGranularity) + c.peerAckDelay(e.srtt)
+	return e.srtt + max(4*e.rttvar, probeGranularity), c.peerAckDelay(e.srtt)
 }
 
 // laneIO is the Conn as the lanes' arq.Output: its methods run on the
@@ -337,7 +346,12 @@ func (o *laneIO) Output(lane int, segs []byte, s arq.Sent) {
 	if s.WndProbe {
 		c.traffic.wndProbes.Add(1)
 	}
-	if s.Data {
+	if s.Data && !s.Probe {
+		// A tail-loss probe is one packet after a probe timeout of
+		// silence: the pacer has nothing to spread, and charged, it took
+		// the tokens the next message needed (a request, its probe and
+		// the next request within a millisecond waited for the pacer's
+		// timer). It still counts in flight.
 		c.paced(len(segs) + wire.FrameHeaderSize + laneIDSize)
 	}
 	if h := c.ep.set.hooks.dropLane; h != nil && h(lane, segs) {
@@ -405,7 +419,8 @@ func (o *laneIO) Event(e arq.Event) {
 // probe timeout.
 func (o *laneIO) Timing() arq.Timing {
 	c := (*Conn)(o)
-	return arq.Timing{SRTT: c.hb.srtt, RTTVar: c.hb.rttvar, PTO: c.pto()}
+	pto, ackDelay := c.ptoParts()
+	return arq.Timing{SRTT: c.hb.srtt, RTTVar: c.hb.rttvar, PTO: pto, AckDelay: ackDelay}
 }
 
 // PeerDeadline converts an expiry to the peer's clock, in microseconds,

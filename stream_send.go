@@ -51,11 +51,13 @@ const (
 	// time: a window's worth at small rates, so the bound costs no
 	// throughput on slow or long paths.
 	streamQueueMin = 64 << 10
-	// streamQueueMinGated is the unsent part below which Write never
-	// blocks for time under a congestion controller (overTime): a few
-	// segments, so a flood keeps the controller's backlog non-empty (the
-	// flow is not app-limited) while what waits stays milliseconds' worth.
-	streamQueueMinGated = 8 << 10
+	// streamUnsentSegments is the unsent part, in stream segments, below
+	// which Write never blocks for time under a congestion controller
+	// (overTime): a flood keeps the controller's backlog non-empty (the
+	// flow is not app-limited) while what waits stays milliseconds'
+	// worth. (It was 8 KiB: at 8 Mbit/s, with the pacing rate at 0.35 ×
+	// in BBR's Drain, that waited 30-50 ms; two segments wait about 10.)
+	streamUnsentSegments = 2
 	// streamMaxMarks bounds the send-time marks kept per stream. When it
 	// is reached a new mark is skipped; the next one covers its bytes
 	// with a later time (the estimate errs short for them).
@@ -219,17 +221,33 @@ func (s *StreamConn) queueDelay(now time.Time) queueState {
 // more than its drain rate justifies. Holding snd.mu.
 func (s *StreamConn) overTime(now time.Time) bool {
 	q := s.queueDelay(now)
-	if s.c.cong.gated && q.unsent >= streamQueueMinGated &&
-		(q.delay > streamQueueTarget || q.unsent > s.c.congestionStats().CongestionWindow) {
+	floor := streamUnsentSegments * s.streamSegment()
+	if s.c.cong.gated && q.unsent >= floor &&
+		(q.delay > streamQueueTarget || q.unsent > max(floor, s.unsentLimit())) {
 		// Under a congestion controller the window in flight is the
 		// controller's, often well below streamQueueMin: the rest of
 		// streamQueueMin would wait unsent, tens of milliseconds at a
 		// few Mbit/s. The bound then also holds for the part not sent,
-		// and in bytes for more than a window of it (a burst before any
-		// byte has had time to wait).
+		// and in bytes for more than streamQueueTarget of it at the
+		// controller's bandwidth estimate (a burst before any byte has
+		// had time to wait).
 		return true
 	}
 	return q.queued >= streamQueueMin && (q.delay > streamQueueTarget || q.queued > q.limit)
+}
+
+// unsentLimit is the unsent bytes over which Write blocks under a
+// congestion controller (overTime): what drains in streamQueueTarget at
+// the controller's bandwidth estimate, or its window before the first
+// estimate. (It was the window: in Startup, a window of unsent data
+// behind a window in flight waited a round trip of a queue Startup
+// filled, 69 ms at 8 Mbit/s in TestStreamSendQueueBoundedByTime.)
+func (s *StreamConn) unsentLimit() int {
+	st := s.c.congestionStats()
+	if st.Bandwidth <= 0 {
+		return st.CongestionWindow
+	}
+	return int(float64(st.Bandwidth) * streamQueueTarget.Seconds())
 }
 
 // Write sends b on the stream. It blocks while the session's send queue is

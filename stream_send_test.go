@@ -82,77 +82,101 @@ func TestStreamCoalescesSmallWrites(t *testing.T) {
 // egress, 10 ms of propagation each way) is held back by the time bound:
 // what waits unsent in the session stays a few milliseconds' worth
 // (ConnStats.SendQueueDelay) instead of filling Config.SendQueueBytes
-// (1 MiB, a second at this rate), and everything arrives. (The packets
-// KCP's window puts in flight queue at the bottleneck instead: that
-// queue is the congestion controller's to keep short.)
+// (1 MiB, a second at this rate), and everything arrives.
+//
+// With CongestionNone the packets KCP's window puts in flight queue at
+// the bottleneck instead (its queue is unbounded here): unsent data waits
+// less than 30 ms. Under the default controller the bottleneck's queue
+// stays short (under 100 ms; KCP's window alone takes it to about 210)
+// and data waits in the session instead, for the window and the pacer:
+// at most 80 ms, four base round trips (29-48 ms measured over runs: in
+// Drain the pacing rate is 0.35 of the path's, in ProbeBW DOWN 0.75, and
+// a full window waits for the next ACK).
 func TestStreamSendQueueBoundedByTime(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		n := netsim.NewNetwork(45)
-		t.Cleanup(func() { n.Close() })
-		n.SetDefault(netsim.Impairment{Delay: 10 * time.Millisecond})
-		kp := testKeys(t)
-		spc, err := n.Listen("10.0.0.1:4000")
-		require.NoError(t, err)
-		cpc, err := n.Listen("10.0.0.2:5000")
-		require.NoError(t, err)
-		bc := netsim.NewBottleneckConn(cpc, netsim.BottleneckConfig{Rate: 8_000_000})
-		ln, err := Listen(spc, &Config{PrivateKey: kp.Private})
-		require.NoError(t, err)
-		t.Cleanup(func() { ln.Close() })
-		cli, err := DialConnOver(context.Background(), bc, spc.LocalAddr(), &Config{ServerPublicKey: kp.Public})
-		require.NoError(t, err)
-		t.Cleanup(func() { cli.Close() })
-		srv, err := ln.Accept()
-		require.NoError(t, err)
-		t.Cleanup(func() { srv.Close() })
+	tests := []struct {
+		name     string
+		alg      CongestionControl
+		maxDelay time.Duration
+	}{
+		{"none", CongestionNone, 30 * time.Millisecond},
+		{"default", "", 80 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				n := netsim.NewNetwork(45)
+				t.Cleanup(func() { n.Close() })
+				n.SetDefault(netsim.Impairment{Delay: 10 * time.Millisecond})
+				kp := testKeys(t)
+				spc, err := n.Listen("10.0.0.1:4000")
+				require.NoError(t, err)
+				cpc, err := n.Listen("10.0.0.2:5000")
+				require.NoError(t, err)
+				bc := netsim.NewBottleneckConn(cpc, netsim.BottleneckConfig{Rate: 8_000_000})
+				ln, err := Listen(spc, &Config{PrivateKey: kp.Private, CongestionControl: tt.alg})
+				require.NoError(t, err)
+				t.Cleanup(func() { ln.Close() })
+				cli, err := DialConnOver(context.Background(), bc, spc.LocalAddr(), &Config{ServerPublicKey: kp.Public, CongestionControl: tt.alg})
+				require.NoError(t, err)
+				t.Cleanup(func() { cli.Close() })
+				srv, err := ln.Accept()
+				require.NoError(t, err)
+				t.Cleanup(func() { srv.Close() })
 
-		data := testMessage(45, 3<<20)
-		read := make(chan []byte, 1)
-		go func() {
-			got, _ := io.ReadAll(srv)
-			read <- got
-		}()
-		stop := make(chan struct{})
-		maxQueued, maxDelay := 0, time.Duration(0)
-		sampled := make(chan struct{})
-		go func() {
-			defer close(sampled)
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(10 * time.Millisecond):
+				data := testMessage(45, 3<<20)
+				read := make(chan []byte, 1)
+				go func() {
+					got, _ := io.ReadAll(srv)
+					read <- got
+				}()
+				stop := make(chan struct{})
+				maxQueued, maxDelay := 0, time.Duration(0)
+				sampled := make(chan struct{})
+				go func() {
+					defer close(sampled)
+					for {
+						select {
+						case <-stop:
+							return
+						case <-time.After(10 * time.Millisecond):
+						}
+						st := cli.Session().Stats()
+						maxQueued = max(maxQueued, st.SendQueueBytes)
+						maxDelay = max(maxDelay, st.SendQueueDelay)
+					}
+				}()
+				start := time.Now()
+				for off := 0; off < len(data); off += 1000 {
+					_, err := cli.Write(data[off:min(off+1000, len(data))])
+					require.NoError(t, err)
 				}
-				st := cli.Session().Stats()
-				maxQueued = max(maxQueued, st.SendQueueBytes)
-				maxDelay = max(maxDelay, st.SendQueueDelay)
-			}
-		}()
-		start := time.Now()
-		for off := 0; off < len(data); off += 1000 {
-			_, err := cli.Write(data[off:min(off+1000, len(data))])
-			require.NoError(t, err)
-		}
-		close(stop)
-		<-sampled
-		require.NoError(t, cli.Close())
-		got := <-read
-		took := time.Since(start)
-		require.True(t, bytes.Equal(data, got), "everything arrives")
-		t.Logf("%.2f MB/s; send queue at most %d bytes, unsent data waited at most %v", float64(len(data))/took.Seconds()/1e6, maxQueued, maxDelay)
-		require.Less(t, maxDelay, 30*time.Millisecond, "the unsent queue stays short")
-		require.Less(t, maxQueued, defaultSendQueueBytes*3/4, "the time bound, not the byte limit, holds the writer")
-		// The link carries about 0.95 MB/s of payload; KCP without
-		// congestion control loses some of it to retransmissions as the
-		// bottleneck's queue grows, and how much varies with the
-		// goroutines' interleaving (0.70-0.87 MB/s over runs, with and
-		// without -race). Without the bound (streamQueueMin raised out of
-		// reach) the same run moved 0.58 MB/s with 1 MiB queued and 2 s
-		// of wait; the build before the bound, 0.72 MB/s with 1 MiB
-		// queued. The floor here only guards against the bound starving
-		// the link.
-		require.Greater(t, float64(len(data))/took.Seconds(), 0.6*1e6, "the link is kept busy")
-	})
+				close(stop)
+				<-sampled
+				require.NoError(t, cli.Close())
+				got := <-read
+				took := time.Since(start)
+				require.True(t, bytes.Equal(data, got), "everything arrives")
+				bst := bc.Stats()
+				t.Logf("%.2f MB/s; send queue at most %d bytes, unsent data waited at most %v; the bottleneck's queue at most %v, %d retransmissions",
+					float64(len(data))/took.Seconds()/1e6, maxQueued, maxDelay, bst.MaxQueueDelay, cli.Session().Stats().Retransmissions)
+				require.Less(t, maxDelay, tt.maxDelay, "the unsent queue stays short")
+				if tt.alg != CongestionNone {
+					require.Less(t, bst.MaxQueueDelay, 100*time.Millisecond, "the controller keeps the bottleneck's queue short")
+				}
+				require.Less(t, maxQueued, defaultSendQueueBytes*3/4, "the time bound, not the byte limit, holds the writer")
+				// The link carries about 0.95 MB/s of payload; KCP without
+				// congestion control loses some of it to retransmissions as the
+				// bottleneck's queue grows, and how much varies with the
+				// goroutines' interleaving (0.70-0.87 MB/s over runs, with and
+				// without -race). Without the bound (streamQueueMin raised out of
+				// reach) the same run moved 0.58 MB/s with 1 MiB queued and 2 s
+				// of wait; the build before the bound, 0.72 MB/s with 1 MiB
+				// queued. The floor here only guards against the bound starving
+				// the link.
+				require.Greater(t, float64(len(data))/took.Seconds(), 0.6*1e6, "the link is kept busy")
+			})
+		})
+	}
 }
 
 // TestStreamTimeBoundKeepsWindowFull: on a 50 ms path the time bound does

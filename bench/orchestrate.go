@@ -212,11 +212,17 @@ func bulkCase(ctx context.Context, sys string, d time.Duration) (map[string]floa
 		return nil, fmt.Errorf("server received nothing")
 	}
 	gb := float64(st.SinkBytes) / 1e9
-	return map[string]float64{
+	m := map[string]float64{
 		"goodput_MBps": float64(st.SinkBytes) / 1e6 / (float64(st.SinkSpanNs) / 1e9),
 		"cpu_s_per_GB": (float64(st.CPUNs) + float64(res.CPUNs)) / 1e9 / gb,
 		"delivered":    float64(st.SinkBytes) / float64(max(res.SentBytes, 1)),
-	}, nil
+	}
+	if res.PacketsOut > 0 {
+		// uxp: the packets the client received (the server's ACKs, and
+		// its heartbeats) per packet it sent.
+		m["ack_per_data"] = float64(res.PacketsIn) / float64(res.PacketsOut)
+	}
+	return m, nil
 }
 
 func rrCase(ctx context.Context, sys string, d time.Duration) (map[string]float64, error) {

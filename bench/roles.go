@@ -56,6 +56,7 @@ type clientResult struct {
 	Handshakes int64   `json:"handshakes,omitempty"`
 	Failures   int64   `json:"failures,omitempty"`
 	PacketsOut uint64  `json:"packets_out,omitempty"` // uxp only
+	PacketsIn  uint64  `json:"packets_in,omitempty"`  // uxp only
 	Retrans    uint64  `json:"retrans,omitempty"`     // uxp only
 	// The process's KCP retransmissions by cause (kcp-go's process-wide
 	// counters; a client process runs one session): timeout, fast
@@ -227,7 +228,7 @@ func uxpClientRole(ctx context.Context, o *options) (clientResult, error) {
 	}
 	res.CPUNs = int64(cpuTime() - cpu0)
 	st := c.Stats()
-	res.PacketsOut, res.Retrans = st.PacketsSent, st.Retransmissions
+	res.PacketsOut, res.PacketsIn, res.Retrans = st.PacketsSent, st.PacketsReceived, st.Retransmissions
 	snmp := kcp.DefaultSnmp.Copy()
 	res.RetransRTO = snmp.LostSegs - snmp0.LostSegs
 	res.RetransFast = snmp.FastRetransSegs - snmp0.FastRetransSegs

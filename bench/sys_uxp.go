@@ -72,8 +72,8 @@ var benchAdmission = uxp.AdmissionConfig{MaxSessionsPerSource: -1, SourceHandsha
 
 // benchCongestion is Config.CongestionControl for every uxp variant, from
 // the environment variable UXP_BENCH_CC ("" the library's zero value,
-// which measures without gating; "bbr", "cubic" or "none"), which the
-// role processes inherit.
+// the model-based controller, which gates; "bbr", "cubic" or "none", no
+// congestion control), which the role processes inherit.
 func benchCongestion() uxp.CongestionControl {
 	return uxp.CongestionControl(os.Getenv("UXP_BENCH_CC"))
 }

@@ -33,6 +33,23 @@ func (Immediate) AckNow(time.Time) bool                  { return true }
 func (Immediate) Deadline() time.Time                    { return time.Time{} }
 func (Immediate) OnAckSent(time.Time)                    {}
 
+// Gap reports whether some lane has received a segment beyond one it
+// is missing (KCP's next expected sn is below the highest received): an
+// ACK would report the hole. True when KCP's state cannot be read
+// (internal/kcpx's fallback).
+func (ls *Lanes) Gap() bool {
+	for _, l := range ls.lanes {
+		if l.arq == nil || !l.rcvSeen {
+			continue
+		}
+		rcvNxt, _, _, ok := ls.sh.KCP.RecvState(l.arq)
+		if !ok || rcvNxt != l.rcvNext {
+			return true
+		}
+	}
+	return false
+}
+
 // AcksHeld reports whether the lanes owe ACKs that the policy holds back
 // at now: the caller then sends data only if it has new data (a flush
 // sends the owed ACKs along).

@@ -88,6 +88,12 @@ type Timing struct {
 	// PTO is the probe timeout of tail-loss and window probes, zero when
 	// no RTT is known (no tail-loss probes then).
 	PTO time.Duration
+	// AckDelay is what the peer's ACK thinning may add to the round trip
+	// of a full-size segment (its ACK delay); zero when it acknowledges
+	// every segment at once. A tail-loss probe of a full-size tail and a
+	// window probe wait PTO + AckDelay; a shorter tail is acknowledged at
+	// once (cc.AckPolicy), so its probe waits PTO.
+	AckDelay time.Duration
 }
 
 // Sent describes segments handed to Output.

@@ -212,3 +212,25 @@ func TestAckPolicy(t *testing.T) {
 		require.True(t, d.IsZero() || d.After(time.Now().Add(50*time.Millisecond)), "nothing owed, nothing due soon: %v", time.Until(d))
 	})
 }
+
+// TestGap: Gap reports a lane that received a segment beyond one it is
+// missing, until the missing one arrives.
+func TestGap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(2)
+		a, b := newEnd(t, cfg, time.Now()), newEnd(t, cfg, time.Now())
+		now := time.Now()
+		require.False(t, b.ls.Gap(), "nothing received")
+		a.write(now, 1, msg(1, 0, 10), time.Time{})
+		b.input(now, a.take())
+		require.False(t, b.ls.Gap(), "in order")
+		a.write(now, 1, msg(1, 1, 10), time.Time{})
+		lost := a.take()
+		a.write(now, 1, msg(1, 2, 10), time.Time{})
+		b.input(now, a.take())
+		require.True(t, b.ls.Gap(), "segment 1 of lane 1 is missing")
+		b.input(now, lost)
+		require.False(t, b.ls.Gap(), "filled")
+		require.Len(t, b.got[1], 3)
+	})
+}

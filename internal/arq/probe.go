@@ -109,7 +109,11 @@ func (ls *Lanes) armProbe(l *lane, now time.Time) {
 	if l.probe.buf == nil {
 		return
 	}
-	if pto := ls.out.Timing().PTO; pto > 0 {
+	if t := ls.out.Timing(); t.PTO > 0 {
+		pto := t.PTO
+		if l.probe.n >= ls.mtu {
+			pto += t.AckDelay // the peer may hold a full-size segment's ACK
+		}
 		l.probe.at = now.Add(pto << l.probe.count)
 	}
 }

@@ -57,8 +57,11 @@ func (ls *Lanes) checkWndProbe(l *lane, now time.Time) {
 	if !w.at.IsZero() {
 		return
 	}
-	w.interval = ls.out.Timing().PTO
-	if w.interval == 0 {
+	t := ls.out.Timing()
+	w.interval = t.PTO
+	if w.interval != 0 {
+		w.interval += t.AckDelay
+	} else {
 		w.interval = wndProbeInitial
 	}
 	w.at = now.Add(w.interval)

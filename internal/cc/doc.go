@@ -37,8 +37,8 @@
 //
 // # Limitations
 //
-// The session does not use this package yet: hooking it into the lanes and
-// KCP output, ACK thinning on the wire and the FEC budget is pending (see
+// Every uxp session runs a Controller (BBR unless configured otherwise)
+// and, unless it is None, a Pacer and an AckPolicy (cc_gate.go; see
 // docs/architecture.md, "Congestion control and pacing"). BBRController
 // does not implement the draft's ACK-aggregation cwnd term, idle restart or
 // its RTO recovery handling; with two or more BBR flows on one bottleneck a

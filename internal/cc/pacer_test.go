@@ -1,6 +1,7 @@
 package cc
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -41,10 +42,12 @@ func TestPacerQuantum(t *testing.T) {
 		name  string
 		rate  Bandwidth
 		burst int // packets of 1000 bytes that leave at once from a full bucket
+		bytes int // Quantum
 	}{
-		{"low rate: 2 packets", 1e5, 2},
-		{"1 ms of 10 MB/s", 1e7, 10},
-		{"capped at 64 KiB", 1e9, 65},
+		{"low rate: 2 packets", 1e5, 2, 2000},
+		{"1 ms of 10 MB/s", 1e7, 10, 10_000},
+		{"1 ms of 500 MB/s (loopback)", 5e8, 500, 500_000},
+		{"capped at 1 MiB", 1e10, 1048, PacerMaxQuantum},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,6 +61,7 @@ func TestPacerQuantum(t *testing.T) {
 				n++
 			}
 			require.Equal(t, tt.burst, n)
+			require.Equal(t, tt.bytes, p.Quantum())
 		})
 	}
 }
@@ -83,4 +87,106 @@ func TestPacerOversized(t *testing.T) {
 	p.OnSent(t0, 5000)
 	// Debt is capped at one MSS: a full 2000-byte bucket is 30 ms away.
 	require.Equal(t, 30*time.Millisecond, p.TimeUntilSend(t0, 5000))
+}
+
+// TestPacerLateWake: a sender that waited for the pacer and came back
+// late (a timer heap with 1 ms slots) gets the lateness's worth of the
+// rate on top of the quantum, so that its average rate holds; one that
+// comes back much later (it did not wait: idle) gets the quantum only.
+func TestPacerLateWake(t *testing.T) {
+	const rate = 1e7 // 10 MB/s: a 10 KB quantum, 1000-byte packets
+	tests := []struct {
+		name string
+		late time.Duration // after the time NextSendTime gave
+		want int           // packets that leave at once then
+	}{
+		{"on time", 0, 1},
+		{"0.55 ms late", 550 * time.Microsecond, 6},
+		{"1.5 ms late", 1500 * time.Microsecond, 16},
+		{"2 ms late", PacerMaxLateness, 21},
+		{"idle (10 ms late): the quantum only", 10 * time.Millisecond, 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewPacer(1000)
+			p.SetRate(t0, rate)
+			now := t0
+			for p.TimeUntilSend(now, 1000) == 0 { // empty the bucket
+				p.OnSent(now, 1000)
+			}
+			at := p.NextSendTime(now, 1000)
+			require.Equal(t, 100*time.Microsecond, at.Sub(now), "one packet's worth of tokens is 100 µs away")
+			now = at.Add(tt.late)
+			p.SetRate(now, rate) // as the session does at every event
+			n := 0
+			for p.TimeUntilSend(now, 1000) == 0 {
+				p.OnSent(now, 1000)
+				n++
+			}
+			require.Equal(t, tt.want, n)
+			// The credit is for that moment only.
+			now = now.Add(time.Hour)
+			n = 0
+			for p.TimeUntilSend(now, 1000) == 0 {
+				p.OnSent(now, 1000)
+				n++
+			}
+			require.Equal(t, 10, n, "after an idle period: the quantum")
+		})
+	}
+}
+
+// TestPacerTimerDrivenRate: a sender driven only by a coarse timer (each
+// wake rounded up to the next whole millisecond, plus 1 ms, as the
+// shard's timer heap does) still sends at the pacing rate on average.
+func TestPacerTimerDrivenRate(t *testing.T) {
+	for _, rate := range []Bandwidth{2.5e6, 1e7, 1e8} {
+		t.Run(fmt.Sprint(rate), func(t *testing.T) {
+			p := NewPacer(1200)
+			p.SetRate(t0, rate)
+			now, sent := t0, 0
+			for now.Sub(t0) < time.Second {
+				for p.TimeUntilSend(now, 1200) == 0 {
+					p.OnSent(now, 1200)
+					sent += 1200
+				}
+				at := p.NextSendTime(now, 1200)
+				now = at.Truncate(time.Millisecond).Add(2 * time.Millisecond)
+				p.SetRate(now, rate)
+			}
+			got := float64(sent) / now.Sub(t0).Seconds()
+			t.Logf("%.0f B/s of %.0f", got, float64(rate))
+			require.InDelta(t, float64(rate), got, 0.05*float64(rate))
+		})
+	}
+}
+
+// TestPacerChargeDebt: retransmissions charged with Charge delay what the
+// pacer times by their own transmission time, up to PacerMaxDebt; a
+// priority packet (a datagram) waits for at most PacerPriorityDebtTime of
+// the debt.
+func TestPacerChargeDebt(t *testing.T) {
+	tests := []struct {
+		name     string
+		charge   int
+		wait     time.Duration // for the next 1000-byte packet
+		priority time.Duration // for a 100-byte priority packet
+	}{
+		{"5 KB", 5000, 6 * time.Millisecond, 5100 * time.Microsecond},
+		{"20 KB", 20_000, 21 * time.Millisecond, 10100 * time.Microsecond},
+		{"bounded by PacerMaxDebt", 1 << 20, durationOf((PacerMaxDebt + 1000) / 1e6), 10100 * time.Microsecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewPacer(1000)
+			p.SetRate(t0, 1e6) // 1 MB/s
+			p.OnSent(t0, 0)
+			for p.TimeUntilSend(t0, 1000) == 0 {
+				p.OnSent(t0, 1000)
+			}
+			p.Charge(t0, tt.charge)
+			require.Equal(t, tt.wait, p.TimeUntilSend(t0, 1000))
+			require.Equal(t, tt.priority, p.TimeUntilSendPriority(t0, 100))
+		})
+	}
 }

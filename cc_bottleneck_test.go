@@ -89,11 +89,11 @@ func newStepRig(t *testing.T, seed uint64, write int, loss float64, bcfg netsim.
 // the RTT rises (the drop, each ProbeBW_UP), and the duplicates lengthen
 // the queue they waited in. The sender finds most of them spurious
 // (internal/arq congestion.go: the ACK echoes the original's timestamp,
-// or una arrives sooner after the resend than a round trip) and takes
-// the losses back (cc.AckEvent.Spurious). With 1 KiB writes the standing
-// queue is still at or above the base RTT in 14-35 of the 150 windows
-// from +2 s, the last at 4.6-5 s (before: 6-51, median 25): taking the
-// losses back does not stop the duplicates.
+// or una arrives sooner after the resend than a round trip) and reports
+// them (cc.AckEvent.Spurious), but neither stops the duplicates: with 1
+// KiB writes the standing queue is still at or above the base RTT in
+// 14-35 of the 150 windows from +2 s, the last at 4.6-5 s (before: 6-51,
+// median 25).
 //
 // The lanes can also answer a spurious timeout by raising KCP's timeout
 // floor to 5/4 of the RTT the late copy took (internal/arq's

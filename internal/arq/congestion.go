@@ -28,8 +28,7 @@ import (
 // copy declared lost arrived (the Eifel detection of RFC 3522, with KCP's
 // timestamp in place of TCP's). The lanes then tell the controller
 // (AckEvent.Spurious) that a loss it was told of was none, and count it
-// (Spurious), so that neither the controller's loss judgement nor LossOut
-// counts it.
+// (Spurious), so that LossOut does not.
 //
 // Segments of a lapsed message sent as skip markers outside KCP
 // (deadline.go) are not counted: they are rare and small, and KCP's own

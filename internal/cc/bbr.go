@@ -229,12 +229,6 @@ func (b *BBRController) OnAppLimited(inflight int) { b.s.onAppLimited(inflight) 
 
 // OnAck implements [Controller].
 func (b *BBRController) OnAck(now time.Time, ev AckEvent) {
-	if ev.Spurious > 0 {
-		// Losses undone: out of the round's count, so that they neither
-		// make it congested nor raise the random-loss baseline. A loss
-		// declared in a round already judged stays judged.
-		b.round.lostPkts = max(0, b.round.lostPkts-ev.Spurious)
-	}
 	b.update(now, b.s.onAck(now, ev.Acked, ev.Lost, b.minRTT), ev.RTT, ev.NoRTT, ev.Inflight)
 }
 

@@ -75,30 +75,3 @@ func TestBBRRandomLossKeepsModel(t *testing.T) {
 		require.False(t, congested, "round %d with %d of %d lost", i, l, pkts)
 	}
 }
-
-// TestBBRSpuriousUndo: two losses in a round with a standing queue on a
-// clean path make the round congested (TestBBRLossJudgement), which cuts
-// inflight_hi and starts a DOWN. When the sender then finds both were
-// spurious retransmissions (AckEvent.Spurious), they leave the round's
-// count and the round is not congested: inflight_hi stays unset.
-func TestBBRSpuriousUndo(t *testing.T) {
-	const minRTT = 20 * time.Millisecond
-	for _, undo := range []int{0, 2} {
-		b := NewBBR(Config{MSS: 1000})
-		b.state, b.phase, b.filledPipe = bbrProbeBW, phaseCruise, true
-		now := time.Unix(100, 0)
-		b.minRTT, b.minRTTStamp, b.probeMin, b.probeMinStamp = minRTT, now, minRTT, now
-		hi := b.inflightHi
-		b.round = roundStats{ackedPkts: 98, lostPkts: 2, minRTT: minRTT + 5*time.Millisecond, maxRTT: minRTT + 10*time.Millisecond}
-		// An acknowledgement that ends the round (nothing was delivered
-		// yet, so the first one does) and carries the undo; its RTT
-		// shows the queue too.
-		p := PacketState{SentTime: now.Add(-minRTT - 6*time.Millisecond), Bytes: 1000}
-		b.OnAck(now, AckEvent{Acked: []PacketState{p}, Spurious: undo})
-		if undo == 0 {
-			require.NotEqual(t, hi, b.inflightHi, "two losses with a standing queue: congested")
-		} else {
-			require.Equal(t, hi, b.inflightHi, "the losses were undone: not congested")
-		}
-	}
-}

@@ -97,9 +97,14 @@ type AckEvent struct {
 	// Lost) that this acknowledgement shows were not: the sender
 	// retransmitted them, and the acknowledgement is for the copy it had
 	// declared lost (an echoed timestamp, as in RFC 3522's Eifel
-	// detection). A controller that judges loss takes them back out of
-	// its count (BBR); Cubic and none ignore it. The bytes they were in
-	// flight are already accounted.
+	// detection). The bytes they were in flight are already accounted.
+	// No controller acts on it yet: BBR taking them back out of its
+	// round's loss count (so that they neither judge the round congested
+	// nor raise the random-loss baseline) made gated sessions more
+	// aggressive where those spurious losses were their only brake
+	// (TestBottleneckRateStep's estimate fell to 3.1 Mbit/s;
+	// TestStreamSendQueueBoundedByTime's unsent data waited 94-153 ms,
+	// bound 80).
 	Spurious int
 }
 

@@ -40,6 +40,7 @@ func init() {
 		{"retrans_pct", "bulk retransmitted % (uxp)"},
 		{"retrans_rto_pct", "of which on timeout %"},
 		{"retrans_fast_pct", "of which on later ACKs %"},
+		{"dup_pct", "duplicates through the bottleneck % (uxp)"},
 	}
 	scenarioColumns["bottleneck"] = cols
 	scenarioColumns["bottleneck-loss"] = cols
@@ -186,6 +187,13 @@ func bottleneckCase(ctx context.Context, sys string, d time.Duration, loss bool)
 		// of the bulk session's packets that were retransmissions.
 		"pkt_bytes": float64(after.client.txBytes-before.client.txBytes) /
 			float64(max(after.client.txPackets-before.client.txPackets, 1)),
+	}
+	if st.RepeatSegs > 0 {
+		// Data segments the server's KCP already had, against the
+		// packets the token bucket sent: the bottleneck's share spent on
+		// copies (the random drop is before the bucket, so a needed
+		// retransmission crosses it once).
+		m["dup_pct"] = 100 * float64(st.RepeatSegs) / float64(max(tbf.packets, 1))
 	}
 	if b := outs[0].res; b.PacketsOut > 0 {
 		m["retrans_pct"] = 100 * float64(b.Retrans) / float64(b.PacketsOut)

@@ -38,7 +38,11 @@ type serverStats struct {
 	Sessions       int64  `json:"sessions"`
 	Accepted       int64  `json:"accepted"`
 	Drops          string `json:"drops,omitempty"` // uxp: datagrams dropped, by reason
-	Ended          string `json:"ended,omitempty"` // uxp: sessions ended, by error
+	// RepeatSegs is the data segments KCP received that it already had
+	// (or that were beyond its window), process-wide since MARK: the
+	// duplicates that crossed the path. uxp only.
+	RepeatSegs uint64 `json:"repeat_segs,omitempty"`
+	Ended      string `json:"ended,omitempty"` // uxp: sessions ended, by error
 }
 
 // clientResult is a client child's JSON result.
@@ -103,6 +107,7 @@ func serverRole(ctx context.Context, o *options) error {
 	st := serverStats{BaseHeap: liveHeap(), BaseRSS: rss(), BaseGoroutines: runtime.NumGoroutine()}
 	fmt.Printf("READY %s %s\n", srv.Addr(), srv.Key())
 	markCPU, markAt := cpuTime(), time.Now()
+	repeat0 := kcp.DefaultSnmp.Copy().RepeatSegs
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		switch sc.Text() {
@@ -113,6 +118,7 @@ func serverRole(ctx context.Context, o *options) error {
 				}
 			}
 			markCPU, markAt = cpuTime(), time.Now()
+			repeat0 = kcp.DefaultSnmp.Copy().RepeatSegs
 			fmt.Println("OK")
 		case "STATS":
 			st.CPUNs = int64(cpuTime() - markCPU)
@@ -126,6 +132,7 @@ func serverRole(ctx context.Context, o *options) error {
 			if e, ok := srv.(interface{ Ended() string }); ok {
 				st.Ended = e.Ended()
 			}
+			st.RepeatSegs = kcp.DefaultSnmp.Copy().RepeatSegs - repeat0
 			st.Goroutines = runtime.NumGoroutine()
 			st.Heap = liveHeap()
 			st.RSS = rss()

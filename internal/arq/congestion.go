@@ -20,9 +20,39 @@ import (
 // lanes keep the bytes in flight across all lanes (BytesInFlight): what
 // was sent, neither acknowledged nor declared lost.
 //
+// A retransmission can be spurious: KCP's timeout fires on a segment
+// still waiting in the bottleneck queue when the RTT rises, or its fast
+// retransmission counts later ACKs while the segment's own ACK was lost.
+// KCP's ACK echoes the timestamp of the copy it acknowledges, so an ACK
+// echoing an earlier copy's timestamp than the last one sent proves the
+// copy declared lost arrived (the Eifel detection of RFC 3522, with KCP's
+// timestamp in place of TCP's). The lanes then tell the controller
+// (AckEvent.Spurious) that a loss it was told of was none, and count it
+// (Spurious), so that LossOut does not.
+//
 // Segments of a lapsed message sent as skip markers outside KCP
 // (deadline.go) are not counted: they are rare and small, and KCP's own
 // retransmission of them is.
+
+/* Implementation constants */
+
+// spuriousRTOHold is how long a retransmission timeout floor raised by a
+// spurious retransmission holds before KCP's own floor is back.
+const spuriousRTOHold = 10 * time.Second
+
+// maxSpuriousRTO caps the floor a spurious retransmission raises, in
+// KCP milliseconds; spuriousMinRTTs caps it at that many of the
+// controller's minimum RTT.
+const (
+	maxSpuriousRTO  = 1000
+	spuriousMinRTTs = 8
+)
+
+// spuriousRTTFrac is the fraction, in eighths of the minimum RTT, under
+// which an acknowledgement through una arriving after a segment's
+// retransmission proves an earlier copy arrived. Less than one round
+// trip, for the error of the minimum RTT filter and of timestamps.
+const spuriousRTTFrac = 6
 
 // SetController makes the lanes report their data segments to ctrl (nil:
 // no accounting, the default). overhead is the bytes a packet costs on
@@ -39,8 +69,13 @@ func (ls *Lanes) SetController(ctrl cc.Controller, overhead int) {
 func (ls *Lanes) BytesInFlight() int { return ls.inflightBytes }
 
 // Lost returns the data segments declared lost so far (retransmitted by
-// KCP) and the data segments sent, for the outbound loss rate.
-func (ls *Lanes) Lost() (lost, sent uint64) { return ls.lostSegs, ls.sentSegs }
+// KCP) less those shown spurious, and the data segments sent, for the
+// outbound loss rate.
+func (ls *Lanes) Lost() (lost, sent uint64) { return ls.lostSegs - ls.spuriousSegs, ls.sentSegs }
+
+// Spurious returns the retransmissions shown spurious so far: an ACK
+// acknowledged the copy they declared lost.
+func (ls *Lanes) Spurious() uint64 { return ls.spuriousSegs }
 
 // sentSlot is one segment's last transmission: its cc.PacketState packed
 // into 56 bytes (a PacketState is 120), since every segment in flight on
@@ -49,9 +84,12 @@ type sentSlot struct {
 	sent, deliveredAt, firstSent int64 // packTime of the PacketState's times
 	delivered, lost              int64
 	bytes, inflight              int32
+	ts                           uint32 // KCP timestamp of the last copy
 	appLimited                   bool
 	live                         bool // in flight: neither acknowledged nor declared lost
 	resent                       bool // a retransmission's: its send time is ambiguous for RTT
+	undoable                     bool // the last copy declared the one before it lost
+	byTimeout                    bool // the last copy was KCP's retransmission timeout's
 }
 
 // zeroTime packs the zero time.Time.
@@ -155,10 +193,11 @@ func (r *sentRing) pop() sentSlot {
 	return s
 }
 
-// trackSent reports one data segment of seg bytes, sn sn, sent at the
-// current call's time. fresh says KCP sends it for the first time; probe
-// that it is a tail-loss probe.
-func (ls *Lanes) trackSent(l *lane, sn uint32, bytes int, fresh, probe bool) {
+// trackSent reports one data segment of seg bytes, sn sn, KCP timestamp
+// ts, sent at the current call's time. fresh says KCP sends it for the
+// first time; probe that it is a tail-loss probe; timeout that KCP's
+// retransmission timeout resends it.
+func (ls *Lanes) trackSent(l *lane, sn, ts uint32, bytes int, fresh, probe, timeout bool) {
 	if ls.cc == nil {
 		return
 	}
@@ -170,6 +209,7 @@ func (ls *Lanes) trackSent(l *lane, sn uint32, bytes int, fresh, probe bool) {
 	if s == nil {
 		return // below una: acknowledged while KCP resent it
 	}
+	undoable := false
 	if s.live {
 		ls.inflightBytes -= int(s.bytes)
 		s.live = false
@@ -177,20 +217,37 @@ func (ls *Lanes) trackSent(l *lane, sn uint32, bytes int, fresh, probe bool) {
 			ls.lostSegs++
 			ls.lostBuf = append(ls.lostBuf[:0], ls.state(s))
 			ls.cc.OnLoss(ls.now, ls.lostBuf, ls.inflightBytes)
+			undoable = true
 		}
 	}
 	ls.pack(s, ls.cc.OnPacketSent(ls.now, bytes, ls.inflightBytes))
-	s.live, s.resent = true, !fresh
+	// A probe's copy replaces the state without a loss: an ACK of an
+	// earlier copy then undoes nothing.
+	s.live, s.resent, s.undoable, s.byTimeout, s.ts = true, !fresh, undoable, timeout, ts
 	ls.inflightBytes += bytes
 	ls.sentSegs++
 }
 
-// ackedSN notes that an ACK segment acknowledged sn.
-func (ls *Lanes) ackedSN(l *lane, sn uint32) {
+// ackedSN notes that an ACK segment acknowledged sn, echoing the KCP
+// timestamp ts of the copy that arrived.
+func (ls *Lanes) ackedSN(l *lane, sn, ts uint32) {
 	if ls.cc == nil {
 		return
 	}
 	if s := l.sent.at(sn); s != nil && s.live {
+		if s.undoable && int32(ts-s.ts) < 0 {
+			// An earlier copy than the last arrived: the one the last
+			// retransmission declared lost, or one before it. (A copy
+			// resent within KCP's millisecond cannot be told apart.)
+			rtt := int32(0)
+			if s.byTimeout {
+				// Only a timeout adapts the timeout: a fast
+				// retransmission on a lost ACK says nothing of it, and
+				// the echo came late (the ACK repeated).
+				rtt = int32(ls.kcpMs() - ts)
+			}
+			ls.spurious(l, rtt)
+		}
 		s.live = false
 		ls.inflightBytes -= int(s.bytes)
 		ls.ackedBuf = append(ls.ackedBuf, ls.state(s))
@@ -221,8 +278,25 @@ func (ls *Lanes) ackedUna(l *lane, una uint32) {
 		return
 	}
 	r := &l.sent
+	minRTT := time.Duration(-1) // not read yet
 	for r.n > 0 && int32(r.base-una) < 0 {
 		if s := r.pop(); s.live {
+			if s.undoable {
+				if minRTT < 0 {
+					minRTT = ls.cc.Stats().MinRTT
+				}
+				// Acknowledged sooner after its retransmission than any
+				// round trip takes: the copy declared lost arrived (KCP
+				// acknowledges in-order segments through una alone, so
+				// most spurious retransmissions show only here).
+				// The time from the copy declared lost to una is no RTT:
+				// una may have waited for an earlier hole (a lost ACK
+				// packet made KCP resend a segment that had arrived), so
+				// this path does not raise the timeout floor (0).
+				if minRTT > 0 && ls.now.Sub(ls.unpackTime(s.sent)) < minRTT*spuriousRTTFrac/8 {
+					ls.spurious(l, 0)
+				}
+			}
 			ls.inflightBytes -= int(s.bytes)
 			ls.ackedBuf = append(ls.ackedBuf, ls.state(&s))
 			ls.ackedResent = ls.ackedResent || s.resent
@@ -240,7 +314,7 @@ func (ls *Lanes) reportAcks(now time.Time) {
 		// the nanosecond, unless a retransmitted segment was acknowledged
 		// (the ACK may be for an earlier copy): then the ACK segments'
 		// echoed timestamps give it, to KCP's millisecond, or nothing.
-		ev := cc.AckEvent{Acked: ls.ackedBuf, Inflight: ls.inflightBytes}
+		ev := cc.AckEvent{Acked: ls.ackedBuf, Inflight: ls.inflightBytes, Spurious: ls.ackedSpurious}
 		if ls.ackedResent {
 			ev.RTT, ev.NoRTT = ls.ackedRTT, ls.ackedRTT == 0
 		}
@@ -248,5 +322,65 @@ func (ls *Lanes) reportAcks(now time.Time) {
 		clear(ls.ackedBuf)
 		ls.ackedBuf = ls.ackedBuf[:0]
 	}
-	ls.ackedRTT, ls.ackedResent = 0, false
+	ls.ackedRTT, ls.ackedResent, ls.ackedSpurious = 0, false, 0
+}
+
+// spurious counts a retransmission shown spurious on lane l, whose copy
+// declared lost took rttMs (KCP milliseconds, from its send to the
+// acknowledgement that echoed its timestamp; 0: unknown) to be
+// acknowledged, and with Config.SpuriousRTOFloor makes l's KCP less
+// eager:
+// the spurious ones are mostly timeouts on segments still queued at a
+// bottleneck when the RTT rose (a rate drop, a bandwidth probe). As the
+// Eifel response (RFC 4015) adapts the timeout to the RTT the late copy
+// showed, the lane raises KCP's floor on its retransmission timeout to
+// 5/4 of that RTT (at most maxSpuriousRTO, and spuriousMinRTTs of the
+// controller's minimum RTT) for spuriousRTOHold. Fast
+// retransmission and tail-loss probes, which repair most real losses,
+// are not slowed.
+func (ls *Lanes) spurious(l *lane, rttMs int32) {
+	ls.spuriousSegs++
+	ls.ackedSpurious++
+	if !ls.cfg.SpuriousRTOFloor || rttMs <= 0 || rttMs > 60_000 || l.arq == nil {
+		return
+	}
+	// At most spuriousMinRTTs minimum RTTs: a queue longer than that
+	// is not what delayed the copy. On a LAN or loopback path the floor
+	// then stays KCP's own, where a late copy means a stalled process
+	// (a starved CPU), not a queue, and the raised floor only delayed
+	// the repair of real losses (loopback bulk fell to 24 MB/s in one
+	// run).
+	st := ls.cc.Stats()
+	minRTT := st.MinRTT
+	if minRTT <= 0 || st.SmoothedRTT <= minRTT+minRTT/4 {
+		// No queue: the copy was late for another reason (an ACK
+		// lost and repeated, a stalled peer), which a longer timeout
+		// would only make slower to repair.
+		return
+	}
+	most := uint32(min(spuriousMinRTTs*minRTT/time.Millisecond, maxSpuriousRTO))
+	floor := min(uint32(rttMs)+uint32(rttMs)/4, most)
+	if l.rtoFloor == 0 {
+		def, ok := ls.sh.KCP.MinRTO(l.arq)
+		if !ok {
+			return
+		}
+		l.rtoDefault = def
+	}
+	l.rtoFloorUntil = ls.now.Add(spuriousRTOHold)
+	if floor > max(l.rtoFloor, l.rtoDefault) {
+		l.rtoFloor = floor
+		ls.sh.KCP.SetMinRTO(l.arq, floor)
+	}
+}
+
+// expireRTOFloor gives l's KCP its own retransmission timeout floor back
+// once a raised one has held for spuriousRTOHold.
+func (ls *Lanes) expireRTOFloor(l *lane, now time.Time) {
+	if l.rtoFloor != 0 && !now.Before(l.rtoFloorUntil) {
+		l.rtoFloor = 0
+		if l.arq != nil {
+			ls.sh.KCP.SetMinRTO(l.arq, l.rtoDefault)
+		}
+	}
 }

@@ -40,6 +40,9 @@ func (ls *Lanes) output(l *lane, segs []byte) {
 		// forged segments repeat the latest.
 		l.outWnd = seg.Wnd()
 		l.outUna = seg.Una()
+		if seg.Cmd() == wire.CmdAck {
+			l.reack.noteAck(seg)
+		}
 		if seg.Cmd() == wire.CmdPush {
 			s.Data = true
 			sn := seg.Sn()
@@ -57,10 +60,17 @@ func (ls *Lanes) output(l *lane, segs []byte) {
 				s.RetransBytes += len(seg)
 			}
 			ls.noteDataSent(l, seg, sn, fresh)
-			ls.trackSent(l, sn, len(seg), fresh, false)
+			timeout := false
+			if !fresh && ls.cc != nil {
+				timeout, _ = ls.sh.KCP.ResentOnTimeout(l.arq, sn)
+			}
+			ls.trackSent(l, sn, seg.Ts(), len(seg), fresh, false, timeout)
 		}
 		// out never overtakes p: skip markers only shrink segments.
 		out = append(out, seg...)
+	}
+	if l.reack.has {
+		out = ls.withReAcks(l, out, l.outUna, l.outWnd)
 	}
 	if len(out) > 0 {
 		s.Bytes = len(out)
@@ -134,7 +144,7 @@ func (ls *Lanes) Input(now time.Time, lane int, body []byte, typ kcp.PacketType)
 			l.ackPending = true // it needs a window answer
 		case wire.CmdAck:
 			rtt = ls.probeACK(l, seg.Sn(), seg.Ts(), now)
-			ls.ackedSN(l, seg.Sn())
+			ls.ackedSN(l, seg.Sn(), seg.Ts())
 			ls.ackRTT(seg.Ts())
 		case wire.CmdWins:
 		default:
@@ -161,6 +171,7 @@ func (ls *Lanes) Input(now time.Time, lane int, body []byte, typ kcp.PacketType)
 		ls.out.Event(EvMalformed)
 	}
 	ls.reportAcks(now)
+	ls.expireRTOFloor(l, now)
 	ls.checkWndProbe(l, now)
 }
 

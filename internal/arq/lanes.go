@@ -57,6 +57,12 @@ type Config struct {
 	// TickAlways makes the lanes run KCP's interval tick while anything
 	// is unacknowledged, as kcp-go's own scheduling does (tests).
 	TickAlways bool
+	// SpuriousRTOFloor makes a spurious retransmission timeout raise the
+	// lane's KCP timeout floor (congestion.go). Off by default: it
+	// settles a rate drop with 1 KiB writes (TestBottleneckStepDrain) but
+	// raised the queue drops of the 16 KiB-burst rate step
+	// (TestBottleneckRateStep) from a median 0.3 % to 2-3 %.
+	SpuriousRTOFloor bool
 }
 
 // Shard is what the lanes of one shard's sessions share: the KCP factory,
@@ -68,8 +74,9 @@ type Shard struct {
 	// than it is ErrTooLarge.
 	RecvBuf []byte
 
-	seg  []byte                // a lane frame's segments when Input must change them
-	bufs []*[probeBufSize]byte // free tail copies (probe.go)
+	seg   []byte                // a lane frame's segments when Input must change them
+	bufs  []*[probeBufSize]byte // free tail copies (probe.go)
+	reack []byte                // a packet with repeated ACKs in front (reack.go)
 }
 
 // Timing is what the session knows of the path's round trip.
@@ -201,7 +208,11 @@ type Lanes struct {
 	ackedBuf, lostBuf  []cc.PacketState
 	ackedRTT           time.Duration // the current Input's RTT from ACK timestamps
 	ackedResent        bool          // the current Input acknowledged a retransmitted segment
+	ackedSpurious      int           // the current Input's spurious retransmissions found
 	lostSegs, sentSegs uint64
+	spuriousSegs       uint64 // retransmissions shown spurious (congestion.go)
+	reAcks             uint64 // ACK segments repeated (reack.go)
+	noReAck            bool   // tests: no ACK repetition
 }
 
 // lane is one lane's state.
@@ -240,6 +251,14 @@ type lane struct {
 	ackWalks uint64
 
 	sent sentRing // the last transmission of each segment in flight (congestion.go)
+
+	reack reAck // ACKs to repeat (reack.go)
+
+	// A retransmission timeout floor raised by a spurious retransmission
+	// (congestion.go): rtoFloor ms until rtoFloorUntil, then rtoDefault
+	// (KCP's own) again; 0 when not raised.
+	rtoFloor, rtoDefault uint32
+	rtoFloorUntil        time.Time
 
 	// Receive side.
 	ackPending bool // arq holds ACKs (or a window answer) not yet flushed

@@ -193,7 +193,7 @@ func (ls *Lanes) probeTimer(l *lane, now time.Time) {
 	p.count++
 	l.ctr.Retrans.Add(1)
 	ls.packetFirst = true
-	ls.trackSent(l, p.sn, len(seg), false, true)
+	ls.trackSent(l, p.sn, p.probeTS, len(seg), false, true, false)
 	ls.emit(l, seg, Sent{Data: true, Bytes: len(seg), Retrans: 1, RetransBytes: len(seg), Probe: true})
 	ls.armProbe(l, now)
 }

@@ -93,6 +93,19 @@ type AckEvent struct {
 	// Inflight is the number of bytes still in flight after Acked and Lost
 	// were removed.
 	Inflight int
+	// Spurious is the number of packets declared lost earlier (OnLoss or
+	// Lost) that this acknowledgement shows were not: the sender
+	// retransmitted them, and the acknowledgement is for the copy it had
+	// declared lost (an echoed timestamp, as in RFC 3522's Eifel
+	// detection). The bytes they were in flight are already accounted.
+	// No controller acts on it yet: BBR taking them back out of its
+	// round's loss count (so that they neither judge the round congested
+	// nor raise the random-loss baseline) made gated sessions more
+	// aggressive where those spurious losses were their only brake
+	// (TestBottleneckRateStep's estimate fell to 3.1 Mbit/s;
+	// TestStreamSendQueueBoundedByTime's unsent data waited 94-153 ms,
+	// bound 80).
+	Spurious int
 }
 
 // Controller is a congestion controller for one session. It is a pure state

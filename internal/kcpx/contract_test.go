@@ -165,3 +165,28 @@ func TestOutputDoesNotOutliveCallback(t *testing.T) {
 	require.Contains(t, string(copied), "secret", "the callback saw the data")
 	require.Equal(t, bytes.Repeat([]byte{Poison}, len(kept)), kept, "poisoned once the callback returned")
 }
+
+// TestMinRTO: MinRTO reads the floor NoDelay set (30 ms in no-delay
+// mode), and SetMinRTO's floor is the timeout a segment sent after it
+// gets: SendWork's resend time is at least the floor ahead.
+func TestMinRTO(t *testing.T) {
+	f := NewFactory(Options{Tune: nodelay})
+	var r recorder
+	k := f.New(1, r.out, 0)
+	ms, ok := f.MinRTO(k)
+	require.True(t, ok)
+	require.EqualValues(t, kcp.IKCP_RTO_NDL, ms)
+	f.SetMinRTO(k, 250)
+	ms, _ = f.MinRTO(k)
+	require.EqualValues(t, 250, ms)
+	require.Zero(t, k.Send([]byte("x")))
+	now := Now()
+	f.Flush(k, kcp.IKCP_FLUSH_FULL)
+	require.Len(t, r.take(), 1)
+	at, has, _ := f.SendWork(k)
+	require.True(t, has)
+	require.GreaterOrEqual(t, int32(at-now), int32(250), "the segment's timeout is the floor")
+	f.SetMinRTO(k, kcp.IKCP_RTO_NDL)
+	ms, _ = f.MinRTO(k)
+	require.EqualValues(t, kcp.IKCP_RTO_NDL, ms)
+}

@@ -27,6 +27,8 @@ type kcpMemLayout struct {
 	buffer    uintptr // KCP.buffer ([]byte)
 	rcvNxt    uintptr // KCP.rcv_nxt (uint32), read by kcpRecvState
 	rcvWnd    uintptr // KCP.rcv_wnd (uint32)
+	rxRTO     uintptr // KCP.rx_rto (uint32), written by SetMinRTO
+	rxMinRTO  uintptr // KCP.rx_minrto (uint32)
 }
 
 // kcpMem is the layout of this kcp-go version's KCP, or nil (with
@@ -135,7 +137,7 @@ func resolveKCPMem(kt reflect.Type) (*kcpMemLayout, error) {
 	for _, p := range []struct {
 		name string
 		off  *uintptr
-	}{{"rcv_nxt", &m.rcvNxt}, {"rcv_wnd", &m.rcvWnd}} {
+	}{{"rcv_nxt", &m.rcvNxt}, {"rcv_wnd", &m.rcvWnd}, {"rx_rto", &m.rxRTO}, {"rx_minrto", &m.rxMinRTO}} {
 		f, ok := kt.FieldByName(p.name)
 		if !ok || len(f.Index) != 1 || f.Type != reflect.TypeFor[uint32]() {
 			return nil, fmt.Errorf("kcp-go KCP.%s: missing or not a uint32", p.name)
@@ -283,6 +285,7 @@ func (m *kcpMemLayout) ringLen(r unsafe.Pointer) int {
 type kcpSchedLayout struct {
 	size                           uintptr // sizeof(segment)
 	resendts, xmit, fastack, acked uintptr // all uint32
+	sn                             uintptr // uint32
 }
 
 // kcpSched is this kcp-go version's segment layout, or nil (kcpSchedErr says
@@ -299,7 +302,7 @@ func resolveKCPSched(m *kcpMemLayout) (*kcpSchedLayout, error) {
 	for _, f := range []struct {
 		name string
 		off  *uintptr
-	}{{"resendts", &l.resendts}, {"xmit", &l.xmit}, {"fastack", &l.fastack}, {"acked", &l.acked}} {
+	}{{"resendts", &l.resendts}, {"xmit", &l.xmit}, {"fastack", &l.fastack}, {"acked", &l.acked}, {"sn", &l.sn}} {
 		sf, ok := st.FieldByName(f.name)
 		if !ok || len(sf.Index) != 1 || sf.Type != u32 {
 			return nil, fmt.Errorf("kcp-go segment.%s: missing or not a uint32", f.name)

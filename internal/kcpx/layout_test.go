@@ -35,6 +35,7 @@ type (
 		acklist                       []struct{ sn, ts uint32 }
 		buffer                        []byte
 		rcv_nxt, rcv_wnd              uint32
+		rx_rto, rx_minrto             uint32
 	}
 	fakeHeapBoolMarks struct {
 		segments []fakeSeg
@@ -46,6 +47,7 @@ type (
 		acklist                       []struct{ sn, ts uint32 }
 		buffer                        []byte
 		rcv_nxt, rcv_wnd              uint32
+		rx_rto, rx_minrto             uint32
 	}
 	fakeKCPIntWnd struct {
 		snd_queue, rcv_queue, snd_buf *fakeRing
@@ -135,6 +137,7 @@ type (
 		acklist                       []struct{ sn, ts uint32 }
 		buffer                        []byte
 		rcv_nxt, rcv_wnd              uint32
+		rx_rto, rx_minrto             uint32
 		output                        func([]byte, int)
 		log                           func(string, ...any)
 	}
@@ -145,6 +148,7 @@ type (
 		acklist                       []struct{ sn, ts uint32 }
 		buffer                        []byte
 		rcv_nxt, rcv_wnd              uint32
+		rx_rto, rx_minrto             uint32
 		output                        func([]byte, int)
 		log                           func(string, ...any)
 		stats                         *int
@@ -156,6 +160,7 @@ type (
 		acklist                       []struct{ sn, ts uint32 }
 		buffer                        []byte
 		rcv_nxt, rcv_wnd              uint32
+		rx_rto, rx_minrto             uint32
 		output                        func([]byte)
 		log                           func(string, ...any)
 	}

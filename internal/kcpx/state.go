@@ -162,3 +162,62 @@ func Inspect(k *kcp.KCP) (v View, ok bool) {
 	v.RecvSegs = m.ringLen(m.ring(p, 1)) + (*sliceHeader)(unsafe.Add(h, m.heapSegs)).len
 	return v, true
 }
+
+// MinRTO returns k's lower bound on its retransmission timeout, in
+// milliseconds (KCP.rx_minrto: 30 in no-delay mode, else 100); ok is
+// false on the fallback path.
+func (f *Factory) MinRTO(k *kcp.KCP) (ms uint32, ok bool) {
+	if f.err != nil {
+		return 0, false
+	}
+	return *(*uint32)(unsafe.Add(unsafe.Pointer(k), kcpMem.rxMinRTO)), true
+}
+
+// SetMinRTO sets k's lower bound on its retransmission timeout to ms
+// milliseconds (KCP.rx_minrto, which kcp-go's NoDelay sets to one of two
+// values only), and raises its current timeout to it at once (KCP
+// recomputes it from the bound at its next RTT sample). Segments already
+// sent keep the timeout they were sent with. A no-op on the fallback
+// path.
+func (f *Factory) SetMinRTO(k *kcp.KCP, ms uint32) {
+	if f.err != nil {
+		return
+	}
+	p := unsafe.Pointer(k)
+	*(*uint32)(unsafe.Add(p, kcpMem.rxMinRTO)) = ms
+	if rto := (*uint32)(unsafe.Add(p, kcpMem.rxRTO)); *rto < ms {
+		*rto = ms
+	}
+}
+
+// ResentOnTimeout reports, for segment sn of k, which k's flush is
+// sending again (call it from the output callback), whether its
+// retransmission timeout resends it: kcp-go's flush resets the segment's
+// fast-ACK count to 0 there, and sets it to 0xFFFFFFFF for a fast or
+// early retransmission. ok is false when sn is not in the send buffer,
+// and on the fallback path. Cost: constant (the send buffer holds
+// consecutive sns from its head).
+func (f *Factory) ResentOnTimeout(k *kcp.KCP, sn uint32) (timeout, ok bool) {
+	if f.err != nil {
+		return false, false
+	}
+	m, sl := kcpMem, kcpSched
+	r := m.ring(unsafe.Pointer(k), 2) // snd_buf
+	head := *(*int)(unsafe.Add(r, m.ringHead))
+	tail := *(*int)(unsafe.Add(r, m.ringTail))
+	elems := (*sliceHeader)(unsafe.Add(r, m.ringElems))
+	n := elems.len
+	if head == tail || n == 0 {
+		return false, false
+	}
+	first := *(*uint32)(unsafe.Add(elems.data, uintptr(head)*sl.size+sl.sn))
+	off := int(sn - first)
+	if int32(sn-first) < 0 || off >= m.ringLen(r) {
+		return false, false
+	}
+	seg := unsafe.Add(elems.data, uintptr((head+off)%n)*sl.size)
+	if *(*uint32)(unsafe.Add(seg, sl.sn)) != sn {
+		return false, false
+	}
+	return *(*uint32)(unsafe.Add(seg, sl.fastack)) == 0, true
+}

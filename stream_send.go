@@ -19,8 +19,7 @@ import (
 // a flood of small writes becomes full-size segments instead of one
 // message, and one KCP segment, per write; that is what TCP does with the
 // bytes waiting in its socket buffer. Writes of a segment or more bypass
-// the tail when it is empty, in pieces of whole segments (at most
-// streamChunk); what is left of a segment joins the tail.
+// the tail (in streamChunk pieces) when it is empty.
 //
 // A time bound. Bytes in the session's send queue wait there; the queue is
 // bounded in bytes by Config.SendQueueBytes, which at a slow drain is
@@ -316,12 +315,6 @@ func (s *StreamConn) writeSome(b []byte, chunk int) (int, error) {
 	seg := s.streamSegment()
 	if len(d.tail) == 0 && len(b) >= seg {
 		p := b[:min(len(b), chunk)]
-		// Whole segments only (a message's KCP data is its bytes and a
-		// 1-byte header, cut into segments of seg+1): a message that
-		// ended mid-segment would leave a short packet, and at the
-		// receiver an immediate ACK, in the middle of a bulk stream.
-		// The rest joins the tail, and the next Write's bytes.
-		p = p[:(len(p)+1)/(seg+1)*(seg+1)-1]
 		if err := s.handOver(p, now); err != nil {
 			return 0, err
 		}

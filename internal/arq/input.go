@@ -135,6 +135,14 @@ func (ls *Lanes) Input(now time.Time, lane int, body []byte, typ kcp.PacketType)
 				l.ackPending = true // it needs an ACK
 				sn := seg.Sn()
 				ooo := l.rcvSeen && sn != l.rcvNext
+				if ooo && in.known && int32(sn-in.rcvNxt) < 0 {
+					// A repeat of a segment KCP already has in order (a
+					// spurious retransmission, or one whose ACK was
+					// lost): it neither opens nor fills a gap, so its
+					// ACK goes with the next one, within the ACK delay,
+					// not at once.
+					ooo = false
+				}
 				if !l.rcvSeen || int32(sn-l.rcvNext) >= 0 {
 					l.rcvNext, l.rcvSeen = sn+1, true
 				}

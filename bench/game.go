@@ -56,31 +56,11 @@ const gameGrace = 3 * time.Second
 
 // gameCase runs the 60 Hz game stream for d under 5 % loss each way.
 func gameCase(ctx context.Context, sys string, d time.Duration) (map[string]float64, error) {
-	ns, err := newNetns(ctx)
+	res, wire, err := lossyOpenLoop(ctx, sys, gameRate, gameSize, d, gameGrace)
 	if err != nil {
 		return nil, err
 	}
-	defer ns.close()
-	srv, err := startServer(ctx, ns.wrap(), sys, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer srv.quit()
-	tx0, err := ns.txBytes()
-	if err != nil {
-		return nil, err
-	}
-	args := []string{"-sys", sys, "-scen", "open", "-rate", fmt.Sprint(gameRate), "-size", fmt.Sprint(gameSize),
-		"-addr", srv.addr, "-key", srv.key, "-dur", d.String(), "-grace", gameGrace.String()}
-	res, err := runClient(ctx, ns.wrap(), d+60*time.Second, args...)
-	if err != nil {
-		return nil, err
-	}
-	tx1, err := ns.txBytes()
-	if err != nil {
-		return nil, err
-	}
-	return gameMetrics(res, tx1-tx0)
+	return gameMetrics(res, wire)
 }
 
 // gameMetrics turns a game client's result and the bytes the namespace

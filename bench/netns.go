@@ -85,27 +85,7 @@ func (ns *netns) close() { _ = exec.Command("ip", "netns", "del", ns.name).Run()
 // lossCase runs open-loop 1 KiB request/response at 200/s under 5% loss
 // each way.
 func lossCase(ctx context.Context, sys string, d time.Duration) (map[string]float64, error) {
-	ns, err := newNetns(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer ns.close()
-	srv, err := startServer(ctx, ns.wrap(), sys, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer srv.quit()
-	tx0, err := ns.txBytes()
-	if err != nil {
-		return nil, err
-	}
-	args := []string{"-sys", sys, "-scen", "open", "-rate", "200", "-size", "1024", "-addr", srv.addr, "-key", srv.key,
-		"-dur", d.String(), "-grace", "3s"}
-	res, err := runClient(ctx, ns.wrap(), d+60*time.Second, args...)
-	if err != nil {
-		return nil, err
-	}
-	tx1, err := ns.txBytes()
+	res, wire, err := lossyOpenLoop(ctx, sys, 200, 1024, d, 3*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +97,39 @@ func lossCase(ctx context.Context, sys string, d time.Duration) (map[string]floa
 		"p50_ms":        pct(s, 50) / 1e6,
 		"p99_ms":        pct(s, 99) / 1e6,
 		"max_ms":        s[len(s)-1] / 1e6,
-		"bytes_per_req": float64(tx1-tx0) / float64(max(res.Sent, 1)),
+		"bytes_per_req": float64(wire) / float64(max(res.Sent, 1)),
 		"unanswered":    float64(res.Lost),
 	}, nil
+}
+
+// lossyOpenLoop runs sys's server in a namespace with 5% loss each way and
+// an open-loop client sending size-byte requests at rate a second for d
+// (waiting grace for the last answers); it returns the client's result
+// and the bytes the namespace put on the wire meanwhile.
+func lossyOpenLoop(ctx context.Context, sys string, rate, size int, d, grace time.Duration) (clientResult, int64, error) {
+	ns, err := newNetns(ctx)
+	if err != nil {
+		return clientResult{}, 0, err
+	}
+	defer ns.close()
+	srv, err := startServer(ctx, ns.wrap(), sys, 0)
+	if err != nil {
+		return clientResult{}, 0, err
+	}
+	defer srv.quit()
+	tx0, err := ns.txBytes()
+	if err != nil {
+		return clientResult{}, 0, err
+	}
+	args := []string{"-sys", sys, "-scen", "open", "-rate", fmt.Sprint(rate), "-size", fmt.Sprint(size),
+		"-addr", srv.addr, "-key", srv.key, "-dur", d.String(), "-grace", grace.String()}
+	res, err := runClient(ctx, ns.wrap(), d+60*time.Second, args...)
+	if err != nil {
+		return clientResult{}, 0, err
+	}
+	tx1, err := ns.txBytes()
+	if err != nil {
+		return clientResult{}, 0, err
+	}
+	return res, tx1 - tx0, nil
 }

@@ -107,6 +107,10 @@ func TestWaitWritable(t *testing.T) {
 
 		// A session that ends wakes its waiters with its error.
 		n.net.SetDefault(netsim.Impairment{Loss: 1})
+		// Loss applies when a packet is sent: let the ACKs already on the
+		// wire land first, or they may drain the queue below half after
+		// it filled and the waiter rightly returns nil.
+		time.Sleep(100 * time.Millisecond)
 		fillQueue(t, c)
 		go func() { done <- c.WaitWritable(context.Background()) }()
 		time.Sleep(100 * time.Millisecond)

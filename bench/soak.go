@@ -11,9 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -62,7 +64,17 @@ type soakServerStats struct {
 	// (live objects and the free slots between them: HeapInuse −
 	// HeapAlloc is fragmentation), and the runtime's own memory (span
 	// structures, GC metadata, stacks and the rest: Sys − HeapSys).
-	HeapInuse      int64         `json:"heap_inuse"`
+	HeapInuse int64 `json:"heap_inuse"`
+	// RSSMean and RSS2Mean are RSS and RSS2 read once a second over the
+	// interval and averaged (rssMeter). RSS and RSS2 are read at one
+	// instant, right after the sample's GC, so they swing by where the
+	// heap's GC cycle and the scavenger happened to be (at 10,000
+	// sessions, ±10 MB from one sample to the next), and a straight line
+	// fitted over 15 minutes of such samples has a standard error of
+	// several % per hour. The means carry the same trend with a tenth of
+	// the noise; the summary's RSS slopes are taken from them.
+	RSSMean        int64         `json:"rss_mean"`
+	RSS2Mean       int64         `json:"rss2_mean"`
 	RuntimeMeta    int64         `json:"runtime_meta"`
 	Goroutines     int           `json:"goroutines"`
 	FDs            int           `json:"fds"`
@@ -141,6 +153,8 @@ func soakServerRole(_ context.Context, o *options) error {
 	var sched, gcPauses schedLatency
 	var samples int
 	var heap2 int64
+	meter := startRSSMeter(time.Second)
+	defer meter.stop()
 	sched.read()
 	gcPauses.readMetric(gcPauseMetric)
 	sc := bufio.NewScanner(os.Stdin)
@@ -185,6 +199,7 @@ func soakServerRole(_ context.Context, o *options) error {
 			})
 			var ss soakServerStats
 			_ = json.Unmarshal(j, &ss)
+			ss.RSSMean, ss.RSS2Mean = meter.take()
 			ss.SchedP99Ms, ss.SchedMaxMs = sched.read()
 			ss.RunDelayNs = int64(runDelay())
 			ss.GCPauseMaxMs = gcMax
@@ -226,6 +241,8 @@ type soakRow struct {
 	HeapMB, RSSMB float64
 	Heap2MB       float64 // after a second GC (soakServerStats.Heap2)
 	RSS2MB        float64 // RSS less free unreturned heap pages (soakServerStats.RSS2)
+	RSSMeanMB     float64 // soakServerStats.RSSMean: RSS averaged over the interval
+	RSS2MeanMB    float64 // soakServerStats.RSS2Mean
 	HeapInuseMB   float64 // soakServerStats.HeapInuse
 	MetaMB        float64 // soakServerStats.RuntimeMeta
 	HeldMB        float64 // ServerStats.HeldBytes: what the sessions hold for data in transit
@@ -264,7 +281,7 @@ type soakRow struct {
 	Burn                            bool
 }
 
-var soakHeader = []string{"t_s", "sessions", "server_cpu_pct", "heap_MB", "heap2_MB", "held_MB", "rss_MB", "rss_held_MB", "heap_inuse_MB", "runtime_meta_MB", "goroutines", "fds",
+var soakHeader = []string{"t_s", "sessions", "server_cpu_pct", "heap_MB", "heap2_MB", "held_MB", "rss_MB", "rss_held_MB", "rss_mean_MB", "rss_held_mean_MB", "heap_inuse_MB", "runtime_meta_MB", "goroutines", "fds",
 	"probe_p50_ms", "probe_p99_ms", "probe_max_ms", "server_sched_p99_ms", "server_sched_max_ms", "probe_in_p99_ms", "probe_out_p99_ms", "server_run_delay_pct", "probe_sched_max_ms", "probe_run_delay_pct", "server_gc_pause_max_ms", "kernel_drops_server", "kernel_drops_load", "probe_retrans", "probe_n", "probe_lost", "sent", "echoed",
 	"out_of_order", "dup", "late_5s", "lost_dead", "idle_closed", "other_closed", "closed_outstanding",
 	"timer_events_per_s", "timer_flushes_per_s", "rekeys_per_s", "rekeys_deferred",
@@ -273,7 +290,7 @@ var soakHeader = []string{"t_s", "sessions", "server_cpu_pct", "heap_MB", "heap2
 func (r soakRow) csv() []string {
 	f := func(v float64) string { return fmt.Sprintf("%.2f", v) }
 	d := func(v int64) string { return fmt.Sprint(v) }
-	return []string{f(r.T), fmt.Sprint(r.Sessions), f(r.CPUPct), f(r.HeapMB), f(r.Heap2MB), f(r.HeldMB), f(r.RSSMB), f(r.RSS2MB), f(r.HeapInuseMB), f(r.MetaMB), fmt.Sprint(r.Goroutines), fmt.Sprint(r.FDs),
+	return []string{f(r.T), fmt.Sprint(r.Sessions), f(r.CPUPct), f(r.HeapMB), f(r.Heap2MB), f(r.HeldMB), f(r.RSSMB), f(r.RSS2MB), f(r.RSSMeanMB), f(r.RSS2MeanMB), f(r.HeapInuseMB), f(r.MetaMB), fmt.Sprint(r.Goroutines), fmt.Sprint(r.FDs),
 		f(r.ProbeP50), f(r.ProbeP99), f(r.ProbeMax), f(r.SchedP99), f(r.SchedMax), f(r.ProbeInP99), f(r.ProbeOutP99), f(r.RunDelayPct), f(r.ProbeSchedMax), f(r.ProbeRunDelay), f(r.GCPauseMax), d(r.KernelDropsSrv), d(r.KernelDropsLoad), fmt.Sprint(r.ProbeRetrans), fmt.Sprint(r.ProbeN), fmt.Sprint(r.ProbeLost), d(r.Sent), d(r.Echoed),
 		d(r.OutOfOrder), d(r.Dup), d(r.Late), d(r.LostDead), d(r.IdleClosed), d(r.OtherClosed), d(r.ClosedOut),
 		f(r.TimerEventsPS), f(r.TimerFlushesPS), f(r.RekeysPS), fmt.Sprint(r.RekeysDeferred),
@@ -541,7 +558,7 @@ func soakCase(ctx context.Context, p soakParams) (map[string]float64, error) {
 			cpu = float64(st.CPUNs) / 1e9 / dt * 100
 		}
 		row := soakRow{
-			T: el.Seconds(), Sessions: st.Sessions, CPUPct: cpu, HeapMB: float64(st.Heap) / 1e6, Heap2MB: float64(st.Heap2) / 1e6, HeldMB: float64(st.Held) / 1e6, RSSMB: float64(st.RSS) / 1e6, RSS2MB: float64(st.RSS2) / 1e6, HeapInuseMB: float64(st.HeapInuse) / 1e6, MetaMB: float64(st.RuntimeMeta) / 1e6,
+			T: el.Seconds(), Sessions: st.Sessions, CPUPct: cpu, HeapMB: float64(st.Heap) / 1e6, Heap2MB: float64(st.Heap2) / 1e6, HeldMB: float64(st.Held) / 1e6, RSSMB: float64(st.RSS) / 1e6, RSS2MB: float64(st.RSS2) / 1e6, RSSMeanMB: float64(st.RSSMean) / 1e6, RSS2MeanMB: float64(st.RSS2Mean) / 1e6, HeapInuseMB: float64(st.HeapInuse) / 1e6, MetaMB: float64(st.RuntimeMeta) / 1e6,
 			Goroutines: st.Goroutines, FDs: st.FDs, ProbeP50: probeS.P50ms, ProbeP99: probeS.P99ms, ProbeMax: probeS.MaxMs,
 			SchedP99: st.SchedP99Ms, SchedMax: st.SchedMaxMs, ProbeInP99: probeS.InP99ms, ProbeOutP99: probeS.OutP99ms,
 			RunDelayPct: float64(st.RunDelayNs-prevSt.RunDelayNs) / 1e9 / dt * 100, ProbeSchedMax: probeS.SchedMaxMs, ProbeRunDelay: probeS.RunDelayPct, GCPauseMax: st.GCPauseMaxMs, ProbeRetrans: probeS.Retrans, KernelDropsSrv: kdSrv - prevKdSrv, KernelDropsLoad: kdLoad - prevKdLoad,
@@ -706,22 +723,29 @@ func summarizeSoak(p soakParams, rows []soakRow, loaded int, backAfter time.Dura
 	if from < rows[0].T {
 		from = rows[len(rows)-1].T * 0.25
 	}
-	var ts, rss, rss2, gr, fds []float64
+	var ts, rss, rss2, rssAt, rss2At, gr, fds []float64
 	for _, r := range quiet {
 		if r.T >= from {
 			ts = append(ts, r.T)
-			rss = append(rss, r.RSSMB)
-			rss2 = append(rss2, r.RSS2MB)
+			rss = append(rss, r.RSSMeanMB)
+			rss2 = append(rss2, r.RSS2MeanMB)
+			rssAt = append(rssAt, r.RSSMB)
+			rss2At = append(rss2At, r.RSS2MB)
 			gr = append(gr, float64(r.Goroutines))
 			fds = append(fds, float64(r.FDs))
 		}
 	}
+	// The targets' RSS slopes are fitted to the interval means (rssMeter);
+	// the slopes of the single readings after each sample's GC are
+	// reported too, with their noise.
 	m["rss_slope_pct_per_h"] = slopePctPerHour(ts, rss)
 	m["rss_held_slope_pct_per_h"] = slopePctPerHour(ts, rss2)
+	m["rss_after_gc_slope_pct_per_h"] = slopePctPerHour(ts, rssAt)
+	m["rss_held_after_gc_slope_pct_per_h"] = slopePctPerHour(ts, rss2At)
 	m["goroutines_slope_pct_per_h"] = slopePctPerHour(ts, gr)
 	m["fds_slope_pct_per_h"] = slopePctPerHour(ts, fds)
-	m["rss_last_MB"] = last.RSSMB
-	m["rss_held_last_MB"] = last.RSS2MB
+	m["rss_last_MB"] = last.RSSMeanMB
+	m["rss_held_last_MB"] = last.RSS2MeanMB
 	var dropsOverload uint64
 	for _, r := range rows {
 		dropsOverload += r.Drops.Overload
@@ -790,7 +814,11 @@ func writeSoakSummary(p soakParams, name string, m map[string]float64, rows []so
 			if p.dur < 20*time.Minute {
 				verdict = "n/a (run under 20 min)"
 			}
-			fmt.Fprintf(&b, "| %s slope < 1 %%/h (last 15 min) | %.2f %%/h | %s |\n", k, v, verdict)
+			what := k
+			if k == "rss" || k == "rss_held" {
+				what += " (10 s means)"
+			}
+			fmt.Fprintf(&b, "| %s slope < 1 %%/h (last 15 min) | %.2f %%/h | %s |\n", what, v, verdict)
 		}
 	}
 	if p.restart {
@@ -842,4 +870,70 @@ func soakKernelDrops(addr string, loads int) (server, load int64) {
 		return ip[0] == 127 && ip[1] == 0 && ip[2] == 0 && ip[3] >= 2 && int(ip[3]) < 2+loads
 	})
 	return server, load
+}
+
+// rssMeter reads the soak server's RSS and held RSS (RSS less the free
+// heap pages not yet returned, runtime/metrics' heap "free" class) every
+// tick in its own goroutine; take returns their means since the last take.
+type rssMeter struct {
+	mu         sync.Mutex
+	sum, sum2  int64
+	n          int64
+	done       chan struct{}
+	stopped    chan struct{}
+	freeSample []metrics.Sample
+}
+
+func startRSSMeter(every time.Duration) *rssMeter {
+	m := &rssMeter{done: make(chan struct{}), stopped: make(chan struct{}),
+		freeSample: []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}}
+	go func() {
+		defer close(m.stopped)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-m.done:
+				return
+			case <-t.C:
+				m.read()
+			}
+		}
+	}()
+	return m
+}
+
+func (m *rssMeter) read() {
+	r := rss()
+	metrics.Read(m.freeSample)
+	var free int64
+	if v := m.freeSample[0].Value; v.Kind() == metrics.KindUint64 {
+		free = int64(v.Uint64())
+	}
+	m.mu.Lock()
+	m.sum += r
+	m.sum2 += r - free
+	m.n++
+	m.mu.Unlock()
+}
+
+// take returns the means since the last take (a reading now if there was
+// none) and starts over.
+func (m *rssMeter) take() (rssMean, rss2Mean int64) {
+	m.mu.Lock()
+	n := m.n
+	m.mu.Unlock()
+	if n == 0 {
+		m.read()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rssMean, rss2Mean = m.sum/m.n, m.sum2/m.n
+	m.sum, m.sum2, m.n = 0, 0, 0
+	return rssMean, rss2Mean
+}
+
+func (m *rssMeter) stop() {
+	close(m.done)
+	<-m.stopped
 }

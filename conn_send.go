@@ -51,17 +51,21 @@ func (c *Conn) pump(now time.Time) {
 		n := int(binary.LittleEndian.Uint32(b))
 		kind, arg := b[4], int(b[5])
 		deadline := c.ep.expiryOf(int64(binary.LittleEndian.Uint64(b[6:14])))
-		msg := b[pendHeaderSize : pendHeaderSize+n]
+		// whole is the message with its pend header in front, read by
+		// now: the lanes may write their own header over it.
+		whole, room := b[:pendHeaderSize+n], pendHeaderSize
+		msg := whole[room:]
 		b = b[pendHeaderSize+n:]
 		if kind&pendShared != 0 {
 			kind, msg = c.nextShared(kind) // broadcast.go
+			whole, room = msg, 0           // shared by other sessions: read-only
 		}
 		switch {
 		case c.state == stateHalfOpen:
 			// Cannot happen: a server's session is announced, and so
 			// written to, only once established.
 		case kind == pendReliable:
-			if c.arq.Enqueue(now, arg, msg, deadline, raise(budget, len(msg))) {
+			if c.arq.EnqueueRoom(now, arg, whole, room, deadline, raise(budget, len(msg))) {
 				direct = true
 				used += len(msg)
 				if budget != arq.NoLimit {

@@ -298,8 +298,14 @@ func (c *Conn) emitFrame(kind byte, hdr, body []byte, viaFEC bool) {
 const (
 	// probeGranularity is the smallest variance term of the probe
 	// timeout: timer and scheduling jitter on a busy host, where the
-	// measured rttvar of a sub-millisecond path would be too small.
-	probeGranularity = 2 * time.Millisecond
+	// measured rttvar of a sub-millisecond path would be too small;
+	// RFC 9002's kGranularity. The shard's timer heap rounds every
+	// deadline up to its 1 ms slot (shard.go timerCoalesce), so a probe
+	// fires 1 to 2 ms after srtt. It was 2 ms, which with that rounding
+	// put a lost request's repair at 2-3 ms on a loopback-class path and
+	// a doubly lost one (request then reply, or a lost probe) at 5-8 ms:
+	// the p99 of a 5 % loss request/response load.
+	probeGranularity = time.Millisecond
 )
 
 // pto is the session's probe timeout (after RFC 9002) for a full-size

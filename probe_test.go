@@ -71,6 +71,46 @@ func TestTailProbeRecoversLoss(t *testing.T) {
 	})
 }
 
+// TestTailProbeShortPath: on a sub-millisecond path (the loopback or LAN
+// class of the loss benchmark), a lone message whose only packet is lost
+// arrives within srtt + probeGranularity (RFC 9002's 1 ms), plus the
+// timer heap's rounding to its slot (timerCoalesce) and the one-way delay:
+// not 2-3 ms later, as with the 2 ms granularity this replaced, which put
+// every doubly lost request/response at 5-8 ms.
+func TestTailProbeShortPath(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var arm atomic.Bool
+		cli := &Config{}
+		hooksOf(cli).dropLane = dropNextLane(&arm)
+		p := newSimPair(t, 34, &Config{}, cli, true)
+		const oneWay = 20 * time.Microsecond
+		p.net.SetDefault(netsim.Impairment{Delay: oneWay})
+		const warm = 20
+		probeWarmup(t, p, warm)
+		conn := p.cli.Conn()
+		before := conn.Stats()
+
+		arm.Store(true)
+		start := time.Now()
+		writeRetry(t, conn, testMessage(warm, 100))
+		h := p.srvH.handler(0)
+		for {
+			<-h.gotMsg
+			if _, got, _ := h.snapshot(); len(got) == warm+1 {
+				break
+			}
+		}
+		took := time.Since(start)
+		after := conn.Stats()
+		require.False(t, arm.Load(), "the message's packet was dropped")
+		require.EqualValues(t, 1, after.TailProbes-before.TailProbes)
+		require.LessOrEqual(t, took, 2*oneWay+time.Millisecond+timerCoalesce+oneWay,
+			"a probe fires one PTO (srtt + 1 ms, rounded up to the timer slot) after the lost send")
+		require.Greater(t, took, time.Millisecond, "a probe waits for the granularity")
+		t.Logf("lost message delivered after %v", took)
+	})
+}
+
 // TestTailProbeLostAck: the receiver's ACK is lost; the sender's probe
 // draws a fresh one and the message is still delivered exactly once.
 func TestTailProbeLostAck(t *testing.T) {

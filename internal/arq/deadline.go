@@ -70,7 +70,8 @@ func (ls *Lanes) Expire(now time.Time) {
 		for i := range l.backlog {
 			if m := &l.backlog[i]; !m.skip && !m.expiry.IsZero() && !m.expiry.After(cut) {
 				l.queued -= len(m.data)
-				m.data, m.skip = nil, true
+				ls.sh.putMsgBuf(m.buf)
+				m.data, m.buf, m.skip = nil, nil, true
 				l.ctr.Expired.Add(1)
 			}
 		}

@@ -77,6 +77,10 @@ type Shard struct {
 	seg   []byte                // a lane frame's segments when Input must change them
 	bufs  []*[probeBufSize]byte // free tail copies (probe.go)
 	reack []byte                // a packet with repeated ACKs in front (reack.go)
+
+	// Free backlog buffers (getMsgBuf), msgBufBytes of them in all.
+	msgBufs     [][]byte
+	msgBufBytes int
 }
 
 // Timing is what the session knows of the path's round trip.
@@ -277,8 +281,44 @@ type lane struct {
 // laneMsg is one message waiting in a lane's backlog.
 type laneMsg struct {
 	expiry time.Time // zero = never
-	data   []byte
-	skip   bool // abandoned before it was admitted: send a skip message
+	data   []byte    // the message: buf[laneRoom:]
+	buf    []byte    // data with laneRoom bytes in front, from the shard's free list; nil with data
+	skip   bool      // abandoned before it was admitted: send a skip message
+}
+
+/* Implementation constants */
+const (
+	// laneRoom is the room for the lane message header in front of a
+	// backlogged message (the longest header: kind, uvarint64 deadline,
+	// uvarint32 length), so that KCP copies the message straight from
+	// the backlog (admitOne).
+	laneRoom = 1 + binary.MaxVarintLen64 + 5
+	// msgBufsKeptBytes bounds the shard's free backlog buffers: enough
+	// for a bulk sender's backlog to reuse its buffers rather than
+	// allocate one per message, bounded per shard, not per session.
+	msgBufsKeptBytes = 256 << 10
+)
+
+// getMsgBuf returns a buffer of length n from the shard's free list, or
+// a new one.
+func (sh *Shard) getMsgBuf(n int) []byte {
+	if k := len(sh.msgBufs); k > 0 && cap(sh.msgBufs[k-1]) >= n {
+		b := sh.msgBufs[k-1]
+		sh.msgBufs[k-1] = nil
+		sh.msgBufs = sh.msgBufs[:k-1]
+		sh.msgBufBytes -= cap(b)
+		return b[:n]
+	}
+	return make([]byte, n)
+}
+
+// putMsgBuf gives a backlog buffer back; beyond msgBufsKeptBytes the GC
+// takes it.
+func (sh *Shard) putMsgBuf(b []byte) {
+	if b != nil && sh.msgBufBytes+cap(b) <= msgBufsKeptBytes {
+		sh.msgBufs = append(sh.msgBufs, b)
+		sh.msgBufBytes += cap(b)
+	}
 }
 
 // laneSent is one message in a lane's KCP, by sn range.
@@ -394,6 +434,15 @@ func (l *lane) waitSnd() int {
 // KCP, which copies it, and Enqueue reports true; otherwise it is copied
 // to the lane's backlog for Admit.
 func (ls *Lanes) Enqueue(now time.Time, lane int, msg []byte, expiry time.Time, budget int) bool {
+	return ls.EnqueueRoom(now, lane, msg, 0, expiry, budget)
+}
+
+// EnqueueRoom is Enqueue for the message buf[room:], where the lanes may
+// overwrite buf[:room] (the caller's own header for it, already read):
+// the lane message header goes there when it fits, so that KCP takes the
+// message without another copy first.
+func (ls *Lanes) EnqueueRoom(now time.Time, lane int, buf []byte, room int, expiry time.Time, budget int) bool {
+	msg := buf[room:]
 	ls.begin(now)
 	l := ls.lanes[lane]
 	l.queued += len(msg)
@@ -403,11 +452,13 @@ func (ls *Lanes) Enqueue(now time.Time, lane int, msg []byte, expiry time.Time, 
 			direct = direct && len(o.backlog) == 0
 		}
 		if direct {
-			ls.admitOne(l, msg, expiry, false)
+			ls.admitOne(l, buf, room, expiry, false)
 			return true
 		}
 	}
-	l.backlog = append(l.backlog, laneMsg{expiry: expiry, data: append([]byte(nil), msg...)})
+	b := ls.sh.getMsgBuf(laneRoom + len(msg))
+	copy(b[laneRoom:], msg)
+	l.backlog = append(l.backlog, laneMsg{expiry: expiry, data: b[laneRoom:], buf: b})
 	if !expiry.IsZero() && (l.minExpiry.IsZero() || expiry.Before(l.minExpiry)) {
 		l.minExpiry = expiry
 	}
@@ -464,7 +515,12 @@ func (ls *Lanes) Admit(now time.Time, budget int) (bytes int, admitted bool) {
 				break
 			}
 			bytes += len(m.data)
-			segs -= ls.admitOne(l, m.data, m.expiry, m.skip)
+			if m.buf != nil {
+				segs -= ls.admitOne(l, m.buf, laneRoom, m.expiry, m.skip)
+				ls.sh.putMsgBuf(m.buf)
+			} else {
+				segs -= ls.admitOne(l, nil, 0, m.expiry, m.skip)
+			}
 			*m = laneMsg{}
 			admitted = true
 		}
@@ -476,22 +532,32 @@ func (ls *Lanes) Admit(now time.Time, budget int) (bytes int, admitted bool) {
 	return bytes, admitted
 }
 
-// admitOne hands one message, with its lane message header, to the lane's
-// KCP, and returns the segments it takes.
-func (ls *Lanes) admitOne(l *lane, data []byte, expiry time.Time, skip bool) int {
-	b := ls.scratch[:0]
+// admitOne hands one message, buf[room:] (nil for a skip message), with
+// its lane message header, to the lane's KCP, and returns the segments it
+// takes. The header goes into buf[:room] when it fits there, else the
+// message is copied behind it into the scratch buffer.
+func (ls *Lanes) admitOne(l *lane, buf []byte, room int, expiry time.Time, skip bool) int {
+	data := buf[room:]
+	var h [laneRoom]byte
+	hdr := h[:0]
 	switch {
 	case skip:
-		b = append(b, wire.LaneMsgSkip)
+		hdr = append(hdr, wire.LaneMsgSkip)
 	case !expiry.IsZero():
-		b = append(b, wire.LaneMsgDeadline)
-		b = binary.AppendUvarint(b, ls.out.PeerDeadline(expiry))
-		b = appendUvarint32(b, uint32(len(data)))
+		hdr = append(hdr, wire.LaneMsgDeadline)
+		hdr = binary.AppendUvarint(hdr, ls.out.PeerDeadline(expiry))
+		hdr = appendUvarint32(hdr, uint32(len(data)))
 	default:
-		b = append(b, wire.LaneMsgPlain)
+		hdr = append(hdr, wire.LaneMsgPlain)
 	}
-	b = append(b, data...)
-	ls.scratch = b[:0]
+	var b []byte
+	if len(hdr) <= room {
+		b = buf[room-len(hdr):]
+		copy(b, hdr)
+	} else {
+		b = append(append(ls.scratch[:0], hdr...), data...)
+		ls.scratch = b[:0]
+	}
 	if ls.kcp(l).Send(b) < 0 {
 		// Cannot happen: Write bounds the size. Drop it loudly rather
 		// than wedge the lane.

@@ -87,11 +87,17 @@ func (sh *Shard) putBuf(b *[probeBufSize]byte) {
 }
 
 // noteDataSent records a data segment the lane's KCP sends: fresh is set
-// for new data (the highest sn so far), which becomes the tail.
+// for new data (the highest sn so far), which becomes the tail when it is
+// the newest segment the lane gave KCP (sn sndSN-1), or when there is no
+// tail yet. A flush of a bulk sender sends a run of fresh segments that
+// ends with that one: copying each of them in turn, only for the next to
+// replace it, cost a copy of every byte sent. While KCP's window holds the
+// newest segments back, the tail stays an earlier one still in flight,
+// which a probe may resend as well.
 func (ls *Lanes) noteDataSent(l *lane, seg wire.Segment, sn uint32, fresh bool) {
 	p := &l.probe
 	switch {
-	case fresh && len(seg) <= probeBufSize:
+	case fresh && len(seg) <= probeBufSize && (p.buf == nil || sn == l.sndSN-1):
 		if p.buf == nil {
 			p.buf = ls.sh.getBuf()
 		}

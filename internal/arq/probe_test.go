@@ -241,3 +241,44 @@ func TestTrim(t *testing.T) {
 		require.False(t, p.a.sh.KCP.Grown(v.KCP))
 	})
 }
+
+// TestTailProbeNewest: one flush sends several messages, several
+// segments each, and only the last datagram is lost: the tail is the
+// newest segment (the lane copies only that one, not every fresh segment
+// in turn), so the single probe resends exactly it, one PTO later.
+func TestTailProbeNewest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPair(t, testConfig(1), 0, 1)
+		p.a.timing = Timing{PTO: 6 * time.Millisecond}
+		now := time.Now()
+		// 1100 bytes do not fit behind the short last segment of the
+		// second message: the third message's segment goes alone.
+		want := [][]byte{msg(0, 1, 2500), msg(0, 2, 2500), msg(0, 3, 1100)}
+		for _, m := range want {
+			p.a.ls.Enqueue(now, 0, m, time.Time{}, NoLimit)
+		}
+		p.a.ls.Admit(now, NoLimit)
+		p.a.ls.Flush(now)
+		fs := p.a.take()
+		require.GreaterOrEqual(t, len(fs), 6, "three segments, three, one")
+		lastSeg, rest, ok := wire.NextSegment(fs[len(fs)-1].b)
+		require.True(t, ok)
+		require.Empty(t, rest, "the last datagram holds one segment")
+		require.Equal(t, p.a.ls.View(0).SndSN-1, lastSeg.Sn(), "the last datagram holds the newest segment")
+		p.b.input(now, fs[:len(fs)-1]) // the last datagram is lost
+
+		var probed []uint32
+		p.drop = func(from *end, f frame) bool {
+			if from == p.a && f.s.Probe {
+				seg, _, ok := wire.NextSegment(f.b)
+				require.True(t, ok)
+				probed = append(probed, seg.Sn())
+			}
+			return false
+		}
+		p.run(t, time.Second, func() bool { return len(p.b.got[0]) == len(want) })
+		require.LessOrEqual(t, time.Since(now), 8*time.Millisecond, "one PTO and the trip")
+		require.Equal(t, []uint32{lastSeg.Sn()}, probed, "one probe, of the newest segment")
+		require.Equal(t, want, p.b.got[0])
+	})
+}

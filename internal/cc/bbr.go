@@ -69,18 +69,6 @@ const (
 	// bbrMinRoundPackets is the fewest packets a round must carry before
 	// its loss rate is judged at all.
 	bbrMinRoundPackets = 8
-	// bbrMinQueueSamples is the fewest RTT samples a round must have
-	// before standingQueue may say the queue never emptied: the four
-	// ACKs that bbrMinRoundPackets packets get under ACK thinning (one
-	// per two full-size packets). One or two samples of a sparse
-	// round, each delayed by the receiver's ACK delay (up to RTT/4) or
-	// path jitter, read as a queue that stood all round, and its random
-	// losses as congestion: an app-limited session under 10 % loss with
-	// jitter (TestDatagramsUnderLoss/fec) had its bandwidth model cut by
-	// 0.7 two and three times in a row, below what the application
-	// sent, and its datagrams waited out their 50 ms for the pacer in
-	// about 3 % of the runs.
-	bbrMinQueueSamples = 4
 	// bbrBaselineSigmas is how many binomial standard deviations above
 	// the random-loss baseline a round with a standing queue must lose
 	// to count as congested (endRound). Two: a round of random loss alone
@@ -193,7 +181,6 @@ type roundStats struct {
 	ackedPkts, lostPkts   int
 	ackedBytes, lostBytes int
 	minRTT, maxRTT        time.Duration
-	rttSamples            int
 	maxRate               Bandwidth
 	maxLostTx             int
 }
@@ -300,7 +287,6 @@ func (b *BBRController) accumulate(rs rateSample, rtt time.Duration) {
 			r.minRTT = rtt
 		}
 		r.maxRTT = max(r.maxRTT, rtt)
-		r.rttSamples++
 	}
 	if rs.ok && !rs.appLimited {
 		r.maxRate = max(r.maxRate, rs.rate)
@@ -362,23 +348,16 @@ func (b *BBRController) endRound() (r roundStats, congested bool) {
 	// learn its baseline, and every round would cut the window (found
 	// wiring the controller into uxp's sessions: 10 % loss with jitter
 	// held the window at its 4-packet minimum).
-	if !b.queuedAll(r) && b.state != bbrStartup {
+	if !b.standingQueue(r) && b.state != bbrStartup {
 		b.baseline += (rate - b.baseline) * bbrBaselineGain
 	}
 	return r, congested
 }
 
-// standingQueue reports whether the bottleneck queue never emptied during
-// round r: it has at least bbrMinQueueSamples RTT samples and every one
-// was above the minimum RTT (queuedAll).
+// standingQueue reports whether every RTT sample of round r was above the
+// minimum RTT by more than 1/8 (at least 1 ms): the bottleneck queue never
+// emptied during the round.
 func (b *BBRController) standingQueue(r roundStats) bool {
-	return r.rttSamples >= bbrMinQueueSamples && b.queuedAll(r)
-}
-
-// queuedAll reports whether every RTT sample of round r was above the
-// minimum RTT by more than 1/8 (at least 1 ms). A round in which one was
-// not saw the queue empty.
-func (b *BBRController) queuedAll(r roundStats) bool {
 	return r.minRTT > b.minRTT+max(b.minRTT/8, time.Millisecond)
 }
 

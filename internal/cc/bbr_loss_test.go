@@ -10,15 +10,11 @@ import (
 // TestBBRLossJudgement checks endRound's verdict on one round of a flow in
 // ProbeBW with a 20 ms minimum RTT: random loss at about the learned
 // baseline is not congestion even while a queue stands; loss clearly
-// above it with a standing queue is; and without a queue nothing is. A
-// round of fewer than bbrMinQueueSamples RTT samples shows no standing
-// queue.
+// above it with a standing queue is; and without a queue nothing is.
 func TestBBRLossJudgement(t *testing.T) {
 	const minRTT = 20 * time.Millisecond
-	queue := roundStats{minRTT: minRTT + 5*time.Millisecond, maxRTT: minRTT + 10*time.Millisecond, rttSamples: 50}
-	empty := roundStats{minRTT: minRTT, maxRTT: minRTT + 10*time.Millisecond, rttSamples: 50}
-	sparse := queue
-	sparse.rttSamples = bbrMinQueueSamples - 1
+	queue := roundStats{minRTT: minRTT + 5*time.Millisecond, maxRTT: minRTT + 10*time.Millisecond}
+	empty := roundStats{minRTT: minRTT, maxRTT: minRTT + 10*time.Millisecond}
 	tests := []struct {
 		name      string
 		baseline  float64
@@ -38,7 +34,6 @@ func TestBBRLossJudgement(t *testing.T) {
 		{"clean path, two losses, queue standing", 0, queue, 98, 2, true},
 		{"clean path, one loss, queue standing", 0, queue, 99, 1, false},
 		{"clean path, two losses, queue emptied", 0, empty, 98, 2, false},
-		{"queue overflow, too few RTT samples", 0.05, sparse, 80, 20, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,7 +70,7 @@ func TestBBRRandomLossKeepsModel(t *testing.T) {
 	// Rounds with a standing queue and 2-9 losses in 100 (mean 5.1).
 	losses := []int{5, 7, 3, 6, 9, 4, 5, 2, 8, 6, 4, 5, 7, 3, 6, 5, 4, 8, 5, 6}
 	for i, l := range losses {
-		b.round = roundStats{ackedPkts: pkts - l, lostPkts: l, minRTT: minRTT + 5*time.Millisecond, maxRTT: minRTT + 9*time.Millisecond, rttSamples: 50}
+		b.round = roundStats{ackedPkts: pkts - l, lostPkts: l, minRTT: minRTT + 5*time.Millisecond, maxRTT: minRTT + 9*time.Millisecond}
 		_, congested := b.endRound()
 		require.False(t, congested, "round %d with %d of %d lost", i, l, pkts)
 	}

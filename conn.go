@@ -133,6 +133,7 @@ type connShard struct {
 	touched     bool
 	heapIndex   int
 	deadline    time.Time
+	timerRan    time.Time // when onTimer last ran: reschedule's floor
 	remoteAP    netip.AddrPort
 	arq         arq.Lanes  // made with the session; lane counters are read by Stats (lanes.go)
 	keys        rekeyState // transport keys, by generation (rekey.go)

@@ -11,6 +11,7 @@ import (
 
 // onTimer runs when the session's deadline has passed.
 func (c *Conn) onTimer(now time.Time) {
+	c.timerRan = now
 	if c.draining {
 		c.drainTimer(now)
 		return
@@ -75,7 +76,15 @@ func (c *Conn) reschedule(now time.Time) {
 		d = earlier(d, now) // end the session (onTimer)
 	}
 	if !d.IsZero() && !d.After(now) {
-		d = now.Add(time.Millisecond) // never spin on a deadline in the past
+		// Due already: run at once, but never spin on a deadline in the
+		// past, so at most once a millisecond. The floor counts from when
+		// onTimer last ran, not from now: reschedule also runs after every
+		// batch of input (pump), and a floor of now+1ms there would push a
+		// due deadline on with every packet, so that a session receiving
+		// more than one packet a millisecond never ran its timers (its
+		// loss reports, FEC flushes and datagram queue waited for a pause
+		// in the traffic).
+		d = later(now, c.timerRan.Add(time.Millisecond))
 	}
 	c.deadline = d
 	c.shard.schedule(c)

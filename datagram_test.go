@@ -151,6 +151,11 @@ func TestDatagramLimits(t *testing.T) {
 			}
 			p := newSimPair(t, 63, cfg, cfg, false)
 			rec := serverRecorder(p)
+			// A round trip of 2 ms: PMTUD's first probe, due when the
+			// session is ready, cannot have been answered when Start
+			// returns (on a path of no delay it could be, within the
+			// same instant).
+			p.net.SetDefault(netsim.Impairment{Delay: time.Millisecond})
 			require.NoError(t, p.cli.Start(context.Background()))
 			conn := p.cli.Conn()
 			require.Equal(t, pmtuBase-38-(1400-38-want), conn.MaxDatagramSize(), "path MTU discovery starts at its base")

@@ -332,6 +332,7 @@ func (c *Conn) measureLoss() {
 		var b [wire.LossSize]byte
 		wire.PutLoss(b[:], wire.Loss{Loss: uint16(loss * 10000), Expected: uint32(expected)})
 		c.sendFrame(wire.FrameLoss, b[:])
+		c.traffic.lossReports.Add(1)
 	}
 }
 

@@ -260,6 +260,8 @@ type trafficCounters struct {
 	// timerCuts counts runTimers calls that left due timers for a later
 	// slice (tests).
 	timerCuts trafficCounter
+	// lossReports counts the loss reports adaptive FEC sent (tests).
+	lossReports trafficCounter
 }
 
 func (t *trafficCounters) fecStats() FECStats {

@@ -155,3 +155,27 @@ func TestIdleSessionTimerEvents(t *testing.T) {
 		require.LessOrEqual(t, events, uint64(idle/pmtuConfirmEvery)+4, "no wake per second while idle")
 	})
 }
+
+// TestTimersRunUnderSteadyInput: a session that receives a packet more
+// often than once a millisecond still runs its timers when they are due.
+// The client reads a bulk stream through a 20 Mbit/s bottleneck (a data
+// packet every 0.56 ms) with adaptive FEC, whose loss report is a timer:
+// one 100 ms after the start, then one every 500 ms. (Input used to
+// reschedule a deadline already due to a millisecond after the input, so
+// that while packets kept coming the timer never ran: reports went out
+// only in a pause of the stream, 1.6 s late, and the sender kept parity
+// its peer's loss no longer asked for; TestBottleneckAdaptiveFEC.)
+func TestTimersRunUnderSteadyInput(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := gatedModel
+		cfg.FEC = FECConfig{DataShards: 10, MaxParity: 3, Adaptive: true}
+		r := newBottleneckRig(t, 75, 1, netsim.BottleneckConfig{Rate: 20_000_000, QueueDelay: 50 * time.Millisecond, Delay: 10 * time.Millisecond}, cfg)
+		time.Sleep(3 * time.Second)
+		got, st := r.sample()
+		reports := r.cli[0].Session().traffic.lossReports.Load()
+		t.Logf("client read %d bytes, bottleneck carried %d packets; loss reports %d", got[0], st.Enqueued, reports)
+		require.Greater(t, got[0], int64(5_000_000), "the stream kept the client busy")
+		// Due at 0.1, 0.6, ..., 2.6 s after the session started: 6.
+		require.GreaterOrEqual(t, reports, uint64(6), "every report went when due")
+	})
+}

@@ -55,7 +55,11 @@ import (
 //     itself is pinned byte for byte by TestVectors (transport.json).
 //
 // The transcript was recorded on commit a39c39c (before issue 17 moved the
-// reliability layer), with only the rand hook added. Re-record it, only
+// reliability layer), with only the rand hook added. Re-recorded once
+// with the wire unchanged: since a timer already due runs at once after
+// input instead of a millisecond later (conn_timer.go reschedule), the
+// server answers the client's first path MTU probe (s002 mtu-ack) before
+// its own first probe goes (s003 mtu-probe); the two swapped places. Re-record it, only
 // when the wire protocol changes on purpose, with
 //
 //	go test -run TestWireTranscript -update .

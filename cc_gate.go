@@ -106,6 +106,34 @@ func (c *Conn) admitBudget(now time.Time) int {
 	return min(room, avail)
 }
 
+// setSendBudget sets the byte budget for the new segments of the current
+// event's flushes (internal/arq sendlimit.go) to send, when gated. Limited
+// per segment unless FEC groups the packets: an encoder's group is one
+// flush's packets (a message of ten segments, one group of ten), and
+// segments trickling out by the pacer's quantum split the groups, so that
+// parity came too late to repair before KCP resent
+// (TestFECRepairsWithoutRetransmission). Adaptive FEC at parity 0 sends
+// plain packets and is limited.
+func (c *Conn) setSendBudget(send int) {
+	if !c.cong.gated {
+		return
+	}
+	f := &c.fec
+	c.arq.SetSendLimit(f.enc == nil || f.params.adaptive && f.enc.Parity() == 0)
+	c.arq.SetSendBudget(send)
+}
+
+// admission is the byte budget for whole messages into the lanes' KCPs
+// given the send budget send (admitBudget): what it leaves beyond the
+// segments already waiting unsent in the KCPs (internal/arq
+// sendlimit.go), so that their send queues hold about one message.
+func (c *Conn) admission(send int) int {
+	if send < 0 {
+		return send
+	}
+	return max(send-c.arq.UnsentBytes(), 0)
+}
+
 // gatePacingRate is the pacer's rate: the controller's pacing rate,
 // raised by the share of the paced bytes the controller never sees
 // acknowledged (datagrams, FEC parity: pacedExtra), as measured over the
@@ -172,7 +200,7 @@ func (c *Conn) admit(now time.Time, budget int) (admitted bool) {
 // nothing about the path.
 func (c *Conn) noteAppLimited() {
 	g := &c.cong
-	if c.arq.Head() != 0 || g.ctrl == nil {
+	if c.arq.Head() != 0 || g.ctrl == nil || c.arq.Unsent() > 0 {
 		return
 	}
 	in := c.arq.BytesInFlight()
@@ -276,7 +304,7 @@ func (c *Conn) gateDeadline(now time.Time) time.Time {
 		return time.Time{}
 	}
 	var d time.Time
-	if c.arq.Head() != 0 && c.arq.BytesInFlight() < c.gateWindow() && c.arq.WindowOpen() {
+	if (c.arq.Head() != 0 && c.arq.WindowOpen() || c.arq.Unsent() > 0) && c.arq.BytesInFlight() < c.gateWindow() {
 		d = g.pacer.NextSendTime(now, c.mtu)
 	}
 	if len(g.dq) > 0 {

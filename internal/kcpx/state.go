@@ -221,3 +221,42 @@ func (f *Factory) ResentOnTimeout(k *kcp.KCP, sn uint32) (timeout, ok bool) {
 	}
 	return *(*uint32)(unsafe.Add(seg, sl.fastack)) == 0, true
 }
+
+// LimitNew bounds what k's following flushes move from its send queue
+// into flight: at most n new segments beyond those in flight now (kcp-go's
+// flush sends a queued segment only while snd_nxt < snd_una + snd_wnd),
+// and never more than wnd in flight, the window k was tuned with. n < 0
+// restores wnd. It returns snd_nxt, the next sequence number k assigns,
+// so that the caller can count the segments a flush sent; ok is false on
+// the fallback path, where it does nothing.
+func (f *Factory) LimitNew(k *kcp.KCP, n int, wnd uint32) (nxt uint32, ok bool) {
+	if f.err != nil {
+		return 0, false
+	}
+	m, p := kcpMem, unsafe.Pointer(k)
+	una := *(*uint32)(unsafe.Add(p, m.sndUna))
+	nxt = *(*uint32)(unsafe.Add(p, m.sndNxt))
+	w := wnd
+	if n >= 0 {
+		w = min(wnd, nxt-una+uint32(n))
+	}
+	*(*uint32)(unsafe.Add(p, m.sndWnd)) = w
+	return nxt, true
+}
+
+// SendNext returns k's snd_nxt; ok is false on the fallback path.
+func (f *Factory) SendNext(k *kcp.KCP) (nxt uint32, ok bool) {
+	if f.err != nil {
+		return 0, false
+	}
+	return *(*uint32)(unsafe.Add(unsafe.Pointer(k), kcpMem.sndNxt)), true
+}
+
+// Unsent is the number of segments k's send queue holds: given to Send
+// and not yet moved into flight by a flush. 0 on the fallback path.
+func (f *Factory) Unsent(k *kcp.KCP) int {
+	if f.err != nil {
+		return 0
+	}
+	return kcpMem.ringLen(kcpMem.ring(unsafe.Pointer(k), 0))
+}

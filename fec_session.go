@@ -150,8 +150,18 @@ func (c *Conn) initFEC(p fecParams, now time.Time) error {
 	if err := dec.SetLimits(fecLimits(p, max)); err != nil {
 		return err
 	}
+	if p.adaptive && c.ep.set.congestion.gate {
+		// Under a congestion controller adaptive mode starts at 0 and
+		// adds parity only for loss the peer reports outside a queue
+		// (takeLossReport): the configured start cost its share of the
+		// smallest budgets, Startup's, before the first report
+		// (TestBottleneckAdaptiveFEC: 84 parity shards on a clean path).
+		if err := enc.SetParity(0); err == nil {
+			p.parity = 0
+		}
+	}
 	c.fec.params, c.fec.enc, c.fec.dec = p, enc, dec
-	c.fecParity.Store(int64(p.parity))
+	c.fecParity.Store(int64(enc.Parity()))
 	return nil
 }
 

@@ -44,8 +44,9 @@ const (
 	// and, in adaptive mode, reports it.
 	lossReportInterval = 500 * time.Millisecond
 	// lossFirstReport is when an adaptive session measures and reports
-	// for the first time. Adaptive mode starts at the configured parity
-	// (FECConfig.ParityShards) and keeps it until the peer's first report;
+	// for the first time. Adaptive mode without a congestion controller
+	// starts at the configured parity (FECConfig.ParityShards; under one,
+	// at 0: initFEC) and keeps it until the peer's first report;
 	// a clean link's first report drops it to 0. After a full interval
 	// that was a 30 % overhead for the first half second, in Startup when
 	// the congestion controller's budget is smallest, and left adaptive

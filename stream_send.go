@@ -233,6 +233,18 @@ func (s *StreamConn) overTime(now time.Time) bool {
 		// had time to wait).
 		return true
 	}
+	if s.c.cong.gated {
+		// The controller bounds what is in flight, and the bound above
+		// what waits unsent. Bytes sent but not yet acknowledged through
+		// una are not a queue: behind a lost segment they pile up for
+		// the round trip of its repair while the drain rate (una's
+		// progress) stalls, and counting them against a limit made of
+		// that rate blocked the writer after every loss until the hole
+		// closed (5 % random loss through a 20 Mbit/s bottleneck: the
+		// bytes in flight fell to 3 packets once per loss burst, 0.79
+		// of the link used where 0.87 is the most the loss leaves).
+		return false
+	}
 	return q.queued >= streamQueueMin && (q.delay > streamQueueTarget || q.queued > q.limit)
 }
 

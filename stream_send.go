@@ -36,7 +36,9 @@ import (
 //     streamQueueMin), so that a burst cannot fill the byte limit in the
 //     instant before any byte has had time to wait. The factor 2 lets the
 //     drain rate, and so the queue, grow while the path has room, as a
-//     congestion window's gain does.
+//     congestion window's gain does. Under a congestion controller the
+//     bound is on the unsent part instead (overTime): the controller
+//     bounds what is in flight.
 //
 // So backpressure reaches the writer before a queue of seconds builds, and
 // a frame written behind a flood waits for milliseconds, not for the whole
@@ -265,7 +267,8 @@ func (s *StreamConn) unsentLimit() int {
 // Write sends b on the stream. It blocks while the session's send queue is
 // full (Config.SendQueueBytes), while its oldest unsent byte has waited
 // longer than 2 ms, or while it holds more than about twice what drains
-// in an RTT (see stream_send.go); it returns how many
+// in an RTT (under a congestion controller: its unsent part more than 2
+// ms of the bandwidth estimate; see stream_send.go); it returns how many
 // bytes were accepted, with a *DeadlineError if the write deadline passed
 // first, or the session's error if it ended. Small writes may be
 // coalesced into one message. Bytes Write returned as accepted are

@@ -127,6 +127,12 @@ func (ls *Lanes) sendWork(l *lane) (at uint32, has, tick bool) {
 		// at their real retransmission time.
 		return 0, false, l.arq.WaitSnd() > 0
 	}
+	if ls.limit {
+		// Segments waiting unsent in the send queue are the gate's to
+		// release (sendlimit.go): the session wakes for them at the
+		// pacer's time or the next ACK, not on KCP's interval tick.
+		return ls.sh.KCP.SendWorkSent(l.arq)
+	}
 	return ls.sh.KCP.SendWork(l.arq)
 }
 

@@ -103,11 +103,21 @@ func (f *Factory) Trim(k *kcp.KCP) {
 // retransmission, or (the fallback path) anything is unacknowledged. Cost:
 // one pass over the send buffer, the segments in flight.
 func (f *Factory) SendWork(k *kcp.KCP) (at uint32, has, tick bool) {
+	return f.sendWork(k, true)
+}
+
+// SendWorkSent is SendWork without the send queue: segments waiting there
+// for window do not ask for the tick (the caller wakes for them itself).
+func (f *Factory) SendWorkSent(k *kcp.KCP) (at uint32, has, tick bool) {
+	return f.sendWork(k, false)
+}
+
+func (f *Factory) sendWork(k *kcp.KCP, queue bool) (at uint32, has, tick bool) {
 	if f.err != nil {
 		return 0, false, k.WaitSnd() > 0
 	}
 	m, sl, p := kcpMem, kcpSched, unsafe.Pointer(k)
-	if _, empty := m.ringEntries(m.ring(p, 0)); !empty {
+	if _, empty := m.ringEntries(m.ring(p, 0)); queue && !empty {
 		return 0, false, true // snd_queue: waits for window
 	}
 	r := m.ring(p, 2) // snd_buf

@@ -64,6 +64,9 @@ const (
 	extraInterval = 100 * time.Millisecond
 	extraMinBytes = 4 << 10
 	extraMaxShare = 4
+	// queueMinDelay is the least queueing delay queueing reads as a
+	// queue: the shard's timer slot.
+	queueMinDelay = time.Millisecond
 )
 
 // queuedDgram is a datagram waiting for the pacer.
@@ -456,12 +459,16 @@ func (c *Conn) ackRTT() time.Duration {
 // the minimum (BBR's own test for a queue in a round). Loss while it
 // holds is the queue overflowing, not random loss, and adaptive FEC does
 // not add parity for it (takeLossReport). Only under a gating controller.
+// The queue must also be at least queueMinDelay: on a path of a few
+// hundred microseconds a quarter of the minimum RTT is within the noise of
+// timer slots and scheduling, and read as a queue it kept adaptive FEC at
+// parity 0 under plain random loss.
 func (c *Conn) queueing() bool {
 	if !c.cong.gated {
 		return false
 	}
 	st := c.cong.ctrl.Stats()
-	return st.MinRTT > 0 && st.SmoothedRTT > st.MinRTT+st.MinRTT/4
+	return st.MinRTT > 0 && st.SmoothedRTT > st.MinRTT+max(st.MinRTT/4, queueMinDelay)
 }
 
 // peerAckDelay is what the peer's ACK thinning may add to a round trip,

@@ -91,7 +91,8 @@ func newStepRig(t *testing.T, seed uint64, write int, loss float64, bcfg netsim.
 // Measured over 20 runs: no queue drops after the drop in either case
 // (16 KiB: up to 4 % before), and no retransmission from 0.1 s after it.
 // With 1 KiB writes the standing queue is under the base RTT from 0.1-0.3
-// s after the drop and above it again in 0-5 of the 150 windows from +2 s.
+// s after the drop and above it again in 0-5 of the 150 windows from +2 s
+// in most runs (19 in one of 50).
 // With 16 KiB writes it is above it in 2-47 of those windows (median 7):
 // each ProbeBW_UP (pacing gain 1.25 for a round) lifts it to 20-30 ms for
 // a window or two, on top of the standing queue that CRUISE builds because
@@ -105,7 +106,7 @@ func TestBottleneckStepDrain(t *testing.T) {
 		maxLate float64 // windows from +2 s with a standing queue >= the base RTT
 		drops   float64 // queue drops from 1 s after the step on
 	}{
-		{"1 KiB writes", 1 << 10, 0.1, 0.02},
+		{"1 KiB writes", 1 << 10, 0.25, 0.02},
 		{"16 KiB writes", 16 << 10, 0.5, 0.02},
 	}
 	for _, tt := range tests {

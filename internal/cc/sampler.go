@@ -100,24 +100,13 @@ func (s *sampler) onAck(now time.Time, acked, lost []PacketState, minRTT time.Du
 	// The larger of the two intervals: the send interval guards against
 	// ACK compression, the ack interval against a sender burst.
 	rs.interval = max(sendElapsed, ackElapsed)
-	if rs.interval <= 0 || minRTT > 0 && rs.interval < max(minRTT, sampleMinInterval) {
+	if rs.interval <= 0 || minRTT > 0 && rs.interval < minRTT {
 		return rs
 	}
 	rs.rate = Bandwidth(float64(rs.delivered) / rs.interval.Seconds())
 	rs.ok = true
 	return rs
 }
-
-// sampleMinInterval is the shortest interval a delivery-rate sample may
-// span once the minimum RTT is known, when that RTT is shorter. uxp's
-// sessions act in events that the shard's timer heap rounds to 1 ms slots,
-// and a process that was not scheduled for a while reads its ACKs in one
-// batch: over a fraction of a millisecond that reads as a rate of
-// hundreds of Mbit/s. Through the bench's 20 Mbit/s tbf (a path of
-// 50-250 µs without its queue) the estimate reached 130-890 Mbit/s, the
-// window floor of 3 ms of it let 200-720 KB into a 125 KB queue, and up to
-// a third of the packets were dropped. /* Implementation constant */
-const sampleMinInterval = time.Millisecond
 
 // rttStats keeps the smoothed RTT of RFC 6298 and the all-time minimum.
 type rttStats struct {

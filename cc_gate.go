@@ -69,7 +69,9 @@ const (
 	queueMinDelay = time.Millisecond
 	// segmentMinRTT is the least minimum RTT at which admission goes per
 	// segment (setSendBudget); below it, and before the first RTT sample,
-	// whole messages, as before. Below a millisecond the session's events
+	// whole messages, as before. The least minimum the session ever saw
+	// counts: behind a standing queue the controller's windowed minimum
+	// can expire to the queue's delay. Below a millisecond the session's events
 	// (timer slots of 1 ms, batches of ACKs read at once) are longer than
 	// the round trip, the delivery-rate samples of segments sent a few
 	// at a time span fractions of it and read as 130-890 Mbit/s behind
@@ -134,9 +136,11 @@ func (c *Conn) setSendBudget(send int) {
 	if !c.cong.gated {
 		return
 	}
-	f := &c.fec
-	minRTT := c.cong.ctrl.Stats().MinRTT
-	c.arq.SetSendLimit(minRTT >= segmentMinRTT && (f.enc == nil || f.params.adaptive && f.enc.Parity() == 0))
+	f, g := &c.fec, &c.cong
+	if m := g.ctrl.Stats().MinRTT; m > 0 && (g.leastRTT == 0 || m < g.leastRTT) {
+		g.leastRTT = m
+	}
+	c.arq.SetSendLimit(g.leastRTT >= segmentMinRTT && (f.enc == nil || f.params.adaptive && f.enc.Parity() == 0))
 	c.arq.SetSendBudget(send)
 }
 

@@ -83,33 +83,22 @@ func newStepRig(t *testing.T, seed uint64, write int, loss float64, bcfg netsim.
 // was last at or above the base RTT and asserts that from 2 s after the
 // drop it is at or above the base RTT in at most maxLate of the windows.
 //
-// Every retransmission after the drop is spurious (no random loss, no
-// queue drop): KCP's retransmission timeout (smoothed RTT + max(interval,
-// 4 RTT variance), at least 30 ms) fires on packets still queued when
-// the RTT rises (the drop, each ProbeBW_UP), and the duplicates lengthen
-// the queue they waited in. The sender finds most of them spurious
-// (internal/arq congestion.go: the ACK echoes the original's timestamp,
-// or una arrives sooner after the resend than a round trip) and reports
-// them (cc.AckEvent.Spurious), but neither stops the duplicates: with 1
-// KiB writes the standing queue is still at or above the base RTT in
-// 14-35 of the 150 windows from +2 s, the last at 4.6-5 s (before: 6-51,
-// median 25).
-//
-// The lanes can also answer a spurious timeout by raising KCP's timeout
-// floor to 5/4 of the RTT the late copy took (internal/arq's
-// Config.SpuriousRTOFloor, off): measured with it on, the standing queue
-// was under the base RTT from 0.1-0.6 s after the drop and above it
-// again in 0-1 windows of 150 in most runs (settle 0.14-2 s), 8 and 17 in
-// two of 20. It is off because it raised the queue drops of
-// TestBottleneckRateStep (16 KiB bursts) from a median 0.3 % to 2-3 %,
-// past that test's 2 %, and made TestDeadlineFrames stall (10 % loss: a
-// late echo of a repeated ACK read as a long RTT) until gated on a queue.
-//
-// With 16 KiB writes each message (13 packets, 26 ms of the 5 Mbit/s
-// link, more than its 12.5 KB BDP) is admitted whole once the window has
-// room for one packet of it, so inflight overshoots the window by up to a
-// message and queue drops reach 4 %: that case asserts only the goodput
-// (settle there: 4.5-5 s, the bursts' doing).
+// The gate admits per segment (internal/arq sendlimit.go): a 16 KiB
+// message no longer leaves as a 13-packet burst (26 ms of the 5 Mbit/s
+// link) but by the pacer's quantum within the window, and a spurious
+// retransmission timeout raises the lane's KCP timeout floor
+// (internal/arq Config.SpuriousRTOFloor, on under a gating controller).
+// Measured over 20 runs: no queue drops after the drop in either case
+// (16 KiB: up to 4 % before), and no retransmission from 0.1 s after it.
+// With 1 KiB writes the standing queue is under the base RTT from 0.1-0.3
+// s after the drop and above it again in 0-5 of the 150 windows from +2 s
+// in most runs (19 in one of 50).
+// With 16 KiB writes it is above it in 2-47 of those windows (median 7):
+// each ProbeBW_UP (pacing gain 1.25 for a round) lifts it to 20-30 ms for
+// a window or two, on top of the standing queue that CRUISE builds because
+// the bandwidth estimate runs 5-6 % above the link (5.3 Mbit/s), within
+// the 1.75 BDP window. So issue 14's 2 s settle is met for the sustained
+// queue but not for every window: the test bounds the late windows.
 func TestBottleneckStepDrain(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -117,8 +106,8 @@ func TestBottleneckStepDrain(t *testing.T) {
 		maxLate float64 // windows from +2 s with a standing queue >= the base RTT
 		drops   float64 // queue drops from 1 s after the step on
 	}{
-		{"1 KiB writes", 1 << 10, 0.5, 0.02},
-		{"16 KiB writes", 16 << 10, 1, 1},
+		{"1 KiB writes", 1 << 10, 0.25, 0.02},
+		{"16 KiB writes", 16 << 10, 0.5, 0.02},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,4 +179,42 @@ func TestBottleneckStepDrain(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestBottleneckLoss is issue 14's bottleneck-loss case in netsim: a bulk
+// stream through a 20 Mbit/s bottleneck (50 ms tail-drop queue, 20 ms base
+// RTT) with 5 % random loss in both directions, after the bottleneck on
+// the data's way. Once past startup the session keeps the link busy (at
+// least 0.92 of the bytes the link can carry enter its queue; measured
+// 0.95-0.97), delivers at least 0.83 of the link's rate (0.87 is what a 5
+// % loss of the packets leaves of the 0.92 the framing leaves; measured
+// 0.86-0.88), resends at most 6 % of its packets (5 % are lost; measured
+// 4.9-5.3 %) and loses at most 1 % at the queue (measured none). Before the stream stopped counting the bytes behind
+// a hole as its queue (stream_send.go overTime) its writer stalled after
+// every loss burst: 0.79 of the link, 90 % of its packets.
+func TestBottleneckLoss(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const (
+			rate  = 20_000_000
+			watch = 5 * time.Second
+		)
+		r := newStepRig(t, 76, 16<<10, 0.05, netsim.BottleneckConfig{
+			Rate: rate, QueueDelay: 50 * time.Millisecond, Delay: 10 * time.Millisecond,
+		}, gatedModel)
+		time.Sleep(2 * time.Second)
+		got0, st0, s0 := r.got.Load(), r.bc.Stats(), r.srv.Session().Stats()
+		time.Sleep(watch)
+		got1, st1, s1 := r.got.Load(), r.bc.Stats(), r.srv.Session().Stats()
+		pkts := st1.Enqueued - st0.Enqueued
+		bytes := st1.EnqueuedBytes - st0.EnqueuedBytes
+		busy := float64(bytes*8) / (rate * watch.Seconds())
+		goodput := float64(got1-got0) * 8 / (rate * watch.Seconds())
+		retr := float64(s1.Retransmissions-s0.Retransmissions) / float64(pkts)
+		t.Logf("link busy %.3f, goodput %.3f of the link, %d packets, %.2f%% resent, queue drops %d; %+v",
+			busy, goodput, pkts, 100*retr, st1.Dropped-st0.Dropped, s1.Congestion)
+		require.GreaterOrEqual(t, busy, 0.92, "the link stays busy")
+		require.GreaterOrEqual(t, goodput, 0.83, "goodput of the link")
+		require.LessOrEqual(t, retr, 0.06, "retransmissions per packet")
+		require.LessOrEqual(t, float64(st1.Dropped-st0.Dropped), 0.01*float64(pkts), "queue drops")
+	})
 }

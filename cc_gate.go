@@ -64,6 +64,23 @@ const (
 	extraInterval = 100 * time.Millisecond
 	extraMinBytes = 4 << 10
 	extraMaxShare = 4
+	// queueMinDelay is the least queueing delay queueing reads as a
+	// queue: the shard's timer slot.
+	queueMinDelay = time.Millisecond
+	// segmentMinRTT is the least minimum RTT at which admission goes per
+	// segment (setSendBudget); below it, and before the first RTT sample,
+	// whole messages, as before. The least minimum the session ever saw
+	// counts: behind a standing queue the controller's windowed minimum
+	// can expire to the queue's delay. Below a millisecond the session's events
+	// (timer slots of 1 ms, batches of ACKs read at once) are longer than
+	// the round trip, the delivery-rate samples of segments sent a few
+	// at a time span fractions of it and read as 130-890 Mbit/s behind
+	// the bench's 20 Mbit/s tbf (a path of 50-250 µs without its queue),
+	// and the window floor of 3 ms of that estimate let up to 720 KB into
+	// its 125 KB queue: a quarter of the packets dropped. A 1 ms floor on
+	// the samples' interval fixed that but cut loopback bulk from 171 to
+	// 13 MB/s (no sample left at a 50 µs RTT).
+	segmentMinRTT = time.Millisecond
 )
 
 // queuedDgram is a datagram waiting for the pacer.
@@ -104,6 +121,38 @@ func (c *Conn) admitBudget(now time.Time) int {
 		return 0
 	}
 	return min(room, avail)
+}
+
+// setSendBudget sets the byte budget for the new segments of the current
+// event's flushes (internal/arq sendlimit.go) to send, when gated. Limited
+// per segment unless FEC groups the packets: an encoder's group is one
+// flush's packets (a message of ten segments, one group of ten), and
+// segments trickling out by the pacer's quantum split the groups, so that
+// parity came too late to repair before KCP resent
+// (TestFECRepairsWithoutRetransmission). Adaptive FEC at parity 0 sends
+// plain packets and is limited. Nor on a path whose minimum RTT is under
+// segmentMinRTT (see there).
+func (c *Conn) setSendBudget(send int) {
+	if !c.cong.gated {
+		return
+	}
+	f, g := &c.fec, &c.cong
+	if m := g.ctrl.Stats().MinRTT; m > 0 && (g.leastRTT == 0 || m < g.leastRTT) {
+		g.leastRTT = m
+	}
+	c.arq.SetSendLimit(g.leastRTT >= segmentMinRTT && (f.enc == nil || f.params.adaptive && f.enc.Parity() == 0))
+	c.arq.SetSendBudget(send)
+}
+
+// admission is the byte budget for whole messages into the lanes' KCPs
+// given the send budget send (admitBudget): what it leaves beyond the
+// segments already waiting unsent in the KCPs (internal/arq
+// sendlimit.go), so that their send queues hold about one message.
+func (c *Conn) admission(send int) int {
+	if send < 0 {
+		return send
+	}
+	return max(send-c.arq.UnsentBytes(), 0)
 }
 
 // gatePacingRate is the pacer's rate: the controller's pacing rate,
@@ -172,7 +221,7 @@ func (c *Conn) admit(now time.Time, budget int) (admitted bool) {
 // nothing about the path.
 func (c *Conn) noteAppLimited() {
 	g := &c.cong
-	if c.arq.Head() != 0 || g.ctrl == nil {
+	if c.arq.Head() != 0 || g.ctrl == nil || c.arq.Unsent() > 0 {
 		return
 	}
 	in := c.arq.BytesInFlight()
@@ -276,7 +325,7 @@ func (c *Conn) gateDeadline(now time.Time) time.Time {
 		return time.Time{}
 	}
 	var d time.Time
-	if c.arq.Head() != 0 && c.arq.BytesInFlight() < c.gateWindow() && c.arq.WindowOpen() {
+	if (c.arq.Head() != 0 && c.arq.WindowOpen() || c.arq.Unsent() > 0) && c.arq.BytesInFlight() < c.gateWindow() {
 		d = g.pacer.NextSendTime(now, c.mtu)
 	}
 	if len(g.dq) > 0 {
@@ -428,12 +477,16 @@ func (c *Conn) ackRTT() time.Duration {
 // the minimum (BBR's own test for a queue in a round). Loss while it
 // holds is the queue overflowing, not random loss, and adaptive FEC does
 // not add parity for it (takeLossReport). Only under a gating controller.
+// The queue must also be at least queueMinDelay: on a path of a few
+// hundred microseconds a quarter of the minimum RTT is within the noise of
+// timer slots and scheduling, and read as a queue it kept adaptive FEC at
+// parity 0 under plain random loss.
 func (c *Conn) queueing() bool {
 	if !c.cong.gated {
 		return false
 	}
 	st := c.cong.ctrl.Stats()
-	return st.MinRTT > 0 && st.SmoothedRTT > st.MinRTT+st.MinRTT/4
+	return st.MinRTT > 0 && st.SmoothedRTT > st.MinRTT+max(st.MinRTT/4, queueMinDelay)
 }
 
 // peerAckDelay is what the peer's ACK thinning may add to a round trip,

@@ -153,14 +153,15 @@ func TestBottleneckTwoFlowsShare(t *testing.T) {
 }
 
 // TestBottleneckRateStep: the bottleneck drops from 20 to 5 Mbit/s under a
-// bulk session. The controller follows the step (its bandwidth estimate
-// ends near 5 Mbit/s) and keeps the queue off its 50 ms tail-drop limit:
-// from 1 s after the step, the median queueing delay stays below 40 ms and
-// at most 2 % of the packets are dropped. It logs when the queueing delay
-// first falls under the base RTT (20 ms: the RTT under twice the base) and
-// how often it stays there: issue 14's target is "within 2 s", which this
-// build does not meet (see docs/architecture.md, "Congestion control and
-// pacing": the queue settles at 20-45 ms).
+// bulk session writing 16 KiB messages. The controller follows the step
+// (its bandwidth estimate ends near 5 Mbit/s) and keeps the queue off its
+// 50 ms tail-drop limit: from 1 s after the step, the median queueing
+// delay stays below 40 ms and at most 1 % of the packets are dropped
+// (before per-segment admission: 0.3-2.3 %; now 0 in every run measured).
+// It logs when the queueing delay first falls under the base RTT (20 ms:
+// the RTT under twice the base) and how often it stays there (median
+// 8.5-12 ms in 19 of 20 runs, 34 ms in one; issue 14's 2 s settle, judged
+// on the standing queue, is TestBottleneckStepDrain's).
 func TestBottleneckRateStep(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const base = 20 * time.Millisecond
@@ -200,18 +201,19 @@ func TestBottleneckRateStep(t *testing.T) {
 		t.Logf("queueing delay first under the base RTT %v after the step; from 1 s on: median %v, under the base RTT in %d of %d samples, drops %.2f%%; estimate %v",
 			first, median, under, len(late), 100*drops, cong.Bandwidth)
 		require.Less(t, median, 40*time.Millisecond, "the queue stays off its limit")
-		require.LessOrEqual(t, drops, 0.02, "queue drops")
+		require.LessOrEqual(t, drops, 0.01, "queue drops")
 		require.InDelta(t, 5e6, float64(cong.Bandwidth.BitsPerSecond()), 1.5e6, "the estimate follows the step")
 	})
 }
 
 // TestBottleneckAdaptiveFEC: through the same bottleneck, adaptive FEC
-// delivers no less than FEC off (within 5 %, the runs' spread): its
-// parity is paced like data, and the loss reports of a queue
-// overflowing do not raise it.
+// sends no parity at all (no random loss: under a controller it starts at
+// 0, and the loss of a queue overflowing does not raise it) and delivers
+// no less than FEC off (within 1 %, the runs' spread; measured 1.000).
 func TestBottleneckAdaptiveFEC(t *testing.T) {
 	goodput := func(fec FECConfig) float64 {
 		var rate float64
+		var parity uint64
 		synctest.Test(t, func(t *testing.T) {
 			cfg := gatedModel
 			cfg.FEC = fec
@@ -221,14 +223,16 @@ func TestBottleneckAdaptiveFEC(t *testing.T) {
 			time.Sleep(3 * time.Second)
 			got1, st := r.sample()
 			rate = float64(got1[0]-got0[0]) / 3
-			t.Logf("FEC %+v: %.2f MB/s, queue drops %d of %d, parity sent %d", fec, rate/1e6, st.Dropped, st.Enqueued+st.Dropped, r.srv[0].Session().Stats().FEC.ParityShardsSent)
+			parity = r.srv[0].Session().Stats().FEC.ParityShardsSent
+			t.Logf("FEC %+v: %.2f MB/s, queue drops %d of %d, parity sent %d", fec, rate/1e6, st.Dropped, st.Enqueued+st.Dropped, parity)
 		})
+		require.Zero(t, parity, "no parity without random loss")
 		return rate
 	}
 	off := goodput(FECConfig{})
 	adaptive := goodput(FECConfig{DataShards: 10, MaxParity: 3, Adaptive: true})
 	t.Logf("adaptive/off %.3f", adaptive/off)
-	require.GreaterOrEqual(t, adaptive, 0.95*off, "adaptive FEC does not cost goodput under a bottleneck")
+	require.GreaterOrEqual(t, adaptive, 0.99*off, "adaptive FEC does not cost goodput under a bottleneck")
 }
 
 // TestCongestionGateDefault: every controller but CongestionNone gates,

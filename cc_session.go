@@ -60,6 +60,7 @@ type congestionState struct {
 	publishedAt time.Time
 	dq          []queuedDgram // datagrams waiting for the pacer
 	extra       extraShare    // paced bytes the controller does not see (gatePacingRate)
+	leastRTT    time.Duration // smallest MinRTT the controller reported (setSendBudget)
 
 	// The outbound loss measured from acknowledgements (lossFromAcks).
 	lossAt             time.Time

@@ -304,7 +304,9 @@ type FECConfig struct {
 	DataShards int
 
 	// ParityShards is the number of parity packets per group (the starting
-	// value in adaptive mode). Zero means 3 when DataShards is set. It must
+	// value in adaptive mode with CongestionNone; under a congestion
+	// controller adaptive mode starts at 0 and adds parity only for random
+	// loss the peer reports). Zero means 3 when DataShards is set. It must
 	// be at most 32.
 	ParityShards int
 

@@ -45,7 +45,7 @@ func (c *Conn) pump(now time.Time) {
 	c.mu.Unlock()
 
 	direct := false // some message went straight into KCP
-	budget := c.admitBudget(now)
+	budget := c.admission(c.admitBudget(now))
 	used := 0 // bytes that went straight into KCP (charged to the pacer at the flush)
 	for b := pend; len(b) >= pendHeaderSize; {
 		n := int(binary.LittleEndian.Uint32(b))
@@ -109,14 +109,21 @@ func (c *Conn) pump(now time.Time) {
 		// still counts: reliable data gets what is left, so that a
 		// backlog of it cannot push the pacer into debt ahead of the
 		// next datagrams (which go first: they cannot wait long).
-		budget = max(c.admitBudget(now)-used, 0)
+		// With per-segment admission the messages that went straight
+		// in wait unsent in KCP, which admission subtracts already.
+		budget = c.admission(c.admitBudget(now))
+		if c.arq.Unsent() == 0 {
+			budget = max(budget-used, 0)
+		}
 	}
 	admitted := c.admit(now, budget)
+	c.setSendBudget(c.admitBudget(now)) // new segments of this flush
+	newData := admitted || direct || c.arq.CanSendNew()
 	switch {
-	case c.cong.gated && !(admitted || direct || closeReq || resumed) && c.arq.AcksHeld(now):
+	case c.cong.gated && !(newData || closeReq || resumed) && c.arq.AcksHeld(now):
 		// Thinned ACKs wait for the ACK policy (cc_gate.go
 		// sessionAcks); nothing new to send with them.
-	case c.fec.enc == nil || admitted || direct || closeReq || resumed:
+	case c.fec.enc == nil || newData || closeReq || resumed:
 		c.arq.Flush(now)
 	default:
 		// The ACKs owed go when the ACK policy says: with FEC, not while

@@ -40,7 +40,8 @@ func (c *Conn) onTimer(now time.Time) {
 			c.drainDatagrams(now) // cc_gate.go
 		}
 		budget := c.admitBudget(now)
-		c.arq.Timers(now, raise(budget, c.arq.Head()))
+		c.setSendBudget(budget) // new segments of the flushes below
+		c.arq.Timers(now, raise(c.admission(budget), c.arq.Head()))
 		c.noteAppLimited()
 		c.congestionTick(now)
 		c.noteQueued()

@@ -44,8 +44,9 @@ const (
 	// and, in adaptive mode, reports it.
 	lossReportInterval = 500 * time.Millisecond
 	// lossFirstReport is when an adaptive session measures and reports
-	// for the first time. Adaptive mode starts at the configured parity
-	// (FECConfig.ParityShards) and keeps it until the peer's first report;
+	// for the first time. Adaptive mode without a congestion controller
+	// starts at the configured parity (FECConfig.ParityShards; under one,
+	// at 0: initFEC) and keeps it until the peer's first report;
 	// a clean link's first report drops it to 0. After a full interval
 	// that was a 30 % overhead for the first half second, in Startup when
 	// the congestion controller's budget is smallest, and left adaptive
@@ -150,8 +151,18 @@ func (c *Conn) initFEC(p fecParams, now time.Time) error {
 	if err := dec.SetLimits(fecLimits(p, max)); err != nil {
 		return err
 	}
+	if p.adaptive && c.ep.set.congestion.gate {
+		// Under a congestion controller adaptive mode starts at 0 and
+		// adds parity only for loss the peer reports outside a queue
+		// (takeLossReport): the configured start cost its share of the
+		// smallest budgets, Startup's, before the first report
+		// (TestBottleneckAdaptiveFEC: 84 parity shards on a clean path).
+		if err := enc.SetParity(0); err == nil {
+			p.parity = 0
+		}
+	}
 	c.fec.params, c.fec.enc, c.fec.dec = p, enc, dec
-	c.fecParity.Store(int64(p.parity))
+	c.fecParity.Store(int64(enc.Parity()))
 	return nil
 }
 

@@ -110,16 +110,17 @@ func (c *Conn) initLanes() {
 		prios[i] = l.Priority
 	}
 	c.arq.Init(arq.Config{
-		Conv:         c.id,
-		Priorities:   prios,
-		SendWindow:   set.sendWindow,
-		RecvWindow:   set.recvWindow,
-		MaxFrag:      set.maxFrag(),
-		RecvSlack:    set.recvSlack(),
-		RecvBudget:   set.recvBudgetSegs(),
-		MaxFragments: maxFragments,
-		TuneMTU:      set.kcpMTU(),
-		TickAlways:   set.hooks.kcpTick,
+		Conv:             c.id,
+		Priorities:       prios,
+		SendWindow:       set.sendWindow,
+		RecvWindow:       set.recvWindow,
+		MaxFrag:          set.maxFrag(),
+		RecvSlack:        set.recvSlack(),
+		RecvBudget:       set.recvBudgetSegs(),
+		MaxFragments:     maxFragments,
+		TuneMTU:          set.kcpMTU(),
+		TickAlways:       set.hooks.kcpTick,
+		SpuriousRTOFloor: set.congestion.gate, // internal/arq congestion.go
 	}, &c.shard.arq, (*laneIO)(c), c.kcpMTU())
 	c.arq.SetAckPolicy((*sessionAcks)(c)) // cc_gate.go
 }

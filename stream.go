@@ -21,8 +21,9 @@ import (
 // whatever has arrived (a partial read is normal). Write blocks while the
 // session's send queue is full (Config.SendQueueBytes), its oldest unsent
 // byte has waited more than 2 ms, or it holds more than about twice what
-// drains in an RTT, until there is room, the write deadline passes, or the
-// session ends.
+// drains in an RTT (under a congestion controller: its unsent part more
+// than 2 ms of the bandwidth estimate), until there is room, the write
+// deadline passes, or the session ends.
 // The receive side is bounded too: once streamRecvBuffer bytes wait
 // unread, the session stops taking messages out of KCP, whose receive
 // window then closes, so the peer stops sending. Read returns io.EOF only

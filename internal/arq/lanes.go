@@ -217,6 +217,10 @@ type Lanes struct {
 	spuriousSegs       uint64 // retransmissions shown spurious (congestion.go)
 	reAcks             uint64 // ACK segments repeated (reack.go)
 	noReAck            bool   // tests: no ACK repetition
+
+	// Per-segment admission (sendlimit.go).
+	limit   bool // SetSendLimit
+	newSegs int  // new segments the current event's flushes may send; -1: no limit
 }
 
 // lane is one lane's state.
@@ -341,7 +345,7 @@ func New(cfg Config, sh *Shard, out Output, kcpMTU int) *Lanes {
 // save an allocation). A Lanes must not be copied after Init: its KCPs'
 // output callbacks point to it.
 func (ls *Lanes) Init(cfg Config, sh *Shard, out Output, kcpMTU int) {
-	*ls = Lanes{cfg: cfg, sh: sh, out: out, acks: Immediate{}}
+	*ls = Lanes{cfg: cfg, sh: sh, out: out, acks: Immediate{}, newSegs: -1}
 	ls.lanes = make([]*lane, len(cfg.Priorities))
 	for i, p := range cfg.Priorities {
 		l := &lane{id: i, prio: p, outWnd: uint16(min(cfg.RecvWindow, 1<<16-1))}
@@ -598,7 +602,7 @@ func (ls *Lanes) Flush(now time.Time) Sent {
 		if l.arq == nil {
 			continue
 		}
-		if ls.sh.KCP.Flush(l.arq, kcp.IKCP_FLUSH_FULL) {
+		if ls.flushKCP(l, kcp.IKCP_FLUSH_FULL) {
 			acked = acked || l.ackPending
 			l.ackPending = false
 		}
@@ -635,7 +639,7 @@ func (ls *Lanes) flushAcks(now time.Time) {
 		if l.arq == nil || !l.ackPending {
 			continue
 		}
-		if ls.sh.KCP.Flush(l.arq, kcp.IKCP_FLUSH_ACKONLY) {
+		if ls.flushKCP(l, kcp.IKCP_FLUSH_ACKONLY) {
 			// Without the fast path (internal/kcpx) the ACKs may wait
 			// for KCP's tick: ackPending stays, Deadline wakes then.
 			l.ackPending = false

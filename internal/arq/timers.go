@@ -15,7 +15,7 @@ import (
 // pass over those in flight. budget is Admit's.
 func (ls *Lanes) Timers(now time.Time, budget int) {
 	ls.Expire(now)
-	if _, ok := ls.Admit(now, budget); ok {
+	if _, ok := ls.Admit(now, budget); ok || ls.CanSendNew() {
 		ls.Flush(now)
 	}
 	if d := ls.acks.Deadline(); !d.IsZero() && !now.Before(d) && ls.acksOwed() {
@@ -33,8 +33,8 @@ func (ls *Lanes) Timers(now time.Time, budget int) {
 			// Update flushes everything on KCP's interval tick. Check may
 			// also be due for a retransmission before that tick, when
 			// Update does nothing: that is handled below.
-			l.arq.Update()
-			if l.ackPending && ls.sh.KCP.Flush(l.arq, kcp.IKCP_FLUSH_ACKONLY) {
+			ls.update(l)
+			if l.ackPending && ls.flushKCP(l, kcp.IKCP_FLUSH_ACKONLY) {
 				l.ackPending = false
 				acked = true
 			}
@@ -43,7 +43,7 @@ func (ls *Lanes) Timers(now time.Time, budget int) {
 			// A retransmission timeout has come: flush now rather than
 			// wait for KCP's tick (which the lane no longer runs while
 			// it only waits for ACKs).
-			if ls.sh.KCP.Flush(l.arq, kcp.IKCP_FLUSH_FULL) {
+			if ls.flushKCP(l, kcp.IKCP_FLUSH_FULL) {
 				acked = acked || l.ackPending
 				l.ackPending = false
 			}
@@ -126,6 +126,12 @@ func (ls *Lanes) sendWork(l *lane) (at uint32, has, tick bool) {
 		// Lanes without deadlines, the bulk of a server's sessions, wake
 		// at their real retransmission time.
 		return 0, false, l.arq.WaitSnd() > 0
+	}
+	if ls.limit {
+		// Segments waiting unsent in the send queue are the gate's to
+		// release (sendlimit.go): the session wakes for them at the
+		// pacer's time or the next ACK, not on KCP's interval tick.
+		return ls.sh.KCP.SendWorkSent(l.arq)
 	}
 	return ls.sh.KCP.SendWork(l.arq)
 }

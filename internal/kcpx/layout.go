@@ -29,6 +29,9 @@ type kcpMemLayout struct {
 	rcvWnd    uintptr // KCP.rcv_wnd (uint32)
 	rxRTO     uintptr // KCP.rx_rto (uint32), written by SetMinRTO
 	rxMinRTO  uintptr // KCP.rx_minrto (uint32)
+	sndUna    uintptr // KCP.snd_una (uint32), read by LimitNew
+	sndNxt    uintptr // KCP.snd_nxt (uint32)
+	sndWnd    uintptr // KCP.snd_wnd (uint32), written by LimitNew
 }
 
 // kcpMem is the layout of this kcp-go version's KCP, or nil (with
@@ -137,7 +140,8 @@ func resolveKCPMem(kt reflect.Type) (*kcpMemLayout, error) {
 	for _, p := range []struct {
 		name string
 		off  *uintptr
-	}{{"rcv_nxt", &m.rcvNxt}, {"rcv_wnd", &m.rcvWnd}, {"rx_rto", &m.rxRTO}, {"rx_minrto", &m.rxMinRTO}} {
+	}{{"rcv_nxt", &m.rcvNxt}, {"rcv_wnd", &m.rcvWnd}, {"rx_rto", &m.rxRTO}, {"rx_minrto", &m.rxMinRTO},
+		{"snd_una", &m.sndUna}, {"snd_nxt", &m.sndNxt}, {"snd_wnd", &m.sndWnd}} {
 		f, ok := kt.FieldByName(p.name)
 		if !ok || len(f.Index) != 1 || f.Type != reflect.TypeFor[uint32]() {
 			return nil, fmt.Errorf("kcp-go KCP.%s: missing or not a uint32", p.name)

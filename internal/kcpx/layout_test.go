@@ -36,6 +36,7 @@ type (
 		buffer                        []byte
 		rcv_nxt, rcv_wnd              uint32
 		rx_rto, rx_minrto             uint32
+		snd_una, snd_nxt, snd_wnd     uint32
 	}
 	fakeHeapBoolMarks struct {
 		segments []fakeSeg
@@ -48,6 +49,7 @@ type (
 		buffer                        []byte
 		rcv_nxt, rcv_wnd              uint32
 		rx_rto, rx_minrto             uint32
+		snd_una, snd_nxt, snd_wnd     uint32
 	}
 	fakeKCPIntWnd struct {
 		snd_queue, rcv_queue, snd_buf *fakeRing
@@ -138,6 +140,7 @@ type (
 		buffer                        []byte
 		rcv_nxt, rcv_wnd              uint32
 		rx_rto, rx_minrto             uint32
+		snd_una, snd_nxt, snd_wnd     uint32
 		output                        func([]byte, int)
 		log                           func(string, ...any)
 	}
@@ -149,6 +152,7 @@ type (
 		buffer                        []byte
 		rcv_nxt, rcv_wnd              uint32
 		rx_rto, rx_minrto             uint32
+		snd_una, snd_nxt, snd_wnd     uint32
 		output                        func([]byte, int)
 		log                           func(string, ...any)
 		stats                         *int
@@ -161,6 +165,7 @@ type (
 		buffer                        []byte
 		rcv_nxt, rcv_wnd              uint32
 		rx_rto, rx_minrto             uint32
+		snd_una, snd_nxt, snd_wnd     uint32
 		output                        func([]byte)
 		log                           func(string, ...any)
 	}

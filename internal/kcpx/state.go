@@ -103,11 +103,21 @@ func (f *Factory) Trim(k *kcp.KCP) {
 // retransmission, or (the fallback path) anything is unacknowledged. Cost:
 // one pass over the send buffer, the segments in flight.
 func (f *Factory) SendWork(k *kcp.KCP) (at uint32, has, tick bool) {
+	return f.sendWork(k, true)
+}
+
+// SendWorkSent is SendWork without the send queue: segments waiting there
+// for window do not ask for the tick (the caller wakes for them itself).
+func (f *Factory) SendWorkSent(k *kcp.KCP) (at uint32, has, tick bool) {
+	return f.sendWork(k, false)
+}
+
+func (f *Factory) sendWork(k *kcp.KCP, queue bool) (at uint32, has, tick bool) {
 	if f.err != nil {
 		return 0, false, k.WaitSnd() > 0
 	}
 	m, sl, p := kcpMem, kcpSched, unsafe.Pointer(k)
-	if _, empty := m.ringEntries(m.ring(p, 0)); !empty {
+	if _, empty := m.ringEntries(m.ring(p, 0)); queue && !empty {
 		return 0, false, true // snd_queue: waits for window
 	}
 	r := m.ring(p, 2) // snd_buf
@@ -220,4 +230,43 @@ func (f *Factory) ResentOnTimeout(k *kcp.KCP, sn uint32) (timeout, ok bool) {
 		return false, false
 	}
 	return *(*uint32)(unsafe.Add(seg, sl.fastack)) == 0, true
+}
+
+// LimitNew bounds what k's following flushes move from its send queue
+// into flight: at most n new segments beyond those in flight now (kcp-go's
+// flush sends a queued segment only while snd_nxt < snd_una + snd_wnd),
+// and never more than wnd in flight, the window k was tuned with. n < 0
+// restores wnd. It returns snd_nxt, the next sequence number k assigns,
+// so that the caller can count the segments a flush sent; ok is false on
+// the fallback path, where it does nothing.
+func (f *Factory) LimitNew(k *kcp.KCP, n int, wnd uint32) (nxt uint32, ok bool) {
+	if f.err != nil {
+		return 0, false
+	}
+	m, p := kcpMem, unsafe.Pointer(k)
+	una := *(*uint32)(unsafe.Add(p, m.sndUna))
+	nxt = *(*uint32)(unsafe.Add(p, m.sndNxt))
+	w := wnd
+	if n >= 0 {
+		w = min(wnd, nxt-una+uint32(n))
+	}
+	*(*uint32)(unsafe.Add(p, m.sndWnd)) = w
+	return nxt, true
+}
+
+// SendNext returns k's snd_nxt; ok is false on the fallback path.
+func (f *Factory) SendNext(k *kcp.KCP) (nxt uint32, ok bool) {
+	if f.err != nil {
+		return 0, false
+	}
+	return *(*uint32)(unsafe.Add(unsafe.Pointer(k), kcpMem.sndNxt)), true
+}
+
+// Unsent is the number of segments k's send queue holds: given to Send
+// and not yet moved into flight by a flush. 0 on the fallback path.
+func (f *Factory) Unsent(k *kcp.KCP) int {
+	if f.err != nil {
+		return 0
+	}
+	return kcpMem.ringLen(kcpMem.ring(unsafe.Pointer(k), 0))
 }

@@ -36,9 +36,8 @@ type congestionState struct {
 	// copy: the owner publishes after every ACK, and a copy per publish
 	// was 1 MB/s of garbage at 10,000 sessions. The owner reads snap
 	// without the lock (it is the only writer).
-	snapMu  sync.Mutex
-	snap    CongestionStats
-	snapSet bool
+	snapMu sync.Mutex
+	snap   CongestionStats
 
 	// The bandwidth report (BandwidthHandler); shard only.
 	reportedBW Bandwidth
@@ -173,7 +172,7 @@ func (c *Conn) publishCongestion() {
 		SmoothedRTT:      st.SmoothedRTT,
 	}
 	c.cong.snapMu.Lock()
-	c.cong.snap, c.cong.snapSet = snap, true
+	c.cong.snap = snap
 	c.cong.snapMu.Unlock()
 }
 
@@ -183,7 +182,7 @@ func (c *Conn) publishCongestion() {
 // the controller.
 func (c *Conn) reportBandwidth(now time.Time) {
 	snap := &c.cong.snap // the owner: no lock needed to read
-	if !c.cong.snapSet || !bandwidthChanged(c.cong.reportedBW, c.cong.reportedAt, snap.Bandwidth, now) {
+	if !bandwidthChanged(c.cong.reportedBW, c.cong.reportedAt, snap.Bandwidth, now) {
 		return
 	}
 	bh, ok := c.handlerFor().(BandwidthHandler)

@@ -247,7 +247,7 @@ func TestBandwidthReport(t *testing.T) {
 	c := &Conn{}
 	c.handler.Store(&handlerBox{h})
 	now := time.Unix(100, 0)
-	publish := func(bw Bandwidth) { c.cong.snap, c.cong.snapSet = CongestionStats{Bandwidth: bw}, true }
+	publish := func(bw Bandwidth) { c.cong.snap = CongestionStats{Bandwidth: bw} }
 	c.reportBandwidth(now) // nothing published
 	publish(0)
 	c.reportBandwidth(now) // no estimate

@@ -3,7 +3,6 @@ package uxp
 import (
 	"bytes"
 	"encoding/binary"
-	"github.com/uxp-go/uxp/internal/arq"
 	"io"
 	"sync/atomic"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	kcp "github.com/xtaci/kcp-go/v5"
 
+	"github.com/uxp-go/uxp/internal/arq"
 	"github.com/uxp-go/uxp/internal/netsim"
 )
 
@@ -35,35 +35,45 @@ func probeWarmup(t *testing.T, p *simPair, n int) {
 	require.Len(t, got, n)
 }
 
+// lostLoneMessage warms up a session pair (seed) on a path of oneWay
+// delay, then writes one message whose only packet is dropped, and
+// returns how long it took to arrive and the client's stats around it.
+// It checks that the packet was dropped and that one tail-loss probe
+// recovered it.
+func lostLoneMessage(t *testing.T, seed uint64, oneWay time.Duration) (took time.Duration, before, after ConnStats) {
+	var arm atomic.Bool
+	cli := &Config{}
+	hooksOf(cli).dropLane = dropNextLane(&arm)
+	p := newSimPair(t, seed, &Config{}, cli, true)
+	p.net.SetDefault(netsim.Impairment{Delay: oneWay})
+	const warm = 20
+	probeWarmup(t, p, warm)
+	conn := p.cli.Conn()
+	before = conn.Stats()
+
+	arm.Store(true)
+	start := time.Now()
+	writeRetry(t, conn, testMessage(warm, 100))
+	h := p.srvH.handler(0)
+	for {
+		<-h.gotMsg
+		if _, got, _ := h.snapshot(); len(got) == warm+1 {
+			break
+		}
+	}
+	took = time.Since(start)
+	after = conn.Stats()
+	require.False(t, arm.Load(), "the message's packet was dropped")
+	require.EqualValues(t, 1, after.TailProbes-before.TailProbes)
+	return took, before, after
+}
+
 // TestTailProbeRecoversLoss: on a 2 ms path, a lone message whose only
 // packet is lost arrives one probe timeout later (about 4 ms), not after
 // KCP's retransmission timeout (at least 30 ms in no-delay mode).
 func TestTailProbeRecoversLoss(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var arm atomic.Bool
-		cli := &Config{}
-		hooksOf(cli).dropLane = dropNextLane(&arm)
-		p := newSimPair(t, 31, &Config{}, cli, true)
-		p.net.SetDefault(netsim.Impairment{Delay: time.Millisecond})
-		const warm = 20
-		probeWarmup(t, p, warm)
-		conn := p.cli.Conn()
-		before := conn.Stats()
-
-		arm.Store(true)
-		start := time.Now()
-		writeRetry(t, conn, testMessage(warm, 100))
-		h := p.srvH.handler(0)
-		for {
-			<-h.gotMsg
-			if _, got, _ := h.snapshot(); len(got) == warm+1 {
-				break
-			}
-		}
-		took := time.Since(start)
-		after := conn.Stats()
-		require.False(t, arm.Load(), "the message's packet was dropped")
-		require.EqualValues(t, 1, after.TailProbes-before.TailProbes)
+		took, before, after := lostLoneMessage(t, 31, time.Millisecond)
 		require.EqualValues(t, 1, after.Retransmissions-before.Retransmissions, "only the probe resent it")
 		require.Less(t, took, 10*time.Millisecond, "recovered by the probe, not KCP's 30 ms timeout")
 		require.Greater(t, took, 2*time.Millisecond, "a probe waits for at least the RTT")
@@ -79,31 +89,8 @@ func TestTailProbeRecoversLoss(t *testing.T) {
 // every doubly lost request/response at 5-8 ms.
 func TestTailProbeShortPath(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var arm atomic.Bool
-		cli := &Config{}
-		hooksOf(cli).dropLane = dropNextLane(&arm)
-		p := newSimPair(t, 34, &Config{}, cli, true)
 		const oneWay = 20 * time.Microsecond
-		p.net.SetDefault(netsim.Impairment{Delay: oneWay})
-		const warm = 20
-		probeWarmup(t, p, warm)
-		conn := p.cli.Conn()
-		before := conn.Stats()
-
-		arm.Store(true)
-		start := time.Now()
-		writeRetry(t, conn, testMessage(warm, 100))
-		h := p.srvH.handler(0)
-		for {
-			<-h.gotMsg
-			if _, got, _ := h.snapshot(); len(got) == warm+1 {
-				break
-			}
-		}
-		took := time.Since(start)
-		after := conn.Stats()
-		require.False(t, arm.Load(), "the message's packet was dropped")
-		require.EqualValues(t, 1, after.TailProbes-before.TailProbes)
+		took, _, _ := lostLoneMessage(t, 34, oneWay)
 		require.LessOrEqual(t, took, 2*oneWay+time.Millisecond+timerCoalesce+oneWay,
 			"a probe fires one PTO (srtt + 1 ms, rounded up to the timer slot) after the lost send")
 		require.Greater(t, took, time.Millisecond, "a probe waits for the granularity")

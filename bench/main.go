@@ -61,6 +61,7 @@ type options struct {
 	garbage     int
 	privKey     string
 	sockBuf     int
+	gcMode      string
 	sampleEvery time.Duration
 	loss        float64
 	idle        bool
@@ -102,6 +103,7 @@ func main() {
 	fs.IntVar(&o.garbage, "garbage", 0, "internal: garbage datagrams per second (soak)")
 	fs.StringVar(&o.privKey, "privkey", "", "internal: server private key (soak server)")
 	fs.IntVar(&o.sockBuf, "sockbuf", 32<<20, "soak and restart scenarios: force every soak socket's receive and send buffers to this many `bytes` (SO_RCVBUFFORCE, as root; 0: uxp's 4 MiB default, capped by net.core.rmem_max)")
+	fs.StringVar(&o.gcMode, "gc", "runtime", "soak and restart scenarios: how the server's live heap is read each interval: `runtime` (the live heap the runtime's own last GC marked, /gc/heap/live:bytes; the GC runs on its own schedule, as in production) or sample (a forced GC per sample, and a second one every minute)")
 	fs.DurationVar(&o.sampleEvery, "every", 10*time.Second, "internal: soak sampling interval")
 	fs.StringVar(&o.bind, "bind", "", "internal: local IP a load generator binds its sockets to")
 	fs.StringVar(&o.profile, "cpuprofile", "", "internal: write a CPU profile of this child to `file` (a server: from MARK on)")

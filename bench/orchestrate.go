@@ -408,7 +408,7 @@ func loadWrap() []string {
 func soakPlan(o *options, scen string) soakParams {
 	p := soakParams{n: 10000, dur: 20 * time.Minute, every: 10 * time.Second, rekey: 30 * time.Second,
 		churn: 0.01, garbage: 200, probeHz: 20, burn: o.burn, out: o.out, profile: profileDir, profileAll: o.profEvery, label: scen,
-		loss: o.loss, idle: o.idle, sockBuf: o.sockBuf}
+		loss: o.loss, idle: o.idle, sockBuf: o.sockBuf, gcMode: o.gcMode}
 	if o.quick {
 		p.n, p.dur, p.every, p.rekey = 1000, 90*time.Second, 5*time.Second, 15*time.Second
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -93,6 +94,17 @@ func liveHeap() int64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapAlloc)
+}
+
+// markedLiveHeap is the heap the runtime's last GC found live
+// (/gc/heap/live:bytes), read without forcing a GC.
+func markedLiveHeap() int64 {
+	smp := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(smp)
+	if smp[0].Value.Kind() != metrics.KindUint64 {
+		return liveHeap()
+	}
+	return int64(smp[0].Value.Uint64())
 }
 
 func serverRole(ctx context.Context, o *options) error {

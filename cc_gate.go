@@ -112,12 +112,14 @@ func (c *Conn) admitBudget(now time.Time) int {
 		return arq.NoLimit
 	}
 	g.pacer.SetRate(now, c.gatePacingRate())
+	g.extraHeld = false
 	room := c.gateWindow() - c.arq.BytesInFlight()
 	if room <= 0 {
 		return 0
 	}
 	avail := g.pacer.Available(now)
-	if avail < min(c.mtu, room) {
+	if need := min(c.mtu, room); avail < need {
+		g.extraHeld = avail+g.extraSince >= need
 		return 0
 	}
 	return min(room, avail)
@@ -219,12 +221,30 @@ func (c *Conn) admit(now time.Time, budget int) (admitted bool) {
 // noteAppLimited marks the controller app-limited when nothing waits for
 // admission although the window has room: the delivery rate then says
 // nothing about the path.
+//
+// Data that waits only because datagrams and FEC parity took the pacer's
+// tokens (extraHeld: without the bytes they were charged since the last
+// data packet the admission would have gone) is limited by the sender's
+// own traffic, not by the path, and counts as app-limited too. The
+// controller sees only the data's delivery rate: taken as a path
+// measurement, such a sample fell with every burst of parity (a partial
+// FEC group's parity is three shards of its largest packet), lowered the
+// estimate and with it the pacer, which left less room for the data and
+// more of it waiting: a spiral that ended with datagrams dropped after
+// dgramMaxWait (TestDatagramsUnderLoss with FEC, a delivery rate of 17
+// KB/s measured against a model of 130 and an application sending 90).
 func (c *Conn) noteAppLimited() {
 	g := &c.cong
-	if c.arq.Head() != 0 || g.ctrl == nil || c.arq.Unsent() > 0 {
+	if g.ctrl == nil {
 		return
 	}
 	in := c.arq.BytesInFlight()
+	if c.arq.Head() != 0 || c.arq.Unsent() > 0 {
+		if g.gated && g.extraHeld {
+			g.ctrl.OnAppLimited(in)
+		}
+		return
+	}
 	if g.gated && in < c.gateWindow() || !g.gated && g.ctrl.CanSend(in) {
 		g.ctrl.OnAppLimited(in)
 	}
@@ -239,6 +259,7 @@ func (c *Conn) paced(n int) {
 		// out untimed, and their whole burst must be paid for.
 		g.pacer.Charge(c.shard.now, n+wire.TransportOverhead)
 		g.extra.tracked += int64(n + wire.TransportOverhead)
+		g.extraSince = 0
 	}
 }
 
@@ -248,6 +269,7 @@ func (c *Conn) pacedExtra(n int) {
 	if g := &c.cong; g.gated {
 		g.pacer.Charge(c.shard.now, n+wire.TransportOverhead)
 		g.extra.untracked += int64(n + wire.TransportOverhead)
+		g.extraSince += n + wire.TransportOverhead
 	}
 }
 

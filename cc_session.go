@@ -60,6 +60,11 @@ type congestionState struct {
 	dq          []queuedDgram // datagrams waiting for the pacer
 	extra       extraShare    // paced bytes the controller does not see (gatePacingRate)
 	leastRTT    time.Duration // smallest MinRTT the controller reported (setSendBudget)
+	// extraSince counts the bytes of datagrams and parity paced since the
+	// last data packet; extraHeld says the pacer refused the last
+	// admission only because of them (admitBudget, noteAppLimited).
+	extraSince int
+	extraHeld  bool
 
 	// The outbound loss measured from acknowledgements (lossFromAcks).
 	lossAt             time.Time

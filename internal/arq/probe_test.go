@@ -12,9 +12,10 @@ import (
 )
 
 // TestDeadlineSkip: a message whose deadline passes while its only copy
-// is lost lapses: its segments go out as skip markers (twice, not counted
-// as retransmissions), its payload is never sent again, and the receiver
-// counts it as skipped and delivers the message behind it at once.
+// is lost lapses: its segments go out as skip markers (SkipMarkerCopies
+// times, not counted as retransmissions), its payload is never sent
+// again, and the receiver counts it as skipped and delivers the message
+// behind it at once.
 func TestDeadlineSkip(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newPair(t, testConfig(1), 0, 1)

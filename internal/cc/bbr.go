@@ -193,7 +193,7 @@ type roundStats struct {
 	ackedPkts, lostPkts   int
 	ackedBytes, lostBytes int
 	minRTT, maxRTT        time.Duration
-	maxRate               Bandwidth
+	maxRate               Bandwidth // the largest rate sample, app-limited ones included
 	maxLostTx             int
 }
 
@@ -300,7 +300,10 @@ func (b *BBRController) accumulate(rs rateSample, rtt time.Duration) {
 		}
 		r.maxRTT = max(r.maxRTT, rtt)
 	}
-	if rs.ok && !rs.appLimited {
+	if rs.ok {
+		// App-limited samples too: what the path delivered is a floor
+		// on what it can, however little the sender offered
+		// (onCongestion).
 		r.maxRate = max(r.maxRate, rs.rate)
 	}
 }
@@ -388,7 +391,15 @@ func (b *BBRController) standingQueue(r roundStats) bool {
 // max filter itself instead keeps REFILL and UP from sending at a rate the
 // path no longer has, which refilled a 50 ms queue after a rate drop in our
 // simulations. New bandwidth is still found by UP, whose delivery-rate
-// samples raise the filter at once.
+// samples raise the filter at once. The round's delivery rate is its
+// largest sample, app-limited ones included: a session that sends less
+// than the path carries has few others, and with those alone the bound
+// was 0.7 of the model, so random loss read as congestion (10 % loss
+// before the baseline was learned, in rounds whose few RTT samples all
+// sat 1/8 above the minimum: 5 ms of jitter each way, ACK delays) cut the
+// model below what the application sent, round after round
+// (TestDatagramsUnderLoss with FEC: its datagrams waited out their 50 ms
+// behind the pacer).
 //
 // inflight_hi, the long-term bound on data in flight, is set to 0.7 of the
 // inflight at which packets were lost. Together with its growth by equal

@@ -24,14 +24,27 @@ func (b *BBRController) advanceState(now time.Time, inflight int, roundStart boo
 }
 
 // startDown begins a ProbeBW cycle. It also advances the max-bandwidth
-// filter, so the filter spans the current and the previous cycle.
+// filter, so the filter spans the current and the previous cycle, counting
+// only cycles that fed it a sample: a cycle in which every delivery-rate
+// sample was application-limited (and below the estimate, so ignored)
+// measured nothing, and does not push the previous cycle's maximum out.
+// Advanced regardless, two such cycles in a row, common for a session that
+// sends less than the path carries (a game's messages and datagrams),
+// emptied the filter: the next app-limited sample, a few KB/s, became the
+// whole model, the pacer fell below what the application sent, and its
+// datagrams were dropped after waiting dgramMaxWait (TestDatagramsUnderLoss
+// with FEC). Like the draft's windowed max filter, which changes only when
+// a sample arrives, it keeps its maximum through cycles that measured
+// nothing.
 func (b *BBRController) startDown() {
 	b.state = bbrProbeBW
 	b.phase = phaseDown
 	b.phaseRounds = 0
 	b.pacingGain = bbrDownPacingGain
 	b.cwndGain = bbrCwndGain
-	b.bwHi[0], b.bwHi[1] = b.bwHi[1], 0
+	if b.bwHi[1] > 0 {
+		b.bwHi[0], b.bwHi[1] = b.bwHi[1], 0
+	}
 	b.cruiseFor = bbrCruiseRoundsMin + b.rng.IntN(bbrCruiseRoundsMax-bbrCruiseRoundsMin)
 }
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/uxp-go/uxp/internal/sockio"
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // BenchmarkReadBatch measures the server read path per datagram (recvmmsg,
@@ -41,7 +42,7 @@ func BenchmarkReadBatch(b *testing.B) {
 						}
 						buf := s.sendRoom()[:size]
 						putTransportHeader(buf, c.id, uint64(i), 0)
-						s.commitSend(size, to, c)
+						s.commitSend(size, to, c, wire.FrameDatagram)
 						if scen == "flows" {
 							s.flushSends()
 						}

@@ -137,3 +137,78 @@ func TestBatchSendClosedSocket(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchSendAnyOrder queues three bulk messages (three full-size
+// datagrams and a short tail each) with CommitAnyOrder, then an ordinary
+// datagram and one more message: within the span before the ordinary
+// datagram the full-size datagrams leave first, as one GSO message, and
+// the tails after them; nothing crosses the ordinary datagram, every
+// datagram arrives once, and without GSO the commit order is kept.
+func TestBatchSendAnyOrder(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		gsoOff bool
+		want   []byte
+		msgs   int // messages in the flush's sendmmsg batch
+	}{
+		// Messages: the nine full-size datagrams with tail 4; tails 8
+		// and 12 with the shorter ordinary 13; 14 with its tail 15.
+		{"gso", false, []byte{1, 2, 3, 5, 6, 7, 9, 10, 11, 4, 8, 12, 13, 14, 15}, 3},
+		{"no gso", true, []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, 15},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := udpSocket(t)
+			ts := newTestSender(t, udpSocket(t))
+			if !ts.s.gso && !tt.gsoOff {
+				t.Skip("the kernel has no UDP GSO")
+			}
+			ts.gsoOff.Store(tt.gsoOff)
+			to := addrOf(r)
+			ts.out.Grow()
+			ts.out.Grow() // 16 KiB: the whole plan in one flush
+			anyOrder := func(size int, tag byte) {
+				if ts.out.Full() {
+					t.Fatal("the batch filled up")
+				}
+				b := ts.out.Room()[:size]
+				for i := range b {
+					b[i] = tag
+				}
+				ts.out.CommitAnyOrder(size, to, uint32(tag))
+			}
+			tag := byte(1)
+			for range 3 {
+				for range 3 {
+					anyOrder(1000, tag)
+					tag++
+				}
+				anyOrder(300, tag)
+				tag++
+			}
+			ts.queue(to, 200, tag) // ordinary: a barrier
+			tag++
+			anyOrder(1000, tag)
+			anyOrder(300, tag+1)
+			ts.flush()
+			if ts.s.cnt != tt.msgs {
+				t.Errorf("%d messages sent, want %d", ts.s.cnt, tt.msgs)
+			}
+			got, sizes := readTags(t, r)
+			if !bytes.Equal(got, tt.want) {
+				t.Fatalf("datagrams arrived as %v, want %v", got, tt.want)
+			}
+			for i, g := range got {
+				want := 1000
+				switch g {
+				case 4, 8, 12, 15:
+					want = 300
+				case 13:
+					want = 200
+				}
+				if sizes[i] != want {
+					t.Fatalf("datagram %d: %d bytes, want %d", g, sizes[i], want)
+				}
+			}
+		})
+	}
+}

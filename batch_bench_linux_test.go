@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/uxp-go/uxp/internal/sockio"
-	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // BenchmarkReadBatch measures the server read path per datagram (recvmmsg,
@@ -42,7 +41,7 @@ func BenchmarkReadBatch(b *testing.B) {
 						}
 						buf := s.sendRoom()[:size]
 						putTransportHeader(buf, c.id, uint64(i), 0)
-						s.commitSend(size, to, c, wire.FrameDatagram)
+						s.commitSend(size, to, c)
 						if scen == "flows" {
 							s.flushSends()
 						}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/uxp-go/uxp/internal/sockio"
 	"github.com/uxp-go/uxp/internal/testutil"
-	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // The read loop over the batch reader: recvmmsg, GRO split, routing and
@@ -81,7 +80,7 @@ func TestBatchRead(t *testing.T) {
 	for i := range uint64(run) {
 		b := s1.sendRoom()[:1200]
 		copy(b, transport(1200, i))
-		s1.commitSend(1200, to, c, wire.FrameDatagram) // an ordered kind: the test checks the order
+		s1.commitSend(1200, to, c)
 	}
 	s1.flushSends()
 	for i := range uint64(5) {

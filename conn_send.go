@@ -174,7 +174,7 @@ func (c *Conn) sendFrameTo(kind byte, hdr, body []byte, to netip.AddrPort) int {
 	b = append(b, hdr...)
 	b = append(b, body...)
 	pkt := key.send.Seal(b[:wire.TransportHeaderSize], ctr, b[wire.TransportHeaderSize:], b[:wire.TransportHeaderSize])
-	s.commitSend(len(pkt), to, c, kind)
+	s.commitSend(len(pkt), to, c)
 	c.hb.sent(s.now)
 	if kind == wire.FrameClose {
 		// The endpoint may close its socket right after this (a client

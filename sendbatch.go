@@ -2,8 +2,6 @@ package uxp
 
 import (
 	"net/netip"
-
-	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // The shard's send side of socket I/O. A shard seals the datagrams of one
@@ -25,15 +23,7 @@ func (s *shard) sendRoom() []byte {
 }
 
 // commitSend queues the datagram just written into sendRoom's buffer.
-// Its frame kind says whether it may leave after later datagrams of the
-// event: ARQ frames may (the peer's KCP orders segments by sequence
-// number), so a bulk send's full-size datagrams go out as one GSO run
-// with the messages' short last segments after them (sockio.Sender).
-func (s *shard) commitSend(n int, to netip.AddrPort, c *Conn, kind byte) {
-	if kind == wire.FrameKCP || kind == wire.FrameLane {
-		s.out.CommitAnyOrder(n, to, c.id)
-		return
-	}
+func (s *shard) commitSend(n int, to netip.AddrPort, c *Conn) {
 	s.out.Commit(n, to, c.id)
 }
 

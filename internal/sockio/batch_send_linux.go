@@ -11,16 +11,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Sender is one shard's sendmmsg state: Flush lays the shard's send
-// Batch out as messages, one per datagram or one per GSO run (datagrams to
-// one address with one size, the last possibly shorter, with a UDP_SEGMENT
-// control message), and sends them all in as few system calls as the
-// kernel takes. Each datagram has its own iovec, so a run need not be
-// contiguous in the batch buffer: within a span of datagrams committed
-// with CommitAnyOrder to one address, the full-size ones go first as one
-// run and the shorter ones after them. The arrays grow on first need, up
-// to sendBatchPackets entries: most shards (every client's) send one or
-// two datagrams per event and never need more.
+// Sender is one shard's sendmmsg state: Flush turns the shard's send
+// Batch into messages, one per datagram or one per GSO run (consecutive
+// datagrams to one address with one size, the last possibly shorter, with
+// a UDP_SEGMENT control message), and sends them all in as few system
+// calls as the kernel takes. The arrays grow on first need, up to
+// sendBatchPackets entries: most shards (every client's) send one or two
+// datagrams per event and never need more.
 //
 // Owned by the shard goroutine.
 type Sender struct {
@@ -36,26 +33,13 @@ type Sender struct {
 	iovs   []syscall.Iovec
 	names  []syscall.RawSockaddrInet6 // large enough for either family
 	oobs   [][24]byte                 // CmsgSpace(2) on 64-bit
-	order  []int                      // the datagrams (batch indices) in the order they leave
-	pend   []int                      // the datagrams (batch indices) the next build lays out
-	first  []int                      // per message: its first datagram in order
-	last   []int                      // per message: one past its last datagram in order
-	niov   int                        // iovecs built
+	first  []int                      // per message: its first datagram in the batch
+	last   []int                      // per message: one past its last datagram
 	off    int                        // first message the next call sends
 	cnt    int                        // messages built
 	sent   int                        // messages the last call sent
 	errno  syscall.Errno              // the last call's error
 }
-
-/* Implementation constants */
-const (
-	// maxGSOSegments is the most datagrams one GSO message carries
-	// (UDP_MAX_SEGMENTS in Linux before 6.9).
-	maxGSOSegments = 64
-	// maxGSOBytes is the most UDP payload one GSO message carries: an
-	// IPv4 datagram's 65535 bytes less its IP and UDP headers.
-	maxGSOBytes = 65535 - 20 - 8
-)
 
 var errAddrFamily = errors.New("uxp: destination address family does not match the socket")
 
@@ -108,8 +92,6 @@ func (s *Sender) grow(n int) {
 	s.iovs = make([]syscall.Iovec, n)
 	s.names = make([]syscall.RawSockaddrInet6, n)
 	s.oobs = make([][24]byte, n)
-	s.order = make([]int, n)
-	s.pend = make([]int, n)
 	s.first = make([]int, n)
 	s.last = make([]int, n)
 }
@@ -121,13 +103,8 @@ func (s *Sender) grow(n int) {
 // per message; a closed socket ends the flush.
 func (s *Sender) Flush(b *Batch) {
 	s.grow(len(b.pkts))
-	pend := s.pend[:len(b.pkts)]
-	for i := range pend {
-		pend[i] = i
-	}
-	for len(pend) > 0 {
-		s.build(b, pend)
-		pend = nil
+	for i := 0; i < len(b.pkts); {
+		i = s.build(b, i)
 		for s.off = 0; s.off < s.cnt; {
 			s.sent, s.errno = 0, 0
 			if err := s.rc.Write(s.fn); err != nil {
@@ -151,10 +128,10 @@ func (s *Sender) Flush(b *Batch) {
 				// on this socket and send this run and the rest again,
 				// one datagram per message.
 				s.gsoOff.Store(true)
-				pend = append(s.pend[:0], s.order[first:s.last[s.cnt-1]]...)
+				i = first
 				break
 			}
-			s.log.Debug("uxp: send failed", "session", b.pkts[s.order[first]].session, "err", s.errno)
+			s.log.Debug("uxp: send failed", "session", b.pkts[first].session, "err", s.errno)
 			s.off++
 		}
 	}
@@ -164,41 +141,31 @@ func (s *Sender) Flush(b *Batch) {
 // clearIovs drops the messages' references to the batch buffer, so that
 // a buffer the batch replaces (Grow) does not stay reachable from here.
 func (s *Sender) clearIovs() {
-	clear(s.iovs[:s.niov])
-	s.niov = 0
+	for m := range s.cnt {
+		s.iovs[m].Base = nil
+	}
 }
 
-// build lays out the datagrams pend names (batch indices, in commit
-// order) as messages. Datagrams it cannot put in a message (an address of
-// the other family) are skipped; those to a zoned IPv6 address go out on
-// their own through the socket, which resolves zones.
-func (s *Sender) build(b *Batch, pend []int) {
+// build turns datagrams from index i on into messages and returns the
+// index after the last one it took. Datagrams it cannot put in a message
+// (an address of the other family) are skipped; those to a zoned IPv6
+// address go out on their own through the socket, which resolves zones.
+func (s *Sender) build(b *Batch, i int) int {
 	gso := s.gso && !s.gsoOff.Load()
-	s.layout(b, pend, gso)
-	n := len(pend)
-	m, v := 0, 0
-	for i := 0; i < n; {
-		p := b.pkts[s.order[i]]
+	m := 0
+	for i < len(b.pkts) {
+		p := b.pkts[i]
 		j := i + 1
 		size := p.end - p.off
 		if gso {
-			total := size
-			for j < n && j-i < maxGSOSegments {
-				q := b.pkts[s.order[j]]
-				qs := q.end - q.off
-				if q.to != p.to || qs > size || total+qs > maxGSOBytes {
-					break
-				}
-				total += qs
+			for j < len(b.pkts) && b.pkts[j].to == p.to && b.pkts[j-1].end-b.pkts[j-1].off == size &&
+				b.pkts[j].off == b.pkts[j-1].end && b.pkts[j].end-b.pkts[j].off <= size {
 				j++
-				if qs < size {
-					break // a shorter datagram ends the run
-				}
 			}
 		}
 		if p.to.Addr().Zone() != "" {
 			for k := i; k < j; k++ {
-				q := b.pkts[s.order[k]]
+				q := b.pkts[k]
 				if err := s.sock.WriteTo(b.buf[q.off:q.end], q.to); err != nil {
 					s.log.Debug("uxp: send failed", "session", q.session, "err", err)
 				}
@@ -212,21 +179,11 @@ func (s *Sender) build(b *Batch, pend []int) {
 			i = j
 			continue
 		}
-		// One iovec per stretch of the run that is contiguous in the
-		// batch buffer.
-		v0 := v
-		for k := i; k < j; k++ {
-			q := b.pkts[s.order[k]]
-			if v > v0 && q.off == b.pkts[s.order[k-1]].end {
-				s.iovs[v-1].SetLen(int(s.iovs[v-1].Len) + q.end - q.off)
-				continue
-			}
-			s.iovs[v].Base = &b.buf[q.off]
-			s.iovs[v].SetLen(q.end - q.off)
-			v++
-		}
-		h.Iov = &s.iovs[v0]
-		setIovlen(&h.Iovlen, v-v0)
+		end := b.pkts[j-1].end
+		s.iovs[m].Base = &b.buf[p.off]
+		s.iovs[m].SetLen(end - p.off)
+		h.Iov = &s.iovs[m]
+		h.Iovlen = 1
 		if j-i > 1 {
 			h.Control = &s.oobs[m][0]
 			h.SetControllen(putSegmentSize(s.oobs[m][:], size))
@@ -239,49 +196,7 @@ func (s *Sender) build(b *Batch, pend []int) {
 		i = j
 	}
 	s.cnt = m
-	s.niov = max(s.niov, v)
-}
-
-// layout writes into s.order the order the datagrams of pend leave in:
-// commit order, except that with GSO, within each span of consecutive
-// CommitAnyOrder datagrams to one address, the largest ones go first (in
-// commit order) and the others after them (in commit order). A bulk
-// sender's span is then one GSO run of full-size datagrams and one of the
-// messages' short tails, instead of a run per message.
-func (s *Sender) layout(b *Batch, pend []int, gso bool) {
-	k := 0
-	for x := 0; x < len(pend); {
-		p := b.pkts[pend[x]]
-		y := x + 1
-		if gso && p.anyOrder {
-			for y < len(pend) && b.pkts[pend[y]].anyOrder && b.pkts[pend[y]].to == p.to {
-				y++
-			}
-		}
-		if y-x == 1 {
-			s.order[k] = pend[x]
-			k++
-			x = y
-			continue
-		}
-		size := 0
-		for _, i := range pend[x:y] {
-			size = max(size, b.pkts[i].end-b.pkts[i].off)
-		}
-		for _, i := range pend[x:y] {
-			if b.pkts[i].end-b.pkts[i].off == size {
-				s.order[k] = i
-				k++
-			}
-		}
-		for _, i := range pend[x:y] {
-			if b.pkts[i].end-b.pkts[i].off != size {
-				s.order[k] = i
-				k++
-			}
-		}
-		x = y
-	}
+	return i
 }
 
 // setName writes message m's destination. It reports false for an
@@ -305,7 +220,3 @@ func (s *Sender) setName(m int, to netip.AddrPort) bool {
 	h.Name = (*byte)(unsafe.Pointer(&s.names[m]))
 	return true
 }
-
-// setIovlen sets a msghdr's iovec count, whose type differs by
-// architecture.
-func setIovlen[T ~uint32 | ~uint64](p *T, n int) { *p = T(n) }

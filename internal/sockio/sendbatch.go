@@ -23,7 +23,6 @@ type packet struct {
 	off, end int
 	to       netip.AddrPort
 	session  uint32 // for the debug log of a failed send
-	anyOrder bool   // CommitAnyOrder: may leave after later datagrams of the batch
 }
 
 /* Implementation constants */
@@ -68,18 +67,6 @@ func (b *Batch) Commit(n int, to netip.AddrPort, session uint32) {
 	off := len(b.buf)
 	b.buf = b.buf[:off+n]
 	b.pkts = append(b.pkts, packet{off: off, end: off + n, to: to, session: session})
-}
-
-// CommitAnyOrder is Commit for a datagram whose order among its
-// neighbours does not matter to the receiver (ARQ segments, which the
-// peer puts in order by sequence number). Within a run of such datagrams
-// to one address the sender may send the full-size ones first and the
-// shorter ones after them, all in the same flush: a bulk sender's
-// messages each end in a short datagram, which would otherwise end every
-// GSO message after one message's worth of datagrams.
-func (b *Batch) CommitAnyOrder(n int, to netip.AddrPort, session uint32) {
-	b.Commit(n, to, session)
-	b.pkts[len(b.pkts)-1].anyOrder = true
 }
 
 // Len returns how many datagrams the batch holds.

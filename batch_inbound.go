@@ -68,14 +68,16 @@ func (ep *endpoint) stage(c *Conn, bp *packetBuf, n int, from netip.AddrPort) {
 	}
 }
 
-// flushStaged hands every shard its staged datagrams. The read loop calls
-// it after dispatching each read, so nothing stays staged while it blocks.
+// flushStaged hands every shard its staged datagrams, and forgets the
+// session lookup remembered. The read loop calls it after dispatching
+// each read, so nothing stays staged while it blocks.
 func (ep *endpoint) flushStaged() {
 	for i, b := range ep.staged {
 		if b != nil {
 			ep.handOff(i)
 		}
 	}
+	ep.readID, ep.readConn = 0, nil // endpoint.lookup
 }
 
 // handOff sends shard i its staged batch without blocking, or drops it

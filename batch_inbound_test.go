@@ -122,3 +122,39 @@ func TestShardShutdownFreesQueuedBatches(t *testing.T) {
 		t.Fatalf("after shutdown: %d batches queued, %d datagrams counted", len(s.in), s.queued.Load())
 	}
 }
+
+// TestReadLookupPerRead checks the read loop's remembered session lookup
+// (endpoint.lookup): within a read, datagrams of interleaved sessions each
+// reach their own session, and a session that leaves the table mid-read
+// still gets the rest of that read (as if looked up just before it left);
+// from the next read on its datagrams are unknown, and a session that
+// joins the table is found.
+func TestReadLookupPerRead(t *testing.T) {
+	ep, conns := newStagingEndpoint(t, 1, 2)
+	a, b := conns[0], conns[1]
+	s := ep.shards[0]
+	stageSeq(ep, a, 1)
+	stageSeq(ep, b, 2)
+	stageSeq(ep, a, 3)
+	ep.table.remove(a.id)
+	stageSeq(ep, a, 4) // same read: still a's
+	ep.flushStaged()
+	got := drainShard(s)
+	if len(got[a.id]) != 3 || len(got[b.id]) != 1 || got[b.id][0] != 2 {
+		t.Fatalf("first read routed %v, want a: [1 3 4], b: [2]", got)
+	}
+	stageSeq(ep, a, 5) // next read: a is gone
+	ep.flushStaged()
+	if got := drainShard(s); len(got) != 0 {
+		t.Fatalf("second read routed %v to a session that left the table", got)
+	}
+	if n := ep.drops.unknownSession.Load(); n != 1 {
+		t.Fatalf("%d datagrams counted for an unknown session, want 1", n)
+	}
+	ep.table.set(a.id, a)
+	stageSeq(ep, a, 6)
+	ep.flushStaged()
+	if got := drainShard(s); len(got[a.id]) != 1 || got[a.id][0] != 6 {
+		t.Fatalf("after rejoining: routed %v, want a: [6]", got)
+	}
+}

@@ -58,6 +58,11 @@ type endpoint struct {
 	batchRead  bool            // set by the owner before start: read in batches (servers always do)
 	batch      *sockio.Reader  // servers and Dialers on Linux: recvmmsg (with GRO); nil reads one datagram per call
 	staged     []*inboundBatch // per shard: datagrams of the current read; read loop only
+	// readID and readConn are the session the current read's last
+	// transport datagram went to (lookup); read loop only, forgotten by
+	// flushStaged.
+	readID   uint32
+	readConn *Conn
 }
 
 func newEndpoint(pc net.PacketConn, set *settings, workers int, owner endpointOwner) *endpoint {
@@ -262,7 +267,7 @@ func (ep *endpoint) dispatch(bp *packetBuf, n int, from netip.AddrPort) {
 			ep.drops.malformed.Add(1)
 			break
 		}
-		c := ep.table.get(h.receiver())
+		c := ep.lookup(h.receiver())
 		if c == nil {
 			ep.drops.unknownSession.Add(1)
 			ep.owner.onUnknownSession(bp[:n], from)
@@ -289,6 +294,26 @@ func (ep *endpoint) dispatch(bp *packetBuf, n int, from netip.AddrPort) {
 		ep.drops.malformed.Add(1)
 	}
 	putPacketBuf(bp)
+}
+
+// lookup returns the session with ID id, as the table has it, for the
+// read loop. The datagrams of one read mostly go to one session (a GRO
+// run is one sender's), so the last session found is remembered until
+// the read is handed off (flushStaged) and the table's read lock, a shared atomic
+// per datagram, is taken once per session per read. A session that
+// leaves the table meanwhile gets the rest of the read's datagrams as if
+// they had been looked up just before it left: its shard drops them as
+// for a closed session (Conn.receive), as it does for any datagram
+// routed just before the session ended.
+func (ep *endpoint) lookup(id uint32) *Conn {
+	if id == ep.readID && ep.readConn != nil {
+		return ep.readConn
+	}
+	c := ep.table.get(id)
+	if c != nil {
+		ep.readID, ep.readConn = id, c
+	}
+	return c
 }
 
 // sessionTable maps session IDs to sessions. The read loop looks up every

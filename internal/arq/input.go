@@ -35,6 +35,7 @@ func (ls *Lanes) output(l *lane, segs []byte) {
 		if !ok {
 			break
 		}
+		at := len(segs) - len(p) // seg's offset in segs
 		p = rest
 		// Every segment KCP sends carries its current receive state;
 		// forged segments repeat the latest.
@@ -66,8 +67,14 @@ func (ls *Lanes) output(l *lane, segs []byte) {
 			}
 			ls.trackSent(l, sn, seg.Ts(), len(seg), fresh, false, timeout)
 		}
-		// out never overtakes p: skip markers only shrink segments.
-		out = append(out, seg...)
+		// out never overtakes p: skip markers only shrink segments
+		// (in place). Until one has, seg already sits where out ends:
+		// take it without a copy.
+		if at == len(out) {
+			out = segs[:at+len(seg)]
+		} else {
+			out = append(out, seg...)
+		}
 	}
 	if l.reack.has {
 		out = ls.withReAcks(l, out, l.outUna, l.outWnd)

@@ -41,6 +41,16 @@ type Sender struct {
 	errno  syscall.Errno              // the last call's error
 }
 
+/* Implementation constants */
+const (
+	// maxGSOSegments is the most datagrams one GSO message carries
+	// (UDP_MAX_SEGMENTS before Linux 6.9).
+	maxGSOSegments = 64
+	// maxGSOBytes is the most UDP payload one GSO message carries: an
+	// IPv4 datagram's 65535 bytes less its IP and UDP headers.
+	maxGSOBytes = 65535 - 20 - 8
+)
+
 var errAddrFamily = errors.New("uxp: destination address family does not match the socket")
 
 // NewSender returns a sender for sock, or nil when sock is not a
@@ -158,7 +168,8 @@ func (s *Sender) build(b *Batch, i int) int {
 		j := i + 1
 		size := p.end - p.off
 		if gso {
-			for j < len(b.pkts) && b.pkts[j].to == p.to && b.pkts[j-1].end-b.pkts[j-1].off == size &&
+			for j < len(b.pkts) && j-i < maxGSOSegments && b.pkts[j].end-p.off <= maxGSOBytes &&
+				b.pkts[j].to == p.to && b.pkts[j-1].end-b.pkts[j-1].off == size &&
 				b.pkts[j].off == b.pkts[j-1].end && b.pkts[j].end-b.pkts[j].off <= size {
 				j++
 			}

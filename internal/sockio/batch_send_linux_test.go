@@ -137,3 +137,35 @@ func TestBatchSendClosedSocket(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchSendRunLimits fills a full-size batch with equal datagrams to
+// one address: no GSO message carries more than maxGSOSegments datagrams
+// or maxGSOBytes of payload (the kernel refuses more), and every datagram
+// arrives once, in order.
+func TestBatchSendRunLimits(t *testing.T) {
+	for _, size := range []int{1400, 500} {
+		r := udpSocket(t)
+		ts := newTestSender(t, udpSocket(t))
+		for cap(ts.out.buf) < sendBatchBytes {
+			ts.out.Grow()
+		}
+		var want []byte
+		for i := 0; !ts.out.Full(); i++ {
+			ts.queue(addrOf(r), size, byte(i))
+			want = append(want, byte(i))
+		}
+		ts.flush()
+		for m := range ts.s.cnt {
+			n := ts.s.last[m] - ts.s.first[m]
+			if n > maxGSOSegments || n*size > maxGSOBytes {
+				t.Errorf("size %d: message %d carries %d datagrams, %d bytes", size, m, n, n*size)
+			}
+		}
+		if ts.s.gso && ts.s.cnt < 2 {
+			t.Errorf("size %d: %d datagrams went in %d messages", size, len(want), ts.s.cnt)
+		}
+		if got, _ := readTags(t, r); !bytes.Equal(got, want) {
+			t.Fatalf("size %d: got %d datagrams, want %d in order", size, len(got), len(want))
+		}
+	}
+}

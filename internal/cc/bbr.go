@@ -364,7 +364,18 @@ func (b *BBRController) endRound() (r roundStats, congested bool) {
 	// learn its baseline, and every round would cut the window (found
 	// wiring the controller into uxp's sessions: 10 % loss with jitter
 	// held the window at its 4-packet minimum).
-	if !b.standingQueue(r) && b.state != bbrStartup {
+	//
+	// Except when the round's loss is well above the baseline and the
+	// RTT rose by a quarter during it (queued): a queue that overflowed
+	// after it had been empty, as in the first round after a rate drop
+	// (a quarter of the packets lost). Learnt as random loss, that round
+	// raised the baseline to 3-6 %, and with it the pacing rate
+	// (setPacing's lossScale) above the link: the queue then stood in
+	// every later round, which kept the baseline from decaying
+	// (TestBottleneckStepDrain: a standing queue of 15-30 ms two
+	// seconds after the drop).
+	overflow := queued && rate > p0+2*sigma
+	if !b.standingQueue(r) && !overflow && b.state != bbrStartup {
 		b.baseline += (rate - b.baseline) * bbrBaselineGain
 	}
 	return r, congested
@@ -415,6 +426,10 @@ func (b *BBRController) onCongestion(r roundStats, inflight int) {
 		b.inflightHi = hi
 		if b.phase != phaseDown {
 			b.startDown()
+		} else {
+			// Still overflowing: DOWN's time to probe
+			// (advanceProbeBW) counts from the last congested round.
+			b.phaseRounds = 0
 		}
 	case bbrStartup:
 		b.inflightHi = hi

@@ -49,6 +49,18 @@ func (b *BBRController) advanceProbeBW(inflight int, roundStart bool, rs rateSam
 		// has left the headroom below inflight_hi for other flows.
 		if inflight <= b.bdp(1) && (b.inflightHi == 0 || inflight <= b.headroom()) {
 			b.setPhase(phaseCruise, 1, bbrCwndGain)
+		} else if b.phaseRounds >= b.cruiseFor {
+			// Time to probe, as the draft's DOWN leaves on its probe
+			// timer: a queue that outlives the cycle's cruise is
+			// another flow's (a loss-based one keeps it full), or the
+			// model's bandwidth is above the path, so that even 0.75
+			// of it keeps a queue of its own (after a rate drop that
+			// the congested rounds cut by 0.7 at a time, the
+			// cwnd-bound queue then losing nothing more). Either way
+			// waiting in DOWN does not end it, and never advanced the
+			// max filter: the cycle goes on, and the next DOWN ages
+			// the stale maximum out.
+			b.setPhase(phaseRefill, 1, bbrCwndGain)
 		}
 	case phaseCruise:
 		if roundStart && b.inflightHi > 0 && inflight+rs.ackedBytes >= b.headroom()-b.mss {

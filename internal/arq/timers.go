@@ -22,7 +22,7 @@ func (ls *Lanes) Timers(now time.Time, budget int) {
 		ls.flushAcks(now)
 	}
 	ls.begin(now)
-	held := ls.ackHeld(now)
+	held := ls.heldOnce(now)
 	acked := false
 	for _, l := range ls.byPrio {
 		ls.probeTimer(l, now)
@@ -30,7 +30,7 @@ func (ls *Lanes) Timers(now time.Time, budget int) {
 		if l.arq == nil {
 			continue
 		}
-		if _, _, tick := ls.sendWork(l); (l.ackPending && !held || tick) && ls.due(l.arq.Check()) {
+		if _, _, tick := ls.sendWork(l); (l.ackPending && !held() || tick) && ls.due(l.arq.Check()) {
 			// Update flushes everything on KCP's interval tick. Check may
 			// also be due for a retransmission before that tick, when
 			// Update does nothing: that is handled below.
@@ -71,6 +71,18 @@ func (ls *Lanes) ackHeld(now time.Time) bool {
 	return !ls.acks.Deadline().IsZero() && !ls.acks.AckNow(now)
 }
 
+// heldOnce returns ackHeld(now), asked once and only if called: most
+// wakes have no ACK owed.
+func (ls *Lanes) heldOnce(now time.Time) func() bool {
+	asked, held := false, false
+	return func() bool {
+		if !asked {
+			asked, held = true, ls.ackHeld(now)
+		}
+		return held
+	}
+}
+
 // due reports whether KCP time ms has come at the current call's time.
 // KCP's Check answers its own clock read at the call, which may be ahead
 // of the event's by the time the event has run so far: a timer that fell
@@ -94,12 +106,12 @@ func (ls *Lanes) Deadline(now time.Time) time.Time {
 	var margin time.Duration
 	marginRead := false
 	owed := false
-	held := ls.ackHeld(now)
+	held := ls.heldOnce(now)
 	for _, l := range ls.lanes {
 		owed = owed || l.ackPending
 		if l.arq != nil {
 			switch at, has, tick := ls.sendWork(l); {
-			case l.ackPending && !held || tick:
+			case l.ackPending && !held() || tick:
 				d = earlier(d, kcpAt(l.arq.Check()))
 			case has:
 				d = earlier(d, kcpAt(at))

@@ -32,6 +32,7 @@ func (b *BBRController) startDown() {
 	b.pacingGain = bbrDownPacingGain
 	b.cwndGain = bbrCwndGain
 	b.bwHi[0], b.bwHi[1] = b.bwHi[1], 0
+	b.downQueued = 0
 	b.cruiseFor = bbrCruiseRoundsMin + b.rng.IntN(bbrCruiseRoundsMax-bbrCruiseRoundsMin)
 }
 
@@ -49,9 +50,10 @@ func (b *BBRController) advanceProbeBW(inflight int, roundStart bool, rs rateSam
 		// has left the headroom below inflight_hi for other flows.
 		if inflight <= b.bdp(1) && (b.inflightHi == 0 || inflight <= b.headroom()) {
 			b.setPhase(phaseCruise, 1, bbrCwndGain)
-		} else if b.phaseRounds >= b.cruiseFor {
+		} else if b.downQueued >= b.cruiseFor {
 			// Time to probe, as the draft's DOWN leaves on its probe
-			// timer: a queue that outlives the cycle's cruise is
+			// timer, once the queue stood through as many rounds of
+			// DOWN as the cycle cruises: a queue that outlives DOWN is
 			// another flow's (a loss-based one keeps it full), or the
 			// model's bandwidth is above the path, so that even 0.75
 			// of it keeps a queue of its own (after a rate drop that
@@ -59,7 +61,10 @@ func (b *BBRController) advanceProbeBW(inflight int, roundStart bool, rs rateSam
 			// cwnd-bound queue then losing nothing more). Either way
 			// waiting in DOWN does not end it, and never advanced the
 			// max filter: the cycle goes on, and the next DOWN ages
-			// the stale maximum out.
+			// the stale maximum out. A DOWN whose queue emptied stays
+			// (on a path whose minimum RTT is a fraction of a packet's
+			// time inflight never falls to the BDP, and such a flow
+			// used to wait in DOWN, pacing at 0.75 of its estimate).
 			b.setPhase(phaseRefill, 1, bbrCwndGain)
 		}
 	case phaseCruise:

@@ -119,8 +119,9 @@ const (
 // States: Startup (pacing gain 2.77, until the bandwidth estimate stops
 // growing by 25 % for 3 rounds, or a round shows congestion loss), Drain
 // (gain 0.35 until inflight <= BDP), ProbeBW (cwnd 1.75 BDP) cycling through
-// DOWN (0.75, until inflight <= BDP, or to REFILL once it has lasted the
-// cycle's cruise rounds), CRUISE (1.0, 3-6 rounds), REFILL (1.0, one round)
+// DOWN (0.75, until inflight <= BDP, or to REFILL once the queue stood
+// through as many of its rounds as the cycle cruises, where the BDP is at
+// least 4 packets), CRUISE (1.0, 3-6 rounds), REFILL (1.0, one round)
 // and UP (1.25, until inflight reaches 1.25 BDP or congestion), and ProbeRTT
 // (cwnd = BDP/2 for 200 ms) when the minimum RTT has not been seen for 5 s.
 //

@@ -81,104 +81,125 @@ func newStepRig(t *testing.T, seed uint64, write int, loss float64, bcfg netsim.
 // what the controller's model controls. On top of it every message the
 // gate admits leaves as one burst. The test logs when the standing queue
 // was last at or above the base RTT and asserts that from 2 s after the
-// drop it is at or above the base RTT in at most maxLate of the windows.
+// drop it is under the base RTT in every window, in writes of 1 KiB and
+// of 16 KiB, over several network seeds and clock phases (the offset of
+// the run from the shard's millisecond timer slots).
 //
 // The gate admits per segment (internal/arq sendlimit.go): a 16 KiB
 // message no longer leaves as a 13-packet burst (26 ms of the 5 Mbit/s
 // link) but by the pacer's quantum within the window, and a spurious
 // retransmission timeout raises the lane's KCP timeout floor
 // (internal/arq Config.SpuriousRTOFloor, on under a gating controller).
-// Measured over 20 runs: no queue drops after the drop in either case
-// (16 KiB: up to 4 % before), and no retransmission from 0.1 s after it.
-// With 1 KiB writes the standing queue is under the base RTT from 0.1-0.3
-// s after the drop and above it again in 0-5 of the 150 windows from +2 s
-// in most runs (19 in one of 50).
-// With 16 KiB writes it is above it in 2-47 of those windows (median 7):
-// each ProbeBW_UP (pacing gain 1.25 for a round) lifts it to 20-30 ms for
-// a window or two, on top of the standing queue that CRUISE builds because
-// the bandwidth estimate runs 5-6 % above the link (5.3 Mbit/s), within
-// the 1.75 BDP window. So issue 14's 2 s settle is met for the sustained
-// queue but not for every window: the test bounds the late windows.
+//
+// Until the receiver's KCP interval tick stopped sending the ACKs the
+// thinning policy holds (internal/arq timers.go ackHeld), the standing
+// queue was above the base RTT in 2-47 of the 150 windows from +2 s with
+// 16 KiB writes (median 7) and 0-19 with 1 KiB writes: a lone full-size
+// segment acknowledged late on the tick began delivery-rate samples whose
+// interval was cut by up to a packet's time at the bottleneck, the
+// bandwidth estimate (a maximum over the samples) ran 5-9 % above the
+// link, and each ProbeBW_UP rose on the standing queue that built. Now the
+// estimate is the link's 5 Mbit/s, and no window is late in any case.
 func TestBottleneckStepDrain(t *testing.T) {
 	tests := []struct {
-		name    string
-		write   int
-		maxLate float64 // windows from +2 s with a standing queue >= the base RTT
-		drops   float64 // queue drops from 1 s after the step on
+		name  string
+		write int
+		seed  uint64
+		phase time.Duration // offset of the run from the millisecond grid
 	}{
-		{"1 KiB writes", 1 << 10, 0.25, 0.02},
-		{"16 KiB writes", 16 << 10, 0.5, 0.02},
+		{"1 KiB writes", 1 << 10, 75, 0},
+		{"1 KiB writes, seed 77, phase 0.37 ms", 1 << 10, 77, 370 * time.Microsecond},
+		{"16 KiB writes", 16 << 10, 75, 0},
+		{"16 KiB writes, seed 76, phase 0.37 ms", 16 << 10, 76, 370 * time.Microsecond},
+		{"16 KiB writes, seed 77, phase 0.71 ms", 16 << 10, 77, 710 * time.Microsecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				const (
-					base   = 20 * time.Millisecond
-					window = base
-					tick   = time.Millisecond
-					watch  = 5 * time.Second
-				)
-				step := 3 * time.Second
-				r := newStepRig(t, 75, tt.write, 0, netsim.BottleneckConfig{
-					Rate: 20_000_000, QueueDelay: 50 * time.Millisecond, Delay: base / 2,
-					Schedule: []netsim.RateStep{{At: step, Rate: 5_000_000}},
-				}, gatedModel)
-				time.Sleep(step)
-				got0 := r.got.Load()
-				retr0 := r.srv.Session().Stats().Retransmissions
-				var st0 netsim.BottleneckStats
-				var mins []time.Duration // standing queue per window
-				var inst []time.Duration // every tick, from 2 s after the drop
-				cur := time.Duration(-1)
-				for at := time.Duration(0); at < watch; at += tick {
-					if at == time.Second {
-						st0 = r.bc.Stats()
-					}
-					q := r.bc.QueueDelay()
-					if cur < 0 || q < cur {
-						cur = q
-					}
-					if (at+tick)%window == 0 {
-						mins = append(mins, cur)
-						cur = -1
-					}
-					if at >= 2*time.Second {
-						inst = append(inst, q)
-					}
-					time.Sleep(tick)
-				}
-				st1, got1 := r.bc.Stats(), r.got.Load()
-				retr := r.srv.Session().Stats().Retransmissions - retr0
-				spur := r.srv.Session().arq.Spurious()
-				// settle: the end of the last window whose standing
-				// queue was at least the base RTT; late: such windows
-				// from 2 s after the drop on.
-				settle, late, lateN := time.Duration(0), 0, 0
-				for i, m := range mins {
-					end := time.Duration(i+1) * window
-					if m >= base {
-						settle = end
-					}
-					if end > 2*time.Second {
-						lateN++
-						if m >= base {
-							late++
-						}
-					}
-				}
-				slices.Sort(inst)
-				pct := func(p int) time.Duration { return inst[(len(inst)-1)*p/100] }
-				drops := float64(st1.Dropped-st0.Dropped) / float64(st1.Enqueued-st0.Enqueued+st1.Dropped-st0.Dropped)
-				goodput := float64(got1-got0) / watch.Seconds() / (5e6 / 8)
-				cong := r.srv.Session().Stats().Congestion
-				t.Logf("standing queue last at or above the base RTT %v after the drop; from +2 s in %d of %d windows; queueing delay from +2 s: p50 %v p90 %v p99 %v; goodput %.3f of 5 Mbit/s; queue drops from +1 s %.2f%% (%d); retransmissions %d (spurious in the whole run %d); estimate %v",
-					settle, late, lateN, pct(50), pct(90), pct(99), goodput, 100*drops, st1.Dropped-st0.Dropped, retr, spur, cong.Bandwidth)
-				require.LessOrEqual(t, float64(late)/float64(lateN), tt.maxLate, "standing queue under the base RTT from 2 s after the drop")
-				require.Greater(t, goodput, 0.6, "the session keeps using the 5 Mbit/s link")
-				require.LessOrEqual(t, drops, tt.drops, "queue drops")
+				r := runStepDrain(t, tt.write, tt.seed, tt.phase)
+				require.Zero(t, r.late, "standing queue under the base RTT from 2 s after the drop")
+				require.Greater(t, r.goodput, 0.6, "the session keeps using the 5 Mbit/s link")
+				require.LessOrEqual(t, r.drops, 0.02, "queue drops")
 			})
 		})
 	}
+}
+
+// stepDrain is what runStepDrain measured.
+type stepDrain struct {
+	settle  time.Duration // end of the last window with a standing queue >= the base RTT, from the drop
+	late    int           // such windows from 2 s after the drop on
+	windows int           // windows from 2 s after the drop on
+	goodput float64       // of the 5 Mbit/s link, over the 5 s after the drop
+	drops   float64       // queue drops per packet from 1 s after the drop on
+}
+
+// runStepDrain runs TestBottleneckStepDrain's scenario with writes of
+// write bytes on network seed seed, started phase after a millisecond
+// boundary of the bubble's clock, and logs and returns what it measured.
+// Run inside a synctest bubble.
+func runStepDrain(t *testing.T, write int, seed uint64, phase time.Duration) stepDrain {
+	t.Helper()
+	const (
+		base   = 20 * time.Millisecond
+		window = base
+		tick   = time.Millisecond
+		watch  = 5 * time.Second
+		step   = 3 * time.Second
+	)
+	time.Sleep(phase)
+	r := newStepRig(t, seed, write, 0, netsim.BottleneckConfig{
+		Rate: 20_000_000, QueueDelay: 50 * time.Millisecond, Delay: base / 2,
+		Schedule: []netsim.RateStep{{At: step, Rate: 5_000_000}},
+	}, gatedModel)
+	time.Sleep(step)
+	got0 := r.got.Load()
+	retr0 := r.srv.Session().Stats().Retransmissions
+	var st0 netsim.BottleneckStats
+	var mins []time.Duration // standing queue per window
+	var inst []time.Duration // every tick, from 2 s after the drop
+	cur := time.Duration(-1)
+	for at := time.Duration(0); at < watch; at += tick {
+		if at == time.Second {
+			st0 = r.bc.Stats()
+		}
+		q := r.bc.QueueDelay()
+		if cur < 0 || q < cur {
+			cur = q
+		}
+		if (at+tick)%window == 0 {
+			mins = append(mins, cur)
+			cur = -1
+		}
+		if at >= 2*time.Second {
+			inst = append(inst, q)
+		}
+		time.Sleep(tick)
+	}
+	st1, got1 := r.bc.Stats(), r.got.Load()
+	retr := r.srv.Session().Stats().Retransmissions - retr0
+	spur := r.srv.Session().arq.Spurious()
+	var res stepDrain
+	for i, m := range mins {
+		end := time.Duration(i+1) * window
+		if m >= base {
+			res.settle = end
+		}
+		if end > 2*time.Second {
+			res.windows++
+			if m >= base {
+				res.late++
+			}
+		}
+	}
+	slices.Sort(inst)
+	pct := func(p int) time.Duration { return inst[(len(inst)-1)*p/100] }
+	res.drops = float64(st1.Dropped-st0.Dropped) / float64(st1.Enqueued-st0.Enqueued+st1.Dropped-st0.Dropped)
+	res.goodput = float64(got1-got0) / watch.Seconds() / (5e6 / 8)
+	cong := r.srv.Session().Stats().Congestion
+	t.Logf("standing queue last at or above the base RTT %v after the drop; from +2 s in %d of %d windows; queueing delay from +2 s: p50 %v p90 %v p99 %v; goodput %.3f of 5 Mbit/s; queue drops from +1 s %.2f%% (%d); retransmissions %d (spurious in the whole run %d); estimate %v",
+		res.settle, res.late, res.windows, pct(50), pct(90), pct(99), res.goodput, 100*res.drops, st1.Dropped-st0.Dropped, retr, spur, cong.Bandwidth)
+	return res
 }
 
 // TestBottleneckLoss is issue 14's bottleneck-loss case in netsim: a bulk

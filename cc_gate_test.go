@@ -208,31 +208,47 @@ func TestBottleneckRateStep(t *testing.T) {
 
 // TestBottleneckAdaptiveFEC: through the same bottleneck, adaptive FEC
 // sends no parity at all (no random loss: under a controller it starts at
-// 0, and the loss of a queue overflowing does not raise it) and delivers
-// no less than FEC off (within 1 %, the runs' spread; measured 1.000).
+// 0, and the loss of a queue overflowing does not raise it), and delivers
+// no less than FEC off, over three network seeds: in total at least as
+// much, and in every seed at least 0.998 of it.
+//
+// The stream is written in 1 KiB writes, so that what the reader counts
+// moves by a segment, not by a 16 KiB message (one message is about 0.3 %
+// of the 2.5 s measured, which made single runs read 0.998-1.002). At
+// parity 0 adaptive FEC sends every frame as its own packet, with no FEC
+// header (fecOutput), but its segments keep the FEC room reserved (13
+// bytes of a 1400-byte packet, config.go frameRoom): 0.04 % less payload
+// per byte on the link, within the per-seed margin. Measured:
+// adaptive/off 1.0010-1.0034 per seed, 1.0019-1.0024 in total.
 func TestBottleneckAdaptiveFEC(t *testing.T) {
-	goodput := func(fec FECConfig) float64 {
+	goodput := func(seed uint64, fec FECConfig) float64 {
 		var rate float64
 		var parity uint64
 		synctest.Test(t, func(t *testing.T) {
 			cfg := gatedModel
 			cfg.FEC = fec
-			r := newBottleneckRig(t, 74, 1, netsim.BottleneckConfig{Rate: 20_000_000, QueueDelay: 50 * time.Millisecond, Delay: 10 * time.Millisecond}, cfg)
-			time.Sleep(2 * time.Second)
-			got0, _ := r.sample()
-			time.Sleep(3 * time.Second)
-			got1, st := r.sample()
-			rate = float64(got1[0]-got0[0]) / 3
-			parity = r.srv[0].Session().Stats().FEC.ParityShardsSent
-			t.Logf("FEC %+v: %.2f MB/s, queue drops %d of %d, parity sent %d", fec, rate/1e6, st.Dropped, st.Enqueued+st.Dropped, parity)
+			r := newStepRig(t, seed, 1<<10, 0, netsim.BottleneckConfig{Rate: 20_000_000, QueueDelay: 50 * time.Millisecond, Delay: 10 * time.Millisecond}, cfg)
+			time.Sleep(1500 * time.Millisecond)
+			got0 := r.got.Load()
+			time.Sleep(2500 * time.Millisecond)
+			got1, st := r.got.Load(), r.bc.Stats()
+			rate = float64(got1-got0) / 2.5
+			parity = r.srv.Session().Stats().FEC.ParityShardsSent
+			t.Logf("seed %d, FEC %+v: %.4f MB/s, queue drops %d of %d, parity sent %d", seed, fec, rate/1e6, st.Dropped, st.Enqueued+st.Dropped, parity)
 		})
 		require.Zero(t, parity, "no parity without random loss")
 		return rate
 	}
-	off := goodput(FECConfig{})
-	adaptive := goodput(FECConfig{DataShards: 10, MaxParity: 3, Adaptive: true})
-	t.Logf("adaptive/off %.3f", adaptive/off)
-	require.GreaterOrEqual(t, adaptive, 0.99*off, "adaptive FEC does not cost goodput under a bottleneck")
+	var offSum, adaptiveSum float64
+	for seed := uint64(72); seed < 75; seed++ {
+		off := goodput(seed, FECConfig{})
+		adaptive := goodput(seed, FECConfig{DataShards: 10, MaxParity: 3, Adaptive: true})
+		t.Logf("seed %d: adaptive/off %.4f", seed, adaptive/off)
+		require.GreaterOrEqual(t, adaptive, 0.998*off, "seed %d: adaptive FEC does not cost goodput under a bottleneck", seed)
+		offSum, adaptiveSum = offSum+off, adaptiveSum+adaptive
+	}
+	t.Logf("adaptive/off over the seeds %.4f", adaptiveSum/offSum)
+	require.GreaterOrEqual(t, adaptiveSum, offSum, "adaptive FEC delivers no less than FEC off")
 }
 
 // TestCongestionGateDefault: every controller but CongestionNone gates,

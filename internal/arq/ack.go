@@ -6,9 +6,10 @@ import "time"
 // is a policy of this layer. An ACK (or window answer) is owed once a
 // data segment or window probe was taken. Flush always sends the owed
 // ACKs along with data; FlushAcks sends them alone when AckNow says so;
-// otherwise they wait until Deadline (Timers sends them then) or KCP's
-// interval tick, whichever comes first. Its methods are called on the
-// owning goroutine.
+// otherwise they wait until Deadline (Timers sends them then), or, for a
+// policy with no deadline of its own (zero Deadline), KCP's interval
+// tick (timers.go ackHeld). Its methods are called on the owning
+// goroutine.
 type AckPolicy interface {
 	// OnData records a data segment of size bytes that lane took at now.
 	// full says it is a full-size segment (the KCP MTU), outOfOrder that

@@ -22,6 +22,7 @@ func (ls *Lanes) Timers(now time.Time, budget int) {
 		ls.flushAcks(now)
 	}
 	ls.begin(now)
+	held := ls.heldOnce(now)
 	acked := false
 	for _, l := range ls.byPrio {
 		ls.probeTimer(l, now)
@@ -29,7 +30,7 @@ func (ls *Lanes) Timers(now time.Time, budget int) {
 		if l.arq == nil {
 			continue
 		}
-		if _, _, tick := ls.sendWork(l); (l.ackPending || tick) && ls.due(l.arq.Check()) {
+		if _, _, tick := ls.sendWork(l); (l.ackPending && !held() || tick) && ls.due(l.arq.Check()) {
 			// Update flushes everything on KCP's interval tick. Check may
 			// also be due for a retransmission before that tick, when
 			// Update does nothing: that is handled below.
@@ -52,6 +53,33 @@ func (ls *Lanes) Timers(now time.Time, budget int) {
 	}
 	if acked {
 		ls.acks.OnAckSent(now)
+	}
+}
+
+// ackHeld reports whether the ACK policy holds the owed ACKs at now until
+// a deadline of its own (thinning under a congestion controller): then
+// KCP's interval tick does not send them either. A thinned ACK sent on
+// the tick acknowledged one full-size segment up to a segment's time
+// after it arrived, and broke the pairs: the sender's delivery-rate
+// samples that began at such a late ACK and ended at a prompt one had
+// their interval cut by up to a packet's time at the bottleneck, and the
+// bandwidth estimate, a maximum over them, ran 5-9 % above the link
+// (TestBottleneckStepDrain). A policy without a deadline of its own
+// (Immediate; FEC holding ACKs without a controller) leaves them to the
+// tick, as before.
+func (ls *Lanes) ackHeld(now time.Time) bool {
+	return !ls.acks.Deadline().IsZero() && !ls.acks.AckNow(now)
+}
+
+// heldOnce returns ackHeld(now), asked once and only if called: most
+// wakes have no ACK owed.
+func (ls *Lanes) heldOnce(now time.Time) func() bool {
+	asked, held := false, false
+	return func() bool {
+		if !asked {
+			asked, held = true, ls.ackHeld(now)
+		}
+		return held
 	}
 }
 
@@ -78,11 +106,12 @@ func (ls *Lanes) Deadline(now time.Time) time.Time {
 	var margin time.Duration
 	marginRead := false
 	owed := false
+	held := ls.heldOnce(now)
 	for _, l := range ls.lanes {
 		owed = owed || l.ackPending
 		if l.arq != nil {
 			switch at, has, tick := ls.sendWork(l); {
-			case l.ackPending || tick:
+			case l.ackPending && !held() || tick:
 				d = earlier(d, kcpAt(l.arq.Check()))
 			case has:
 				d = earlier(d, kcpAt(at))

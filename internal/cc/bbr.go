@@ -30,12 +30,13 @@ const (
 
 const (
 	// bbrCwndGain is cwnd in ProbeBW outside UP, in BDPs. The draft uses
-	// 2, for delayed and aggregated ACKs. The bandwidth estimate, a max
-	// filter over delivery-rate samples whose ACKs come two packets at a
-	// time (ACK thinning) and with an ACK delay, runs a few percent above
-	// the link (5.2-5.35 Mbit/s on a 5 Mbit/s netsim link), so pacing
-	// alone does not drain the queue and cwnd is what bounds it: 2 BDP
-	// let a standing queue of up to a BDP build in every CRUISE. At 1.75
+	// 2, for delayed and aggregated ACKs. It was chosen while the
+	// bandwidth estimate ran a few percent above the link (5.2-5.35
+	// Mbit/s on a 5 Mbit/s netsim link: the receiver's KCP tick sent
+	// lone ACKs late, which cut the interval of the samples they began;
+	// internal/arq timers.go ackHeld), when pacing alone did not drain
+	// the queue and cwnd was what bounded it: 2 BDP let a standing queue
+	// of up to a BDP build in every CRUISE. At 1.75
 	// the controller's simulation (TestSimRateStep) drains after a 20 ->
 	// 5 Mbit/s step in 0.26 s instead of 1.66 s, two flows still share
 	// within 46/54 and the share against Cubic stays 0.38-0.44. 1.5
@@ -118,8 +119,9 @@ const (
 // States: Startup (pacing gain 2.77, until the bandwidth estimate stops
 // growing by 25 % for 3 rounds, or a round shows congestion loss), Drain
 // (gain 0.35 until inflight <= BDP), ProbeBW (cwnd 1.75 BDP) cycling through
-// DOWN (0.75, until inflight <= BDP), CRUISE (1.0, 3-6 rounds), REFILL (1.0,
-// one round)
+// DOWN (0.75, until inflight <= BDP, or to REFILL once the queue stood
+// through as many of its rounds as the cycle cruises, where the BDP is at
+// least 4 packets), CRUISE (1.0, 3-6 rounds), REFILL (1.0, one round)
 // and UP (1.25, until inflight reaches 1.25 BDP or congestion), and ProbeRTT
 // (cwnd = BDP/2 for 200 ms) when the minimum RTT has not been seen for 5 s.
 //
@@ -131,7 +133,9 @@ const (
 // standard deviations of the baseline rate itself (and, in Startup, the
 // RTT shows a queue). The baseline is an EWMA of the loss rate of rounds in
 // which the queue was empty at some point (an RTT sample within 1/8 of the
-// minimum), where drops cannot be queue overflow. A congested round lowers
+// minimum), where drops cannot be queue overflow (nor a round whose loss
+// is well above the baseline while its RTT rose by a quarter: a queue
+// that overflowed after it had been empty). A congested round lowers
 // bw_lo to max(the round's delivery rate, 0.7 bw_lo), sets inflight_hi to
 // max(0.7 inflight at loss, 1.25 BDP), and starts a DOWN phase to drain the
 // queue. bw_lo is reset at each REFILL; inflight_hi grows during UP by 1, 2,
@@ -171,6 +175,7 @@ type BBRController struct {
 	nextRound   int64
 	rounds      uint64
 	phaseRounds int // rounds since the current ProbeBW phase began
+	downQueued  int // judged rounds of DOWN in a row whose queue stood all round
 	cruiseFor   int
 
 	// Startup.
@@ -274,6 +279,15 @@ func (b *BBRController) update(now time.Time, rs rateSample, rttSample time.Dura
 	b.accumulate(rs, rttSample)
 	if roundStart {
 		r, congested := b.endRound()
+		if b.state == bbrProbeBW && b.phase == phaseDown && r.ackedPkts+r.lostPkts >= bbrMinRoundPackets {
+			// A judged round of DOWN: count those in a row whose queue
+			// stood all round (advanceProbeBW).
+			if b.standingQueue(r) {
+				b.downQueued++
+			} else {
+				b.downQueued = 0
+			}
+		}
 		if b.state == bbrStartup {
 			b.checkFullPipe(rs, congested)
 		}
@@ -367,7 +381,19 @@ func (b *BBRController) endRound() (r roundStats, congested bool) {
 	// learn its baseline, and every round would cut the window (found
 	// wiring the controller into uxp's sessions: 10 % loss with jitter
 	// held the window at its 4-packet minimum).
-	if !b.standingQueue(r) && b.state != bbrStartup {
+	//
+	// Except when the round's loss is well above the baseline and the
+	// RTT rose by a quarter during it (at least 1 ms, as standingQueue
+	// asks): a queue that overflowed
+	// after it had been empty, as in the first round after a rate drop
+	// (a quarter of the packets lost). Learnt as random loss, that round
+	// raised the baseline to 3-6 %, and with it the pacing rate
+	// (setPacing's lossScale) above the link: the queue then stood in
+	// every later round, which kept the baseline from decaying
+	// (TestBottleneckStepDrain: a standing queue of 15-30 ms two
+	// seconds after the drop).
+	overflow := r.maxRTT > b.minRTT+max(b.minRTT/4, time.Millisecond) && rate > p0+2*sigma
+	if !b.standingQueue(r) && !overflow && b.state != bbrStartup {
 		b.baseline += (rate - b.baseline) * bbrBaselineGain
 	}
 	return r, congested
@@ -426,6 +452,10 @@ func (b *BBRController) onCongestion(r roundStats, inflight int) {
 		b.inflightHi = hi
 		if b.phase != phaseDown {
 			b.startDown()
+		} else {
+			// Still overflowing: DOWN's rounds of a standing queue
+			// (advanceProbeBW) count from the last congested round.
+			b.downQueued = 0
 		}
 	case bbrStartup:
 		b.inflightHi = hi

@@ -101,7 +101,11 @@ func (c *Conn) initGate() {
 	}
 	g.gated = true
 	g.pacer = cc.NewPacer(c.mtu)
-	g.ackPol = cc.AckPolicy{FullSize: c.mtu}
+	// A held ACK waits at most KCP's interval, as long as KCP's own tick
+	// once let it wait: KCP's retransmission timeout does not allow for
+	// a longer delay, and with the full 25 ms on a queue-inflated RTT the
+	// sender timed out spuriously (1 % of its segments against 0.2-0.35 %).
+	g.ackPol = cc.AckPolicy{FullSize: c.mtu, MaxAckDelay: min(cc.DefaultMaxAckDelay, c.ep.set.kcpInterval)}
 }
 
 // admitBudget is the byte budget for new reliable data at now (arq

@@ -1,0 +1,329 @@
+package wire
+
+import "encoding/binary"
+
+// Compact segment records (docs/protocol.md section 3.5). On the wire, the
+// body of a KCP frame (type 1) and of a lane frame (type 10, after the
+// lane byte) is one or more records, each a KCP segment without its conv
+// and with 16-bit sn and una:
+//
+//	 0       1              5        9        11       12       14
+//	+-------+--------------+--------+--------+--------+--------+---------
+//	|   A   | [una u16     | ts u32 | sn u16 | [frg   | [len   | data ...
+//	|       |  wnd u16] U  |        |        |  u8] F |  u16] L| (PUSH)
+//	+-------+--------------+--------+--------+--------+--------+---------
+//
+//	A: bits 0-1 cmd - 81 (PUSH, ACK, WASK, WINS); bit 2 U; bit 3 L;
+//	   bit 4 F; bits 5-7 zero.
+//
+// Without U a record repeats the previous record's una and wnd (the first
+// record must have U); without L its data runs to the end of the frame
+// (only the last record may omit it); without F its frg is 0. Only a PUSH
+// carries data. The receiver expands sn and una to 32 bits as the values
+// nearest its own state (Refs), which is exact while sequence distances
+// stay below 2^15 (Config.KCP windows are capped at 2^14 for this).
+//
+// Inside the SDK every other layer sees kcp-go's 24-byte segments:
+// Compact turns them into a record frame at the very end of the send path,
+// and Expand turns a record frame back into segments before the ARQ sees
+// it.
+/* Specification constants */
+const (
+	RecordFlagU    byte = 1 << 2 // una and wnd follow
+	RecordFlagL    byte = 1 << 3 // len follows
+	RecordFlagF    byte = 1 << 4 // frg follows
+	recordCmdMask  byte = 0x03
+	recordReserved byte = 0xe0
+
+	// RecordMaxHeader is the longest record header (A, una, wnd, ts, sn,
+	// frg, len); RecordLastMaxHeader the longest of a frame's last record,
+	// which never needs len.
+	RecordMaxHeader     = 14
+	RecordLastMaxHeader = 12
+	// RecordSaving is what the compact form saves at least on a frame of
+	// kcp-go segments: 24 − 12 on its last record, 24 − 14 on every other.
+	// KCP's MTU is the frame room plus this (docs/protocol.md section 2),
+	// so that a frame kcp-go fills exactly fills the datagram.
+	RecordSaving = SegmentHeaderSize - RecordLastMaxHeader
+)
+
+/* Implementation constants */
+const (
+	// maxRecords bounds the segments Compact rewrites in one frame: kcp-go
+	// never puts more than its MTU (at most 1,512 bytes) in one output
+	// call, so at most 63 segments of 24 bytes.
+	maxRecords = 128
+)
+
+// Refs is the receiving lane's state that Expand completes records
+// against.
+type Refs struct {
+	Conv   uint32 // the session ID: every segment's conv
+	RcvNxt uint32 // the next sn the lane's KCP expects: PUSH, WASK, WINS sn
+	SndUna uint32 // the lane's oldest unacknowledged sn: una, ACK sn
+}
+
+// nearest is the 32-bit value nearest ref whose low 16 bits are x.
+func nearest(ref uint32, x uint16) uint32 {
+	return ref + uint32(int32(int16(x-uint16(ref))))
+}
+
+// recordHeaderSize is the size of the record header for seg, given the
+// previous record's una and wnd (first: none) and whether it is the
+// frame's last record; ok is false when seg cannot be a record.
+func recordHeaderSize(seg Segment, first, last bool, una, wnd uint16) (n int, flags byte, ok bool) {
+	cmd := seg.Cmd() - CmdPush
+	if cmd > recordCmdMask || seg.Len() > 0xffff || seg.Cmd() != CmdPush && seg.Len() != 0 {
+		return 0, 0, false
+	}
+	n, flags = 1+4+2, cmd
+	if first || uint16(seg.Una()) != una || seg.Wnd() != wnd {
+		n, flags = n+4, flags|RecordFlagU
+	}
+	if !last {
+		n, flags = n+2, flags|RecordFlagL
+	}
+	if seg.Frg() != 0 {
+		n, flags = n+1, flags|RecordFlagF
+	}
+	return n, flags, true
+}
+
+// CompactSize returns the size of segs, kcp-go segments, as a record
+// frame. ok is false when segs is empty or not a sequence of whole
+// segments that records can carry (kcp-go never produces one).
+func CompactSize(segs []byte) (n int, ok bool) {
+	var una, wnd uint16
+	first := true
+	for p := segs; len(p) > 0; {
+		seg, rest, cut := NextSegment(p)
+		if !cut {
+			return 0, false
+		}
+		h, _, good := recordHeaderSize(seg, first, len(rest) == 0, una, wnd)
+		if !good {
+			return 0, false
+		}
+		n += h + len(seg.Data())
+		una, wnd, first, p = uint16(seg.Una()), seg.Wnd(), false, rest
+	}
+	return n, !first
+}
+
+// Compact rewrites segs, kcp-go segments, in place into a record frame
+// that ends where segs ends, and returns it (a suffix of segs). The last
+// segment's data does not move, so the common frame of one data segment
+// costs a header write and no copy; the data of earlier segments moves
+// toward the end. ok is false, and segs is left unchanged, when
+// CompactSize would fail or segs holds more than maxRecords segments.
+func Compact(segs []byte) (frame []byte, ok bool) {
+	var offs [maxRecords]uint16
+	var hdrs [maxRecords]uint8
+	var flags [maxRecords]byte
+	var una, wnd uint16
+	k, size := 0, 0
+	if len(segs) > 0xffff {
+		return nil, false
+	}
+	for p := segs; len(p) > 0; k++ {
+		seg, rest, cut := NextSegment(p)
+		if !cut || k == maxRecords {
+			return nil, false
+		}
+		h, f, good := recordHeaderSize(seg, k == 0, len(rest) == 0, una, wnd)
+		if !good {
+			return nil, false
+		}
+		offs[k], hdrs[k], flags[k] = uint16(len(segs)-len(p)), uint8(h), f
+		size += h + len(seg.Data())
+		una, wnd, p = uint16(seg.Una()), seg.Wnd(), rest
+	}
+	if k == 0 {
+		return nil, false
+	}
+	// Back to front: record i's output lies at or after its input, and
+	// before the output of record i+1, so writing it disturbs neither the
+	// segments still to read nor the records written.
+	end := len(segs)
+	for i := k - 1; i >= 0; i-- {
+		seg := Segment(segs[offs[i]:])
+		n := int(seg.Len())
+		ts, sn, sUna, sWnd, frg := seg.Ts(), seg.Sn(), seg.Una(), seg.Wnd(), seg.Frg()
+		at := end - n - int(hdrs[i])
+		copy(segs[at+int(hdrs[i]):end], segs[int(offs[i])+SegmentHeaderSize:int(offs[i])+SegmentHeaderSize+n])
+		putRecordHeader(segs[at:], flags[i], sUna, sWnd, ts, sn, frg, n)
+		end = at
+	}
+	return segs[end:], true
+}
+
+// putRecordHeader writes a record header with the given flags into b.
+func putRecordHeader(b []byte, flags byte, una uint32, wnd uint16, ts, sn uint32, frg byte, n int) {
+	b[0] = flags
+	i := 1
+	if flags&RecordFlagU != 0 {
+		binary.LittleEndian.PutUint16(b[i:], uint16(una))
+		binary.LittleEndian.PutUint16(b[i+2:], wnd)
+		i += 4
+	}
+	binary.LittleEndian.PutUint32(b[i:], ts)
+	binary.LittleEndian.PutUint16(b[i+4:], uint16(sn))
+	i += 6
+	if flags&RecordFlagF != 0 {
+		b[i] = frg
+		i++
+	}
+	if flags&RecordFlagL != 0 {
+		binary.LittleEndian.PutUint16(b[i:], uint16(n))
+	}
+}
+
+// record is one parsed record.
+type record struct {
+	cmd      byte
+	una, sn  uint16
+	wnd      uint16
+	ts       uint32
+	frg      byte
+	hdr, n   int // header and data size
+	hasU     bool
+	complete bool // parsed without error
+}
+
+// nextRecord parses the record at the start of p; una and wnd are the
+// previous record's (first: none, U required).
+func nextRecord(p []byte, first bool, una, wnd uint16) (r record) {
+	if len(p) < 1 {
+		return r
+	}
+	a := p[0]
+	if a&recordReserved != 0 {
+		return r
+	}
+	r.cmd = CmdPush + a&recordCmdMask
+	r.hasU = a&RecordFlagU != 0
+	need := 1 + 6
+	if r.hasU {
+		need += 4
+	}
+	if a&RecordFlagF != 0 {
+		need++
+	}
+	if a&RecordFlagL != 0 {
+		need += 2
+	}
+	if len(p) < need || first && !r.hasU {
+		return r
+	}
+	i := 1
+	r.una, r.wnd = una, wnd
+	if r.hasU {
+		r.una = binary.LittleEndian.Uint16(p[1:])
+		r.wnd = binary.LittleEndian.Uint16(p[3:])
+		i = 5
+	}
+	r.ts = binary.LittleEndian.Uint32(p[i:])
+	r.sn = binary.LittleEndian.Uint16(p[i+4:])
+	i += 6
+	if a&RecordFlagF != 0 {
+		r.frg = p[i]
+		i++
+	}
+	if a&RecordFlagL != 0 {
+		r.n = int(binary.LittleEndian.Uint16(p[i:]))
+		i += 2
+		if r.n > len(p)-i {
+			return r
+		}
+	} else {
+		r.n = len(p) - i // the last record: the data runs to the end
+	}
+	if r.cmd != CmdPush && (r.n != 0 || r.frg != 0) {
+		// ACKs and window segments carry no data and no fragment number
+		// (KCP would skip the data unread).
+		return r
+	}
+	r.hdr, r.complete = i, true
+	return r
+}
+
+// expandedSize walks a record frame: the records before the first bad
+// one, their size as segments, and whether the whole body was good.
+func expandedSize(body []byte) (records, inBytes, outBytes int, ok bool) {
+	var una, wnd uint16
+	for p := body; len(p) > 0; records++ {
+		r := nextRecord(p, records == 0, una, wnd)
+		if !r.complete {
+			return records, inBytes, outBytes, false
+		}
+		inBytes += r.hdr + r.n
+		outBytes += SegmentHeaderSize + r.n
+		una, wnd, p = r.una, r.wnd, p[r.hdr+r.n:]
+	}
+	return records, inBytes, outBytes, records > 0
+}
+
+// putSegment writes the segment header of r, completed against ref, into
+// b.
+func putSegment(b []byte, r *record, ref *Refs) {
+	s := Segment(b)
+	s.SetConv(ref.Conv)
+	s.SetCmd(r.cmd)
+	s.SetFrg(r.frg)
+	s.SetWnd(r.wnd)
+	s.SetTs(r.ts)
+	if r.cmd == CmdAck {
+		s.SetSn(nearest(ref.SndUna, r.sn))
+	} else {
+		s.SetSn(nearest(ref.RcvNxt, r.sn))
+	}
+	s.SetUna(nearest(ref.SndUna, r.una))
+	s.SetLen(uint32(r.n))
+}
+
+// Expand appends the kcp-go segments of the record frame body, completed
+// against ref, to dst. A malformed record ends the frame: segs holds the
+// records before it and ok is false (an empty body is malformed too).
+func Expand(dst, body []byte, ref Refs) (segs []byte, ok bool) {
+	var una, wnd uint16
+	start := len(dst)
+	for p, first := body, true; len(p) > 0; first = false {
+		r := nextRecord(p, first, una, wnd)
+		if !r.complete {
+			return dst[start:], false
+		}
+		var h [SegmentHeaderSize]byte
+		putSegment(h[:], &r, &ref)
+		dst = append(dst, h[:]...)
+		dst = append(dst, p[r.hdr:r.hdr+r.n]...)
+		una, wnd, p = r.una, r.wnd, p[r.hdr+r.n:]
+	}
+	return dst[start:], len(body) > 0
+}
+
+// ExpandInPlace is Expand into buf itself, where buf[off:] is the record
+// frame and buf[:off] is free room: the segments end where the frame
+// ends, so the last record's data does not move. fit is false, and buf
+// is untouched, when the room is too small; the caller then uses Expand.
+func ExpandInPlace(buf []byte, off int, ref Refs) (segs []byte, ok, fit bool) {
+	body := buf[off:]
+	records, in, out, ok := expandedSize(body)
+	grow := out - in
+	if grow > off {
+		return nil, ok, false
+	}
+	// Front to back: record i's segment starts at or before the record,
+	// and ends at or before the next record starts.
+	at := off - grow
+	start := at
+	var una, wnd uint16
+	p := off
+	for i := range records {
+		r := nextRecord(buf[p:off+in], i == 0, una, wnd)
+		copy(buf[at+SegmentHeaderSize:], buf[p+r.hdr:p+r.hdr+r.n])
+		putSegment(buf[at:], &r, &ref)
+		at += SegmentHeaderSize + r.n
+		una, wnd, p = r.una, r.wnd, p+r.hdr+r.n
+	}
+	return buf[start:at], ok, true
+}

@@ -1,0 +1,116 @@
+package wire_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	kcp "github.com/xtaci/kcp-go/v5"
+
+	"github.com/uxp-go/uxp/internal/kcpx"
+	"github.com/uxp-go/uxp/internal/wire"
+)
+
+// compactCopy compacts a copy of segs (Compact works in place) and checks
+// CompactSize agrees.
+func compactCopy(t testing.TB, segs []byte) []byte {
+	t.Helper()
+	n, ok := wire.CompactSize(segs)
+	require.True(t, ok)
+	frame, ok := wire.Compact(bytes.Clone(segs))
+	require.True(t, ok)
+	require.Len(t, frame, n)
+	return bytes.Clone(frame)
+}
+
+// expandBoth expands frame with Expand and with ExpandInPlace and checks
+// they agree.
+func expandBoth(t testing.TB, frame []byte, ref wire.Refs) ([]byte, bool) {
+	t.Helper()
+	segs, ok := wire.Expand(nil, frame, ref)
+	buf := make([]byte, 24*len(frame)+len(frame))
+	off := len(buf) - len(frame)
+	copy(buf[off:], frame)
+	in, ok2, fit := wire.ExpandInPlace(buf, off, ref)
+	require.True(t, fit)
+	require.Equal(t, ok, ok2)
+	require.True(t, bytes.Equal(segs, in), "Expand and ExpandInPlace differ")
+	return segs, ok
+}
+
+// kcpPair runs two kcp-go KCPs, recording what each outputs.
+type kcpPair struct {
+	f          *kcpx.Factory
+	a, b       *kcp.KCP
+	outA, outB [][]byte
+}
+
+func newKCPPair(conv uint32, mtu int) *kcpPair {
+	p := &kcpPair{}
+	p.f = kcpx.NewFactory(kcpx.Options{Tune: func(k *kcp.KCP) {
+		k.NoDelay(1, 10, 2, 1)
+		k.WndSize(1024, 1024)
+	}})
+	p.a = p.f.New(conv, func(b []byte, n int) { p.outA = append(p.outA, bytes.Clone(b[:n])) }, mtu)
+	p.b = p.f.New(conv, func(b []byte, n int) { p.outB = append(p.outB, bytes.Clone(b[:n])) }, mtu)
+	return p
+}
+
+// TestRecordKCPOutput: the frames kcp-go really produces (data of every
+// size, fragments, several segments per frame, ACK runs, window probes)
+// compact and expand back byte for byte, against the receiving KCP's
+// state, and the receiving KCP delivers the messages.
+func TestRecordKCPOutput(t *testing.T) {
+	const conv = 0x5eed
+	p := newKCPPair(conv, 1400)
+	var sndUnaA, sndUnaB uint32 // what each side knows of its peer's una
+	var rcvA, rcvB uint32       // the next sn each side expects
+	frames := 0
+	relay := func(pkts [][]byte, to *kcp.KCP, rcvNxt *uint32, sndUna *uint32) {
+		for _, seg := range pkts {
+			frame := compactCopy(t, seg)
+			require.Less(t, len(frame), len(seg)-wire.RecordSaving+1)
+			got, ok := expandBoth(t, frame, wire.Refs{Conv: conv, RcvNxt: *rcvNxt, SndUna: *sndUna})
+			require.True(t, ok)
+			require.Equal(t, seg, got)
+			require.Zero(t, to.Input(got, kcp.IKCP_PACKET_REGULAR, false))
+			frames++
+			for q := got; len(q) > 0; {
+				s, rest, _ := wire.NextSegment(q)
+				if int32(s.Una()-*sndUna) > 0 {
+					*sndUna = s.Una()
+				}
+				if s.Cmd() == wire.CmdPush && s.Sn() == *rcvNxt {
+					*rcvNxt = s.Sn() + 1 // in order here: no loss
+				}
+				q = rest
+			}
+		}
+	}
+	var sent [][]byte
+	for i := range 200 {
+		msg := bytes.Repeat([]byte{byte(i)}, 1+i*37%5000)
+		sent = append(sent, msg)
+		require.Zero(t, p.a.Send(msg))
+		if i%7 == 0 {
+			require.Zero(t, p.b.Send([]byte{byte(i)}))
+		}
+		p.f.Flush(p.a, kcp.IKCP_FLUSH_FULL)
+		p.f.Flush(p.b, kcp.IKCP_FLUSH_FULL)
+		a, b := p.outA, p.outB
+		p.outA, p.outB = nil, nil
+		relay(a, p.b, &rcvB, &sndUnaB)
+		relay(b, p.a, &rcvA, &sndUnaA)
+		p.f.Flush(p.b, kcp.IKCP_FLUSH_FULL) // the ACKs
+		b = p.outB
+		p.outB = nil
+		relay(b, p.a, &rcvA, &sndUnaA)
+	}
+	buf := make([]byte, 1<<16)
+	for _, want := range sent {
+		n := p.b.Recv(buf)
+		require.Equal(t, want, buf[:n])
+	}
+	require.Greater(t, frames, 400)
+}
+

@@ -1,0 +1,271 @@
+package wire
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// seg builds one kcp-go segment.
+func testSeg(conv uint32, cmd, frg byte, wnd uint16, ts, sn, una uint32, data []byte) []byte {
+	b := make([]byte, SegmentHeaderSize+len(data))
+	s := Segment(b)
+	s.SetConv(conv)
+	s.SetCmd(cmd)
+	s.SetFrg(frg)
+	s.SetWnd(wnd)
+	s.SetTs(ts)
+	s.SetSn(sn)
+	s.SetUna(una)
+	s.SetLen(uint32(len(data)))
+	copy(b[SegmentHeaderSize:], data)
+	return b
+}
+
+// compactCopy compacts a copy of segs (Compact works in place) and checks
+// CompactSize agrees.
+func compactCopy(t testing.TB, segs []byte) []byte {
+	t.Helper()
+	n, ok := CompactSize(segs)
+	require.True(t, ok)
+	frame, ok := Compact(bytes.Clone(segs))
+	require.True(t, ok)
+	require.Len(t, frame, n)
+	return bytes.Clone(frame)
+}
+
+// expandBoth expands frame with Expand and with ExpandInPlace (given
+// room), checks they agree and returns the segments.
+func expandBoth(t testing.TB, frame []byte, ref Refs) ([]byte, bool) {
+	t.Helper()
+	segs, ok := Expand(nil, frame, ref)
+	buf := make([]byte, 24*len(frame)+len(frame))
+	off := len(buf) - len(frame)
+	copy(buf[off:], frame)
+	in, ok2, fit := ExpandInPlace(buf, off, ref)
+	require.True(t, fit)
+	require.Equal(t, ok, ok2)
+	require.True(t, bytes.Equal(segs, in), "Expand and ExpandInPlace differ")
+	// Too little room: refused, buffer untouched.
+	if grow := len(segs) - len(frame); grow > 0 && ok {
+		small := append(make([]byte, grow-1), frame...)
+		_, _, fit := ExpandInPlace(small, grow-1, ref)
+		require.False(t, fit)
+		require.Equal(t, frame, small[grow-1:])
+	}
+	return segs, ok
+}
+
+// TestRecordRoundTrip: every cmd with every flag combination the encoder
+// can choose, alone and behind another record, survives Compact then
+// Expand, and costs the header the format says.
+func TestRecordRoundTrip(t *testing.T) {
+	const conv = 0xa1b2c3d4
+	ref := Refs{Conv: conv, RcvNxt: 1000, SndUna: 5000}
+	for _, cmd := range []byte{CmdPush, CmdAck, CmdWask, CmdWins} {
+		for _, withU := range []bool{false, true} {
+			for _, withL := range []bool{false, true} {
+				for _, withF := range []bool{false, true} {
+					if cmd != CmdPush && withF {
+						continue // only data has a fragment number
+					}
+					name := fmt.Sprintf("cmd%d/U=%v/L=%v/F=%v", cmd, withU, withL, withF)
+					t.Run(name, func(t *testing.T) {
+						var data []byte
+						if cmd == CmdPush {
+							data = []byte("payload-bytes")
+						}
+						var frg byte
+						if withF {
+							frg = 3
+						}
+						sn := ref.RcvNxt + 7
+						if cmd == CmdAck {
+							sn = ref.SndUna + 9
+						}
+						// The record under test follows a lead record; U is
+						// needed only if it changes una or wnd; L only if a
+						// record follows it.
+						lead := testSeg(conv, CmdAck, 0, 64, 11, ref.SndUna+1, ref.SndUna+2, nil)
+						una, wnd := ref.SndUna+2, uint16(64)
+						if withU {
+							una, wnd = ref.SndUna+3, 65
+						}
+						rec := testSeg(conv, cmd, frg, wnd, 0xdeadbeef, sn, una, data)
+						segs := append(bytes.Clone(lead), rec...)
+						if withL {
+							segs = append(segs, testSeg(conv, CmdWins, 0, wnd, 12, ref.RcvNxt, una, nil)...)
+						}
+						frame := compactCopy(t, segs)
+						want := 1 + 4 + 2 + len(data)
+						if withU {
+							want += 4
+						}
+						if withL {
+							want += 2
+						}
+						if withF {
+							want++
+						}
+						leadSize := 1 + 4 + 4 + 2 + 2
+						require.Equal(t, byte(cmd-CmdPush)|flagsOf(withU, withL, withF), frame[leadSize])
+						if !withL {
+							require.Len(t, frame, leadSize+want)
+						}
+						got, ok := expandBoth(t, frame, ref)
+						require.True(t, ok)
+						require.Equal(t, segs, got)
+					})
+				}
+			}
+		}
+	}
+}
+
+func flagsOf(u, l, f bool) byte {
+	var b byte
+	if u {
+		b |= RecordFlagU
+	}
+	if l {
+		b |= RecordFlagL
+	}
+	if f {
+		b |= RecordFlagF
+	}
+	return b
+}
+
+// TestRecordSizes: the sizes the sizing relies on (docs/protocol.md
+// section 2): a full data segment with frg costs 12 bytes of header, a
+// lone ACK 11, an ACK behind another 9 (7 as the last), and a frame is
+// at least RecordSaving shorter than kcp-go's.
+func TestRecordSizes(t *testing.T) {
+	data := make([]byte, 1200)
+	one := testSeg(1, CmdPush, 4, 128, 1, 2, 3, data)
+	n, ok := CompactSize(one)
+	require.True(t, ok)
+	require.Equal(t, RecordLastMaxHeader+len(data), n)
+	ack := testSeg(1, CmdAck, 0, 128, 1, 2, 3, nil)
+	n, _ = CompactSize(ack)
+	require.Equal(t, 11, n)
+	n, _ = CompactSize(append(bytes.Clone(ack), ack...))
+	require.Equal(t, 13+7, n)
+	n, _ = CompactSize(append(append(bytes.Clone(ack), ack...), ack...))
+	require.Equal(t, 13+9+7, n)
+	mixed := append(append(bytes.Clone(ack), testSeg(1, CmdPush, 255, 7, 1, 2, 9, data[:100])...), one...)
+	n, _ = CompactSize(mixed)
+	require.LessOrEqual(t, n, len(mixed)-RecordSaving)
+}
+
+// TestRecordWrap: sn and una expand across the 2^16 wrap of their low
+// bits and the 2^32 wrap of the full value, both ways from the reference.
+func TestRecordWrap(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		ref, val uint32
+	}{
+		{"equal", 100, 100},
+		{"low16-wrap-ahead", 0xfff0, 0x1_0005},
+		{"low16-wrap-behind", 0x1_0005, 0xfff0},
+		{"low16-wrap-2", 0x3_fffe, 0x4_0001},
+		{"u32-wrap-ahead", 0xffff_fff0, 0x10},
+		{"u32-wrap-behind", 0x10, 0xffff_fff0},
+		{"far-ahead", 0x1234_5678, 0x1234_5678 + 1<<15 - 1},
+		{"far-behind", 0x1234_5678, 0x1234_5678 - 1<<15},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.val, nearest(tc.ref, uint16(tc.val)))
+			ref := Refs{Conv: 9, RcvNxt: tc.ref, SndUna: tc.ref}
+			segs := append(testSeg(9, CmdPush, 0, 1, 2, tc.val, tc.val, []byte("x")),
+				testSeg(9, CmdAck, 0, 1, 2, tc.val, tc.val, nil)...)
+			got, ok := expandBoth(t, compactCopy(t, segs), ref)
+			require.True(t, ok)
+			require.Equal(t, segs, got)
+		})
+	}
+}
+
+// TestRecordMalformed: bad frames are refused without a panic; the
+// records before the bad one still expand.
+func TestRecordMalformed(t *testing.T) {
+	good := compactCopy(t, testSeg(1, CmdAck, 0, 5, 6, 7, 8, nil)) // U, no L: last
+	goodL := append([]byte{RecordFlagU | RecordFlagL | 1}, good[1:]...)
+	goodL = append(goodL, 0, 0) // len 0
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		keep  int // segments expanded before the bad record
+	}{
+		{"empty", nil, 0},
+		{"reserved-bit", append([]byte{good[0] | 0x20}, good[1:]...), 0},
+		{"reserved-bit-7", append([]byte{good[0] | 0x80}, good[1:]...), 0},
+		{"first-without-U", []byte{1, 1, 2, 3, 4, 5, 6}, 0},
+		{"truncated-A-only", []byte{RecordFlagU}, 0},
+		{"truncated-una", good[:3], 0},
+		{"truncated-ts", good[:7], 0},
+		{"truncated-sn", good[:10], 0},
+		{"truncated-frg", []byte{RecordFlagU | RecordFlagF, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 0},
+		{"truncated-len", append(bytes.Clone(goodL[:len(goodL)-2]), 0), 0},
+		{"len-beyond-frame", append(append([]byte{RecordFlagU | RecordFlagL}, good[1:11]...), 5, 0, 'a'), 0},
+		{"ack-with-data", append(bytes.Clone(good), 'x'), 0},
+		{"ack-with-len", append(append(bytes.Clone(goodL[:11]), 1, 0), 'x'), 0},
+		{"wins-with-frg", append([]byte{RecordFlagU | RecordFlagF | 3}, append(bytes.Clone(good[1:11]), 2)...), 0},
+		{"L-missing-non-last", append(bytes.Clone(good), good...), 0},
+		{"bad-second-record", append(bytes.Clone(goodL), 0xff), 1},
+		{"second-truncated", append(bytes.Clone(goodL), good[:5]...), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			segs, ok := expandBoth(t, tc.frame, Refs{})
+			require.False(t, ok)
+			require.Len(t, segs, tc.keep*SegmentHeaderSize)
+		})
+	}
+}
+
+// TestCompactRefuses: Compact refuses what records cannot carry.
+func TestCompactRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		segs []byte
+	}{
+		{"empty", nil},
+		{"truncated", testSeg(1, CmdPush, 0, 1, 1, 1, 1, []byte("ab"))[:25]},
+		{"unknown-cmd", testSeg(1, 80, 0, 1, 1, 1, 1, nil)},
+		{"ack-with-data", testSeg(1, CmdAck, 0, 1, 1, 1, 1, []byte("a"))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ok := CompactSize(tc.segs)
+			require.False(t, ok)
+			in := bytes.Clone(tc.segs)
+			_, ok = Compact(in)
+			require.False(t, ok)
+			require.Equal(t, tc.segs, in)
+		})
+	}
+}
+
+// FuzzRecords: Expand never panics and agrees with ExpandInPlace; what it
+// accepts compacts back to the same frame when the frame is canonical,
+// and Compact∘Expand is the identity on kcp-go segments.
+func FuzzRecords(f *testing.F) {
+	data := []byte("hello")
+	f.Add(compactCopy(f, testSeg(1, CmdPush, 2, 3, 4, 5, 6, data)), uint32(5), uint32(6))
+	f.Add(compactCopy(f, append(testSeg(1, CmdAck, 0, 3, 4, 5, 6, nil), testSeg(1, CmdPush, 0, 3, 4, 5, 6, data)...)), uint32(0), uint32(0))
+	f.Add([]byte{RecordFlagU | RecordFlagL}, uint32(1), uint32(0xffff_ffff))
+	f.Fuzz(func(t *testing.T, frame []byte, rcvNxt, sndUna uint32) {
+		ref := Refs{Conv: 77, RcvNxt: rcvNxt, SndUna: sndUna}
+		segs, ok := expandBoth(t, frame, ref)
+		// Whatever expanded is whole kcp-go segments that compact and
+		// expand back to themselves.
+		if len(segs) == 0 {
+			require.False(t, ok)
+			return
+		}
+		again, ok2 := expandBoth(t, compactCopy(t, segs), ref)
+		require.True(t, ok2)
+		require.Equal(t, segs, again)
+	})
+}

@@ -1,6 +1,7 @@
 package uxp
 
 import (
+	"bytes"
 	"encoding/binary"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/uxp-go/uxp/fec"
 	"github.com/uxp-go/uxp/internal/kcpx"
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // Helpers and benchmarks for the bounds on hostile peers (bounds_test.go).
@@ -50,11 +52,54 @@ func (sp *sessionPairs) addPair(tb testing.TB, p fecParams) (cli, srv *Conn) {
 // inject seals each body as a frame of type kind from cli and delivers it
 // to srv at now.
 func (sp *sessionPairs) inject(cli, srv *Conn, kind byte, bodies [][]byte, now time.Time) {
+	raw := make([][]byte, len(bodies))
+	for i, b := range bodies {
+		if kind == frameLane {
+			raw[i] = append([]byte{b[0]}, records(sp.tb, b[laneIDSize:])...)
+		} else {
+			raw[i] = records(sp.tb, b)
+		}
+	}
+	sp.injectRaw(cli, srv, kind, raw, now)
+}
+
+// injectRaw is inject for frame bodies as they are: records built by hand
+// (rawRecord).
+func (sp *sessionPairs) injectRaw(cli, srv *Conn, kind byte, bodies [][]byte, now time.Time) {
 	for _, b := range bodies {
 		cli.sendFrame(kind, b)
 	}
 	cli.shard.flushSends()
 	feed(srv, sp.cliOut.take(), sp.cliAP, now)
+}
+
+// records turns kcp-go segments into the record frame the wire carries
+// (internal/wire record.go), as a sender's Output does.
+func records(t testing.TB, segs []byte) []byte {
+	t.Helper()
+	frame, ok := wire.Compact(bytes.Clone(segs))
+	require.True(t, ok, "segments the wire cannot carry")
+	return bytes.Clone(frame)
+}
+
+// rawRecord builds one record by hand, flags and values as given, valid
+// or not: a is the record's first byte; una and wnd are written when it
+// has U, frg with F, n with L; data follows.
+func rawRecord(a byte, una, wnd uint16, ts uint32, sn uint16, frg byte, n uint16, data []byte) []byte {
+	b := []byte{a}
+	if a&wire.RecordFlagU != 0 {
+		b = binary.LittleEndian.AppendUint16(b, una)
+		b = binary.LittleEndian.AppendUint16(b, wnd)
+	}
+	b = binary.LittleEndian.AppendUint32(b, ts)
+	b = binary.LittleEndian.AppendUint16(b, sn)
+	if a&wire.RecordFlagF != 0 {
+		b = append(b, frg)
+	}
+	if a&wire.RecordFlagL != 0 {
+		b = binary.LittleEndian.AppendUint16(b, n)
+	}
+	return append(b, data...)
 }
 
 // fecShard builds a shard header by hand: the peer's own encoder would
@@ -133,12 +178,13 @@ func BenchmarkACKFlood(b *testing.B) {
 					body = kcpSeg(body, cli.id, kcp.IKCP_CMD_ACK, 0, 256, kcpx.Now(), unacked-1, 0, 0)
 				}
 			}
+			body = records(b, body)
 			frame := make([]byte, len(body))
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
 				copy(frame, body) // laneInput may not keep it; fresh bytes each time
-				srv.laneInput(0, frame, kcp.IKCP_PACKET_REGULAR)
+				srv.laneInput(0, frame, 0, kcp.IKCP_PACKET_REGULAR)
 				srv.shard.flushSends() // the ACKs the data frames earn
 				sp.srvOut.take()
 			}

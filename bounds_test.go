@@ -12,6 +12,7 @@ import (
 
 	"github.com/uxp-go/uxp/fec"
 	"github.com/uxp-go/uxp/internal/kcpx"
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // Regression tests for the bounds on what a hostile but authenticated peer
@@ -247,27 +248,37 @@ func TestSegmentFieldBounds(t *testing.T) {
 		return kcpSeg(nil, id, kcp.IKCP_CMD_PUSH, frg, 256, kcpx.Now(), sn, una, n)
 	}
 	maxFrag := byte(srv.ep.set.maxFrag())
+	// Record header bits (internal/wire record.go).
+	const (
+		ack, wask, wins = 1, 2, 3
+		u, l, f         = wire.RecordFlagU, wire.RecordFlagL, wire.RecordFlagF
+	)
+	reserved := func(b []byte) []byte { b[0] |= 0x20; return b }
 	for _, tt := range []struct {
 		name      string
 		frame     []byte
 		recvBound bool // counted in RecvBound, not Malformed
 	}{
-		{"conv of another session", kcpSeg(nil, id+1, kcp.IKCP_CMD_PUSH, 0, 256, 0, rcvNxt+1, 0, 1), false},
-		{"unknown cmd", kcpSeg(nil, id, 99, 0, 256, 0, 0, 0, 0), false},
-		{"ACK with a payload", kcpSeg(nil, id, kcp.IKCP_CMD_ACK, 0, 256, 0, 0, 0, 4), false},
-		{"ACK with a fragment number", kcpSeg(nil, id, kcp.IKCP_CMD_ACK, 3, 256, 0, 0, 0, 0), false},
-		{"WASK with a payload", kcpSeg(nil, id, kcp.IKCP_CMD_WASK, 0, 256, 0, 0, 0, 1), false},
-		{"WINS with a fragment number", kcpSeg(nil, id, kcp.IKCP_CMD_WINS, 1, 256, 0, 0, 0, 0), false},
-		{"frg past what MaxMessageSize needs", push(maxFrag+1, rcvNxt+1, 0, 1), false},
-		{"una past what was sent", push(0, rcvNxt+1, srv.arq.View(0).SndSN+1, 1), false},
-		{"len past the frame", push(0, rcvNxt+1, 0, 10)[:kcpOverhead+5], false},
-		{"trailing bytes", append(push(0, rcvNxt-1, 0, 1), 1, 2, 3), false}, // a repeat, then junk
-		{"sn past the advertised window and its slack", push(0, rcvEnd+srv.ep.set.recvSlack(), 0, 1), true},
-		{"sn far past the window", push(0, rcvNxt+1<<30, 0, 1), true},
+		{"reserved bit in a record header", reserved(records(t, push(0, rcvNxt+1, 0, 1))), false},
+		{"first record without una and wnd", rawRecord(0, 0, 0, 0, uint16(rcvNxt+1), 0, 0, []byte{1}), false},
+		{"ACK with a payload", rawRecord(ack|u|l, 0, 256, 0, 0, 0, 4, make([]byte, 4)), false},
+		{"ACK with data to the end", rawRecord(ack|u, 0, 256, 0, 0, 0, 0, make([]byte, 4)), false},
+		{"ACK with a fragment number", rawRecord(ack|u|f, 0, 256, 0, 0, 3, 0, nil), false},
+		{"WASK with a payload", rawRecord(wask|u, 0, 256, 0, uint16(rcvNxt), 0, 0, []byte{1}), false},
+		{"WINS with a fragment number", rawRecord(wins|u|f, 0, 256, 0, uint16(rcvNxt), 1, 0, nil), false},
+		{"len missing on a record before the last", append(rawRecord(ack|u, 0, 256, 0, 0, 0, 0, nil), rawRecord(ack, 0, 0, 0, 0, 0, 0, nil)...), false},
+		{"truncated record", rawRecord(u, 0, 256, 0, uint16(rcvNxt+1), 0, 0, nil)[:7], false},
+		{"frg past what MaxMessageSize needs", records(t, push(maxFrag+1, rcvNxt+1, 0, 1)), false},
+		{"una past what was sent", records(t, push(0, rcvNxt+1, srv.arq.View(0).SndSN+1, 1)), false},
+		{"len past the frame", rawRecord(u|l, 0, 256, 0, uint16(rcvNxt+1), 0, 10, make([]byte, 5)), false},
+		{"trailing bytes", append(rawRecord(u|l, 0, 256, 0, uint16(rcvNxt-1), 0, 1, []byte{0}), 1, 2, 3), false}, // a repeat, then junk
+		{"sn past the advertised window and its slack", records(t, push(0, rcvEnd+srv.ep.set.recvSlack(), 0, 1)), true},
+		// The farthest a 16-bit sn reaches from the receiver's rcv_nxt.
+		{"sn far past the window", records(t, push(0, rcvNxt+1<<15-1, 0, 1)), true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			before := srv.Stats().Drops
-			sp.inject(cli, srv, frameKCP, [][]byte{tt.frame}, now)
+			sp.injectRaw(cli, srv, frameKCP, [][]byte{tt.frame}, now)
 			after := srv.Stats().Drops
 			if tt.recvBound {
 				require.Equal(t, before.RecvBound+1, after.RecvBound)

@@ -53,6 +53,16 @@ const (
 	maxMTU = 1500
 	// maxFragments is KCP's per-message fragment limit (an 8-bit field).
 	maxFragments = 255
+	// maxWindow bounds KCP.SendWindow and KCP.RecvWindow: the wire
+	// carries the low 16 bits of sn and una, and the receiver expands
+	// them to the value nearest its own state (docs/protocol.md section
+	// 3.5), which is exact while every sequence distance stays below 2^15.
+	// KCP keeps its segments in flight within its send window of its
+	// snd_una, so a PUSH's sn lies at most one send window from the
+	// receiver's rcv_nxt, and an ACK's sn or a una at most one from the
+	// sender's snd_una: 2^14 leaves a factor of two. A receive window
+	// beyond any conforming sender's send window would buy nothing.
+	maxWindow = 1 << 14
 )
 
 // Config configures a Server or a Client. A nil *Config means
@@ -283,7 +293,8 @@ type KCPConfig struct {
 	CongestionControl bool
 
 	// SendWindow and RecvWindow are the KCP window sizes in segments. Zero
-	// means 256. Negative is invalid.
+	// means 256. Negative is invalid, and so is more than 16384 (the wire
+	// carries 16-bit sequence numbers; docs/protocol.md section 3.5).
 	SendWindow int
 	RecvWindow int
 
@@ -497,10 +508,10 @@ func (c *Config) resolve() (*settings, error) {
 		return bad("KCP.SendWindow", "negative (%d)", s.sendWindow)
 	case s.recvWindow < 0:
 		return bad("KCP.RecvWindow", "negative (%d)", s.recvWindow)
-	case s.sendWindow > 1<<15:
-		return bad("KCP.SendWindow", "%d exceeds 32768", s.sendWindow)
-	case s.recvWindow > 1<<15:
-		return bad("KCP.RecvWindow", "%d exceeds 32768 (KCP advertises it in 16 bits)", s.recvWindow)
+	case s.sendWindow > maxWindow:
+		return bad("KCP.SendWindow", "%d exceeds %d (the wire carries 16-bit sequence numbers, exact while a window stays below 2^15)", s.sendWindow, maxWindow)
+	case s.recvWindow > maxWindow:
+		return bad("KCP.RecvWindow", "%d exceeds %d (the wire carries 16-bit sequence numbers, exact while a window stays below 2^15)", s.recvWindow, maxWindow)
 	case s.mtu < minMTU || s.mtu > maxMTU:
 		return bad("KCP.MTU", "%d is outside [%d, %d]", s.mtu, minMTU, maxMTU)
 	case len(c.ConnectData) > MaxConnectDataSize:
@@ -574,6 +585,15 @@ func (s *settings) mss() int { return s.mssAt(s.mtu) }
 // negotiate.go).
 func (s *settings) mssAt(mtu int) int { return s.kcpMTUAt(mtu) - wire.SegmentHeaderSize }
 
+// kcpMTUFor is the KCP MTU for a frame body of room bytes (after the lane
+// byte, if any): kcp-go counts 24 bytes per segment header, and the wire's
+// records (internal/wire record.go) are at least wire.RecordSaving bytes
+// shorter than the segments of any frame kcp-go builds, so a frame of one
+// full-size segment exactly fills the datagram and any frame of several
+// still fits. The one place the KCP MTU, and from it the MSS, is derived
+// from a packet size.
+func kcpMTUFor(room int) int { return room + wire.RecordSaving }
+
 // frameRoom is the most frame body one datagram carries: what remains
 // after the transport header, the frame type byte and the AEAD tag, and,
 // when FEC may be on, the shard header, the 2 bytes by which a parity
@@ -590,15 +610,15 @@ func (s *settings) frameRoomAt(mtu int) int {
 	return m
 }
 
-// kcpMTU is the MTU handed to each lane's KCP: the frame room less the
-// lane byte when there is more than one lane.
+// kcpMTU is the MTU handed to each lane's KCP: kcpMTUFor the frame room
+// less the lane byte when there is more than one lane.
 func (s *settings) kcpMTU() int { return s.kcpMTUAt(s.mtu) }
 
 func (s *settings) kcpMTUAt(mtu int) int {
 	if len(s.lanes) > 1 {
-		return s.frameRoomAt(mtu) - laneIDSize
+		return kcpMTUFor(s.frameRoomAt(mtu) - laneIDSize)
 	}
-	return s.frameRoomAt(mtu)
+	return kcpMTUFor(s.frameRoomAt(mtu))
 }
 
 // fecMaxPacket is the largest packet handed to the FEC encoder at the

@@ -58,11 +58,19 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 		return
 	}
 	body := pt[wire.FrameHeaderSize:]
+	// open decrypts in place, so pt is b's bytes after the transport
+	// header. For KCP and lane frames the header and the frame type, read
+	// and no longer needed, are room to expand the records into
+	// (laneInput).
+	frame, off := pt, wire.FrameHeaderSize
+	if len(b) >= wire.TransportHeaderSize+len(pt) && &b[wire.TransportHeaderSize] == &pt[0] {
+		frame, off = b[:wire.TransportHeaderSize+len(pt)], wire.TransportHeaderSize+wire.FrameHeaderSize
+	}
 	switch pt[0] {
 	case wire.FrameKCP:
-		c.laneInput(0, body, kcp.IKCP_PACKET_REGULAR)
+		c.laneInput(0, frame, off, kcp.IKCP_PACKET_REGULAR)
 	case wire.FrameLane:
-		c.laneFrameInput(body, kcp.IKCP_PACKET_REGULAR)
+		c.laneFrameInput(frame, off, kcp.IKCP_PACKET_REGULAR)
 	case wire.FrameDatagram, wire.FrameLatest:
 		c.datagramInput(pt[0], body)
 	case wire.FrameFEC:

@@ -248,9 +248,9 @@ func (c *Conn) fecDeliver(pkt []byte, recovered bool) {
 	body := pkt[wire.FrameHeaderSize:]
 	switch pkt[0] {
 	case wire.FrameKCP:
-		c.laneInput(0, body, typ)
+		c.laneInput(0, body, 0, typ) // no room: the decoder may keep pkt
 	case wire.FrameLane:
-		c.laneFrameInput(body, typ)
+		c.laneFrameInput(body, 0, typ)
 	case wire.FrameDatagram, wire.FrameLatest:
 		c.datagramInput(pkt[0], body)
 	default:

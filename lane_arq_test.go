@@ -43,7 +43,7 @@ func TestLaneUnaAhead(t *testing.T) {
 	binary.LittleEndian.PutUint32(ack[0:], 7)
 	ack[4] = kcp.IKCP_CMD_ACK
 	binary.LittleEndian.PutUint32(ack[16:], 5) // una: the server sent only sn 0
-	p.cli.sendFrame(frameKCP, append(hostile, ack...))
+	p.cli.sendFrame(frameKCP, records(t, append(hostile, ack...)))
 	p.cli.shard.flushSends()
 	before := p.srv.Stats().Drops.Malformed
 	feed(p.srv, p.cliOut.take(), p.cliAP, now)

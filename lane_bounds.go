@@ -16,8 +16,9 @@ const (
 	kcpSegBuf = 1500
 
 	// minMSS is the smallest MSS a conforming peer can have: the KCP
-	// payload at the smallest MTU, with FEC and a lane byte.
-	minMSS = minMTU - wire.TransportOverhead - (fec.HeaderSize + fecParityExtra + wire.FrameHeaderSize) - laneIDSize - wire.SegmentHeaderSize
+	// payload at the smallest MTU, with FEC and a lane byte (kcpMTUFor of
+	// that frame room, less kcp-go's segment header).
+	minMSS = minMTU - wire.TransportOverhead - (fec.HeaderSize + fecParityExtra + wire.FrameHeaderSize) - laneIDSize + wire.RecordSaving - wire.SegmentHeaderSize
 
 	// recvBudgetLanes is how many lanes' full receive windows the session's
 	// receive budget holds (recvBudgetSegs). A conforming peer keeps at

@@ -221,21 +221,27 @@ func (c *Conn) laneStats() []LaneStats {
 	return out
 }
 
-// laneFrameInput handles the body of a frame of type 10.
-func (c *Conn) laneFrameInput(body []byte, typ kcp.PacketType) {
+// laneFrameInput handles the body of a frame of type 10, buf[off:];
+// buf[:off] is free room (laneInput).
+func (c *Conn) laneFrameInput(buf []byte, off int, typ kcp.PacketType) {
+	body := buf[off:]
 	if len(body) < laneIDSize || int(body[0]) >= c.arq.Len() || body[0] == 0 {
 		// Lane 0 has its own frame type; an unknown lane is a
 		// configuration mismatch or garbage.
 		c.drop(dropMalformed)
 		return
 	}
-	c.laneInput(int(body[0]), body[laneIDSize:], typ)
+	c.laneInput(int(body[0]), buf, off+laneIDSize, typ)
 }
 
-// laneInput hands a lane's segments to the lanes, then delivers what
-// became complete.
-func (c *Conn) laneInput(lane int, body []byte, typ kcp.PacketType) {
-	c.arq.Input(c.shard.now, lane, body, typ)
+// laneInput hands a lane's records, buf[off:], to the lanes, then
+// delivers what became complete. buf[:off] is room the lanes may write
+// the expanded segments into (arq.Lanes.InputRecords): the datagram's
+// own header bytes, already authenticated and read, for a frame that
+// came in its own datagram; 0 for one the FEC decoder or the fragment
+// reassembly holds, which must stay as it is.
+func (c *Conn) laneInput(lane int, buf []byte, off int, typ kcp.PacketType) {
+	c.arq.InputRecords(c.shard.now, lane, buf, off, typ)
 	c.laneDeliver(lane, false)
 }
 
@@ -353,13 +359,21 @@ func (o *laneIO) Output(lane int, segs []byte, s arq.Sent) {
 	if s.WndProbe {
 		c.traffic.wndProbes.Add(1)
 	}
+	// The wire carries the segments as compact records (emitKCP).
+	size, ok := wire.CompactSize(segs)
+	if !ok {
+		// Cannot happen: kcp-go and the lanes build whole segments of
+		// the four commands. Drop them loudly; KCP resends data.
+		c.ep.log.Error("uxp: lane segments the wire cannot carry", "session", c.id)
+		return
+	}
 	if s.Data && !s.Probe {
 		// A tail-loss probe is one packet after a probe timeout of
 		// silence: the pacer has nothing to spread, and charged, it took
 		// the tokens the next message needed (a request, its probe and
 		// the next request within a millisecond waited for the pacer's
 		// timer). It still counts in flight.
-		c.paced(len(segs) + wire.FrameHeaderSize + laneIDSize)
+		c.paced(size + wire.FrameHeaderSize + laneIDSize)
 	}
 	if h := c.ep.set.hooks.dropLane; h != nil && h(lane, segs) {
 		return
@@ -368,15 +382,11 @@ func (o *laneIO) Output(lane int, segs []byte, s arq.Sent) {
 	// they are small, cumulative and resent by KCP's next flush anyway, so
 	// parity over them would cost bytes and enlarge groups for nothing.
 	if lane == 0 {
-		if !c.emitKCP(wire.FrameKCP, nil, segs, s.Data) {
-			c.emitFrame(wire.FrameKCP, nil, segs, s.Data)
-		}
+		c.emitKCP(wire.FrameKCP, nil, segs, size, s.Data)
 		return
 	}
 	id := [laneIDSize]byte{byte(lane)}
-	if !c.emitKCP(wire.FrameLane, id[:], segs, s.Data) {
-		c.emitFrame(wire.FrameLane, id[:], segs, s.Data)
-	}
+	c.emitKCP(wire.FrameLane, id[:], segs, size, s.Data)
 }
 
 // Deliver passes one message to the application (laneDeliver).

@@ -175,7 +175,7 @@ func TestLaneEmptyMessage(t *testing.T) {
 	p := newFramePair(t, false)
 	now := time.Now()
 	body := append(kcpPush(7, 0, nil), kcpPush(7, 1, []byte{laneMsgPlain, 'h', 'i'})...)
-	p.cli.sendFrame(frameKCP, body)
+	p.cli.sendFrame(frameKCP, records(t, body))
 	p.cli.shard.flushSends() // as the shard does when its event ends
 	before := p.srv.Stats().Drops.Malformed
 	feed(p.srv, p.cliOut.take(), p.cliAP, now)

@@ -127,36 +127,53 @@ func (c *Conn) pathMTUChanged() {
 	}
 }
 
-// emitKCP sends a KCP or lane frame (hdr || segs) that may be larger than
-// the packet size now in use (segments built before a shrink): split at
-// segment boundaries, and fragment a segment that does not fit alone.
-// It reports false when the frame fits and the caller sends it as usual.
-func (c *Conn) emitKCP(kind byte, hdr, segs []byte, viaFEC bool) bool {
+// emitKCP sends a KCP or lane frame: hdr, then segs, kcp-go segments
+// whose compact records (internal/wire record.go) take size bytes. The
+// records are written over segs in place (wire.Compact), so a frame of
+// one data segment goes out without another copy of its data. A frame
+// larger than the packet size now in use (segments built before a
+// shrink) is split at segment boundaries into frames that fit, each its
+// own record frame (its first record carries una and wnd), and a segment
+// that does not fit alone travels in fragments.
+func (c *Conn) emitKCP(kind byte, hdr, segs []byte, size int, viaFEC bool) {
 	room := c.ep.set.frameRoomAt(c.curMTU()) - len(hdr)
-	if len(segs) <= room {
-		return false
+	if size <= room {
+		c.emitRecords(kind, hdr, segs, viaFEC)
+		return
 	}
 	start := 0
 	for p := 0; p < len(segs); {
 		n := wire.SegmentSize(segs[p:])
-		if p+n-start > room && p > start {
-			c.emitFrame(kind, hdr, segs[start:p], viaFEC)
-			start = p
+		if p > start {
+			if part, _ := wire.CompactSize(segs[start : p+n]); part > room {
+				c.emitRecords(kind, hdr, segs[start:p], viaFEC)
+				start = p
+			}
 		}
-		if n > room {
-			c.sendFragments(kind, hdr, segs[p:p+n])
+		if part, _ := wire.CompactSize(segs[p : p+n]); part > room {
+			if frame, ok := wire.Compact(segs[p : p+n]); ok {
+				c.sendFragments(kind, hdr, frame)
+			}
 			start = p + n
 		}
 		p += n
 	}
 	if start < len(segs) {
-		c.emitFrame(kind, hdr, segs[start:], viaFEC)
+		c.emitRecords(kind, hdr, segs[start:], viaFEC)
 	}
-	return true
 }
 
-// sendFragments sends the inner frame kind || hdr || seg in fragment
-// frames that fit the current packet size, outside FEC.
+// emitRecords sends segs, whole kcp-go segments, as one record frame.
+func (c *Conn) emitRecords(kind byte, hdr, segs []byte, viaFEC bool) {
+	frame, ok := wire.Compact(segs)
+	if !ok {
+		return // cannot happen: Output checked the segments (CompactSize)
+	}
+	c.emitFrame(kind, hdr, frame, viaFEC)
+}
+
+// sendFragments sends the inner frame kind || hdr || seg (one record) in
+// fragment frames that fit the current packet size, outside FEC.
 func (c *Conn) sendFragments(kind byte, hdr, seg []byte) {
 	inner := make([]byte, 0, wire.FrameHeaderSize+len(hdr)+len(seg))
 	inner = append(append(append(inner, kind), hdr...), seg...)
@@ -219,9 +236,9 @@ func (c *Conn) fragmentInput(body []byte) {
 	}
 	switch inner[0] {
 	case wire.FrameKCP:
-		c.laneInput(0, inner[wire.FrameHeaderSize:], kcp.IKCP_PACKET_REGULAR)
+		c.laneInput(0, inner, wire.FrameHeaderSize, kcp.IKCP_PACKET_REGULAR)
 	case wire.FrameLane:
-		c.laneFrameInput(inner[wire.FrameHeaderSize:], kcp.IKCP_PACKET_REGULAR)
+		c.laneFrameInput(inner, wire.FrameHeaderSize, kcp.IKCP_PACKET_REGULAR)
 	default:
 		c.drop(dropMalformed)
 	}

@@ -91,6 +91,7 @@ type sessionPairs struct {
 	cliOut, srvOut *sinkPC
 	cliAP, srvAP   netip.AddrPort
 	conns          []*Conn
+	tb             testing.TB // newSessionPairs's
 }
 
 // newSessionPairs makes the endpoints; with kcpDefault, their KCPs keep
@@ -100,6 +101,7 @@ func newSessionPairs(tb testing.TB, cfg *Config, kcpDefault bool) *sessionPairs 
 	set, err := cfg.resolve()
 	require.NoError(tb, err)
 	sp := &sessionPairs{
+		tb:    tb,
 		cliAP: netip.MustParseAddrPort("10.0.0.2:5000"),
 		srvAP: netip.MustParseAddrPort("10.0.0.1:4000"),
 	}

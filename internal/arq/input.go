@@ -98,6 +98,48 @@ func (ls *Lanes) emit(l *lane, segs []byte, s Sent) {
 	ls.out.Output(l.id, segs, s)
 }
 
+// InputRecords is Input for a frame body as the wire carries it: compact
+// records (internal/wire record.go), buf[off:], which it expands back to
+// kcp-go's segments before anything else looks at them, every record
+// against the lane's state before this frame: the next sn its KCP
+// expects (rcvRef) and the oldest sn of its own not yet acknowledged
+// (sndUna). buf[:off] is free room: when the segments fit there and in
+// the frame, they are written in place (the last record's data does not
+// move); otherwise into the shard's scratch buffer. The bounds of Input
+// then apply to the expanded values. A malformed record is counted and
+// ends the frame; the records before it are still taken.
+func (ls *Lanes) InputRecords(now time.Time, lane int, buf []byte, off int, typ kcp.PacketType) {
+	l := ls.lanes[lane]
+	ref := wire.Refs{Conv: ls.cfg.Conv, RcvNxt: ls.rcvRef(l), SndUna: l.sndUna}
+	segs, ok, fit := wire.ExpandInPlace(buf, off, ref)
+	if !fit {
+		segs, ok = wire.Expand(ls.sh.expand[:0], buf[off:], ref)
+		ls.sh.expand = segs[:0]
+	}
+	if len(segs) == 0 {
+		ls.out.Event(EvMalformed)
+		return
+	}
+	ls.Input(now, lane, segs, typ)
+	if !ok {
+		ls.out.Event(EvMalformed)
+	}
+}
+
+// rcvRef is the reference a lane expands the sn of a PUSH against: the
+// sn its KCP expects next. Without internal/kcpx's fast path it is the
+// sn after the highest data segment taken, which is at most the receive
+// window and its slack ahead.
+func (ls *Lanes) rcvRef(l *lane) uint32 {
+	if l.arq == nil {
+		return 0 // KCP starts at 0
+	}
+	if nxt, _, _, ok := ls.sh.KCP.RecvState(l.arq); ok {
+		return nxt
+	}
+	return l.rcvNext
+}
+
 // Input takes the body of a lane frame: the lane's segments. typ is the
 // KCP packet type (regular, or recovered by FEC). It checks the segments,
 // takes the una each carries (the latency tracker and confirm read it

@@ -74,9 +74,10 @@ type Shard struct {
 	// than it is ErrTooLarge.
 	RecvBuf []byte
 
-	seg   []byte                // a lane frame's segments when Input must change them
-	bufs  []*[probeBufSize]byte // free tail copies (probe.go)
-	reack []byte                // a packet with repeated ACKs in front (reack.go)
+	seg    []byte                // a lane frame's segments when Input must change them
+	expand []byte                // a lane frame's records expanded to segments (InputRecords)
+	bufs   []*[probeBufSize]byte // free tail copies (probe.go)
+	reack  []byte                // a packet with repeated ACKs in front (reack.go)
 
 	// Free backlog buffers (getMsgBuf), msgBufBytes of them in all.
 	msgBufs     [][]byte

@@ -113,4 +113,3 @@ func TestRecordKCPOutput(t *testing.T) {
 	}
 	require.Greater(t, frames, 400)
 }
-

@@ -50,21 +50,25 @@ func (sp *sessionPairs) addPair(tb testing.TB, p fecParams) (cli, srv *Conn) {
 }
 
 // inject seals each body as a frame of type kind from cli and delivers it
-// to srv at now.
+// to srv at now. The bodies of KCP and lane frames are kcp-go segments,
+// turned into the wire's records first (records).
 func (sp *sessionPairs) inject(cli, srv *Conn, kind byte, bodies [][]byte, now time.Time) {
 	raw := make([][]byte, len(bodies))
 	for i, b := range bodies {
-		if kind == frameLane {
-			raw[i] = append([]byte{b[0]}, records(sp.tb, b[laneIDSize:])...)
-		} else {
+		switch kind {
+		case frameKCP:
 			raw[i] = records(sp.tb, b)
+		case frameLane:
+			raw[i] = append([]byte{b[0]}, records(sp.tb, b[laneIDSize:])...)
+		default:
+			raw[i] = b
 		}
 	}
 	sp.injectRaw(cli, srv, kind, raw, now)
 }
 
-// injectRaw is inject for frame bodies as they are: records built by hand
-// (rawRecord).
+// injectRaw is inject for frame bodies as they are: for KCP and lane
+// frames, records built by hand (rawRecord).
 func (sp *sessionPairs) injectRaw(cli, srv *Conn, kind byte, bodies [][]byte, now time.Time) {
 	for _, b := range bodies {
 		cli.sendFrame(kind, b)

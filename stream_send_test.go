@@ -185,7 +185,7 @@ func TestStreamSendQueueBoundedByTime(t *testing.T) {
 func TestStreamTimeBoundKeepsWindowFull(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newStreamPair(t, 44, netsim.Impairment{Delay: 25 * time.Millisecond}, nil, nil)
-		data := testMessage(44, 8<<20)
+		data := testMessage(44, 16<<20)
 		read := make(chan []byte, 1)
 		go func() {
 			got, _ := io.ReadAll(p.srv)
@@ -204,8 +204,12 @@ func TestStreamTimeBoundKeepsWindowFull(t *testing.T) {
 		window := float64(defaultWindow*seg) / 0.050 // bytes per second
 		rate := float64(len(data)) / took.Seconds()
 		t.Logf("%.2f MB/s, %.0f%% of one window per RTT", rate/1e6, 100*rate/window)
-		// 83 % here; 86 % in the build before the stream's send queue had
-		// a time bound.
+		// 81 % here with 16 MiB (82 % before the compact segment records
+		// raised the MSS by 12 bytes, at the same MB/s: the transfer takes
+		// whole round trips). With 8 MiB, slow start weighed enough that
+		// the ratio sat at 75 %, on the bound; 83 %, and 86 % in the build
+		// before the stream's send queue had a time bound, were measured
+		// on earlier builds.
 		require.Greater(t, rate, 0.75*window, "the window stays full")
 	})
 }

@@ -111,7 +111,7 @@ func (ls *Lanes) sendSkipMarkers(l *lane, m *laneSent) {
 		// keeps the hole open until KCP's next retransmission, which
 		// stalls the lane.
 		for range SkipMarkerCopies {
-			ls.emit(l, b, Sent{Data: true, Bytes: len(b), Skip: true})
+			ls.emitCopy(l, b, Sent{Data: true, Bytes: len(b), Skip: true})
 		}
 	}
 	for sn := m.firstSN; int32(sn-m.lastSN) <= 0; sn++ {

@@ -98,6 +98,15 @@ func (ls *Lanes) emit(l *lane, segs []byte, s Sent) {
 	ls.out.Output(l.id, segs, s)
 }
 
+// emitCopy is emit for segments the caller sends again later (skip
+// markers, tail copies): Output may write over what it gets, so it gets
+// a copy in the shard's scratch.
+func (ls *Lanes) emitCopy(l *lane, segs []byte, s Sent) {
+	b := append(ls.sh.resend[:0], segs...)
+	ls.sh.resend = b[:0]
+	ls.emit(l, b, s)
+}
+
 // InputRecords is Input for a frame body as the wire carries it: compact
 // records (internal/wire record.go), buf[off:], which it expands back to
 // kcp-go's segments before anything else looks at them, every record

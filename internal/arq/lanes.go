@@ -76,6 +76,7 @@ type Shard struct {
 
 	seg    []byte                // a lane frame's segments when Input must change them
 	expand []byte                // a lane frame's records expanded to segments (InputRecords)
+	resend []byte                // a copy of segments sent more than once (emitCopy)
 	bufs   []*[probeBufSize]byte // free tail copies (probe.go)
 	reack  []byte                // a packet with repeated ACKs in front (reack.go)
 
@@ -151,7 +152,9 @@ const (
 // causes them; they must not call back into the Lanes.
 type Output interface {
 	// Output sends segs, KCP segments of lane, in a frame. The bytes are
-	// valid only until it returns.
+	// valid only until it returns, and Output may write over them (it
+	// turns them into the wire's records in place): a caller that sends
+	// the same bytes again passes a copy (emitCopy).
 	Output(lane int, segs []byte, s Sent)
 	// Deliver hands a complete message of lane to the application, valid
 	// until it returns. It reports whether delivery may go on: false

@@ -200,6 +200,6 @@ func (ls *Lanes) probeTimer(l *lane, now time.Time) {
 	l.ctr.Retrans.Add(1)
 	ls.packetFirst = true
 	ls.trackSent(l, p.sn, p.probeTS, len(seg), false, true, false)
-	ls.emit(l, seg, Sent{Data: true, Bytes: len(seg), Retrans: 1, RetransBytes: len(seg), Probe: true})
+	ls.emitCopy(l, seg, Sent{Data: true, Bytes: len(seg), Retrans: 1, RetransBytes: len(seg), Probe: true}) // the tail is kept for the next probe
 	ls.armProbe(l, now)
 }

@@ -95,7 +95,11 @@ type queuedDgram struct {
 // exist (newConn).
 func (c *Conn) initGate() {
 	g := &c.cong
-	c.arq.SetController(g.ctrl, wire.TransportOverhead)
+	// The lanes count kcp-go's 24-byte segment headers; the wire's
+	// records are at least wire.RecordSaving bytes shorter per packet
+	// (exactly that for a full-size data segment), so the controller's
+	// bytes stay wire bytes.
+	c.arq.SetController(g.ctrl, wire.TransportOverhead-wire.RecordSaving)
 	if !c.ep.set.congestion.gate {
 		return
 	}

@@ -210,7 +210,8 @@ func TestBottleneckRateStep(t *testing.T) {
 // sends no parity at all (no random loss: under a controller it starts at
 // 0, and the loss of a queue overflowing does not raise it), and delivers
 // no less than FEC off, over three network seeds: in total at least as
-// much, and in every seed at least 0.998 of it.
+// much but for the payload its reserved FEC room costs per byte on the
+// link (0.04 %), and in every seed at least 0.998 of it.
 //
 // The stream is written in 1 KiB writes, so that what the reader counts
 // moves by a segment, not by a 16 KiB message (one message is about 0.3 %
@@ -219,7 +220,10 @@ func TestBottleneckRateStep(t *testing.T) {
 // header (fecOutput), but its segments keep the FEC room reserved (13
 // bytes of a 1400-byte packet, config.go frameRoom): 0.04 % less payload
 // per byte on the link, within the per-seed margin. Measured:
-// adaptive/off 1.0010-1.0034 per seed, 1.0019-1.0024 in total.
+// adaptive/off 1.0010-1.0034 per seed, 1.0019-1.0024 in total before the
+// compact segment records; since, 1.0011-1.0016 in total over six runs
+// alone, and 0.9997 in one run beside the rest of the suite (payload
+// per link byte 0.9997).
 func TestBottleneckAdaptiveFEC(t *testing.T) {
 	goodput := func(seed uint64, fec FECConfig) float64 {
 		var rate float64
@@ -247,8 +251,19 @@ func TestBottleneckAdaptiveFEC(t *testing.T) {
 		require.GreaterOrEqual(t, adaptive, 0.998*off, "seed %d: adaptive FEC does not cost goodput under a bottleneck", seed)
 		offSum, adaptiveSum = offSum+off, adaptiveSum+adaptive
 	}
-	t.Logf("adaptive/off over the seeds %.4f", adaptiveSum/offSum)
-	require.GreaterOrEqual(t, adaptiveSum, offSum, "adaptive FEC delivers no less than FEC off")
+	// The one thing adaptive FEC at parity 0 costs: the FEC room its
+	// segments keep, which the link carries as shorter packets. Since the
+	// compact segment records both runs fill the link within 0.7 % (2.40
+	// MB/s of 2.42 at most), so this can show; before them FEC off filled
+	// it less well (98.5 %) and adaptive came out ahead.
+	off, err := (&Config{}).resolve()
+	require.NoError(t, err)
+	adaptive, err := (&Config{FEC: FECConfig{DataShards: 10, MaxParity: 3, Adaptive: true}}).resolve()
+	require.NoError(t, err)
+	room := float64(adaptive.mss()) / float64(adaptive.frameRoom()+transportOverhead) /
+		(float64(off.mss()) / float64(off.frameRoom()+transportOverhead))
+	t.Logf("adaptive/off over the seeds %.4f (payload per link byte %.4f)", adaptiveSum/offSum, room)
+	require.GreaterOrEqual(t, adaptiveSum, room*offSum, "adaptive FEC delivers no less than FEC off, but for its FEC room")
 }
 
 // TestCongestionGateDefault: every controller but CongestionNone gates,

@@ -56,9 +56,10 @@ const spuriousRTTFrac = 6
 
 // SetController makes the lanes report their data segments to ctrl (nil:
 // no accounting, the default). overhead is the bytes a packet costs on
-// the wire beyond its segments (transport header, frame header, AEAD tag):
-// it is added to the first data segment of each packet, so that the
-// controller's windows are in wire bytes.
+// the wire beyond its segments as kcp-go builds them (transport header,
+// frame header, AEAD tag, less what the wire's compact records save on
+// the segment headers): it is added to the first data segment of each
+// packet, so that the controller's windows are in wire bytes.
 func (ls *Lanes) SetController(ctrl cc.Controller, overhead int) {
 	ls.cc, ls.ccOverhead = ctrl, overhead
 }

@@ -10,7 +10,7 @@ import (
 // counter field, as the read loop would.
 func stageSeq(ep *endpoint, c *Conn, seq uint64) {
 	bp := getPacketBuf()
-	putTransportHeader(bp[:], c.id, seq, 0)
+	putTransportHeader(bp.dgram(), c.id, seq, 0)
 	ep.dispatch(bp, 100, netip.MustParseAddrPort("127.0.0.1:4000"))
 }
 

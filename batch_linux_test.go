@@ -98,13 +98,13 @@ func TestBatchRead(t *testing.T) {
 		for len(c.shard.in) > 0 {
 			b := <-c.shard.in
 			for _, p := range b.pkts[:b.n] {
-				h, _ := parseTransportHeader(p.buf[:p.n])
+				h, _ := parseTransportHeader(p.buf.dgram()[:p.n])
 				if want := 1200; h.counter() >= 100 {
 					want = 150
 					if p.n != want {
 						t.Fatalf("datagram %d: %d bytes, want %d", h.counter(), p.n, want)
 					}
-				} else if p.n != want || !bytes.Equal(p.buf[:p.n], transport(1200, h.counter())) {
+				} else if p.n != want || !bytes.Equal(p.buf.dgram()[:p.n], transport(1200, h.counter())) {
 					t.Fatalf("datagram %d: %d bytes, not what was sent", h.counter(), p.n)
 				}
 				seqs = append(seqs, h.counter())

@@ -156,11 +156,11 @@ func (c *Client) onResponse(b []byte, from netip.AddrPort) bool {
 // onControl runs on the read loop for cookie replies and stateless
 // resets. It owns bp.
 func (c *Client) onControl(bp *packetBuf, n int, from netip.AddrPort) bool {
-	if bp[0] == wire.MsgReset {
+	if bp.dgram()[0] == wire.MsgReset {
 		c.ep.takeReset(bp, n, from, &c.hstats)
 		return true
 	}
-	c.at.takeCookie(bp[:n])
+	c.at.takeCookie(bp.dgram()[:n])
 	putPacketBuf(bp)
 	return true
 }

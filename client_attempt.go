@@ -349,7 +349,7 @@ func (a *clientAttempt) takeCookie(b []byte) {
 
 // takeReset runs on the read loop with a stateless reset; it owns bp.
 func (ep *endpoint) takeReset(bp *packetBuf, n int, from netip.AddrPort, hstats *handshakeCounters) {
-	id, tok, ok := wire.ParseReset(bp[:n])
+	id, tok, ok := wire.ParseReset(bp.dgram()[:n])
 	if !ok {
 		ep.drops.malformed.Add(1)
 		putPacketBuf(bp)

@@ -12,9 +12,11 @@ import (
 // to the frame's handler, and the callbacks that deliver to the
 // application. Everything here runs on c.shard's goroutine.
 
-// receive handles one datagram routed to this session: authenticate,
-// replay-check, then dispatch the frame.
-func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
+// receive handles one datagram routed to this session, buf[room:]:
+// authenticate, replay-check, then dispatch the frame. buf[:room] is free
+// room (packetBuf) for the expansion of KCP frames.
+func (c *Conn) receive(buf []byte, room int, from netip.AddrPort, now time.Time) {
+	b := buf[room:]
 	s := c.shard
 	if c.state == stateClosed {
 		if c.draining {
@@ -59,12 +61,12 @@ func (c *Conn) receive(b []byte, from netip.AddrPort, now time.Time) {
 	}
 	body := pt[wire.FrameHeaderSize:]
 	// open decrypts in place, so pt is b's bytes after the transport
-	// header. For KCP and lane frames the header and the frame type, read
-	// and no longer needed, are room to expand the records into
-	// (laneInput).
+	// header. For KCP and lane frames the buffer's room, the header and
+	// the frame type, read and no longer needed, are room to expand the
+	// records into (laneInput).
 	frame, off := pt, wire.FrameHeaderSize
 	if len(b) >= wire.TransportHeaderSize+len(pt) && &b[wire.TransportHeaderSize] == &pt[0] {
-		frame, off = b[:wire.TransportHeaderSize+len(pt)], wire.TransportHeaderSize+wire.FrameHeaderSize
+		frame, off = buf[:room+wire.TransportHeaderSize+len(pt)], room+wire.TransportHeaderSize+wire.FrameHeaderSize
 	}
 	switch pt[0] {
 	case wire.FrameKCP:

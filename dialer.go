@@ -179,12 +179,13 @@ func (d *Dialer) onResponse(b []byte, from netip.AddrPort) bool {
 // onControl runs on the read loop for cookie replies and stateless
 // resets. It owns bp.
 func (d *Dialer) onControl(bp *packetBuf, n int, from netip.AddrPort) bool {
-	if bp[0] == wire.MsgReset {
+	b := bp.dgram()
+	if b[0] == wire.MsgReset {
 		d.ep.takeReset(bp, n, from, &d.hstats)
 		return true
 	}
-	if a := d.attempt(wire.ResponseHeader(bp[:]).SessionID()); a != nil && n >= 8 { // a cookie reply: the sender index
-		a.takeCookie(bp[:n])
+	if a := d.attempt(wire.ResponseHeader(b).SessionID()); a != nil && n >= 8 { // a cookie reply: the sender index
+		a.takeCookie(b[:n])
 	} else {
 		d.ep.drops.malformed.Add(1)
 	}

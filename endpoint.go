@@ -158,9 +158,15 @@ func (ep *endpoint) shardFor(id uint32) *shard {
 	return ep.shards[int(id%uint32(len(ep.shards)))]
 }
 
-// packetBuf is a pooled receive buffer. Ownership passes with the packet:
-// whoever finishes with it calls putPacketBuf.
-type packetBuf [maxDatagram]byte
+// packetBuf is a pooled receive buffer: rxRoom bytes of room, then the
+// datagram (dgram). Ownership passes with the packet: whoever finishes
+// with it calls putPacketBuf. The room lets a session expand the compact
+// segment records of a KCP frame in place (arq.Lanes.InputRecords): the
+// segments kcp-go reads are longer than the records.
+type packetBuf [rxRoom + maxDatagram]byte
+
+// dgram is the part of b a datagram is read into.
+func (b *packetBuf) dgram() []byte { return b[rxRoom:] }
 
 var packetPool = sync.Pool{New: func() any { return new(packetBuf) }}
 
@@ -209,7 +215,7 @@ func (ep *endpoint) readOnce() (done bool, err error) {
 			for len(b) > 0 {
 				n := min(seg, len(b), maxDatagram)
 				bp := getPacketBuf()
-				copy(bp[:], b[:n])
+				copy(bp.dgram(), b[:n])
 				ep.dispatch(bp, n, from)
 				b = b[min(seg, len(b)):]
 			}
@@ -217,7 +223,7 @@ func (ep *endpoint) readOnce() (done bool, err error) {
 		return false, nil
 	}
 	bp := getPacketBuf()
-	n, from, err := ep.sock.Read(bp[:])
+	n, from, err := ep.sock.Read(bp.dgram())
 	if err != nil {
 		putPacketBuf(bp)
 		return ep.readFailed(err)
@@ -255,14 +261,15 @@ func (ep *endpoint) readFailed(err error) (bool, error) {
 }
 
 func (ep *endpoint) dispatch(bp *packetBuf, n int, from netip.AddrPort) {
-	if n < 1 || n > ep.set.mtu && bp[0] == wire.MsgTransport {
+	b := bp.dgram()
+	if n < 1 || n > ep.set.mtu && b[0] == wire.MsgTransport {
 		ep.drops.malformed.Add(1)
 		putPacketBuf(bp)
 		return
 	}
-	switch bp[0] {
+	switch b[0] {
 	case wire.MsgTransport:
-		h, ok := parseTransportHeader(bp[:n])
+		h, ok := parseTransportHeader(b[:n])
 		if !ok {
 			ep.drops.malformed.Add(1)
 			break
@@ -270,7 +277,7 @@ func (ep *endpoint) dispatch(bp *packetBuf, n int, from netip.AddrPort) {
 		c := ep.lookup(h.receiver())
 		if c == nil {
 			ep.drops.unknownSession.Add(1)
-			ep.owner.onUnknownSession(bp[:n], from)
+			ep.owner.onUnknownSession(b[:n], from)
 			break
 		}
 		ep.stage(c, bp, n, from) // handed to the shard after this read
@@ -286,7 +293,7 @@ func (ep *endpoint) dispatch(bp *packetBuf, n int, from netip.AddrPort) {
 		}
 		ep.drops.malformed.Add(1)
 	case wire.MsgResponse:
-		if ep.owner.onResponse(bp[:n], from) {
+		if ep.owner.onResponse(b[:n], from) {
 			break
 		}
 		ep.drops.malformed.Add(1)

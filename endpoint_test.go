@@ -187,7 +187,7 @@ func TestDispatchByOwner(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/type %d", name, tt.msg), func(t *testing.T) {
 				ep := newEP(t)
 				bp := getPacketBuf()
-				bp[0] = tt.msg
+				bp.dgram()[0] = tt.msg
 				ep.dispatch(bp, 200, from)
 				var want uint64
 				if tt.malformed[name] {
@@ -202,7 +202,7 @@ func TestDispatchByOwner(t *testing.T) {
 		t.Run(name+"/unknown session", func(t *testing.T) {
 			ep := newEP(t)
 			bp := getPacketBuf()
-			putTransportHeader(bp[:], 42, 0, 0)
+			putTransportHeader(bp.dgram(), 42, 0, 0)
 			ep.dispatch(bp, minTransportSize+8, from)
 			require.EqualValues(t, 1, ep.drops.unknownSession.Load())
 			require.Zero(t, ep.drops.malformed.Load())

@@ -612,7 +612,7 @@ func feed(c *Conn, pkts [][]byte, from netip.AddrPort, now time.Time) {
 			continue
 		}
 		if _, ok := parseTransportHeader(pkt); ok {
-			c.receive(pkt, from, now)
+			c.receive(pkt, 0, from, now)
 		}
 	}
 	c.shard.flushSends() // replies leave when the shard's event ends
@@ -745,7 +745,7 @@ func drainShard(s *shard) map[uint32][]uint64 {
 	for len(s.in) > 0 {
 		b := <-s.in
 		for _, p := range b.pkts[:b.n] {
-			h, _ := parseTransportHeader(p.buf[:p.n])
+			h, _ := parseTransportHeader(p.buf.dgram()[:p.n])
 			got[p.conn.id] = append(got[p.conn.id], h.counter())
 		}
 		s.discardBatch(b)

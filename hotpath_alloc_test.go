@@ -87,7 +87,7 @@ func TestHotPathZeroAlloc(t *testing.T) {
 		var ctr uint64
 		check("routing", func() {
 			bp := getPacketBuf()
-			putTransportHeader(bp[:], c.id, ctr, 0)
+			putTransportHeader(bp.dgram(), c.id, ctr, 0)
 			ctr++
 			ep.dispatch(bp, 200, from)
 			ep.flushStaged()

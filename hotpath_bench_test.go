@@ -94,7 +94,7 @@ func BenchmarkRouting(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				c := conns[i%sessions]
 				bp := getPacketBuf()
-				putTransportHeader(bp[:], c.id, uint64(i), 0)
+				putTransportHeader(bp.dgram(), c.id, uint64(i), 0)
 				ep.dispatch(bp, 200, from)
 				ep.flushStaged()
 				c.shard.discardBatch(<-c.shard.in)

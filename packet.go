@@ -17,6 +17,13 @@ import (
 /* Implementation constant */
 const maxDatagram = 2048
 
+// rxRoom is the room in front of every received datagram (packetBuf):
+// with the datagram's own header bytes, enough to expand a frame of one
+// data record and two ACK records in place (wire.ExpandInPlace); larger
+// expansions go to a scratch buffer.
+/* Implementation constant */
+const rxRoom = 48
+
 var (
 	_ = [1]struct{}{}[frameLane-wire.FrameLane]
 	_ = [1]struct{}{}[laneMsgPlain-wire.LaneMsgPlain]

@@ -355,7 +355,7 @@ func (s *Server) handshakeLoop() {
 			if len(s.hsQueue) >= s.set.admission.loadThreshold || s.forceLoad.Load() || s.ep.workersBehind() {
 				s.loadUntil = now.Add(underLoadAfter)
 			}
-			s.handleInitiation(j.buf[:j.n], j.from, now, now.Before(s.loadUntil))
+			s.handleInitiation(j.buf.dgram()[:j.n], j.from, now, now.Before(s.loadUntil))
 			putPacketBuf(j.buf)
 		case req := <-s.decisions:
 			s.takeDecision(req, time.Now())

@@ -223,7 +223,7 @@ func (s *shard) noteBehind() {
 
 func (s *shard) handle(p inbound, now time.Time) {
 	c := p.conn
-	c.receive(p.buf[:p.n], p.from, now)
+	c.receive(p.buf[:rxRoom+p.n], rxRoom, p.from, now)
 	putPacketBuf(p.buf)
 	if !c.touched && c.state != stateClosed {
 		c.touched = true

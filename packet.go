@@ -18,11 +18,11 @@ import (
 const maxDatagram = 2048
 
 // rxRoom is the room in front of every received datagram (packetBuf):
-// with the datagram's own header bytes, enough to expand a frame of one
-// data record and two ACK records in place (wire.ExpandInPlace); larger
-// expansions go to a scratch buffer.
+// with the datagram's own header bytes (transport header and frame type),
+// enough to expand a frame of one record in place (wire.ExpandInPlace):
+// it grows by 13 bytes at most (11, a record with una and wnd, to 24).
 /* Implementation constant */
-const rxRoom = 48
+const rxRoom = 16
 
 var (
 	_ = [1]struct{}{}[frameLane-wire.FrameLane]

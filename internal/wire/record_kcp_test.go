@@ -28,13 +28,24 @@ func compactCopy(t testing.TB, segs []byte) []byte {
 func expandBoth(t testing.TB, frame []byte, ref wire.Refs) ([]byte, bool) {
 	t.Helper()
 	segs, ok := wire.Expand(nil, frame, ref)
-	buf := make([]byte, 24*len(frame)+len(frame))
+	buf := make([]byte, 24+len(frame))
 	off := len(buf) - len(frame)
 	copy(buf[off:], frame)
 	in, ok2, fit := wire.ExpandInPlace(buf, off, ref)
-	require.True(t, fit)
-	require.Equal(t, ok, ok2)
+	if !fit {
+		// Several records, or a malformed one: refused, buf untouched.
+		require.True(t, bytes.Equal(frame, buf[off:]), "ExpandInPlace wrote though it refused")
+		return segs, ok
+	}
+	require.True(t, ok && ok2, "ExpandInPlace took a frame Expand refuses")
 	require.True(t, bytes.Equal(segs, in), "Expand and ExpandInPlace differ")
+	// Too little room: refused, buffer untouched.
+	if grow := len(segs) - len(frame); grow > 0 {
+		small := append(make([]byte, grow-1), frame...)
+		_, _, fit := wire.ExpandInPlace(small, grow-1, ref)
+		require.False(t, fit)
+		require.True(t, bytes.Equal(frame, small[grow-1:]))
+	}
 	return segs, ok
 }
 

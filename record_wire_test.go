@@ -1,0 +1,139 @@
+package uxp
+
+import (
+	"bytes"
+	"encoding/binary"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/uxp-go/uxp/internal/netsim"
+	"github.com/uxp-go/uxp/internal/wire"
+)
+
+// The compact segment records on the wire (docs/protocol.md section 3.5),
+// through the whole engine.
+
+// TestRecordFullDatagram: once path MTU discovery has settled, a
+// full-size data datagram is exactly the packet size and carries the
+// packet size less the transport overhead and a 12-byte record header of
+// payload; no KCP frame exceeds the frame room.
+func TestRecordFullDatagram(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var frames [][]byte
+		record := false
+		cli := &Config{}
+		hooksOf(cli).rewriteFrame = func(kind byte, body []byte) {
+			mu.Lock()
+			defer mu.Unlock()
+			if record && kind == wire.FrameKCP {
+				frames = append(frames, bytes.Clone(body))
+			}
+		}
+		p := newSimPair(t, 81, &Config{}, cli, true)
+		conn := p.cli.Conn()
+		time.Sleep(2 * time.Second) // path MTU discovery reaches the configured MTU
+		pmtu := conn.PathMTU()
+		require.Equal(t, conn.MTU(), pmtu)
+		mu.Lock()
+		record = true
+		mu.Unlock()
+		msg := testMessage(81, 60_000)
+		writeRetry(t, conn, msg)
+		time.Sleep(time.Second)
+		_, got, _ := p.srvH.handler(0).snapshot()
+		require.Len(t, got, 1)
+		require.True(t, bytes.Equal(msg, got[0]))
+
+		mu.Lock()
+		defer mu.Unlock()
+		room := conn.ep.set.frameRoomAt(pmtu)
+		full := 0
+		for _, f := range frames {
+			require.LessOrEqual(t, len(f), room)
+			segs, ok := wire.Expand(nil, f, wire.Refs{})
+			require.True(t, ok)
+			s, rest, _ := wire.NextSegment(segs)
+			if len(rest) == 0 && s.Cmd() == wire.CmdPush && s.Frg() > 0 {
+				// Every fragment but the last of a 60,000-byte message.
+				require.Equal(t, room, len(f), "a full-size data frame fills the datagram")
+				require.Equal(t, pmtu-wire.TransportOverhead-wire.RecordLastMaxHeader, len(s.Data()))
+				full++
+			}
+		}
+		t.Logf("%d full-size data datagrams of %d bytes, %d bytes of payload each", full, pmtu, pmtu-wire.TransportOverhead-wire.RecordLastMaxHeader)
+		require.GreaterOrEqual(t, full, 60_000/pmtu-1)
+	})
+}
+
+// TestRecordSequenceWrap: 70,000 one-segment messages on a lane through
+// a link with 1 % loss each way carry sequence numbers past 2^16, where
+// the 16 bits on the wire wrap; every message arrives, in order, once,
+// and nothing is dropped as malformed or out of bounds.
+func TestRecordSequenceWrap(t *testing.T) {
+	const n = 70_000
+	synctest.Test(t, func(t *testing.T) {
+		cfg := &Config{Lanes: []LaneConfig{{}, {}}}
+		p := newSimPair(t, 82, cfg, cfg, false)
+		p.net.SetDefault(netsim.Impairment{Loss: 0.01, Delay: time.Millisecond})
+		h := &laneSeq{}
+		require.NoError(t, p.cli.Start(t.Context()))
+		time.Sleep(100 * time.Millisecond)
+		p.srvH.mu.Lock()
+		p.srvH.conns[0].SetHandler(h)
+		p.srvH.mu.Unlock()
+		conn := p.cli.Conn()
+		msg := make([]byte, 8)
+		for i := range n {
+			binary.LittleEndian.PutUint64(msg, uint64(i))
+			for {
+				_, err := conn.WriteLane(1, msg)
+				if err == nil {
+					break
+				}
+				require.ErrorIs(t, err, ErrWouldBlock)
+				time.Sleep(time.Millisecond)
+			}
+		}
+		for range 100 {
+			h.mu.Lock()
+			done := h.next == n
+			h.mu.Unlock()
+			if done {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		sn := conn.arq.View(1).SndSN
+		t.Logf("%d messages, lane sn %d, retransmissions %d", h.next, sn, conn.Stats().Retransmissions)
+		require.Equal(t, n, h.next, "every message arrives")
+		require.Zero(t, h.bad, "in order, once")
+		require.Greater(t, sn, uint32(1<<16), "the sequence numbers passed 2^16")
+		require.NotZero(t, conn.Stats().Retransmissions, "loss made KCP retransmit")
+		srv := p.srvH.conns[0].Stats().Drops
+		require.Zero(t, srv.Malformed)
+		require.Zero(t, conn.Stats().Drops.Malformed)
+	})
+}
+
+// laneSeq checks that lane 1 delivers 8-byte message indexes 0, 1, 2, ...
+type laneSeq struct {
+	NopHandler
+	mu        sync.Mutex
+	next, bad int
+}
+
+func (h *laneSeq) OnNewLaneDataComing(_ *Conn, lane int, b []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if lane != 1 || len(b) != 8 || binary.LittleEndian.Uint64(b) != uint64(h.next) {
+		h.bad++
+	}
+	h.next++
+}

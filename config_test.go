@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -21,6 +23,10 @@ func TestConfigValidate(t *testing.T) {
 		{"interval too large", Config{KCP: KCPConfig{Interval: time.Minute}}, "KCP.Interval"},
 		{"negative send window", Config{KCP: KCPConfig{SendWindow: -1}}, "KCP.SendWindow"},
 		{"negative recv window", Config{KCP: KCPConfig{RecvWindow: -1}}, "KCP.RecvWindow"},
+		{"largest windows", Config{KCP: KCPConfig{SendWindow: maxWindow, RecvWindow: maxWindow}}, ""},
+		// The wire's 16-bit sn and una (protocol.md section 3.5).
+		{"send window beyond 2^14", Config{KCP: KCPConfig{SendWindow: maxWindow + 1}}, "KCP.SendWindow"},
+		{"recv window beyond 2^14", Config{KCP: KCPConfig{RecvWindow: maxWindow + 1}}, "KCP.RecvWindow"},
 		{"mtu too small", Config{KCP: KCPConfig{MTU: 100}}, "KCP.MTU"},
 		{"mtu too large", Config{KCP: KCPConfig{MTU: 9000}}, "KCP.MTU"},
 		{"negative handshake timeout", Config{HandshakeTimeout: -time.Second}, "HandshakeTimeout"},
@@ -53,6 +59,29 @@ func TestConfigValidate(t *testing.T) {
 			require.Equal(t, tt.field, ce.Field)
 			require.Contains(t, err.Error(), tt.field)
 		})
+	}
+}
+
+// TestKCPSizing: the KCP MTU and MSS come from one place (kcpMTUFor), and
+// what the receiver's fragment bound assumes (minMSS) is what that gives
+// a peer at the smallest MTU with FEC and lanes; a frame kcp-go fills at
+// the KCP MTU fits the frame room as records (wire.RecordSaving).
+func TestKCPSizing(t *testing.T) {
+	small, err := (&Config{KCP: KCPConfig{MTU: minMTU}, FEC: FECConfig{DataShards: 10, ParityShards: 3}, Lanes: make([]LaneConfig, 2)}).resolve()
+	require.NoError(t, err)
+	require.Equal(t, minMSS, small.mss())
+	for _, cfg := range []*Config{{}, {KCP: KCPConfig{MTU: maxMTU}}, {Lanes: make([]LaneConfig, 3)}, {FEC: FECConfig{DataShards: 4, ParityShards: 2}}} {
+		set, err := cfg.resolve()
+		require.NoError(t, err)
+		lane := 0
+		if len(set.lanes) > 1 {
+			lane = laneIDSize
+		}
+		require.Equal(t, set.frameRoom()-lane+wire.RecordSaving, set.kcpMTU())
+		require.Equal(t, set.kcpMTU()-wire.SegmentHeaderSize, set.mss())
+		// A lone full-size fragment: 12 bytes of record header, exactly
+		// the frame room.
+		require.Equal(t, set.frameRoom()-lane, wire.RecordLastMaxHeader+set.mss())
 	}
 }
 

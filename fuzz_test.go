@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	kcp "github.com/xtaci/kcp-go/v5"
 
 	"github.com/uxp-go/uxp/internal/netsim"
 )
@@ -44,7 +45,9 @@ func FuzzFrame(f *testing.F) {
 		{framePathChallenge, make([]byte, pathTokenSize)},
 		{framePathResponse, make([]byte, pathTokenSize)},
 		{frameKCP, make([]byte, kcpOverhead)},
+		{frameKCP, records(f, append(kcpSeg(nil, 0, kcp.IKCP_CMD_ACK, 0, 256, 5, 0, 0, 0), kcpSeg(nil, 0, kcp.IKCP_CMD_PUSH, 0, 256, 5, 0, 0, 4)...))},
 		{frameLane, make([]byte, 1+kcpOverhead)},
+		{frameLane, append([]byte{1}, records(f, kcpSeg(nil, 0, kcp.IKCP_CMD_PUSH, 1, 256, 5, 0, 0, 9))...)},
 		{frameDatagram, []byte("dgram")},
 		{frameLatest, []byte{1, 2, 0, 0, 0, 'x'}},
 		{frameFEC, make([]byte, 12)},

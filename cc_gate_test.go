@@ -120,11 +120,12 @@ func TestBottleneckSingleFlow(t *testing.T) {
 		t.Logf("retransmissions %d, tail probes %d, packets %d", sst.Retransmissions, sst.TailProbes, sst.PacketsSent)
 		t.Logf("goodput %.2f MB/s (link 2.5), wire/goodput %.3f, queue drops %.2f%% (%v), max queue delay %v, ACK packets per data packet %.3f; %+v",
 			goodput/span.Seconds()/1e6, wire/goodput, 100*drops/pkts, drops, st1.MaxQueueDelay, float64(cliPkts)/float64(srvPkts), cong)
-		// Issue 14 asks 1.05; framing alone is 1.042 here (33 bytes of
-		// transport and 24 of KCP header per 1400-byte packet), and KCP
-		// retransmits 1-2 % spuriously when ProbeBW_UP raises the RTT past
-		// its nodelay RTO: measured 1.048-1.063.
-		require.LessOrEqual(t, wire/goodput, 1.07, "wire bytes per delivered byte")
+		// Issue 14 asks 1.05. Framing alone is 1.028 here (26 bytes of
+		// transport and 12 of record header per 1400-byte packet; 1.042
+		// with the 33 and 24 bytes before), and KCP retransmits up to
+		// 1-2 % spuriously when ProbeBW_UP raises the RTT past its nodelay
+		// RTO: measured 1.028-1.033 over ten runs (1.048-1.063 before).
+		require.LessOrEqual(t, wire/goodput, 1.05, "wire bytes per delivered byte")
 		require.LessOrEqual(t, drops/pkts, 0.02, "queue drops")
 		require.Greater(t, goodput/span.Seconds(), 0.8*2.5e6, "the link is used")
 		require.LessOrEqual(t, float64(cliPkts)/float64(srvPkts), 0.55, "ACK packets per data packet")

@@ -112,10 +112,10 @@ func (ls *Lanes) emitCopy(l *lane, segs []byte, s Sent) {
 // kcp-go's segments before anything else looks at them, every record
 // against the lane's state before this frame: the next sn its KCP
 // expects (rcvRef) and the oldest sn of its own not yet acknowledged
-// (sndUna). buf[:off] is free room: when the segments fit there and in
-// the frame, they are written in place (the last record's data does not
-// move); otherwise into the shard's scratch buffer. The bounds of Input
-// then apply to the expanded values. A malformed record is counted and
+// (sndUna). buf[:off] is free room: a frame of one record whose segment
+// header fits there is expanded in place (its data does not move);
+// anything else into the shard's scratch buffer (wire.ExpandInPlace says
+// why). The bounds of Input then apply to the expanded values. A malformed record is counted and
 // ends the frame; the records before it are still taken.
 func (ls *Lanes) InputRecords(now time.Time, lane int, buf []byte, off int, typ kcp.PacketType) {
 	l := ls.lanes[lane]

@@ -144,3 +144,75 @@ func (h *laneSeq) OnNewLaneDataComing(_ *Conn, lane int, b []byte) {
 	}
 	h.next++
 }
+
+// TestEmitKCPSplitsRecords: after the packet size shrinks, a frame of
+// segments KCP built for the larger size is split at segment boundaries
+// into record frames that fit, each starting with una and wnd (U) even
+// where its first segment shared them with the one before; a segment too
+// large alone travels in fragments whose inner frame is its record.
+// Together they carry exactly the original segments, in order.
+func TestEmitKCPSplitsRecords(t *testing.T) {
+	var kinds []byte
+	var bodies [][]byte
+	cfg := &Config{}
+	hooksOf(cfg).rewriteFrame = func(kind byte, body []byte) {
+		kinds = append(kinds, kind)
+		bodies = append(bodies, bytes.Clone(body))
+	}
+	p := newFramePairConfig(t, cfg)
+	c := p.cli
+	c.pmtu.cur = minMTU
+	room := c.ep.set.frameRoomAt(minMTU)
+	ack, push := byte(wire.CmdAck), byte(wire.CmdPush)
+	data := func(b []byte, n int) []byte { // data that shows where it went
+		for i := range n {
+			b[len(b)-n+i] = byte(len(b) + i)
+		}
+		return b
+	}
+	segs := kcpSeg(nil, c.id, ack, 0, 256, 1, 5, 10, 0)
+	for i := range 3 {
+		segs = data(kcpSeg(segs, c.id, push, 0, 256, uint32(2+i), uint32(100+i), 10, 300), 300)
+	}
+	segs = data(kcpSeg(segs, c.id, push, 0, 256, 7, 103, 10, 1000), 1000) // larger than the room
+	segs = data(kcpSeg(segs, c.id, push, 0, 256, 8, 104, 10, 20), 20)
+	want := bytes.Clone(segs)
+	size, ok := wire.CompactSize(segs)
+	require.True(t, ok)
+	require.Greater(t, size, room)
+	c.emitKCP(wire.FrameKCP, nil, segs, size, false)
+
+	ref := wire.Refs{Conv: c.id}
+	var got, inner []byte
+	frames, fragments := 0, 0
+	for i, b := range bodies {
+		switch kinds[i] {
+		case wire.FrameKCP:
+			frames++
+			require.LessOrEqual(t, len(b), room, "a frame fits the packet size")
+			require.NotZero(t, b[0]&wire.RecordFlagU, "every frame starts with una and wnd")
+			s, ok := wire.Expand(nil, b, ref)
+			require.True(t, ok)
+			got = append(got, s...)
+		case wire.FrameFragment:
+			// The hook sees the bytes after the fragment header: the
+			// fragments of the one inner frame, in order.
+			fragments++
+			inner = append(inner, b...)
+			if i+1 == len(bodies) || kinds[i+1] != wire.FrameFragment {
+				require.Equal(t, wire.FrameKCP, inner[0])
+				s, ok := wire.Expand(nil, inner[1:], ref)
+				require.True(t, ok)
+				got = append(got, s...)
+				inner = nil
+			}
+		default:
+			t.Fatalf("frame type %d", kinds[i])
+		}
+	}
+	t.Logf("%d bytes of segments, %d of records, room %d: %d frames, %d fragments", len(want), size, room, frames, fragments)
+	require.GreaterOrEqual(t, frames, 2)
+	require.GreaterOrEqual(t, fragments, 2)
+	require.Empty(t, inner)
+	require.True(t, bytes.Equal(want, got), "the frames carry the segments, in order")
+}

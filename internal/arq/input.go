@@ -137,8 +137,11 @@ func (ls *Lanes) InputRecords(now time.Time, lane int, buf []byte, off int, typ 
 
 // rcvRef is the reference a lane expands the sn of a PUSH against: the
 // sn its KCP expects next. Without internal/kcpx's fast path it is the
-// sn after the highest data segment taken, which is at most the receive
-// window and its slack ahead.
+// sn after the highest data segment taken, at most the receive window
+// and its slack ahead of that: expansion then stays exact while the
+// peer's send window plus this receive window and its slack stay below
+// 2^15 (the defaults, 256 each, are far from it; two windows of 2^14
+// are not).
 func (ls *Lanes) rcvRef(l *lane) uint32 {
 	if l.arq == nil {
 		return 0 // KCP starts at 0

@@ -73,7 +73,7 @@ func nearest(ref uint32, x uint16) uint32 {
 // frame's last record; ok is false when seg cannot be a record.
 func recordHeaderSize(seg Segment, first, last bool, una, wnd uint16) (n int, flags byte, ok bool) {
 	cmd := seg.Cmd() - CmdPush
-	if cmd > recordCmdMask || seg.Len() > 0xffff || seg.Cmd() != CmdPush && seg.Len() != 0 {
+	if cmd > recordCmdMask || seg.Len() > 0xffff || seg.Cmd() != CmdPush && (seg.Len() != 0 || seg.Frg() != 0) {
 		return 0, 0, false
 	}
 	n, flags = 1+4+2, cmd

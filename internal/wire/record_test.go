@@ -239,6 +239,8 @@ func TestCompactRefuses(t *testing.T) {
 		{"truncated", testSeg(1, CmdPush, 0, 1, 1, 1, 1, []byte("ab"))[:25]},
 		{"unknown-cmd", testSeg(1, 80, 0, 1, 1, 1, 1, nil)},
 		{"ack-with-data", testSeg(1, CmdAck, 0, 1, 1, 1, 1, []byte("a"))},
+		{"wins-with-frg", testSeg(1, CmdWins, 2, 1, 1, 1, 1, nil)},
+		{"bad-second-segment", append(testSeg(1, CmdPush, 0, 1, 1, 1, 1, []byte("a")), testSeg(1, 85, 0, 1, 1, 1, 1, nil)...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, ok := CompactSize(tc.segs)

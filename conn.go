@@ -189,7 +189,7 @@ type connShard struct {
 type handlerBox struct{ h ConnHandler }
 
 func newConn(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fecParams, remote netip.AddrPort, isClient bool, now time.Time) (*Conn, error) {
-	return newSession(ep, id, keys, cipher, fp, remote, isClient, now, ep.set.mtu)
+	return newSession(ep, id, keys, cipher, fp, remote, isClient, now, ep.set.mtuFor(remote))
 }
 
 // newSession is newConn for a session whose packet size is mtu: the

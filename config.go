@@ -48,10 +48,10 @@ const (
 	// The default packet sizes (Config.KCP.MTU zero): the most UDP
 	// payload a 1500-byte Ethernet MTU carries, 1500 less the IP header
 	// (20 bytes for IPv4, 40 for IPv6) and the UDP header (8 bytes).
-	defaultMTUIPv4 = 1500 - 20 - 8
-	defaultMTUIPv6 = 1500 - 40 - 8
-	defaultFECParity         = 3
-	defaultFECGroupDelay     = 20 * time.Millisecond
+	defaultMTUIPv4       = 1500 - 20 - 8
+	defaultMTUIPv6       = 1500 - 40 - 8
+	defaultFECParity     = 3
+	defaultFECGroupDelay = 20 * time.Millisecond
 
 	minMTU = 576
 	// maxMTU is bounded by kcp-go's segment buffer pool (1500-byte buffers).
@@ -402,8 +402,8 @@ type settings struct {
 	// mtu is the largest datagram this side sends or accepts: KCP.MTU,
 	// or with mtuAuto the larger of the two default sizes. A session's
 	// own limit is mtuFor its peer.
-	mtu           int
-	mtuAuto       bool // KCP.MTU is zero: the limit follows the peer's address family
+	mtu     int
+	mtuAuto bool // KCP.MTU is zero: the limit follows the peer's address family
 
 	fec fecParams
 

@@ -340,6 +340,7 @@ func (c *Conn) Stats() ConnStats {
 		Migrations:       c.traffic.migrations.Load(),
 		RemoteAddr:       c.RemoteAddr(),
 		Rekeys:           c.traffic.rekeys.Load(),
+		SendsTooBig:      c.traffic.sendsTooBig.Load(),
 		Lanes:            c.laneStats(),
 		Datagrams:        c.dgrams.snapshot(),
 		Unhandled:        c.Unhandled(),

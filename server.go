@@ -234,6 +234,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.refusing.Store(true)
 	for _, c := range s.live.snapshot() {
+		if sh, ok := c.handlerFor().(*streamHandler); ok && !(*StreamConn)(sh).shutdownSend() {
+			continue // the shard closes it once the stream's tail is handed over
+		}
 		c.requestClose(CloseServerShutdown, "server shutdown", true)
 	}
 	// Wait for the sessions to end, and for their close frames to be

@@ -396,13 +396,29 @@ func (h *streamHandler) sendRoom() {
 	s.queueDelay(now)
 	d.mu.Unlock()
 	if closeNow {
-		if set {
+		switch {
+		case set && code != CloseNormal && code < CloseApplicationMin:
+			s.c.requestClose(code, reason, true) // the server's shutdown (shutdownSend)
+		case set:
 			_ = s.c.CloseWithError(code, reason)
-		} else {
+		default:
 			s.c.Close()
 		}
 	}
 	notify(h.room)
+}
+
+// shutdownSend is closeSend for Server.Shutdown: the stream's last bytes
+// may still wait in its tail (a Write's remainder, held while the lanes
+// were backlogged), and a session closing without them would lose them;
+// a write after the close request fails. It reports false when the shard
+// hands the tail over and then closes the session with the shutdown
+// code. Safe from any goroutine.
+func (s *StreamConn) shutdownSend() bool {
+	if s.c == nil {
+		return true
+	}
+	return s.closeSend(CloseServerShutdown, "server shutdown", true)
 }
 
 // closeSend hands the tail over before the session closes. It reports

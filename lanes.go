@@ -359,13 +359,20 @@ func (o *laneIO) Output(lane int, segs []byte, s arq.Sent) {
 	if s.WndProbe {
 		c.traffic.wndProbes.Add(1)
 	}
-	// The wire carries the segments as compact records (emitKCP).
-	size, ok := wire.CompactSize(segs)
-	if !ok {
-		// Cannot happen: kcp-go and the lanes build whole segments of
-		// the four commands. Drop them loudly; KCP resends data.
-		c.ep.log.Error("uxp: lane segments the wire cannot carry", "session", c.id)
-		return
+	kind, hdr := wire.FrameKCP, []byte(nil)
+	id := [laneIDSize]byte{byte(lane)}
+	if lane != 0 {
+		kind, hdr = wire.FrameLane, id[:]
+	}
+	// Segments without data (ACKs, window probes and answers) bypass FEC:
+	// they are small, cumulative and resent by KCP's next flush anyway, so
+	// parity over them would cost bytes and enlarge groups for nothing.
+	// The wire carries them as compact records (emitKCP).
+	var size int
+	if h := c.ep.set.hooks.dropLane; h != nil && h(lane, segs) {
+		size, _ = wire.CompactSize(segs) // lost on the way: still paced
+	} else {
+		size = c.emitKCP(kind, hdr, segs, s.Data)
 	}
 	if s.Data && !s.Probe {
 		// A tail-loss probe is one packet after a probe timeout of
@@ -375,18 +382,6 @@ func (o *laneIO) Output(lane int, segs []byte, s arq.Sent) {
 		// timer). It still counts in flight.
 		c.paced(size + wire.FrameHeaderSize + laneIDSize)
 	}
-	if h := c.ep.set.hooks.dropLane; h != nil && h(lane, segs) {
-		return
-	}
-	// Segments without data (ACKs, window probes and answers) bypass FEC:
-	// they are small, cumulative and resent by KCP's next flush anyway, so
-	// parity over them would cost bytes and enlarge groups for nothing.
-	if lane == 0 {
-		c.emitKCP(wire.FrameKCP, nil, segs, size, s.Data)
-		return
-	}
-	id := [laneIDSize]byte{byte(lane)}
-	c.emitKCP(wire.FrameLane, id[:], segs, size, s.Data)
 }
 
 // Deliver passes one message to the application (laneDeliver).

@@ -127,19 +127,26 @@ func (c *Conn) pathMTUChanged() {
 	}
 }
 
-// emitKCP sends a KCP or lane frame: hdr, then segs, kcp-go segments
-// whose compact records (internal/wire record.go) take size bytes. The
-// records are written over segs in place (wire.Compact), so a frame of
+// emitKCP sends a KCP or lane frame, hdr then segs, kcp-go segments, as
+// compact records (internal/wire record.go), and returns their size. The
+// records are written over segs in place (wire.CompactFit), so a frame of
 // one data segment goes out without another copy of its data. A frame
 // larger than the packet size now in use (segments built before a
 // shrink) is split at segment boundaries into frames that fit, each its
 // own record frame (its first record carries una and wnd), and a segment
 // that does not fit alone travels in fragments.
-func (c *Conn) emitKCP(kind byte, hdr, segs []byte, size int, viaFEC bool) {
+func (c *Conn) emitKCP(kind byte, hdr, segs []byte, viaFEC bool) int {
 	room := c.ep.set.frameRoomAt(c.curMTU()) - len(hdr)
-	if size <= room {
-		c.emitRecords(kind, hdr, segs, viaFEC)
-		return
+	frame, size, ok := wire.CompactFit(segs, room)
+	switch {
+	case !ok:
+		// Cannot happen: kcp-go and the lanes build whole segments of
+		// the four commands. Drop them loudly; KCP resends data.
+		c.ep.log.Error("uxp: lane segments the wire cannot carry", "session", c.id)
+		return 0
+	case frame != nil:
+		c.emitFrame(kind, hdr, frame, viaFEC)
+		return size
 	}
 	start := 0
 	for p := 0; p < len(segs); {
@@ -161,13 +168,14 @@ func (c *Conn) emitKCP(kind byte, hdr, segs []byte, size int, viaFEC bool) {
 	if start < len(segs) {
 		c.emitRecords(kind, hdr, segs[start:], viaFEC)
 	}
+	return size
 }
 
 // emitRecords sends segs, whole kcp-go segments, as one record frame.
 func (c *Conn) emitRecords(kind byte, hdr, segs []byte, viaFEC bool) {
 	frame, ok := wire.Compact(segs)
 	if !ok {
-		return // cannot happen: Output checked the segments (CompactSize)
+		return // cannot happen: emitKCP checked the segments
 	}
 	c.emitFrame(kind, hdr, frame, viaFEC)
 }

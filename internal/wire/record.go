@@ -1,6 +1,9 @@
 package wire
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"slices"
+)
 
 // Compact segment records (docs/protocol.md section 3.5). On the wire, the
 // body of a KCP frame (type 1) and of a lane frame (type 10, after the
@@ -117,29 +120,41 @@ func CompactSize(segs []byte) (n int, ok bool) {
 // toward the end. ok is false, and segs is left unchanged, when
 // CompactSize would fail or segs holds more than maxRecords segments.
 func Compact(segs []byte) (frame []byte, ok bool) {
+	frame, _, ok = CompactFit(segs, len(segs))
+	return frame, ok
+}
+
+// CompactFit is Compact when the record frame takes at most room bytes:
+// size is what it takes (CompactSize), and frame is nil, segs unchanged,
+// when that is more than room. One pass over the headers decides and
+// sizes, the second writes.
+func CompactFit(segs []byte, room int) (frame []byte, size int, ok bool) {
 	var offs [maxRecords]uint16
 	var hdrs [maxRecords]uint8
 	var flags [maxRecords]byte
 	var una, wnd uint16
 	k, size := 0, 0
 	if len(segs) > 0xffff {
-		return nil, false
+		return nil, 0, false
 	}
 	for p := segs; len(p) > 0; k++ {
 		seg, rest, cut := NextSegment(p)
 		if !cut || k == maxRecords {
-			return nil, false
+			return nil, 0, false
 		}
 		h, f, good := recordHeaderSize(seg, k == 0, len(rest) == 0, una, wnd)
 		if !good {
-			return nil, false
+			return nil, 0, false
 		}
 		offs[k], hdrs[k], flags[k] = uint16(len(segs)-len(p)), uint8(h), f
 		size += h + len(seg.Data())
 		una, wnd, p = uint16(seg.Una()), seg.Wnd(), rest
 	}
 	if k == 0 {
-		return nil, false
+		return nil, 0, false
+	}
+	if size > room {
+		return nil, size, true
 	}
 	// Back to front: record i's output lies at or after its input, and
 	// before the output of record i+1, so writing it disturbs neither the
@@ -154,7 +169,7 @@ func Compact(segs []byte) (frame []byte, ok bool) {
 		putRecordHeader(segs[at:], flags[i], sUna, sWnd, ts, sn, frg, n)
 		end = at
 	}
-	return segs[end:], true
+	return segs[end:], size, true
 }
 
 // putRecordHeader writes a record header with the given flags into b.
@@ -250,19 +265,18 @@ func nextRecord(p []byte, first bool, una, wnd uint16) (r record) {
 // putSegment writes the segment header of r, completed against ref, into
 // b.
 func putSegment(b []byte, r *record, ref *Refs) {
-	s := Segment(b)
-	s.SetConv(ref.Conv)
-	s.SetCmd(r.cmd)
-	s.SetFrg(r.frg)
-	s.SetWnd(r.wnd)
-	s.SetTs(r.ts)
+	_ = b[SegmentHeaderSize-1]
+	sn := nearest(ref.RcvNxt, r.sn)
 	if r.cmd == CmdAck {
-		s.SetSn(nearest(ref.SndUna, r.sn))
-	} else {
-		s.SetSn(nearest(ref.RcvNxt, r.sn))
+		sn = nearest(ref.SndUna, r.sn)
 	}
-	s.SetUna(nearest(ref.SndUna, r.una))
-	s.SetLen(uint32(r.n))
+	binary.LittleEndian.PutUint32(b[0:4], ref.Conv)
+	b[4], b[5] = r.cmd, r.frg
+	binary.LittleEndian.PutUint16(b[6:8], r.wnd)
+	binary.LittleEndian.PutUint32(b[8:12], r.ts)
+	binary.LittleEndian.PutUint32(b[12:16], sn)
+	binary.LittleEndian.PutUint32(b[16:20], nearest(ref.SndUna, r.una))
+	binary.LittleEndian.PutUint32(b[20:24], uint32(r.n))
 }
 
 // Expand appends the kcp-go segments of the record frame body, completed
@@ -276,10 +290,10 @@ func Expand(dst, body []byte, ref Refs) (segs []byte, ok bool) {
 		if !r.complete {
 			return dst[start:], false
 		}
-		var h [SegmentHeaderSize]byte
-		putSegment(h[:], &r, &ref)
-		dst = append(dst, h[:]...)
-		dst = append(dst, p[r.hdr:r.hdr+r.n]...)
+		at := len(dst)
+		dst = slices.Grow(dst, SegmentHeaderSize+r.n)[:at+SegmentHeaderSize+r.n]
+		putSegment(dst[at:], &r, &ref)
+		copy(dst[at+SegmentHeaderSize:], p[r.hdr:r.hdr+r.n])
 		una, wnd, p = r.una, r.wnd, p[r.hdr+r.n:]
 	}
 	return dst[start:], len(body) > 0

@@ -117,8 +117,8 @@ func (c *Conn) sendDatagram(kind byte, channel int, msg []byte) {
 
 // emitDatagram frames and sends one datagram.
 func (c *Conn) emitDatagram(kind byte, channel int, msg []byte) {
-	c.pacedExtra(len(msg) + wire.FrameHeaderSize) // cc_gate.go
 	if kind == pendLatest {
+		c.pacedExtra(wire.FrameHeaderSize+wire.LatestSize+len(msg), true) // cc_gate.go
 		if c.latest == nil {
 			c.latest = new(latestState)
 		}
@@ -127,6 +127,7 @@ func (c *Conn) emitDatagram(kind byte, channel int, msg []byte) {
 		c.latest.sendSeq[channel]++
 		c.emitFrame(wire.FrameLatest, h[:], msg, true)
 	} else {
+		c.pacedExtra(wire.FrameHeaderSize+len(msg), true)
 		c.emitFrame(wire.FrameDatagram, nil, msg, true)
 	}
 	c.dgrams.sent.Add(1)

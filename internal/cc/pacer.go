@@ -29,9 +29,6 @@ const (
 	// TestBottleneckRateStep dropped 0.4-4.8 % at the queue instead of
 	// 0-1.5 %.)
 	PacerMaxDebt = 64 << 10
-	// PacerPriorityDebtTime is the most debt a priority packet waits for
-	// (TimeUntilSendPriority): 10 ms of the rate.
-	PacerPriorityDebtTime = 10 * time.Millisecond
 	// PacerMaxLateness bounds the credit for a late wake (see Pacer):
 	// 2 ms covers a timer heap that rounds deadlines up to 1 ms slots
 	// and wakes at least 1 ms ahead. A wake later than that is not a
@@ -51,6 +48,16 @@ const (
 // moment, so that the lateness of the timer does not lower the average
 // rate. Credit that is not used then is gone at the next refill.
 //
+// Priority packets (a session's datagrams, which are dropped after a short
+// wait) have a bucket of their own besides: the same rate and size,
+// charged only by them (ChargePriority). They wait for that bucket alone,
+// so only for the priority traffic before them, never for the debt that
+// bursts of other packets left (Charge: FEC parity, retransmissions, a
+// message's segments). Everything sent still drains the shared bucket,
+// which is all that other packets wait for: priority packets go first,
+// the rest gets what they leave, and together, apart from what Charge
+// adds untimed, they stay within the rate.
+//
 // A Pacer is pure (no clock, no timers, no goroutines) and not safe for
 // concurrent use. The session's owner asks NextSendTime for the earliest
 // moment it may send and arms the shard's timer heap for it; there is no
@@ -59,7 +66,10 @@ type Pacer struct {
 	mss    int
 	rate   Bandwidth
 	tokens float64 // bytes; negative is debt (OnSent, Charge)
-	last   time.Time
+	// prio is the priority packets' bucket (TimeUntilSendPriority):
+	// refilled like tokens, charged only by ChargePriority.
+	prio float64
+	last time.Time
 	// due is when the pacer last told the sender a packet may leave
 	// (TimeUntilSend > 0); zero when it did not, or that time passed.
 	due time.Time
@@ -76,6 +86,7 @@ func NewPacer(mss int) *Pacer {
 	}
 	p := &Pacer{mss: mss, rate: Unlimited}
 	p.tokens = p.quantum()
+	p.prio = p.tokens
 	return p
 }
 
@@ -117,6 +128,7 @@ func (p *Pacer) SetRate(now time.Time, rate Bandwidth) {
 		p.late = 0
 	}
 	p.tokens = math.Min(p.tokens, p.limit())
+	p.prio = math.Min(p.prio, p.limit())
 }
 
 func (p *Pacer) refill(now time.Time) {
@@ -137,8 +149,11 @@ func (p *Pacer) refill(now time.Time) {
 	if p.unlimited() {
 		p.late = 0
 		p.tokens = p.quantum()
+		p.prio = p.tokens
 	} else {
-		p.tokens = math.Min(p.limit(), p.tokens+float64(p.rate)*now.Sub(p.last).Seconds())
+		earned := float64(p.rate) * now.Sub(p.last).Seconds()
+		p.tokens = math.Min(p.limit(), p.tokens+earned)
+		p.prio = math.Min(p.limit(), p.prio+earned)
 	}
 	p.last = now
 }
@@ -161,21 +176,20 @@ func (p *Pacer) TimeUntilSend(now time.Time, size int) time.Duration {
 	return wait
 }
 
-// TimeUntilSendPriority is TimeUntilSend for a packet that may pass the
-// part of a debt (Charge) beyond PacerPriorityDebtTime of the rate: a
-// datagram, which is dropped if it waits long, goes ahead of most of a
-// retransmission burst. It is charged as usual when sent.
+// TimeUntilSendPriority is TimeUntilSend for a priority packet (a
+// datagram): it waits for the priority bucket, which only priority packets
+// drain (ChargePriority), not for the debt other packets left. Charge it
+// with ChargePriority when sent.
 func (p *Pacer) TimeUntilSendPriority(now time.Time, size int) time.Duration {
 	p.refill(now)
 	if p.unlimited() {
 		return 0
 	}
-	tokens := math.Max(p.tokens, -float64(p.rate)*PacerPriorityDebtTime.Seconds())
 	need := math.Min(float64(size), p.quantum())
-	if tokens >= need {
+	if p.prio >= need {
 		return 0
 	}
-	wait := durationOf((need - tokens) / float64(p.rate))
+	wait := durationOf((need - p.prio) / float64(p.rate))
 	p.due = now.Add(wait)
 	return wait
 }
@@ -203,6 +217,13 @@ func (p *Pacer) NextSendTime(now time.Time, size int) time.Time {
 func (p *Pacer) Charge(now time.Time, size int) {
 	p.refill(now)
 	p.tokens = math.Max(p.tokens-float64(size), -PacerMaxDebt)
+}
+
+// ChargePriority is Charge for a priority packet sent at now
+// (TimeUntilSendPriority): it drains both buckets.
+func (p *Pacer) ChargePriority(now time.Time, size int) {
+	p.Charge(now, size)
+	p.prio = math.Max(p.prio-float64(size), -PacerMaxDebt)
 }
 
 // OnSent charges a packet of size bytes sent at now.

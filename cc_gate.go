@@ -286,8 +286,9 @@ func (c *Conn) pacedExtra(n int, prio bool) {
 // extraShare measures the paced bytes per byte the controller accounts
 // for (gatePacingRate), over intervals of extraInterval in which at least
 // extraMinBytes were paced; an interval with less keeps the last value.
-// The ratio is capped at extraMaxShare, which is also its value for an
-// interval that paced no tracked data at all.
+// The ratio is capped at extraMaxShare. An interval without tracked data
+// keeps the last value too: the controller, which has no sample then, has
+// nothing for it to scale (a session that sends datagrams only).
 //
 // The interval needs its bytes in total, not in tracked data: data that
 // the pacer starved has few bytes, and with 4 KB of tracked data required
@@ -311,11 +312,8 @@ func (x *extraShare) update(now time.Time) {
 		return
 	}
 	x.at = now
-	if total := x.tracked + x.untracked; total >= extraMinBytes {
-		x.share = extraMaxShare
-		if x.tracked > 0 {
-			x.share = min(float64(total)/float64(x.tracked), extraMaxShare)
-		}
+	if total := x.tracked + x.untracked; total >= extraMinBytes && x.tracked > 0 {
+		x.share = min(float64(total)/float64(x.tracked), extraMaxShare)
 	}
 	x.tracked, x.untracked = 0, 0
 }
@@ -376,9 +374,12 @@ func (c *Conn) gateDeadline(now time.Time) time.Time {
 		d = g.pacer.NextSendTime(now, c.mtu)
 	}
 	if len(g.dq) > 0 {
-		q := &g.dq[0]
-		d = earlier(d, now.Add(g.pacer.TimeUntilSendPriority(now, len(q.data)+wire.TransportOverhead)))
-		d = earlier(d, q.at.Add(dgramMaxWait))
+		n := len(g.dq[0].data) + wire.TransportOverhead
+		d = earlier(d, now.Add(g.pacer.TimeUntilSendPriority(now, n)))
+		if !c.dataWaits() {
+			d = earlier(d, g.pacer.NextSendTime(now, n))
+		}
+		d = earlier(d, g.dq[0].at.Add(dgramMaxWait))
 	}
 	return d
 }
@@ -399,9 +400,11 @@ func (c *Conn) gateDeadline(now time.Time) time.Time {
 func (c *Conn) sendDatagramGated(kind byte, channel int, msg []byte) {
 	g := &c.cong
 	now := c.shard.now
-	if len(g.dq) == 0 && g.pacer.TimeUntilSendPriority(now, len(msg)+wire.TransportOverhead) == 0 {
-		c.emitDatagram(kind, channel, msg)
-		return
+	if len(g.dq) == 0 {
+		if ok, prio := c.dgramMayGo(now, len(msg)); ok {
+			c.emitDatagram(kind, channel, msg, prio)
+			return
+		}
 	}
 	if len(g.dq) >= dgramQueueMax {
 		drop := 0
@@ -414,6 +417,24 @@ func (c *Conn) sendDatagramGated(kind byte, channel int, msg []byte) {
 		c.dropQueuedDgram(drop)
 	}
 	g.dq = append(g.dq, queuedDgram{kind: kind, channel: channel, data: append([]byte(nil), msg...), at: now})
+}
+
+// dgramMayGo reports whether a datagram of n bytes may leave at now, and
+// whether on the pacer's priority bucket (then charged to it: prio). A
+// datagram takes the priority bucket, which the debt other packets left
+// does not delay (cc.Pacer); while no reliable data waits for the pacer
+// (dataWaits) it may also take the shared tokens, as the data would.
+func (c *Conn) dgramMayGo(now time.Time, n int) (ok, prio bool) {
+	p := c.cong.pacer
+	if p.TimeUntilSendPriority(now, n+wire.TransportOverhead) == 0 {
+		return true, true
+	}
+	return !c.dataWaits() && p.TimeUntilSend(now, n+wire.TransportOverhead) == 0, false
+}
+
+// dataWaits reports whether reliable data waits to be admitted or sent.
+func (c *Conn) dataWaits() bool {
+	return c.arq.Head() != 0 || c.arq.Unsent() > 0
 }
 
 func (c *Conn) dropQueuedDgram(i int) {
@@ -432,12 +453,13 @@ func (c *Conn) drainDatagrams(now time.Time) {
 			c.dropQueuedDgram(0)
 			continue
 		}
-		if g.pacer.TimeUntilSendPriority(now, len(q.data)+wire.TransportOverhead) > 0 {
+		ok, prio := c.dgramMayGo(now, len(q.data))
+		if !ok {
 			break
 		}
 		g.dq[0] = queuedDgram{}
 		g.dq = g.dq[1:]
-		c.emitDatagram(q.kind, q.channel, q.data)
+		c.emitDatagram(q.kind, q.channel, q.data, prio)
 	}
 	if len(g.dq) == 0 {
 		g.dq = nil

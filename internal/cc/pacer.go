@@ -29,6 +29,15 @@ const (
 	// TestBottleneckRateStep dropped 0.4-4.8 % at the queue instead of
 	// 0-1.5 %.)
 	PacerMaxDebt = 64 << 10
+	// PacerPriorityShare is the share of the rate the priority bucket
+	// earns (TimeUntilSendPriority): priority packets get at least half
+	// the rate whatever else waits, and the other packets at least the
+	// other half. The whole rate, and a flood of datagrams through a
+	// bottleneck took all the tokens: the session's reliable data, from
+	// which its controller learns the path, stopped, the controller's
+	// estimate froze above the link and the bottleneck's queue stood full
+	// (TestDatagramsBottleneck).
+	PacerPriorityShare = 0.5
 	// PacerMaxLateness bounds the credit for a late wake (see Pacer):
 	// 2 ms covers a timer heap that rounds deadlines up to 1 ms slots
 	// and wakes at least 1 ms ahead. A wake later than that is not a
@@ -49,14 +58,15 @@ const (
 // rate. Credit that is not used then is gone at the next refill.
 //
 // Priority packets (a session's datagrams, which are dropped after a short
-// wait) have a bucket of their own besides: the same rate and size,
-// charged only by them (ChargePriority). They wait for that bucket alone,
-// so only for the priority traffic before them, never for the debt that
-// bursts of other packets left (Charge: FEC parity, retransmissions, a
-// message's segments). Everything sent still drains the shared bucket,
-// which is all that other packets wait for: priority packets go first,
-// the rest gets what they leave, and together, apart from what Charge
-// adds untimed, they stay within the rate.
+// wait) have a bucket of their own besides, which earns PacerPriorityShare
+// of the rate, up to the same size, and which only they drain
+// (ChargePriority). They wait for that bucket, not for the debt that
+// bursts of other packets left in the shared one (Charge: FEC parity,
+// retransmissions, a message's segments), so a trickle of them is never
+// delayed by the others. Everything sent drains the shared bucket, which
+// is all that the other packets wait for: those get what priority packets
+// leave, and at least the rest of the rate, and together, apart from what
+// Charge adds untimed, they stay within it.
 //
 // A Pacer is pure (no clock, no timers, no goroutines) and not safe for
 // concurrent use. The session's owner asks NextSendTime for the earliest
@@ -67,7 +77,8 @@ type Pacer struct {
 	rate   Bandwidth
 	tokens float64 // bytes; negative is debt (OnSent, Charge)
 	// prio is the priority packets' bucket (TimeUntilSendPriority):
-	// refilled like tokens, charged only by ChargePriority.
+	// refilled at PacerPriorityShare of the rate, charged only by
+	// ChargePriority.
 	prio float64
 	last time.Time
 	// due is when the pacer last told the sender a packet may leave
@@ -153,7 +164,7 @@ func (p *Pacer) refill(now time.Time) {
 	} else {
 		earned := float64(p.rate) * now.Sub(p.last).Seconds()
 		p.tokens = math.Min(p.limit(), p.tokens+earned)
-		p.prio = math.Min(p.limit(), p.prio+earned)
+		p.prio = math.Min(p.limit(), p.prio+earned*PacerPriorityShare)
 	}
 	p.last = now
 }
@@ -177,9 +188,8 @@ func (p *Pacer) TimeUntilSend(now time.Time, size int) time.Duration {
 }
 
 // TimeUntilSendPriority is TimeUntilSend for a priority packet (a
-// datagram): it waits for the priority bucket, which only priority packets
-// drain (ChargePriority), not for the debt other packets left. Charge it
-// with ChargePriority when sent.
+// datagram): it waits for the priority bucket (see Pacer), not for the
+// debt other packets left. Charge it with ChargePriority when sent.
 func (p *Pacer) TimeUntilSendPriority(now time.Time, size int) time.Duration {
 	p.refill(now)
 	if p.unlimited() {
@@ -189,7 +199,7 @@ func (p *Pacer) TimeUntilSendPriority(now time.Time, size int) time.Duration {
 	if p.prio >= need {
 		return 0
 	}
-	wait := durationOf((need - p.prio) / float64(p.rate))
+	wait := durationOf((need - p.prio) / (float64(p.rate) * PacerPriorityShare))
 	p.due = now.Add(wait)
 	return wait
 }
@@ -219,8 +229,8 @@ func (p *Pacer) Charge(now time.Time, size int) {
 	p.tokens = math.Max(p.tokens-float64(size), -PacerMaxDebt)
 }
 
-// ChargePriority is Charge for a priority packet sent at now
-// (TimeUntilSendPriority): it drains both buckets.
+// ChargePriority is Charge for a priority packet sent at now on the
+// priority bucket (TimeUntilSendPriority): it drains both buckets.
 func (p *Pacer) ChargePriority(now time.Time, size int) {
 	p.Charge(now, size)
 	p.prio = math.Max(p.prio-float64(size), -PacerMaxDebt)

@@ -190,10 +190,10 @@ func TestPacerChargeDebt(t *testing.T) {
 }
 
 // TestPacerPriority: priority packets wait only for their own bucket, which
-// only they drain: a burst of them leaves at once up to the quantum, the
-// rest follow at the rate, whatever debt other packets left; what they
-// send drains the shared bucket too, so other packets get only what they
-// leave.
+// only they drain and which earns PacerPriorityShare of the rate: a burst
+// of them leaves at once up to the quantum, the rest follow at their share
+// of the rate, whatever debt other packets left; what they send drains
+// the shared bucket too, so other packets get only what they leave.
 func TestPacerPriority(t *testing.T) {
 	p := NewPacer(1000)
 	p.SetRate(t0, 1e6) // 1 MB/s: a quantum of 2000 bytes
@@ -204,21 +204,20 @@ func TestPacerPriority(t *testing.T) {
 		sent += 100
 	}
 	require.Equal(t, 2000, sent, "the priority bucket's quantum, behind 30 KB of debt")
-	require.Equal(t, 100*time.Microsecond, p.TimeUntilSendPriority(t0, 100), "then at the rate")
-	// Over 100 ms at twice the rate offered, priority packets get the
-	// rate, and the shared bucket is charged for them.
+	require.Equal(t, durationOf(100/(1e6*PacerPriorityShare)), p.TimeUntilSendPriority(t0, 100), "then at their share of the rate")
+	// Over 40 ms of priority packets offered at the whole rate, they get
+	// their share, and the shared bucket is charged for them: it earned
+	// 40 KB, paid them, and the 30 KB debt (and the first burst) shrank
+	// by the rest.
 	now := t0
-	for range 1000 {
+	for range 400 {
 		now = now.Add(100 * time.Microsecond)
-		for range 2 {
-			if p.TimeUntilSendPriority(now, 100) == 0 {
-				p.ChargePriority(now, 100)
-				sent += 100
-			}
+		if p.TimeUntilSendPriority(now, 100) == 0 {
+			p.ChargePriority(now, 100)
+			sent += 100
 		}
 	}
-	require.InDelta(t, 2000+100_000, sent, 200, "priority packets at the rate")
-	// The shared bucket started full (2000) and earned 100 KB; priority
-	// packets took all of it: the 30 KB debt is still there.
-	require.Equal(t, durationOf((30_000+1000)/1e6), p.TimeUntilSend(now, 1000), "other packets get only what priority packets leave")
+	require.InDelta(t, 2000+PacerPriorityShare*40_000, sent, 200, "priority packets at their share of the rate")
+	debt := 30_000 - 2000 + float64(sent) - 40_000 // what the shared bucket still owes: it started full
+	require.InDelta(t, float64(durationOf((debt+1000)/1e6)), float64(p.TimeUntilSend(now, 1000)), float64(200*time.Microsecond), "other packets get what priority packets leave")
 }

@@ -25,9 +25,11 @@ import (
 //     timer heap includes the pacer's next send time (gateDeadline): no
 //     ticker or goroutine per session. When the window is full the next
 //     ACK (pump, after input) admits more.
-//   - Datagrams (datagrams below): sent at once while the pacer has
-//     tokens and nothing older waits, else queued for a bounded time;
-//     they go before reliable data, which gets the tokens they leave.
+//   - Datagrams (datagrams below): sent at once while the pacer's
+//     priority bucket has room (half the rate, whatever debt other
+//     packets left) and nothing older waits, else queued for a bounded
+//     time; they go before reliable data, which gets the tokens they
+//     leave and at least half the rate.
 //   - FEC parity takes the pacer's tokens like the data it protects.
 //   - The pacer runs at the controller's pacing rate raised by the share
 //     of paced bytes the controller never sees acknowledged (datagrams,
@@ -385,7 +387,7 @@ func (c *Conn) gateDeadline(now time.Time) time.Time {
 }
 
 // Datagrams under the gate: a datagram goes at once while the pacer has
-// tokens for it and no older datagram waits; otherwise it waits in a
+// tokens for it (dgramMayGo) and no older datagram waits; otherwise it waits in a
 // queue of at most dgramQueueMax datagrams, for at most dgramMaxWait, and
 // the queue drains, in order (before reliable data, which can wait), as
 // tokens come back. When the queue is full the oldest latest-only

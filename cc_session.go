@@ -55,7 +55,8 @@ type congestionState struct {
 	gated       bool
 	pacer       *cc.Pacer
 	ackPol      cc.AckPolicy
-	ackDue      bool // the ACK policy asked for an ACK now
+	ackDue      bool      // the ACK policy asked for an ACK now
+	ackOwedAt   time.Time // when the first of the ACKs owed was (sessionAcks.fecHolds)
 	publishedAt time.Time
 	dq          []queuedDgram // datagrams waiting for the pacer
 	extra       extraShare    // paced bytes the controller does not see (gatePacingRate)

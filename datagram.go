@@ -113,13 +113,14 @@ func (c *Conn) sendDatagram(kind byte, channel int, msg []byte) {
 		c.sendDatagramGated(kind, channel, msg) // cc_gate.go
 		return
 	}
-	c.emitDatagram(kind, channel, msg)
+	c.emitDatagram(kind, channel, msg, false)
 }
 
-// emitDatagram frames and sends one datagram.
-func (c *Conn) emitDatagram(kind byte, channel int, msg []byte) {
-	c.pacedExtra(len(msg) + wire.FrameHeaderSize) // cc_gate.go
+// emitDatagram frames and sends one datagram; prio says it goes on the
+// pacer's priority bucket (cc_gate.go dgramMayGo).
+func (c *Conn) emitDatagram(kind byte, channel int, msg []byte, prio bool) {
 	if kind == pendLatest {
+		c.pacedExtra(wire.FrameHeaderSize+wire.LatestSize+len(msg), prio) // cc_gate.go
 		if c.latest == nil {
 			c.latest = new(latestState)
 		}
@@ -128,6 +129,7 @@ func (c *Conn) emitDatagram(kind byte, channel int, msg []byte) {
 		c.latest.sendSeq[channel]++
 		c.emitFrame(wire.FrameLatest, h[:], msg, true)
 	} else {
+		c.pacedExtra(wire.FrameHeaderSize+len(msg), prio)
 		c.emitFrame(wire.FrameDatagram, nil, msg, true)
 	}
 	c.dgrams.sent.Add(1)

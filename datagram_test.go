@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"os"
+	"strconv"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -32,7 +34,7 @@ func TestDatagramsUnderLoss(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				const n = 600
 				cfg := &Config{FEC: tt.fec}
-				p := newSimPair(t, 61, cfg, cfg, false)
+				p := newSimPair(t, envSeed(t, 61), cfg, cfg, false)
 				rec := serverRecorder(p)
 				p.net.SetDefault(netsim.Impairment{Loss: 0.1, Duplicate: 0.05, Reorder: 0.1, Delay: 15 * time.Millisecond, Jitter: 5 * time.Millisecond})
 				require.NoError(t, p.cli.Start(context.Background()))
@@ -95,6 +97,19 @@ func TestDatagramsUnderLoss(t *testing.T) {
 			})
 		})
 	}
+}
+
+// envSeed is the netsim seed of a test: def, or UXP_TEST_SEED when set
+// (a diagnostic sweep over seeds runs the test binary in a loop).
+func envSeed(t testing.TB, def uint64) uint64 {
+	t.Helper()
+	v := os.Getenv("UXP_TEST_SEED")
+	if v == "" {
+		return def
+	}
+	seed, err := strconv.ParseUint(v, 10, 64)
+	require.NoError(t, err, "UXP_TEST_SEED")
+	return seed
 }
 
 // TestDatagramLatestSuperseded checks the receiver drops an older latest

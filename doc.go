@@ -194,8 +194,12 @@
 //     model-based by default) that windows and paces everything it sends;
 //     CongestionNone turns that off. Its bandwidth estimate, and so
 //     BandwidthHandler, wait for the first delivery-rate samples from the
-//     acknowledgements. Datagrams the pacer cannot send within 50 ms are
-//     dropped (DatagramStats.Dropped). On paths with a round trip below
+//     acknowledgements. Datagrams go ahead of reliable data, with half the
+//     pacing rate to themselves; those the pacer cannot send within 50 ms
+//     are dropped (DatagramStats.Dropped). The controller learns the path
+//     from the reliable data only: a session whose datagrams far exceed
+//     its data may hold them to what it offers rather than to a
+//     bottleneck's rate. On paths with a round trip below
 //     about 1.5 ms (a LAN, loopback) the window in flight is about 3 ms of
 //     the estimated bandwidth, so up to about 3 ms of queue builds at the
 //     bottleneck.

@@ -203,7 +203,7 @@ func (c *Conn) fecOutput(pkt []byte) {
 // emitShard sends one shard; sendFrame copies it, as the encoder requires.
 func (c *Conn) emitShard(shard []byte) {
 	if fec.IsParity(shard) {
-		c.pacedExtra(len(shard) + wire.FrameHeaderSize) // the data shards were charged as they were written
+		c.pacedExtra(len(shard)+wire.FrameHeaderSize, false) // the data shards were charged as they were written
 		c.traffic.fecParityOut.Add(1)
 		c.shard.traffic.fecParityOut.Add(1)
 	} else {

@@ -29,9 +29,15 @@ const (
 	// TestBottleneckRateStep dropped 0.4-4.8 % at the queue instead of
 	// 0-1.5 %.)
 	PacerMaxDebt = 64 << 10
-	// PacerPriorityDebtTime is the most debt a priority packet waits for
-	// (TimeUntilSendPriority): 10 ms of the rate.
-	PacerPriorityDebtTime = 10 * time.Millisecond
+	// PacerPriorityShare is the share of the rate the priority bucket
+	// earns (TimeUntilSendPriority): priority packets get at least half
+	// the rate whatever else waits, and the other packets at least the
+	// other half. The whole rate, and a flood of datagrams through a
+	// bottleneck took all the tokens: the session's reliable data, from
+	// which its controller learns the path, stopped, the controller's
+	// estimate froze above the link and the bottleneck's queue stood full
+	// (TestDatagramsBottleneck).
+	PacerPriorityShare = 0.5
 	// PacerMaxLateness bounds the credit for a late wake (see Pacer):
 	// 2 ms covers a timer heap that rounds deadlines up to 1 ms slots
 	// and wakes at least 1 ms ahead. A wake later than that is not a
@@ -51,6 +57,17 @@ const (
 // moment, so that the lateness of the timer does not lower the average
 // rate. Credit that is not used then is gone at the next refill.
 //
+// Priority packets (a session's datagrams, which are dropped after a short
+// wait) have a bucket of their own besides, which earns PacerPriorityShare
+// of the rate, up to the same size, and which only they drain
+// (ChargePriority). They wait for that bucket, not for the debt that
+// bursts of other packets left in the shared one (Charge: FEC parity,
+// retransmissions, a message's segments), so a trickle of them is never
+// delayed by the others. Everything sent drains the shared bucket, which
+// is all that the other packets wait for: those get what priority packets
+// leave, and at least the rest of the rate, and together, apart from what
+// Charge adds untimed, they stay within it.
+//
 // A Pacer is pure (no clock, no timers, no goroutines) and not safe for
 // concurrent use. The session's owner asks NextSendTime for the earliest
 // moment it may send and arms the shard's timer heap for it; there is no
@@ -59,7 +76,11 @@ type Pacer struct {
 	mss    int
 	rate   Bandwidth
 	tokens float64 // bytes; negative is debt (OnSent, Charge)
-	last   time.Time
+	// prio is the priority packets' bucket (TimeUntilSendPriority):
+	// refilled at PacerPriorityShare of the rate, charged only by
+	// ChargePriority.
+	prio float64
+	last time.Time
 	// due is when the pacer last told the sender a packet may leave
 	// (TimeUntilSend > 0); zero when it did not, or that time passed.
 	due time.Time
@@ -76,6 +97,7 @@ func NewPacer(mss int) *Pacer {
 	}
 	p := &Pacer{mss: mss, rate: Unlimited}
 	p.tokens = p.quantum()
+	p.prio = p.tokens
 	return p
 }
 
@@ -117,6 +139,7 @@ func (p *Pacer) SetRate(now time.Time, rate Bandwidth) {
 		p.late = 0
 	}
 	p.tokens = math.Min(p.tokens, p.limit())
+	p.prio = math.Min(p.prio, p.limit())
 }
 
 func (p *Pacer) refill(now time.Time) {
@@ -137,8 +160,11 @@ func (p *Pacer) refill(now time.Time) {
 	if p.unlimited() {
 		p.late = 0
 		p.tokens = p.quantum()
+		p.prio = p.tokens
 	} else {
-		p.tokens = math.Min(p.limit(), p.tokens+float64(p.rate)*now.Sub(p.last).Seconds())
+		earned := float64(p.rate) * now.Sub(p.last).Seconds()
+		p.tokens = math.Min(p.limit(), p.tokens+earned)
+		p.prio = math.Min(p.limit(), p.prio+earned*PacerPriorityShare)
 	}
 	p.last = now
 }
@@ -161,21 +187,19 @@ func (p *Pacer) TimeUntilSend(now time.Time, size int) time.Duration {
 	return wait
 }
 
-// TimeUntilSendPriority is TimeUntilSend for a packet that may pass the
-// part of a debt (Charge) beyond PacerPriorityDebtTime of the rate: a
-// datagram, which is dropped if it waits long, goes ahead of most of a
-// retransmission burst. It is charged as usual when sent.
+// TimeUntilSendPriority is TimeUntilSend for a priority packet (a
+// datagram): it waits for the priority bucket (see Pacer), not for the
+// debt other packets left. Charge it with ChargePriority when sent.
 func (p *Pacer) TimeUntilSendPriority(now time.Time, size int) time.Duration {
 	p.refill(now)
 	if p.unlimited() {
 		return 0
 	}
-	tokens := math.Max(p.tokens, -float64(p.rate)*PacerPriorityDebtTime.Seconds())
 	need := math.Min(float64(size), p.quantum())
-	if tokens >= need {
+	if p.prio >= need {
 		return 0
 	}
-	wait := durationOf((need - tokens) / float64(p.rate))
+	wait := durationOf((need - p.prio) / (float64(p.rate) * PacerPriorityShare))
 	p.due = now.Add(wait)
 	return wait
 }
@@ -203,6 +227,13 @@ func (p *Pacer) NextSendTime(now time.Time, size int) time.Time {
 func (p *Pacer) Charge(now time.Time, size int) {
 	p.refill(now)
 	p.tokens = math.Max(p.tokens-float64(size), -PacerMaxDebt)
+}
+
+// ChargePriority is Charge for a priority packet sent at now on the
+// priority bucket (TimeUntilSendPriority): it drains both buckets.
+func (p *Pacer) ChargePriority(now time.Time, size int) {
+	p.Charge(now, size)
+	p.prio = math.Max(p.prio-float64(size), -PacerMaxDebt)
 }
 
 // OnSent charges a packet of size bytes sent at now.

@@ -163,18 +163,16 @@ func TestPacerTimerDrivenRate(t *testing.T) {
 
 // TestPacerChargeDebt: retransmissions charged with Charge delay what the
 // pacer times by their own transmission time, up to PacerMaxDebt; a
-// priority packet (a datagram) waits for at most PacerPriorityDebtTime of
-// the debt.
+// priority packet (a datagram) does not wait for that debt at all.
 func TestPacerChargeDebt(t *testing.T) {
 	tests := []struct {
-		name     string
-		charge   int
-		wait     time.Duration // for the next 1000-byte packet
-		priority time.Duration // for a 100-byte priority packet
+		name   string
+		charge int
+		wait   time.Duration // for the next 1000-byte packet
 	}{
-		{"5 KB", 5000, 6 * time.Millisecond, 5100 * time.Microsecond},
-		{"20 KB", 20_000, 21 * time.Millisecond, 10100 * time.Microsecond},
-		{"bounded by PacerMaxDebt", 1 << 20, durationOf((PacerMaxDebt + 1000) / 1e6), 10100 * time.Microsecond},
+		{"5 KB", 5000, 6 * time.Millisecond},
+		{"20 KB", 20_000, 21 * time.Millisecond},
+		{"bounded by PacerMaxDebt", 1 << 20, durationOf((PacerMaxDebt + 1000) / 1e6)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -186,7 +184,40 @@ func TestPacerChargeDebt(t *testing.T) {
 			}
 			p.Charge(t0, tt.charge)
 			require.Equal(t, tt.wait, p.TimeUntilSend(t0, 1000))
-			require.Equal(t, tt.priority, p.TimeUntilSendPriority(t0, 100))
+			require.Zero(t, p.TimeUntilSendPriority(t0, 100))
 		})
 	}
+}
+
+// TestPacerPriority: priority packets wait only for their own bucket, which
+// only they drain and which earns PacerPriorityShare of the rate: a burst
+// of them leaves at once up to the quantum, the rest follow at their share
+// of the rate, whatever debt other packets left; what they send drains
+// the shared bucket too, so other packets get only what they leave.
+func TestPacerPriority(t *testing.T) {
+	p := NewPacer(1000)
+	p.SetRate(t0, 1e6) // 1 MB/s: a quantum of 2000 bytes
+	p.Charge(t0, 30_000)
+	sent := 0
+	for p.TimeUntilSendPriority(t0, 100) == 0 {
+		p.ChargePriority(t0, 100)
+		sent += 100
+	}
+	require.Equal(t, 2000, sent, "the priority bucket's quantum, behind 30 KB of debt")
+	require.Equal(t, durationOf(100/(1e6*PacerPriorityShare)), p.TimeUntilSendPriority(t0, 100), "then at their share of the rate")
+	// Over 40 ms of priority packets offered at the whole rate, they get
+	// their share, and the shared bucket is charged for them: it earned
+	// 40 KB, paid them, and the 30 KB debt (and the first burst) shrank
+	// by the rest.
+	now := t0
+	for range 400 {
+		now = now.Add(100 * time.Microsecond)
+		if p.TimeUntilSendPriority(now, 100) == 0 {
+			p.ChargePriority(now, 100)
+			sent += 100
+		}
+	}
+	require.InDelta(t, 2000+PacerPriorityShare*40_000, sent, 200, "priority packets at their share of the rate")
+	debt := 30_000 - 2000 + float64(sent) - 40_000 // what the shared bucket still owes: it started full
+	require.InDelta(t, float64(durationOf((debt+1000)/1e6)), float64(p.TimeUntilSend(now, 1000)), float64(200*time.Microsecond), "other packets get what priority packets leave")
 }

@@ -78,13 +78,14 @@ func (ls *Lanes) Lost() (lost, sent uint64) { return ls.lostSegs - ls.spuriousSe
 func (ls *Lanes) Spurious() uint64 { return ls.spuriousSegs }
 
 // sentSlot is one segment's last transmission: its cc.PacketState packed
-// into 56 bytes (a PacketState is 120), since every segment in flight on
+// into 64 bytes (a PacketState is 120), since every segment in flight on
 // every session has one. Times are nanoseconds from the lanes' epoch.
 type sentSlot struct {
 	sent, deliveredAt, firstSent int64 // packTime of the PacketState's times
 	delivered, lost              int64
 	bytes, inflight              int32
 	ts                           uint32 // KCP timestamp of the last copy
+	seq                          uint32 // the lanes' send order of the last copy (Lanes.sendSeq)
 	appLimited                   bool
 	live                         bool // in flight: neither acknowledged nor declared lost
 	resent                       bool // a retransmission's: its send time is ambiguous for RTT
@@ -224,6 +225,11 @@ func (ls *Lanes) trackSent(l *lane, sn, ts uint32, bytes int, fresh, probe, time
 	// A probe's copy replaces the state without a loss: an ACK of an
 	// earlier copy then undoes nothing.
 	s.live, s.resent, s.undoable, s.byTimeout, s.ts = true, !fresh, undoable, timeout, ts
+	ls.sendSeq++
+	s.seq = ls.sendSeq
+	if timeout {
+		ls.timeoutSegs++
+	}
 	ls.inflightBytes += bytes
 	ls.sentSegs++
 }
@@ -248,6 +254,9 @@ func (ls *Lanes) ackedSN(l *lane, sn, ts uint32) {
 			}
 			ls.spurious(l, rtt)
 		}
+		// An ACK echoing an earlier copy's timestamp than the last's:
+		// that copy's send time and order are not kept (rtohold.go).
+		ls.delivered(s, !(s.resent && int32(ts-s.ts) < 0))
 		s.live = false
 		ls.inflightBytes -= int(s.bytes)
 		ls.ackedBuf = append(ls.ackedBuf, ls.state(s))
@@ -297,6 +306,9 @@ func (ls *Lanes) ackedUna(l *lane, una uint32) {
 					ls.spurious(l, 0)
 				}
 			}
+			// Through una, a resent segment may have arrived as any
+			// of its copies.
+			ls.delivered(&s, !s.resent)
 			ls.inflightBytes -= int(s.bytes)
 			ls.ackedBuf = append(ls.ackedBuf, ls.state(&s))
 			ls.ackedResent = ls.ackedResent || s.resent

@@ -109,3 +109,11 @@ func (c testCookieChecker) reply(pkt []byte, addr netip.AddrPort, now time.Time)
 func (c testCookieChecker) validMAC2(pkt []byte, addr netip.AddrPort, now time.Time) bool {
 	return c.ValidMAC2(pkt, addr, now)
 }
+
+// counter is h's counter as the tests' datagrams carry it: their
+// counters stay below 2^31, so the low bits are the whole counter.
+func (h transportHeader) counter() uint64 { return uint64(wire.TransportHeader(h).CounterLow()) }
+
+// datagramOverhead is what a datagram adds around its message at most: the
+// transport overhead and a latest-datagram header (Conn.MaxDatagramSize).
+const datagramOverhead = transportOverhead + wire.LatestSize

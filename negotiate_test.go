@@ -78,7 +78,7 @@ func TestNegotiation(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 				c := p.cli.Conn()
 				require.Equal(t, tt.wantMTU, c.MTU())
-				require.Equal(t, tt.wantMTU-38, c.MaxDatagramSize())
+				require.Equal(t, tt.wantMTU-datagramOverhead, c.MaxDatagramSize())
 				conns, _, _ := p.srvH.counts()
 				require.Equal(t, 1, conns)
 				sc := p.srvH.conns[0]

@@ -29,7 +29,6 @@ var (
 type transportHeader []byte
 
 func (h transportHeader) receiver() uint32 { return wire.TransportHeader(h).Receiver() }
-func (h transportHeader) counter() uint64  { return wire.TransportHeader(h).Counter() }
 
 // parseTransportHeader validates the fixed part of a transport packet
 // (wire.ParseTransportHeader).

@@ -62,7 +62,7 @@ func TestPathMTUDiscovery(t *testing.T) {
 		require.Equal(t, 1, conns)
 		sc := p.srvH.conns[0]
 		require.Equal(t, 1280, sc.PathMTU(), "the server probes its direction too")
-		require.Equal(t, 1280-38, c.MaxDatagramSize())
+		require.Equal(t, 1280-datagramOverhead, c.MaxDatagramSize())
 
 		srec := serverRecorder(p)
 		_ = srec

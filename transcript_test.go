@@ -237,14 +237,16 @@ func describeDatagram(t *testing.T, p []byte, key *[32]byte) (line string, ctr u
 	}
 	require.GreaterOrEqual(t, len(p), wire.MinTransportSize)
 	hdr := p[:wire.TransportHeaderSize]
-	receiver := binary.LittleEndian.Uint32(hdr[4:8])
-	ctr = binary.LittleEndian.Uint64(hdr[8:16])
+	receiver := binary.LittleEndian.Uint32(hdr[1:5])
+	word := binary.LittleEndian.Uint32(hdr[5:9])
+	ctr = uint64(word & (1<<31 - 1)) // the transcript's counters stay below 2^31
+	phase := word >> 31
 	aead, err := ucrypto.NewAEAD(ChaCha20Poly1305, key)
 	require.NoError(t, err)
 	pt, err := aead.Open(nil, ctr, p[wire.TransportHeaderSize:], hdr)
 	require.NoError(t, err, "transport packet %x: it opens under the documented nonce (the counter) and AD (the header)", hdr)
 	var b strings.Builder
-	fmt.Fprintf(&b, "transport flags=%02x receiver=%08x frame=%s", hdr[1], receiver, wire.FrameName(pt[0]))
+	fmt.Fprintf(&b, "transport phase=%d receiver=%08x frame=%s", phase, receiver, wire.FrameName(pt[0]))
 	body := pt[wire.FrameHeaderSize:]
 	switch pt[0] {
 	case wire.FrameKCP:

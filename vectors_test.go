@@ -18,6 +18,7 @@ import (
 
 	ucrypto "github.com/uxp-go/uxp/crypto"
 	"github.com/uxp-go/uxp/internal/replay"
+	"github.com/uxp-go/uxp/internal/wire"
 )
 
 // Wire test vectors (testdata/vectors, described in its README.md and in
@@ -283,7 +284,9 @@ func vecSeal(t testing.TB, cipher Cipher, key *[32]byte, receiver uint32, ctr ui
 	h, ok := parseTransportHeader(pkt)
 	require.True(t, ok)
 	require.Equal(t, receiver, h.receiver())
-	require.Equal(t, ctr, h.counter())
+	// The header carries the counter's low 31 bits; a receiver expecting
+	// this counter rebuilds it (protocol.md §4.6).
+	require.Equal(t, ctr, wire.ExpandCounter(ctr, wire.TransportHeader(pkt).CounterLow()))
 	got, err := a.Open(nil, ctr, pkt[transportHeaderSize:], pkt[:transportHeaderSize])
 	require.NoError(t, err)
 	require.Equal(t, pt, got)

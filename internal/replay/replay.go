@@ -56,6 +56,16 @@ func (w *Window) Max() uint64 {
 	return w.last
 }
 
+// Next returns the counter expected next: one above Max, or 0 for a
+// window that has accepted nothing. A receiver rebuilds a truncated
+// counter around it.
+func (w *Window) Next() uint64 {
+	if w.last == 0 && w.ring[0]&1 == 0 {
+		return 0
+	}
+	return w.last + 1
+}
+
 // Check reports whether Accept(counter) would return true now. It does not
 // change the window, so it can run before decryption on unauthenticated
 // counters.

@@ -74,24 +74,31 @@ func FrameName(t byte) string {
 	return frameNames[t]
 }
 
-// Transport packet. 16-byte header, then the sealed frame:
+// Transport packet. 9-byte header, then the sealed frame:
 //
-//	 0      1      2      3      4                 8                         16
-//	+------+------+------+------+-----------------+-------------------------+
-//	| type | flags| rsv  | rsv  | receiver (u32)  | counter (u64)           |
-//	+------+------+------+------+-----------------+-------------------------+
-//	| AEAD( frame type (1) | frame body ) ... | tag (16)                    |
-//	+-----------------------------------------------------------------------+
+//	 0      1                 5                                9
+//	+------+-----------------+--------------------------------+
+//	| type | receiver (u32)  | P | counter, low 31 bits (u32) |
+//	+------+-----------------+--------------------------------+
+//	| AEAD( frame type (1) | frame body ) ... | tag (16)      |
+//	+---------------------------------------------------------+
 //
-// The 16 header bytes are the AEAD's associated data and the counter is its
-// nonce. flags: bit 0 is the key phase; bits 1..7 and bytes 2..3 are
-// reserved and must be zero.
+// The 9 header bytes are the AEAD's associated data. The packet carries
+// only the low 31 bits of its 64-bit counter; bit 31 of that word (P) is
+// the key phase. The receiver rebuilds the full counter, which is the
+// AEAD's nonce, from the highest counter it accepted (ExpandCounter): a
+// wrong guess only fails authentication.
 /* Specification constants */
 const (
-	TransportHeaderSize = 16
+	TransportHeaderSize = 9
 	TagSize             = 16
 	FrameHeaderSize     = 1
-	FlagKeyPhase        = 0x01
+
+	// CounterBits is how many low bits of the counter a packet carries.
+	CounterBits = 31
+	// counterMask selects them; the bit above is the key phase.
+	counterMask  = 1<<CounterBits - 1
+	keyPhaseMask = 1 << CounterBits
 
 	// TransportOverhead is what a transport packet adds around a frame body.
 	TransportOverhead = TransportHeaderSize + FrameHeaderSize + TagSize
@@ -105,30 +112,54 @@ const (
 type TransportHeader []byte
 
 // Receiver is the session ID the packet is for.
-func (h TransportHeader) Receiver() uint32 { return binary.LittleEndian.Uint32(h[4:8]) }
+func (h TransportHeader) Receiver() uint32 { return binary.LittleEndian.Uint32(h[1:5]) }
 
-// Counter is the packet's AEAD nonce.
-func (h TransportHeader) Counter() uint64 { return binary.LittleEndian.Uint64(h[8:16]) }
+// CounterLow is the low CounterBits bits of the packet's counter; the
+// receiver rebuilds the rest (ExpandCounter).
+func (h TransportHeader) CounterLow() uint32 {
+	return binary.LittleEndian.Uint32(h[5:9]) & counterMask
+}
 
 // KeyPhase is which of the two live key generations sealed the packet.
-func (h TransportHeader) KeyPhase() uint8 { return h[1] & FlagKeyPhase }
+func (h TransportHeader) KeyPhase() uint8 {
+	return uint8(binary.LittleEndian.Uint32(h[5:9]) >> CounterBits)
+}
 
-// PutTransportHeader writes a transport header into b[:TransportHeaderSize].
-// phase is the key phase, 0 or 1.
+// PutTransportHeader writes a transport header into b[:TransportHeaderSize]:
+// the low CounterBits bits of counter, and phase (0 or 1).
 func PutTransportHeader(b []byte, receiver uint32, counter uint64, phase uint8) {
 	_ = b[TransportHeaderSize-1]
 	b[0] = MsgTransport
-	b[1], b[2], b[3] = phase&FlagKeyPhase, 0, 0
-	binary.LittleEndian.PutUint32(b[4:8], receiver)
-	binary.LittleEndian.PutUint64(b[8:16], counter)
+	binary.LittleEndian.PutUint32(b[1:5], receiver)
+	binary.LittleEndian.PutUint32(b[5:9], uint32(counter)&counterMask|uint32(phase&1)<<CounterBits)
 }
 
 // ParseTransportHeader validates the fixed part of a transport packet
-// without touching its ciphertext. Reserved bits must be zero, so that they
-// can be given a meaning later without ambiguity.
+// without touching its ciphertext.
 func ParseTransportHeader(b []byte) (TransportHeader, bool) {
-	if len(b) < MinTransportSize || b[0] != MsgTransport || b[1]&^FlagKeyPhase|b[2]|b[3] != 0 {
+	if len(b) < MinTransportSize || b[0] != MsgTransport {
 		return nil, false
 	}
 	return TransportHeader(b[:TransportHeaderSize]), true
+}
+
+// ExpandCounter rebuilds a full counter from its low CounterBits bits: the
+// value with those bits nearest to next, the counter the receiver expects
+// (one above the highest it accepted). It is exact while the true counter
+// lies within 2^30 of next, far beyond any replay window; outside that a
+// packet decodes to a wrong nonce and fails authentication. The result is
+// never negative: near 0 it rounds up.
+func ExpandCounter(next uint64, low uint32) uint64 {
+	const (
+		span = 1 << CounterBits
+		half = span / 2
+	)
+	c := next&^uint64(counterMask) | uint64(low&counterMask)
+	switch {
+	case c < next && next-c >= half && c <= ^uint64(0)-span:
+		c += span
+	case c > next && c-next > half && c >= span:
+		c -= span
+	}
+	return c
 }

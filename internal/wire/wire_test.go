@@ -9,31 +9,46 @@ import (
 func TestTransportHeader(t *testing.T) {
 	b := make([]byte, MinTransportSize)
 	PutTransportHeader(b, 0xdeadbeef, 1<<40+5, 0)
+	require.Equal(t, []byte{MsgTransport, 0xef, 0xbe, 0xad, 0xde, 5, 0, 0, 0}, b[:TransportHeaderSize])
 	h, ok := ParseTransportHeader(b)
 	require.True(t, ok)
 	require.Equal(t, uint32(0xdeadbeef), h.Receiver())
-	require.Equal(t, uint64(1<<40+5), h.Counter())
+	require.Equal(t, uint32(5), h.CounterLow())
 	for n := range MinTransportSize {
 		_, ok := ParseTransportHeader(b[:n])
 		require.False(t, ok)
 	}
 	require.Equal(t, uint8(0), h.KeyPhase())
-	PutTransportHeader(b, 0xdeadbeef, 7, 1)
+	PutTransportHeader(b, 0xdeadbeef, 1<<31+7, 1)
+	require.Equal(t, []byte{7, 0, 0, 0x80}, b[5:9], "low 31 bits, then the key phase")
 	h, ok = ParseTransportHeader(b)
 	require.True(t, ok)
 	require.Equal(t, uint8(1), h.KeyPhase())
-	// Every reserved bit: bits 1..7 of the flags byte, and bytes 2 and 3.
-	for i := 1; i < 4; i++ {
-		for bit := range 8 {
-			if i == 1 && bit == 0 {
-				continue // the key phase
+	require.Equal(t, uint32(7), h.CounterLow())
+	for _, typ := range []byte{0, MsgInitiation, MsgReset, MsgTransport | 0x80, 0xff} {
+		bad := append([]byte(nil), b...)
+		bad[0] = typ
+		_, ok := ParseTransportHeader(bad)
+		require.False(t, ok, "type %#x", typ)
+	}
+}
+
+// TestExpandCounter: the full counter comes back from its low 31 bits
+// wherever it lies within 2^30 of the counter expected, across every
+// wrap of the low bits, and never below 0.
+func TestExpandCounter(t *testing.T) {
+	const span, half = uint64(1) << CounterBits, uint64(1) << (CounterBits - 1)
+	for _, next := range []uint64{0, 1, 5, half - 1, half, half + 1, span - 1, span, span + 1, 3*span + 17, 1 << 62, 1<<64 - 1<<13 - 1} {
+		for _, d := range []int64{0, 1, -1, 8128, -8128, int64(half), -int64(half) + 1, 1 << 20, -(1 << 20)} {
+			c := next + uint64(d)
+			if (d < 0 && uint64(-d) > next) || (d > 0 && c < next) {
+				continue // below 0, or past 2^64
 			}
-			bad := append([]byte(nil), b...)
-			bad[i] |= 1 << bit
-			_, ok := ParseTransportHeader(bad)
-			require.False(t, ok, "reserved byte %d bit %d", i, bit)
+			require.Equal(t, c, ExpandCounter(next, uint32(c)&counterMask), "next %d, counter %d", next, c)
 		}
 	}
+	// Near 0 a low value far "behind" rounds up instead of going negative.
+	require.Equal(t, uint64(span-1), ExpandCounter(0, uint32(span-1)))
 }
 
 // TestFrameRegistry pins every frame type's number: they are the wire.

@@ -70,7 +70,6 @@ type rackState struct {
 	valid bool
 	seq   uint32        // its sentSlot.seq
 	rtt   time.Duration // from its send to its acknowledgement
-	at    time.Time     // when it was acknowledged
 	// flow is when an acknowledgement last confirmed a segment in
 	// flight, whichever copy.
 	flow time.Time
@@ -84,7 +83,7 @@ func (ls *Lanes) delivered(s *sentSlot, sure bool) {
 	if !sure || r.valid && int32(s.seq-r.seq) <= 0 {
 		return
 	}
-	r.valid, r.seq, r.at = true, s.seq, ls.now
+	r.valid, r.seq = true, s.seq
 	r.rtt = ls.now.Sub(ls.unpackTime(s.sent))
 }
 

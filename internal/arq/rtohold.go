@@ -33,7 +33,10 @@ import (
 //   - no acknowledgement came since it was sent (silence: a stalled peer,
 //     a dead path or a lost tail, which KCP's timeout and the tail-loss
 //     probes repair as before); or
-//   - it was sent maxHold ago.
+//   - it was sent maxHold ago; or
+//   - the newest acknowledged copy's round trip is within holdSlack of
+//     the controller's minimum RTT (no queue: a timeout, tens of round
+//     trips after the send, is no queueing delay).
 //
 // Otherwise its timeout moves to the round trip the newest acknowledged
 // copy took, plus a quarter and holdSlack, after its send; once that has
@@ -101,6 +104,15 @@ func (ls *Lanes) holdTimeouts(l *lane) {
 	// of the event's (kcpx.Ms): a timeout due within it is judged too.
 	ms := ls.kcpMs()
 	if l.holdNextSet && int32(ms+1-l.holdNext) < 0 {
+		return
+	}
+	if minRTT := ls.cc.Stats().MinRTT; minRTT <= 0 || ls.rack.rtt <= minRTT+holdSlack {
+		// No queue for a segment to wait in: the newest round trip
+		// is the path's own. A timeout comes tens of round trips after
+		// its segment's send then; only a tail-loss probe's copy can
+		// be younger than a round trip, and holding the timeout
+		// behind it only delayed the repair of a lost request (the
+		// bench's loss scenario).
 		return
 	}
 	if ls.holdFn == nil {

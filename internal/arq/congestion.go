@@ -91,6 +91,7 @@ type sentSlot struct {
 	resent                       bool // a retransmission's: its send time is ambiguous for RTT
 	undoable                     bool // the last copy declared the one before it lost
 	byTimeout                    bool // the last copy was KCP's retransmission timeout's
+	probed                       bool // the last copy was a tail-loss probe (rtohold.go)
 }
 
 // zeroTime packs the zero time.Time.
@@ -224,7 +225,7 @@ func (ls *Lanes) trackSent(l *lane, sn, ts uint32, bytes int, fresh, probe, time
 	ls.pack(s, ls.cc.OnPacketSent(ls.now, bytes, ls.inflightBytes))
 	// A probe's copy replaces the state without a loss: an ACK of an
 	// earlier copy then undoes nothing.
-	s.live, s.resent, s.undoable, s.byTimeout, s.ts = true, !fresh, undoable, timeout, ts
+	s.live, s.resent, s.undoable, s.byTimeout, s.probed, s.ts = true, !fresh, undoable, timeout, probe, ts
 	ls.sendSeq++
 	s.seq = ls.sendSeq
 	if timeout {

@@ -33,6 +33,7 @@ import (
 //   - no acknowledgement came since it was sent (silence: a stalled peer,
 //     a dead path or a lost tail, which KCP's timeout and the tail-loss
 //     probes repair as before); or
+//   - its last copy was a tail-loss probe's;
 //   - it was sent maxHold ago; or
 //   - the newest acknowledged copy's round trip is within holdSlack of
 //     the controller's minimum RTT (no queue: a timeout, tens of round
@@ -143,7 +144,10 @@ func (ls *Lanes) holdOne(sn uint32) (uint32, bool) {
 // be acknowledged, if its timeout should be held.
 func (ls *Lanes) holdFor(l *lane, sn uint32) (time.Duration, bool) {
 	s := l.sent.at(sn)
-	if s == nil || !s.live {
+	if s == nil || !s.live || s.probed {
+		// A tail-loss probe's copy is no sign of a queue: it went out
+		// on a timer of its own, after KCP's copy waited a probe
+		// timeout or two unacknowledged.
 		return 0, false
 	}
 	r := &ls.rack

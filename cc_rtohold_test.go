@@ -118,3 +118,81 @@ func TestBottleneckLossTimeoutHold(t *testing.T) {
 		require.LessOrEqual(t, timeouts, 0.007, "retransmissions on timeout")
 	})
 }
+
+// TestTimeoutHoldRequestResponse: the timeout hold never acts on the
+// traffic uxp's loss-tail lead is about. Open-loop request/response (1
+// KiB at 200/s, the bench's loss scenario, and 200 bytes at 60 Hz, its
+// game scenario) over 5 % loss each way with 3 ms of jitter: a request's
+// timeout comes tens of round trips after it was sent, without a queue
+// (the newest round trip is the path's own) or after a later request was
+// acknowledged, so no timeout is held and lost requests are repaired as
+// before (tail-loss probes, then KCP's timeout).
+func TestTimeoutHoldRequestResponse(t *testing.T) {
+	tests := []struct {
+		name string
+		size int
+		rate int
+	}{
+		{"loss: 1 KiB at 200/s", 1024, 200},
+		{"game: 200 B at 60 Hz", 200, 60},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				nw := netsim.NewNetwork(5)
+				t.Cleanup(func() { nw.Close() })
+				nw.SetDefault(netsim.Impairment{Delay: 100 * time.Microsecond, Jitter: 3 * time.Millisecond, Loss: 0.05})
+				kp := testKeys(t)
+				spc, err := nw.Listen("10.0.0.1:4000")
+				require.NoError(t, err)
+				ln, err := Listen(spc, &Config{PrivateKey: kp.Private})
+				require.NoError(t, err)
+				t.Cleanup(func() { ln.Close() })
+				cpc, err := nw.Listen("10.0.1.1:5000")
+				require.NoError(t, err)
+				cli, err := DialConnOver(context.Background(), cpc, spc.LocalAddr(), &Config{ServerPublicKey: kp.Public})
+				require.NoError(t, err)
+				t.Cleanup(func() { cli.Close() })
+				c, err := ln.Accept()
+				require.NoError(t, err)
+				t.Cleanup(func() { c.Close() })
+				srv := c.(*StreamConn)
+				go func() {
+					buf := make([]byte, 4096)
+					for {
+						n, err := srv.Read(buf)
+						if err != nil {
+							return
+						}
+						if _, err := srv.Write(buf[:n]); err != nil {
+							return
+						}
+					}
+				}()
+				var got atomic.Int64
+				go func() {
+					buf := make([]byte, 4096)
+					for {
+						n, err := cli.Read(buf)
+						got.Add(int64(n))
+						if err != nil {
+							return
+						}
+					}
+				}()
+				msg := make([]byte, tt.size)
+				n := tt.rate * 10
+				for range n {
+					_, err := cli.Write(msg)
+					require.NoError(t, err)
+					time.Sleep(time.Second / time.Duration(tt.rate))
+				}
+				time.Sleep(2 * time.Second)
+				ca, sa := cli.Session().arq, srv.Session().arq
+				t.Logf("timeouts held: client %d, server %d; resent on timeout: client %d, server %d", ca.HeldTimeouts(), sa.HeldTimeouts(), ca.TimeoutRetrans(), sa.TimeoutRetrans())
+				require.EqualValues(t, n*tt.size, got.Load(), "every reply arrived")
+				require.Zero(t, ca.HeldTimeouts()+sa.HeldTimeouts(), "no timeout held")
+			})
+		})
+	}
+}

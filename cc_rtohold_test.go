@@ -188,7 +188,7 @@ func TestTimeoutHoldRequestResponse(t *testing.T) {
 					time.Sleep(time.Second / time.Duration(tt.rate))
 				}
 				time.Sleep(2 * time.Second)
-				ca, sa := cli.Session().arq, srv.Session().arq
+				ca, sa := &cli.Session().arq, &srv.Session().arq
 				t.Logf("timeouts held: client %d, server %d; resent on timeout: client %d, server %d", ca.HeldTimeouts(), sa.HeldTimeouts(), ca.TimeoutRetrans(), sa.TimeoutRetrans())
 				require.EqualValues(t, n*tt.size, got.Load(), "every reply arrived")
 				require.Zero(t, ca.HeldTimeouts()+sa.HeldTimeouts(), "no timeout held")

@@ -229,7 +229,7 @@ func (ls *Lanes) trackSent(l *lane, sn, ts uint32, bytes int, fresh, probe, time
 	ls.sendSeq++
 	s.seq = ls.sendSeq
 	if timeout {
-		ls.timeoutSegs++
+		ls.timeoutSegs.Add(1)
 	}
 	ls.inflightBytes += bytes
 	ls.sentSegs++

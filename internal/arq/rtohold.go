@@ -136,7 +136,7 @@ func (ls *Lanes) holdOne(sn uint32) (uint32, bool) {
 	if !ok {
 		return 0, false
 	}
-	ls.heldTimeouts++
+	ls.heldTimeouts.Add(1)
 	return ls.holdMs + uint32((d+time.Millisecond-1)/time.Millisecond), true
 }
 
@@ -175,15 +175,17 @@ func (ls *Lanes) holdFor(l *lane, sn uint32) (time.Duration, bool) {
 }
 
 // TimeoutRetrans is the data segments KCP's retransmission timeout
-// resent so far (with a controller).
-func (ls *Lanes) TimeoutRetrans() uint64 { return ls.timeoutSegs }
+// resent so far (with a controller); safe from any goroutine.
+func (ls *Lanes) TimeoutRetrans() uint64 { return ls.timeoutSegs.Load() }
 
-// HeldTimeouts is the retransmission timeouts held so far.
-func (ls *Lanes) HeldTimeouts() uint64 { return ls.heldTimeouts }
+// HeldTimeouts is the retransmission timeouts held so far; safe from
+// any goroutine.
+func (ls *Lanes) HeldTimeouts() uint64 { return ls.heldTimeouts.Load() }
 
 // fullFlush reports whether typ flushes data (not ACKs only).
 func fullFlush(typ kcp.FlushType) bool { return typ == kcp.IKCP_FLUSH_FULL }
 
 // RepeatSegs is the data segments received so far that the lanes' KCPs
-// already had: the copies the peer sent needlessly.
-func (ls *Lanes) RepeatSegs() uint64 { return ls.repeatSegs }
+// already had: the copies the peer sent needlessly; safe from any
+// goroutine.
+func (ls *Lanes) RepeatSegs() uint64 { return ls.repeatSegs.Load() }

@@ -62,10 +62,14 @@ func dataSNs(f frame, fn func(sn uint32)) {
 	}
 }
 
-// step runs one millisecond: timers, the bottleneck a → b, the delay
-// b → a.
+// holdTick is the pipe's time step: a quarter of the queue's service time,
+// so that the path's minimum RTT (about 2 ms) is short enough for the hold
+// to act (8 of them under KCP's 30 ms floor).
+const holdTick = 250 * time.Microsecond
+
+// step runs one holdTick: timers, the bottleneck a → b, the delay b → a.
 func (qp *queuePipe) step() {
-	time.Sleep(time.Millisecond)
+	time.Sleep(holdTick)
 	now := time.Now()
 	p := qp.p
 	p.a.ls.Timers(now, NoLimit)
@@ -106,7 +110,9 @@ func (qp *queuePipe) burst(first, n int) (retrans, timeouts uint64) {
 	for i := range n {
 		p.a.write(time.Now(), 0, msg(0, first+i, 1000), time.Time{})
 		if i%2 == 1 {
-			qp.step()
+			for range time.Millisecond / holdTick {
+				qp.step()
+			}
 		}
 	}
 	for len(p.b.got[0]) < first+n || !p.a.ls.Idle() || len(qp.q) > 0 || len(qp.back) > 0 {
@@ -117,8 +123,8 @@ func (qp *queuePipe) burst(first, n int) (retrans, timeouts uint64) {
 
 // TestTimeoutHold: TestSpuriousTimeout's burst of 120 segments through a
 // queue that outgrows KCP's 30 ms timeout (60 ms at its end), on a path
-// with a 1 ms base delay, where the raised timeout floor is capped at a
-// few minimum RTTs. Without the hold KCP resends most of the queue; with
+// with a 0.25 ms delay each way, where the Eifel response cannot raise
+// KCP's timeout floor (8 minimum RTTs are under it) and the hold acts. Without the hold KCP resends most of the queue; with
 // it, nothing (the ACKs show every segment still queued behind those
 // acknowledged). A segment lost before the queue is still repaired: in
 // the middle of the burst by fast retransmission, at its tail (nothing
@@ -126,7 +132,7 @@ func (qp *queuePipe) burst(first, n int) (retrans, timeouts uint64) {
 // than the round trip the last ACK showed plus a quarter and holdSlack.
 func TestTimeoutHold(t *testing.T) {
 	const (
-		delay = time.Millisecond
+		delay = 250 * time.Microsecond
 		n     = 120
 	)
 	t.Run("queued, hold off", func(t *testing.T) {
@@ -144,7 +150,7 @@ func TestTimeoutHold(t *testing.T) {
 			cfg.TimeoutHold = true
 			qp := newQueuePipe(t, cfg, delay)
 			r, _ := qp.burst(0, n)
-			t.Logf("%d retransmissions, %d timeouts held", r, qp.p.a.ls.HeldTimeouts())
+			t.Logf("%d retransmissions, %d timeouts held, min RTT %v", r, qp.p.a.ls.HeldTimeouts(), qp.p.a.ls.cc.Stats().MinRTT)
 			require.Zero(t, r, "nothing is resent while the ACKs show it queued")
 			require.Positive(t, qp.p.a.ls.HeldTimeouts())
 		})

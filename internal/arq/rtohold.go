@@ -32,7 +32,7 @@ import (
 //     reorder: it is lost);
 //   - no acknowledgement came since it was sent (silence: a stalled peer,
 //     a dead path or a lost tail, which KCP's timeout and the tail-loss
-//     probes repair as before); or
+//     probes repair as before);
 //   - its last copy was a tail-loss probe's;
 //   - it was sent maxHold ago;
 //   - the newest acknowledged copy's round trip is within holdSlack of
@@ -40,7 +40,9 @@ import (
 //     trips after the send, is no queueing delay); or
 //   - spuriousMinRTTs minimum RTTs reach KCP's floor: the Eifel response
 //     (congestion.go spurious) can raise the floor on such a path, and
-//     is left in charge there, as before.
+//     is left in charge there, as before. (With the hold on a 20 ms
+//     path, TestBottleneckStepDrain's 16 KiB case left a standing queue
+//     after the rate step in 1-2 % of runs, for a reason not found.)
 //
 // Otherwise its timeout moves to the round trip the newest acknowledged
 // copy took, plus a quarter and holdSlack, after its send; once that has
@@ -114,10 +116,8 @@ func (ls *Lanes) holdTimeouts(l *lane) {
 	minRTT := ls.cc.Stats().MinRTT
 	if minRTT*spuriousMinRTTs >= time.Duration(floor)*time.Millisecond {
 		// A path long enough for the Eifel response to raise KCP's
-		// floor (congestion.go spurious) is left to it, as before.
-		// On a 20 ms path the hold made a rate step's standing queue
-		// linger in 1-2 % of runs (TestBottleneckStepDrain, 16 KiB
-		// writes: 4-8 late windows), by a cause not found yet.
+		// floor (congestion.go spurious) is left to it, as before
+		// (see above).
 		return
 	}
 	if minRTT <= 0 || ls.rack.rtt <= minRTT+holdSlack {

@@ -132,7 +132,7 @@ func TestCongestionRTTOnly(t *testing.T) {
 		t.Run(string(alg), func(t *testing.T) {
 			set, err := (&Config{CongestionControl: alg}).resolve()
 			require.NoError(t, err)
-			c := &Conn{connFixed: connFixed{id: 1, mtu: defaultMTU, ep: &endpoint{set: set}}}
+			c := &Conn{connFixed: connFixed{id: 1, mtu: defaultMTUIPv4, ep: &endpoint{set: set}}}
 			c.initCongestion()
 			first := c.congestionStats()
 			now := time.Unix(1000, 0)

@@ -117,7 +117,7 @@ func TestCipherNegotiation(t *testing.T) {
 func TestCipherOfferAuthenticated(t *testing.T) {
 	kp := testKeys(t)
 	mk := mac1Key(kp.Public, nil)
-	hello := helloParams{mtu: defaultMTU, lanes: 1, minMTU: minMTU, suites: allSuites, suiteFlags: wire.SuiteAESHardware}
+	hello := helloParams{mtu: defaultMTUIPv4, lanes: 1, minMTU: minMTU, suites: allSuites, suiteFlags: wire.SuiteAESHardware}
 	fresh := func() *clientHandshake {
 		c, err := newClientHandshake(kp.Public, ChaCha20Poly1305, fecParams{}, 1, time.Now(), rand.Reader, clientIdentity{}, hello)
 		require.NoError(t, err)
@@ -153,7 +153,7 @@ func TestCipherOfferAuthenticated(t *testing.T) {
 		h, err := readInitiation(serverStatic(kp), nil, c.initiation(), rand.Reader)
 		require.NoError(t, err)
 		var token [resetTokenSize]byte
-		resp, _, err := h.writeAnswer(9, statusOK, fecParams{}, &token, answerInfo{mtu: defaultMTU, lanes: 1, suite: byte(AES256GCM)})
+		resp, _, err := h.writeAnswer(9, statusOK, fecParams{}, &token, answerInfo{mtu: defaultMTUIPv4, lanes: 1, suite: byte(AES256GCM)})
 		require.NoError(t, err)
 		// The suite is payload byte 28, after the 12-byte header and e.
 		bad := append([]byte(nil), resp...)

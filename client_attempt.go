@@ -113,7 +113,7 @@ func (a *clientAttempt) newHandshake(index uint32) (*clientHandshake, error) {
 		}
 		index = binary.LittleEndian.Uint32(b[:])
 	}
-	hs, err := newClientHandshake(a.set.serverPublicKey, a.set.headerCipher(), a.set.fec, index, time.Now(), a.set.rng(), a.set.identity.client(), a.set.hello())
+	hs, err := newClientHandshake(a.set.serverPublicKey, a.set.headerCipher(), a.set.fec, index, time.Now(), a.set.rng(), a.set.identity.client(), a.set.hello(a.server))
 	if err != nil {
 		return nil, fmt.Errorf("uxp: handshake: %w", err)
 	}
@@ -222,12 +222,12 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 		// The server's refusal names its values; ours say what differs.
 		// (Assigned only when non-nil: a nil *IncompatibleError in an
 		// error would not be a nil error.)
-		if ie := a.set.negotiate(incompatible.mtu, incompatible.lanes, 0).err; ie != nil {
+		if ie := a.set.negotiate(a.server, incompatible.mtu, incompatible.lanes, 0).err; ie != nil {
 			err = ie
 		} else if _, ok := a.set.acceptSuite(incompatible.suite, hs.cipher); !ok {
 			err = &IncompatibleError{Field: "Cipher", Local: int(a.set.cipher), Remote: int(incompatible.suite)}
 		} else {
-			err = &IncompatibleError{Field: "MTU", Local: a.set.mtu, Remote: incompatible.mtu}
+			err = &IncompatibleError{Field: "MTU", Local: a.set.mtuFor(a.server), Remote: incompatible.mtu}
 		}
 	}
 	if errors.Is(err, ErrFECRefused) || errors.Is(err, ErrServerFull) || errors.Is(err, ErrClientRejected) ||
@@ -242,7 +242,7 @@ func (a *clientAttempt) takeResponse(b []byte, from netip.AddrPort) {
 		a.dropAnswer(err)
 		return
 	}
-	neg := a.set.negotiate(r.peerMTU, r.peerLanes, 0)
+	neg := a.set.negotiate(a.server, r.peerMTU, r.peerLanes, 0)
 	if neg.err != nil {
 		// The server accepted what we cannot run (an older server does
 		// not compare; this one would have refused). Its half-open

@@ -126,6 +126,7 @@ func (ep *endpoint) addEndpointStats(st *DialerStats) {
 	st.PacketsSent, st.PacketsReceived = t.PacketsSent, t.PacketsReceived
 	st.MessagesSent, st.MessagesReceived = t.MessagesSent, t.MessagesReceived
 	st.Retransmissions = t.Retransmissions
+	st.SendsTooBig = t.SendsTooBig
 	st.RTT = rttHistogram(ep.table.live())
 	st.SessionsClosed = ep.closes.snapshot()
 	st.KCPFastPath = ep.kcpFastPath()

@@ -3,6 +3,7 @@ package uxp
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"time"
 
@@ -44,9 +45,13 @@ const (
 	defaultKCPInterval       = 10 * time.Millisecond
 	defaultFastResend        = 2
 	defaultWindow            = 256
-	defaultMTU               = 1400
-	defaultFECParity         = 3
-	defaultFECGroupDelay     = 20 * time.Millisecond
+	// The default packet sizes (Config.KCP.MTU zero): the most UDP
+	// payload a 1500-byte Ethernet MTU carries, 1500 less the IP header
+	// (20 bytes for IPv4, 40 for IPv6) and the UDP header (8 bytes).
+	defaultMTUIPv4       = 1500 - 20 - 8
+	defaultMTUIPv6       = 1500 - 40 - 8
+	defaultFECParity     = 3
+	defaultFECGroupDelay = 20 * time.Millisecond
 
 	minMTU = 576
 	// maxMTU is bounded by kcp-go's segment buffer pool (1500-byte buffers).
@@ -288,9 +293,18 @@ type KCPConfig struct {
 	RecvWindow int
 
 	// MTU is the largest UDP payload uxp sends, headers, tag and KCP header
-	// included. Zero means 1400. It must be between 576 and 1500. A session
-	// uses at most the smaller of its two sides' MTU (Conn.MTU), and path
-	// MTU discovery starts it at 1200 bytes (Conn.PathMTU).
+	// included. Zero means the most a 1500-byte Ethernet MTU carries,
+	// chosen per session from the family of the peer's address: 1472
+	// bytes to an IPv4 peer (an IPv4-mapped address on a dual-stack
+	// socket counts as IPv4), 1452 to an IPv6 one (and to an address that
+	// is neither, from a PacketConn of another kind); such a side drops
+	// received datagrams longer than 1472 bytes. Otherwise it must be
+	// between 576 and 1500, and it is the limit for every peer and for
+	// what this side receives. A session uses at most the smaller of its
+	// two sides' MTU (Conn.MTU), and path MTU discovery starts it at 1200
+	// bytes and searches up to that (Conn.PathMTU); uxp's own UDP sockets,
+	// and a *net.UDPConn given to it, never let the kernel fragment (a
+	// probe larger than the path is lost, docs/protocol.md section 5.7).
 	MTU int
 }
 
@@ -330,7 +344,7 @@ type FECConfig struct {
 // still have to be filled in.
 func DefaultConfig() *Config {
 	return &Config{
-		KCP:               KCPConfig{Interval: defaultKCPInterval, FastResend: defaultFastResend, SendWindow: defaultWindow, RecvWindow: defaultWindow, MTU: defaultMTU},
+		KCP:               KCPConfig{Interval: defaultKCPInterval, FastResend: defaultFastResend, SendWindow: defaultWindow, RecvWindow: defaultWindow},
 		HeartbeatInterval: defaultHeartbeatInterval,
 		IdleTimeout:       defaultIdleTimeout,
 		HandshakeTimeout:  defaultHandshakeTimeout,
@@ -385,7 +399,11 @@ type settings struct {
 	kcpCongestion bool
 	sendWindow    int
 	recvWindow    int
-	mtu           int
+	// mtu is the largest datagram this side sends or accepts: KCP.MTU,
+	// or with mtuAuto the larger of the two default sizes. A session's
+	// own limit is mtuFor its peer.
+	mtu     int
+	mtuAuto bool // KCP.MTU is zero: the limit follows the peer's address family
 
 	fec fecParams
 
@@ -435,7 +453,8 @@ func (c *Config) resolve() (*settings, error) {
 		kcpCongestion:    c.KCP.CongestionControl,
 		sendWindow:       pick(c.KCP.SendWindow, defaultWindow),
 		recvWindow:       pick(c.KCP.RecvWindow, defaultWindow),
-		mtu:              pick(c.KCP.MTU, defaultMTU),
+		mtu:              pick(c.KCP.MTU, defaultMTUIPv4),
+		mtuAuto:          c.KCP.MTU == 0,
 		heartbeat:        pick(c.HeartbeatInterval, defaultHeartbeatInterval),
 		idleTimeout:      pick(c.IdleTimeout, defaultIdleTimeout),
 		handshakeTimeout: pick(c.HandshakeTimeout, defaultHandshakeTimeout),
@@ -538,7 +557,7 @@ func (c *Config) resolve() (*settings, error) {
 		return nil, err
 	}
 	if limit := s.maxMessageLimit(); s.maxMessage > limit {
-		return bad("MaxMessageSize", "%d exceeds %d, the most that fits with its %d-byte lane header in min(255, KCP.RecvWindow-1) segments of %d bytes at this MTU", s.maxMessage, limit, laneHeaderMax, s.mss())
+		return bad("MaxMessageSize", "%d exceeds %d, the most that fits with its %d-byte lane header in min(255, KCP.RecvWindow-1) segments of %d bytes at this MTU", s.maxMessage, limit, laneHeaderMax, s.mssAt(s.smallestMTU()))
 	}
 	s.minPacket = s.computeMinMTU()
 	if s.sendQueue < s.maxMessage {
@@ -606,8 +625,31 @@ func (s *settings) kcpMTUAt(mtu int) int {
 func (s *settings) fecMaxPacket() int { return s.frameRoom() + wire.FrameHeaderSize }
 
 // maxMessageLimit is the largest MaxMessageSize that fits, with its lane
-// message header, in min(255, RecvWindow-1) segments.
-func (s *settings) maxMessageLimit() int { return s.maxMessageLimitAt(s.mtu) }
+// message header, in min(255, RecvWindow-1) segments at the smallest
+// packet size this side may use as its own limit (smallestMTU).
+func (s *settings) maxMessageLimit() int { return s.maxMessageLimitAt(s.smallestMTU()) }
+
+// mtuFor is this side's packet size limit toward peer: KCP.MTU, or by
+// default the most a 1500-byte Ethernet MTU carries in the peer's address
+// family (an IPv4-mapped address counts as IPv4; an address that is
+// neither gets the smaller IPv6 size).
+func (s *settings) mtuFor(peer netip.AddrPort) int {
+	if !s.mtuAuto {
+		return s.mtu
+	}
+	if peer.Addr().Unmap().Is4() {
+		return defaultMTUIPv4
+	}
+	return defaultMTUIPv6
+}
+
+// smallestMTU is the smallest value mtuFor returns for any peer.
+func (s *settings) smallestMTU() int {
+	if s.mtuAuto {
+		return defaultMTUIPv6
+	}
+	return s.mtu
+}
 
 func (s *settings) maxMessageLimitAt(mtu int) int {
 	frags := min(maxFragments, s.recvWindow-1)

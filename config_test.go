@@ -2,6 +2,7 @@ package uxp
 
 import (
 	"errors"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -74,6 +75,36 @@ func TestConfigDefaults(t *testing.T) {
 	require.False(t, set.kcpCongestion)
 	require.Equal(t, 10*time.Millisecond, set.kcpInterval)
 	c := d.Clone()
+	t.Run("packet size", func(t *testing.T) {
+		// No KCP.MTU: the most a 1500-byte Ethernet MTU carries in the
+		// peer's family, and the receiver accepts the larger.
+		require.Zero(t, d.KCP.MTU, "DefaultConfig leaves it to the path")
+		require.Equal(t, 1472, set.mtu, "the receive limit")
+		for _, tt := range []struct {
+			peer string
+			auto int
+		}{
+			{"192.0.2.1:9", 1472},
+			{"[::ffff:192.0.2.1]:9", 1472},
+			{"[2001:db8::1]:9", 1452},
+			{"[::1]:9", 1452},
+		} {
+			require.Equal(t, tt.auto, set.mtuFor(netip.MustParseAddrPort(tt.peer)), tt.peer)
+		}
+		require.Equal(t, 1452, set.mtuFor(netip.AddrPort{}), "neither family: the smaller")
+		fixed, err := (&Config{KCP: KCPConfig{MTU: 1300}}).resolve()
+		require.NoError(t, err)
+		for _, peer := range []string{"192.0.2.1:9", "[2001:db8::1]:9"} {
+			require.Equal(t, 1300, fixed.mtuFor(netip.MustParseAddrPort(peer)), "configured: for every peer")
+		}
+		// MaxMessageSize must fit at the smaller default size: 255
+		// segments of IPv6's, not IPv4's.
+		big := &Config{KCP: KCPConfig{RecvWindow: 1024}, SendQueueBytes: 4 << 20}
+		big.MaxMessageSize = maxFragments*set.mssAt(defaultMTUIPv6) - laneHeaderMax
+		require.NoError(t, big.Validate())
+		big.MaxMessageSize++
+		require.Error(t, big.Validate())
+	})
 	c.Workers = 99
 	require.NotEqual(t, c.Workers, d.Workers, "Clone is a copy")
 

@@ -189,7 +189,7 @@ type connShard struct {
 type handlerBox struct{ h ConnHandler }
 
 func newConn(ep *endpoint, id uint32, keys *sessionKeys, cipher Cipher, fp fecParams, remote netip.AddrPort, isClient bool, now time.Time) (*Conn, error) {
-	return newSession(ep, id, keys, cipher, fp, remote, isClient, now, ep.set.mtu)
+	return newSession(ep, id, keys, cipher, fp, remote, isClient, now, ep.set.mtuFor(remote))
 }
 
 // newSession is newConn for a session whose packet size is mtu: the
@@ -340,6 +340,7 @@ func (c *Conn) Stats() ConnStats {
 		Migrations:       c.traffic.migrations.Load(),
 		RemoteAddr:       c.RemoteAddr(),
 		Rekeys:           c.traffic.rekeys.Load(),
+		SendsTooBig:      c.traffic.sendsTooBig.Load(),
 		Lanes:            c.laneStats(),
 		Datagrams:        c.dgrams.snapshot(),
 		Unhandled:        c.Unhandled(),

@@ -181,7 +181,7 @@ func (s *Server) applyDecision(req *ConnectRequest, d ConnectDecision, now time.
 		s.hstats.refusedByApp.Add(1)
 		s.tr.handshakeRefused(req.remote, err)
 		resp, _, werr := req.h.writeAnswer(0, statusRejected, fecParams{}, nil,
-			s.set.answer(0, d.code, []byte(d.reason)))
+			s.set.answer(req.remote, 0, d.code, []byte(d.reason)))
 		if werr == nil {
 			req.answer = resp
 			_ = s.ep.writeTo(resp, req.remote)
@@ -214,7 +214,7 @@ func (s *Server) takeDecision(req *ConnectRequest, now time.Time) {
 		}
 		if status != statusOK {
 			s.tr.handshakeRefused(req.remote, statusErr(status))
-			resp, _, err := req.h.writeAnswer(0, status, fecParams{}, nil, s.set.answer(0, 0, nil))
+			resp, _, err := req.h.writeAnswer(0, status, fecParams{}, nil, s.set.answer(req.remote, 0, 0, nil))
 			if err == nil {
 				req.answer = resp
 				_ = s.ep.writeTo(resp, req.remote)

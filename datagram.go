@@ -72,12 +72,13 @@ type latestState struct {
 // MaxDatagramSize returns the largest message WriteDatagram and
 // WriteDatagramLatest accept: the session's packet size (the smaller of
 // the two sides' Config.KCP.MTU as path MTU discovery confirmed it, see
-// Conn.PathMTU) less 38 bytes (transport
-// header 16, frame type 1, AEAD tag 16, latest header 5), and, on a side
+// Conn.PathMTU) less 31 bytes (transport
+// header 9, frame type 1, AEAD tag 16, latest header 5), and, on a side
 // configured for FEC, 13 bytes more (shard header 10, parity length 2,
-// inner frame type 1). With the default MTU of 1400 that is 1362 bytes
-// (1349 with FEC) once path MTU discovery confirmed the path carries
-// 1400-byte packets, and 1162 (1149) before. Safe from any goroutine.
+// inner frame type 1). With the default maximum toward an IPv4 peer
+// (1472) that is 1441 bytes (1428 with FEC) once path MTU discovery
+// confirmed the path carries 1472-byte packets, and 1169 (1156) at the
+// 1200-byte base before. Safe from any goroutine.
 func (c *Conn) MaxDatagramSize() int { return c.ep.set.frameRoomAt(c.PathMTU()) - wire.LatestSize }
 
 // maxDatagram is the largest datagram any session of this configuration

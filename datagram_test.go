@@ -144,7 +144,7 @@ func TestDatagramLimits(t *testing.T) {
 	for _, fecOn := range []bool{false, true} {
 		synctest.Test(t, func(t *testing.T) {
 			cfg := &Config{}
-			want := 1400 - datagramOverhead
+			want := defaultMTUIPv4 - datagramOverhead // netsim's addresses are IPv4
 			if fecOn {
 				cfg.FEC = FECConfig{DataShards: 4, ParityShards: 2}
 				want -= 13
@@ -158,7 +158,7 @@ func TestDatagramLimits(t *testing.T) {
 			p.net.SetDefault(netsim.Impairment{Delay: time.Millisecond})
 			require.NoError(t, p.cli.Start(context.Background()))
 			conn := p.cli.Conn()
-			require.Equal(t, pmtuBase-datagramOverhead-(1400-datagramOverhead-want), conn.MaxDatagramSize(), "path MTU discovery starts at its base")
+			require.Equal(t, pmtuBase-datagramOverhead-(defaultMTUIPv4-datagramOverhead-want), conn.MaxDatagramSize(), "path MTU discovery starts at its base")
 			time.Sleep(100 * time.Millisecond)
 			require.Equal(t, want, conn.MaxDatagramSize(), "and confirms the full size")
 			require.ErrorIs(t, conn.WriteDatagram(make([]byte, want+1)), ErrMessageTooLarge)

@@ -56,6 +56,7 @@ type DialerStats struct {
 	PacketsSent, PacketsReceived   uint64
 	MessagesSent, MessagesReceived uint64
 	Retransmissions                uint64
+	SendsTooBig                    uint64
 	// RTT is the distribution of the live sessions' smoothed RTTs,
 	// sessions without a sample yet left out.
 	RTT Histogram

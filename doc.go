@@ -201,9 +201,12 @@
 //     bottleneck.
 //   - Path MTU discovery (Conn.PathMTU) starts every session at 1200-byte
 //     packets and probes up to the smaller of the two sides' Config.KCP.MTU
-//     (default 1400); a peer from before it keeps the session at 1200. A
-//     path that carries less than 1200 bytes needs a smaller MTU
-//     configured. Probes lost on purpose count as loss in the FEC loss
+//     (by default what a 1500-byte Ethernet MTU carries: 1472 bytes over
+//     IPv4, 1452 over IPv6); a peer from before it keeps the session at
+//     1200. A path that carries less than 1200 bytes needs a smaller MTU
+//     configured. uxp's own sockets and a *net.UDPConn never fragment on
+//     Linux (a probe larger than the path is lost); with another
+//     net.PacketConn, or on another system, fragmentation is up to it. Probes lost on purpose count as loss in the FEC loss
 //     estimate.
 //   - Connect data needs a server of this version: an older one drops the
 //     longer initiation and the client's Start times out.

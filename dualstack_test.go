@@ -33,6 +33,7 @@ func TestDualStack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var clients []*recordConn
+	var conns []*Conn
 	for _, host := range []string{"127.0.0.1", "::1"} {
 		h := newRecordConn()
 		cl, err := Dial(ctx, net.JoinHostPort(host, strconv.Itoa(port)), h, &Config{ServerPublicKey: kp.Public})
@@ -44,6 +45,7 @@ func TestDualStack(t *testing.T) {
 		_, err = cl.Conn().Write([]byte("hello from " + host))
 		require.NoError(t, err)
 		clients = append(clients, h)
+		conns = append(conns, cl.Conn())
 	}
 	require.Eventually(t, func() bool { return srv.Stats().Sessions == 2 }, 5*time.Second, 10*time.Millisecond)
 	for i, h := range clients {
@@ -51,4 +53,20 @@ func TestDualStack(t *testing.T) {
 	}
 	_, msgs, _ := clients[1].snapshot()
 	require.Equal(t, "hello from ::1", string(msgs[0]))
+
+	// The default packet size follows the peer's family: what a 1500-byte
+	// Ethernet MTU carries, 1472 bytes over IPv4 (the server's socket sees
+	// that client as an IPv4-mapped address, which counts as IPv4) and
+	// 1452 over IPv6, on both sides.
+	want := map[string]int{"127.0.0.1": defaultMTUIPv4, "::1": defaultMTUIPv6}
+	require.Equal(t, defaultMTUIPv4, conns[0].MTU())
+	require.Equal(t, defaultMTUIPv6, conns[1].MTU())
+	seen := 0
+	srv.RangeConns(func(c *Conn) bool {
+		host := c.RemoteAddr().(*net.UDPAddr).AddrPort().Addr().Unmap().String()
+		require.Equal(t, want[host], c.MTU(), "server side of %s", host)
+		seen++
+		return true
+	})
+	require.Equal(t, 2, seen)
 }

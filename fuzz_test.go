@@ -61,8 +61,8 @@ func FuzzFrame(f *testing.F) {
 		f.Add(s.kind, s.body, false, true, true)
 	}
 	f.Fuzz(func(t *testing.T, kind byte, body []byte, toClient, fromElsewhere, fecOn bool) {
-		if len(body) > defaultMTU-transportOverhead {
-			body = body[:defaultMTU-transportOverhead]
+		if len(body) > defaultMTUIPv4-transportOverhead {
+			body = body[:defaultMTUIPv4-transportOverhead]
 		}
 		p := newFramePair(t, fecOn)
 		now := time.Now()

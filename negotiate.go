@@ -1,13 +1,20 @@
 package uxp
 
-import "github.com/uxp-go/uxp/internal/wire"
+import (
+	"net/netip"
 
-// Negotiation: the handshake carries each side's packet size (KCP.MTU)
-// and lane count (docs/protocol.md, sections 3.1 and 3.2).
+	"github.com/uxp-go/uxp/internal/wire"
+)
+
+// Negotiation: the handshake carries each side's packet size (KCP.MTU,
+// or by default the most a 1500-byte Ethernet MTU carries in the family
+// of the peer's address: settings.mtuFor) and lane count
+// (docs/protocol.md, sections 3.1 and 3.2).
 //
 //   - Packet size: the session uses the smaller of the two. The receiver
-//     of each side still drops datagrams longer than its own MTU; neither
-//     sends any longer than the smaller one.
+//     of each side still drops datagrams longer than its own MTU (by
+//     default the IPv4 size, the larger); neither sends any longer than
+//     the smaller one.
 //   - Lanes: the counts must be equal (a lane message for a lane the
 //     receiver does not have cannot be delivered, and one lane frames
 //     differently from several). Priorities and deadlines are each
@@ -33,20 +40,21 @@ type negotiation struct {
 	err *IncompatibleError // nil: compatible
 }
 
-// negotiate compares the peer's parameters (zero: absent) with ours:
-// its packet size, its lane count and the smallest packet size at which
-// its MaxMessageSize still fits.
-func (s *settings) negotiate(peerMTU, peerLanes, peerMinMTU int) negotiation {
-	n := negotiation{mtu: s.mtu}
+// negotiate compares the parameters of the peer at peer (zero: absent)
+// with ours toward it: its packet size, its lane count and the smallest
+// packet size at which its MaxMessageSize still fits.
+func (s *settings) negotiate(peer netip.AddrPort, peerMTU, peerLanes, peerMinMTU int) negotiation {
+	own := s.mtuFor(peer)
+	n := negotiation{mtu: own}
 	if peerLanes != 0 && peerLanes != len(s.lanes) {
 		n.err = &IncompatibleError{Field: "Lanes", Local: len(s.lanes), Remote: peerLanes}
 		return n
 	}
 	if peerMTU != 0 {
-		n.mtu = min(s.mtu, peerMTU)
+		n.mtu = min(own, peerMTU)
 	}
 	if n.mtu < max(s.minMTU(), peerMinMTU) {
-		n.err = &IncompatibleError{Field: "MTU", Local: s.mtu, Remote: peerMTU}
+		n.err = &IncompatibleError{Field: "MTU", Local: own, Remote: peerMTU}
 	}
 	return n
 }
@@ -64,24 +72,24 @@ func (s *settings) computeMinMTU() int {
 	return m
 }
 
-// hello is what this side's initiation announces.
-func (s *settings) hello() helloParams {
+// hello is what this side's initiation to the server at peer announces.
+func (s *settings) hello(peer netip.AddrPort) helloParams {
 	if s.hooks.oldHello {
 		return helloParams{connectData: s.connectData}
 	}
-	return helloParams{mtu: s.mtu, lanes: len(s.lanes), minMTU: s.minMTU(), connectData: s.connectData,
+	return helloParams{mtu: s.mtuFor(peer), lanes: len(s.lanes), minMTU: s.minMTU(), connectData: s.connectData,
 		suites: s.suiteOffer(), suiteFlags: s.suiteFlags()}
 }
 
-// answer is what a server's response says besides the session: its own
-// packet size and lane count, the cipher suite (the session's, or the one
-// it requires in a refusal; zero: none), and the application's code and
-// data.
-func (s *settings) answer(suite Cipher, code uint16, data []byte) answerInfo {
+// answer is what a server's response to the client at peer says besides
+// the session: its own packet size toward it and lane count, the cipher
+// suite (the session's, or the one it requires in a refusal; zero: none),
+// and the application's code and data.
+func (s *settings) answer(peer netip.AddrPort, suite Cipher, code uint16, data []byte) answerInfo {
 	if s.hooks.oldHello {
 		return answerInfo{code: code, data: data} // as a server from before negotiation
 	}
-	return answerInfo{mtu: s.mtu, lanes: len(s.lanes), suite: byte(suite), suiteFlags: s.suiteFlags(), code: code, data: data}
+	return answerInfo{mtu: s.mtuFor(peer), lanes: len(s.lanes), suite: byte(suite), suiteFlags: s.suiteFlags(), code: code, data: data}
 }
 
 // Cipher suite negotiation.
@@ -161,8 +169,10 @@ func (s *settings) acceptSuite(suite byte, header Cipher) (Cipher, bool) {
 }
 
 // MTU returns the session's largest packet size: the smaller of the two
-// sides' Config.KCP.MTU (for a peer from before negotiation, this side's
-// own). Path MTU discovery searches up to it; PathMTU is the size in use.
+// sides' Config.KCP.MTU, each side's default (zero) being 1472 bytes for
+// an IPv4 peer and 1452 for an IPv6 one (for a peer from before
+// negotiation, this side's own). Path MTU discovery searches up to it;
+// PathMTU is the size in use.
 func (c *Conn) MTU() int { return c.mtu }
 
 // kcpMTU is settings.kcpMTU at the session's packet size.

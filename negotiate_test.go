@@ -48,7 +48,7 @@ func TestNegotiation(t *testing.T) {
 		{name: "older server announces nothing", srv: Config{Lanes: make([]LaneConfig, 2), hooks: &testHooks{oldHello: true}},
 			cli: Config{Lanes: make([]LaneConfig, 2), KCP: KCPConfig{MTU: 1300}}, wantMTU: 1300},
 		{name: "older client announces nothing", srv: Config{Lanes: make([]LaneConfig, 2)},
-			cli: Config{Lanes: make([]LaneConfig, 2), hooks: &testHooks{oldHello: true}}, wantMTU: defaultMTU},
+			cli: Config{Lanes: make([]LaneConfig, 2), hooks: &testHooks{oldHello: true}}, wantMTU: defaultMTUIPv4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -377,7 +377,7 @@ func TestConnectDataLoopback(t *testing.T) {
 	t.Cleanup(func() { cl.Close() })
 	require.Equal(t, []byte("hi ann"), cl.Conn().AcceptData())
 	// Loopback carries any size: path MTU discovery reaches the maximum.
-	require.Eventually(t, func() bool { return cl.Conn().PathMTU() == defaultMTU }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return cl.Conn().PathMTU() == defaultMTUIPv4 }, 5*time.Second, 10*time.Millisecond)
 
 	var re *RejectError
 	_, err = Dial(ctx, srv.Addr().String(), nil, &Config{ServerPublicKey: kp.Public})

@@ -53,7 +53,7 @@ func TestPathMTUDiscovery(t *testing.T) {
 		t.Cleanup(func() { p.cli.Close() })
 		require.NoError(t, p.cli.Start(context.Background()))
 		c := p.cli.Conn()
-		require.Equal(t, defaultMTU, c.MTU(), "the negotiated maximum")
+		require.Equal(t, defaultMTUIPv4, c.MTU(), "the negotiated maximum")
 		require.Equal(t, pmtuBase, c.PathMTU(), "starts at the safe base")
 		time.Sleep(10 * time.Second)
 		require.Equal(t, 1280, c.PathMTU(), "the largest size that passes")
@@ -80,9 +80,10 @@ func TestPathMTUDiscovery(t *testing.T) {
 	})
 }
 
-// TestPathMTUShrink: a session that settled at 1400 keeps delivering when
-// the path shrinks to 1280 mid-transfer: it detects the black hole,
-// falls back, searches again and settles at 1280; segments built for 1400
+// TestPathMTUShrink: a session that settled at the default maximum (1472)
+// keeps delivering when the path shrinks to 1280 mid-transfer: it detects
+// the black hole, falls back, searches again and settles at 1280; segments
+// built for 1472
 // travel fragmented meanwhile. Every message arrives once and in order,
 // on lane 0 and on another lane, with and without FEC.
 func TestPathMTUShrink(t *testing.T) {
@@ -106,7 +107,7 @@ func TestPathMTUShrink(t *testing.T) {
 				require.NoError(t, p.cli.Start(context.Background()))
 				c := p.cli.Conn()
 				time.Sleep(5 * time.Second)
-				require.Equal(t, defaultMTU, c.PathMTU())
+				require.Equal(t, defaultMTUIPv4, c.PathMTU())
 
 				const n = 40
 				var want [][]byte
@@ -116,7 +117,7 @@ func TestPathMTUShrink(t *testing.T) {
 					_, err := c.WriteLane(tt.lane, msg)
 					require.NoError(t, err)
 					if i == 5 {
-						limitPath(p, 1280) // shrinks with segments of 1400 in flight
+						limitPath(p, 1280) // shrinks with segments of 1472 in flight
 					}
 					time.Sleep(100 * time.Millisecond)
 				}
@@ -132,7 +133,7 @@ func TestPathMTUShrink(t *testing.T) {
 				require.Contains(t, seen, pmtuBase, "fell back to the base")
 				require.Equal(t, 1280, seen[len(seen)-1])
 				require.Nil(t, c.Err(), "the session lives on")
-				require.NotZero(t, c.fragsSent.Load(), "segments built for 1400 went fragmented")
+				require.NotZero(t, c.fragsSent.Load(), "segments built for 1472 went fragmented")
 				t.Logf("path MTU changes %v, %d frames fragmented, %d retransmissions", seen, c.fragsSent.Load(), c.Stats().Retransmissions)
 			})
 		})

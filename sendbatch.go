@@ -2,6 +2,8 @@ package uxp
 
 import (
 	"net/netip"
+
+	"github.com/uxp-go/uxp/internal/sockio"
 )
 
 // The shard's send side of socket I/O. A shard seals the datagrams of one
@@ -38,10 +40,26 @@ func (s *shard) flushSends() {
 	} else {
 		for i := range b.Len() {
 			p, to, id := b.Packet(i)
-			if err := s.ep.sock.WriteTo(p, to); err != nil {
+			if err := s.ep.sock.WriteTo(p, to); sockio.TooBig(err) {
+				s.sendTooBig(id)
+			} else if err != nil {
 				s.ep.log.Debug("uxp: send failed", "session", id, "err", err)
 			}
 		}
 	}
 	b.Reset()
+}
+
+// sendTooBig counts a datagram of session id that the kernel refused as
+// larger than the interface allows (EMSGSIZE; the socket never fragments,
+// internal/sockio): on the shard, and on the session if it still exists.
+// Only that datagram is lost. Path MTU discovery's probes larger than the
+// interface are the usual ones (their loss is the search's answer); data
+// built for a larger size before the path shrank is retransmitted by KCP
+// at the new size. Rare, so the table lookup does not matter.
+func (s *shard) sendTooBig(id uint32) {
+	s.traffic.sendsTooBig.Add(1)
+	if c := s.ep.table.get(id); c != nil {
+		c.traffic.sendsTooBig.Add(1)
+	}
 }

@@ -481,7 +481,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		return
 	}
 	decision, fecOK := negotiateFEC(s.set.fec, in.fecReq)
-	neg := s.set.negotiate(in.peerMTU, in.peerLanes, in.peerMinMTU)
+	neg := s.set.negotiate(from, in.peerMTU, in.peerLanes, in.peerMinMTU)
 	offer := in.suites
 	if s.set.hooks.oldHello {
 		offer = 0 // as a server from before negotiation: the header's cipher
@@ -532,7 +532,7 @@ func (s *Server) handleInitiation(pkt []byte, from netip.AddrPort, now time.Time
 		s.tr.handshakeRefused(from, refusal)
 		// Authenticated, so the client can trust the refusal and report
 		// it; no session state is kept.
-		resp, _, err := h.writeAnswer(0, status, fecParams{}, nil, s.set.answer(s.set.cipher, 0, nil))
+		resp, _, err := h.writeAnswer(0, status, fecParams{}, nil, s.set.answer(from, s.set.cipher, 0, nil))
 		if err == nil {
 			_ = s.ep.writeTo(resp, from)
 		}
@@ -582,7 +582,7 @@ func (s *Server) open(req *ConnectRequest, acceptData []byte, now time.Time) {
 	}
 	token := handshake.ResetToken(&s.resetKey, id)
 	resp, keys, err := h.writeAnswer(id, statusOK, req.fec, &token,
-		s.set.answer(in.cipher, 0, acceptData))
+		s.set.answer(from, in.cipher, 0, acceptData))
 	if err != nil {
 		s.ep.table.remove(id)
 		s.ep.drops.authFailed.Add(1)

@@ -92,7 +92,6 @@ func newShard(ep *endpoint, idx int) *shard {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	s := &shard{
-		bs:    sockio.NewSender(&ep.sock, &ep.gsoOff, ep.log),
 		ep:    ep,
 		idx:   idx,
 		in:    make(chan *inboundBatch, shardQueueLen),
@@ -106,6 +105,7 @@ func newShard(ep *endpoint, idx int) *shard {
 		}),
 	}
 	s.arq = arq.Shard{KCP: s.kcp, RecvBuf: make([]byte, ep.set.maxMessage+laneHeaderMax)}
+	s.bs = sockio.NewSender(&ep.sock, &ep.gsoOff, ep.log, s.sendTooBig)
 	return s
 }
 

@@ -119,6 +119,12 @@ type ConnStats struct {
 	// Rekeys counts completed key rotations (Config.RekeyAfterTime,
 	// Config.RekeyAfterPackets).
 	Rekeys uint64
+	// SendsTooBig counts this session's datagrams the kernel refused to
+	// send as larger than the interface allows (EMSGSIZE). uxp's sockets
+	// never fragment (a *net.UDPConn is set so on Linux), so such a
+	// datagram is dropped, alone: path MTU discovery's probes larger than
+	// the path are the usual ones, and their loss is the search's answer.
+	SendsTooBig uint64
 	// Lanes holds one entry per lane of Config.Lanes (lanes.go), lane 0
 	// first. MessagesSent and MessagesReceived above are their totals.
 	Lanes []LaneStats
@@ -152,6 +158,9 @@ type ServerStats struct {
 	Handshake  HandshakeStats
 	Migrations uint64 // sessions moved to a validated new client address
 	Rekeys     uint64 // key rotations completed, summed over sessions
+	// SendsTooBig counts datagrams the kernel refused to send as larger
+	// than the interface allows, summed over sessions (ConnStats).
+	SendsTooBig uint64
 	// TimerEvents counts session timer runs on the workers: each is one
 	// wake of one session for a deadline (retransmission, probe, ACK
 	// delay, heartbeat, idle, rekey, ...). TimerFlushes counts the KCP
@@ -255,6 +264,10 @@ type trafficCounters struct {
 
 	migrations, rekeys trafficCounter
 
+	// sendsTooBig counts datagrams the kernel refused with EMSGSIZE
+	// (sendbatch.go).
+	sendsTooBig trafficCounter
+
 	// Timer work (shard.go, internal/kcpx SendWork, rekey_sched.go).
 	timerEvents, timerFlushes, rekeysDeferred trafficCounter
 	// timerCuts counts runTimers calls that left due timers for a later
@@ -315,5 +328,6 @@ func (t *trafficCounters) addTo(s *ServerStats) {
 	s.TimerEvents += t.timerEvents.Load()
 	s.TimerFlushes += t.timerFlushes.Load()
 	s.RekeysDeferred += t.rekeysDeferred.Load()
+	s.SendsTooBig += t.sendsTooBig.Load()
 	s.FEC.add(t.fecStats())
 }

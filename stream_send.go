@@ -19,7 +19,9 @@ import (
 // a flood of small writes becomes full-size segments instead of one
 // message, and one KCP segment, per write; that is what TCP does with the
 // bytes waiting in its socket buffer. Writes of a segment or more bypass
-// the tail (in streamChunk pieces) when it is empty.
+// the tail when it is empty, in pieces of up to streamChunk bytes that
+// fill whole segments (streamPiece); what is left of such a Write, less
+// than a segment, goes to the tail.
 //
 // A time bound. Bytes in the session's send queue wait there; the queue is
 // bounded in bytes by Config.SendQueueBytes, which at a slow drain is
@@ -109,6 +111,22 @@ type sendMark struct {
 // the session's current packet size, less the lane message header.
 func (s *StreamConn) streamSegment() int {
 	return max(s.c.ep.set.mssAt(s.c.PathMTU())-1, 1)
+}
+
+// streamPiece is how many of n bytes (at least one stream segment, seg)
+// a Write hands to the session as one message: the most, up to chunk,
+// that fill whole KCP segments once the 1-byte lane message header is
+// added: k segments carry k×(seg+1)−1 bytes of stream. A bulk stream then
+// sends only full-size packets; the few bytes a Write leaves (less than a
+// segment) go to the tail and are coalesced with the next Write. (Pieces
+// of chunk bytes each ended in a short packet: one in 13 at 1400 bytes.)
+// A chunk smaller than a segment (a small MaxMessageSize) is taken as is.
+func streamPiece(n, chunk, seg int) int {
+	n = min(n, chunk)
+	if k := (n + 1) / (seg + 1); k > 0 {
+		return k*(seg+1) - 1
+	}
+	return n
 }
 
 // waiting reports whether the session holds data not yet sent: posted
@@ -329,7 +347,7 @@ func (s *StreamConn) writeSome(b []byte, chunk int) (int, error) {
 	}
 	seg := s.streamSegment()
 	if len(d.tail) == 0 && len(b) >= seg {
-		p := b[:min(len(b), chunk)]
+		p := b[:streamPiece(len(b), chunk, seg)]
 		if err := s.handOver(p, now); err != nil {
 			return 0, err
 		}

@@ -201,8 +201,8 @@ func durations(d []time.Duration) []int64 {
 // bulkChunk is the message size of the bulk scenario on message systems.
 const bulkChunk = 16 << 10
 
-// udpChunk is the datagram size of the raw-UDP blast: a full uxp-sized
-// packet.
+// udpChunk is the datagram size of the raw-UDP blast: what a full uxp
+// packet was (uxp's default MTU before it followed the path).
 const udpChunk = 1400
 
 func uxpClientRole(ctx context.Context, o *options) (clientResult, error) {

@@ -41,7 +41,7 @@ const (
 	tunnelSmuxBuf    = 4 << 20 // smux session receive buffer (kcptun: 4 MiB)
 	tunnelStreamBuf  = 1 << 20 // smux per-stream window (kcptun: 2 MiB)
 	tunnelSockBuf    = 4 << 20 // SO_SNDBUF/SO_RCVBUF (uxp's default)
-	tunnelMTU        = 1400    // uxp's default
+	tunnelMTU        = 0       // uxp's default: 1472 bytes to an IPv4 peer, 1452 to an IPv6 one
 	tunnelKeepalive  = 3       // seconds: uxp's default heartbeat
 	minTunnelIdleOut = 10 * time.Second
 )
@@ -76,7 +76,7 @@ func tuningFlags(fs *flag.FlagSet, t *tunnelTuning) {
 	fs.IntVar(&t.interval, "interval", 10, "manual mode: KCP update interval in `ms` (10 to 5000)")
 	fs.IntVar(&t.resend, "resend", 2, "manual mode: fast resend after this many duplicate ACKs (0 turns it off)")
 	fs.BoolVar(&t.noCongestion, "nc", true, "manual mode: no congestion window")
-	fs.IntVar(&t.mtu, "mtu", tunnelMTU, "largest UDP payload in `bytes` (576 to 1500)")
+	fs.IntVar(&t.mtu, "mtu", tunnelMTU, "largest UDP payload in `bytes` (576 to 1500; 0: uxp's default, 1472 over IPv4 and 1452 over IPv6)")
 	fs.IntVar(&t.sndWnd, "sndwnd", tunnelWindow, "KCP send window in `segments`")
 	fs.IntVar(&t.rcvWnd, "rcvwnd", tunnelWindow, "KCP receive window in `segments`")
 	fs.StringVar(&t.fec, "fec", "off", "forward error correction: off, DATA/PARITY (e.g. 10/3), or adaptive (10 data, up to 6 parity); on the server, the most a client may ask for")

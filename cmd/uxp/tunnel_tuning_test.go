@@ -27,25 +27,25 @@ func TestTunnelTuning(t *testing.T) {
 		wantErr string
 	}{
 		{name: "fast is the default", check: func(t *testing.T, c *uxp.Config, _ *tunnelTuning) {
-			want := uxp.KCPConfig{SendWindow: 1024, RecvWindow: 1024, MTU: 1400}
+			want := uxp.KCPConfig{SendWindow: 1024, RecvWindow: 1024}
 			if c.KCP != want {
 				t.Errorf("KCP = %+v, want %+v (the fast profile: zero fields are the game defaults)", c.KCP, want)
 			}
 		}},
 		{name: "normal", args: []string{"-mode", "normal"}, check: func(t *testing.T, c *uxp.Config, _ *tunnelTuning) {
-			want := uxp.KCPConfig{DisableNoDelay: true, Interval: 40 * time.Millisecond, FastResend: 2, CongestionControl: true, SendWindow: 1024, RecvWindow: 1024, MTU: 1400}
+			want := uxp.KCPConfig{DisableNoDelay: true, Interval: 40 * time.Millisecond, FastResend: 2, CongestionControl: true, SendWindow: 1024, RecvWindow: 1024}
 			if c.KCP != want {
 				t.Errorf("KCP = %+v, want %+v", c.KCP, want)
 			}
 		}},
 		{name: "manual", args: []string{"-mode", "manual", "-nodelay=false", "-interval", "25", "-resend", "0", "-nc=false"}, check: func(t *testing.T, c *uxp.Config, _ *tunnelTuning) {
-			want := uxp.KCPConfig{DisableNoDelay: true, Interval: 25 * time.Millisecond, FastResend: -1, CongestionControl: true, SendWindow: 1024, RecvWindow: 1024, MTU: 1400}
+			want := uxp.KCPConfig{DisableNoDelay: true, Interval: 25 * time.Millisecond, FastResend: -1, CongestionControl: true, SendWindow: 1024, RecvWindow: 1024}
 			if c.KCP != want {
 				t.Errorf("KCP = %+v, want %+v", c.KCP, want)
 			}
 		}},
 		{name: "manual defaults are fast", args: []string{"-mode", "manual"}, check: func(t *testing.T, c *uxp.Config, _ *tunnelTuning) {
-			want := uxp.KCPConfig{Interval: 10 * time.Millisecond, FastResend: 2, SendWindow: 1024, RecvWindow: 1024, MTU: 1400}
+			want := uxp.KCPConfig{Interval: 10 * time.Millisecond, FastResend: 2, SendWindow: 1024, RecvWindow: 1024}
 			if c.KCP != want {
 				t.Errorf("KCP = %+v, want %+v", c.KCP, want)
 			}

@@ -8,8 +8,9 @@ import (
 /* Implementation constants */
 
 const (
-	// DefaultMSS is the packet size assumed when Config.MSS is zero: uxp's
-	// default MTU of 1400 bytes.
+	// DefaultMSS is the packet size assumed when Config.MSS is zero. uxp
+	// always passes its session's packet size; 1400 was its default MTU
+	// before the default followed the peer's address family.
 	DefaultMSS = 1400
 	// DefaultInitialWindow is the initial congestion window in packets
 	// when Config.InitialWindow is zero (RFC 6928, as TCP and QUIC).

@@ -38,7 +38,7 @@ func (*Reader) Message(int) ([]byte, int, netip.AddrPort, bool) {
 type Sender struct{}
 
 // NewSender returns nil: there is no sendmmsg off Linux.
-func NewSender(*Socket, *atomic.Bool, *slog.Logger) *Sender { return nil }
+func NewSender(*Socket, *atomic.Bool, *slog.Logger, func(uint32)) *Sender { return nil }
 
 // Flush does nothing; there are no Senders off Linux.
 func (*Sender) Flush(*Batch) {}

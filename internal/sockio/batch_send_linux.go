@@ -19,15 +19,23 @@ import (
 // sendBatchPackets entries: most shards (every client's) send one or two
 // datagrams per event and never need more.
 //
+// A datagram larger than the interface allows (the socket never fragments:
+// NewSocket) fails alone with EMSGSIZE: it is dropped and reported to
+// tooBig, and the rest of the batch goes. A GSO run the kernel refuses,
+// because the device cannot segment or because its segment size exceeds
+// the interface, goes again one datagram per message, so that only the
+// datagrams too big are lost (split).
+//
 // Owned by the shard goroutine.
 type Sender struct {
 	sock   *Socket
 	rc     syscall.RawConn
 	log    *slog.Logger
-	gsoOff *atomic.Bool // shared by the socket's senders: set when it refused a GSO send
-	inet6  bool         // the socket is AF_INET6 (IPv4 peers as mapped addresses)
-	gso    bool         // the kernel knows UDP_SEGMENT
-	single bool         // the kernel lacks sendmmsg (ENOSYS): one sendmsg per message
+	tooBig func(session uint32) // a datagram of session was refused with EMSGSIZE; may be nil
+	gsoOff *atomic.Bool         // shared by the socket's senders: set when it refused a GSO send
+	inet6  bool                 // the socket is AF_INET6 (IPv4 peers as mapped addresses)
+	gso    bool                 // the kernel knows UDP_SEGMENT
+	single bool                 // the kernel lacks sendmmsg (ENOSYS): one sendmsg per message
 	fn     func(fd uintptr) bool
 	hdrs   []mmsghdr
 	iovs   []syscall.Iovec
@@ -39,6 +47,13 @@ type Sender struct {
 	cnt    int                        // messages built
 	sent   int                        // messages the last call sent
 	errno  syscall.Errno              // the last call's error
+	// split: the datagrams before splitEnd, of a GSO run the kernel
+	// refused with splitErr, go one per message; splitBig records
+	// whether one of them was too big (then the run's size, not GSO,
+	// was the reason). Zero splitEnd: no split in progress.
+	splitEnd int
+	splitErr syscall.Errno
+	splitBig bool
 }
 
 /* Implementation constants */
@@ -55,9 +70,11 @@ var errAddrFamily = errors.New("uxp: destination address family does not match t
 
 // NewSender returns a sender for sock, or nil when sock is not a
 // *net.UDPConn or has no raw connection. gsoOff is shared by every sender
-// of sock: the first GSO send the socket refuses sets it, and then none of
-// them uses GSO again. Failed sends are logged to log at debug level.
-func NewSender(sock *Socket, gsoOff *atomic.Bool, log *slog.Logger) *Sender {
+// of sock: the first GSO send the socket refuses for want of GSO sets it,
+// and then none of them uses GSO again. tooBig (nil: none) hears of every
+// datagram refused as too big, with its session. Other failed sends are
+// logged to log at debug level.
+func NewSender(sock *Socket, gsoOff *atomic.Bool, log *slog.Logger, tooBig func(session uint32)) *Sender {
 	if sock.udp == nil {
 		return nil
 	}
@@ -65,7 +82,7 @@ func NewSender(sock *Socket, gsoOff *atomic.Bool, log *slog.Logger) *Sender {
 	if err != nil {
 		return nil
 	}
-	s := &Sender{sock: sock, rc: rc, log: log, gsoOff: gsoOff, gso: gsoSupported(rc)}
+	s := &Sender{sock: sock, rc: rc, log: log, tooBig: tooBig, gsoOff: gsoOff, gso: gsoSupported(rc)}
 	_ = rc.Control(func(fd uintptr) {
 		d, err := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_DOMAIN)
 		s.inet6 = err == nil && d == syscall.AF_INET6
@@ -107,12 +124,14 @@ func (s *Sender) grow(n int) {
 }
 
 // Flush sends every datagram of b; the caller then Resets it. A datagram
-// the kernel refuses is logged and skipped (UDP is lossy; KCP
-// retransmits); a GSO run refused because the socket or path cannot
-// segment turns GSO off for the socket and goes out again one datagram
-// per message; a closed socket ends the flush.
+// the kernel refuses is skipped (UDP is lossy; KCP retransmits): one too
+// big is reported to tooBig, any other failure logged. A GSO run refused
+// goes again one datagram per message (split); if none of them was too
+// big and the refusal says the socket or path cannot segment, GSO is
+// turned off for the socket. A closed socket ends the flush.
 func (s *Sender) Flush(b *Batch) {
 	s.grow(len(b.pkts))
+	s.splitEnd = 0
 	for i := 0; i < len(b.pkts); {
 		i = s.build(b, i)
 		for s.off = 0; s.off < s.cnt; {
@@ -133,19 +152,50 @@ func (s *Sender) Flush(b *Batch) {
 				continue
 			}
 			first, last := s.first[s.off], s.last[s.off]
-			if last-first > 1 && gsoUnsupported(s.errno) {
-				// The kernel or the device refused GSO: stop using it
-				// on this socket and send this run and the rest again,
-				// one datagram per message.
-				s.gsoOff.Store(true)
+			if last-first > 1 && (gsoUnsupported(s.errno) || s.errno == syscall.EMSGSIZE) {
+				// A GSO run refused: the device cannot segment, or
+				// the segment size exceeds the interface (the socket
+				// never fragments). Send the run again one datagram
+				// per message, so that only one too big is lost, then
+				// the rest as usual.
+				s.splitEnd, s.splitErr, s.splitBig = last, s.errno, false
 				i = first
 				break
 			}
-			s.log.Debug("uxp: send failed", "session", b.pkts[first].session, "err", s.errno)
+			s.refused(b.pkts[first].session, s.errno, first)
 			s.off++
+		}
+		if s.splitEnd > 0 && i >= s.splitEnd {
+			s.endSplit()
 		}
 	}
 	s.clearIovs()
+}
+
+// refused handles datagram i of session, refused by the kernel with err:
+// dropped, counted when too big, logged otherwise.
+func (s *Sender) refused(session uint32, err error, i int) {
+	if TooBig(err) {
+		if i < s.splitEnd {
+			s.splitBig = true
+		}
+		if s.tooBig != nil {
+			s.tooBig(session)
+		}
+		return
+	}
+	s.log.Debug("uxp: send failed", "session", session, "err", err)
+}
+
+// endSplit ends a split once its datagrams were sent one per message:
+// GSO is turned off for the socket if the run's refusal says it cannot
+// segment and no datagram of it was too big (a run refused for its size
+// says nothing about GSO).
+func (s *Sender) endSplit() {
+	if !s.splitBig && gsoUnsupported(s.splitErr) {
+		s.gsoOff.Store(true)
+	}
+	s.splitEnd = 0
 }
 
 // clearIovs drops the messages' references to the batch buffer, so that
@@ -164,10 +214,15 @@ func (s *Sender) build(b *Batch, i int) int {
 	gso := s.gso && !s.gsoOff.Load()
 	m := 0
 	for i < len(b.pkts) {
+		if s.splitEnd > 0 && i == s.splitEnd {
+			// The split's datagrams are built: send them before
+			// deciding about GSO (endSplit).
+			break
+		}
 		p := b.pkts[i]
 		j := i + 1
 		size := p.end - p.off
-		if gso {
+		if gso && i >= s.splitEnd {
 			for j < len(b.pkts) && j-i < maxGSOSegments && b.pkts[j].end-p.off <= maxGSOBytes &&
 				b.pkts[j].to == p.to && b.pkts[j-1].end-b.pkts[j-1].off == size &&
 				b.pkts[j].off == b.pkts[j-1].end && b.pkts[j].end-b.pkts[j].off <= size {
@@ -178,7 +233,7 @@ func (s *Sender) build(b *Batch, i int) int {
 			for k := i; k < j; k++ {
 				q := b.pkts[k]
 				if err := s.sock.WriteTo(b.buf[q.off:q.end], q.to); err != nil {
-					s.log.Debug("uxp: send failed", "session", q.session, "err", err)
+					s.refused(q.session, err, k)
 				}
 			}
 			i = j

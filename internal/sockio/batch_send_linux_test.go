@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"slices"
 	"syscall"
 	"testing"
+
+	"github.com/uxp-go/uxp/internal/testutil"
 )
 
 // sendPlan is what TestBatchSend* queue: a GSO-able run to r1, a datagram
@@ -167,5 +170,82 @@ func TestBatchSendRunLimits(t *testing.T) {
 		if got, _ := readTags(t, r); !bytes.Equal(got, want) {
 			t.Fatalf("size %d: got %d datagrams, want %d in order", size, len(got), len(want))
 		}
+	}
+}
+
+// TestBatchSendTooBig puts a datagram larger than IPv4 allows (65,508
+// bytes of UDP payload: EMSGSIZE whatever the interface) among others in
+// one batch: only it is lost, it is reported as too big with its session,
+// every other datagram arrives once and in order, and GSO stays on.
+func TestBatchSendTooBig(t *testing.T) {
+	const huge = 65535 - 20 - 8 + 1
+	for _, tt := range []struct {
+		name   string
+		single bool
+	}{{"sendmmsg", false}, {"sendmsg", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			r1, r2 := udpSocket(t), udpSocket(t)
+			ts := newTestSender(t, udpSocket(t))
+			ts.out = NewBatch(huge)
+			ts.s.single = tt.single
+			a1, a2 := addrOf(r1), addrOf(r2)
+			ts.queue(a1, 1000, 1)
+			ts.queue(a1, 1000, 2)
+			ts.queue(a1, huge, 3) // first of its message
+			ts.queue(a2, 200, 4)
+			ts.queue(a1, huge, 5) // after others in one sendmmsg call
+			ts.queue(a1, 700, 6)
+			ts.queue(a1, 700, 7)
+			ts.flush()
+			checkDelivery(t, ts, r1, r2, []byte{1, 2, 6, 7}, []byte{4}, []int{1000, 1000, 700, 700})
+			if !slices.Equal(ts.tooBig, []uint32{3, 5}) {
+				t.Errorf("reported too big: %v, want sessions [3 5]", ts.tooBig)
+			}
+			if ts.gsoOff.Load() {
+				t.Error("a datagram too big turned GSO off")
+			}
+		})
+	}
+}
+
+// TestBatchSendGSOTooBig sends through a loopback whose MTU is 1280 (a
+// network namespace; needs root): a GSO run whose segments exceed the
+// interface (the socket never fragments) is refused whole by the kernel,
+// and the sender sends it again one datagram per message, so that only
+// the datagrams too big are lost and its shorter last one arrives; the
+// next run, which fits, still goes as GSO. Nothing is fragmented.
+func TestBatchSendGSOTooBig(t *testing.T) {
+	ns := testutil.NewNetNS(t, 1280)
+	var r, w *net.UDPConn
+	ns.Do(func() {
+		r, w = udpSocket(t), udpSocket(t)
+	})
+	ts := newTestSender(t, w)
+	if !ts.s.gso {
+		t.Skip("the kernel has no UDP GSO")
+	}
+	before := ns.SNMP(t)
+	a := addrOf(r)
+	const big = 1280 - 20 - 8 + 1 // one byte over the interface
+	ts.queue(a, big, 1)
+	ts.queue(a, big, 2)
+	ts.queue(a, 500, 3) // the run's shorter last datagram
+	ts.queue(a, 1000, 4)
+	ts.queue(a, 1000, 5)
+	ts.queue(a, 1000, 6)
+	ts.flush()
+	got, sizes := readTags(t, r)
+	if !bytes.Equal(got, []byte{3, 4, 5, 6}) || !slices.Equal(sizes, []int{500, 1000, 1000, 1000}) {
+		t.Fatalf("got tags %v sizes %v, want [3 4 5 6] of [500 1000 1000 1000]", got, sizes)
+	}
+	if !slices.Equal(ts.tooBig, []uint32{1, 2}) {
+		t.Errorf("reported too big: %v, want sessions [1 2]", ts.tooBig)
+	}
+	if ts.gsoOff.Load() {
+		t.Error("a run refused for its size turned GSO off")
+	}
+	after := ns.SNMP(t)
+	if d := after["Ip.FragCreates"] - before["Ip.FragCreates"]; d != 0 {
+		t.Errorf("the kernel created %d fragments", d)
 	}
 }

@@ -1,8 +1,10 @@
 package sockio
 
 import (
+	"errors"
 	"net"
 	"net/netip"
+	"syscall"
 )
 
 // Socket wraps the net.PacketConn an endpoint reads and writes: for a
@@ -22,6 +24,13 @@ type Socket struct {
 // socket's receive and send buffers (SO_RCVBUF, SO_SNDBUF) to that size;
 // the kernel caps the value at its maximum, which is fine: loopback and
 // LAN bursts overflow the default buffers.
+//
+// A *net.UDPConn is also told never to fragment (noFragment: on Linux
+// IP_MTU_DISCOVER and IPV6_MTU_DISCOVER set to their PROBE mode, and
+// IPV6_DONTFRAG): path MTU discovery's probes must be lost when larger
+// than the path, not split by the kernel, and a datagram larger than the
+// interface fails its send with EMSGSIZE (TooBig). Any other PacketConn
+// does as it does; whether it fragments is up to it.
 func NewSocket(pc net.PacketConn, bufferBytes int) Socket {
 	s := Socket{pc: pc}
 	if u, ok := pc.(*net.UDPConn); ok {
@@ -31,9 +40,17 @@ func NewSocket(pc net.PacketConn, bufferBytes int) Socket {
 			_ = u.SetReadBuffer(bufferBytes)
 			_ = u.SetWriteBuffer(bufferBytes)
 		}
+		// Best effort: a socket that refuses (another platform, a
+		// kernel without the option) sends as the kernel decides.
+		_ = noFragment(u)
 	}
 	return s
 }
+
+// TooBig reports whether err is a send refused because the datagram is
+// larger than the interface, or the path, allows (EMSGSIZE): the datagram
+// was dropped, and nothing else.
+func TooBig(err error) bool { return errors.Is(err, syscall.EMSGSIZE) }
 
 // UDP returns the socket as a *net.UDPConn, or nil for another PacketConn.
 func (s *Socket) UDP() *net.UDPConn { return s.udp }

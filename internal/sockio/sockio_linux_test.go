@@ -27,12 +27,15 @@ type testSender struct {
 	gsoOff atomic.Bool
 	s      *Sender
 	out    Batch
+	tooBig []uint32 // sessions (tags) of the datagrams refused as too big
 }
+
+func (ts *testSender) countTooBig(session uint32) { ts.tooBig = append(ts.tooBig, session) }
 
 func newTestSender(t testing.TB, u *net.UDPConn) *testSender {
 	t.Helper()
 	ts := &testSender{sock: NewSocket(u, 4<<20), out: NewBatch(testMaxDatagram)}
-	ts.s = NewSender(&ts.sock, &ts.gsoOff, slog.New(slog.DiscardHandler))
+	ts.s = NewSender(&ts.sock, &ts.gsoOff, slog.New(slog.DiscardHandler), ts.countTooBig)
 	if ts.s == nil {
 		t.Fatal("no batch sender on a *net.UDPConn")
 	}

@@ -32,6 +32,9 @@ type testHooks struct {
 	// unacknowledged, as before internal/kcpx SendWork (the baseline the
 	// timer-work tests and benchmarks compare with).
 	kcpTick bool
+	// noTimeoutHold turns internal/arq's timeout hold off under a gating
+	// controller (the baseline its tests compare with).
+	noTimeoutHold bool
 	// kcpAudited replaces internal/kcpx's audited kcp-go versions when
 	// not nil (empty: the public-API fallback).
 	kcpAudited []string

@@ -120,7 +120,8 @@ func (c *Conn) initLanes() {
 		MaxFragments:     maxFragments,
 		TuneMTU:          set.kcpMTU(),
 		TickAlways:       set.hooks.kcpTick,
-		SpuriousRTOFloor: set.congestion.gate, // internal/arq congestion.go
+		SpuriousRTOFloor: set.congestion.gate,                             // internal/arq congestion.go
+		TimeoutHold:      set.congestion.gate && !set.hooks.noTimeoutHold, // internal/arq rtohold.go
 	}, &c.shard.arq, (*laneIO)(c), c.kcpMTU())
 	c.arq.SetAckPolicy((*sessionAcks)(c)) // cc_gate.go
 }

@@ -119,6 +119,7 @@ func (f *segFilter) push(seg wire.Segment) segAction {
 	sn := seg.Sn()
 	switch {
 	case int32(sn-f.rcvNxt) < 0:
+		f.ls.repeatSegs.Add(1)
 		return segKeep // a repeat: KCP only acknowledges it
 	case int32(sn-f.rcvEnd-f.ls.cfg.RecvSlack) >= 0:
 		// Beyond the window this side advertised, and its slack: KCP
@@ -135,10 +136,14 @@ func (f *segFilter) push(seg wire.Segment) segAction {
 	}
 	if f.sessHeld >= f.ls.cfg.RecvBudget {
 		if f.ls.sh.KCP.Stored(f.k, sn) {
+			f.ls.repeatSegs.Add(1)
 			return segKeep // a copy of one held: KCP only acknowledges it again
 		}
 		f.ls.out.Event(EvRecvBound)
 		return segSkip
+	}
+	if f.ls.sh.KCP.Stored(f.k, sn) {
+		f.ls.repeatSegs.Add(1) // a copy of one held: KCP only acknowledges it again
 	}
 	f.sessHeld++
 	return segKeep

@@ -79,18 +79,20 @@ func (ls *Lanes) Lost() (lost, sent uint64) { return ls.lostSegs - ls.spuriousSe
 func (ls *Lanes) Spurious() uint64 { return ls.spuriousSegs }
 
 // sentSlot is one segment's last transmission: its cc.PacketState packed
-// into 56 bytes (a PacketState is 120), since every segment in flight on
+// into 64 bytes (a PacketState is 120), since every segment in flight on
 // every session has one. Times are nanoseconds from the lanes' epoch.
 type sentSlot struct {
 	sent, deliveredAt, firstSent int64 // packTime of the PacketState's times
 	delivered, lost              int64
 	bytes, inflight              int32
 	ts                           uint32 // KCP timestamp of the last copy
+	seq                          uint32 // the lanes' send order of the last copy (Lanes.sendSeq)
 	appLimited                   bool
 	live                         bool // in flight: neither acknowledged nor declared lost
 	resent                       bool // a retransmission's: its send time is ambiguous for RTT
 	undoable                     bool // the last copy declared the one before it lost
 	byTimeout                    bool // the last copy was KCP's retransmission timeout's
+	probed                       bool // the last copy was a tail-loss probe (rtohold.go)
 }
 
 // zeroTime packs the zero time.Time.
@@ -224,7 +226,12 @@ func (ls *Lanes) trackSent(l *lane, sn, ts uint32, bytes int, fresh, probe, time
 	ls.pack(s, ls.cc.OnPacketSent(ls.now, bytes, ls.inflightBytes))
 	// A probe's copy replaces the state without a loss: an ACK of an
 	// earlier copy then undoes nothing.
-	s.live, s.resent, s.undoable, s.byTimeout, s.ts = true, !fresh, undoable, timeout, ts
+	s.live, s.resent, s.undoable, s.byTimeout, s.probed, s.ts = true, !fresh, undoable, timeout, probe, ts
+	ls.sendSeq++
+	s.seq = ls.sendSeq
+	if timeout {
+		ls.timeoutSegs.Add(1)
+	}
 	ls.inflightBytes += bytes
 	ls.sentSegs++
 }
@@ -249,6 +256,9 @@ func (ls *Lanes) ackedSN(l *lane, sn, ts uint32) {
 			}
 			ls.spurious(l, rtt)
 		}
+		// An ACK echoing an earlier copy's timestamp than the last's:
+		// that copy's send time and order are not kept (rtohold.go).
+		ls.delivered(s, !(s.resent && int32(ts-s.ts) < 0))
 		s.live = false
 		ls.inflightBytes -= int(s.bytes)
 		ls.ackedBuf = append(ls.ackedBuf, ls.state(s))
@@ -298,6 +308,9 @@ func (ls *Lanes) ackedUna(l *lane, una uint32) {
 					ls.spurious(l, 0)
 				}
 			}
+			// Through una, a resent segment may have arrived as any
+			// of its copies.
+			ls.delivered(&s, !s.resent)
 			ls.inflightBytes -= int(s.bytes)
 			ls.ackedBuf = append(ls.ackedBuf, ls.state(&s))
 			ls.ackedResent = ls.ackedResent || s.resent

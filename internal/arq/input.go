@@ -233,7 +233,13 @@ func (ls *Lanes) Input(now time.Time, lane int, body []byte, typ kcp.PacketType)
 		in.take(seg, act)
 		p = rest
 	}
-	if segs := in.segments(); len(segs) > 0 && k.Input(segs, typ, false) < 0 {
+	segs := in.segments()
+	if len(segs) > 0 {
+		// kcp-go's Input flushes everything (retransmission timeouts
+		// included) when the window slid or a fast retransmission is due.
+		ls.holdTimeouts(l)
+	}
+	if len(segs) > 0 && k.Input(segs, typ, false) < 0 {
 		bad = true // cannot happen: the segments were checked above
 	}
 	if bad {

@@ -63,6 +63,10 @@ type Config struct {
 	// raised the queue drops of the 16 KiB-burst rate step
 	// (TestBottleneckRateStep) from a median 0.3 % to 2-3 %.
 	SpuriousRTOFloor bool
+	// TimeoutHold postpones a segment's KCP retransmission timeout while
+	// the acknowledgements show it still queued on the path (rtohold.go).
+	// Needs a controller (SetController). Off by default.
+	TimeoutHold bool
 }
 
 // Shard is what the lanes of one shard's sessions share: the KCP factory,
@@ -220,7 +224,18 @@ type Lanes struct {
 	lostSegs, sentSegs uint64
 	spuriousSegs       uint64 // retransmissions shown spurious (congestion.go)
 	reAcks             uint64 // ACK segments repeated (reack.go)
-	noReAck            bool   // tests: no ACK repetition
+	// Timeout hold (rtohold.go).
+	sendSeq uint32    // data segment copies sent, the last one's sentSlot.seq
+	rack    rackState // the newest copy acknowledged
+	// The timeout hold's counters; atomics, as the lanes' Counters, so
+	// that tests and statistics may read them from any goroutine.
+	heldTimeouts atomic.Uint64                  // retransmission timeouts postponed
+	timeoutSegs  atomic.Uint64                  // data segments KCP's timeout resent
+	holdFn       func(sn uint32) (uint32, bool) // holdOne, bound once
+	holdLane     *lane                          // holdOne's lane, during a walk
+	holdMs       uint32                         // holdOne's KCP time, during a walk
+	repeatSegs   atomic.Uint64                  // data segments received that KCP already had (bounds.go)
+	noReAck      bool                           // tests: no ACK repetition
 
 	// Per-segment admission (sendlimit.go).
 	limit   bool // SetSendLimit
@@ -265,6 +280,11 @@ type lane struct {
 	sent sentRing // the last transmission of each segment in flight (congestion.go)
 
 	reack reAck // ACKs to repeat (reack.go)
+
+	// The earliest KCP time a retransmission timeout of the lane may fall
+	// due, as the last timeout hold walk found it (rtohold.go).
+	holdNext    uint32
+	holdNextSet bool
 
 	// A retransmission timeout floor raised by a spurious retransmission
 	// (congestion.go): rtoFloor ms until rtoFloorUntil, then rtoDefault

@@ -81,6 +81,9 @@ func (ls *Lanes) segWire() int { return ls.mss + wire.SegmentHeaderSize + ls.ccO
 // flushKCP flushes l's KCP, with at most the budget's new segments when
 // limited, and takes the segments sent from the budget.
 func (ls *Lanes) flushKCP(l *lane, typ kcp.FlushType) bool {
+	if fullFlush(typ) {
+		ls.holdTimeouts(l)
+	}
 	if !ls.limit {
 		return ls.sh.KCP.Flush(l.arq, typ)
 	}
@@ -99,6 +102,7 @@ func (ls *Lanes) flushKCP(l *lane, typ kcp.FlushType) bool {
 
 // update runs l's KCP interval tick (which flushes) under the budget.
 func (ls *Lanes) update(l *lane) {
+	ls.holdTimeouts(l)
 	if ls.limit {
 		n := ls.newSegs
 		if !l.minExpiry.IsZero() || l.lapsed > 0 {

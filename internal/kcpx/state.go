@@ -270,3 +270,42 @@ func (f *Factory) Unsent(k *kcp.KCP) int {
 	}
 	return kcpMem.ringLen(kcpMem.ring(unsafe.Pointer(k), 0))
 }
+
+// HoldTimeouts lets the caller postpone the retransmission timeouts of
+// k's send buffer that fall due by horizon (KCP milliseconds): for each
+// segment sent and unacknowledged whose resendts is at or before horizon,
+// it calls hold with the segment's sn; when hold returns ok, the
+// segment's resendts becomes until (its timeout backoff, rto, is left as
+// it is). A segment due for fast or early retransmission is still resent
+// on those grounds: they come first in kcp-go's flush. It returns the
+// earliest resendts of the segments in flight afterwards (ok false when
+// none is). Call it right before a flush, on k's goroutine. Cost: one
+// pass over the segments in flight, and a call per segment due. A no-op
+// on the fallback path.
+func (f *Factory) HoldTimeouts(k *kcp.KCP, horizon uint32, hold func(sn uint32) (until uint32, ok bool)) (next uint32, ok bool) {
+	if f.err != nil {
+		return 0, false
+	}
+	m, sl := kcpMem, kcpSched
+	r := m.ring(unsafe.Pointer(k), 2) // snd_buf
+	head := *(*int)(unsafe.Add(r, m.ringHead))
+	tail := *(*int)(unsafe.Add(r, m.ringTail))
+	elems := (*sliceHeader)(unsafe.Add(r, m.ringElems))
+	n := elems.len
+	for i := head; i != tail; i = (i + 1) % n {
+		seg := unsafe.Add(elems.data, uintptr(i)*sl.size)
+		if *(*uint32)(unsafe.Add(seg, sl.acked)) != 0 || *(*uint32)(unsafe.Add(seg, sl.xmit)) == 0 {
+			continue
+		}
+		ts := (*uint32)(unsafe.Add(seg, sl.resendts))
+		if int32(*ts-horizon) <= 0 {
+			if until, held := hold(*(*uint32)(unsafe.Add(seg, sl.sn))); held {
+				*ts = until
+			}
+		}
+		if !ok || int32(*ts-next) < 0 {
+			next, ok = *ts, true
+		}
+	}
+	return next, ok
+}

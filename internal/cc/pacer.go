@@ -36,7 +36,8 @@ const (
 	// bottleneck took all the tokens: the session's reliable data, from
 	// which its controller learns the path, stopped, the controller's
 	// estimate froze above the link and the bottleneck's queue stood full
-	// (TestDatagramsBottleneck).
+	// (seen in a netsim experiment, not kept as a test: it was not
+	// deterministic; docs/architecture.md, datagrams under the gate).
 	PacerPriorityShare = 0.5
 	// PacerMaxLateness bounds the credit for a late wake (see Pacer):
 	// 2 ms covers a timer heap that rounds deadlines up to 1 ms slots

@@ -270,6 +270,12 @@ func (m *kcpMemLayout) trimRing(r unsafe.Pointer) {
 	reflect.NewAt(m.segsType, unsafe.Add(r, m.ringElems)).Elem().Set(reflect.MakeSlice(m.segsType, RingEntries, RingEntries))
 }
 
+// ringView is ring r's entries and its head and tail indexes: the
+// segments it holds are entries head, head+1, ... (mod len) up to tail.
+func (m *kcpMemLayout) ringView(r unsafe.Pointer) (elems *sliceHeader, head, tail int) {
+	return (*sliceHeader)(unsafe.Add(r, m.ringElems)), *(*int)(unsafe.Add(r, m.ringHead)), *(*int)(unsafe.Add(r, m.ringTail))
+}
+
 // ringLen is the number of segments ring r holds (RingBuffer.Len).
 func (m *kcpMemLayout) ringLen(r unsafe.Pointer) int {
 	head := *(*int)(unsafe.Add(r, m.ringHead))

@@ -120,10 +120,7 @@ func (f *Factory) sendWork(k *kcp.KCP, queue bool) (at uint32, has, tick bool) {
 	if _, empty := m.ringEntries(m.ring(p, 0)); queue && !empty {
 		return 0, false, true // snd_queue: waits for window
 	}
-	r := m.ring(p, 2) // snd_buf
-	head := *(*int)(unsafe.Add(r, m.ringHead))
-	tail := *(*int)(unsafe.Add(r, m.ringTail))
-	elems := (*sliceHeader)(unsafe.Add(r, m.ringElems))
+	elems, head, tail := m.ringView(m.ring(p, 2)) // snd_buf
 	n := elems.len
 	for i := head; i != tail; i = (i + 1) % n {
 		seg := unsafe.Add(elems.data, uintptr(i)*sl.size)
@@ -213,9 +210,7 @@ func (f *Factory) ResentOnTimeout(k *kcp.KCP, sn uint32) (timeout, ok bool) {
 	}
 	m, sl := kcpMem, kcpSched
 	r := m.ring(unsafe.Pointer(k), 2) // snd_buf
-	head := *(*int)(unsafe.Add(r, m.ringHead))
-	tail := *(*int)(unsafe.Add(r, m.ringTail))
-	elems := (*sliceHeader)(unsafe.Add(r, m.ringElems))
+	elems, head, tail := m.ringView(r)
 	n := elems.len
 	if head == tail || n == 0 {
 		return false, false
@@ -287,10 +282,7 @@ func (f *Factory) HoldTimeouts(k *kcp.KCP, horizon uint32, hold func(sn uint32) 
 		return 0, false
 	}
 	m, sl := kcpMem, kcpSched
-	r := m.ring(unsafe.Pointer(k), 2) // snd_buf
-	head := *(*int)(unsafe.Add(r, m.ringHead))
-	tail := *(*int)(unsafe.Add(r, m.ringTail))
-	elems := (*sliceHeader)(unsafe.Add(r, m.ringElems))
+	elems, head, tail := m.ringView(m.ring(unsafe.Pointer(k), 2)) // snd_buf
 	n := elems.len
 	for i := head; i != tail; i = (i + 1) % n {
 		seg := unsafe.Add(elems.data, uintptr(i)*sl.size)

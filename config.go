@@ -601,8 +601,16 @@ func (s *settings) mss() int { return s.mssAt(s.mtu) }
 
 // mssAt, frameRoomAt and kcpMTUAt are mss, frameRoom and kcpMTU for a
 // session whose packet size is mtu (the smaller of the two sides', see
-// negotiate.go).
-func (s *settings) mssAt(mtu int) int { return s.kcpMTUAt(mtu) - wire.SegmentHeaderSize }
+// negotiate.go), with the FEC room reserved whenever this side is
+// configured for FEC: the smallest sizes a session of this configuration
+// uses, which the bounds (MaxMessageSize, minMSS) assume.
+func (s *settings) mssAt(mtu int) int { return s.mssSized(mtu, s.fecConfigured()) }
+
+// mssSized is the MSS at packet size mtu, with the FEC room reserved when
+// fecRoom is set (Conn.fecSized).
+func (s *settings) mssSized(mtu int, fecRoom bool) int {
+	return s.kcpMTUSized(mtu, fecRoom) - wire.SegmentHeaderSize
+}
 
 // kcpMTUFor is the KCP MTU for a frame body of room bytes (after the lane
 // byte, if any): kcp-go counts 24 bytes per segment header, and the wire's
@@ -613,36 +621,63 @@ func (s *settings) mssAt(mtu int) int { return s.kcpMTUAt(mtu) - wire.SegmentHea
 // from a packet size.
 func kcpMTUFor(room int) int { return room + wire.RecordSaving }
 
+// fecFraming is what carrying a frame as an FEC shard adds to it: the
+// shard header, the 2 bytes by which a parity shard exceeds the group's
+// largest packet, and the inner frame type byte (section 9 of
+// docs/protocol.md): 13 bytes.
+const fecFraming = fec.HeaderSize + fecParityExtra + wire.FrameHeaderSize
+
+// fecConfigured reports whether this side is configured for FEC: a
+// session may then reserve the FEC room (fecFraming) in its packets.
+func (s *settings) fecConfigured() bool { return s.fec.data > 0 }
+
+// fecFixed reports whether this side is configured for fixed (not
+// adaptive) FEC: its sessions reserve the FEC room in every packet, and
+// its datagrams fit a shard (MaxDatagramSize).
+func (s *settings) fecFixed() bool { return s.fec.data > 0 && !s.fec.adaptive }
+
 // frameRoom is the most frame body one datagram carries: what remains
 // after the transport header, the frame type byte and the AEAD tag, and,
-// when FEC may be on, the shard header, the 2 bytes by which a parity
-// shard exceeds the group's largest packet, and the inner frame type byte
-// (section 9 of docs/protocol.md). The FEC room is reserved whenever this
-// side is configured for FEC, so the MTU holds whatever the server decides.
+// when FEC may be on, the FEC room (fecFraming). frameRoomAt reserves it
+// whenever this side is configured for FEC: the smallest frame room a
+// session of this configuration uses. A session's own sizing follows its
+// FEC state (Conn.fecSized, frameRoomSized).
 func (s *settings) frameRoom() int { return s.frameRoomAt(s.mtu) }
 
-func (s *settings) frameRoomAt(mtu int) int {
+func (s *settings) frameRoomAt(mtu int) int { return frameRoomSized(mtu, s.fecConfigured()) }
+
+// frameRoomSized is the frame room at packet size mtu, less the FEC room when
+// fecRoom is set: the most frame body an inner frame may have to fit an
+// FEC shard in one datagram.
+func frameRoomSized(mtu int, fecRoom bool) int {
 	m := mtu - wire.TransportOverhead
-	if s.fec.data > 0 {
-		m -= fec.HeaderSize + fecParityExtra + wire.FrameHeaderSize
+	if fecRoom {
+		m -= fecFraming
 	}
 	return m
 }
 
 // kcpMTU is the MTU handed to each lane's KCP: kcpMTUFor the frame room
-// less the lane byte when there is more than one lane.
-func (s *settings) kcpMTU() int { return s.kcpMTUAt(s.mtu) }
+// less the lane byte when there is more than one lane. kcpMTU is the
+// Factory's tuning (tuneKCP): at the configured MTU, with the FEC room
+// reserved on a side configured for fixed FEC; an adaptive session starts
+// without it (Conn.fecSized), and a session whose size differs gets its
+// own (arq.Config.TuneMTU).
+func (s *settings) kcpMTU() int { return s.kcpMTUSized(s.mtu, s.fecFixed()) }
 
-func (s *settings) kcpMTUAt(mtu int) int {
+func (s *settings) kcpMTUAt(mtu int) int { return s.kcpMTUSized(mtu, s.fecConfigured()) }
+
+// kcpMTUSized is kcpMTUAt with the FEC room reserved when fecRoom is set.
+func (s *settings) kcpMTUSized(mtu int, fecRoom bool) int {
 	if len(s.lanes) > 1 {
-		return kcpMTUFor(s.frameRoomAt(mtu) - laneIDSize)
+		return kcpMTUFor(frameRoomSized(mtu, fecRoom) - laneIDSize)
 	}
-	return kcpMTUFor(s.frameRoomAt(mtu))
+	return kcpMTUFor(frameRoomSized(mtu, fecRoom))
 }
 
 // fecMaxPacket is the largest packet handed to the FEC encoder at the
-// configured MTU: an inner frame, type byte included.
-func (s *settings) fecMaxPacket() int { return s.frameRoom() + wire.FrameHeaderSize }
+// configured MTU: an inner frame, type byte included, that fits a shard.
+func (s *settings) fecMaxPacket() int { return frameRoomSized(s.mtu, true) + wire.FrameHeaderSize }
 
 // maxMessageLimit is the largest MaxMessageSize that fits, with its lane
 // message header, in min(255, RecvWindow-1) segments at the smallest

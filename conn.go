@@ -124,6 +124,13 @@ type connShared struct {
 	latency   histogramCounters
 	pathMTU   atomic.Int32  // PMTUD's current size, for PathMTU and MaxDatagramSize
 	fragsSent atomic.Uint64 // inner frames sent fragmented (tests)
+	// fecSized says the lanes' KCPs size their segments with the FEC
+	// room reserved (fec_sizing.go); Conn.kcpMTU and the stream
+	// adapter's segment size follow it. Written on the shard.
+	fecSized atomic.Bool
+	// fecDirect counts frames meant for FEC that were sent directly,
+	// outside it, because they were too large for a shard (tests).
+	fecDirect atomic.Uint64
 }
 
 // connShard is owned by the shard: only its goroutine touches it.

@@ -74,17 +74,22 @@ type latestState struct {
 // the two sides' Config.KCP.MTU as path MTU discovery confirmed it, see
 // Conn.PathMTU) less 31 bytes (transport
 // header 9, frame type 1, AEAD tag 16, latest header 5), and, on a side
-// configured for FEC, 13 bytes more (shard header 10, parity length 2,
-// inner frame type 1). With the default maximum toward an IPv4 peer
-// (1472) that is 1441 bytes (1428 with FEC) once path MTU discovery
-// confirmed the path carries 1472-byte packets, and 1169 (1156) at the
-// 1200-byte base before. Safe from any goroutine.
-func (c *Conn) MaxDatagramSize() int { return c.ep.set.frameRoomAt(c.PathMTU()) - wire.LatestSize }
+// configured for fixed FEC, 13 bytes more (shard header 10, parity length
+// 2, inner frame type 1), so that every datagram fits an FEC shard. With
+// the default maximum toward an IPv4 peer (1472) that is 1441 bytes (1428
+// with fixed FEC) once path MTU discovery confirmed the path carries
+// 1472-byte packets, and 1169 (1156) at the 1200-byte base before. With
+// adaptive FEC the limit is that without FEC: while adaptive FEC adds
+// parity, a datagram too large for a shard goes as its own packet, outside
+// FEC (emitFrame). Safe from any goroutine.
+func (c *Conn) MaxDatagramSize() int {
+	return frameRoomSized(c.PathMTU(), c.ep.set.fecFixed()) - wire.LatestSize
+}
 
 // maxDatagram is the largest datagram any session of this configuration
 // can take: at the configured MTU. A session's own limit
 // (Conn.MaxDatagramSize) follows its negotiated and discovered packet size.
-func (s *settings) maxDatagram() int { return s.frameRoom() - wire.LatestSize }
+func (s *settings) maxDatagram() int { return frameRoomSized(s.mtu, s.fecFixed()) - wire.LatestSize }
 
 // WriteDatagram queues msg as one unreliable datagram: it is sent once, at
 // the next turn of the session's worker, ahead of the lanes' reliable

@@ -123,6 +123,10 @@ type fecState struct {
 	// Data shard rate since the last loss report (parityPays).
 	rateAt   time.Time
 	rateData uint64
+
+	// cleanReports counts the loss reports in a row at parity 0 while
+	// the segments keep the FEC room (sizeForParity).
+	cleanReports int
 }
 
 func (c *Conn) initFEC(p fecParams, now time.Time) error {
@@ -133,7 +137,7 @@ func (c *Conn) initFEC(p fecParams, now time.Time) error {
 	if !p.on() {
 		return nil
 	}
-	max := c.ep.set.frameRoomAt(c.mtu) + wire.FrameHeaderSize
+	max := frameRoomSized(c.mtu, true) + wire.FrameHeaderSize // an inner frame that fits a shard
 	enc, err := fec.NewEncoder(p.data, p.parity, max)
 	if err != nil {
 		return err
@@ -163,6 +167,7 @@ func (c *Conn) initFEC(p fecParams, now time.Time) error {
 	}
 	c.fec.params, c.fec.enc, c.fec.dec = p, enc, dec
 	c.fecParity.Store(int64(enc.Parity()))
+	c.setFECSized(!p.adaptive || enc.Parity() > 0)
 	return nil
 }
 
@@ -188,16 +193,21 @@ func fecLimits(p fecParams, maxPacket int) fec.Limits {
 func (c *Conn) fecOutput(pkt []byte) {
 	f := &c.fec
 	if f.params.adaptive && f.enc.Parity() == 0 {
-		// Counted as a data shard (a group of one without the header):
-		// FECStats and parityPays count the data FEC carried.
-		c.traffic.fecDataOut.Add(1)
-		c.shard.traffic.fecDataOut.Add(1)
+		c.countFECData()
 		c.sendFrame(pkt[0], pkt[wire.FrameHeaderSize:])
 		return
 	}
 	if err := f.enc.Encode(pkt, c.shard.now, c.emitShard); err != nil {
 		c.ep.log.Debug("uxp: fec encode", "session", c.id, "err", err)
 	}
+}
+
+// countFECData counts a frame meant for FEC that goes as its own packet
+// as a data shard (a group of one without the header): FECStats and
+// parityPays count the data FEC carried.
+func (c *Conn) countFECData() {
+	c.traffic.fecDataOut.Add(1)
+	c.shard.traffic.fecDataOut.Add(1)
 }
 
 // emitShard sends one shard; sendFrame copies it, as the encoder requires.
@@ -387,6 +397,7 @@ func (c *Conn) takeLossReport(r wire.Loss) {
 			c.fecParity.Store(int64(p))
 		}
 	}
+	c.sizeForParity(f.enc.Parity())
 }
 
 // parityPays reports whether parity would repair a loss sooner than a tail

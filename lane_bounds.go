@@ -1,7 +1,6 @@
 package uxp
 
 import (
-	"github.com/uxp-go/uxp/fec"
 	"github.com/uxp-go/uxp/internal/wire"
 )
 
@@ -18,7 +17,7 @@ const (
 	// minMSS is the smallest MSS a conforming peer can have: the KCP
 	// payload at the smallest MTU, with FEC and a lane byte (kcpMTUFor of
 	// that frame room, less kcp-go's segment header).
-	minMSS = minMTU - wire.TransportOverhead - (fec.HeaderSize + fecParityExtra + wire.FrameHeaderSize) - laneIDSize + wire.RecordSaving - wire.SegmentHeaderSize
+	minMSS = minMTU - wire.TransportOverhead - fecFraming - laneIDSize + wire.RecordSaving - wire.SegmentHeaderSize
 
 	// recvBudgetLanes is how many lanes' full receive windows the session's
 	// receive budget holds (recvBudgetSegs). A conforming peer keeps at

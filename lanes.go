@@ -119,6 +119,7 @@ func (c *Conn) initLanes() {
 		RecvBudget:       set.recvBudgetSegs(),
 		MaxFragments:     maxFragments,
 		TuneMTU:          set.kcpMTU(),
+		FullSlack:        fullSlack(set),
 		TickAlways:       set.hooks.kcpTick,
 		SpuriousRTOFloor: set.congestion.gate,                             // internal/arq congestion.go
 		TimeoutHold:      set.congestion.gate && !set.hooks.noTimeoutHold, // internal/arq rtohold.go
@@ -290,8 +291,21 @@ func (c *Conn) mayDeliver(force bool) bool {
 // emitFrame sends a frame whose body is hdr || body: through FEC as an
 // inner frame when FEC is on and viaFEC is set, else as its own transport
 // packet. A receiver accepts every inner frame type directly too.
+//
+// A frame too large to be an FEC shard at the current packet size goes
+// directly too, outside FEC, never fragmented or dropped: a segment
+// KCP built before the lanes' KCP MTU came down for FEC (fec_sizing.go),
+// or, with adaptive FEC, a datagram larger than a shard (MaxDatagramSize).
+// Section 9 of docs/protocol.md lets a sender send any inner frame
+// directly.
 func (c *Conn) emitFrame(kind byte, hdr, body []byte, viaFEC bool) {
 	if c.fec.enc == nil || !viaFEC {
+		c.sendFrameTo(kind, hdr, body, c.remoteAP)
+		return
+	}
+	if len(hdr)+len(body) > frameRoomSized(c.curMTU(), true) && c.fecShards() {
+		c.fecDirect.Add(1)
+		c.countFECData()
 		c.sendFrameTo(kind, hdr, body, c.remoteAP)
 		return
 	}

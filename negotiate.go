@@ -175,8 +175,9 @@ func (s *settings) acceptSuite(suite byte, header Cipher) (Cipher, bool) {
 // PathMTU is the size in use.
 func (c *Conn) MTU() int { return c.mtu }
 
-// kcpMTU is settings.kcpMTU at the session's packet size.
-func (c *Conn) kcpMTU() int { return c.ep.set.kcpMTUAt(c.curMTU()) }
+// kcpMTU is the lanes' KCP MTU at the session's packet size, with the FEC
+// room reserved while frames go through the FEC encoder (fecSized).
+func (c *Conn) kcpMTU() int { return c.ep.set.kcpMTUSized(c.curMTU(), c.fecSized.Load()) }
 
 // ConnectData returns the connect data of the session's handshake: on a
 // server, what the client sent (Config.ConnectData); on a client, what it

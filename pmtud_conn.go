@@ -135,8 +135,18 @@ func (c *Conn) pathMTUChanged() {
 // shrink) is split at segment boundaries into frames that fit, each its
 // own record frame (its first record carries una and wnd), and a segment
 // that does not fit alone travels in fragments.
+//
+// A frame for FEC (viaFEC) while frames go through the encoder must fit a
+// shard, fecFraming bytes less. Segments built before the KCP MTU came
+// down for FEC (fec_sizing.go) may not: they are split the same way, and
+// a segment that fits a datagram but not a shard goes alone, directly,
+// outside FEC (emitFrame).
 func (c *Conn) emitKCP(kind byte, hdr, segs []byte, viaFEC bool) int {
-	room := c.ep.set.frameRoomAt(c.curMTU()) - len(hdr)
+	direct := frameRoomSized(c.curMTU(), false) - len(hdr)
+	room := direct
+	if viaFEC && c.fecShards() {
+		room -= fecFraming
+	}
 	frame, size, ok := wire.CompactFit(segs, room)
 	switch {
 	case !ok:
@@ -158,7 +168,9 @@ func (c *Conn) emitKCP(kind byte, hdr, segs []byte, viaFEC bool) int {
 			}
 		}
 		if part, _ := wire.CompactSize(segs[p : p+n]); part > room {
-			if frame, ok := wire.Compact(segs[p : p+n]); ok {
+			if part <= direct {
+				c.emitRecords(kind, hdr, segs[p:p+n], viaFEC) // too large for a shard: emitFrame sends it directly
+			} else if frame, ok := wire.Compact(segs[p : p+n]); ok {
 				c.sendFragments(kind, hdr, frame)
 			}
 			start = p + n

@@ -110,7 +110,7 @@ type sendMark struct {
 // streamSegment is the size of a coalesced message: one KCP segment at
 // the session's current packet size, less the lane message header.
 func (s *StreamConn) streamSegment() int {
-	return max(s.c.ep.set.mssAt(s.c.PathMTU())-1, 1)
+	return max(s.c.ep.set.mssSized(s.c.PathMTU(), s.c.fecSized.Load())-1, 1)
 }
 
 // streamPiece is how many of n bytes (at least one stream segment, seg)

@@ -54,6 +54,12 @@ type Config struct {
 	MaxFragments int
 	// TuneMTU is the KCP MTU the factory's tuning gives new KCPs.
 	TuneMTU int
+	// FullSlack is how much shorter than this side's KCP MTU a received
+	// data segment may be and still count as full-size for the ACK
+	// policy (AckPolicy.OnData): the peer may size its segments smaller
+	// than this side does (uxp reserves room for FEC framing only while
+	// it adds parity). Zero: only a segment of the KCP MTU is full-size.
+	FullSlack int
 	// TickAlways makes the lanes run KCP's interval tick while anything
 	// is unacknowledged, as kcp-go's own scheduling does (tests).
 	TickAlways bool

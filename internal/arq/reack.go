@@ -77,8 +77,8 @@ func (ls *Lanes) withReAcks(l *lane, pkt []byte, una uint32, wnd uint16) []byte 
 	room := (ls.mtu - len(pkt)) / wire.SegmentHeaderSize
 	buf := ls.sh.reack[:0]
 	for _, a := range r.items[:r.n] {
-		if room == 0 {
-			break
+		if room <= 0 {
+			break // (below zero: pkt is a segment built for a larger MTU)
 		}
 		if int32(a.sn-una) < 0 || r.sent(a.sn) {
 			continue // una covers it now, or this packet acknowledges it again

@@ -244,8 +244,10 @@ func TestBottleneckAdaptiveFEC(t *testing.T) {
 			cfg.KCP.MTU = 1400 // see above
 			r := newStepRig(t, seed, 1<<10, 0, netsim.BottleneckConfig{Rate: 20_000_000, QueueDelay: 50 * time.Millisecond, Delay: 10 * time.Millisecond}, cfg)
 			time.Sleep(1500 * time.Millisecond)
+			synctest.Wait()
 			got0 := r.got.Load()
 			time.Sleep(2500 * time.Millisecond)
+			synctest.Wait()
 			got1, st := r.got.Load(), r.bc.Stats()
 			rate = float64(got1-got0) / 2.5
 			parity = r.srv.Session().Stats().FEC.ParityShardsSent

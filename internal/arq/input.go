@@ -207,7 +207,7 @@ func (ls *Lanes) Input(now time.Time, lane int, body []byte, typ kcp.PacketType)
 				if !l.rcvSeen || int32(sn-l.rcvNext) >= 0 {
 					l.rcvNext, l.rcvSeen = sn+1, true
 				}
-				ls.acks.OnData(now, lane, len(seg), len(seg) >= ls.mtu-ls.cfg.FullSlack, ooo)
+				ls.acks.OnData(now, lane, len(seg), ls.fullSize(len(seg)), ooo)
 			}
 		case wire.CmdWask:
 			l.ackPending = true // it needs a window answer

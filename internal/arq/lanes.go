@@ -54,11 +54,12 @@ type Config struct {
 	MaxFragments int
 	// TuneMTU is the KCP MTU the factory's tuning gives new KCPs.
 	TuneMTU int
-	// FullSlack is how much shorter than this side's KCP MTU a received
-	// data segment may be and still count as full-size for the ACK
-	// policy (AckPolicy.OnData): the peer may size its segments smaller
-	// than this side does (uxp reserves room for FEC framing only while
-	// it adds parity). Zero: only a segment of the KCP MTU is full-size.
+	// FullSlack, when positive, makes a received data segment exactly
+	// FullSlack bytes shorter than this side's KCP MTU count as
+	// full-size too, for the ACK policy (AckPolicy.OnData): the peer's
+	// full segments may be that much smaller than this side's (uxp
+	// reserves room for FEC framing only while it adds parity). Zero:
+	// only a segment of at least the KCP MTU is full-size.
 	FullSlack int
 	// TickAlways makes the lanes run KCP's interval tick while anything
 	// is unacknowledged, as kcp-go's own scheduling does (tests).
@@ -385,6 +386,12 @@ func (ls *Lanes) Init(cfg Config, sh *Shard, out Output, kcpMTU int) {
 	ls.byPrio = slices.Clone(ls.lanes)
 	slices.SortStableFunc(ls.byPrio, func(a, b *lane) int { return cmp.Compare(b.prio, a.prio) })
 	ls.mtu, ls.mss = kcpMTU, max(1, kcpMTU-wire.SegmentHeaderSize)
+}
+
+// fullSize reports whether a received data segment of n bytes is
+// full-size (Config.FullSlack).
+func (ls *Lanes) fullSize(n int) bool {
+	return n >= ls.mtu || ls.cfg.FullSlack > 0 && n == ls.mtu-ls.cfg.FullSlack
 }
 
 // Len is the number of lanes.

@@ -211,37 +211,41 @@ func TestBottleneckRateStep(t *testing.T) {
 // TestBottleneckAdaptiveFEC: through the same bottleneck, adaptive FEC
 // sends no parity at all (no random loss: under a controller it starts at
 // 0, and the loss of a queue overflowing does not raise it), and delivers
-// no less than FEC off, over three network seeds: in total at least as
-// much, and in every seed at least 0.998 of it.
+// as much as FEC off, over three network seeds, at the default packet size
+// toward this IPv4 peer (1472): in every seed at least 0.998 of it, and in
+// total at least 1-sameGoodputSpread of it.
 //
 // The stream is written in 1 KiB writes, so that what the reader counts
 // moves by a segment, not by a 16 KiB message (one message is about 0.3 %
-// of the 2.5 s measured, which made single runs read 0.998-1.002). At
-// parity 0 adaptive FEC sends every frame as its own packet, with no FEC
-// header (fecOutput), but its segments keep the FEC room reserved (13
-// bytes of a 1400-byte packet, config.go frameRoom): 0.04 % less payload
-// per byte on the link, within the per-seed margin. Measured:
-// adaptive/off 1.0010-1.0034 per seed, 1.0019-1.0024 in total.
+// of the 2.5 s measured, which made single runs read 0.998-1.002), and
+// the count is read once the bubble is idle (synctest.Wait).
 //
-// The packet size is pinned at 1400 bytes, where this was calibrated. At
-// the default toward this IPv4 peer (1472) adaptive FEC falls short by
-// 0.05-0.1 %: adaptive/off 0.9990-0.9995 per seed, 0.9993 in total in one
-// -race run of CI (1.0002 and 1.0004 in two others). At parity 0 its
-// segments keep the FEC room reserved (13 bytes), so it sends 0.4 % more
-// packets (6,766-6,774 against 6,742-6,745), and the controller's dynamics
-// move with the packet size (0.9984-0.9998 at 1472 before the compact
-// records; 1.11 at 1350, where FEC off fell to 2.05-2.24 MB/s). The bench
-// measures the two at the default size (bottleneck: 0.9987 in session
-// 10's run); that gap is issue 14's, not this test's to hide, and is
-// written down there.
+// At parity 0 adaptive FEC sends exactly the packets of FEC off, full-size
+// segments without the FEC room (fec_sizing.go; TestFECSegmentSize asserts
+// it datagram by datagram), plus two loss reports a second each way. The
+// two runs are then the same system, and what is left between them is the
+// spread of one run to the next: the goroutines of the bubble (reader,
+// writer, the two endpoints' workers) interleave differently at each
+// instant, and the controller's dynamics follow. Measured over 40 runs:
+// FEC off alone 2.4007-2.4062 MB/s per seed, adaptive/off 0.9986-1.0014
+// per seed and 0.9993-1.0007 in total, centred on 1.0000: a comparison
+// without margin failed in half the runs (4 of 10, and 8 of 10 at 1400).
+// Before, adaptive FEC kept the FEC room (13 bytes) in every segment:
+// 0.9990-0.9995 per seed at 1472 (0.9987 in the bench), and at 1400, where
+// the test was pinned, 1.0010-1.0034, the controller's dynamics favouring
+// the smaller packets there.
 func TestBottleneckAdaptiveFEC(t *testing.T) {
+	// sameGoodputSpread is how far the total of three seeds of one system
+	// may fall below another's in this test: more than 4 standard
+	// deviations of the measured spread (0.0003), and still below the
+	// 0.9 % the FEC room cost before.
+	const sameGoodputSpread = 0.0015
 	goodput := func(seed uint64, fec FECConfig) float64 {
 		var rate float64
 		var parity uint64
 		synctest.Test(t, func(t *testing.T) {
 			cfg := gatedModel
 			cfg.FEC = fec
-			// cfg.KCP.MTU = 1400 // see above
 			r := newStepRig(t, seed, 1<<10, 0, netsim.BottleneckConfig{Rate: 20_000_000, QueueDelay: 50 * time.Millisecond, Delay: 10 * time.Millisecond}, cfg)
 			time.Sleep(1500 * time.Millisecond)
 			synctest.Wait()
@@ -265,7 +269,7 @@ func TestBottleneckAdaptiveFEC(t *testing.T) {
 		offSum, adaptiveSum = offSum+off, adaptiveSum+adaptive
 	}
 	t.Logf("adaptive/off over the seeds %.4f", adaptiveSum/offSum)
-	require.GreaterOrEqual(t, adaptiveSum, offSum, "adaptive FEC delivers no less than FEC off")
+	require.GreaterOrEqual(t, adaptiveSum, (1-sameGoodputSpread)*offSum, "adaptive FEC delivers as much as FEC off")
 }
 
 // TestCongestionGateDefault: every controller but CongestionNone gates,

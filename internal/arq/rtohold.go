@@ -113,7 +113,7 @@ func (ls *Lanes) holdTimeouts(l *lane) {
 		return
 	}
 	floor, _ := ls.sh.KCP.MinRTO(l.arq)
-	minRTT := ls.cc.Stats().MinRTT
+	minRTT := ls.pathMinRTT() // not the controller's windowed one (see there)
 	if minRTT*spuriousMinRTTs >= time.Duration(floor)*time.Millisecond {
 		// A path long enough for the Eifel response to raise KCP's
 		// floor (congestion.go spurious) is left to it, as before
@@ -143,8 +143,8 @@ func (ls *Lanes) holdTimeouts(l *lane) {
 
 // holdOne is HoldTimeouts' hold for segment sn of ls.holdLane at KCP time
 // ls.holdMs.
-func (ls *Lanes) holdOne(sn uint32) (uint32, bool) {
-	d, ok := ls.holdFor(ls.holdLane, sn)
+func (ls *Lanes) holdOne(sn, ts uint32) (uint32, bool) {
+	d, ok := ls.holdFor(ls.holdLane, sn, ts)
 	if !ok {
 		return 0, false
 	}
@@ -152,21 +152,30 @@ func (ls *Lanes) holdOne(sn uint32) (uint32, bool) {
 	return ls.holdMs + uint32((d+time.Millisecond-1)/time.Millisecond), true
 }
 
-// holdFor reports how much longer segment sn of l is expected to need to
-// be acknowledged, if its timeout should be held.
-func (ls *Lanes) holdFor(l *lane, sn uint32) (time.Duration, bool) {
+// holdFor reports how much longer segment sn of l, whose last copy KCP
+// sent at KCP time ts, is expected to need to be acknowledged, if its
+// timeout should be held.
+func (ls *Lanes) holdFor(l *lane, sn, ts uint32) (time.Duration, bool) {
 	s := l.sent.at(sn)
-	if s == nil || !s.live || s.probed {
-		// A tail-loss probe's copy is no sign of a queue: it went out
-		// on a timer of its own, after KCP's copy waited a probe
-		// timeout or two unacknowledged.
+	if s == nil || !s.live {
 		return 0, false
+	}
+	sent := ls.unpackTime(s.sent)
+	if s.probed {
+		// A tail-loss probe's copy went out on a timer of its own,
+		// after KCP's copy waited a probe timeout unacknowledged: it
+		// says nothing of a queue, but KCP's copy may still wait in
+		// one (a probe timeout is a few smoothed RTTs, which a queue
+		// growing at a rate dip outgrows), and KCP's timeout is for
+		// that copy. So that copy is judged: its send order (kept:
+		// trackSent) and its time, from KCP's timestamp (to KCP's
+		// millisecond, which holdSlack allows for).
+		sent = ls.now.Add(-time.Duration(int32(ls.kcpMs()-ts)) * time.Millisecond)
 	}
 	r := &ls.rack
 	if int32(r.seq-s.seq) > 0 {
 		return 0, false // a later copy arrived: this one is lost
 	}
-	sent := ls.unpackTime(s.sent)
 	if !r.flow.After(sent) {
 		return 0, false // no acknowledgement since it was sent
 	}

@@ -191,7 +191,7 @@ func TestBottleneckTimeoutHoldNoLoss(t *testing.T) {
 			sa := &r.srv.Session().arq
 			o = outcome{sa.TimeoutRetrans(), sa.HeldTimeouts(), r.cli.Session().arq.RepeatSegs()}
 			t.Logf("hold %v, minimum expired %v: %d packets through the bottleneck, %d dropped, max queue delay %v; resent on timeout %d, timeouts held %d, copies received %d; min RTT read %v",
-				hold, expires, st.Enqueued, st.Dropped, st.MaxQueueDelay, o.timeouts, o.held, o.repeats, r.srv.Session().cong.ctrl.Stats().MinRTT)
+				hold, expires, st.Enqueued, st.Dropped, st.MaxQueueDelay, o.timeouts, o.held, o.repeats, r.srv.Session().Stats().Congestion.MinRTT)
 			require.Zero(t, st.Dropped, "nothing lost")
 		})
 		return o

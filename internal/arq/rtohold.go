@@ -33,16 +33,23 @@ import (
 //   - no acknowledgement came since it was sent (silence: a stalled peer,
 //     a dead path or a lost tail, which KCP's timeout and the tail-loss
 //     probes repair as before);
-//   - its last copy was a tail-loss probe's;
 //   - it was sent maxHold ago;
 //   - the newest acknowledged copy's round trip is within holdSlack of
-//     the controller's minimum RTT (no queue: a timeout, tens of round
-//     trips after the send, is no queueing delay); or
+//     the path's minimum RTT (no queue: a timeout, tens of round trips
+//     after the send, is no queueing delay); or
 //   - spuriousMinRTTs minimum RTTs reach KCP's floor: the Eifel response
 //     (congestion.go spurious) can raise the floor on such a path, and
 //     is left in charge there, as before. (With the hold on a 20 ms
 //     path, TestBottleneckStepDrain's 16 KiB case left a standing queue
 //     after the rate step in 1-2 % of runs, for a reason not found.)
+//
+// The path's minimum RTT is the least the controller ever reported
+// (congestion.go pathMinRTT), not its windowed one, which expires to a
+// standing queue's delay. A segment whose last copy was a tail-loss
+// probe's is judged by KCP's own copy, which its timeout is for: the
+// probe went out on a timer of its own and says nothing of the queue
+// (both were once reasons not to hold, and let spurious timeouts through
+// on a path with no loss: TestBottleneckTimeoutHoldNoLoss).
 //
 // Otherwise its timeout moves to the round trip the newest acknowledged
 // copy took, plus a quarter and holdSlack, after its send; once that has
@@ -123,10 +130,9 @@ func (ls *Lanes) holdTimeouts(l *lane) {
 	if minRTT <= 0 || ls.rack.rtt <= minRTT+holdSlack {
 		// No queue for a segment to wait in: the newest round trip
 		// is the path's own. A timeout comes tens of round trips after
-		// its segment's send then; only a tail-loss probe's copy can
-		// be younger than a round trip, and holding the timeout
-		// behind it only delayed the repair of a lost request (the
-		// bench's loss scenario).
+		// its segment's send then (holding one behind a tail-loss
+		// probe's younger copy only delayed the repair of a lost
+		// request in the bench's loss scenario).
 		return
 	}
 	if ls.holdFn == nil {

@@ -104,6 +104,10 @@ type Timing struct {
 	// window probe wait PTO + AckDelay; a shorter tail is acknowledged at
 	// once (cc.AckPolicy), so its probe waits PTO.
 	AckDelay time.Duration
+	// MaxAckDelay is the longest the peer may hold an ACK (its ACK
+	// delay's cap), whatever the RTT; zero when it acknowledges every
+	// segment at once. The timeout hold allows for it (rtohold.go).
+	MaxAckDelay time.Duration
 }
 
 // Sent describes segments handed to Output.
@@ -237,6 +241,7 @@ type Lanes struct {
 	holdFn       func(sn, ts uint32) (uint32, bool) // holdOne, bound once
 	holdLane     *lane                              // holdOne's lane, during a walk
 	holdMs       uint32                             // holdOne's KCP time, during a walk
+	holdQuiet    time.Duration                      // holdOne's longest wait for an ACK, during a walk
 	repeatSegs   atomic.Uint64                      // data segments received that KCP already had (bounds.go)
 	noReAck      bool                               // tests: no ACK repetition
 

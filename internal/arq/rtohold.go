@@ -54,7 +54,8 @@ import (
 // Otherwise its timeout moves to the round trip the newest acknowledged
 // copy took, plus a quarter and holdSlack, after its send; once that has
 // passed too, by a quarter of that round trip and holdSlack at a time for
-// as long as acknowledgements keep coming that often (a queue that grows
+// as long as acknowledgements keep coming that often, or within the
+// longest the peer may hold one (Timing.MaxAckDelay) (a queue that grows
 // delays each copy more than the one before). A segment lost while the
 // queue is long is resent at most that round trip later than its
 // timeout, and usually sooner, on KCP's fast retransmission, once the

@@ -126,6 +126,9 @@ func (c *Conn) initCongestion() {
 		ctrl = cc.NewNone(cc.Config{MSS: c.mtu})
 		c.ep.log.Error("uxp: congestion controller refused its config", "session", c.id, "err", err)
 	}
+	if w := c.ep.set.hooks.wrapController; w != nil {
+		ctrl = w(ctrl)
+	}
 	c.cong.ctrl, c.cong.alg = ctrl, cs.alg
 	c.publishCongestion()
 }

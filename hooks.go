@@ -3,6 +3,8 @@ package uxp
 import (
 	"crypto/rand"
 	"io"
+
+	"github.com/uxp-go/uxp/internal/cc"
 )
 
 // testHooks are this package's test-only knobs. A Config carries them in
@@ -35,6 +37,9 @@ type testHooks struct {
 	// noTimeoutHold turns internal/arq's timeout hold off under a gating
 	// controller (the baseline its tests compare with).
 	noTimeoutHold bool
+	// wrapController wraps each session's congestion controller when it
+	// is made (a controller whose state a test forces). Shard goroutine.
+	wrapController func(cc.Controller) cc.Controller
 	// kcpAudited replaces internal/kcpx's audited kcp-go versions when
 	// not nil (empty: the public-API fallback).
 	kcpAudited []string

@@ -447,7 +447,11 @@ func (o *laneIO) Event(e arq.Event) {
 func (o *laneIO) Timing() arq.Timing {
 	c := (*Conn)(o)
 	pto, ackDelay := c.ptoParts()
-	return arq.Timing{SRTT: c.hb.srtt, RTTVar: c.hb.rttvar, PTO: pto, AckDelay: ackDelay}
+	t := arq.Timing{SRTT: c.hb.srtt, RTTVar: c.hb.rttvar, PTO: pto, AckDelay: ackDelay}
+	if c.cong.gated {
+		t.MaxAckDelay = c.cong.ackPol.MaxAckDelay
+	}
+	return t
 }
 
 // PeerDeadline converts an expiry to the peer's clock, in microseconds,

@@ -227,8 +227,12 @@ func (ls *Lanes) trackSent(l *lane, sn, ts uint32, bytes int, fresh, probe, time
 	// A probe's copy replaces the state without a loss: an ACK of an
 	// earlier copy then undoes nothing.
 	s.live, s.resent, s.undoable, s.byTimeout, s.probed, s.ts = true, !fresh, undoable, timeout, probe, ts
-	ls.sendSeq++
-	s.seq = ls.sendSeq
+	if !probe {
+		// A probe's copy keeps the send order of KCP's copy, which the
+		// timeout hold judges (rtohold.go): KCP's timeout is for it.
+		ls.sendSeq++
+		s.seq = ls.sendSeq
+	}
 	if timeout {
 		ls.timeoutSegs.Add(1)
 	}
@@ -333,10 +337,42 @@ func (ls *Lanes) reportAcks(now time.Time) {
 			ev.RTT, ev.NoRTT = ls.ackedRTT, ls.ackedRTT == 0
 		}
 		ls.cc.OnAck(now, ev)
+		ls.noteMinRTT()
 		clear(ls.ackedBuf)
 		ls.ackedBuf = ls.ackedBuf[:0]
 	}
 	ls.ackedRTT, ls.ackedResent, ls.ackedSpurious = 0, false, 0
+}
+
+// noteMinRTT keeps the least minimum RTT the controller reported
+// (pathMinRTT). Read after every acknowledgement the controller was given:
+// its minimum only changes there.
+func (ls *Lanes) noteMinRTT() {
+	if m := ls.cc.Stats().MinRTT; m > 0 && (ls.leastRTT == 0 || m < ls.leastRTT) {
+		ls.leastRTT = m
+	}
+}
+
+// pathMinRTT is the path's round trip without a queue, as the timeout
+// hold and the Eifel response judge it: the least minimum RTT the
+// controller ever reported, not its current one. A model-based
+// controller's minimum is windowed (BBR's 10 s filter), and behind a
+// standing queue it expires to the queue's delay: through the bench's
+// 20 Mbit/s tbf (a path of 100-300 µs without its queue), BBR's ProbeRTT
+// could not drain the queue (the gate's window floor of three pacer
+// quanta is above ProbeRTT's four packets) and, 10 s into the session,
+// its minimum jumped from 0.15 ms to 5-24 ms. Judged by that minimum the
+// path became one for the Eifel response (8 minimum RTTs over KCP's 30
+// ms floor) and the hold stopped; the window grew with the minimum, the
+// queue to KCP's timeout, and KCP resent whole flights still queued
+// (0.2-0.85 % of the packets sent in the no-loss bottleneck scenario).
+// The least minimum does not rise on a path that grows longer (a route
+// change): the hold then stays in charge where the Eifel response could
+// have raised KCP's floor, which only costs a timeout held behind ACKs
+// that keep coming.
+func (ls *Lanes) pathMinRTT() time.Duration {
+	ls.noteMinRTT()
+	return ls.leastRTT
 }
 
 // spurious counts a retransmission shown spurious on lane l, whose copy
@@ -364,8 +400,10 @@ func (ls *Lanes) spurious(l *lane, rttMs int32) {
 	// (a starved CPU), not a queue, and the raised floor only delayed
 	// the repair of real losses (loopback bulk fell to 24 MB/s in one
 	// run).
+	// The path's minimum (pathMinRTT), as the timeout hold judges
+	// which of the two is in charge.
 	st := ls.cc.Stats()
-	minRTT := st.MinRTT
+	minRTT := ls.pathMinRTT()
 	if minRTT <= 0 || st.SmoothedRTT <= minRTT+minRTT/4 {
 		// No queue: the copy was late for another reason (an ACK
 		// lost and repeated, a stalled peer), which a longer timeout

@@ -111,6 +111,10 @@ type Timing struct {
 	// window probe wait PTO + AckDelay; a shorter tail is acknowledged at
 	// once (cc.AckPolicy), so its probe waits PTO.
 	AckDelay time.Duration
+	// MaxAckDelay is the longest the peer may hold an ACK (its ACK
+	// delay's cap), whatever the RTT; zero when it acknowledges every
+	// segment at once. The timeout hold allows for it (rtohold.go).
+	MaxAckDelay time.Duration
 }
 
 // Sent describes segments handed to Output.
@@ -230,19 +234,23 @@ type Lanes struct {
 	ackedSpurious      int           // the current Input's spurious retransmissions found
 	lostSegs, sentSegs uint64
 	spuriousSegs       uint64 // retransmissions shown spurious (congestion.go)
-	reAcks             uint64 // ACK segments repeated (reack.go)
+	// leastRTT is the least minimum RTT the controller ever reported
+	// (pathMinRTT); zero before its first.
+	leastRTT time.Duration
+	reAcks   uint64 // ACK segments repeated (reack.go)
 	// Timeout hold (rtohold.go).
 	sendSeq uint32    // data segment copies sent, the last one's sentSlot.seq
 	rack    rackState // the newest copy acknowledged
 	// The timeout hold's counters; atomics, as the lanes' Counters, so
 	// that tests and statistics may read them from any goroutine.
-	heldTimeouts atomic.Uint64                  // retransmission timeouts postponed
-	timeoutSegs  atomic.Uint64                  // data segments KCP's timeout resent
-	holdFn       func(sn uint32) (uint32, bool) // holdOne, bound once
-	holdLane     *lane                          // holdOne's lane, during a walk
-	holdMs       uint32                         // holdOne's KCP time, during a walk
-	repeatSegs   atomic.Uint64                  // data segments received that KCP already had (bounds.go)
-	noReAck      bool                           // tests: no ACK repetition
+	heldTimeouts atomic.Uint64                      // retransmission timeouts postponed
+	timeoutSegs  atomic.Uint64                      // data segments KCP's timeout resent
+	holdFn       func(sn, ts uint32) (uint32, bool) // holdOne, bound once
+	holdLane     *lane                              // holdOne's lane, during a walk
+	holdMs       uint32                             // holdOne's KCP time, during a walk
+	holdQuiet    time.Duration                      // holdOne's longest wait for an ACK, during a walk
+	repeatSegs   atomic.Uint64                      // data segments received that KCP already had (bounds.go)
+	noReAck      bool                               // tests: no ACK repetition
 
 	// Per-segment admission (sendlimit.go).
 	limit   bool // SetSendLimit

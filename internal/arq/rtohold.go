@@ -33,21 +33,29 @@ import (
 //   - no acknowledgement came since it was sent (silence: a stalled peer,
 //     a dead path or a lost tail, which KCP's timeout and the tail-loss
 //     probes repair as before);
-//   - its last copy was a tail-loss probe's;
 //   - it was sent maxHold ago;
 //   - the newest acknowledged copy's round trip is within holdSlack of
-//     the controller's minimum RTT (no queue: a timeout, tens of round
-//     trips after the send, is no queueing delay); or
+//     the path's minimum RTT (no queue: a timeout, tens of round trips
+//     after the send, is no queueing delay); or
 //   - spuriousMinRTTs minimum RTTs reach KCP's floor: the Eifel response
 //     (congestion.go spurious) can raise the floor on such a path, and
 //     is left in charge there, as before. (With the hold on a 20 ms
 //     path, TestBottleneckStepDrain's 16 KiB case left a standing queue
 //     after the rate step in 1-2 % of runs, for a reason not found.)
 //
+// The path's minimum RTT is the least the controller ever reported
+// (congestion.go pathMinRTT), not its windowed one, which expires to a
+// standing queue's delay. A segment whose last copy was a tail-loss
+// probe's is judged by KCP's own copy, which its timeout is for: the
+// probe went out on a timer of its own and says nothing of the queue
+// (both were once reasons not to hold, and let spurious timeouts through
+// on a path with no loss: TestBottleneckTimeoutHoldNoLoss).
+//
 // Otherwise its timeout moves to the round trip the newest acknowledged
 // copy took, plus a quarter and holdSlack, after its send; once that has
 // passed too, by a quarter of that round trip and holdSlack at a time for
-// as long as acknowledgements keep coming that often (a queue that grows
+// as long as acknowledgements keep coming that often, or within the
+// longest the peer may hold one (Timing.MaxAckDelay) (a queue that grows
 // delays each copy more than the one before). A segment lost while the
 // queue is long is resent at most that round trip later than its
 // timeout, and usually sooner, on KCP's fast retransmission, once the
@@ -113,7 +121,7 @@ func (ls *Lanes) holdTimeouts(l *lane) {
 		return
 	}
 	floor, _ := ls.sh.KCP.MinRTO(l.arq)
-	minRTT := ls.cc.Stats().MinRTT
+	minRTT := ls.pathMinRTT() // not the controller's windowed one (see there)
 	if minRTT*spuriousMinRTTs >= time.Duration(floor)*time.Millisecond {
 		// A path long enough for the Eifel response to raise KCP's
 		// floor (congestion.go spurious) is left to it, as before
@@ -123,16 +131,16 @@ func (ls *Lanes) holdTimeouts(l *lane) {
 	if minRTT <= 0 || ls.rack.rtt <= minRTT+holdSlack {
 		// No queue for a segment to wait in: the newest round trip
 		// is the path's own. A timeout comes tens of round trips after
-		// its segment's send then; only a tail-loss probe's copy can
-		// be younger than a round trip, and holding the timeout
-		// behind it only delayed the repair of a lost request (the
-		// bench's loss scenario).
+		// its segment's send then (holding one behind a tail-loss
+		// probe's younger copy only delayed the repair of a lost
+		// request in the bench's loss scenario).
 		return
 	}
 	if ls.holdFn == nil {
 		ls.holdFn = ls.holdOne // bound once: a closure per call would allocate
 	}
 	ls.holdLane, ls.holdMs = l, ms
+	ls.holdQuiet = max(ls.rack.rtt/4, ls.out.Timing().MaxAckDelay) + holdSlack
 	next, ok := ls.sh.KCP.HoldTimeouts(l.arq, ms+1, ls.holdFn)
 	ls.holdLane = nil
 	l.holdNext, l.holdNextSet = ms+floor, true
@@ -143,8 +151,8 @@ func (ls *Lanes) holdTimeouts(l *lane) {
 
 // holdOne is HoldTimeouts' hold for segment sn of ls.holdLane at KCP time
 // ls.holdMs.
-func (ls *Lanes) holdOne(sn uint32) (uint32, bool) {
-	d, ok := ls.holdFor(ls.holdLane, sn)
+func (ls *Lanes) holdOne(sn, ts uint32) (uint32, bool) {
+	d, ok := ls.holdFor(ls.holdLane, sn, ts)
 	if !ok {
 		return 0, false
 	}
@@ -152,21 +160,30 @@ func (ls *Lanes) holdOne(sn uint32) (uint32, bool) {
 	return ls.holdMs + uint32((d+time.Millisecond-1)/time.Millisecond), true
 }
 
-// holdFor reports how much longer segment sn of l is expected to need to
-// be acknowledged, if its timeout should be held.
-func (ls *Lanes) holdFor(l *lane, sn uint32) (time.Duration, bool) {
+// holdFor reports how much longer segment sn of l, whose last copy KCP
+// sent at KCP time ts, is expected to need to be acknowledged, if its
+// timeout should be held.
+func (ls *Lanes) holdFor(l *lane, sn, ts uint32) (time.Duration, bool) {
 	s := l.sent.at(sn)
-	if s == nil || !s.live || s.probed {
-		// A tail-loss probe's copy is no sign of a queue: it went out
-		// on a timer of its own, after KCP's copy waited a probe
-		// timeout or two unacknowledged.
+	if s == nil || !s.live {
 		return 0, false
+	}
+	sent := ls.unpackTime(s.sent)
+	if s.probed {
+		// A tail-loss probe's copy went out on a timer of its own,
+		// after KCP's copy waited a probe timeout unacknowledged: it
+		// says nothing of a queue, but KCP's copy may still wait in
+		// one (a probe timeout is a few smoothed RTTs, which a queue
+		// growing at a rate dip outgrows), and KCP's timeout is for
+		// that copy. So that copy is judged: its send order (kept:
+		// trackSent) and its time, from KCP's timestamp (to KCP's
+		// millisecond, which holdSlack allows for).
+		sent = ls.now.Add(-time.Duration(int32(ls.kcpMs()-ts)) * time.Millisecond)
 	}
 	r := &ls.rack
 	if int32(r.seq-s.seq) > 0 {
 		return 0, false // a later copy arrived: this one is lost
 	}
-	sent := ls.unpackTime(s.sent)
 	if !r.flow.After(sent) {
 		return 0, false // no acknowledgement since it was sent
 	}
@@ -179,9 +196,14 @@ func (ls *Lanes) holdFor(l *lane, sn uint32) (time.Duration, bool) {
 	}
 	// Longer already, but the queue ahead of it still drains: a queue
 	// that grows (the link's rate fell) delays each copy more than the
-	// one before. Judge again a little later.
-	if step := r.rtt/4 + holdSlack; ls.now.Sub(r.flow) < step {
-		return step, true
+	// one before. Judge again a little later. The queue drains as long
+	// as acknowledgements came within a quarter of the round trip, or
+	// within the longest the peer may hold one (Timing.MaxAckDelay: the
+	// bench's bottleneck resent a flight still queued after ACK gaps of
+	// 7.5-9.9 ms, against a quarter of a 21-23 ms round trip plus
+	// holdSlack, 7.3-7.8 ms, with the peer's cap at 10 ms).
+	if ls.now.Sub(r.flow) < ls.holdQuiet {
+		return r.rtt/4 + holdSlack, true
 	}
 	return 0, false
 }

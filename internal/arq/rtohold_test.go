@@ -155,6 +155,28 @@ func TestTimeoutHold(t *testing.T) {
 			require.Positive(t, qp.p.a.ls.HeldTimeouts())
 		})
 	})
+	t.Run("queued, controller's minimum expired", func(t *testing.T) {
+		// BBR's windowed minimum RTT expires to the queue's delay when
+		// ProbeRTT cannot drain the queue (the bench's bottleneck, 10 s
+		// into the session): the hold still judges the path by the least
+		// minimum seen (pathMinRTT), and holds.
+		synctest.Test(t, func(t *testing.T) {
+			cfg := testConfig(1)
+			cfg.TimeoutHold = true
+			qp := newQueuePipe(t, cfg, delay)
+			ctrl := &expiringMinRTT{Controller: qp.p.a.ls.cc}
+			qp.p.a.ls.SetController(ctrl, 0)
+			r, _ := qp.burst(0, 4)
+			require.Zero(t, r)
+			least := ctrl.Stats().MinRTT
+			ctrl.min = 20 * time.Millisecond // 8 of them over KCP's floor
+			r, _ = qp.burst(4, n)
+			t.Logf("%d retransmissions, %d timeouts held, least min RTT %v", r, qp.p.a.ls.HeldTimeouts(), least)
+			require.Less(t, least, 2*time.Millisecond)
+			require.Zero(t, r, "nothing is resent while the ACKs show it queued")
+			require.Positive(t, qp.p.a.ls.HeldTimeouts())
+		})
+	})
 	for _, lost := range []uint32{60, n - 1} {
 		t.Run(fmt.Sprintf("lost sn %d", lost), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -180,4 +202,19 @@ func TestTimeoutHold(t *testing.T) {
 			})
 		})
 	}
+}
+
+// expiringMinRTT is a controller whose minimum RTT reads min once set: a
+// windowed minimum expired to the queue's delay.
+type expiringMinRTT struct {
+	cc.Controller
+	min time.Duration
+}
+
+func (e *expiringMinRTT) Stats() cc.Stats {
+	st := e.Controller.Stats()
+	if e.min > 0 {
+		st.MinRTT = e.min
+	}
+	return st
 }

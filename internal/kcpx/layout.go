@@ -290,12 +290,12 @@ func (m *kcpMemLayout) ringLen(r unsafe.Pointer) int {
 // end, the end of the window it advertises (rcv_nxt + rcv_wnd less the
 // segments waiting in its receive queue, which is what its una and wnd
 
-// kcpSchedLayout locates the fields of kcp-go's segment that kcpSendWork
-// reads.
+// kcpSchedLayout locates the fields of kcp-go's segment that kcpSendWork,
+// ResentOnTimeout and HoldTimeouts read.
 type kcpSchedLayout struct {
 	size                           uintptr // sizeof(segment)
 	resendts, xmit, fastack, acked uintptr // all uint32
-	sn                             uintptr // uint32
+	sn, ts                         uintptr // uint32
 }
 
 // kcpSched is this kcp-go version's segment layout, or nil (kcpSchedErr says
@@ -312,7 +312,7 @@ func resolveKCPSched(m *kcpMemLayout) (*kcpSchedLayout, error) {
 	for _, f := range []struct {
 		name string
 		off  *uintptr
-	}{{"resendts", &l.resendts}, {"xmit", &l.xmit}, {"fastack", &l.fastack}, {"acked", &l.acked}, {"sn", &l.sn}} {
+	}{{"resendts", &l.resendts}, {"xmit", &l.xmit}, {"fastack", &l.fastack}, {"acked", &l.acked}, {"sn", &l.sn}, {"ts", &l.ts}} {
 		sf, ok := st.FieldByName(f.name)
 		if !ok || len(sf.Index) != 1 || sf.Type != u32 {
 			return nil, fmt.Errorf("kcp-go segment.%s: missing or not a uint32", f.name)

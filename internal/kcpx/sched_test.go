@@ -1,6 +1,7 @@
 package kcpx
 
 import (
+	"encoding/binary"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -45,4 +46,42 @@ func TestSendWork(t *testing.T) {
 	require.Zero(t, a.Input(ack[0], kcp.IKCP_PACKET_REGULAR, true))
 	_, has, tick = f.SendWork(a)
 	require.False(t, has || tick, "acknowledged: no send work")
+}
+
+// TestHoldTimeouts checks HoldTimeouts' reading and writing of kcp-go's
+// send buffer: it offers a sent segment due by the horizon with its sn and
+// the timestamp of its last copy (as on the wire), and the time the hold
+// returns becomes the segment's retransmission time.
+func TestHoldTimeouts(t *testing.T) {
+	require.NoError(t, kcpSchedErr, "kcp-go layout changed: no timeout hold")
+	f := NewFactory(Options{Tune: nodelay})
+	var r recorder
+	k := f.New(1, r.out, 0)
+	require.Zero(t, k.Send([]byte("x")))
+	f.Flush(k, kcp.IKCP_FLUSH_FULL)
+	out := r.take()
+	require.Len(t, out, 1)
+	wireTS := binary.LittleEndian.Uint32(out[0][8:])
+	at, has, _ := f.SendWork(k)
+	require.True(t, has)
+
+	// Not due by the horizon: not offered.
+	calls := 0
+	next, ok := f.HoldTimeouts(k, at-1, func(sn, ts uint32) (uint32, bool) { calls++; return 0, false })
+	require.True(t, ok)
+	require.Zero(t, calls)
+	require.Equal(t, at, next)
+
+	// Due: offered with its sn and timestamp, and held.
+	next, ok = f.HoldTimeouts(k, at, func(sn, ts uint32) (uint32, bool) {
+		calls++
+		require.Zero(t, sn)
+		require.Equal(t, wireTS, ts, "the timestamp of KCP's last copy")
+		return at + 500, true
+	})
+	require.Equal(t, 1, calls)
+	require.True(t, ok)
+	require.Equal(t, at+500, next)
+	held, _, _ := f.SendWork(k)
+	require.Equal(t, at+500, held, "the held timeout is the segment's retransmission time")
 }

@@ -269,7 +269,9 @@ func (f *Factory) Unsent(k *kcp.KCP) int {
 // HoldTimeouts lets the caller postpone the retransmission timeouts of
 // k's send buffer that fall due by horizon (KCP milliseconds): for each
 // segment sent and unacknowledged whose resendts is at or before horizon,
-// it calls hold with the segment's sn; when hold returns ok, the
+// it calls hold with the segment's sn and ts (the KCP timestamp of k's
+// last copy of it: copies sent outside k, such as tail-loss probes, do
+// not change it); when hold returns ok, the
 // segment's resendts becomes until (its timeout backoff, rto, is left as
 // it is). A segment due for fast or early retransmission is still resent
 // on those grounds: they come first in kcp-go's flush. It returns the
@@ -277,7 +279,7 @@ func (f *Factory) Unsent(k *kcp.KCP) int {
 // none is). Call it right before a flush, on k's goroutine. Cost: one
 // pass over the segments in flight, and a call per segment due. A no-op
 // on the fallback path.
-func (f *Factory) HoldTimeouts(k *kcp.KCP, horizon uint32, hold func(sn uint32) (until uint32, ok bool)) (next uint32, ok bool) {
+func (f *Factory) HoldTimeouts(k *kcp.KCP, horizon uint32, hold func(sn, ts uint32) (until uint32, ok bool)) (next uint32, ok bool) {
 	if f.err != nil {
 		return 0, false
 	}
@@ -289,14 +291,14 @@ func (f *Factory) HoldTimeouts(k *kcp.KCP, horizon uint32, hold func(sn uint32) 
 		if *(*uint32)(unsafe.Add(seg, sl.acked)) != 0 || *(*uint32)(unsafe.Add(seg, sl.xmit)) == 0 {
 			continue
 		}
-		ts := (*uint32)(unsafe.Add(seg, sl.resendts))
-		if int32(*ts-horizon) <= 0 {
-			if until, held := hold(*(*uint32)(unsafe.Add(seg, sl.sn))); held {
-				*ts = until
+		due := (*uint32)(unsafe.Add(seg, sl.resendts))
+		if int32(*due-horizon) <= 0 {
+			if until, held := hold(*(*uint32)(unsafe.Add(seg, sl.sn)), *(*uint32)(unsafe.Add(seg, sl.ts))); held {
+				*due = until
 			}
 		}
-		if !ok || int32(*ts-next) < 0 {
-			next, ok = *ts, true
+		if !ok || int32(*due-next) < 0 {
+			next, ok = *due, true
 		}
 	}
 	return next, ok

@@ -127,17 +127,19 @@ func (c *Conn) pathMTUChanged() {
 	}
 }
 
-// emitKCP sends a KCP or lane frame, hdr then segs, kcp-go segments, as
-// compact records (internal/wire record.go), and returns their size. The
-// records are written over segs in place (wire.CompactFit), so a frame of
-// one data segment goes out without another copy of its data. A frame
-// larger than the packet size now in use (segments built before a
-// shrink) is split at segment boundaries into frames that fit, each its
-// own record frame (its first record carries una and wnd), and a segment
-// that does not fit alone travels in fragments.
-func (c *Conn) emitKCP(kind byte, hdr, segs []byte, viaFEC bool) int {
+// emitKCP sends lane's KCP or lane frame, hdr then segs, kcp-go segments,
+// as compact records (internal/wire record.go), and returns their size.
+// The records are written over segs in place (wire.CompactFit), so a
+// frame of one data segment goes out without another copy of its data;
+// its first record leaves out una and wnd when the peer holds them
+// (recordU). A frame larger than the packet size now in use (segments
+// built before a shrink) is split at segment boundaries into frames that
+// fit, each its own record frame (its first record carries una and wnd),
+// and a segment that does not fit alone travels in fragments.
+func (c *Conn) emitKCP(lane int, kind byte, hdr, segs []byte, viaFEC bool) int {
 	room := c.ep.set.frameRoomAt(c.curMTU()) - len(hdr)
-	frame, size, ok := wire.CompactFit(segs, room)
+	u := c.recordU(lane)
+	frame, size, ok := wire.CompactFit(segs, room, &u.st)
 	switch {
 	case !ok:
 		// Cannot happen: kcp-go and the lanes build whole segments of
@@ -145,9 +147,13 @@ func (c *Conn) emitKCP(kind byte, hdr, segs []byte, viaFEC bool) int {
 		c.ep.log.Error("uxp: lane segments the wire cannot carry", "session", c.id)
 		return 0
 	case frame != nil:
+		u.sent(frame, c.shard.now)
 		c.emitFrame(kind, hdr, frame, viaFEC)
 		return size
 	}
+	// Rare (after the packet size shrank): the frames below all carry U,
+	// and the next frame too, rather than track which went where.
+	u.st.Valid = false
 	start := 0
 	for p := 0; p < len(segs); {
 		n := wire.SegmentSize(segs[p:])

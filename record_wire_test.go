@@ -180,7 +180,7 @@ func TestEmitKCPSplitsRecords(t *testing.T) {
 	size, ok := wire.CompactSize(segs)
 	require.True(t, ok)
 	require.Greater(t, size, room)
-	require.Equal(t, size, c.emitKCP(wire.FrameKCP, nil, segs, false))
+	require.Equal(t, size, c.emitKCP(0, wire.FrameKCP, nil, segs, false))
 
 	ref := wire.Refs{Conv: c.id}
 	var got, inner []byte

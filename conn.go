@@ -142,9 +142,9 @@ type connShard struct {
 	exhausted   bool       // sendCounter reached replay.RejectAfter
 	replay      replay.Window
 	hb          heartbeat
-	dataRTT     rttEstimator // data round trips, for tail probes (lanes.go pto)
+	dataRTT     rttEstimator  // data round trips, for tail probes (lanes.go pto)
 	recU        []laneRecordU // per lane: una and wnd the peer holds (record_u.go)
-	handshakeBy time.Time    // stateHalfOpen: drop the session if not confirmed by then
+	handshakeBy time.Time     // stateHalfOpen: drop the session if not confirmed by then
 	// rekeyWait is when a postponed rekey tries again, and rekeyDeferrals
 	// how often it was postponed (rekey_sched.go).
 	rekeyWait      time.Time

@@ -118,8 +118,9 @@ func ackTS(now uint32, x uint16) uint32 {
 // whether it carries U and whether it is the frame's last record; ok is
 // false when seg cannot be a record.
 func recordHeaderSize(seg Segment, withU, last bool) (n int, flags byte, ok bool) {
-	cmd := seg.Cmd() - CmdPush
-	if cmd > recordCmdMask || seg.Len() > 0xffff || seg.Cmd() != CmdPush && (seg.Len() != 0 || seg.Frg() != 0) {
+	c, frg, size := seg[4], seg[5], binary.LittleEndian.Uint32(seg[20:24])
+	cmd := c - CmdPush
+	if cmd > recordCmdMask || size > 0xffff || c != CmdPush && (size != 0 || frg != 0) {
 		return 0, 0, false
 	}
 	n, flags = 1+2+2, cmd
@@ -129,7 +130,7 @@ func recordHeaderSize(seg Segment, withU, last bool) (n int, flags byte, ok bool
 	if !last {
 		n, flags = n+2, flags|RecordFlagL
 	}
-	if seg.Frg() != 0 {
+	if frg != 0 {
 		n, flags = n+1, flags|RecordFlagF
 	}
 	return n, flags, true
@@ -139,7 +140,7 @@ func recordHeaderSize(seg Segment, withU, last bool) (n int, flags byte, ok bool
 // changes the previous record's una or wnd, or it is a window probe or
 // answer, whose wnd a receiver must find in the record itself.
 func needsU(seg Segment, una uint32, wnd uint16) bool {
-	return uint16(seg.Una()) != uint16(una) || seg.Wnd() != wnd || seg.Cmd() == CmdWask || seg.Cmd() == CmdWins
+	return uint16(seg.Una()) != uint16(una) || seg.Wnd() != wnd || seg[4] >= CmdWask
 }
 
 // CompactSize returns the size of segs, kcp-go segments, as a record
@@ -202,15 +203,17 @@ func CompactFit(segs []byte, room int, st *Sticky) (frame []byte, size int, ok b
 		if !cut || k == maxRecords {
 			return nil, 0, false
 		}
-		withU := needsU(seg, una, wnd)
+		var withU bool
 		if k == 0 {
 			withU = !st.omitU(seg)
+		} else {
+			withU = needsU(seg, una, wnd)
 		}
 		h, f, good := recordHeaderSize(seg, withU, len(rest) == 0)
 		if !good {
 			return nil, 0, false
 		}
-		ctl = ctl || seg.Cmd() != CmdPush
+		ctl = ctl || f&recordCmdMask != 0
 		offs[k], hdrs[k], flags[k] = uint16(len(segs)-len(p)), uint8(h), f
 		size += h + len(seg.Data())
 		una, wnd, p = seg.Una(), seg.Wnd(), rest

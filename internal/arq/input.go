@@ -229,7 +229,13 @@ func (ls *Lanes) Input(now time.Time, lane int, body []byte, typ kcp.PacketType)
 		ls.noteUna(l, una, now)
 		ls.ackedUna(l, una)
 		ls.confirm(l, una, rtt)
-		l.wnd.peerWnd = seg.Wnd()
+		if typ == kcp.IKCP_PACKET_REGULAR {
+			// As KCP's rmt_wnd: a segment FEC recovered may be older
+			// than those that came after it. It is also the wnd a
+			// frame whose first record leaves una and wnd out means
+			// (InputRecords), so it must stay what KCP holds.
+			l.wnd.peerWnd = seg.Wnd()
+		}
 		if seg.Cmd() == wire.CmdAck {
 			act = in.ack(seg)
 		}

@@ -114,7 +114,8 @@ func (ls *Lanes) emitCopy(l *lane, segs []byte, s Sent) {
 // expects (rcvRef), the oldest sn of its own not yet acknowledged
 // (sndUna, the highest una the peer sent), the last wnd the peer sent
 // (peerWnd; with sndUna, what a frame whose first record has no U
-// means), and KCP's clock now (an ACK's 16-bit ts). buf[:off] is free room: a frame of one record whose segment
+// means), and KCP's clock now (an ACK's 16-bit ts). buf[:off] is free
+// room: a frame of one record whose segment
 // header fits there is expanded in place (its data does not move);
 // anything else into the shard's scratch buffer (wire.ExpandInPlace says
 // why). The bounds of Input then apply to the expanded values. A malformed record is counted and

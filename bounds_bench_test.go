@@ -89,13 +89,13 @@ func records(t testing.TB, segs []byte) []byte {
 // rawRecord builds one record by hand, flags and values as given, valid
 // or not: a is the record's first byte; una and wnd are written when it
 // has U, frg with F, n with L; data follows.
-func rawRecord(a byte, una, wnd uint16, ts uint32, sn uint16, frg byte, n uint16, data []byte) []byte {
+func rawRecord(a byte, una, wnd, ts, sn uint16, frg byte, n uint16, data []byte) []byte {
 	b := []byte{a}
 	if a&wire.RecordFlagU != 0 {
 		b = binary.LittleEndian.AppendUint16(b, una)
 		b = binary.LittleEndian.AppendUint16(b, wnd)
 	}
-	b = binary.LittleEndian.AppendUint32(b, ts)
+	b = binary.LittleEndian.AppendUint16(b, ts)
 	b = binary.LittleEndian.AppendUint16(b, sn)
 	if a&wire.RecordFlagF != 0 {
 		b = append(b, frg)

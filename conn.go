@@ -149,8 +149,9 @@ type connShard struct {
 	exhausted   bool       // sendCounter reached replay.RejectAfter
 	replay      replay.Window
 	hb          heartbeat
-	dataRTT     rttEstimator // data round trips, for tail probes (lanes.go pto)
-	handshakeBy time.Time    // stateHalfOpen: drop the session if not confirmed by then
+	dataRTT     rttEstimator  // data round trips, for tail probes (lanes.go pto)
+	recU        []laneRecordU // per lane: una and wnd the peer holds (record_u.go)
+	handshakeBy time.Time     // stateHalfOpen: drop the session if not confirmed by then
 	// rekeyWait is when a postponed rekey tries again, and rekeyDeferrals
 	// how often it was postponed (rekey_sched.go).
 	rekeyWait      time.Time

@@ -53,7 +53,10 @@ func FuzzFrame(f *testing.F) {
 		{frameFEC, make([]byte, 12)},
 		{frameMTUProbe, make([]byte, 1200-transportOverhead)},
 		{frameMTUAck, []byte{1, 0, 0, 0, 0xb0, 0x04}},
-		{frameFragment, append([]byte{1, 0, 0, 0, 30, 0, frameKCP}, make([]byte, 29)...)},
+		// A fragment whose inner frame is a KCP frame with a malformed
+		// record (a reserved bit set: a well-formed one would take sn 0
+		// from under the sender's real message).
+		{frameFragment, append([]byte{1, 0, 0, 0, 30, 0, frameKCP, 0x20}, make([]byte, 28)...)},
 		{frameFragment, []byte{2, 0, 10, 0, 12, 0, 1, 2}},
 		{42, nil},
 	}

@@ -125,6 +125,7 @@ func (c *Conn) initLanes() {
 		TimeoutHold:      set.congestion.gate && !set.hooks.noTimeoutHold, // internal/arq rtohold.go
 	}, &c.shard.arq, (*laneIO)(c), c.kcpMTU())
 	c.arq.SetAckPolicy((*sessionAcks)(c)) // cc_gate.go
+	c.recU = make([]laneRecordU, len(set.lanes))
 }
 
 // tuneKCP applies the configuration to a new KCP.
@@ -385,9 +386,9 @@ func (o *laneIO) Output(lane int, segs []byte, s arq.Sent) {
 	// The wire carries them as compact records (emitKCP).
 	var size int
 	if h := c.ep.set.hooks.dropLane; h != nil && h(lane, segs) {
-		size, _ = wire.CompactSize(segs) // lost on the way: still paced
+		size = c.dropKCP(lane, segs) // lost on the way: still paced
 	} else {
-		size = c.emitKCP(kind, hdr, segs, s.Data)
+		size = c.emitKCP(lane, kind, hdr, segs, s.Data)
 	}
 	if s.Data && !s.Probe {
 		// A tail-loss probe is one packet after a probe timeout of

@@ -127,27 +127,29 @@ func (c *Conn) pathMTUChanged() {
 	}
 }
 
-// emitKCP sends a KCP or lane frame, hdr then segs, kcp-go segments, as
-// compact records (internal/wire record.go), and returns their size. The
-// records are written over segs in place (wire.CompactFit), so a frame of
-// one data segment goes out without another copy of its data. A frame
-// larger than the packet size now in use (segments built before a
-// shrink) is split at segment boundaries into frames that fit, each its
-// own record frame (its first record carries una and wnd), and a segment
-// that does not fit alone travels in fragments.
+// emitKCP sends lane's KCP or lane frame, hdr then segs, kcp-go segments,
+// as compact records (internal/wire record.go), and returns their size.
+// The records are written over segs in place (wire.CompactFit), so a
+// frame of one data segment goes out without another copy of its data;
+// its first record leaves out una and wnd when the peer holds them
+// (recordU). A frame larger than the packet size now in use (segments
+// built before a shrink) is split at segment boundaries into frames that
+// fit, each its own record frame (its first record carries una and wnd),
+// and a segment that does not fit alone travels in fragments.
 //
 // A frame for FEC (viaFEC) while frames go through the encoder must fit a
 // shard, fecFraming bytes less. Segments built before the KCP MTU came
 // down for FEC (fec_sizing.go) may not: they are split the same way, and
 // a segment that fits a datagram but not a shard goes alone, directly,
 // outside FEC (emitFrame).
-func (c *Conn) emitKCP(kind byte, hdr, segs []byte, viaFEC bool) int {
+func (c *Conn) emitKCP(lane int, kind byte, hdr, segs []byte, viaFEC bool) int {
 	direct := frameRoomSized(c.curMTU(), false) - len(hdr)
 	room := direct
 	if viaFEC && c.fecShards() {
 		room -= fecFraming
 	}
-	frame, size, ok := wire.CompactFit(segs, room)
+	u := c.recordU(lane)
+	frame, size, ok := wire.CompactFit(segs, room, &u.st)
 	switch {
 	case !ok:
 		// Cannot happen: kcp-go and the lanes build whole segments of
@@ -155,9 +157,13 @@ func (c *Conn) emitKCP(kind byte, hdr, segs []byte, viaFEC bool) int {
 		c.ep.log.Error("uxp: lane segments the wire cannot carry", "session", c.id)
 		return 0
 	case frame != nil:
+		u.sent(frame, c.shard.now)
 		c.emitFrame(kind, hdr, frame, viaFEC)
 		return size
 	}
+	// Rare (after the packet size shrank): the frames below all carry U,
+	// and the next frame too, rather than track which went where.
+	u.st.Valid = false
 	start := 0
 	for p := 0; p < len(segs); {
 		n := wire.SegmentSize(segs[p:])

@@ -332,18 +332,25 @@ func TestStreamBulkFullPackets(t *testing.T) {
 				cliPC.mu.Lock()
 				defer cliPC.mu.Unlock()
 				// A full-size segment fills the packet when it carries a
-				// fragment number (frg ≠ 0: 12 bytes of record header) and
-				// leaves one byte when it is the last of its message (no
-				// frg byte: 11; protocol.md section 3.5). Both are full
-				// segments.
-				fulls, short := cliPC.sizes[full]+cliPC.sizes[full-1]-idle[full-1], 0
+				// fragment number and una and wnd (frg ≠ 0, U: 10 bytes of
+				// record header) and leaves one byte when it is the last
+				// of its message (no frg byte: 9); without U (most of a
+				// one-way flow) each leaves 4 bytes more (protocol.md
+				// section 3.5). All are full segments.
+				fullSize := func(size int) bool {
+					return size == full || size == full-1 || size == full-4 || size == full-5
+				}
+				fulls, short := 0, 0
 				for size, k := range cliPC.sizes {
-					if size < full-1 {
+					switch {
+					case fullSize(size):
+						fulls += k - idle[size]
+					case size < full:
 						short += k - idle[size]
 					}
 				}
 				t.Logf("%d full-size packets, %d shorter ones (ACKs and the close included)", fulls, short)
-				// The data needs len(data)/(full − 38) full segments; at
+				// The data needs len(data)/(full − 36) full segments; at
 				// most one packet in 20 may be short (below), so at least
 				// 19 in 20 of those go full. (The bound was len(data)/full
 				// with 50 bytes of framing; with 38, 10,000-byte Writes

@@ -269,16 +269,22 @@ func describeDatagram(t *testing.T, p []byte, key *[32]byte) (line string, ctr u
 
 // describeSegments decodes the records of a KCP or lane frame other than
 // ACKs (all fields but ts; sn and una as the wire's 16 bits expand near
-// 0, which this short session never leaves) and reports whether there
-// were any.
+// 0, which this short session never leaves; "held" for una and wnd a
+// frame leaves out, which the receiver takes from the frames before) and
+// reports whether there were any.
 func describeSegments(b *strings.Builder, body []byte) bool {
+	const held = 0xffff // no wnd in this session comes near it
 	listed := false
-	segs, ok := wire.Expand(nil, body, wire.Refs{})
+	segs, ok := wire.Expand(nil, body, wire.Refs{Wnd: held})
 	for p := segs; len(p) > 0; {
 		s, rest, _ := wire.NextSegment(p)
 		if s.Cmd() != kcp.IKCP_CMD_ACK {
-			fmt.Fprintf(b, " [cmd=%d frg=%d wnd=%d sn=%d una=%d len=%d data=%x]",
-				s.Cmd(), s.Frg(), s.Wnd(), s.Sn(), s.Una(), s.Len(), s.Data())
+			una, wnd := fmt.Sprint(s.Una()), fmt.Sprint(s.Wnd())
+			if s.Wnd() == held {
+				una, wnd = "held", "held"
+			}
+			fmt.Fprintf(b, " [cmd=%d frg=%d wnd=%s sn=%d una=%s len=%d data=%x]",
+				s.Cmd(), s.Frg(), wnd, s.Sn(), una, s.Len(), s.Data())
 			listed = true
 		}
 		p = rest

@@ -111,15 +111,19 @@ func (ls *Lanes) emitCopy(l *lane, segs []byte, s Sent) {
 // records (internal/wire record.go), buf[off:], which it expands back to
 // kcp-go's segments before anything else looks at them, every record
 // against the lane's state before this frame: the next sn its KCP
-// expects (rcvRef) and the oldest sn of its own not yet acknowledged
-// (sndUna). buf[:off] is free room: a frame of one record whose segment
+// expects (rcvRef), the oldest sn of its own not yet acknowledged
+// (sndUna, the highest una the peer sent), the last wnd the peer sent
+// (peerWnd; with sndUna, what a frame whose first record has no U
+// means), and KCP's clock now (an ACK's 16-bit ts). buf[:off] is free
+// room: a frame of one record whose segment
 // header fits there is expanded in place (its data does not move);
 // anything else into the shard's scratch buffer (wire.ExpandInPlace says
 // why). The bounds of Input then apply to the expanded values. A malformed record is counted and
 // ends the frame; the records before it are still taken.
 func (ls *Lanes) InputRecords(now time.Time, lane int, buf []byte, off int, typ kcp.PacketType) {
 	l := ls.lanes[lane]
-	ref := wire.Refs{Conv: ls.cfg.Conv, RcvNxt: ls.rcvRef(l), SndUna: l.sndUna}
+	ls.begin(now)
+	ref := wire.Refs{Conv: ls.cfg.Conv, RcvNxt: ls.rcvRef(l), SndUna: l.sndUna, Wnd: l.wnd.peerWnd, Now: ls.kcpMs()}
 	segs, ok, fit := wire.ExpandInPlace(buf, off, ref)
 	if !fit {
 		segs, ok = wire.Expand(ls.sh.expand[:0], buf[off:], ref)
@@ -226,7 +230,13 @@ func (ls *Lanes) Input(now time.Time, lane int, body []byte, typ kcp.PacketType)
 		ls.noteUna(l, una, now)
 		ls.ackedUna(l, una)
 		ls.confirm(l, una, rtt)
-		l.wnd.peerWnd = seg.Wnd()
+		if typ == kcp.IKCP_PACKET_REGULAR {
+			// As KCP's rmt_wnd: a segment FEC recovered may be older
+			// than those that came after it. It is also the wnd a
+			// frame whose first record leaves una and wnd out means
+			// (InputRecords), so it must stay what KCP holds.
+			l.wnd.peerWnd = seg.Wnd()
+		}
 		if seg.Cmd() == wire.CmdAck {
 			act = in.ack(seg)
 		}

@@ -13,6 +13,8 @@ type View struct {
 	SndSN        uint32   // sn of the lane's next segment
 	AckWalks     uint64   // send-buffer segments first ACKs made KCP walk (bounds.go)
 	TrimArmed    bool     // a memory trim is armed (trim.go)
+	PeerUna      uint32   // the highest una the peer sent: every sn below it is acknowledged
+	PeerWnd      uint16   // the window in the peer's latest segment
 }
 
 // View returns lane's internal state (tests).
@@ -22,6 +24,7 @@ func (ls *Lanes) View(lane int) View {
 		KCP: l.arq, WaitSnd: l.waitSnd(), Backlog: len(l.backlog),
 		Inflight: len(l.inflight), InflightCap: cap(l.inflight), TrackerSlots: len(l.lat.ring),
 		SndSN: l.sndSN, AckWalks: l.ackWalks, TrimArmed: !l.trimAt.IsZero(),
+		PeerUna: l.sndUna, PeerWnd: l.wnd.peerWnd,
 	}
 }
 

@@ -31,7 +31,7 @@ const (
 
 // wndProbe is a lane's zero-window probe state.
 type wndProbe struct {
-	peerWnd  uint16    // the window in the peer's latest segment
+	peerWnd  uint16    // the window in the peer's latest segment not recovered by FEC (KCP's rmt_wnd)
 	at       time.Time // next probe; zero when not armed
 	interval time.Duration
 }

@@ -8,23 +8,29 @@ import (
 // Compact segment records (docs/protocol.md section 3.5). On the wire, the
 // body of a KCP frame (type 1) and of a lane frame (type 10, after the
 // lane byte) is one or more records, each a KCP segment without its conv
-// and with 16-bit sn and una:
+// and with 16-bit ts, sn and una:
 //
-//	 0       1              5        9        11       12       14
+//	 0       1              5        7        9        10       12
 //	+-------+--------------+--------+--------+--------+--------+---------
-//	|   A   | [una u16     | ts u32 | sn u16 | [frg   | [len   | data ...
+//	|   A   | [una u16     | ts u16 | sn u16 | [frg   | [len   | data ...
 //	|       |  wnd u16] U  |        |        |  u8] F |  u16] L| (PUSH)
 //	+-------+--------------+--------+--------+--------+--------+---------
 //
 //	A: bits 0-1 cmd - 81 (PUSH, ACK, WASK, WINS); bit 2 U; bit 3 L;
 //	   bit 4 F; bits 5-7 zero.
 //
-// Without U a record repeats the previous record's una and wnd (the first
-// record must have U); without L its data runs to the end of the frame
-// (only the last record may omit it); without F its frg is 0. Only a PUSH
-// carries data. The receiver expands sn and una to 32 bits as the values
-// nearest its own state (Refs), which is exact while sequence distances
-// stay below 2^15 (Config.KCP windows are capped at 2^14 for this).
+// Without U a record repeats the previous record's una and wnd; the first
+// record of a frame without U means "unchanged": the receiver takes the
+// una it holds from this peer on this lane (Refs.SndUna, which KCP's
+// parse_una ignores) and the last wnd it took (Refs.Wnd). Without L its
+// data runs to the end of the frame (only the last record may omit it);
+// without F its frg is 0. Only a PUSH carries data. The receiver expands
+// sn and una to 32 bits as the values nearest its own state (Refs), which
+// is exact while sequence distances stay below 2^15 (Config.KCP windows
+// are capped at 2^14 for this); an ACK's ts as the latest value not after
+// its own KCP clock (Refs.Now) plus ackTSSlack, exact for round trips
+// below 64 s; the ts of a PUSH, WASK or WINS, which the receiver only
+// echoes in its ACK, as the 16-bit value itself.
 //
 // Inside the SDK every other layer sees kcp-go's 24-byte segments:
 // Compact turns them into a record frame at the very end of the send path,
@@ -41,12 +47,13 @@ const (
 	// RecordMaxHeader is the longest record header (A, una, wnd, ts, sn,
 	// frg, len); RecordLastMaxHeader the longest of a frame's last record,
 	// which never needs len.
-	RecordMaxHeader     = 14
-	RecordLastMaxHeader = 12
+	RecordMaxHeader     = 12
+	RecordLastMaxHeader = 10
 	// RecordSaving is what the compact form saves at least on a frame of
-	// kcp-go segments: 24 − 12 on its last record, 24 − 14 on every other.
+	// kcp-go segments: 24 − 10 on its last record, 24 − 12 on every other.
 	// KCP's MTU is the frame room plus this (docs/protocol.md section 2),
-	// so that a frame kcp-go fills exactly fills the datagram.
+	// so that a frame kcp-go fills exactly fills the datagram when its
+	// record carries U, and is 4 bytes short of it when it does not.
 	RecordSaving = SegmentHeaderSize - RecordLastMaxHeader
 )
 
@@ -56,6 +63,12 @@ const (
 	// never puts more than its MTU (at most 1,512 bytes) in one output
 	// call, so at most 63 segments of 24 bytes.
 	maxRecords = 128
+	// ackTSSlack is how far past the receiver's own KCP clock an ACK's ts
+	// may lie and still expand to a time not yet reached rather than one
+	// 65 s ago: kcp-go stamps segments from its package clock when it
+	// flushes, which can run ahead of the millisecond of the event a later
+	// ACK is taken in (internal/kcpx Ms) by the event's running time.
+	ackTSSlack = 1 << 10
 )
 
 // Refs is the receiving lane's state that Expand completes records
@@ -63,7 +76,28 @@ const (
 type Refs struct {
 	Conv   uint32 // the session ID: every segment's conv
 	RcvNxt uint32 // the next sn the lane's KCP expects: PUSH, WASK, WINS sn
-	SndUna uint32 // the lane's oldest unacknowledged sn: una, ACK sn
+	SndUna uint32 // the lane's oldest unacknowledged sn: una, ACK sn; the una of a frame whose first record has no U
+	Wnd    uint16 // the last wnd the lane took from the peer: the wnd of a frame whose first record has no U
+	Now    uint32 // the receiver's KCP clock (ms): ACK ts
+}
+
+// Sticky is a lane's send-side state for leaving U out of a frame's first
+// record: the una and wnd of the last record the lane sent, which the
+// peer holds unless that frame was lost or overtaken. The caller keeps
+// one per lane and decides when the next frame must carry U anyway
+// (Renew: the Go implementation renews at least every few packets and a
+// fraction of the RTT, so that a lost update is repaired soon).
+type Sticky struct {
+	Una   uint32
+	Wnd   uint16
+	Valid bool // a frame was sent: Una and Wnd are its last record's
+	Renew bool // the next frame's first record carries U regardless
+}
+
+// omitU reports whether a frame's first record, seg, may leave out U
+// against st: the peer holds its una and wnd already.
+func (st *Sticky) omitU(seg Segment) bool {
+	return st != nil && st.Valid && !st.Renew && seg.Una() == st.Una && seg.Wnd() == st.Wnd
 }
 
 // nearest is the 32-bit value nearest ref whose low 16 bits are x.
@@ -71,69 +105,96 @@ func nearest(ref uint32, x uint16) uint32 {
 	return ref + uint32(int32(int16(x-uint16(ref))))
 }
 
-// recordHeaderSize is the size of the record header for seg, given the
-// previous record's una and wnd (first: none) and whether it is the
-// frame's last record; ok is false when seg cannot be a record.
-func recordHeaderSize(seg Segment, first, last bool, una, wnd uint16) (n int, flags byte, ok bool) {
-	cmd := seg.Cmd() - CmdPush
-	if cmd > recordCmdMask || seg.Len() > 0xffff || seg.Cmd() != CmdPush && (seg.Len() != 0 || seg.Frg() != 0) {
+// ackTS is the ts of an ACK, x on the wire, completed against now, the
+// receiver's KCP clock: the latest value not after now + ackTSSlack whose
+// low 16 bits are x. An ACK echoes a ts of the receiver's own clock, so
+// this is exact while the round trip is below 2^16 − ackTSSlack ms.
+func ackTS(now uint32, x uint16) uint32 {
+	top := now + ackTSSlack
+	return top - uint32(uint16(top)-x)
+}
+
+// recordHeaderSize is the size of the record header for seg, given
+// whether it carries U and whether it is the frame's last record; ok is
+// false when seg cannot be a record.
+func recordHeaderSize(seg Segment, withU, last bool) (n int, flags byte, ok bool) {
+	c, frg, size := seg[4], seg[5], binary.LittleEndian.Uint32(seg[20:24])
+	cmd := c - CmdPush
+	if cmd > recordCmdMask || size > 0xffff || c != CmdPush && (size != 0 || frg != 0) {
 		return 0, 0, false
 	}
-	n, flags = 1+4+2, cmd
-	if first || uint16(seg.Una()) != una || seg.Wnd() != wnd {
+	n, flags = 1+2+2, cmd
+	if withU {
 		n, flags = n+4, flags|RecordFlagU
 	}
 	if !last {
 		n, flags = n+2, flags|RecordFlagL
 	}
-	if seg.Frg() != 0 {
+	if frg != 0 {
 		n, flags = n+1, flags|RecordFlagF
 	}
 	return n, flags, true
 }
 
+// needsU reports whether seg, a record after the first, carries U: it
+// changes the previous record's una or wnd, or it is a window probe or
+// answer, whose wnd a receiver must find in the record itself.
+func needsU(seg Segment, una uint32, wnd uint16) bool {
+	return uint16(seg.Una()) != uint16(una) || seg.Wnd() != wnd || seg[4] >= CmdWask
+}
+
 // CompactSize returns the size of segs, kcp-go segments, as a record
-// frame. ok is false when segs is empty or not a sequence of whole
-// segments that records can carry (kcp-go never produces one).
+// frame whose first record carries U (Compact). ok is false when segs is
+// empty or not a sequence of whole segments that records can carry
+// (kcp-go never produces one).
 func CompactSize(segs []byte) (n int, ok bool) {
-	var una, wnd uint16
+	var una uint32
+	var wnd uint16
 	first := true
 	for p := segs; len(p) > 0; {
 		seg, rest, cut := NextSegment(p)
 		if !cut {
 			return 0, false
 		}
-		h, _, good := recordHeaderSize(seg, first, len(rest) == 0, una, wnd)
+		h, _, good := recordHeaderSize(seg, first || needsU(seg, una, wnd), len(rest) == 0)
 		if !good {
 			return 0, false
 		}
 		n += h + len(seg.Data())
-		una, wnd, first, p = uint16(seg.Una()), seg.Wnd(), false, rest
+		una, wnd, first, p = seg.Una(), seg.Wnd(), false, rest
 	}
 	return n, !first
 }
 
 // Compact rewrites segs, kcp-go segments, in place into a record frame
-// that ends where segs ends, and returns it (a suffix of segs). The last
-// segment's data does not move, so the common frame of one data segment
-// costs a header write and no copy; the data of earlier segments moves
-// toward the end. ok is false, and segs is left unchanged, when
-// CompactSize would fail or segs holds more than maxRecords segments.
+// that ends where segs ends, and returns it (a suffix of segs); its first
+// record carries U. The last segment's data does not move, so the common
+// frame of one data segment costs a header write and no copy; the data of
+// earlier segments moves toward the end. ok is false, and segs is left
+// unchanged, when CompactSize would fail or segs holds more than
+// maxRecords segments.
 func Compact(segs []byte) (frame []byte, ok bool) {
-	frame, _, ok = CompactFit(segs, len(segs))
+	frame, _, ok = CompactFit(segs, len(segs), nil)
 	return frame, ok
 }
 
 // CompactFit is Compact when the record frame takes at most room bytes:
-// size is what it takes (CompactSize), and frame is nil, segs unchanged,
-// when that is more than room. One pass over the headers decides and
-// sizes, the second writes.
-func CompactFit(segs []byte, room int) (frame []byte, size int, ok bool) {
+// size is what it takes, and frame is nil, segs unchanged, when that is
+// more than room. One pass over the headers decides and sizes, the second
+// writes.
+//
+// With st, the frame's first record leaves out U when st.omitU allows it
+// and the frame carries no ACK, WASK or WINS record (the Go
+// implementation's rule: every frame that acknowledges or answers a probe
+// states una and wnd); once the frame is written, st holds its last
+// record's una and wnd. Without st the first record always carries U.
+func CompactFit(segs []byte, room int, st *Sticky) (frame []byte, size int, ok bool) {
 	var offs [maxRecords]uint16
 	var hdrs [maxRecords]uint8
 	var flags [maxRecords]byte
-	var una, wnd uint16
-	k, size := 0, 0
+	var una uint32
+	var wnd uint16
+	k, size, ctl := 0, 0, false
 	if len(segs) > 0xffff {
 		return nil, 0, false
 	}
@@ -142,16 +203,28 @@ func CompactFit(segs []byte, room int) (frame []byte, size int, ok bool) {
 		if !cut || k == maxRecords {
 			return nil, 0, false
 		}
-		h, f, good := recordHeaderSize(seg, k == 0, len(rest) == 0, una, wnd)
+		var withU bool
+		if k == 0 {
+			withU = !st.omitU(seg)
+		} else {
+			withU = needsU(seg, una, wnd)
+		}
+		h, f, good := recordHeaderSize(seg, withU, len(rest) == 0)
 		if !good {
 			return nil, 0, false
 		}
+		ctl = ctl || f&recordCmdMask != 0
 		offs[k], hdrs[k], flags[k] = uint16(len(segs)-len(p)), uint8(h), f
 		size += h + len(seg.Data())
-		una, wnd, p = uint16(seg.Una()), seg.Wnd(), rest
+		una, wnd, p = seg.Una(), seg.Wnd(), rest
 	}
 	if k == 0 {
 		return nil, 0, false
+	}
+	if ctl && flags[0]&RecordFlagU == 0 {
+		flags[0] |= RecordFlagU
+		hdrs[0] += 4
+		size += 4
 	}
 	if size > room {
 		return nil, size, true
@@ -169,6 +242,9 @@ func CompactFit(segs []byte, room int) (frame []byte, size int, ok bool) {
 		putRecordHeader(segs[at:], flags[i], sUna, sWnd, ts, sn, frg, n)
 		end = at
 	}
+	if st != nil {
+		st.Una, st.Wnd, st.Valid = una, wnd, true
+	}
 	return segs[end:], size, true
 }
 
@@ -181,9 +257,9 @@ func putRecordHeader(b []byte, flags byte, una uint32, wnd uint16, ts, sn uint32
 		binary.LittleEndian.PutUint16(b[i+2:], wnd)
 		i += 4
 	}
-	binary.LittleEndian.PutUint32(b[i:], ts)
-	binary.LittleEndian.PutUint16(b[i+4:], uint16(sn))
-	i += 6
+	binary.LittleEndian.PutUint16(b[i:], uint16(ts))
+	binary.LittleEndian.PutUint16(b[i+2:], uint16(sn))
+	i += 4
 	if flags&RecordFlagF != 0 {
 		b[i] = frg
 		i++
@@ -198,7 +274,7 @@ type record struct {
 	cmd      byte
 	una, sn  uint16
 	wnd      uint16
-	ts       uint32
+	ts       uint16
 	frg      byte
 	hdr, n   int // header and data size
 	hasU     bool
@@ -206,8 +282,8 @@ type record struct {
 }
 
 // nextRecord parses the record at the start of p; una and wnd are the
-// previous record's (first: none, U required).
-func nextRecord(p []byte, first bool, una, wnd uint16) (r record) {
+// previous record's (first: the values the receiver holds).
+func nextRecord(p []byte, una, wnd uint16) (r record) {
 	if len(p) < 1 {
 		return r
 	}
@@ -217,7 +293,7 @@ func nextRecord(p []byte, first bool, una, wnd uint16) (r record) {
 	}
 	r.cmd = CmdPush + a&recordCmdMask
 	r.hasU = a&RecordFlagU != 0
-	need := 1 + 6
+	need := 1 + 4
 	if r.hasU {
 		need += 4
 	}
@@ -227,7 +303,7 @@ func nextRecord(p []byte, first bool, una, wnd uint16) (r record) {
 	if a&RecordFlagL != 0 {
 		need += 2
 	}
-	if len(p) < need || first && !r.hasU {
+	if len(p) < need {
 		return r
 	}
 	i := 1
@@ -237,9 +313,9 @@ func nextRecord(p []byte, first bool, una, wnd uint16) (r record) {
 		r.wnd = binary.LittleEndian.Uint16(p[3:])
 		i = 5
 	}
-	r.ts = binary.LittleEndian.Uint32(p[i:])
-	r.sn = binary.LittleEndian.Uint16(p[i+4:])
-	i += 6
+	r.ts = binary.LittleEndian.Uint16(p[i:])
+	r.sn = binary.LittleEndian.Uint16(p[i+2:])
+	i += 4
 	if a&RecordFlagF != 0 {
 		r.frg = p[i]
 		i++
@@ -266,14 +342,14 @@ func nextRecord(p []byte, first bool, una, wnd uint16) (r record) {
 // b.
 func putSegment(b []byte, r *record, ref *Refs) {
 	_ = b[SegmentHeaderSize-1]
-	sn := nearest(ref.RcvNxt, r.sn)
+	sn, ts := nearest(ref.RcvNxt, r.sn), uint32(r.ts)
 	if r.cmd == CmdAck {
-		sn = nearest(ref.SndUna, r.sn)
+		sn, ts = nearest(ref.SndUna, r.sn), ackTS(ref.Now, r.ts)
 	}
 	binary.LittleEndian.PutUint32(b[0:4], ref.Conv)
 	b[4], b[5] = r.cmd, r.frg
 	binary.LittleEndian.PutUint16(b[6:8], r.wnd)
-	binary.LittleEndian.PutUint32(b[8:12], r.ts)
+	binary.LittleEndian.PutUint32(b[8:12], ts)
 	binary.LittleEndian.PutUint32(b[12:16], sn)
 	binary.LittleEndian.PutUint32(b[16:20], nearest(ref.SndUna, r.una))
 	binary.LittleEndian.PutUint32(b[20:24], uint32(r.n))
@@ -283,10 +359,10 @@ func putSegment(b []byte, r *record, ref *Refs) {
 // against ref, to dst. A malformed record ends the frame: segs holds the
 // records before it and ok is false (an empty body is malformed too).
 func Expand(dst, body []byte, ref Refs) (segs []byte, ok bool) {
-	var una, wnd uint16
+	una, wnd := uint16(ref.SndUna), ref.Wnd
 	start := len(dst)
-	for p, first := body, true; len(p) > 0; first = false {
-		r := nextRecord(p, first, una, wnd)
+	for p := body; len(p) > 0; {
+		r := nextRecord(p, una, wnd)
 		if !r.complete {
 			return dst[start:], false
 		}
@@ -309,7 +385,7 @@ func Expand(dst, body []byte, ref Refs) (segs []byte, ok bool) {
 // (BenchmarkExpand).
 func ExpandInPlace(buf []byte, off int, ref Refs) (segs []byte, ok, fit bool) {
 	body := buf[off:]
-	r := nextRecord(body, true, 0, 0)
+	r := nextRecord(body, uint16(ref.SndUna), ref.Wnd)
 	if !r.complete || r.hdr+r.n != len(body) {
 		return nil, false, false
 	}

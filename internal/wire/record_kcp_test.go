@@ -3,6 +3,7 @@ package wire_test
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	kcp "github.com/xtaci/kcp-go/v5"
@@ -69,21 +70,40 @@ func newKCPPair(conv uint32, mtu int) *kcpPair {
 
 // TestRecordKCPOutput: the frames kcp-go really produces (data of every
 // size, fragments, several segments per frame, ACK runs, window probes)
-// compact and expand back byte for byte, against the receiving KCP's
-// state, and the receiving KCP delivers the messages.
+// compact (leaving U out where the sender's Sticky allows) and expand
+// back byte for byte, against the receiving KCP's state and clock (a
+// PUSH's ts to its 16 bits), and the receiving KCP delivers the messages.
 func TestRecordKCPOutput(t *testing.T) {
 	const conv = 0x5eed
 	p := newKCPPair(conv, 1400)
 	var sndUnaA, sndUnaB uint32 // what each side knows of its peer's una
 	var rcvA, rcvB uint32       // the next sn each side expects
-	frames := 0
-	relay := func(pkts [][]byte, to *kcp.KCP, rcvNxt *uint32, sndUna *uint32) {
+	wndA, wndB := uint16(kcp.IKCP_WND_RCV), uint16(kcp.IKCP_WND_RCV)
+	var stA, stB wire.Sticky // what each side's peer holds of its una and wnd
+	frames, withoutU := 0, 0
+	relay := func(pkts [][]byte, to *kcp.KCP, st *wire.Sticky, rcvNxt, sndUna *uint32, wnd *uint16) {
 		for _, seg := range pkts {
-			frame := compactCopy(t, seg)
-			require.Less(t, len(frame), len(seg)-wire.RecordSaving+1)
-			got, ok := expandBoth(t, frame, wire.Refs{Conv: conv, RcvNxt: *rcvNxt, SndUna: *sndUna})
+			n, ok := wire.CompactSize(seg)
 			require.True(t, ok)
-			require.Equal(t, seg, got)
+			frame, size, ok := wire.CompactFit(bytes.Clone(seg), n, st)
+			require.True(t, ok)
+			require.LessOrEqual(t, size, n)
+			require.Less(t, len(frame), len(seg)-wire.RecordSaving+1)
+			if frame[0]&wire.RecordFlagU == 0 {
+				withoutU++
+			}
+			got, ok := expandBoth(t, bytes.Clone(frame), wire.Refs{Conv: conv, RcvNxt: *rcvNxt, SndUna: *sndUna, Wnd: *wnd, Now: kcpx.Ms(time.Now())})
+			require.True(t, ok)
+			// A PUSH's ts arrives as its 16 bits; an ACK's exactly.
+			want := bytes.Clone(seg)
+			for q := want; len(q) > 0; {
+				s, rest, _ := wire.NextSegment(q)
+				if s.Cmd() != wire.CmdAck {
+					s.SetTs(uint32(uint16(s.Ts())))
+				}
+				q = rest
+			}
+			require.Equal(t, want, got)
 			require.Zero(t, to.Input(got, kcp.IKCP_PACKET_REGULAR, false))
 			frames++
 			for q := got; len(q) > 0; {
@@ -91,6 +111,7 @@ func TestRecordKCPOutput(t *testing.T) {
 				if int32(s.Una()-*sndUna) > 0 {
 					*sndUna = s.Una()
 				}
+				*wnd = s.Wnd()
 				if s.Cmd() == wire.CmdPush && s.Sn() == *rcvNxt {
 					*rcvNxt = s.Sn() + 1 // in order here: no loss
 				}
@@ -110,12 +131,12 @@ func TestRecordKCPOutput(t *testing.T) {
 		p.f.Flush(p.b, kcp.IKCP_FLUSH_FULL)
 		a, b := p.outA, p.outB
 		p.outA, p.outB = nil, nil
-		relay(a, p.b, &rcvB, &sndUnaB)
-		relay(b, p.a, &rcvA, &sndUnaA)
+		relay(a, p.b, &stA, &rcvB, &sndUnaB, &wndB)
+		relay(b, p.a, &stB, &rcvA, &sndUnaA, &wndA)
 		p.f.Flush(p.b, kcp.IKCP_FLUSH_FULL) // the ACKs
 		b = p.outB
 		p.outB = nil
-		relay(b, p.a, &rcvA, &sndUnaA)
+		relay(b, p.a, &stB, &rcvA, &sndUnaA, &wndA)
 	}
 	buf := make([]byte, 1<<16)
 	for _, want := range sent {
@@ -123,4 +144,6 @@ func TestRecordKCPOutput(t *testing.T) {
 		require.Equal(t, want, buf[:n])
 	}
 	require.Greater(t, frames, 400)
+	require.Greater(t, withoutU, 100, "frames of data alone leave una and wnd out")
+	t.Logf("%d frames, %d without U", frames, withoutU)
 }

@@ -75,6 +75,12 @@ func liveServer(t testing.TB, clients, msgs int) *uxp.Server {
 		srv.RangeConns(func(c *uxp.Conn) bool { ok = ok && c.Stats().RTT > 0; return true })
 		return ok
 	}, 10*time.Second, 10*time.Millisecond)
+	// A client has read every echo before the server has the ACKs of the
+	// last ones (the client may hold an ACK for its ACK delay): the
+	// latency samples are taken then.
+	require.Eventually(t, func() bool {
+		return srv.Stats().Latency.Count == uint64(clients*msgs)
+	}, 10*time.Second, 5*time.Millisecond, "every echo acknowledged")
 	return srv
 }
 

@@ -30,10 +30,12 @@ func (ls *Lanes) Timers(now time.Time, budget int) {
 		if l.arq == nil {
 			continue
 		}
-		if _, _, tick := ls.sendWork(l); (l.ackPending && !held() || tick) && ls.due(l.arq.Check()) {
+		if _, _, tick := ls.sendWork(l); (l.ackPending && !held() || tick) && ls.sh.KCP.CheckDue(l.arq) {
 			// Update flushes everything on KCP's interval tick. Check may
 			// also be due for a retransmission before that tick, when
-			// Update does nothing: that is handled below.
+			// Update does nothing: that is handled below. CheckDue, not
+			// due: Check answers on KCP's clock, which may be ahead of
+			// Ms(now) (kcpx CheckDue).
 			ls.update(l)
 			if l.ackPending && ls.flushKCP(l, kcp.IKCP_FLUSH_ACKONLY) {
 				l.ackPending = false
@@ -84,9 +86,10 @@ func (ls *Lanes) heldOnce(now time.Time) func() bool {
 }
 
 // due reports whether KCP time ms has come at the current call's time.
-// KCP's Check answers its own clock read at the call, which may be ahead
-// of the event's by the time the event has run so far: a timer that fell
-// due in between waits for the next wake (Deadline: a millisecond).
+// For fixed times (a segment's retransmission time): one that falls due
+// after the event began waits for the next wake (Deadline: a
+// millisecond). Not for Check's answer, which follows KCP's own clock
+// when work is due (kcpx CheckDue).
 func (ls *Lanes) due(ms uint32) bool { return int32(ms-ls.kcpMs()) <= 0 }
 
 // Deadline is the earliest lane timer at now: a KCP clock, an expiry, a

@@ -43,3 +43,25 @@ func TestMs(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckDue: CheckDue compares Check's answer with KCP's own clock. A
+// KCP never updated answers the clock's reading (due); after its interval
+// tick it answers the next tick (not due until then). Both on the fast
+// path and on the fallback path. (Compared with Ms(now) of an event's now
+// a millisecond behind KCP's clock, "due now" read as "in a millisecond"
+// at every wake: internal/arq TestTimersKCPClockAhead.)
+func TestCheckDue(t *testing.T) {
+	for _, audited := range [][]string{nil, {}} {
+		synctest.Test(t, func(t *testing.T) {
+			f := NewFactory(Options{Tune: func(k *kcp.KCP) { k.NoDelay(1, 10, 2, 1) }, Audited: audited})
+			k := f.New(1, func([]byte, int) {}, 0)
+			time.Sleep(time.Millisecond)
+			require.True(t, f.CheckDue(k), "never updated: due")
+			require.Equal(t, Now(), k.Check(), "Check answers KCP's clock")
+			k.Update()
+			require.False(t, f.CheckDue(k), "the next tick is an interval away")
+			time.Sleep(10 * time.Millisecond)
+			require.True(t, f.CheckDue(k), "after the interval")
+		})
+	}
+}

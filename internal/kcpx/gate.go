@@ -106,7 +106,8 @@ var clock = kcp.NewKCP(0, func([]byte, int) {})
 
 // Now is kcp-go's millisecond clock, the one KCP.Check answers in, read
 // from the real clock. The reliability layer does not read it: it takes
-// Ms(now) of the time its event began.
+// Ms(now) of the time its event began, and compares Check's answers
+// through CheckDue, which reads this clock.
 func Now() uint32 {
 	if gateErr == nil {
 		return linkedNow()

@@ -166,6 +166,16 @@ func (f *Factory) Flush(k *kcp.KCP, flushType kcp.FlushType) bool {
 	return true
 }
 
+// CheckDue reports whether k's Check time has come: whether KCP's
+// interval tick (Update) has work now. Check answers on KCP's own clock,
+// and when work is due it answers that clock's current reading, so it is
+// compared with the same clock read right after it, not with a time the
+// caller converted (Ms): that conversion may be a millisecond behind
+// KCP's clock (an event that began before KCP's clock ticked; on the
+// fallback path, Ms's reference is up to a millisecond late), and the
+// answer "now" then read as "in a millisecond" at every wake, for ever.
+func (f *Factory) CheckDue(k *kcp.KCP) bool { return int32(k.Check()-Now()) <= 0 }
+
 // clone returns a new KCP for conv and out, made by copying the
 // prototype, or nil when the memory tricks are off.
 func (f *Factory) clone(conv uint32, out func([]byte, int)) *kcp.KCP {

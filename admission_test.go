@@ -150,7 +150,14 @@ func TestMaxSessionsPerSource(t *testing.T) {
 func TestCGNATBurst(t *testing.T) {
 	n := 1024
 	if raceEnabled {
-		n = 700 // still beyond the old burst+5s*rate; the race detector is slow
+		// The race detector's own runtime (ThreadSanitizer) sometimes
+		// aborts with "CHECK failed: ... kEpochLast" while 700 clients'
+		// goroutines start at once (2 of 7 -race runs of the package on
+		// one machine, under load); it is not a report about our code.
+		// Under -race this test checks the handshake path for races with
+		// fewer clients; .ci/run runs it without -race too, with all
+		// 1,024, beyond the old per-source burst plus 5 s of its rate.
+		n = 256
 	}
 	for _, forced := range []bool{false, true} {
 		t.Run(map[bool]string{false: "natural", true: "forced load"}[forced], func(t *testing.T) {

@@ -599,7 +599,7 @@ func (c *Config) resolve() (*settings, error) {
 // and KCP's own segment header.
 func (s *settings) mss() int { return s.mssAt(s.mtu) }
 
-// mssAt, frameRoomAt and kcpMTUAt are mss, frameRoom and kcpMTU for a
+// mssAt and frameRoomAt are mss and frameRoom for a
 // session whose packet size is mtu (the smaller of the two sides', see
 // negotiate.go), with the FEC room reserved whenever this side is
 // configured for FEC: the smallest sizes a session of this configuration
@@ -665,9 +665,8 @@ func frameRoomSized(mtu int, fecRoom bool) int {
 // own (arq.Config.TuneMTU).
 func (s *settings) kcpMTU() int { return s.kcpMTUSized(s.mtu, s.fecFixed()) }
 
-func (s *settings) kcpMTUAt(mtu int) int { return s.kcpMTUSized(mtu, s.fecConfigured()) }
-
-// kcpMTUSized is kcpMTUAt with the FEC room reserved when fecRoom is set.
+// kcpMTUSized is the KCP MTU at packet size mtu, with the FEC room
+// reserved when fecRoom is set.
 func (s *settings) kcpMTUSized(mtu int, fecRoom bool) int {
 	if len(s.lanes) > 1 {
 		return kcpMTUFor(frameRoomSized(mtu, fecRoom) - laneIDSize)

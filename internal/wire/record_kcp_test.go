@@ -12,18 +12,6 @@ import (
 	"github.com/uxp-go/uxp/internal/wire"
 )
 
-// compactCopy compacts a copy of segs (Compact works in place) and checks
-// CompactSize agrees.
-func compactCopy(t testing.TB, segs []byte) []byte {
-	t.Helper()
-	n, ok := wire.CompactSize(segs)
-	require.True(t, ok)
-	frame, ok := wire.Compact(bytes.Clone(segs))
-	require.True(t, ok)
-	require.Len(t, frame, n)
-	return bytes.Clone(frame)
-}
-
 // expandBoth expands frame with Expand and with ExpandInPlace and checks
 // they agree.
 func expandBoth(t testing.TB, frame []byte, ref wire.Refs) ([]byte, bool) {

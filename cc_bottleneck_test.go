@@ -2,6 +2,7 @@ package uxp
 
 import (
 	"context"
+	"net"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -18,33 +19,50 @@ import (
 // only), with random loss in both directions. Run inside a synctest
 // bubble.
 type stepRig struct {
-	bc  *netsim.BottleneckConn
-	srv *StreamConn
-	got atomic.Int64
+	bc       *netsim.BottleneckConn
+	srv, cli *StreamConn
+	got      atomic.Int64
 }
 
 func newStepRig(t *testing.T, seed uint64, write int, loss float64, bcfg netsim.BottleneckConfig, cfg Config) *stepRig {
 	t.Helper()
+	path := netsim.Impairment{Delay: bcfg.Delay, Loss: loss} // the ACKs' direction; loss both ways
+	bcfg.Delay = 0
+	return newBulkRig(t, seed, write, path, nil, bcfg, cfg)
+}
+
+// newBulkRig builds a stepRig: the network's default impairment is path;
+// edge, if not nil, is added at both endpoints' sockets, on the server's
+// before its bottleneck's queue (where the bench's router drops).
+func newBulkRig(t *testing.T, seed uint64, write int, path netsim.Impairment, edge *netsim.Impairment, bcfg netsim.BottleneckConfig, cfg Config) *stepRig {
+	t.Helper()
 	nw := netsim.NewNetwork(seed)
 	t.Cleanup(func() { nw.Close() })
-	nw.SetDefault(netsim.Impairment{Delay: bcfg.Delay, Loss: loss}) // the ACKs' direction; loss both ways
-	bcfg.Delay = 0
+	nw.SetDefault(path)
 	kp := testKeys(t)
 	spc, err := nw.Listen("10.0.0.1:4000")
 	require.NoError(t, err)
 	r := &stepRig{bc: netsim.NewBottleneckConn(spc, bcfg)}
+	var srvPC net.PacketConn = r.bc
+	if edge != nil {
+		srvPC = netsim.Wrap(r.bc, *edge, seed+1)
+	}
 	scfg := cfg
 	scfg.PrivateKey = kp.Private
-	ln, err := Listen(r.bc, &scfg)
+	ln, err := Listen(srvPC, &scfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { ln.Close() })
 	cpc, err := nw.Listen("10.0.1.1:5000")
 	require.NoError(t, err)
+	var cliPC net.PacketConn = cpc
+	if edge != nil {
+		cliPC = netsim.Wrap(cpc, *edge, seed+2)
+	}
 	ccfg := cfg
 	ccfg.ServerPublicKey = kp.Public
-	cli, err := DialConnOver(context.Background(), cpc, spc.LocalAddr(), &ccfg)
+	r.cli, err = DialConnOver(context.Background(), cliPC, spc.LocalAddr(), &ccfg)
 	require.NoError(t, err)
-	t.Cleanup(func() { cli.Close() })
+	t.Cleanup(func() { r.cli.Close() })
 	srv, err := ln.Accept()
 	require.NoError(t, err)
 	t.Cleanup(func() { srv.Close() })
@@ -52,7 +70,7 @@ func newStepRig(t *testing.T, seed uint64, write int, loss float64, bcfg netsim.
 	go func() {
 		buf := make([]byte, 64<<10)
 		for {
-			k, err := cli.Read(buf)
+			k, err := r.cli.Read(buf)
 			r.got.Add(int64(k))
 			if err != nil {
 				return
@@ -62,7 +80,7 @@ func newStepRig(t *testing.T, seed uint64, write int, loss float64, bcfg netsim.
 	go func() {
 		chunk := testMessage(1, write)
 		for {
-			if _, err := srv.Write(chunk); err != nil {
+			if _, err := r.srv.Write(chunk); err != nil {
 				return
 			}
 		}

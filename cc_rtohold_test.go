@@ -13,61 +13,15 @@ import (
 	"github.com/uxp-go/uxp/internal/netsim"
 )
 
-// lossQueueRig is the bench's bottleneck-loss path in netsim: one bulk
-// stream from a server to a client through a bottleneck, with random loss
-// on the data's way before the bottleneck's queue (the bench drops in the
-// router's forward hook, before its tbf), random loss on the ACKs' way,
-// and a small delay each way. Run inside a synctest bubble.
-type lossQueueRig struct {
-	bc       *netsim.BottleneckConn
-	srv, cli *StreamConn
-	got      atomic.Int64
-}
-
-func newLossQueueRig(t *testing.T, seed uint64, loss float64, delay time.Duration, bcfg netsim.BottleneckConfig, cfg Config) *lossQueueRig {
+// newLossQueueRig is the bench's bottleneck-loss path in netsim: one bulk
+// stream of 16 KiB writes from a server to a client through a bottleneck,
+// with random loss on the data's way before the bottleneck's queue (the
+// bench drops in the router's forward hook, before its tbf), random loss
+// on the ACKs' way, and a small delay each way. Run inside a synctest
+// bubble.
+func newLossQueueRig(t *testing.T, seed uint64, loss float64, delay time.Duration, bcfg netsim.BottleneckConfig, cfg Config) *stepRig {
 	t.Helper()
-	nw := netsim.NewNetwork(seed)
-	t.Cleanup(func() { nw.Close() })
-	nw.SetDefault(netsim.Impairment{Delay: delay})
-	kp := testKeys(t)
-	spc, err := nw.Listen("10.0.0.1:4000")
-	require.NoError(t, err)
-	r := &lossQueueRig{bc: netsim.NewBottleneckConn(spc, bcfg)}
-	scfg := cfg
-	scfg.PrivateKey = kp.Private
-	ln, err := Listen(netsim.Wrap(r.bc, netsim.Impairment{Loss: loss}, seed+1), &scfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	cpc, err := nw.Listen("10.0.1.1:5000")
-	require.NoError(t, err)
-	ccfg := cfg
-	ccfg.ServerPublicKey = kp.Public
-	r.cli, err = DialConnOver(context.Background(), netsim.Wrap(cpc, netsim.Impairment{Loss: loss}, seed+2), spc.LocalAddr(), &ccfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { r.cli.Close() })
-	srv, err := ln.Accept()
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Close() })
-	r.srv = srv.(*StreamConn)
-	go func() {
-		buf := make([]byte, 64<<10)
-		for {
-			k, err := r.cli.Read(buf)
-			r.got.Add(int64(k))
-			if err != nil {
-				return
-			}
-		}
-	}()
-	go func() {
-		chunk := testMessage(1, 16<<10)
-		for {
-			if _, err := srv.Write(chunk); err != nil {
-				return
-			}
-		}
-	}()
-	return r
+	return newBulkRig(t, seed, 16<<10, netsim.Impairment{Delay: delay}, &netsim.Impairment{Loss: loss}, bcfg, cfg)
 }
 
 // rateDips is a schedule that drops the link to a tenth of rate for 40 ms
